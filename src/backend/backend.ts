@@ -1,0 +1,182 @@
+// The kernel contract. Every backend implements exactly this; nothing above src/backend/ knows
+// which one it talks to. Kernels take storages and plain numbers, allocate nothing themselves and
+// write into the `out` storages they are given. All index arithmetic is in elements, not bytes.
+
+export type DType = 'f32' | 'i32';
+
+/** An opaque device allocation of `length` 4-byte elements. */
+export interface Storage {
+  readonly length: number;
+  readonly dtype: DType;
+}
+
+export type UnaryOp =
+  | 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'abs' | 'relu' | 'gelu' | 'tanh' | 'sigmoid'
+  | 'pow'    // x^a
+  | 'affine' // a*x + b
+  | 'clamp'  // min(max(x, a), b)
+  | 'square'
+  | 'recip';
+
+export type BinaryOp =
+  | 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min' | 'pow'
+  | 'gt' | 'ge' | 'lt' | 'le' | 'eq'; // comparisons write 1 or 0
+
+export type ReduceOp = 'sum' | 'max' | 'min' | 'sumsq';
+
+/** The codes both kernel languages use for the ops above (WGSL override constants, AS switch). */
+export const UNARY_CODES: Record<UnaryOp, number> = {
+  neg: 0, exp: 1, log: 2, sqrt: 3, rsqrt: 4, abs: 5, relu: 6, gelu: 7, tanh: 8, sigmoid: 9,
+  pow: 10, affine: 11, clamp: 12, square: 13, recip: 14,
+};
+export const BINARY_CODES: Record<BinaryOp, number> = {
+  add: 0, sub: 1, mul: 2, div: 3, max: 4, min: 5, pow: 6, gt: 7, ge: 8, lt: 9, le: 10, eq: 11,
+};
+export const REDUCE_CODES: Record<ReduceOp, number> = { sum: 0, max: 1, min: 2, sumsq: 3 };
+
+/** Highest rank the strided kernels (binary, where, copyStrided) accept. */
+export const MAX_RANK = 6;
+
+export interface MatmulParams {
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  /** A is stored [k, m] instead of [m, k]. */
+  transA: boolean;
+  /** B is stored [n, k] instead of [k, n]. */
+  transB: boolean;
+  /** Element stride between consecutive batch matrices; 0 broadcasts one matrix over the batch. */
+  strideA: number;
+  strideB: number;
+  /** Optional bias of length n added to every row, then the activation. */
+  bias: Storage | null;
+  activation: 'none' | 'gelu';
+  /** Accumulate into out (out += A·B) instead of overwriting; bias/activation must be off. */
+  accumulate: boolean;
+}
+
+export interface Conv2dParams {
+  batch: number;
+  channels: number;
+  height: number;
+  width: number;
+  kernelH: number;
+  kernelW: number;
+  strideH: number;
+  strideW: number;
+  padH: number;
+  padW: number;
+  outH: number;
+  outW: number;
+}
+
+export interface AdamWParams {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1-based step count, for bias correction. */
+  step: number;
+}
+
+export type RandomDist = 'uniform' | 'normal' | 'bernoulli';
+export const RANDOM_CODES: Record<RandomDist, number> = { uniform: 0, normal: 1, bernoulli: 2 };
+
+export interface MemoryStats {
+  /** Storages allocated and not yet freed. */
+  liveBuffers: number;
+  /** Bytes held by live storages. */
+  liveBytes: number;
+  /** Bytes sitting in the pool, ready for reuse. */
+  pooledBytes: number;
+}
+
+export interface Backend {
+  readonly kind: 'wasm' | 'webgpu';
+  /** Human-readable description: build, threads, adapter. Tests print it. */
+  readonly description: string;
+
+  alloc(length: number, dtype: DType): Storage;
+  free(s: Storage): void;
+  upload(s: Storage, data: Float32Array | Int32Array): void;
+  download(s: Storage): Promise<Float32Array | Int32Array>;
+  /** Waits until all enqueued work has finished (and surfaces any deferred device error). */
+  sync(): Promise<void>;
+  memory(): MemoryStats;
+  /** Releases workers / the device. The backend is unusable afterwards. */
+  destroy(): void;
+
+  // elementwise (assembly/elementwise.ts, wgsl/elementwise.wgsl)
+  fill(out: Storage, n: number, value: number): void;
+  unary(op: UnaryOp, x: Storage, out: Storage, n: number, a: number, b: number): void;
+  /** dx = dy * f'(x); y = f(x) is given for ops whose derivative is cheaper from it. */
+  unaryGrad(op: UnaryOp, x: Storage, y: Storage, dy: Storage, dx: Storage, n: number, a: number, b: number): void;
+  /** out[idx] = a[idx·aStrides] op b[idx·bStrides] over `shape`; stride 0 broadcasts. */
+  binary(op: BinaryOp, a: Storage, b: Storage, out: Storage, shape: number[], aStrides: number[], bStrides: number[]): void;
+  /** out = cond != 0 ? a : b, strided like binary. */
+  where(cond: Storage, a: Storage, b: Storage, out: Storage, shape: number[], cStrides: number[], aStrides: number[], bStrides: number[]): void;
+
+  // matmul (assembly/matmul.ts, wgsl/matmul.wgsl); out is [batch, m, n] contiguous
+  matmul(a: Storage, b: Storage, out: Storage, p: MatmulParams): void;
+
+  // reduce (assembly/reduce.ts, wgsl/reduce.wgsl): x viewed as [outer, len, inner] → out [outer, inner]
+  reduce(op: ReduceOp, x: Storage, out: Storage, outer: number, len: number, inner: number): void;
+  /** Index (i32) of the first max/min along len. */
+  argReduce(op: 'max' | 'min', x: Storage, out: Storage, outer: number, len: number, inner: number): void;
+
+  // softmax (assembly/softmax.ts, wgsl/softmax.wgsl) over the last axis of [rows, cols]
+  softmax(x: Storage, out: Storage, rows: number, cols: number, log: boolean): void;
+  softmaxGrad(y: Storage, dy: Storage, dx: Storage, rows: number, cols: number, log: boolean): void;
+
+  // norm (assembly/norm.ts, wgsl/norm.wgsl): layer norm over the last axis of [rows, cols]
+  layerNorm(x: Storage, gamma: Storage | null, beta: Storage | null, out: Storage, mean: Storage, rstd: Storage,
+    rows: number, cols: number, eps: number): void;
+  /** dgamma/dbeta are overwritten (not accumulated). */
+  layerNormGrad(x: Storage, gamma: Storage | null, mean: Storage, rstd: Storage, dy: Storage, dx: Storage,
+    dgamma: Storage | null, dbeta: Storage | null, rows: number, cols: number): void;
+
+  // layout (assembly/layout.ts, wgsl/layout.wgsl)
+  /** dst[dstOffset + idx·dstStrides] = src[srcOffset + idx·srcStrides] for idx over shape. */
+  copyStrided(src: Storage, dst: Storage, shape: number[], srcOffset: number, srcStrides: number[],
+    dstOffset: number, dstStrides: number[]): void;
+  /** out[i, :] = x[idx[i], :]; idx is i32. */
+  gatherRows(x: Storage, idx: Storage, out: Storage, nIdx: number, cols: number): void;
+  /** dx[r, :] = Σ_{i: idx[i] = r} dy[i, :], in index order (deterministic); dx is overwritten. */
+  scatterAddRows(dy: Storage, idx: Storage, dx: Storage, nIdx: number, rows: number, cols: number): void;
+
+  // neighbours (assembly/neighbours.ts, wgsl/neighbours.wgsl)
+  /** For each row i of x [m, d]: max_j <x_i, y_j> over rows j of y [k, d] and its index (first on
+   *  ties); j = i skipped when excludeSelf. Never materialises m × k. */
+  nearestNeighbor(x: Storage, y: Storage, outVal: Storage, outIdx: Storage, m: number, k: number, d: number,
+    excludeSelf: boolean): void;
+  /** The k largest of each row of [rows, cols], descending, lowest index first on ties. */
+  topk(x: Storage, outVal: Storage, outIdx: Storage, rows: number, cols: number, k: number): void;
+
+  // conv (assembly/conv.ts, wgsl/conv.wgsl); images NCHW
+  /** out [batch, outH·outW, channels·kernelH·kernelW]; padding reads zero. */
+  im2col(x: Storage, out: Storage, p: Conv2dParams): void;
+  /** Adjoint of im2col: dx overwritten with the sum of every column entry that read it. */
+  col2im(col: Storage, dx: Storage, p: Conv2dParams): void;
+  /** out [batch, channels, outH, outW]; argmax (i32, input flat index within the image plane) for max. */
+  pool2d(op: 'max' | 'avg', x: Storage, out: Storage, argmax: Storage | null, p: Conv2dParams): void;
+  pool2dGrad(op: 'max' | 'avg', dy: Storage, argmax: Storage | null, dx: Storage, p: Conv2dParams): void;
+
+  // random (assembly/random.ts, wgsl/random.wgsl): element i uses counter (offset + i) with the key
+  /** uniform: [a, b); normal: mean a, std b; bernoulli: 1 with probability a. */
+  random(dist: RandomDist, out: Storage, n: number, seed: number, offset: number, a: number, b: number): void;
+
+  // optim (assembly/optim.ts, wgsl/optim.wgsl)
+  /** In place on param, m, v (decoupled weight decay, bias-corrected moments). */
+  adamw(param: Storage, grad: Storage, m: Storage, v: Storage, n: number, p: AdamWParams): void;
+  /** target = momentum·target + (1 − momentum)·source, in place. */
+  ema(target: Storage, source: Storage, n: number, momentum: number): void;
+}
+
+export class BackendError extends Error {
+  constructor(message: string, readonly kernel?: string) {
+    super(kernel ? `${kernel}: ${message}` : message);
+    this.name = 'BackendError';
+  }
+}

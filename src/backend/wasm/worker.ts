@@ -1,0 +1,43 @@
+// A wasm worker: the kernel module instantiated on the shared memory, waiting on the control block
+// for its slice of each parallel kernel call (see WasmRuntime.run).
+import { parentPort, workerData } from 'node:worker_threads';
+import { threadRange } from './runtime.js';
+
+const CTRL_GEN = 0, CTRL_REMAINING = 1, CTRL_FN = 2, CTRL_NARGS = 3, CTRL_TOTAL = 4, CTRL_THREADS = 5,
+  CTRL_STOP = 6, CTRL_ERROR = 7;
+
+const { module, memory, ctrl: sab, fnNames, index } = workerData as {
+  module: WebAssembly.Module; memory: WebAssembly.Memory; ctrl: SharedArrayBuffer; fnNames: string[]; index: number;
+};
+const instance = new WebAssembly.Instance(module, {
+  env: { memory, abort: () => { throw new Error('abort called from wasm'); }, seed: () => 0 },
+});
+const exports = instance.exports as Record<string, (...a: number[]) => void>;
+const fns = fnNames.map((n) => exports[n]);
+const ctrl = new Int32Array(sab, 0, 8);
+const args = new Float64Array(sab, 32, 32);
+parentPort!.postMessage('ready');
+
+let seen = Atomics.load(ctrl, CTRL_GEN);
+for (;;) {
+  let spins = 0;
+  while (Atomics.load(ctrl, CTRL_GEN) === seen) {
+    if (++spins < 20000) continue;
+    Atomics.wait(ctrl, CTRL_GEN, seen, 1000);
+  }
+  seen = Atomics.load(ctrl, CTRL_GEN);
+  if (Atomics.load(ctrl, CTRL_STOP)) break;
+  const threads = ctrl[CTRL_THREADS];
+  if (index < threads) {
+    const n = ctrl[CTRL_NARGS];
+    const a: number[] = [];
+    for (let i = 0; i < n; i++) a.push(args[i]);
+    const [start, end] = threadRange(ctrl[CTRL_TOTAL], threads, index);
+    try {
+      if (end > start) fns[ctrl[CTRL_FN]](...a, start, end);
+    } catch {
+      Atomics.store(ctrl, CTRL_ERROR, 1);
+    }
+  }
+  Atomics.sub(ctrl, CTRL_REMAINING, 1);
+}

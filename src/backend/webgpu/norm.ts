@@ -1,0 +1,9 @@
+// PLACEHOLDER: replaced by the norm family implementation.
+import type { WebGPURuntime } from './runtime.js';
+
+export function layerNorm(_rt: WebGPURuntime, ..._args: unknown[]): void {
+  throw new Error('norm.layerNorm: not implemented yet');
+}
+export function layerNormGrad(_rt: WebGPURuntime, ..._args: unknown[]): void {
+  throw new Error('norm.layerNormGrad: not implemented yet');
+}

@@ -1,0 +1,9 @@
+// PLACEHOLDER: replaced by the optim family implementation.
+import type { WebGPURuntime } from './runtime.js';
+
+export function adamw(_rt: WebGPURuntime, ..._args: unknown[]): void {
+  throw new Error('optim.adamw: not implemented yet');
+}
+export function ema(_rt: WebGPURuntime, ..._args: unknown[]): void {
+  throw new Error('optim.ema: not implemented yet');
+}

@@ -1,0 +1,338 @@
+// The WebGPU runtime: adapter selection (hardware first, Mesa llvmpipe through EGL/GLES when asked
+// for), a size-bucketed buffer pool, a pipeline cache, and a pending command encoder that kernels
+// are encoded into and that is submitted in chunks. Ordering argument for reuse: every write to a
+// buffer is either a command in the encoder or a queue.writeBuffer issued after flushing the
+// encoder, and the queue runs in order, so a freed buffer can go back to the pool at once.
+import { readFileSync } from 'node:fs';
+import { packagePath } from '../../util/paths.js';
+import { BackendError } from '../backend.js';
+
+const UNIFORM_SLOT = 256; // minUniformBufferOffsetAlignment on every adapter we know
+const UNIFORM_SLOTS = 512;
+const MAX_DISPATCHES_PER_SUBMIT = 256;
+
+export interface WebGPUOptions {
+  /** 'hardware' refuses the software adapter; 'software' goes straight to llvmpipe; 'any' tries both. */
+  adapter?: 'hardware' | 'software' | 'any';
+}
+
+export interface GpuStorage {
+  readonly length: number;
+  readonly dtype: 'f32' | 'i32';
+  buffer: GPUBuffer;
+  bytes: number;
+  freed: boolean;
+}
+
+type DawnModule = { create(flags: string[]): GPU; globals: Record<string, unknown> };
+
+let dawn: DawnModule | undefined;
+async function loadDawn(): Promise<DawnModule> {
+  if (dawn) return dawn;
+  try {
+    dawn = (await import('webgpu')) as unknown as DawnModule;
+  } catch (e) {
+    throw new BackendError(`the webgpu npm package (Dawn) could not be loaded: ${(e as Error).message}`);
+  }
+  Object.assign(globalThis, dawn.globals);
+  return dawn;
+}
+
+async function tryAdapter(flags: string[], opts: GPURequestAdapterOptions): Promise<{ gpu: GPU; adapter: GPUAdapter } | null> {
+  const gpu = (await loadDawn()).create(flags);
+  try {
+    const adapter = await gpu.requestAdapter(opts);
+    return adapter ? { gpu, adapter } : null;
+  } catch {
+    return null;
+  }
+}
+
+function isSoftware(info: GPUAdapterInfo): boolean {
+  const s = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.toLowerCase();
+  return /llvmpipe|lavapipe|swiftshader|software|cpu/.test(s);
+}
+
+export function describeAdapter(info: GPUAdapterInfo): string {
+  const parts = [info.vendor, info.architecture, info.device, info.description].filter((s) => s && s.length > 0);
+  return parts.join(' / ') || 'unknown adapter';
+}
+
+/** Finds an adapter: hardware (Dawn's default backend), else llvmpipe through EGL surfaceless. */
+export async function findAdapter(kind: 'hardware' | 'software' | 'any'): Promise<{ gpu: GPU; adapter: GPUAdapter; software: boolean }> {
+  const tried: string[] = [];
+  if (kind !== 'software') {
+    const hw = await tryAdapter([], { powerPreference: 'high-performance' });
+    if (hw && !isSoftware(hw.adapter.info)) return { ...hw, software: false };
+    tried.push(hw ? `default backend gave only a software adapter (${describeAdapter(hw.adapter.info)})` : 'no hardware adapter from the default backend (Vulkan/Metal/D3D12)');
+    if (kind === 'hardware') throw new BackendError(`no hardware WebGPU adapter: ${tried.join('; ')}`);
+  }
+  process.env.EGL_PLATFORM ??= 'surfaceless';
+  process.env.XDG_RUNTIME_DIR ??= '/tmp';
+  const sw = await tryAdapter(['backend=opengles'], { featureLevel: 'compatibility' } as GPURequestAdapterOptions);
+  if (sw) return { ...sw, software: true };
+  tried.push('no OpenGL ES adapter through EGL (install libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri for Mesa llvmpipe)');
+  throw new BackendError(`no WebGPU adapter: ${tried.join('; ')}`);
+}
+
+export class WebGPURuntime {
+  readonly device: GPUDevice;
+  readonly description: string;
+  readonly software: boolean;
+  readonly limits: GPUSupportedLimits;
+  private readonly pool = new Map<number, GPUBuffer[]>();
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly sources = new Map<string, string>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private dispatches = 0;
+  private readonly uniforms: GPUBuffer;
+  private readonly uniformData = new ArrayBuffer(UNIFORM_SLOT * UNIFORM_SLOTS);
+  private uniformSlot = 0;
+  private readonly errors: string[] = [];
+  private lost: string | null = null;
+  liveBuffers = 0;
+  liveBytes = 0;
+  pooledBytes = 0;
+  private destroyed = false;
+  /** The kernel being encoded, so asynchronous device errors can name it. */
+  private lastKernel = '';
+
+  /** Dawn's instance and adapter must stay referenced while the device lives (GC would tear down the instance under it). */
+  private readonly keepAlive: unknown[];
+
+  private constructor(device: GPUDevice, description: string, software: boolean, keepAlive: unknown[]) {
+    this.keepAlive = keepAlive;
+    this.device = device;
+    this.description = description;
+    this.software = software;
+    this.limits = device.limits;
+    this.uniforms = device.createBuffer({
+      label: 'uniform-arena', size: UNIFORM_SLOT * UNIFORM_SLOTS,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    device.addEventListener('uncapturederror', (ev) => {
+      const err = (ev as GPUUncapturedErrorEvent).error;
+      this.errors.push(err.message);
+    });
+    void device.lost.then((info) => {
+      if (!this.destroyed) this.lost = `${info.reason}: ${info.message}`;
+    });
+  }
+
+  static async create(opts: WebGPUOptions = {}): Promise<WebGPURuntime> {
+    const { gpu, adapter, software } = await findAdapter(opts.adapter ?? 'any');
+    const l = adapter.limits;
+    const device = await adapter.requestDevice({
+      label: 'protodino',
+      requiredLimits: {
+        maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+        maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+        maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+        maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
+        maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+        maxBufferSize: l.maxBufferSize,
+        maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+        maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+      },
+    });
+    const desc = `${describeAdapter(adapter.info)}${software ? ' (software, GLES compatibility)' : ''}`;
+    return new WebGPURuntime(device, desc, software, [gpu, adapter]);
+  }
+
+  // ---- buffers ------------------------------------------------------------------------------
+
+  private bucket(bytes: number): number {
+    const b = Math.max(256, Math.ceil(bytes / 4) * 4);
+    const p = 2 ** Math.floor(Math.log2(b));
+    if (p === b) return b;
+    const step = Math.max(256, p / 4);
+    return Math.ceil(b / step) * step;
+  }
+
+  alloc(length: number, dtype: 'f32' | 'i32'): GpuStorage {
+    this.check();
+    const bytes = this.bucket(length * 4);
+    if (bytes > this.limits.maxStorageBufferBindingSize) {
+      throw new BackendError(`out of memory: a tensor of ${length} elements (${bytes} bytes) exceeds this adapter's maxStorageBufferBindingSize of ${this.limits.maxStorageBufferBindingSize} bytes`);
+    }
+    const free = this.pool.get(bytes);
+    let buffer: GPUBuffer;
+    if (free && free.length > 0) {
+      buffer = free.pop()!;
+      this.pooledBytes -= bytes;
+    } else {
+      buffer = this.device.createBuffer({
+        size: bytes,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      });
+    }
+    this.liveBuffers++;
+    this.liveBytes += bytes;
+    return { length, dtype, buffer, bytes, freed: false };
+  }
+
+  free(s: GpuStorage): void {
+    if (s.freed) throw new BackendError('double free of a WebGPU storage');
+    s.freed = true;
+    let list = this.pool.get(s.bytes);
+    if (!list) this.pool.set(s.bytes, (list = []));
+    list.push(s.buffer);
+    this.liveBuffers--;
+    this.liveBytes -= s.bytes;
+    this.pooledBytes += s.bytes;
+  }
+
+  upload(s: GpuStorage, data: Float32Array | Int32Array): void {
+    this.check();
+    if (this.dispatches > 0) this.flush();
+    this.device.queue.writeBuffer(s.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  async download(s: GpuStorage): Promise<Float32Array | Int32Array> {
+    this.check();
+    const bytes = s.length * 4;
+    const staging = this.device.createBuffer({ size: Math.max(4, bytes), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    if (bytes > 0) {
+      this.endPass();
+      this.encoderFor('download').copyBufferToBuffer(s.buffer, 0, staging, 0, bytes);
+      this.dispatches++;
+    }
+    this.flush();
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+    } catch (e) {
+      this.check();
+      throw new BackendError(`reading a buffer back failed: ${(e as Error).message}`, this.lastKernel || undefined);
+    }
+    const copy = staging.getMappedRange().slice(0, bytes);
+    staging.unmap();
+    staging.destroy();
+    this.check();
+    return s.dtype === 'i32' ? new Int32Array(copy) : new Float32Array(copy);
+  }
+
+  // ---- kernels ------------------------------------------------------------------------------
+
+  private source(file: string): string {
+    let src = this.sources.get(file);
+    if (src === undefined) {
+      src = readFileSync(packagePath('wgsl', file), 'utf8');
+      this.sources.set(file, src);
+    }
+    return src;
+  }
+
+  /**
+   * The compute pipeline for `entry` in wgsl/`file`, specialised by override `constants`.
+   * Cached by (file, entry, constants).
+   */
+  pipeline(file: string, entry: string, constants: Record<string, number> = {}): GPUComputePipeline {
+    const key = `${file}:${entry}:${JSON.stringify(constants)}`;
+    let p = this.pipelines.get(key);
+    if (!p) {
+      const label = `${file.replace(/\.wgsl$/, '')}.${entry}`;
+      this.lastKernel = label;
+      const module = this.device.createShaderModule({ label, code: this.source(file) });
+      p = this.device.createComputePipeline({
+        label, layout: 'auto', compute: { module, entryPoint: entry, constants },
+      });
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  /**
+   * Encodes one dispatch. `bindings` are bound in order to @binding(0..) of @group(0); when
+   * `uniform` is given it is copied into the uniform arena and bound after them.
+   */
+  dispatch(
+    kernel: string, pipeline: GPUComputePipeline, bindings: GPUBuffer[],
+    uniform: ArrayBufferView | null, workgroups: [number, number?, number?],
+  ): void {
+    this.lastKernel = kernel;
+    this.check();
+    const max = this.limits.maxComputeWorkgroupsPerDimension;
+    if (workgroups.some((w) => w !== undefined && w > max)) {
+      throw new BackendError(`dispatch of ${workgroups.join('x')} workgroups exceeds the adapter limit ${max} per dimension`, kernel);
+    }
+    if (workgroups.some((w) => w === 0)) return;
+    const entries: GPUBindGroupEntry[] = bindings.map((buffer, i) => ({ binding: i, resource: { buffer } }));
+    if (uniform) {
+      if (uniform.byteLength > UNIFORM_SLOT) throw new BackendError('uniform block larger than 256 bytes', kernel);
+      if (this.uniformSlot === UNIFORM_SLOTS) this.flush();
+      const offset = this.uniformSlot++ * UNIFORM_SLOT;
+      new Uint8Array(this.uniformData, offset, uniform.byteLength)
+        .set(new Uint8Array(uniform.buffer, uniform.byteOffset, uniform.byteLength));
+      entries.push({ binding: bindings.length, resource: { buffer: this.uniforms, offset, size: UNIFORM_SLOT } });
+    }
+    const bindGroup = this.device.createBindGroup({ label: kernel, layout: pipeline.getBindGroupLayout(0), entries });
+    if (!this.pass) this.pass = this.encoderFor(kernel).beginComputePass({ label: kernel });
+    this.pass.setPipeline(pipeline);
+    this.pass.setBindGroup(0, bindGroup);
+    this.pass.dispatchWorkgroups(workgroups[0], workgroups[1] ?? 1, workgroups[2] ?? 1);
+    if (++this.dispatches >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+  }
+
+  /** Copies bytes between buffers in encoder order. */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.check();
+    if (bytes === 0) return;
+    this.endPass();
+    this.encoderFor('copy').copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.dispatches++;
+  }
+
+  private encoderFor(label: string): GPUCommandEncoder {
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder({ label });
+    return this.encoder;
+  }
+
+  private endPass(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+  }
+
+  /** Submits everything encoded so far (the uniform arena is written first, in queue order). */
+  flush(): void {
+    this.endPass();
+    if (!this.encoder) return;
+    if (this.uniformSlot > 0) {
+      this.device.queue.writeBuffer(this.uniforms, 0, this.uniformData, 0, this.uniformSlot * UNIFORM_SLOT);
+    }
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    this.dispatches = 0;
+    this.uniformSlot = 0;
+  }
+
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.check();
+  }
+
+  /** Throws the first device error seen since the last check, naming the kernel. */
+  check(): void {
+    if (this.destroyed) throw new BackendError('the WebGPU backend was destroyed');
+    if (this.lost) throw new BackendError(`the WebGPU device was lost (${this.lost})`, this.lastKernel || undefined);
+    if (this.errors.length > 0) {
+      const msg = this.errors.splice(0).join('; ');
+      const oom = /out of memory|OutOfMemory|allocation/i.test(msg);
+      throw new BackendError(`${oom ? 'out of memory' : 'device error'}: ${msg}`, this.lastKernel || undefined);
+    }
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.flush();
+    this.destroyed = true;
+    for (const list of this.pool.values()) for (const b of list) b.destroy();
+    this.pool.clear();
+    this.uniforms.destroy();
+    this.device.destroy();
+    this.keepAlive.length = 0;
+  }
+}

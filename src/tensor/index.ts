@@ -1,0 +1,8 @@
+// The public tensor API: creation, memory scopes, autograd and every op family.
+export { Tensor, ShapeError, tidy, keep, noGrad, isGradEnabled, liveTensors } from './tensor.js';
+export type { GradNode } from './tensor.js';
+export { empty, tensor, full, zeros, ones, scalar, zerosLike, onesLike } from './create.js';
+export { backward, param, zeroGrad, record, needsGrad } from './autograd.js';
+export * from './ops/elementwise.js';
+export * from './ops/reduce.js';
+export * from './ops/view.js';

@@ -1,0 +1,95 @@
+// Reductions of x viewed as [outer, len, inner] to out [outer, inner]; OP follows REDUCE_CODES
+// (0 sum, 1 max, 2 min, 3 sum of squares). inner == 1: one workgroup per row with a fixed-shape
+// tree in workgroup memory; otherwise one thread per output walking len (reads coalesce across
+// inner). No atomics, fixed order: results are deterministic.
+
+override OP: u32 = 0u;
+const WG: u32 = 256u;
+
+struct P { outer: u32, len: u32, inner: u32, _pad: u32 };
+
+fn identity() -> f32 {
+  if (OP == 1u) { return -3.402823466e+38; }
+  if (OP == 2u) { return 3.402823466e+38; }
+  return 0.0;
+}
+
+fn combine(acc: f32, v: f32) -> f32 {
+  switch OP {
+    case 0u: { return acc + v; }
+    case 1u: { return max(acc, v); }
+    case 2u: { return min(acc, v); }
+    default: { return acc + v * v; }
+  }
+}
+
+// Partial results are combined with sum for op 3 (they are already squared).
+fn merge(a: f32, b: f32) -> f32 {
+  switch OP {
+    case 1u: { return max(a, b); }
+    case 2u: { return min(a, b); }
+    default: { return a + b; }
+  }
+}
+
+@group(0) @binding(0) var<storage, read> rX: array<f32>;
+@group(0) @binding(1) var<storage, read_write> rOut: array<f32>;
+@group(0) @binding(2) var<uniform> rP: P;
+
+var<workgroup> partial: array<f32, WG>;
+
+@compute @workgroup_size(256)
+fn reduceRows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+  let row = wid.y * nwg.x + wid.x;
+  let valid = row < rP.outer;
+  var acc = identity();
+  if (valid) {
+    let base = row * rP.len;
+    for (var l = lid; l < rP.len; l += WG) { acc = combine(acc, rX[base + l]); }
+  }
+  partial[lid] = acc;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s / 2u) {
+    if (lid < s) { partial[lid] = merge(partial[lid], partial[lid + s]); }
+    workgroupBarrier();
+  }
+  if (valid && lid == 0u) { rOut[row] = partial[0]; }
+}
+
+@compute @workgroup_size(256)
+fn reduceCols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let u = gid.y * nwg.x * WG + gid.x;
+  if (u >= rP.outer * rP.inner) { return; }
+  let o = u / rP.inner;
+  let i = u % rP.inner;
+  var acc = identity();
+  var p = o * rP.len * rP.inner + i;
+  for (var l = 0u; l < rP.len; l++) {
+    acc = combine(acc, rX[p]);
+    p += rP.inner;
+  }
+  rOut[u] = acc;
+}
+
+@group(0) @binding(0) var<storage, read> aX: array<f32>;
+@group(0) @binding(1) var<storage, read_write> aOut: array<i32>;
+@group(0) @binding(2) var<uniform> aP: P;
+
+// OP 0: argmax, 1: argmin; first index wins ties.
+@compute @workgroup_size(256)
+fn argReduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let u = gid.y * nwg.x * WG + gid.x;
+  if (u >= aP.outer * aP.inner) { return; }
+  let o = u / aP.inner;
+  let i = u % aP.inner;
+  let base = o * aP.len * aP.inner + i;
+  var best = aX[base];
+  var bi = 0u;
+  for (var l = 1u; l < aP.len; l++) {
+    let v = aX[base + l * aP.inner];
+    let better = select((v < best), (v > best), OP == 0u);
+    if (better) { best = v; bi = l; }
+  }
+  aOut[u] = i32(bi);
+}
