@@ -71,14 +71,21 @@ export function backward(root: Tensor, grad?: Tensor): void {
       const inputGrads = node.backward(g);
       // A rule may hand back g itself or one tensor for two inputs; each is owned exactly once.
       const used = new Set<Tensor>();
-      node.inputs.forEach((inp, j) => {
+      const owned = node.inputs.map((inp, j) => {
         let gi = inputGrads[j];
-        if (!gi || !inp.requiresGrad) return;
+        if (!gi || !inp.requiresGrad) return null;
         if (!sameShape(gi.shape, inp.shape)) {
           throw new Error(`backward of ${node.op}: gradient shape [${gi.shape}] does not match input shape [${inp.shape}]`);
         }
         if (used.has(gi)) gi = add(gi, 0);
         used.add(gi);
+        return gi;
+      });
+      for (const gi of new Set(inputGrads)) if (gi && !used.has(gi) && gi !== g) gi.dispose();
+      if (!used.has(g)) g.dispose();
+      node.inputs.forEach((inp, j) => {
+        const gi = owned[j];
+        if (!gi) return;
         const prev = grads.get(inp);
         if (prev) {
           grads.set(inp, add(prev, gi));
@@ -88,8 +95,6 @@ export function backward(root: Tensor, grad?: Tensor): void {
           grads.set(inp, gi);
         }
       });
-      for (const gi of new Set(inputGrads)) if (gi && !used.has(gi) && gi !== g) gi.dispose();
-      if (!used.has(g)) g.dispose();
     }
   });
 }

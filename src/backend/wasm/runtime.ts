@@ -21,9 +21,15 @@ let relaxedProbe: boolean | undefined;
 export function relaxedSimdAvailable(): boolean {
   if (relaxedProbe !== undefined) return relaxedProbe;
   try { v8.setFlagsFromString('--experimental-wasm-relaxed-simd'); } catch { /* newer Node: on by default */ }
-  const bytes = readFileSync(packagePath('build', 'kernels-relaxed.wasm'));
+  const bytes = readFileSync(wasmFile('relaxed'));
   relaxedProbe = WebAssembly.validate(new Uint8Array(bytes));
   return relaxedProbe;
+}
+
+/** build/kernels-<build>.wasm, or under PROTODINO_BUILD_DIR (parallel development builds). */
+function wasmFile(build: WasmBuild): string {
+  const dir = process.env.PROTODINO_BUILD_DIR;
+  return dir ? `${dir}/kernels-${build}.wasm` : packagePath('build', `kernels-${build}.wasm`);
 }
 
 function sizeClass(bytes: number): number {
@@ -88,7 +94,7 @@ export class WasmRuntime {
       throw new BackendError('the relaxed-SIMD wasm build was asked for but this runtime rejects relaxed SIMD');
     }
     let bytes: Buffer;
-    const file = packagePath('build', `kernels-${build}.wasm`);
+    const file = wasmFile(build);
     try {
       bytes = readFileSync(file);
     } catch {

@@ -1,6 +1,6 @@
 // Reductions over axes (kernels: reduce/argReduce) and sumTo, the adjoint of broadcasting.
 import type { ReduceOp } from '../../backend/backend.js';
-import { ShapeError, Tensor } from '../tensor.js';
+import { noGrad, ShapeError, Tensor } from '../tensor.js';
 import { empty } from '../create.js';
 import { record } from '../autograd.js';
 import { assertDType, normalizeAxes, normalizeAxis, numel, sameShape } from '../shape.js';
@@ -47,10 +47,20 @@ export function sum(x: Tensor, axes?: number | number[], keepDims = false): Tens
 export function mean(x: Tensor, axes?: number | number[], keepDims = false): Tensor {
   const ax = normalizeAxes('mean', axes, x.rank);
   const n = ax.reduce((acc, a) => acc * x.shape[a], 1);
-  const s = sum(x, ax, keepDims);
-  const out = mul(s, 1 / n);
-  s.dispose();
-  return out;
+  const out = noGrad(() => {
+    const s = sum(x, ax, keepDims);
+    const m = mul(s, 1 / n);
+    s.dispose();
+    return m;
+  });
+  return record(out, 'mean', [x], (g) => {
+    const gk = reshape(g, outShape(x.shape, ax, true));
+    const gs = mul(gk, 1 / n);
+    gk.dispose();
+    const gx = broadcastTo(gs, x.shape);
+    gs.dispose();
+    return [gx];
+  });
 }
 
 /** Sum of squares over `axes` in one pass (the per-tensor L2 norm is its square root). */

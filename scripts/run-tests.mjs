@@ -1,0 +1,26 @@
+// Runs the uvu suites under dist/test and ends with one plain "N passed, N failed" line.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const args = [join(root, 'node_modules/uvu/bin.js'), join(root, process.env.PROTODINO_DIST ?? 'dist', 'test'), process.argv[2] ?? '\\.test\\.js$'];
+const env = { ...process.env, EGL_PLATFORM: process.env.EGL_PLATFORM ?? 'surfaceless', XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
+const child = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
+let out = '';
+child.stdout.on('data', (d) => {
+  process.stdout.write(d);
+  out += d.toString();
+});
+child.on('close', (code) => {
+  const plain = out.replace(/\x1b\[[0-9;]*m/g, '');
+  const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? NaN);
+  const passed = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? NaN);
+  if (Number.isNaN(total) || Number.isNaN(passed)) {
+    console.log(`\n0 passed, 1 failed`);
+    console.error('run-tests: uvu did not report a total (crashed?)');
+    process.exit(code || 1);
+  }
+  console.log(`\n${passed} passed, ${total - passed} failed`);
+  process.exit(code !== 0 ? code : total === passed ? 0 : 1);
+});

@@ -1,0 +1,126 @@
+import * as assert from 'uvu/assert';
+import { conformance } from '../helpers/backends.js';
+import { assertClose, gradCheck, randArray, read } from '../helpers/check.js';
+import * as pd from '../../src/tensor/index.js';
+import { BINARY, UNARY, binaryRef, whereRef } from '../reference/elementwise.js';
+import type { UnaryOp } from '../../src/backend/backend.js';
+
+const SIZES = [1, 3, 17, 129, 1031];
+
+// Domains keep each op away from its singularities so finite differences are meaningful.
+const UNARY_CASES: { op: UnaryOp; fn: (x: pd.Tensor) => pd.Tensor; a?: number; b?: number; lo: number; hi: number }[] = [
+  { op: 'neg', fn: pd.neg, lo: -2, hi: 2 },
+  { op: 'exp', fn: pd.exp, lo: -3, hi: 3 },
+  { op: 'log', fn: pd.log, lo: 0.2, hi: 4 },
+  { op: 'sqrt', fn: pd.sqrt, lo: 0.2, hi: 4 },
+  { op: 'rsqrt', fn: pd.rsqrt, lo: 0.2, hi: 4 },
+  { op: 'abs', fn: pd.abs, lo: -2, hi: 2 },
+  { op: 'relu', fn: pd.relu, lo: -2, hi: 2 },
+  { op: 'gelu', fn: pd.gelu, lo: -4, hi: 4 },
+  { op: 'tanh', fn: pd.tanh, lo: -3, hi: 3 },
+  { op: 'sigmoid', fn: pd.sigmoid, lo: -4, hi: 4 },
+  { op: 'pow', fn: (x) => pd.pow(x, 2.5), a: 2.5, lo: 0.2, hi: 3 },
+  { op: 'affine', fn: (x) => pd.affine(x, -1.5, 0.25), a: -1.5, b: 0.25, lo: -2, hi: 2 },
+  { op: 'clamp', fn: (x) => pd.clamp(x, -0.5, 0.7), a: -0.5, b: 0.7, lo: -2, hi: 2 },
+  { op: 'square', fn: pd.square, lo: -2, hi: 2 },
+  { op: 'recip', fn: pd.reciprocal, lo: 0.3, hi: 3 },
+];
+
+const BINARY_CASES: { op: string; fn: (a: pd.Tensor, b: pd.Tensor) => pd.Tensor; lo: number; hi: number }[] = [
+  { op: 'add', fn: pd.add, lo: -2, hi: 2 },
+  { op: 'sub', fn: pd.sub, lo: -2, hi: 2 },
+  { op: 'mul', fn: pd.mul, lo: -2, hi: 2 },
+  { op: 'div', fn: pd.div, lo: 0.5, hi: 2 },
+  { op: 'max', fn: pd.maximum, lo: -2, hi: 2 },
+  { op: 'min', fn: pd.minimum, lo: -2, hi: 2 },
+  { op: 'pow', fn: pd.pow, lo: 0.5, hi: 2 },
+];
+
+const BROADCASTS: [number[], number[]][] = [
+  [[17], [17]],
+  [[3, 5], [5]],
+  [[3, 1, 7], [1, 4, 7]],
+  [[2, 3, 4, 5], [3, 1, 5]],
+  [[1], [129]],
+  [[2, 1, 3, 1, 2, 3], [1, 2, 1, 3, 2, 1]],
+];
+
+conformance('elementwise', (test, be) => {
+  for (const c of UNARY_CASES) {
+    test(`${c.op}: forward on odd sizes`, async () => {
+      for (const n of SIZES) {
+        const x = randArray(n, n, c.lo, c.hi);
+        const t = pd.tensor(x, [n], be());
+        const y = c.fn(t);
+        const ref = Array.from(x, (v) => UNARY[c.op](Math.fround(v), c.a ?? 0, c.b ?? 0));
+        assertClose(await read(y), ref, { rtol: 2e-6, atol: 2e-6 }, `${c.op} n=${n}`);
+        t.dispose();
+        y.dispose();
+      }
+    });
+    test(`${c.op}: gradient`, async () => {
+      await gradCheck(be(), c.fn, (x) => x.map((v) => UNARY[c.op](v, c.a ?? 0, c.b ?? 0)),
+        [{ shape: [3, 7], data: randArray(21, 5, c.lo, c.hi) }], { what: c.op });
+    });
+  }
+
+  for (const c of BINARY_CASES) {
+    test(`${c.op}: broadcasting forward and gradient`, async () => {
+      for (const [as, bs] of BROADCASTS) {
+        const na = as.reduce((x, y) => x * y, 1);
+        const nb = bs.reduce((x, y) => x * y, 1);
+        const da = randArray(na, na + 1, c.lo, c.hi);
+        const db = randArray(nb, nb + 2, c.lo, c.hi);
+        await gradCheck(be(), c.fn, (a, b) => binaryRef(BINARY[c.op], a, as, b, bs),
+          [{ shape: as, data: da }, { shape: bs, data: db }], { what: `${c.op} [${as}]x[${bs}]` });
+      }
+    });
+  }
+
+  test('comparisons and scalar operands', async () => {
+    const a = pd.tensor([1, 2, 3, 4], [4], be());
+    const b = pd.tensor([3, 2, 1, 4], [4], be());
+    assert.equal(await read(pd.greater(a, b)), [0, 0, 1, 0]);
+    assert.equal(await read(pd.greaterEqual(a, b)), [0, 1, 1, 1]);
+    assert.equal(await read(pd.less(a, 2)), [1, 0, 0, 0]);
+    assert.equal(await read(pd.lessEqual(a, b)), [1, 1, 0, 1]);
+    assert.equal(await read(pd.equal(a, b)), [0, 1, 0, 1]);
+    assert.equal(await read(pd.add(a, 1)), [2, 3, 4, 5]);
+    assert.equal(await read(pd.sub(10, a)), [9, 8, 7, 6]);
+    assert.equal(await read(pd.mul(2, a)), [2, 4, 6, 8]);
+    assertClose(await read(pd.div(1, a)), [1, 0.5, 1 / 3, 0.25]);
+    assert.equal(await read(pd.maximum(a, 2.5)), [2.5, 2.5, 3, 4]);
+  });
+
+  test('where: broadcasting forward and gradient', async () => {
+    const cs = [3, 1], as = [1, 4], bs = [3, 4];
+    const cond = Float64Array.from([1, 0, 1]);
+    await gradCheck(be(), (c, a, b) => pd.where(c, a, b), (c, a, b) => whereRef(c, cs, a, as, b, bs),
+      [{ shape: cs, data: cond, noGrad: true }, { shape: as }, { shape: bs }], { what: 'where' });
+  });
+
+  test('a tensor used twice accumulates both gradients', async () => {
+    await gradCheck(be(), (x) => pd.mul(pd.add(x, x), x), (x) => x.map((v) => 2 * v * v), [{ shape: [5] }], { what: 'x*(x+x)' });
+  });
+
+  test('large fill and unary beyond one dispatch dimension', async () => {
+    const n = 65535 * 256 + 1000;
+    const t = pd.full([n], 2, be());
+    const y = pd.affine(t, 3, 1);
+    const d = await y.data();
+    assert.is(d[0], 7);
+    assert.is(d[n - 1], 7);
+    assert.is(d[65535 * 256 + 3], 7);
+    t.dispose();
+    y.dispose();
+  });
+
+  test('shape errors name the op and the shapes', () => {
+    const a = pd.zeros([2, 3], be());
+    const b = pd.zeros([4], be());
+    assert.throws(() => pd.add(a, b), /add: shapes \[2,3\] and \[4\] do not broadcast/);
+    assert.throws(() => pd.clamp(a, 1, 0), /clamp: min 1 must not exceed max 0/);
+    a.dispose();
+    b.dispose();
+  });
+});

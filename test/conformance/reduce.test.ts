@@ -1,0 +1,75 @@
+import * as assert from 'uvu/assert';
+import { conformance } from '../helpers/backends.js';
+import { assertClose, gradCheck, randArray, read } from '../helpers/check.js';
+import * as pd from '../../src/tensor/index.js';
+import { argAxis, reduceAxes } from '../reference/reduce.js';
+
+const SHAPES: [number[], number[]][] = [
+  [[1], [0]],
+  [[17], [0]],
+  [[3, 129], [1]],
+  [[129, 3], [0]],
+  [[4, 5, 6], [1]],
+  [[4, 5, 6], [0, 2]],
+  [[2, 3, 4, 5], [1, 3]],
+  [[7, 65], [0, 1]],
+  [[1031, 3], [1]],
+];
+
+const sumF = (a: number, b: number) => a + b;
+
+conformance('reduce', (test, be) => {
+  test('sum / mean / sumSquares over axes: forward and gradient', async () => {
+    for (const [shape, axes] of SHAPES) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      await gradCheck(be(), (x) => pd.sum(x, axes), (x) => reduceAxes(x, shape, axes, sumF, 0),
+        [{ shape }], { what: `sum [${shape}] axes ${axes}` });
+      const count = axes.reduce((a, ax) => a * shape[ax], 1);
+      await gradCheck(be(), (x) => pd.mean(x, axes, true), (x) => reduceAxes(x, shape, axes, sumF, 0).map((v) => v / count),
+        [{ shape }], { what: `mean [${shape}] axes ${axes}` });
+      await gradCheck(be(), (x) => pd.sumSquares(x, axes), (x) => reduceAxes(x.map((v) => v * v), shape, axes, sumF, 0),
+        [{ shape, data: randArray(n, 3) }], { what: `sumSquares [${shape}] axes ${axes}` });
+    }
+  });
+
+  test('max / min over axes: forward and gradient', async () => {
+    for (const [shape, axes] of SHAPES) {
+      await gradCheck(be(), (x) => pd.max(x, axes), (x) => reduceAxes(x, shape, axes, Math.max, -Infinity),
+        [{ shape }], { what: `max [${shape}] axes ${axes}` });
+      await gradCheck(be(), (x) => pd.min(x, axes, true), (x) => reduceAxes(x, shape, axes, Math.min, Infinity),
+        [{ shape }], { what: `min [${shape}] axes ${axes}` });
+    }
+  });
+
+  test('full reduction of a long vector', async () => {
+    const n = 100003;
+    const x = randArray(n, 9);
+    const t = pd.tensor(x, [n], be());
+    const s = pd.sum(t);
+    let ref = 0;
+    for (const v of x) ref += Math.fround(v);
+    assertClose(await read(s), [ref], { rtol: 1e-4, atol: 1e-3 });
+    t.dispose();
+    s.dispose();
+  });
+
+  test('argmax / argmin, first index on ties', async () => {
+    for (const [shape] of SHAPES) {
+      for (let axis = 0; axis < shape.length; axis++) {
+        const n = shape.reduce((a, b) => a * b, 1);
+        const x = randArray(n, n + axis).map((v) => Math.round(v * 4) / 4); // many ties
+        const t = pd.tensor(x, shape, be());
+        assert.equal(await read(pd.argmax(t, axis)), argAxis(x, shape, axis, (a, b) => a > b), `argmax [${shape}] axis ${axis}`);
+        assert.equal(await read(pd.argmin(t, axis)), argAxis(x, shape, axis, (a, b) => a < b), `argmin [${shape}] axis ${axis}`);
+        t.dispose();
+      }
+    }
+  });
+
+  test('axis errors', () => {
+    const t = pd.zeros([2, 3], be());
+    assert.throws(() => pd.sum(t, 2), /sum: axis 2 is out of range for a tensor of rank 2/);
+    assert.throws(() => pd.sum(t, [0, 0]), /repeated axis/);
+    t.dispose();
+  });
+});
