@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# One-time machine setup (Debian, as root): the Mesa/EGL packages the software WebGPU adapter needs,
+# the default dataset, and the npm packages. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_node=20
+if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt "$need_node" ]; then
+  echo "setup: Node.js >= $need_node is required (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+
+pkgs=(libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri dataset-fashion-mnist)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+npm ci --no-audit --no-fund

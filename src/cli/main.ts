@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+// protodino command line. Subcommands live in their own files; this only dispatches.
+import { parseArgs } from 'node:util';
+import { createBackend } from '../backend/index.js';
+
+const USAGE = `usage: protodino <command> [options]
+
+commands:
+  info  [--backend wasm|webgpu|auto] [--threads N]   describe the backend that would run
+  bench [suite ...]                                   run the benchmarks (see bench/)
+`;
+
+async function info(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { backend: { type: 'string', default: 'auto' }, threads: { type: 'string' } },
+    strict: true,
+  });
+  const kind = values.backend as string;
+  if (!['wasm', 'webgpu', 'auto'].includes(kind)) throw new Error(`--backend must be wasm, webgpu or auto, got '${kind}'`);
+  const threads = values.threads === undefined ? undefined : Number(values.threads);
+  if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) throw new Error(`--threads must be a positive integer, got '${values.threads}'`);
+  const be = await createBackend({ kind: kind as 'wasm' | 'webgpu' | 'auto', threads });
+  console.log(be.description);
+  be.destroy();
+}
+
+async function bench(argv: string[]): Promise<void> {
+  // Resolved at run time: bench/ is compiled next to src/ but is not part of the library.
+  const mod = (await import(new URL('../../bench/index.js', import.meta.url).href)) as { main(argv: string[]): Promise<void> };
+  await mod.main(argv);
+}
+
+async function main(): Promise<void> {
+  const [cmd, ...rest] = process.argv.slice(2);
+  switch (cmd) {
+    case 'info':
+      return info(rest);
+    case 'bench':
+      return bench(rest);
+    case undefined:
+    case '-h':
+    case '--help':
+      process.stdout.write(USAGE);
+      return;
+    default:
+      process.stderr.write(`protodino: unknown command '${cmd}'\n${USAGE}`);
+      process.exitCode = 2;
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`protodino: ${(e as Error).message}\n`);
+  process.exitCode = 1;
+});
