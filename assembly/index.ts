@@ -2,3 +2,11 @@
 export { heapBase } from './common';
 export * from './elementwise';
 export * from './reduce';
+export * from './optim';
+export * from './softmax';
+export * from './norm';
+export * from './matmul';
+export * from './conv';
+export * from './random';
+export * from './layout';
+export * from './neighbours';

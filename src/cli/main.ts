@@ -7,6 +7,7 @@ const USAGE = `usage: protodino <command> [options]
 
 commands:
   info  [--backend wasm|webgpu|auto] [--threads N]   describe the backend that would run
+  train [--flag value ...]                            DINO training (flags: protodino train --help)
   bench [suite ...]                                   run the benchmarks (see bench/)
 `;
 
@@ -25,6 +26,20 @@ async function info(argv: string[]): Promise<void> {
   be.destroy();
 }
 
+async function trainCmd(argv: string[]): Promise<void> {
+  const { DEFAULTS, parseTrainArgs } = await import('../train/config.js');
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`usage: protodino train [--flag value ...]\n\nflags and defaults:\n${Object.entries(DEFAULTS)
+      .map(([k, v]) => `  --${k} ${Array.isArray(v) ? v.join(' ') : String(v)}`).join('\n')}\n`);
+    return;
+  }
+  const cfg = parseTrainArgs(argv);
+  const { train } = await import('../train/trainer.js');
+  const result = await train(cfg);
+  const last = result.history.at(-1);
+  console.log(`trained ${result.steps} steps; final loss ${last?.loss.toFixed(4)}; checkpoint ${result.checkpoint}`);
+}
+
 async function bench(argv: string[]): Promise<void> {
   // Resolved at run time: bench/ is compiled next to src/ but is not part of the library.
   const mod = (await import(new URL('../../bench/index.js', import.meta.url).href)) as { main(argv: string[]): Promise<void> };
@@ -36,6 +51,8 @@ async function main(): Promise<void> {
   switch (cmd) {
     case 'info':
       return info(rest);
+    case 'train':
+      return trainCmd(rest);
     case 'bench':
       return bench(rest);
     case undefined:

@@ -119,3 +119,19 @@ export abstract class Module {
     for (const c of this.children.values()) c.dispose();
   }
 }
+
+/** Children named 0, 1, 2, … as nn.Sequential / nn.ModuleList name them. */
+export class ModuleList extends Module {
+  private next = 0;
+  readonly items: Module[] = [];
+
+  push<M extends Module>(m: M): M {
+    this.items.push(m);
+    return this.addChild(String(this.next++), m);
+  }
+
+  /** Consumes an index without a module (a parameter-free layer inside nn.Sequential). */
+  skip(): void {
+    this.next++;
+  }
+}

@@ -1,6 +1,52 @@
-// PLACEHOLDER: replaced by the matmul family implementation.
+import type { MatmulParams, Storage } from '../backend.js';
+import { BackendError } from '../backend.js';
 import type { WasmRuntime } from './runtime.js';
+import { ptr } from './storage.js';
 
-export function matmul(_rt: WasmRuntime, ..._args: unknown[]): void {
-  throw new Error('matmul.matmul: not implemented yet');
+/** Multiply-adds per thread below which a fork-join costs more than it saves. */
+const GRAIN_FLOPS = 1 << 17;
+/** Elements per thread below which packing B in parallel is not worth it. */
+const GRAIN_PACK = 1 << 14;
+
+interface Blocking { mr: number; nr: number; slotBytes: number }
+const blockings = new WeakMap<WasmRuntime, Blocking>();
+
+function blocking(rt: WasmRuntime): Blocking {
+  let b = blockings.get(rt);
+  if (!b) {
+    const f = rt.exports.matmulBlocking as (w: number) => number;
+    b = { mr: f(0), nr: f(1), slotBytes: f(4) };
+    blockings.set(rt, b);
+  }
+  return b;
+}
+
+export function matmul(rt: WasmRuntime, a: Storage, b: Storage, out: Storage, p: MatmulParams): void {
+  const { batch, m, n, k } = p;
+  if (p.accumulate && (p.bias || p.activation !== 'none')) {
+    throw new BackendError('accumulate cannot be combined with a bias or an activation', 'matmul');
+  }
+  if (batch === 0 || m === 0 || n === 0) return;
+  const { mr, nr, slotBytes } = blocking(rt);
+  const panels = Math.ceil(n / nr);
+  const batchB = p.strideB === 0 ? 1 : batch;
+  // Scratch is taken from the pool per call (it returns there at once), so kernels never allocate.
+  const packedBytes = batchB * panels * k * nr * 4;
+  const scratchBytes = 64 + rt.threads * slotBytes;
+  const packed = rt.allocBytes(Math.max(64, packedBytes));
+  const scratch = rt.allocBytes(scratchBytes);
+  try {
+    if (k > 0) {
+      rt.run('matmulPackB', [ptr(b), packed, n, k, p.transB ? 1 : 0, p.strideB, panels], batchB * panels,
+        Math.ceil(GRAIN_PACK / (k * nr)));
+    }
+    rt.i32(scratch, 1)[0] = 0; // the slot counter each thread claims its slot from
+    const flags = (p.accumulate ? 1 : 0) | (p.bias ? 2 : 0) | (p.activation === 'gelu' ? 4 : 0);
+    const units = batch * Math.ceil(m / mr);
+    rt.run('matmulCompute', [ptr(a), packed, ptr(out), p.bias ? ptr(p.bias) : 0, m, n, k, p.transA ? 1 : 0,
+      p.strideA, batchB === 1 ? 1 : 0, flags, scratch], units, Math.ceil(GRAIN_FLOPS / (mr * n * Math.max(1, k))));
+  } finally {
+    rt.freeBytes(scratch, scratchBytes);
+    rt.freeBytes(packed, Math.max(64, packedBytes));
+  }
 }

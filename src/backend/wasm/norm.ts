@@ -1,9 +1,26 @@
-// PLACEHOLDER: replaced by the norm family implementation.
+import type { Storage } from '../backend.js';
 import type { WasmRuntime } from './runtime.js';
+import { ptr } from './storage.js';
 
-export function layerNorm(_rt: WasmRuntime, ..._args: unknown[]): void {
-  throw new Error('norm.layerNorm: not implemented yet');
+// The AS kernels take address 0 for an absent gamma/beta/dgamma/dbeta.
+const opt = (s: Storage | null) => (s ? ptr(s) : 0);
+const grain = (cols: number) => Math.max(1, Math.ceil(16384 / Math.max(1, cols)));
+
+export function layerNorm(rt: WasmRuntime, x: Storage, gamma: Storage | null, beta: Storage | null, out: Storage,
+  mean: Storage, rstd: Storage, rows: number, cols: number, eps: number): void {
+  if (cols === 0) return;
+  rt.run('layerNorm', [ptr(x), opt(gamma), opt(beta), ptr(out), ptr(mean), ptr(rstd), cols, eps], rows, grain(cols));
 }
-export function layerNormGrad(_rt: WasmRuntime, ..._args: unknown[]): void {
-  throw new Error('norm.layerNormGrad: not implemented yet');
+
+export function layerNormGrad(rt: WasmRuntime, x: Storage, gamma: Storage | null, mean: Storage, rstd: Storage,
+  dy: Storage, dx: Storage, dgamma: Storage | null, dbeta: Storage | null, rows: number, cols: number): void {
+  if (cols === 0) return;
+  // The parameter pass reads dy, so it runs before dx is written (dx may alias dy).
+  if (dgamma || dbeta) {
+    const units = rt.exports.layerNormParamUnits(cols) as number;
+    // rows = 0 still runs it: the sums come out 0, which is the overwrite the contract asks for.
+    rt.run('layerNormGradParams', [ptr(x), ptr(mean), ptr(rstd), ptr(dy), opt(dgamma), opt(dbeta), rows, cols],
+      units, Math.max(1, Math.ceil(4096 / Math.max(1, rows))));
+  }
+  rt.run('layerNormGrad', [ptr(x), opt(gamma), ptr(mean), ptr(rstd), ptr(dy), ptr(dx), cols], rows, grain(cols));
 }

@@ -1,9 +1,16 @@
-// PLACEHOLDER: replaced by the softmax family implementation.
+import type { Storage } from '../backend.js';
 import type { WasmRuntime } from './runtime.js';
+import { ptr } from './storage.js';
 
-export function softmax(_rt: WasmRuntime, ..._args: unknown[]): void {
-  throw new Error('softmax.softmax: not implemented yet');
+// Rows per thread below which splitting costs more than it saves (~16k elements of work).
+const grain = (cols: number) => Math.max(1, Math.ceil(16384 / Math.max(1, cols)));
+
+export function softmax(rt: WasmRuntime, x: Storage, out: Storage, rows: number, cols: number, log: boolean): void {
+  if (cols === 0) return;
+  rt.run('softmax', [ptr(x), ptr(out), cols, log ? 1 : 0], rows, grain(cols));
 }
-export function softmaxGrad(_rt: WasmRuntime, ..._args: unknown[]): void {
-  throw new Error('softmax.softmaxGrad: not implemented yet');
+
+export function softmaxGrad(rt: WasmRuntime, y: Storage, dy: Storage, dx: Storage, rows: number, cols: number, log: boolean): void {
+  if (cols === 0) return;
+  rt.run('softmaxGrad', [ptr(y), ptr(dy), ptr(dx), cols, log ? 1 : 0], rows, grain(cols));
 }

@@ -39,5 +39,6 @@ for (;;) {
       Atomics.store(ctrl, CTRL_ERROR, 1);
     }
   }
-  Atomics.sub(ctrl, CTRL_REMAINING, 1);
+  // The last worker out wakes the main thread, which may be parked in Atomics.wait.
+  if (Atomics.sub(ctrl, CTRL_REMAINING, 1) === 1) Atomics.notify(ctrl, CTRL_REMAINING);
 }

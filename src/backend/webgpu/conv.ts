@@ -1,15 +1,44 @@
-// PLACEHOLDER: replaced by the conv family implementation.
-import type { WebGPURuntime } from './runtime.js';
+import type { Conv2dParams, Storage } from '../backend.js';
+import { BackendError } from '../backend.js';
+import { grid1d, Uniform } from './grid.js';
+import type { GpuStorage, WebGPURuntime } from './runtime.js';
 
-export function im2col(_rt: WebGPURuntime, ..._args: unknown[]): void {
-  throw new Error('conv.im2col: not implemented yet');
+const FILE = 'conv.wgsl';
+const buf = (s: Storage) => (s as GpuStorage).buffer;
+
+function params(p: Conv2dParams, total: number): Uint8Array {
+  return new Uniform().u32(p.batch, p.channels, p.height, p.width, p.kernelH, p.kernelW, p.strideH, p.strideW,
+    p.padH, p.padW, p.outH, p.outW, total, 0, 0, 0).view();
 }
-export function col2im(_rt: WebGPURuntime, ..._args: unknown[]): void {
-  throw new Error('conv.col2im: not implemented yet');
+
+export function im2col(rt: WebGPURuntime, x: Storage, out: Storage, p: Conv2dParams): void {
+  const total = p.batch * p.outH * p.outW * p.channels * p.kernelH * p.kernelW;
+  rt.dispatch('im2col', rt.pipeline(FILE, 'im2col'), [buf(x), buf(out)], params(p, total), grid1d(total));
 }
-export function pool2d(_rt: WebGPURuntime, ..._args: unknown[]): void {
-  throw new Error('conv.pool2d: not implemented yet');
+
+export function col2im(rt: WebGPURuntime, col: Storage, dx: Storage, p: Conv2dParams): void {
+  const total = p.batch * p.channels * p.height * p.width;
+  rt.dispatch('col2im', rt.pipeline(FILE, 'col2im'), [buf(col), buf(dx)], params(p, total), grid1d(total));
 }
-export function pool2dGrad(_rt: WebGPURuntime, ..._args: unknown[]): void {
-  throw new Error('conv.pool2dGrad: not implemented yet');
+
+export function pool2d(rt: WebGPURuntime, op: 'max' | 'avg', x: Storage, out: Storage, argmax: Storage | null, p: Conv2dParams): void {
+  const total = p.batch * p.channels * p.outH * p.outW;
+  if (op === 'avg') {
+    rt.dispatch('avgPool2d', rt.pipeline(FILE, 'poolAvg'), [buf(x), buf(out)], params(p, total), grid1d(total));
+    return;
+  }
+  // The kernel always writes argmax; a scratch buffer takes it when the caller does not want it.
+  const arg = argmax ?? rt.alloc(total, 'i32');
+  rt.dispatch('maxPool2d', rt.pipeline(FILE, 'poolMax'), [buf(x), buf(out), buf(arg)], params(p, total), grid1d(total));
+  if (!argmax) rt.free(arg as GpuStorage);
+}
+
+export function pool2dGrad(rt: WebGPURuntime, op: 'max' | 'avg', dy: Storage, argmax: Storage | null, dx: Storage, p: Conv2dParams): void {
+  const total = p.batch * p.channels * p.height * p.width;
+  if (op === 'avg') {
+    rt.dispatch('avgPool2dGrad', rt.pipeline(FILE, 'poolAvgGrad'), [buf(dy), buf(dx)], params(p, total), grid1d(total));
+    return;
+  }
+  if (!argmax) throw new BackendError('max pooling needs the argmax of the forward pass', 'pool2dGrad');
+  rt.dispatch('maxPool2dGrad', rt.pipeline(FILE, 'poolMaxGrad'), [buf(dy), buf(argmax), buf(dx)], params(p, total), grid1d(total));
 }

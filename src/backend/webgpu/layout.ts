@@ -1,12 +1,35 @@
-// PLACEHOLDER: replaced by the layout family implementation.
-import type { WebGPURuntime } from './runtime.js';
+import type { Storage } from '../backend.js';
+import { collapseDims, numel } from '../strided.js';
+import { grid1d, Uniform } from './grid.js';
+import type { GpuStorage, WebGPURuntime } from './runtime.js';
 
-export function copyStrided(_rt: WebGPURuntime, ..._args: unknown[]): void {
-  throw new Error('layout.copyStrided: not implemented yet');
+const FILE = 'layout.wgsl';
+const buf = (s: Storage) => (s as GpuStorage).buffer;
+// Threads the scatter aims for: enough to fill a GPU, few enough that each idx pass stays cheap.
+const SCATTER_THREADS = 16384;
+
+export function copyStrided(rt: WebGPURuntime, src: Storage, dst: Storage, shape: number[], srcOffset: number,
+  srcStrides: number[], dstOffset: number, dstStrides: number[]): void {
+  const n = numel(shape);
+  if (n === 0) return;
+  const c = collapseDims(shape, srcStrides, dstStrides);
+  const u = new Uniform().u32(...c.shape, 0, 0).i32(...c.strides[0], 0, 0).i32(...c.strides[1], 0, 0)
+    .i32(srcOffset, dstOffset).u32(n, 0);
+  rt.dispatch('copyStrided', rt.pipeline(FILE, 'copyStrided'), [buf(src), buf(dst)], u.view(), grid1d(n));
 }
-export function gatherRows(_rt: WebGPURuntime, ..._args: unknown[]): void {
-  throw new Error('layout.gatherRows: not implemented yet');
+
+export function gatherRows(rt: WebGPURuntime, x: Storage, idx: Storage, out: Storage, nIdx: number, cols: number): void {
+  if (nIdx === 0 || cols === 0) return;
+  const rows = Math.floor(x.length / cols);
+  const u = new Uniform().u32(nIdx, cols, rows, 0);
+  rt.dispatch('gatherRows', rt.pipeline(FILE, 'gatherRows'), [buf(x), buf(idx), buf(out)], u.view(), grid1d(nIdx * cols));
 }
-export function scatterAddRows(_rt: WebGPURuntime, ..._args: unknown[]): void {
-  throw new Error('layout.scatterAddRows: not implemented yet');
+
+export function scatterAddRows(rt: WebGPURuntime, dy: Storage, idx: Storage, dx: Storage, nIdx: number, rows: number,
+  cols: number): void {
+  if (rows === 0 || cols === 0) return;
+  const rowBlocks = Math.min(rows, Math.max(1, Math.ceil(SCATTER_THREADS / cols)));
+  const u = new Uniform().u32(nIdx, cols, rows, rowBlocks);
+  rt.dispatch('scatterAddRows', rt.pipeline(FILE, 'scatterAddRows'), [buf(dy), buf(idx), buf(dx)], u.view(),
+    grid1d(rowBlocks * cols));
 }

@@ -1,9 +1,77 @@
-// PLACEHOLDER: replaced by the norm family implementation.
-import type { WebGPURuntime } from './runtime.js';
+import type { Storage } from '../backend.js';
+import { grid1d, Uniform } from './grid.js';
+import type { GpuStorage, WebGPURuntime } from './runtime.js';
 
-export function layerNorm(_rt: WebGPURuntime, ..._args: unknown[]): void {
-  throw new Error('norm.layerNorm: not implemented yet');
+const FILE = 'norm.wgsl';
+const buf = (s: Storage) => (s as GpuStorage).buffer;
+const PARAM_COLS = 16; // COLS in wgsl/norm.wgsl
+const PARAM_ROWL = 16; // ROWL in wgsl/norm.wgsl
+const MIN_BLOCK_ROWS = 256;
+const MAX_BLOCKS = 256;
+
+/**
+ * Workgroup size for a one-workgroup-per-row kernel: the power of two covering the row, between
+ * 32 and 256, so short rows do not leave most invocations idle (softmax.wgsl uses it too).
+ */
+export function rowWorkgroup(cols: number): number {
+  let wg = 32;
+  while (wg < 256 && wg < cols) wg *= 2;
+  return wg;
 }
-export function layerNormGrad(_rt: WebGPURuntime, ..._args: unknown[]): void {
-  throw new Error('norm.layerNormGrad: not implemented yet');
+
+const uniform = (rows: number, cols: number, eps: number) => new Uniform().u32(rows, cols).f32(eps).u32(0).view();
+
+export function layerNorm(rt: WebGPURuntime, x: Storage, gamma: Storage | null, beta: Storage | null, out: Storage,
+  mean: Storage, rstd: Storage, rows: number, cols: number, eps: number): void {
+  if (rows === 0 || cols === 0) return;
+  const pipe = rt.pipeline(FILE, 'layerNorm', { WG: rowWorkgroup(cols), HAS_GAMMA: gamma ? 1 : 0, HAS_BETA: beta ? 1 : 0 });
+  // An absent gamma/beta binding is never read; x stands in (read-only bindings may alias).
+  rt.dispatch('layerNorm', pipe, [buf(x), buf(gamma ?? x), buf(beta ?? x), buf(out), buf(mean), buf(rstd)],
+    uniform(rows, cols, eps), grid1d(rows, 1));
+}
+
+export function layerNormGrad(rt: WebGPURuntime, x: Storage, gamma: Storage | null, mean: Storage, rstd: Storage,
+  dy: Storage, dx: Storage, dgamma: Storage | null, dbeta: Storage | null, rows: number, cols: number): void {
+  if (cols === 0) return;
+  if (dgamma || dbeta) paramGrads(rt, x, mean, rstd, dy, dgamma, dbeta, rows, cols);
+  if (rows === 0) return;
+  const pipe = rt.pipeline(FILE, 'layerNormGrad', { WG: rowWorkgroup(cols), HAS_GAMMA: gamma ? 1 : 0 });
+  rt.dispatch('layerNormGrad', pipe, [buf(x), buf(gamma ?? x), buf(mean), buf(rstd), buf(dy), buf(dx)],
+    uniform(rows, cols, 0), grid1d(rows, 1));
+}
+
+/**
+ * Rows are cut into at most MAX_BLOCKS blocks (a rule of the shape alone) so tall inputs still
+ * fill the device; with one block the column pass writes dgamma/dbeta directly.
+ */
+function paramGrads(rt: WebGPURuntime, x: Storage, mean: Storage, rstd: Storage, dy: Storage,
+  dgamma: Storage | null, dbeta: Storage | null, rows: number, cols: number): void {
+  const blockRows = Math.max(MIN_BLOCK_ROWS, Math.ceil(rows / MAX_BLOCKS / PARAM_ROWL) * PARAM_ROWL);
+  const blocks = Math.max(1, Math.ceil(rows / blockRows));
+  const flags = { HAS_DGAMMA: dgamma ? 1 : 0, HAS_DBETA: dbeta ? 1 : 0 };
+  // An absent output still needs a binding, and a writable binding must not alias another one.
+  const temps: GpuStorage[] = [];
+  const temp = (n: number) => {
+    const t = rt.alloc(n, 'f32');
+    temps.push(t);
+    return t;
+  };
+  const spareW = dgamma && dbeta ? null : temp(1);
+  const outG = dgamma ?? spareW!, outB = dbeta ?? spareW!;
+  const u = new Uniform().u32(rows, cols, blockRows, 0).view();
+  const chunks = Math.ceil(cols / PARAM_COLS);
+  const params = rt.pipeline(FILE, 'layerNormGradParams', flags);
+  if (blocks === 1) {
+    rt.dispatch('layerNormGradParams', params, [buf(x), buf(mean), buf(rstd), buf(dy), buf(outG), buf(outB)], u, [chunks, 1]);
+  } else {
+    const partG = dgamma ? temp(blocks * cols) : null, partB = dbeta ? temp(blocks * cols) : null;
+    rt.dispatch('layerNormGradParams', params,
+      [buf(x), buf(mean), buf(rstd), buf(dy), buf(partG ?? spareW!), buf(partB ?? spareW!)], u, [chunks, blocks]);
+    const spareR = partG && partB ? null : temp(1);
+    rt.dispatch('layerNormGradCombine', rt.pipeline(FILE, 'layerNormGradCombine', flags),
+      [buf(partG ?? spareR!), buf(partB ?? spareR!), buf(outG), buf(outB)],
+      new Uniform().u32(blocks, cols, 0, 0).view(), grid1d(cols));
+  }
+  // Safe to pool at once: any later write to them is encoded after these dispatches (queue order).
+  for (const t of temps) rt.free(t);
 }

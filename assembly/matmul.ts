@@ -1,0 +1,202 @@
+// Matmul: out[b] = act(op(A[b])·op(B[b]) + bias) or out[b] += op(A[b])·op(B[b]), BLIS-style.
+// The JS side first packs all of B (matmulPackB) into NR-column panels laid out [k][NR], zero-padded
+// past n, so the micro-kernel streams B contiguously whatever the layout (transB is a packing
+// order). Then matmulCompute splits units of MR output rows (times batch) over threads; each thread
+// packs MC×KC blocks of A into MR-row panels [kc][MR] (transA likewise) in its own scratch slot and
+// runs the MR×NR register-tiled micro-kernel over them. Blocking: a KC×NR B panel (8 KiB) stays in
+// L1 while the MC×KC A block (L2) streams past it. Each output sums k in the same order whatever
+// the thread count, so results do not depend on it.
+import { gelu, madd } from './common';
+
+const MR = 4;
+const NR = 8;
+const KC = 256;
+const MC = 128; // a multiple of MR
+/** Bytes of one thread's slot: the packed A block and an MR×NR tile for edge tiles. */
+const SLOT_BYTES = (MC * KC + MR * NR) * 4;
+
+const ZERO = 0, LOAD = 1, BIAS = 2;
+
+// @ts-ignore: decorator
+@inline function addr(p: usize, i: i32): usize { return p + (<usize>i << 2); }
+
+/** Layout facts the JS side sizes buffers with: [MR, NR, KC, MC, slot bytes]. */
+export function matmulBlocking(which: i32): i32 {
+  switch (which) {
+    case 0: return MR;
+    case 1: return NR;
+    case 2: return KC;
+    case 3: return MC;
+    default: return SLOT_BYTES;
+  }
+}
+
+/**
+ * Packs B of each batch into panels of NR columns, each [k][NR] (zero past n). Units are
+ * (batch, panel) pairs; the panel of unit u starts at packed + u·k·NR floats.
+ */
+export function matmulPackB(b: usize, packed: usize, n: i32, k: i32, transB: i32, strideB: i32, panels: i32,
+  start: i32, end: i32): void {
+  for (let u = start; u < end; u++) {
+    const bb = u / panels;
+    const j0 = (u % panels) * NR;
+    const src = addr(b, bb * strideB);
+    let dst = addr(packed, u * k * NR);
+    const w = min(NR, n - j0);
+    if (!transB && w == NR) {
+      for (let kk = 0; kk < k; kk++) {
+        const s = addr(src, kk * n + j0);
+        v128.store(dst, v128.load(s));
+        v128.store(dst, v128.load(s, 16), 16);
+        dst += NR << 2;
+      }
+    } else if (!transB) {
+      for (let kk = 0; kk < k; kk++) {
+        const s = addr(src, kk * n + j0);
+        for (let j = 0; j < NR; j++) store<f32>(addr(dst, j), j < w ? load<f32>(addr(s, j)) : 0);
+        dst += NR << 2;
+      }
+    } else {
+      // B stored [n, k]: column j of op(B) is row j, read as NR sequential streams.
+      for (let j = 0; j < NR; j++) {
+        const s = addr(src, (j0 + j) * k);
+        const d = addr(dst, j);
+        if (j < w) for (let kk = 0; kk < k; kk++) store<f32>(d + (<usize>(kk * NR) << 2), load<f32>(addr(s, kk)));
+        else for (let kk = 0; kk < k; kk++) store<f32>(d + (<usize>(kk * NR) << 2), 0);
+      }
+    }
+  }
+}
+
+/** Packs rows [i0, i0+rows) × cols [p0, p0+kc) of op(A) into MR-row panels [kc][MR], zero past rows. */
+function packA(a: usize, dst: usize, m: i32, k: i32, transA: i32, i0: i32, rows: i32, p0: i32, kc: i32): void {
+  for (let r0 = 0; r0 < rows; r0 += MR) {
+    const h = min(MR, rows - r0);
+    const panel = addr(dst, r0 * kc);
+    if (transA) {
+      // A stored [k, m]: the MR values of one k are adjacent.
+      for (let kk = 0; kk < kc; kk++) {
+        const s = addr(a, (p0 + kk) * m + i0 + r0);
+        const d = addr(panel, kk * MR);
+        for (let r = 0; r < MR; r++) store<f32>(addr(d, r), r < h ? load<f32>(addr(s, r)) : 0);
+      }
+    } else {
+      for (let r = 0; r < MR; r++) {
+        const d = addr(panel, r);
+        if (r < h) {
+          const s = addr(a, (i0 + r0 + r) * k + p0);
+          for (let kk = 0; kk < kc; kk++) store<f32>(d + (<usize>(kk * MR) << 2), load<f32>(addr(s, kk)));
+        } else {
+          for (let kk = 0; kk < kc; kk++) store<f32>(d + (<usize>(kk * MR) << 2), 0);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * The MR×8 micro-kernel: c[0:MR, 0:8] (row stride ldc floats) = init + Σ_kk pa[kk][:]ᵀ·pb[kk][:].
+ * init: ZERO, LOAD (the current c) or BIAS (bias[0:8] on every row).
+ */
+// @ts-ignore: decorator
+@inline function micro(pa: usize, pb: usize, kc: i32, c: usize, ldc: i32, mode: i32, bias: usize): void {
+  const ld = <usize>ldc << 2;
+  let c00: v128, c01: v128, c10: v128, c11: v128, c20: v128, c21: v128, c30: v128, c31: v128;
+  if (mode == LOAD) {
+    c00 = v128.load(c); c01 = v128.load(c, 16);
+    c10 = v128.load(c + ld); c11 = v128.load(c + ld, 16);
+    c20 = v128.load(c + 2 * ld); c21 = v128.load(c + 2 * ld, 16);
+    c30 = v128.load(c + 3 * ld); c31 = v128.load(c + 3 * ld, 16);
+  } else if (mode == BIAS) {
+    c00 = v128.load(bias); c01 = v128.load(bias, 16);
+    c10 = c00; c11 = c01; c20 = c00; c21 = c01; c30 = c00; c31 = c01;
+  } else {
+    c00 = f32x4.splat(0); c01 = c00;
+    c10 = c00; c11 = c00; c20 = c00; c21 = c00; c30 = c00; c31 = c00;
+  }
+  for (let kk = 0; kk < kc; kk++) {
+    const b0 = v128.load(pb);
+    const b1 = v128.load(pb, 16);
+    let a = v128.load32_splat(pa);
+    c00 = madd(a, b0, c00); c01 = madd(a, b1, c01);
+    a = v128.load32_splat(pa, 4);
+    c10 = madd(a, b0, c10); c11 = madd(a, b1, c11);
+    a = v128.load32_splat(pa, 8);
+    c20 = madd(a, b0, c20); c21 = madd(a, b1, c21);
+    a = v128.load32_splat(pa, 12);
+    c30 = madd(a, b0, c30); c31 = madd(a, b1, c31);
+    pa += MR << 2;
+    pb += NR << 2;
+  }
+  v128.store(c, c00); v128.store(c, c01, 16);
+  v128.store(c + ld, c10); v128.store(c + ld, c11, 16);
+  v128.store(c + 2 * ld, c20); v128.store(c + 2 * ld, c21, 16);
+  v128.store(c + 3 * ld, c30); v128.store(c + 3 * ld, c31, 16);
+}
+
+/** A partial tile (h rows, w columns) through the slot's MR×NR buffer, so the kernel never reads
+ *  or writes past the edges of out or bias. */
+function edgeTile(pa: usize, pb: usize, kc: i32, c: usize, ldc: i32, mode: i32, bias: usize, h: i32, w: i32,
+  tile: usize): void {
+  if (mode != ZERO) {
+    for (let r = 0; r < MR; r++) {
+      for (let j = 0; j < NR; j++) {
+        let v: f32 = 0;
+        if (j < w && (mode == BIAS || r < h)) v = mode == BIAS ? load<f32>(addr(bias, j)) : load<f32>(addr(c, r * ldc + j));
+        store<f32>(addr(tile, r * NR + j), v);
+      }
+    }
+  }
+  micro(pa, pb, kc, tile, NR, mode == ZERO ? ZERO : LOAD, 0);
+  for (let r = 0; r < h; r++) {
+    for (let j = 0; j < w; j++) store<f32>(addr(c, r * ldc + j), load<f32>(addr(tile, r * NR + j)));
+  }
+}
+
+/**
+ * Units are MR-row blocks of every batch: unit u covers rows [(u % mBlocks)·MR, +MR) of batch
+ * u / mBlocks. flags: 1 accumulate, 2 bias, 4 gelu. B was packed by matmulPackB (shared by every
+ * batch when sharedB). scratch: an i32 slot counter, then one SLOT_BYTES slot per thread.
+ */
+export function matmulCompute(a: usize, packed: usize, out: usize, bias: usize, m: i32, n: i32, k: i32,
+  transA: i32, strideA: i32, sharedB: i32, flags: i32, scratch: usize, start: i32, end: i32): void {
+  const slot = scratch + 64 + <usize>atomic.add<i32>(scratch, 1) * SLOT_BYTES;
+  const tile = addr(slot, MC * KC);
+  const mBlocks = (m + MR - 1) / MR;
+  const panels = (n + NR - 1) / NR;
+  const accumulate = flags & 1, hasBias = flags & 2, act = flags & 4;
+  let u = start;
+  while (u < end) {
+    const bi = u / mBlocks;
+    const blk = u % mBlocks;
+    const nb = min(min(mBlocks - blk, MC / MR), end - u);
+    u += nb;
+    const i0 = blk * MR;
+    const rows = min(nb * MR, m - i0);
+    const ab = addr(a, bi * strideA);
+    const cb = addr(out, (bi * m + i0) * n);
+    const bb = sharedB ? packed : addr(packed, bi * panels * k * NR);
+    let p0 = 0;
+    do {
+      const kc = min(KC, k - p0);
+      packA(ab, slot, m, k, transA, i0, rows, p0, kc);
+      const mode = p0 > 0 || accumulate ? LOAD : hasBias ? BIAS : ZERO;
+      for (let jp = 0; jp < panels; jp++) {
+        const j0 = jp * NR;
+        const w = min(NR, n - j0);
+        const pb = addr(bb, (jp * k + p0) * NR);
+        for (let r0 = 0; r0 < rows; r0 += MR) {
+          const h = min(MR, rows - r0);
+          const pa = addr(slot, r0 * kc);
+          const c = addr(cb, r0 * n + j0);
+          if (h == MR && w == NR) micro(pa, pb, kc, c, n, mode, addr(bias, j0));
+          else edgeTile(pa, pb, kc, c, n, mode, addr(bias, j0), h, w, tile);
+        }
+      }
+      p0 += kc;
+    } while (p0 < k);
+    if (act) {
+      for (let i = 0; i < rows * n; i++) store<f32>(addr(cb, i), gelu(load<f32>(addr(cb, i))));
+    }
+  }
+}

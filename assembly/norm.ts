@@ -1,0 +1,163 @@
+// Layer norm over the last axis of [rows, cols] and its gradient. Row kernels take one work unit
+// per row, SIMD along cols. The affine-parameter gradient is a column reduction over rows, done as
+// its own pass whose work units are column chunks: every dgamma/dbeta element is summed by one
+// thread in row order, so the result is the same for any thread count (no per-thread partials).
+// A null gamma/beta arrives as pointer 0 (the allocator never hands out address 0).
+import { madd } from './common';
+
+const CHUNK = 16; // columns per unit of the parameter-gradient pass: one 64-byte line per row
+
+// @ts-ignore: decorator
+@inline function hsum(v: v128): f32 {
+  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
+// @ts-ignore: decorator
+@inline function at(p: usize, c: i32): usize {
+  return p + (<usize>c << 2);
+}
+
+/** out = (x − mean)·rstd·gamma + beta; variance from a second pass over the row (no cancellation). */
+export function layerNorm(x: usize, gamma: usize, beta: usize, out: usize, mean: usize, rstd: usize, cols: i32, eps: f32,
+  start: i32, end: i32): void {
+  const n = <f32>cols;
+  for (let r = start; r < end; r++) {
+    const off = <usize>r * <usize>cols << 2;
+    const p = x + off, q = out + off;
+    let s4 = f32x4.splat(0);
+    let c = 0;
+    for (; c + 4 <= cols; c += 4) s4 = f32x4.add(s4, v128.load(at(p, c)));
+    let s = hsum(s4);
+    for (; c < cols; c++) s += load<f32>(at(p, c));
+    const mu = s / n;
+    const vmu = f32x4.splat(mu);
+    let v4 = f32x4.splat(0);
+    c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const d = f32x4.sub(v128.load(at(p, c)), vmu);
+      v4 = madd(d, d, v4);
+    }
+    let v = hsum(v4);
+    for (; c < cols; c++) {
+      const d = load<f32>(at(p, c)) - mu;
+      v += d * d;
+    }
+    const rs: f32 = 1.0 / Mathf.sqrt(v / n + eps);
+    store<f32>(at(mean, r), mu);
+    store<f32>(at(rstd, r), rs);
+    const vrs = f32x4.splat(rs);
+    c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      let y = f32x4.mul(f32x4.sub(v128.load(at(p, c)), vmu), vrs);
+      if (gamma) y = f32x4.mul(y, v128.load(at(gamma, c)));
+      if (beta) y = f32x4.add(y, v128.load(at(beta, c)));
+      v128.store(at(q, c), y);
+    }
+    for (; c < cols; c++) {
+      let y = (load<f32>(at(p, c)) - mu) * rs;
+      if (gamma) y *= load<f32>(at(gamma, c));
+      if (beta) y += load<f32>(at(beta, c));
+      store<f32>(at(q, c), y);
+    }
+  }
+}
+
+/**
+ * dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)) with g = dy·gamma and x̂ = (x − mean)·rstd.
+ * dx may alias dy.
+ */
+export function layerNormGrad(x: usize, gamma: usize, mean: usize, rstd: usize, dy: usize, dx: usize, cols: i32,
+  start: i32, end: i32): void {
+  const n = <f32>cols;
+  for (let r = start; r < end; r++) {
+    const off = <usize>r * <usize>cols << 2;
+    const p = x + off, pg = dy + off, pd = dx + off;
+    const mu = load<f32>(at(mean, r)), rs = load<f32>(at(rstd, r));
+    const vmu = f32x4.splat(mu), vrs = f32x4.splat(rs);
+    let a4 = f32x4.splat(0), b4 = f32x4.splat(0);
+    let c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      let g = v128.load(at(pg, c));
+      if (gamma) g = f32x4.mul(g, v128.load(at(gamma, c)));
+      const xh = f32x4.mul(f32x4.sub(v128.load(at(p, c)), vmu), vrs);
+      a4 = f32x4.add(a4, g);
+      b4 = madd(g, xh, b4);
+    }
+    let a = hsum(a4), b = hsum(b4);
+    for (; c < cols; c++) {
+      let g = load<f32>(at(pg, c));
+      if (gamma) g *= load<f32>(at(gamma, c));
+      a += g;
+      b += g * (load<f32>(at(p, c)) - mu) * rs;
+    }
+    a /= n;
+    b /= n;
+    const va = f32x4.splat(a), vb = f32x4.splat(b);
+    c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      let g = v128.load(at(pg, c));
+      if (gamma) g = f32x4.mul(g, v128.load(at(gamma, c)));
+      const xh = f32x4.mul(f32x4.sub(v128.load(at(p, c)), vmu), vrs);
+      v128.store(at(pd, c), f32x4.mul(vrs, f32x4.sub(f32x4.sub(g, va), f32x4.mul(xh, vb))));
+    }
+    for (; c < cols; c++) {
+      let g = load<f32>(at(pg, c));
+      if (gamma) g *= load<f32>(at(gamma, c));
+      const xh = (load<f32>(at(p, c)) - mu) * rs;
+      store<f32>(at(pd, c), rs * (g - a - xh * b));
+    }
+  }
+}
+
+/** Work units of layerNormGradParams (the JS side sizes its parallel loop with it). */
+export function layerNormParamUnits(cols: i32): i32 {
+  return (cols + CHUNK - 1) / CHUNK;
+}
+
+/**
+ * dgamma[c] = Σ_r dy[r,c]·x̂[r,c] and dbeta[c] = Σ_r dy[r,c], overwritten; either may be 0 (skipped).
+ * One unit per CHUNK columns, rows summed in order.
+ */
+export function layerNormGradParams(x: usize, mean: usize, rstd: usize, dy: usize, dgamma: usize, dbeta: usize,
+  rows: i32, cols: i32, start: i32, end: i32): void {
+  for (let u = start; u < end; u++) {
+    const c0 = u * CHUNK;
+    if (c0 + CHUNK <= cols) {
+      let g0 = f32x4.splat(0), g1 = g0, g2 = g0, g3 = g0;
+      let b0 = g0, b1 = g0, b2 = g0, b3 = g0;
+      for (let r = 0; r < rows; r++) {
+        const off = (<usize>r * <usize>cols + <usize>c0) << 2;
+        const p = x + off, pg = dy + off;
+        const vmu = f32x4.splat(load<f32>(at(mean, r))), vrs = f32x4.splat(load<f32>(at(rstd, r)));
+        const d0 = v128.load(pg), d1 = v128.load(pg + 16), d2 = v128.load(pg + 32), d3 = v128.load(pg + 48);
+        b0 = f32x4.add(b0, d0); b1 = f32x4.add(b1, d1); b2 = f32x4.add(b2, d2); b3 = f32x4.add(b3, d3);
+        if (dgamma) {
+          g0 = madd(d0, f32x4.mul(f32x4.sub(v128.load(p), vmu), vrs), g0);
+          g1 = madd(d1, f32x4.mul(f32x4.sub(v128.load(p + 16), vmu), vrs), g1);
+          g2 = madd(d2, f32x4.mul(f32x4.sub(v128.load(p + 32), vmu), vrs), g2);
+          g3 = madd(d3, f32x4.mul(f32x4.sub(v128.load(p + 48), vmu), vrs), g3);
+        }
+      }
+      if (dgamma) {
+        const q = at(dgamma, c0);
+        v128.store(q, g0); v128.store(q + 16, g1); v128.store(q + 32, g2); v128.store(q + 48, g3);
+      }
+      if (dbeta) {
+        const q = at(dbeta, c0);
+        v128.store(q, b0); v128.store(q + 16, b1); v128.store(q + 32, b2); v128.store(q + 48, b3);
+      }
+      continue;
+    }
+    for (let c = c0; c < cols; c++) {
+      let sg: f32 = 0, sb: f32 = 0;
+      for (let r = 0; r < rows; r++) {
+        const i = r * cols + c;
+        const d = load<f32>(at(dy, i));
+        sb += d;
+        sg += d * (load<f32>(at(x, i)) - load<f32>(at(mean, r))) * load<f32>(at(rstd, r));
+      }
+      if (dgamma) store<f32>(at(dgamma, c), sg);
+      if (dbeta) store<f32>(at(dbeta, c), sb);
+    }
+  }
+}

@@ -1,0 +1,125 @@
+// The DINO projection head (facebookresearch/dino's DINOHead): an MLP with GELU to a bottleneck,
+// L2 normalisation, then a weight-normalised linear layer whose K rows are the prototypes.
+import type { Backend } from '../backend/backend.js';
+import { Module, ModuleList } from './module.js';
+import { Linear } from './layers.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { full } from '../tensor/create.js';
+import { gelu } from '../tensor/ops/elementwise.js';
+import { linear } from '../tensor/ops/matmul.js';
+import { l2Normalize, weightNorm } from '../tensor/ops/norm.js';
+import { batchNorm } from '../tensor/ops/batchnorm.js';
+import { Generator } from '../tensor/ops/random.js';
+import { zeros } from '../tensor/create.js';
+
+export interface DINOHeadConfig {
+  inDim: number;
+  outDim: number;
+  hiddenDim?: number;
+  bottleneckDim?: number;
+  nlayers?: number;
+  /** BatchNorm after each hidden layer (DINO's ResNet recipe). */
+  useBn?: boolean;
+  /** Freeze weight_g at 1 (prototypes stay unit-norm). */
+  normLastLayer?: boolean;
+}
+
+class BatchNorm1d extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+  readonly running_mean: Tensor;
+  readonly running_var: Tensor;
+  constructor(be: Backend, size: number) {
+    super(be);
+    this.weight = this.addParam('weight', full([size], 1, be));
+    this.bias = this.addParam('bias', zeros([size], be));
+    this.running_mean = this.addBuffer('running_mean', zeros([size], be));
+    this.running_var = this.addBuffer('running_var', full([size], 1, be));
+  }
+
+  forward(x: Tensor): Tensor {
+    return batchNorm(x, {
+      weight: this.weight, bias: this.bias, runningMean: this.running_mean, runningVar: this.running_var,
+      training: this.training, momentum: 0.1, eps: 1e-5,
+    });
+  }
+}
+
+/** weight_norm(Linear(bottleneck, K, bias=False)) with PyTorch's parameter names. */
+export class WeightNormLinear extends Module {
+  readonly weight_g: Tensor;
+  readonly weight_v: Tensor;
+  constructor(be: Backend, inDim: number, outDim: number, g: Generator, normLastLayer: boolean) {
+    super(be);
+    const bound = 1 / Math.sqrt(inDim); // nn.Linear's default init, as DINO leaves the last layer
+    this.weight_g = this.addParam('weight_g', full([outDim, 1], 1, be));
+    this.weight_v = this.addParam('weight_v', g.rand([outDim, inDim], be, -bound, bound));
+    if (normLastLayer) this.weight_g.requiresGrad = false;
+  }
+
+  /** The effective weight g·v/‖v‖ (rows are the prototypes, scaled by g). */
+  weight(): Tensor {
+    return weightNorm(this.weight_v, this.weight_g);
+  }
+
+  forward(x: Tensor): Tensor {
+    return linear(x, this.weight());
+  }
+}
+
+export class DINOHead extends Module {
+  readonly mlp: ModuleList;
+  readonly last_layer: WeightNormLinear;
+  private readonly layers: (Linear | BatchNorm1d | 'gelu')[] = [];
+
+  constructor(be: Backend, cfg: DINOHeadConfig, g: Generator) {
+    super(be);
+    const hidden = cfg.hiddenDim ?? 2048, bottleneck = cfg.bottleneckDim ?? 256, n = Math.max(1, cfg.nlayers ?? 3);
+    this.mlp = this.addChild('mlp', new ModuleList(be));
+    // Indices match nn.Sequential's: GELU modules take an index but hold no parameters.
+    const push = (m: Linear | BatchNorm1d | 'gelu') => {
+      if (m === 'gelu') this.mlp.skip();
+      else this.mlp.push(m);
+      this.layers.push(m);
+    };
+    if (n === 1) {
+      push(new Linear(be, cfg.inDim, bottleneck, { generator: g }));
+    } else {
+      push(new Linear(be, cfg.inDim, hidden, { generator: g }));
+      if (cfg.useBn) push(new BatchNorm1d(be, hidden));
+      push('gelu');
+      for (let i = 0; i < n - 2; i++) {
+        push(new Linear(be, hidden, hidden, { generator: g }));
+        if (cfg.useBn) push(new BatchNorm1d(be, hidden));
+        push('gelu');
+      }
+      push(new Linear(be, hidden, bottleneck, { generator: g }));
+    }
+    this.last_layer = this.addChild('last_layer', new WeightNormLinear(be, bottleneck, cfg.outDim, g, cfg.normLastLayer ?? true));
+  }
+
+  /** The bottleneck features after L2 normalisation, [B, bottleneck]. */
+  embed(x: Tensor): Tensor {
+    let h = x;
+    for (let i = 0; i < this.layers.length; i++) {
+      const m = this.layers[i];
+      // Fuse Linear + GELU into one matmul epilogue when the next layer is the GELU.
+      if (m instanceof Linear && this.layers[i + 1] === 'gelu') {
+        h = m.forward(h, 'gelu');
+        i++;
+      } else if (m === 'gelu') h = gelu(h);
+      else h = m.forward(h);
+    }
+    return l2Normalize(h, -1);
+  }
+
+  /** Logits against the K prototypes, [B, K]. */
+  forward(x: Tensor): Tensor {
+    return this.last_layer.forward(this.embed(x));
+  }
+
+  /** L2-normalised prototypes [K, bottleneck] (the rows of weight_v over their norms). */
+  prototypes(): Tensor {
+    return l2Normalize(this.last_layer.weight_v, -1);
+  }
+}

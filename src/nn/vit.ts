@@ -1,0 +1,170 @@
+// Vision Transformer as in facebookresearch/dino's vision_transformer.py: patch embedding, CLS token,
+// learned position embedding (bicubic-interpolated for other crop sizes), pre-norm blocks with
+// multi-head self-attention (qkv bias) and a GELU MLP, final LayerNorm (eps 1e-6).
+import type { Backend } from '../backend/backend.js';
+import { Module, ModuleList } from './module.js';
+import { Linear, LayerNorm, Mlp, dropPath } from './layers.js';
+import { ShapeError, type Tensor } from '../tensor/tensor.js';
+import { add, mul } from '../tensor/ops/elementwise.js';
+import { matmul, linear } from '../tensor/ops/matmul.js';
+import { softmax } from '../tensor/ops/softmax.js';
+import { concat, patchify, permute, slice } from '../tensor/ops/layout.js';
+import { broadcastTo, reshape } from '../tensor/ops/view.js';
+import { resizeBicubic } from '../tensor/ops/resize.js';
+import { Generator } from '../tensor/ops/random.js';
+
+export interface ViTConfig {
+  imgSize: number;
+  patchSize: number;
+  inChans: number;
+  embedDim: number;
+  depth: number;
+  numHeads: number;
+  mlpRatio?: number;
+  dropPathRate?: number;
+}
+
+export const VIT_PRESETS: Record<string, Omit<ViTConfig, 'imgSize' | 'patchSize' | 'inChans'>> = {
+  /** Sized for a 2-core CPU: a few minutes per epoch on Fashion-MNIST. */
+  vit_cpu: { embedDim: 64, depth: 4, numHeads: 4 },
+  vit_tiny: { embedDim: 192, depth: 12, numHeads: 3 },
+  vit_small: { embedDim: 384, depth: 12, numHeads: 6 },
+};
+
+class PatchEmbed extends Module {
+  readonly proj: ConvWeights;
+  constructor(be: Backend, readonly patchSize: number, inChans: number, embedDim: number, g: Generator) {
+    super(be);
+    this.proj = this.addChild('proj', new ConvWeights(be, embedDim, inChans, patchSize, g));
+  }
+
+  /** [B, C, H, W] → [B, N, D]: the stride-p convolution as patchify + one matmul. */
+  forward(x: Tensor): Tensor {
+    const p = this.patchSize;
+    const patches = patchify(x, p);
+    const w = reshape(this.proj.weight, [this.proj.weight.shape[0], -1]);
+    return linear(patches, w, this.proj.bias);
+  }
+}
+
+/** The weight and bias of a Conv2d (PyTorch's default init), applied by PatchEmbed as a matmul. */
+class ConvWeights extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+  constructor(be: Backend, out: number, inChans: number, k: number, g: Generator) {
+    super(be);
+    const bound = 1 / Math.sqrt(inChans * k * k);
+    this.weight = this.addParam('weight', g.rand([out, inChans, k, k], be, -bound, bound));
+    this.bias = this.addParam('bias', g.rand([out], be, -bound, bound));
+  }
+}
+
+class Attention extends Module {
+  readonly qkv: Linear;
+  readonly proj: Linear;
+  constructor(be: Backend, readonly dim: number, readonly numHeads: number, g: Generator) {
+    super(be);
+    if (dim % numHeads !== 0) throw new ShapeError('Attention', `dim ${dim} is not divisible by ${numHeads} heads`);
+    this.qkv = this.addChild('qkv', new Linear(be, dim, dim * 3, { generator: g }));
+    this.proj = this.addChild('proj', new Linear(be, dim, dim, { generator: g }));
+  }
+
+  forward(x: Tensor): Tensor {
+    const [B, T, D] = x.shape;
+    const H = this.numHeads, Dh = D / H;
+    const qkv = permute(reshape(this.qkv.forward(x), [B, T, 3, H, Dh]), [2, 0, 3, 1, 4]); // [3, B, H, T, Dh]
+    const part = (i: number) => reshape(slice(qkv, [i, 0, 0, 0, 0], [1, B, H, T, Dh]), [B, H, T, Dh]);
+    // Scaling q (T·Dh values) instead of the scores (T·T) is the same product, cheaper.
+    const q = mul(part(0), 1 / Math.sqrt(Dh));
+    const attn = softmax(matmul(q, part(1), { transB: true }), -1); // [B, H, T, T]
+    const out = matmul(attn, part(2)); // [B, H, T, Dh]
+    return this.proj.forward(reshape(permute(out, [0, 2, 1, 3]), [B, T, D]));
+  }
+}
+
+class Block extends Module {
+  readonly norm1: LayerNorm;
+  readonly attn: Attention;
+  readonly norm2: LayerNorm;
+  readonly mlp: Mlp;
+  constructor(be: Backend, dim: number, heads: number, mlpRatio: number, readonly dropPath: number, private readonly g: Generator) {
+    super(be);
+    this.norm1 = this.addChild('norm1', new LayerNorm(be, dim));
+    this.attn = this.addChild('attn', new Attention(be, dim, heads, g));
+    this.norm2 = this.addChild('norm2', new LayerNorm(be, dim));
+    this.mlp = this.addChild('mlp', new Mlp(be, dim, Math.round(dim * mlpRatio), g));
+  }
+
+  forward(x: Tensor): Tensor {
+    const a = dropPath(this.attn.forward(this.norm1.forward(x)), this.dropPath, this.training, this.g);
+    const x1 = add(x, a);
+    const m = dropPath(this.mlp.forward(this.norm2.forward(x1)), this.dropPath, this.training, this.g);
+    return add(x1, m);
+  }
+}
+
+export class VisionTransformer extends Module {
+  readonly config: Required<ViTConfig>;
+  readonly patch_embed: PatchEmbed;
+  readonly cls_token: Tensor;
+  readonly pos_embed: Tensor;
+  readonly blocks: Block[] = [];
+  readonly norm: LayerNorm;
+  readonly numPatches: number;
+
+  constructor(be: Backend, cfg: ViTConfig, g: Generator) {
+    super(be);
+    this.config = { mlpRatio: 4, dropPathRate: 0, ...cfg };
+    const { imgSize, patchSize, inChans, embedDim, depth, numHeads } = this.config;
+    if (imgSize % patchSize !== 0) throw new ShapeError('VisionTransformer', `image size ${imgSize} is not a multiple of the patch size ${patchSize}`);
+    this.numPatches = (imgSize / patchSize) ** 2;
+    this.cls_token = this.addParam('cls_token', g.truncatedNormal([1, 1, embedDim], be, { std: 0.02 }));
+    this.pos_embed = this.addParam('pos_embed', g.truncatedNormal([1, this.numPatches + 1, embedDim], be, { std: 0.02 }));
+    this.patch_embed = this.addChild('patch_embed', new PatchEmbed(be, patchSize, inChans, embedDim, g));
+    const blocks = new ModuleList(be);
+    this.addChild('blocks', blocks);
+    for (let i = 0; i < depth; i++) {
+      const dp = depth > 1 ? (this.config.dropPathRate * i) / (depth - 1) : 0; // stochastic depth decay rule
+      this.blocks.push(blocks.push(new Block(be, embedDim, numHeads, this.config.mlpRatio, dp, g)));
+    }
+    this.norm = this.addChild('norm', new LayerNorm(be, embedDim));
+  }
+
+  get embedDim(): number {
+    return this.config.embedDim;
+  }
+
+  /** pos_embed for an h x w image: the patch part bicubic-resized when the grid differs. */
+  private positionEmbedding(h: number, w: number): Tensor {
+    const p = this.config.patchSize;
+    const gh = Math.floor(h / p), gw = Math.floor(w / p);
+    const n0 = Math.round(Math.sqrt(this.numPatches));
+    if (gh === n0 && gw === n0) return this.pos_embed;
+    const D = this.config.embedDim;
+    const cls = slice(this.pos_embed, [0, 0, 0], [1, 1, D]);
+    const grid = permute(reshape(slice(this.pos_embed, [0, 1, 0], [1, this.numPatches, D]), [1, n0, n0, D]), [0, 3, 1, 2]);
+    const resized = resizeBicubic(grid, [gh, gw]); // [1, D, gh, gw]
+    const patches = reshape(permute(resized, [0, 2, 3, 1]), [1, gh * gw, D]);
+    return concat([cls, patches], 1);
+  }
+
+  /** Tokens after the final norm: [B, 1 + N, D]. */
+  forwardTokens(x: Tensor): Tensor {
+    if (x.rank !== 4 || x.shape[1] !== this.config.inChans) {
+      throw new ShapeError('VisionTransformer', `expects [B, ${this.config.inChans}, H, W] images, got [${x.shape}]`);
+    }
+    const [B, , H, W] = x.shape;
+    const tokens = this.patch_embed.forward(x); // [B, N, D]
+    const cls = broadcastTo(this.cls_token, [B, 1, this.config.embedDim]);
+    let h = add(concat([cls, tokens], 1), this.positionEmbedding(H, W));
+    for (const b of this.blocks) h = b.forward(h);
+    return this.norm.forward(h);
+  }
+
+  /** The CLS features [B, D]. */
+  forward(x: Tensor): Tensor {
+    const t = this.forwardTokens(x);
+    const [B, , D] = t.shape;
+    return reshape(slice(t, [0, 0, 0], [B, 1, D]), [B, D]);
+  }
+}

@@ -1,0 +1,225 @@
+// 2-D convolution and pooling over NCHW images (kernels: im2col/col2im, matmul, pool2d/pool2dGrad).
+// conv2d is im2col followed by one batched matmul (a matrix per image) that writes NCHW directly:
+// out[b] [O, P] = W [O, K] · col[b]ᵀ, with col[b] [P, K], P = outH·outW and K = C·kh·kw.
+import type { Backend, Conv2dParams, MatmulParams, Storage } from '../../backend/backend.js';
+import { noGrad, ShapeError, Tensor } from '../tensor.js';
+import { empty, zeros } from '../create.js';
+import { needsGrad, record } from '../autograd.js';
+import { assertDType, assertSameBackend } from '../shape.js';
+import { add } from './elementwise.js';
+import { sum } from './reduce.js';
+import { reshape } from './view.js';
+
+export type Size2 = number | [number, number];
+
+export interface Conv2dOptions {
+  stride?: Size2;
+  padding?: Size2;
+  /** Cap on the im2col buffer (elements, default 2^24): larger batches run in chunks of images. */
+  maxColumnElements?: number;
+}
+
+function pair(op: string, what: string, v: Size2, min: number): [number, number] {
+  const p: [number, number] = Array.isArray(v) ? [v[0], v[1]] : [v, v];
+  if (!p.every((d) => Number.isInteger(d) && d >= min)) throw new ShapeError(op, `${what} must be integers ≥ ${min}, got ${v}`);
+  return p;
+}
+
+/** Output geometry of a kh×kw window sliding over x [B, C, H, W] (PyTorch's floor mode). */
+function geometry(op: string, x: Tensor, kernel: [number, number], stride: Size2, padding: Size2): Conv2dParams {
+  assertDType(op, x, 'f32');
+  if (x.rank !== 4) throw new ShapeError(op, `input must be [batch, channels, height, width], got [${x.shape}]`);
+  const [batch, channels, height, width] = x.shape;
+  const [strideH, strideW] = pair(op, 'strides', stride, 1);
+  const [padH, padW] = pair(op, 'paddings', padding, 0);
+  const [kernelH, kernelW] = kernel;
+  const outH = Math.floor((height + 2 * padH - kernelH) / strideH) + 1;
+  const outW = Math.floor((width + 2 * padW - kernelW) / strideW) + 1;
+  if (outH < 1 || outW < 1) {
+    throw new ShapeError(op, `a ${kernelH}x${kernelW} window does not fit a ${height}x${width} input padded by ${padH},${padW}`);
+  }
+  return { batch, channels, height, width, kernelH, kernelW, strideH, strideW, padH, padW, outH, outW };
+}
+
+function mm(overrides: Partial<MatmulParams> & Pick<MatmulParams, 'batch' | 'm' | 'n' | 'k'>): MatmulParams {
+  return {
+    transA: false, transB: false, strideA: 0, strideB: 0, bias: null, activation: 'none', accumulate: false, ...overrides,
+  };
+}
+
+/** Elements one im2col buffer may hold by default (64 MiB); larger batches run in chunks of images. */
+const COL_LIMIT = 1 << 24;
+
+/**
+ * PyTorch's F.conv2d without groups or dilation: x [B, C, H, W], weight [O, C, kh, kw], bias [O].
+ * The column matrix is not kept for backward (it is K times the input); backward rebuilds it.
+ */
+export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+  assertDType('conv2d', weight, 'f32', 'weight');
+  assertSameBackend('conv2d', x, weight, ...(bias ? [bias] : []));
+  if (weight.rank !== 4) throw new ShapeError('conv2d', `weight must be [out, in, kh, kw], got [${weight.shape}]`);
+  const [O, Cw, kh, kw] = weight.shape;
+  const p = geometry('conv2d', x, [kh, kw], opts.stride ?? 1, opts.padding ?? 0);
+  if (Cw !== p.channels) throw new ShapeError('conv2d', `weight expects ${Cw} input channels, input [${x.shape}] has ${p.channels}`);
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== O)) throw new ShapeError('conv2d', `bias must be [${O}], got [${bias.shape}]`);
+  const limit = opts.maxColumnElements ?? COL_LIMIT;
+  if (!(limit >= 1)) throw new ShapeError('conv2d', `maxColumnElements must be ≥ 1, got ${limit}`);
+  const be = x.backend;
+  const B = p.batch, P = p.outH * p.outW, K = p.channels * kh * kw;
+  const chunk = Math.max(1, Math.min(B, Math.floor(limit / Math.max(1, P * K))));
+  const xImg = p.channels * p.height * p.width, yImg = O * P;
+  let out = empty([B, O, p.outH, p.outW], be);
+  if (out.size > 0 && K === 0) be.fill(out.storage, out.size, 0);
+  if (out.size > 0 && K > 0) {
+    const col = be.alloc(chunk * P * K, 'f32');
+    const xs = new Slicer(be, x.storage, xImg, chunk, B);
+    const ys = new Slicer(be, out.storage, yImg, chunk, B);
+    for (let b0 = 0; b0 < B; b0 += chunk) {
+      const n = Math.min(chunk, B - b0);
+      be.im2col(xs.read(b0, n), col, { ...p, batch: n });
+      be.matmul(weight.storage, col, ys.target(), mm({ batch: n, m: O, n: P, k: K, transB: true, strideB: P * K }));
+      ys.write(b0, n);
+    }
+    be.free(col);
+    xs.free();
+    ys.free();
+  }
+  if (bias) {
+    const pre = out;
+    out = noGrad(() => {
+      const b4 = reshape(bias, [1, O, 1, 1]);
+      const y = add(pre, b4);
+      b4.dispose();
+      return y;
+    });
+    pre.dispose();
+  }
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return record(out, 'conv2d', inputs, (g) => {
+    let gx: Tensor | null = null, gw: Tensor | null = null;
+    if ((x.requiresGrad || weight.requiresGrad) && g.size > 0 && K > 0) {
+      [gx, gw] = convBackward(x, weight, g, p, chunk, x.requiresGrad, weight.requiresGrad);
+    } else {
+      if (x.requiresGrad) gx = zeros(x.shape, be);
+      if (weight.requiresGrad) gw = zeros(weight.shape, be);
+    }
+    const gb = bias?.requiresGrad ? sum(g, [0, 2, 3]) : null;
+    return bias ? [gx, gw, gb] : [gx, gw];
+  });
+}
+
+/**
+ * Per chunk of images: dX via dcol[b] [P, K] = g[b]ᵀ · W and col2im (each pixel gathers the columns
+ * that read it); dW as Σ_b g[b] [O, P] · col[b] [P, K], summed over b in a fixed order.
+ */
+function convBackward(x: Tensor, weight: Tensor, g: Tensor, p: Conv2dParams, chunk: number, wantX: boolean,
+  wantW: boolean): [Tensor | null, Tensor | null] {
+  const be = x.backend;
+  const O = weight.shape[0], B = p.batch, P = p.outH * p.outW, K = p.channels * p.kernelH * p.kernelW;
+  const xImg = p.channels * p.height * p.width, yImg = O * P;
+  const gx = wantX ? empty(x.shape, be) : null;
+  const gs = new Slicer(be, g.storage, yImg, chunk, B);
+  const xs = wantW ? new Slicer(be, x.storage, xImg, chunk, B) : null;
+  const dxs = gx ? new Slicer(be, gx.storage, xImg, chunk, B) : null;
+  const col = be.alloc(chunk * P * K, 'f32');
+  const per = wantW ? be.alloc(chunk * O * K, 'f32') : null;
+  let acc: Storage | null = null;
+  for (let b0 = 0; b0 < B; b0 += chunk) {
+    const n = Math.min(chunk, B - b0);
+    const pc = { ...p, batch: n };
+    const gChunk = gs.read(b0, n);
+    if (dxs) {
+      be.matmul(gChunk, weight.storage, col, mm({ batch: n, m: P, n: K, k: O, transA: true, strideA: O * P }));
+      be.col2im(col, dxs.target(), pc);
+      dxs.write(b0, n);
+    }
+    if (xs && per) {
+      be.im2col(xs.read(b0, n), col, pc);
+      be.matmul(gChunk, col, per, mm({ batch: n, m: O, n: K, k: P, strideA: O * P, strideB: P * K }));
+      const part = be.alloc(O * K, 'f32');
+      be.reduce('sum', per, part, 1, n, O * K);
+      if (acc) {
+        const next = be.alloc(O * K, 'f32');
+        be.binary('add', acc, part, next, [O * K], [1], [1]);
+        be.free(acc);
+        be.free(part);
+        acc = next;
+      } else {
+        acc = part;
+      }
+    }
+  }
+  be.free(col);
+  if (per) be.free(per);
+  for (const sl of [gs, xs, dxs]) sl?.free();
+  return [gx, acc ? new Tensor(be, acc, weight.shape) : null];
+}
+
+/**
+ * Images [b0, b0 + n) of a batch-major storage. With one chunk covering the batch it is the
+ * storage itself (no copies); otherwise chunks go through a scratch storage by strided copies.
+ */
+class Slicer {
+  private readonly scratch: Storage | null;
+  constructor(private readonly be: Backend, private readonly whole: Storage, private readonly per: number,
+    chunk: number, batch: number) {
+    this.scratch = chunk >= batch ? null : be.alloc(chunk * per, whole.dtype);
+  }
+  /** The chunk's images, for reading. */
+  read(b0: number, n: number): Storage {
+    if (!this.scratch) return this.whole;
+    this.be.copyStrided(this.whole, this.scratch, [n * this.per], b0 * this.per, [1], 0, [1]);
+    return this.scratch;
+  }
+  /** Where a kernel should write the chunk; write() then puts it in place. */
+  target(): Storage {
+    return this.scratch ?? this.whole;
+  }
+  write(b0: number, n: number): void {
+    if (this.scratch) this.be.copyStrided(this.scratch, this.whole, [n * this.per], 0, [1], b0 * this.per, [1]);
+  }
+  free(): void {
+    if (this.scratch) this.be.free(this.scratch);
+  }
+}
+
+function poolGeometry(op: string, x: Tensor, kernel: Size2, stride: Size2 | undefined, padding: Size2): Conv2dParams {
+  const k = pair(op, 'kernel sizes', kernel, 1);
+  const pad = pair(op, 'paddings', padding, 0);
+  if (pad[0] > k[0] / 2 || pad[1] > k[1] / 2) {
+    throw new ShapeError(op, `padding ${pad} must be at most half the kernel size ${k} (every window needs a pixel)`);
+  }
+  return geometry(op, x, k, stride ?? k, pad);
+}
+
+/**
+ * Max pooling (PyTorch's F.max_pool2d, floor mode; stride defaults to the kernel size). Padding
+ * never wins; the gradient goes to the first maximum of each window.
+ */
+export function maxPool2d(x: Tensor, kernel: Size2, stride?: Size2, padding: Size2 = 0): Tensor {
+  const p = poolGeometry('maxPool2d', x, kernel, stride, padding);
+  const be = x.backend;
+  const out = empty([p.batch, p.channels, p.outH, p.outW], be);
+  const argmax = needsGrad(x) ? empty(out.shape, be, 'i32') : null;
+  if (out.size > 0) be.pool2d('max', x.storage, out.storage, argmax?.storage ?? null, p);
+  const result = record(out, 'maxPool2d', [x], (g) => {
+    const dx = empty(x.shape, be);
+    if (dx.size > 0) be.pool2dGrad('max', g.storage, argmax!.storage, dx.storage, p);
+    return [dx];
+  });
+  if (!result.node) argmax?.dispose();
+  return result;
+}
+
+/** Average pooling with count_include_pad=True (PyTorch's default for F.avg_pool2d). */
+export function avgPool2d(x: Tensor, kernel: Size2, stride?: Size2, padding: Size2 = 0): Tensor {
+  const p = poolGeometry('avgPool2d', x, kernel, stride, padding);
+  const be = x.backend;
+  const out = empty([p.batch, p.channels, p.outH, p.outW], be);
+  if (out.size > 0) be.pool2d('avg', x.storage, out.storage, null, p);
+  return record(out, 'avgPool2d', [x], (g) => {
+    const dx = empty(x.shape, be);
+    if (dx.size > 0) be.pool2dGrad('avg', g.storage, null, dx.storage, p);
+    return [dx];
+  });
+}

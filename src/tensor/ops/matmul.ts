@@ -1,0 +1,159 @@
+// Matrix products (kernel: matmul) and linear layers. Transposes are kernel flags, never copies:
+// the backward rules pick the flags that make dA = dC·op(B)ᵀ and dB = op(A)ᵀ·dC read the stored
+// layouts directly. An operand broadcast over the batch (stride 0) gets the sum of its per-batch
+// gradients: one product over the flattened batch where the layout allows it, else a reduce.
+import type { Storage } from '../../backend/backend.js';
+import { ShapeError, Tensor } from '../tensor.js';
+import { empty } from '../create.js';
+import { needsGrad, record } from '../autograd.js';
+import { assertDType, assertSameBackend, broadcastShapes, numel, sameShape } from '../shape.js';
+import { broadcastTo } from './view.js';
+import { gelu } from './elementwise.js';
+
+export interface MatmulOptions {
+  /** a is stored [..., k, m] and used transposed. */
+  transA?: boolean;
+  /** b is stored [..., n, k] and used transposed. */
+  transB?: boolean;
+}
+
+interface Product {
+  batch: number; m: number; n: number; k: number;
+  transA: boolean; transB: boolean; strideA: number; strideB: number;
+}
+
+/** A new [batch·m·n] tensor of `shape` holding the product (plus the optional fused epilogue). */
+function product(a: Tensor, b: Tensor, p: Product, shape: readonly number[], bias: Storage | null = null,
+  activation: 'none' | 'gelu' = 'none'): Tensor {
+  const out = empty(shape, a.backend);
+  if (out.size > 0) {
+    a.backend.matmul(a.storage, b.storage, out.storage, { ...p, bias, activation, accumulate: false });
+  }
+  return out;
+}
+
+/** Σ over the leading dim of t viewed as [batch, ...shape] (a fixed-order reduce). */
+function sumLeading(t: Tensor, batch: number, shape: readonly number[]): Tensor {
+  const out = empty(shape, t.backend);
+  const inner = numel(shape);
+  if (inner > 0) t.backend.reduce('sum', t.storage, out.storage, 1, batch, inner);
+  return out;
+}
+
+function sumBatch(t: Tensor, batch: number, shape: readonly number[]): Tensor {
+  const out = sumLeading(t, batch, shape);
+  t.dispose();
+  return out;
+}
+
+/**
+ * Gradient of A (stored [k, m] when transA, else [m, k]) for C = op(A)·op(B), per batch
+ * (summed when A is broadcast over the batch).
+ */
+function gradA(g: Tensor, b: Tensor, p: Product, shape: readonly number[]): Tensor {
+  const { batch, m, n, k } = p;
+  const broadcast = p.strideA === 0 && batch !== 1;
+  const per = p.transA ? [k, m] : [m, k];
+  const outShape = broadcast ? [batch, ...per] : shape;
+  // dop(A) = dC·op(B)ᵀ; stored transposed: dA = op(B)·dCᵀ.
+  const r = p.transA
+    ? product(b, g, { batch, m: k, n: m, k: n, transA: p.transB, transB: true, strideA: p.strideB, strideB: m * n }, outShape)
+    : product(g, b, { batch, m, n: k, k: n, transA: false, transB: !p.transB, strideA: m * n, strideB: p.strideB }, outShape);
+  return broadcast ? sumBatch(r, batch, shape) : r;
+}
+
+/** Gradient of B (stored [n, k] when transB, else [k, n]), summed over the batch when broadcast. */
+function gradB(g: Tensor, a: Tensor, p: Product, shape: readonly number[]): Tensor {
+  const { batch, m, n, k } = p;
+  const broadcast = p.strideB === 0 && batch !== 1;
+  if (broadcast && batch > 0 && !p.transA) {
+    // A and dC are [batch·m, k] and [batch·m, n] row blocks: the batch sum is one longer product.
+    return p.transB
+      ? product(g, a, { batch: 1, m: n, n: k, k: batch * m, transA: true, transB: false, strideA: 0, strideB: 0 }, shape)
+      : product(a, g, { batch: 1, m: k, n, k: batch * m, transA: true, transB: false, strideA: 0, strideB: 0 }, shape);
+  }
+  const per = p.transB ? [n, k] : [k, n];
+  const outShape = broadcast ? [batch, ...per] : shape;
+  // dop(B) = op(A)ᵀ·dC; stored transposed: dB = dCᵀ·op(A).
+  const r = p.transB
+    ? product(g, a, { batch, m: n, n: k, k: m, transA: true, transB: p.transA, strideA: m * n, strideB: p.strideA }, outShape)
+    : product(a, g, { batch, m: k, n, k: m, transA: !p.transA, transB: false, strideA: p.strideA, strideB: m * n }, outShape);
+  return broadcast ? sumBatch(r, batch, shape) : r;
+}
+
+/**
+ * Matrix product over the last two dims, with numpy-style broadcasting of the leading (batch)
+ * dims. An operand without batch dims (or with all of them 1) is shared by every batch without a
+ * copy; other broadcasts are materialised first.
+ */
+export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  assertSameBackend('matmul', a, b);
+  assertDType('matmul', a, 'f32', 'first operand');
+  assertDType('matmul', b, 'f32', 'second operand');
+  if (a.rank < 2 || b.rank < 2) {
+    throw new ShapeError('matmul', `operands need at least 2 dims, got [${a.shape}] and [${b.shape}]`);
+  }
+  const transA = opts.transA ?? false, transB = opts.transB ?? false;
+  const [a0, a1] = a.shape.slice(-2), [b0, b1] = b.shape.slice(-2);
+  const m = transA ? a1 : a0, k = transA ? a0 : a1;
+  const kb = transB ? b1 : b0, n = transB ? b0 : b1;
+  if (k !== kb) {
+    throw new ShapeError('matmul', `inner dims differ: [${a.shape}]${transA ? 'ᵀ' : ''} · [${b.shape}]${transB ? 'ᵀ' : ''} (${k} vs ${kb})`);
+  }
+  const aBatch = a.shape.slice(0, -2), bBatch = b.shape.slice(0, -2);
+  const batchShape = broadcastShapes('matmul', aBatch, bBatch);
+  const batch = numel(batchShape);
+  let x = a, y = b;
+  const fit = (t: Tensor, tb: readonly number[]) => numel(tb) === 1 || sameShape(padded(tb, batchShape.length), batchShape)
+    ? t : broadcastTo(t, [...batchShape, ...t.shape.slice(-2)]);
+  x = fit(a, aBatch);
+  y = fit(b, bBatch);
+  const p: Product = {
+    batch, m, n, k, transA, transB,
+    strideA: numel(x.shape.slice(0, -2)) === 1 ? 0 : m * k,
+    strideB: numel(y.shape.slice(0, -2)) === 1 ? 0 : k * n,
+  };
+  const out = record(product(x, y, p, [...batchShape, m, n]), 'matmul', [x, y], (g) => [
+    x.requiresGrad ? gradA(g, y, p, x.shape) : null,
+    y.requiresGrad ? gradB(g, x, p, y.shape) : null,
+  ]);
+  // A materialised broadcast is an intermediate: the backward reads it, else it can go now.
+  if (!out.node) for (const [t, orig] of [[x, a], [y, b]]) if (t !== orig) t.dispose();
+  return out;
+}
+
+function padded(shape: readonly number[], rank: number): number[] {
+  return [...new Array<number>(rank - shape.length).fill(1), ...shape];
+}
+
+/**
+ * y = act(x·Wᵀ + b) with W stored [out, in] (PyTorch's layout), x of any leading shape [..., in].
+ * Without autograd the bias and GELU are fused into the product; with it the fused bias product
+ * is recorded and GELU applied as its own op, so its backward sees the pre-activation.
+ */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, activation: 'none' | 'gelu' = 'none'): Tensor {
+  assertSameBackend('linear', x, weight, ...(bias ? [bias] : []));
+  assertDType('linear', x, 'f32', 'input');
+  assertDType('linear', weight, 'f32', 'weight');
+  if (weight.rank !== 2) throw new ShapeError('linear', `weight must be [out, in], got [${weight.shape}]`);
+  const [outF, inF] = weight.shape;
+  if (x.rank < 1 || x.shape[x.rank - 1] !== inF) {
+    throw new ShapeError('linear', `input [${x.shape}] does not end in ${inF}, the weight's in-features ([${weight.shape}])`);
+  }
+  if (bias) {
+    assertDType('linear', bias, 'f32', 'bias');
+    if (bias.rank !== 1 || bias.shape[0] !== outF) throw new ShapeError('linear', `bias must be [${outF}], got [${bias.shape}]`);
+  }
+  const rows = numel(x.shape.slice(0, -1));
+  const shape = [...x.shape.slice(0, -1), outF];
+  const p: Product = { batch: 1, m: rows, n: outF, k: inF, transA: false, transB: true, strideA: 0, strideB: 0 };
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  if (!needsGrad(...inputs)) return product(x, weight, p, shape, bias?.storage ?? null, activation);
+  const z = record(product(x, weight, p, shape, bias?.storage ?? null), 'linear', inputs, (g) => [
+    x.requiresGrad ? product(g, weight, { ...p, n: inF, k: outF, transB: false }, x.shape) : null,
+    weight.requiresGrad ? product(g, x, { ...p, m: outF, n: inF, k: rows, transA: true, transB: false }, weight.shape) : null,
+    bias?.requiresGrad ? sumLeading(g, rows, [outF]) : null,
+  ]);
+  if (activation === 'none') return z;
+  return gelu(z);
+}

@@ -1,0 +1,247 @@
+// Training configuration: DINO's flag names where the concept is the same, defaults for this CPU,
+// and up-front validation that names the flag and the allowed values.
+
+export type Arch = 'vit_cpu' | 'vit_tiny' | 'vit_small' | 'pca';
+export type Regulariser = 'centering' | 'sinkhorn' | 'memax';
+
+export interface TrainConfig {
+  // model
+  arch: Arch;
+  patch_size: number;
+  out_dim: number;
+  hidden_dim: number;
+  bottleneck_dim: number;
+  head_layers: number;
+  norm_last_layer: boolean;
+  drop_path_rate: number;
+  /** Train the head only, on a frozen backbone (random init or --arch pca). */
+  freeze_backbone: boolean;
+  /** Train the prototype matrix alone on the L2-normalised frozen features (no MLP). */
+  prototypes_only: boolean;
+  /** Feature dimension of --arch pca. */
+  pca_dim: number;
+  // DINO loss
+  momentum_teacher: number;
+  warmup_teacher_temp: number;
+  teacher_temp: number;
+  warmup_teacher_temp_epochs: number;
+  student_temp: number;
+  center_momentum: number;
+  centering: Regulariser;
+  koleo_proto: number;
+  koleo_features: number;
+  // optimisation
+  lr: number;
+  min_lr: number;
+  warmup_epochs: number;
+  weight_decay: number;
+  weight_decay_end: number;
+  clip_grad: number;
+  batch_size: number;
+  epochs: number;
+  freeze_last_layer: number;
+  /** Stop after this many steps in total (0: run every epoch). */
+  max_steps: number;
+  // multi-crop
+  global_crops_size: number;
+  local_crops_size: number;
+  global_crops_scale: [number, number];
+  local_crops_number: number;
+  local_crops_scale: [number, number];
+  // data
+  dataset: 'fashion-mnist' | 'idx' | 'cifar10' | 'folder';
+  data_path: string;
+  long_tail: number;
+  // run
+  seed: number;
+  backend: 'wasm' | 'webgpu' | 'auto';
+  threads: number;
+  output_dir: string;
+  log_every: number;
+  resume: boolean;
+  /** Stop when a loss or gradient is not finite ('stop') or skip the step ('skip'). */
+  on_nan: 'stop' | 'skip';
+  quiet: boolean;
+}
+
+export const DEFAULTS: TrainConfig = {
+  arch: 'vit_cpu',
+  patch_size: 4,
+  out_dim: 1024,
+  hidden_dim: 256,
+  bottleneck_dim: 64,
+  head_layers: 3,
+  norm_last_layer: true,
+  drop_path_rate: 0,
+  freeze_backbone: false,
+  prototypes_only: false,
+  pca_dim: 64,
+  momentum_teacher: 0.996,
+  warmup_teacher_temp: 0.04,
+  teacher_temp: 0.04,
+  warmup_teacher_temp_epochs: 0,
+  student_temp: 0.1,
+  center_momentum: 0.9,
+  centering: 'centering',
+  koleo_proto: 0,
+  koleo_features: 0,
+  lr: 0.0005,
+  min_lr: 1e-6,
+  warmup_epochs: 0,
+  weight_decay: 0.04,
+  weight_decay_end: 0.4,
+  clip_grad: 3.0,
+  batch_size: 64,
+  epochs: 1,
+  freeze_last_layer: 1,
+  max_steps: 0,
+  global_crops_size: 28,
+  local_crops_size: 12,
+  global_crops_scale: [0.4, 1],
+  local_crops_number: 6,
+  local_crops_scale: [0.05, 0.4],
+  dataset: 'fashion-mnist',
+  data_path: '',
+  long_tail: 1,
+  seed: 0,
+  backend: 'auto',
+  threads: 0,
+  output_dir: 'runs/dino',
+  log_every: 10,
+  resume: false,
+  on_nan: 'stop',
+  quiet: false,
+};
+
+export class ConfigError extends Error {
+  constructor(flag: string, message: string) {
+    super(`--${flag}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Kind = 'int' | 'float' | 'bool' | 'string' | 'pair';
+const KINDS: Record<keyof TrainConfig, Kind> = {
+  arch: 'string', patch_size: 'int', out_dim: 'int', hidden_dim: 'int', bottleneck_dim: 'int', head_layers: 'int',
+  norm_last_layer: 'bool', drop_path_rate: 'float', freeze_backbone: 'bool', prototypes_only: 'bool', pca_dim: 'int',
+  momentum_teacher: 'float', warmup_teacher_temp: 'float', teacher_temp: 'float', warmup_teacher_temp_epochs: 'int',
+  student_temp: 'float', center_momentum: 'float', centering: 'string', koleo_proto: 'float', koleo_features: 'float',
+  lr: 'float', min_lr: 'float', warmup_epochs: 'int', weight_decay: 'float', weight_decay_end: 'float', clip_grad: 'float',
+  batch_size: 'int', epochs: 'int', freeze_last_layer: 'int', max_steps: 'int', global_crops_size: 'int',
+  local_crops_size: 'int', global_crops_scale: 'pair', local_crops_number: 'int', local_crops_scale: 'pair',
+  dataset: 'string', data_path: 'string', long_tail: 'float', seed: 'int', backend: 'string', threads: 'int',
+  output_dir: 'string', log_every: 'int', resume: 'bool', on_nan: 'string', quiet: 'bool',
+};
+
+const CHOICES: Partial<Record<keyof TrainConfig, readonly string[]>> = {
+  arch: ['vit_cpu', 'vit_tiny', 'vit_small', 'pca'],
+  centering: ['centering', 'sinkhorn', 'memax'],
+  dataset: ['fashion-mnist', 'idx', 'cifar10', 'folder'],
+  backend: ['wasm', 'webgpu', 'auto'],
+  on_nan: ['stop', 'skip'],
+};
+
+/** Parses `--flag value` / `--flag=value` / `--bool_flag` / `--no-bool_flag` into a full config. */
+export function parseTrainArgs(argv: string[], base: TrainConfig = DEFAULTS): TrainConfig {
+  const cfg: Record<string, unknown> = { ...base };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith('--')) throw new ConfigError(arg, `unexpected argument '${arg}' (flags start with --)`);
+    let [name, value] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
+    let negate = false;
+    if (name.startsWith('no-') && KINDS[name.slice(3) as keyof TrainConfig] === 'bool') {
+      name = name.slice(3);
+      negate = true;
+    }
+    const kind = KINDS[name as keyof TrainConfig];
+    if (!kind) throw new ConfigError(name, `unknown flag; known flags: ${Object.keys(KINDS).map((k) => `--${k}`).join(' ')}`);
+    if (kind === 'bool') {
+      if (value === undefined && !negate && i + 1 < argv.length && /^(true|false)$/i.test(argv[i + 1])) value = argv[++i];
+      cfg[name] = negate ? false : value === undefined ? true : parseBool(name, value);
+      continue;
+    }
+    if (value === undefined) {
+      if (i + 1 >= argv.length) throw new ConfigError(name, 'needs a value');
+      value = argv[++i];
+      if (kind === 'pair' && i + 1 < argv.length && !argv[i + 1].startsWith('--')) value += ` ${argv[++i]}`;
+    }
+    cfg[name] = parseValue(name, kind, value);
+  }
+  return validate(cfg as unknown as TrainConfig);
+}
+
+function parseBool(name: string, v: string): boolean {
+  if (/^true$/i.test(v)) return true;
+  if (/^false$/i.test(v)) return false;
+  throw new ConfigError(name, `expects true or false, got '${v}'`);
+}
+
+function parseValue(name: string, kind: Kind, v: string): unknown {
+  switch (kind) {
+    case 'int': {
+      const n = Number(v);
+      if (!Number.isInteger(n)) throw new ConfigError(name, `expects an integer, got '${v}'`);
+      return n;
+    }
+    case 'float': {
+      const n = Number(v);
+      if (v.trim() === '' || !Number.isFinite(n)) throw new ConfigError(name, `expects a finite number, got '${v}'`);
+      return n;
+    }
+    case 'pair': {
+      const parts = v.split(/[\s,]+/).filter((s) => s.length > 0).map(Number);
+      if (parts.length !== 2 || parts.some((x) => !Number.isFinite(x))) throw new ConfigError(name, `expects two numbers (e.g. 0.4 1.0), got '${v}'`);
+      return parts as [number, number];
+    }
+    default:
+      return v;
+  }
+}
+
+function range(cfg: TrainConfig, name: keyof TrainConfig, lo: number, hi: number, what = `in [${lo}, ${hi}]`): void {
+  const v = cfg[name] as number;
+  if (!(v >= lo && v <= hi)) throw new ConfigError(name, `must be ${what}, got ${v}`);
+}
+
+/** Checks types, ranges and combinations; returns the config unchanged when valid. */
+export function validate(cfg: TrainConfig): TrainConfig {
+  for (const [name, choices] of Object.entries(CHOICES)) {
+    const v = cfg[name as keyof TrainConfig] as string;
+    if (!choices!.includes(v)) throw new ConfigError(name, `must be one of ${choices!.join(', ')}, got '${v}'`);
+  }
+  const positive: (keyof TrainConfig)[] = ['patch_size', 'out_dim', 'hidden_dim', 'bottleneck_dim', 'head_layers', 'pca_dim',
+    'batch_size', 'epochs', 'global_crops_size', 'local_crops_size', 'log_every'];
+  for (const k of positive) range(cfg, k, 1, 1 << 30, 'a positive integer');
+  range(cfg, 'out_dim', 2, 1 << 20, 'at least 2 (prototypes)');
+  range(cfg, 'batch_size', 2, 1 << 20, 'at least 2');
+  range(cfg, 'drop_path_rate', 0, 0.99);
+  range(cfg, 'momentum_teacher', 0, 1);
+  range(cfg, 'center_momentum', 0, 1);
+  for (const k of ['warmup_teacher_temp', 'teacher_temp', 'student_temp'] as const) range(cfg, k, 1e-4, 100, 'in (0, 100]');
+  for (const k of ['koleo_proto', 'koleo_features', 'lr', 'min_lr', 'weight_decay', 'weight_decay_end', 'clip_grad'] as const) {
+    range(cfg, k, 0, 1e6, 'non-negative');
+  }
+  for (const k of ['warmup_epochs', 'warmup_teacher_temp_epochs', 'freeze_last_layer', 'max_steps', 'local_crops_number', 'seed', 'threads'] as const) {
+    range(cfg, k, 0, 2 ** 31, 'a non-negative integer');
+  }
+  if (cfg.warmup_epochs > cfg.epochs) throw new ConfigError('warmup_epochs', `(${cfg.warmup_epochs}) cannot exceed --epochs (${cfg.epochs})`);
+  if (cfg.warmup_teacher_temp_epochs > cfg.epochs) {
+    throw new ConfigError('warmup_teacher_temp_epochs', `(${cfg.warmup_teacher_temp_epochs}) cannot exceed --epochs (${cfg.epochs})`);
+  }
+  for (const k of ['global_crops_scale', 'local_crops_scale'] as const) {
+    const [a, b] = cfg[k];
+    if (!(a > 0 && a <= b && b <= 1)) throw new ConfigError(k, `must be two numbers 0 < min ≤ max ≤ 1, got ${a} ${b}`);
+  }
+  if (!(cfg.long_tail >= 1)) throw new ConfigError('long_tail', `is an imbalance ratio ≥ 1 (1 = balanced), got ${cfg.long_tail}`);
+  if (cfg.arch !== 'pca' && cfg.global_crops_size % cfg.patch_size !== 0) {
+    throw new ConfigError('global_crops_size', `(${cfg.global_crops_size}) must be a multiple of --patch_size (${cfg.patch_size})`);
+  }
+  if (cfg.arch !== 'pca' && cfg.local_crops_number > 0 && cfg.local_crops_size % cfg.patch_size !== 0) {
+    throw new ConfigError('local_crops_size', `(${cfg.local_crops_size}) must be a multiple of --patch_size (${cfg.patch_size})`);
+  }
+  if (cfg.prototypes_only && !cfg.freeze_backbone && cfg.arch !== 'pca') {
+    throw new ConfigError('prototypes_only', 'trains the prototypes on frozen features: add --freeze_backbone or use --arch pca');
+  }
+  if (cfg.dataset !== 'fashion-mnist' && cfg.data_path === '') throw new ConfigError('data_path', `is required for --dataset ${cfg.dataset}`);
+  return cfg;
+}

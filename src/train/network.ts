@@ -1,0 +1,73 @@
+// Student/teacher networks for DINO: a backbone (ViT, or a fixed PCA projection) and a head (the
+// DINO MLP head, or the prototype matrix alone on L2-normalised features).
+import type { Backend } from '../backend/backend.js';
+import { Module } from '../nn/module.js';
+import { VisionTransformer, VIT_PRESETS } from '../nn/vit.js';
+import { DINOHead, WeightNormLinear } from '../nn/head.js';
+import { PCAProjection } from '../nn/pca.js';
+import { noGrad, type Tensor } from '../tensor/tensor.js';
+import { Generator } from '../tensor/ops/random.js';
+import { l2Normalize } from '../tensor/ops/norm.js';
+import type { TrainConfig } from './config.js';
+
+/** The prototype matrix alone: logits = normalize(features) · (g·v/‖v‖)ᵀ. */
+export class PrototypeHead extends Module {
+  readonly last_layer: WeightNormLinear;
+  constructor(be: Backend, inDim: number, outDim: number, g: Generator, normLastLayer: boolean) {
+    super(be);
+    this.last_layer = this.addChild('last_layer', new WeightNormLinear(be, inDim, outDim, g, normLastLayer));
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.last_layer.forward(l2Normalize(x, -1));
+  }
+}
+
+export type Backbone = VisionTransformer | PCAProjection;
+export type Head = DINOHead | PrototypeHead;
+
+export class DinoNetwork extends Module {
+  constructor(be: Backend, readonly backbone: Backbone, readonly head: Head, readonly frozenBackbone: boolean) {
+    super(be);
+    this.addChild('backbone', backbone);
+    this.addChild('head', head);
+    if (frozenBackbone) for (const p of backbone.parameters()) p.requiresGrad = false;
+  }
+
+  features(x: Tensor): Tensor {
+    return this.frozenBackbone ? noGrad(() => this.backbone.forward(x)) : this.backbone.forward(x);
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.head.forward(this.features(x));
+  }
+}
+
+export function imageChannels(cfg: TrainConfig): number {
+  return cfg.dataset === 'cifar10' || cfg.dataset === 'folder' ? 3 : 1;
+}
+
+/** Builds one network; the same seed gives the same weights (student and teacher start equal). */
+export function buildNetwork(cfg: TrainConfig, be: Backend, channels: number, seed: number): DinoNetwork {
+  const g = new Generator(seed);
+  let backbone: Backbone;
+  let dim: number;
+  if (cfg.arch === 'pca') {
+    backbone = new PCAProjection(be, channels * cfg.global_crops_size ** 2, cfg.pca_dim);
+    dim = cfg.pca_dim;
+  } else {
+    const preset = VIT_PRESETS[cfg.arch];
+    backbone = new VisionTransformer(be, {
+      imgSize: cfg.global_crops_size, patchSize: cfg.patch_size, inChans: channels,
+      ...preset, dropPathRate: cfg.drop_path_rate,
+    }, g);
+    dim = preset.embedDim;
+  }
+  const head = cfg.prototypes_only
+    ? new PrototypeHead(be, dim, cfg.out_dim, g, cfg.norm_last_layer)
+    : new DINOHead(be, {
+      inDim: dim, outDim: cfg.out_dim, hiddenDim: cfg.hidden_dim, bottleneckDim: cfg.bottleneck_dim,
+      nlayers: cfg.head_layers, normLastLayer: cfg.norm_last_layer,
+    }, g);
+  return new DinoNetwork(be, backbone, head, cfg.freeze_backbone || cfg.arch === 'pca');
+}

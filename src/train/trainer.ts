@@ -1,0 +1,228 @@
+// train(config): DINO-family self-distillation written once on the tensor interface. Student and
+// teacher networks, multi-crop batches from the prefetching loader, DINO loss with centering /
+// Sinkhorn-Knopp / me-max, optional KoLeo and KoLeo-proto, AdamW with DINO's schedules, per-parameter
+// clipping, teacher EMA, checkpoints holding the whole state, JSON-lines log and a progress line.
+import { mkdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Backend } from '../backend/backend.js';
+import { createBackend } from '../backend/index.js';
+import { tensor, zeros } from '../tensor/create.js';
+import { keep, noGrad, tidy, type Tensor } from '../tensor/tensor.js';
+import { backward, zeroGrad } from '../tensor/autograd.js';
+import { add, mul } from '../tensor/ops/elementwise.js';
+import { concat, slice } from '../tensor/ops/layout.js';
+import { softmax } from '../tensor/ops/softmax.js';
+import { AdamW, clipGradients, decayGroups, emaUpdate } from '../tensor/ops/optim.js';
+import { Generator, type GeneratorState } from '../tensor/ops/random.js';
+import { centeredTeacher, dinoLoss, sinkhornKnopp, updateCenter } from '../ssl/dino.js';
+import { koleoLoss, koleoProtoLoss, meMaxLoss } from '../ssl/regularisers.js';
+import { loadFashionMNIST, loadIdxDataset, loadCifar10, loadImageFolder, longTail, Loader, type Dataset, type LoaderState } from '../data/index.js';
+import { cosineScheduler, teacherTempSchedule } from './schedules.js';
+import { JsonlLogger } from './log.js';
+import { Progress } from './progress.js';
+import { DEFAULTS, validate, type TrainConfig } from './config.js';
+import { buildNetwork, imageChannels, type DinoNetwork } from './network.js';
+import { PCAProjection } from '../nn/pca.js';
+import { readCheckpoint, restoreCheckpoint, rotate, saveCheckpoint } from './checkpoint.js';
+
+export interface StepRecord {
+  epoch: number;
+  step: number;
+  loss: number;
+  lr: number;
+  wd: number;
+  momentum: number;
+  teacher_temp: number;
+  img_per_s: number;
+}
+
+export interface TrainResult {
+  outputDir: string;
+  steps: number;
+  epochs: number;
+  history: StepRecord[];
+  checkpoint: string;
+}
+
+export interface TrainHooks {
+  /** Called after each epoch's checkpoint with the live networks (diagnostics plug in here). */
+  onEpoch?(info: { epoch: number; student: DinoNetwork; teacher: DinoNetwork; backend: Backend }): Promise<Record<string, unknown> | void>;
+  backend?: Backend;
+}
+
+export class DivergenceError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DivergenceError';
+  }
+}
+
+async function loadDataset(cfg: TrainConfig): Promise<Dataset> {
+  switch (cfg.dataset) {
+    case 'fashion-mnist': return loadFashionMNIST({ split: 'train', ...(cfg.data_path ? { dir: cfg.data_path } : {}) });
+    case 'idx': return loadIdxDataset({ images: join(cfg.data_path, 'train-images-idx3-ubyte.gz'), labels: join(cfg.data_path, 'train-labels-idx1-ubyte.gz') });
+    case 'cifar10': return loadCifar10({ dir: cfg.data_path, split: 'train' });
+    case 'folder': return loadImageFolder({ root: cfg.data_path, size: cfg.global_crops_size });
+  }
+}
+
+export async function train(config: Partial<TrainConfig>, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const cfg = validate({ ...DEFAULTS, ...config });
+  mkdirSync(cfg.output_dir, { recursive: true });
+  const ckptPath = join(cfg.output_dir, 'checkpoint.safetensors');
+  const resumeFrom = cfg.resume && existsSync(ckptPath) ? readCheckpoint(ckptPath) : null;
+
+  let dataset = await loadDataset(cfg);
+  if (cfg.long_tail > 1) dataset = longTail(dataset, { ratio: cfg.long_tail, seed: cfg.seed }).dataset;
+  const channels = dataset.channels;
+  const pcaMode = cfg.arch === 'pca';
+  const localSize = pcaMode ? cfg.global_crops_size : cfg.local_crops_size;
+
+  const be = hooks.backend ?? await createBackend({ kind: cfg.backend, ...(cfg.threads > 0 ? { threads: cfg.threads } : {}) });
+  const log = new JsonlLogger(join(cfg.output_dir, 'log.jsonl'));
+  const loader = new Loader({
+    dataset, batchSize: cfg.batch_size, seed: cfg.seed,
+    crops: {
+      globalSize: cfg.global_crops_size, localSize, localCrops: cfg.local_crops_number,
+      globalScale: cfg.global_crops_scale, localScale: cfg.local_crops_scale,
+    },
+    ...(resumeFrom ? { resume: resumeFrom.meta.loader as LoaderState } : {}),
+  });
+  const student = buildNetwork(cfg, be, channels, cfg.seed);
+  const teacher = buildNetwork(cfg, be, channels, cfg.seed);
+  if (pcaMode && !resumeFrom) {
+    // The PCA backbone is fitted once on the (normalised) training images, shared by both networks.
+    const sample = pcaSample(dataset, cfg.global_crops_size, 10000, cfg.seed);
+    await (student.backbone as PCAProjection).fit(sample.data, sample.n);
+    const st = await student.backbone.hostState();
+    teacher.backbone.loadStateDict(st);
+  }
+  for (const p of teacher.parameters()) p.requiresGrad = false;
+  teacher.eval();
+  const [decay, noDecay] = decayGroups(student.namedParameters().filter(([, p]) => p.requiresGrad));
+  const optimizer = new AdamW([{ params: decay, lr: 0, weightDecay: 0 }, { params: noDecay, lr: 0, weightDecay: 0 }]);
+  const center = cfg.centering === 'centering' ? keep(zeros([1, cfg.out_dim], be)) : null;
+  const gen = new Generator(cfg.seed + 1);
+
+  const niter = loader.batchesPerEpoch;
+  const totalSteps = cfg.max_steps > 0 ? Math.min(cfg.max_steps, cfg.epochs * niter) : cfg.epochs * niter;
+  const lrSched = cosineScheduler(cfg.lr * cfg.batch_size / 256, cfg.min_lr, cfg.epochs, niter, cfg.warmup_epochs);
+  const wdSched = cosineScheduler(cfg.weight_decay, cfg.weight_decay_end, cfg.epochs, niter);
+  const momSched = cosineScheduler(cfg.momentum_teacher, 1, cfg.epochs, niter);
+  const tempSched = teacherTempSchedule(cfg.warmup_teacher_temp, cfg.teacher_temp, cfg.warmup_teacher_temp_epochs, cfg.epochs);
+  const lastLayer = new Set(student.head.last_layer.parameters());
+
+  let step = 0;
+  if (resumeFrom) {
+    restoreCheckpoint(resumeFrom, { student, teacher, optimizer, center });
+    gen.setState(resumeFrom.meta.generator as GeneratorState);
+    step = resumeFrom.meta.step;
+    log.write({ event: 'resume', step, epoch: resumeFrom.meta.epoch });
+  } else {
+    log.write({ event: 'start', config: cfg, backend: be.description, parameters: student.parameterCount() });
+  }
+
+  const nCrops = 2 + cfg.local_crops_number;
+  const history: StepRecord[] = [];
+  const progress = cfg.quiet ? null : new Progress({ stream: process.stderr });
+  let lastLoss: Tensor | null = null;
+  let t0 = performance.now();
+  let imagesSince = 0;
+
+  const save = async (epoch: number) => {
+    rotate(ckptPath);
+    await saveCheckpoint(ckptPath, { student, teacher, optimizer, center }, {
+      epoch, step, config: cfg, loader: loader.state(), generator: gen.getState(),
+    });
+  };
+
+  try {
+    while (step < totalSteps) {
+      const epoch = Math.floor(step / niter);
+      const batch = await loader.next();
+      const B = cfg.batch_size;
+      const lr = lrSched[step], wd = wdSched[step], m = momSched[step], temp = tempSched[epoch];
+      for (const g of optimizer.groups) g.lr = lr;
+      optimizer.groups[0].weightDecay = wd;
+      const loss = tidy(() => {
+        const globals = tensor(batch.globals, [2 * B, channels, cfg.global_crops_size, cfg.global_crops_size], be);
+        const tOut = noGrad(() => teacher.forward(globals));
+        const feats: Tensor[] = [student.features(globals)];
+        if (cfg.local_crops_number > 0) {
+          const locals = tensor(batch.locals, [cfg.local_crops_number * B, channels, localSize, localSize], be);
+          feats.push(student.features(locals));
+        }
+        const sOut = student.head.forward(feats.length > 1 ? concat(feats, 0) : feats[0]);
+        const targets = cfg.centering === 'sinkhorn' ? sinkhornKnopp(tOut, temp)
+          : cfg.centering === 'centering' ? centeredTeacher(tOut, center!, temp)
+            : noGrad(() => softmax(mul(tOut, 1 / temp), -1));
+        let total = dinoLoss(sOut, targets, { studentTemp: cfg.student_temp, nCrops });
+        if (cfg.centering === 'memax') total = add(total, meMaxLoss(sOut, cfg.student_temp));
+        if (cfg.koleo_proto > 0) total = add(total, mul(koleoProtoLoss(student.head.last_layer.weight_v), cfg.koleo_proto));
+        if (cfg.koleo_features > 0) total = add(total, mul(koleoLoss(slice(feats[0], [0, 0], [B, feats[0].shape[1]])), cfg.koleo_features));
+        backward(total);
+        const trainable = student.trainableParameters();
+        if (cfg.clip_grad > 0) clipGradients(trainable, cfg.clip_grad);
+        if (epoch < cfg.freeze_last_layer) zeroGrad([...lastLayer]);
+        optimizer.step();
+        zeroGrad(trainable);
+        emaUpdate(teacher.parameters(), student.parameters(), m);
+        if (center) updateCenter(center, tOut, cfg.center_momentum);
+        return total;
+      });
+      lastLoss?.dispose();
+      lastLoss = loss;
+      step++;
+      imagesSince += B;
+      const epochDone = step % niter === 0 || step === totalSteps;
+      if (step % cfg.log_every === 0 || epochDone) {
+        const value = await loss.item();
+        const dt = (performance.now() - t0) / 1000;
+        const rec: StepRecord = { epoch, step, loss: value, lr, wd, momentum: m, teacher_temp: temp, img_per_s: imagesSince / dt };
+        t0 = performance.now();
+        imagesSince = 0;
+        history.push(rec);
+        log.write({ event: 'step', ...rec });
+        if (!Number.isFinite(value)) {
+          if (cfg.on_nan === 'stop') throw new DivergenceError(`loss is ${value} at step ${step} (epoch ${epoch + 1}); the last good checkpoint is kept in ${ckptPath}`);
+        }
+        progress?.update({ epoch, epochs: cfg.epochs, step: step - epoch * niter, total: niter, loss: value, extra: { 'img/s': rec.img_per_s.toFixed(0) } });
+      }
+      if (epochDone) {
+        progress?.done({ epoch, epochs: cfg.epochs, step: step - epoch * niter, total: niter, loss: history.at(-1)?.loss });
+        await save(epoch + 1);
+        const extra = hooks.onEpoch ? await hooks.onEpoch({ epoch, student, teacher, backend: be }) : undefined;
+        log.write({ event: 'epoch', epoch: epoch + 1, step, loss: history.at(-1)?.loss, ...(extra ?? {}) });
+      }
+    }
+  } finally {
+    lastLoss?.dispose();
+    await loader.close();
+    log.close();
+  }
+  const result: TrainResult = { outputDir: cfg.output_dir, steps: step, epochs: cfg.epochs, history, checkpoint: ckptPath };
+  student.dispose();
+  teacher.dispose();
+  optimizer.dispose();
+  center?.dispose();
+  if (!hooks.backend) be.destroy();
+  return result;
+}
+
+/** Up to `max` normalised training images (seeded choice) resized to the crop size, for PCA. */
+function pcaSample(ds: Dataset, size: number, max: number, seed: number): { data: Float32Array; n: number } {
+  if (ds.height !== size || ds.width !== size) {
+    throw new Error(`--arch pca fits on full images: --global_crops_size must equal the image size ${ds.height}x${ds.width}`);
+  }
+  const n = Math.min(max, ds.n);
+  const D = ds.channels * size * size;
+  const out = new Float32Array(n * D);
+  const stride = ds.n / n;
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    const idx = Math.min(ds.n - 1, Math.floor(i * stride + (s / 4294967296) * stride));
+    for (let j = 0; j < D; j++) out[i * D + j] = ds.images[idx * D + j] / 255;
+  }
+  return { data: out, n };
+}

@@ -1,0 +1,137 @@
+import * as assert from 'uvu/assert';
+import type { Backend } from '../../src/backend/backend.js';
+import { conformance } from '../helpers/backends.js';
+import { gradCheck, randArray, read, rng } from '../helpers/check.js';
+import * as pd from '../../src/tensor/index.js';
+import { nearestNeighborRef, scoresRef, topkRef } from '../reference/neighbours.js';
+
+const f32 = (a: Float64Array) => a.map(Math.fround);
+
+/** Values in {-1, 0, 1}: scores are small integers, exact in f32, with many exact ties. */
+function ternary(n: number, seed: number): Float64Array {
+  const r = rng(seed);
+  return Float64Array.from({ length: n }, () => Math.floor(r() * 3) - 1);
+}
+
+/**
+ * Compares against the float64 reference. Indices must match exactly where ties are exact
+ * (`exact`) or the best score leads the runner-up by more than rounding; elsewhere the chosen
+ * row must score within rounding of the best.
+ */
+async function checkNN(be: Backend, x: Float64Array, y: Float64Array | null, m: number, k: number, d: number,
+  excludeSelf: boolean | undefined, exact: boolean, what: string): Promise<void> {
+  const tx = pd.tensor(x, [m, d], be);
+  const ty = y ? pd.tensor(y, [k, d], be) : undefined;
+  const live = be.memory().liveBuffers;
+  const { values, indices } = pd.nearestNeighbor(tx, ty, excludeSelf === undefined ? {} : { excludeSelf });
+  assert.is(be.memory().liveBuffers, live + 2, `${what}: only the two outputs stay allocated`);
+  const excl = excludeSelf ?? !y;
+  const yy = y ?? x;
+  const ref = nearestNeighborRef(x, yy, m, k, d, excl);
+  const vals = await read(values);
+  const idx = await read(indices);
+  for (let i = 0; i < m; i++) {
+    const at = `${what}: row ${i}`;
+    if (ref.indices[i] < 0) {
+      assert.is(idx[i], -1, `${at}: no candidate, index`);
+      assert.is(vals[i], -Infinity, `${at}: no candidate, value`);
+      continue;
+    }
+    let mag = 0;
+    for (let l = 0; l < d; l++) mag += Math.abs(x[i * d + l]);
+    const tol = 4e-7 * mag * d + 1e-6;
+    assert.ok(Math.abs(vals[i] - ref.values[i]) <= tol, `${at}: value ${vals[i]}, expected ${ref.values[i]}`);
+    if (exact || ref.values[i] - ref.second[i] > 2 * tol) {
+      assert.is(idx[i], ref.indices[i], `${at}: index (best ${ref.values[i]}, runner-up ${ref.second[i]})`);
+    } else {
+      assert.ok(idx[i] >= 0 && idx[i] < k && !(excl && idx[i] === i), `${at}: index ${idx[i]} is not a candidate`);
+      const s = scoresRef(x, yy, i, k, d)[idx[i]];
+      assert.ok(s >= ref.values[i] - 2 * tol, `${at}: index ${idx[i]} scores ${s}, best ${ref.values[i]}`);
+    }
+  }
+  for (const t of [tx, ty, values, indices]) t?.dispose();
+}
+
+conformance('neighbours', (test, be) => {
+  test('nearestNeighbor, x against a separate y, odd sizes', async () => {
+    const sizes = [[1, 1, 1], [1, 3, 17], [3, 1, 5], [17, 129, 3], [129, 17, 257], [257, 3, 129], [5, 257, 1], [6, 9, 4]];
+    for (const [m, k, d] of sizes) {
+      for (const excl of [false, true]) {
+        const x = f32(randArray(m * d, m * 7 + d));
+        const y = f32(randArray(k * d, k * 11 + d));
+        await checkNN(be(), x, y, m, k, d, excl, false, `nn ${m}x${k}x${d}${excl ? ' excludeSelf' : ''}`);
+      }
+    }
+  });
+
+  test('nearestNeighbor of x against itself', async () => {
+    for (const [m, d] of [[1, 3], [3, 17], [17, 5], [129, 33], [257, 17]]) {
+      const x = f32(randArray(m * d, m + d));
+      await checkNN(be(), x, null, m, m, d, undefined, false, `self ${m}x${d}`);
+      await checkNN(be(), x, null, m, m, d, false, false, `self ${m}x${d} keeping self`);
+    }
+  });
+
+  test('nearestNeighbor ties go to the first index', async () => {
+    for (const [m, k, d] of [[37, 129, 3], [65, 65, 2], [9, 257, 5]]) {
+      const x = ternary(m * d, m);
+      const y = ternary(k * d, k);
+      await checkNN(be(), x, y, m, k, d, false, true, `ties ${m}x${k}x${d}`);
+      await checkNN(be(), x, y, m, k, d, true, true, `ties ${m}x${k}x${d} excludeSelf`);
+    }
+    const x = ternary(129 * 3, 5);
+    await checkNN(be(), x, null, 129, 129, 3, undefined, true, 'ties self 129x3');
+    // y repeats with period 500, so every maximum recurs in later cache blocks / workgroup tiles.
+    const [m, k, d] = [13, 1031, 33];
+    const base = ternary(500 * d, 8);
+    const y = Float64Array.from({ length: k * d }, (_, e) => base[e % (500 * d)]);
+    await checkNN(be(), ternary(m * d, 9), y, m, k, d, false, true, 'ties repeating across blocks');
+  });
+
+  test('nearestNeighbor, larger: 257 queries over K = 4099, D = 64', async () => {
+    const [m, k, d] = [257, 4099, 64];
+    await checkNN(be(), f32(randArray(m * d, 41)), f32(randArray(k * d, 43)), m, k, d, false, false, 'large');
+  });
+
+  test('nearestNeighborDistance: forward and gradient', async () => {
+    const dist = (x: Float64Array, y: Float64Array, m: number, k: number, d: number, excl: boolean) => {
+      const nn = nearestNeighborRef(x, y, m, k, d, excl).indices;
+      return Float64Array.from({ length: m }, (_, i) => {
+        let s = 0;
+        for (let l = 0; l < d; l++) s += (x[i * d + l] - y[nn[i] * d + l] + 1e-8) ** 2;
+        return Math.sqrt(s);
+      });
+    };
+    await gradCheck(be(), (x) => pd.nearestNeighborDistance(x).distances, (x) => dist(x, x, 9, 9, 4, true),
+      [{ shape: [9, 4] }], { what: 'nearestNeighborDistance self' });
+    await gradCheck(be(), (x, y) => pd.nearestNeighborDistance(x, y).distances, (x, y) => dist(x, y, 5, 7, 3, false),
+      [{ shape: [5, 3] }, { shape: [7, 3] }], { what: 'nearestNeighborDistance x, y' });
+  });
+
+  test('topk: descending, lowest index first on ties', async () => {
+    const cases: [number[], number][] = [[[1], 1], [[17], 5], [[3, 17], 17], [[17, 129], 5], [[5, 257], 257],
+      [[2, 1031], 3], [[2, 3, 7], 2], [[4, 9], 0]];
+    for (const [shape, k] of cases) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const cols = shape[shape.length - 1];
+      const x = randArray(n, n + k).map((v) => Math.round(v * 4) / 4); // many ties
+      const t = pd.tensor(x, shape, be());
+      const { values, indices } = pd.topk(t, k);
+      assert.equal(values.shape, [...shape.slice(0, -1), k]);
+      const ref = topkRef(x, n / cols, cols, k);
+      assert.equal(await read(values), ref.values, `topk [${shape}] k ${k} values`);
+      assert.equal(await read(indices), ref.indices, `topk [${shape}] k ${k} indices`);
+      for (const u of [t, values, indices]) u.dispose();
+    }
+  });
+
+  test('shape errors', () => {
+    const a = pd.zeros([3, 4], be());
+    const b = pd.zeros([5, 3], be());
+    assert.throws(() => pd.nearestNeighbor(a, b), /nearestNeighbor: needs x \[m, d\] and y \[k, d\], got \[3,4\] and \[5,3\]/);
+    assert.throws(() => pd.topk(a, 5), /topk: k = 5 must be an integer in \[0, 4\]/);
+    const one = pd.zeros([1, 4], be());
+    assert.throws(() => pd.nearestNeighborDistance(one), /y needs at least 2 rows/);
+    for (const t of [a, b, one]) t.dispose();
+  });
+});

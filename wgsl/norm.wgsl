@@ -1,0 +1,192 @@
+// Layer norm over the last axis of [rows, cols] and its gradient. Row kernels: one workgroup per
+// row, any row length, invocations stride the row by WG and a fixed-shape tree in workgroup memory
+// combines partials. The affine-parameter gradient is a separate column pass: a workgroup owns
+// COLS columns of one block of rows, its ROWL row lanes each sum every ROWL-th row of the block in
+// order and are merged by a fixed tree; block partials are then summed in block order. The blocking
+// depends only on the shape, so dgamma/dbeta are deterministic without atomics. Absent gamma/beta are override
+// flags (their bindings then hold a stand-in buffer that is never read or written).
+
+override WG: u32 = 256u;
+override HAS_GAMMA: bool = false;
+override HAS_BETA: bool = false;
+
+struct P { rows: u32, cols: u32, eps: f32, _pad: u32 };
+
+var<workgroup> wA: array<f32, WG>;
+var<workgroup> wB: array<f32, WG>;
+
+fn rowOf(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+  return wid.y * nwg.x + wid.x;
+}
+
+@group(0) @binding(0) var<storage, read> fX: array<f32>;
+@group(0) @binding(1) var<storage, read> fGamma: array<f32>;
+@group(0) @binding(2) var<storage, read> fBeta: array<f32>;
+@group(0) @binding(3) var<storage, read_write> fOut: array<f32>;
+@group(0) @binding(4) var<storage, read_write> fMean: array<f32>;
+@group(0) @binding(5) var<storage, read_write> fRstd: array<f32>;
+@group(0) @binding(6) var<uniform> fP: P;
+
+// Mean first, then the variance as a mean of squared deviations (no E[x²] − E[x]² cancellation).
+@compute @workgroup_size(WG)
+fn layerNorm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+  let row = rowOf(wid, nwg);
+  if (row >= fP.rows) { return; } // whole workgroup leaves together: barriers stay uniform
+  let base = row * fP.cols;
+  let n = f32(fP.cols);
+  var s = 0.0;
+  for (var c = lid; c < fP.cols; c += WG) { s += fX[base + c]; }
+  wA[lid] = s;
+  workgroupBarrier();
+  for (var k = WG / 2u; k > 0u; k = k / 2u) {
+    if (lid < k) { wA[lid] += wA[lid + k]; }
+    workgroupBarrier();
+  }
+  let mu = wA[0] / n;
+  var v = 0.0;
+  for (var c = lid; c < fP.cols; c += WG) {
+    let d = fX[base + c] - mu;
+    v += d * d;
+  }
+  wB[lid] = v;
+  workgroupBarrier();
+  for (var k = WG / 2u; k > 0u; k = k / 2u) {
+    if (lid < k) { wB[lid] += wB[lid + k]; }
+    workgroupBarrier();
+  }
+  let rs = inverseSqrt(wB[0] / n + fP.eps);
+  if (lid == 0u) {
+    fMean[row] = mu;
+    fRstd[row] = rs;
+  }
+  for (var c = lid; c < fP.cols; c += WG) {
+    var y = (fX[base + c] - mu) * rs;
+    if (HAS_GAMMA) { y *= fGamma[c]; }
+    if (HAS_BETA) { y += fBeta[c]; }
+    fOut[base + c] = y;
+  }
+}
+
+@group(0) @binding(0) var<storage, read> gX: array<f32>;
+@group(0) @binding(1) var<storage, read> gGamma: array<f32>;
+@group(0) @binding(2) var<storage, read> gMean: array<f32>;
+@group(0) @binding(3) var<storage, read> gRstd: array<f32>;
+@group(0) @binding(4) var<storage, read> gDy: array<f32>;
+@group(0) @binding(5) var<storage, read_write> gDx: array<f32>;
+@group(0) @binding(6) var<uniform> gP: P;
+
+fn scaledGrad(base: u32, c: u32) -> f32 {
+  if (HAS_GAMMA) { return gDy[base + c] * gGamma[c]; }
+  return gDy[base + c];
+}
+
+// dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)) with g = dy·gamma and x̂ = (x − mean)·rstd.
+@compute @workgroup_size(WG)
+fn layerNormGrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+  let row = rowOf(wid, nwg);
+  if (row >= gP.rows) { return; }
+  let base = row * gP.cols;
+  let mu = gMean[row];
+  let rs = gRstd[row];
+  var a = 0.0;
+  var b = 0.0;
+  for (var c = lid; c < gP.cols; c += WG) {
+    let g = scaledGrad(base, c);
+    a += g;
+    b += g * (gX[base + c] - mu) * rs;
+  }
+  wA[lid] = a;
+  wB[lid] = b;
+  workgroupBarrier();
+  for (var k = WG / 2u; k > 0u; k = k / 2u) {
+    if (lid < k) {
+      wA[lid] += wA[lid + k];
+      wB[lid] += wB[lid + k];
+    }
+    workgroupBarrier();
+  }
+  let n = f32(gP.cols);
+  let ma = wA[0] / n;
+  let mb = wB[0] / n;
+  for (var c = lid; c < gP.cols; c += WG) {
+    let xh = (gX[base + c] - mu) * rs;
+    gDx[base + c] = rs * (scaledGrad(base, c) - ma - xh * mb);
+  }
+}
+
+const COLS: u32 = 16u;
+const ROWL: u32 = 16u; // COLS · ROWL = 256 invocations
+
+override HAS_DGAMMA: bool = true;
+override HAS_DBETA: bool = true;
+
+struct PP { rows: u32, cols: u32, blockRows: u32, _pad: u32 };
+
+@group(0) @binding(0) var<storage, read> pX: array<f32>;
+@group(0) @binding(1) var<storage, read> pMean: array<f32>;
+@group(0) @binding(2) var<storage, read> pRstd: array<f32>;
+@group(0) @binding(3) var<storage, read> pDy: array<f32>;
+@group(0) @binding(4) var<storage, read_write> pOutG: array<f32>;
+@group(0) @binding(5) var<storage, read_write> pOutB: array<f32>;
+@group(0) @binding(6) var<uniform> pP: PP;
+
+var<workgroup> pA: array<f32, 256>;
+var<workgroup> pB: array<f32, 256>;
+
+// Σ dy·x̂ and Σ dy over the rows of block wid.y for the COLS columns of chunk wid.x, written to
+// out[block·cols + col]: dgamma/dbeta themselves when there is one block, else partials that
+// layerNormGradCombine sums in block order. Each row lane reads COLS consecutive floats.
+@compute @workgroup_size(256)
+fn layerNormGradParams(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let col = wid.x * COLS + lid % COLS;
+  let lane = lid / COLS;
+  let valid = col < pP.cols;
+  let r1 = min(pP.rows, (wid.y + 1u) * pP.blockRows);
+  var a = 0.0;
+  var b = 0.0;
+  if (valid) {
+    for (var r = wid.y * pP.blockRows + lane; r < r1; r += ROWL) {
+      let i = r * pP.cols + col;
+      let d = pDy[i];
+      a += d * (pX[i] - pMean[r]) * pRstd[r];
+      b += d;
+    }
+  }
+  pA[lid] = a;
+  pB[lid] = b;
+  workgroupBarrier();
+  for (var k = ROWL / 2u; k > 0u; k = k / 2u) {
+    if (lane < k) {
+      pA[lid] += pA[lid + k * COLS];
+      pB[lid] += pB[lid + k * COLS];
+    }
+    workgroupBarrier();
+  }
+  if (valid && lane == 0u) {
+    let o = wid.y * pP.cols + col;
+    if (HAS_DGAMMA) { pOutG[o] = pA[lid]; }
+    if (HAS_DBETA) { pOutB[o] = pB[lid]; }
+  }
+}
+
+@group(0) @binding(0) var<storage, read> cPartG: array<f32>;
+@group(0) @binding(1) var<storage, read> cPartB: array<f32>;
+@group(0) @binding(2) var<storage, read_write> cDgamma: array<f32>;
+@group(0) @binding(3) var<storage, read_write> cDbeta: array<f32>;
+@group(0) @binding(4) var<uniform> cP: PP; // rows holds the number of blocks here
+
+@compute @workgroup_size(256)
+fn layerNormGradCombine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let col = gid.y * nwg.x * 256u + gid.x;
+  if (col >= cP.cols) { return; }
+  var a = 0.0;
+  var b = 0.0;
+  for (var k = 0u; k < cP.rows; k++) {
+    if (HAS_DGAMMA) { a += cPartG[k * cP.cols + col]; }
+    if (HAS_DBETA) { b += cPartB[k * cP.cols + col]; }
+  }
+  if (HAS_DGAMMA) { cDgamma[col] = a; }
+  if (HAS_DBETA) { cDbeta[col] = b; }
+}
