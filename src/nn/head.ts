@@ -68,23 +68,25 @@ export class WeightNormLinear extends Module {
 }
 
 export class DINOHead extends Module {
-  readonly mlp: ModuleList;
+  /** nn.Sequential's indices; with nlayers = 1 DINO's mlp is the bare Linear (mlp.weight, mlp.bias). */
+  readonly mlp: ModuleList | Linear;
   readonly last_layer: WeightNormLinear;
   private readonly layers: (Linear | BatchNorm1d | 'gelu')[] = [];
 
   constructor(be: Backend, cfg: DINOHeadConfig, g: Generator) {
     super(be);
     const hidden = cfg.hiddenDim ?? 2048, bottleneck = cfg.bottleneckDim ?? 256, n = Math.max(1, cfg.nlayers ?? 3);
-    this.mlp = this.addChild('mlp', new ModuleList(be));
-    // Indices match nn.Sequential's: GELU modules take an index but hold no parameters.
-    const push = (m: Linear | BatchNorm1d | 'gelu') => {
-      if (m === 'gelu') this.mlp.skip();
-      else this.mlp.push(m);
-      this.layers.push(m);
-    };
     if (n === 1) {
-      push(new Linear(be, cfg.inDim, bottleneck, { generator: g }));
+      this.mlp = this.addChild('mlp', new Linear(be, cfg.inDim, bottleneck, { generator: g }));
+      this.layers.push(this.mlp);
     } else {
+      const seq = this.mlp = this.addChild('mlp', new ModuleList(be));
+      // Indices match nn.Sequential's: GELU modules take an index but hold no parameters.
+      const push = (m: Linear | BatchNorm1d | 'gelu') => {
+        if (m === 'gelu') seq.skip();
+        else seq.push(m);
+        this.layers.push(m);
+      };
       push(new Linear(be, cfg.inDim, hidden, { generator: g }));
       if (cfg.useBn) push(new BatchNorm1d(be, hidden));
       push('gelu');

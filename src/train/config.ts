@@ -52,6 +52,8 @@ export interface TrainConfig {
   dataset: 'fashion-mnist' | 'idx' | 'cifar10' | 'folder';
   data_path: string;
   long_tail: number;
+  /** Train on the first N images only (0: all); for quick runs and tests. */
+  subset: number;
   // run
   seed: number;
   backend: 'wasm' | 'webgpu' | 'auto';
@@ -103,6 +105,7 @@ export const DEFAULTS: TrainConfig = {
   dataset: 'fashion-mnist',
   data_path: '',
   long_tail: 1,
+  subset: 0,
   seed: 0,
   backend: 'auto',
   threads: 0,
@@ -129,7 +132,7 @@ const KINDS: Record<keyof TrainConfig, Kind> = {
   lr: 'float', min_lr: 'float', warmup_epochs: 'int', weight_decay: 'float', weight_decay_end: 'float', clip_grad: 'float',
   batch_size: 'int', epochs: 'int', freeze_last_layer: 'int', max_steps: 'int', global_crops_size: 'int',
   local_crops_size: 'int', global_crops_scale: 'pair', local_crops_number: 'int', local_crops_scale: 'pair',
-  dataset: 'string', data_path: 'string', long_tail: 'float', seed: 'int', backend: 'string', threads: 'int',
+  dataset: 'string', data_path: 'string', long_tail: 'float', subset: 'int', seed: 'int', backend: 'string', threads: 'int',
   output_dir: 'string', log_every: 'int', resume: 'bool', on_nan: 'string', quiet: 'bool',
 };
 
@@ -221,7 +224,7 @@ export function validate(cfg: TrainConfig): TrainConfig {
   for (const k of ['koleo_proto', 'koleo_features', 'lr', 'min_lr', 'weight_decay', 'weight_decay_end', 'clip_grad'] as const) {
     range(cfg, k, 0, 1e6, 'non-negative');
   }
-  for (const k of ['warmup_epochs', 'warmup_teacher_temp_epochs', 'freeze_last_layer', 'max_steps', 'local_crops_number', 'seed', 'threads'] as const) {
+  for (const k of ['warmup_epochs', 'warmup_teacher_temp_epochs', 'freeze_last_layer', 'max_steps', 'local_crops_number', 'seed', 'threads', 'subset'] as const) {
     range(cfg, k, 0, 2 ** 31, 'a non-negative integer');
   }
   if (cfg.warmup_epochs > cfg.epochs) throw new ConfigError('warmup_epochs', `(${cfg.warmup_epochs}) cannot exceed --epochs (${cfg.epochs})`);
@@ -232,6 +235,7 @@ export function validate(cfg: TrainConfig): TrainConfig {
     const [a, b] = cfg[k];
     if (!(a > 0 && a <= b && b <= 1)) throw new ConfigError(k, `must be two numbers 0 < min ≤ max ≤ 1, got ${a} ${b}`);
   }
+  if (cfg.subset > 0 && cfg.subset < cfg.batch_size) throw new ConfigError('subset', `(${cfg.subset}) is smaller than --batch_size (${cfg.batch_size}): no full batch`);
   if (!(cfg.long_tail >= 1)) throw new ConfigError('long_tail', `is an imbalance ratio ≥ 1 (1 = balanced), got ${cfg.long_tail}`);
   if (cfg.arch !== 'pca' && cfg.global_crops_size % cfg.patch_size !== 0) {
     throw new ConfigError('global_crops_size', `(${cfg.global_crops_size}) must be a multiple of --patch_size (${cfg.patch_size})`);

@@ -43,10 +43,6 @@ export class DinoNetwork extends Module {
   }
 }
 
-export function imageChannels(cfg: TrainConfig): number {
-  return cfg.dataset === 'cifar10' || cfg.dataset === 'folder' ? 3 : 1;
-}
-
 /** Builds one network; the same seed gives the same weights (student and teacher start equal). */
 export function buildNetwork(cfg: TrainConfig, be: Backend, channels: number, seed: number): DinoNetwork {
   const g = new Generator(seed);

@@ -6,24 +6,19 @@ import { mkdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
 import { createBackend } from '../backend/index.js';
-import { tensor, zeros } from '../tensor/create.js';
-import { keep, noGrad, tidy, type Tensor } from '../tensor/tensor.js';
-import { backward, zeroGrad } from '../tensor/autograd.js';
-import { add, mul } from '../tensor/ops/elementwise.js';
-import { concat, slice } from '../tensor/ops/layout.js';
-import { softmax } from '../tensor/ops/softmax.js';
-import { AdamW, clipGradients, decayGroups, emaUpdate } from '../tensor/ops/optim.js';
+import { zeros } from '../tensor/create.js';
+import { keep, type Tensor } from '../tensor/tensor.js';
+import { AdamW, decayGroups } from '../tensor/ops/optim.js';
 import { Generator, type GeneratorState } from '../tensor/ops/random.js';
-import { centeredTeacher, dinoLoss, sinkhornKnopp, updateCenter } from '../ssl/dino.js';
-import { koleoLoss, koleoProtoLoss, meMaxLoss } from '../ssl/regularisers.js';
-import { loadFashionMNIST, loadIdxDataset, loadCifar10, loadImageFolder, longTail, Loader, type Dataset, type LoaderState } from '../data/index.js';
+import { loadFashionMNIST, loadIdxDataset, loadCifar10, loadImageFolder, longTail, subset, Loader, type Dataset, type LoaderState } from '../data/index.js';
 import { cosineScheduler, teacherTempSchedule } from './schedules.js';
+import { dinoStep, type DinoState } from './step.js';
 import { JsonlLogger } from './log.js';
 import { Progress } from './progress.js';
 import { DEFAULTS, validate, type TrainConfig } from './config.js';
-import { buildNetwork, imageChannels, type DinoNetwork } from './network.js';
+import { buildNetwork, type DinoNetwork } from './network.js';
 import { PCAProjection } from '../nn/pca.js';
-import { readCheckpoint, restoreCheckpoint, rotate, saveCheckpoint } from './checkpoint.js';
+import { readCheckpoint, restoreCheckpoint, rotate, saveCheckpoint, type LoadedCheckpoint } from './checkpoint.js';
 
 export interface StepRecord {
   epoch: number;
@@ -74,43 +69,63 @@ export async function train(config: Partial<TrainConfig>, hooks: TrainHooks = {}
 
   let dataset = await loadDataset(cfg);
   if (cfg.long_tail > 1) dataset = longTail(dataset, { ratio: cfg.long_tail, seed: cfg.seed }).dataset;
-  const channels = dataset.channels;
-  const pcaMode = cfg.arch === 'pca';
-  const localSize = pcaMode ? cfg.global_crops_size : cfg.local_crops_size;
+  if (cfg.subset > 0 && cfg.subset < dataset.n) dataset = subset(dataset, Array.from({ length: cfg.subset }, (_, i) => i));
+  // PCA projects whole images, so local crops are made at the global size there.
+  const localSize = cfg.arch === 'pca' ? cfg.global_crops_size : cfg.local_crops_size;
 
   const be = hooks.backend ?? await createBackend({ kind: cfg.backend, ...(cfg.threads > 0 ? { threads: cfg.threads } : {}) });
-  const log = new JsonlLogger(join(cfg.output_dir, 'log.jsonl'));
-  const loader = new Loader({
-    dataset, batchSize: cfg.batch_size, seed: cfg.seed,
-    crops: {
-      globalSize: cfg.global_crops_size, localSize, localCrops: cfg.local_crops_number,
-      globalScale: cfg.global_crops_scale, localScale: cfg.local_crops_scale,
-    },
-    ...(resumeFrom ? { resume: resumeFrom.meta.loader as LoaderState } : {}),
-  });
+  // Everything created from here on is released in the finally block, also when a step throws.
+  const owned: { dispose(): void }[] = [];
+  let log: JsonlLogger | null = null;
+  let loader: Loader | null = null;
+  try {
+    log = new JsonlLogger(join(cfg.output_dir, 'log.jsonl'));
+    loader = new Loader({
+      dataset, batchSize: cfg.batch_size, seed: cfg.seed,
+      crops: {
+        globalSize: cfg.global_crops_size, localSize, localCrops: cfg.local_crops_number,
+        globalScale: cfg.global_crops_scale, localScale: cfg.local_crops_scale,
+      },
+      ...(resumeFrom ? { resume: resumeFrom.meta.loader as LoaderState } : {}),
+    });
+    return await run(cfg, be, dataset, loader, log, resumeFrom, ckptPath, localSize, hooks, owned);
+  } finally {
+    for (const o of owned.reverse()) o.dispose();
+    await loader?.close();
+    log?.close();
+    if (!hooks.backend) be.destroy();
+  }
+}
+
+async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Loader, log: JsonlLogger,
+  resumeFrom: LoadedCheckpoint | null, ckptPath: string, localSize: number, hooks: TrainHooks,
+  owned: { dispose(): void }[]): Promise<TrainResult> {
+  const channels = dataset.channels;
   const student = buildNetwork(cfg, be, channels, cfg.seed);
+  owned.push(student);
   const teacher = buildNetwork(cfg, be, channels, cfg.seed);
-  if (pcaMode && !resumeFrom) {
+  owned.push(teacher);
+  if (cfg.arch === 'pca' && !resumeFrom) {
     // The PCA backbone is fitted once on the (normalised) training images, shared by both networks.
     const sample = pcaSample(dataset, cfg.global_crops_size, 10000, cfg.seed);
     await (student.backbone as PCAProjection).fit(sample.data, sample.n);
-    const st = await student.backbone.hostState();
-    teacher.backbone.loadStateDict(st);
+    teacher.backbone.loadStateDict(await student.backbone.hostState());
   }
   for (const p of teacher.parameters()) p.requiresGrad = false;
   teacher.eval();
   const [decay, noDecay] = decayGroups(student.namedParameters().filter(([, p]) => p.requiresGrad));
   const optimizer = new AdamW([{ params: decay, lr: 0, weightDecay: 0 }, { params: noDecay, lr: 0, weightDecay: 0 }]);
+  owned.push(optimizer);
   const center = cfg.centering === 'centering' ? keep(zeros([1, cfg.out_dim], be)) : null;
+  if (center) owned.push(center);
   const gen = new Generator(cfg.seed + 1);
-
   const niter = loader.batchesPerEpoch;
   const totalSteps = cfg.max_steps > 0 ? Math.min(cfg.max_steps, cfg.epochs * niter) : cfg.epochs * niter;
   const lrSched = cosineScheduler(cfg.lr * cfg.batch_size / 256, cfg.min_lr, cfg.epochs, niter, cfg.warmup_epochs);
   const wdSched = cosineScheduler(cfg.weight_decay, cfg.weight_decay_end, cfg.epochs, niter);
   const momSched = cosineScheduler(cfg.momentum_teacher, 1, cfg.epochs, niter);
   const tempSched = teacherTempSchedule(cfg.warmup_teacher_temp, cfg.teacher_temp, cfg.warmup_teacher_temp_epochs, cfg.epochs);
-  const lastLayer = new Set(student.head.last_layer.parameters());
+  const state: DinoState = { cfg, student, teacher, optimizer, center, channels, localSize };
 
   let step = 0;
   if (resumeFrom) {
@@ -122,7 +137,6 @@ export async function train(config: Partial<TrainConfig>, hooks: TrainHooks = {}
     log.write({ event: 'start', config: cfg, backend: be.description, parameters: student.parameterCount() });
   }
 
-  const nCrops = 2 + cfg.local_crops_number;
   const history: StepRecord[] = [];
   const progress = cfg.quiet ? null : new Progress({ stream: process.stderr });
   let lastLoss: Tensor | null = null;
@@ -142,34 +156,8 @@ export async function train(config: Partial<TrainConfig>, hooks: TrainHooks = {}
       const batch = await loader.next();
       const B = cfg.batch_size;
       const lr = lrSched[step], wd = wdSched[step], m = momSched[step], temp = tempSched[epoch];
-      for (const g of optimizer.groups) g.lr = lr;
-      optimizer.groups[0].weightDecay = wd;
-      const loss = tidy(() => {
-        const globals = tensor(batch.globals, [2 * B, channels, cfg.global_crops_size, cfg.global_crops_size], be);
-        const tOut = noGrad(() => teacher.forward(globals));
-        const feats: Tensor[] = [student.features(globals)];
-        if (cfg.local_crops_number > 0) {
-          const locals = tensor(batch.locals, [cfg.local_crops_number * B, channels, localSize, localSize], be);
-          feats.push(student.features(locals));
-        }
-        const sOut = student.head.forward(feats.length > 1 ? concat(feats, 0) : feats[0]);
-        const targets = cfg.centering === 'sinkhorn' ? sinkhornKnopp(tOut, temp)
-          : cfg.centering === 'centering' ? centeredTeacher(tOut, center!, temp)
-            : noGrad(() => softmax(mul(tOut, 1 / temp), -1));
-        let total = dinoLoss(sOut, targets, { studentTemp: cfg.student_temp, nCrops });
-        if (cfg.centering === 'memax') total = add(total, meMaxLoss(sOut, cfg.student_temp));
-        if (cfg.koleo_proto > 0) total = add(total, mul(koleoProtoLoss(student.head.last_layer.weight_v), cfg.koleo_proto));
-        if (cfg.koleo_features > 0) total = add(total, mul(koleoLoss(slice(feats[0], [0, 0], [B, feats[0].shape[1]])), cfg.koleo_features));
-        backward(total);
-        const trainable = student.trainableParameters();
-        if (cfg.clip_grad > 0) clipGradients(trainable, cfg.clip_grad);
-        if (epoch < cfg.freeze_last_layer) zeroGrad([...lastLayer]);
-        optimizer.step();
-        zeroGrad(trainable);
-        emaUpdate(teacher.parameters(), student.parameters(), m);
-        if (center) updateCenter(center, tOut, cfg.center_momentum);
-        return total;
-      });
+      const loss = dinoStep(state, batch.globals, cfg.local_crops_number > 0 ? batch.locals : null,
+        { epoch, lr, weightDecay: wd, momentum: m, teacherTemp: temp });
       lastLoss?.dispose();
       lastLoss = loss;
       step++;
@@ -197,16 +185,8 @@ export async function train(config: Partial<TrainConfig>, hooks: TrainHooks = {}
     }
   } finally {
     lastLoss?.dispose();
-    await loader.close();
-    log.close();
   }
-  const result: TrainResult = { outputDir: cfg.output_dir, steps: step, epochs: cfg.epochs, history, checkpoint: ckptPath };
-  student.dispose();
-  teacher.dispose();
-  optimizer.dispose();
-  center?.dispose();
-  if (!hooks.backend) be.destroy();
-  return result;
+  return { outputDir: cfg.output_dir, steps: step, epochs: cfg.epochs, history, checkpoint: ckptPath };
 }
 
 /** Up to `max` normalised training images (seeded choice) resized to the crop size, for PCA. */
