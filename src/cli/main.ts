@@ -8,6 +8,7 @@ const USAGE = `usage: protodino <command> [options]
 commands:
   info  [--backend wasm|webgpu|auto] [--threads N]   describe the backend that would run
   train [--flag value ...]                            DINO training (flags: protodino train --help)
+  export <checkpoint> --to pth [--out FILE]           write a checkpoint as facebookresearch/dino's .pth
   bench [suite ...]                                   run the benchmarks (see bench/)
 `;
 
@@ -40,6 +41,20 @@ async function trainCmd(argv: string[]): Promise<void> {
   console.log(`trained ${result.steps} steps; final loss ${last?.loss.toFixed(4)}; checkpoint ${result.checkpoint}`);
 }
 
+async function exportCmd(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true, strict: true,
+    options: { to: { type: 'string', default: 'pth' }, out: { type: 'string' } },
+  });
+  if (positionals.length !== 1) throw new Error('export: give exactly one checkpoint file');
+  if (values.to !== 'pth') throw new Error(`export: --to must be pth, got '${values.to}'`);
+  const src = positionals[0];
+  const out = values.out ?? src.replace(/\.safetensors$/, '') + '.pth';
+  const { exportCheckpointToPth } = await import('../io/export-dino.js');
+  exportCheckpointToPth(src, out);
+  console.log(`wrote ${out}`);
+}
+
 async function bench(argv: string[]): Promise<void> {
   // Resolved at run time: bench/ is compiled next to src/ but is not part of the library.
   const mod = (await import(new URL('../../bench/index.js', import.meta.url).href)) as { main(argv: string[]): Promise<void> };
@@ -53,6 +68,8 @@ async function main(): Promise<void> {
       return info(rest);
     case 'train':
       return trainCmd(rest);
+    case 'export':
+      return exportCmd(rest);
     case 'bench':
       return bench(rest);
     case undefined:

@@ -18,6 +18,8 @@ export interface CheckpointMeta {
   generator: unknown;
   optimizerSteps: Record<string, number>;
   optimizerStep: number;
+  /** Student parameter names per optimiser group, in order (torch numbers them this way). */
+  optimizerGroups: { names: string[]; weightDecay: number }[];
 }
 
 export interface TrainingState {
@@ -31,7 +33,8 @@ async function host(t: Tensor): Promise<SafeTensorInput> {
   return { dtype: 'F32', shape: [...t.shape], data: (await t.data()) as Float32Array };
 }
 
-export async function saveCheckpoint(path: string, s: TrainingState, meta: Omit<CheckpointMeta, 'format' | 'optimizerSteps' | 'optimizerStep'>): Promise<void> {
+export async function saveCheckpoint(path: string, s: TrainingState,
+  meta: Omit<CheckpointMeta, 'format' | 'optimizerSteps' | 'optimizerStep' | 'optimizerGroups'>): Promise<void> {
   const tensors = new Map<string, SafeTensorInput>();
   for (const [name, t] of s.student.stateDict()) tensors.set(`student.${name}`, await host(t));
   for (const [name, t] of s.teacher.stateDict()) tensors.set(`teacher.${name}`, await host(t));
@@ -49,7 +52,10 @@ export async function saveCheckpoint(path: string, s: TrainingState, meta: Omit<
     tensors.set(`optimizer.exp_avg_sq.${name}`, await host(e.v));
     optimizerSteps[name] = e.step;
   }
-  const full: CheckpointMeta = { format: 'protodino-dino-v1', ...meta, optimizerSteps, optimizerStep: opt.step };
+  const optimizerGroups = s.optimizer.groups.map((g) => ({
+    names: g.params.map((p) => names.get(p) ?? '?'), weightDecay: g.weightDecay,
+  }));
+  const full: CheckpointMeta = { format: 'protodino-dino-v1', ...meta, optimizerSteps, optimizerStep: opt.step, optimizerGroups };
   writeSafetensors(path, tensors, { protodino: JSON.stringify(full) });
 }
 
