@@ -8,9 +8,8 @@ import { full } from '../tensor/create.js';
 import { gelu } from '../tensor/ops/elementwise.js';
 import { linear } from '../tensor/ops/matmul.js';
 import { l2Normalize, weightNorm } from '../tensor/ops/norm.js';
-import { batchNorm } from '../tensor/ops/batchnorm.js';
+import { BatchNorm } from './batchnorm.js';
 import { Generator } from '../tensor/ops/random.js';
-import { zeros } from '../tensor/create.js';
 
 export interface DINOHeadConfig {
   inDim: number;
@@ -22,27 +21,6 @@ export interface DINOHeadConfig {
   useBn?: boolean;
   /** Freeze weight_g at 1 (prototypes stay unit-norm). */
   normLastLayer?: boolean;
-}
-
-class BatchNorm1d extends Module {
-  readonly weight: Tensor;
-  readonly bias: Tensor;
-  readonly running_mean: Tensor;
-  readonly running_var: Tensor;
-  constructor(be: Backend, size: number) {
-    super(be);
-    this.weight = this.addParam('weight', full([size], 1, be));
-    this.bias = this.addParam('bias', zeros([size], be));
-    this.running_mean = this.addBuffer('running_mean', zeros([size], be));
-    this.running_var = this.addBuffer('running_var', full([size], 1, be));
-  }
-
-  forward(x: Tensor): Tensor {
-    return batchNorm(x, {
-      weight: this.weight, bias: this.bias, runningMean: this.running_mean, runningVar: this.running_var,
-      training: this.training, momentum: 0.1, eps: 1e-5,
-    });
-  }
 }
 
 /** weight_norm(Linear(bottleneck, K, bias=False)) with PyTorch's parameter names. */
@@ -71,7 +49,7 @@ export class DINOHead extends Module {
   /** nn.Sequential's indices; with nlayers = 1 DINO's mlp is the bare Linear (mlp.weight, mlp.bias). */
   readonly mlp: ModuleList | Linear;
   readonly last_layer: WeightNormLinear;
-  private readonly layers: (Linear | BatchNorm1d | 'gelu')[] = [];
+  private readonly layers: (Linear | BatchNorm | 'gelu')[] = [];
 
   constructor(be: Backend, cfg: DINOHeadConfig, g: Generator) {
     super(be);
@@ -82,17 +60,17 @@ export class DINOHead extends Module {
     } else {
       const seq = this.mlp = this.addChild('mlp', new ModuleList(be));
       // Indices match nn.Sequential's: GELU modules take an index but hold no parameters.
-      const push = (m: Linear | BatchNorm1d | 'gelu') => {
+      const push = (m: Linear | BatchNorm | 'gelu') => {
         if (m === 'gelu') seq.skip();
         else seq.push(m);
         this.layers.push(m);
       };
       push(new Linear(be, cfg.inDim, hidden, { generator: g }));
-      if (cfg.useBn) push(new BatchNorm1d(be, hidden));
+      if (cfg.useBn) push(new BatchNorm(be, hidden));
       push('gelu');
       for (let i = 0; i < n - 2; i++) {
         push(new Linear(be, hidden, hidden, { generator: g }));
-        if (cfg.useBn) push(new BatchNorm1d(be, hidden));
+        if (cfg.useBn) push(new BatchNorm(be, hidden));
         push('gelu');
       }
       push(new Linear(be, hidden, bottleneck, { generator: g }));

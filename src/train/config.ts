@@ -1,7 +1,7 @@
 // Training configuration: DINO's flag names where the concept is the same, defaults for this CPU,
 // and up-front validation that names the flag and the allowed values.
 
-export type Arch = 'vit_cpu' | 'vit_tiny' | 'vit_small' | 'pca';
+export type Arch = 'vit_cpu' | 'vit_tiny' | 'vit_small' | 'resnet_cpu' | 'resnet18' | 'resnet50' | 'pca';
 export type Regulariser = 'centering' | 'sinkhorn' | 'memax';
 
 export interface TrainConfig {
@@ -13,6 +13,8 @@ export interface TrainConfig {
   bottleneck_dim: number;
   head_layers: number;
   norm_last_layer: boolean;
+  /** BatchNorm in the head's hidden layers (DINO's --use_bn_in_head, used in its ResNet recipe). */
+  use_bn_in_head: boolean;
   drop_path_rate: number;
   /** Train the head only, on a frozen backbone (random init or --arch pca). */
   freeze_backbone: boolean;
@@ -74,6 +76,7 @@ export const DEFAULTS: TrainConfig = {
   bottleneck_dim: 64,
   head_layers: 3,
   norm_last_layer: true,
+  use_bn_in_head: false,
   drop_path_rate: 0,
   freeze_backbone: false,
   prototypes_only: false,
@@ -126,7 +129,7 @@ export class ConfigError extends Error {
 type Kind = 'int' | 'float' | 'bool' | 'string' | 'pair';
 const KINDS: Record<keyof TrainConfig, Kind> = {
   arch: 'string', patch_size: 'int', out_dim: 'int', hidden_dim: 'int', bottleneck_dim: 'int', head_layers: 'int',
-  norm_last_layer: 'bool', drop_path_rate: 'float', freeze_backbone: 'bool', prototypes_only: 'bool', pca_dim: 'int',
+  norm_last_layer: 'bool', use_bn_in_head: 'bool', drop_path_rate: 'float', freeze_backbone: 'bool', prototypes_only: 'bool', pca_dim: 'int',
   momentum_teacher: 'float', warmup_teacher_temp: 'float', teacher_temp: 'float', warmup_teacher_temp_epochs: 'int',
   student_temp: 'float', center_momentum: 'float', centering: 'string', koleo_proto: 'float', koleo_features: 'float',
   lr: 'float', min_lr: 'float', warmup_epochs: 'int', weight_decay: 'float', weight_decay_end: 'float', clip_grad: 'float',
@@ -137,7 +140,7 @@ const KINDS: Record<keyof TrainConfig, Kind> = {
 };
 
 const CHOICES: Partial<Record<keyof TrainConfig, readonly string[]>> = {
-  arch: ['vit_cpu', 'vit_tiny', 'vit_small', 'pca'],
+  arch: ['vit_cpu', 'vit_tiny', 'vit_small', 'resnet_cpu', 'resnet18', 'resnet50', 'pca'],
   centering: ['centering', 'sinkhorn', 'memax'],
   dataset: ['fashion-mnist', 'idx', 'cifar10', 'folder'],
   backend: ['wasm', 'webgpu', 'auto'],
@@ -237,10 +240,11 @@ export function validate(cfg: TrainConfig): TrainConfig {
   }
   if (cfg.subset > 0 && cfg.subset < cfg.batch_size) throw new ConfigError('subset', `(${cfg.subset}) is smaller than --batch_size (${cfg.batch_size}): no full batch`);
   if (!(cfg.long_tail >= 1)) throw new ConfigError('long_tail', `is an imbalance ratio ≥ 1 (1 = balanced), got ${cfg.long_tail}`);
-  if (cfg.arch !== 'pca' && cfg.global_crops_size % cfg.patch_size !== 0) {
+  const vit = cfg.arch.startsWith('vit');
+  if (vit && cfg.global_crops_size % cfg.patch_size !== 0) {
     throw new ConfigError('global_crops_size', `(${cfg.global_crops_size}) must be a multiple of --patch_size (${cfg.patch_size})`);
   }
-  if (cfg.arch !== 'pca' && cfg.local_crops_number > 0 && cfg.local_crops_size % cfg.patch_size !== 0) {
+  if (vit && cfg.local_crops_number > 0 && cfg.local_crops_size % cfg.patch_size !== 0) {
     throw new ConfigError('local_crops_size', `(${cfg.local_crops_size}) must be a multiple of --patch_size (${cfg.patch_size})`);
   }
   if (cfg.prototypes_only && !cfg.freeze_backbone && cfg.arch !== 'pca') {

@@ -5,6 +5,7 @@ import { Module } from '../nn/module.js';
 import { VisionTransformer, VIT_PRESETS } from '../nn/vit.js';
 import { DINOHead, WeightNormLinear } from '../nn/head.js';
 import { PCAProjection } from '../nn/pca.js';
+import { ResNet } from '../nn/resnet.js';
 import { noGrad, type Tensor } from '../tensor/tensor.js';
 import { Generator } from '../tensor/ops/random.js';
 import { l2Normalize } from '../tensor/ops/norm.js';
@@ -23,7 +24,7 @@ export class PrototypeHead extends Module {
   }
 }
 
-export type Backbone = VisionTransformer | PCAProjection;
+export type Backbone = VisionTransformer | ResNet | PCAProjection;
 export type Head = DINOHead | PrototypeHead;
 
 export class DinoNetwork extends Module {
@@ -31,7 +32,16 @@ export class DinoNetwork extends Module {
     super(be);
     this.addChild('backbone', backbone);
     this.addChild('head', head);
-    if (frozenBackbone) for (const p of backbone.parameters()) p.requiresGrad = false;
+    if (frozenBackbone) {
+      for (const p of backbone.parameters()) p.requiresGrad = false;
+      backbone.eval(); // a frozen representation: BatchNorm uses (and keeps) its running statistics
+    }
+  }
+
+  override train(mode = true): this {
+    super.train(mode);
+    if (this.frozenBackbone) this.backbone.eval();
+    return this;
   }
 
   features(x: Tensor): Tensor {
@@ -43,19 +53,26 @@ export class DinoNetwork extends Module {
   }
 }
 
-/** Builds one network; the same seed gives the same weights (student and teacher start equal). */
-export function buildNetwork(cfg: TrainConfig, be: Backend, channels: number, seed: number): DinoNetwork {
+/**
+ * Builds one network; the same seed gives the same weights (student and teacher start equal).
+ * `dropPathRate` is the student's; DINO's teacher has none.
+ */
+export function buildNetwork(cfg: TrainConfig, be: Backend, channels: number, seed: number, dropPathRate = cfg.drop_path_rate): DinoNetwork {
   const g = new Generator(seed);
   let backbone: Backbone;
   let dim: number;
   if (cfg.arch === 'pca') {
     backbone = new PCAProjection(be, channels * cfg.global_crops_size ** 2, cfg.pca_dim);
     dim = cfg.pca_dim;
+  } else if (cfg.arch.startsWith('resnet')) {
+    const net = new ResNet(be, { arch: cfg.arch, inChans: channels }, g);
+    backbone = net;
+    dim = net.embedDim;
   } else {
     const preset = VIT_PRESETS[cfg.arch];
     backbone = new VisionTransformer(be, {
       imgSize: cfg.global_crops_size, patchSize: cfg.patch_size, inChans: channels,
-      ...preset, dropPathRate: cfg.drop_path_rate,
+      ...preset, dropPathRate,
     }, g);
     dim = preset.embedDim;
   }
@@ -63,7 +80,7 @@ export function buildNetwork(cfg: TrainConfig, be: Backend, channels: number, se
     ? new PrototypeHead(be, dim, cfg.out_dim, g, cfg.norm_last_layer)
     : new DINOHead(be, {
       inDim: dim, outDim: cfg.out_dim, hiddenDim: cfg.hidden_dim, bottleneckDim: cfg.bottleneck_dim,
-      nlayers: cfg.head_layers, normLastLayer: cfg.norm_last_layer,
+      nlayers: cfg.head_layers, normLastLayer: cfg.norm_last_layer, useBn: cfg.use_bn_in_head,
     }, g);
   return new DinoNetwork(be, backbone, head, cfg.freeze_backbone || cfg.arch === 'pca');
 }

@@ -103,7 +103,7 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
   const channels = dataset.channels;
   const student = buildNetwork(cfg, be, channels, cfg.seed);
   owned.push(student);
-  const teacher = buildNetwork(cfg, be, channels, cfg.seed);
+  const teacher = buildNetwork(cfg, be, channels, cfg.seed, 0);
   owned.push(teacher);
   if (cfg.arch === 'pca' && !resumeFrom) {
     // The PCA backbone is fitted once on the (normalised) training images, shared by both networks.
@@ -112,7 +112,7 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
     teacher.backbone.loadStateDict(await student.backbone.hostState());
   }
   for (const p of teacher.parameters()) p.requiresGrad = false;
-  teacher.eval();
+  // As in DINO the teacher stays in training mode: BatchNorm (ResNets) normalises with batch statistics.
   const [decay, noDecay] = decayGroups(student.namedParameters().filter(([, p]) => p.requiresGrad));
   const optimizer = new AdamW([{ params: decay, lr: 0, weightDecay: 0 }, { params: noDecay, lr: 0, weightDecay: 0 }]);
   owned.push(optimizer);

@@ -16,9 +16,9 @@ const exports = instance.exports as Record<string, (...a: number[]) => void>;
 const fns = fnNames.map((n) => exports[n]);
 const ctrl = new Int32Array(sab, 0, 8);
 const args = new Float64Array(sab, 32, 32);
-parentPort!.postMessage('ready');
-
+// Read the generation before announcing readiness: the main thread may start a job right after.
 let seen = Atomics.load(ctrl, CTRL_GEN);
+parentPort!.postMessage('ready');
 for (;;) {
   let spins = 0;
   while (Atomics.load(ctrl, CTRL_GEN) === seen) {
