@@ -7,6 +7,7 @@ const USAGE = `usage: protodino <command> [options]
 
 commands:
   info  [--backend wasm|webgpu|auto] [--threads N]   describe the backend that would run
+  demo  [--quick] [--backend=wasm|webgpu|auto]        the default job: collapse and KoLeo-proto in minutes
   train [--flag value ...]                            DINO training (flags: protodino train --help)
   export <checkpoint> --to pth [--out FILE]           write a checkpoint as facebookresearch/dino's .pth
   bench [suite ...]                                   run the benchmarks (see bench/)
@@ -66,6 +67,8 @@ async function main(): Promise<void> {
   switch (cmd) {
     case 'info':
       return info(rest);
+    case 'demo':
+      return (await import('./demo.js')).demo(rest);
     case 'train':
       return trainCmd(rest);
     case 'export':

@@ -41,7 +41,7 @@ export interface TrainResult {
 
 export interface TrainHooks {
   /** Called after each epoch's checkpoint with the live networks (diagnostics plug in here). */
-  onEpoch?(info: { epoch: number; student: DinoNetwork; teacher: DinoNetwork; backend: Backend }): Promise<Record<string, unknown> | void>;
+  onEpoch?(info: { epoch: number; step: number; final: boolean; student: DinoNetwork; teacher: DinoNetwork; backend: Backend }): Promise<Record<string, unknown> | void>;
   backend?: Backend;
 }
 
@@ -179,7 +179,7 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
       if (epochDone) {
         progress?.done({ epoch, epochs: cfg.epochs, step: step - epoch * niter, total: niter, loss: history.at(-1)?.loss });
         await save(epoch + 1);
-        const extra = hooks.onEpoch ? await hooks.onEpoch({ epoch, student, teacher, backend: be }) : undefined;
+        const extra = hooks.onEpoch ? await hooks.onEpoch({ epoch, step, final: step === totalSteps, student, teacher, backend: be }) : undefined;
         log.write({ event: 'epoch', epoch: epoch + 1, step, loss: history.at(-1)?.loss, ...(extra ?? {}) });
       }
     }
