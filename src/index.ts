@@ -4,3 +4,33 @@ export type { CreateBackendOptions } from './backend/index.js';
 export type { Backend, Storage, DType, MemoryStats } from './backend/backend.js';
 export { BackendError } from './backend/backend.js';
 export * from './tensor/index.js';
+
+// models
+export { Module, ModuleList } from './nn/module.js';
+export { Linear, LayerNorm, Mlp, dropPath } from './nn/layers.js';
+export { VisionTransformer, VIT_PRESETS, type ViTConfig } from './nn/vit.js';
+export { ResNet, RESNET_PRESETS } from './nn/resnet.js';
+export { BatchNorm } from './nn/batchnorm.js';
+export { DINOHead, WeightNormLinear, type DINOHeadConfig } from './nn/head.js';
+export { PCAProjection } from './nn/pca.js';
+
+// objectives
+export { centeredTeacher, dinoLoss, sinkhornKnopp, updateCenter, type DinoLossOptions } from './ssl/dino.js';
+export { koleoLoss, koleoProtoLoss, meMaxLoss } from './ssl/regularisers.js';
+
+// training
+export { train, DivergenceError, type TrainResult, type TrainHooks } from './train/trainer.js';
+export { DEFAULTS as TRAIN_DEFAULTS, parseTrainArgs, validate as validateTrainConfig, ConfigError, type TrainConfig } from './train/config.js';
+export { cosineScheduler, teacherTempSchedule } from './train/schedules.js';
+export { readCheckpoint, saveCheckpoint, restoreCheckpoint } from './train/checkpoint.js';
+export { readSafetensors, writeSafetensors, SafetensorsError } from './train/safetensors.js';
+export { buildNetwork, DinoNetwork, PrototypeHead } from './train/network.js';
+export { embedDataset, evaluateNetwork } from './train/evaluate.js';
+
+// evaluation and diagnostics
+export * from './eval/index.js';
+
+// data and interchange
+export * from './data/index.js';
+export { readPth, writePth, findDinoHead, PthError } from './io/pth/index.js';
+export { exportCheckpointToPth, dinoCheckpointObject } from './io/export-dino.js';

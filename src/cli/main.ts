@@ -9,6 +9,8 @@ commands:
   info  [--backend wasm|webgpu|auto] [--threads N]   describe the backend that would run
   demo  [--quick] [--backend=wasm|webgpu|auto]        the default job: collapse and KoLeo-proto in minutes
   train [--flag value ...]                            DINO training (flags: protodino train --help)
+  analyze <checkpoint> [--eps 0.025,0.1] [--rule greedy|components|both] [--json] [--student]
+                                                      unique prototypes of a protodino or PyTorch DINO checkpoint
   export <checkpoint> --to pth [--out FILE]           write a checkpoint as facebookresearch/dino's .pth
   bench [suite ...]                                   run the benchmarks (see bench/)
 `;
@@ -71,6 +73,8 @@ async function main(): Promise<void> {
       return (await import('./demo.js')).demo(rest);
     case 'train':
       return trainCmd(rest);
+    case 'analyze':
+      return (await import('./analyze.js')).analyze(rest);
     case 'export':
       return exportCmd(rest);
     case 'bench':

@@ -1,0 +1,103 @@
+// protodino analyze <checkpoint>: how many of the K prototypes are really distinct. Reads protodino
+// safetensors checkpoints and PyTorch DINO/iBOT .pth files (never executing their pickles).
+import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { createBackend } from '../backend/index.js';
+import { readSafetensors } from '../train/safetensors.js';
+import { findDinoHead, readPth } from '../io/pth/index.js';
+import { countUniquePrototypes, type UniquePrototypesResult } from '../eval/index.js';
+
+export interface LoadedPrototypes {
+  data: Float32Array;
+  shape: [number, number];
+  source: string;
+}
+
+/** The head's last-layer rows (weight_v, or weight for heads saved without weight norm). */
+export function loadPrototypes(path: string, prefer: 'teacher' | 'student' = 'teacher'): LoadedPrototypes {
+  const head = new Uint8Array(readFileSync(path).subarray(0, 4));
+  const isZip = head[0] === 0x50 && head[1] === 0x4b; // "PK": torch.save's zip format
+  if (isZip || /\.(pth|pt)$/.test(path)) {
+    const found = findDinoHead(readPth(path), { prefer });
+    const t = found.kind === 'weight_norm' ? found.weight_v : found.weight;
+    if (t.shape.length !== 2) throw new Error(`${path}: ${found.source} has shape [${t.shape}], expected [K, D]`);
+    return { data: Float32Array.from(t.data as ArrayLike<number>), shape: [t.shape[0], t.shape[1]], source: found.source };
+  }
+  const file = readSafetensors(path, { verify: true });
+  const names = [`${prefer}.head.last_layer.weight_v`, `${prefer === 'teacher' ? 'student' : 'teacher'}.head.last_layer.weight_v`,
+    'head.last_layer.weight_v', 'last_layer.weight_v'];
+  for (const n of names) {
+    const t = file.tensors.get(n);
+    if (!t) continue;
+    if (t.dtype !== 'F32' || t.shape.length !== 2) throw new Error(`${path}: '${n}' is ${t.dtype} [${t.shape}], expected F32 [K, D]`);
+    return { data: t.data as Float32Array, shape: [t.shape[0], t.shape[1]], source: n };
+  }
+  throw new Error(`${path}: no prototypes found (looked for ${names.join(', ')})`);
+}
+
+export function formatReport(r: UniquePrototypesResult, source: string): string {
+  const lines = [`prototypes: ${r.prototypes} x ${r.dim} (${source})`];
+  for (const e of r.perEps) {
+    const parts = [`eps ${e.eps}:`];
+    if (e.greedy) parts.push(`greedy ${e.greedy.unique} unique`);
+    if (e.components) parts.push(`components ${e.components.unique} unique`);
+    const g = e.greedy ?? e.components!;
+    const top = Array.from(g.groupSizes.subarray(0, 5)).join(', ');
+    parts.push(`(largest groups: ${top})`);
+    lines.push('  ' + parts.join(' '));
+  }
+  let min = Infinity, max = -Infinity, sum = 0;
+  for (const n of r.norms) {
+    min = Math.min(min, n);
+    max = Math.max(max, n);
+    sum += n;
+  }
+  lines.push(`  norms: min ${min.toFixed(4)} mean ${(sum / r.norms.length).toFixed(4)} max ${max.toFixed(4)}`);
+  lines.push('  nearest-neighbour cosine histogram:');
+  const { edges, counts } = r.nearest;
+  const peak = Math.max(1, ...counts);
+  for (let b = 0; b < counts.length; b++) {
+    if (counts[b] === 0) continue;
+    lines.push(`    [${edges[b].toFixed(2).padStart(5)}, ${edges[b + 1].toFixed(2).padStart(5)}) ${String(counts[b]).padStart(7)} ${'#'.repeat(Math.ceil((40 * counts[b]) / peak))}`);
+  }
+  return lines.join('\n');
+}
+
+export async function analyze(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true, strict: true,
+    options: {
+      eps: { type: 'string', default: '0.025' },
+      rule: { type: 'string', default: 'both' },
+      json: { type: 'boolean', default: false },
+      student: { type: 'boolean', default: false },
+      backend: { type: 'string', default: 'auto' },
+    },
+  });
+  if (positionals.length !== 1) throw new Error('analyze: give exactly one checkpoint (.safetensors or .pth)');
+  const eps = values.eps!.split(',').map(Number);
+  if (eps.some((e) => !(e > 0 && e <= 2))) throw new Error(`analyze: --eps takes numbers in (0, 2], got '${values.eps}'`);
+  if (!['greedy', 'components', 'both'].includes(values.rule!)) throw new Error(`analyze: --rule must be greedy, components or both, got '${values.rule}'`);
+  if (!['wasm', 'webgpu', 'auto'].includes(values.backend!)) throw new Error(`analyze: --backend must be wasm, webgpu or auto, got '${values.backend}'`);
+  const protos = loadPrototypes(positionals[0], values.student ? 'student' : 'teacher');
+  const be = await createBackend({ kind: values.backend as 'wasm' | 'webgpu' | 'auto' });
+  try {
+    const r = await countUniquePrototypes({ data: protos.data, shape: protos.shape }, { eps, rule: values.rule as 'both', backend: be });
+    if (values.json) {
+      console.log(JSON.stringify({
+        source: protos.source, prototypes: r.prototypes, dim: r.dim,
+        perEps: r.perEps.map((e) => ({
+          eps: e.eps,
+          ...(e.greedy ? { greedy: e.greedy.unique, greedyGroupSizes: Array.from(e.greedy.groupSizes) } : {}),
+          ...(e.components ? { components: e.components.unique, componentGroupSizes: Array.from(e.components.groupSizes) } : {}),
+        })),
+        norms: Array.from(r.norms),
+        nearestHistogram: { edges: Array.from(r.nearest.edges), counts: Array.from(r.nearest.counts) },
+      }));
+    } else {
+      console.log(formatReport(r, protos.source));
+    }
+  } finally {
+    be.destroy();
+  }
+}
