@@ -6,6 +6,8 @@
 // runs the MR×NR register-tiled micro-kernel over them. Blocking: a KC×NR B panel (8 KiB) stays in
 // L1 while the MC×KC A block (L2) streams past it. Each output sums k in the same order whatever
 // the thread count, so results do not depend on it.
+// Why 4×8: eight f32x4 accumulators leave V8's register allocator room on x64; 5×8 and 6×8 made it
+// spill inside the k loop and ran at half the speed on this machine (and unrolling k did the same).
 import { gelu, madd } from './common';
 
 const MR = 4;
@@ -56,8 +58,24 @@ export function matmulPackB(b: usize, packed: usize, n: i32, k: i32, transB: i32
         for (let j = 0; j < NR; j++) store<f32>(addr(dst, j), j < w ? load<f32>(addr(s, j)) : 0);
         dst += NR << 2;
       }
+    } else if (w == NR) {
+      // B stored [n, k]: the panel's NR rows are read 4 k at a time and transposed in registers.
+      const s0 = addr(src, j0 * k), ld = <usize>k << 2;
+      let kk = 0;
+      for (; kk + 4 <= k; kk += 4) {
+        const o = <usize>kk << 2;
+        const s4 = s0 + 4 * ld;
+        transpose4(v128.load(s0 + o), v128.load(s0 + ld + o), v128.load(s0 + 2 * ld + o), v128.load(s0 + 3 * ld + o),
+          dst, NR << 2);
+        transpose4(v128.load(s4 + o), v128.load(s4 + ld + o), v128.load(s4 + 2 * ld + o), v128.load(s4 + 3 * ld + o),
+          dst + 16, NR << 2);
+        dst += 4 * NR << 2;
+      }
+      for (; kk < k; kk++) {
+        for (let j = 0; j < NR; j++) store<f32>(addr(dst, j), load<f32>(s0 + <usize>j * ld + (<usize>kk << 2)));
+        dst += NR << 2;
+      }
     } else {
-      // B stored [n, k]: column j of op(B) is row j, read as NR sequential streams.
       for (let j = 0; j < NR; j++) {
         const s = addr(src, (j0 + j) * k);
         const d = addr(dst, j);
@@ -68,26 +86,48 @@ export function matmulPackB(b: usize, packed: usize, n: i32, k: i32, transB: i32
   }
 }
 
+/** Stores the transpose of the 4×4 block with rows r0..r3 as four vectors `stride` bytes apart
+ *  (MR = 4 and NR = 2·4 are why packing can go through it). */
+// @ts-ignore: decorator
+@inline function transpose4(r0: v128, r1: v128, r2: v128, r3: v128, dst: usize, stride: usize): void {
+  const t0 = f32x4.shuffle(r0, r1, 0, 4, 1, 5), t1 = f32x4.shuffle(r0, r1, 2, 6, 3, 7);
+  const t2 = f32x4.shuffle(r2, r3, 0, 4, 1, 5), t3 = f32x4.shuffle(r2, r3, 2, 6, 3, 7);
+  v128.store(dst, f32x4.shuffle(t0, t2, 0, 1, 4, 5));
+  v128.store(dst + stride, f32x4.shuffle(t0, t2, 2, 3, 6, 7));
+  v128.store(dst + 2 * stride, f32x4.shuffle(t1, t3, 0, 1, 4, 5));
+  v128.store(dst + 3 * stride, f32x4.shuffle(t1, t3, 2, 3, 6, 7));
+}
+
 /** Packs rows [i0, i0+rows) × cols [p0, p0+kc) of op(A) into MR-row panels [kc][MR], zero past rows. */
 function packA(a: usize, dst: usize, m: i32, k: i32, transA: i32, i0: i32, rows: i32, p0: i32, kc: i32): void {
   for (let r0 = 0; r0 < rows; r0 += MR) {
     const h = min(MR, rows - r0);
     const panel = addr(dst, r0 * kc);
-    if (transA) {
+    if (h == MR && transA) {
       // A stored [k, m]: the MR values of one k are adjacent.
+      let s = addr(a, p0 * m + i0 + r0);
       for (let kk = 0; kk < kc; kk++) {
-        const s = addr(a, (p0 + kk) * m + i0 + r0);
-        const d = addr(panel, kk * MR);
-        for (let r = 0; r < MR; r++) store<f32>(addr(d, r), r < h ? load<f32>(addr(s, r)) : 0);
+        v128.store(addr(panel, kk * MR), v128.load(s));
+        s += <usize>m << 2;
+      }
+    } else if (h == MR) {
+      const s0 = addr(a, (i0 + r0) * k + p0), ld = <usize>k << 2;
+      let kk = 0;
+      for (; kk + 4 <= kc; kk += 4) {
+        const o = <usize>kk << 2;
+        transpose4(v128.load(s0 + o), v128.load(s0 + ld + o), v128.load(s0 + 2 * ld + o), v128.load(s0 + 3 * ld + o),
+          addr(panel, kk * MR), MR << 2);
+      }
+      for (; kk < kc; kk++) {
+        for (let r = 0; r < MR; r++) store<f32>(addr(panel, kk * MR + r), load<f32>(s0 + <usize>r * ld + (<usize>kk << 2)));
       }
     } else {
-      for (let r = 0; r < MR; r++) {
-        const d = addr(panel, r);
-        if (r < h) {
-          const s = addr(a, (i0 + r0 + r) * k + p0);
-          for (let kk = 0; kk < kc; kk++) store<f32>(d + (<usize>(kk * MR) << 2), load<f32>(addr(s, kk)));
-        } else {
-          for (let kk = 0; kk < kc; kk++) store<f32>(d + (<usize>(kk * MR) << 2), 0);
+      // The last, partial panel: zero rows past the edge.
+      for (let kk = 0; kk < kc; kk++) {
+        for (let r = 0; r < MR; r++) {
+          let v: f32 = 0;
+          if (r < h) v = transA ? load<f32>(addr(a, (p0 + kk) * m + i0 + r0 + r)) : load<f32>(addr(a, (i0 + r0 + r) * k + p0 + kk));
+          store<f32>(addr(panel, kk * MR + r), v);
         }
       }
     }
@@ -153,6 +193,42 @@ function edgeTile(pa: usize, pb: usize, kc: i32, c: usize, ldc: i32, mode: i32, 
   }
 }
 
+/** e^x for x ≤ 0 (Cephes expf: 2^n · a degree-7 polynomial in the remainder, about 1 ulp). */
+// @ts-ignore: decorator
+@inline function expNeg(x: v128): v128 {
+  x = f32x4.max(x, f32x4.splat(-87.0));
+  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504088896341)));
+  const r = f32x4.sub(f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375))), f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1));
+  const scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  return f32x4.mul(p, scale);
+}
+
+/**
+ * GELU of four values with the erf of assembly/common.ts (Abramowitz & Stegun 7.1.26) and a
+ * vector exp: the scalar Mathf.exp made the epilogue cost more than the product itself.
+ */
+// @ts-ignore: decorator
+@inline function geluVec(x: v128): v128 {
+  const u = f32x4.mul(x, f32x4.splat(0.70710678118654752));
+  const z = f32x4.abs(u);
+  const t = f32x4.div(f32x4.splat(1), f32x4.add(f32x4.splat(1), f32x4.mul(f32x4.splat(0.3275911), z)));
+  let q = f32x4.sub(f32x4.mul(f32x4.splat(1.061405429), t), f32x4.splat(1.453152027));
+  q = f32x4.add(f32x4.mul(q, t), f32x4.splat(1.421413741));
+  q = f32x4.sub(f32x4.mul(q, t), f32x4.splat(0.284496736));
+  q = f32x4.add(f32x4.mul(q, t), f32x4.splat(0.254829592));
+  const y = f32x4.sub(f32x4.splat(1), f32x4.mul(f32x4.mul(q, t), expNeg(f32x4.neg(f32x4.mul(z, z)))));
+  // erf(u) = sign(u)·y; the sign bit of u moved onto y.
+  const erf = v128.or(y, v128.and(u, f32x4.splat(-0.0)));
+  return f32x4.mul(f32x4.mul(f32x4.splat(0.5), x), f32x4.add(f32x4.splat(1), erf));
+}
+
 /**
  * Units are MR-row blocks of every batch: unit u covers rows [(u % mBlocks)·MR, +MR) of batch
  * u / mBlocks. flags: 1 accumulate, 2 bias, 4 gelu. B was packed by matmulPackB (shared by every
@@ -196,7 +272,10 @@ export function matmulCompute(a: usize, packed: usize, out: usize, bias: usize, 
       p0 += kc;
     } while (p0 < k);
     if (act) {
-      for (let i = 0; i < rows * n; i++) store<f32>(addr(cb, i), gelu(load<f32>(addr(cb, i))));
+      const len = rows * n;
+      let i = 0;
+      for (; i + 4 <= len; i += 4) v128.store(addr(cb, i), geluVec(v128.load(addr(cb, i))));
+      for (; i < len; i++) store<f32>(addr(cb, i), gelu(load<f32>(addr(cb, i))));
     }
   }
 }

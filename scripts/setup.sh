@@ -10,7 +10,8 @@ if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split("."
   exit 1
 fi
 
-pkgs=(libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri dataset-fashion-mnist)
+# chromium: the report test renders the HTML report headlessly.
+pkgs=(libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri dataset-fashion-mnist chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,11 +1,51 @@
 // protodino analyze <checkpoint>: how many of the K prototypes are really distinct. Reads protodino
-// safetensors checkpoints and PyTorch DINO/iBOT .pth files (never executing their pickles).
+// safetensors checkpoints and PyTorch DINO/iBOT .pth files (never executing their pickles). With
+// --dataset (protodino checkpoints only: their config rebuilds the network) it also reports usage:
+// how many prototypes are ever the teacher's argmax on un-augmented images, and the entropy of the
+// marginal latent-class distribution at the teacher temperature.
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { createBackend } from '../backend/index.js';
 import { readSafetensors } from '../train/safetensors.js';
 import { findDinoHead, readPth } from '../io/pth/index.js';
-import { countUniquePrototypes, type UniquePrototypesResult } from '../eval/index.js';
+import { countUniquePrototypes, type PrototypeUsage, type UniquePrototypesResult } from '../eval/index.js';
+import { embedDataset } from '../train/evaluate.js';
+import { headUsage, intFlag, loadEvalData, networkFromCheckpoint, readProtodinoCheckpoint, usageJson } from './eval.js';
+import type { Backend } from '../backend/backend.js';
+
+export interface DatasetUsage {
+  dataset: string;
+  split: 'train' | 'test';
+  network: 'teacher' | 'student';
+  temperature: number;
+  usage: PrototypeUsage;
+}
+
+/** Usage of a protodino checkpoint's prototypes over the first `max` images of a split. */
+export async function datasetUsage(path: string, be: Backend, opts: { dataset: string; split: 'train' | 'test'; max: number; which: 'teacher' | 'student' }): Promise<DatasetUsage> {
+  const { ck, cfg } = readProtodinoCheckpoint('analyze', path);
+  if (opts.dataset !== cfg.dataset && opts.dataset !== 'fashion-mnist') {
+    throw new Error(`analyze: --dataset must be fashion-mnist or the run's own dataset (${cfg.dataset}), got '${opts.dataset}'`);
+  }
+  const runCfg = { ...cfg, dataset: opts.dataset as typeof cfg.dataset, ...(opts.dataset !== cfg.dataset ? { data_path: '' } : {}) };
+  const data = await loadEvalData(runCfg, 1);
+  const ds = opts.split === 'train' ? data.train : data.test;
+  const net = networkFromCheckpoint(ck, cfg, be, ds.channels, opts.which);
+  try {
+    const e = await embedDataset(net, ds, { max: opts.max, mean: data.mean, std: data.std });
+    const usage = await headUsage(net, e.features, cfg.teacher_temp);
+    return { dataset: ds.name ?? opts.dataset, split: opts.split, network: opts.which, temperature: cfg.teacher_temp, usage };
+  } finally {
+    net.dispose();
+  }
+}
+
+export function formatUsage(u: DatasetUsage): string {
+  const r = u.usage;
+  return `usage over ${r.samples} images of ${u.dataset} (${u.network}, softmax at T ${u.temperature}): `
+    + `${r.used} of ${r.prototypes} prototypes are ever the argmax; marginal entropy ${r.entropy.toFixed(4)} nats `
+    + `(${(100 * r.entropyFraction).toFixed(1)}% of log K, perplexity ${r.perplexity.toFixed(1)})`;
+}
 
 export interface LoadedPrototypes {
   data: Float32Array;
@@ -72,6 +112,9 @@ export async function analyze(argv: string[]): Promise<void> {
       json: { type: 'boolean', default: false },
       student: { type: 'boolean', default: false },
       backend: { type: 'string', default: 'auto' },
+      dataset: { type: 'string' },
+      split: { type: 'string', default: 'train' },
+      max: { type: 'string' },
     },
   });
   if (positionals.length !== 1) throw new Error('analyze: give exactly one checkpoint (.safetensors or .pth)');
@@ -79,10 +122,20 @@ export async function analyze(argv: string[]): Promise<void> {
   if (eps.some((e) => !(e > 0 && e <= 2))) throw new Error(`analyze: --eps takes numbers in (0, 2], got '${values.eps}'`);
   if (!['greedy', 'components', 'both'].includes(values.rule!)) throw new Error(`analyze: --rule must be greedy, components or both, got '${values.rule}'`);
   if (!['wasm', 'webgpu', 'auto'].includes(values.backend!)) throw new Error(`analyze: --backend must be wasm, webgpu or auto, got '${values.backend}'`);
-  const protos = loadPrototypes(positionals[0], values.student ? 'student' : 'teacher');
+  if (values.dataset === undefined && (values.max !== undefined || values.split !== 'train')) {
+    throw new Error('analyze: --max and --split go with --dataset (prototype usage over a dataset)');
+  }
+  if (values.split !== 'train' && values.split !== 'test') throw new Error(`analyze: --split must be train or test, got '${values.split}'`);
+  const max = intFlag('analyze', 'max', values.max, 10000);
+  const which = values.student ? 'student' : 'teacher';
+  // Refuse a .pth (or any non-protodino file) before the slow work: it cannot be rebuilt for usage.
+  if (values.dataset !== undefined) readProtodinoCheckpoint('analyze', positionals[0]);
+  const protos = loadPrototypes(positionals[0], which);
   const be = await createBackend({ kind: values.backend as 'wasm' | 'webgpu' | 'auto' });
   try {
     const r = await countUniquePrototypes({ data: protos.data, shape: protos.shape }, { eps, rule: values.rule as 'both', backend: be });
+    const usage = values.dataset === undefined ? null
+      : await datasetUsage(positionals[0], be, { dataset: values.dataset, split: values.split as 'train', max, which });
     if (values.json) {
       console.log(JSON.stringify({
         source: protos.source, prototypes: r.prototypes, dim: r.dim,
@@ -93,9 +146,14 @@ export async function analyze(argv: string[]): Promise<void> {
         })),
         norms: Array.from(r.norms),
         nearestHistogram: { edges: Array.from(r.nearest.edges), counts: Array.from(r.nearest.counts) },
+        ...(usage ? {
+          usage: { dataset: usage.dataset, split: usage.split, network: usage.network, ...usageJson(usage.usage, usage.temperature),
+            argmaxCounts: Array.from(usage.usage.argmaxCounts) },
+        } : {}),
       }));
     } else {
       console.log(formatReport(r, protos.source));
+      if (usage) console.log(formatUsage(usage));
     }
   } finally {
     be.destroy();

@@ -8,10 +8,21 @@ const USAGE = `usage: protodino <command> [options]
 commands:
   info  [--backend wasm|webgpu|auto] [--threads N]   describe the backend that would run
   demo  [--quick] [--backend=wasm|webgpu|auto]        the default job: collapse and KoLeo-proto in minutes
-  train [--flag value ...]                            DINO training (flags: protodino train --help)
+  train [--flag value ...]                            DINO training (flags: protodino train --help); each epoch logs
+                                                      unique prototypes, usage and k-NN (--eval_every_epoch false: off)
   analyze <checkpoint> [--eps 0.025,0.1] [--rule greedy|components|both] [--json] [--student]
-                                                      unique prototypes of a protodino or PyTorch DINO checkpoint
+          [--dataset fashion-mnist [--split train|test] [--max N]]
+                                                      unique prototypes of a protodino or PyTorch DINO checkpoint;
+                                                      with --dataset also prototype usage (protodino checkpoints only)
+  eval <checkpoint> [--knn] [--linear] [--fewshot] [--all] [--train_max N] [--test_max N] [--long_tail R]
+       [--student] [--json] [--backend wasm|webgpu|auto] [--linear_epochs N] [--linear_lr X] [--episodes N]
+                                                      k-NN (k 10/20/100/200), linear probe, 5-way few-shot, per-class
+                                                      and head/medium/tail accuracy of the frozen backbone (default: all)
+  embed <checkpoint> --out FILE.safetensors [--split train|test] [--max N] [--student]
+                                                      backbone features [N, D] F32 and labels [N] I32 of a split
   export <checkpoint> --to pth [--out FILE]           write a checkpoint as facebookresearch/dino's .pth
+  report <run dir ...> [--out report.html] [--eps 0.025,0.1] [--images 2000] [--no-gallery]
+                                                      compare training runs in one self-contained HTML page
   bench [suite ...]                                   run the benchmarks (see bench/)
 `;
 
@@ -39,7 +50,8 @@ async function trainCmd(argv: string[]): Promise<void> {
   }
   const cfg = parseTrainArgs(argv);
   const { train } = await import('../train/trainer.js');
-  const result = await train(cfg);
+  const hooks = cfg.eval_every_epoch ? { onEpoch: (await import('./eval.js')).epochDiagnostics(cfg) } : {};
+  const result = await train(cfg, hooks);
   const last = result.history.at(-1);
   console.log(`trained ${result.steps} steps; final loss ${last?.loss.toFixed(4)}; checkpoint ${result.checkpoint}`);
 }
@@ -75,8 +87,14 @@ async function main(): Promise<void> {
       return trainCmd(rest);
     case 'analyze':
       return (await import('./analyze.js')).analyze(rest);
+    case 'eval':
+      return (await import('./eval.js')).evalCmd(rest);
+    case 'embed':
+      return (await import('./embed.js')).embed(rest);
     case 'export':
       return exportCmd(rest);
+    case 'report':
+      return (await import('./report.js')).report(rest);
     case 'bench':
       return bench(rest);
     case undefined:

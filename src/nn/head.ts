@@ -10,6 +10,7 @@ import { linear } from '../tensor/ops/matmul.js';
 import { l2Normalize, weightNorm } from '../tensor/ops/norm.js';
 import { BatchNorm } from './batchnorm.js';
 import { Generator } from '../tensor/ops/random.js';
+import { vmfLogits } from '../ssl/vmf.js';
 
 export interface DINOHeadConfig {
   inDim: number;
@@ -27,6 +28,11 @@ export interface DINOHeadConfig {
 export class WeightNormLinear extends Module {
   readonly weight_g: Tensor;
   readonly weight_v: Tensor;
+  /**
+   * DINO-vMF: add each prototype's vMF log-normaliser log C_p(‖w_k‖) to its logit (inputs must be
+   * unit-norm). Set by the trainer for --vmf; holds no parameter, so state dicts are unchanged.
+   */
+  vmf = false;
   constructor(be: Backend, inDim: number, outDim: number, g: Generator, normLastLayer: boolean) {
     super(be);
     const bound = 1 / Math.sqrt(inDim); // nn.Linear's default init, as DINO leaves the last layer
@@ -41,7 +47,7 @@ export class WeightNormLinear extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return linear(x, this.weight());
+    return this.vmf ? vmfLogits(x, this.weight()) : linear(x, this.weight());
   }
 }
 

@@ -5,13 +5,14 @@ import type { Backend } from '../backend/backend.js';
 import { Module, ModuleList } from './module.js';
 import { Linear, LayerNorm, Mlp, dropPath } from './layers.js';
 import { ShapeError, type Tensor } from '../tensor/tensor.js';
-import { add, mul } from '../tensor/ops/elementwise.js';
+import { add, affine, mul } from '../tensor/ops/elementwise.js';
 import { matmul, linear } from '../tensor/ops/matmul.js';
 import { softmax } from '../tensor/ops/softmax.js';
 import { concat, patchify, permute, slice } from '../tensor/ops/layout.js';
 import { broadcastTo, reshape } from '../tensor/ops/view.js';
 import { resizeBicubic } from '../tensor/ops/resize.js';
 import { Generator } from '../tensor/ops/random.js';
+import { zeros } from '../tensor/create.js';
 
 export interface ViTConfig {
   imgSize: number;
@@ -111,6 +112,8 @@ export class VisionTransformer extends Module {
   readonly blocks: Block[] = [];
   readonly norm: LayerNorm;
   readonly numPatches: number;
+  /** iBOT's learnable mask token [1, D], present after enableMaskToken(). */
+  masked_embed: Tensor | null = null;
 
   constructor(be: Backend, cfg: ViTConfig, g: Generator) {
     super(be);
@@ -128,6 +131,15 @@ export class VisionTransformer extends Module {
       this.blocks.push(blocks.push(new Block(be, embedDim, numHeads, this.config.mlpRatio, dp, g)));
     }
     this.norm = this.addChild('norm', new LayerNorm(be, embedDim));
+  }
+
+  /**
+   * Adds iBOT's `masked_embed` (zeros, as iBOT initialises it) as the last parameter, so student and
+   * teacher built alike keep matching parameter orders. Idempotent.
+   */
+  enableMaskToken(): Tensor {
+    if (!this.masked_embed) this.masked_embed = this.addParam('masked_embed', zeros([1, this.config.embedDim], this.backend));
+    return this.masked_embed;
   }
 
   get embedDim(): number {
@@ -148,13 +160,23 @@ export class VisionTransformer extends Module {
     return concat([cls, patches], 1);
   }
 
-  /** Tokens after the final norm: [B, 1 + N, D]. */
-  forwardTokens(x: Tensor): Tensor {
+  /**
+   * Tokens after the final norm: [B, 1 + N, D]. mask: [B, N] of 0/1 (1 = masked) replaces those
+   * patch embeddings by masked_embed before the position embedding is added, as iBOT does.
+   */
+  forwardTokens(x: Tensor, mask?: Tensor): Tensor {
     if (x.rank !== 4 || x.shape[1] !== this.config.inChans) {
       throw new ShapeError('VisionTransformer', `expects [B, ${this.config.inChans}, H, W] images, got [${x.shape}]`);
     }
     const [B, , H, W] = x.shape;
-    const tokens = this.patch_embed.forward(x); // [B, N, D]
+    let tokens = this.patch_embed.forward(x); // [B, N, D]
+    if (mask) {
+      if (!this.masked_embed) throw new ShapeError('VisionTransformer', 'a patch mask needs the mask token: call enableMaskToken() first');
+      const N = tokens.shape[1];
+      if (mask.rank !== 2 || mask.shape[0] !== B || mask.shape[1] !== N) throw new ShapeError('VisionTransformer', `mask [${mask.shape}] must be [${B}, ${N}]`);
+      const m = reshape(mask, [B, N, 1]);
+      tokens = add(mul(tokens, affine(m, -1, 1)), mul(m, this.masked_embed));
+    }
     const cls = broadcastTo(this.cls_token, [B, 1, this.config.embedDim]);
     let h = add(concat([cls, tokens], 1), this.positionEmbedding(H, W));
     for (const b of this.blocks) h = b.forward(h);

@@ -27,6 +27,8 @@ export interface TrainingState {
   teacher: Module;
   optimizer: AdamW;
   center: Tensor | null;
+  /** iBOT's patch center (--ibot), stored as ibot_loss.center2. */
+  center2?: Tensor | null;
 }
 
 async function host(t: Tensor): Promise<SafeTensorInput> {
@@ -39,6 +41,7 @@ export async function saveCheckpoint(path: string, s: TrainingState,
   for (const [name, t] of s.student.stateDict()) tensors.set(`student.${name}`, await host(t));
   for (const [name, t] of s.teacher.stateDict()) tensors.set(`teacher.${name}`, await host(t));
   if (s.center) tensors.set('dino_loss.center', await host(s.center));
+  if (s.center2) tensors.set('ibot_loss.center2', await host(s.center2));
   const names = new Map(s.student.namedParameters().map(([n, t]) => [t, n]));
   const opt = s.optimizer.state();
   const optimizerSteps: Record<string, number> = {};
@@ -97,6 +100,11 @@ export function restoreCheckpoint(ck: LoadedCheckpoint, s: TrainingState): void 
     const c = ck.tensors.get('dino_loss.center');
     if (!c) throw new Error('checkpoint has no dino_loss.center');
     s.center.backend.upload(s.center.storage, c.data);
+  }
+  if (s.center2) {
+    const c = ck.tensors.get('ibot_loss.center2');
+    if (!c) throw new Error('checkpoint has no ibot_loss.center2 (was it trained without --ibot?)');
+    s.center2.backend.upload(s.center2.storage, c.data);
   }
   const names = new Map(s.student.namedParameters().map(([n, t]) => [t, n]));
   const params = s.optimizer.params();

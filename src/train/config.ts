@@ -32,6 +32,17 @@ export interface TrainConfig {
   centering: Regulariser;
   koleo_proto: number;
   koleo_features: number;
+  /** DINO-vMF (Govindarajan et al., ICLR 2023): unnormalised prototypes with the vMF log-normaliser per logit. */
+  vmf: boolean;
+  /** iBOT's masked patch loss on the student's global crops (ViT only). */
+  ibot: boolean;
+  ibot_loss_weight: number;
+  /** Range of the masked fraction of patches in a masked crop. */
+  ibot_mask_ratio: [number, number];
+  /** Probability that a global crop is masked at all. */
+  ibot_mask_prob: number;
+  ibot_teacher_patch_temp: number;
+  ibot_student_patch_temp: number;
   // optimisation
   lr: number;
   min_lr: number;
@@ -40,6 +51,8 @@ export interface TrainConfig {
   weight_decay_end: number;
   clip_grad: number;
   batch_size: number;
+  /** Micro-batches (of batch_size) whose gradients accumulate into one optimizer step. */
+  accum_steps: number;
   epochs: number;
   freeze_last_layer: number;
   /** Stop after this many steps in total (0: run every epoch). */
@@ -66,6 +79,11 @@ export interface TrainConfig {
   /** Stop when a loss or gradient is not finite ('stop') or skip the step ('skip'). */
   on_nan: 'stop' | 'skip';
   quiet: boolean;
+  // diagnostics after each epoch (unique prototypes, usage and k-NN on held-out images)
+  eval_every_epoch: boolean;
+  /** k-NN bank size (first N training images) and held-out query / usage size (first N test images). */
+  eval_train_max: number;
+  eval_test_max: number;
 }
 
 export const DEFAULTS: TrainConfig = {
@@ -90,6 +108,13 @@ export const DEFAULTS: TrainConfig = {
   centering: 'centering',
   koleo_proto: 0,
   koleo_features: 0,
+  vmf: false,
+  ibot: false,
+  ibot_loss_weight: 1,
+  ibot_mask_ratio: [0.1, 0.5],
+  ibot_mask_prob: 0.5,
+  ibot_teacher_patch_temp: 0.07,
+  ibot_student_patch_temp: 0.1,
   lr: 0.0005,
   min_lr: 1e-6,
   warmup_epochs: 0,
@@ -97,6 +122,7 @@ export const DEFAULTS: TrainConfig = {
   weight_decay_end: 0.4,
   clip_grad: 3.0,
   batch_size: 64,
+  accum_steps: 1,
   epochs: 1,
   freeze_last_layer: 1,
   max_steps: 0,
@@ -117,6 +143,9 @@ export const DEFAULTS: TrainConfig = {
   resume: false,
   on_nan: 'stop',
   quiet: false,
+  eval_every_epoch: true,
+  eval_train_max: 5000,
+  eval_test_max: 1000,
 };
 
 export class ConfigError extends Error {
@@ -132,11 +161,14 @@ const KINDS: Record<keyof TrainConfig, Kind> = {
   norm_last_layer: 'bool', use_bn_in_head: 'bool', drop_path_rate: 'float', freeze_backbone: 'bool', prototypes_only: 'bool', pca_dim: 'int',
   momentum_teacher: 'float', warmup_teacher_temp: 'float', teacher_temp: 'float', warmup_teacher_temp_epochs: 'int',
   student_temp: 'float', center_momentum: 'float', centering: 'string', koleo_proto: 'float', koleo_features: 'float',
+  vmf: 'bool', ibot: 'bool', ibot_loss_weight: 'float', ibot_mask_ratio: 'pair', ibot_mask_prob: 'float',
+  ibot_teacher_patch_temp: 'float', ibot_student_patch_temp: 'float',
   lr: 'float', min_lr: 'float', warmup_epochs: 'int', weight_decay: 'float', weight_decay_end: 'float', clip_grad: 'float',
-  batch_size: 'int', epochs: 'int', freeze_last_layer: 'int', max_steps: 'int', global_crops_size: 'int',
+  batch_size: 'int', accum_steps: 'int', epochs: 'int', freeze_last_layer: 'int', max_steps: 'int', global_crops_size: 'int',
   local_crops_size: 'int', global_crops_scale: 'pair', local_crops_number: 'int', local_crops_scale: 'pair',
   dataset: 'string', data_path: 'string', long_tail: 'float', subset: 'int', seed: 'int', backend: 'string', threads: 'int',
   output_dir: 'string', log_every: 'int', resume: 'bool', on_nan: 'string', quiet: 'bool',
+  eval_every_epoch: 'bool', eval_train_max: 'int', eval_test_max: 'int',
 };
 
 const CHOICES: Partial<Record<keyof TrainConfig, readonly string[]>> = {
@@ -216,15 +248,15 @@ export function validate(cfg: TrainConfig): TrainConfig {
     if (!choices!.includes(v)) throw new ConfigError(name, `must be one of ${choices!.join(', ')}, got '${v}'`);
   }
   const positive: (keyof TrainConfig)[] = ['patch_size', 'out_dim', 'hidden_dim', 'bottleneck_dim', 'head_layers', 'pca_dim',
-    'batch_size', 'epochs', 'global_crops_size', 'local_crops_size', 'log_every'];
+    'batch_size', 'accum_steps', 'epochs', 'global_crops_size', 'local_crops_size', 'log_every', 'eval_train_max', 'eval_test_max'];
   for (const k of positive) range(cfg, k, 1, 1 << 30, 'a positive integer');
   range(cfg, 'out_dim', 2, 1 << 20, 'at least 2 (prototypes)');
   range(cfg, 'batch_size', 2, 1 << 20, 'at least 2');
   range(cfg, 'drop_path_rate', 0, 0.99);
   range(cfg, 'momentum_teacher', 0, 1);
   range(cfg, 'center_momentum', 0, 1);
-  for (const k of ['warmup_teacher_temp', 'teacher_temp', 'student_temp'] as const) range(cfg, k, 1e-4, 100, 'in (0, 100]');
-  for (const k of ['koleo_proto', 'koleo_features', 'lr', 'min_lr', 'weight_decay', 'weight_decay_end', 'clip_grad'] as const) {
+  for (const k of ['warmup_teacher_temp', 'teacher_temp', 'student_temp', 'ibot_teacher_patch_temp', 'ibot_student_patch_temp'] as const) range(cfg, k, 1e-4, 100, 'in (0, 100]');
+  for (const k of ['koleo_proto', 'koleo_features', 'ibot_loss_weight', 'lr', 'min_lr', 'weight_decay', 'weight_decay_end', 'clip_grad'] as const) {
     range(cfg, k, 0, 1e6, 'non-negative');
   }
   for (const k of ['warmup_epochs', 'warmup_teacher_temp_epochs', 'freeze_last_layer', 'max_steps', 'local_crops_number', 'seed', 'threads', 'subset'] as const) {
@@ -239,6 +271,14 @@ export function validate(cfg: TrainConfig): TrainConfig {
     if (!(a > 0 && a <= b && b <= 1)) throw new ConfigError(k, `must be two numbers 0 < min ≤ max ≤ 1, got ${a} ${b}`);
   }
   if (cfg.subset > 0 && cfg.subset < cfg.batch_size) throw new ConfigError('subset', `(${cfg.subset}) is smaller than --batch_size (${cfg.batch_size}): no full batch`);
+  if (cfg.subset > 0 && cfg.subset < cfg.batch_size * cfg.accum_steps) {
+    throw new ConfigError('accum_steps', `(${cfg.accum_steps}) × --batch_size (${cfg.batch_size}) exceeds --subset (${cfg.subset}): no full optimizer step per epoch`);
+  }
+  range(cfg, 'ibot_mask_prob', 0, 1);
+  {
+    const [a, b] = cfg.ibot_mask_ratio;
+    if (!(a >= 0 && a <= b && b < 1)) throw new ConfigError('ibot_mask_ratio', `must be two numbers 0 ≤ min ≤ max < 1, got ${a} ${b}`);
+  }
   if (!(cfg.long_tail >= 1)) throw new ConfigError('long_tail', `is an imbalance ratio ≥ 1 (1 = balanced), got ${cfg.long_tail}`);
   const vit = cfg.arch.startsWith('vit');
   if (vit && cfg.global_crops_size % cfg.patch_size !== 0) {
@@ -246,6 +286,18 @@ export function validate(cfg: TrainConfig): TrainConfig {
   }
   if (vit && cfg.local_crops_number > 0 && cfg.local_crops_size % cfg.patch_size !== 0) {
     throw new ConfigError('local_crops_size', `(${cfg.local_crops_size}) must be a multiple of --patch_size (${cfg.patch_size})`);
+  }
+  if (cfg.ibot && !vit) throw new ConfigError('ibot', `masks patch tokens and needs a ViT --arch (vit_cpu, vit_tiny, vit_small), got '${cfg.arch}'`);
+  if (cfg.ibot && cfg.freeze_backbone) throw new ConfigError('ibot', 'trains the mask token and the backbone; it cannot be combined with --freeze_backbone');
+  if (cfg.ibot && cfg.prototypes_only) throw new ConfigError('ibot', 'needs the DINO head on patch tokens; it cannot be combined with --prototypes_only');
+  if (cfg.vmf && cfg.norm_last_layer) {
+    throw new ConfigError('vmf', 'learns the prototype norms κ_k = ‖w_k‖: add --norm_last_layer false');
+  }
+  // p, the dimension of the unit vectors the prototypes score: the head's bottleneck, or with
+  // --prototypes_only the backbone features (ViT and ResNet features have ≥ 64 dimensions).
+  const vmfDim = !cfg.prototypes_only ? cfg.bottleneck_dim : cfg.arch === 'pca' ? cfg.pca_dim : Infinity;
+  if (cfg.vmf && vmfDim < 8) {
+    throw new ConfigError('vmf', 'needs an embedding dimension p ≥ 8 for its log-normaliser approximation (--bottleneck_dim / --pca_dim)');
   }
   if (cfg.prototypes_only && !cfg.freeze_backbone && cfg.arch !== 'pca') {
     throw new ConfigError('prototypes_only', 'trains the prototypes on frozen features: add --freeze_backbone or use --arch pca');

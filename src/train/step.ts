@@ -1,6 +1,8 @@
 // One DINO training step on the device: teacher and student forward on the multi-crop batch, the
 // loss with its selected regularisers, backward, per-parameter clipping, the last-layer freeze,
 // AdamW, teacher EMA and the center update. Nothing is read back; the loss tensor is returned.
+// With several micro-batches (--accum_steps) each one's forward and backward run in turn, the
+// gradients summing in .grad, and the update happens once on their sum.
 import type { Tensor } from '../tensor/tensor.js';
 import { noGrad, tidy } from '../tensor/tensor.js';
 import { tensor } from '../tensor/create.js';
@@ -11,6 +13,9 @@ import { softmax } from '../tensor/ops/softmax.js';
 import { clipGradients, emaUpdate, type AdamW } from '../tensor/ops/optim.js';
 import { centeredTeacher, dinoLoss, sinkhornKnopp, updateCenter } from '../ssl/dino.js';
 import { koleoLoss, koleoProtoLoss, meMaxLoss } from '../ssl/regularisers.js';
+import { ibotPatchLoss, updatePatchCenter } from '../ssl/ibot.js';
+import { VisionTransformer } from '../nn/vit.js';
+import { reshape } from '../tensor/ops/view.js';
 import type { TrainConfig } from './config.js';
 import type { DinoNetwork } from './network.js';
 
@@ -21,6 +26,8 @@ export interface DinoState {
   optimizer: AdamW;
   /** The DINO center [1, K] (centering only). */
   center: Tensor | null;
+  /** iBOT's patch center [1, K] (--ibot only). */
+  center2?: Tensor | null;
   channels: number;
   localSize: number;
 }
@@ -33,44 +40,122 @@ export interface StepSchedule {
   teacherTemp: number;
 }
 
+/** One loader batch: the two global crops back to back [2B, C, G, G]; locals [L·B, C, S, S] or null. */
+export interface MicroBatch {
+  globals: Float32Array;
+  locals: Float32Array | null;
+  /** --ibot: the student's patch masks of the global crops, [2B·N] 0/1 (1 = masked), crop-major. */
+  masks?: Uint8Array | null;
+}
+
 /**
  * globals: the two global crops back to back [2B, C, G, G]; locals: [L·B, C, S, S] or null.
  * Returns the total loss (a scalar tensor the caller disposes).
  */
 export function dinoStep(s: DinoState, globals: Float32Array, locals: Float32Array | null, sch: StepSchedule): Tensor {
+  return dinoAccumStep(s, [{ globals, locals }], sch);
+}
+
+/**
+ * One optimizer step over N micro-batches: the mean of their losses is minimised (each backward
+ * sees loss/N), the center moves towards the mean teacher output over all of them. Returns the mean
+ * loss. With the centering regulariser and no drop path this equals one step on the N batches
+ * concatenated; Sinkhorn, me-max and KoLeo are batch statistics and see each micro-batch alone.
+ */
+export function dinoAccumStep(s: DinoState, micro: readonly MicroBatch[], sch: StepSchedule): Tensor {
   const { cfg, student, teacher, optimizer, center } = s;
-  const G = cfg.global_crops_size;
-  const B = globals.length / (2 * s.channels * G * G);
-  if (!Number.isInteger(B)) throw new Error(`dinoStep: ${globals.length} global-crop values are not 2·B crops of ${s.channels}x${G}x${G}`);
-  const nCrops = 2 + (locals ? cfg.local_crops_number : 0);
+  if (micro.length === 0) throw new Error('dinoAccumStep: no micro-batch');
   for (const g of optimizer.groups) g.lr = sch.lr;
   optimizer.groups[0].weightDecay = sch.weightDecay; // group 0 holds the decayed parameters
+  const N = micro.length;
   return tidy(() => {
-    const be = student.backend;
-    const g = tensor(globals, [2 * B, s.channels, G, G], be);
-    const tOut = noGrad(() => teacher.forward(g));
-    const feats: Tensor[] = [student.features(g)];
-    if (locals) feats.push(student.features(tensor(locals, [cfg.local_crops_number * B, s.channels, s.localSize, s.localSize], be)));
-    // The head runs once on every crop's features, as DINO's MultiCropWrapper does.
-    const sOut = student.head.forward(feats.length > 1 ? concat(feats, 0) : feats[0]);
-    const targets = cfg.centering === 'sinkhorn' ? sinkhornKnopp(tOut, sch.teacherTemp)
-      : cfg.centering === 'centering' ? centeredTeacher(tOut, center!, sch.teacherTemp)
-        : noGrad(() => softmax(mul(tOut, 1 / sch.teacherTemp), -1));
-    let total = dinoLoss(sOut, targets, { studentTemp: cfg.student_temp, nCrops });
-    if (cfg.centering === 'memax') total = add(total, meMaxLoss(sOut, cfg.student_temp));
-    if (cfg.koleo_proto > 0) total = add(total, mul(koleoProtoLoss(student.head.last_layer.weight_v), cfg.koleo_proto));
-    if (cfg.koleo_features > 0) {
-      const first = slice(feats[0], [0, 0], [B, feats[0].shape[1]]);
-      total = add(total, mul(koleoLoss(first), cfg.koleo_features));
+    const losses: Tensor[] = [];
+    const teacherOuts: Tensor[] = [];
+    const teacherPatches: Tensor[] = [];
+    for (const mb of micro) {
+      const { loss, tOut, tPatch } = tidy(() => {
+        const r = microLoss(s, mb, sch);
+        backward(N === 1 ? r.loss : mul(r.loss, 1 / N));
+        return r;
+      });
+      losses.push(loss);
+      teacherOuts.push(tOut);
+      if (tPatch) teacherPatches.push(tPatch);
     }
-    backward(total);
     const trainable = student.trainableParameters();
     if (cfg.clip_grad > 0) clipGradients(trainable, cfg.clip_grad);
     if (sch.epoch < cfg.freeze_last_layer) zeroGrad(student.head.last_layer.parameters());
     optimizer.step();
     zeroGrad(trainable);
     emaUpdate(teacher.parameters(), student.parameters(), sch.momentum);
-    if (center) updateCenter(center, tOut, cfg.center_momentum);
-    return total;
+    // Equal micro-batch sizes make the mean over the concatenation the mean of the batch means.
+    if (center) updateCenter(center, N === 1 ? teacherOuts[0] : concat(teacherOuts, 0), cfg.center_momentum);
+    if (s.center2 && teacherPatches.length > 0) {
+      updatePatchCenter(s.center2, N === 1 ? teacherPatches[0] : concat(teacherPatches, 0), cfg.center_momentum);
+    }
+    return N === 1 ? losses[0] : mul(losses.reduce((a, b) => add(a, b)), 1 / N);
   });
+}
+
+/** [B, 1 + N, D] tokens → the CLS rows [B, D] and the patch rows [B·N, D]. */
+function splitTokens(t: Tensor): { cls: Tensor; patches: Tensor } {
+  const [B, T, D] = t.shape;
+  return {
+    cls: reshape(slice(t, [0, 0, 0], [B, 1, D]), [B, D]),
+    patches: reshape(slice(t, [0, 1, 0], [B, T - 1, D]), [B * (T - 1), D]),
+  };
+}
+
+/**
+ * Forward of one micro-batch: its loss (recording), the teacher's global-crop logits and, with
+ * --ibot, the teacher's patch logits [2B·N, K].
+ */
+function microLoss(s: DinoState, mb: MicroBatch, sch: StepSchedule): { loss: Tensor; tOut: Tensor; tPatch: Tensor | null } {
+  const { cfg, student, teacher, center } = s;
+  const { globals, locals } = mb;
+  const G = cfg.global_crops_size;
+  const B = globals.length / (2 * s.channels * G * G);
+  if (!Number.isInteger(B)) throw new Error(`dinoStep: ${globals.length} global-crop values are not 2·B crops of ${s.channels}x${G}x${G}`);
+  const nCrops = 2 + (locals ? cfg.local_crops_number : 0);
+  const be = student.backend;
+  const g = tensor(globals, [2 * B, s.channels, G, G], be);
+  let tOut: Tensor;
+  let tPatch: Tensor | null = null, sPatch: Tensor | null = null, nPatches = 0;
+  const feats: Tensor[] = [];
+  if (cfg.ibot) {
+    const sv = student.backbone, tv = teacher.backbone;
+    if (!(sv instanceof VisionTransformer) || !(tv instanceof VisionTransformer)) throw new Error('--ibot: the backbone is not a ViT');
+    nPatches = (G / cfg.patch_size) ** 2;
+    const masks = mb.masks;
+    if (!masks || masks.length !== 2 * B * nPatches) throw new Error(`--ibot: expected ${2 * B * nPatches} mask values for the global crops, got ${masks?.length ?? 'none'}`);
+    const t = noGrad(() => splitTokens(tv.forwardTokens(g)));
+    tOut = noGrad(() => teacher.head.forward(t.cls));
+    tPatch = noGrad(() => teacher.head.forward(t.patches));
+    const st = splitTokens(sv.forwardTokens(g, tensor(Float32Array.from(masks), [2 * B, nPatches], be)));
+    feats.push(st.cls);
+    sPatch = student.head.forward(st.patches);
+  } else {
+    tOut = noGrad(() => teacher.forward(g));
+    feats.push(student.features(g));
+  }
+  if (locals) feats.push(student.features(tensor(locals, [cfg.local_crops_number * B, s.channels, s.localSize, s.localSize], be)));
+  // The head runs once on every crop's features, as DINO's MultiCropWrapper does.
+  const sOut = student.head.forward(feats.length > 1 ? concat(feats, 0) : feats[0]);
+  const targets = cfg.centering === 'sinkhorn' ? sinkhornKnopp(tOut, sch.teacherTemp)
+    : cfg.centering === 'centering' ? centeredTeacher(tOut, center!, sch.teacherTemp)
+      : noGrad(() => softmax(mul(tOut, 1 / sch.teacherTemp), -1));
+  let total = dinoLoss(sOut, targets, { studentTemp: cfg.student_temp, nCrops });
+  if (cfg.centering === 'memax') total = add(total, meMaxLoss(sOut, cfg.student_temp));
+  if (cfg.koleo_proto > 0) total = add(total, mul(koleoProtoLoss(student.head.last_layer.weight_v), cfg.koleo_proto));
+  if (cfg.koleo_features > 0) {
+    const first = slice(feats[0], [0, 0], [B, feats[0].shape[1]]);
+    total = add(total, mul(koleoLoss(first), cfg.koleo_features));
+  }
+  if (sPatch && tPatch) {
+    if (!s.center2) throw new Error('--ibot: the state has no patch center (center2)');
+    const patch = ibotPatchLoss(sPatch, tPatch, s.center2, mb.masks!, nPatches,
+      { studentTemp: cfg.ibot_student_patch_temp, teacherTemp: cfg.ibot_teacher_patch_temp });
+    total = add(total, mul(patch, cfg.ibot_loss_weight));
+  }
+  return { loss: total, tOut, tPatch };
 }

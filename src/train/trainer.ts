@@ -12,12 +12,14 @@ import { AdamW, decayGroups } from '../tensor/ops/optim.js';
 import { Generator, type GeneratorState } from '../tensor/ops/random.js';
 import { loadFashionMNIST, loadIdxDataset, loadCifar10, loadImageFolder, longTail, subset, Loader, type Dataset, type LoaderState } from '../data/index.js';
 import { cosineScheduler, teacherTempSchedule } from './schedules.js';
-import { dinoStep, type DinoState } from './step.js';
+import { dinoAccumStep, type DinoState, type MicroBatch } from './step.js';
 import { JsonlLogger } from './log.js';
 import { Progress } from './progress.js';
 import { DEFAULTS, validate, type TrainConfig } from './config.js';
 import { buildNetwork, type DinoNetwork } from './network.js';
 import { PCAProjection } from '../nn/pca.js';
+import { VisionTransformer } from '../nn/vit.js';
+import { cropMasks, maskRng } from '../ssl/ibot.js';
 import { readCheckpoint, restoreCheckpoint, rotate, saveCheckpoint, type LoadedCheckpoint } from './checkpoint.js';
 
 export interface StepRecord {
@@ -111,25 +113,38 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
     await (student.backbone as PCAProjection).fit(sample.data, sample.n);
     teacher.backbone.loadStateDict(await student.backbone.hostState());
   }
+  if (cfg.ibot) {
+    for (const net of [student, teacher]) {
+      if (!(net.backbone instanceof VisionTransformer)) throw new Error('--ibot needs a ViT backbone');
+      net.backbone.enableMaskToken();
+    }
+  }
   for (const p of teacher.parameters()) p.requiresGrad = false;
+  if (cfg.vmf) student.head.last_layer.vmf = teacher.head.last_layer.vmf = true;
   // As in DINO the teacher stays in training mode: BatchNorm (ResNets) normalises with batch statistics.
   const [decay, noDecay] = decayGroups(student.namedParameters().filter(([, p]) => p.requiresGrad));
   const optimizer = new AdamW([{ params: decay, lr: 0, weightDecay: 0 }, { params: noDecay, lr: 0, weightDecay: 0 }]);
   owned.push(optimizer);
   const center = cfg.centering === 'centering' ? keep(zeros([1, cfg.out_dim], be)) : null;
   if (center) owned.push(center);
+  const center2 = cfg.ibot ? keep(zeros([1, cfg.out_dim], be)) : null;
+  if (center2) owned.push(center2);
+  const patchGrid = cfg.global_crops_size / cfg.patch_size;
   const gen = new Generator(cfg.seed + 1);
-  const niter = loader.batchesPerEpoch;
+  // A step is one optimizer step over accum_steps loader batches; leftover batches at the end of a
+  // loader epoch start the next step (the loader cursor, saved in checkpoints, keeps resume exact).
+  const niter = Math.floor(loader.batchesPerEpoch / cfg.accum_steps);
+  if (niter === 0) throw new Error(`--accum_steps ${cfg.accum_steps}: an epoch has only ${loader.batchesPerEpoch} batches of ${cfg.batch_size}`);
   const totalSteps = cfg.max_steps > 0 ? Math.min(cfg.max_steps, cfg.epochs * niter) : cfg.epochs * niter;
-  const lrSched = cosineScheduler(cfg.lr * cfg.batch_size / 256, cfg.min_lr, cfg.epochs, niter, cfg.warmup_epochs);
+  const lrSched = cosineScheduler(cfg.lr * cfg.batch_size * cfg.accum_steps / 256, cfg.min_lr, cfg.epochs, niter, cfg.warmup_epochs);
   const wdSched = cosineScheduler(cfg.weight_decay, cfg.weight_decay_end, cfg.epochs, niter);
   const momSched = cosineScheduler(cfg.momentum_teacher, 1, cfg.epochs, niter);
   const tempSched = teacherTempSchedule(cfg.warmup_teacher_temp, cfg.teacher_temp, cfg.warmup_teacher_temp_epochs, cfg.epochs);
-  const state: DinoState = { cfg, student, teacher, optimizer, center, channels, localSize };
+  const state: DinoState = { cfg, student, teacher, optimizer, center, center2, channels, localSize };
 
   let step = 0;
   if (resumeFrom) {
-    restoreCheckpoint(resumeFrom, { student, teacher, optimizer, center });
+    restoreCheckpoint(resumeFrom, { student, teacher, optimizer, center, center2 });
     gen.setState(resumeFrom.meta.generator as GeneratorState);
     step = resumeFrom.meta.step;
     log.write({ event: 'resume', step, epoch: resumeFrom.meta.epoch });
@@ -145,7 +160,7 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
 
   const save = async (epoch: number) => {
     rotate(ckptPath);
-    await saveCheckpoint(ckptPath, { student, teacher, optimizer, center }, {
+    await saveCheckpoint(ckptPath, { student, teacher, optimizer, center, center2 }, {
       epoch, step, config: cfg, loader: loader.state(), generator: gen.getState(),
     });
   };
@@ -153,11 +168,18 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
   try {
     while (step < totalSteps) {
       const epoch = Math.floor(step / niter);
-      const batch = await loader.next();
-      const B = cfg.batch_size;
+      const micro: MicroBatch[] = [];
+      for (let i = 0; i < cfg.accum_steps; i++) {
+        const batch = await loader.next();
+        // iBOT masks are a function of (seed, step, micro-batch) only, so a resumed run draws the same.
+        const masks = cfg.ibot
+          ? cropMasks(maskRng(cfg.seed, step, i), 2 * cfg.batch_size, patchGrid, patchGrid, { prob: cfg.ibot_mask_prob, ratio: cfg.ibot_mask_ratio })
+          : null;
+        micro.push({ globals: batch.globals, locals: cfg.local_crops_number > 0 ? batch.locals : null, masks });
+      }
+      const B = cfg.batch_size * cfg.accum_steps;
       const lr = lrSched[step], wd = wdSched[step], m = momSched[step], temp = tempSched[epoch];
-      const loss = dinoStep(state, batch.globals, cfg.local_crops_number > 0 ? batch.locals : null,
-        { epoch, lr, weightDecay: wd, momentum: m, teacherTemp: temp });
+      const loss = dinoAccumStep(state, micro, { epoch, lr, weightDecay: wd, momentum: m, teacherTemp: temp });
       lastLoss?.dispose();
       lastLoss = loss;
       step++;

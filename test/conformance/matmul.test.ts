@@ -56,6 +56,10 @@ conformance('matmul', (test, be) => {
     await checkKernel(be(), { batch: 5, m: 3, n: 17, k: 9, strideA: 0, transB: true, seed: 9 }, 'batch 5 small');
   });
 
+  test('kernel: a batch past one dispatch dimension (65535 workgroups)', async () => {
+    await checkKernel(be(), { batch: 65537, m: 1, n: 2, k: 3, seed: 41 }, 'batch 65537');
+  });
+
   test('kernel: bias and GELU epilogue', async () => {
     for (const [m, n, k] of [[5, 19, 7], [37, 70, 300], [1, 3, 1]]) {
       const bias = randArray(n, n + 3);
@@ -63,6 +67,19 @@ conformance('matmul', (test, be) => {
       await checkKernel(be(), { batch: 2, m, n, k, bias, gelu: true, seed: 12 }, `bias+gelu ${m}x${n}x${k}`);
       await checkKernel(be(), { batch: 1, m, n, k, transA: true, gelu: true, seed: 13 }, `gelu ${m}x${n}x${k}`);
     }
+  });
+
+  test('kernel: GELU epilogue over a wide range (tails and underflow)', async () => {
+    const m = 401, n = 5;
+    const a = Array.from({ length: m }, (_, i) => -12 + (24 * i) / (m - 1));
+    const b = [1, -1, 0.5, 1.7, -0.3];
+    const ta = pd.tensor(a, [m, 1], be()), tb = pd.tensor(b, [1, n], be()), out = pd.empty([m, n], be());
+    be().matmul(ta.storage, tb.storage, out.storage, {
+      batch: 1, m, n, k: 1, transA: false, transB: false, strideA: 0, strideB: 0, bias: null, activation: 'gelu', accumulate: false,
+    });
+    const expected = matmulRef(Array.from(a, Math.fround), Array.from(b, Math.fround), { batch: 1, m, n, k: 1, gelu: true });
+    assertClose(await read(out), expected, { rtol: 1e-5, atol: 3e-7 }, 'gelu epilogue');
+    for (const t of [ta, tb, out]) t.dispose();
   });
 
   test('kernel: accumulate adds to the output', async () => {

@@ -1,0 +1,62 @@
+// Runs the benchmark suites: `node dist/bench/index.js [suite ...] [--quick]`. Each suite's results
+// go to bench/results/<suite>.json and a markdown table is printed. Adding a suite is one line in
+// SUITES: its name and a lazy import of a function returning benny summaries or a SuiteReport
+// (lazy, so running one suite loads only its own dependencies).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import type { Summary } from 'benny/lib/internal/common-types.js';
+import { packagePath } from '../src/util/paths.js';
+import { summaryTable, type Suite, type SuiteReport } from './harness.js';
+
+const SUITES: Record<string, () => Promise<Suite>> = {
+  matmul: async () => (await import('./matmul.js')).matmulSuite,
+  neighbours: async () => (await import('./neighbours.js')).neighboursSuite,
+  'softmax-norm': async () => (await import('./softmax-norm.js')).softmaxNormSuite,
+};
+
+function normalise(r: Summary[] | SuiteReport): SuiteReport {
+  return Array.isArray(r) ? { summaries: r } : r;
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  if (args.includes('--quick')) process.env.PROTODINO_BENCH_QUICK = '1';
+  const names = args.filter((a) => !a.startsWith('--'));
+  const unknown = names.filter((n) => !(n in SUITES));
+  if (unknown.length > 0) {
+    throw new Error(`unknown suite(s) ${unknown.join(', ')}; available: ${Object.keys(SUITES).join(', ')}`);
+  }
+  const selected = names.length > 0 ? names : Object.keys(SUITES);
+  const dir = packagePath('bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const tables: string[] = [];
+  for (const name of selected) {
+    console.log(`\n## ${name}\n`);
+    const suite = await SUITES[name]();
+    const report = normalise(await suite());
+    const file = `${dir}/${name}.json`;
+    writeFileSync(file, JSON.stringify({
+      suite: name,
+      date: new Date().toISOString(),
+      quick: process.env.PROTODINO_BENCH_QUICK === '1',
+      machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version },
+      details: report.details,
+      summaries: report.summaries.map((s) => ({
+        name: s.name,
+        results: s.results.map((r) => ({
+          name: r.name, ops: r.ops, margin: r.margin, samples: r.samples,
+          medianSeconds: r.details.median, minSeconds: r.details.min,
+        })),
+      })),
+    }, null, 2));
+    const table = report.table ?? summaryTable(report.summaries);
+    tables.push(`### ${name}\n\n${table}\n`);
+    console.log(`\n${table}\n\nwritten to ${file}`);
+  }
+  if (tables.length > 1) console.log(`\n${tables.join('\n')}`);
+}
+
+main().then(() => process.exit(0), (e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,334 @@
+// protodino eval <checkpoint>: frozen-feature evaluation of a trained network (weighted k-NN, linear
+// probe, few-shot, per-class and long-tail accuracy), plus the pieces the embed / analyze commands
+// and the per-epoch training diagnostics share: rebuilding a network from a checkpoint's config,
+// the train/test images it is judged on, and prototype usage of the head on un-augmented images.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Backend } from '../backend/backend.js';
+import { createBackend } from '../backend/index.js';
+import { noGrad, tidy } from '../tensor/tensor.js';
+import { tensor } from '../tensor/create.js';
+import {
+  channelStats, classCounts, heldOutSplit, loadCifar10, loadFashionMNIST, loadIdxDataset, loadImageFolder, longTail, subset,
+  type Dataset,
+} from '../data/index.js';
+import {
+  countUniquePrototypes, fewShotEval, knnClassify, linearProbe, longTailAccuracy, perClassAccuracy, prototypeUsage,
+  type GroupAccuracy, type HostMatrix, type PerClassAccuracy, type PrototypeUsage,
+} from '../eval/index.js';
+import { readCheckpoint, type LoadedCheckpoint } from '../train/checkpoint.js';
+import { DEFAULTS, validate, type TrainConfig } from '../train/config.js';
+import { buildNetwork, type DinoNetwork } from '../train/network.js';
+import { embedDataset, type Embedded } from '../train/evaluate.js';
+import type { TrainHooks } from '../train/trainer.js';
+
+export type BackendKind = 'wasm' | 'webgpu' | 'auto';
+
+export function backendKind(cmd: string, v: string | undefined): BackendKind {
+  if (!['wasm', 'webgpu', 'auto'].includes(v ?? '')) throw new Error(`${cmd}: --backend must be wasm, webgpu or auto, got '${v}'`);
+  return v as BackendKind;
+}
+
+/** A non-negative integer flag (0 allowed only where `min` is 0). */
+export function intFlag(cmd: string, name: string, v: string | undefined, fallback: number, min = 1): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n) || n < min) throw new Error(`${cmd}: --${name} must be an integer ≥ ${min}, got '${v}'`);
+  return n;
+}
+
+/** The training config stored in a protodino checkpoint, completed with today's defaults. */
+export function checkpointConfig(path: string, ck: LoadedCheckpoint): TrainConfig {
+  const stored = ck.meta.config;
+  if (!stored || typeof stored !== 'object') throw new Error(`${path}: the checkpoint metadata holds no training config`);
+  return validate({ ...DEFAULTS, ...(stored as Partial<TrainConfig>) });
+}
+
+/** Reads a protodino checkpoint, refusing other files with a message that says why. */
+export function readProtodinoCheckpoint(cmd: string, path: string): { ck: LoadedCheckpoint; cfg: TrainConfig } {
+  if (!existsSync(path)) throw new Error(`${cmd}: no such file '${path}'`);
+  if (/\.(pth|pt)$/.test(path)) {
+    throw new Error(`${cmd}: '${path}' is a PyTorch checkpoint; it holds no protodino training config, so the network cannot be rebuilt `
+      + '(train with protodino, or use analyze without --dataset for its prototypes alone)');
+  }
+  let ck: LoadedCheckpoint;
+  try {
+    ck = readCheckpoint(path);
+  } catch (e) {
+    throw new Error(`${cmd}: ${(e as Error).message}`);
+  }
+  return { ck, cfg: checkpointConfig(path, ck) };
+}
+
+/** Rebuilds the teacher (default) or student network from a checkpoint's config and weights. */
+export function networkFromCheckpoint(ck: LoadedCheckpoint, cfg: TrainConfig, be: Backend, channels: number,
+  which: 'teacher' | 'student'): DinoNetwork {
+  const net = buildNetwork(cfg, be, channels, cfg.seed, 0);
+  const state = new Map<string, { shape: number[]; data: Float32Array }>();
+  const prefix = `${which}.`;
+  for (const [k, v] of ck.tensors) if (k.startsWith(prefix)) state.set(k.slice(prefix.length), v);
+  try {
+    net.loadStateDict(state);
+  } catch (e) {
+    net.dispose();
+    throw e;
+  }
+  return net;
+}
+
+export interface EvalData {
+  /** The training split (the long-tail subset when a ratio > 1 applies), the k-NN / probe bank. */
+  train: Dataset;
+  test: Dataset;
+  /** The normalisation training used (statistics of the images it trained on). */
+  mean: number[];
+  std: number[];
+  /** Per-class training counts of the long-tail subset; null for a balanced run. */
+  longTailCounts: number[] | null;
+  longTailRatio: number;
+}
+
+async function trainSplit(cfg: TrainConfig): Promise<Dataset> {
+  switch (cfg.dataset) {
+    case 'fashion-mnist': return loadFashionMNIST({ split: 'train', ...(cfg.data_path ? { dir: cfg.data_path } : {}) });
+    case 'idx': return loadIdxDataset({ images: join(cfg.data_path, 'train-images-idx3-ubyte.gz'), labels: join(cfg.data_path, 'train-labels-idx1-ubyte.gz') });
+    case 'cifar10': return loadCifar10({ dir: cfg.data_path, split: 'train' });
+    case 'folder': return loadImageFolder({ root: cfg.data_path, size: cfg.global_crops_size });
+  }
+}
+
+/** The dataset's own test split, or null when it has none (then a seeded held-out split is used). */
+async function testSplit(cfg: TrainConfig): Promise<Dataset | null> {
+  switch (cfg.dataset) {
+    case 'fashion-mnist': return loadFashionMNIST({ split: 'test', ...(cfg.data_path ? { dir: cfg.data_path } : {}) });
+    case 'idx': {
+      const images = join(cfg.data_path, 't10k-images-idx3-ubyte.gz'), labels = join(cfg.data_path, 't10k-labels-idx1-ubyte.gz');
+      return existsSync(images) && existsSync(labels) ? loadIdxDataset({ images, labels }) : null;
+    }
+    case 'cifar10': return loadCifar10({ dir: cfg.data_path, split: 'test' });
+    case 'folder': return null;
+  }
+}
+
+/** Train/test images of a run's dataset, normalised as training normalised them. */
+export async function loadEvalData(cfg: TrainConfig, longTailRatio = cfg.long_tail): Promise<EvalData> {
+  let full = await trainSplit(cfg);
+  let test = await testSplit(cfg);
+  if (!test) {
+    // No test split (image folders): hold out a seeded, stratified fifth (at most 2000 images).
+    const s = heldOutSplit(full, { seed: cfg.seed, count: Math.min(2000, Math.floor(full.n / 5)) });
+    full = s.train;
+    test = s.heldOut;
+  }
+  let train = full, longTailCounts: number[] | null = null;
+  if (longTailRatio > 1) {
+    const lt = longTail(full, { ratio: longTailRatio, seed: cfg.seed });
+    train = lt.dataset;
+    longTailCounts = lt.counts;
+  }
+  // The trainer normalises with the statistics of exactly the images it trains on.
+  const trained = cfg.subset > 0 && cfg.subset < train.n ? subset(train, Array.from({ length: cfg.subset }, (_, i) => i)) : train;
+  const { mean, std } = channelStats(trained);
+  return { train, test, mean, std, longTailCounts, longTailRatio };
+}
+
+/** Usage of the head's prototypes on already-embedded features, softmax at temperature `temp`. */
+export async function headUsage(net: DinoNetwork, features: HostMatrix, temp: number, batchSize = 512): Promise<PrototypeUsage> {
+  const [n, d] = features.shape;
+  const be = net.backend;
+  const wasTraining = net.training;
+  net.eval();
+  async function* logits() {
+    for (let s = 0; s < n; s += batchSize) {
+      const m = Math.min(batchSize, n - s);
+      const t = noGrad(() => tidy(() => net.head.forward(tensor(features.data.subarray(s * d, (s + m) * d), [m, d], be))));
+      try {
+        yield t;
+      } finally {
+        t.dispose();
+      }
+    }
+  }
+  try {
+    return await prototypeUsage(logits(), { temperature: temp });
+  } finally {
+    net.train(wasTraining);
+  }
+}
+
+export function usageJson(u: PrototypeUsage, temperature: number): Record<string, number> {
+  return {
+    samples: u.samples, prototypes: u.prototypes, used: u.used, entropy: u.entropy,
+    entropyFraction: u.entropyFraction, perplexity: u.perplexity, temperature,
+  };
+}
+
+/**
+ * The train command's per-epoch diagnostics: unique prototypes at ε = 0.025 and 0.1, usage of the
+ * teacher's prototypes and k-NN top-1 on held-out images; returned into the log's epoch record.
+ */
+export function epochDiagnostics(cfg: TrainConfig, print: (line: string) => void = (l) => console.log(l)): NonNullable<TrainHooks['onEpoch']> {
+  let data: Promise<EvalData> | null = null;
+  return async ({ epoch, teacher }) => {
+    const t0 = performance.now();
+    data ??= loadEvalData(cfg);
+    const d = await data;
+    const protos = await countUniquePrototypes(teacher.head.last_layer.weight_v, { eps: [0.025, 0.1], rule: 'greedy' });
+    const unique: Record<string, number> = {};
+    for (const e of protos.perEps) unique[String(e.eps)] = e.greedy!.unique;
+    const opts = { mean: d.mean, std: d.std };
+    const tr = await embedDataset(teacher, d.train, { ...opts, max: cfg.eval_train_max });
+    const te = await embedDataset(teacher, d.test, { ...opts, max: cfg.eval_test_max });
+    const usage = await headUsage(teacher, te.features, cfg.teacher_temp);
+    const k = Math.min(20, tr.labels.length);
+    const knn = (await knnClassify(tr.features, tr.labels, te.features, te.labels, { k, temperature: 0.07, backend: teacher.backend }))[0];
+    const rec = {
+      unique_prototypes: unique, prototypes: protos.prototypes,
+      usage_used: usage.used, usage_entropy: usage.entropy, usage_entropy_fraction: usage.entropyFraction,
+      knn_top1: knn.top1, knn_k: k, eval_train_rows: tr.labels.length, eval_test_rows: te.labels.length,
+      eval_seconds: (performance.now() - t0) / 1000,
+    };
+    print(`epoch ${epoch + 1}: unique ${unique['0.025']} (ε 0.025) ${unique['0.1']} (ε 0.1) of ${protos.prototypes}; `
+      + `usage ${usage.used} used, entropy ${(100 * usage.entropyFraction).toFixed(1)}% of max; `
+      + `k-NN@${k} top-1 ${(100 * knn.top1).toFixed(2)}% (${tr.labels.length}/${te.labels.length} images, ${rec.eval_seconds.toFixed(1)} s)`);
+    return rec;
+  };
+}
+
+const KS = [10, 20, 100, 200];
+
+function nums(a: ArrayLike<number>): (number | null)[] {
+  return Array.from(a, (v) => (Number.isFinite(v) ? v : null));
+}
+
+function groupJson(g: GroupAccuracy): Record<string, unknown> {
+  return { classes: Array.from(g.classes), samples: g.samples, accuracy: g.accuracy, classAccuracy: g.classAccuracy };
+}
+
+function classReport(pc: PerClassAccuracy, counts: number[] | null): Record<string, unknown> {
+  const out: Record<string, unknown> = { perClass: nums(pc.accuracy), meanClassAccuracy: pc.meanClassAccuracy };
+  if (counts) {
+    const lt = longTailAccuracy(pc, counts);
+    out.longTail = { head: groupJson(lt.head), medium: groupJson(lt.medium), tail: groupJson(lt.tail) };
+  }
+  return out;
+}
+
+function pct(x: number): string {
+  return Number.isFinite(x) ? `${(100 * x).toFixed(2)}%` : 'n/a';
+}
+
+export async function evalCmd(argv: string[]): Promise<void> {
+  const cmd = 'eval';
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true, strict: true,
+    options: {
+      knn: { type: 'boolean', default: false },
+      linear: { type: 'boolean', default: false },
+      fewshot: { type: 'boolean', default: false },
+      all: { type: 'boolean', default: false },
+      student: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      train_max: { type: 'string' },
+      test_max: { type: 'string' },
+      long_tail: { type: 'string' },
+      backend: { type: 'string', default: 'auto' },
+      linear_epochs: { type: 'string' },
+      linear_lr: { type: 'string' },
+      episodes: { type: 'string' },
+      seed: { type: 'string' },
+    },
+  });
+  if (positionals.length !== 1) throw new Error(`${cmd}: give exactly one protodino checkpoint (.safetensors)`);
+  const kind = backendKind(cmd, values.backend);
+  const trainMax = intFlag(cmd, 'train_max', values.train_max, 10000);
+  const testMax = intFlag(cmd, 'test_max', values.test_max, 2000);
+  const linearEpochs = intFlag(cmd, 'linear_epochs', values.linear_epochs, 20);
+  const episodes = intFlag(cmd, 'episodes', values.episodes, 600, 100);
+  const seed = intFlag(cmd, 'seed', values.seed, 0, 0);
+  const linearLr = values.linear_lr === undefined ? 1e-3 : Number(values.linear_lr);
+  if (!(linearLr > 0 && Number.isFinite(linearLr))) throw new Error(`${cmd}: --linear_lr must be a positive number, got '${values.linear_lr}'`);
+  let ratio: number | undefined;
+  if (values.long_tail !== undefined) {
+    ratio = Number(values.long_tail);
+    if (!(ratio >= 1 && Number.isFinite(ratio))) throw new Error(`${cmd}: --long_tail is an imbalance ratio ≥ 1, got '${values.long_tail}'`);
+  }
+  const none = !values.knn && !values.linear && !values.fewshot;
+  const run = { knn: values.all || none || values.knn!, linear: values.all || none || values.linear!, fewshot: values.all || none || values.fewshot! };
+  const path = positionals[0];
+  const { ck, cfg } = readProtodinoCheckpoint(cmd, path);
+  const which = values.student ? 'student' : 'teacher';
+  const data = await loadEvalData(cfg, ratio ?? cfg.long_tail);
+  const be = await createBackend({ kind });
+  const log = (s: string) => {
+    if (!values.json) console.log(s);
+  };
+  try {
+    const net = networkFromCheckpoint(ck, cfg, be, data.train.channels, which);
+    let tr: Embedded, te: Embedded;
+    const t0 = performance.now();
+    try {
+      tr = await embedDataset(net, data.train, { max: trainMax, mean: data.mean, std: data.std });
+      te = await embedDataset(net, data.test, { max: testMax, mean: data.mean, std: data.std });
+    } finally {
+      net.dispose();
+    }
+    const C = data.train.classes.length;
+    const report: Record<string, unknown> = {
+      checkpoint: path, network: which, arch: cfg.arch, dataset: cfg.dataset, epoch: ck.meta.epoch, step: ck.meta.step,
+      classes: data.train.classes, trainRows: tr.labels.length, testRows: te.labels.length, dim: tr.features.shape[1],
+      longTailRatio: data.longTailCounts ? data.longTailRatio : null,
+      ...(data.longTailCounts ? { longTailCounts: data.longTailCounts, bankCounts: classCounts({ labels: tr.labels, classes: data.train.classes }) } : {}),
+      embedSeconds: (performance.now() - t0) / 1000,
+    };
+    log(`${path}: ${which} ${cfg.arch}, epoch ${ck.meta.epoch} (step ${ck.meta.step}); ${cfg.dataset} ${tr.labels.length} train / ${te.labels.length} test images, `
+      + `${tr.features.shape[1]}-d features${data.longTailCounts ? `, long tail ${data.longTailRatio}` : ''}`);
+    const counts = data.longTailCounts;
+    const groupsLine = (r: Record<string, unknown>) => {
+      const lt = r.longTail as Record<string, { accuracy: number }> | undefined;
+      return lt ? `; head ${pct(lt.head.accuracy)} medium ${pct(lt.medium.accuracy)} tail ${pct(lt.tail.accuracy)}` : '';
+    };
+    if (run.knn) {
+      const ks = KS.filter((k) => k <= tr.labels.length);
+      if (ks.length === 0) throw new Error(`${cmd}: k-NN needs at least ${KS[0]} training images, have ${tr.labels.length} (raise --train_max)`);
+      const res = await knnClassify(tr.features, tr.labels, te.features, te.labels, { k: ks, temperature: 0.07, numClasses: C, backend: be });
+      const ref = res.find((r) => r.k === 20) ?? res[0];
+      const cls = classReport(perClassAccuracy(ref.predictions, te.labels, C), counts);
+      report.knn = {
+        temperature: 0.07, results: res.map((r) => ({ k: r.k, top1: r.top1, top5: r.top5 })),
+        skippedK: KS.filter((k) => !ks.includes(k)), classesFromK: ref.k, ...cls,
+      };
+      log(`k-NN (T 0.07): ${res.map((r) => `k=${r.k} ${pct(r.top1)}`).join(', ')}; per-class mean ${pct(cls.meanClassAccuracy as number)} (k=${ref.k})${groupsLine(cls)}`);
+    }
+    if (run.linear) {
+      const t1 = performance.now();
+      const r = await linearProbe(tr.features, tr.labels, te.features, te.labels, {
+        numClasses: C, epochs: linearEpochs, batchSize: 256, lr: linearLr, optimizer: 'adamw', seed, backend: be,
+      });
+      const cls = classReport(perClassAccuracy(r.predictions, te.labels, C), counts);
+      report.linear = {
+        top1: r.top1, top5: r.top5, epochs: linearEpochs, lr: linearLr, optimizer: 'adamw', batchSize: 256,
+        finalLoss: r.epochLoss[linearEpochs - 1], seconds: (performance.now() - t1) / 1000, ...cls,
+      };
+      log(`linear probe (AdamW, ${linearEpochs} epochs, lr ${linearLr}): top-1 ${pct(r.top1)} top-5 ${pct(r.top5)}; per-class mean ${pct(cls.meanClassAccuracy as number)}${groupsLine(cls)}`);
+    }
+    if (run.fewshot) {
+      const out = [];
+      for (const kShot of [1, 5]) {
+        let r;
+        try {
+          r = await fewShotEval(te.features, te.labels, { nWay: 5, kShot, nQuery: 15, episodes, seed, backend: be });
+        } catch (e) {
+          throw new Error(`${cmd}: few-shot 5-way ${kShot}-shot on the ${te.labels.length} test images: ${(e as Error).message} (raise --test_max)`);
+        }
+        out.push({ nWay: r.nWay, kShot: r.kShot, nQuery: r.nQuery, episodes: r.episodes, accuracy: r.accuracy, std: r.std, ci95: r.ci95 });
+        log(`few-shot 5-way ${kShot}-shot (${r.episodes} episodes, nearest centroid): ${pct(r.accuracy)} ± ${pct(r.ci95)}`);
+      }
+      report.fewshot = out;
+    }
+    if (values.json) console.log(JSON.stringify(report));
+  } finally {
+    be.destroy();
+  }
+}

@@ -1,0 +1,31 @@
+// protodino report <run dirs…> --out report.html: the side-by-side comparison page of src/report.
+import { parseArgs } from 'node:util';
+
+export async function report(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true, strict: true,
+    options: {
+      out: { type: 'string', default: 'report.html' },
+      eps: { type: 'string', default: '0.025,0.1' },
+      images: { type: 'string', default: '2000' },
+      'no-gallery': { type: 'boolean', default: false },
+      backend: { type: 'string', default: 'wasm' },
+    },
+  });
+  if (positionals.length === 0) throw new Error('report: give one or more run directories (each with log.jsonl and/or checkpoint.safetensors)');
+  const eps = values.eps.split(',').map(Number);
+  if (!eps.every((e) => e > 0 && Number.isFinite(e))) throw new Error(`report: --eps must be positive numbers, got '${values.eps}'`);
+  const images = Number(values.images);
+  if (!(Number.isInteger(images) && images > 0)) throw new Error(`report: --images must be a positive integer, got '${values.images}'`);
+  const kind = values.backend;
+  if (kind !== 'wasm' && kind !== 'webgpu' && kind !== 'auto') throw new Error(`report: --backend must be wasm, webgpu or auto, got '${kind}'`);
+  const { createBackend } = await import('../backend/index.js');
+  const { generateReport } = await import('../report/index.js');
+  const be = await createBackend({ kind });
+  try {
+    const r = await generateReport(positionals, { out: values.out, eps, galleryImages: images, noGallery: values['no-gallery'], backend: be });
+    console.log(`wrote ${r.html}${r.svgs.length ? ` and ${r.svgs.join(', ')}` : ''}`);
+  } finally {
+    be.destroy();
+  }
+}

@@ -1,0 +1,67 @@
+// Per-run analysis of the final checkpoint: unique prototypes of the teacher's head (greedy rule,
+// the count the training diagnostics use) and the teacher's image assignments for the gallery.
+import type { Backend } from '../backend/backend.js';
+import { countUniquePrototypes } from '../eval/index.js';
+import type { RunData } from './runs.js';
+import { teacherAssignments } from './assign.js';
+import { buildGallery, type GalleryGroup, type GalleryOptions } from './gallery.js';
+import { greedyMembers, normalizeRows } from './members.js';
+
+export interface RunAnalysis {
+  /** The checkpoint's step (the last logged step when there is no checkpoint). */
+  step: number;
+  unique: {
+    prototypes: number;
+    dim: number;
+    perEps: { eps: number; unique: number; cosineThreshold: number; largestGroup: number }[];
+    nearest: { edges: Float64Array; counts: Int32Array };
+  } | null;
+  gallery: { eps: number; images: number; used: number; groups: GalleryGroup[] } | null;
+  /** Why a part is missing (no checkpoint, dataset not found, ...). */
+  notes: string[];
+}
+
+export interface AnalysisOptions extends GalleryOptions {
+  eps?: number[];
+  /** Evaluation images the teacher assigns (default 2000). */
+  galleryImages?: number;
+  /** Skip the gallery (no dataset needed). */
+  noGallery?: boolean;
+}
+
+const PROTO_KEYS = ['teacher.head.last_layer.weight_v', 'teacher.head.last_layer.weight'];
+
+export async function analyseRun(run: RunData, be: Backend, opts: AnalysisOptions = {}): Promise<RunAnalysis> {
+  const eps = opts.eps ?? [0.025, 0.1];
+  const out: RunAnalysis = { step: run.checkpoint?.meta.step ?? run.steps.at(-1)?.step ?? 0, unique: null, gallery: null, notes: [] };
+  const ck = run.checkpoint;
+  if (!ck) {
+    out.notes.push('no checkpoint.safetensors: no final prototype count or gallery');
+    return out;
+  }
+  const key = PROTO_KEYS.find((k) => ck.tensors.has(k));
+  if (!key) {
+    out.notes.push(`checkpoint has none of ${PROTO_KEYS.join(', ')}`);
+    return out;
+  }
+  const w = ck.tensors.get(key)!;
+  const [K, D] = w.shape;
+  const res = await countUniquePrototypes({ data: w.data, shape: [K, D] }, { eps, rule: 'greedy', backend: be, bins: 100 });
+  out.unique = {
+    prototypes: K, dim: D,
+    perEps: res.perEps.map((p) => ({ eps: p.eps, unique: p.greedy!.unique, cosineThreshold: p.cosineThreshold, largestGroup: p.greedy!.groupSizes[0] ?? 0 })),
+    nearest: { edges: res.nearest.edges, counts: res.nearest.counts },
+  };
+  if (opts.noGallery) return out;
+  try {
+    const a = await teacherAssignments(ck, be, opts.galleryImages ?? 2000);
+    const first = res.perEps[0];
+    const members = greedyMembers(normalizeRows(w.data, K, D), K, D, first.greedy!, first.cosineThreshold);
+    let used = 0;
+    for (const c of a.counts) if (c > 0) used++;
+    out.gallery = { eps: first.eps, images: a.argmax.length, used, groups: buildGallery(first.greedy!, members, a, opts) };
+  } catch (e) {
+    out.notes.push(`gallery skipped: ${(e as Error).message}`);
+  }
+  return out;
+}

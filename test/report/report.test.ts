@@ -1,0 +1,137 @@
+// protodino report end to end: two tiny PCA prototype runs (with k-NN and unique counts logged per
+// epoch through the trainer's hook), one report over both, its HTML structure, and the page as
+// headless Chromium renders it: SVG plots with real paths in the DOM, a screenshot that is not blank.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { PNG } from 'pngjs';
+import { WasmBackend } from '../../src/backend/wasm/index.js';
+import { train } from '../../src/train/trainer.js';
+import { DEFAULTS, type TrainConfig } from '../../src/train/config.js';
+import { evaluateNetwork } from '../../src/train/evaluate.js';
+import { loadFashionMNIST } from '../../src/data/index.js';
+import { generateReport, parseEpochRecord, type ReportResult } from '../../src/report/index.js';
+
+const root = mkdtempSync(join(tmpdir(), 'protodino-report-'));
+const tiny: Partial<TrainConfig> = {
+  arch: 'pca', prototypes_only: true, subset: 512, batch_size: 64, out_dim: 64, max_steps: 16, epochs: 2,
+  freeze_last_layer: 0, quiet: true, log_every: 2, local_crops_number: 2,
+};
+// Per-epoch evaluation built into the trainer (when it has it) would be slower than this test needs.
+if ('eval_every_epoch' in DEFAULTS) (tiny as Record<string, unknown>).eval_every_epoch = false;
+
+let result: ReportResult;
+let html = '';
+
+test.before(async () => {
+  const be = await WasmBackend.create({ threads: 2, build: 'simd' });
+  const [trainDs, testDs] = await Promise.all([loadFashionMNIST({ split: 'train' }), loadFashionMNIST({ split: 'test' })]);
+  try {
+    const onEpoch = async ({ teacher }: { teacher: Parameters<typeof evaluateNetwork>[0] }) => {
+      const r = await evaluateNetwork(teacher, trainDs, testDs, be, { trainMax: 512, testMax: 256 });
+      return { knn_top1: r.knnTop1, ...Object.fromEntries(Object.entries(r.uniquePrototypes).map(([e, n]) => [`unique_${e}`, n])) };
+    };
+    await train({ ...tiny, output_dir: join(root, 'base'), lr: 0.0005 }, { backend: be, onEpoch });
+    await train({ ...tiny, output_dir: join(root, 'highlr'), lr: 0.05, koleo_proto: 0.1 }, { backend: be, onEpoch });
+    result = await generateReport([join(root, 'base'), join(root, 'highlr')], { out: join(root, 'out', 'report.html'), backend: be, galleryImages: 500 });
+  } finally {
+    be.destroy();
+  }
+  html = readFileSync(result.html, 'utf8');
+});
+
+test.after(() => rmSync(root, { recursive: true, force: true }));
+
+test('epoch records: unique counts, k-NN and other numbers are picked up by key', () => {
+  const e = parseEpochRecord({ event: 'epoch', epoch: 2, step: 16, loss: 1.5, 'unique_0.025': 40, unique_prototypes: { '0.1': 12 }, knn_top1: 0.7, usage_entropy: 3.2, note: 'x' });
+  assert.equal(e.unique, { '0.025': 40, '0.1': 12 });
+  assert.is(e.knnTop1, 0.7);
+  assert.equal(e.extra, { usage_entropy: 3.2 });
+  const bare = parseEpochRecord({ event: 'epoch', epoch: 1, step: 8 });
+  assert.equal(bare.unique, {});
+  assert.is(bare.knnTop1, undefined);
+});
+
+test('the report reads both runs and measures their checkpoints', () => {
+  assert.is(result.runs.length, 2);
+  for (const [i, r] of result.runs.entries()) {
+    assert.is(r.steps.at(-1)?.step, 16, `${r.name} steps`);
+    assert.is(r.epochs.length, 2, `${r.name} epoch records`);
+    assert.ok(r.epochs.every((e) => e.knnTop1 !== undefined && e.unique['0.025'] > 0), `${r.name} diagnostics`);
+    const a = result.analyses[i];
+    assert.is(a.unique?.prototypes, 64);
+    // The checkpoint is the last epoch's state, so the report's count equals the logged one.
+    assert.is(a.unique!.perEps[0].unique, r.epochs.at(-1)!.unique['0.025'], `${r.name} unique at 0.025`);
+    assert.is(a.gallery?.images, 500);
+  }
+});
+
+test('HTML: one self-contained page with every section, plot and gallery image', () => {
+  assert.ok(html.startsWith('<!DOCTYPE html>'));
+  for (const t of ['Results', 'Training loss', 'Unique prototypes over training', 'k-NN over training', 'Nearest-neighbour similarity', 'Prototype gallery']) {
+    assert.ok(html.includes(`<h2>${t}</h2>`), `section '${t}'`);
+  }
+  for (const id of ['loss', 'unique', 'knn', 'nn']) {
+    const sec = new RegExp(`<section id="${id}">([\\s\\S]*?)</section>`).exec(html)?.[1] ?? '';
+    assert.is((sec.match(/<svg[\s>]/g) ?? []).length, 1, `one plot in section ${id}`);
+    assert.ok(existsSync(result.html.replace(/\.html$/, `.${id}.svg`)), `${id}.svg written`);
+  }
+  assert.is(result.svgs.length, 4);
+  const table = /<table id="results-table">[\s\S]*?<\/table>/.exec(html)?.[0] ?? '';
+  assert.ok(table.includes('base') && table.includes('highlr'), 'both runs in the table');
+  assert.ok(/<code>koleo_proto=0\.1<\/code>/.test(table) && /<code>lr=0\.05<\/code>/.test(table), 'config differences listed');
+  const gallery = /<section id="gallery">[\s\S]*?<\/section>/.exec(html)?.[0] ?? '';
+  const imgs = gallery.match(/<img src="data:image\/png;base64,[A-Za-z0-9+/=]+"/g) ?? [];
+  assert.ok(imgs.length >= 16, `gallery images: ${imgs.length}`);
+  // No external reference: no src/href/url() leaving the file.
+  assert.not.match(html, /\b(?:src|href)\s*=\s*["']?(?:https?:)?\/\//i);
+  assert.not.match(html, /url\(\s*["']?(?:https?:)?\/\//i);
+  assert.not.match(html, /<script/i);
+  assert.not.match(html, /<link[\s>]/i);
+});
+
+function chromium(): string {
+  for (const c of ['chromium', 'chromium-browser']) {
+    const r = spawnSync('sh', ['-c', `command -v ${c}`], { encoding: 'utf8' });
+    if (r.status === 0 && r.stdout.trim()) return r.stdout.trim();
+  }
+  // scripts/setup.sh installs Debian's chromium: its absence is a broken setup, not a reason to skip.
+  throw new Error('chromium is not installed (scripts/setup.sh installs it: apt-get install -y chromium)');
+}
+
+test('headless Chromium renders the plots and a non-blank page', () => {
+  const bin = chromium();
+  const profile = mkdtempSync(join(tmpdir(), 'protodino-chromium-'));
+  const shot = join(root, 'shot.png');
+  const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+    '--disable-sync', '--no-first-run', `--user-data-dir=${profile}`, '--window-size=1200,2000'];
+  const url = `file://${result.html}`;
+  try {
+    const dom = spawnSync(bin, [...flags, '--dump-dom', url], { encoding: 'utf8', timeout: 30000, maxBuffer: 64 << 20 });
+    assert.is(dom.status, 0, `chromium --dump-dom failed: ${dom.stderr?.slice(-500)}`);
+    for (const id of ['loss', 'unique', 'knn', 'nn']) {
+      const sec = new RegExp(`<section id="${id}">([\\s\\S]*?)</section>`).exec(dom.stdout)?.[1] ?? '';
+      const paths = [...sec.matchAll(/<path[^>]*\sd="([^"]+)"/g)].map((m) => m[1]).filter((d) => /\d/.test(d) && d.length > 8);
+      assert.ok(paths.length >= 2, `section ${id}: ${paths.length} drawn paths in the rendered DOM`);
+    }
+    assert.ok((dom.stdout.match(/<img src="data:image\/png/g) ?? []).length >= 16, 'gallery images in the DOM');
+    const run = spawnSync(bin, [...flags, `--screenshot=${shot}`, url], { encoding: 'utf8', timeout: 30000 });
+    assert.is(run.status, 0, `chromium --screenshot failed: ${run.stderr?.slice(-500)}`);
+    const png = PNG.sync.read(readFileSync(shot));
+    assert.is(png.width, 1200);
+    let ink = 0;
+    for (let p = 0; p < png.width * png.height; p++) {
+      const o = p * 4;
+      if (png.data[o] < 235 || png.data[o + 1] < 235 || png.data[o + 2] < 235) ink++;
+    }
+    const frac = ink / (png.width * png.height);
+    assert.ok(frac > 0.02, `only ${(100 * frac).toFixed(2)}% of the screenshot is not white`);
+  } finally {
+    rmSync(profile, { recursive: true, force: true });
+  }
+});
+
+test.run();
