@@ -10,6 +10,18 @@
 // @ts-ignore: decorator
 @inline export function sti(p: usize, i: i32, v: i32): void { store<i32>(p + (<usize>i << 2), v); }
 
+/** Element offset of row r (an index over the first five dims) of a rank-6 strided view. */
+// @ts-ignore: decorator
+@inline export function rowOffset(r: i32, shape: usize, strides: usize): i32 {
+  let off = 0;
+  for (let d = 4; d >= 0; d--) {
+    const n = ldi(shape, d);
+    off += (r % n) * ldi(strides, d);
+    r = r / n;
+  }
+  return off;
+}
+
 /** a*b + c, fused where the relaxed build allows it. */
 // @ts-ignore: decorator
 @inline export function madd(a: v128, b: v128, c: v128): v128 {

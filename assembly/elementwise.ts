@@ -1,7 +1,7 @@
 // Elementwise kernels: fill, unary ops and their gradients, strided binary ops and where.
 // Strided kernels see every operand as rank 6 (the JS side pads and collapses dims); a "row" is one
 // run along the last dim, so threads split over rows.
-import { ldf, stf, ldi, gelu, geluGrad } from './common';
+import { ldf, stf, ldi, gelu, geluGrad, rowOffset } from './common';
 
 export function fill(out: usize, value: f32, start: i32, end: i32): void {
   const v = f32x4.splat(value);
@@ -112,18 +112,6 @@ export function unaryGrad(x: usize, y: usize, dy: usize, dx: usize, op: i32, a: 
     case 3: return f32x4.div(a, b);
     default: return f32x4.max(a, b);
   }
-}
-
-/** Offset of row r (an index over the first five dims) given rank-6 shape and strides. */
-// @ts-ignore: decorator
-@inline function rowOffset(r: i32, shape: usize, strides: usize): i32 {
-  let off = 0;
-  for (let d = 4; d >= 0; d--) {
-    const n = ldi(shape, d);
-    off += (r % n) * ldi(strides, d);
-    r = r / n;
-  }
-  return off;
 }
 
 export function binary(a: usize, b: usize, out: usize, op: i32, shape: usize, aStrides: usize, bStrides: usize,

@@ -1,19 +1,7 @@
 // Layout kernels: strided copy (permute/slice/concat/patchify all reduce to it), row gather and its
 // adjoint, a deterministic row scatter-add. Values are moved as raw 32-bit words, so the same
 // kernels serve f32 and i32 storages bit for bit.
-import { ldf, ldi, stf } from './common';
-
-/** Element offset of row r (an index over the first five dims) of a rank-6 strided view. */
-// @ts-ignore: decorator
-@inline function rowOffset(r: i32, shape: usize, strides: usize): i32 {
-  let off = 0;
-  for (let d = 4; d >= 0; d--) {
-    const n = ldi(shape, d);
-    off += (r % n) * ldi(strides, d);
-    r = r / n;
-  }
-  return off;
-}
+import { ldf, ldi, rowOffset, stf } from './common';
 
 /** dst[dstOffset + idx·dstStrides] = src[srcOffset + idx·srcStrides]; one unit per row of dims 0..4. */
 export function copyStrided(src: usize, dst: usize, shape: usize, srcOffset: i32, srcStrides: usize,

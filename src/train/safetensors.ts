@@ -28,10 +28,10 @@
 // header; header damage is caught by the structural checks unless it rewrites a shape into another
 // with the same element count.
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
-import { dirname } from 'node:path';
 import { decodeBf16, decodeF16, encodeBf16, encodeF16 } from '../util/half.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 import { JsonNumber, JsonSyntaxError, parseStrictJson, type JsonValue } from '../util/strict-json.js';
 
 export type SafetensorsDtype = 'BOOL' | 'U8' | 'I8' | 'I16' | 'U16' | 'F16' | 'BF16' | 'I32' | 'U32' | 'F32' | 'F64' | 'I64' | 'U64';
@@ -441,23 +441,6 @@ export function serializeSafetensors(tensors: Record<string, SafeTensorInput> | 
   return out;
 }
 
-function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off, Math.min(bytes.length - off, 1 << 30));
-}
-
-/** Makes the rename itself durable; some platforms cannot open or sync a directory, and then we can't. */
-function syncDirectory(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    // best effort: the file's own data was already synced
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
 /**
  * Writes a checkpoint atomically: the bytes go to `${path}.tmp-${pid}`, are fsynced, and the file is
  * renamed over `path`, so a crash leaves either the old file or the complete new one. Tensor data is
@@ -466,24 +449,5 @@ function syncDirectory(dir: string): void {
 export function writeSafetensors(path: string, tensors: Record<string, SafeTensorInput> | Map<string, SafeTensorInput>,
   metadata: Record<string, string> = {}, options: WriteOptions = {}): void {
   const { header, chunks } = prepare(tensors, metadata, options);
-  const tmp = `${path}.tmp-${process.pid}`;
-  try {
-    const fd = openSync(tmp, 'w', 0o644);
-    try {
-      writeAll(fd, header);
-      for (const c of chunks) writeAll(fd, c);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } catch (e) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // nothing to clean up
-    }
-    throw e;
-  }
-  syncDirectory(dirname(path));
+  writeFileAtomic(path, [header, ...chunks]);
 }

@@ -14,10 +14,9 @@
 // Caveat: torch < 2.0's weights_only unpickler has no float opcode, so there a file with floats
 // loads only with weights_only=False (torch's own files with floats fail the same way).
 // The same tensor object appearing twice is written once and shared, as torch would.
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { endianness } from 'node:os';
-import { dirname } from 'node:path';
 import { encodeBf16, encodeF16 } from '../../util/half.js';
+import { writeFileAtomic } from '../../util/atomic-write.js';
 import type { TensorData } from '../../train/safetensors.js';
 import { PthError } from './errors.js';
 import { PTH_DTYPES, PthTensor, type PthDtype, type PthTensorLike } from './tensor.js';
@@ -280,45 +279,11 @@ export function serializePth(obj: unknown): Uint8Array {
   return concatBytes(build(obj));
 }
 
-function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off, Math.min(bytes.length - off, 1 << 30));
-}
-
-function syncDirectory(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    // best effort: some platforms cannot sync a directory; the file itself was synced
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
 /**
  * Saves `obj` for torch.load, atomically: written to `${path}.tmp-${pid}`, fsynced, renamed over
  * `path`, so a crash leaves the old file or the complete new one, never a torn one.
  */
 export function writePth(path: string, obj: unknown): void {
   const pieces = build(obj); // before touching the disk: a bad value fails without a stray file
-  const tmp = `${path}.tmp-${process.pid}`;
-  try {
-    const fd = openSync(tmp, 'w', 0o644);
-    try {
-      for (const piece of pieces) writeAll(fd, piece);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } catch (e) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // nothing to clean up
-    }
-    throw e;
-  }
-  syncDirectory(dirname(path));
+  writeFileAtomic(path, pieces);
 }
