@@ -1,7 +1,7 @@
 // Matmul: out[b] = act(op(A[b])·op(B[b]) + bias) or out[b] += op(A[b])·op(B[b]), BLIS-style.
 // The JS side first packs all of B (matmulPackB) into NR-column panels laid out [k][NR], zero-padded
 // past n, so the micro-kernel streams B contiguously whatever the layout (transB is a packing
-// order). Then matmulCompute splits units of MR output rows (times batch) over threads; each thread
+// order). Then matmulCompute's threads claim chunks of output rows (of one batch each); each thread
 // packs MC×KC blocks of A into MR-row panels [kc][MR] (transA likewise) in its own scratch slot and
 // runs the MR×NR register-tiled micro-kernel over them. Blocking: a KC×NR B panel (8 KiB) stays in
 // L1 while the MC×KC A block (L2) streams past it. Each output sums k in the same order whatever
@@ -230,25 +230,27 @@ function edgeTile(pa: usize, pb: usize, kc: i32, c: usize, ldc: i32, mode: i32, 
 }
 
 /**
- * Units are MR-row blocks of every batch: unit u covers rows [(u % mBlocks)·MR, +MR) of batch
- * u / mBlocks. flags: 1 accumulate, 2 bias, 4 gelu. B was packed by matmulPackB (shared by every
- * batch when sharedB). scratch: an i32 slot counter, then one SLOT_BYTES slot per thread.
+ * Work is handed out in chunks of `chunkRows` output rows (a multiple of MR, at most MC) of one
+ * batch, claimed from a shared counter rather than by the thread's [start, end): a thread that is
+ * descheduled (a loaded machine) or slow to wake leaves its chunks to the others. The JS side runs
+ * this over `chunks` units only to pick how many threads join. flags: 1 accumulate, 2 bias, 4 gelu.
+ * B was packed by matmulPackB (shared by every batch when sharedB). scratch: i32 slot and chunk
+ * counters, then one SLOT_BYTES slot per thread.
  */
 export function matmulCompute(a: usize, packed: usize, out: usize, bias: usize, m: i32, n: i32, k: i32,
-  transA: i32, strideA: i32, sharedB: i32, flags: i32, scratch: usize, start: i32, end: i32): void {
+  transA: i32, strideA: i32, sharedB: i32, flags: i32, scratch: usize, chunkRows: i32, chunks: i32,
+  start: i32, end: i32): void {
   const slot = scratch + 64 + <usize>atomic.add<i32>(scratch, 1) * SLOT_BYTES;
   const tile = addr(slot, MC * KC);
-  const mBlocks = (m + MR - 1) / MR;
+  const perBatch = (m + chunkRows - 1) / chunkRows;
   const panels = (n + NR - 1) / NR;
   const accumulate = flags & 1, hasBias = flags & 2, act = flags & 4;
-  let u = start;
-  while (u < end) {
-    const bi = u / mBlocks;
-    const blk = u % mBlocks;
-    const nb = min(min(mBlocks - blk, MC / MR), end - u);
-    u += nb;
-    const i0 = blk * MR;
-    const rows = min(nb * MR, m - i0);
+  for (;;) {
+    const chunk = atomic.add<i32>(scratch, 1, 4);
+    if (chunk >= chunks) break;
+    const bi = chunk / perBatch;
+    const i0 = (chunk % perBatch) * chunkRows;
+    const rows = min(chunkRows, m - i0);
     const ab = addr(a, bi * strideA);
     const cb = addr(out, (bi * m + i0) * n);
     const bb = sharedB ? packed : addr(packed, bi * panels * k * NR);

@@ -8,9 +8,9 @@ import { linearRef, matmulRef, type MatmulRefParams } from '../reference/matmul.
 const TRANSPOSES: [boolean, boolean][] = [[false, false], [true, false], [false, true], [true, true]];
 
 // m, n, k: odd sizes, edges of the 4x8 register tile and the 64x64 GPU tile, k past one 256-deep
-// K block, m past one 128-row block, and m ≠ n ≠ k throughout.
+// K block, m past one and several 128-row chunks, and m ≠ n ≠ k throughout.
 const SHAPES: [number, number, number][] = [
-  [1, 1, 1], [3, 5, 7], [17, 3, 33], [33, 17, 1], [1, 129, 17], [129, 33, 3], [65, 70, 300], [133, 9, 20],
+  [1, 1, 1], [3, 5, 7], [17, 3, 33], [33, 17, 1], [1, 129, 17], [129, 33, 3], [65, 70, 300], [133, 9, 20], [520, 12, 40],
 ];
 
 /** Runs backend.matmul on random data against the f64 reference. */

@@ -8,14 +8,14 @@ const GRAIN_FLOPS = 1 << 17;
 /** Elements per thread below which packing B in parallel is not worth it. */
 const GRAIN_PACK = 1 << 14;
 
-interface Blocking { mr: number; nr: number; slotBytes: number }
+interface Blocking { mr: number; nr: number; mc: number; slotBytes: number }
 const blockings = new WeakMap<WasmRuntime, Blocking>();
 
 function blocking(rt: WasmRuntime): Blocking {
   let b = blockings.get(rt);
   if (!b) {
     const f = rt.exports.matmulBlocking as (w: number) => number;
-    b = { mr: f(0), nr: f(1), slotBytes: f(4) };
+    b = { mr: f(0), nr: f(1), mc: f(3), slotBytes: f(4) };
     blockings.set(rt, b);
   }
   return b;
@@ -27,7 +27,7 @@ export function matmul(rt: WasmRuntime, a: Storage, b: Storage, out: Storage, p:
     throw new BackendError('accumulate cannot be combined with a bias or an activation', 'matmul');
   }
   if (batch === 0 || m === 0 || n === 0) return;
-  const { mr, nr, slotBytes } = blocking(rt);
+  const { mr, nr, mc, slotBytes } = blocking(rt);
   const panels = Math.ceil(n / nr);
   const batchB = p.strideB === 0 ? 1 : batch;
   // Scratch is taken from the pool per call (it returns there at once), so kernels never allocate.
@@ -40,11 +40,15 @@ export function matmul(rt: WasmRuntime, a: Storage, b: Storage, out: Storage, p:
       rt.run('matmulPackB', [ptr(b), packed, n, k, p.transB ? 1 : 0, p.strideB, panels], batchB * panels,
         Math.ceil(GRAIN_PACK / (k * nr)));
     }
-    rt.i32(scratch, 1)[0] = 0; // the slot counter each thread claims its slot from
+    rt.i32(scratch, 2).fill(0); // the slot and chunk counters the threads claim from
+    // Chunks of up to MC rows, smaller when that leaves fewer than ~4 per thread to balance with.
+    const want = Math.ceil((m * batch) / (4 * rt.threads));
+    const chunkRows = Math.min(mc, Math.max(mr, Math.ceil(Math.min(want, m) / mr) * mr));
+    const chunks = batch * Math.ceil(m / chunkRows);
     const flags = (p.accumulate ? 1 : 0) | (p.bias ? 2 : 0) | (p.activation === 'gelu' ? 4 : 0);
-    const units = batch * Math.ceil(m / mr);
     rt.run('matmulCompute', [ptr(a), packed, ptr(out), p.bias ? ptr(p.bias) : 0, m, n, k, p.transA ? 1 : 0,
-      p.strideA, batchB === 1 ? 1 : 0, flags, scratch], units, Math.ceil(GRAIN_FLOPS / (mr * n * Math.max(1, k))));
+      p.strideA, batchB === 1 ? 1 : 0, flags, scratch, chunkRows, chunks], chunks,
+      Math.ceil(GRAIN_FLOPS / (chunkRows * n * Math.max(1, k))));
   } finally {
     rt.freeBytes(scratch, scratchBytes);
     rt.freeBytes(packed, Math.max(64, packedBytes));
