@@ -4,6 +4,8 @@
 // (lazy, so running one suite loads only its own dependencies).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Summary } from 'benny/lib/internal/common-types.js';
 import { packagePath } from '../src/util/paths.js';
 import { summaryTable, type Suite, type SuiteReport } from './harness.js';
@@ -18,8 +20,8 @@ function normalise(r: Summary[] | SuiteReport): SuiteReport {
   return Array.isArray(r) ? { summaries: r } : r;
 }
 
-async function main(): Promise<void> {
-  const args = process.argv.slice(2);
+/** Runs the named suites (all when none), e.g. main(['matmul', '--quick']). */
+export async function main(args: string[] = process.argv.slice(2)): Promise<void> {
   if (args.includes('--quick')) process.env.PROTODINO_BENCH_QUICK = '1';
   const names = args.filter((a) => !a.startsWith('--'));
   const unknown = names.filter((n) => !(n in SUITES));
@@ -56,7 +58,10 @@ async function main(): Promise<void> {
   if (tables.length > 1) console.log(`\n${tables.join('\n')}`);
 }
 
-main().then(() => process.exit(0), (e) => {
-  console.error(e);
-  process.exit(1);
-});
+// Run when executed directly (npm run bench); `protodino bench` imports main instead.
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().then(() => process.exit(0), (e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}
