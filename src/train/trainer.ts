@@ -67,7 +67,7 @@ export async function train(config: Partial<TrainConfig>, hooks: TrainHooks = {}
   const cfg = validate({ ...DEFAULTS, ...config });
   mkdirSync(cfg.output_dir, { recursive: true });
   const ckptPath = join(cfg.output_dir, 'checkpoint.safetensors');
-  const resumeFrom = cfg.resume && existsSync(ckptPath) ? readCheckpoint(ckptPath) : null;
+  const resumeFrom = cfg.resume ? readResumable(ckptPath, cfg.quiet) : null;
 
   let dataset = await loadDataset(cfg);
   if (cfg.long_tail > 1) dataset = longTail(dataset, { ratio: cfg.long_tail, seed: cfg.seed }).dataset;
@@ -209,6 +209,24 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
     lastLoss?.dispose();
   }
   return { outputDir: cfg.output_dir, steps: step, epochs: cfg.epochs, history, checkpoint: ckptPath };
+}
+
+/**
+ * The checkpoint to resume from: the latest one, or — when it is truncated or corrupt (bad checksum,
+ * bad header) — the previous one kept as .prev, saying so. null when there is none yet.
+ */
+export function readResumable(path: string, quiet = false): LoadedCheckpoint | null {
+  const prev = `${path}.prev`;
+  if (existsSync(path)) {
+    try {
+      return readCheckpoint(path);
+    } catch (e) {
+      if (!existsSync(prev)) throw new Error(`cannot resume: ${path} is unreadable (${(e as Error).message}) and there is no ${prev}`);
+      if (!quiet) process.stderr.write(`protodino: ${path} is unreadable (${(e as Error).message}); resuming from the previous checkpoint ${prev}\n`);
+      return readCheckpoint(prev);
+    }
+  }
+  return existsSync(prev) ? readCheckpoint(prev) : null;
 }
 
 /** Up to `max` normalised training images (seeded choice) resized to the crop size, for PCA. */

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ALL_BACKENDS, getBackend } from '../helpers/backends.js';
 import { assertClose } from '../helpers/check.js';
-import { train } from '../../src/train/trainer.js';
+import { readResumable, train } from '../../src/train/trainer.js';
 import { readCheckpoint, restoreCheckpoint } from '../../src/train/checkpoint.js';
 import { DEFAULTS, parseTrainArgs, type TrainConfig } from '../../src/train/config.js';
 import { buildNetwork } from '../../src/train/network.js';
@@ -109,6 +109,28 @@ test('a resumed run ends bit-identical to an uninterrupted one (wasm)', async ()
     assert.ok(u, `${name} missing after resume`);
     assert.equal(Array.from(u!.data), Array.from(t.data), `${name} differs after resume`);
   }
+  rmSync(a, { recursive: true, force: true });
+  rmSync(b, { recursive: true, force: true });
+});
+
+test('a corrupt latest checkpoint falls back to .prev and still ends bit-identical (wasm)', async () => {
+  const be = await getBackend(wasmCase);
+  const base: Partial<TrainConfig> = { ...tinyVit, max_steps: 0, epochs: 3, subset: 8, koleo_proto: 0.1 };
+  const a = tmp(), b = tmp();
+  await train({ ...base, output_dir: a }, { backend: be });
+  await train({ ...base, output_dir: b, max_steps: 4 }, { backend: be }); // epochs 1 and 2 saved
+  const latest = join(b, 'checkpoint.safetensors');
+  const { readFileSync, writeFileSync } = await import('node:fs');
+  const bytes = readFileSync(latest);
+  bytes[bytes.length - 5] ^= 0xff; // a flipped payload byte: the checksum must catch it
+  writeFileSync(latest, bytes);
+  assert.throws(() => readCheckpoint(latest), /checksum|sha/i);
+  assert.is(readResumable(latest, true)!.meta.step, 2);
+  await train({ ...base, output_dir: b, resume: true }, { backend: be });
+  const x = readCheckpoint(join(a, 'checkpoint.safetensors'));
+  const y = readCheckpoint(latest);
+  assert.is(y.meta.step, x.meta.step);
+  for (const [name, t] of x.tensors) assert.equal(Array.from(y.tensors.get(name)!.data), Array.from(t.data), `${name} differs`);
   rmSync(a, { recursive: true, force: true });
   rmSync(b, { recursive: true, force: true });
 });
