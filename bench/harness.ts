@@ -20,7 +20,7 @@ export function quickMode(): boolean {
 
 /** benny case options for the current mode. */
 export function caseOptions(): Options {
-  return quickMode() ? { minSamples: 3, minTime: 0.05, maxTime: 0.5 } : { minSamples: 5, minTime: 0.3, maxTime: 1.5 };
+  return quickMode() ? { minSamples: 3, minTime: 0.05, maxTime: 0.5 } : { minSamples: 5, minTime: 0.25, maxTime: 1 };
 }
 
 export function markdownTable(header: string[], rows: (string | number)[][]): string {

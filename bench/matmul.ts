@@ -123,7 +123,7 @@ async function engines(): Promise<Engine[]> {
 }
 
 /** Passes over all shapes: a shared machine's bursts of other load then spoil some passes, not all. */
-const PASSES = quickMode() ? 1 : 3;
+const PASSES = quickMode() ? 1 : 2;
 
 export async function matmulSuite(): Promise<SuiteReport> {
   const list = await engines();
