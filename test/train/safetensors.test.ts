@@ -1,5 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { rng } from '../helpers/check.js';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -330,16 +331,6 @@ test('helpers: getF32 and int64ToInt32 check what they narrow', () => {
 // ---------------------------------------------------------------------------------------------
 // Seeded mutation fuzz: every outcome is a clean parse or a SafetensorsError.
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('mutation fuzz: 3000 damaged files parse cleanly or fail with SafetensorsError', () => {
   const base = serializeSafetensors({
@@ -350,7 +341,7 @@ test('mutation fuzz: 3000 damaged files parse cleanly or fail with SafetensorsEr
     empty: { dtype: 'U8', shape: [0], data: new Uint8Array(0) },
   }, { epoch: '7', args: '{"lr":0.0005}' });
   const n = Number(new DataView(base.buffer).getBigUint64(0, true));
-  const r = mulberry32(20241018);
+  const r = rng(20241018);
   const int = (k: number): number => Math.floor(r() * k);
   const SPECIAL = ascii('"{}[],:-0123456789e.\\ u').concat([0, 0x80, 0xc3, 0xff, 0x7f]);
   const setLength = (b: Uint8Array, v: bigint): void => new DataView(b.buffer, b.byteOffset).setBigUint64(0, v, true);
