@@ -49,6 +49,63 @@ export function geluGrad(x: f32): f32 {
   return cdf + x * pdf;
 }
 
+/** e^x for x ≤ 0 (Cephes expf: 2^n · a degree-7 polynomial in the remainder, about 1 ulp). */
+// @ts-ignore: decorator
+@inline export function expNeg(x: v128): v128 {
+  x = f32x4.max(x, f32x4.splat(-87.0));
+  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504088896341)));
+  const r = f32x4.sub(f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375))), f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1));
+  const scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  return f32x4.mul(p, scale);
+}
+
+/**
+ * GELU of four values with the erf of assembly/common.ts (Abramowitz & Stegun 7.1.26) and a
+ * vector exp: the scalar Mathf.exp made the matmul epilogue cost more than the product itself, and
+ * the elementwise GELU of a training step (where autograd needs the pre-activation) likewise.
+ */
+// @ts-ignore: decorator
+@inline export function geluVec(x: v128): v128 {
+  const u = f32x4.mul(x, f32x4.splat(0.70710678118654752));
+  const z = f32x4.abs(u);
+  const t = f32x4.div(f32x4.splat(1), f32x4.add(f32x4.splat(1), f32x4.mul(f32x4.splat(0.3275911), z)));
+  let q = f32x4.sub(f32x4.mul(f32x4.splat(1.061405429), t), f32x4.splat(1.453152027));
+  q = f32x4.add(f32x4.mul(q, t), f32x4.splat(1.421413741));
+  q = f32x4.sub(f32x4.mul(q, t), f32x4.splat(0.284496736));
+  q = f32x4.add(f32x4.mul(q, t), f32x4.splat(0.254829592));
+  const y = f32x4.sub(f32x4.splat(1), f32x4.mul(f32x4.mul(q, t), expNeg(f32x4.neg(f32x4.mul(z, z)))));
+  // erf(u) = sign(u)·y; the sign bit of u moved onto y.
+  const erf = v128.or(y, v128.and(u, f32x4.splat(-0.0)));
+  return f32x4.mul(f32x4.mul(f32x4.splat(0.5), x), f32x4.add(f32x4.splat(1), erf));
+}
+
+/**
+ * d gelu / dx = Φ(x) + x·φ(x) of four values. erf(x/√2) and φ(x) share e^(−x²/2), so one vector
+ * exp serves both (the scalar geluGrad calls Mathf.exp twice per element).
+ */
+// @ts-ignore: decorator
+@inline export function geluGradVec(x: v128): v128 {
+  const u = f32x4.mul(x, f32x4.splat(0.70710678118654752));
+  const z = f32x4.abs(u);
+  const t = f32x4.div(f32x4.splat(1), f32x4.add(f32x4.splat(1), f32x4.mul(f32x4.splat(0.3275911), z)));
+  let q = f32x4.sub(f32x4.mul(f32x4.splat(1.061405429), t), f32x4.splat(1.453152027));
+  q = f32x4.add(f32x4.mul(q, t), f32x4.splat(1.421413741));
+  q = f32x4.sub(f32x4.mul(q, t), f32x4.splat(0.284496736));
+  q = f32x4.add(f32x4.mul(q, t), f32x4.splat(0.254829592));
+  const e = expNeg(f32x4.neg(f32x4.mul(z, z))); // e^(−x²/2)
+  const y = f32x4.sub(f32x4.splat(1), f32x4.mul(f32x4.mul(q, t), e));
+  const erf = v128.or(y, v128.and(u, f32x4.splat(-0.0)));
+  const cdf = f32x4.mul(f32x4.splat(0.5), f32x4.add(f32x4.splat(1), erf));
+  return f32x4.add(cdf, f32x4.mul(x, f32x4.mul(f32x4.splat(0.3989422804014327), e)));
+}
+
 /** Lets the JS side place its allocations above the module's static data. */
 export function heapBase(): usize {
   return __heap_base;

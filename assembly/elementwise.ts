@@ -1,7 +1,7 @@
 // Elementwise kernels: fill, unary ops and their gradients, strided binary ops and where.
 // Strided kernels see every operand as rank 6 (the JS side pads and collapses dims); a "row" is one
 // run along the last dim, so threads split over rows.
-import { ldf, stf, ldi, gelu, geluGrad, rowOffset } from './common';
+import { ldf, stf, ldi, gelu, geluGrad, geluVec, geluGradVec, rowOffset } from './common';
 
 export function fill(out: usize, value: f32, start: i32, end: i32): void {
   const v = f32x4.splat(value);
@@ -52,6 +52,15 @@ export function unary(x: usize, out: usize, op: i32, a: f32, b: f32, start: i32,
       const v = v128.load(x + o);
       v128.store(out + o, f32x4.mul(v, v));
     }
+  } else if (op == 7) {
+    // The tail goes through the vector form too, so an element's value never depends on where
+    // the thread split fell (and equals the fused GELU of the matmul epilogue).
+    for (; i + 4 <= end; i += 4) {
+      const o = <usize>i << 2;
+      v128.store(out + o, geluVec(v128.load(x + o)));
+    }
+    for (; i < end; i++) stf(out, i, f32x4.extract_lane(geluVec(f32x4.splat(ldf(x, i))), 0));
+    return;
   }
   for (; i < end; i++) stf(out, i, unaryOp(op, ldf(x, i), a, b));
 }
@@ -79,6 +88,15 @@ export function unary(x: usize, out: usize, op: i32, a: f32, b: f32, start: i32,
 }
 
 export function unaryGrad(x: usize, y: usize, dy: usize, dx: usize, op: i32, a: f32, b: f32, start: i32, end: i32): void {
+  if (op == 7) {
+    let i = start;
+    for (; i + 4 <= end; i += 4) {
+      const o = <usize>i << 2;
+      v128.store(dx + o, f32x4.mul(v128.load(dy + o), geluGradVec(v128.load(x + o))));
+    }
+    for (; i < end; i++) stf(dx, i, ldf(dy, i) * f32x4.extract_lane(geluGradVec(f32x4.splat(ldf(x, i))), 0));
+    return;
+  }
   for (let i = start; i < end; i++) {
     stf(dx, i, ldf(dy, i) * unaryDeriv(op, ldf(x, i), ldf(y, i), a, b));
   }

@@ -3,21 +3,57 @@
 // kernels serve f32 and i32 storages bit for bit.
 import { ldf, ldi, rowOffset, stf } from './common';
 
-/** dst[dstOffset + idx·dstStrides] = src[srcOffset + idx·srcStrides]; one unit per row of dims 0..4. */
+/**
+ * dst[dstOffset + idx·dstStrides] = src[srcOffset + idx·srcStrides]; one unit per row of dims 0..4.
+ * The row offsets are carried from row to row like an odometer: recomputing them per row (ten
+ * integer divisions) cost more than moving a short row, and attention's permutes have rows of one
+ * head's width (16 floats at vit_cpu). Short contiguous rows are moved with v128 loads and stores
+ * (memory.copy has a fixed call cost).
+ */
 export function copyStrided(src: usize, dst: usize, shape: usize, srcOffset: i32, srcStrides: usize,
   dstOffset: i32, dstStrides: usize, start: i32, end: i32): void {
+  if (start >= end) return;
   const inner = ldi(shape, 5);
   const si = ldi(srcStrides, 5), di = ldi(dstStrides, 5);
-  for (let r = start; r < end; r++) {
-    const ps = src + (<usize>(srcOffset + rowOffset(r, shape, srcStrides)) << 2);
-    const pd = dst + (<usize>(dstOffset + rowOffset(r, shape, dstStrides)) << 2);
-    if (si == 1 && di == 1) {
-      memory.copy(pd, ps, <usize>inner << 2);
+  const n1 = ldi(shape, 1), n2 = ldi(shape, 2), n3 = ldi(shape, 3), n4 = ldi(shape, 4);
+  const s0 = ldi(srcStrides, 0), s1 = ldi(srcStrides, 1), s2 = ldi(srcStrides, 2), s3 = ldi(srcStrides, 3), s4 = ldi(srcStrides, 4);
+  const d0 = ldi(dstStrides, 0), d1 = ldi(dstStrides, 1), d2 = ldi(dstStrides, 2), d3 = ldi(dstStrides, 3), d4 = ldi(dstStrides, 4);
+  let r = start;
+  const i4s = r % n4; r /= n4;
+  const i3s = r % n3; r /= n3;
+  const i2s = r % n2; r /= n2;
+  const i1s = r % n1; r /= n1;
+  let i4 = i4s, i3 = i3s, i2 = i2s, i1 = i1s;
+  let os = srcOffset + r * s0 + i1 * s1 + i2 * s2 + i3 * s3 + i4 * s4;
+  let od = dstOffset + r * d0 + i1 * d1 + i2 * d2 + i3 * d3 + i4 * d4;
+  const contiguous = si == 1 && di == 1;
+  const bytes = <usize>inner << 2;
+  for (let row = start; row < end; row++) {
+    const ps = src + (<usize>os << 2);
+    const pd = dst + (<usize>od << 2);
+    if (contiguous) {
+      if (inner >= 64) {
+        memory.copy(pd, ps, bytes);
+      } else {
+        let b: usize = 0;
+        for (; b + 16 <= bytes; b += 16) v128.store(pd + b, v128.load(ps + b));
+        for (; b < bytes; b += 4) store<u32>(pd + b, load<u32>(ps + b));
+      }
     } else {
       for (let i = 0; i < inner; i++) {
         store<u32>(pd + (<usize>(i * di) << 2), load<u32>(ps + (<usize>(i * si) << 2)));
       }
     }
+    // next row: advance the odometer over dims 4..0
+    os += s4; od += d4;
+    if (++i4 < n4) continue;
+    i4 = 0; os += s3 - n4 * s4; od += d3 - n4 * d4;
+    if (++i3 < n3) continue;
+    i3 = 0; os += s2 - n3 * s3; od += d2 - n3 * d3;
+    if (++i2 < n2) continue;
+    i2 = 0; os += s1 - n2 * s2; od += d1 - n2 * d2;
+    if (++i1 < n1) continue;
+    i1 = 0; os += s0 - n1 * s1; od += d0 - n1 * d1;
   }
 }
 

@@ -8,7 +8,7 @@
 // the thread count, so results do not depend on it.
 // Why 4×8: eight f32x4 accumulators leave V8's register allocator room on x64; 5×8 and 6×8 made it
 // spill inside the k loop and ran at half the speed on this machine (and unrolling k did the same).
-import { gelu, madd } from './common';
+import { geluVec, madd } from './common';
 
 const MR = 4;
 const NR = 8;
@@ -193,42 +193,6 @@ function edgeTile(pa: usize, pb: usize, kc: i32, c: usize, ldc: i32, mode: i32, 
   }
 }
 
-/** e^x for x ≤ 0 (Cephes expf: 2^n · a degree-7 polynomial in the remainder, about 1 ulp). */
-// @ts-ignore: decorator
-@inline function expNeg(x: v128): v128 {
-  x = f32x4.max(x, f32x4.splat(-87.0));
-  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504088896341)));
-  const r = f32x4.sub(f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375))), f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
-  let p = f32x4.splat(1.9875691500e-4);
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
-  p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1));
-  const scale = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
-  return f32x4.mul(p, scale);
-}
-
-/**
- * GELU of four values with the erf of assembly/common.ts (Abramowitz & Stegun 7.1.26) and a
- * vector exp: the scalar Mathf.exp made the epilogue cost more than the product itself.
- */
-// @ts-ignore: decorator
-@inline function geluVec(x: v128): v128 {
-  const u = f32x4.mul(x, f32x4.splat(0.70710678118654752));
-  const z = f32x4.abs(u);
-  const t = f32x4.div(f32x4.splat(1), f32x4.add(f32x4.splat(1), f32x4.mul(f32x4.splat(0.3275911), z)));
-  let q = f32x4.sub(f32x4.mul(f32x4.splat(1.061405429), t), f32x4.splat(1.453152027));
-  q = f32x4.add(f32x4.mul(q, t), f32x4.splat(1.421413741));
-  q = f32x4.sub(f32x4.mul(q, t), f32x4.splat(0.284496736));
-  q = f32x4.add(f32x4.mul(q, t), f32x4.splat(0.254829592));
-  const y = f32x4.sub(f32x4.splat(1), f32x4.mul(f32x4.mul(q, t), expNeg(f32x4.neg(f32x4.mul(z, z)))));
-  // erf(u) = sign(u)·y; the sign bit of u moved onto y.
-  const erf = v128.or(y, v128.and(u, f32x4.splat(-0.0)));
-  return f32x4.mul(f32x4.mul(f32x4.splat(0.5), x), f32x4.add(f32x4.splat(1), erf));
-}
-
 /**
  * Work is handed out in chunks of `chunkRows` output rows (a multiple of MR, at most MC) of one
  * batch, claimed from a shared counter rather than by the thread's [start, end): a thread that is
@@ -277,7 +241,7 @@ export function matmulCompute(a: usize, packed: usize, out: usize, bias: usize, 
       const len = rows * n;
       let i = 0;
       for (; i + 4 <= len; i += 4) v128.store(addr(cb, i), geluVec(v128.load(addr(cb, i))));
-      for (; i < len; i++) store<f32>(addr(cb, i), gelu(load<f32>(addr(cb, i))));
+      for (; i < len; i++) store<f32>(addr(cb, i), f32x4.extract_lane(geluVec(f32x4.splat(load<f32>(addr(cb, i)))), 0));
     }
   }
 }

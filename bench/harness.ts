@@ -18,6 +18,11 @@ export function quickMode(): boolean {
   return process.env.PROTODINO_BENCH_QUICK === '1';
 }
 
+/** Profile mode (`--profile` or PROTODINO_BENCH_PROFILE=1): suites that support it add per-kernel-family profiles. */
+export function profileMode(): boolean {
+  return process.env.PROTODINO_BENCH_PROFILE === '1';
+}
+
 /** benny case options for the current mode. */
 export function caseOptions(): Options {
   return quickMode() ? { minSamples: 3, minTime: 0.05, maxTime: 0.5 } : { minSamples: 5, minTime: 0.25, maxTime: 1 };

@@ -1,4 +1,4 @@
-// Runs the benchmark suites: `node dist/bench/index.js [suite ...] [--quick]`. Each suite's results
+// Runs the benchmark suites: `node dist/bench/index.js [suite ...] [--quick] [--profile]`. Each suite's results
 // go to bench/results/<suite>.json and a markdown table is printed. Adding a suite is one line in
 // SUITES: its name and a lazy import of a function returning benny summaries or a SuiteReport
 // (lazy, so running one suite loads only its own dependencies).
@@ -14,21 +14,27 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   matmul: async () => (await import('./matmul.js')).matmulSuite,
   neighbours: async () => (await import('./neighbours.js')).neighboursSuite,
   'softmax-norm': async () => (await import('./softmax-norm.js')).softmaxNormSuite,
+  'dino-step': async () => (await import('./dino-step.js')).dinoStepSuite,
+  soak: async () => (await import('./soak.js')).soakSuite,
+  'soak-webgpu': async () => (await import('./soak.js')).soakWebgpuSuite,
 };
+/** Run only when named: each soak trains for most of an hour. */
+const ON_REQUEST = new Set(['soak', 'soak-webgpu']);
 
 function normalise(r: Summary[] | SuiteReport): SuiteReport {
   return Array.isArray(r) ? { summaries: r } : r;
 }
 
-/** Runs the named suites (all when none), e.g. main(['matmul', '--quick']). */
+/** Runs the named suites (all but ON_REQUEST when none), e.g. main(['matmul', '--quick']). */
 export async function main(args: string[] = process.argv.slice(2)): Promise<void> {
   if (args.includes('--quick')) process.env.PROTODINO_BENCH_QUICK = '1';
+  if (args.includes('--profile')) process.env.PROTODINO_BENCH_PROFILE = '1';
   const names = args.filter((a) => !a.startsWith('--'));
   const unknown = names.filter((n) => !(n in SUITES));
   if (unknown.length > 0) {
     throw new Error(`unknown suite(s) ${unknown.join(', ')}; available: ${Object.keys(SUITES).join(', ')}`);
   }
-  const selected = names.length > 0 ? names : Object.keys(SUITES);
+  const selected = names.length > 0 ? names : Object.keys(SUITES).filter((n) => !ON_REQUEST.has(n));
   const dir = packagePath('bench', 'results');
   mkdirSync(dir, { recursive: true });
   const tables: string[] = [];

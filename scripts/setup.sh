@@ -10,8 +10,9 @@ if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split("."
   exit 1
 fi
 
-# chromium: the report test renders the HTML report headlessly.
-pkgs=(libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri dataset-fashion-mnist chromium)
+# chromium: the report test renders the HTML report headlessly. libopenblas0-pthread: the PyTorch
+# peer of the dino-step benchmark (Debian's python3-torch falls back to reference BLAS without it).
+pkgs=(libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri dataset-fashion-mnist chromium libopenblas0-pthread)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -22,7 +22,7 @@ export { koleoLoss, koleoProtoLoss, meMaxLoss } from './ssl/regularisers.js';
 export { train, DivergenceError, type TrainResult, type TrainHooks } from './train/trainer.js';
 export { DEFAULTS as TRAIN_DEFAULTS, parseTrainArgs, validate as validateTrainConfig, ConfigError, type TrainConfig } from './train/config.js';
 export { cosineScheduler, teacherTempSchedule } from './train/schedules.js';
-export { readCheckpoint, saveCheckpoint, restoreCheckpoint } from './train/checkpoint.js';
+export { CheckpointError, readCheckpoint, saveCheckpoint, restoreCheckpoint } from './train/checkpoint.js';
 export { readSafetensors, writeSafetensors, SafetensorsError } from './train/safetensors.js';
 export { buildNetwork, DinoNetwork, PrototypeHead } from './train/network.js';
 export { embedDataset, evaluateNetwork } from './train/evaluate.js';

@@ -23,7 +23,12 @@ commands:
   export <checkpoint> --to pth [--out FILE]           write a checkpoint as facebookresearch/dino's .pth
   report <run dir ...> [--out report.html] [--eps 0.025,0.1] [--images 2000] [--no-gallery]
                                                       compare training runs in one self-contained HTML page
-  bench [suite ...]                                   run the benchmarks (see bench/)
+  experiments [--seeds 3] [--variant_seeds 1] [--quick] [--out runs/experiments] [--only frozen,full]
+              [--tier main,variant] [--frozen_steps N] [--full_steps N] [--aggregate] [--list] [--plots DIR]
+                                                      the paper's grid: DINO ± KoLeo-proto (and variants), balanced
+                                                      and long-tailed, frozen and full; resumable; results.json + table
+  bench [suite ...] [--quick] [--profile]             run the benchmarks (see bench/); --profile adds per-kernel-family
+                                                      time profiles (dino-step)
 `;
 
 async function info(argv: string[]): Promise<void> {
@@ -95,6 +100,8 @@ async function main(): Promise<void> {
       return exportCmd(rest);
     case 'report':
       return (await import('./report.js')).report(rest);
+    case 'experiments':
+      return (await import('./experiments.js')).experiments(rest);
     case 'bench':
       return bench(rest);
     case undefined:

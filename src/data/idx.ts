@@ -50,18 +50,26 @@ export interface IdxReadOptions {
 
 /** An IDX u8 array with `ndim` dimensions; `data` is shared-memory backed. */
 export async function readIdx(path: string, ndim: number, opts: IdxReadOptions = {}): Promise<{ dims: number[]; data: Uint8Array }> {
+  return parseIdx(path, await readFileBounded(path, opts.maxBytes ?? DEFAULT_MAX_BYTES), ndim, opts);
+}
+
+/**
+ * The bytes of an IDX file (raw or gzip) already in memory; `source` names them in errors. What
+ * readIdx does after reading the file, so in-memory callers (and the fuzz tests) get the same checks.
+ */
+export async function parseIdx(source: string, file: Uint8Array, ndim: number, opts: IdxReadOptions = {}): Promise<{ dims: number[]; data: Uint8Array }> {
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
-  const file = await readFileBounded(path, maxBytes);
+  if (file.length > maxBytes) throw new DataError(source, `is ${file.length} bytes, over the limit of ${maxBytes} (raise maxBytes)`);
   if (isGzip(file)) {
     let header: IdxHeader | null = null;
-    const out = await gunzipDeclared(path, file, (head) => (header = parseIdxHeader(path, head, ndim))?.total ?? null, maxBytes, sharedBytes);
+    const out = await gunzipDeclared(source, file, (head) => (header = parseIdxHeader(source, head, ndim))?.total ?? null, maxBytes, sharedBytes);
     const h = header as unknown as IdxHeader;
     return { dims: h.dims, data: out.subarray(h.headerBytes) };
   }
-  const h = parseIdxHeader(path, file, ndim);
-  if (!h) throw new DataError(path, `truncated: ${file.length} bytes cannot hold an IDX header of ${4 + 4 * ndim} bytes`);
-  if (file.length < h.total) throw new DataError(path, `truncated: header declares ${h.total} bytes (dims ${h.dims.join('x')}), the file has ${file.length}`);
-  if (file.length > h.total) throw new DataError(path, `has ${file.length - h.total} bytes past the ${h.total} its header declares (dims ${h.dims.join('x')})`);
+  const h = parseIdxHeader(source, file, ndim);
+  if (!h) throw new DataError(source, `truncated: ${file.length} bytes cannot hold an IDX header of ${4 + 4 * ndim} bytes`);
+  if (file.length < h.total) throw new DataError(source, `truncated: header declares ${h.total} bytes (dims ${h.dims.join('x')}), the file has ${file.length}`);
+  if (file.length > h.total) throw new DataError(source, `has ${file.length - h.total} bytes past the ${h.total} its header declares (dims ${h.dims.join('x')})`);
   const data = sharedBytes(h.total - h.headerBytes);
   data.set(file.subarray(h.headerBytes));
   return { dims: h.dims, data };
@@ -78,6 +86,14 @@ export interface IdxDatasetOptions extends IdxReadOptions {
 /** An image IDX file ([n, h, w] u8, grey) and its label IDX file ([n] u8) as a Dataset. */
 export async function loadIdxDataset(opts: IdxDatasetOptions): Promise<Dataset> {
   const [img, lab] = await Promise.all([readIdx(opts.images, 3, opts), readIdx(opts.labels, 1, opts)]);
+  return idxDataset(img, lab, opts);
+}
+
+/** Images and labels already parsed (readIdx / parseIdx), checked against each other. */
+export function idxDataset(img: { dims: number[]; data: Uint8Array }, lab: { dims: number[]; data: Uint8Array },
+  opts: Pick<IdxDatasetOptions, 'images' | 'labels' | 'classes' | 'name'>): Dataset {
+  if (img.dims.length !== 3) throw new DataError(opts.images, `has ${img.dims.length} dimensions, expected 3 (n, height, width)`);
+  if (lab.dims.length !== 1) throw new DataError(opts.labels, `has ${lab.dims.length} dimensions, expected 1 (n)`);
   const [n, height, width] = img.dims;
   if (lab.dims[0] !== n) throw new DataError(opts.labels, `holds ${lab.dims[0]} labels but ${opts.images} holds ${n} images`);
   const labels = Int32Array.from(lab.data);

@@ -129,9 +129,14 @@ export function tidy<T extends Tensors | Tensors[] | Record<string, unknown>>(fn
   let result: T;
   try {
     result = fn();
-  } finally {
+  } catch (e) {
+    // A failing step (a backend fault, a shape error) must not strand its intermediates: nothing is
+    // returned, so everything the scope created goes, as it would have on success.
     scopes.pop();
+    for (const t of scope) t.dispose();
+    throw e;
   }
+  scopes.pop();
   const keepers = new Set<Tensor>();
   collect(result, keepers);
   for (const t of scope) {

@@ -1,12 +1,14 @@
 // Checkpoints: one safetensors file holding the whole training state — student, teacher, AdamW
-// moments, the DINO center, and (in the metadata) the config, schedule position, RNG and data cursor —
-// written atomically with a payload checksum.
-import { existsSync, renameSync } from 'node:fs';
+// moments, the DINO center, and (in the metadata) the config, schedule position, RNG streams and data
+// cursor — written atomically with a payload checksum.
+import { existsSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { Tensor } from '../tensor/tensor.js';
 import { tensor } from '../tensor/create.js';
 import type { Module } from '../nn/module.js';
 import type { AdamW } from '../tensor/ops/optim.js';
-import { readSafetensors, writeSafetensors, type SafeTensorInput } from './safetensors.js';
+import type { GeneratorState } from '../tensor/ops/random.js';
+import { readSafetensors, SafetensorsError, writeSafetensors, type SafeTensorInput } from './safetensors.js';
 
 export interface CheckpointMeta {
   format: 'protodino-dino-v1';
@@ -15,7 +17,11 @@ export interface CheckpointMeta {
   step: number;
   config: unknown;
   loader: unknown;
-  generator: unknown;
+  /**
+   * The networks' random streams after `step` steps (the student's draws the drop-path masks).
+   * Absent in checkpoints written before it was saved.
+   */
+  generators?: { student: GeneratorState; teacher: GeneratorState };
   optimizerSteps: Record<string, number>;
   optimizerStep: number;
   /** Student parameter names per optimiser group, in order (torch numbers them this way). */
@@ -67,20 +73,63 @@ export interface LoadedCheckpoint {
   tensors: Map<string, { shape: number[]; data: Float32Array }>;
 }
 
-export function readCheckpoint(path: string): LoadedCheckpoint {
-  const file = readSafetensors(path, { verify: true });
-  const raw = file.metadata.protodino;
-  if (!raw) throw new Error(`${path}: not a protodino training checkpoint (no 'protodino' metadata)`);
-  let meta: CheckpointMeta;
-  try {
-    meta = JSON.parse(raw) as CheckpointMeta;
-  } catch (e) {
-    throw new Error(`${path}: checkpoint metadata is not valid JSON (${(e as Error).message})`);
+/** Every problem with a checkpoint file: the message names the file (or the name given for bytes). */
+export class CheckpointError extends Error {
+  constructor(readonly source: string, problem: string) {
+    super(`${source}: ${problem}`);
+    this.name = 'CheckpointError';
   }
-  if (meta.format !== 'protodino-dino-v1') throw new Error(`${path}: unknown checkpoint format '${String(meta.format)}'`);
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/** The fields this module and its callers rely on, checked, so a damaged file fails here and not later with a TypeError. */
+function parseMeta(source: string, raw: string): CheckpointMeta {
+  let meta: unknown;
+  try {
+    meta = JSON.parse(raw);
+  } catch (e) {
+    throw new CheckpointError(source, `checkpoint metadata is not valid JSON (${(e as Error).message})`);
+  }
+  if (!isRecord(meta)) throw new CheckpointError(source, 'checkpoint metadata is not a JSON object');
+  if (meta.format !== 'protodino-dino-v1') throw new CheckpointError(source, `unknown checkpoint format '${String(meta.format)}'`);
+  const bad = (field: string, v: unknown, want: string): never => {
+    throw new CheckpointError(source, `checkpoint metadata ${field} is ${JSON.stringify(v) ?? String(v)}, not ${want}`);
+  };
+  for (const k of ['epoch', 'step', 'optimizerStep'] as const) if (!isCount(meta[k])) bad(k, meta[k], 'a non-negative integer');
+  const steps = meta.optimizerSteps;
+  if (!isRecord(steps)) return bad('optimizerSteps', steps, 'an object of step counts');
+  for (const [name, v] of Object.entries(steps)) if (!isCount(v)) bad(`optimizerSteps[${JSON.stringify(name)}]`, v, 'a non-negative integer');
+  const groups = meta.optimizerGroups;
+  if (!Array.isArray(groups)) return bad('optimizerGroups', groups, 'a list of parameter groups');
+  groups.forEach((g: unknown, i) => {
+    if (!isRecord(g) || !Array.isArray(g.names) || !g.names.every((n) => typeof n === 'string') || typeof g.weightDecay !== 'number' || !Number.isFinite(g.weightDecay)) {
+      bad(`optimizerGroups[${i}]`, g, '{ names: [strings], weightDecay: number }');
+    }
+  });
+  return meta as unknown as CheckpointMeta;
+}
+
+/**
+ * Reads a training checkpoint from a path, or from its bytes (`source` then names it in errors).
+ * Every problem with the file — its safetensors structure, checksum, metadata or tensors — is a
+ * CheckpointError naming the file.
+ */
+export function readCheckpoint(src: string | Uint8Array, source = typeof src === 'string' ? src : 'checkpoint'): LoadedCheckpoint {
+  let file;
+  try {
+    file = readSafetensors(src, { verify: true });
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw new CheckpointError(source, e.message);
+    throw e;
+  }
+  const raw = file.metadata.protodino;
+  if (!raw) throw new CheckpointError(source, `not a protodino training checkpoint (no 'protodino' metadata)`);
+  const meta = parseMeta(source, raw);
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [name, t] of file.tensors) {
-    if (t.dtype !== 'F32') throw new Error(`${path}: tensor '${name}' is ${t.dtype}, expected F32`);
+    if (t.dtype !== 'F32') throw new CheckpointError(source, `tensor '${name}' is ${t.dtype}, expected F32`);
     tensors.set(name, { shape: t.shape, data: t.data as Float32Array });
   }
   return { meta, tensors };
@@ -126,4 +175,51 @@ export function restoreCheckpoint(ck: LoadedCheckpoint, s: TrainingState): void 
 /** Keeps the previous checkpoint as <path>.prev when writing a new one. */
 export function rotate(path: string): void {
   if (existsSync(path)) renameSync(path, `${path}.prev`);
+}
+
+/**
+ * Moves an unreadable checkpoint out of the rotation to <path>.corrupt (kept for inspection), so the
+ * next save does not rotate it over the good .prev. Returns the new name.
+ */
+export function setAside(path: string): string {
+  const to = `${path}.corrupt`;
+  renameSync(path, to);
+  return to;
+}
+
+/**
+ * Deletes the <path>.tmp-PID files that a process killed while writing a checkpoint left behind
+ * (only those whose process is gone). Returns the names removed.
+ */
+export function removeStaleTemporaries(path: string): string[] {
+  const dir = dirname(path);
+  const prefix = `${basename(path)}.tmp-`;
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length));
+    if (!Number.isInteger(pid) || pid <= 0 || (pid !== process.pid && alive(pid))) continue;
+    try {
+      unlinkSync(join(dir, name));
+      removed.push(name);
+    } catch {
+      // already gone
+    }
+  }
+  return removed;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

@@ -75,10 +75,17 @@ export interface TrainConfig {
   threads: number;
   output_dir: string;
   log_every: number;
+  /** Also save the checkpoint every N steps (0: only at the end of each epoch), so a killed run loses little. */
+  save_every: number;
   resume: boolean;
-  /** Stop when a loss or gradient is not finite ('stop') or skip the step ('skip'). */
+  /**
+   * When the loss or a gradient is not finite: 'stop' (DivergenceError naming the step and tensor)
+   * or 'skip' the step's update (logged; stops after 10 skipped steps in a row).
+   */
   on_nan: 'stop' | 'skip';
   quiet: boolean;
+  /** Time every kernel of each step by kernel family and print the table at the end (slows WebGPU: kernels run one at a time). */
+  profile: boolean;
   // diagnostics after each epoch (unique prototypes, usage and k-NN on held-out images)
   eval_every_epoch: boolean;
   /** k-NN bank size (first N training images) and held-out query / usage size (first N test images). */
@@ -140,9 +147,11 @@ export const DEFAULTS: TrainConfig = {
   threads: 0,
   output_dir: 'runs/dino',
   log_every: 10,
+  save_every: 0,
   resume: false,
   on_nan: 'stop',
   quiet: false,
+  profile: false,
   eval_every_epoch: true,
   eval_train_max: 5000,
   eval_test_max: 1000,
@@ -167,7 +176,7 @@ const KINDS: Record<keyof TrainConfig, Kind> = {
   batch_size: 'int', accum_steps: 'int', epochs: 'int', freeze_last_layer: 'int', max_steps: 'int', global_crops_size: 'int',
   local_crops_size: 'int', global_crops_scale: 'pair', local_crops_number: 'int', local_crops_scale: 'pair',
   dataset: 'string', data_path: 'string', long_tail: 'float', subset: 'int', seed: 'int', backend: 'string', threads: 'int',
-  output_dir: 'string', log_every: 'int', resume: 'bool', on_nan: 'string', quiet: 'bool',
+  output_dir: 'string', log_every: 'int', save_every: 'int', resume: 'bool', on_nan: 'string', quiet: 'bool', profile: 'bool',
   eval_every_epoch: 'bool', eval_train_max: 'int', eval_test_max: 'int',
 };
 
@@ -259,7 +268,7 @@ export function validate(cfg: TrainConfig): TrainConfig {
   for (const k of ['koleo_proto', 'koleo_features', 'ibot_loss_weight', 'lr', 'min_lr', 'weight_decay', 'weight_decay_end', 'clip_grad'] as const) {
     range(cfg, k, 0, 1e6, 'non-negative');
   }
-  for (const k of ['warmup_epochs', 'warmup_teacher_temp_epochs', 'freeze_last_layer', 'max_steps', 'local_crops_number', 'seed', 'threads', 'subset'] as const) {
+  for (const k of ['warmup_epochs', 'warmup_teacher_temp_epochs', 'freeze_last_layer', 'max_steps', 'local_crops_number', 'seed', 'threads', 'subset', 'save_every'] as const) {
     range(cfg, k, 0, 2 ** 31, 'a non-negative integer');
   }
   if (cfg.warmup_epochs > cfg.epochs) throw new ConfigError('warmup_epochs', `(${cfg.warmup_epochs}) cannot exceed --epochs (${cfg.epochs})`);

@@ -28,7 +28,12 @@ export type Backbone = VisionTransformer | ResNet | PCAProjection;
 export type Head = DINOHead | PrototypeHead;
 
 export class DinoNetwork extends Module {
-  constructor(be: Backend, readonly backbone: Backbone, readonly head: Head, readonly frozenBackbone: boolean) {
+  /**
+   * `generator` initialised the weights and keeps drawing the drop-path masks while training, so
+   * its state belongs in a checkpoint.
+   */
+  constructor(be: Backend, readonly backbone: Backbone, readonly head: Head, readonly frozenBackbone: boolean,
+    readonly generator: Generator) {
     super(be);
     this.addChild('backbone', backbone);
     this.addChild('head', head);
@@ -82,5 +87,5 @@ export function buildNetwork(cfg: TrainConfig, be: Backend, channels: number, se
       inDim: dim, outDim: cfg.out_dim, hiddenDim: cfg.hidden_dim, bottleneckDim: cfg.bottleneck_dim,
       nlayers: cfg.head_layers, normLastLayer: cfg.norm_last_layer, useBn: cfg.use_bn_in_head,
     }, g);
-  return new DinoNetwork(be, backbone, head, cfg.freeze_backbone || cfg.arch === 'pca');
+  return new DinoNetwork(be, backbone, head, cfg.freeze_backbone || cfg.arch === 'pca', g);
 }

@@ -2,7 +2,9 @@
 // loss with its selected regularisers, backward, per-parameter clipping, the last-layer freeze,
 // AdamW, teacher EMA and the center update. Nothing is read back; the loss tensor is returned.
 // With several micro-batches (--accum_steps) each one's forward and backward run in turn, the
-// gradients summing in .grad, and the update happens once on their sum.
+// gradients summing in .grad, and the update happens once on their sum. The step comes in two
+// halves (dinoGradients, then applyStep or discardStep) so the trainer can check the loss and the
+// gradients between them and never apply a non-finite update.
 import type { Tensor } from '../tensor/tensor.js';
 import { noGrad, tidy } from '../tensor/tensor.js';
 import { tensor } from '../tensor/create.js';
@@ -11,6 +13,7 @@ import { add, mul } from '../tensor/ops/elementwise.js';
 import { concat, slice } from '../tensor/ops/layout.js';
 import { softmax } from '../tensor/ops/softmax.js';
 import { clipGradients, emaUpdate, type AdamW } from '../tensor/ops/optim.js';
+import { sumSquares } from '../tensor/ops/reduce.js';
 import { centeredTeacher, dinoLoss, sinkhornKnopp, updateCenter } from '../ssl/dino.js';
 import { koleoLoss, koleoProtoLoss, meMaxLoss } from '../ssl/regularisers.js';
 import { ibotPatchLoss, updatePatchCenter } from '../ssl/ibot.js';
@@ -61,12 +64,51 @@ export function dinoStep(s: DinoState, globals: Float32Array, locals: Float32Arr
  * sees loss/N), the center moves towards the mean teacher output over all of them. Returns the mean
  * loss. With the centering regulariser and no drop path this equals one step on the N batches
  * concatenated; Sinkhorn, me-max and KoLeo are batch statistics and see each micro-batch alone.
+ * Nothing is checked or read back; the trainer uses dinoGradients / applyStep to guard each update.
  */
 export function dinoAccumStep(s: DinoState, micro: readonly MicroBatch[], sch: StepSchedule): Tensor {
-  const { cfg, student, teacher, optimizer, center } = s;
+  return tidy(() => {
+    const g = dinoGradients(s, micro, sch);
+    applyStep(s, g, sch);
+    return g.loss;
+  });
+}
+
+/** The gradients of one optimizer step: computed and clipped, not applied yet. */
+export interface StepGradients {
+  /** The mean loss over the micro-batches (a scalar). */
+  loss: Tensor;
+  /**
+   * With { check }: loss + Σ gradient magnitudes, one scalar that is not finite when the loss or any
+   * gradient holds a NaN or ±Inf (both propagate through the sums), so one read-back per step
+   * guards the update. It can also overflow on finite gradients of ~1e19 and more: diverged too.
+   */
+  health: Tensor | null;
+  /**
+   * With { check }: [dotted parameter name, gradient magnitude] in the order backward produces the
+   * gradients (nearest the loss first), for naming the first bad tensor once health is not finite.
+   * The magnitude is the pre-clip norm with --clip_grad, else the sum of squares.
+   */
+  magnitudes: [string, Tensor][];
+  teacherOuts: Tensor[];
+  teacherPatches: Tensor[];
+}
+
+export interface GradientOptions {
+  /** Build StepGradients.health and .magnitudes. */
+  check?: boolean;
+  /** Runs after the last backward, before clipping and the check, with the loss (tests inject faults here). */
+  afterBackward?: (loss: Tensor) => void;
+}
+
+/**
+ * Forward and backward of every micro-batch, then per-parameter clipping. The gradients stay in
+ * the student's .grad; applyStep uses them, discardStep drops them. The caller owns the returned
+ * tensors (disposeGradients frees all but the loss).
+ */
+export function dinoGradients(s: DinoState, micro: readonly MicroBatch[], sch: StepSchedule, opts: GradientOptions = {}): StepGradients {
+  const { cfg, student } = s;
   if (micro.length === 0) throw new Error('dinoAccumStep: no micro-batch');
-  for (const g of optimizer.groups) g.lr = sch.lr;
-  optimizer.groups[0].weightDecay = sch.weightDecay; // group 0 holds the decayed parameters
   const N = micro.length;
   return tidy(() => {
     const losses: Tensor[] = [];
@@ -82,19 +124,57 @@ export function dinoAccumStep(s: DinoState, micro: readonly MicroBatch[], sch: S
       teacherOuts.push(tOut);
       if (tPatch) teacherPatches.push(tPatch);
     }
-    const trainable = student.trainableParameters();
-    if (cfg.clip_grad > 0) clipGradients(trainable, cfg.clip_grad);
+    const loss = N === 1 ? losses[0] : mul(losses.reduce((a, b) => add(a, b)), 1 / N);
+    opts.afterBackward?.(loss);
+    const named = student.namedParameters().filter(([, p]) => p.requiresGrad);
+    const trainable = named.map(([, p]) => p);
+    const clipNorms = cfg.clip_grad > 0 ? clipGradients(trainable, cfg.clip_grad) : null;
+    const magnitudes: [string, Tensor][] = [];
+    const health = !opts.check ? null : noGrad(() => {
+      // clipGradients returns one norm per parameter that has a gradient, in parameter order.
+      let k = 0;
+      for (const [name, p] of named) {
+        if (!p.grad) continue;
+        magnitudes.push([name, clipNorms ? clipNorms[k++] : sumSquares(reshape(p.grad, [p.grad.size]))]);
+      }
+      // Never the loss tensor itself, which the caller keeps after disposing the rest.
+      const h = magnitudes.reduce((acc, [, m]) => add(acc, m), mul(loss, 1));
+      magnitudes.reverse();
+      return h;
+    });
+    return { loss, health, magnitudes, teacherOuts, teacherPatches };
+  });
+}
+
+/** The update of a step whose gradients are good: last-layer freeze, AdamW, teacher EMA, centers. */
+export function applyStep(s: DinoState, g: StepGradients, sch: StepSchedule): void {
+  const { cfg, student, teacher, optimizer, center } = s;
+  for (const grp of optimizer.groups) grp.lr = sch.lr;
+  optimizer.groups[0].weightDecay = sch.weightDecay; // group 0 holds the decayed parameters
+  tidy(() => {
     if (sch.epoch < cfg.freeze_last_layer) zeroGrad(student.head.last_layer.parameters());
     optimizer.step();
-    zeroGrad(trainable);
+    zeroGrad(student.trainableParameters());
     emaUpdate(teacher.parameters(), student.parameters(), sch.momentum);
+    const N = g.teacherOuts.length;
     // Equal micro-batch sizes make the mean over the concatenation the mean of the batch means.
-    if (center) updateCenter(center, N === 1 ? teacherOuts[0] : concat(teacherOuts, 0), cfg.center_momentum);
-    if (s.center2 && teacherPatches.length > 0) {
-      updatePatchCenter(s.center2, N === 1 ? teacherPatches[0] : concat(teacherPatches, 0), cfg.center_momentum);
+    if (center) updateCenter(center, N === 1 ? g.teacherOuts[0] : concat(g.teacherOuts, 0), cfg.center_momentum);
+    if (s.center2 && g.teacherPatches.length > 0) {
+      updatePatchCenter(s.center2, g.teacherPatches.length === 1 ? g.teacherPatches[0] : concat(g.teacherPatches, 0), cfg.center_momentum);
     }
-    return N === 1 ? losses[0] : mul(losses.reduce((a, b) => add(a, b)), 1 / N);
   });
+}
+
+/** Drops a step's gradients without applying them (a skipped step). */
+export function discardStep(s: DinoState): void {
+  zeroGrad(s.student.trainableParameters());
+}
+
+/** Frees everything of `g` except its loss. */
+export function disposeGradients(g: StepGradients): void {
+  g.health?.dispose();
+  for (const [, m] of g.magnitudes) m.dispose();
+  for (const t of [...g.teacherOuts, ...g.teacherPatches]) t.dispose();
 }
 
 /** [B, 1 + N, D] tokens → the CLS rows [B, D] and the patch rows [B·N, D]. */

@@ -2,17 +2,17 @@
 // teacher networks, multi-crop batches from the prefetching loader, DINO loss with centering /
 // Sinkhorn-Knopp / me-max, optional KoLeo and KoLeo-proto, AdamW with DINO's schedules, per-parameter
 // clipping, teacher EMA, checkpoints holding the whole state, JSON-lines log and a progress line.
-import { mkdirSync, existsSync } from 'node:fs';
+import { mkdirSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
 import { createBackend } from '../backend/index.js';
-import { zeros } from '../tensor/create.js';
+import { ProfiledBackend, profileTable, type ProfileReport } from '../backend/profile.js';
+import { empty, zeros } from '../tensor/create.js';
 import { keep, type Tensor } from '../tensor/tensor.js';
 import { AdamW, decayGroups } from '../tensor/ops/optim.js';
-import { Generator, type GeneratorState } from '../tensor/ops/random.js';
 import { loadFashionMNIST, loadIdxDataset, loadCifar10, loadImageFolder, longTail, subset, Loader, type Dataset, type LoaderState } from '../data/index.js';
 import { cosineScheduler, teacherTempSchedule } from './schedules.js';
-import { dinoAccumStep, type DinoState, type MicroBatch } from './step.js';
+import { applyStep, dinoGradients, discardStep, disposeGradients, type DinoState, type MicroBatch, type StepGradients, type StepSchedule } from './step.js';
 import { JsonlLogger } from './log.js';
 import { Progress } from './progress.js';
 import { DEFAULTS, validate, type TrainConfig } from './config.js';
@@ -20,7 +20,7 @@ import { buildNetwork, type DinoNetwork } from './network.js';
 import { PCAProjection } from '../nn/pca.js';
 import { VisionTransformer } from '../nn/vit.js';
 import { cropMasks, maskRng } from '../ssl/ibot.js';
-import { readCheckpoint, restoreCheckpoint, rotate, saveCheckpoint, type LoadedCheckpoint } from './checkpoint.js';
+import { readCheckpoint, removeStaleTemporaries, restoreCheckpoint, rotate, saveCheckpoint, setAside, type LoadedCheckpoint } from './checkpoint.js';
 
 export interface StepRecord {
   epoch: number;
@@ -39,20 +39,32 @@ export interface TrainResult {
   epochs: number;
   history: StepRecord[];
   checkpoint: string;
+  /** --profile: per-step kernel times by family (also printed and written to profile.json). */
+  profile?: ProfileReport;
 }
 
 export interface TrainHooks {
   /** Called after each epoch's checkpoint with the live networks (diagnostics plug in here). */
   onEpoch?(info: { epoch: number; step: number; final: boolean; student: DinoNetwork; teacher: DinoNetwork; backend: Backend }): Promise<Record<string, unknown> | void>;
+  /**
+   * Called each step after the backward, before the loss and gradients are checked and applied,
+   * with the student (gradients in .grad) and the loss: for inspecting gradients, and for tests that
+   * inject faults. `step` is the number the step gets in the log (1-based).
+   */
+  afterBackward?(info: { step: number; student: DinoNetwork; loss: Tensor }): void;
   backend?: Backend;
 }
 
+/** Training stopped on a non-finite loss or gradient (`tensor`: 'loss' or a parameter's dotted name). */
 export class DivergenceError extends Error {
-  constructor(message: string) {
+  constructor(message: string, readonly step: number, readonly tensor: string) {
     super(message);
     this.name = 'DivergenceError';
   }
 }
+
+/** --on_nan skip gives up after this many skipped steps in a row: the run has diverged for good. */
+export const MAX_CONSECUTIVE_SKIPS = 10;
 
 async function loadDataset(cfg: TrainConfig): Promise<Dataset> {
   switch (cfg.dataset) {
@@ -67,7 +79,11 @@ export async function train(config: Partial<TrainConfig>, hooks: TrainHooks = {}
   const cfg = validate({ ...DEFAULTS, ...config });
   mkdirSync(cfg.output_dir, { recursive: true });
   const ckptPath = join(cfg.output_dir, 'checkpoint.safetensors');
+  // A run killed while writing a checkpoint leaves its temporary file behind.
+  removeStaleTemporaries(ckptPath);
   const resumeFrom = cfg.resume ? readResumable(ckptPath, cfg.quiet) : null;
+  if (resumeFrom?.fallback && existsSync(ckptPath)) resumeFrom.setAside = setAside(ckptPath);
+  if (resumeFrom) warnConfigChanges(resumeFrom, cfg);
 
   let dataset = await loadDataset(cfg);
   if (cfg.long_tail > 1) dataset = longTail(dataset, { ratio: cfg.long_tail, seed: cfg.seed }).dataset;
@@ -75,7 +91,8 @@ export async function train(config: Partial<TrainConfig>, hooks: TrainHooks = {}
   // PCA projects whole images, so local crops are made at the global size there.
   const localSize = cfg.arch === 'pca' ? cfg.global_crops_size : cfg.local_crops_size;
 
-  const be = hooks.backend ?? await createBackend({ kind: cfg.backend, ...(cfg.threads > 0 ? { threads: cfg.threads } : {}) });
+  const base = hooks.backend ?? await createBackend({ kind: cfg.backend, ...(cfg.threads > 0 ? { threads: cfg.threads } : {}) });
+  const be = cfg.profile ? new ProfiledBackend(base) : base;
   // Everything created from here on is released in the finally block, also when a step throws.
   const owned: { dispose(): void }[] = [];
   let log: JsonlLogger | null = null;
@@ -100,7 +117,7 @@ export async function train(config: Partial<TrainConfig>, hooks: TrainHooks = {}
 }
 
 async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Loader, log: JsonlLogger,
-  resumeFrom: LoadedCheckpoint | null, ckptPath: string, localSize: number, hooks: TrainHooks,
+  resumeFrom: ResumePoint | null, ckptPath: string, localSize: number, hooks: TrainHooks,
   owned: { dispose(): void }[]): Promise<TrainResult> {
   const channels = dataset.channels;
   const student = buildNetwork(cfg, be, channels, cfg.seed);
@@ -130,7 +147,6 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
   const center2 = cfg.ibot ? keep(zeros([1, cfg.out_dim], be)) : null;
   if (center2) owned.push(center2);
   const patchGrid = cfg.global_crops_size / cfg.patch_size;
-  const gen = new Generator(cfg.seed + 1);
   // A step is one optimizer step over accum_steps loader batches; leftover batches at the end of a
   // loader epoch start the next step (the loader cursor, saved in checkpoints, keeps resume exact).
   const niter = Math.floor(loader.batchesPerEpoch / cfg.accum_steps);
@@ -145,9 +161,17 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
   let step = 0;
   if (resumeFrom) {
     restoreCheckpoint(resumeFrom, { student, teacher, optimizer, center, center2 });
-    gen.setState(resumeFrom.meta.generator as GeneratorState);
+    if (resumeFrom.meta.generators) {
+      student.generator.setState(resumeFrom.meta.generators.student);
+      teacher.generator.setState(resumeFrom.meta.generators.teacher);
+    } else if (cfg.drop_path_rate > 0 && !cfg.quiet) {
+      process.stderr.write(`protodino: ${resumeFrom.path} predates saved drop-path random state; the resumed run draws other drop-path masks than an uninterrupted one\n`);
+    }
     step = resumeFrom.meta.step;
-    log.write({ event: 'resume', step, epoch: resumeFrom.meta.epoch });
+    log.write({
+      event: 'resume', step, epoch: resumeFrom.meta.epoch, from: resumeFrom.path,
+      ...(resumeFrom.fallback ? { fallback: resumeFrom.fallback } : {}), ...(resumeFrom.setAside ? { set_aside: resumeFrom.setAside } : {}),
+    });
   } else {
     log.write({ event: 'start', config: cfg, backend: be.description, parameters: student.parameterCount() });
   }
@@ -158,12 +182,20 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
   let t0 = performance.now();
   let imagesSince = 0;
 
+  // Only states every applied update of which passed the finiteness check reach save(), so a
+  // diverged state never replaces a good checkpoint.
+  let savedStep = resumeFrom ? step : -1;
   const save = async (epoch: number) => {
+    if (savedStep === step) return;
     rotate(ckptPath);
     await saveCheckpoint(ckptPath, { student, teacher, optimizer, center, center2 }, {
-      epoch, step, config: cfg, loader: loader.state(), generator: gen.getState(),
+      epoch, step, config: cfg, loader: loader.state(),
+      generators: { student: student.generator.getState(), teacher: teacher.generator.getState() },
     });
+    savedStep = step;
   };
+  const kept = () => (savedStep >= 0 ? `the last good checkpoint ${ckptPath} (step ${savedStep}) is kept` : 'no checkpoint had been written yet');
+  const skipped: number[] = []; // steps skipped in a row (--on_nan skip)
 
   try {
     while (step < totalSteps) {
@@ -179,13 +211,33 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
       }
       const B = cfg.batch_size * cfg.accum_steps;
       const lr = lrSched[step], wd = wdSched[step], m = momSched[step], temp = tempSched[epoch];
-      const loss = dinoAccumStep(state, micro, { epoch, lr, weightDecay: wd, momentum: m, teacherTemp: temp });
+      const prof = be instanceof ProfiledBackend ? be : null;
+      prof?.beginStep();
+      const { loss, bad } = await guardedStep(state, micro, { epoch, lr, weightDecay: wd, momentum: m, teacherTemp: temp }, step + 1, hooks);
+      await prof?.endStep();
       lastLoss?.dispose();
       lastLoss = loss;
       step++;
       imagesSince += B;
+      if (bad) {
+        const what = bad.tensor === 'loss' ? `the loss is ${bad.value}` : bad.tensor === '' ? `the sum of the gradient norms overflowed (${bad.value})`
+          : `the gradient of ${bad.tensor} has a non-finite norm (${bad.value})`;
+        log.write({ event: cfg.on_nan === 'skip' ? 'skip' : 'diverged', epoch, step, tensor: bad.tensor || 'gradient norms', value: bad.value });
+        if (cfg.on_nan === 'stop') {
+          throw new DivergenceError(`training diverged at step ${step} (epoch ${epoch + 1}): ${what}; the step was not applied and ${kept()} (--on_nan skip skips such steps)`,
+            step, bad.tensor || 'gradient norms');
+        }
+        skipped.push(step);
+        if (!cfg.quiet) process.stderr.write(`\nprotodino: skipped step ${step}: ${what}\n`);
+        if (skipped.length >= MAX_CONSECUTIVE_SKIPS) {
+          throw new DivergenceError(`training diverged: ${skipped.length} steps in a row (${skipped[0]}–${step}) were skipped, the last because ${what}; ${kept()} — lower --lr or check the data`,
+            step, bad.tensor || 'gradient norms');
+        }
+      } else {
+        skipped.length = 0;
+      }
       const epochDone = step % niter === 0 || step === totalSteps;
-      if (step % cfg.log_every === 0 || epochDone) {
+      if (!bad && (step % cfg.log_every === 0 || epochDone)) {
         const value = await loss.item();
         const dt = (performance.now() - t0) / 1000;
         const rec: StepRecord = { epoch, step, loss: value, lr, wd, momentum: m, teacher_temp: temp, img_per_s: imagesSince / dt };
@@ -193,9 +245,6 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
         imagesSince = 0;
         history.push(rec);
         log.write({ event: 'step', ...rec });
-        if (!Number.isFinite(value)) {
-          if (cfg.on_nan === 'stop') throw new DivergenceError(`loss is ${value} at step ${step} (epoch ${epoch + 1}); the last good checkpoint is kept in ${ckptPath}`);
-        }
         progress?.update({ epoch, epochs: cfg.epochs, step: step - epoch * niter, total: niter, loss: value, extra: { 'img/s': rec.img_per_s.toFixed(0) } });
       }
       if (epochDone) {
@@ -203,30 +252,125 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
         await save(epoch + 1);
         const extra = hooks.onEpoch ? await hooks.onEpoch({ epoch, step, final: step === totalSteps, student, teacher, backend: be }) : undefined;
         log.write({ event: 'epoch', epoch: epoch + 1, step, loss: history.at(-1)?.loss, ...(extra ?? {}) });
+      } else if (cfg.save_every > 0 && step % cfg.save_every === 0) {
+        await save(epoch);
       }
     }
   } finally {
     lastLoss?.dispose();
   }
-  return { outputDir: cfg.output_dir, steps: step, epochs: cfg.epochs, history, checkpoint: ckptPath };
+  let profile: ProfileReport | undefined;
+  if (be instanceof ProfiledBackend && be.steps > 0) {
+    profile = be.report();
+    writeFileSync(join(cfg.output_dir, 'profile.json'), `${JSON.stringify(profile, null, 2)}\n`);
+    process.stdout.write(`\nprofile (--profile)\n\n${profileTable(profile)}\n\n`);
+  }
+  return { outputDir: cfg.output_dir, steps: step, epochs: cfg.epochs, history, checkpoint: ckptPath, profile };
+}
+
+interface BadTensor {
+  /** 'loss', a parameter's dotted name (its gradient), or '' when only the sum of the norms overflowed. */
+  tensor: string;
+  value: number;
 }
 
 /**
- * The checkpoint to resume from: the latest one, or — when it is truncated or corrupt (bad checksum,
- * bad header) — the previous one kept as .prev, saying so. null when there is none yet.
+ * One step under the divergence guard: the gradients, one read-back of their health scalar, and the
+ * update only when it is finite. Otherwise nothing of the step is applied — with --on_nan skip the
+ * BatchNorm statistics its forward moved are put back too — and the first bad tensor is named.
  */
-export function readResumable(path: string, quiet = false): LoadedCheckpoint | null {
+async function guardedStep(s: DinoState, micro: MicroBatch[], sch: StepSchedule, stepNo: number, hooks: TrainHooks): Promise<{ loss: Tensor; bad: BadTensor | null }> {
+  const buffers = s.cfg.on_nan === 'skip' ? snapshotBuffers([s.student, s.teacher]) : null;
+  let g: StepGradients | null = null;
+  try {
+    const hook = hooks.afterBackward;
+    g = dinoGradients(s, micro, sch, { check: true, ...(hook ? { afterBackward: (loss: Tensor) => hook({ step: stepNo, student: s.student, loss }) } : {}) });
+    const bad = await firstNonFinite(g);
+    if (bad) {
+      discardStep(s);
+      buffers?.restore();
+    } else {
+      applyStep(s, g, sch);
+    }
+    return { loss: g.loss, bad };
+  } catch (e) {
+    g?.loss.dispose();
+    throw e;
+  } finally {
+    if (g) disposeGradients(g);
+    buffers?.dispose();
+  }
+}
+
+/** null when the step is healthy; else the loss if it is bad, else the bad gradient nearest the loss. */
+async function firstNonFinite(g: StepGradients): Promise<BadTensor | null> {
+  const health = await g.health!.item();
+  if (Number.isFinite(health)) return null;
+  const loss = await g.loss.item();
+  if (!Number.isFinite(loss)) return { tensor: 'loss', value: loss };
+  for (const [name, m] of g.magnitudes) {
+    const v = await m.item();
+    if (!Number.isFinite(v)) return { tensor: name, value: v };
+  }
+  return { tensor: '', value: health };
+}
+
+/** Device copies of the networks' buffers (BatchNorm running statistics), to undo a skipped step's forward. */
+function snapshotBuffers(nets: DinoNetwork[]): { restore(): void; dispose(): void } {
+  const buffers = nets.flatMap((n) => n.namedBuffers().map(([, t]) => t));
+  const copy = (src: Tensor, dst: Tensor) => {
+    if (src.size > 0) src.backend.copyStrided(src.storage, dst.storage, [src.size], 0, [1], 0, [1]);
+  };
+  const copies = buffers.map((t) => {
+    const c = keep(empty(t.shape, t.backend, t.dtype));
+    copy(t, c);
+    return c;
+  });
+  return {
+    restore: () => buffers.forEach((t, i) => copy(copies[i], t)),
+    dispose: () => copies.forEach((c) => c.dispose()),
+  };
+}
+
+/** A checkpoint read for resuming: where it came from, why it is .prev when it is, where the unreadable one went. */
+export type ResumePoint = LoadedCheckpoint & { path: string; fallback?: string; setAside?: string };
+
+// Flags that do not change what is computed; any other difference makes the resumed run differ
+// from an uninterrupted one with the checkpoint's flags.
+const RUN_ONLY: readonly (keyof TrainConfig)[] = ['backend', 'threads', 'output_dir', 'resume', 'quiet', 'log_every', 'save_every',
+  'on_nan', 'max_steps', 'profile', 'data_path', 'eval_every_epoch', 'eval_train_max', 'eval_test_max'];
+
+/** Says which training flags differ from the ones the checkpoint was trained with (a resume continues regardless). */
+function warnConfigChanges(from: ResumePoint, cfg: TrainConfig): void {
+  const old = from.meta.config as Partial<Record<keyof TrainConfig, unknown>> | undefined;
+  if (!old || cfg.quiet) return;
+  const changed = (Object.keys(cfg) as (keyof TrainConfig)[])
+    .filter((k) => !RUN_ONLY.includes(k) && k in old && JSON.stringify(old[k]) !== JSON.stringify(cfg[k]))
+    .map((k) => `--${k} ${JSON.stringify(cfg[k])} (was ${JSON.stringify(old[k])})`);
+  if (changed.length) process.stderr.write(`protodino: resuming ${from.path} with other training flags than it was trained with: ${changed.join(', ')}\n`);
+}
+
+/**
+ * The checkpoint to resume from: the latest one, or — when it is missing (a save was interrupted
+ * between the rotation and the write), truncated or corrupt (bad checksum, bad header) — the previous
+ * one kept as .prev, saying so (`fallback` holds why). null when there is none yet.
+ */
+export function readResumable(path: string, quiet = false): ResumePoint | null {
   const prev = `${path}.prev`;
+  let why: string;
   if (existsSync(path)) {
     try {
-      return readCheckpoint(path);
+      return { ...readCheckpoint(path), path };
     } catch (e) {
       if (!existsSync(prev)) throw new Error(`cannot resume: ${path} is unreadable (${(e as Error).message}) and there is no ${prev}`);
-      if (!quiet) process.stderr.write(`protodino: ${path} is unreadable (${(e as Error).message}); resuming from the previous checkpoint ${prev}\n`);
-      return readCheckpoint(prev);
+      why = `${path} is unreadable (${(e as Error).message})`;
     }
+  } else {
+    if (!existsSync(prev)) return null;
+    why = `${path} is missing (a save was interrupted)`;
   }
-  return existsSync(prev) ? readCheckpoint(prev) : null;
+  if (!quiet) process.stderr.write(`protodino: ${why}; resuming from the previous checkpoint ${prev}\n`);
+  return { ...readCheckpoint(prev), path: prev, fallback: why };
 }
 
 /** Up to `max` normalised training images (seeded choice) resized to the crop size, for PCA. */

@@ -90,6 +90,18 @@ export class WebGPURuntime {
   private readonly uniformData = new ArrayBuffer(UNIFORM_SLOT * UNIFORM_SLOTS);
   private uniformSlot = 0;
   private readonly errors: string[] = [];
+  /** Failed buffer creations, reported ahead of the validation errors their use causes. */
+  private readonly allocErrors: string[] = [];
+  /** Error scopes around buffer creations that have not resolved yet. */
+  private readonly pendingAllocs = new Set<Promise<void>>();
+  /** Buffers whose creation failed: destroyed when freed, never pooled. */
+  private readonly invalid = new WeakSet<GPUBuffer>();
+  /**
+   * Set by an allocation failure: freed buffers go back to the device instead of the pool, so that
+   * disposing tensors after the error really returns memory (the process itself needs some to go
+   * on). Cleared by the next sync() or read that succeeds.
+   */
+  private shedding = false;
   private lost: string | null = null;
   liveBuffers = 0;
   liveBytes = 0;
@@ -151,10 +163,10 @@ export class WebGPURuntime {
   }
 
   alloc(length: number, dtype: 'f32' | 'i32'): GpuStorage {
-    this.check();
+    this.check('alloc');
     const bytes = this.bucket(length * 4);
     if (bytes > this.limits.maxStorageBufferBindingSize) {
-      throw new BackendError(`out of memory: a tensor of ${length} elements (${bytes} bytes) exceeds this adapter's maxStorageBufferBindingSize of ${this.limits.maxStorageBufferBindingSize} bytes`);
+      throw new BackendError(`out of memory: a tensor of ${length} ${dtype} elements (${bytes} bytes) exceeds this adapter's maxStorageBufferBindingSize of ${this.limits.maxStorageBufferBindingSize} bytes`, 'alloc');
     }
     const free = this.pool.get(bytes);
     let buffer: GPUBuffer;
@@ -162,35 +174,68 @@ export class WebGPURuntime {
       buffer = free.pop()!;
       this.pooledBytes -= bytes;
     } else {
-      buffer = this.device.createBuffer({
-        size: bytes,
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-      });
+      buffer = this.createStorageBuffer(length, dtype, bytes);
     }
     this.liveBuffers++;
     this.liveBytes += bytes;
     return { length, dtype, buffer, bytes, freed: false };
   }
 
+  /**
+   * A new buffer inside an out-of-memory error scope. createBuffer cannot fail synchronously, so a
+   * failure is recorded when the scope resolves (sync() and download() wait for that) and reported
+   * as the cause of whatever errors the invalid buffer then produces.
+   */
+  private createStorageBuffer(length: number, dtype: 'f32' | 'i32', bytes: number): GPUBuffer {
+    this.device.pushErrorScope('out-of-memory');
+    const buffer = this.device.createBuffer({
+      label: `${length} ${dtype}`,
+      size: bytes,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    const live = this.liveBytes, pooled = this.pooledBytes;
+    const settled: Promise<void> = this.device.popErrorScope().then((err) => {
+      if (!err) return;
+      this.invalid.add(buffer);
+      this.allocErrors.push(`creating a ${bytes}-byte buffer for a tensor of ${length} ${dtype} elements failed `
+        + `(${live} bytes live, ${pooled} bytes pooled): ${err.message.split('\n')[0]}`);
+      this.shedding = true;
+      this.releasePool();
+    }, () => undefined).finally(() => this.pendingAllocs.delete(settled));
+    this.pendingAllocs.add(settled);
+    return buffer;
+  }
+
+  /** Destroys every pooled buffer (after an allocation failure, or to hand memory back). */
+  releasePool(): void {
+    for (const list of this.pool.values()) for (const b of list) b.destroy();
+    this.pool.clear();
+    this.pooledBytes = 0;
+  }
+
   free(s: GpuStorage): void {
     if (s.freed) throw new BackendError('double free of a WebGPU storage');
     s.freed = true;
+    this.liveBuffers--;
+    this.liveBytes -= s.bytes;
+    if (this.shedding || this.invalid.has(s.buffer)) {
+      s.buffer.destroy();
+      return;
+    }
     let list = this.pool.get(s.bytes);
     if (!list) this.pool.set(s.bytes, (list = []));
     list.push(s.buffer);
-    this.liveBuffers--;
-    this.liveBytes -= s.bytes;
     this.pooledBytes += s.bytes;
   }
 
   upload(s: GpuStorage, data: Float32Array | Int32Array): void {
-    this.check();
+    this.check('upload');
     if (this.dispatches > 0) this.flush();
     this.device.queue.writeBuffer(s.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
   }
 
   async download(s: GpuStorage): Promise<Float32Array | Int32Array> {
-    this.check();
+    this.check('download');
     const bytes = s.length * 4;
     const staging = this.device.createBuffer({ size: Math.max(4, bytes), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     if (bytes > 0) {
@@ -202,13 +247,17 @@ export class WebGPURuntime {
     try {
       await staging.mapAsync(GPUMapMode.READ);
     } catch (e) {
-      this.check();
-      throw new BackendError(`reading a buffer back failed: ${(e as Error).message}`, this.lastKernel || undefined);
+      staging.destroy();
+      await this.settleAllocations();
+      this.check('download');
+      throw new BackendError(`reading a buffer back failed: ${(e as Error).message}`, 'download');
     }
     const copy = staging.getMappedRange().slice(0, bytes);
     staging.unmap();
     staging.destroy();
-    this.check();
+    await this.settleAllocations();
+    this.check('download');
+    this.shedding = false;
     return s.dtype === 'i32' ? new Int32Array(copy) : new Float32Array(copy);
   }
 
@@ -250,8 +299,8 @@ export class WebGPURuntime {
     kernel: string, pipeline: GPUComputePipeline, bindings: GPUBuffer[],
     uniform: ArrayBufferView | null, workgroups: [number, number?, number?],
   ): void {
+    this.check(kernel);
     this.lastKernel = kernel;
-    this.check();
     const max = this.limits.maxComputeWorkgroupsPerDimension;
     if (workgroups.some((w) => w !== undefined && w > max)) {
       throw new BackendError(`dispatch of ${workgroups.join('x')} workgroups exceeds the adapter limit ${max} per dimension`, kernel);
@@ -276,7 +325,7 @@ export class WebGPURuntime {
 
   /** Copies bytes between buffers in encoder order. */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
-    this.check();
+    this.check('copy');
     if (bytes === 0) return;
     this.endPass();
     this.encoderFor('copy').copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
@@ -309,15 +358,42 @@ export class WebGPURuntime {
   }
 
   async sync(): Promise<void> {
+    this.check('sync');
     this.flush();
-    await this.device.queue.onSubmittedWorkDone();
-    this.check();
+    try {
+      await this.device.queue.onSubmittedWorkDone();
+    } catch (e) {
+      this.check('sync');
+      throw new BackendError(`waiting for the queue failed: ${(e as Error).message}`, 'sync');
+    }
+    await this.settleAllocations();
+    this.check('sync');
+    this.shedding = false;
   }
 
-  /** Throws the first device error seen since the last check, naming the kernel. */
-  check(): void {
-    if (this.destroyed) throw new BackendError('the WebGPU backend was destroyed');
-    if (this.lost) throw new BackendError(`the WebGPU device was lost (${this.lost})`, this.lastKernel || undefined);
+  /** Waits for the error scopes of buffer creations still in flight. */
+  private async settleAllocations(): Promise<void> {
+    while (this.pendingAllocs.size > 0) await Promise.all([...this.pendingAllocs]);
+  }
+
+  /**
+   * Throws what went wrong since the last check: device loss (naming `op`, the operation that found
+   * it), a failed buffer creation (naming alloc), or the device errors reported since, naming the
+   * kernel encoded last (Dawn's message names the exact pass and bind group by their labels).
+   */
+  check(op: string): void {
+    if (this.destroyed) throw new BackendError('the WebGPU backend was destroyed', op);
+    if (this.lost) {
+      throw new BackendError(`the WebGPU device was lost (${this.lost}); this backend cannot run anything any more, create a new one`
+        + (this.lastKernel ? ` (last kernel encoded: ${this.lastKernel})` : ''), op);
+    }
+    if (this.allocErrors.length > 0) {
+      const msg = this.allocErrors.splice(0).join('; ');
+      const followUps = this.errors.splice(0).length;
+      throw new BackendError(`out of memory: ${msg}`
+        + (followUps > 0 ? ` (then ${followUps} device error(s) from using the failed buffer)` : '')
+        + '; the pool was released and tensors disposed now give their memory back to the device', 'alloc');
+    }
     if (this.errors.length > 0) {
       const msg = this.errors.splice(0).join('; ');
       const oom = /out of memory|OutOfMemory|allocation/i.test(msg);
@@ -329,8 +405,7 @@ export class WebGPURuntime {
     if (this.destroyed) return;
     this.flush();
     this.destroyed = true;
-    for (const list of this.pool.values()) for (const b of list) b.destroy();
-    this.pool.clear();
+    this.releasePool();
     this.uniforms.destroy();
     this.device.destroy();
     this.keepAlive.length = 0;

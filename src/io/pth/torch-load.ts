@@ -248,7 +248,8 @@ function hooksFor(L: Loader): PickleHooks {
           arity(f, a, 3);
           const m = typeof a[0] === 'string' ? NP_DTYPE.exec(a[0]) : null;
           if (!m) throw new PthError(`numpy.dtype(${typeof a[0] === 'string' ? JSON.stringify(a[0]) : typeName(a[0])}) is not a supported scalar type (bool, int, uint, float)`);
-          if (m[1] === 'b' && m[2] !== '1') throw new PthError(`numpy.dtype(${JSON.stringify(a[0])}) is not a supported scalar type`);
+          // numpy has no 1-byte float and no multi-byte bool; numpyScalar reads size bytes as that kind.
+          if ((m[1] === 'b' && m[2] !== '1') || (m[1] === 'f' && m[2] === '1')) throw new PthError(`numpy.dtype(${JSON.stringify(a[0])}) is not a supported scalar type`);
           return new NpDtype(m[1], Number(m[2]));
         }
         case 'numpy.core.multiarray.scalar':

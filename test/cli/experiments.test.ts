@@ -1,0 +1,173 @@
+// The experiments driver (protodino experiments) in quick mode: the grid's shape, two tiny frozen runs
+// trained, evaluated and written where `protodino report` reads them, resuming (a finished run is
+// skipped, a run with a checkpoint but no result is only re-evaluated, to the same numbers), a changed
+// config refused, and the mean ± std aggregation against hand-computed values.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ALL_BACKENDS, getBackend } from '../helpers/backends.js';
+import {
+  aggregate, experimentGrid, markdownTable, quickEvalSizes, runConfig, runExperiment, stat, writeResults,
+  type ExperimentRun, type RunResult,
+} from '../../src/cli/experiments.js';
+import { writeExperimentPlots } from '../../src/cli/experiments-plots.js';
+import { loadRun } from '../../src/report/runs.js';
+import { readJsonl } from '../../src/train/log.js';
+import { loadFashionMNIST, longTail } from '../../src/data/index.js';
+
+const wasmCase = ALL_BACKENDS.find((b) => b.name === 'wasm-relaxed-2t')!;
+const dir = mkdtempSync(join(tmpdir(), 'protodino-experiments-'));
+const quiet = () => {};
+
+function tinyRun(kp: number, steps = 8): ExperimentRun {
+  // Long-tailed, so the head / medium / tail split is exercised too; 8 steps of 32 = one epoch of the 256-image subset.
+  return {
+    name: `frozen-longtail-dino${kp ? '-kp' : ''}-s0`, setting: 'frozen', data: 'longtail', method: 'dino', koleoProto: kp, seed: 0,
+    tier: 'main', config: runConfig('frozen', 'longtail', 'dino', kp, 0, { quick: true, frozenSteps: steps }),
+  };
+}
+
+test('grid: main comparison first, same seeds with and without KoLeo-proto, unique names', async () => {
+  const grid = experimentGrid({ seeds: 3, variantSeeds: 1, quick: false });
+  const names = grid.map((r) => r.name);
+  assert.is(new Set(names).size, names.length, 'run names repeat');
+  const firstVariant = grid.findIndex((r) => r.tier === 'variant');
+  assert.ok(grid.slice(firstVariant).every((r) => r.tier === 'variant'), 'a main run comes after a variant');
+  const main = grid.filter((r) => r.tier === 'main');
+  // frozen: 2 data × {centering, sinkhorn} × ±KP × 3 seeds; full: 2 data × DINO × ±KP × 3 seeds, and
+  // the untrained network of each data and seed.
+  assert.is(main.length, 24 + 12 + 6);
+  assert.equal(main.filter((r) => r.method === 'init').map((r) => r.name).sort(),
+    ['full-balanced-init-s0', 'full-balanced-init-s1', 'full-balanced-init-s2', 'full-longtail-init-s0', 'full-longtail-init-s1', 'full-longtail-init-s2']);
+  for (const r of main.filter((x) => x.koleoProto > 0)) {
+    const twin = main.find((x) => x.name === r.name.replace('-kp-', '-'))!;
+    assert.ok(twin, `${r.name} has no run without KoLeo-proto`);
+    assert.equal({ ...twin.config, koleo_proto: 0.1 }, r.config, `${r.name} differs from its twin in more than koleo_proto`);
+  }
+  const lt = grid.find((r) => r.data === 'longtail')!, bal = grid.find((r) => r.data === 'balanced')!;
+  assert.is(lt.config.long_tail, 100);
+  // Balanced runs train on as many images as the long-tailed set the trainer builds has.
+  const fm = await loadFashionMNIST({ split: 'train' });
+  assert.is(bal.config.subset, longTail(fm, { ratio: 100, seed: 0 }).dataset.n);
+  assert.ok(!grid.some((r) => r.setting === 'frozen' && r.method === 'ibot'), 'iBOT needs a ViT; it has no frozen-PCA run');
+  assert.is(grid.find((r) => r.method === 'vmf')!.config.norm_last_layer, false);
+});
+
+test('stat, aggregate and plots: mean and sample std over seeds', async () => {
+  assert.equal(stat([1, 2, 3, 4]), { mean: 2.5, std: Math.sqrt(5 / 3), n: 4 });
+  assert.equal(stat([7]), { mean: 7, std: 0, n: 1 });
+  assert.is(stat([NaN]), null);
+  const mk = (seed: number, kp: number, u: number, knn: number): RunResult => ({
+    name: `x${seed}${kp}`, setting: 'frozen', data: 'balanced', method: 'dino', koleoProto: kp, seed, tier: 'main', config: {}, steps: 10,
+    trainSeconds: 0, evalSeconds: 0, curve: [{ step: 10, epoch: 1, unique: { '0.025': u, '0.1': u } }],
+    metrics: {
+      unique: { '0.025': u, '0.1': u - 1 }, uniqueComponents: {}, prototypes: 64, usageUsed: 5, usageEntropyFraction: 0.5, knnTop1: knn, knnTop5: 1,
+      linearTop1: 0.5, fewShot5way5shot: 0.6, fewShot5way5shotCi95: 0.01, fewShot5way1shot: 0.4,
+    },
+  });
+  const groups = aggregate([mk(0, 0, 10, 0.8), mk(1, 0, 14, 0.6), mk(0, 0.1, 64, 0.7)]);
+  assert.is(groups.length, 2);
+  const dino = groups.find((g) => g.koleoProto === 0)!;
+  assert.equal(dino.seeds, [0, 1]);
+  assert.is(dino.metrics['unique@0.025']!.mean, 12);
+  assert.ok(Math.abs(dino.metrics['unique@0.025']!.std - Math.SQRT2 * 2) < 1e-12);
+  assert.ok(Math.abs(dino.metrics.knnTop1!.mean - 0.7) < 1e-12);
+  assert.is(dino.curve[0].unique['0.025'].mean, 12);
+  const table = markdownTable(groups);
+  assert.match(table, '| frozen | balanced | DINO (centering) | 0 | 2 | 12 ± 3 / 64 | 11 ± 3 / 64 | 70.0 ± 14.1 |');
+  assert.match(table, '| frozen | balanced | DINO (centering) | 0.1 | 1 | 64 / 64 |');
+  const full = aggregate([{ ...mk(0, 0, 64, 0.6), setting: 'full' }, { ...mk(0, 0.1, 64, 0.65), setting: 'full' }]);
+  const svgs = await writeExperimentPlots([...groups, ...full], join(dir, 'plots'));
+  assert.equal(svgs, [join(dir, 'plots', 'experiments-unique.svg'), join(dir, 'plots', 'experiments-accuracy.svg')]);
+  // Vega labels every mark it draws (aria-label), so the data that reached the plot can be read back.
+  const unique = readFileSync(svgs[0], 'utf8'), acc = readFileSync(svgs[1], 'utf8');
+  assert.match(unique, 'centering + KoLeo-proto 0.1');
+  assert.ok((unique.match(/aria-roledescription="line mark"/g) ?? []).length >= 2, 'no curve in the unique-prototype plot');
+  assert.match(acc, 'metric: k-NN top-1; accuracy %: 60; kp: no KoLeo-proto');
+  assert.match(acc, 'metric: k-NN top-1; accuracy %: 65; kp: KoLeo-proto 0.1');
+  assert.not.match(acc, 'frozen', 'the frozen setting (a fixed PCA backbone) has no place in the accuracy plot');
+});
+
+test('quick runs: trained, evaluated, readable by the report, then resumed without retraining', async () => {
+  const be = await getBackend(wasmCase);
+  const sizes = quickEvalSizes();
+  const a = (await runExperiment(tinyRun(0), dir, be, sizes, quiet))!;
+  const b = (await runExperiment(tinyRun(0.1), dir, be, sizes, quiet))!;
+  assert.is(a.status, 'trained');
+  assert.is(b.status, 'trained');
+  for (const o of [a, b]) {
+    const m = o.result.metrics;
+    assert.is(o.result.steps, 8);
+    assert.is(m.prototypes, 64);
+    for (const e of ['0.025', '0.1']) assert.ok(m.unique[e] >= 1 && m.unique[e] <= 64, `unique at ε ${e} = ${m.unique[e]}`);
+    assert.ok(m.unique['0.1'] <= m.unique['0.025'], 'a larger ε cannot give more unique prototypes');
+    for (const k of ['knnTop1', 'linearTop1', 'fewShot5way5shot', 'knnHead', 'knnTail', 'linearTail'] as const) {
+      assert.ok(typeof m[k] === 'number' && m[k]! >= 0 && m[k]! <= 1, `${o.result.name} ${k} = ${m[k]}`);
+    }
+    // Eight steps of one 8-step epoch: one evaluation point, logged by the epoch diagnostics.
+    assert.equal(o.result.curve.map((c) => c.step), [8]);
+    const run = loadRun(join(dir, o.result.name));
+    assert.is(run.epochs.length, 1);
+    assert.equal(run.epochs[0].unique, o.result.curve[0].unique);
+    assert.ok(run.checkpoint, 'no checkpoint for the report');
+  }
+  const start = readJsonl(join(dir, b.result.name, 'log.jsonl')).records.find((r) => r.event === 'start')!;
+  assert.is((start.config as Record<string, unknown>).koleo_proto, 0.1);
+
+  // Finished: read back, nothing runs.
+  const again = (await runExperiment(tinyRun(0), dir, be, sizes, quiet))!;
+  assert.is(again.status, 'done');
+  assert.equal(again.result, a.result);
+
+  // Checkpoint but no result (killed during the final evaluation): evaluated again, same numbers.
+  rmSync(join(dir, a.result.name, 'result.json'));
+  // ... unless another live process holds the run's lock; a dead one's lock is taken over.
+  const lock = join(dir, a.result.name, '.lock');
+  writeFileSync(lock, String(process.ppid));
+  assert.is(await runExperiment(tinyRun(0), dir, be, sizes, quiet), null, 'ran a run another process holds');
+  const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
+  writeFileSync(lock, String(gone));
+  const re = (await runExperiment(tinyRun(0), dir, be, sizes, quiet))!;
+  assert.not.ok(existsSync(lock), 'the lock outlived the run');
+  assert.is(re.status, 'evaluated');
+  assert.equal(re.result.metrics, a.result.metrics);
+  assert.equal(re.result.curve, a.result.curve);
+
+  // Another step count is another experiment: refused, naming the file.
+  try {
+    await runExperiment(tinyRun(0, 16), dir, be, sizes, quiet);
+    assert.unreachable('a finished run with another config was reused');
+  } catch (e) {
+    assert.match((e as Error).message, join(dir, a.result.name, 'result.json'));
+    assert.match((e as Error).message, 'another config');
+  }
+
+  // The baseline: the untrained ViT, evaluated without a training step.
+  const init: ExperimentRun = {
+    name: 'full-longtail-init-s0', setting: 'full', data: 'longtail', method: 'init', koleoProto: 0, seed: 0, tier: 'main',
+    config: runConfig('full', 'longtail', 'init', 0, 0, { quick: true }),
+  };
+  const base = (await runExperiment(init, dir, be, sizes, quiet))!;
+  assert.is(base.status, 'evaluated');
+  assert.is(base.result.steps, 0);
+  assert.is(base.result.metrics.unique['0.025'], 64, 'randomly initialised prototypes are all distinct');
+  assert.ok(base.result.metrics.knnTop1 > 0.1 && base.result.metrics.knnTop1 <= 1, `init k-NN ${base.result.metrics.knnTop1}`);
+  assert.not.ok(existsSync(join(dir, init.name, 'checkpoint.safetensors')), 'the baseline trained');
+
+  const opts = { seeds: 1, variantSeeds: 0, quick: true };
+  const groups = writeResults(dir, opts, [tinyRun(0), tinyRun(0.1)], [re.result, b.result]);
+  const saved = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as { groups: unknown[]; missing: string[]; runs: unknown[] };
+  assert.is(saved.groups.length, 2);
+  assert.equal(saved.missing, []);
+  assert.is(groups.find((g) => g.koleoProto > 0)!.metrics['unique@0.025']!.mean, b.result.metrics.unique['0.025']);
+  assert.ok(existsSync(join(dir, b.result.name, 'checkpoint.safetensors')));
+});
+
+test.after(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test.run();

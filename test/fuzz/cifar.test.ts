@@ -1,0 +1,4 @@
+// Seeded fuzz of the cifar parser (see harness.ts; PROTODINO_FUZZ_CASES sets the case count).
+import { fuzzSuite } from './harness.js';
+
+fuzzSuite('cifar');
