@@ -20,6 +20,7 @@ import {
 import { readCheckpoint, type LoadedCheckpoint } from '../train/checkpoint.js';
 import { DEFAULTS, validate, type TrainConfig } from '../train/config.js';
 import { buildNetwork, type DinoNetwork } from '../train/network.js';
+import { VisionTransformer } from '../nn/vit.js';
 import { embedDataset, type Embedded } from '../train/evaluate.js';
 import type { TrainHooks } from '../train/trainer.js';
 
@@ -65,6 +66,8 @@ export function readProtodinoCheckpoint(cmd: string, path: string): { ck: Loaded
 export function networkFromCheckpoint(ck: LoadedCheckpoint, cfg: TrainConfig, be: Backend, channels: number,
   which: 'teacher' | 'student'): DinoNetwork {
   const net = buildNetwork(cfg, be, channels, cfg.seed, 0);
+  // An iBOT run's state dict holds the mask token, which the trainer adds after building the network.
+  if (cfg.ibot && net.backbone instanceof VisionTransformer) net.backbone.enableMaskToken();
   const state = new Map<string, { shape: number[]; data: Float32Array }>();
   const prefix = `${which}.`;
   for (const [k, v] of ck.tensors) if (k.startsWith(prefix)) state.set(k.slice(prefix.length), v);

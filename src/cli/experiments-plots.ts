@@ -9,7 +9,7 @@ import type { Group } from './experiments.js';
 
 type Row = Record<string, string | number>;
 
-const CONFIG = { font: 'sans-serif', axis: { labelFontSize: 11, titleFontSize: 12 }, legend: { labelLimit: 240 } };
+const CONFIG = { font: 'sans-serif', axis: { labelFontSize: 11, titleFontSize: 12 }, legend: { labelLimit: 320 } };
 const LABEL: Record<string, string> = { dino: 'centering', sinkhorn: 'Sinkhorn-Knopp', memax: 'me-max', vmf: 'DINO-vMF', ibot: 'iBOT' };
 
 function label(g: Group): string {
@@ -84,7 +84,7 @@ export function accuracySpec(groups: Group[]): TopLevelSpec | null {
     config: CONFIG, data: { values },
     facet: { field: 'panel', type: 'nominal', title: null }, columns: 2,
     spec: {
-      width: 260, height: 170,
+      width: 380, height: 170,
       layer: [
         {
           mark: { type: 'bar' },

@@ -1,7 +1,8 @@
 // The experiments driver (protodino experiments) in quick mode: the grid's shape, two tiny frozen runs
 // trained, evaluated and written where `protodino report` reads them, resuming (a finished run is
-// skipped, a run with a checkpoint but no result is only re-evaluated, to the same numbers), a changed
-// config refused, and the mean ± std aggregation against hand-computed values.
+// skipped, a run with a checkpoint but no result is only re-evaluated, to the same numbers; a run
+// another live process holds is left alone), a changed config refused, the untrained baseline, an
+// iBOT run, the mean ± std aggregation against hand-computed values and the summary plots.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -156,6 +157,15 @@ test('quick runs: trained, evaluated, readable by the report, then resumed witho
   assert.is(base.result.metrics.unique['0.025'], 64, 'randomly initialised prototypes are all distinct');
   assert.ok(base.result.metrics.knnTop1 > 0.1 && base.result.metrics.knnTop1 <= 1, `init k-NN ${base.result.metrics.knnTop1}`);
   assert.not.ok(existsSync(join(dir, init.name, 'checkpoint.safetensors')), 'the baseline trained');
+
+  // iBOT checkpoints carry the mask token; the final evaluation rebuilds the network with it.
+  const ibot: ExperimentRun = {
+    name: 'full-balanced-ibot-s0', setting: 'full', data: 'balanced', method: 'ibot', koleoProto: 0, seed: 0, tier: 'variant',
+    config: runConfig('full', 'balanced', 'ibot', 0, 0, { quick: true, fullSteps: 2 }),
+  };
+  const ib = (await runExperiment(ibot, dir, be, sizes, quiet))!;
+  assert.is(ib.status, 'trained');
+  assert.is(ib.result.steps, 2);
 
   const opts = { seeds: 1, variantSeeds: 0, quick: true };
   const groups = writeResults(dir, opts, [tinyRun(0), tinyRun(0.1)], [re.result, b.result]);
