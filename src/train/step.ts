@@ -218,7 +218,7 @@ function microLoss(s: DinoState, mb: MicroBatch, sch: StepSchedule): { loss: Ten
     sPatch = student.head.forward(st.patches);
   } else {
     // Freeing the teacher's activations here, not at the step's end, cuts the step's peak memory by
-    // about a quarter (vit_tiny batch 64 then fits in wasm32's 4 GiB).
+    // about a quarter (a vit_tiny step at batch 64 then fits in 4 GiB).
     tOut = tidy(() => noGrad(() => teacher.forward(g)));
     feats.push(student.features(g));
   }
