@@ -286,35 +286,35 @@ export async function dinoStepSuite(): Promise<SuiteReport> {
 
   // WebGPU: batch 64 and the growth with the batch on a hardware adapter; a few tiny batches on a software one.
   let gpuLabel = '';
+  // One device for every WebGPU case: Dawn's Node binding has aborted the process (std::system_error)
+  // when instances were created and destroyed several times in one process.
+  let gpu: WebGPUBackend | null = null;
   try {
-    const probe = await WebGPUBackend.create({ adapter: 'any' });
-    const software = probe.software;
+    gpu = await WebGPUBackend.create({ adapter: 'any' });
+    const software = gpu.software;
     gpuLabel = software ? 'webgpu (software)' : 'webgpu';
-    probe.destroy();
     const plan: [Arch, number[]][] = software
       ? [['vit_cpu', quickMode() ? [2, 4] : [2, 4, 8]], ['vit_tiny', [2]]]
       : [['vit_cpu', [16, 32, 64, 128]], ['vit_tiny', [16, 32, 64]]];
     for (const [arch, batches] of plan) {
       for (const batch of batches) {
-        const raw = await WebGPUBackend.create({ adapter: 'any' });
         const profileThis = profiling && batch === batches[0];
-        const be = profileThis ? new ProfiledBackend(raw) : raw;
-        try {
-          const { profile, ...t } = await timeDinoStep(be, benchConfig(arch, batch), software ? SOFTWARE_SAMPLING : SAMPLING, profileThis ? 2 : 0);
-          rows.push({ arch, batch, engine: gpuLabel, ...t, pass: 0 });
-          console.log(`dino-step ${arch} b${batch} ${gpuLabel}: ${fmt(t.imagesPerSecond, 2)} img/s (${t.seconds.map((s) => s.toFixed(2)).join(', ')} s)`);
-          if (profile) {
-            profiles.push({ arch, batch, engine: gpuLabel, report: profile });
-            console.log(`\nprofile ${arch} b${batch} ${gpuLabel}\n\n${profileTable(profile)}\n`);
-          }
-        } finally {
-          be.destroy();
+        // The profiling wrapper is dropped, not destroyed: destroying it would destroy the shared device.
+        const be = profileThis ? new ProfiledBackend(gpu) : gpu;
+        const { profile, ...t } = await timeDinoStep(be, benchConfig(arch, batch), software ? SOFTWARE_SAMPLING : SAMPLING, profileThis ? 2 : 0);
+        rows.push({ arch, batch, engine: gpuLabel, ...t, pass: 0 });
+        console.log(`dino-step ${arch} b${batch} ${gpuLabel}: ${fmt(t.imagesPerSecond, 2)} img/s (${t.seconds.map((s) => s.toFixed(2)).join(', ')} s)`);
+        if (profile) {
+          profiles.push({ arch, batch, engine: gpuLabel, report: profile });
+          console.log(`\nprofile ${arch} b${batch} ${gpuLabel}\n\n${profileTable(profile)}\n`);
         }
       }
     }
   } catch (e) {
     notes.push(`WebGPU: ${(e as Error).message}`);
     console.log(`dino-step: WebGPU unavailable (${(e as Error).message})`);
+  } finally {
+    gpu?.destroy();
   }
 
   // Best pass per (arch, batch, engine).
