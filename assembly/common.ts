@@ -67,22 +67,36 @@ export function geluGrad(x: f32): f32 {
 }
 
 /**
- * GELU of four values with the erf of assembly/common.ts (Abramowitz & Stegun 7.1.26) and a
- * vector exp: the scalar Mathf.exp made the matmul epilogue cost more than the product itself, and
- * the elementwise GELU of a training step (where autograd needs the pre-activation) likewise.
+ * erf(u) of four values (Abramowitz & Stegun 7.1.26, as the scalar erf above), given e = e^(−u²):
+ * the GELU gradient needs that exponential again for φ(x), so the caller computes it once.
  */
 // @ts-ignore: decorator
-@inline export function geluVec(x: v128): v128 {
-  const u = f32x4.mul(x, f32x4.splat(0.70710678118654752));
-  const z = f32x4.abs(u);
-  const t = f32x4.div(f32x4.splat(1), f32x4.add(f32x4.splat(1), f32x4.mul(f32x4.splat(0.3275911), z)));
+@inline function erfVec(u: v128, e: v128): v128 {
+  const t = f32x4.div(f32x4.splat(1), f32x4.add(f32x4.splat(1), f32x4.mul(f32x4.splat(0.3275911), f32x4.abs(u))));
   let q = f32x4.sub(f32x4.mul(f32x4.splat(1.061405429), t), f32x4.splat(1.453152027));
   q = f32x4.add(f32x4.mul(q, t), f32x4.splat(1.421413741));
   q = f32x4.sub(f32x4.mul(q, t), f32x4.splat(0.284496736));
   q = f32x4.add(f32x4.mul(q, t), f32x4.splat(0.254829592));
-  const y = f32x4.sub(f32x4.splat(1), f32x4.mul(f32x4.mul(q, t), expNeg(f32x4.neg(f32x4.mul(z, z)))));
+  const y = f32x4.sub(f32x4.splat(1), f32x4.mul(f32x4.mul(q, t), e));
   // erf(u) = sign(u)·y; the sign bit of u moved onto y.
-  const erf = v128.or(y, v128.and(u, f32x4.splat(-0.0)));
+  return v128.or(y, v128.and(u, f32x4.splat(-0.0)));
+}
+
+/** e^(−u²) of four values. */
+// @ts-ignore: decorator
+@inline function expNegSquare(u: v128): v128 {
+  return expNeg(f32x4.neg(f32x4.mul(u, u)));
+}
+
+/**
+ * GELU of four values with a vector erf and exp: the scalar Mathf.exp made the matmul epilogue cost
+ * more than the product itself, and the elementwise GELU of a training step (where autograd needs
+ * the pre-activation) likewise.
+ */
+// @ts-ignore: decorator
+@inline export function geluVec(x: v128): v128 {
+  const u = f32x4.mul(x, f32x4.splat(0.70710678118654752));
+  const erf = erfVec(u, expNegSquare(u));
   return f32x4.mul(f32x4.mul(f32x4.splat(0.5), x), f32x4.add(f32x4.splat(1), erf));
 }
 
@@ -93,16 +107,8 @@ export function geluGrad(x: f32): f32 {
 // @ts-ignore: decorator
 @inline export function geluGradVec(x: v128): v128 {
   const u = f32x4.mul(x, f32x4.splat(0.70710678118654752));
-  const z = f32x4.abs(u);
-  const t = f32x4.div(f32x4.splat(1), f32x4.add(f32x4.splat(1), f32x4.mul(f32x4.splat(0.3275911), z)));
-  let q = f32x4.sub(f32x4.mul(f32x4.splat(1.061405429), t), f32x4.splat(1.453152027));
-  q = f32x4.add(f32x4.mul(q, t), f32x4.splat(1.421413741));
-  q = f32x4.sub(f32x4.mul(q, t), f32x4.splat(0.284496736));
-  q = f32x4.add(f32x4.mul(q, t), f32x4.splat(0.254829592));
-  const e = expNeg(f32x4.neg(f32x4.mul(z, z))); // e^(−x²/2)
-  const y = f32x4.sub(f32x4.splat(1), f32x4.mul(f32x4.mul(q, t), e));
-  const erf = v128.or(y, v128.and(u, f32x4.splat(-0.0)));
-  const cdf = f32x4.mul(f32x4.splat(0.5), f32x4.add(f32x4.splat(1), erf));
+  const e = expNegSquare(u); // e^(−x²/2)
+  const cdf = f32x4.mul(f32x4.splat(0.5), f32x4.add(f32x4.splat(1), erfVec(u, e)));
   return f32x4.add(cdf, f32x4.mul(x, f32x4.mul(f32x4.splat(0.3989422804014327), e)));
 }
 
