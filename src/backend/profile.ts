@@ -168,6 +168,14 @@ export class ProfiledBackend implements Backend {
 
   // ---- timing -------------------------------------------------------------------------------
 
+  /** Runs one kernel call, timing it under key while a step is being profiled. */
+  private timed(key: string, run: () => void): void {
+    if (!this.active) return run();
+    const t0 = performance.now();
+    run();
+    this.record(key, t0);
+  }
+
   private record(key: string, t0: number): void {
     if (this.afterKernel) this.afterKernel();
     const ms = performance.now() - t0;
@@ -216,148 +224,76 @@ export class ProfiledBackend implements Backend {
   // ---- kernels ------------------------------------------------------------------------------
 
   fill(out: Storage, n: number, value: number): void {
-    if (!this.active) return this.inner.fill(out, n, value);
-    const t0 = performance.now();
-    this.inner.fill(out, n, value);
-    this.record('fill', t0);
+    this.timed('fill', () => this.inner.fill(out, n, value));
   }
   unary(op: UnaryOp, x: Storage, out: Storage, n: number, a: number, b: number): void {
-    if (!this.active) return this.inner.unary(op, x, out, n, a, b);
-    const t0 = performance.now();
-    this.inner.unary(op, x, out, n, a, b);
-    this.record(`unary.${op}`, t0);
+    this.timed(`unary.${op}`, () => this.inner.unary(op, x, out, n, a, b));
   }
   unaryGrad(op: UnaryOp, x: Storage, y: Storage, dy: Storage, dx: Storage, n: number, a: number, b: number): void {
-    if (!this.active) return this.inner.unaryGrad(op, x, y, dy, dx, n, a, b);
-    const t0 = performance.now();
-    this.inner.unaryGrad(op, x, y, dy, dx, n, a, b);
-    this.record(`unaryGrad.${op}`, t0);
+    this.timed(`unaryGrad.${op}`, () => this.inner.unaryGrad(op, x, y, dy, dx, n, a, b));
   }
   binary(op: BinaryOp, a: Storage, b: Storage, out: Storage, shape: number[], aStrides: number[], bStrides: number[]): void {
-    if (!this.active) return this.inner.binary(op, a, b, out, shape, aStrides, bStrides);
-    const t0 = performance.now();
-    this.inner.binary(op, a, b, out, shape, aStrides, bStrides);
-    this.record(`binary.${op}`, t0);
+    this.timed(`binary.${op}`, () => this.inner.binary(op, a, b, out, shape, aStrides, bStrides));
   }
   where(cond: Storage, a: Storage, b: Storage, out: Storage, shape: number[], cStrides: number[], aStrides: number[], bStrides: number[]): void {
-    if (!this.active) return this.inner.where(cond, a, b, out, shape, cStrides, aStrides, bStrides);
-    const t0 = performance.now();
-    this.inner.where(cond, a, b, out, shape, cStrides, aStrides, bStrides);
-    this.record('where', t0);
+    this.timed('where', () => this.inner.where(cond, a, b, out, shape, cStrides, aStrides, bStrides));
   }
   matmul(a: Storage, b: Storage, out: Storage, p: MatmulParams): void {
-    if (!this.active) return this.inner.matmul(a, b, out, p);
-    const t0 = performance.now();
-    this.inner.matmul(a, b, out, p);
-    this.record('matmul', t0);
+    this.timed('matmul', () => this.inner.matmul(a, b, out, p));
   }
   reduce(op: ReduceOp, x: Storage, out: Storage, outer: number, len: number, inner: number): void {
-    if (!this.active) return this.inner.reduce(op, x, out, outer, len, inner);
-    const t0 = performance.now();
-    this.inner.reduce(op, x, out, outer, len, inner);
-    this.record(`reduce.${op}`, t0);
+    this.timed(`reduce.${op}`, () => this.inner.reduce(op, x, out, outer, len, inner));
   }
   argReduce(op: 'max' | 'min', x: Storage, out: Storage, outer: number, len: number, inner: number): void {
-    if (!this.active) return this.inner.argReduce(op, x, out, outer, len, inner);
-    const t0 = performance.now();
-    this.inner.argReduce(op, x, out, outer, len, inner);
-    this.record(`argReduce.${op}`, t0);
+    this.timed(`argReduce.${op}`, () => this.inner.argReduce(op, x, out, outer, len, inner));
   }
   softmax(x: Storage, out: Storage, rows: number, cols: number, log: boolean): void {
-    if (!this.active) return this.inner.softmax(x, out, rows, cols, log);
-    const t0 = performance.now();
-    this.inner.softmax(x, out, rows, cols, log);
-    this.record(log ? 'softmax.log' : 'softmax', t0);
+    this.timed(log ? 'softmax.log' : 'softmax', () => this.inner.softmax(x, out, rows, cols, log));
   }
   softmaxGrad(y: Storage, dy: Storage, dx: Storage, rows: number, cols: number, log: boolean): void {
-    if (!this.active) return this.inner.softmaxGrad(y, dy, dx, rows, cols, log);
-    const t0 = performance.now();
-    this.inner.softmaxGrad(y, dy, dx, rows, cols, log);
-    this.record(log ? 'softmaxGrad.log' : 'softmaxGrad', t0);
+    this.timed(log ? 'softmaxGrad.log' : 'softmaxGrad', () => this.inner.softmaxGrad(y, dy, dx, rows, cols, log));
   }
   layerNorm(x: Storage, gamma: Storage | null, beta: Storage | null, out: Storage, mean: Storage, rstd: Storage, rows: number, cols: number, eps: number): void {
-    if (!this.active) return this.inner.layerNorm(x, gamma, beta, out, mean, rstd, rows, cols, eps);
-    const t0 = performance.now();
-    this.inner.layerNorm(x, gamma, beta, out, mean, rstd, rows, cols, eps);
-    this.record('layerNorm', t0);
+    this.timed('layerNorm', () => this.inner.layerNorm(x, gamma, beta, out, mean, rstd, rows, cols, eps));
   }
   layerNormGrad(x: Storage, gamma: Storage | null, mean: Storage, rstd: Storage, dy: Storage, dx: Storage, dgamma: Storage | null, dbeta: Storage | null, rows: number, cols: number): void {
-    if (!this.active) return this.inner.layerNormGrad(x, gamma, mean, rstd, dy, dx, dgamma, dbeta, rows, cols);
-    const t0 = performance.now();
-    this.inner.layerNormGrad(x, gamma, mean, rstd, dy, dx, dgamma, dbeta, rows, cols);
-    this.record('layerNormGrad', t0);
+    this.timed('layerNormGrad', () => this.inner.layerNormGrad(x, gamma, mean, rstd, dy, dx, dgamma, dbeta, rows, cols));
   }
   copyStrided(src: Storage, dst: Storage, shape: number[], srcOffset: number, srcStrides: number[], dstOffset: number, dstStrides: number[]): void {
-    if (!this.active) return this.inner.copyStrided(src, dst, shape, srcOffset, srcStrides, dstOffset, dstStrides);
-    const t0 = performance.now();
-    this.inner.copyStrided(src, dst, shape, srcOffset, srcStrides, dstOffset, dstStrides);
-    this.record('copyStrided', t0);
+    this.timed('copyStrided', () => this.inner.copyStrided(src, dst, shape, srcOffset, srcStrides, dstOffset, dstStrides));
   }
   gatherRows(x: Storage, idx: Storage, out: Storage, nIdx: number, cols: number): void {
-    if (!this.active) return this.inner.gatherRows(x, idx, out, nIdx, cols);
-    const t0 = performance.now();
-    this.inner.gatherRows(x, idx, out, nIdx, cols);
-    this.record('gatherRows', t0);
+    this.timed('gatherRows', () => this.inner.gatherRows(x, idx, out, nIdx, cols));
   }
   scatterAddRows(dy: Storage, idx: Storage, dx: Storage, nIdx: number, rows: number, cols: number): void {
-    if (!this.active) return this.inner.scatterAddRows(dy, idx, dx, nIdx, rows, cols);
-    const t0 = performance.now();
-    this.inner.scatterAddRows(dy, idx, dx, nIdx, rows, cols);
-    this.record('scatterAddRows', t0);
+    this.timed('scatterAddRows', () => this.inner.scatterAddRows(dy, idx, dx, nIdx, rows, cols));
   }
   nearestNeighbor(x: Storage, y: Storage, outVal: Storage, outIdx: Storage, m: number, k: number, d: number, excludeSelf: boolean): void {
-    if (!this.active) return this.inner.nearestNeighbor(x, y, outVal, outIdx, m, k, d, excludeSelf);
-    const t0 = performance.now();
-    this.inner.nearestNeighbor(x, y, outVal, outIdx, m, k, d, excludeSelf);
-    this.record('nearestNeighbor', t0);
+    this.timed('nearestNeighbor', () => this.inner.nearestNeighbor(x, y, outVal, outIdx, m, k, d, excludeSelf));
   }
   topk(x: Storage, outVal: Storage, outIdx: Storage, rows: number, cols: number, k: number): void {
-    if (!this.active) return this.inner.topk(x, outVal, outIdx, rows, cols, k);
-    const t0 = performance.now();
-    this.inner.topk(x, outVal, outIdx, rows, cols, k);
-    this.record('topk', t0);
+    this.timed('topk', () => this.inner.topk(x, outVal, outIdx, rows, cols, k));
   }
   im2col(x: Storage, out: Storage, p: Conv2dParams): void {
-    if (!this.active) return this.inner.im2col(x, out, p);
-    const t0 = performance.now();
-    this.inner.im2col(x, out, p);
-    this.record('im2col', t0);
+    this.timed('im2col', () => this.inner.im2col(x, out, p));
   }
   col2im(col: Storage, dx: Storage, p: Conv2dParams): void {
-    if (!this.active) return this.inner.col2im(col, dx, p);
-    const t0 = performance.now();
-    this.inner.col2im(col, dx, p);
-    this.record('col2im', t0);
+    this.timed('col2im', () => this.inner.col2im(col, dx, p));
   }
   pool2d(op: 'max' | 'avg', x: Storage, out: Storage, argmax: Storage | null, p: Conv2dParams): void {
-    if (!this.active) return this.inner.pool2d(op, x, out, argmax, p);
-    const t0 = performance.now();
-    this.inner.pool2d(op, x, out, argmax, p);
-    this.record(`pool2d.${op}`, t0);
+    this.timed(`pool2d.${op}`, () => this.inner.pool2d(op, x, out, argmax, p));
   }
   pool2dGrad(op: 'max' | 'avg', dy: Storage, argmax: Storage | null, dx: Storage, p: Conv2dParams): void {
-    if (!this.active) return this.inner.pool2dGrad(op, dy, argmax, dx, p);
-    const t0 = performance.now();
-    this.inner.pool2dGrad(op, dy, argmax, dx, p);
-    this.record(`pool2dGrad.${op}`, t0);
+    this.timed(`pool2dGrad.${op}`, () => this.inner.pool2dGrad(op, dy, argmax, dx, p));
   }
   random(dist: RandomDist, out: Storage, n: number, seed: number, offset: number, a: number, b: number): void {
-    if (!this.active) return this.inner.random(dist, out, n, seed, offset, a, b);
-    const t0 = performance.now();
-    this.inner.random(dist, out, n, seed, offset, a, b);
-    this.record(`random.${dist}`, t0);
+    this.timed(`random.${dist}`, () => this.inner.random(dist, out, n, seed, offset, a, b));
   }
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, n: number, p: AdamWParams): void {
-    if (!this.active) return this.inner.adamw(param, grad, m, v, n, p);
-    const t0 = performance.now();
-    this.inner.adamw(param, grad, m, v, n, p);
-    this.record('adamw', t0);
+    this.timed('adamw', () => this.inner.adamw(param, grad, m, v, n, p));
   }
   ema(target: Storage, source: Storage, n: number, momentum: number): void {
-    if (!this.active) return this.inner.ema(target, source, n, momentum);
-    const t0 = performance.now();
-    this.inner.ema(target, source, n, momentum);
-    this.record('ema', t0);
+    this.timed('ema', () => this.inner.ema(target, source, n, momentum));
   }
 }
 
