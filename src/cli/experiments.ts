@@ -15,6 +15,7 @@ import {
 } from '../eval/index.js';
 import { train } from '../train/trainer.js';
 import { readCheckpoint } from '../train/checkpoint.js';
+import { processAlive } from '../util/process.js';
 import { readJsonl } from '../train/log.js';
 import { validate, DEFAULTS, type TrainConfig } from '../train/config.js';
 import { embedDataset } from '../train/evaluate.js';
@@ -186,16 +187,8 @@ export interface CurvePoint {
   usageUsed?: number;
 }
 
-export interface RunResult {
-  name: string;
-  setting: Setting;
-  data: DataKind;
-  method: Method;
-  koleoProto: number;
-  seed: number;
-  tier: Tier;
-  /** The run's training config as given to train(); a finished run with another config is not reused. */
-  config: Partial<TrainConfig>;
+/** A finished run: its grid entry (config as given to train(); a finished run with another config is not reused) and what it measured. */
+export interface RunResult extends ExperimentRun {
   steps: number;
   trainSeconds: number;
   evalSeconds: number;
@@ -295,15 +288,6 @@ export interface RunOutcome {
   status: 'done' | 'trained' | 'evaluated';
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Claims a run directory for this process (a `.lock` file holding the pid), so several
  * `protodino experiments` processes can share one grid; a lock left by a dead process is taken over.
@@ -317,7 +301,7 @@ function claim(dir: string): (() => void) | null {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const pid = Number(readFileSync(path, 'utf8'));
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) return null;
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) return null;
       rmSync(path, { force: true });
     }
   }
@@ -389,8 +373,7 @@ function writeResult(dir: string, run: ExperimentRun,
   r: { steps: number; trainSeconds: number; evalSeconds: number; sizes: EvalSizes; metrics: RunMetrics }): RunResult {
   const resultPath = join(dir, 'result.json');
   const result: RunResult = {
-    name: run.name, setting: run.setting, data: run.data, method: run.method, koleoProto: run.koleoProto, seed: run.seed, tier: run.tier,
-    config: run.config, steps: r.steps, trainSeconds: r.trainSeconds, evalSeconds: r.evalSeconds, evalSizes: r.sizes, metrics: r.metrics,
+    ...run, steps: r.steps, trainSeconds: r.trainSeconds, evalSeconds: r.evalSeconds, evalSizes: r.sizes, metrics: r.metrics,
     curve: readCurve(dir),
   };
   // Written whole, then renamed: a result.json that exists is complete.

@@ -8,17 +8,11 @@ import { mul, sub } from '../tensor/ops/elementwise.js';
 import { mean, sum } from '../tensor/ops/reduce.js';
 import { crossEntropy, softmax } from '../tensor/ops/softmax.js';
 import { emaUpdate } from '../tensor/ops/optim.js';
+import { mulberry32 } from '../util/mulberry32.js';
 
-/** A small seeded PRNG (mulberry32): masks depend only on (seed, step, micro-batch), so resume is exact. */
+/** The masks' generator (mulberry32): masks depend only on (seed, step, micro-batch), so resume is exact. */
 export function maskRng(seed: number, step: number, micro: number): () => number {
-  let a = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(step + 1, 0xc2b2ae35) ^ Math.imul(micro + 7, 0x27d4eb2f)) >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(step + 1, 0xc2b2ae35) ^ Math.imul(micro + 7, 0x27d4eb2f));
 }
 
 export interface MaskOptions {

@@ -9,6 +9,7 @@ import type { Module } from '../nn/module.js';
 import type { AdamW } from '../tensor/ops/optim.js';
 import type { GeneratorState } from '../tensor/ops/random.js';
 import { readSafetensors, SafetensorsError, writeSafetensors, type SafeTensorInput } from './safetensors.js';
+import { processAlive } from '../util/process.js';
 
 export interface CheckpointMeta {
   format: 'protodino-dino-v1';
@@ -204,7 +205,7 @@ export function removeStaleTemporaries(path: string): string[] {
   for (const name of names) {
     if (!name.startsWith(prefix)) continue;
     const pid = Number(name.slice(prefix.length));
-    if (!Number.isInteger(pid) || pid <= 0 || (pid !== process.pid && alive(pid))) continue;
+    if (!Number.isInteger(pid) || pid <= 0 || (pid !== process.pid && processAlive(pid))) continue;
     try {
       unlinkSync(join(dir, name));
       removed.push(name);
@@ -215,11 +216,3 @@ export function removeStaleTemporaries(path: string): string[] {
   return removed;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

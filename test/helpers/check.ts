@@ -4,18 +4,10 @@ import * as assert from 'uvu/assert';
 import type { Backend } from '../../src/backend/backend.js';
 import { backward, param, tensor, tidy, type Tensor } from '../../src/tensor/index.js';
 import { mul, sum } from '../../src/tensor/index.js';
+import { mulberry32 } from '../../src/util/mulberry32.js';
 
 /** mulberry32: a small seeded generator for test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 /** n values uniform in [lo, hi). */
 export function randArray(n: number, seed: number, lo = -1, hi = 1): Float64Array {
