@@ -10,3 +10,4 @@ export * from './conv';
 export * from './random';
 export * from './layout';
 export * from './neighbours';
+export * from './peak';

@@ -196,21 +196,28 @@ function edgeTile(pa: usize, pb: usize, kc: i32, c: usize, ldc: i32, mode: i32, 
 /**
  * Work is handed out in chunks of `chunkRows` output rows (a multiple of MR, at most MC) of one
  * batch, claimed from a shared counter rather than by the thread's [start, end): a thread that is
- * descheduled (a loaded machine) or slow to wake leaves its chunks to the others. The JS side runs
+ * descheduled (a loaded machine) or slow to wake leaves its chunks to the others. A thread claims
+ * `claim` consecutive chunks at a time: one atomic per tiny chunk (the attention products of short
+ * sequences) made the counter's cache line bounce between cores for longer than the work. The JS side runs
  * this over `chunks` units only to pick how many threads join. flags: 1 accumulate, 2 bias, 4 gelu.
  * B was packed by matmulPackB (shared by every batch when sharedB). scratch: i32 slot and chunk
  * counters, then one SLOT_BYTES slot per thread.
  */
 export function matmulCompute(a: usize, packed: usize, out: usize, bias: usize, m: i32, n: i32, k: i32,
   transA: i32, strideA: i32, sharedB: i32, flags: i32, scratch: usize, chunkRows: i32, chunks: i32,
-  start: i32, end: i32): void {
+  claim: i32, start: i32, end: i32): void {
   const slot = scratch + 64 + <usize>atomic.add<i32>(scratch, 1) * SLOT_BYTES;
   const tile = addr(slot, MC * KC);
   const perBatch = (m + chunkRows - 1) / chunkRows;
   const panels = (n + NR - 1) / NR;
   const accumulate = flags & 1, hasBias = flags & 2, act = flags & 4;
+  let chunk = 0, claimed = 0;
   for (;;) {
-    const chunk = atomic.add<i32>(scratch, 1, 4);
+    if (claimed == 0) {
+      chunk = atomic.add<i32>(scratch, claim, 4);
+      claimed = claim;
+    } else chunk++;
+    claimed--;
     if (chunk >= chunks) break;
     const bi = chunk / perBatch;
     const i0 = (chunk % perBatch) * chunkRows;
@@ -240,6 +247,12 @@ export function matmulCompute(a: usize, packed: usize, out: usize, bias: usize, 
     if (act) {
       const len = rows * n;
       let i = 0;
+      // two vectors per iteration, as in the elementwise GELU, to overlap the long chains
+      for (; i + 8 <= len; i += 8) {
+        const g0 = geluVec(v128.load(addr(cb, i))), g1 = geluVec(v128.load(addr(cb, i), 16));
+        v128.store(addr(cb, i), g0);
+        v128.store(addr(cb, i), g1, 16);
+      }
       for (; i + 4 <= len; i += 4) v128.store(addr(cb, i), geluVec(v128.load(addr(cb, i))));
       for (; i < len; i++) store<f32>(addr(cb, i), f32x4.extract_lane(geluVec(f32x4.splat(load<f32>(addr(cb, i)))), 0));
     }

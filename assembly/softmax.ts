@@ -1,45 +1,12 @@
 // Softmax and log-softmax over the last axis of [rows, cols], and their gradients. One work unit
 // per row (threads split rows), SIMD along cols. Stable form: e = exp(x − max), so no exp overflows
-// however large the logits are. exp is a vector polynomial (wasm has no vector exp): Cephes expf,
-// within 2 ulp of the true value; the scalar tails use the same function so a value does not depend
-// on whether it fell in a vector or a tail.
-import { madd } from './common';
-
-const LOG2E: f32 = 1.44269504088896341;
-const LN2_HI: f32 = 0.693359375; // ln 2 split so n·LN2_HI is exact for |n| < 2^8
-const LN2_LO: f32 = -2.12194440e-4;
-const EXP_LO: f32 = -87.3365447505531; // ln 2^-126: below it e^x is subnormal, returned as 0
-const EXP_HI: f32 = 88.0;
-// 1.5·2^23: adding it rounds to an integer held in the low mantissa bits, with no float→int convert
-const MAGIC: f32 = 12582912.0;
-
-/** e^x lane-wise for x ≤ 88 (the softmax kernels only ask for x ≤ 0). */
-// @ts-ignore: decorator
-@inline function expv(x0: v128): v128 {
-  // pmin/pmax are single instructions (min/max carry NaN rules that cost several); a NaN lane
-  // stays NaN through the polynomial anyway
-  const x = f32x4.pmin(x0, f32x4.splat(EXP_HI));
-  const t = madd(x, f32x4.splat(LOG2E), f32x4.splat(MAGIC));
-  const n = f32x4.sub(t, f32x4.splat(MAGIC));
-  let r = f32x4.sub(x, f32x4.mul(n, f32x4.splat(LN2_HI)));
-  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(LN2_LO)));
-  let p = f32x4.splat(1.9875691500e-4);
-  p = madd(p, r, f32x4.splat(1.3981999507e-3));
-  p = madd(p, r, f32x4.splat(8.3334519073e-3));
-  p = madd(p, r, f32x4.splat(4.1665795894e-2));
-  p = madd(p, r, f32x4.splat(1.6666665459e-1));
-  p = madd(p, r, f32x4.splat(5.0000001201e-1));
-  p = madd(p, f32x4.mul(r, r), f32x4.add(r, f32x4.splat(1)));
-  // 2^n: t's low mantissa bits hold n (the magic constant's low 9 bits are 0), so the shift
-  // leaves (n + 127) << 23, the exponent field of 2^n.
-  const pow2 = i32x4.shl(i32x4.add(t, i32x4.splat(127)), 23);
-  // x0 < EXP_LO (−inf included) gives exactly 0, whatever the lane computed; NaN stays NaN.
-  return v128.andnot(f32x4.mul(p, pow2), f32x4.lt(x0, f32x4.splat(EXP_LO)));
-}
+// however large the logits are. exp is common.ts's vector polynomial; the scalar tails use the same
+// function so a value does not depend on whether it fell in a vector or a tail.
+import { expVec, madd } from './common';
 
 // @ts-ignore: decorator
 @inline function exps(x: f32): f32 {
-  return f32x4.extract_lane(expv(f32x4.splat(x)), 0);
+  return f32x4.extract_lane(expVec(f32x4.splat(x)), 0);
 }
 
 // @ts-ignore: decorator
@@ -67,8 +34,8 @@ const MAGIC: f32 = 12582912.0;
   let c = 0;
   for (; c + 8 <= cols; c += 8) {
     const o = <usize>c << 2;
-    const e0 = expv(f32x4.sub(v128.load(p + o), vm));
-    const e1 = expv(f32x4.sub(v128.load(p + o + 16), vm));
+    const e0 = expVec(f32x4.sub(v128.load(p + o), vm));
+    const e1 = expVec(f32x4.sub(v128.load(p + o + 16), vm));
     if (keep) {
       v128.store(q + o, e0);
       v128.store(q + o + 16, e1);
@@ -78,7 +45,7 @@ const MAGIC: f32 = 12582912.0;
   }
   for (; c + 4 <= cols; c += 4) {
     const o = <usize>c << 2;
-    const e0 = expv(f32x4.sub(v128.load(p + o), vm));
+    const e0 = expVec(f32x4.sub(v128.load(p + o), vm));
     if (keep) v128.store(q + o, e0);
     s0 = f32x4.add(s0, e0);
   }
@@ -148,7 +115,7 @@ export function softmaxGrad(y: usize, dy: usize, dx: usize, cols: i32, log: i32,
     if (log) {
       for (; c + 4 <= cols; c += 4) {
         const o = <usize>c << 2;
-        v128.store(pd + o, f32x4.sub(v128.load(pg + o), f32x4.mul(expv(v128.load(py + o)), vs)));
+        v128.store(pd + o, f32x4.sub(v128.load(pg + o), f32x4.mul(expVec(v128.load(py + o)), vs)));
       }
       for (; c < cols; c++) {
         const o = <usize>c << 2;

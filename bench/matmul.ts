@@ -2,7 +2,8 @@
 // training step (64 images × 65 tokens, width 192, MLP 768, 3 heads of 64), on wasm (simd and
 // relaxed builds, 1 and 2 threads), WebGPU (labelled software on llvmpipe, which says nothing about
 // GPU speed) and the peer, tfjs-backend-wasm (XNNPACK) on one thread, all in the same run. Reports
-// GFLOP/s from each case's median time (best of several passes) and the ratio to tfjs.
+// GFLOP/s from each case's median time (best of several passes), the ratio to tfjs, and the
+// fraction of one core's measured multiply-add peak (assembly/peak.ts).
 import b from 'benny';
 import type { Summary } from 'benny/lib/internal/common-types.js';
 import type { Backend, MatmulParams, Storage } from '../src/backend/backend.js';
@@ -39,6 +40,8 @@ const flops = (s: Shape) => 2 * s.batch * s.m * s.n * s.k;
 /** Something that can time one shape: the function benny calls and a cleanup, or null to skip it. */
 interface Engine {
   label: string;
+  /** Our wasm backends, for the peak probe. */
+  backend?: WasmBackend;
   prepare(s: Shape): { run: () => unknown; dispose(): void } | null;
   destroy(): void;
 }
@@ -56,6 +59,7 @@ function random(n: number, seed: number): Float32Array {
 function ours(be: Backend, label: string, async: boolean): Engine {
   return {
     label,
+    backend: be instanceof WasmBackend ? be : undefined,
     prepare(s) {
       const up = (n: number, seed: number): Storage => {
         const t = be.alloc(n, 'f32');
@@ -122,11 +126,35 @@ async function engines(): Promise<Engine[]> {
   return list;
 }
 
+/**
+ * One core's multiply-add peak in GFLOP/s for each wasm build (assembly/peak.ts: register-only
+ * chains, best of several runs), measured in the same run as the kernels it is compared with.
+ */
+function simdPeaks(list: Engine[]): Record<string, number> {
+  const peaks: Record<string, number> = {};
+  for (const e of list) {
+    const build = e.label.match(/^wasm (\w+) 1t$/)?.[1];
+    if (!build || !e.backend) continue;
+    const probe = e.backend.rt.exports.peakMadd as (iters: number) => number;
+    const iters = quickMode() ? 2e6 : 2e7;
+    probe(iters / 10);
+    let best = 0;
+    for (let r = 0; r < 5; r++) {
+      const t0 = performance.now();
+      probe(iters);
+      best = Math.max(best, (iters * 96) / ((performance.now() - t0) / 1000) / 1e9);
+    }
+    peaks[build] = best;
+  }
+  return peaks;
+}
+
 /** Passes over all shapes: a shared machine's bursts of other load then spoil some passes, not all. */
 const PASSES = quickMode() ? 1 : 2;
 
 export async function matmulSuite(): Promise<SuiteReport> {
   const list = await engines();
+  const peaks = simdPeaks(list);
   const summaries: Summary[] = [];
   const median: Record<string, Record<string, number>> = {};
   const best: Record<string, Record<string, number>> = {};
@@ -165,14 +193,19 @@ export async function matmulSuite(): Promise<SuiteReport> {
   }
   const labels = list.map((e) => e.label);
   const passes = PASSES > 1 ? `, best of ${PASSES} passes` : '';
+  const peakLine = Object.keys(peaks).length === 0 ? [] : [
+    `One core's multiply-add peak (assembly/peak.ts, no memory traffic): ${Object.entries(peaks).map(([k, v]) => `${k} build ${v.toFixed(1)} GFLOP/s`).join(', ')}. ` +
+    'No 1-thread kernel can exceed it; the ÷ peak column is the best 1-thread wasm case over the best build\'s peak.', ''];
   const table = [
-    `GFLOP/s from the median time of each case${passes}:`, '', gflopsTable(labels, median), '',
-    'GFLOP/s from the fastest sample (less sensitive to other load on a shared machine):', '', gflopsTable(labels, best),
+    ...peakLine,
+    `GFLOP/s from the median time of each case${passes}:`, '', gflopsTable(labels, median, peaks), '',
+    'GFLOP/s from the fastest sample (less sensitive to other load on a shared machine):', '', gflopsTable(labels, best, peaks),
   ].join('\n');
-  return { summaries, table, details: { passes: PASSES, gflopsMedian: median, gflopsBest: best } };
+  return { summaries, table, details: { passes: PASSES, simdPeakGflops: peaks, gflopsMedian: median, gflopsBest: best } };
 }
 
-function gflopsTable(labels: string[], gflops: Record<string, Record<string, number>>): string {
+function gflopsTable(labels: string[], gflops: Record<string, Record<string, number>>, peaks: Record<string, number>): string {
+  const peak = Math.max(0, ...Object.values(peaks));
   const peer = labels.find((l) => l.startsWith('tfjs'));
   const bestOf = (r: Record<string, number>, t: string) =>
     Math.max(...labels.filter((l) => l.startsWith('wasm') && l.endsWith(t)).map((l) => r[l] ?? 0));
@@ -180,10 +213,12 @@ function gflopsTable(labels: string[], gflops: Record<string, Record<string, num
   const header = ['shape', ...labels];
   if (peer) header.push('best wasm 1t ÷ tfjs', 'best wasm 2t ÷ tfjs');
   header.push('wasm 2t ÷ 1t');
+  if (peak > 0) header.push('best wasm 1t ÷ peak');
   const rows = Object.entries(gflops).map(([shape, r]) => {
     const row: (string | number)[] = [shape, ...labels.map((l) => fmt(r[l]))];
     if (peer) row.push(fmt(bestOf(r, ' 1t') / r[peer], 2, 'x'), fmt(bestOf(r, ' 2t') / r[peer], 2, 'x'));
     row.push(fmt(bestOf(r, ' 2t') / bestOf(r, ' 1t'), 2, 'x'));
+    if (peak > 0) row.push(fmt((100 * bestOf(r, ' 1t')) / peak, 0, '%'));
     return row;
   });
   return markdownTable(header, rows);

@@ -27,6 +27,22 @@ export function collapseDims(shape: number[], ...strides: number[][]): { shape: 
   return { shape: s, strides: st };
 }
 
+/**
+ * Gives a collapsed view that is one long run (every leading dim 1, as a contiguous elementwise op
+ * over whole tensors collapses to) rows to split across threads: the last dim N becomes
+ * [N / C, C] for C the largest power of two dividing N, up to 16384. Kernels that split over rows
+ * otherwise ran such ops on one thread. Left as is when N has no power-of-two factor ≥ 256.
+ */
+export function splitLongRun(c: { shape: number[]; strides: number[][] }): void {
+  const n = c.shape[MAX_RANK - 1];
+  if (c.shape[MAX_RANK - 2] !== 1 || n < 1 << 15) return;
+  const run = Math.min(n & -n, 1 << 14);
+  if (run < 256) return;
+  c.shape[MAX_RANK - 2] = n / run;
+  c.shape[MAX_RANK - 1] = run;
+  for (const st of c.strides) st[MAX_RANK - 2] = st[MAX_RANK - 1] * run;
+}
+
 export function numel(shape: number[]): number {
   let n = 1;
   for (const d of shape) n *= d;

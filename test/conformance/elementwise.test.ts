@@ -103,6 +103,23 @@ conformance('elementwise', (test, be) => {
     await gradCheck(be(), (x) => pd.mul(pd.add(x, x), x), (x) => x.map((v) => 2 * v * v), [{ shape: [5] }], { what: 'x*(x+x)' });
   });
 
+  test('binary, where and copy over one long contiguous run (split into rows for the threads)', async () => {
+    // 3·2^15 elements collapse to one run that the wasm backend splits into rows of 2^14; the
+    // broadcast scalar keeps stride 0 through the split; concat copies each input as one run.
+    const n = 3 << 15, shape = [3, 1 << 15];
+    const x = randArray(n, 7, -2, 2), y = randArray(n, 8, -2, 2), c = randArray(n, 9, -1, 1).map((v) => (v > 0 ? 1 : 0));
+    const tx = pd.tensor(x, shape, be()), ty = pd.tensor(y, shape, be()), tc = pd.tensor(c, shape, be());
+    const s = pd.tensor([0.5], [1], be());
+    const sum = pd.add(tx, ty), scaled = pd.mul(tx, s), picked = pd.where(tc, tx, ty);
+    const joined = pd.concat([tx, ty], 0);
+    assertClose(await read(sum), binaryRef((a, b) => a + b, x, shape, y, shape), { rtol: 1e-6, atol: 1e-6 }, 'add');
+    assertClose(await read(scaled), binaryRef((a, b) => a * b, x, shape, Float64Array.from([0.5]), [1]), { rtol: 1e-6, atol: 1e-6 }, 'mul by scalar');
+    const f32 = (v: Float64Array) => v.map(Math.fround);
+    assertClose(await read(picked), whereRef(c, shape, f32(x), shape, f32(y), shape), { rtol: 0, atol: 0 }, 'where');
+    assertClose(await read(joined), [...f32(x), ...f32(y)], { rtol: 0, atol: 0 }, 'concat');
+    for (const t of [tx, ty, tc, s, sum, scaled, picked, joined]) t.dispose();
+  });
+
   test('large fill and unary beyond one dispatch dimension', async () => {
     const n = 65535 * 256 + 1000;
     const t = pd.full([n], 2, be());

@@ -1,6 +1,6 @@
 import type { Storage } from '../backend.js';
 import { BackendError } from '../backend.js';
-import { collapseDims, numel } from '../strided.js';
+import { collapseDims, numel, splitLongRun } from '../strided.js';
 import type { WasmRuntime } from './runtime.js';
 import { ptr } from './storage.js';
 
@@ -13,6 +13,7 @@ export function copyStrided(rt: WasmRuntime, src: Storage, dst: Storage, shape: 
   srcStrides: number[], dstOffset: number, dstStrides: number[]): void {
   if (numel(shape) === 0) return;
   const c = collapseDims(shape, srcStrides, dstStrides);
+  splitLongRun(c);
   const [pShape, pS, pD] = rt.scratchI32(c.shape, c.strides[0], c.strides[1]);
   const rows = numel(c.shape.slice(0, 5));
   rt.run('copyStrided', [ptr(src), ptr(dst), pShape, srcOffset, pS, dstOffset, pD], rows, Math.max(1, GRAIN / c.shape[5]));

@@ -5,6 +5,8 @@ import { ptr } from './storage.js';
 
 /** Multiply-adds per thread below which a fork-join costs more than it saves. */
 const GRAIN_FLOPS = 1 << 17;
+/** Multiply-adds a thread claims at once at least, where chunks are smaller than that. */
+const GRAIN_CLAIM = 1 << 15;
 /** Elements per thread below which packing B in parallel is not worth it. */
 const GRAIN_PACK = 1 << 14;
 
@@ -46,8 +48,11 @@ export function matmul(rt: WasmRuntime, a: Storage, b: Storage, out: Storage, p:
     const chunkRows = Math.min(mc, Math.max(mr, Math.ceil(Math.min(want, m) / mr) * mr));
     const chunks = batch * Math.ceil(m / chunkRows);
     const flags = (p.accumulate ? 1 : 0) | (p.bias ? 2 : 0) | (p.activation === 'gelu' ? 4 : 0);
+    // Chunks per claim: enough work per atomic, and still at least 8 claims per thread to balance.
+    const chunkFlops = chunkRows * n * Math.max(1, k);
+    const claim = Math.max(1, Math.min(Math.floor(GRAIN_CLAIM / chunkFlops), Math.floor(chunks / (8 * rt.threads))));
     rt.run('matmulCompute', [ptr(a), packed, ptr(out), p.bias ? ptr(p.bias) : 0, m, n, k, p.transA ? 1 : 0,
-      p.strideA, batchB === 1 ? 1 : 0, flags, scratch, chunkRows, chunks], chunks,
+      p.strideA, batchB === 1 ? 1 : 0, flags, scratch, chunkRows, chunks, claim], chunks,
       Math.ceil(GRAIN_FLOPS / (chunkRows * n * Math.max(1, k))));
   } finally {
     rt.freeBytes(scratch, scratchBytes);
