@@ -11,3 +11,4 @@ export * from './random';
 export * from './layout';
 export * from './neighbours';
 export * from './peak';
+export * from './attention';

@@ -37,6 +37,18 @@ export const REDUCE_CODES: Record<ReduceOp, number> = { sum: 0, max: 1, min: 2, 
 /** Highest rank the strided kernels (binary, where, copyStrided) accept. */
 export const MAX_RANK = 6;
 
+/**
+ * Multi-head self-attention over a fused projection: q, k, v are read in place from qkv
+ * [batch, tokens, 3, heads, headDim]; scores are scale·q·kᵀ.
+ */
+export interface AttentionParams {
+  batch: number;
+  tokens: number;
+  heads: number;
+  headDim: number;
+  scale: number;
+}
+
 export interface MatmulParams {
   batch: number;
   m: number;
@@ -120,6 +132,12 @@ export interface Backend {
 
   // matmul (assembly/matmul.ts, wgsl/matmul.wgsl); out is [batch, m, n] contiguous
   matmul(a: Storage, b: Storage, out: Storage, p: MatmulParams): void;
+
+  // attention (assembly/attention.ts, wgsl/attention.wgsl)
+  /** out [batch, tokens, heads, headDim] = softmax(scale·q·kᵀ)·v per head; probs [batch, heads, tokens, tokens] receives the softmax. */
+  attention(qkv: Storage, out: Storage, probs: Storage, p: AttentionParams): void;
+  /** dqkv (qkv's layout) overwritten with the gradients of q, k and v, given probs from the forward and dout. */
+  attentionGrad(qkv: Storage, probs: Storage, dout: Storage, dqkv: Storage, p: AttentionParams): void;
 
   // reduce (assembly/reduce.ts, wgsl/reduce.wgsl): x viewed as [outer, len, inner] → out [outer, inner]
   reduce(op: ReduceOp, x: Storage, out: Storage, outer: number, len: number, inner: number): void;

@@ -11,19 +11,21 @@
 // on an adapter that runs submits asynchronously the work left over at the end of the step shows up
 // as "device wait" (endStep awaits the queue) instead of under the kernels.
 import type {
-  AdamWParams, Backend, BinaryOp, Conv2dParams, DType, MatmulParams, MemoryStats, RandomDist, ReduceOp, Storage, UnaryOp,
+  AdamWParams, AttentionParams, Backend, BinaryOp, Conv2dParams, DType, MatmulParams, MemoryStats, RandomDist, ReduceOp, Storage,
+  UnaryOp,
 } from './backend.js';
 import type { WebGPUBackend } from './webgpu/index.js';
 
 export type KernelFamily =
-  | 'elementwise' | 'matmul' | 'reduce' | 'softmax' | 'norm' | 'layout' | 'neighbours' | 'conv' | 'random' | 'optim';
+  | 'elementwise' | 'matmul' | 'attention' | 'reduce' | 'softmax' | 'norm' | 'layout' | 'neighbours' | 'conv' | 'random' | 'optim';
 
-export const KERNEL_FAMILIES = ['elementwise', 'matmul', 'reduce', 'softmax', 'norm', 'layout', 'neighbours', 'conv', 'random', 'optim'] as const;
+export const KERNEL_FAMILIES = ['elementwise', 'matmul', 'attention', 'reduce', 'softmax', 'norm', 'layout', 'neighbours', 'conv', 'random', 'optim'] as const;
 
 /** Kernel method → family, as backend.ts groups them. */
 const FAMILY: Record<string, KernelFamily> = {
   fill: 'elementwise', unary: 'elementwise', unaryGrad: 'elementwise', binary: 'elementwise', where: 'elementwise',
   matmul: 'matmul',
+  attention: 'attention', attentionGrad: 'attention',
   reduce: 'reduce', argReduce: 'reduce',
   softmax: 'softmax', softmaxGrad: 'softmax',
   layerNorm: 'norm', layerNormGrad: 'norm',
@@ -240,6 +242,12 @@ export class ProfiledBackend implements Backend {
   }
   matmul(a: Storage, b: Storage, out: Storage, p: MatmulParams): void {
     this.timed('matmul', () => this.inner.matmul(a, b, out, p));
+  }
+  attention(qkv: Storage, out: Storage, probs: Storage, p: AttentionParams): void {
+    this.timed('attention', () => this.inner.attention(qkv, out, probs, p));
+  }
+  attentionGrad(qkv: Storage, probs: Storage, dout: Storage, dqkv: Storage, p: AttentionParams): void {
+    this.timed('attentionGrad', () => this.inner.attentionGrad(qkv, probs, dout, dqkv, p));
   }
   reduce(op: ReduceOp, x: Storage, out: Storage, outer: number, len: number, inner: number): void {
     this.timed(`reduce.${op}`, () => this.inner.reduce(op, x, out, outer, len, inner));

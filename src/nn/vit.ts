@@ -6,8 +6,8 @@ import { Module, ModuleList } from './module.js';
 import { Linear, LayerNorm, Mlp, dropPath } from './layers.js';
 import { ShapeError, type Tensor } from '../tensor/tensor.js';
 import { add, affine, mul } from '../tensor/ops/elementwise.js';
-import { matmul, linear } from '../tensor/ops/matmul.js';
-import { softmax } from '../tensor/ops/softmax.js';
+import { linear } from '../tensor/ops/matmul.js';
+import { attention } from '../tensor/ops/attention.js';
 import { concat, patchify, permute, slice } from '../tensor/ops/layout.js';
 import { broadcastTo, reshape } from '../tensor/ops/view.js';
 import { resizeBicubic } from '../tensor/ops/resize.js';
@@ -71,15 +71,9 @@ class Attention extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const [B, T, D] = x.shape;
-    const H = this.numHeads, Dh = D / H;
-    const qkv = permute(reshape(this.qkv.forward(x), [B, T, 3, H, Dh]), [2, 0, 3, 1, 4]); // [3, B, H, T, Dh]
-    const part = (i: number) => reshape(slice(qkv, [i, 0, 0, 0, 0], [1, B, H, T, Dh]), [B, H, T, Dh]);
-    // Scaling q (T·Dh values) instead of the scores (T·T) is the same product, cheaper.
-    const q = mul(part(0), 1 / Math.sqrt(Dh));
-    const attn = softmax(matmul(q, part(1), { transB: true }), -1); // [B, H, T, T]
-    const out = matmul(attn, part(2)); // [B, H, T, Dh]
-    return this.proj.forward(reshape(permute(out, [0, 2, 1, 3]), [B, T, D]));
+    // softmax(q·kᵀ/√Dh)·v per head, reading q, k, v in place from the qkv output [B, T, 3, H, Dh]
+    // and writing the heads merged ([B, T, D]), as the output projection reads them.
+    return this.proj.forward(attention(this.qkv.forward(x), this.numHeads, 1 / Math.sqrt(this.dim / this.numHeads)));
   }
 }
 

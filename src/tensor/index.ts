@@ -8,6 +8,7 @@ export * from './ops/reduce.js';
 export * from './ops/view.js';
 export * from './ops/optim.js';
 export * from './ops/softmax.js';
+export * from './ops/attention.js';
 export * from './ops/norm.js';
 export * from './ops/conv.js';
 export * from './ops/random.js';

@@ -1,12 +1,14 @@
 // The wasm backend: AssemblyScript SIMD kernels on a shared memory, rows split across worker threads.
 import type {
-  AdamWParams, Backend, BinaryOp, Conv2dParams, DType, MatmulParams, MemoryStats, RandomDist, ReduceOp, Storage, UnaryOp,
+  AdamWParams, AttentionParams, Backend, BinaryOp, Conv2dParams, DType, MatmulParams, MemoryStats, RandomDist, ReduceOp, Storage,
+  UnaryOp,
 } from '../backend.js';
 import { BackendError } from '../backend.js';
 import { WasmRuntime, type WasmBuild } from './runtime.js';
 import type { WasmStorage } from './storage.js';
 import * as elementwise from './elementwise.js';
 import * as matmul from './matmul.js';
+import * as attention from './attention.js';
 import * as reduce from './reduce.js';
 import * as softmax from './softmax.js';
 import * as norm from './norm.js';
@@ -95,6 +97,14 @@ export class WasmBackend implements Backend {
   // matmul
   matmul(a: Storage, b: Storage, out: Storage, p: MatmulParams): void {
     matmul.matmul(this.rt, a, b, out, p);
+  }
+
+  // attention
+  attention(qkv: Storage, out: Storage, probs: Storage, p: AttentionParams): void {
+    attention.attention(this.rt, qkv, out, probs, p);
+  }
+  attentionGrad(qkv: Storage, probs: Storage, dout: Storage, dqkv: Storage, p: AttentionParams): void {
+    attention.attentionGrad(this.rt, qkv, probs, dout, dqkv, p);
   }
 
   // reduce

@@ -1,11 +1,13 @@
 // The WebGPU backend: WGSL kernels through Dawn, encoded into a pending command encoder.
 import type {
-  AdamWParams, Backend, BinaryOp, Conv2dParams, DType, MatmulParams, MemoryStats, RandomDist, ReduceOp, Storage, UnaryOp,
+  AdamWParams, AttentionParams, Backend, BinaryOp, Conv2dParams, DType, MatmulParams, MemoryStats, RandomDist, ReduceOp, Storage,
+  UnaryOp,
 } from '../backend.js';
 import { BackendError } from '../backend.js';
 import { WebGPURuntime, type GpuStorage, type WebGPUOptions } from './runtime.js';
 import * as elementwise from './elementwise.js';
 import * as matmul from './matmul.js';
+import * as attention from './attention.js';
 import * as reduce from './reduce.js';
 import * as softmax from './softmax.js';
 import * as norm from './norm.js';
@@ -80,6 +82,14 @@ export class WebGPUBackend implements Backend {
   // matmul
   matmul(a: Storage, b: Storage, out: Storage, p: MatmulParams): void {
     matmul.matmul(this.rt, a, b, out, p);
+  }
+
+  // attention
+  attention(qkv: Storage, out: Storage, probs: Storage, p: AttentionParams): void {
+    attention.attention(this.rt, qkv, out, probs, p);
+  }
+  attentionGrad(qkv: Storage, probs: Storage, dout: Storage, dqkv: Storage, p: AttentionParams): void {
+    attention.attentionGrad(this.rt, qkv, probs, dout, dqkv, p);
   }
 
   // reduce

@@ -1,0 +1,29 @@
+import type { AttentionParams, Storage } from '../backend.js';
+import type { WasmRuntime } from './runtime.js';
+import { ptr } from './storage.js';
+
+/** Multiply-adds per thread below which a fork-join costs more than it saves. */
+const GRAIN_FLOPS = 1 << 16;
+
+/** Runs `name` over the (image, head) units with one scratch slot per thread (returned to the pool after). */
+function overUnits(rt: WasmRuntime, name: string, args: number[], p: AttentionParams, flopsPerUnit: number): void {
+  const units = p.batch * p.heads;
+  if (units === 0 || p.tokens === 0 || p.headDim === 0) return;
+  const slotBytes = 4 * (rt.exports.attentionSlotFloats(p.tokens, p.headDim) as number);
+  const scratchBytes = 64 + rt.threads * slotBytes;
+  const scratch = rt.allocBytes(scratchBytes);
+  try {
+    rt.i32(scratch, 1)[0] = 0; // the slot counter the threads claim from
+    rt.run(name, [...args, p.tokens, p.heads, p.headDim, p.scale, scratch], units, Math.max(1, Math.ceil(GRAIN_FLOPS / flopsPerUnit)));
+  } finally {
+    rt.freeBytes(scratch, scratchBytes);
+  }
+}
+
+export function attention(rt: WasmRuntime, qkv: Storage, out: Storage, probs: Storage, p: AttentionParams): void {
+  overUnits(rt, 'attention', [ptr(qkv), ptr(out), ptr(probs)], p, 2 * p.tokens * p.tokens * p.headDim);
+}
+
+export function attentionGrad(rt: WasmRuntime, qkv: Storage, probs: Storage, dout: Storage, dqkv: Storage, p: AttentionParams): void {
+  overUnits(rt, 'attentionGrad', [ptr(qkv), ptr(probs), ptr(dout), ptr(dqkv)], p, 4 * p.tokens * p.tokens * p.headDim);
+}
