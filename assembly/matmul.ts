@@ -98,6 +98,32 @@ export function matmulPackB(b: usize, packed: usize, n: i32, k: i32, transB: i32
   v128.store(dst + 3 * stride, f32x4.shuffle(t1, t3, 2, 3, 6, 7));
 }
 
+/**
+ * dst[r] (+)= Σ_kk of row r of a packed A block (rows × kc in MR-row panels), one lane per row, k in
+ * order; `add` continues the running sums of earlier k blocks.
+ */
+function sumPacked(block: usize, kc: i32, rows: i32, dst: usize, add: bool): void {
+  for (let r0 = 0; r0 < rows; r0 += MR) {
+    const panel = addr(block, r0 * kc);
+    const h = min(MR, rows - r0);
+    let acc = f32x4.splat(0);
+    if (add && h == MR) acc = v128.load(addr(dst, r0));
+    else if (add) {
+      // a partial panel (h < MR): lanes past h stay 0 and are never stored
+      acc = f32x4.replace_lane(acc, 0, load<f32>(addr(dst, r0)));
+      if (h > 1) acc = f32x4.replace_lane(acc, 1, load<f32>(addr(dst, r0 + 1)));
+      if (h > 2) acc = f32x4.replace_lane(acc, 2, load<f32>(addr(dst, r0 + 2)));
+    }
+    for (let kk = 0; kk < kc; kk++) acc = f32x4.add(acc, v128.load(addr(panel, kk * MR)));
+    if (h == MR) v128.store(addr(dst, r0), acc);
+    else {
+      store<f32>(addr(dst, r0), f32x4.extract_lane(acc, 0));
+      if (h > 1) store<f32>(addr(dst, r0 + 1), f32x4.extract_lane(acc, 1));
+      if (h > 2) store<f32>(addr(dst, r0 + 2), f32x4.extract_lane(acc, 2));
+    }
+  }
+}
+
 /** Packs rows [i0, i0+rows) × cols [p0, p0+kc) of op(A) into MR-row panels [kc][MR], zero past rows. */
 function packA(a: usize, dst: usize, m: i32, k: i32, transA: i32, i0: i32, rows: i32, p0: i32, kc: i32): void {
   for (let r0 = 0; r0 < rows; r0 += MR) {
@@ -199,18 +225,20 @@ function edgeTile(pa: usize, pb: usize, kc: i32, c: usize, ldc: i32, mode: i32, 
  * descheduled (a loaded machine) or slow to wake leaves its chunks to the others. A thread claims
  * `claim` consecutive chunks at a time: one atomic per tiny chunk (the attention products of short
  * sequences) made the counter's cache line bounce between cores for longer than the work. The JS side runs
- * this over `chunks` units only to pick how many threads join. flags: 1 accumulate, 2 bias, 4 gelu.
+ * this over `chunks` units only to pick how many threads join. flags: 1 accumulate, 2 bias, 4 gelu,
+ * 8 row sums: rowSums[i] = Σ_k op(A)[i, k] (batch 1), summed in k order from the packed blocks, so
+ * a linear layer's bias gradient comes with its weight gradient instead of another pass over dY.
  * B was packed by matmulPackB (shared by every batch when sharedB). scratch: i32 slot and chunk
  * counters, then one SLOT_BYTES slot per thread.
  */
-export function matmulCompute(a: usize, packed: usize, out: usize, bias: usize, m: i32, n: i32, k: i32,
+export function matmulCompute(a: usize, packed: usize, out: usize, bias: usize, rowSums: usize, m: i32, n: i32, k: i32,
   transA: i32, strideA: i32, sharedB: i32, flags: i32, scratch: usize, chunkRows: i32, chunks: i32,
   claim: i32, start: i32, end: i32): void {
   const slot = scratch + 64 + <usize>atomic.add<i32>(scratch, 1) * SLOT_BYTES;
   const tile = addr(slot, MC * KC);
   const perBatch = (m + chunkRows - 1) / chunkRows;
   const panels = (n + NR - 1) / NR;
-  const accumulate = flags & 1, hasBias = flags & 2, act = flags & 4;
+  const accumulate = flags & 1, hasBias = flags & 2, act = flags & 4, sums = flags & 8;
   let chunk = 0, claimed = 0;
   for (;;) {
     if (claimed == 0) {
@@ -229,6 +257,7 @@ export function matmulCompute(a: usize, packed: usize, out: usize, bias: usize, 
     do {
       const kc = min(KC, k - p0);
       packA(ab, slot, m, k, transA, i0, rows, p0, kc);
+      if (sums) sumPacked(slot, kc, rows, addr(rowSums, i0), p0 > 0);
       const mode = p0 > 0 || accumulate ? LOAD : hasBias ? BIAS : ZERO;
       for (let jp = 0; jp < panels; jp++) {
         const j0 = jp * NR;

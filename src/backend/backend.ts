@@ -66,6 +66,8 @@ export interface MatmulParams {
   activation: 'none' | 'gelu';
   /** Accumulate into out (out += A·B) instead of overwriting; bias/activation must be off. */
   accumulate: boolean;
+  /** When given (batch 1 only): receives Σ_k op(A)[i, k] for each of the m rows, e.g. a bias gradient. */
+  rowSumsA?: Storage | null;
 }
 
 export interface Conv2dParams {

@@ -92,6 +92,32 @@ conformance('matmul', (test, be) => {
     }
   });
 
+  test('kernel: row sums of op(A) alongside the product (odd sizes, k past one K block)', async () => {
+    for (const [m, n, k] of [...SHAPES, [6, 4, 0]] as [number, number, number][]) {
+      for (const transA of [false, true]) {
+        const a = randArray(m * k, m + k), b = randArray(k * n, n);
+        const ta = pd.tensor(a.length ? a : [0], [Math.max(1, m * k)], be()), tb = pd.tensor(b.length ? b : [0], [Math.max(1, k * n)], be());
+        const out = pd.empty([m * n], be()), sums = pd.full([m], 123, be());
+        be().matmul(ta.storage, tb.storage, out.storage, {
+          batch: 1, m, n, k, transA, transB: false, strideA: 0, strideB: 0, bias: null, activation: 'none', accumulate: false,
+          rowSumsA: sums.storage,
+        });
+        const ref = new Array<number>(m).fill(0);
+        for (let i = 0; i < m; i++) for (let kk = 0; kk < k; kk++) ref[i] += Math.fround(transA ? a[kk * m + i] : a[i * k + kk]);
+        assertClose(await read(sums), ref, { rtol: 1e-5, atol: 1e-5 * (1 + Math.sqrt(k)) }, `row sums ${m}x${n}x${k} tA=${transA}`);
+        assertClose(await read(out), matmulRef(Array.from(a, Math.fround), Array.from(b, Math.fround), { batch: 1, m, n, k, transA }),
+          { rtol: 1e-5, atol: 1e-5 * (1 + Math.sqrt(k)) }, `product with row sums ${m}x${n}x${k} tA=${transA}`);
+        for (const t of [ta, tb, out, sums]) t.dispose();
+      }
+    }
+    const t = pd.zeros([8], be());
+    assert.throws(() => be().matmul(t.storage, t.storage, t.storage, {
+      batch: 2, m: 1, n: 2, k: 2, transA: false, transB: false, strideA: 2, strideB: 0, bias: null, activation: 'none',
+      accumulate: false, rowSumsA: t.storage,
+    }), /row sums of A need batch 1/);
+    t.dispose();
+  });
+
   test('kernel: k = 0 writes the bias (or zeros)', async () => {
     await checkKernel(be(), { batch: 2, m: 3, n: 10, k: 0, bias: randArray(10, 5), seed: 31 }, 'k=0 bias');
     await checkKernel(be(), { batch: 1, m: 5, n: 9, k: 0, seed: 32 }, 'k=0');

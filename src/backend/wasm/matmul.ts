@@ -28,6 +28,7 @@ export function matmul(rt: WasmRuntime, a: Storage, b: Storage, out: Storage, p:
   if (p.accumulate && (p.bias || p.activation !== 'none')) {
     throw new BackendError('accumulate cannot be combined with a bias or an activation', 'matmul');
   }
+  if (p.rowSumsA && batch !== 1) throw new BackendError(`row sums of A need batch 1, got ${batch}`, 'matmul');
   if (batch === 0 || m === 0 || n === 0) return;
   const { mr, nr, mc, slotBytes } = blocking(rt);
   const panels = Math.ceil(n / nr);
@@ -47,11 +48,11 @@ export function matmul(rt: WasmRuntime, a: Storage, b: Storage, out: Storage, p:
     const want = Math.ceil((m * batch) / (4 * rt.threads));
     const chunkRows = Math.min(mc, Math.max(mr, Math.ceil(Math.min(want, m) / mr) * mr));
     const chunks = batch * Math.ceil(m / chunkRows);
-    const flags = (p.accumulate ? 1 : 0) | (p.bias ? 2 : 0) | (p.activation === 'gelu' ? 4 : 0);
+    const flags = (p.accumulate ? 1 : 0) | (p.bias ? 2 : 0) | (p.activation === 'gelu' ? 4 : 0) | (p.rowSumsA ? 8 : 0);
     // Chunks per claim: enough work per atomic, and still at least 8 claims per thread to balance.
     const chunkFlops = chunkRows * n * Math.max(1, k);
     const claim = Math.max(1, Math.min(Math.floor(GRAIN_CLAIM / chunkFlops), Math.floor(chunks / (8 * rt.threads))));
-    rt.run('matmulCompute', [ptr(a), packed, ptr(out), p.bias ? ptr(p.bias) : 0, m, n, k, p.transA ? 1 : 0,
+    rt.run('matmulCompute', [ptr(a), packed, ptr(out), p.bias ? ptr(p.bias) : 0, p.rowSumsA ? ptr(p.rowSumsA) : 0, m, n, k, p.transA ? 1 : 0,
       p.strideA, batchB === 1 ? 1 : 0, flags, scratch, chunkRows, chunks, claim], chunks,
       Math.ceil(GRAIN_FLOPS / (chunkRows * n * Math.max(1, k))));
   } finally {

@@ -1,6 +1,7 @@
 import type { MatmulParams, Storage } from '../backend.js';
 import { BackendError } from '../backend.js';
 import { Uniform } from './grid.js';
+import { reduce } from './reduce.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
 
 const FILE = 'matmul.wgsl';
@@ -12,7 +13,11 @@ export function matmul(rt: WebGPURuntime, a: Storage, b: Storage, out: Storage, 
   if (p.accumulate && (p.bias || p.activation !== 'none')) {
     throw new BackendError('accumulate cannot be combined with a bias or an activation', 'matmul');
   }
+  if (p.rowSumsA && batch !== 1) throw new BackendError(`row sums of A need batch 1, got ${batch}`, 'matmul');
   if (batch === 0 || m === 0 || n === 0) return;
+  // Row sums of op(A) are a reduction of A as stored (over k): the product's tiles do not hold whole rows.
+  if (p.rowSumsA && p.transA) reduce(rt, 'sum', a, p.rowSumsA, 1, k, m);
+  else if (p.rowSumsA) reduce(rt, 'sum', a, p.rowSumsA, m, k, 1);
   const pipeline = rt.pipeline(FILE, 'matmul', {
     TRANS_A: p.transA ? 1 : 0, TRANS_B: p.transB ? 1 : 0, HAS_BIAS: p.bias ? 1 : 0,
     GELU: p.activation === 'gelu' ? 1 : 0, ACCUMULATE: p.accumulate ? 1 : 0,

@@ -22,12 +22,15 @@ interface Product {
   transA: boolean; transB: boolean; strideA: number; strideB: number;
 }
 
-/** A new [batch·m·n] tensor of `shape` holding the product (plus the optional fused epilogue). */
+/**
+ * A new [batch·m·n] tensor of `shape` holding the product (plus the optional fused epilogue);
+ * rowSumsA, when given, receives the m row sums of op(A).
+ */
 function product(a: Tensor, b: Tensor, p: Product, shape: readonly number[], bias: Storage | null = null,
-  activation: 'none' | 'gelu' = 'none'): Tensor {
+  activation: 'none' | 'gelu' = 'none', rowSumsA: Tensor | null = null): Tensor {
   const out = empty(shape, a.backend);
   if (out.size > 0) {
-    a.backend.matmul(a.storage, b.storage, out.storage, { ...p, bias, activation, accumulate: false });
+    a.backend.matmul(a.storage, b.storage, out.storage, { ...p, bias, activation, accumulate: false, rowSumsA: rowSumsA?.storage ?? null });
   }
   return out;
 }
@@ -149,11 +152,17 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, activati
   const p: Product = { batch: 1, m: rows, n: outF, k: inF, transA: false, transB: true, strideA: 0, strideB: 0 };
   const inputs = bias ? [x, weight, bias] : [x, weight];
   if (!needsGrad(...inputs)) return product(x, weight, p, shape, bias?.storage ?? null, activation);
-  const z = record(product(x, weight, p, shape, bias?.storage ?? null), 'linear', inputs, (g) => [
-    x.requiresGrad ? product(g, weight, { ...p, n: inF, k: outF, transB: false }, x.shape) : null,
-    weight.requiresGrad ? product(g, x, { ...p, m: outF, n: inF, k: rows, transA: true, transB: false }, weight.shape) : null,
-    bias?.requiresGrad ? sumLeading(g, rows, [outF]) : null,
-  ]);
+  const z = record(product(x, weight, p, shape, bias?.storage ?? null), 'linear', inputs, (g) => {
+    // The bias gradient (column sums of dY) comes out of the weight-gradient product, which reads all
+    // of dY anyway; that product is empty when inF = 0, and then the sum is taken on its own.
+    const fuse = weight.requiresGrad && !!bias?.requiresGrad && inF > 0;
+    const db = fuse ? empty([outF], x.backend) : null;
+    return [
+      x.requiresGrad ? product(g, weight, { ...p, n: inF, k: outF, transB: false }, x.shape) : null,
+      weight.requiresGrad ? product(g, x, { ...p, m: outF, n: inF, k: rows, transA: true, transB: false }, weight.shape, null, 'none', db) : null,
+      bias?.requiresGrad ? db ?? sumLeading(g, rows, [outF]) : null,
+    ];
+  });
   if (activation === 'none') return z;
   return gelu(z);
 }
