@@ -122,7 +122,8 @@ export function readCheckpoint(src: string | Uint8Array, source = typeof src ===
   try {
     file = readSafetensors(src, { verify: true });
   } catch (e) {
-    if (e instanceof SafetensorsError) throw new CheckpointError(source, e.message);
+    // CheckpointError names the file itself
+    if (e instanceof SafetensorsError) throw new CheckpointError(source, new SafetensorsError(e.detail, e.tensor).message);
     throw e;
   }
   const raw = file.metadata.protodino;

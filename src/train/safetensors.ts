@@ -71,8 +71,10 @@ export const CHECKSUM_KEY = 'payload_sha256';
 export const MAX_HEADER_BYTES = 100_000_000;
 
 export class SafetensorsError extends Error {
-  constructor(message: string, readonly tensor?: string) {
-    super(tensor === undefined ? `safetensors: ${message}` : `safetensors: tensor ${JSON.stringify(tensor)}: ${message}`);
+  /** `file`: the path read, when the input was one (readSafetensors adds it, so messages name the file). */
+  constructor(readonly detail: string, readonly tensor?: string, readonly file?: string) {
+    const where = [file, tensor === undefined ? undefined : `tensor ${JSON.stringify(tensor)}`].filter((x) => x !== undefined);
+    super(`safetensors: ${where.map((w) => `${w}: `).join('')}${detail}`);
     this.name = 'SafetensorsError';
   }
 }
@@ -294,6 +296,9 @@ export function readSafetensors(src: string | Uint8Array, options: ReadOptions =
   const fd = openSync(src, 'r');
   try {
     return readFrom(fileSource(fd), options);
+  } catch (e) {
+    if (e instanceof SafetensorsError && e.file === undefined) throw new SafetensorsError(e.detail, e.tensor, src);
+    throw e;
   } finally {
     closeSync(fd);
   }

@@ -2,7 +2,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { deflateRawSync } from 'node:zlib';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PthError, readPth } from '../../src/io/pth/index.js';
 import { unpickle, DEFAULT_PICKLE_LIMITS, type PickleHooks } from '../../src/io/pth/pickle.js';
 import { bufferSource, crc32, readZipDirectory, readZipEntry } from '../../src/io/pth/zip.js';
@@ -25,6 +27,15 @@ test('a zip truncated at every 1/20 of its length', () => {
   }
   // Cut just before the end records: the directory is gone but a later scan must not misread.
   throwsPth(() => readPth(good.subarray(0, good.length - 1)), /no end-of-central-directory|runs past/);
+  // read from a path, the message names the file
+  const dir = mkdtempSync(join(tmpdir(), 'protodino-pth-'));
+  try {
+    const path = join(dir, 'cut.pth');
+    writeFileSync(path, good.subarray(0, good.length >> 1));
+    throwsPth(() => readPth(path), new RegExp(`^pth: ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('bad central directories and entries beyond the file', () => {

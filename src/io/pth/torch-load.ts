@@ -377,5 +377,10 @@ function load(src: Source, options: ReadPthOptions): unknown {
  */
 export function readPth(src: string | Uint8Array, options: ReadPthOptions = {}): unknown {
   if (typeof src !== 'string') return load(bufferSource(src), options);
-  return withFileSource(src, (s) => load(s, options));
+  try {
+    return withFileSource(src, (s) => load(s, options));
+  } catch (e) {
+    if (e instanceof PthError && e.file === undefined) throw new PthError(e.detail, src);
+    throw e;
+  }
 }
