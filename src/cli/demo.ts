@@ -16,9 +16,13 @@ export const FROZEN: Partial<TrainConfig> = {
   freeze_last_layer: 0, epochs: 3, max_steps: 2000, batch_size: 64, local_crops_number: 6,
 };
 
+// At random initialisation the ViT's CLS features of different images are nearly alike, so the
+// centred teacher output is almost uniform and DINO gets no signal (the loss stays at ln K).
+// BatchNorm in the head (DINO's --use_bn_in_head) spreads them over the batch, and a sharper teacher
+// (0.02) and fewer prototypes (256 for batch 64) make the targets informative from the first steps.
 export const FULL: Partial<TrainConfig> = {
-  arch: 'vit_cpu', out_dim: 1024, batch_size: 64, epochs: 1, max_steps: 300, freeze_last_layer: 0,
-  lr: 0.002, warmup_epochs: 0, momentum_teacher: 0.99, local_crops_number: 4,
+  arch: 'vit_cpu', out_dim: 256, use_bn_in_head: true, batch_size: 64, epochs: 1, max_steps: 500, freeze_last_layer: 0,
+  lr: 0.002, warmup_epochs: 0, momentum_teacher: 0.99, warmup_teacher_temp: 0.02, teacher_temp: 0.02, local_crops_number: 4,
 };
 
 interface Row {
@@ -72,6 +76,7 @@ export async function demo(argv: string[]): Promise<void> {
     }
     const full = validate({ ...DEFAULTS, ...FULL, ...(quick ? { max_steps: 20 } : {}) });
     console.log(`\n2. Full training: ${full.arch}, ${full.max_steps} steps, batch ${full.batch_size}, 2 global + ${full.local_crops_number} local crops, lr ${full.lr}`);
+    console.log(`   (K = ${full.out_dim}${full.use_bn_in_head ? ', BatchNorm in the head' : ''}, teacher temperature ${full.teacher_temp}, teacher momentum ${full.momentum_teacher})`);
     const init = buildNetwork(full, be, trainSet.channels, full.seed, 0);
     const base = await evaluateNetwork(init, trainSet, testSet, be);
     init.dispose();
