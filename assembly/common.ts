@@ -29,26 +29,6 @@
   return f32x4.add(f32x4.mul(a, b), c);
 }
 
-/** erf with |error| < 1.5e-7 (Abramowitz & Stegun 7.1.26); wgsl/elementwise.wgsl uses the same. */
-export function erf(x: f32): f32 {
-  const s: f32 = x < 0 ? -1 : 1;
-  const z = Mathf.abs(x);
-  const t: f32 = 1.0 / (1.0 + 0.3275911 * z);
-  const y: f32 = 1.0 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Mathf.exp(-z * z);
-  return s * y;
-}
-
-export function gelu(x: f32): f32 {
-  return 0.5 * x * (1.0 + erf(x * 0.70710678118654752));
-}
-
-/** d gelu / dx = Φ(x) + x φ(x). */
-export function geluGrad(x: f32): f32 {
-  const cdf: f32 = 0.5 * (1.0 + erf(x * 0.70710678118654752));
-  const pdf: f32 = 0.3989422804014327 * Mathf.exp(-0.5 * x * x);
-  return cdf + x * pdf;
-}
-
 const LOG2E: f32 = 1.44269504088896341;
 const LN2_HI: f32 = 0.693359375; // ln 2 split so n·LN2_HI is exact for |n| < 2^8
 const LN2_LO: f32 = -2.12194440e-4;
@@ -86,7 +66,8 @@ const MAGIC: f32 = 12582912.0;
 }
 
 /**
- * erf(u) of four values (Abramowitz & Stegun 7.1.26, as the scalar erf above), given e = e^(−u²):
+ * erf(u) of four values (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7; wgsl/elementwise.wgsl uses the
+ * same formula), given e = e^(−u²):
  * the GELU gradient needs that exponential again for φ(x), so the caller computes it once.
  */
 // @ts-ignore: decorator

@@ -1,7 +1,7 @@
 // Elementwise kernels: fill, unary ops and their gradients, strided binary ops and where.
 // Strided kernels see every operand as rank 6 (the JS side pads and collapses dims); a "row" is one
 // run along the last dim, so threads split over rows.
-import { ldf, stf, ldi, gelu, geluGrad, geluVec, geluGradVec, expVec, rowOffset } from './common';
+import { ldf, stf, ldi, geluVec, geluGradVec, expVec, rowOffset } from './common';
 
 export function fill(out: usize, value: f32, start: i32, end: i32): void {
   const v = f32x4.splat(value);
@@ -12,15 +12,14 @@ export function fill(out: usize, value: f32, start: i32, end: i32): void {
 
 // @ts-ignore: decorator
 @inline function unaryOp(op: i32, x: f32, a: f32, b: f32): f32 {
+  // exp (1) and gelu (7) never get here: unary() runs them through the vector forms, tails included.
   switch (op) {
     case 0: return -x;
-    case 1: return Mathf.exp(x);
     case 2: return Mathf.log(x);
     case 3: return Mathf.sqrt(x);
     case 4: return 1.0 / Mathf.sqrt(x);
     case 5: return Mathf.abs(x);
     case 6: return x > 0 ? x : 0;
-    case 7: return gelu(x);
     case 8: return <f32>Math.tanh(<f64>x);
     case 9: return 1.0 / (1.0 + Mathf.exp(-x));
     case 10: return Mathf.pow(x, a);
@@ -82,6 +81,7 @@ export function unary(x: usize, out: usize, op: i32, a: f32, b: f32, start: i32,
 
 // @ts-ignore: decorator
 @inline function unaryDeriv(op: i32, x: f32, y: f32, a: f32, b: f32): f32 {
+  // gelu (7) never gets here: unaryGrad() runs it through geluGradVec, tails included.
   switch (op) {
     case 0: return -1;
     case 1: return y;
@@ -90,7 +90,6 @@ export function unary(x: usize, out: usize, op: i32, a: f32, b: f32, start: i32,
     case 4: return -0.5 * y * y * y;
     case 5: return x > 0 ? 1 : (x < 0 ? -1 : 0);
     case 6: return x > 0 ? 1 : 0;
-    case 7: return geluGrad(x);
     case 8: return 1.0 - y * y;
     case 9: return y * (1.0 - y);
     case 10: return a * Mathf.pow(x, a - 1.0);

@@ -16,7 +16,7 @@ fn at(v: array<vec4<u32>, 2>, d: u32) -> u32 {
   return v[d / 4u][d % 4u];
 }
 
-// erf with |error| < 1.5e-7 (Abramowitz & Stegun 7.1.26), identical to assembly/common.ts.
+// erf with |error| < 1.5e-7 (Abramowitz & Stegun 7.1.26), the formula of erfVec in assembly/common.ts.
 fn erf(x: f32) -> f32 {
   let s = select(1.0, -1.0, x < 0.0);
   let z = abs(x);
