@@ -8,7 +8,8 @@
 // (as in matmul.ts) that reads its left operand as scalars at any two strides, so rows, columns
 // and transposes of q, k, v, the probabilities and dS are all read in place; only Kᵀ (or Vᵀ) is
 // packed, [dh][tokens rounded up to 8], so a row of scores is 8 keys per step.
-import { expVec, madd } from './common';
+import { madd } from './common';
+import { softmaxRow } from './softmax';
 
 // @ts-ignore: decorator
 @inline function addr(p: usize, i: i32): usize { return p + (<usize>i << 2); }
@@ -16,7 +17,7 @@ import { expVec, madd } from './common';
 // @ts-ignore: decorator
 @inline function round8(n: i32): i32 { return (n + 7) & ~7; }
 
-/** Floats of one thread's scratch slot: packed Kᵀ/Vᵀ [dh][tp], a score block [max(4, T)][tp] and a 4×8 tile. */
+/** Floats of one thread's scratch slot: packed Kᵀ/Vᵀ [dh][tp], a score block (4 rows forward, dS's T backward) of tp and a 4×8 tile. */
 export function attentionSlotFloats(tokens: i32, dh: i32): i32 {
   const tp = round8(tokens);
   return dh * tp + max(4, tokens) * tp + 32;
@@ -108,23 +109,6 @@ function packT(src: usize, stride: i32, tokens: i32, dh: i32, tp: i32, dst: usiz
   }
 }
 
-/** Softmax in place over row[0..tokens) (row is tp long; the padding is left at 0). */
-function softmaxRow(row: usize, tokens: i32, tp: i32): void {
-  for (let j = tokens; j < tp; j++) store<f32>(addr(row, j), -Infinity); // exp gives exactly 0 there
-  let m4 = f32x4.splat(-Infinity);
-  for (let j = 0; j < tp; j += 4) m4 = f32x4.pmax(m4, v128.load(addr(row, j)));
-  const m = f32x4.splat(Mathf.max(Mathf.max(f32x4.extract_lane(m4, 0), f32x4.extract_lane(m4, 1)),
-    Mathf.max(f32x4.extract_lane(m4, 2), f32x4.extract_lane(m4, 3))));
-  let s4 = f32x4.splat(0);
-  for (let j = 0; j < tp; j += 4) {
-    const e = expVec(f32x4.sub(v128.load(addr(row, j)), m));
-    v128.store(addr(row, j), e);
-    s4 = f32x4.add(s4, e);
-  }
-  const inv = f32x4.splat(1 / ((f32x4.extract_lane(s4, 0) + f32x4.extract_lane(s4, 1)) + (f32x4.extract_lane(s4, 2) + f32x4.extract_lane(s4, 3))));
-  for (let j = 0; j < tp; j += 4) v128.store(addr(row, j), f32x4.mul(v128.load(addr(row, j)), inv));
-}
-
 /** A thread's scratch slot, claimed once per call from the counter at scratch[0]. */
 // @ts-ignore: decorator
 @inline function claimSlot(scratch: usize, tokens: i32, dh: i32): usize {
@@ -148,12 +132,10 @@ export function attention(qkv: usize, out: usize, probs: usize, tokens: i32, hea
     for (let i0 = 0; i0 < tokens; i0 += 4) {
       const rows = min(4, tokens - i0);
       block(addr(q, i0 * ts), ts, 1, rows, kT, tp, tp, dh, sc, tp, scale, tile);
-      for (let r = 0; r < rows; r++) {
-        const row = addr(sc, r * tp);
-        softmaxRow(row, tokens, tp);
-        memory.copy(addr(probs, (u * tokens + i0 + r) * tokens), row, <usize>tokens << 2);
-      }
-      block(sc, tp, 1, rows, v, ts, dh, tokens, addr(out, ((b * tokens + i0) * heads + h) * dh), dim, 1, tile);
+      // The probabilities go straight to probs, and the weighted sum of values reads them there.
+      const pr = addr(probs, (u * tokens + i0) * tokens);
+      for (let r = 0; r < rows; r++) softmaxRow(addr(sc, r * tp), addr(pr, r * tokens), tokens);
+      block(pr, tokens, 1, rows, v, ts, dh, tokens, addr(out, ((b * tokens + i0) * heads + h) * dh), dim, 1, tile);
     }
   }
 }

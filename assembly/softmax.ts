@@ -59,12 +59,25 @@ import { expVec, madd } from './common';
   return s;
 }
 
+/** q[0..cols) = softmax of p[0..cols) (q may be p). Also the attention kernel's row softmax. */
+// @ts-ignore: decorator
+@inline export function softmaxRow(p: usize, q: usize, cols: i32): void {
+  const inv: f32 = 1.0 / expSum(p, q, cols, rowMax(p, cols), true);
+  const vi = f32x4.splat(inv);
+  let c = 0;
+  for (; c + 4 <= cols; c += 4) {
+    const o = <usize>c << 2;
+    v128.store(q + o, f32x4.mul(v128.load(q + o), vi));
+  }
+  for (; c < cols; c++) store<f32>(q + (<usize>c << 2), load<f32>(q + (<usize>c << 2)) * inv);
+}
+
 export function softmax(x: usize, out: usize, cols: i32, log: i32, start: i32, end: i32): void {
   for (let r = start; r < end; r++) {
     const off = <usize>r * <usize>cols << 2;
     const p = x + off, q = out + off;
-    const m = rowMax(p, cols);
     if (log) {
+      const m = rowMax(p, cols);
       // x − (max + log Σ): one subtraction per element
       const sh = m + Mathf.log(expSum(p, q, cols, m, false));
       const vs = f32x4.splat(sh);
@@ -74,16 +87,7 @@ export function softmax(x: usize, out: usize, cols: i32, log: i32, start: i32, e
         v128.store(q + o, f32x4.sub(v128.load(p + o), vs));
       }
       for (; c < cols; c++) store<f32>(q + (<usize>c << 2), load<f32>(p + (<usize>c << 2)) - sh);
-    } else {
-      const inv: f32 = 1.0 / expSum(p, q, cols, m, true);
-      const vi = f32x4.splat(inv);
-      let c = 0;
-      for (; c + 4 <= cols; c += 4) {
-        const o = <usize>c << 2;
-        v128.store(q + o, f32x4.mul(v128.load(q + o), vi));
-      }
-      for (; c < cols; c++) store<f32>(q + (<usize>c << 2), load<f32>(q + (<usize>c << 2)) * inv);
-    }
+    } else softmaxRow(p, q, cols);
   }
 }
 
