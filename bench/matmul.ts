@@ -133,9 +133,9 @@ async function engines(): Promise<Engine[]> {
 function simdPeaks(list: Engine[]): Record<string, number> {
   const peaks: Record<string, number> = {};
   for (const e of list) {
-    const build = e.label.match(/^wasm (\w+) 1t$/)?.[1];
-    if (!build || !e.backend) continue;
-    const probe = e.backend.rt.exports.peakMadd as (iters: number) => number;
+    const rt = e.backend?.rt;
+    if (!rt || rt.threads !== 1) continue;
+    const probe = rt.exports.peakMadd as (iters: number) => number;
     const iters = quickMode() ? 2e6 : 2e7;
     probe(iters / 10);
     let best = 0;
@@ -144,7 +144,7 @@ function simdPeaks(list: Engine[]): Record<string, number> {
       probe(iters);
       best = Math.max(best, (iters * 96) / ((performance.now() - t0) / 1000) / 1e9);
     }
-    peaks[build] = best;
+    peaks[rt.build] = best;
   }
   return peaks;
 }
