@@ -63,6 +63,16 @@ export interface TrainConfig {
   global_crops_scale: [number, number];
   local_crops_number: number;
   local_crops_scale: [number, number];
+  /** Probability of ColorJitter (brightness/contrast/saturation/hue) on each crop (DINO 0.8). */
+  color_jitter_prob: number;
+  /** Gaussian blur probability of global crop 1 and global crop 2 (DINO 1.0 0.1). */
+  global_blur_prob: [number, number];
+  /** Gaussian blur probability of each local crop (DINO 0.5). */
+  local_blur_prob: number;
+  /** Gaussian blur sigma range in output pixels (DINO's 0.1–2 is for 224-pixel crops). */
+  blur_sigma: [number, number];
+  /** Solarization probability of global crop 2 (DINO 0.2). */
+  solarize_prob: number;
   // data
   dataset: 'fashion-mnist' | 'idx' | 'cifar10' | 'folder';
   data_path: string;
@@ -138,6 +148,11 @@ export const DEFAULTS: TrainConfig = {
   global_crops_scale: [0.4, 1],
   local_crops_number: 6,
   local_crops_scale: [0.05, 0.4],
+  color_jitter_prob: 0.8,
+  global_blur_prob: [1, 0.1],
+  local_blur_prob: 0.5,
+  blur_sigma: [0.1, 2],
+  solarize_prob: 0.2,
   dataset: 'fashion-mnist',
   data_path: '',
   long_tail: 1,
@@ -175,6 +190,7 @@ const KINDS: Record<keyof TrainConfig, Kind> = {
   lr: 'float', min_lr: 'float', warmup_epochs: 'int', weight_decay: 'float', weight_decay_end: 'float', clip_grad: 'float',
   batch_size: 'int', accum_steps: 'int', epochs: 'int', freeze_last_layer: 'int', max_steps: 'int', global_crops_size: 'int',
   local_crops_size: 'int', global_crops_scale: 'pair', local_crops_number: 'int', local_crops_scale: 'pair',
+  color_jitter_prob: 'float', global_blur_prob: 'pair', local_blur_prob: 'float', blur_sigma: 'pair', solarize_prob: 'float',
   dataset: 'string', data_path: 'string', long_tail: 'float', subset: 'int', seed: 'int', backend: 'string', threads: 'int',
   output_dir: 'string', log_every: 'int', save_every: 'int', resume: 'bool', on_nan: 'string', quiet: 'bool', profile: 'bool',
   eval_every_epoch: 'bool', eval_train_max: 'int', eval_test_max: 'int',
@@ -284,6 +300,9 @@ export function validate(cfg: TrainConfig): TrainConfig {
     throw new ConfigError('accum_steps', `(${cfg.accum_steps}) × --batch_size (${cfg.batch_size}) exceeds --subset (${cfg.subset}): no full optimizer step per epoch`);
   }
   range(cfg, 'ibot_mask_prob', 0, 1);
+  for (const k of ['color_jitter_prob', 'local_blur_prob', 'solarize_prob'] as const) range(cfg, k, 0, 1, 'a probability in [0, 1]');
+  if (!cfg.global_blur_prob.every((p) => p >= 0 && p <= 1)) throw new ConfigError('global_blur_prob', `must be two probabilities in [0, 1], got ${cfg.global_blur_prob.join(' ')}`);
+  if (!(cfg.blur_sigma[0] > 0 && cfg.blur_sigma[0] <= cfg.blur_sigma[1])) throw new ConfigError('blur_sigma', `must be two numbers 0 < min ≤ max, got ${cfg.blur_sigma.join(' ')}`);
   {
     const [a, b] = cfg.ibot_mask_ratio;
     if (!(a >= 0 && a <= b && b < 1)) throw new ConfigError('ibot_mask_ratio', `must be two numbers 0 ≤ min ≤ max < 1, got ${a} ${b}`);

@@ -104,6 +104,8 @@ export async function train(config: Partial<TrainConfig>, hooks: TrainHooks = {}
       crops: {
         globalSize: cfg.global_crops_size, localSize, localCrops: cfg.local_crops_number,
         globalScale: cfg.global_crops_scale, localScale: cfg.local_crops_scale,
+        jitterP: cfg.color_jitter_prob, globalBlurP: cfg.global_blur_prob, localBlurP: cfg.local_blur_prob,
+        blurSigma: cfg.blur_sigma, globalSolarizeP: [0, cfg.solarize_prob],
       },
       ...(resumeFrom ? { resume: resumeFrom.meta.loader as LoaderState } : {}),
     });

@@ -144,6 +144,10 @@ test('bad flags are refused up front, naming the flag', () => {
   assert.throws(() => parseTrainArgs(['--prototypes_only']), /--prototypes_only: trains the prototypes on frozen features/);
   assert.is(parseTrainArgs([]).batch_size, DEFAULTS.batch_size);
   assert.equal(parseTrainArgs(['--local_crops_scale', '0.1', '0.3']).local_crops_scale, [0.1, 0.3]);
+  assert.throws(() => parseTrainArgs(['--color_jitter_prob', '1.5']), /--color_jitter_prob: must be a probability in \[0, 1\], got 1.5/);
+  assert.throws(() => parseTrainArgs(['--global_blur_prob', '0.5', '2']), /--global_blur_prob: must be two probabilities/);
+  assert.throws(() => parseTrainArgs(['--blur_sigma', '0', '1']), /--blur_sigma: must be two numbers 0 < min ≤ max/);
+  assert.equal(parseTrainArgs(['--global_blur_prob', '0.5', '0']).global_blur_prob, [0.5, 0]);
 });
 
 test.run();
