@@ -10,20 +10,10 @@ import { DEFAULTS, validate, type TrainConfig } from '../train/config.js';
 import { buildNetwork } from '../train/network.js';
 import { evaluateNetwork, type NetworkReport } from '../train/evaluate.js';
 import { loadFashionMNIST, type Dataset } from '../data/index.js';
+import { PRESETS } from '../train/presets.js';
 
-export const FROZEN: Partial<TrainConfig> = {
-  arch: 'pca', pca_dim: 64, prototypes_only: true, out_dim: 1024, lr: 0.16, momentum_teacher: 0.99,
-  freeze_last_layer: 0, epochs: 3, max_steps: 2000, batch_size: 64, local_crops_number: 6,
-};
-
-// At random initialisation the ViT's CLS features of different images are nearly alike, so the
-// centred teacher output is almost uniform and DINO gets no signal (the loss stays at ln K).
-// BatchNorm in the head (DINO's --use_bn_in_head) spreads them over the batch, and a sharper teacher
-// (0.02) and fewer prototypes (256 for batch 64) make the targets informative from the first steps.
-export const FULL: Partial<TrainConfig> = {
-  arch: 'vit_cpu', out_dim: 256, use_bn_in_head: true, batch_size: 64, epochs: 1, max_steps: 500, freeze_last_layer: 0,
-  lr: 0.002, warmup_epochs: 0, momentum_teacher: 0.99, warmup_teacher_temp: 0.02, teacher_temp: 0.02, local_crops_number: 4,
-};
+const FROZEN = { ...PRESETS['demo-frozen'].config, preset: 'demo-frozen' };
+const FULL = { ...PRESETS['demo-full'].config, preset: 'demo-full' };
 
 interface Row {
   name: string;

@@ -20,7 +20,7 @@ import { readJsonl } from '../train/log.js';
 import { validate, DEFAULTS, type TrainConfig } from '../train/config.js';
 import { embedDataset } from '../train/evaluate.js';
 import { buildNetwork, type DinoNetwork } from '../train/network.js';
-import { FROZEN } from './demo.js';
+import { PRESETS } from '../train/presets.js';
 import {
   backendKind, checkpointConfig, epochDiagnostics, headUsage, intFlag, loadEvalData, networkFromCheckpoint, type EvalData,
 } from './eval.js';
@@ -87,16 +87,9 @@ export function fullEvalSizes(setting: Setting): EvalSizes {
   return { trainMax: setting === 'frozen' ? 10000 : 5000, testMax: 2000, linearEpochs: 20, episodes: 600 };
 }
 
-/**
- * The full-training setting the grid in the README was measured with: the demo's preset until the
- * demo moved to a BatchNorm head, K = 256, teacher temperature 0.02 and 500 steps (FULL in
- * src/cli/demo.ts), with which training beats random initialisation. Kept here so that the
- * published grid reproduces until it is rerun at the new preset.
- */
-export const GRID_FULL: Partial<TrainConfig> = {
-  arch: 'vit_cpu', out_dim: 1024, batch_size: 64, epochs: 1, max_steps: 300, freeze_last_layer: 0,
-  lr: 0.002, warmup_epochs: 0, momentum_teacher: 0.99, local_crops_number: 4,
-};
+/** The grid's full-training recipe (the preset the README's published grid was measured with). */
+const GRID_FULL = { ...PRESETS['grid-full-v1'].config, preset: 'grid-full-v1' };
+const FROZEN = { ...PRESETS['demo-frozen'].config, preset: 'demo-frozen' };
 
 /**
  * Training config of one cell. Balanced runs train on the first LONG_TAIL_IMAGES training images, as

@@ -49,8 +49,13 @@ async function info(argv: string[]): Promise<void> {
 async function trainCmd(argv: string[]): Promise<void> {
   const { DEFAULTS, parseTrainArgs } = await import('../train/config.js');
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(`usage: protodino train [--flag value ...]\n\nflags and defaults:\n${Object.entries(DEFAULTS)
-      .map(([k, v]) => `  --${k} ${Array.isArray(v) ? v.join(' ') : String(v)}`).join('\n')}\n`);
+    const { PRESETS } = await import('../train/presets.js');
+    const show = (v: unknown) => (Array.isArray(v) ? v.join(' ') : String(v));
+    const presets = Object.entries(PRESETS).map(([name, p]) => `  ${name}: ${p.summary}\n    ${Object.entries(p.config)
+      .map(([k, v]) => `--${k} ${show(v)}`).join(' ')}`).join('\n');
+    process.stdout.write(`usage: protodino train [--preset NAME] [--flag value ...]\n\n`
+      + `presets (--preset NAME starts from the recipe; flags given beside it override its values):\n${presets}\n\n`
+      + `flags and defaults:\n${Object.entries(DEFAULTS).map(([k, v]) => `  --${k} ${show(v)}`).join('\n')}\n`);
     return;
   }
   const cfg = parseTrainArgs(argv);

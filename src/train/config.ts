@@ -1,10 +1,13 @@
 // Training configuration: DINO's flag names where the concept is the same, defaults for this CPU,
 // and up-front validation that names the flag and the allowed values.
+import { PRESETS, presetNames } from './presets.js';
 
 export type Arch = 'vit_cpu' | 'vit_tiny' | 'vit_small' | 'resnet_cpu' | 'resnet18' | 'resnet50' | 'pca';
 export type Regulariser = 'centering' | 'sinkhorn' | 'memax';
 
 export interface TrainConfig {
+  /** The named recipe (src/train/presets.ts) the other values started from; '' for the defaults. */
+  preset: string;
   // model
   arch: Arch;
   patch_size: number;
@@ -104,6 +107,7 @@ export interface TrainConfig {
 }
 
 export const DEFAULTS: TrainConfig = {
+  preset: '',
   arch: 'vit_cpu',
   patch_size: 4,
   out_dim: 1024,
@@ -181,6 +185,7 @@ export class ConfigError extends Error {
 
 type Kind = 'int' | 'float' | 'bool' | 'string' | 'pair';
 const KINDS: Record<keyof TrainConfig, Kind> = {
+  preset: 'string',
   arch: 'string', patch_size: 'int', out_dim: 'int', hidden_dim: 'int', bottleneck_dim: 'int', head_layers: 'int',
   norm_last_layer: 'bool', use_bn_in_head: 'bool', drop_path_rate: 'float', freeze_backbone: 'bool', prototypes_only: 'bool', pca_dim: 'int',
   momentum_teacher: 'float', warmup_teacher_temp: 'float', teacher_temp: 'float', warmup_teacher_temp_epochs: 'int',
@@ -204,9 +209,21 @@ const CHOICES: Partial<Record<keyof TrainConfig, readonly string[]>> = {
   on_nan: ['stop', 'skip'],
 };
 
-/** Parses `--flag value` / `--flag=value` / `--bool_flag` / `--no-bool_flag` into a full config. */
+/** The config a named preset starts from (DEFAULTS overridden by the preset), with `preset` set. */
+export function presetConfig(name: string, base: TrainConfig = DEFAULTS): TrainConfig {
+  const p = PRESETS[name];
+  if (!p) throw new ConfigError('preset', `unknown preset '${name}'; known presets: ${presetNames().join(', ')}`);
+  return { ...base, ...p.config, preset: name };
+}
+
+/**
+ * Parses `--flag value` / `--flag=value` / `--bool_flag` / `--no-bool_flag` into a full config.
+ * `--preset NAME` (anywhere on the line) replaces the base before the other flags apply, so flags
+ * always override the preset whatever their order.
+ */
 export function parseTrainArgs(argv: string[], base: TrainConfig = DEFAULTS): TrainConfig {
-  const cfg: Record<string, unknown> = { ...base };
+  const presetName = findPreset(argv);
+  const cfg: Record<string, unknown> = presetName !== null ? { ...presetConfig(presetName, base) } : { ...base };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (!arg.startsWith('--')) throw new ConfigError(arg, `unexpected argument '${arg}' (flags start with --)`);
@@ -217,6 +234,10 @@ export function parseTrainArgs(argv: string[], base: TrainConfig = DEFAULTS): Tr
       negate = true;
     }
     const kind = KINDS[name as keyof TrainConfig];
+    if (name === 'preset') {
+      if (value === undefined) i++;
+      continue;
+    }
     if (!kind) throw new ConfigError(name, `unknown flag; known flags: ${Object.keys(KINDS).map((k) => `--${k}`).join(' ')}`);
     if (kind === 'bool') {
       if (value === undefined && !negate && i + 1 < argv.length && /^(true|false)$/i.test(argv[i + 1])) value = argv[++i];
@@ -231,6 +252,19 @@ export function parseTrainArgs(argv: string[], base: TrainConfig = DEFAULTS): Tr
     cfg[name] = parseValue(name, kind, value);
   }
   return validate(cfg as unknown as TrainConfig);
+}
+
+function findPreset(argv: string[]): string | null {
+  let found: string | null = null;
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--preset(?:=(.*))?$/s.exec(argv[i]);
+    if (!m) continue;
+    const name = m[1] ?? argv[i + 1];
+    if (name === undefined || (m[1] === undefined && name.startsWith('--'))) throw new ConfigError('preset', `needs a name; known presets: ${presetNames().join(', ')}`);
+    if (found !== null && found !== name) throw new ConfigError('preset', `given twice ('${found}' and '${name}'); a run starts from one recipe`);
+    found = name;
+  }
+  return found;
 }
 
 function parseBool(name: string, v: string): boolean {
@@ -268,6 +302,7 @@ function range(cfg: TrainConfig, name: keyof TrainConfig, lo: number, hi: number
 
 /** Checks types, ranges and combinations; returns the config unchanged when valid. */
 export function validate(cfg: TrainConfig): TrainConfig {
+  if (cfg.preset !== '' && !PRESETS[cfg.preset]) throw new ConfigError('preset', `unknown preset '${cfg.preset}'; known presets: ${presetNames().join(', ')}`);
   for (const [name, choices] of Object.entries(CHOICES)) {
     const v = cfg[name as keyof TrainConfig] as string;
     if (!choices!.includes(v)) throw new ConfigError(name, `must be one of ${choices!.join(', ')}, got '${v}'`);
