@@ -201,6 +201,20 @@ export function epochDiagnostics(cfg: TrainConfig, print: (line: string) => void
 
 const KS = [10, 20, 100, 200];
 
+/** The baseline a learned representation must beat: each image's normalised pixels as its feature. */
+function pixelFeatures(ds: Dataset, max: number, mean: number[], std: number[]): Embedded {
+  const n = Math.min(max, ds.n);
+  const C = ds.channels, HW = ds.height * ds.width, D = C * HW;
+  const data = new Float32Array(n * D);
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < C; c++) {
+      const o = i * D + c * HW;
+      for (let j = 0; j < HW; j++) data[o + j] = (ds.images[o + j] / 255 - mean[c]) / std[c];
+    }
+  }
+  return { features: { data, shape: [n, D] }, labels: ds.labels.slice(0, n) };
+}
+
 function nums(a: ArrayLike<number>): (number | null)[] {
   return Array.from(a, (v) => (Number.isFinite(v) ? v : null));
 }
@@ -241,9 +255,13 @@ export async function evalCmd(argv: string[]): Promise<void> {
       linear_lr: { type: 'string' },
       episodes: { type: 'string' },
       seed: { type: 'string' },
+      baseline: { type: 'string' },
     },
   });
-  if (positionals.length !== 1) throw new Error(`${cmd}: give exactly one protodino checkpoint (.safetensors)`);
+  const baseline = values.baseline;
+  if (baseline !== undefined && baseline !== 'pixels') throw new Error(`${cmd}: --baseline must be pixels, got '${baseline}'`);
+  if (baseline !== undefined && positionals.length !== 0) throw new Error(`${cmd}: --baseline pixels evaluates the raw pixels of the default dataset; give no checkpoint with it`);
+  if (baseline === undefined && positionals.length !== 1) throw new Error(`${cmd}: give exactly one protodino checkpoint (.safetensors), or --baseline pixels`);
   const kind = backendKind(cmd, values.backend);
   const trainMax = intFlag(cmd, 'train_max', values.train_max, 10000);
   const testMax = intFlag(cmd, 'test_max', values.test_max, 2000);
@@ -259,33 +277,38 @@ export async function evalCmd(argv: string[]): Promise<void> {
   }
   const none = !values.knn && !values.linear && !values.fewshot;
   const run = { knn: values.all || none || values.knn!, linear: values.all || none || values.linear!, fewshot: values.all || none || values.fewshot! };
-  const path = positionals[0];
-  const { ck, cfg } = readProtodinoCheckpoint(cmd, path);
-  const which = values.student ? 'student' : 'teacher';
+  const path = baseline ? 'pixels' : positionals[0];
+  const { ck, cfg } = baseline ? { ck: null, cfg: DEFAULTS } : readProtodinoCheckpoint(cmd, path);
+  const which = baseline ? 'raw pixels' : values.student ? 'student' : 'teacher';
   const data = await loadEvalData(cfg, ratio ?? cfg.long_tail);
   const be = await createBackend({ kind });
   const log = (s: string) => {
     if (!values.json) console.log(s);
   };
   try {
-    const net = networkFromCheckpoint(ck, cfg, be, data.train.channels, which);
     let tr: Embedded, te: Embedded;
     const t0 = performance.now();
-    try {
-      tr = await embedDataset(net, data.train, { max: trainMax, mean: data.mean, std: data.std });
-      te = await embedDataset(net, data.test, { max: testMax, mean: data.mean, std: data.std });
-    } finally {
-      net.dispose();
+    if (!ck) {
+      tr = pixelFeatures(data.train, trainMax, data.mean, data.std);
+      te = pixelFeatures(data.test, testMax, data.mean, data.std);
+    } else {
+      const net = networkFromCheckpoint(ck, cfg, be, data.train.channels, which as 'student' | 'teacher');
+      try {
+        tr = await embedDataset(net, data.train, { max: trainMax, mean: data.mean, std: data.std });
+        te = await embedDataset(net, data.test, { max: testMax, mean: data.mean, std: data.std });
+      } finally {
+        net.dispose();
+      }
     }
     const C = data.train.classes.length;
     const report: Record<string, unknown> = {
-      checkpoint: path, network: which, arch: cfg.arch, dataset: cfg.dataset, epoch: ck.meta.epoch, step: ck.meta.step,
+      checkpoint: path, network: which, arch: ck ? cfg.arch : 'pixels', dataset: cfg.dataset, epoch: ck?.meta.epoch ?? null, step: ck?.meta.step ?? null,
       classes: data.train.classes, trainRows: tr.labels.length, testRows: te.labels.length, dim: tr.features.shape[1],
       longTailRatio: data.longTailCounts ? data.longTailRatio : null,
       ...(data.longTailCounts ? { longTailCounts: data.longTailCounts, bankCounts: classCounts({ labels: tr.labels, classes: data.train.classes }) } : {}),
       embedSeconds: (performance.now() - t0) / 1000,
     };
-    log(`${path}: ${which} ${cfg.arch}, epoch ${ck.meta.epoch} (step ${ck.meta.step}); ${cfg.dataset} ${tr.labels.length} train / ${te.labels.length} test images, `
+    log(`${path}: ${ck ? `${which} ${cfg.arch}, epoch ${ck.meta.epoch} (step ${ck.meta.step})` : 'raw pixels (normalised)'}; ${cfg.dataset} ${tr.labels.length} train / ${te.labels.length} test images, `
       + `${tr.features.shape[1]}-d features${data.longTailCounts ? `, long tail ${data.longTailRatio}` : ''}`);
     const counts = data.longTailCounts;
     const groupsLine = (r: Record<string, unknown>) => {

@@ -17,7 +17,8 @@ import { DEFAULTS, validate, type TrainConfig } from '../../src/train/config.js'
 import { buildNetwork } from '../../src/train/network.js';
 import { embedDataset } from '../../src/train/evaluate.js';
 import { channelStats, EvalLoader, loadFashionMNIST, subset } from '../../src/data/index.js';
-import { prototypeUsage } from '../../src/eval/index.js';
+import { knnClassify, prototypeUsage } from '../../src/eval/index.js';
+import { createBackend } from '../../src/backend/index.js';
 import { noGrad, tidy, type Tensor } from '../../src/tensor/tensor.js';
 import { tensor } from '../../src/tensor/create.js';
 import { concat } from '../../src/tensor/ops/layout.js';
@@ -118,6 +119,23 @@ test('eval --knn alone, in text, skips the other evaluations', () => {
   assert.not.match(out, /linear probe|few-shot/);
 });
 
+test('eval --baseline pixels: k-NN on the normalised pixels, as computed in-process', async () => {
+  const r = JSON.parse(ok(['eval', '--baseline', 'pixels', '--knn', '--json', '--backend', 'wasm', '--train_max', '300', '--test_max', '100']).trim().split('\n').at(-1)!);
+  assert.is(r.arch, 'pixels');
+  assert.is(r.dim, 784);
+  const trainSet = await loadFashionMNIST({ split: 'train' });
+  const testSet = await loadFashionMNIST({ split: 'test' });
+  const { mean, std } = channelStats(trainSet);
+  const feats = (ds: typeof trainSet, n: number) => ({ data: Float32Array.from(ds.images.subarray(0, n * 784), (v) => (v / 255 - mean[0]) / std[0]), shape: [n, 784] as [number, number] });
+  const be = await createBackend({ kind: 'wasm', threads: 1 });
+  try {
+    const want = await knnClassify(feats(trainSet, 300), trainSet.labels.subarray(0, 300), feats(testSet, 100), testSet.labels.subarray(0, 100), { k: 20, temperature: 0.07, backend: be });
+    assert.is(r.knn.results.find((x: { k: number }) => x.k === 20).top1, want[0].top1);
+  } finally {
+    be.destroy();
+  }
+});
+
 test('embed writes features [N, D] F32 and the dataset labels I32, equal to an in-process embedding', async () => {
   const out = join(dir, 'feat.safetensors');
   ok(['embed', ckpt, '--out', out, '--split', 'train', '--max', '40', '--backend', 'wasm']);
@@ -200,6 +218,8 @@ test('bad arguments are refused with clear messages', () => {
   const cases: [string[], RegExp][] = [
     [['eval'], /eval: give exactly one protodino checkpoint/],
     [['eval', join(dir, 'missing.safetensors')], /eval: no such file/],
+    [['eval', '--baseline', 'pca'], /--baseline must be pixels, got 'pca'/],
+    [['eval', ckpt, '--baseline', 'pixels'], /give no checkpoint with it/],
     [['eval', pth], /eval: .*PyTorch checkpoint; it holds no protodino training config/],
     [['eval', ckpt, '--backend', 'cuda'], /--backend must be wasm, webgpu or auto/],
     [['eval', ckpt, '--train_max', '0'], /--train_max must be an integer ≥ 1, got '0'/],
