@@ -1,6 +1,8 @@
 // The default job (npm start): the frozen-representation experiment, then a short full training, each
-// as DINO with and without KoLeo-proto at the same seed, printing loss, unique prototypes and k-NN.
-import { mkdtempSync, rmSync } from 'node:fs';
+// as DINO with and without KoLeo-proto at the same seed, printing loss, unique prototypes and k-NN;
+// then the committed full-training recipe's model, evaluated live. It times a few steps first and
+// shortens its runs to fit a time budget on slow machines (demo-plan.ts).
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
@@ -8,36 +10,81 @@ import { createBackend } from '../backend/index.js';
 import { train } from '../train/trainer.js';
 import { DEFAULTS, validate, type TrainConfig } from '../train/config.js';
 import { buildNetwork } from '../train/network.js';
-import { evaluateNetwork, type NetworkReport } from '../train/evaluate.js';
+import { embedDataset, evaluateNetwork, type NetworkReport } from '../train/evaluate.js';
 import { loadFashionMNIST, type Dataset } from '../data/index.js';
 import { PRESETS } from '../train/presets.js';
+import { formatDuration } from '../train/progress.js';
+import { packagePath } from '../util/paths.js';
+import { JobClock, planDemo, type DemoRates, type DemoShape } from './demo-plan.js';
+import { networkFromCheckpoint, readProtodinoCheckpoint } from './eval.js';
 
 const FROZEN = { ...PRESETS['demo-frozen'].config, preset: 'demo-frozen' };
 const FULL = { ...PRESETS['demo-full'].config, preset: 'demo-full' };
 
+/** The committed model of the full-training recipe and its published numbers (docs/experiments/full-training.md). */
+export const HEADLINE_MODEL = 'docs/models/fmnist-vit.safetensors';
+export const HEADLINE_RESULTS = 'docs/experiments/full-training.json';
+
+/** The whole job's expected duration on any machine; the default job must stay well under 8 minutes on a slow host. */
+const BUDGET_S = 300;
+const EVAL_TRAIN = 10000;
+const EVAL_TEST = 2000;
+
 interface Row {
-  name: string;
   firstLoss: number;
   lastLoss: number;
   report: NetworkReport;
   seconds: number;
 }
 
-async function runOne(name: string, cfg: Partial<TrainConfig>, be: Backend, train_: Dataset, test: Dataset, withKnn: boolean): Promise<Row> {
+async function runOne(cfg: Partial<TrainConfig>, be: Backend, train_: Dataset, test: Dataset, withKnn: boolean,
+  onStep?: (step: number) => void): Promise<Row> {
   const dir = mkdtempSync(join(tmpdir(), 'protodino-demo-'));
   const t0 = performance.now();
   let report: NetworkReport | null = null;
   try {
-    const r = await train({ ...cfg, output_dir: dir, log_every: 50, quiet: true }, {
+    const r = await train({ ...cfg, output_dir: dir, log_every: 50, quiet: true, eval_every_epoch: false }, {
       backend: be,
+      ...(onStep ? { afterBackward: ({ step }) => onStep(step) } : {}),
       onEpoch: async ({ final, teacher }) => {
-        if (final) report = await evaluateNetwork(teacher, train_, test, be, { knn: withKnn });
+        if (final) report = await evaluateNetwork(teacher, train_, test, be, { knn: withKnn, trainMax: EVAL_TRAIN, testMax: EVAL_TEST });
       },
     });
     const losses = r.history.map((h) => h.loss);
-    return { name, firstLoss: losses[0], lastLoss: losses.at(-1)!, report: report!, seconds: (performance.now() - t0) / 1000 };
+    return { firstLoss: losses[0], lastLoss: losses.at(-1)!, report: report!, seconds: (performance.now() - t0) / 1000 };
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Seconds per step after warm-up: the median gap between consecutive steps past the first `skip`. */
+async function timeSteps(cfg: Partial<TrainConfig>, steps: number, be: Backend): Promise<{ stepS: number; overheadS: number }> {
+  const stamps: number[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'protodino-demo-cal-'));
+  const t0 = performance.now();
+  try {
+    await train({ ...cfg, max_steps: steps, output_dir: dir, quiet: true, eval_every_epoch: false, log_every: 1000 }, {
+      backend: be, afterBackward: () => stamps.push(performance.now()),
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const gaps = stamps.slice(2).map((t, i) => t - stamps[i + 1]).sort((a, b) => a - b);
+  const stepS = gaps[Math.floor(gaps.length / 2)] / 1000;
+  return { stepS, overheadS: Math.max(0, (performance.now() - t0) / 1000 - steps * stepS) };
+}
+
+async function measureRates(be: Backend, trainSet: Dataset): Promise<DemoRates> {
+  const frozen = await timeSteps(FROZEN, 12, be);
+  const full = await timeSteps(FULL, 8, be);
+  const net = buildNetwork(validate({ ...DEFAULTS, ...FULL }), be, trainSet.channels, 0, 0);
+  try {
+    await embedDataset(net, trainSet, { max: 256 });
+    const t0 = performance.now();
+    await embedDataset(net, trainSet, { max: 1024 });
+    return { frozenStepS: frozen.stepS, fullStepS: full.stepS, embedImageS: (performance.now() - t0) / 1000 / 1024, runOverheadS: Math.max(frozen.overheadS, full.overheadS) };
+  } finally {
+    net.dispose();
   }
 }
 
@@ -45,39 +92,104 @@ function pct(x: number): string {
   return (100 * x).toFixed(1);
 }
 
+interface HeadlineResults {
+  preset: string;
+  knn_top1: number;
+  seeds?: number[];
+  knn_top1_mean?: number;
+  knn_top1_std?: number;
+  steps: number;
+  wall_minutes?: number;
+}
+
+/** The committed recipe's model evaluated now on the demo's subset, next to its published full-set figure. */
+async function headline(be: Backend, trainSet: Dataset, testSet: Dataset): Promise<void> {
+  const model = packagePath(HEADLINE_MODEL);
+  const resultsPath = packagePath(HEADLINE_RESULTS);
+  if (!existsSync(model) || !existsSync(resultsPath)) {
+    console.log(`\n3. The full-training recipe: ${HEADLINE_MODEL} or ${HEADLINE_RESULTS} is missing from this checkout, so its model cannot be shown.`);
+    return;
+  }
+  const pub = JSON.parse(readFileSync(resultsPath, 'utf8')).headline as HeadlineResults;
+  const { ck, cfg } = readProtodinoCheckpoint('demo', model);
+  const net = networkFromCheckpoint(ck, cfg, be, trainSet.channels, 'teacher');
+  try {
+    const r = await evaluateNetwork(net, trainSet, testSet, be, { trainMax: EVAL_TRAIN, testMax: EVAL_TEST });
+    const spread = pub.knn_top1_mean !== undefined && pub.knn_top1_std !== undefined && pub.seeds
+      ? ` (${pub.seeds.length} seeds: ${pct(pub.knn_top1_mean)} ± ${pct(pub.knn_top1_std)})` : '';
+    console.log(`\n3. The full-training recipe (--preset ${pub.preset}, ${pub.steps} steps${pub.wall_minutes ? `, ${pub.wall_minutes.toFixed(0)} min on the README's machine` : ''}): ${HEADLINE_MODEL}`);
+    console.log(`   k-NN top-1 now, on the demo's ${EVAL_TRAIN / 1000}k / ${EVAL_TEST / 1000}k subset: ${pct(r.knnTop1)}%`);
+    console.log(`   published, full 60k bank / 10k test: ${pct(pub.knn_top1)}%${spread}; raw pixels on the same protocol: 85.7%`);
+  } finally {
+    net.dispose();
+  }
+}
+
 export async function demo(argv: string[]): Promise<void> {
   const quick = argv.includes('--quick');
   const kind = (argv.find((a) => a.startsWith('--backend='))?.split('=')[1] ?? 'auto') as 'wasm' | 'webgpu' | 'auto';
+  const budgetArg = argv.find((a) => a.startsWith('--budget='))?.split('=')[1];
+  const budgetS = budgetArg === undefined ? BUDGET_S : Number(budgetArg);
+  if (!(budgetS > 0 && Number.isFinite(budgetS))) throw new Error(`demo: --budget must be a positive number of seconds, got '${budgetArg}'`);
   const be = await createBackend({ kind });
   console.log(`protodino demo on ${be.description}\n`);
   const trainSet = await loadFashionMNIST({ split: 'train' });
   const testSet = await loadFashionMNIST({ split: 'test' });
   try {
+    const shape: DemoShape = {
+      frozenRuns: 4, fullRuns: 2, evalImages: EVAL_TRAIN + EVAL_TEST, extraEvals: 2,
+      frozenSteps: quick ? { max: 200, min: 50 } : { max: FROZEN.max_steps!, min: 500 },
+      fullSteps: quick ? { max: 20, min: 10 } : { max: FULL.max_steps!, min: 200 },
+    };
+    const t0 = performance.now();
+    const rates = await measureRates(be, trainSet);
+    const plan = planDemo(shape, rates, budgetS);
+    console.log(`Timed on this machine: full-training step ${(1000 * rates.fullStepS).toFixed(0)} ms, frozen step ${(1000 * rates.frozenStepS).toFixed(1)} ms, `
+      + `embedding ${(1e6 * rates.embedImageS).toFixed(0)} µs/image (calibration ${formatDuration((performance.now() - t0) / 1000)}).`);
+    console.log(`Expected duration: ${formatDuration(plan.expectedS)}${plan.scale < 1
+      ? ` — runs shortened to ${(100 * plan.scale).toFixed(0)}% to fit the ${formatDuration(budgetS)} budget on this machine (a faster one runs the full-size job)` : ''}.\n`);
+    const clock = new JobClock(plan.expectedS, (l) => process.stderr.write(`${l}\n`));
+    const evalS = shape.evalImages * rates.embedImageS;
+
     console.log('1. Frozen representations: 64-d PCA of the pixels, only the K = 1024 prototypes trained');
-    console.log(`   (${FROZEN.max_steps} steps, batch ${FROZEN.batch_size}, lr ${FROZEN.lr}, teacher momentum ${FROZEN.momentum_teacher})\n`);
+    console.log(`   (${plan.frozenSteps} steps, batch ${FROZEN.batch_size}, lr ${FROZEN.lr}, teacher momentum ${FROZEN.momentum_teacher})\n`);
     console.log('   regulariser   KoLeo-proto  loss first → last   unique ε=0.025  unique ε=0.1   time');
+    let runNo = 0;
+    const runs = shape.frozenRuns + shape.fullRuns;
     for (const centering of ['centering', 'sinkhorn'] as const) {
       for (const kp of [0, 0.1]) {
-        const cfg = { ...FROZEN, centering, koleo_proto: kp, ...(quick ? { max_steps: 200 } : {}) };
-        const row = await runOne(`${centering}`, cfg, be, trainSet, testSet, false);
+        const cfg = { ...FROZEN, centering, koleo_proto: kp, max_steps: plan.frozenSteps };
+        runNo++;
+        clock.start(plan.frozenSteps * rates.frozenStepS + rates.runOverheadS);
+        const row = await runOne(cfg, be, trainSet, testSet, false, (s) => clock.progress(s / plan.frozenSteps, `run ${runNo}/${runs} step ${s}/${plan.frozenSteps}`));
+        clock.finish();
         const u = row.report.uniquePrototypes;
         console.log(`   ${centering.padEnd(12)}  ${String(kp).padEnd(11)}  ${row.firstLoss.toFixed(3)} → ${row.lastLoss.toFixed(3)}     ${String(u['0.025']).padStart(5)} / 1024    ${String(u['0.1']).padStart(5)} / 1024  ${row.seconds.toFixed(0)}s`);
       }
     }
-    const full = validate({ ...DEFAULTS, ...FULL, ...(quick ? { max_steps: 20 } : {}) });
+    const full = validate({ ...DEFAULTS, ...FULL, max_steps: plan.fullSteps });
     console.log(`\n2. Full training: ${full.arch}, ${full.max_steps} steps, batch ${full.batch_size}, 2 global + ${full.local_crops_number} local crops, lr ${full.lr}`);
     console.log(`   (K = ${full.out_dim}${full.use_bn_in_head ? ', BatchNorm in the head' : ''}, teacher temperature ${full.teacher_temp}, teacher momentum ${full.momentum_teacher})`);
     const init = buildNetwork(full, be, trainSet.channels, full.seed, 0);
-    const base = await evaluateNetwork(init, trainSet, testSet, be);
+    clock.start(evalS);
+    const base = await evaluateNetwork(init, trainSet, testSet, be, { trainMax: EVAL_TRAIN, testMax: EVAL_TEST });
+    clock.finish();
     init.dispose();
     console.log(`   random initialisation: k-NN top-1 ${pct(base.knnTop1)}%, unique prototypes ${base.uniquePrototypes['0.025']} / ${full.out_dim}\n`);
     console.log('   KoLeo-proto  loss first → last   k-NN top-1 (init)   unique ε=0.025  unique ε=0.1   time');
     for (const kp of [0, 0.1]) {
-      const row = await runOne('full', { ...full, koleo_proto: kp }, be, trainSet, testSet, true);
+      runNo++;
+      clock.start(plan.fullSteps * rates.fullStepS + rates.runOverheadS + evalS);
+      const row = await runOne({ ...full, koleo_proto: kp }, be, trainSet, testSet, true, (s) => clock.progress(s / plan.fullSteps, `run ${runNo}/${runs} step ${s}/${plan.fullSteps}`));
+      clock.finish();
       const u = row.report.uniquePrototypes;
       console.log(`   ${String(kp).padEnd(11)}  ${row.firstLoss.toFixed(3)} → ${row.lastLoss.toFixed(3)}     ${pct(row.report.knnTop1)}% (${pct(base.knnTop1)}%)     ${String(u['0.025']).padStart(5)} / ${full.out_dim}    ${String(u['0.1']).padStart(5)} / ${full.out_dim}  ${row.seconds.toFixed(0)}s`);
     }
-    console.log('\nk-NN: DINO protocol (cosine, k = 20, T = 0.07), teacher backbone features, 10k train / 2k test images.');
+    console.log(`\nk-NN: DINO protocol (cosine, k = 20, T = 0.07), teacher backbone features, ${EVAL_TRAIN / 1000}k train / ${EVAL_TEST / 1000}k test images.`);
+    clock.start(evalS);
+    await headline(be, trainSet, testSet);
+    clock.finish();
+    console.log(`\nDone in ${formatDuration((performance.now() - t0) / 1000)} (expected ${formatDuration(plan.expectedS)}).`);
   } finally {
     be.destroy();
   }
