@@ -44,11 +44,39 @@ export class PCAProjection extends Module {
     orthonormalise(q, D, k);
     for (let it = 0; it < iterations; it++) {
       const next = new Float64Array(D * k);
-      for (let i = 0; i < D; i++) {
-        for (let j = 0; j < D; j++) {
-          const cij = c[i * D + j];
-          if (cij === 0) continue;
-          for (let r = 0; r < k; r++) next[r * D + i] += cij * q[r * D + j];
+      // next[r, i] = Σ_j c[i, j] q[r, j], summed in j order: both rows are read contiguously (an r-inner
+      // loop strided by D ran ~10× slower), and the sums are the same as before, bit for bit.
+      // Four rows of q share each load of c's row.
+      let r = 0;
+      for (; r + 4 <= k; r += 4) {
+        const q0 = r * D, q1 = q0 + D, q2 = q1 + D, q3 = q2 + D;
+        for (let i = 0; i < D; i++) {
+          const ci = i * D;
+          let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+          for (let j = 0; j < D; j++) {
+            const cij = c[ci + j];
+            if (cij === 0) continue;
+            a0 += cij * q[q0 + j];
+            a1 += cij * q[q1 + j];
+            a2 += cij * q[q2 + j];
+            a3 += cij * q[q3 + j];
+          }
+          next[q0 + i] = a0;
+          next[q1 + i] = a1;
+          next[q2 + i] = a2;
+          next[q3 + i] = a3;
+        }
+      }
+      for (; r < k; r++) {
+        const qr = r * D;
+        for (let i = 0; i < D; i++) {
+          const ci = i * D;
+          let acc = 0;
+          for (let j = 0; j < D; j++) {
+            const cij = c[ci + j];
+            if (cij !== 0) acc += cij * q[qr + j];
+          }
+          next[qr + i] = acc;
         }
       }
       orthonormalise(next, D, k);
