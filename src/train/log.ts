@@ -25,11 +25,14 @@ export function toJsonLine(record: object): string {
 export interface JsonlLoggerOptions {
   /** fsync after every line: survives power loss too, at a cost per line (default false). */
   fsync?: boolean;
+  /** Add `time` (Unix seconds, ms precision) to every record: curves against wall time, across resumes. */
+  timestamps?: boolean;
 }
 
 export class JsonlLogger {
   private fd: number | undefined;
   private readonly fsync: boolean;
+  private readonly timestamps: boolean;
 
   /**
    * Appends to `path`, creating it if needed. A last line left unfinished by a killed run is cut
@@ -37,13 +40,15 @@ export class JsonlLogger {
    */
   constructor(readonly path: string, options: JsonlLoggerOptions = {}) {
     this.fsync = options.fsync ?? false;
+    this.timestamps = options.timestamps ?? false;
     this.fd = openSync(path, 'a+');
     dropPartialLastLine(this.fd);
   }
 
   write(record: object): void {
     if (this.fd === undefined) throw new Error(`JsonlLogger: ${this.path} is closed`);
-    const bytes = Buffer.from(toJsonLine(record) + '\n', 'utf8');
+    const line = this.timestamps ? { ...record, time: Math.round(Date.now()) / 1000 } : record;
+    const bytes = Buffer.from(toJsonLine(line) + '\n', 'utf8');
     for (let off = 0; off < bytes.length;) off += writeSync(this.fd, bytes, off, bytes.length - off);
     if (this.fsync) fsyncSync(this.fd);
   }

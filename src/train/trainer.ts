@@ -99,7 +99,7 @@ export async function train(config: Partial<TrainConfig>, hooks: TrainHooks = {}
   let log: JsonlLogger | null = null;
   let loader: Loader | null = null;
   try {
-    log = new JsonlLogger(join(cfg.output_dir, 'log.jsonl'));
+    log = new JsonlLogger(join(cfg.output_dir, 'log.jsonl'), { timestamps: true });
     loader = new Loader({
       dataset, batchSize: cfg.batch_size, seed: cfg.seed,
       crops: {

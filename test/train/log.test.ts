@@ -44,6 +44,17 @@ test('round trip, with a truncated last line left out', () => {
   assert.equal(readJsonl(path), { records: [...records, { epoch: 2 }], truncated: false });
 });
 
+test('timestamps: every record gets the wall-clock time in Unix seconds', () => {
+  const path = join(dir, 't.jsonl');
+  const before = Date.now() / 1000;
+  const log = new JsonlLogger(path, { timestamps: true });
+  log.write({ step: 1 });
+  log.close();
+  const [r] = readJsonl(path).records as { step: number; time: number }[];
+  assert.is(r.step, 1);
+  assert.ok(r.time >= Math.floor(before) && r.time <= Date.now() / 1000 + 1, String(r.time));
+});
+
 test('a complete last line without its newline counts; a bad middle line throws with its number', () => {
   const path = join(dir, 'b.jsonl');
   writeFileSync(path, '{"a":1}\n{"b":2}');
