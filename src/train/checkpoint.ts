@@ -23,6 +23,8 @@ export interface CheckpointMeta {
    * Absent in checkpoints written before it was saved.
    */
   generators?: { student: GeneratorState; teacher: GeneratorState };
+  /** The collapse alarms' state after `step` steps (src/train/alarms.ts); absent in older checkpoints. */
+  alarms?: unknown;
   optimizerSteps: Record<string, number>;
   optimizerStep: number;
   /** Student parameter names per optimiser group, in order (torch numbers them this way). */

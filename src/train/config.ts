@@ -99,6 +99,11 @@ export interface TrainConfig {
   quiet: boolean;
   /** Time every kernel of each step by kernel family and print the table at the end (slows WebGPU: kernels run one at a time). */
   profile: boolean;
+  /**
+   * Steps in a row with the DINO loss within 1% of ln K before the uniform-collapse alarm fires
+   * (0: that alarm is off). The usage and partial alarms follow the per-epoch diagnostics.
+   */
+  collapse_window: number;
   // diagnostics after each epoch (unique prototypes, usage and k-NN on held-out images)
   eval_every_epoch: boolean;
   /** k-NN bank size (first N training images) and held-out query / usage size (first N test images). */
@@ -171,6 +176,7 @@ export const DEFAULTS: TrainConfig = {
   on_nan: 'stop',
   quiet: false,
   profile: false,
+  collapse_window: 200,
   eval_every_epoch: true,
   eval_train_max: 5000,
   eval_test_max: 1000,
@@ -197,7 +203,7 @@ const KINDS: Record<keyof TrainConfig, Kind> = {
   local_crops_size: 'int', global_crops_scale: 'pair', local_crops_number: 'int', local_crops_scale: 'pair',
   color_jitter_prob: 'float', global_blur_prob: 'pair', local_blur_prob: 'float', blur_sigma: 'pair', solarize_prob: 'float',
   dataset: 'string', data_path: 'string', long_tail: 'float', subset: 'int', seed: 'int', backend: 'string', threads: 'int',
-  output_dir: 'string', log_every: 'int', save_every: 'int', resume: 'bool', on_nan: 'string', quiet: 'bool', profile: 'bool',
+  output_dir: 'string', log_every: 'int', save_every: 'int', resume: 'bool', on_nan: 'string', quiet: 'bool', profile: 'bool', collapse_window: 'int',
   eval_every_epoch: 'bool', eval_train_max: 'int', eval_test_max: 'int',
 };
 
@@ -319,7 +325,7 @@ export function validate(cfg: TrainConfig): TrainConfig {
   for (const k of ['koleo_proto', 'koleo_features', 'ibot_loss_weight', 'lr', 'min_lr', 'weight_decay', 'weight_decay_end', 'clip_grad'] as const) {
     range(cfg, k, 0, 1e6, 'non-negative');
   }
-  for (const k of ['warmup_epochs', 'warmup_teacher_temp_epochs', 'freeze_last_layer', 'max_steps', 'local_crops_number', 'seed', 'threads', 'subset', 'save_every'] as const) {
+  for (const k of ['warmup_epochs', 'warmup_teacher_temp_epochs', 'freeze_last_layer', 'max_steps', 'local_crops_number', 'seed', 'threads', 'subset', 'save_every', 'collapse_window'] as const) {
     range(cfg, k, 0, 2 ** 31, 'a non-negative integer');
   }
   if (cfg.warmup_epochs > cfg.epochs) throw new ConfigError('warmup_epochs', `(${cfg.warmup_epochs}) cannot exceed --epochs (${cfg.epochs})`);

@@ -103,6 +103,16 @@ export class Progress {
     this.started = false;
   }
 
+  /**
+   * A line of its own (a warning) between progress updates: on a terminal the line being redrawn is
+   * ended first, so the warning neither overwrites it nor gets overwritten.
+   */
+  message(line: string): void {
+    if (this.drawn) this.stream.write('\n');
+    this.drawn = false;
+    this.stream.write(line + '\n');
+  }
+
   format(state: ProgressState, t = this.now()): string {
     const dt = (t - this.t0) / 1000;
     const steps = state.step - this.step0;

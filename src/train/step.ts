@@ -79,6 +79,11 @@ export interface StepGradients {
   /** The mean loss over the micro-batches (a scalar). */
   loss: Tensor;
   /**
+   * The DINO term of the loss alone (mean over the micro-batches), or null when the loss is that
+   * term alone; the collapse alarm compares it with ln K, which regularisers would shift.
+   */
+  dino: Tensor | null;
+  /**
    * With { check }: loss + Σ gradient magnitudes, one scalar that is not finite when the loss or any
    * gradient holds a NaN or ±Inf (both propagate through the sums), so one read-back per step
    * guards the update. It can also overflow on finite gradients of ~1e19 and more: diverged too.
@@ -112,19 +117,22 @@ export function dinoGradients(s: DinoState, micro: readonly MicroBatch[], sch: S
   const N = micro.length;
   return tidy(() => {
     const losses: Tensor[] = [];
+    const dinos: Tensor[] = [];
     const teacherOuts: Tensor[] = [];
     const teacherPatches: Tensor[] = [];
     for (const mb of micro) {
-      const { loss, tOut, tPatch } = tidy(() => {
+      const { loss, dino, tOut, tPatch } = tidy(() => {
         const r = microLoss(s, mb, sch);
         backward(N === 1 ? r.loss : mul(r.loss, 1 / N));
         return r;
       });
       losses.push(loss);
+      if (dino) dinos.push(dino);
       teacherOuts.push(tOut);
       if (tPatch) teacherPatches.push(tPatch);
     }
     const loss = N === 1 ? losses[0] : mul(losses.reduce((a, b) => add(a, b)), 1 / N);
+    const dino = dinos.length === 0 ? null : noGrad(() => (N === 1 ? dinos[0] : mul(dinos.reduce((a, b) => add(a, b)), 1 / N)));
     opts.afterBackward?.(loss);
     const named = student.namedParameters().filter(([, p]) => p.requiresGrad);
     const trainable = named.map(([, p]) => p);
@@ -142,7 +150,7 @@ export function dinoGradients(s: DinoState, micro: readonly MicroBatch[], sch: S
       magnitudes.reverse();
       return h;
     });
-    return { loss, health, magnitudes, teacherOuts, teacherPatches };
+    return { loss, dino, health, magnitudes, teacherOuts, teacherPatches };
   });
 }
 
@@ -173,6 +181,7 @@ export function discardStep(s: DinoState): void {
 /** Frees everything of `g` except its loss. */
 export function disposeGradients(g: StepGradients): void {
   g.health?.dispose();
+  g.dino?.dispose();
   for (const [, m] of g.magnitudes) m.dispose();
   for (const t of [...g.teacherOuts, ...g.teacherPatches]) t.dispose();
 }
@@ -190,7 +199,7 @@ function splitTokens(t: Tensor): { cls: Tensor; patches: Tensor } {
  * Forward of one micro-batch: its loss (recording), the teacher's global-crop logits and, with
  * --ibot, the teacher's patch logits [2B·N, K].
  */
-function microLoss(s: DinoState, mb: MicroBatch, sch: StepSchedule): { loss: Tensor; tOut: Tensor; tPatch: Tensor | null } {
+function microLoss(s: DinoState, mb: MicroBatch, sch: StepSchedule): { loss: Tensor; dino: Tensor | null; tOut: Tensor; tPatch: Tensor | null } {
   const { cfg, student, teacher, center } = s;
   const { globals, locals } = mb;
   const G = cfg.global_crops_size;
@@ -228,7 +237,8 @@ function microLoss(s: DinoState, mb: MicroBatch, sch: StepSchedule): { loss: Ten
   const targets = cfg.centering === 'sinkhorn' ? sinkhornKnopp(tOut, sch.teacherTemp)
     : cfg.centering === 'centering' ? centeredTeacher(tOut, center!, sch.teacherTemp)
       : noGrad(() => softmax(mul(tOut, 1 / sch.teacherTemp), -1));
-  let total = dinoLoss(sOut, targets, { studentTemp: cfg.student_temp, nCrops });
+  const dino = dinoLoss(sOut, targets, { studentTemp: cfg.student_temp, nCrops });
+  let total = dino;
   if (cfg.centering === 'memax') total = add(total, meMaxLoss(sOut, cfg.student_temp));
   if (cfg.koleo_proto > 0) total = add(total, mul(koleoProtoLoss(student.head.last_layer.weight_v), cfg.koleo_proto));
   if (cfg.koleo_features > 0) {
@@ -241,5 +251,5 @@ function microLoss(s: DinoState, mb: MicroBatch, sch: StepSchedule): { loss: Ten
       { studentTemp: cfg.ibot_student_patch_temp, teacherTemp: cfg.ibot_teacher_patch_temp });
     total = add(total, mul(patch, cfg.ibot_loss_weight));
   }
-  return { loss: total, tOut, tPatch };
+  return { loss: total, dino: total === dino ? null : dino, tOut, tPatch };
 }

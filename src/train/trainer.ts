@@ -13,7 +13,8 @@ import { AdamW, decayGroups } from '../tensor/ops/optim.js';
 import { loadFashionMNIST, loadIdxDataset, loadCifar10, loadImageFolder, longTail, subset, Loader, type Dataset, type LoaderState } from '../data/index.js';
 import { cosineScheduler, teacherTempSchedule } from './schedules.js';
 import { applyStep, dinoGradients, discardStep, disposeGradients, type DinoState, type MicroBatch, type StepGradients, type StepSchedule } from './step.js';
-import { JsonlLogger } from './log.js';
+import { JsonlLogger, readJsonl } from './log.js';
+import { CollapseAlarms, parseAlarmState, resumedAlarms, type AlarmRecord } from './alarms.js';
 import { Progress } from './progress.js';
 import { DEFAULTS, validate, type TrainConfig } from './config.js';
 import { buildNetwork, type DinoNetwork } from './network.js';
@@ -42,6 +43,8 @@ export interface TrainResult {
   checkpoint: string;
   /** --profile: per-step kernel times by family (also printed and written to profile.json). */
   profile?: ProfileReport;
+  /** Collapse alarms raised and cleared in this invocation (also in log.jsonl), in order. */
+  alarms: AlarmRecord[];
 }
 
 export interface TrainHooks {
@@ -187,8 +190,22 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
     log.write({ event: 'start', config: cfg, backend: be.description, parameters: student.parameterCount() });
   }
 
+  const alarms = resumeFrom
+    ? resumedAlarms(cfg.out_dim, cfg.collapse_window, parseAlarmState(resumeFrom.meta.alarms), readJsonl(log.path).records, step)
+    : new CollapseAlarms(cfg.out_dim, cfg.collapse_window);
+  const raised: AlarmRecord[] = [];
   const history: StepRecord[] = [];
   const progress = cfg.quiet ? null : new Progress({ stream: process.stderr });
+  // A collapsed run can look healthy from its loss curve alone, so alarms are printed with --quiet too.
+  const report = (records: AlarmRecord[]) => {
+    for (const r of records) {
+      log.write(r);
+      raised.push(r);
+      const line = `protodino: ${r.event === 'alarm' ? 'alarm: ' : ''}${r.message}`;
+      if (progress) progress.message(line);
+      else process.stderr.write(`${line}\n`);
+    }
+  };
   let lastLoss: Tensor | null = null;
   let t0 = performance.now();
   let imagesSince = 0;
@@ -202,6 +219,7 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
     await saveCheckpoint(ckptPath, { student, teacher, optimizer, center, center2 }, {
       epoch, step, config: cfg, loader: loader.state(),
       generators: { student: student.generator.getState(), teacher: teacher.generator.getState() },
+      alarms: alarms.state(),
     });
     savedStep = step;
   };
@@ -224,7 +242,7 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
       const lr = lrSched[step], wd = wdSched[step], m = momSched[step], temp = tempSched[epoch];
       const prof = be instanceof ProfiledBackend ? be : null;
       prof?.beginStep();
-      const { loss, bad } = await guardedStep(state, micro, { epoch, lr, weightDecay: wd, momentum: m, teacherTemp: temp }, step + 1, hooks);
+      const { loss, bad, dino } = await guardedStep(state, micro, { epoch, lr, weightDecay: wd, momentum: m, teacherTemp: temp }, step + 1, hooks);
       await prof?.endStep();
       lastLoss?.dispose();
       lastLoss = loss;
@@ -246,6 +264,8 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
         }
       } else {
         skipped.length = 0;
+        // A skipped step trained nothing, so it neither extends nor breaks the uniform streak.
+        report(alarms.step(step, epoch + 1, dino));
       }
       const epochDone = step % niter === 0 || step === totalSteps;
       if (!bad && (step % cfg.log_every === 0 || epochDone)) {
@@ -256,13 +276,16 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
         imagesSince = 0;
         history.push(rec);
         log.write({ event: 'step', ...rec });
-        progress?.update({ epoch, epochs: cfg.epochs, step: step - epoch * niter, total: niter, loss: value, extra: { 'img/s': rec.img_per_s.toFixed(0) } });
+        const extra: Record<string, string> = { 'img/s': rec.img_per_s.toFixed(0) };
+        if (alarms.active.length) extra['ALARM'] = `${alarms.active.join(', ')} collapse`;
+        progress?.update({ epoch, epochs: cfg.epochs, step: step - epoch * niter, total: niter, loss: value, extra });
       }
       if (epochDone) {
         progress?.done({ epoch, epochs: cfg.epochs, step: step - epoch * niter, total: niter, loss: history.at(-1)?.loss });
         await save(epoch + 1);
         const extra = hooks.onEpoch ? await hooks.onEpoch({ epoch, step, final: step === totalSteps, student, teacher, backend: be }) : undefined;
         log.write({ event: 'epoch', epoch: epoch + 1, step, loss: history.at(-1)?.loss, ...(extra ?? {}) });
+        if (extra) report(alarms.epoch(step, epoch + 1, extra));
       } else if (cfg.save_every > 0 && step % cfg.save_every === 0) {
         await save(epoch);
       }
@@ -276,7 +299,7 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
     writeFileSync(join(cfg.output_dir, 'profile.json'), `${JSON.stringify(profile, null, 2)}\n`);
     process.stdout.write(`\nprofile (--profile)\n\n${profileTable(profile)}\n\n`);
   }
-  return { outputDir: cfg.output_dir, steps: step, epochs: cfg.epochs, history, checkpoint: ckptPath, profile };
+  return { outputDir: cfg.output_dir, steps: step, epochs: cfg.epochs, history, checkpoint: ckptPath, profile, alarms: raised };
 }
 
 interface BadTensor {
@@ -290,20 +313,23 @@ interface BadTensor {
  * update only when it is finite. Otherwise nothing of the step is applied — with --on_nan skip the
  * BatchNorm statistics its forward moved are put back too — and the first bad tensor is named.
  */
-async function guardedStep(s: DinoState, micro: MicroBatch[], sch: StepSchedule, stepNo: number, hooks: TrainHooks): Promise<{ loss: Tensor; bad: BadTensor | null }> {
+async function guardedStep(s: DinoState, micro: MicroBatch[], sch: StepSchedule, stepNo: number, hooks: TrainHooks): Promise<{ loss: Tensor; bad: BadTensor | null; dino: number }> {
   const buffers = s.cfg.on_nan === 'skip' ? snapshotBuffers([s.student, s.teacher]) : null;
   let g: StepGradients | null = null;
   try {
     const hook = hooks.afterBackward;
     g = dinoGradients(s, micro, sch, { check: true, ...(hook ? { afterBackward: (loss: Tensor) => hook({ step: stepNo, student: s.student, loss }) } : {}) });
     const bad = await firstNonFinite(g);
+    let dino = NaN;
     if (bad) {
       discardStep(s);
       buffers?.restore();
     } else {
+      // Read every step, not only logged ones: the uniform alarm counts steps in a row.
+      dino = await (g.dino ?? g.loss).item();
       applyStep(s, g, sch);
     }
-    return { loss: g.loss, bad };
+    return { loss: g.loss, bad, dino };
   } catch (e) {
     g?.loss.dispose();
     throw e;
@@ -348,7 +374,7 @@ export type ResumePoint = LoadedCheckpoint & { path: string; fallback?: string; 
 
 // Flags that do not change what is computed; any other difference makes the resumed run differ
 // from an uninterrupted one with the checkpoint's flags.
-const RUN_ONLY: readonly (keyof TrainConfig)[] = ['backend', 'threads', 'output_dir', 'resume', 'quiet', 'log_every', 'save_every',
+const RUN_ONLY: readonly (keyof TrainConfig)[] = ['backend', 'threads', 'output_dir', 'resume', 'quiet', 'log_every', 'save_every', 'collapse_window',
   'on_nan', 'max_steps', 'profile', 'data_path', 'eval_every_epoch', 'eval_train_max', 'eval_test_max'];
 
 /** Says which training flags differ from the ones the checkpoint was trained with (a resume continues regardless). */
