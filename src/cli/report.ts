@@ -25,6 +25,10 @@ export async function report(argv: string[]): Promise<void> {
   try {
     const r = await generateReport(positionals, { out: values.out, eps, galleryImages: images, noGallery: values['no-gallery'], backend: be });
     console.log(`wrote ${r.html}${r.svgs.length ? ` and ${r.svgs.join(', ')}` : ''}`);
+    for (const run of r.runs) {
+      const raised = run.alarms.filter((a) => !a.cleared);
+      if (raised.length) console.log(`${run.name}: collapse alarm${raised.length === 1 ? '' : 's'} ${raised.map((a) => `${a.kind} (step ${a.step})`).join(', ')}`);
+    }
   } finally {
     be.destroy();
   }

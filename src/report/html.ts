@@ -1,7 +1,7 @@
 // The report page: one self-contained HTML file (inline CSS, inline SVG plots, images as data URIs;
 // no script and no external reference, so it opens offline and archives as a single file).
 import type { RunData } from './runs.js';
-import { configDifferences } from './runs.js';
+import { activeAlarms, configDifferences } from './runs.js';
 import type { RunAnalysis } from './analysis.js';
 import type { GalleryGroup } from './gallery.js';
 import type { Plot, PlotSet } from './plots.js';
@@ -28,6 +28,9 @@ th{background:#f4f4f4} td.l,th.l{text-align:left} .note{color:#777;font-style:it
 .proto{display:flex;align-items:center;gap:10px;margin:4px 0} .proto .id{width:190px;font-size:12px;color:#444}
 .thumbs img{width:56px;height:56px;image-rendering:pixelated;border:1px solid #ccc;margin-right:3px}
 code{background:#f4f4f4;padding:0 3px}
+.alarm{display:inline-block;background:#c62828;color:#fff;border-radius:3px;padding:0 5px;margin-left:6px;font-size:11px;font-weight:600}
+.alarm.cleared{background:#e0e0e0;color:#555;font-weight:400}
+tr.alarmed td:first-child{border-left:4px solid #c62828}
 `;
 
 function resultsTable(runs: RunData[], an: RunAnalysis[]): string {
@@ -43,7 +46,7 @@ function resultsTable(runs: RunData[], an: RunAnalysis[]): string {
     const per = (e: number) => a.unique?.perEps.find((p) => p.eps === e);
     const cfg = diffs.map((k) => `<code>${esc(k)}=${esc(JSON.stringify(r.config[k]))}</code>`).join(' ');
     const cells = [
-      `<td class="l">${esc(r.name)}${r.truncated ? ' <span class="note">(log cut off)</span>' : ''}</td>`,
+      `<td class="l">${esc(r.name)}${r.truncated ? ' <span class="note">(log cut off)</span>' : ''}${alarmBadges(r)}</td>`,
       `<td>${a.step}</td>`, `<td>${fmt(r.epochs.at(-1)?.epoch ?? r.checkpoint?.meta.epoch)}</td>`,
       `<td>${fmt(r.steps.at(-1)?.loss)}</td>`, `<td>${fmt(a.unique?.prototypes)}</td>`,
       ...epsCols.map((e) => `<td>${fmt(per(e)?.unique)}</td>`),
@@ -51,13 +54,34 @@ function resultsTable(runs: RunData[], an: RunAnalysis[]): string {
       `<td>${fmt(knn)}</td>`, ...extraKeys.map((k) => `<td>${fmt(last?.extra[k])}</td>`),
       `<td class="l">${cfg || '<span class="note">none</span>'}</td>`,
     ];
-    return `<tr>${cells.join('')}</tr>`;
+    return `<tr${activeAlarms(r).length ? ' class="alarmed"' : ''}>${cells.join('')}</tr>`;
   });
   const notes = runs.flatMap((r, i) => an[i].notes.map((n) => `<li>${esc(r.name)}: ${esc(n)}</li>`));
   return `<table id="results-table"><thead><tr>${head.map((h, i) => `<th${i === 0 || i === head.length - 1 ? ' class="l"' : ''}>${esc(h)}</th>`).join('')}</tr></thead>
 <tbody>${rows.join('\n')}</tbody></table>
 <p class="note">Unique prototypes: greedy rule on the final checkpoint's teacher head; k-NN and the extra columns: the last epoch record of the log.</p>
 ${notes.length ? `<ul class="note">${notes.join('')}</ul>` : ''}`;
+}
+
+const KIND_NAMES: Record<string, string> = { uniform: 'uniform collapse', usage: 'usage collapse', partial: 'partial collapse' };
+
+/** One badge per alarm kind the run raised: red while it stands at the end, grey once cleared. */
+function alarmBadges(r: RunData): string {
+  const active = new Set(activeAlarms(r));
+  const kinds = [...new Set(r.alarms.filter((a) => !a.cleared).map((a) => a.kind))];
+  return kinds.map((k) => {
+    const first = r.alarms.find((a) => a.kind === k && !a.cleared)!;
+    const name = KIND_NAMES[k] ?? `${k} collapse`;
+    return ` <span class="alarm${active.has(k) ? '' : ' cleared'}" title="${esc(first.message)}">ALARM: ${esc(name)} (step ${first.step})${active.has(k) ? '' : ', cleared'}</span>`;
+  }).join('');
+}
+
+function alarmSection(runs: RunData[]): string {
+  const rows = runs.flatMap((r) => r.alarms.map((a) => `<tr${a.cleared ? '' : ' class="alarmed"'}><td class="l">${esc(r.name)}</td><td>${a.step}</td><td>${a.epoch}</td>`
+    + `<td class="l">${a.cleared ? 'cleared' : '<b>raised</b>'}</td><td class="l">${esc(KIND_NAMES[a.kind] ?? a.kind)}</td><td class="l">${esc(a.message)}</td></tr>`));
+  return `<section id="alarms"><h2>Collapse alarms</h2>
+${rows.length ? `<table id="alarms-table"><thead><tr><th class="l">run</th><th>step</th><th>epoch</th><th class="l">event</th><th class="l">kind</th><th class="l">message</th></tr></thead>
+<tbody>${rows.join('\n')}</tbody></table>` : '<p class="note">No collapse alarm in these logs (uniform: loss at ln K; usage: the teacher\'s argmax on too few prototypes; partial: unique prototypes below half their highest).</p>'}</section>`;
 }
 
 function plotSection(id: string, title: string, plot: Plot | null, caption: string, missing: string): string {
@@ -97,6 +121,7 @@ export function renderHtml(runs: RunData[], an: RunAnalysis[], plots: PlotSet, g
 <h1>protodino report</h1>
 <p class="sub">${runs.length} run${runs.length === 1 ? '' : 's'}: ${runs.map((r) => `<b>${esc(r.name)}</b> (<code>${esc(r.dir)}</code>)`).join(', ')} · generated ${esc(generated.toISOString())}</p>
 <section id="results"><h2>Results</h2>${resultsTable(runs, an)}</section>
+${alarmSection(runs)}
 ${plotSection('loss', 'Training loss', plots.loss, 'DINO loss of each logged step.', 'no step records in these logs')}
 ${plotSection('unique', 'Unique prototypes over training', plots.unique, 'Lines: unique prototypes from the epoch records (dash = ε); filled marks: the final checkpoint, counted here.', 'no unique-prototype counts in the logs and no checkpoint')}
 ${plotSection('knn', 'k-NN over training', plots.knn, 'Weighted k-NN top-1 from the epoch records.', 'no k-NN records in these logs')}

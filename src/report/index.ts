@@ -9,7 +9,7 @@ import { analyseRun, type AnalysisOptions, type RunAnalysis } from './analysis.j
 import { renderPlots } from './plots.js';
 import { renderHtml } from './html.js';
 
-export { loadRun, loadRuns, parseEpochRecord, configDifferences, type RunData, type StepPoint, type EpochPoint } from './runs.js';
+export { loadRun, loadRuns, parseEpochRecord, configDifferences, activeAlarms, type RunData, type StepPoint, type EpochPoint, type AlarmPoint } from './runs.js';
 export type { RunAnalysis, AnalysisOptions } from './analysis.js';
 export { renderSpec } from './plots.js';
 

@@ -23,6 +23,15 @@ export interface EpochPoint {
   extra: Record<string, number>;
 }
 
+/** A collapse alarm of the run (src/train/alarms.ts): raised, or cleared when `cleared`. */
+export interface AlarmPoint {
+  kind: string;
+  step: number;
+  epoch: number;
+  message: string;
+  cleared: boolean;
+}
+
 export interface RunData {
   name: string;
   dir: string;
@@ -30,6 +39,8 @@ export interface RunData {
   backend?: string;
   steps: StepPoint[];
   epochs: EpochPoint[];
+  /** Collapse alarms raised and cleared, in step order. */
+  alarms: AlarmPoint[];
   /** Lines cut off at the end of the log (a killed run). */
   truncated: boolean;
   checkpoint: LoadedCheckpoint | null;
@@ -64,7 +75,7 @@ export function loadRun(dir: string, name = basename(resolve(dir))): RunData {
   const hasLog = existsSync(logPath), hasCk = existsSync(ckPath);
   if (!hasLog && !hasCk) throw new Error(`${dir}: no log.jsonl and no checkpoint.safetensors — not a protodino run directory`);
   const run: RunData = {
-    name, dir, config: {}, steps: [], epochs: [], truncated: false,
+    name, dir, config: {}, steps: [], epochs: [], alarms: [], truncated: false,
     checkpoint: hasCk ? readCheckpoint(ckPath) : null, checkpointPath: hasCk ? ckPath : null,
   };
   if (hasLog) {
@@ -78,13 +89,29 @@ export function loadRun(dir: string, name = basename(resolve(dir))): RunData {
       } else if (r.event === 'step' && typeof r.step === 'number' && typeof r.loss === 'number') {
         run.steps.push({ step: r.step, epoch: num(r.epoch) ?? 0, loss: r.loss });
       } else if (r.event === 'epoch') run.epochs.push(parseEpochRecord(r));
+      else if ((r.event === 'alarm' || r.event === 'alarm_cleared') && typeof r.kind === 'string' && typeof r.step === 'number') {
+        run.alarms.push({ kind: r.kind, step: r.step, epoch: num(r.epoch) ?? 0, message: typeof r.message === 'string' ? r.message : r.kind, cleared: r.event === 'alarm_cleared' });
+      }
     }
   }
   if (Object.keys(run.config).length === 0 && run.checkpoint) run.config = (run.checkpoint.meta.config ?? {}) as Record<string, unknown>;
   // A resumed run re-logs steps after the checkpoint: keep the last record of each step.
   run.steps = dedupeBy(run.steps, (s) => s.step);
   run.epochs = dedupeBy(run.epochs, (e) => e.epoch);
+  // A resumed run that re-runs the steps after its checkpoint can raise the same alarm again.
+  const seen = new Set<string>();
+  run.alarms = run.alarms.filter((a) => {
+    const key = `${a.cleared}:${a.kind}:${a.step}`;
+    return !seen.has(key) && (seen.add(key), true);
+  }).sort((a, b) => a.step - b.step);
   return run;
+}
+
+/** The alarm kinds a run ended with: raised and not cleared after. */
+export function activeAlarms(run: RunData): string[] {
+  const state = new Map<string, boolean>();
+  for (const a of run.alarms) state.set(a.kind, !a.cleared);
+  return [...state].filter(([, on]) => on).map(([k]) => k);
 }
 
 function dedupeBy<T>(xs: T[], key: (x: T) => number): T[] {

@@ -89,4 +89,20 @@ test('terminal: a narrow one gets the line clipped to its width', () => {
   assert.equal(f.writes, ['\r[######..............]  epoch\x1b[K']);
 });
 
+test('message: a warning on a line of its own, ending a terminal line being redrawn first', () => {
+  const f = fake(true, 200);
+  const p = new Progress({ stream: f.stream, now: f.now });
+  p.update({ epoch: 0, step: 3, total: 10, loss: 2, extra: { ALARM: 'uniform collapse' } });
+  p.message('protodino: alarm: uniform collapse');
+  p.message('protodino: second');
+  assert.equal(f.writes.slice(1), ['\n', 'protodino: alarm: uniform collapse\n', 'protodino: second\n']);
+  assert.match(f.writes[0], /loss 2  ALARM uniform collapse  ETA/);
+  const plain = fake(false);
+  const q = new Progress({ stream: plain.stream, now: plain.now });
+  q.update({ step: 1, total: 10 });
+  q.message('protodino: alarm: x');
+  assert.is(plain.writes.length, 2, 'a plain line needs no extra newline');
+  assert.is(plain.writes[1], 'protodino: alarm: x\n');
+});
+
 test.run();
