@@ -191,7 +191,7 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
   }
 
   const alarms = resumeFrom
-    ? resumedAlarms(cfg.out_dim, cfg.collapse_window, parseAlarmState(resumeFrom.meta.alarms), readJsonl(log.path).records, step)
+    ? resumedAlarms(cfg.out_dim, cfg.collapse_window, parseAlarmState(resumeFrom.meta.alarms), logRecords(log.path), step)
     : new CollapseAlarms(cfg.out_dim, cfg.collapse_window);
   const raised: AlarmRecord[] = [];
   const history: StepRecord[] = [];
@@ -367,6 +367,16 @@ function snapshotBuffers(nets: DinoNetwork[]): { restore(): void; dispose(): voi
     restore: () => buffers.forEach((t, i) => copy(copies[i], t)),
     dispose: () => copies.forEach((c) => c.dispose()),
   };
+}
+
+/** The log's records for rebuilding the alarms on resume; a damaged log costs that history, not the resume. */
+function logRecords(path: string): Record<string, unknown>[] {
+  try {
+    return readJsonl(path).records;
+  } catch (e) {
+    process.stderr.write(`protodino: ${(e as Error).message}; the collapse alarms continue from the checkpoint's state alone\n`);
+    return [];
+  }
 }
 
 /** A checkpoint read for resuming: where it came from, why it is .prev when it is, where the unreadable one went. */
