@@ -120,3 +120,13 @@ export async function gradCheck(
   }
   for (const t of ts) t.dispose();
 }
+
+/**
+ * This process's CPU time in milliseconds (user + system). Guards against runaway work (a hang, a
+ * quadratic blow-up) are stated in CPU time, which a machine busy with other jobs does not inflate
+ * the way it inflates wall time.
+ */
+export function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}

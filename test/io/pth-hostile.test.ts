@@ -1,6 +1,7 @@
 // Damaged and hostile files: every one must end in a PthError, quickly, without a large allocation.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { cpuMs } from '../helpers/check.js';
 import { deflateRawSync } from 'node:zlib';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,10 +15,10 @@ const test = suite('pth hostile');
 const good = new Uint8Array(readFileSync(fixture('state-dict.pth')));
 
 function timed(what: string, fn: () => void, ms = 2000): void {
-  const t0 = performance.now();
+  const t0 = cpuMs();
   fn();
-  const took = performance.now() - t0;
-  assert.ok(took < ms, `${what} took ${took.toFixed(0)} ms`);
+  const took = cpuMs() - t0;
+  assert.ok(took < ms, `${what} took ${took.toFixed(0)} ms of CPU`);
 }
 
 test('a zip truncated at every 1/20 of its length', () => {
@@ -231,12 +232,12 @@ test('seeded mutation fuzz: 3000 cases, each a clean parse or a PthError, none s
   let failed = 0;
   let slowest = 0;
   const messages = new Set<string>();
-  const t0 = performance.now();
+  const t0 = cpuMs();
   for (let i = 0; i < 3000; i++) {
     // Half mutate the whole file (structure, directory, CRC), half only the pickle, re-zipped with
     // valid CRCs, so mutations reach the interpreter instead of stopping at the checksum.
     const bytes = i % 2 === 0 ? mutate(good) : archive(mutate(pkl), storages, 'state-dict');
-    const c0 = performance.now();
+    const c0 = cpuMs();
     try {
       readPth(bytes, { verifyCrc: i % 4 === 0 });
       parsed++;
@@ -245,13 +246,13 @@ test('seeded mutation fuzz: 3000 cases, each a clean parse or a PthError, none s
       failed++;
       messages.add(e.message.replace(/[0-9]+/g, 'N').replace(/"[^"]*"/g, 'S').slice(0, 50));
     }
-    slowest = Math.max(slowest, performance.now() - c0);
+    slowest = Math.max(slowest, cpuMs() - c0);
   }
-  const ms = performance.now() - t0;
+  const ms = cpuMs() - t0;
   assert.ok(parsed > 100 && failed > 500, `both outcomes occur (parsed ${parsed}, failed ${failed})`);
   assert.ok(messages.size >= 30, `the fuzz reaches many checks (${messages.size} kinds of error)`);
-  assert.ok(slowest < 500, `slowest case ${slowest.toFixed(0)} ms`);
-  assert.ok(ms < 10000, `fuzz took ${ms.toFixed(0)} ms`);
+  assert.ok(slowest < 500, `slowest case ${slowest.toFixed(0)} ms of CPU`);
+  assert.ok(ms < 10000, `fuzz took ${ms.toFixed(0)} ms of CPU`);
 });
 
 test.run();
