@@ -542,7 +542,7 @@ def write_safetensors(path, tensors, metadata):
     names = sorted(tensors)
     entries, chunks, off = {}, [], 0
     for name in names:
-        a = np.ascontiguousarray(tensors[name])
+        a = np.asarray(tensors[name]).copy(order="C")  # (ascontiguousarray would make a 0-d scalar 1-d)
         dtype = {np.dtype(np.float32): "F32", np.dtype(np.int32): "I32"}[a.dtype]
         b = a.tobytes()
         entries[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
