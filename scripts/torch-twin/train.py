@@ -710,11 +710,11 @@ def build_torch():
             return self.last_layer(F.normalize(self.mlp(x), dim=-1, p=2))
 
     class DinoNetwork(nn.Module):
-        def __init__(self, cfg, channels, gen):
+        def __init__(self, cfg, channels, gen, drop_path_rate):
             super().__init__()
             p = VIT_PRESETS[cfg["arch"]]
             self.backbone = VisionTransformer(cfg["global_crops_size"], cfg["patch_size"], channels, p["dim"], p["depth"],
-                                              p["heads"], cfg["drop_path_rate"], gen)
+                                              p["heads"], drop_path_rate, gen)
             self.head = DINOHead(p["dim"], cfg["out_dim"], cfg["hidden_dim"], cfg["bottleneck_dim"], cfg["head_layers"],
                                  cfg["use_bn_in_head"], cfg["norm_last_layer"], gen)
 
@@ -788,8 +788,8 @@ def main(argv=None):
     torch.manual_seed(cfg["seed"])
     channels = images.shape[1]
     gen = torch.Generator().manual_seed(cfg["seed"])
-    student = DinoNetwork(cfg, channels, gen)
-    teacher = DinoNetwork(cfg, channels, torch.Generator().manual_seed(cfg["seed"]))
+    student = DinoNetwork(cfg, channels, gen, cfg["drop_path_rate"])
+    teacher = DinoNetwork(cfg, channels, torch.Generator().manual_seed(cfg["seed"]), 0)  # DINO's teacher has no drop path
     if args.init != "torch":
         state, _ = read_safetensors(args.init)
         sd = {k[len("student."):]: v for k, v in state.items() if k.startswith("student.")} or state
