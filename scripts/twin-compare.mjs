@@ -3,14 +3,15 @@
 // with both engines, save checkpoints at the chosen steps, evaluate every checkpoint with the same
 // `protodino eval --knn` code, and write a table of k-NN top-1 (mean ± std over seeds).
 //
-//   node scripts/twin-compare.mjs [--seeds 0,1,2] [--points 100,200,300] [--out runs/twin-compare]
+//   node scripts/twin-compare.mjs [--seeds 0,1,2] [--points 0,100,200,300] [--out runs/twin-compare]
 //       [--threads 1] [--init protodino|torch] [--data_stream protodino|independent]
 //       [--train_max 10000] [--test_max 2000] [--python /usr/bin/python3] [--no-check] [-- protodino train flags]
 //
 // Everything after `--` goes to `protodino train` (the recipe: --epochs, --lr, --koleo_proto, ...);
 // the twin reads the recipe back from protodino's log.jsonl, so both train the same config. The last
-// point is the number of steps. protodino reaches each point by resuming its own checkpoint (bit-exact:
-// the resumed run is the uninterrupted one), the twin saves at each point in one run.
+// point is the number of steps; a point 0 evaluates the initial weights. protodino reaches each point
+// by resuming its own checkpoint (bit-exact: the resumed run is the uninterrupted one), the twin saves
+// at each point in one run.
 // --init protodino (default): the twin starts from protodino's step-0 weights of that seed;
 // --init torch: from torch's RNG with protodino's init scheme.
 // --data_stream protodino (default): the twin draws the very crops protodino draws;
@@ -36,7 +37,7 @@ const { values } = parseArgs({
   args: own, strict: true,
   options: {
     seeds: { type: 'string', default: '0,1,2' },
-    points: { type: 'string', default: '100,200,300' },
+    points: { type: 'string', default: '0,100,200,300' },
     out: { type: 'string', default: 'runs/twin-compare' },
     threads: { type: 'string', default: '1' },
     init: { type: 'string', default: 'protodino' },
@@ -54,7 +55,7 @@ const list = (s, what) => s.split(',').filter((x) => x.trim() !== '').map((x) =>
 });
 const seeds = list(values.seeds, 'seeds');
 const points = [...new Set(list(values.points, 'points'))].sort((a, b) => a - b);
-if (points.length === 0 || points[0] < 1) throw new Error('--points: give steps ≥ 1');
+if (points.length === 0 || points.at(-1) < 1) throw new Error('--points: give at least one step ≥ 1 (0 adds the initial weights)');
 if (!['protodino', 'torch'].includes(values.init)) throw new Error(`--init must be protodino or torch, got '${values.init}'`);
 if (!['protodino', 'independent'].includes(values.data_stream)) throw new Error(`--data_stream must be protodino or independent, got '${values.data_stream}'`);
 for (const f of ['--seed', '--max_steps', '--output_dir', '--resume', '--threads', '--backend']) {
@@ -99,8 +100,8 @@ for (const seed of seeds) {
   const tw = join(dir, 'torch');
   mkdirSync(pd, { recursive: true });
   let pdSeconds = 0, twSeconds = 0;
-  // protodino, point by point (each run resumes the previous checkpoint).
-  for (const p of points) {
+  // protodino, point by point (each run resumes the previous checkpoint); step 0 is done below.
+  for (const p of points.filter((q) => q > 0)) {
     const ck = join(pd, `checkpoint-step${p}.safetensors`);
     if (existsSync(ck)) continue;
     pdSeconds += run('node', [cli, 'train', ...recipe, '--seed', String(seed), '--max_steps', String(p), '--output_dir', pd, '--resume',
@@ -122,14 +123,19 @@ for (const seed of seeds) {
     if (!chk.indices_equal || chk.bit_identical_fraction !== 1) throw new Error('self-check: the twin\'s batch differs from protodino\'s');
     writeFileSync(join(out, 'self-check.json'), `${JSON.stringify({ defaults: 'equal', batch: chk })}\n`);
   }
+  // protodino's step-0 weights: the initial state of both engines with --init protodino.
+  const pdInit = join(dir, 'init.safetensors');
+  if ((values.init === 'protodino' || points[0] === 0) && !existsSync(pdInit)) run('node', [side, 'init', '--config', config, '--out', pdInit]);
+  if (points[0] === 0 && !existsSync(join(pd, 'checkpoint-step0.safetensors'))) {
+    // As a protodino checkpoint (the twin writes exactly these weights with the run's config).
+    const tmp = join(dir, 'protodino-step0');
+    run(values.python, [twin, '--config', config, '--out', tmp, '--init', pdInit, '--init_only', '--quiet']);
+    copyFileSync(join(tmp, 'checkpoint-step0.safetensors'), join(pd, 'checkpoint-step0.safetensors'));
+  }
   // The twin, one run saving at every point.
   const last = points.at(-1);
   if (!points.every((p) => existsSync(join(tw, `checkpoint-step${p}.safetensors`)))) {
-    let init = 'torch';
-    if (values.init === 'protodino') {
-      init = join(dir, 'init.safetensors');
-      if (!existsSync(init)) run('node', [side, 'init', '--config', config, '--out', init]);
-    }
+    const init = values.init === 'protodino' ? pdInit : 'torch';
     if (existsSync(join(tw, 'log.jsonl'))) writeFileSync(join(tw, 'log.jsonl'), ''); // a fresh run: no stale records
     twSeconds += run(values.python, [twin, '--config', config, '--out', tw, '--init', init, '--save_at', points.join(','),
       '--max_steps', String(last), '--threads', values.threads, '--data_stream', values.data_stream, '--quiet']).seconds;

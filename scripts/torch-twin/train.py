@@ -749,6 +749,7 @@ def main(argv=None):
     ap.add_argument("--data_stream", choices=["protodino", "independent"], default="protodino",
                     help="protodino: the very crops protodino draws for this seed; independent: other random streams")
     ap.add_argument("--check_batch", default=None, help="compare this protodino-side.mjs batch file (its epoch and batch) with the twin's own and exit")
+    ap.add_argument("--init_only", action="store_true", help="write checkpoint-step0.safetensors (the initial weights) and exit")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
 
@@ -846,6 +847,11 @@ def main(argv=None):
         write_safetensors(path, tensors, {"protodino": json.dumps(meta)})
         write({"event": "save", "step": step, "path": path})
 
+    if args.init_only or 0 in save_at:
+        save(0, 0)
+        if args.init_only:
+            log.close()
+            return 0
     student.train()
     teacher.train()  # as in DINO and protodino: BatchNorm in the teacher's head uses batch statistics
     t0 = time.perf_counter()
