@@ -113,8 +113,9 @@ for (const seed of seeds) {
     // Self-check: the twin's defaults are protodino's, and both pipelines make the same batch.
     const nodeDefaults = JSON.parse(run('node', [side, 'defaults'], { capture: true }).stdout);
     const pyDefaults = JSON.parse(run(values.python, ['-c', `import sys; sys.path.insert(0, ${JSON.stringify(join(root, 'scripts/torch-twin'))}); import json, train; print(json.dumps(train.DEFAULTS))`], { capture: true }).stdout);
-    if (JSON.stringify(nodeDefaults) !== JSON.stringify(pyDefaults)) {
-      throw new Error(`self-check: scripts/torch-twin/train.py DEFAULTS differ from protodino's:\n${JSON.stringify(pyDefaults)}\n${JSON.stringify(nodeDefaults)}`);
+    const canon = (o) => JSON.stringify(Object.keys(o).sort().map((k) => [k, o[k]]));
+    if (canon(nodeDefaults) !== canon(pyDefaults)) {
+      throw new Error(`self-check: scripts/torch-twin/train.py DEFAULTS differ from protodino's:\n${canon(pyDefaults)}\n${canon(nodeDefaults)}`);
     }
     const batchFile = join(dir, 'check-batch.safetensors');
     run('node', [side, 'batch', '--config', config, '--out', batchFile, '--epoch', '0', '--batch', '1']);
