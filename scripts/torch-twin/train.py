@@ -52,7 +52,7 @@ import numpy as np
 
 # protodino's DEFAULTS (src/train/config.ts); the driver's self-check compares them with the build's.
 DEFAULTS = {
-    "arch": "vit_cpu", "patch_size": 4, "out_dim": 1024, "hidden_dim": 256, "bottleneck_dim": 64, "head_layers": 3,
+    "preset": "", "arch": "vit_cpu", "patch_size": 4, "out_dim": 1024, "hidden_dim": 256, "bottleneck_dim": 64, "head_layers": 3,
     "norm_last_layer": True, "use_bn_in_head": False, "drop_path_rate": 0, "freeze_backbone": False,
     "prototypes_only": False, "pca_dim": 64, "momentum_teacher": 0.996, "warmup_teacher_temp": 0.04,
     "teacher_temp": 0.04, "warmup_teacher_temp_epochs": 0, "student_temp": 0.1, "center_momentum": 0.9,
@@ -65,7 +65,7 @@ DEFAULTS = {
     "color_jitter_prob": 0.8, "global_blur_prob": [1, 0.1], "local_blur_prob": 0.5, "blur_sigma": [0.1, 2],
     "solarize_prob": 0.2, "dataset": "fashion-mnist", "data_path": "", "long_tail": 1, "subset": 0, "seed": 0,
     "backend": "auto", "threads": 0, "output_dir": "runs/dino", "log_every": 10, "save_every": 0, "resume": False,
-    "on_nan": "stop", "quiet": False, "profile": False, "eval_every_epoch": True, "eval_train_max": 5000,
+    "on_nan": "stop", "quiet": False, "profile": False, "collapse_window": 200, "eval_every_epoch": True, "eval_train_max": 5000,
     "eval_test_max": 1000,
 }
 
@@ -112,6 +112,11 @@ def read_config(path):
     unknown = sorted(set(cfg) - set(DEFAULTS))
     if unknown:
         raise TwinError(f"{path}: unknown config keys {unknown} (newer protodino? update DEFAULTS in {__file__})")
+    missing = sorted(set(DEFAULTS) - set(cfg))
+    if cfg.get("preset") and missing:
+        # A preset's values live in protodino (src/train/presets.ts); its log.jsonl records them all.
+        raise TwinError(f"{path}: preset '{cfg['preset']}' with keys left out ({', '.join(missing)}): give the full config "
+                        "(a protodino run's log.jsonl records it)")
     out = dict(DEFAULTS)
     out.update(cfg)
     return out
