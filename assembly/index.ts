@@ -10,5 +10,6 @@ export * from './conv';
 export * from './random';
 export * from './layout';
 export * from './neighbours';
+export * from './neighbours-self';
 export * from './peak';
 export * from './attention';

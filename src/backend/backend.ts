@@ -171,6 +171,14 @@ export interface Backend {
    *  ties); j = i skipped when excludeSelf. Never materialises m × k. */
   nearestNeighbor(x: Storage, y: Storage, outVal: Storage, outIdx: Storage, m: number, k: number, d: number,
     excludeSelf: boolean): void;
+  /** nearestNeighbor of x [k, d] against itself (each pair's score computed once, bit-identical to
+   *  nearestNeighbor(x, x, ...)); with cand, also each row's m best as i32 [k, m], best first (value
+   *  descending, then index ascending), -1 past the candidates there are. */
+  nearestNeighborSelf(x: Storage, outVal: Storage, outIdx: Storage, cand: Storage | null, k: number, d: number, m: number,
+    excludeSelf: boolean): void;
+  /** Each row r of x [k, d]: the best inner product with the rows cand[r, 0..m) (i32, -1 = none) and
+   *  its index, first index on ties; -inf / -1 when no candidate. Same score arithmetic as the search. */
+  nearestAmongCandidates(x: Storage, cand: Storage, outVal: Storage, outIdx: Storage, k: number, d: number, m: number): void;
   /** The k largest of each row of [rows, cols], descending, lowest index first on ties. */
   topk(x: Storage, outVal: Storage, outIdx: Storage, rows: number, cols: number, k: number): void;
 

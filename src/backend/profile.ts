@@ -30,7 +30,7 @@ const FAMILY: Record<string, KernelFamily> = {
   softmax: 'softmax', softmaxGrad: 'softmax',
   layerNorm: 'norm', layerNormGrad: 'norm',
   copyStrided: 'layout', gatherRows: 'layout', scatterAddRows: 'layout',
-  nearestNeighbor: 'neighbours', topk: 'neighbours',
+  nearestNeighbor: 'neighbours', nearestNeighborSelf: 'neighbours', nearestAmongCandidates: 'neighbours', topk: 'neighbours',
   im2col: 'conv', col2im: 'conv', pool2d: 'conv', pool2dGrad: 'conv',
   random: 'random',
   adamw: 'optim', ema: 'optim',
@@ -278,6 +278,13 @@ export class ProfiledBackend implements Backend {
   }
   nearestNeighbor(x: Storage, y: Storage, outVal: Storage, outIdx: Storage, m: number, k: number, d: number, excludeSelf: boolean): void {
     this.timed('nearestNeighbor', () => this.inner.nearestNeighbor(x, y, outVal, outIdx, m, k, d, excludeSelf));
+  }
+  nearestNeighborSelf(x: Storage, outVal: Storage, outIdx: Storage, cand: Storage | null, k: number, d: number, m: number,
+    excludeSelf: boolean): void {
+    this.timed('nearestNeighborSelf', () => this.inner.nearestNeighborSelf(x, outVal, outIdx, cand, k, d, m, excludeSelf));
+  }
+  nearestAmongCandidates(x: Storage, cand: Storage, outVal: Storage, outIdx: Storage, k: number, d: number, m: number): void {
+    this.timed('nearestAmongCandidates', () => this.inner.nearestAmongCandidates(x, cand, outVal, outIdx, k, d, m));
   }
   topk(x: Storage, outVal: Storage, outIdx: Storage, rows: number, cols: number, k: number): void {
     this.timed('topk', () => this.inner.topk(x, outVal, outIdx, rows, cols, k));

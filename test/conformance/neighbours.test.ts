@@ -3,7 +3,7 @@ import type { Backend } from '../../src/backend/backend.js';
 import { conformance } from '../helpers/backends.js';
 import { gradCheck, randArray, read, rng } from '../helpers/check.js';
 import * as pd from '../../src/tensor/index.js';
-import { nearestNeighborRef, scoresRef, topkRef } from '../reference/neighbours.js';
+import { nearestNeighborRef, scoresRef, selfTopRef, topkRef } from '../reference/neighbours.js';
 
 const f32 = (a: Float64Array) => a.map(Math.fround);
 
@@ -91,6 +91,103 @@ conformance('neighbours', (test, be) => {
   test('nearestNeighbor, larger: 257 queries over K = 4099, D = 64', async () => {
     const [m, k, d] = [257, 4099, 64];
     await checkNN(be(), f32(randArray(m * d, 41)), f32(randArray(k * d, 43)), m, k, d, false, false, 'large');
+  });
+
+  test('self search (each pair once) is bit-identical to the one-sided search over a copy', async () => {
+    // The one-sided kernel is what KoLeo used before the symmetric one; a fixed-seed run must not change.
+    const cases: [number, number, boolean][] = [[2, 1, false], [3, 5, false], [9, 4, false], [17, 3, true], [129, 33, false],
+      [257, 64, false], [1031, 64, false], [600, 7, true], [1100, 17, false]];
+    for (const [k, d, tern] of cases) {
+      const data = tern ? ternary(k * d, k + d) : f32(randArray(k * d, 3 * k + d));
+      const x = pd.tensor(data, [k, d], be());
+      const copy = pd.tensor(data, [k, d], be());
+      for (const excludeSelf of [true, false]) {
+        const a = pd.nearestNeighbor(x, undefined, { excludeSelf });
+        const b = pd.nearestNeighbor(x, copy, { excludeSelf });
+        const what = `${k}x${d}${tern ? ' ternary' : ''}${excludeSelf ? '' : ' keeping self'}`;
+        assert.equal(await read(a.indices), await read(b.indices), `${what}: indices`);
+        assert.equal(await read(a.values), await read(b.values), `${what}: values`);
+        for (const t of [a.values, a.indices, b.values, b.indices]) t.dispose();
+      }
+      x.dispose();
+      copy.dispose();
+    }
+  });
+
+  test('nearestNeighborsSelf: each row\'s m best, ties to the lower index; candidates search', async () => {
+    const cases: [number, number, number, boolean][] = [[2, 3, 1, false], [5, 3, 4, false], [5, 2, 7, true], [33, 5, 3, true],
+      [67, 9, 8, false], [129, 3, 5, true], [301, 17, 16, false], [1031, 64, 4, false]];
+    for (const [k, d, m, tern] of cases) {
+      const data = tern ? ternary(k * d, 7 * k + d) : f32(randArray(k * d, 5 * k + d));
+      const x = pd.tensor(data, [k, d], be());
+      for (const excludeSelf of [true, false]) {
+        const what = `${k}x${d} m ${m}${tern ? ' ternary' : ''}${excludeSelf ? '' : ' keeping self'}`;
+        const { values, indices, candidates } = pd.nearestNeighborsSelf(x, m, { excludeSelf });
+        assert.equal(candidates.shape, [k, m]);
+        const ref = selfTopRef(data, k, d, m, excludeSelf);
+        const got = await read(candidates);
+        const idx = await read(indices);
+        const vals = await read(values);
+        for (let i = 0; i < k; i++) {
+          const list = got.slice(i * m, i * m + m);
+          const exp = ref.lists[i];
+          const s = ref.scores[i];
+          if (tern) {
+            assert.equal(list, exp, `${what}: row ${i} list`);
+          } else {
+            // Random rows: the same scores up to rounding, at the same ranks.
+            for (let c = 0; c < m; c++) {
+              if (exp[c] < 0) { assert.is(list[c], -1, `${what}: row ${i} entry ${c}`); continue; }
+              assert.ok(list[c] >= 0 && Math.abs(s[list[c]] - s[exp[c]]) <= 1e-5 * d, `${what}: row ${i} entry ${c}: ${list[c]} vs ${exp[c]}`);
+            }
+          }
+          assert.is(idx[i], list[0], `${what}: row ${i} best is the list's head`);
+          if (list[0] >= 0) assert.ok(Math.abs(vals[i] - s[list[0]]) <= 1e-5 * d, `${what}: row ${i} value`);
+          else assert.is(vals[i], -Infinity);
+        }
+        // Among its own candidates every row finds its exact neighbour, bit for bit.
+        const exact = pd.nearestNeighbor(x, undefined, { excludeSelf });
+        const among = pd.nearestAmongCandidates(x, candidates);
+        assert.equal(await read(among.indices), await read(exact.indices), `${what}: among candidates, indices`);
+        assert.equal(await read(among.values), await read(exact.values), `${what}: among candidates, values`);
+        for (const t of [values, indices, candidates, exact.values, exact.indices, among.values, among.indices]) t.dispose();
+      }
+      x.dispose();
+    }
+  });
+
+  test('nearestAmongCandidates against the reference: arbitrary lists, missing entries, ties', async () => {
+    for (const [k, d, m, tern] of [[7, 3, 3, true], [40, 5, 6, true], [65, 13, 5, false], [9, 1, 2, false]] as [number, number, number, boolean][]) {
+      const data = tern ? ternary(k * d, k) : f32(randArray(k * d, k + 1));
+      const r = rng(k * 31 + m);
+      // Candidates in any order, with repeats and -1 (none); row 0 has no candidate at all.
+      const cand = Int32Array.from({ length: k * m }, (_, e) => (e < m ? -1 : r() < 0.2 ? -1 : Math.floor(r() * k)));
+      const x = pd.tensor(data, [k, d], be());
+      const c = pd.tensor(Float64Array.from(cand), [k, m], be(), 'i32');
+      const { values, indices } = pd.nearestAmongCandidates(x, c);
+      const vals = await read(values);
+      const idx = await read(indices);
+      for (let i = 0; i < k; i++) {
+        const s = scoresRef(data, data, i, k, d);
+        let bi = -1;
+        for (const j of cand.slice(i * m, i * m + m)) if (j >= 0 && (bi < 0 || s[j] > s[bi] || (s[j] === s[bi] && j < bi))) bi = j;
+        const what = `${k}x${d} m ${m} row ${i}`;
+        if (bi < 0) {
+          assert.is(idx[i], -1, what);
+          assert.is(vals[i], -Infinity, what);
+          continue;
+        }
+        if (tern) assert.is(idx[i], bi, what);
+        assert.ok(Math.abs(vals[i] - s[bi]) <= 1e-5 * d, `${what}: value ${vals[i]} vs ${s[bi]}`);
+      }
+      for (const t of [x, c, values, indices]) t.dispose();
+    }
+    const x = pd.zeros([3, 2], be());
+    const wrong = pd.tensor(new Int32Array(4), [2, 2], be(), 'i32');
+    assert.throws(() => pd.nearestAmongCandidates(x, wrong), /candidates \[k, m\]/);
+    wrong.dispose();
+    assert.throws(() => pd.nearestNeighborsSelf(x, 0), /m = 0 must be a positive integer/);
+    x.dispose();
   });
 
   test('nearestNeighborDistance: forward and gradient', async () => {

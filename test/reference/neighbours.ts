@@ -46,3 +46,18 @@ export function topkRef(x: ArrayLike<number>, rows: number, cols: number, k: num
   }
   return { values, indices };
 }
+
+/** Each row's m best other rows of x [k, d] (value descending, then index ascending), -1-padded. */
+export function selfTopRef(x: ArrayLike<number>, k: number, d: number, m: number, excludeSelf: boolean): { scores: Float64Array[]; lists: number[][] } {
+  const scores: Float64Array[] = [];
+  const lists: number[][] = [];
+  for (let i = 0; i < k; i++) {
+    const s = scoresRef(x, x, i, k, d);
+    const order = [...Array(k).keys()].filter((j) => !(excludeSelf && j === i)).sort((a, b) => s[b] - s[a] || a - b);
+    const list = order.slice(0, m);
+    while (list.length < m) list.push(-1);
+    scores.push(s);
+    lists.push(list);
+  }
+  return { scores, lists };
+}

@@ -146,6 +146,13 @@ export class WasmBackend implements Backend {
   nearestNeighbor(x: Storage, y: Storage, outVal: Storage, outIdx: Storage, m: number, k: number, d: number, excludeSelf: boolean): void {
     neighbours.nearestNeighbor(this.rt, x, y, outVal, outIdx, m, k, d, excludeSelf);
   }
+  nearestNeighborSelf(x: Storage, outVal: Storage, outIdx: Storage, cand: Storage | null, k: number, d: number, m: number,
+    excludeSelf: boolean): void {
+    neighbours.nearestNeighborSelf(this.rt, x, outVal, outIdx, cand, k, d, m, excludeSelf);
+  }
+  nearestAmongCandidates(x: Storage, cand: Storage, outVal: Storage, outIdx: Storage, k: number, d: number, m: number): void {
+    neighbours.nearestAmongCandidates(this.rt, x, cand, outVal, outIdx, k, d, m);
+  }
   topk(x: Storage, outVal: Storage, outIdx: Storage, rows: number, cols: number, k: number): void {
     neighbours.topk(this.rt, x, outVal, outIdx, rows, cols, k);
   }

@@ -39,7 +39,48 @@ export function nearestNeighbor(x: Tensor, y?: Tensor, opts: NearestNeighborOpti
   const [m, d] = x.shape;
   const values = empty([m], x.backend);
   const indices = empty([m], x.backend, 'i32');
-  if (m > 0) x.backend.nearestNeighbor(x.storage, other.storage, values.storage, indices.storage, m, other.shape[0], d, excludeSelf);
+  if (m === 0) return { values, indices };
+  // Against itself each pair needs computing once; the kernel's scores are bit-identical.
+  if (other === x) x.backend.nearestNeighborSelf(x.storage, values.storage, indices.storage, null, m, d, 1, excludeSelf);
+  else x.backend.nearestNeighbor(x.storage, other.storage, values.storage, indices.storage, m, other.shape[0], d, excludeSelf);
+  return { values, indices };
+}
+
+/**
+ * nearestNeighbor of the rows of x [k, d] among themselves (self excluded unless told otherwise),
+ * plus each row's m best candidates [k, m] (i32, best first: value descending, then index
+ * ascending; -1 where a row has fewer). What a candidate cache for nearestAmongCandidates is built
+ * from. No gradient.
+ */
+export function nearestNeighborsSelf(x: Tensor, m: number, opts: NearestNeighborOptions = {}): { values: Tensor; indices: Tensor; candidates: Tensor } {
+  searchArgs('nearestNeighborsSelf', x, undefined, opts);
+  if (!Number.isInteger(m) || m < 1) throw new ShapeError('nearestNeighborsSelf', `m = ${m} must be a positive integer`);
+  const [k, d] = x.shape;
+  const values = empty([k], x.backend);
+  const indices = empty([k], x.backend, 'i32');
+  const candidates = empty([k, m], x.backend, 'i32');
+  if (k > 0) x.backend.nearestNeighborSelf(x.storage, values.storage, indices.storage, candidates.storage, k, d, m, opts.excludeSelf ?? true);
+  return { values, indices, candidates };
+}
+
+/**
+ * For each row r of x [k, d]: the best inner product with the rows candidates[r, :] (i32 [k, m],
+ * -1 = none; e.g. from nearestNeighborsSelf) and its index, first index on ties; -inf / -1 when a
+ * row has no candidate. Scores use the search's arithmetic, so where the true neighbour is a
+ * candidate the result equals nearestNeighbor's bit for bit. No gradient.
+ */
+export function nearestAmongCandidates(x: Tensor, candidates: Tensor): { values: Tensor; indices: Tensor } {
+  assertSameBackend('nearestAmongCandidates', x, candidates);
+  assertDType('nearestAmongCandidates', x, 'f32', 'x');
+  assertDType('nearestAmongCandidates', candidates, 'i32', 'candidates');
+  if (x.rank !== 2 || candidates.rank !== 2 || candidates.shape[0] !== x.shape[0]) {
+    throw new ShapeError('nearestAmongCandidates', `needs x [k, d] and candidates [k, m], got [${x.shape}] and [${candidates.shape}]`);
+  }
+  const [k, d] = x.shape;
+  const m = candidates.shape[1];
+  const values = empty([k], x.backend);
+  const indices = empty([k], x.backend, 'i32');
+  if (k > 0) x.backend.nearestAmongCandidates(x.storage, candidates.storage, values.storage, indices.storage, k, d, m);
   return { values, indices };
 }
 
@@ -60,21 +101,31 @@ export function nearestNeighborDistance(x: Tensor, y?: Tensor, opts: NeighborDis
   if (excludeSelf && other.shape[0] < 2 && x.shape[0] > 0) {
     throw new ShapeError('nearestNeighborDistance', 'excluding self leaves row 0 without a neighbour: y needs at least 2 rows');
   }
+  const nn = noGrad(() => nearestNeighbor(x, other, { excludeSelf }));
+  nn.values.dispose();
+  return { distances: neighborDistance(x, other, nn.indices, eps), indices: nn.indices };
+}
+
+/**
+ * ||x_i − y_{idx[i]} + eps||₂ for given neighbour indices idx [m] (i32, all valid rows of y),
+ * differentiable in x and y (y's rows receive the scatter-added gradients). The indices may be
+ * disposed by the caller afterwards.
+ */
+export function neighborDistance(x: Tensor, y: Tensor, idx0: Tensor, eps = 1e-8): Tensor {
   const [m, d] = x.shape;
-  const { diff, distances, indices } = noGrad(() => {
-    const nn = nearestNeighbor(x, other, { excludeSelf });
-    nn.values.dispose();
-    const rows = gatherRows(other, nn.indices);
+  const other = y;
+  const { diff, distances } = noGrad(() => {
+    const rows = gatherRows(other, idx0);
     const delta = sub(x, rows);
     const shifted = add(delta, eps);
     const sq = mul(shifted, shifted);
     const ss = sum(sq, 1);
     const dist = sqrt(ss);
     for (const t of [rows, delta, sq, ss]) t.dispose();
-    return { diff: shifted, distances: dist, indices: nn.indices };
+    return { diff: shifted, distances: dist };
   });
-  // The backward's own handle on the indices, so the caller may dispose the returned one.
-  const idx = reshape(indices, [m]);
+  // The backward's own handle on the indices, so the caller may dispose theirs.
+  const idx = reshape(idx0, [m]);
   const out = record(distances, 'nearestNeighborDistance', [x, other], (g) => {
     // d dist_i / d x_i = diff_i / dist_i; the neighbour row gets the negative of it.
     const g2 = reshape(g, [m, 1]);
@@ -94,7 +145,7 @@ export function nearestNeighborDistance(x: Tensor, y?: Tensor, opts: NeighborDis
     diff.dispose();
     idx.dispose();
   }
-  return { distances: out, indices };
+  return out;
 }
 
 /**
