@@ -56,7 +56,7 @@ DEFAULTS = {
     "norm_last_layer": True, "use_bn_in_head": False, "drop_path_rate": 0, "freeze_backbone": False,
     "prototypes_only": False, "pca_dim": 64, "momentum_teacher": 0.996, "warmup_teacher_temp": 0.04,
     "teacher_temp": 0.04, "warmup_teacher_temp_epochs": 0, "student_temp": 0.1, "center_momentum": 0.9,
-    "centering": "centering", "koleo_proto": 0, "koleo_features": 0, "vmf": False, "ibot": False,
+    "centering": "centering", "koleo_proto": 0, "koleo_proto_exact_every": 0, "koleo_proto_candidates": 16, "koleo_features": 0, "vmf": False, "ibot": False,
     "ibot_loss_weight": 1, "ibot_mask_ratio": [0.1, 0.5], "ibot_mask_prob": 0.5, "ibot_teacher_patch_temp": 0.07,
     "ibot_student_patch_temp": 0.1, "lr": 0.0005, "min_lr": 1e-6, "warmup_epochs": 0, "weight_decay": 0.04,
     "weight_decay_end": 0.4, "clip_grad": 3.0, "batch_size": 64, "accum_steps": 1, "epochs": 1,
@@ -129,6 +129,8 @@ def check_supported(cfg):
         no("arch", f"'{cfg['arch']}' (the twin trains the ViTs {', '.join(VIT_PRESETS)}; protodino's ResNet/PCA are not mirrored)")
     if cfg["ibot"]:
         no("ibot", "iBOT's patch loss")
+    if cfg["koleo_proto_exact_every"] > 1:
+        no("koleo_proto_exact_every", "KoLeo-proto's candidate cache")
     if cfg["vmf"]:
         no("vmf", "DINO-vMF")
     if cfg["centering"] != "centering":

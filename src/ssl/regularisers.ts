@@ -5,7 +5,8 @@ import { add, log, mul } from '../tensor/ops/elementwise.js';
 import { mean, sum } from '../tensor/ops/reduce.js';
 import { softmax } from '../tensor/ops/softmax.js';
 import { l2Normalize } from '../tensor/ops/norm.js';
-import { nearestNeighborDistance } from '../tensor/ops/neighbours.js';
+import { nearestNeighborDistance, neighborDistance } from '../tensor/ops/neighbours.js';
+import type { KoleoProtoCache } from './koleo-cache.js';
 
 /**
  * me-max: Σ p̄ log p̄ + log K with p̄ the batch mean of softmax(student/temp); 0 when the mean
@@ -34,8 +35,14 @@ export function koleoLoss(x: Tensor, eps = 1e-8): Tensor {
 /**
  * KoLeo-proto: koleoLoss over the K prototype vectors (the rows of the head's last-layer weight_v),
  * L_KP = −(1/K) Σ_i log(min_{j≠i} ‖w_i − w_j‖ + ε) on L2-normalised rows; its gradient flows into
- * the prototypes.
+ * the prototypes. With a candidate cache (koleo-cache.ts) the neighbours of `step` come from it.
  */
-export function koleoProtoLoss(prototypes: Tensor, eps = 1e-8): Tensor {
-  return koleoLoss(prototypes, eps);
+export function koleoProtoLoss(prototypes: Tensor, eps = 1e-8, cache?: { cache: KoleoProtoCache; step: number }): Tensor {
+  if (!cache) return koleoLoss(prototypes, eps);
+  if (prototypes.rank !== 2 || prototypes.shape[0] < 2) throw new ShapeError('koleoProtoLoss', `expects [K ≥ 2, D] prototypes, got [${prototypes.shape}]`);
+  const xn = l2Normalize(prototypes, -1, eps);
+  const idx = cache.cache.neighbours(xn, cache.step, eps);
+  const distances = neighborDistance(xn, xn, idx, eps);
+  idx.dispose();
+  return mul(mean(log(add(distances, eps))), -1);
 }

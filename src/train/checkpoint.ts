@@ -10,6 +10,7 @@ import type { AdamW } from '../tensor/ops/optim.js';
 import type { GeneratorState } from '../tensor/ops/random.js';
 import { readSafetensors, SafetensorsError, writeSafetensors, type SafeTensorInput } from './safetensors.js';
 import { processAlive } from '../util/process.js';
+import type { KoleoProtoCache } from '../ssl/koleo-cache.js';
 
 export interface CheckpointMeta {
   format: 'protodino-dino-v1';
@@ -29,6 +30,8 @@ export interface CheckpointMeta {
   optimizerStep: number;
   /** Student parameter names per optimiser group, in order (torch numbers them this way). */
   optimizerGroups: { names: string[]; weightDecay: number }[];
+  /** The step (steps done) the saved KoLeo-proto candidates koleo_proto.candidates were built at. */
+  koleoCacheBuiltAt?: number;
 }
 
 export interface TrainingState {
@@ -38,6 +41,8 @@ export interface TrainingState {
   center: Tensor | null;
   /** iBOT's patch center (--ibot), stored as ibot_loss.center2. */
   center2?: Tensor | null;
+  /** KoLeo-proto's candidate cache; its indices are stored as F32 (exact below 2^24). */
+  koleoCache?: KoleoProtoCache | null;
 }
 
 async function host(t: Tensor): Promise<SafeTensorInput> {
@@ -51,6 +56,8 @@ export async function saveCheckpoint(path: string, s: TrainingState,
   for (const [name, t] of s.teacher.stateDict()) tensors.set(`teacher.${name}`, await host(t));
   if (s.center) tensors.set('dino_loss.center', await host(s.center));
   if (s.center2) tensors.set('ibot_loss.center2', await host(s.center2));
+  const cache = s.koleoCache ? await s.koleoCache.hostState() : null;
+  if (cache) tensors.set('koleo_proto.candidates', { dtype: 'F32', shape: cache.shape, data: cache.data });
   const names = new Map(s.student.namedParameters().map(([n, t]) => [t, n]));
   const opt = s.optimizer.state();
   const optimizerSteps: Record<string, number> = {};
@@ -67,7 +74,8 @@ export async function saveCheckpoint(path: string, s: TrainingState,
   const optimizerGroups = s.optimizer.groups.map((g) => ({
     names: g.params.map((p) => names.get(p) ?? '?'), weightDecay: g.weightDecay,
   }));
-  const full: CheckpointMeta = { format: 'protodino-dino-v1', ...meta, optimizerSteps, optimizerStep: opt.step, optimizerGroups };
+  const full: CheckpointMeta = { format: 'protodino-dino-v1', ...meta, optimizerSteps, optimizerStep: opt.step, optimizerGroups,
+    ...(cache ? { koleoCacheBuiltAt: cache.builtAt } : {}) };
   writeSafetensors(path, tensors, { protodino: JSON.stringify(full) });
 }
 
@@ -101,6 +109,7 @@ function parseMeta(source: string, raw: string): CheckpointMeta {
     throw new CheckpointError(source, `checkpoint metadata ${field} is ${JSON.stringify(v) ?? String(v)}, not ${want}`);
   };
   for (const k of ['epoch', 'step', 'optimizerStep'] as const) if (!isCount(meta[k])) bad(k, meta[k], 'a non-negative integer');
+  if (meta.koleoCacheBuiltAt !== undefined && !isCount(meta.koleoCacheBuiltAt)) bad('koleoCacheBuiltAt', meta.koleoCacheBuiltAt, 'a non-negative integer');
   const steps = meta.optimizerSteps;
   if (!isRecord(steps)) return bad('optimizerSteps', steps, 'an object of step counts');
   for (const [name, v] of Object.entries(steps)) if (!isCount(v)) bad(`optimizerSteps[${JSON.stringify(name)}]`, v, 'a non-negative integer');
@@ -158,6 +167,12 @@ export function restoreCheckpoint(ck: LoadedCheckpoint, s: TrainingState): void 
     const c = ck.tensors.get('ibot_loss.center2');
     if (!c) throw new Error('checkpoint has no ibot_loss.center2 (was it trained without --ibot?)');
     s.center2.backend.upload(s.center2.storage, c.data);
+  }
+  if (s.koleoCache) {
+    // A checkpoint without the cache (or from a run without it) leaves it empty: the next step refreshes.
+    const c = ck.tensors.get('koleo_proto.candidates');
+    const at = ck.meta.koleoCacheBuiltAt;
+    if (c && at !== undefined) s.koleoCache.load({ builtAt: at, shape: c.shape, data: c.data }, s.student.backend);
   }
   const names = new Map(s.student.namedParameters().map(([n, t]) => [t, n]));
   const params = s.optimizer.params();

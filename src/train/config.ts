@@ -34,6 +34,10 @@ export interface TrainConfig {
   center_momentum: number;
   centering: Regulariser;
   koleo_proto: number;
+  /** KoLeo-proto's candidate cache: an exact neighbour search every N steps, in between each
+   *  prototype searches only its --koleo_proto_candidates nearest from the last one; 0 or 1 = off. */
+  koleo_proto_exact_every: number;
+  koleo_proto_candidates: number;
   koleo_features: number;
   /** DINO-vMF (Govindarajan et al., ICLR 2023): unnormalised prototypes with the vMF log-normaliser per logit. */
   vmf: boolean;
@@ -133,6 +137,8 @@ export const DEFAULTS: TrainConfig = {
   center_momentum: 0.9,
   centering: 'centering',
   koleo_proto: 0,
+  koleo_proto_exact_every: 0,
+  koleo_proto_candidates: 16,
   koleo_features: 0,
   vmf: false,
   ibot: false,
@@ -196,6 +202,7 @@ const KINDS: Record<keyof TrainConfig, Kind> = {
   norm_last_layer: 'bool', use_bn_in_head: 'bool', drop_path_rate: 'float', freeze_backbone: 'bool', prototypes_only: 'bool', pca_dim: 'int',
   momentum_teacher: 'float', warmup_teacher_temp: 'float', teacher_temp: 'float', warmup_teacher_temp_epochs: 'int',
   student_temp: 'float', center_momentum: 'float', centering: 'string', koleo_proto: 'float', koleo_features: 'float',
+  koleo_proto_exact_every: 'int', koleo_proto_candidates: 'int',
   vmf: 'bool', ibot: 'bool', ibot_loss_weight: 'float', ibot_mask_ratio: 'pair', ibot_mask_prob: 'float',
   ibot_teacher_patch_temp: 'float', ibot_student_patch_temp: 'float',
   lr: 'float', min_lr: 'float', warmup_epochs: 'int', weight_decay: 'float', weight_decay_end: 'float', clip_grad: 'float',
@@ -327,6 +334,14 @@ export function validate(cfg: TrainConfig): TrainConfig {
   }
   for (const k of ['warmup_epochs', 'warmup_teacher_temp_epochs', 'freeze_last_layer', 'max_steps', 'local_crops_number', 'seed', 'threads', 'subset', 'save_every', 'collapse_window'] as const) {
     range(cfg, k, 0, 2 ** 31, 'a non-negative integer');
+  }
+  range(cfg, 'koleo_proto_exact_every', 0, 2 ** 31, 'a non-negative integer (0 or 1: no candidate cache)');
+  range(cfg, 'koleo_proto_candidates', 1, 4096, 'an integer in [1, 4096]');
+  if (cfg.koleo_proto_exact_every > 1 && !(cfg.koleo_proto > 0)) {
+    throw new ConfigError('koleo_proto_exact_every', `(${cfg.koleo_proto_exact_every}) caches KoLeo-proto's neighbours: it needs --koleo_proto > 0`);
+  }
+  if (cfg.koleo_proto_exact_every > 1 && cfg.koleo_proto_candidates >= cfg.out_dim) {
+    throw new ConfigError('koleo_proto_candidates', `(${cfg.koleo_proto_candidates}) must be below --out_dim (${cfg.out_dim}): a prototype has ${cfg.out_dim - 1} others`);
   }
   if (cfg.warmup_epochs > cfg.epochs) throw new ConfigError('warmup_epochs', `(${cfg.warmup_epochs}) cannot exceed --epochs (${cfg.epochs})`);
   if (cfg.warmup_teacher_temp_epochs > cfg.epochs) {

@@ -16,6 +16,7 @@ import { clipGradients, emaUpdate, type AdamW } from '../tensor/ops/optim.js';
 import { sumSquares } from '../tensor/ops/reduce.js';
 import { centeredTeacher, dinoLoss, sinkhornKnopp, updateCenter } from '../ssl/dino.js';
 import { koleoLoss, koleoProtoLoss, meMaxLoss } from '../ssl/regularisers.js';
+import type { KoleoProtoCache } from '../ssl/koleo-cache.js';
 import { ibotPatchLoss, updatePatchCenter } from '../ssl/ibot.js';
 import { VisionTransformer } from '../nn/vit.js';
 import { reshape } from '../tensor/ops/view.js';
@@ -33,6 +34,8 @@ export interface DinoState {
   center2?: Tensor | null;
   channels: number;
   localSize: number;
+  /** KoLeo-proto's candidate cache (--koleo_proto_exact_every > 1); needs StepSchedule.step. */
+  koleoCache?: KoleoProtoCache | null;
 }
 
 export interface StepSchedule {
@@ -41,6 +44,8 @@ export interface StepSchedule {
   weightDecay: number;
   momentum: number;
   teacherTemp: number;
+  /** Steps done before this one (what the KoLeo-proto candidate cache schedules its refreshes by). */
+  step?: number;
 }
 
 /** One loader batch: the two global crops back to back [2B, C, G, G]; locals [L·B, C, S, S] or null. */
@@ -240,7 +245,14 @@ function microLoss(s: DinoState, mb: MicroBatch, sch: StepSchedule): { loss: Ten
   const dino = dinoLoss(sOut, targets, { studentTemp: cfg.student_temp, nCrops });
   let total = dino;
   if (cfg.centering === 'memax') total = add(total, meMaxLoss(sOut, cfg.student_temp));
-  if (cfg.koleo_proto > 0) total = add(total, mul(koleoProtoLoss(student.head.last_layer.weight_v), cfg.koleo_proto));
+  if (cfg.koleo_proto > 0) {
+    let cache: { cache: KoleoProtoCache; step: number } | undefined;
+    if (s.koleoCache) {
+      if (sch.step === undefined) throw new Error('the KoLeo-proto candidate cache needs the step number in the step schedule');
+      cache = { cache: s.koleoCache, step: sch.step };
+    }
+    total = add(total, mul(koleoProtoLoss(student.head.last_layer.weight_v, 1e-8, cache), cfg.koleo_proto));
+  }
   if (cfg.koleo_features > 0) {
     const first = slice(feats[0], [0, 0], [B, feats[0].shape[1]]);
     total = add(total, mul(koleoLoss(first), cfg.koleo_features));

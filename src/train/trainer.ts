@@ -22,6 +22,7 @@ import type { HostTensor } from '../nn/module.js';
 import { PCAProjection } from '../nn/pca.js';
 import { VisionTransformer } from '../nn/vit.js';
 import { cropMasks, maskRng } from '../ssl/ibot.js';
+import { KoleoProtoCache } from '../ssl/koleo-cache.js';
 import { readCheckpoint, removeStaleTemporaries, restoreCheckpoint, rotate, saveCheckpoint, setAside, type LoadedCheckpoint } from './checkpoint.js';
 
 export interface StepRecord {
@@ -170,11 +171,14 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
   const wdSched = cosineScheduler(cfg.weight_decay, cfg.weight_decay_end, cfg.epochs, niter);
   const momSched = cosineScheduler(cfg.momentum_teacher, 1, cfg.epochs, niter);
   const tempSched = teacherTempSchedule(cfg.warmup_teacher_temp, cfg.teacher_temp, cfg.warmup_teacher_temp_epochs, cfg.epochs);
-  const state: DinoState = { cfg, student, teacher, optimizer, center, center2, channels, localSize };
+  const koleoCache = cfg.koleo_proto > 0 && cfg.koleo_proto_exact_every > 1
+    ? new KoleoProtoCache(cfg.koleo_proto_exact_every, cfg.koleo_proto_candidates) : null;
+  if (koleoCache) owned.push(koleoCache);
+  const state: DinoState = { cfg, student, teacher, optimizer, center, center2, channels, localSize, koleoCache };
 
   let step = 0;
   if (resumeFrom) {
-    restoreCheckpoint(resumeFrom, { student, teacher, optimizer, center, center2 });
+    restoreCheckpoint(resumeFrom, { student, teacher, optimizer, center, center2, koleoCache });
     if (resumeFrom.meta.generators) {
       student.generator.setState(resumeFrom.meta.generators.student);
       teacher.generator.setState(resumeFrom.meta.generators.teacher);
@@ -216,7 +220,7 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
   const save = async (epoch: number) => {
     if (savedStep === step) return;
     rotate(ckptPath);
-    await saveCheckpoint(ckptPath, { student, teacher, optimizer, center, center2 }, {
+    await saveCheckpoint(ckptPath, { student, teacher, optimizer, center, center2, koleoCache }, {
       epoch, step, config: cfg, loader: loader.state(),
       generators: { student: student.generator.getState(), teacher: teacher.generator.getState() },
       alarms: alarms.state(),
@@ -242,10 +246,15 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
       const lr = lrSched[step], wd = wdSched[step], m = momSched[step], temp = tempSched[epoch];
       const prof = be instanceof ProfiledBackend ? be : null;
       prof?.beginStep();
-      const { loss, bad, dino } = await guardedStep(state, micro, { epoch, lr, weightDecay: wd, momentum: m, teacherTemp: temp }, step + 1, hooks);
+      const { loss, bad, dino } = await guardedStep(state, micro, { epoch, lr, weightDecay: wd, momentum: m, teacherTemp: temp, step }, step + 1, hooks);
       await prof?.endStep();
       lastLoss?.dispose();
       lastLoss = loss;
+      const kc = await koleoCache?.takeStats();
+      if (kc) {
+        log.write({ event: 'koleo_cache', step: kc.step + 1, epoch, built_at: kc.builtAt + 1, agree: kc.agree, koleo_exact: kc.koleoExact,
+          koleo_cached: kc.koleoCached, koleo_diff: kc.koleoCached - kc.koleoExact });
+      }
       step++;
       imagesSince += B;
       if (bad) {

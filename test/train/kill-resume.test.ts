@@ -156,4 +156,33 @@ test('a run killed with SIGKILL at a random step resumes bit-identical, also fro
   }
 });
 
+test('with the KoLeo-proto candidate cache, a run stopped between refreshes resumes bit-identical (wasm)', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'protodino-koleo-cache-'));
+  try {
+    const [full, part] = ['full', 'part'].map((d) => join(root, d));
+    // Refreshes at steps 1, 4, 7, 10, 13; the stop after step 8 leaves a cache built at step 7 to restore.
+    const cache = ['--quiet', '--koleo_proto', '0.1', '--koleo_proto_exact_every', '3', '--koleo_proto_candidates', '4'];
+    const [a, b] = await Promise.all([train(full, [...cache, '--max_steps', '14']), train(part, [...cache, '--max_steps', '8'])]);
+    assert.is(a.code, 0, `uninterrupted run: exit ${a.code}: ${a.stderr}`);
+    assert.is(b.code, 0, `first part: exit ${b.code}: ${b.stderr}`);
+    const saved = readCheckpoint(join(part, 'checkpoint.safetensors'));
+    assert.is(saved.meta.koleoCacheBuiltAt, 6, 'the checkpoint records the cache built at the 7th step');
+    assert.equal(saved.tensors.get('koleo_proto.candidates')?.shape, [64, 4]);
+    const r = await train(part, [...cache, '--max_steps', '14', '--resume']);
+    assert.is(r.code, 0, `resumed run: exit ${r.code}: ${r.stderr}`);
+    const want = readCheckpoint(join(full, 'checkpoint.safetensors'));
+    assert.is(want.meta.step, 14);
+    assertSameState(readCheckpoint(join(part, 'checkpoint.safetensors')), want, 'resumed with the cache');
+    const events = records(join(full, 'log.jsonl')).filter((x) => x.event === 'koleo_cache');
+    assert.equal(events.map((e) => e.step), [4, 7, 10, 13], 'a koleo_cache event at each refresh after the first');
+    for (const e of events) {
+      assert.ok((e.agree as number) >= 0 && (e.agree as number) <= 1, `agree ${e.agree}`);
+      assert.ok(Number.isFinite(e.koleo_exact) && Number.isFinite(e.koleo_cached), `KoLeo values ${e.koleo_exact}, ${e.koleo_cached}`);
+      assert.is(e.built_at, (e.step as number) - 3);
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test.run();
