@@ -119,24 +119,25 @@ function tile(packed: usize, slot: usize, k: i32, d: i32, m: i32, excl: bool, pi
   }
   const i0 = pi * PANEL + half * 4;
   const j0 = pj * PANEL;
-  // A candidate can only enter a list if it is at least that list's threshold.
+  // A candidate can only enter a list if it is at least that list's threshold. Bit 8r + q of
+  // `bits` marks score (r, q) as worth the scalar check, for its row's list or its column's.
   const rows = slot + (<usize>i0 << 2);
-  let t = v128.load32_splat(rows);
-  let hit = v128.or(f32x4.ge(c00, t), f32x4.ge(c01, t));
-  t = v128.load32_splat(rows, 4);
-  hit = v128.or(hit, v128.or(f32x4.ge(c10, t), f32x4.ge(c11, t)));
-  t = v128.load32_splat(rows, 8);
-  hit = v128.or(hit, v128.or(f32x4.ge(c20, t), f32x4.ge(c21, t)));
-  t = v128.load32_splat(rows, 12);
-  hit = v128.or(hit, v128.or(f32x4.ge(c30, t), f32x4.ge(c31, t)));
   const diagonal = pi == pj;
+  let q0 = f32x4.splat(Infinity), q1 = q0;
   if (!diagonal) {
     const cols = slot + (<usize>j0 << 2);
-    const q0 = v128.load(cols), q1 = v128.load(cols, 16);
-    hit = v128.or(hit, v128.or(v128.or(f32x4.ge(c00, q0), f32x4.ge(c10, q0)), v128.or(f32x4.ge(c20, q0), f32x4.ge(c30, q0))));
-    hit = v128.or(hit, v128.or(v128.or(f32x4.ge(c01, q1), f32x4.ge(c11, q1)), v128.or(f32x4.ge(c21, q1), f32x4.ge(c31, q1))));
+    q0 = v128.load(cols);
+    q1 = v128.load(cols, 16);
   }
-  if (!v128.any_true(hit)) return;
+  let t = v128.load32_splat(rows);
+  let bits = flags(c00, c01, t, q0, q1);
+  t = v128.load32_splat(rows, 4);
+  bits |= flags(c10, c11, t, q0, q1) << 8;
+  t = v128.load32_splat(rows, 8);
+  bits |= flags(c20, c21, t, q0, q1) << 16;
+  t = v128.load32_splat(rows, 12);
+  bits |= flags(c30, c31, t, q0, q1) << 24;
+  if (bits == 0) return;
   const kp = (k + PANEL - 1) / PANEL * PANEL;
   const thrI = slot + (<usize>kp << 2);
   const buf = thrI + (<usize>kp << 2) + (<usize>k * m << 3);
@@ -144,18 +145,25 @@ function tile(packed: usize, slot: usize, k: i32, d: i32, m: i32, excl: bool, pi
   v128.store(buf, c10, 32); v128.store(buf, c11, 48);
   v128.store(buf, c20, 64); v128.store(buf, c21, 80);
   v128.store(buf, c30, 96); v128.store(buf, c31, 112);
-  for (let r = 0; r < 4; r++) {
-    const i = i0 + r;
-    if (i >= k) break;
-    for (let q = 0; q < PANEL; q++) {
-      const j = j0 + q;
-      if (j >= k) break;
-      if (excl && i == j) continue;
-      const v = ldf(buf, r * PANEL + q);
-      if (better(v, j, ldf(slot, i), ldi(thrI, i))) insert(slot, kp, k, m, i, v, j);
-      if (!diagonal && better(v, i, ldf(slot, j), ldi(thrI, j))) insert(slot, kp, k, m, j, v, i);
-    }
+  // Set bits in increasing (r, q) order, as the full scan would visit them.
+  while (bits != 0) {
+    const e = <i32>ctz(bits);
+    bits &= bits - 1;
+    const i = i0 + (e >> 3);
+    const j = j0 + (e & 7);
+    if (i >= k || j >= k || (excl && i == j)) continue;
+    const v = ldf(buf, e);
+    if (better(v, j, ldf(slot, i), ldi(thrI, i))) insert(slot, kp, k, m, i, v, j);
+    if (!diagonal && better(v, i, ldf(slot, j), ldi(thrI, j))) insert(slot, kp, k, m, j, v, i);
   }
+}
+
+/** 8 bits for one tile row: lane q set where score q reaches the row's threshold t or column q's. */
+// @ts-ignore: decorator
+@inline function flags(lo: v128, hi: v128, t: v128, q0: v128, q1: v128): u32 {
+  const a = v128.or(f32x4.ge(lo, t), f32x4.ge(lo, q0));
+  const b = v128.or(f32x4.ge(hi, t), f32x4.ge(hi, q1));
+  return <u32>i32x4.bitmask(a) | <u32>i32x4.bitmask(b) << 4;
 }
 
 /**

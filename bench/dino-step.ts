@@ -87,7 +87,12 @@ function median(xs: number[]): number {
  * fixed random crops made once, so the time is the step's and not the loader's; each step waits
  * for the device and includes uploading the crops.
  */
-export async function timeDinoStep(be: Backend, cfg: TrainConfig, sampling: Sampling, profileSteps = 0): Promise<StepTiming> {
+/**
+ * A step's state at `cfg` on `be` (student, teacher, AdamW, center) with fixed random crops and
+ * the schedule of step 0; dispose() frees it.
+ */
+export function benchState(be: Backend, cfg: TrainConfig): { state: DinoState; globals: Float32Array; locals: Float32Array;
+  sch: StepSchedule; parameters: number; dispose(): void } {
   const B = cfg.batch_size;
   const student = buildNetwork(cfg, be, CHANNELS, cfg.seed);
   const teacher = buildNetwork(cfg, be, CHANNELS, cfg.seed, 0);
@@ -99,7 +104,21 @@ export async function timeDinoStep(be: Backend, cfg: TrainConfig, sampling: Samp
   const G = cfg.global_crops_size, S = cfg.local_crops_size;
   const globals = gaussian(2 * B * CHANNELS * G * G, 1);
   const locals = gaussian(cfg.local_crops_number * B * CHANNELS * S * S, 2);
-  const sch = schedule(cfg);
+  return {
+    state, globals, locals, sch: schedule(cfg), parameters: student.parameterCount(),
+    dispose() {
+      center.dispose();
+      optimizer.dispose();
+      teacher.dispose();
+      student.dispose();
+    },
+  };
+}
+
+export async function timeDinoStep(be: Backend, cfg: TrainConfig, sampling: Sampling, profileSteps = 0): Promise<StepTiming> {
+  const B = cfg.batch_size;
+  const bs = benchState(be, cfg);
+  const { state, globals, locals, sch } = bs;
   const seconds: number[] = [];
   let loss = NaN;
   const one = async (last: boolean) => {
@@ -133,12 +152,9 @@ export async function timeDinoStep(be: Backend, cfg: TrainConfig, sampling: Samp
       profile = be.report();
     }
     const med = median(seconds);
-    return { seconds, medianSeconds: med, imagesPerSecond: B / med, loss, parameters: student.parameterCount(), profile };
+    return { seconds, medianSeconds: med, imagesPerSecond: B / med, loss, parameters: bs.parameters, profile };
   } finally {
-    center.dispose();
-    optimizer.dispose();
-    teacher.dispose();
-    student.dispose();
+    bs.dispose();
   }
 }
 

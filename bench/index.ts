@@ -13,6 +13,7 @@ import { summaryTable, type Suite, type SuiteReport } from './harness.js';
 const SUITES: Record<string, () => Promise<Suite>> = {
   matmul: async () => (await import('./matmul.js')).matmulSuite,
   neighbours: async () => (await import('./neighbours.js')).neighboursSuite,
+  'koleo-large-k': async () => (await import('./koleo-large-k.js')).koleoLargeKSuite,
   'softmax-norm': async () => (await import('./softmax-norm.js')).softmaxNormSuite,
   'dino-step': async () => (await import('./dino-step.js')).dinoStepSuite,
   soak: async () => (await import('./soak.js')).soakSuite,

@@ -2,7 +2,9 @@
 // exact loss bit for bit, steps in between search the cached candidates (checked against a float64
 // reference, value and finite-difference gradient), the refresh's staleness measurements, and the
 // save/load round trip that resume relies on.
+import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { DEFAULTS, parseTrainArgs } from '../../src/train/config.js';
 import { conformance } from '../helpers/backends.js';
 import { gradCheck, randArray, read } from '../helpers/check.js';
 import * as pd from '../../src/tensor/index.js';
@@ -119,3 +121,17 @@ conformance('ssl: KoLeo-proto candidate cache', (test, be) => {
     cache.dispose();
   });
 });
+
+const flags = suite('KoLeo-proto candidate cache flags');
+flags('validated with clear errors; off by default', () => {
+  assert.is(DEFAULTS.koleo_proto_exact_every, 0);
+  const on = parseTrainArgs(['--koleo_proto', '0.1', '--koleo_proto_exact_every', '50', '--koleo_proto_candidates', '8']);
+  assert.is(on.koleo_proto_exact_every, 50);
+  assert.is(on.koleo_proto_candidates, 8);
+  assert.throws(() => parseTrainArgs(['--koleo_proto_exact_every', '50']), /--koleo_proto_exact_every: \(50\) caches KoLeo-proto's neighbours: it needs --koleo_proto > 0/);
+  assert.throws(() => parseTrainArgs(['--koleo_proto', '0.1', '--koleo_proto_exact_every', '-1']), /--koleo_proto_exact_every: must be a non-negative integer/);
+  assert.throws(() => parseTrainArgs(['--koleo_proto', '0.1', '--koleo_proto_candidates', '0']), /--koleo_proto_candidates: must be an integer in \[1, 4096\], got 0/);
+  assert.throws(() => parseTrainArgs(['--koleo_proto', '0.1', '--koleo_proto_exact_every', '10', '--out_dim', '16', '--koleo_proto_candidates', '16']),
+    /--koleo_proto_candidates: \(16\) must be below --out_dim \(16\): a prototype has 15 others/);
+});
+flags.run();
