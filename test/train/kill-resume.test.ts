@@ -4,6 +4,8 @@
 // killed run whose latest checkpoint is then truncated resumes from checkpoint.safetensors.prev,
 // says so, and also ends bit-identical. Drop path is on, so the drop-path random stream must be
 // restored too, and iBOT, so its per-step masks and its patch center are covered.
+// A second run stops between two refreshes of the KoLeo-proto candidate cache and resumes: the
+// cache comes back from the checkpoint, and the run ends bit-identical too.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
