@@ -13,3 +13,4 @@ export * from './neighbours';
 export * from './neighbours-self';
 export * from './peak';
 export * from './attention';
+export * from './convgemm';

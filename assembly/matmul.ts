@@ -6,21 +6,14 @@
 // runs the MR×NR register-tiled micro-kernel over them. Blocking: a KC×NR B panel (8 KiB) stays in
 // L1 while the MC×KC A block (L2) streams past it. Each output sums k in the same order whatever
 // the thread count, so results do not depend on it.
-// Why 4×8: eight f32x4 accumulators leave V8's register allocator room on x64; 5×8 and 6×8 made it
-// spill inside the k loop and ran at half the speed on this machine (and unrolling k did the same).
-import { geluVec, madd } from './common';
+// The micro-kernel (and why it is 4×8) lives in microkernel.ts, shared with convgemm.ts.
+import { geluVec } from './common';
+import { addr, LOAD, BIAS, micro, MR, NR, transpose4, ZERO } from './microkernel';
 
-const MR = 4;
-const NR = 8;
 const KC = 256;
 const MC = 128; // a multiple of MR
 /** Bytes of one thread's slot: the packed A block and an MR×NR tile for edge tiles. */
 const SLOT_BYTES = (MC * KC + MR * NR) * 4;
-
-const ZERO = 0, LOAD = 1, BIAS = 2;
-
-// @ts-ignore: decorator
-@inline function addr(p: usize, i: i32): usize { return p + (<usize>i << 2); }
 
 /** Layout facts the JS side sizes buffers with: [MR, NR, KC, MC, slot bytes]. */
 export function matmulBlocking(which: i32): i32 {
@@ -86,18 +79,6 @@ export function matmulPackB(b: usize, packed: usize, n: i32, k: i32, transB: i32
   }
 }
 
-/** Stores the transpose of the 4×4 block with rows r0..r3 as four vectors `stride` bytes apart
- *  (MR = 4 and NR = 2·4 are why packing can go through it). */
-// @ts-ignore: decorator
-@inline function transpose4(r0: v128, r1: v128, r2: v128, r3: v128, dst: usize, stride: usize): void {
-  const t0 = f32x4.shuffle(r0, r1, 0, 4, 1, 5), t1 = f32x4.shuffle(r0, r1, 2, 6, 3, 7);
-  const t2 = f32x4.shuffle(r2, r3, 0, 4, 1, 5), t3 = f32x4.shuffle(r2, r3, 2, 6, 3, 7);
-  v128.store(dst, f32x4.shuffle(t0, t2, 0, 1, 4, 5));
-  v128.store(dst + stride, f32x4.shuffle(t0, t2, 2, 3, 6, 7));
-  v128.store(dst + 2 * stride, f32x4.shuffle(t1, t3, 0, 1, 4, 5));
-  v128.store(dst + 3 * stride, f32x4.shuffle(t1, t3, 2, 3, 6, 7));
-}
-
 /**
  * dst[r] (+)= Σ_kk of row r of a packed A block (rows × kc in MR-row panels), one lane per row, k in
  * order; `add` continues the running sums of earlier k blocks.
@@ -158,46 +139,6 @@ function packA(a: usize, dst: usize, m: i32, k: i32, transA: i32, i0: i32, rows:
       }
     }
   }
-}
-
-/**
- * The MR×8 micro-kernel: c[0:MR, 0:8] (row stride ldc floats) = init + Σ_kk pa[kk][:]ᵀ·pb[kk][:].
- * init: ZERO, LOAD (the current c) or BIAS (bias[0:8] on every row).
- */
-// @ts-ignore: decorator
-@inline function micro(pa: usize, pb: usize, kc: i32, c: usize, ldc: i32, mode: i32, bias: usize): void {
-  const ld = <usize>ldc << 2;
-  let c00: v128, c01: v128, c10: v128, c11: v128, c20: v128, c21: v128, c30: v128, c31: v128;
-  if (mode == LOAD) {
-    c00 = v128.load(c); c01 = v128.load(c, 16);
-    c10 = v128.load(c + ld); c11 = v128.load(c + ld, 16);
-    c20 = v128.load(c + 2 * ld); c21 = v128.load(c + 2 * ld, 16);
-    c30 = v128.load(c + 3 * ld); c31 = v128.load(c + 3 * ld, 16);
-  } else if (mode == BIAS) {
-    c00 = v128.load(bias); c01 = v128.load(bias, 16);
-    c10 = c00; c11 = c01; c20 = c00; c21 = c01; c30 = c00; c31 = c01;
-  } else {
-    c00 = f32x4.splat(0); c01 = c00;
-    c10 = c00; c11 = c00; c20 = c00; c21 = c00; c30 = c00; c31 = c00;
-  }
-  for (let kk = 0; kk < kc; kk++) {
-    const b0 = v128.load(pb);
-    const b1 = v128.load(pb, 16);
-    let a = v128.load32_splat(pa);
-    c00 = madd(a, b0, c00); c01 = madd(a, b1, c01);
-    a = v128.load32_splat(pa, 4);
-    c10 = madd(a, b0, c10); c11 = madd(a, b1, c11);
-    a = v128.load32_splat(pa, 8);
-    c20 = madd(a, b0, c20); c21 = madd(a, b1, c21);
-    a = v128.load32_splat(pa, 12);
-    c30 = madd(a, b0, c30); c31 = madd(a, b1, c31);
-    pa += MR << 2;
-    pb += NR << 2;
-  }
-  v128.store(c, c00); v128.store(c, c01, 16);
-  v128.store(c + ld, c10); v128.store(c + ld, c11, 16);
-  v128.store(c + 2 * ld, c20); v128.store(c + 2 * ld, c21, 16);
-  v128.store(c + 3 * ld, c30); v128.store(c + 3 * ld, c31, 16);
 }
 
 /** A partial tile (h rows, w columns) through the slot's MR×NR buffer, so the kernel never reads

@@ -196,3 +196,122 @@ fn poolAvgGrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
   }
   vDx[e] = acc * (1.0 / f32(vP.kh * vP.kw));
 }
+
+// Direct convolution kernels, the twins of assembly/convgemm.ts's implicit GEMMs: plain loops,
+// correctness first. Each output sums its terms in one fixed order (no atomics): the forward and the
+// input gradient one thread per output, the weight gradient one workgroup per weight whose threads
+// take pixels round-robin and then add their partial sums as a fixed tree.
+struct CP {
+  batch: u32, channels: u32, height: u32, width: u32,
+  kh: u32, kw: u32, sh: u32, sw: u32,
+  ph: u32, pw: u32, outH: u32, outW: u32,
+  outC: u32, total: u32, _p0: u32, _p1: u32,
+};
+
+@group(0) @binding(0) var<storage, read> fX: array<f32>;
+@group(0) @binding(1) var<storage, read> fW: array<f32>;
+@group(0) @binding(2) var<storage, read_write> fOut: array<f32>;
+@group(0) @binding(3) var<uniform> fP: CP;
+
+@compute @workgroup_size(256)
+fn convForward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let e = flatIndex(gid, nwg);
+  if (e >= fP.total) { return; }
+  let ox = e % fP.outW;
+  let oy = (e / fP.outW) % fP.outH;
+  let o = (e / (fP.outW * fP.outH)) % fP.outC;
+  let b = e / (fP.outW * fP.outH * fP.outC);
+  let y0 = i32(oy * fP.sh) - i32(fP.ph);
+  let x0 = i32(ox * fP.sw) - i32(fP.pw);
+  var acc = 0.0;
+  for (var c = 0u; c < fP.channels; c++) {
+    let plane = (b * fP.channels + c) * fP.height;
+    let wBase = (o * fP.channels + c) * fP.kh;
+    for (var ky = 0u; ky < fP.kh; ky++) {
+      let iy = y0 + i32(ky);
+      if (iy < 0 || iy >= i32(fP.height)) { continue; }
+      for (var kx = 0u; kx < fP.kw; kx++) {
+        let ix = x0 + i32(kx);
+        if (ix < 0 || ix >= i32(fP.width)) { continue; }
+        acc += fX[(plane + u32(iy)) * fP.width + u32(ix)] * fW[(wBase + ky) * fP.kw + kx];
+      }
+    }
+  }
+  fOut[e] = acc;
+}
+
+@group(0) @binding(0) var<storage, read> iDy: array<f32>;
+@group(0) @binding(1) var<storage, read> iW: array<f32>;
+@group(0) @binding(2) var<storage, read_write> iDx: array<f32>;
+@group(0) @binding(3) var<uniform> iCP: CP;
+
+// One thread per input pixel: o, then ky, kx ascending over the windows that read it.
+@compute @workgroup_size(256)
+fn convGradInput(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let e = flatIndex(gid, nwg);
+  if (e >= iCP.total) { return; }
+  let ix = i32(e % iCP.width);
+  let iy = i32((e / iCP.width) % iCP.height);
+  let c = (e / (iCP.width * iCP.height)) % iCP.channels;
+  let b = e / (iCP.width * iCP.height * iCP.channels);
+  let sh = i32(iCP.sh);
+  let sw = i32(iCP.sw);
+  var acc = 0.0;
+  for (var o = 0u; o < iCP.outC; o++) {
+    let plane = (b * iCP.outC + o) * iCP.outH;
+    let wBase = (o * iCP.channels + c) * iCP.kh;
+    for (var ky = 0u; ky < iCP.kh; ky++) {
+      let ty = iy + i32(iCP.ph) - i32(ky);
+      if (ty < 0 || ty % sh != 0) { continue; }
+      let oy = u32(ty / sh);
+      if (oy >= iCP.outH) { continue; }
+      for (var kx = 0u; kx < iCP.kw; kx++) {
+        let tx = ix + i32(iCP.pw) - i32(kx);
+        if (tx < 0 || tx % sw != 0) { continue; }
+        let ox = u32(tx / sw);
+        if (ox >= iCP.outW) { continue; }
+        acc += iDy[(plane + oy) * iCP.outW + ox] * iW[(wBase + ky) * iCP.kw + kx];
+      }
+    }
+  }
+  iDx[e] = acc;
+}
+
+@group(0) @binding(0) var<storage, read> wX: array<f32>;
+@group(0) @binding(1) var<storage, read> wDy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> wDw: array<f32>;
+@group(0) @binding(3) var<uniform> wCP: CP;
+
+const WGW: u32 = 64u;
+var<workgroup> wPart: array<f32, 64>;
+
+// One workgroup per weight (o, c, ky, kx); thread t sums pixels q ≡ t (mod 64) of the whole batch.
+@compute @workgroup_size(64)
+fn convGradWeight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32,
+  @builtin(num_workgroups) nwg: vec3<u32>) {
+  let e = wid.y * nwg.x + wid.x;
+  let valid = e < wCP.total;
+  let kx = e % wCP.kw;
+  let ky = (e / wCP.kw) % wCP.kh;
+  let c = (e / (wCP.kw * wCP.kh)) % wCP.channels;
+  let o = e / (wCP.kw * wCP.kh * wCP.channels);
+  let P = wCP.outH * wCP.outW;
+  var acc = 0.0;
+  if (valid) {
+    for (var q = t; q < wCP.batch * P; q += WGW) {
+      let b = q / P;
+      let p = q % P;
+      let iy = i32((p / wCP.outW) * wCP.sh + ky) - i32(wCP.ph);
+      let ix = i32((p % wCP.outW) * wCP.sw + kx) - i32(wCP.pw);
+      if (iy < 0 || iy >= i32(wCP.height) || ix < 0 || ix >= i32(wCP.width)) { continue; }
+      acc += wX[((b * wCP.channels + c) * wCP.height + u32(iy)) * wCP.width + u32(ix)] * wDy[(b * wCP.outC + o) * P + p];
+    }
+  }
+  wPart[t] = acc;
+  workgroupBarrier();
+  for (var half = WGW / 2u; half > 0u; half = half / 2u) {
+    if (t < half) { wPart[t] = wPart[t] + wPart[t + half]; }
+    workgroupBarrier();
+  }
+  if (valid && t == 0u) { wDw[e] = wPart[0]; }
+}

@@ -85,6 +85,11 @@ export interface Conv2dParams {
   outW: number;
 }
 
+/** A convolution's geometry with its output channels: the weight is [outChannels, channels, kernelH, kernelW]. */
+export interface ConvParams extends Conv2dParams {
+  outChannels: number;
+}
+
 export interface AdamWParams {
   lr: number;
   beta1: number;
@@ -187,6 +192,16 @@ export interface Backend {
   im2col(x: Storage, out: Storage, p: Conv2dParams): void;
   /** Adjoint of im2col: dx overwritten with the sum of every column entry that read it. */
   col2im(col: Storage, dx: Storage, p: Conv2dParams): void;
+  /**
+   * Cross-correlation without bias (PyTorch's conv2d): out [batch, outChannels, outH, outW] =
+   * Σ_c,ky,kx w[o, c, ky, kx]·x[b, c, oy·strideH − padH + ky, ox·strideW − padW + kx], padding reads
+   * zero; out overwritten. Each output sums its taps in one fixed order (thread-count independent).
+   */
+  conv2d(x: Storage, w: Storage, out: Storage, p: ConvParams): void;
+  /** dx [batch, channels, height, width] overwritten with conv2d's input gradient given dy (a gather: deterministic). */
+  conv2dGradInput(dy: Storage, w: Storage, dx: Storage, p: ConvParams): void;
+  /** dw [outChannels, channels, kernelH, kernelW] overwritten with conv2d's weight gradient summed over the batch, in a fixed order. */
+  conv2dGradWeight(x: Storage, dy: Storage, dw: Storage, p: ConvParams): void;
   /** out [batch, channels, outH, outW]; argmax (i32, input flat index within the image plane) for max. */
   pool2d(op: 'max' | 'avg', x: Storage, out: Storage, argmax: Storage | null, p: Conv2dParams): void;
   pool2dGrad(op: 'max' | 'avg', dy: Storage, argmax: Storage | null, dx: Storage, p: Conv2dParams): void;

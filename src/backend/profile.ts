@@ -11,7 +11,7 @@
 // on an adapter that runs submits asynchronously the work left over at the end of the step shows up
 // as "device wait" (endStep awaits the queue) instead of under the kernels.
 import type {
-  AdamWParams, AttentionParams, Backend, BinaryOp, Conv2dParams, DType, MatmulParams, MemoryStats, RandomDist, ReduceOp, Storage,
+  AdamWParams, AttentionParams, Backend, BinaryOp, Conv2dParams, ConvParams, DType, MatmulParams, MemoryStats, RandomDist, ReduceOp, Storage,
   UnaryOp,
 } from './backend.js';
 import type { WebGPUBackend } from './webgpu/index.js';
@@ -31,7 +31,7 @@ const FAMILY: Record<string, KernelFamily> = {
   layerNorm: 'norm', layerNormGrad: 'norm',
   copyStrided: 'layout', gatherRows: 'layout', scatterAddRows: 'layout',
   nearestNeighbor: 'neighbours', nearestNeighborSelf: 'neighbours', nearestAmongCandidates: 'neighbours', topk: 'neighbours',
-  im2col: 'conv', col2im: 'conv', pool2d: 'conv', pool2dGrad: 'conv',
+  im2col: 'conv', col2im: 'conv', conv2d: 'conv', conv2dGradInput: 'conv', conv2dGradWeight: 'conv', pool2d: 'conv', pool2dGrad: 'conv',
   random: 'random',
   adamw: 'optim', ema: 'optim',
 };
@@ -294,6 +294,15 @@ export class ProfiledBackend implements Backend {
   }
   col2im(col: Storage, dx: Storage, p: Conv2dParams): void {
     this.timed('col2im', () => this.inner.col2im(col, dx, p));
+  }
+  conv2d(x: Storage, w: Storage, out: Storage, p: ConvParams): void {
+    this.timed('conv2d', () => this.inner.conv2d(x, w, out, p));
+  }
+  conv2dGradInput(dy: Storage, w: Storage, dx: Storage, p: ConvParams): void {
+    this.timed('conv2dGradInput', () => this.inner.conv2dGradInput(dy, w, dx, p));
+  }
+  conv2dGradWeight(x: Storage, dy: Storage, dw: Storage, p: ConvParams): void {
+    this.timed('conv2dGradWeight', () => this.inner.conv2dGradWeight(x, dy, dw, p));
   }
   pool2d(op: 'max' | 'avg', x: Storage, out: Storage, argmax: Storage | null, p: Conv2dParams): void {
     this.timed(`pool2d.${op}`, () => this.inner.pool2d(op, x, out, argmax, p));

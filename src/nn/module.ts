@@ -103,6 +103,12 @@ export abstract class Module {
     return out;
   }
 
+  /** This module and every descendant, depth first. */
+  *modules(): Generator<Module> {
+    yield this;
+    for (const c of this.children.values()) yield* c.modules();
+  }
+
   train(mode = true): this {
     this.training = mode;
     for (const c of this.children.values()) c.train(mode);

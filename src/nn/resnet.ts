@@ -41,6 +41,8 @@ export type ResNetOptions = ResNetConfig | { arch: string; inChans?: number };
 /** A bias-free Conv2d with torchvision's init: kaiming_normal_(mode='fan_out', nonlinearity='relu'). */
 class Conv2d extends Module {
   readonly weight: Tensor;
+  /** See Conv2dOptions.algorithm; ResNet.setConvAlgorithm switches every conv of a network. */
+  algorithm: 'direct' | 'im2col' = 'direct';
   constructor(be: Backend, inChans: number, out: number, readonly kernel: number, readonly stride: number,
     readonly padding: number, g: Generator) {
     super(be);
@@ -49,7 +51,7 @@ class Conv2d extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return conv2d(x, this.weight, null, { stride: this.stride, padding: this.padding });
+    return conv2d(x, this.weight, null, { stride: this.stride, padding: this.padding, algorithm: this.algorithm });
   }
 }
 
@@ -187,6 +189,11 @@ export class ResNet extends Module {
       this.stages.push(blocks);
     });
     this.outDim = inplanes;
+  }
+
+  /** Runs every convolution by `algorithm` (the im2col route is kept to cross-check the direct kernels). */
+  setConvAlgorithm(algorithm: 'direct' | 'im2col'): void {
+    for (const m of this.modules()) if (m instanceof Conv2d) m.algorithm = algorithm;
   }
 
   /** Features per image: the last stage's channels (2048 for resnet50). */

@@ -1,9 +1,12 @@
 import * as assert from 'uvu/assert';
-import { conformance } from '../helpers/backends.js';
+import { suite } from 'uvu';
+import { ALL_BACKENDS, conformance, getBackend } from '../helpers/backends.js';
 import { assertClose, gradCheck, randArray, rng } from '../helpers/check.js';
 import * as pd from '../../src/tensor/index.js';
 import type { Backend, Storage } from '../../src/backend/backend.js';
-import { col2imRef, conv2dRef, geom, im2colRef, poolGradRef, poolRef, type Geom } from '../reference/conv.js';
+import {
+  col2imRef, conv2dGradInputRef, conv2dGradWeightRef, conv2dRef, geom, im2colRef, poolGradRef, poolRef, type Geom,
+} from '../reference/conv.js';
 
 type Case = { shape: number[]; k: [number, number]; s: [number, number]; p: [number, number] };
 
@@ -54,7 +57,54 @@ async function down(be: Backend, ...ss: Storage[]): Promise<(Float32Array | Int3
 
 const label = (c: Case) => `[${c.shape}] k${c.k} s${c.s} p${c.p}`;
 
+type ConvCase = Case & { O: number };
+
+// The convolution kernels: CASES plus the shapes of small ResNets (3x3 s1/s2 and 1x1 s2 at 28..4
+// pixels), reduction lengths past one block of 256 (C·kh·kw and O·taps), out channels and pixel
+// counts that are not multiples of the 4x8 tile, padding wider than half the kernel, a window
+// larger than the image.
+const CONV_CASES: ConvCase[] = [
+  ...CASES.map((c, i) => ({ ...c, O: [1, 4, 3, 2, 5, 7, 6, 9][i] })),
+  { shape: [2, 16, 28, 28], k: [3, 3], s: [1, 1], p: [1, 1], O: 16 },
+  { shape: [3, 16, 14, 14], k: [3, 3], s: [2, 2], p: [1, 1], O: 32 },
+  { shape: [2, 32, 7, 7], k: [1, 1], s: [2, 2], p: [0, 0], O: 64 },
+  { shape: [2, 32, 7, 7], k: [3, 3], s: [2, 2], p: [1, 1], O: 40 },
+  { shape: [3, 30, 5, 6], k: [3, 3], s: [1, 1], p: [1, 1], O: 37 },
+  { shape: [2, 3, 6, 5], k: [3, 3], s: [1, 1], p: [2, 2], O: 5 },
+  { shape: [1, 2, 3, 3], k: [5, 5], s: [1, 1], p: [2, 2], O: 3 },
+  { shape: [2, 3, 9, 10], k: [4, 2], s: [3, 2], p: [2, 1], O: 6 },
+];
+
 conformance('conv', (test, be) => {
+  test('conv2d, conv2dGradInput, conv2dGradWeight kernels match the references and overwrite', async () => {
+    for (const c of CONV_CASES) {
+      const g = geom(c.shape, c.k, c.s, c.p);
+      const O = c.O;
+      const p = { ...g, outChannels: O };
+      const nOut = g.batch * O * g.outH * g.outW, nW = O * g.channels * g.kernelH * g.kernelW;
+      const x = f32(randArray(numel(c.shape), 31)), w = f32(randArray(nW, 32)), dyv = f32(randArray(nOut, 33));
+      const xs = upload(be(), x), ws = upload(be(), w), dys = upload(be(), dyv);
+      const out = dirty(be(), nOut), dx = dirty(be(), x.length), dw = dirty(be(), nW);
+      be().conv2d(xs, ws, out, p);
+      be().conv2dGradInput(dys, ws, dx, p);
+      be().conv2dGradWeight(xs, dys, dw, p);
+      const [gotOut, gotDx, gotDw] = await down(be(), out, dx, dw, xs, ws, dys);
+      const tol = { rtol: 1e-4, atol: 1e-4 };
+      assertClose(gotOut, conv2dRef(x, w, null, g, O), tol, `conv2d ${label(c)} O=${O}`);
+      assertClose(gotDx, conv2dGradInputRef(dyv, w, g, O), tol, `conv2dGradInput ${label(c)} O=${O}`);
+      assertClose(gotDw, conv2dGradWeightRef(x, dyv, g, O), tol, `conv2dGradWeight ${label(c)} O=${O}`);
+    }
+  });
+
+  test('conv2d kernels: an empty batch leaves the weight gradient zero', async () => {
+    const g = geom([0, 2, 5, 5], [3, 3], [1, 1], [1, 1]);
+    const ws = upload(be(), randArray(3 * 2 * 9, 1)), dw = dirty(be(), 3 * 2 * 9);
+    const xs = be().alloc(0, 'f32'), dys = be().alloc(0, 'f32');
+    be().conv2dGradWeight(xs, dys, dw, { ...g, outChannels: 3 });
+    const [got] = await down(be(), dw, ws, xs, dys);
+    assert.equal(Array.from(got), new Array(3 * 2 * 9).fill(0));
+  });
+
   test('im2col matches the reference exactly', async () => {
     for (const c of CASES) {
       const g = geom(c.shape, c.k, c.s, c.p);
@@ -142,24 +192,28 @@ conformance('conv', (test, be) => {
     }
   });
 
-  test('conv2d: forward and gradients against direct convolution', async () => {
-    // maxColumnElements forces chunks of images: 2 + 1 for the last case, 1 + 1 for the second
-    const cases: { c: Case; O: number; bias: boolean; maxCol?: number }[] = [
-      { c: CASES[1], O: 4, bias: true },
-      { c: CASES[1], O: 2, bias: false, maxCol: 35 * 27 },
-      { c: CASES[2], O: 3, bias: false },
-      { c: { shape: [2, 2, 6, 5], k: [1, 1], s: [1, 1], p: [0, 0] }, O: 5, bias: true },
-      { c: { shape: [3, 1, 8, 7], k: [5, 3], s: [3, 2], p: [2, 1] }, O: 2, bias: true },
-      { c: { shape: [3, 1, 8, 7], k: [5, 3], s: [3, 2], p: [2, 1] }, O: 2, bias: true, maxCol: 2 * 12 * 15 },
+  test('conv2d: forward and gradients against direct convolution, both algorithms', async () => {
+    // maxColumnElements forces the im2col route into chunks: 2 + 1 for the last case, 1 + 1 for the second
+    type Alg = 'direct' | 'im2col';
+    const cases: { c: Case; O: number; bias: boolean; alg: Alg; maxCol?: number }[] = [
+      { c: CASES[1], O: 4, bias: true, alg: 'direct' },
+      { c: CASES[1], O: 4, bias: true, alg: 'im2col' },
+      { c: CASES[1], O: 2, bias: false, alg: 'im2col', maxCol: 35 * 27 },
+      { c: CASES[2], O: 3, bias: false, alg: 'direct' },
+      { c: { shape: [2, 2, 6, 5], k: [1, 1], s: [1, 1], p: [0, 0] }, O: 5, bias: true, alg: 'direct' },
+      { c: { shape: [3, 1, 8, 7], k: [5, 3], s: [3, 2], p: [2, 1] }, O: 2, bias: true, alg: 'direct' },
+      { c: { shape: [3, 1, 8, 7], k: [5, 3], s: [3, 2], p: [2, 1] }, O: 2, bias: true, alg: 'im2col', maxCol: 2 * 12 * 15 },
+      { c: { shape: [2, 5, 7, 7], k: [3, 3], s: [2, 2], p: [1, 1] }, O: 9, bias: false, alg: 'direct' },
+      { c: { shape: [2, 4, 5, 5], k: [1, 1], s: [2, 2], p: [0, 0] }, O: 6, bias: false, alg: 'direct' },
     ];
-    for (const { c, O, bias, maxCol } of cases) {
+    for (const { c, O, bias, alg, maxCol } of cases) {
       const g: Geom = geom(c.shape, c.k, c.s, c.p);
       const wShape = [O, c.shape[1], ...c.k];
       const inputs = [{ shape: c.shape }, { shape: wShape }, ...(bias ? [{ shape: [O] }] : [])];
       await gradCheck(be(),
-        (x, w, b) => pd.conv2d(x, w, b, { stride: c.s, padding: c.p, maxColumnElements: maxCol }),
+        (x, w, b) => pd.conv2d(x, w, b, { stride: c.s, padding: c.p, algorithm: alg, maxColumnElements: maxCol }),
         (x, w, b) => conv2dRef(x, w, b ?? null, g, O),
-        inputs, { what: `conv2d ${label(c)} O=${O}${bias ? ' +bias' : ''}${maxCol ? ` in chunks (max ${maxCol})` : ''}` });
+        inputs, { what: `conv2d ${alg} ${label(c)} O=${O}${bias ? ' +bias' : ''}${maxCol ? ` in chunks (max ${maxCol})` : ''}` });
     }
   });
 
@@ -168,13 +222,14 @@ conformance('conv', (test, be) => {
     const x = pd.param(pd.tensor(randArray(2 * 3 * 9 * 8, 1), [2, 3, 9, 8], be()));
     const w = pd.param(pd.tensor(randArray(4 * 3 * 3 * 3, 2), [4, 3, 3, 3], be()));
     const b = pd.param(pd.tensor(randArray(4, 3), [4], be()));
-    for (const maxColumnElements of [undefined, 100]) {
+    const variants = [{}, { algorithm: 'im2col' as const }, { algorithm: 'im2col' as const, maxColumnElements: 100 }];
+    for (const v of variants) {
       pd.tidy(() => {
-        const y = pd.maxPool2d(pd.conv2d(x, w, b, { padding: 1, maxColumnElements }), 3, 2, 1);
+        const y = pd.maxPool2d(pd.conv2d(x, w, b, { padding: 1, ...v }), 3, 2, 1);
         pd.backward(pd.sum(pd.avgPool2d(y, 2, 1)));
       });
       pd.tidy(() => {
-        pd.noGrad(() => pd.maxPool2d(pd.conv2d(x, w, null, { stride: 2, maxColumnElements }), 2));
+        pd.noGrad(() => pd.maxPool2d(pd.conv2d(x, w, null, { stride: 2, ...v }), 2));
       });
     }
     await be().sync();
@@ -196,3 +251,26 @@ conformance('conv', (test, be) => {
     w.dispose();
   });
 });
+
+// Not a per-backend case: the same kernels on one and two threads must give the same bits.
+const threads = suite('conv kernels: results do not depend on the thread count');
+threads('wasm relaxed, 1 vs 2 threads, bit for bit', async () => {
+  const [one, two] = await Promise.all(['wasm-relaxed-1t', 'wasm-relaxed-2t'].map((n) => getBackend(ALL_BACKENDS.find((b) => b.name === n)!)));
+  for (const c of CONV_CASES.slice(8, 12)) {
+    const g = geom(c.shape, c.k, c.s, c.p);
+    const p = { ...g, outChannels: c.O };
+    const nOut = g.batch * c.O * g.outH * g.outW, nW = c.O * g.channels * g.kernelH * g.kernelW;
+    const x = randArray(numel(c.shape), 41), w = randArray(nW, 42), dyv = randArray(nOut, 43);
+    const results: Float32Array[][] = [];
+    for (const be of [one, two]) {
+      const xs = upload(be, x), ws = upload(be, w), dys = upload(be, dyv);
+      const out = dirty(be, nOut), dx = dirty(be, x.length), dw = dirty(be, nW);
+      be.conv2d(xs, ws, out, p);
+      be.conv2dGradInput(dys, ws, dx, p);
+      be.conv2dGradWeight(xs, dys, dw, p);
+      results.push((await down(be, out, dx, dw, xs, ws, dys)) as Float32Array[]);
+    }
+    for (let i = 0; i < 3; i++) assert.equal(Array.from(results[0][i]), Array.from(results[1][i]), `${['conv2d', 'dx', 'dw'][i]} ${label(c)}`);
+  }
+});
+threads.run();

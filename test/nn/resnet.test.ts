@@ -172,6 +172,34 @@ conformance('resnet', (test, be) => {
     net.dispose();
   });
 
+  test('resnet_cpu forward and backward: the direct conv kernels agree with the im2col route', async () => {
+    const run = async (algorithm: 'direct' | 'im2col') => {
+      const net = new ResNet(be(), { arch: 'resnet_cpu', inChans: 1 }, new Generator(7));
+      net.setConvAlgorithm(algorithm);
+      const x = pd.param(pd.randn([3, 1, 28, 28], be(), { generator: new Generator(8) }));
+      const w = pd.randn([3, 128], be(), { generator: new Generator(9) });
+      const out = pd.tidy(() => {
+        const o = net.forward(x);
+        pd.backward(pd.sum(pd.mul(o, w)));
+        return o;
+      });
+      const res = { out: await out.data(), dx: await x.grad!.data(), grads: new Map<string, Float32Array | Int32Array>() };
+      for (const [k, p] of net.namedParameters()) res.grads.set(k, await p.grad!.data());
+      for (const t of [x, w, out]) t.dispose();
+      net.dispose();
+      return res;
+    };
+    const a = await run('direct'), b = await run('im2col');
+    assertClose(a.out, b.out, { rtol: 1e-4, atol: 1e-5 }, 'features');
+    const close = (g: ArrayLike<number>, r: ArrayLike<number>, what: string) => {
+      let scale = 1e-6;
+      for (let i = 0; i < r.length; i++) scale = Math.max(scale, Math.abs(r[i]));
+      assertClose(g, r, { rtol: 1e-3, atol: 1e-4 * scale }, what);
+    };
+    close(a.dx, b.dx, 'input gradient');
+    for (const [k, g] of a.grads) close(g, b.grads.get(k)!, `gradient of ${k}`);
+  });
+
   test('shape and config errors', () => {
     const g = new Generator(0);
     assert.throws(() => new ResNet(be(), { arch: 'resnet7' }, g), /unknown arch/);

@@ -98,3 +98,29 @@ export function poolGradRef(op: 'max' | 'avg', dy: ArrayLike<number>, argmax: Ar
   });
   return dx;
 }
+
+/** conv2d's input gradient by scattering dy through every tap (the adjoint of conv2dRef in x). */
+export function conv2dGradInputRef(dy: ArrayLike<number>, w: ArrayLike<number>, g: Geom, O: number): Float64Array {
+  const dx = new Float64Array(g.batch * g.channels * g.height * g.width);
+  const P = g.outH * g.outW;
+  taps(g, (b, c, oy, ox, ky, kx, xi, inside) => {
+    if (!inside) return;
+    for (let o = 0; o < O; o++) {
+      dx[xi] += dy[(b * O + o) * P + oy * g.outW + ox] * w[((o * g.channels + c) * g.kernelH + ky) * g.kernelW + kx];
+    }
+  });
+  return dx;
+}
+
+/** conv2d's weight gradient summed over the batch: dw [O, C, kh, kw]. */
+export function conv2dGradWeightRef(x: ArrayLike<number>, dy: ArrayLike<number>, g: Geom, O: number): Float64Array {
+  const dw = new Float64Array(O * g.channels * g.kernelH * g.kernelW);
+  const P = g.outH * g.outW;
+  taps(g, (b, c, oy, ox, ky, kx, xi, inside) => {
+    if (!inside) return;
+    for (let o = 0; o < O; o++) {
+      dw[((o * g.channels + c) * g.kernelH + ky) * g.kernelW + kx] += x[xi] * dy[(b * O + o) * P + oy * g.outW + ox];
+    }
+  });
+  return dw;
+}

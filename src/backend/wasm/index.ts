@@ -1,6 +1,6 @@
 // The wasm backend: AssemblyScript SIMD kernels on a shared memory, rows split across worker threads.
 import type {
-  AdamWParams, AttentionParams, Backend, BinaryOp, Conv2dParams, DType, MatmulParams, MemoryStats, RandomDist, ReduceOp, Storage,
+  AdamWParams, AttentionParams, Backend, BinaryOp, Conv2dParams, ConvParams, DType, MatmulParams, MemoryStats, RandomDist, ReduceOp, Storage,
   UnaryOp,
 } from '../backend.js';
 import { BackendError } from '../backend.js';
@@ -15,6 +15,7 @@ import * as norm from './norm.js';
 import * as layout from './layout.js';
 import * as neighbours from './neighbours.js';
 import * as conv from './conv.js';
+import * as convgemm from './convgemm.js';
 import * as random from './random.js';
 import * as optim from './optim.js';
 
@@ -163,6 +164,15 @@ export class WasmBackend implements Backend {
   }
   col2im(col: Storage, dx: Storage, p: Conv2dParams): void {
     conv.col2im(this.rt, col, dx, p);
+  }
+  conv2d(x: Storage, w: Storage, out: Storage, p: ConvParams): void {
+    convgemm.conv2d(this.rt, x, w, out, p);
+  }
+  conv2dGradInput(dy: Storage, w: Storage, dx: Storage, p: ConvParams): void {
+    convgemm.conv2dGradInput(this.rt, dy, w, dx, p);
+  }
+  conv2dGradWeight(x: Storage, dy: Storage, dw: Storage, p: ConvParams): void {
+    convgemm.conv2dGradWeight(this.rt, x, dy, dw, p);
   }
   pool2d(op: 'max' | 'avg', x: Storage, out: Storage, argmax: Storage | null, p: Conv2dParams): void {
     conv.pool2d(this.rt, op, x, out, argmax, p);

@@ -1,4 +1,4 @@
-import type { Conv2dParams, Storage } from '../backend.js';
+import type { Conv2dParams, ConvParams, Storage } from '../backend.js';
 import { BackendError } from '../backend.js';
 import { grid1d, Uniform } from './grid.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
@@ -41,4 +41,28 @@ export function pool2dGrad(rt: WebGPURuntime, op: 'max' | 'avg', dy: Storage, ar
   }
   if (!argmax) throw new BackendError('max pooling needs the argmax of the forward pass', 'pool2dGrad');
   rt.dispatch('maxPool2dGrad', rt.pipeline(FILE, 'poolMaxGrad'), [buf(dy), buf(argmax), buf(dx)], params(p, total), grid1d(total));
+}
+
+function convParams(p: ConvParams, total: number): Uint8Array {
+  return new Uniform().u32(p.batch, p.channels, p.height, p.width, p.kernelH, p.kernelW, p.strideH, p.strideW,
+    p.padH, p.padW, p.outH, p.outW, p.outChannels, total, 0, 0).view();
+}
+
+export function conv2d(rt: WebGPURuntime, x: Storage, w: Storage, out: Storage, p: ConvParams): void {
+  const total = p.batch * p.outChannels * p.outH * p.outW;
+  if (total === 0) return;
+  rt.dispatch('conv2d', rt.pipeline(FILE, 'convForward'), [buf(x), buf(w), buf(out)], convParams(p, total), grid1d(total));
+}
+
+export function conv2dGradInput(rt: WebGPURuntime, dy: Storage, w: Storage, dx: Storage, p: ConvParams): void {
+  const total = p.batch * p.channels * p.height * p.width;
+  if (total === 0) return;
+  rt.dispatch('conv2dGradInput', rt.pipeline(FILE, 'convGradInput'), [buf(dy), buf(w), buf(dx)], convParams(p, total), grid1d(total));
+}
+
+export function conv2dGradWeight(rt: WebGPURuntime, x: Storage, dy: Storage, dw: Storage, p: ConvParams): void {
+  const total = p.outChannels * p.channels * p.kernelH * p.kernelW;
+  if (total === 0) return;
+  // one workgroup per weight
+  rt.dispatch('conv2dGradWeight', rt.pipeline(FILE, 'convGradWeight'), [buf(x), buf(dy), buf(dw)], convParams(p, total), grid1d(total, 1));
 }

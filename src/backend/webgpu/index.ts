@@ -1,6 +1,6 @@
 // The WebGPU backend: WGSL kernels through Dawn, encoded into a pending command encoder.
 import type {
-  AdamWParams, AttentionParams, Backend, BinaryOp, Conv2dParams, DType, MatmulParams, MemoryStats, RandomDist, ReduceOp, Storage,
+  AdamWParams, AttentionParams, Backend, BinaryOp, Conv2dParams, ConvParams, DType, MatmulParams, MemoryStats, RandomDist, ReduceOp, Storage,
   UnaryOp,
 } from '../backend.js';
 import { BackendError } from '../backend.js';
@@ -148,6 +148,15 @@ export class WebGPUBackend implements Backend {
   }
   col2im(col: Storage, dx: Storage, p: Conv2dParams): void {
     conv.col2im(this.rt, col, dx, p);
+  }
+  conv2d(x: Storage, w: Storage, out: Storage, p: ConvParams): void {
+    conv.conv2d(this.rt, x, w, out, p);
+  }
+  conv2dGradInput(dy: Storage, w: Storage, dx: Storage, p: ConvParams): void {
+    conv.conv2dGradInput(this.rt, dy, w, dx, p);
+  }
+  conv2dGradWeight(x: Storage, dy: Storage, dw: Storage, p: ConvParams): void {
+    conv.conv2dGradWeight(this.rt, x, dy, dw, p);
   }
   pool2d(op: 'max' | 'avg', x: Storage, out: Storage, argmax: Storage | null, p: Conv2dParams): void {
     conv.pool2d(this.rt, op, x, out, argmax, p);

@@ -1,7 +1,10 @@
-// 2-D convolution and pooling over NCHW images (kernels: im2col/col2im, matmul, pool2d/pool2dGrad).
-// conv2d is im2col followed by one batched matmul (a matrix per image) that writes NCHW directly:
-// out[b] [O, P] = W [O, K] · col[b]ᵀ, with col[b] [P, K], P = outH·outW and K = C·kh·kw.
-import type { Backend, Conv2dParams, MatmulParams, Storage } from '../../backend/backend.js';
+// 2-D convolution and pooling over NCHW images (kernels: conv2d/conv2dGradInput/conv2dGradWeight,
+// im2col/col2im with matmul, pool2d/pool2dGrad).
+// conv2d runs the backend's convolution kernels by default (on wasm an implicit GEMM that never
+// writes the column matrix, see assembly/convgemm.ts). The 'im2col' algorithm is the earlier route,
+// kept as a cross-check: im2col followed by one batched matmul (a matrix per image) that writes
+// NCHW directly: out[b] [O, P] = W [O, K] · col[b]ᵀ, with col[b] [P, K], P = outH·outW, K = C·kh·kw.
+import type { Backend, Conv2dParams, ConvParams, MatmulParams, Storage } from '../../backend/backend.js';
 import { noGrad, ShapeError, Tensor } from '../tensor.js';
 import { empty, zeros } from '../create.js';
 import { needsGrad, record } from '../autograd.js';
@@ -15,7 +18,9 @@ export type Size2 = number | [number, number];
 export interface Conv2dOptions {
   stride?: Size2;
   padding?: Size2;
-  /** Cap on the im2col buffer (elements, default 2^24): larger batches run in chunks of images. */
+  /** 'direct' (default): the backend's convolution kernels; 'im2col': column matrix + matmul. */
+  algorithm?: 'direct' | 'im2col';
+  /** With 'im2col': cap on the column buffer (elements, default 2^24); larger batches run in chunks of images. */
   maxColumnElements?: number;
 }
 
@@ -52,7 +57,8 @@ const COL_LIMIT = 1 << 24;
 
 /**
  * PyTorch's F.conv2d without groups or dilation: x [B, C, H, W], weight [O, C, kh, kw], bias [O].
- * The column matrix is not kept for backward (it is K times the input); backward rebuilds it.
+ * Backward keeps nothing but x and the weight (the im2col route rebuilds its columns: they are K
+ * times the input).
  */
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
   assertDType('conv2d', weight, 'f32', 'weight');
@@ -62,28 +68,18 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   const p = geometry('conv2d', x, [kh, kw], opts.stride ?? 1, opts.padding ?? 0);
   if (Cw !== p.channels) throw new ShapeError('conv2d', `weight expects ${Cw} input channels, input [${x.shape}] has ${p.channels}`);
   if (bias && (bias.rank !== 1 || bias.shape[0] !== O)) throw new ShapeError('conv2d', `bias must be [${O}], got [${bias.shape}]`);
+  const algorithm = opts.algorithm ?? 'direct';
+  if (algorithm !== 'direct' && algorithm !== 'im2col') throw new ShapeError('conv2d', `unknown algorithm '${String(algorithm)}'`);
   const limit = opts.maxColumnElements ?? COL_LIMIT;
   if (!(limit >= 1)) throw new ShapeError('conv2d', `maxColumnElements must be ≥ 1, got ${limit}`);
   const be = x.backend;
   const B = p.batch, P = p.outH * p.outW, K = p.channels * kh * kw;
   const chunk = Math.max(1, Math.min(B, Math.floor(limit / Math.max(1, P * K))));
-  const xImg = p.channels * p.height * p.width, yImg = O * P;
+  const cp: ConvParams = { ...p, outChannels: O };
   let out = empty([B, O, p.outH, p.outW], be);
   if (out.size > 0 && K === 0) be.fill(out.storage, out.size, 0);
-  if (out.size > 0 && K > 0) {
-    const col = be.alloc(chunk * P * K, 'f32');
-    const xs = new Slicer(be, x.storage, xImg, chunk, B);
-    const ys = new Slicer(be, out.storage, yImg, chunk, B);
-    for (let b0 = 0; b0 < B; b0 += chunk) {
-      const n = Math.min(chunk, B - b0);
-      be.im2col(xs.read(b0, n), col, { ...p, batch: n });
-      be.matmul(weight.storage, col, ys.target(), mm({ batch: n, m: O, n: P, k: K, transB: true, strideB: P * K }));
-      ys.write(b0, n);
-    }
-    be.free(col);
-    xs.free();
-    ys.free();
-  }
+  else if (out.size > 0 && algorithm === 'direct') be.conv2d(x.storage, weight.storage, out.storage, cp);
+  else if (out.size > 0) im2colForward(x, weight, out, p, chunk);
   if (bias) {
     const pre = out;
     out = noGrad(() => {
@@ -97,7 +93,16 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record(out, 'conv2d', inputs, (g) => {
     let gx: Tensor | null = null, gw: Tensor | null = null;
-    if ((x.requiresGrad || weight.requiresGrad) && g.size > 0 && K > 0) {
+    if ((x.requiresGrad || weight.requiresGrad) && g.size > 0 && K > 0 && algorithm === 'direct') {
+      if (x.requiresGrad) {
+        gx = empty(x.shape, be);
+        be.conv2dGradInput(g.storage, weight.storage, gx.storage, cp);
+      }
+      if (weight.requiresGrad) {
+        gw = empty(weight.shape, be);
+        be.conv2dGradWeight(x.storage, g.storage, gw.storage, cp);
+      }
+    } else if ((x.requiresGrad || weight.requiresGrad) && g.size > 0 && K > 0) {
       [gx, gw] = convBackward(x, weight, g, p, chunk, x.requiresGrad, weight.requiresGrad);
     } else {
       if (x.requiresGrad) gx = zeros(x.shape, be);
@@ -108,8 +113,27 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   });
 }
 
+/** The im2col route's forward: per chunk of images, columns then one batched matmul into out. */
+function im2colForward(x: Tensor, weight: Tensor, out: Tensor, p: Conv2dParams, chunk: number): void {
+  const be = x.backend;
+  const O = weight.shape[0], B = p.batch, P = p.outH * p.outW, K = p.channels * p.kernelH * p.kernelW;
+  const xImg = p.channels * p.height * p.width, yImg = O * P;
+  const col = be.alloc(chunk * P * K, 'f32');
+  const xs = new Slicer(be, x.storage, xImg, chunk, B);
+  const ys = new Slicer(be, out.storage, yImg, chunk, B);
+  for (let b0 = 0; b0 < B; b0 += chunk) {
+    const n = Math.min(chunk, B - b0);
+    be.im2col(xs.read(b0, n), col, { ...p, batch: n });
+    be.matmul(weight.storage, col, ys.target(), mm({ batch: n, m: O, n: P, k: K, transB: true, strideB: P * K }));
+    ys.write(b0, n);
+  }
+  be.free(col);
+  xs.free();
+  ys.free();
+}
+
 /**
- * Per chunk of images: dX via dcol[b] [P, K] = g[b]ᵀ · W and col2im (each pixel gathers the columns
+ * The im2col route's backward. Per chunk of images: dX via dcol[b] [P, K] = g[b]ᵀ · W and col2im (each pixel gathers the columns
  * that read it); dW as Σ_b g[b] [O, P] · col[b] [P, K], summed over b in a fixed order.
  */
 function convBackward(x: Tensor, weight: Tensor, g: Tensor, p: Conv2dParams, chunk: number, wantX: boolean,

@@ -1,0 +1,208 @@
+// Implicit-GEMM convolutions (assembly/convgemm.ts): this side pads the source, builds the gather
+// tables (one offset per reduction entry) and splits the input gradient into stride phases.
+import type { ConvParams, Storage } from '../backend.js';
+import type { WasmRuntime } from './runtime.js';
+import { ptr } from './storage.js';
+
+/** Multiply-adds per thread below which a fork-join costs more than it saves. */
+const GRAIN_FLOPS = 1 << 17;
+
+interface Blocking { mr: number; nr: number; kc: number; gemmSlot: number }
+const blockings = new WeakMap<WasmRuntime, Blocking>();
+
+function blocking(rt: WasmRuntime): Blocking {
+  let b = blockings.get(rt);
+  if (!b) {
+    const f = rt.exports.convBlocking as (w: number) => number;
+    b = { mr: f(0), nr: f(1), kc: f(2), gemmSlot: f(3) };
+    blockings.set(rt, b);
+  }
+  return b;
+}
+
+/** Scratch taken from the pool for one call and handed back at the end, so kernels never allocate. */
+class Scratch {
+  private readonly held: [number, number][] = [];
+  constructor(private readonly rt: WasmRuntime) {}
+  bytes(n: number): number {
+    const p = this.rt.allocBytes(Math.max(64, n));
+    this.held.push([p, Math.max(64, n)]);
+    return p;
+  }
+  i32(values: Int32Array): number {
+    const p = this.bytes(values.length * 4);
+    this.rt.i32(p, values.length).set(values);
+    return p;
+  }
+  release(): void {
+    for (const [p, n] of this.held) this.rt.freeBytes(p, n);
+  }
+}
+
+interface Padded { ptr: number; Hp: number; Wp: number }
+
+/** The planes of src [planes][H][W] with the given margins; the source itself when there are none. */
+function pad(rt: WasmRuntime, sc: Scratch, src: Storage, planes: number, H: number, W: number,
+  top: number, left: number, bottom: number, right: number): Padded {
+  const Hp = H + top + bottom, Wp = W + left + right;
+  if (Hp === H && Wp === W) return { ptr: ptr(src), Hp, Wp };
+  const dst = sc.bytes(planes * Hp * Wp * 4);
+  rt.run('convPad', [ptr(src), dst, H, W, top, left, Hp, Wp], planes, Math.ceil(16384 / Math.max(1, Hp * Wp)));
+  return { ptr: dst, Hp, Wp };
+}
+
+/** Margins of the forward source: the padding, and past the far edge only what a window reaches. */
+function forwardMargins(p: ConvParams): [number, number, number, number] {
+  return [p.padH, p.padW, Math.max(0, (p.outH - 1) * p.strideH + p.kernelH - p.padH - p.height),
+    Math.max(0, (p.outW - 1) * p.strideW + p.kernelW - p.padW - p.width)];
+}
+
+/** Offsets of the forward's reduction entries (c, ky, kx) in the padded source image. */
+function forwardTable(p: ConvParams, Hp: number, Wp: number): Int32Array {
+  const tab = new Int32Array(p.channels * p.kernelH * p.kernelW);
+  let e = 0;
+  for (let c = 0; c < p.channels; c++) {
+    for (let ky = 0; ky < p.kernelH; ky++) for (let kx = 0; kx < p.kernelW; kx++) tab[e++] = (c * Hp + ky) * Wp + kx;
+  }
+  return tab;
+}
+
+interface Gemm {
+  apk: number; tab: number; src: number; dst: number; rows: number; K: number; Q: number; nx: number; nxy: number;
+  srcImg: number; srcRow: number; srcCol: number; dstImg: number; dstBase: number; dstRow: number; dstCol: number;
+  dstPlane: number;
+}
+
+function gemm(rt: WasmRuntime, sc: Scratch, g: Gemm): void {
+  const { nr, gemmSlot } = blocking(rt);
+  const scratch = sc.bytes(64 + rt.threads * gemmSlot);
+  rt.i32(scratch, 1)[0] = 0;
+  const panels = Math.ceil(g.Q / nr);
+  rt.run('convGemm', [g.apk, g.tab, g.src, g.dst, g.rows, g.K, g.Q, g.nx, g.nxy, g.srcImg, g.srcRow, g.srcCol, g.dstImg,
+    g.dstBase, g.dstRow, g.dstCol, g.dstPlane, scratch], panels, Math.ceil(GRAIN_FLOPS / Math.max(1, nr * g.K * g.rows)));
+}
+
+/** A [rows][K] from w: entry (r, e) = w[r·wRow + wtab[e]], packed for the micro-kernel. */
+function packA(rt: WasmRuntime, sc: Scratch, w: Storage, wtab: Int32Array, rows: number, wRow: number): number {
+  const { mr } = blocking(rt);
+  const K = wtab.length;
+  const panels = Math.ceil(rows / mr);
+  const apk = sc.bytes(panels * mr * K * 4);
+  rt.run('convPackA', [ptr(w), sc.i32(wtab), apk, rows, K, wRow], panels, Math.ceil(16384 / Math.max(1, mr * K)));
+  return apk;
+}
+
+export function conv2d(rt: WasmRuntime, x: Storage, w: Storage, out: Storage, p: ConvParams): void {
+  const B = p.batch, O = p.outChannels, P = p.outH * p.outW;
+  if (B * O * P === 0) return;
+  const sc = new Scratch(rt);
+  try {
+    const K = p.channels * p.kernelH * p.kernelW;
+    const src = pad(rt, sc, x, B * p.channels, p.height, p.width, ...forwardMargins(p));
+    const apk = packA(rt, sc, w, Int32Array.from({ length: K }, (_, e) => e), O, K);
+    gemm(rt, sc, {
+      apk, tab: sc.i32(forwardTable(p, src.Hp, src.Wp)), src: src.ptr, dst: ptr(out), rows: O, K, Q: B * P, nx: p.outW,
+      nxy: P, srcImg: p.channels * src.Hp * src.Wp, srcRow: p.strideH * src.Wp, srcCol: p.strideW, dstImg: O * P,
+      dstBase: 0, dstRow: p.outW, dstCol: 1, dstPlane: P,
+    });
+  } finally {
+    sc.release();
+  }
+}
+
+/** One stride phase of the input grid: its pixels and the taps that reach them, with their dy offsets. */
+interface Phase { r: number; n: number; taps: number[]; offs: number[] }
+
+/** Phases along one axis: input index i = r + s·j reads dy at (r + pad − k)/s + j through tap k. */
+function phases(size: number, k: number, s: number, padding: number): Phase[] {
+  const out: Phase[] = [];
+  for (let r = 0; r < s; r++) {
+    const n = Math.ceil((size - r) / s);
+    if (n <= 0) continue;
+    const taps: number[] = [], offs: number[] = [];
+    for (let t = 0; t < k; t++) {
+      const d = r + padding - t;
+      if (((d % s) + s) % s === 0) {
+        taps.push(t);
+        offs.push(d / s);
+      }
+    }
+    out.push({ r, n, taps, offs });
+  }
+  return out;
+}
+
+/** Margins that keep every phase's reads inside padded dy along one axis: [before, after]. */
+function phaseMargins(ph: Phase[], outSize: number): [number, number] {
+  let before = 0, after = 0;
+  for (const f of ph) {
+    for (const o of f.offs) {
+      before = Math.max(before, -o);
+      after = Math.max(after, f.n - 1 + o - (outSize - 1));
+    }
+  }
+  return [before, after];
+}
+
+/**
+ * dx by phases (iy mod strideH, ix mod strideW): each is a stride-1 correlation of padded dy with the
+ * taps that reach it, rows c and entries (o, ky, kx), so every multiply-add is a real one.
+ */
+export function conv2dGradInput(rt: WasmRuntime, dy: Storage, w: Storage, dx: Storage, p: ConvParams): void {
+  const B = p.batch, C = p.channels, O = p.outChannels, H = p.height, W = p.width;
+  if (B * C * H * W === 0) return;
+  const sc = new Scratch(rt);
+  try {
+    const py = phases(H, p.kernelH, p.strideH, p.padH), px = phases(W, p.kernelW, p.strideW, p.padW);
+    const [top, bottom] = phaseMargins(py, p.outH), [left, right] = phaseMargins(px, p.outW);
+    const src = pad(rt, sc, dy, B * O, p.outH, p.outW, top, left, bottom, right);
+    const plane = src.Hp * src.Wp, khw = p.kernelH * p.kernelW;
+    for (const fy of py) {
+      for (const fx of px) {
+        const K = O * fy.taps.length * fx.taps.length;
+        const tab = new Int32Array(K), wtab = new Int32Array(K);
+        let e = 0;
+        for (let o = 0; o < O; o++) {
+          for (let a = 0; a < fy.taps.length; a++) {
+            for (let b = 0; b < fx.taps.length; b++) {
+              tab[e] = o * plane + (fy.offs[a] + top) * src.Wp + fx.offs[b] + left;
+              wtab[e++] = o * C * khw + fy.taps[a] * p.kernelW + fx.taps[b];
+            }
+          }
+        }
+        const apk = K > 0 ? packA(rt, sc, w, wtab, C, khw) : 0;
+        gemm(rt, sc, {
+          apk, tab: sc.i32(tab), src: src.ptr, dst: ptr(dx), rows: C, K, Q: B * fy.n * fx.n, nx: fx.n, nxy: fy.n * fx.n,
+          srcImg: O * plane, srcRow: src.Wp, srcCol: 1, dstImg: C * H * W, dstBase: fy.r * W + fx.r,
+          dstRow: p.strideH * W, dstCol: p.strideW, dstPlane: H * W,
+        });
+      }
+    }
+  } finally {
+    sc.release();
+  }
+}
+
+export function conv2dGradWeight(rt: WasmRuntime, x: Storage, dy: Storage, dw: Storage, p: ConvParams): void {
+  const O = p.outChannels, K = p.channels * p.kernelH * p.kernelW, P = p.outH * p.outW, Q = p.batch * P;
+  if (O * K === 0) return;
+  if (Q === 0) {
+    rt.run('fill', [ptr(dw), 0], O * K, 1 << 20);
+    return;
+  }
+  const { mr } = blocking(rt);
+  const sc = new Scratch(rt);
+  try {
+    const src = pad(rt, sc, x, p.batch * p.channels, p.height, p.width, ...forwardMargins(p));
+    const acc = sc.bytes(K * O * 4);
+    const slotBytes = (rt.exports.convGradWeightSlot as (o: number) => number)(O);
+    const scratch = sc.bytes(64 + rt.threads * slotBytes);
+    rt.i32(scratch, 1)[0] = 0;
+    const panels = Math.ceil(K / mr);
+    rt.run('convGradWeight', [src.ptr, sc.i32(forwardTable(p, src.Hp, src.Wp)), ptr(dy), acc,
+      ptr(dw), K, O, Q, p.outW, P, p.channels * src.Hp * src.Wp, p.strideH * src.Wp, p.strideW, slotBytes, scratch], panels,
+    Math.ceil(GRAIN_FLOPS / Math.max(1, mr * O * Q)));
+  } finally {
+    sc.release();
+  }
+}
