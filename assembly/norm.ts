@@ -161,3 +161,139 @@ export function layerNormGradParams(x: usize, mean: usize, rstd: usize, dy: usiz
     }
   }
 }
+
+// ---- batch norm over [n, C, hw] (NCHW feature maps), one work unit per channel ----------------
+// A channel's statistics and gradient sums run over its n planes in order, in one thread, with
+// four SIMD lanes per plane combined at the end of each plane: the same bits for any thread count.
+
+/** Σ over one plane of x (lanes, then the tail). */
+// @ts-ignore: decorator
+@inline function planeSum(p: usize, hw: i32): f32 {
+  let s4 = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= hw; i += 4) s4 = f32x4.add(s4, v128.load(at(p, i)));
+  let s = hsum(s4);
+  for (; i < hw; i++) s += load<f32>(at(p, i));
+  return s;
+}
+
+/** Σ (x − mu)² over one plane. */
+// @ts-ignore: decorator
+@inline function planeSqDev(p: usize, hw: i32, mu: f32): f32 {
+  const m4 = f32x4.splat(mu);
+  let s4 = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= hw; i += 4) {
+    const d = f32x4.sub(v128.load(at(p, i)), m4);
+    s4 = madd(d, d, s4);
+  }
+  let s = hsum(s4);
+  for (; i < hw; i++) {
+    const d = load<f32>(at(p, i)) - mu;
+    s += d * d;
+  }
+  return s;
+}
+
+/** Per channel: mean and biased variance (second pass over the centred values, no cancellation). */
+export function batchNormStats(x: usize, mean: usize, variance: usize, n: i32, C: i32, hw: i32, start: i32, end: i32): void {
+  const count = <f32>(n * hw);
+  for (let c = start; c < end; c++) {
+    let s: f32 = 0;
+    for (let b = 0; b < n; b++) s += planeSum(at(x, (b * C + c) * hw), hw);
+    const mu = s / count;
+    let v: f32 = 0;
+    for (let b = 0; b < n; b++) v += planeSqDev(at(x, (b * C + c) * hw), hw, mu);
+    store<f32>(at(mean, c), mu);
+    store<f32>(at(variance, c), v / count);
+  }
+}
+
+/** y = act((x − mean)·rstd·gamma + beta + residual); gamma, beta, residual may be 0 (absent); act 1 = relu. */
+export function batchNormApply(x: usize, mean: usize, rstd: usize, gamma: usize, beta: usize, residual: usize, out: usize,
+  n: i32, C: i32, hw: i32, relu: i32, start: i32, end: i32): void {
+  for (let c = start; c < end; c++) {
+    const scale = load<f32>(at(rstd, c)) * (gamma ? load<f32>(at(gamma, c)) : 1);
+    const shift = (beta ? load<f32>(at(beta, c)) : 0) - load<f32>(at(mean, c)) * scale;
+    const s4 = f32x4.splat(scale), t4 = f32x4.splat(shift), z4 = f32x4.splat(0);
+    for (let b = 0; b < n; b++) {
+      const off = (b * C + c) * hw;
+      const p = at(x, off), q = at(out, off), r = residual ? at(residual, off) : 0;
+      let i = 0;
+      for (; i + 4 <= hw; i += 4) {
+        let y = madd(v128.load(at(p, i)), s4, t4);
+        if (residual) y = f32x4.add(y, v128.load(at(r, i)));
+        if (relu) y = f32x4.max(y, z4);
+        v128.store(at(q, i), y);
+      }
+      for (; i < hw; i++) {
+        let y = load<f32>(at(p, i)) * scale + shift;
+        if (residual) y += load<f32>(at(r, i));
+        if (relu) y = max(y, 0);
+        store<f32>(at(q, i), y);
+      }
+    }
+  }
+}
+
+/**
+ * Backward of batchNormApply. g = dy, masked by y > 0 when relu. dres = g (0: not wanted);
+ * dbeta = Σ g, dgamma = Σ g·x̂ (x̂ = (x − mean)·rstd); with batch statistics
+ * dx = gamma·rstd·(g − mean(g) − x̂·mean(g·x̂)), else dx = gamma·rstd·g.
+ */
+export function batchNormGrad(x: usize, y: usize, mean: usize, rstd: usize, gamma: usize, dy: usize, dx: usize, dgamma: usize,
+  dbeta: usize, dres: usize, n: i32, C: i32, hw: i32, relu: i32, batchStats: i32, start: i32, end: i32): void {
+  const count = <f32>(n * hw);
+  const z4 = f32x4.splat(0);
+  for (let c = start; c < end; c++) {
+    const mu = load<f32>(at(mean, c)), rs = load<f32>(at(rstd, c));
+    const m4 = f32x4.splat(mu), r4 = f32x4.splat(rs);
+    let sg: f32 = 0, sgx: f32 = 0;
+    for (let b = 0; b < n; b++) {
+      const off = (b * C + c) * hw;
+      const px = at(x, off), py = at(y, off), pg = at(dy, off);
+      let a4 = f32x4.splat(0), b4 = f32x4.splat(0);
+      let i = 0;
+      for (; i + 4 <= hw; i += 4) {
+        let g = v128.load(at(pg, i));
+        if (relu) g = v128.and(g, f32x4.gt(v128.load(at(py, i)), z4));
+        const xh = f32x4.mul(f32x4.sub(v128.load(at(px, i)), m4), r4);
+        a4 = f32x4.add(a4, g);
+        b4 = madd(g, xh, b4);
+      }
+      let a = hsum(a4), bb = hsum(b4);
+      for (; i < hw; i++) {
+        let g = load<f32>(at(pg, i));
+        if (relu && !(load<f32>(at(py, i)) > 0)) g = 0;
+        a += g;
+        bb += g * ((load<f32>(at(px, i)) - mu) * rs);
+      }
+      sg += a;
+      sgx += bb;
+    }
+    if (dgamma) store<f32>(at(dgamma, c), sgx);
+    if (dbeta) store<f32>(at(dbeta, c), sg);
+    const k = rs * (gamma ? load<f32>(at(gamma, c)) : 1);
+    const am = batchStats ? sg / count : 0, bm = batchStats ? sgx / count : 0;
+    const k4 = f32x4.splat(k), am4 = f32x4.splat(am), bm4 = f32x4.splat(bm);
+    for (let b = 0; b < n; b++) {
+      const off = (b * C + c) * hw;
+      const px = at(x, off), py = at(y, off), pg = at(dy, off), pd = at(dx, off), pr = dres ? at(dres, off) : 0;
+      let i = 0;
+      for (; i + 4 <= hw; i += 4) {
+        let g = v128.load(at(pg, i));
+        if (relu) g = v128.and(g, f32x4.gt(v128.load(at(py, i)), z4));
+        if (dres) v128.store(at(pr, i), g);
+        const xh = f32x4.mul(f32x4.sub(v128.load(at(px, i)), m4), r4);
+        v128.store(at(pd, i), f32x4.mul(k4, f32x4.sub(f32x4.sub(g, am4), f32x4.mul(xh, bm4))));
+      }
+      for (; i < hw; i++) {
+        let g = load<f32>(at(pg, i));
+        if (relu && !(load<f32>(at(py, i)) > 0)) g = 0;
+        if (dres) store<f32>(at(pr, i), g);
+        const xh = (load<f32>(at(px, i)) - mu) * rs;
+        store<f32>(at(pd, i), k * ((g - am) - xh * bm));
+      }
+    }
+  }
+}

@@ -190,3 +190,180 @@ fn layerNormGradCombine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
   if (HAS_DGAMMA) { cDgamma[col] = a; }
   if (HAS_DBETA) { cDbeta[col] = b; }
 }
+
+// ---- batch norm over x [n, C, hw]: one workgroup of 64 per channel for the sums ---------------
+// Thread t takes the channel's values t, t + 64, … (in plane order) and the partial sums meet in
+// a fixed tree, so the results do not depend on scheduling. Absent gamma/beta/residual are flags;
+// their bindings then alias x and are never read.
+struct BN { n: u32, C: u32, hw: u32, flags: u32 }; // flags: 1 gamma, 2 beta, 4 residual, 8 relu, 16 batch stats, 32 dres
+
+const BWG: u32 = 64u;
+var<workgroup> bnA: array<f32, 64>;
+var<workgroup> bnB: array<f32, 64>;
+
+fn bnIndex(P: BN, c: u32, j: u32) -> u32 {
+  return ((j / P.hw) * P.C + c) * P.hw + j % P.hw;
+}
+
+/** bnA[0] ← Σ bnA, bnB[0] ← Σ bnB over the workgroup, as a fixed tree. */
+fn bnReduce(t: u32) {
+  workgroupBarrier();
+  for (var h = BWG / 2u; h > 0u; h = h / 2u) {
+    if (t < h) {
+      bnA[t] = bnA[t] + bnA[t + h];
+      bnB[t] = bnB[t] + bnB[t + h];
+    }
+    workgroupBarrier();
+  }
+}
+
+@group(0) @binding(0) var<storage, read> bnSX: array<f32>;
+@group(0) @binding(1) var<storage, read_write> bnSMean: array<f32>;
+@group(0) @binding(2) var<storage, read_write> bnSVar: array<f32>;
+@group(0) @binding(3) var<uniform> bnSP: BN;
+
+@compute @workgroup_size(64)
+fn batchNormStats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let c = wid.x;
+  let count = bnSP.n * bnSP.hw;
+  var s = 0.0;
+  for (var j = t; j < count; j += BWG) { s += bnSX[bnIndex(bnSP, c, j)]; }
+  bnA[t] = s;
+  bnB[t] = 0.0;
+  bnReduce(t);
+  let mu = bnA[0] / f32(count);
+  workgroupBarrier();
+  var v = 0.0;
+  for (var j = t; j < count; j += BWG) {
+    let d = bnSX[bnIndex(bnSP, c, j)] - mu;
+    v += d * d;
+  }
+  bnA[t] = v;
+  bnReduce(t);
+  if (t == 0u) {
+    bnSMean[c] = mu;
+    bnSVar[c] = bnA[0] / f32(count);
+  }
+}
+
+@group(0) @binding(0) var<storage, read> bnAX: array<f32>;
+@group(0) @binding(1) var<storage, read> bnAMean: array<f32>;
+@group(0) @binding(2) var<storage, read> bnARstd: array<f32>;
+@group(0) @binding(3) var<storage, read> bnAGamma: array<f32>;
+@group(0) @binding(4) var<storage, read> bnABeta: array<f32>;
+@group(0) @binding(5) var<storage, read> bnARes: array<f32>;
+@group(0) @binding(6) var<storage, read_write> bnAOut: array<f32>;
+@group(0) @binding(7) var<uniform> bnAP: BN;
+
+@compute @workgroup_size(256)
+fn batchNormApply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let e = gid.y * nwg.x * 256u + gid.x;
+  if (e >= bnAP.n * bnAP.C * bnAP.hw) { return; }
+  let c = (e / bnAP.hw) % bnAP.C;
+  var scale = bnARstd[c];
+  if ((bnAP.flags & 1u) != 0u) { scale = scale * bnAGamma[c]; }
+  var y = (bnAX[e] - bnAMean[c]) * scale;
+  if ((bnAP.flags & 2u) != 0u) { y += bnABeta[c]; }
+  if ((bnAP.flags & 4u) != 0u) { y += bnARes[e]; }
+  if ((bnAP.flags & 8u) != 0u) { y = max(y, 0.0); }
+  bnAOut[e] = y;
+}
+
+@group(0) @binding(0) var<storage, read> bnGX: array<f32>;
+@group(0) @binding(1) var<storage, read> bnGY: array<f32>;
+@group(0) @binding(2) var<storage, read> bnGMean: array<f32>;
+@group(0) @binding(3) var<storage, read> bnGRstd: array<f32>;
+@group(0) @binding(4) var<storage, read> bnGDy: array<f32>;
+@group(0) @binding(5) var<storage, read_write> bnGSums: array<f32>;
+@group(0) @binding(6) var<uniform> bnGP: BN;
+
+fn bnGradOf(P: BN, dy: f32, y: f32) -> f32 {
+  if ((P.flags & 8u) != 0u && !(y > 0.0)) { return 0.0; }
+  return dy;
+}
+
+// Pass 1: sums[2c] = Σ g, sums[2c + 1] = Σ g·x̂ per channel.
+@compute @workgroup_size(64)
+fn batchNormGradSums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let c = wid.x;
+  let count = bnGP.n * bnGP.hw;
+  let mu = bnGMean[c];
+  let rs = bnGRstd[c];
+  var a = 0.0;
+  var b = 0.0;
+  for (var j = t; j < count; j += BWG) {
+    let i = bnIndex(bnGP, c, j);
+    let g = bnGradOf(bnGP, bnGDy[i], bnGY[i]);
+    a += g;
+    b += g * ((bnGX[i] - mu) * rs);
+  }
+  bnA[t] = a;
+  bnB[t] = b;
+  bnReduce(t);
+  if (t == 0u) {
+    bnGSums[2u * c] = bnA[0];
+    bnGSums[2u * c + 1u] = bnB[0];
+  }
+}
+
+@group(0) @binding(0) var<storage, read> bnHSums: array<f32>;
+@group(0) @binding(1) var<storage, read_write> bnHDgamma: array<f32>;
+@group(0) @binding(2) var<storage, read_write> bnHDbeta: array<f32>;
+@group(0) @binding(3) var<uniform> bnHP: BN;
+
+// Pass 1b: the parameter gradients out of the sums (flags 1: dgamma wanted, 2: dbeta wanted).
+@compute @workgroup_size(64)
+fn batchNormGradParams(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = gid.x;
+  if (c >= bnHP.C) { return; }
+  if ((bnHP.flags & 1u) != 0u) { bnHDgamma[c] = bnHSums[2u * c + 1u]; }
+  if ((bnHP.flags & 2u) != 0u) { bnHDbeta[c] = bnHSums[2u * c]; }
+}
+
+@group(0) @binding(0) var<storage, read> bnDX: array<f32>;
+@group(0) @binding(1) var<storage, read> bnDY: array<f32>;
+@group(0) @binding(2) var<storage, read> bnDChan: array<f32>; // per channel: mean, rstd, gamma·rstd, Σ g, Σ g·x̂
+@group(0) @binding(3) var<storage, read> bnDDy: array<f32>;
+@group(0) @binding(4) var<storage, read_write> bnDDx: array<f32>;
+@group(0) @binding(5) var<storage, read_write> bnDRes: array<f32>;
+@group(0) @binding(6) var<uniform> bnDP: BN;
+
+// Pass 2, one thread per element: dx (and dres = g).
+@compute @workgroup_size(256)
+fn batchNormGradInput(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let e = gid.y * nwg.x * 256u + gid.x;
+  if (e >= bnDP.n * bnDP.C * bnDP.hw) { return; }
+  let c = (e / bnDP.hw) % bnDP.C;
+  let g = bnGradOf(bnDP, bnDDy[e], bnDY[e]);
+  if ((bnDP.flags & 32u) != 0u) { bnDRes[e] = g; }
+  let xh = (bnDX[e] - bnDChan[5u * c]) * bnDChan[5u * c + 1u];
+  var am = 0.0;
+  var bm = 0.0;
+  if ((bnDP.flags & 16u) != 0u) {
+    let count = f32(bnDP.n * bnDP.hw);
+    am = bnDChan[5u * c + 3u] / count;
+    bm = bnDChan[5u * c + 4u] / count;
+  }
+  bnDDx[e] = bnDChan[5u * c + 2u] * ((g - am) - xh * bm);
+}
+
+@group(0) @binding(0) var<storage, read> bnCMean: array<f32>;
+@group(0) @binding(1) var<storage, read> bnCRstd: array<f32>;
+@group(0) @binding(2) var<storage, read> bnCGamma: array<f32>;
+@group(0) @binding(3) var<storage, read> bnCSums: array<f32>;
+@group(0) @binding(4) var<storage, read_write> bnCChan: array<f32>;
+@group(0) @binding(5) var<uniform> bnCP: BN;
+
+// Pass 1c: gathers what pass 2 needs per channel into one buffer (keeps it within 6 storage bindings).
+@compute @workgroup_size(64)
+fn batchNormGradChannels(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = gid.x;
+  if (c >= bnCP.C) { return; }
+  var k = bnCRstd[c];
+  if ((bnCP.flags & 1u) != 0u) { k = k * bnCGamma[c]; }
+  bnCChan[5u * c] = bnCMean[c];
+  bnCChan[5u * c + 1u] = bnCRstd[c];
+  bnCChan[5u * c + 2u] = k;
+  bnCChan[5u * c + 3u] = bnCSums[2u * c];
+  bnCChan[5u * c + 4u] = bnCSums[2u * c + 1u];
+}

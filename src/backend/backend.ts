@@ -162,6 +162,21 @@ export interface Backend {
   layerNormGrad(x: Storage, gamma: Storage | null, mean: Storage, rstd: Storage, dy: Storage, dx: Storage,
     dgamma: Storage | null, dbeta: Storage | null, rows: number, cols: number): void;
 
+  // batch norm over feature maps x [n, C, hw] (assembly/norm.ts, wgsl/norm.wgsl), one channel at a time
+  /** Per channel: mean and biased variance over n·hw values (two passes, fixed order). */
+  batchNormStats(x: Storage, mean: Storage, variance: Storage, n: number, C: number, hw: number): void;
+  /** out = act((x − mean)·rstd·gamma + beta + residual); gamma/beta/residual may be null, act relu when `relu`. */
+  batchNormApply(x: Storage, mean: Storage, rstd: Storage, gamma: Storage | null, beta: Storage | null, residual: Storage | null,
+    out: Storage, n: number, C: number, hw: number, relu: boolean): void;
+  /**
+   * Backward of batchNormApply: g = dy (times [y > 0] when relu; y is the forward's out). dres ← g,
+   * dbeta ← Σ g, dgamma ← Σ g·x̂ with x̂ = (x − mean)·rstd (each overwritten where given); dx ←
+   * gamma·rstd·(g − mean(g) − x̂·mean(g·x̂)) for batch statistics, gamma·rstd·g for fixed ones.
+   */
+  batchNormGrad(x: Storage, y: Storage | null, mean: Storage, rstd: Storage, gamma: Storage | null, dy: Storage, dx: Storage,
+    dgamma: Storage | null, dbeta: Storage | null, dres: Storage | null, n: number, C: number, hw: number, relu: boolean,
+    batchStats: boolean): void;
+
   // layout (assembly/layout.ts, wgsl/layout.wgsl)
   /** dst[dstOffset + idx·dstStrides] = src[srcOffset + idx·srcStrides] for idx over shape. */
   copyStrided(src: Storage, dst: Storage, shape: number[], srcOffset: number, srcStrides: number[],

@@ -28,7 +28,7 @@ const FAMILY: Record<string, KernelFamily> = {
   attention: 'attention', attentionGrad: 'attention',
   reduce: 'reduce', argReduce: 'reduce',
   softmax: 'softmax', softmaxGrad: 'softmax',
-  layerNorm: 'norm', layerNormGrad: 'norm',
+  layerNorm: 'norm', layerNormGrad: 'norm', batchNormStats: 'norm', batchNormApply: 'norm', batchNormGrad: 'norm',
   copyStrided: 'layout', gatherRows: 'layout', scatterAddRows: 'layout',
   nearestNeighbor: 'neighbours', nearestNeighborSelf: 'neighbours', nearestAmongCandidates: 'neighbours', topk: 'neighbours',
   im2col: 'conv', col2im: 'conv', conv2d: 'conv', conv2dGradInput: 'conv', conv2dGradWeight: 'conv', pool2d: 'conv', pool2dGrad: 'conv',
@@ -266,6 +266,18 @@ export class ProfiledBackend implements Backend {
   }
   layerNormGrad(x: Storage, gamma: Storage | null, mean: Storage, rstd: Storage, dy: Storage, dx: Storage, dgamma: Storage | null, dbeta: Storage | null, rows: number, cols: number): void {
     this.timed('layerNormGrad', () => this.inner.layerNormGrad(x, gamma, mean, rstd, dy, dx, dgamma, dbeta, rows, cols));
+  }
+  batchNormStats(x: Storage, mean: Storage, variance: Storage, n: number, C: number, hw: number): void {
+    this.timed('batchNormStats', () => this.inner.batchNormStats(x, mean, variance, n, C, hw));
+  }
+  batchNormApply(x: Storage, mean: Storage, rstd: Storage, gamma: Storage | null, beta: Storage | null, residual: Storage | null,
+    out: Storage, n: number, C: number, hw: number, relu: boolean): void {
+    this.timed('batchNormApply', () => this.inner.batchNormApply(x, mean, rstd, gamma, beta, residual, out, n, C, hw, relu));
+  }
+  batchNormGrad(x: Storage, y: Storage | null, mean: Storage, rstd: Storage, gamma: Storage | null, dy: Storage, dx: Storage,
+    dgamma: Storage | null, dbeta: Storage | null, dres: Storage | null, n: number, C: number, hw: number, relu: boolean,
+    batchStats: boolean): void {
+    this.timed('batchNormGrad', () => this.inner.batchNormGrad(x, y, mean, rstd, gamma, dy, dx, dgamma, dbeta, dres, n, C, hw, relu, batchStats));
   }
   copyStrided(src: Storage, dst: Storage, shape: number[], srcOffset: number, srcStrides: number[], dstOffset: number, dstStrides: number[]): void {
     this.timed('copyStrided', () => this.inner.copyStrided(src, dst, shape, srcOffset, srcStrides, dstOffset, dstStrides));

@@ -29,11 +29,14 @@ export class BatchNorm extends Module {
     this.num_batches_tracked = this.addBuffer('num_batches_tracked', zeros([], be));
   }
 
-  /** Training: batch statistics, running statistics updated; eval: running statistics. */
-  forward(x: Tensor): Tensor {
+  /**
+   * Training: batch statistics, running statistics updated; eval: running statistics. `fuse` adds a
+   * residual and/or applies a ReLU in the same kernels (relu(bn(x) + residual)).
+   */
+  forward(x: Tensor, fuse: { residual?: Tensor | null; relu?: boolean } = {}): Tensor {
     const y = batchNorm(x, {
       weight: this.weight, bias: this.bias, runningMean: this.running_mean, runningVar: this.running_var,
-      training: this.training, momentum: this.momentum, eps: this.eps,
+      training: this.training, momentum: this.momentum, eps: this.eps, residual: fuse.residual, relu: fuse.relu,
     });
     if (this.training) {
       noGrad(() => tidy(() => {

@@ -6,7 +6,6 @@ import type { Backend } from '../backend/backend.js';
 import { Module, ModuleList } from './module.js';
 import { BatchNorm } from './batchnorm.js';
 import { ShapeError, type Tensor } from '../tensor/tensor.js';
-import { add, relu } from '../tensor/ops/elementwise.js';
 import { mean } from '../tensor/ops/reduce.js';
 import { conv2d, maxPool2d } from '../tensor/ops/conv.js';
 import { Generator } from '../tensor/ops/random.js';
@@ -101,8 +100,8 @@ class BasicBlock extends Block {
   }
 
   forward(x: Tensor): Tensor {
-    const h = relu(this.bn1.forward(this.conv1.forward(x)));
-    return relu(add(this.bn2.forward(this.conv2.forward(h)), this.shortcut(x)));
+    const h = this.bn1.forward(this.conv1.forward(x), { relu: true });
+    return this.bn2.forward(this.conv2.forward(h), { residual: this.shortcut(x), relu: true });
   }
 }
 
@@ -126,9 +125,9 @@ class Bottleneck extends Block {
   }
 
   forward(x: Tensor): Tensor {
-    const h1 = relu(this.bn1.forward(this.conv1.forward(x)));
-    const h2 = relu(this.bn2.forward(this.conv2.forward(h1)));
-    return relu(add(this.bn3.forward(this.conv3.forward(h2)), this.shortcut(x)));
+    const h1 = this.bn1.forward(this.conv1.forward(x), { relu: true });
+    const h2 = this.bn2.forward(this.conv2.forward(h1), { relu: true });
+    return this.bn3.forward(this.conv3.forward(h2), { residual: this.shortcut(x), relu: true });
   }
 }
 
@@ -206,7 +205,7 @@ export class ResNet extends Module {
     if (x.rank !== 4 || x.shape[1] !== this.config.inChans) {
       throw new ShapeError('ResNet', `expects [B, ${this.config.inChans}, H, W] images, got [${x.shape}]`);
     }
-    let h = relu(this.bn1.forward(this.conv1.forward(x)));
+    let h = this.bn1.forward(this.conv1.forward(x), { relu: true });
     if (this.config.stem === 'imagenet') h = maxPool2d(h, 3, 2, 1);
     for (const stage of this.stages) for (const b of stage) h = b.forward(h);
     return h;

@@ -132,6 +132,19 @@ export class WasmBackend implements Backend {
     norm.layerNormGrad(this.rt, x, gamma, mean, rstd, dy, dx, dgamma, dbeta, rows, cols);
   }
 
+  batchNormStats(x: Storage, mean: Storage, variance: Storage, n: number, C: number, hw: number): void {
+    norm.batchNormStats(this.rt, x, mean, variance, n, C, hw);
+  }
+  batchNormApply(x: Storage, mean: Storage, rstd: Storage, gamma: Storage | null, beta: Storage | null, residual: Storage | null,
+    out: Storage, n: number, C: number, hw: number, relu: boolean): void {
+    norm.batchNormApply(this.rt, x, mean, rstd, gamma, beta, residual, out, n, C, hw, relu);
+  }
+  batchNormGrad(x: Storage, y: Storage | null, mean: Storage, rstd: Storage, gamma: Storage | null, dy: Storage, dx: Storage,
+    dgamma: Storage | null, dbeta: Storage | null, dres: Storage | null, n: number, C: number, hw: number, relu: boolean,
+    batchStats: boolean): void {
+    norm.batchNormGrad(this.rt, x, y, mean, rstd, gamma, dy, dx, dgamma, dbeta, dres, n, C, hw, relu, batchStats);
+  }
+
   // layout
   copyStrided(src: Storage, dst: Storage, shape: number[], srcOffset: number, srcStrides: number[], dstOffset: number, dstStrides: number[]): void {
     layout.copyStrided(this.rt, src, dst, shape, srcOffset, srcStrides, dstOffset, dstStrides);

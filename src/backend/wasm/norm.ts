@@ -24,3 +24,22 @@ export function layerNormGrad(rt: WasmRuntime, x: Storage, gamma: Storage | null
   }
   rt.run('layerNormGrad', [ptr(x), opt(gamma), ptr(mean), ptr(rstd), ptr(dy), ptr(dx), cols], rows, grain(cols));
 }
+
+const channelGrain = (n: number, hw: number) => Math.max(1, Math.ceil(16384 / Math.max(1, n * hw)));
+
+export function batchNormStats(rt: WasmRuntime, x: Storage, mean: Storage, variance: Storage, n: number, C: number, hw: number): void {
+  rt.run('batchNormStats', [ptr(x), ptr(mean), ptr(variance), n, C, hw], C, channelGrain(n, hw));
+}
+
+export function batchNormApply(rt: WasmRuntime, x: Storage, mean: Storage, rstd: Storage, gamma: Storage | null, beta: Storage | null,
+  residual: Storage | null, out: Storage, n: number, C: number, hw: number, relu: boolean): void {
+  rt.run('batchNormApply', [ptr(x), ptr(mean), ptr(rstd), opt(gamma), opt(beta), opt(residual), ptr(out), n, C, hw, relu ? 1 : 0],
+    C, channelGrain(n, hw));
+}
+
+export function batchNormGrad(rt: WasmRuntime, x: Storage, y: Storage | null, mean: Storage, rstd: Storage, gamma: Storage | null,
+  dy: Storage, dx: Storage, dgamma: Storage | null, dbeta: Storage | null, dres: Storage | null, n: number, C: number, hw: number,
+  relu: boolean, batchStats: boolean): void {
+  rt.run('batchNormGrad', [ptr(x), relu ? ptr(y!) : 0, ptr(mean), ptr(rstd), opt(gamma), ptr(dy), ptr(dx), opt(dgamma), opt(dbeta),
+    opt(dres), n, C, hw, relu ? 1 : 0, batchStats ? 1 : 0], C, channelGrain(n, hw));
+}

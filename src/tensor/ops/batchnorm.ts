@@ -1,6 +1,10 @@
-// Batch normalisation with PyTorch's semantics (F.batch_norm), composed from elementwise and
-// reduce ops with one hand-written backward rule (so the tape holds one node and two saved tensors).
+// Batch normalisation with PyTorch's semantics (F.batch_norm). Feature maps [N, C, H, W] (and any
+// call that fuses a residual add or a ReLU) run the batchNorm* kernels: statistics, one fused
+// normalise-affine-add-ReLU pass and one fused backward, a tape node holding only the per-channel
+// mean and rstd. [N, C] without fusion (the DINO head's BatchNorm1d) keeps its composition of
+// elementwise and reduce ops, whose results stay bit for bit what they were.
 import { noGrad, ShapeError, tidy, type Tensor } from '../tensor.js';
+import { empty } from '../create.js';
 import { record } from '../autograd.js';
 import { assertDType, assertSameBackend, sameShape } from '../shape.js';
 import { add, mul, rsqrt, square, sub } from './elementwise.js';
@@ -18,6 +22,10 @@ export interface BatchNormOptions {
   /** running = (1 − momentum)·running + momentum·batch statistic. */
   momentum?: number;
   eps?: number;
+  /** Added after the affine transform, before the ReLU (a ResNet block's shortcut); same shape as x. */
+  residual?: Tensor | null;
+  /** ReLU on the result. */
+  relu?: boolean;
 }
 
 /**
@@ -41,6 +49,15 @@ export function batchNorm(x: Tensor, opts: BatchNormOptions = {}): Tensor {
   if (!(eps > 0) || !(momentum >= 0 && momentum <= 1)) throw new ShapeError(op, `needs eps > 0 and momentum in [0, 1], got ${eps}, ${momentum}`);
   if ((runningMean === null) !== (runningVar === null)) throw new ShapeError(op, 'runningMean and runningVar go together');
   const batchStats = (opts.training ?? false) || !runningMean;
+  const residual = opts.residual ?? null;
+  if (residual) {
+    assertSameBackend(op, x, residual);
+    assertDType(op, residual, 'f32', 'residual');
+    if (!sameShape(residual.shape, x.shape)) throw new ShapeError(op, `residual has shape [${residual.shape}], expected [${x.shape}]`);
+  }
+  if (x.rank === 4 || residual || opts.relu) {
+    return fused(x, weight, bias, runningMean, runningVar, residual, opts.relu ?? false, batchStats, opts.training ?? false, momentum, eps);
+  }
   const axes = x.rank === 2 ? [0] : [0, 2, 3];
   const statShape = x.rank === 2 ? [1, C] : [1, C, 1, 1];
   const count = x.size / Math.max(1, C);
@@ -95,6 +112,57 @@ export function batchNorm(x: Tensor, opts: BatchNormOptions = {}): Tensor {
   }));
   if (!result.node) {
     xhat.dispose();
+    rstd.dispose();
+  }
+  return result;
+}
+
+/** The kernel route: see the file comment. Running statistics are updated as in batchNorm. */
+function fused(x: Tensor, weight: Tensor | null, bias: Tensor | null, runningMean: Tensor | null, runningVar: Tensor | null,
+  residual: Tensor | null, relu: boolean, batchStats: boolean, training: boolean, momentum: number, eps: number): Tensor {
+  const op = 'batchNorm';
+  const be = x.backend;
+  const N = x.shape[0], C = x.shape[1];
+  const hw = N * C === 0 ? 0 : x.size / (N * C);
+  const count = N * hw;
+  const { mean, rstd } = noGrad(() => tidy(() => {
+    if (!batchStats) return { mean: reshape(runningMean!, [C]), rstd: rsqrt(add(runningVar!, eps)) };
+    const mean = empty([C], be), variance = empty([C], be);
+    be.batchNormStats(x.storage, mean.storage, variance.storage, N, C, hw);
+    if (training && runningMean && runningVar) {
+      const m = add(mul(runningMean, 1 - momentum), mul(mean, momentum));
+      const uv = add(mul(runningVar, 1 - momentum), mul(variance, (momentum * count) / (count - 1)));
+      be.unary('affine', m.storage, runningMean.storage, C, 1, 0);
+      be.unary('affine', uv.storage, runningVar.storage, C, 1, 0);
+    }
+    return { mean, rstd: rsqrt(add(variance, eps)) };
+  }));
+  const out = empty(x.shape, be);
+  if (out.size > 0) {
+    be.batchNormApply(x.storage, mean.storage, rstd.storage, weight?.storage ?? null, bias?.storage ?? null, residual?.storage ?? null,
+      out.storage, N, C, hw, relu);
+  }
+  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
+  const result = record(out, op, inputs, (g) => {
+    const dx = empty(x.shape, be);
+    const dgamma = weight?.requiresGrad ? empty([C], be) : null;
+    const dbeta = bias?.requiresGrad ? empty([C], be) : null;
+    const dres = residual?.requiresGrad ? empty(x.shape, be) : null;
+    be.batchNormGrad(x.storage, relu ? out.storage : null, mean.storage, rstd.storage, weight?.storage ?? null, g.storage, dx.storage,
+      dgamma?.storage ?? null, dbeta?.storage ?? null, dres?.storage ?? null, N, C, hw, relu, batchStats);
+    let gx: Tensor | null = dx;
+    if (!x.requiresGrad) {
+      dx.dispose();
+      gx = null;
+    }
+    const grads = [gx];
+    if (weight) grads.push(dgamma);
+    if (bias) grads.push(dbeta);
+    if (residual) grads.push(dres);
+    return grads;
+  });
+  if (!result.node) {
+    mean.dispose();
     rstd.dispose();
   }
   return result;
