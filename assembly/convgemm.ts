@@ -169,9 +169,10 @@ export function convGradWeightSlot(O: i32): i32 {
  * forward's gather) and dy[o, q] = dy[b·O·P + o·P + p] for q = (b, p), p = oy·outW + ox. Units are
  * row panels of MR entries; every thread runs all pixels in KC blocks in order, so each entry sums
  * its pixels in the same order whatever the split. acc [K][O] holds the running sums; after the
- * last block a thread writes its entries of dw [O][K]. scratch: slot counter, then one slot each.
+ * last block a thread writes its entries to dw [O][Kfull] at columns wtab[e]. scratch: slot
+ * counter, then one slot each.
  */
-export function convGradWeight(src: usize, tab: usize, dy: usize, acc: usize, dw: usize, K: i32, O: i32, Q: i32, nx: i32,
+export function convGradWeight(src: usize, tab: usize, wtab: usize, dy: usize, acc: usize, dw: usize, K: i32, Kfull: i32, O: i32, Q: i32, nx: i32,
   nxy: i32, srcImg: i32, srcRow: i32, srcCol: i32, slotBytes: i32, scratch: usize, start: i32, end: i32): void {
   const slot = scratch + 64 + <usize>atomic.add<i32>(scratch, 1) * slotBytes;
   const oPanels = (O + NR - 1) / NR;
@@ -252,7 +253,8 @@ export function convGradWeight(src: usize, tab: usize, dy: usize, acc: usize, dw
     const e0 = rp * MR;
     const h = min(MR, K - e0);
     for (let r = 0; r < h; r++) {
-      for (let o = 0; o < O; o++) store<f32>(addr(dw, o * K + e0 + r), load<f32>(addr(acc, (e0 + r) * O + o)));
+      const col = ldi(wtab, e0 + r);
+      for (let o = 0; o < O; o++) store<f32>(addr(dw, o * Kfull + col), load<f32>(addr(acc, (e0 + r) * O + o)));
     }
   }
 }

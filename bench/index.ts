@@ -16,6 +16,7 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   'koleo-large-k': async () => (await import('./koleo-large-k.js')).koleoLargeKSuite,
   'softmax-norm': async () => (await import('./softmax-norm.js')).softmaxNormSuite,
   'dino-step': async () => (await import('./dino-step.js')).dinoStepSuite,
+  'resnet-step': async () => (await import('./resnet-step.js')).resnetStepSuite,
   soak: async () => (await import('./soak.js')).soakSuite,
   'soak-webgpu': async () => (await import('./soak.js')).soakWebgpuSuite,
 };

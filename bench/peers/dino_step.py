@@ -56,9 +56,11 @@ def parse_args():
     return p.parse_args()
 
 
-args = parse_args()
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(var, str(args.threads))
+# Imported (by resnet_step.py, which sets the thread variables itself) it only provides its pieces.
+args = parse_args() if __name__ == "__main__" else None
+if args is not None:
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(args.threads))
 
 import torch  # noqa: E402  (after the thread variables)
 import torch.nn as nn  # noqa: E402

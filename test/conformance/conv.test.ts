@@ -73,6 +73,11 @@ const CONV_CASES: ConvCase[] = [
   { shape: [2, 3, 6, 5], k: [3, 3], s: [1, 1], p: [2, 2], O: 5 },
   { shape: [1, 2, 3, 3], k: [5, 5], s: [1, 1], p: [2, 2], O: 3 },
   { shape: [2, 3, 9, 10], k: [4, 2], s: [3, 2], p: [2, 1], O: 6 },
+  // taps that read only padding (dropped by the wasm kernels): 1x1 and 2x2 maps as in resnet18's last stages
+  { shape: [3, 8, 1, 1], k: [3, 3], s: [1, 1], p: [1, 1], O: 6 },
+  { shape: [2, 6, 2, 2], k: [3, 3], s: [2, 2], p: [1, 1], O: 5 },
+  { shape: [2, 7, 2, 3], k: [3, 3], s: [1, 1], p: [1, 1], O: 9 },
+  { shape: [17, 3, 1, 2], k: [3, 1], s: [2, 1], p: [1, 0], O: 4 },
 ];
 
 conformance('conv', (test, be) => {
