@@ -95,16 +95,26 @@ export function convGemm(apk: usize, tab: usize, src: usize, dst: usize, rows: i
   const so = addr(tile, MR * NR);
   const dof = addr(so, NR);
   const rowsPadded = ((rows + MR - 1) / MR) * MR;
+  const ny = nxy / nx;
   for (let u = start; u < end; u++) {
     const q0 = u * NR;
     const w = min(NR, Q - q0);
+    // column offsets by stepping (b, jy, jx) from the panel's first column: divisions cost more
+    // than a small layer's whole B-panel gather
+    let b = q0 / nxy;
+    const r = q0 % nxy;
+    let jy = r / nx, jx = r % nx;
     for (let j = 0; j < NR; j++) {
-      // columns past Q repeat the last one: their loads stay in bounds and they are never stored
-      const q = q0 + min(j, w - 1);
-      const b = q / nxy, r = q % nxy;
-      const jy = r / nx, jx = r % nx;
       store<i32>(addr(so, j), b * srcImg + jy * srcRow + jx * srcCol);
       store<i32>(addr(dof, j), b * dstImg + dstBase + jy * dstRow + jx * dstCol);
+      // columns past Q repeat the last one: their loads stay in bounds and they are never stored
+      if (j + 1 < w && ++jx == nx) {
+        jx = 0;
+        if (++jy == ny) {
+          jy = 0;
+          b++;
+        }
+      }
     }
     const s0 = ldi(so, 0), s4 = ldi(so, 4), d0 = ldi(dof, 0);
     // two runs of four adjacent source pixels (a row of 28 splits a panel 4 | 4, a 4-wide row is one run)
