@@ -16,9 +16,24 @@
 // Determinism: every output sums its entries (or pixels) in one fixed order, in blocks of KC whose
 // boundaries do not depend on the thread split; threads only own disjoint outputs.
 //
-// Measured (resnet_cpu DINO step, batch 64 + 4 local crops, 2 threads, relaxed build, shared
-// 2-core host with two other trainings, `--profile`): before, im2col + matmul + col2im took
-// 571 + 705 + 909 ms of a 2694 ms step; see conv2d/conv2dGradInput/conv2dGradWeight rows after.
+// Taps that read only padding for every output (a 3x3 window on a 1x1 map) are left out of the
+// entry tables by the JS side (src/backend/wasm/convgemm.ts), so they cost nothing.
+//
+// Measured: CPU ms per call (process CPU time, 1 thread, relaxed build; the 2-core host was shared
+// with other trainings, so CPU time, not wall time), resnet_cpu's convolutions on the 128 global
+// crops of a batch-64 step, old route (im2col + matmul; matmul + col2im; im2col + batched matmul +
+// reduce) → these kernels:
+//   layer                    forward       input grad     weight grad
+//   1x28² → 16, 3x3 s1        3.7 → 2.0     (not needed)    7.6 → 4.5
+//   16x28² → 16, 3x3 s1      49.9 → 12.3   171.1 → 14.0    55.5 → 16.8
+//   16x28² → 32, 3x3 s2      16.0 → 7.8     70.2 → 10.5    15.7 → 11.1
+//   32x14² → 32, 3x3 s1      33.4 → 11.8    84.5 → 12.3    30.0 → 14.3
+//   64x7² → 64, 3x3 s1       23.2 → 12.1    43.7 → 12.2    23.3 → 12.6
+//   128x4² → 128, 3x3 s1     20.6 → 13.3    27.2 → 13.2    31.5 → 13.7
+//   all 11 (with s2 and 1x1) 181 → 78      483 → 91       200 → 93
+// That is 30–45 GFLOP/s, about the packed matmul's rate at these shapes (60 at large square ones):
+// small channel counts give each gathered B panel only O/4 micro-kernel calls. Stepping the column
+// offsets instead of dividing per column took the 1-channel stem from 3.2 to 1.5 ms.
 import { addr, LOAD, micro, MR, NR, transpose4, ZERO } from './microkernel';
 
 const KC = 256;
@@ -168,48 +183,64 @@ export function convGemm(apk: usize, tab: usize, src: usize, dst: usize, rows: i
   }
 }
 
-/** Bytes of one thread's slot in convGradWeight for O output channels. */
-export function convGradWeightSlot(O: i32): i32 {
-  const oPadded = ((O + NR - 1) / NR) * NR;
-  return (oPadded * KC + KC * MR + MR * NR + 2 * KC) * 4;
+/** Bytes of one thread's slot in convGradWeight: an A panel, an edge tile, the block's pixel offsets. */
+export function convGradWeightSlot(): i32 {
+  return (KC * MR + MR * NR + KC) * 4;
+}
+
+/**
+ * dy [batch][O][P] packed as the weight gradient's B operand: per block of KC pixels q = (b, p),
+ * every O panel as [kc][NR] (zero past O), block q0 at packed + q0·oPadded floats. Packed once and
+ * shared: each thread of convGradWeight packing it for itself cost a fifth of a small layer's time
+ * on two threads. One unit per block.
+ */
+export function convPackDy(dy: usize, packed: usize, O: i32, Q: i32, P: i32, start: i32, end: i32): void {
+  const oPanels = (O + NR - 1) / NR;
+  for (let u = start; u < end; u++) {
+    const q0 = u * KC;
+    const kc = min(KC, Q - q0);
+    const block = addr(packed, q0 * oPanels * NR);
+    for (let op = 0; op < oPanels; op++) {
+      let d = addr(block, op * kc * NR);
+      const o0 = op * NR;
+      let b = q0 / P, p = q0 % P;
+      for (let kk = 0; kk < kc; kk++) {
+        const base = addr(dy, b * O * P + p);
+        for (let j = 0; j < NR; j++) store<f32>(addr(d, j), o0 + j < O ? load<f32>(base + (<usize>((o0 + j) * P) << 2)) : 0);
+        d += NR << 2;
+        if (++p == P) {
+          p = 0;
+          b++;
+        }
+      }
+    }
+  }
 }
 
 /**
  * Weight gradient as dWᵀ [K][O] = Σ_q G[e, q]·dy[o, q] with G[e, q] = src[so(q) + tab[e]] (the
- * forward's gather) and dy[o, q] = dy[b·O·P + o·P + p] for q = (b, p), p = oy·outW + ox. Units are
+ * forward's gather) and dy[o, q] = dy[b·O·P + o·P + p] for q = (b, p), p = oy·outW + ox, read
+ * from pdy as convPackDy packed it. Units are
  * row panels of MR entries; every thread runs all pixels in KC blocks in order, so each entry sums
  * its pixels in the same order whatever the split. acc [K][O] holds the running sums; after the
  * last block a thread writes its entries to dw [O][Kfull] at columns wtab[e]. scratch: slot
  * counter, then one slot each.
  */
-export function convGradWeight(src: usize, tab: usize, wtab: usize, dy: usize, acc: usize, dw: usize, K: i32, Kfull: i32, O: i32, Q: i32, nx: i32,
+export function convGradWeight(src: usize, tab: usize, wtab: usize, pdy: usize, acc: usize, dw: usize, K: i32, Kfull: i32, O: i32, Q: i32, nx: i32,
   nxy: i32, srcImg: i32, srcRow: i32, srcCol: i32, slotBytes: i32, scratch: usize, start: i32, end: i32): void {
   const slot = scratch + 64 + <usize>atomic.add<i32>(scratch, 1) * slotBytes;
   const oPanels = (O + NR - 1) / NR;
-  const pbs = slot;
-  const pa = addr(pbs, oPanels * NR * KC);
+  const pa = slot;
   const tile = addr(pa, KC * MR);
   const so = addr(tile, MR * NR);
-  const dof = addr(so, KC);
-  const P = nxy;
   for (let q0 = 0; q0 < Q; q0 += KC) {
     const kc = min(KC, Q - q0);
     for (let kk = 0; kk < kc; kk++) {
       const q = q0 + kk;
       const b = q / nxy, r = q % nxy;
       store<i32>(addr(so, kk), b * srcImg + (r / nx) * srcRow + (r % nx) * srcCol);
-      store<i32>(addr(dof, kk), b * O * P + r);
     }
-    // B block: every O panel as [kc][NR] (zero past O), read from dy [O][P] per image
-    for (let op = 0; op < oPanels; op++) {
-      let d = addr(pbs, op * kc * NR);
-      const o0 = op * NR;
-      for (let kk = 0; kk < kc; kk++) {
-        const base = addr(dy, ldi(dof, kk));
-        for (let j = 0; j < NR; j++) store<f32>(addr(d, j), o0 + j < O ? load<f32>(base + (<usize>((o0 + j) * P) << 2)) : 0);
-        d += NR << 2;
-      }
-    }
+    const pbs = addr(pdy, q0 * oPanels * NR);
     const mode = q0 > 0 ? LOAD : ZERO;
     for (let rp = start; rp < end; rp++) {
       const e0 = rp * MR;

@@ -165,6 +165,10 @@ export function layerNormGradParams(x: usize, mean: usize, rstd: usize, dy: usiz
 // ---- batch norm over [n, C, hw] (NCHW feature maps), one work unit per channel ----------------
 // A channel's statistics and gradient sums run over its n planes in order, in one thread, with
 // four SIMD lanes per plane combined at the end of each plane: the same bits for any thread count.
+// Measured (CPU ms, 1 thread, shared host): relu(bn(x) + r) forward + backward on resnet_cpu's
+// maps at batch 128 ([128, 16, 28²], [128, 32, 14²], [128, 64, 7²], [128, 128, 4²]) went from
+// 28.2, 16.0, 13.6, 13.4 ms composed of elementwise/reduce ops to 17.6, 9.3, 6.1, 3.6 fused:
+// about ten passes over the map became five (stats two, apply one, gradient two).
 
 /** Σ over one plane of x (lanes, then the tail). */
 // @ts-ignore: decorator

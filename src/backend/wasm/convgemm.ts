@@ -221,11 +221,15 @@ export function conv2dGradWeight(rt: WasmRuntime, x: Storage, dy: Storage, dw: S
     // taps that only ever read padding, and every tap of an empty batch, have a zero gradient
     if (K < Kfull || Q === 0) rt.run('fill', [ptr(dw), 0], O * Kfull, 1 << 20);
     if (K === 0 || Q === 0) return;
+    const { nr, kc } = blocking(rt);
+    const oPadded = Math.ceil(O / nr) * nr;
+    const pdy = sc.bytes(oPadded * Q * 4);
+    rt.run('convPackDy', [ptr(dy), pdy, O, Q, P], Math.ceil(Q / kc), Math.ceil(16384 / (kc * oPadded)));
     const acc = sc.bytes(K * O * 4);
-    const slotBytes = (rt.exports.convGradWeightSlot as (o: number) => number)(O);
+    const slotBytes = (rt.exports.convGradWeightSlot as () => number)();
     const scratch = sc.bytes(64 + rt.threads * slotBytes);
     rt.i32(scratch, 1)[0] = 0;
-    rt.run('convGradWeight', [src.ptr, sc.i32(tab), sc.i32(wtab), ptr(dy), acc, ptr(dw), K, Kfull, O, Q, p.outW, P,
+    rt.run('convGradWeight', [src.ptr, sc.i32(tab), sc.i32(wtab), pdy, acc, ptr(dw), K, Kfull, O, Q, p.outW, P,
       p.channels * src.Hp * src.Wp, p.strideH * src.Wp, p.strideW, slotBytes, scratch], Math.ceil(K / mr),
     Math.ceil(GRAIN_FLOPS / Math.max(1, mr * O * Q)));
   } finally {
