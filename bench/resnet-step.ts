@@ -173,13 +173,14 @@ export async function resnetStepSuite(): Promise<SuiteReport> {
   const top = `${cores}t`;
   const ratio = (a?: number, b?: number) => (a !== undefined && b !== undefined ? a / b : undefined);
   const header = ['arch', 'batch', 'params', ...engines.map((e) => `${e} img/s`), ...engines.map((e) => `${e} peak`)];
-  if (peer) header.push(`wasm ${top} ÷ torch ${top}`, `peak wasm ${top} ÷ torch ${top}`);
+  if (peer) header.push('wasm 1t ÷ torch 1t', `wasm ${top} ÷ torch ${top}`, `peak wasm ${top} ÷ torch ${top}`);
   const table = ARCHS.map((arch) => {
     const r = (e: string) => get(arch, e);
     const row: (string | number)[] = [arch, batchOf[arch], r('wasm 1t')?.parameters ?? '–', ...engines.map((e) => fmt(r(e)?.imagesPerSecond)),
       ...engines.map((e) => mib(r(e)?.peakBytes))];
     if (peer) {
-      row.push(fmt(ratio(r(`wasm ${top}`)?.imagesPerSecond, r(`torch ${top}`)?.imagesPerSecond), 2, 'x'),
+      row.push(fmt(ratio(r('wasm 1t')?.imagesPerSecond, r('torch 1t')?.imagesPerSecond), 2, 'x'),
+        fmt(ratio(r(`wasm ${top}`)?.imagesPerSecond, r(`torch ${top}`)?.imagesPerSecond), 2, 'x'),
         fmt(ratio(r(`wasm ${top}`)?.peakBytes, r(`torch ${top}`)?.peakBytes), 2, 'x'));
     }
     return row;
@@ -206,6 +207,7 @@ export async function resnetStepSuite(): Promise<SuiteReport> {
     details: {
       passes: PASSES, sampling: SAMPLING, batchOf, localCrops: LOCAL_CROPS, koleoProto: KOLEO_PROTO, rows, best: [...best.values()],
       ratios: Object.fromEntries(ARCHS.map((arch) => [arch, {
+        wasm1tOverTorch1t: ratio(get(arch, 'wasm 1t')?.imagesPerSecond, get(arch, 'torch 1t')?.imagesPerSecond),
         wasmAllOverTorchAll: ratio(get(arch, `wasm ${top}`)?.imagesPerSecond, get(arch, `torch ${top}`)?.imagesPerSecond),
         peakWasmAllOverTorchAll: ratio(get(arch, `wasm ${top}`)?.peakBytes, get(arch, `torch ${top}`)?.peakBytes),
       }])),
