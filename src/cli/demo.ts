@@ -25,8 +25,12 @@ const FULL = { ...PRESETS['demo-full'].config, preset: 'demo-full' };
 export const HEADLINE_MODEL = 'docs/models/fmnist-resnet.safetensors';
 export const HEADLINE_RESULTS = 'docs/experiments/full-training.json';
 
-/** The whole job's expected duration on any machine; the default job must stay well under 8 minutes on a slow host. */
-const BUDGET_S = 300;
+/**
+ * The job's expected duration after calibration. `npm start` must finish within 8 minutes on a host
+ * about 3× slower than the README's, build included: there the floors below (about 5–6 minutes of
+ * work) apply; here the runs are shortened to about half.
+ */
+const BUDGET_S = 240;
 const EVAL_TRAIN = 10000;
 const EVAL_TEST = 2000;
 
@@ -115,8 +119,8 @@ async function headline(be: Backend, trainSet: Dataset, testSet: Dataset): Promi
   const net = networkFromCheckpoint(ck, cfg, be, trainSet.channels, 'teacher');
   try {
     const r = await evaluateNetwork(net, trainSet, testSet, be, { trainMax: EVAL_TRAIN, testMax: EVAL_TEST });
-    const spread = pub.knn_top1_mean !== undefined && pub.knn_top1_std !== undefined && pub.seeds
-      ? ` (${pub.seeds.length} seeds: ${pct(pub.knn_top1_mean)} ± ${pct(pub.knn_top1_std)})` : '';
+    const spread = pub.knn_top1_mean !== undefined && pub.knn_top1_std !== undefined && pub.seeds && pub.seeds.length > 1
+      ? ` (${pub.seeds.length} seeds: ${pct(pub.knn_top1_mean)} ± ${pct(pub.knn_top1_std)})` : ' (one seed)';
     console.log(`\n3. The full-training recipe (--preset ${pub.preset}, ${pub.steps} steps${pub.wall_minutes ? `, ${pub.wall_minutes.toFixed(0)} min on the README's machine` : ''}): ${HEADLINE_MODEL}`);
     console.log(`   k-NN top-1 now, on the demo's ${EVAL_TRAIN / 1000}k / ${EVAL_TEST / 1000}k subset: ${pct(r.knnTop1)}%`);
     console.log(`   published, full 60k bank / 10k test: ${pct(pub.knn_top1)}%${spread}; raw pixels on the same protocol: 85.7%`);
@@ -138,8 +142,8 @@ export async function demo(argv: string[]): Promise<void> {
   try {
     const shape: DemoShape = {
       frozenRuns: 4, fullRuns: 2, evalImages: EVAL_TRAIN + EVAL_TEST, extraEvals: 2,
-      frozenSteps: quick ? { max: 200, min: 50 } : { max: FROZEN.max_steps!, min: 500 },
-      fullSteps: quick ? { max: 20, min: 10 } : { max: FULL.max_steps!, min: 200 },
+      frozenSteps: quick ? { max: 200, min: 50 } : { max: FROZEN.max_steps!, min: 300 },
+      fullSteps: quick ? { max: 20, min: 10 } : { max: FULL.max_steps!, min: 100 },
     };
     const t0 = performance.now();
     const rates = await measureRates(be, trainSet);
