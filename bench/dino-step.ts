@@ -197,6 +197,15 @@ export function runPeer(cfg: TrainConfig, threads: number, sampling: Sampling, w
     '--momentum', String(cfg.momentum_teacher), '--teacher_temp', String(cfg.teacher_temp), '--student_temp', String(cfg.student_temp),
     '--center_momentum', String(cfg.center_momentum), '--warmup', String(sampling.warmup), '--min_steps', String(sampling.minSteps),
     '--max_steps', String(sampling.maxSteps), '--min_seconds', String(sampling.minSeconds)];
+  return spawnPeer<PeerResult>(script, args, threads, wait);
+}
+
+/**
+ * Runs a PyTorch peer script (args[0]) with `threads` threads in every pool it may use (OpenMP,
+ * OpenBLAS, MKL) and the given OpenMP wait policy; returns the JSON of its last stdout line.
+ */
+export function spawnPeer<T>(script: string, args: string[], threads: number, wait: PeerWaitPolicy): T {
+  const t = String(threads);
   const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: t, OPENBLAS_NUM_THREADS: t, MKL_NUM_THREADS: t };
   if (wait === 'default') delete env.OMP_WAIT_POLICY;
   else env.OMP_WAIT_POLICY = wait;
@@ -205,7 +214,7 @@ export function runPeer(cfg: TrainConfig, threads: number, sampling: Sampling, w
   if (r.status !== 0) throw new Error(`${script} exited with ${r.status ?? r.signal}: ${r.stderr.trim().split('\n').slice(-5).join(' | ')}`);
   const line = r.stdout.trim().split('\n').at(-1) ?? '';
   try {
-    return JSON.parse(line) as PeerResult;
+    return JSON.parse(line) as T;
   } catch {
     throw new Error(`${script}: expected one JSON line on stdout, got '${line.slice(0, 200)}'`);
   }

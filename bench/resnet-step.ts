@@ -13,7 +13,7 @@ import { WasmBackend } from '../src/backend/wasm/index.js';
 import { ProfiledBackend, profileTable, type ProfileReport } from '../src/backend/profile.js';
 import { DEFAULTS, validate, type TrainConfig } from '../src/train/config.js';
 import { packagePath } from '../src/util/paths.js';
-import { timeDinoStep } from './dino-step.js';
+import { spawnPeer, timeDinoStep } from './dino-step.js';
 import { markdownTable, profileMode, quickMode, type SuiteReport } from './harness.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -67,18 +67,7 @@ function runPeer(cfg: TrainConfig, threads: number, v: PeerVariant): PeerResult 
     '--student_temp', String(cfg.student_temp), '--center_momentum', String(cfg.center_momentum), '--mkldnn', v.mkldnn,
     '--warmup', String(SAMPLING.warmup), '--min_steps', String(SAMPLING.minSteps), '--max_steps', String(SAMPLING.maxSteps),
     '--min_seconds', String(SAMPLING.minSeconds)];
-  const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: t, OPENBLAS_NUM_THREADS: t, MKL_NUM_THREADS: t };
-  if (v.wait === 'default') delete env.OMP_WAIT_POLICY;
-  else env.OMP_WAIT_POLICY = v.wait;
-  const r = spawnSync(PYTHON, args, { env, encoding: 'utf8', timeout: 900_000, maxBuffer: 1 << 24 });
-  if (r.error) throw new Error(`${script}: ${r.error.message}`);
-  if (r.status !== 0) throw new Error(`${script} exited with ${r.status ?? r.signal}: ${r.stderr.trim().split('\n').slice(-5).join(' | ')}`);
-  const line = r.stdout.trim().split('\n').at(-1) ?? '';
-  try {
-    return JSON.parse(line) as PeerResult;
-  } catch {
-    throw new Error(`${script}: expected one JSON line on stdout, got '${line.slice(0, 200)}'`);
-  }
+  return spawnPeer<PeerResult>(script, args, threads, v.wait);
 }
 
 interface Row {
