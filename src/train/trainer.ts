@@ -137,13 +137,16 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
     const key = `${cfg.pca_dim}|${sample.n}|${fingerprint(sample.data)}`;
     // The fit is deterministic and costs seconds of host arithmetic; runs in one process that fit the
     // same sample (the default job's four frozen runs) reuse it.
-    if (pcaFits.get(key) === undefined) {
+    let fitted = pcaFits.get(key);
+    if (fitted) {
+      student.backbone.loadStateDict(fitted);
+    } else {
       await (student.backbone as PCAProjection).fit(sample.data, sample.n);
+      fitted = await student.backbone.hostState();
       pcaFits.clear();
-      pcaFits.set(key, await student.backbone.hostState());
+      pcaFits.set(key, fitted);
     }
-    student.backbone.loadStateDict(pcaFits.get(key)!);
-    teacher.backbone.loadStateDict(pcaFits.get(key)!);
+    teacher.backbone.loadStateDict(fitted);
   }
   if (cfg.ibot) {
     for (const net of [student, teacher]) {
@@ -429,7 +432,7 @@ export function readResumable(path: string, quiet = false): ResumePoint | null {
   return { ...readCheckpoint(prev), path: prev, fallback: why };
 }
 
-/** Up to `max` normalised training images (seeded choice) resized to the crop size, for PCA. */
+/** The last PCA fit of this process, keyed by its dimension and sample. */
 const pcaFits = new Map<string, Map<string, HostTensor>>();
 
 /** FNV-1a over the sample's bits: equal keys mean the same images in the same order. */
@@ -440,6 +443,7 @@ function fingerprint(data: Float32Array): string {
   return `${u.length}:${(h >>> 0).toString(16)}`;
 }
 
+/** Up to `max` normalised training images (seeded choice) resized to the crop size, for PCA. */
 function pcaSample(ds: Dataset, size: number, max: number, seed: number): { data: Float32Array; n: number } {
   if (ds.height !== size || ds.width !== size) {
     throw new Error(`--arch pca fits on full images: --global_crops_size must equal the image size ${ds.height}x${ds.width}`);
