@@ -10,7 +10,7 @@ import { createBackend } from '../backend/index.js';
 import { noGrad, tidy } from '../tensor/tensor.js';
 import { tensor } from '../tensor/create.js';
 import {
-  channelStats, classCounts, heldOutSplit, loadCifar10, loadFashionMNIST, loadIdxDataset, loadImageFolder, longTail, subset,
+  channelStats, classCounts, EvalLoader, heldOutSplit, loadCifar10, loadFashionMNIST, loadIdxDataset, loadImageFolder, longTail, subset,
   type Dataset,
 } from '../data/index.js';
 import {
@@ -201,18 +201,21 @@ export function epochDiagnostics(cfg: TrainConfig, print: (line: string) => void
 
 const KS = [10, 20, 100, 200];
 
-/** The baseline a learned representation must beat: each image's normalised pixels as its feature. */
+/** The baseline a learned representation must beat: each image's normalised pixels (as the eval loader feeds a network) as its feature. */
 function pixelFeatures(ds: Dataset, max: number, mean: number[], std: number[]): Embedded {
   const n = Math.min(max, ds.n);
-  const C = ds.channels, HW = ds.height * ds.width, D = C * HW;
-  const data = new Float32Array(n * D);
-  for (let i = 0; i < n; i++) {
-    for (let c = 0; c < C; c++) {
-      const o = i * D + c * HW;
-      for (let j = 0; j < HW; j++) data[o + j] = (ds.images[o + j] / 255 - mean[c]) / std[c];
-    }
+  const data = n < ds.n ? subset(ds, Array.from({ length: n }, (_, i) => i)) : ds;
+  const loader = new EvalLoader({ dataset: data, batchSize: 1024, mean, std });
+  const D = data.channels * loader.size * loader.size;
+  const features = new Float32Array(n * D);
+  const labels = new Int32Array(n);
+  let off = 0;
+  for (const b of loader) {
+    features.set(b.images, off * D);
+    labels.set(b.labels, off);
+    off += b.size;
   }
-  return { features: { data, shape: [n, D] }, labels: ds.labels.slice(0, n) };
+  return { features: { data: features, shape: [n, D] }, labels };
 }
 
 function nums(a: ArrayLike<number>): (number | null)[] {
