@@ -71,7 +71,7 @@ export function accuracySpec(groups: Group[]): TopLevelSpec | null {
       const s = g.metrics[key];
       if (!s) continue;
       values.push({
-        panel: `full training, ${dataTitle(g)}`, metric: title,
+        panel: `full training, K = ${g.prototypes}, ${dataTitle(g)}`, metric: title,
         kp: g.method === 'init' ? 'random init' : g.koleoProto > 0 ? `KoLeo-proto ${g.koleoProto}` : 'no KoLeo-proto', mean: 100 * s.mean, lo: 100 * (s.mean - s.std), hi: 100 * (s.mean + s.std),
       });
     }

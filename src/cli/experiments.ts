@@ -1,7 +1,7 @@
 // protodino experiments: the seed paper's claims at this machine's scale. A grid of DINO runs with and
 // without KoLeo-proto (same seeds) on balanced and long-tailed Fashion-MNIST, in the frozen-
-// representation setting (PCA backbone, prototypes only) and in full training (vit_cpu), plus the
-// Sinkhorn, me-max, iBOT and vMF variants. Every run keeps its run directory (log.jsonl, checkpoint,
+// representation setting (PCA backbone, prototypes only) and in full training (a named recipe,
+// fmnist-resnet by default, at one or more head sizes K), plus the Sinkhorn, me-max, iBOT and vMF variants. Every run keeps its run directory (log.jsonl, checkpoint,
 // result.json) so `protodino report` can render it, and the grid resumes: finished runs are skipped,
 // interrupted ones continue from their last epoch checkpoint.
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,6 +39,8 @@ export const LONG_TAIL_IMAGES = longTailCounts(6000, 10, LONG_TAIL_RATIO).reduce
 export interface ExperimentRun {
   name: string;
   setting: Setting;
+  /** Prototypes of the head (out_dim); absent in results written before grids had several. */
+  prototypes?: number;
   data: DataKind;
   method: Method;
   koleoProto: number;
@@ -60,9 +62,13 @@ export interface GridOptions {
   /** Seeds of the variants (me-max, vMF, and in full training also Sinkhorn and iBOT). */
   variantSeeds: number;
   quick: boolean;
-  /** Steps of a frozen / full run (default: 2000, the demo's, / 300, GRID_FULL's). */
+  /** Steps of a frozen / full run (default: 2000, the demo's, / the recipe's FULL_RECIPES steps). */
   frozenSteps?: number;
   fullSteps?: number;
+  /** The preset full training starts from (default fmnist-resnet). */
+  fullRecipe?: string;
+  /** Head sizes of the full main comparison (default: the recipe's); the variants run at the first. */
+  fullKs?: number[];
 }
 
 const METHOD_CONFIG: Record<Method, Partial<TrainConfig>> = {
@@ -87,32 +93,62 @@ export function fullEvalSizes(setting: Setting): EvalSizes {
   return { trainMax: setting === 'frozen' ? 10000 : 5000, testMax: 2000, linearEpochs: 20, episodes: 600 };
 }
 
-/** The grid's full-training recipe (the preset the README's published grid was measured with). */
-const GRID_FULL = { ...PRESETS['grid-full-v1'].config, preset: 'grid-full-v1' };
+/**
+ * The presets full training can start from, with the grid's schedule for each: the epochs its cosine
+ * schedules span, the steps a run stops at and the head sizes of the main comparison. Balanced and
+ * long-tailed runs train on LONG_TAIL_IMAGES images (231 steps of 64 an epoch).
+ * - fmnist-resnet: the full-training recipe (docs/experiments/full-training.md) with schedules over 4
+ *   epochs, cut after 2 (462 steps, about 4 minutes a run on one core), at K = 1024 and 4096.
+ * - grid-full-v1: the first published grid (vit_cpu, K = 1024, 300 steps), kept so it reproduces.
+ */
+export const FULL_RECIPES: Record<string, { epochs: number; steps: number; ks: number[] }> = {
+  'fmnist-resnet': { epochs: 4, steps: 462, ks: [1024, 4096] },
+  'grid-full-v1': { epochs: 4, steps: 300, ks: [1024] },
+};
+export const DEFAULT_FULL_RECIPE = 'fmnist-resnet';
 const FROZEN = { ...PRESETS['demo-frozen'].config, preset: 'demo-frozen' };
+
+function fullRecipe(opts: Pick<GridOptions, 'fullRecipe'>): string {
+  const name = opts.fullRecipe ?? DEFAULT_FULL_RECIPE;
+  if (!FULL_RECIPES[name]) throw new Error(`experiments: --full_recipe takes one of ${Object.keys(FULL_RECIPES).join(', ')}, got '${name}'`);
+  return name;
+}
+
+/** Head sizes of the full main comparison. */
+export function fullKs(opts: Pick<GridOptions, 'fullRecipe' | 'fullKs'>): number[] {
+  return opts.fullKs ?? FULL_RECIPES[fullRecipe(opts)].ks;
+}
 
 /**
  * Training config of one cell. Balanced runs train on the first LONG_TAIL_IMAGES training images, as
  * many as the long-tailed set holds, so both see the same number of images and epochs have the same
- * length (231 steps of 64): epochs are the evaluation points of the curves over training. The epoch
- * count keeps the demo's cosine schedules (over ≈ 2800 frozen / ≈ 940 full steps, cut at max_steps).
+ * length (231 steps of 64): epochs are the evaluation points of the curves over training. Full runs
+ * keep their recipe's cosine schedules over FULL_RECIPES' epochs, cut at max_steps. iBOT masks patch
+ * tokens, so under a ResNet recipe its runs train vit_cpu with the recipe's head and schedules.
  */
 export function runConfig(setting: Setting, data: DataKind, method: Method, koleoProto: number, seed: number,
-  opts: Pick<GridOptions, 'quick' | 'frozenSteps' | 'fullSteps'>): Partial<TrainConfig> {
-  const base = setting === 'frozen'
-    ? { ...FROZEN, epochs: 12, max_steps: opts.frozenSteps ?? FROZEN.max_steps }
-    : { ...GRID_FULL, epochs: 4, max_steps: opts.fullSteps ?? GRID_FULL.max_steps };
+  opts: Pick<GridOptions, 'quick' | 'frozenSteps' | 'fullSteps' | 'fullRecipe'>, prototypes?: number): Partial<TrainConfig> {
+  let base: Partial<TrainConfig>;
+  if (setting === 'frozen') {
+    base = { ...FROZEN, epochs: 12, max_steps: opts.frozenSteps ?? FROZEN.max_steps };
+  } else {
+    const name = fullRecipe(opts), r = FULL_RECIPES[name];
+    // max_steps 0 would run the recipe's own 9370 steps over epochs that no longer match them.
+    base = { ...PRESETS[name].config, preset: name, epochs: r.epochs, max_steps: opts.fullSteps ?? r.steps, eval_test_max: 2000 };
+    if (method === 'ibot' && !String(base.arch).startsWith('vit')) base.arch = 'vit_cpu';
+  }
+  if (prototypes !== undefined) base.out_dim = prototypes;
   const cfg: Partial<TrainConfig> = {
     ...base, ...METHOD_CONFIG[method], koleo_proto: koleoProto, seed, dataset: 'fashion-mnist',
     long_tail: data === 'longtail' ? LONG_TAIL_RATIO : 1, subset: data === 'balanced' ? LONG_TAIL_IMAGES : 0,
     eval_every_epoch: true, log_every: 25, quiet: true,
-    // The per-epoch k-NN of a ViT run: a smaller bank, as the final evaluation repeats it in full.
+    // The per-epoch k-NN: a smaller bank, as the final evaluation repeats it in full.
     ...(setting === 'full' ? { eval_train_max: 2000 } : {}),
   };
   if (opts.quick) {
-    // Seconds per run: 256 images, batch 32 (8 steps an epoch, two epochs), a small head.
+    // Seconds per run: 256 images, batch 32 (8 steps an epoch, two epochs), a small head (1/16 of K).
     Object.assign(cfg, {
-      subset: 256, batch_size: 32, out_dim: 64, epochs: 2, max_steps: opts[setting === 'frozen' ? 'frozenSteps' : 'fullSteps'] ?? 16,
+      subset: 256, batch_size: 32, out_dim: prototypes !== undefined ? Math.max(16, prototypes >> 4) : 64, epochs: 2, max_steps: opts[setting === 'frozen' ? 'frozenSteps' : 'fullSteps'] ?? 16,
       local_crops_number: 2, log_every: 4, eval_train_max: 256, eval_test_max: 128,
       ...(setting === 'full' ? { hidden_dim: 32, bottleneck_dim: 16 } : {}),
     });
@@ -121,38 +157,39 @@ export function runConfig(setting: Setting, data: DataKind, method: Method, kole
   return cfg;
 }
 
-export function runName(setting: Setting, data: DataKind, method: Method, koleoProto: number, seed: number): string {
-  return `${setting}-${data}-${method}${koleoProto > 0 ? '-kp' : ''}-s${seed}`;
+/** Full runs name their head size: one grid holds several. */
+export function runName(setting: Setting, data: DataKind, method: Method, koleoProto: number, seed: number, prototypes?: number): string {
+  return `${setting}-${prototypes !== undefined ? `k${prototypes}-` : ''}${data}-${method}${koleoProto > 0 ? '-kp' : ''}-s${seed}`;
 }
 
 /** The grid in the order it runs: the main comparison seed by seed, then the variants. */
 export function experimentGrid(opts: GridOptions): ExperimentRun[] {
   const runs: ExperimentRun[] = [];
-  const add = (tier: Tier, setting: Setting, methods: Method[], seeds: number) => {
+  const ks = fullKs(opts);
+  const push = (tier: Tier, setting: Setting, data: DataKind, method: Method, kp: number, seed: number, k?: number) => {
+    const config = runConfig(setting, data, method, kp, seed, opts, k);
+    const prototypes = config.out_dim ?? DEFAULTS.out_dim;
+    runs.push({
+      name: runName(setting, data, method, kp, seed, k === undefined ? undefined : prototypes), setting, prototypes, data, method,
+      koleoProto: kp, seed, tier, config,
+    });
+  };
+  const add = (tier: Tier, setting: Setting, methods: Method[], seeds: number, k?: number) => {
     for (let seed = 0; seed < seeds; seed++) {
       for (const data of ['balanced', 'longtail'] as const) {
-        for (const method of methods) {
-          for (const kp of [0, KOLEO_PROTO]) {
-            runs.push({
-              name: runName(setting, data, method, kp, seed), setting, data, method, koleoProto: kp, seed, tier,
-              config: runConfig(setting, data, method, kp, seed, opts),
-            });
-          }
-        }
+        for (const method of methods) for (const kp of [0, KOLEO_PROTO]) push(tier, setting, data, method, kp, seed, k);
       }
     }
   };
-  // Frozen runs are fast; the main comparison of both settings comes before any variant.
+  // Frozen runs are fast; the main comparison of both settings comes before any variant, and the
+  // first head size's seeds before a larger one's.
   add('main', 'frozen', MAIN.frozen, opts.seeds);
-  add('main', 'full', MAIN.full, opts.seeds);
+  for (const k of ks) add('main', 'full', MAIN.full, opts.seeds, k);
   for (let seed = 0; seed < opts.seeds; seed++) {
-    for (const data of ['balanced', 'longtail'] as const) {
-      runs.push({ name: runName('full', data, 'init', 0, seed), setting: 'full', data, method: 'init', koleoProto: 0, seed, tier: 'main',
-        config: runConfig('full', data, 'init', 0, seed, opts) });
-    }
+    for (const data of ['balanced', 'longtail'] as const) push('main', 'full', data, 'init', 0, seed, ks[0]);
   }
   add('variant', 'frozen', VARIANTS.frozen, opts.variantSeeds);
-  add('variant', 'full', VARIANTS.full, opts.variantSeeds);
+  add('variant', 'full', VARIANTS.full, opts.variantSeeds, ks[0]);
   return runs;
 }
 
@@ -432,7 +469,7 @@ export interface Group {
 export function aggregate(results: RunResult[]): Group[] {
   const groups = new Map<string, RunResult[]>();
   for (const r of results) {
-    const key = `${r.setting}|${r.data}|${r.method}|${r.koleoProto}`;
+    const key = `${r.setting}|${r.metrics.prototypes}|${r.data}|${r.method}|${r.koleoProto}`;
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key)!.push(r);
   }
@@ -473,7 +510,7 @@ function fmt(s: Stat | undefined, pct: boolean, digits = pct ? 1 : 0): string {
 
 /** The README table: one row per (setting, data, method, KoLeo-proto), mean ± std over n seeds. */
 export function markdownTable(groups: Group[]): string {
-  const order = (g: Group) => [g.setting === 'frozen' ? 0 : 1, g.data === 'balanced' ? 0 : 1,
+  const order = (g: Group) => [g.setting === 'frozen' ? 0 : 1, g.prototypes, g.data === 'balanced' ? 0 : 1,
     ['init', 'dino', 'sinkhorn', 'memax', 'vmf', 'ibot'].indexOf(g.method), g.koleoProto];
   const sorted = [...groups].sort((a, b) => {
     const x = order(a), y = order(b);
@@ -493,9 +530,84 @@ export function markdownTable(groups: Group[]): string {
   return lines.join('\n');
 }
 
+export const PAIRED_KEYS = ['unique@0.025', 'unique@0.1', 'knnTop1', 'linearTop1', 'fewShot5way5shot', 'knnTail', 'linearTail'] as const;
+
+/** Two-sided 95% quantile of Student's t with 1–30 degrees of freedom. */
+const T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131,
+  2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042];
+
+export interface PairedDiff {
+  /** Mean of (with KoLeo-proto − without) over the seeds both ran. */
+  mean: number;
+  /** Half-width of the 95% t-interval of that mean; null for one seed. */
+  ci95: number | null;
+  n: number;
+  perSeed: number[];
+}
+
+export interface Paired {
+  setting: Setting;
+  prototypes: number;
+  data: DataKind;
+  method: Method;
+  koleoProto: number;
+  seeds: number[];
+  diffs: Partial<Record<(typeof PAIRED_KEYS)[number], PairedDiff>>;
+}
+
+/**
+ * KoLeo-proto's effect seed by seed: each run with it against the run without it at the same seed,
+ * setting, head size, data and method, as a mean difference with a 95% t-interval. Pairing removes
+ * the seed's own variation (initialisation and data order are shared by both runs of a pair).
+ */
+export function pairedDifferences(results: RunResult[]): Paired[] {
+  const key = (r: RunResult) => `${r.setting}|${r.metrics.prototypes}|${r.data}|${r.method}`;
+  const out: Paired[] = [];
+  for (const kp of results.filter((r) => r.koleoProto > 0)) {
+    if (out.some((p) => key(kp) === `${p.setting}|${p.prototypes}|${p.data}|${p.method}` && p.koleoProto === kp.koleoProto)) continue;
+    const withKp = results.filter((r) => key(r) === key(kp) && r.koleoProto === kp.koleoProto);
+    const pairs = withKp.map((a) => [a, results.find((b) => key(b) === key(a) && b.koleoProto === 0 && b.seed === a.seed)] as const)
+      .filter((p): p is readonly [RunResult, RunResult] => p[1] !== undefined).sort((x, y) => x[0].seed - y[0].seed);
+    if (pairs.length === 0) continue;
+    const diffs: Paired['diffs'] = {};
+    for (const k of PAIRED_KEYS) {
+      const d = pairs.map(([a, b]) => metricValue(a.metrics, k) - metricValue(b.metrics, k));
+      const s = stat(d);
+      if (!s || s.n !== d.length) continue;
+      diffs[k] = { mean: s.mean, ci95: s.n > 1 ? T975[Math.min(s.n - 1, T975.length) - 1] * s.std / Math.sqrt(s.n) : null, n: s.n, perSeed: d };
+    }
+    out.push({ setting: kp.setting, prototypes: kp.metrics.prototypes, data: kp.data, method: kp.method, koleoProto: kp.koleoProto,
+      seeds: pairs.map(([a]) => a.seed), diffs });
+  }
+  return out.sort((a, b) => a.setting.localeCompare(b.setting) || a.prototypes - b.prototypes || a.data.localeCompare(b.data) || a.method.localeCompare(b.method));
+}
+
+function fmtDiff(d: PairedDiff | undefined, pct: boolean): string {
+  if (!d) return '–';
+  const k = pct ? 100 : 1, digits = pct ? 1 : 0;
+  const sign = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(k * x).toFixed(digits)}`;
+  return d.ci95 === null ? sign(d.mean) : `${sign(d.mean)} ± ${(k * d.ci95).toFixed(digits)}`;
+}
+
+/** The paired differences as a Markdown table: mean ± 95% half-interval, in points for accuracies. */
+export function pairedTable(paired: Paired[]): string {
+  const lines = [
+    '| setting | K | data | method | n | Δ unique ε=0.025 | Δ unique ε=0.1 | Δ k-NN | Δ linear | Δ 5-way 5-shot | Δ tail k-NN | Δ tail linear |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const p of paired) {
+    const d = p.diffs;
+    lines.push(`| ${p.setting} | ${p.prototypes} | ${p.data === 'longtail' ? `long-tail ${LONG_TAIL_RATIO}` : 'balanced'} | ${METHOD_LABEL[p.method]} | ${p.seeds.length} `
+      + `| ${fmtDiff(d['unique@0.025'], false)} | ${fmtDiff(d['unique@0.1'], false)} | ${fmtDiff(d.knnTop1, true)} | ${fmtDiff(d.linearTop1, true)} `
+      + `| ${fmtDiff(d.fewShot5way5shot, true)} | ${fmtDiff(d.knnTail, true)} | ${fmtDiff(d.linearTail, true)} |`);
+  }
+  return lines.join('\n');
+}
+
 /** Unique prototypes over training (mean over seeds) of the frozen groups, as a Markdown table. */
-export function curveTable(groups: Group[], setting: Setting, data: DataKind): string {
-  const gs = groups.filter((g) => g.setting === setting && g.data === data && (g.method === 'dino' || g.method === 'sinkhorn'))
+export function curveTable(groups: Group[], setting: Setting, data: DataKind, prototypes?: number): string {
+  const gs = groups.filter((g) => g.setting === setting && g.data === data && (g.method === 'dino' || g.method === 'sinkhorn')
+    && (prototypes === undefined || g.prototypes === prototypes))
     .sort((a, b) => a.method.localeCompare(b.method) || a.koleoProto - b.koleoProto);
   if (gs.length === 0) return '';
   const steps = [...new Set(gs.flatMap((g) => g.curve.map((c) => c.step)))].sort((a, b) => a - b);
@@ -524,7 +636,7 @@ export function writeResults(outDir: string, opts: GridOptions, grid: Experiment
   const missing = grid.filter((r) => !results.some((x) => x.name === r.name)).map((r) => r.name);
   writeFileSync(join(outDir, 'results.json'), JSON.stringify({
     written: new Date().toISOString(), grid: { ...opts, longTailRatio: LONG_TAIL_RATIO, koleoProto: KOLEO_PROTO, balancedImages: LONG_TAIL_IMAGES },
-    groups, missing, runs: results,
+    groups, paired: pairedDifferences(results), missing, runs: results,
   }, null, 1));
   return groups;
 }
@@ -607,6 +719,8 @@ export async function experiments(argv: string[]): Promise<void> {
       tier: { type: 'string' },
       frozen_steps: { type: 'string' },
       full_steps: { type: 'string' },
+      full_recipe: { type: 'string' },
+      ks: { type: 'string' },
       aggregate: { type: 'boolean', default: false },
       list: { type: 'boolean', default: false },
       plots: { type: 'string' },
@@ -619,6 +733,8 @@ export async function experiments(argv: string[]): Promise<void> {
     quick,
     ...(values.frozen_steps !== undefined ? { frozenSteps: intFlag(cmd, 'frozen_steps', values.frozen_steps, 0) } : {}),
     ...(values.full_steps !== undefined ? { fullSteps: intFlag(cmd, 'full_steps', values.full_steps, 0) } : {}),
+    ...(values.full_recipe !== undefined ? { fullRecipe: values.full_recipe } : {}),
+    ...(values.ks !== undefined ? { fullKs: values.ks.split(',').map((k) => intFlag(cmd, 'ks', k.trim(), 0, 2)) } : {}),
     out: values.out!,
     backend: backendKind(cmd, values.backend),
     ...(values.threads !== undefined ? { threads: intFlag(cmd, 'threads', values.threads, 0) } : {}),
@@ -634,10 +750,16 @@ export async function experiments(argv: string[]): Promise<void> {
   }
   const s = await runExperiments(opts);
   console.log(`\n${s.table}\n`);
-  for (const setting of ['frozen'] as const) {
+  const paired = pairedDifferences(collectResults(opts.out, s.grid));
+  if (paired.length) console.log(`KoLeo-proto minus none, paired by seed (mean ± 95% interval; accuracies in points):\n\n${pairedTable(paired)}\n`);
+  for (const data of ['balanced', 'longtail'] as const) {
+    const t = curveTable(s.groups, 'frozen', data);
+    if (t) console.log(`Unique prototypes over training (frozen, ${data}; ε = 0.025 / ε = 0.1, mean over seeds):\n\n${t}\n`);
+  }
+  for (const k of opts.settings.includes('full') ? fullKs(opts) : []) {
     for (const data of ['balanced', 'longtail'] as const) {
-      const t = curveTable(s.groups, setting, data);
-      if (t) console.log(`Unique prototypes over training (${setting}, ${data}; ε = 0.025 / ε = 0.1, mean over seeds):\n\n${t}\n`);
+      const t = curveTable(s.groups, 'full', data, k);
+      if (t) console.log(`Unique prototypes over training (full, K = ${k}, ${data}; ε = 0.025 / ε = 0.1, mean over seeds):\n\n${t}\n`);
     }
   }
   if (values.plots !== undefined) {

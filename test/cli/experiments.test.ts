@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ALL_BACKENDS, getBackend } from '../helpers/backends.js';
 import {
-  aggregate, experimentGrid, markdownTable, quickEvalSizes, runConfig, runExperiment, stat, writeResults,
+  aggregate, experimentGrid, markdownTable, pairedDifferences, pairedTable, quickEvalSizes, runConfig, runExperiment, stat, writeResults,
   type ExperimentRun, type RunResult,
 } from '../../src/cli/experiments.js';
 import { writeExperimentPlots } from '../../src/cli/experiments-plots.js';
@@ -38,11 +38,26 @@ test('grid: main comparison first, same seeds with and without KoLeo-proto, uniq
   const firstVariant = grid.findIndex((r) => r.tier === 'variant');
   assert.ok(grid.slice(firstVariant).every((r) => r.tier === 'variant'), 'a main run comes after a variant');
   const main = grid.filter((r) => r.tier === 'main');
-  // frozen: 2 data × {centering, sinkhorn} × ±KP × 3 seeds; full: 2 data × DINO × ±KP × 3 seeds, and
-  // the untrained network of each data and seed.
-  assert.is(main.length, 24 + 12 + 6);
+  // frozen: 2 data × {centering, sinkhorn} × ±KP × 3 seeds; full: 2 head sizes × 2 data × DINO × ±KP
+  // × 3 seeds, and the untrained network of each data and seed.
+  assert.is(main.length, 24 + 24 + 6);
   assert.equal(main.filter((r) => r.method === 'init').map((r) => r.name).sort(),
-    ['full-balanced-init-s0', 'full-balanced-init-s1', 'full-balanced-init-s2', 'full-longtail-init-s0', 'full-longtail-init-s1', 'full-longtail-init-s2']);
+    ['full-k1024-balanced-init-s0', 'full-k1024-balanced-init-s1', 'full-k1024-balanced-init-s2', 'full-k1024-longtail-init-s0',
+      'full-k1024-longtail-init-s1', 'full-k1024-longtail-init-s2']);
+  // The full runs follow the ResNet recipe at K = 1024 and 4096; iBOT, which masks patch tokens, a ViT.
+  const full = grid.filter((r) => r.setting === 'full');
+  assert.equal([...new Set(full.filter((r) => r.tier === 'main').map((r) => r.config.out_dim))], [1024, 4096]);
+  assert.ok(full.every((r) => r.config.out_dim === r.prototypes && r.name.startsWith(`full-k${r.prototypes}-`)));
+  assert.ok(full.filter((r) => r.method !== 'ibot').every((r) => r.config.arch === 'resnet_cpu' && r.config.preset === 'fmnist-resnet'));
+  assert.ok(full.filter((r) => r.tier === 'variant').every((r) => r.prototypes === 1024));
+  assert.is(full.find((r) => r.method === 'ibot')!.config.arch, 'vit_cpu');
+  assert.is(full.find((r) => r.method === 'dino')!.config.max_steps, 462);
+  // The first published grid still reproduces: vit_cpu, K = 1024, 300 steps.
+  const v1 = experimentGrid({ seeds: 1, variantSeeds: 0, quick: false, fullRecipe: 'grid-full-v1' }).filter((r) => r.setting === 'full');
+  assert.ok(v1.every((r) => r.config.arch === 'vit_cpu' && r.config.out_dim === 1024 && r.config.max_steps === 300));
+  assert.throws(() => experimentGrid({ seeds: 1, variantSeeds: 0, quick: false, fullRecipe: 'nope' }), /--full_recipe takes one of/);
+  assert.equal([...new Set(experimentGrid({ seeds: 1, variantSeeds: 0, quick: false, fullKs: [512] })
+    .filter((r) => r.setting === 'full').map((r) => r.prototypes))], [512]);
   for (const r of main.filter((x) => x.koleoProto > 0)) {
     const twin = main.find((x) => x.name === r.name.replace('-kp-', '-'))!;
     assert.ok(twin, `${r.name} has no run without KoLeo-proto`);
@@ -90,6 +105,31 @@ test('stat, aggregate and plots: mean and sample std over seeds', async () => {
   assert.match(acc, 'metric: k-NN top-1; accuracy %: 60; kp: no KoLeo-proto');
   assert.match(acc, 'metric: k-NN top-1; accuracy %: 65; kp: KoLeo-proto 0.1');
   assert.not.match(acc, 'frozen', 'the frozen setting (a fixed PCA backbone) has no place in the accuracy plot');
+});
+
+test('paired differences: KoLeo-proto minus none at the same seed, with a 95% t-interval', () => {
+  const mk = (seed: number, kp: number, knn: number, u: number, k = 1024): RunResult => ({
+    name: `r${seed}${kp}${k}`, setting: 'full', data: 'longtail', method: 'dino', koleoProto: kp, seed, tier: 'main', config: {}, steps: 1,
+    trainSeconds: 0, evalSeconds: 0, curve: [],
+    metrics: {
+      unique: { '0.025': u, '0.1': u }, uniqueComponents: {}, prototypes: k, usageUsed: 1, usageEntropyFraction: 1, knnTop1: knn, knnTop5: 1,
+      linearTop1: 0.5, fewShot5way5shot: 0.5, fewShot5way5shotCi95: 0, fewShot5way1shot: 0.5,
+    },
+  });
+  const runs = [mk(0, 0, 0.70, 10), mk(1, 0, 0.60, 20), mk(2, 0, 0.80, 30), mk(0, 0.1, 0.72, 110), mk(1, 0.1, 0.63, 120), mk(2, 0.1, 0.81, 130),
+    // Unpaired (no run without KoLeo-proto at seed 3) and another head size: left out of the pairs above.
+    mk(3, 0.1, 0.9, 5), mk(0, 0, 0.5, 7, 4096)];
+  const p = pairedDifferences(runs);
+  assert.is(p.length, 1);
+  assert.equal(p[0].seeds, [0, 1, 2]);
+  const knn = p[0].diffs.knnTop1!;
+  assert.equal(knn.perSeed.map((d) => Math.round(d * 1000)), [20, 30, 10]);
+  assert.ok(Math.abs(knn.mean - 0.02) < 1e-12);
+  // sd of (0.02, 0.03, 0.01) is 0.01; t(2) = 4.303.
+  assert.ok(Math.abs(knn.ci95! - 4.303 * 0.01 / Math.sqrt(3)) < 1e-9);
+  assert.is(p[0].diffs['unique@0.025']!.mean, 100);
+  assert.is(p[0].diffs['unique@0.025']!.ci95, 0);
+  assert.match(pairedTable(p), '| full | 1024 | long-tail 100 | DINO (centering) | 3 | +100 ± 0 | +100 ± 0 | +2.0 ± 2.5 |');
 });
 
 test('quick runs: trained, evaluated, readable by the report, then resumed without retraining', async () => {
@@ -148,20 +188,20 @@ test('quick runs: trained, evaluated, readable by the report, then resumed witho
 
   // The baseline: the untrained ViT, evaluated without a training step.
   const init: ExperimentRun = {
-    name: 'full-longtail-init-s0', setting: 'full', data: 'longtail', method: 'init', koleoProto: 0, seed: 0, tier: 'main',
-    config: runConfig('full', 'longtail', 'init', 0, 0, { quick: true }),
+    name: 'full-k1024-longtail-init-s0', setting: 'full', data: 'longtail', method: 'init', koleoProto: 0, seed: 0, tier: 'main',
+    config: runConfig('full', 'longtail', 'init', 0, 0, { quick: true }, 1024),
   };
   const base = (await runExperiment(init, dir, be, sizes, quiet))!;
   assert.is(base.status, 'evaluated');
   assert.is(base.result.steps, 0);
-  assert.is(base.result.metrics.unique['0.025'], 64, 'randomly initialised prototypes are all distinct');
+  assert.is(base.result.metrics.unique['0.025'], 64, 'randomly initialised prototypes are all distinct (quick mode: K / 16)');
   assert.ok(base.result.metrics.knnTop1 > 0.1 && base.result.metrics.knnTop1 <= 1, `init k-NN ${base.result.metrics.knnTop1}`);
   assert.not.ok(existsSync(join(dir, init.name, 'checkpoint.safetensors')), 'the baseline trained');
 
   // iBOT checkpoints carry the mask token; the final evaluation rebuilds the network with it.
   const ibot: ExperimentRun = {
-    name: 'full-balanced-ibot-s0', setting: 'full', data: 'balanced', method: 'ibot', koleoProto: 0, seed: 0, tier: 'variant',
-    config: runConfig('full', 'balanced', 'ibot', 0, 0, { quick: true, fullSteps: 2 }),
+    name: 'full-k1024-balanced-ibot-s0', setting: 'full', data: 'balanced', method: 'ibot', koleoProto: 0, seed: 0, tier: 'variant',
+    config: runConfig('full', 'balanced', 'ibot', 0, 0, { quick: true, fullSteps: 2 }, 1024),
   };
   const ib = (await runExperiment(ibot, dir, be, sizes, quiet))!;
   assert.is(ib.status, 'trained');
