@@ -29,6 +29,14 @@ function normalise(r: Summary[] | SuiteReport): SuiteReport {
 
 /** Runs the named suites (all but ON_REQUEST when none), e.g. main(['matmul', '--quick']). */
 export async function main(args: string[] = process.argv.slice(2)): Promise<void> {
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(`usage: protodino bench [suite ...] [--quick] [--profile]\n\nsuites: ${Object.keys(SUITES).join(', ')} `
+      + `(all but ${[...ON_REQUEST].join(', ')} when none is named)\nresults: bench/results/<suite>.json`);
+    return;
+  }
+  const flags = args.filter((a) => a.startsWith('--'));
+  const badFlag = flags.find((f) => f !== '--quick' && f !== '--profile');
+  if (badFlag) throw new Error(`bench: unknown flag ${badFlag}; flags: --quick --profile`);
   if (args.includes('--quick')) process.env.PROTODINO_BENCH_QUICK = '1';
   if (args.includes('--profile')) process.env.PROTODINO_BENCH_PROFILE = '1';
   const names = args.filter((a) => !a.startsWith('--'));

@@ -47,15 +47,17 @@ async function info(argv: string[]): Promise<void> {
 }
 
 async function trainCmd(argv: string[]): Promise<void> {
-  const { DEFAULTS, parseTrainArgs } = await import('../train/config.js');
+  const { parseTrainArgs } = await import('../train/config.js');
   if (argv.includes('--help') || argv.includes('-h')) {
     const { PRESETS } = await import('../train/presets.js');
+    const { flagHelp } = await import('../train/flags.js');
     const show = (v: unknown) => (Array.isArray(v) ? v.join(' ') : String(v));
     const presets = Object.entries(PRESETS).map(([name, p]) => `  ${name}: ${p.summary}\n    ${Object.entries(p.config)
       .map(([k, v]) => `--${k} ${show(v)}`).join(' ')}`).join('\n');
     process.stdout.write(`usage: protodino train [--preset NAME] [--flag value ...]\n\n`
       + `presets (--preset NAME starts from the recipe; flags given beside it override its values):\n${presets}\n\n`
-      + `flags and defaults:\n${Object.entries(DEFAULTS).map(([k, v]) => `  --${k} ${show(v)}`).join('\n')}\n`);
+      + 'flags (a boolean flag alone means true; --no-FLAG means false; a pair takes two numbers):\n\n'
+      + `${flagHelp()}`);
     return;
   }
   const cfg = parseTrainArgs(argv);
@@ -86,8 +88,26 @@ async function bench(argv: string[]): Promise<void> {
   await mod.main(argv);
 }
 
+/** The lines of USAGE that describe one command (its first line up to the next command's). */
+function commandUsage(cmd: string): string | null {
+  const lines = USAGE.split('\n');
+  const start = lines.findIndex((l) => l.startsWith(`  ${cmd} `) || l === `  ${cmd}`);
+  if (start < 0) return null;
+  let end = start + 1;
+  while (end < lines.length && lines[end].startsWith('   ') && !/^ {2}[a-z]/.test(lines[end])) end++;
+  return `usage: protodino ${lines.slice(start, end).map((l) => l.slice(2)).join('\n')}\n`;
+}
+
 async function main(): Promise<void> {
   const [cmd, ...rest] = process.argv.slice(2);
+  // Every command answers --help; train lists its flags, the others their usage lines.
+  if (cmd !== 'train' && cmd !== 'bench' && (rest.includes('--help') || rest.includes('-h'))) {
+    const u = commandUsage(cmd ?? '');
+    if (u) {
+      process.stdout.write(u);
+      return;
+    }
+  }
   switch (cmd) {
     case 'info':
       return info(rest);

@@ -1,192 +1,13 @@
-// Training configuration: DINO's flag names where the concept is the same, defaults for this CPU,
-// and up-front validation that names the flag and the allowed values.
+// Training configuration: the flags declared in flags.ts, parsed from the command line and validated
+// up front with errors that name the flag and the allowed values.
+import { FLAG_NAMES, flagDefaults, flagSpec, type FlagValues, type Kind } from './flags.js';
 import { PRESETS, presetNames } from './presets.js';
 
-export type Arch = 'vit_cpu' | 'vit_tiny' | 'vit_small' | 'resnet_cpu' | 'resnet18' | 'resnet50' | 'pca';
-export type Regulariser = 'centering' | 'sinkhorn' | 'memax';
+export type TrainConfig = FlagValues;
+export type Arch = TrainConfig['arch'];
+export type Regulariser = TrainConfig['centering'];
 
-export interface TrainConfig {
-  /** The named recipe (src/train/presets.ts) the other values started from; '' for the defaults. */
-  preset: string;
-  // model
-  arch: Arch;
-  patch_size: number;
-  out_dim: number;
-  hidden_dim: number;
-  bottleneck_dim: number;
-  head_layers: number;
-  norm_last_layer: boolean;
-  /** BatchNorm in the head's hidden layers (DINO's --use_bn_in_head, used in its ResNet recipe). */
-  use_bn_in_head: boolean;
-  drop_path_rate: number;
-  /** Train the head only, on a frozen backbone (random init or --arch pca). */
-  freeze_backbone: boolean;
-  /** Train the prototype matrix alone on the L2-normalised frozen features (no MLP). */
-  prototypes_only: boolean;
-  /** Feature dimension of --arch pca. */
-  pca_dim: number;
-  // DINO loss
-  momentum_teacher: number;
-  warmup_teacher_temp: number;
-  teacher_temp: number;
-  warmup_teacher_temp_epochs: number;
-  student_temp: number;
-  center_momentum: number;
-  centering: Regulariser;
-  koleo_proto: number;
-  /** KoLeo-proto's candidate cache: an exact neighbour search every N steps, in between each
-   *  prototype searches only its --koleo_proto_candidates nearest from the last one; 0 or 1 = off. */
-  koleo_proto_exact_every: number;
-  koleo_proto_candidates: number;
-  koleo_features: number;
-  /** DINO-vMF (Govindarajan et al., ICLR 2023): unnormalised prototypes with the vMF log-normaliser per logit. */
-  vmf: boolean;
-  /** iBOT's masked patch loss on the student's global crops (ViT only). */
-  ibot: boolean;
-  ibot_loss_weight: number;
-  /** Range of the masked fraction of patches in a masked crop. */
-  ibot_mask_ratio: [number, number];
-  /** Probability that a global crop is masked at all. */
-  ibot_mask_prob: number;
-  ibot_teacher_patch_temp: number;
-  ibot_student_patch_temp: number;
-  // optimisation
-  lr: number;
-  min_lr: number;
-  warmup_epochs: number;
-  weight_decay: number;
-  weight_decay_end: number;
-  clip_grad: number;
-  batch_size: number;
-  /** Micro-batches (of batch_size) whose gradients accumulate into one optimizer step. */
-  accum_steps: number;
-  epochs: number;
-  freeze_last_layer: number;
-  /** Stop after this many steps in total (0: run every epoch). */
-  max_steps: number;
-  // multi-crop
-  global_crops_size: number;
-  local_crops_size: number;
-  global_crops_scale: [number, number];
-  local_crops_number: number;
-  local_crops_scale: [number, number];
-  /** Probability of ColorJitter (brightness/contrast/saturation/hue) on each crop (DINO 0.8). */
-  color_jitter_prob: number;
-  /** Gaussian blur probability of global crop 1 and global crop 2 (DINO 1.0 0.1). */
-  global_blur_prob: [number, number];
-  /** Gaussian blur probability of each local crop (DINO 0.5). */
-  local_blur_prob: number;
-  /** Gaussian blur sigma range in output pixels (DINO's 0.1–2 is for 224-pixel crops). */
-  blur_sigma: [number, number];
-  /** Solarization probability of global crop 2 (DINO 0.2). */
-  solarize_prob: number;
-  // data
-  dataset: 'fashion-mnist' | 'idx' | 'cifar10' | 'folder';
-  data_path: string;
-  long_tail: number;
-  /** Train on the first N images only (0: all); for quick runs and tests. */
-  subset: number;
-  // run
-  seed: number;
-  backend: 'wasm' | 'webgpu' | 'auto';
-  threads: number;
-  output_dir: string;
-  log_every: number;
-  /** Also save the checkpoint every N steps (0: only at the end of each epoch), so a killed run loses little. */
-  save_every: number;
-  resume: boolean;
-  /**
-   * When the loss or a gradient is not finite: 'stop' (DivergenceError naming the step and tensor)
-   * or 'skip' the step's update (logged; stops after 10 skipped steps in a row).
-   */
-  on_nan: 'stop' | 'skip';
-  quiet: boolean;
-  /** Time every kernel of each step by kernel family and print the table at the end (slows WebGPU: kernels run one at a time). */
-  profile: boolean;
-  /**
-   * Steps in a row with the DINO loss within 1% of ln K before the uniform-collapse alarm fires
-   * (0: that alarm is off). The usage and partial alarms follow the per-epoch diagnostics.
-   */
-  collapse_window: number;
-  // diagnostics after each epoch (unique prototypes, usage and k-NN on held-out images)
-  eval_every_epoch: boolean;
-  /** k-NN bank size (first N training images) and held-out query / usage size (first N test images). */
-  eval_train_max: number;
-  eval_test_max: number;
-}
-
-export const DEFAULTS: TrainConfig = {
-  preset: '',
-  arch: 'vit_cpu',
-  patch_size: 4,
-  out_dim: 1024,
-  hidden_dim: 256,
-  bottleneck_dim: 64,
-  head_layers: 3,
-  norm_last_layer: true,
-  use_bn_in_head: false,
-  drop_path_rate: 0,
-  freeze_backbone: false,
-  prototypes_only: false,
-  pca_dim: 64,
-  momentum_teacher: 0.996,
-  warmup_teacher_temp: 0.04,
-  teacher_temp: 0.04,
-  warmup_teacher_temp_epochs: 0,
-  student_temp: 0.1,
-  center_momentum: 0.9,
-  centering: 'centering',
-  koleo_proto: 0,
-  koleo_proto_exact_every: 0,
-  koleo_proto_candidates: 16,
-  koleo_features: 0,
-  vmf: false,
-  ibot: false,
-  ibot_loss_weight: 1,
-  ibot_mask_ratio: [0.1, 0.5],
-  ibot_mask_prob: 0.5,
-  ibot_teacher_patch_temp: 0.07,
-  ibot_student_patch_temp: 0.1,
-  lr: 0.0005,
-  min_lr: 1e-6,
-  warmup_epochs: 0,
-  weight_decay: 0.04,
-  weight_decay_end: 0.4,
-  clip_grad: 3.0,
-  batch_size: 64,
-  accum_steps: 1,
-  epochs: 1,
-  freeze_last_layer: 1,
-  max_steps: 0,
-  global_crops_size: 28,
-  local_crops_size: 12,
-  global_crops_scale: [0.4, 1],
-  local_crops_number: 6,
-  local_crops_scale: [0.05, 0.4],
-  color_jitter_prob: 0.8,
-  global_blur_prob: [1, 0.1],
-  local_blur_prob: 0.5,
-  blur_sigma: [0.1, 2],
-  solarize_prob: 0.2,
-  dataset: 'fashion-mnist',
-  data_path: '',
-  long_tail: 1,
-  subset: 0,
-  seed: 0,
-  backend: 'auto',
-  threads: 0,
-  output_dir: 'runs/dino',
-  log_every: 10,
-  save_every: 0,
-  resume: false,
-  on_nan: 'stop',
-  quiet: false,
-  profile: false,
-  collapse_window: 200,
-  eval_every_epoch: true,
-  eval_train_max: 5000,
-  eval_test_max: 1000,
-};
+export const DEFAULTS: TrainConfig = flagDefaults();
 
 export class ConfigError extends Error {
   constructor(flag: string, message: string) {
@@ -195,32 +16,11 @@ export class ConfigError extends Error {
   }
 }
 
-type Kind = 'int' | 'float' | 'bool' | 'string' | 'pair';
-const KINDS: Record<keyof TrainConfig, Kind> = {
-  preset: 'string',
-  arch: 'string', patch_size: 'int', out_dim: 'int', hidden_dim: 'int', bottleneck_dim: 'int', head_layers: 'int',
-  norm_last_layer: 'bool', use_bn_in_head: 'bool', drop_path_rate: 'float', freeze_backbone: 'bool', prototypes_only: 'bool', pca_dim: 'int',
-  momentum_teacher: 'float', warmup_teacher_temp: 'float', teacher_temp: 'float', warmup_teacher_temp_epochs: 'int',
-  student_temp: 'float', center_momentum: 'float', centering: 'string', koleo_proto: 'float', koleo_features: 'float',
-  koleo_proto_exact_every: 'int', koleo_proto_candidates: 'int',
-  vmf: 'bool', ibot: 'bool', ibot_loss_weight: 'float', ibot_mask_ratio: 'pair', ibot_mask_prob: 'float',
-  ibot_teacher_patch_temp: 'float', ibot_student_patch_temp: 'float',
-  lr: 'float', min_lr: 'float', warmup_epochs: 'int', weight_decay: 'float', weight_decay_end: 'float', clip_grad: 'float',
-  batch_size: 'int', accum_steps: 'int', epochs: 'int', freeze_last_layer: 'int', max_steps: 'int', global_crops_size: 'int',
-  local_crops_size: 'int', global_crops_scale: 'pair', local_crops_number: 'int', local_crops_scale: 'pair',
-  color_jitter_prob: 'float', global_blur_prob: 'pair', local_blur_prob: 'float', blur_sigma: 'pair', solarize_prob: 'float',
-  dataset: 'string', data_path: 'string', long_tail: 'float', subset: 'int', seed: 'int', backend: 'string', threads: 'int',
-  output_dir: 'string', log_every: 'int', save_every: 'int', resume: 'bool', on_nan: 'string', quiet: 'bool', profile: 'bool', collapse_window: 'int',
-  eval_every_epoch: 'bool', eval_train_max: 'int', eval_test_max: 'int',
-};
-
-const CHOICES: Partial<Record<keyof TrainConfig, readonly string[]>> = {
-  arch: ['vit_cpu', 'vit_tiny', 'vit_small', 'resnet_cpu', 'resnet18', 'resnet50', 'pca'],
-  centering: ['centering', 'sinkhorn', 'memax'],
-  dataset: ['fashion-mnist', 'idx', 'cifar10', 'folder'],
-  backend: ['wasm', 'webgpu', 'auto'],
-  on_nan: ['stop', 'skip'],
-};
+const KINDS = Object.fromEntries(FLAG_NAMES.map((k) => [k, flagSpec(k).kind])) as Record<keyof TrainConfig, Kind>;
+const CHOICES = Object.fromEntries(FLAG_NAMES.flatMap((k) => {
+  const c = (flagSpec(k) as { choices?: readonly string[] }).choices;
+  return c ? [[k, c]] : [];
+})) as Partial<Record<keyof TrainConfig, readonly string[]>>;
 
 /** The config a named preset starts from (DEFAULTS overridden by the preset), with `preset` set. */
 export function presetConfig(name: string, base: TrainConfig = DEFAULTS): TrainConfig {

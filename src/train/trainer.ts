@@ -17,6 +17,7 @@ import { JsonlLogger, readJsonl } from './log.js';
 import { CollapseAlarms, parseAlarmState, resumedAlarms, type AlarmRecord } from './alarms.js';
 import { Progress } from './progress.js';
 import { DEFAULTS, validate, type TrainConfig } from './config.js';
+import { RUN_ONLY } from './flags.js';
 import { buildNetwork, type DinoNetwork } from './network.js';
 import type { HostTensor } from '../nn/module.js';
 import { PCAProjection } from '../nn/pca.js';
@@ -394,10 +395,6 @@ function logRecords(path: string): Record<string, unknown>[] {
 /** A checkpoint read for resuming: where it came from, why it is .prev when it is, where the unreadable one went. */
 export type ResumePoint = LoadedCheckpoint & { path: string; fallback?: string; setAside?: string };
 
-// Flags that do not change what is computed; any other difference makes the resumed run differ
-// from an uninterrupted one with the checkpoint's flags.
-const RUN_ONLY: readonly (keyof TrainConfig)[] = ['backend', 'threads', 'output_dir', 'resume', 'quiet', 'log_every', 'save_every', 'collapse_window',
-  'on_nan', 'max_steps', 'profile', 'data_path', 'eval_every_epoch', 'eval_train_max', 'eval_test_max'];
 
 /** Says which training flags differ from the ones the checkpoint was trained with (a resume continues regardless). */
 function warnConfigChanges(from: ResumePoint, cfg: TrainConfig): void {

@@ -209,7 +209,7 @@ test('the train command logs unique prototypes, usage and k-NN in each epoch rec
   const rec2 = readFileSync(join(off, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((r) => r.event === 'epoch');
   assert.is(rec2.unique_prototypes, undefined);
   assert.ok(Number.isFinite(rec2.loss));
-  assert.match(ok(['train', '--help']), /--eval_every_epoch true\n\s+--eval_train_max 5000\n\s+--eval_test_max 1000/);
+  assert.match(ok(['train', '--help']), /--eval_every_epoch <bool> +unique prototypes, usage and k-NN after each epoch \(default true\)\n\s+--eval_train_max <int> .*\(default 5000\)\n\s+--eval_test_max <int> .*\(default 1000\)/);
 });
 
 test('bad arguments are refused with clear messages', () => {
