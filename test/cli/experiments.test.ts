@@ -51,7 +51,7 @@ test('grid: main comparison first, same seeds with and without KoLeo-proto, uniq
   assert.ok(full.filter((r) => r.method !== 'ibot').every((r) => r.config.arch === 'resnet_cpu' && r.config.preset === 'fmnist-resnet'));
   assert.ok(full.filter((r) => r.tier === 'variant').every((r) => r.prototypes === 1024));
   assert.is(full.find((r) => r.method === 'ibot')!.config.arch, 'vit_cpu');
-  assert.is(full.find((r) => r.method === 'dino')!.config.max_steps, 462);
+  assert.is(full.find((r) => r.method === 'dino')!.config.max_steps, 928);
   // The first published grid still reproduces: vit_cpu, K = 1024, 300 steps.
   const v1 = experimentGrid({ seeds: 1, variantSeeds: 0, quick: false, fullRecipe: 'grid-full-v1' }).filter((r) => r.setting === 'full');
   assert.ok(v1.every((r) => r.config.arch === 'vit_cpu' && r.config.out_dim === 1024 && r.config.max_steps === 300));
