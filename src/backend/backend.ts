@@ -70,6 +70,14 @@ export interface MatmulParams {
   rowSumsA?: Storage | null;
 }
 
+/** Refuses the MatmulParams combinations the contract rules out, with the same error on every backend. */
+export function checkMatmulParams(p: MatmulParams): void {
+  if (p.accumulate && (p.bias || p.activation !== 'none')) {
+    throw new BackendError('accumulate cannot be combined with a bias or an activation', 'matmul');
+  }
+  if (p.rowSumsA && p.batch !== 1) throw new BackendError(`row sums of A need batch 1, got ${p.batch}`, 'matmul');
+}
+
 export interface Conv2dParams {
   batch: number;
   channels: number;
@@ -112,22 +120,8 @@ export interface MemoryStats {
   pooledBytes: number;
 }
 
-export interface Backend {
-  readonly kind: 'wasm' | 'webgpu';
-  /** Human-readable description: build, threads, adapter. Tests print it. */
-  readonly description: string;
-
-  alloc(length: number, dtype: DType): Storage;
-  free(s: Storage): void;
-  upload(s: Storage, data: Float32Array | Int32Array): void;
-  download(s: Storage): Promise<Float32Array | Int32Array>;
-  /** Waits until all enqueued work has finished (and surfaces any deferred device error). */
-  sync(): Promise<void>;
-  memory(): MemoryStats;
-  /** Releases workers / the device. The backend is unusable afterwards. */
-  destroy(): void;
-
-  // elementwise (assembly/elementwise.ts, wgsl/elementwise.wgsl)
+/** elementwise (assembly/elementwise.ts, wgsl/elementwise.wgsl) */
+export interface ElementwiseKernels {
   fill(out: Storage, n: number, value: number): void;
   unary(op: UnaryOp, x: Storage, out: Storage, n: number, a: number, b: number): void;
   /** dx = dy * f'(x); y = f(x) is given for ops whose derivative is cheaper from it. */
@@ -136,26 +130,36 @@ export interface Backend {
   binary(op: BinaryOp, a: Storage, b: Storage, out: Storage, shape: number[], aStrides: number[], bStrides: number[]): void;
   /** out = cond != 0 ? a : b, strided like binary. */
   where(cond: Storage, a: Storage, b: Storage, out: Storage, shape: number[], cStrides: number[], aStrides: number[], bStrides: number[]): void;
+}
 
-  // matmul (assembly/matmul.ts, wgsl/matmul.wgsl); out is [batch, m, n] contiguous
+/** matmul (assembly/matmul.ts, wgsl/matmul.wgsl); out is [batch, m, n] contiguous */
+export interface MatmulKernels {
   matmul(a: Storage, b: Storage, out: Storage, p: MatmulParams): void;
+}
 
-  // attention (assembly/attention.ts, wgsl/attention.wgsl)
+/** attention (assembly/attention.ts, wgsl/attention.wgsl) */
+export interface AttentionKernels {
   /** out [batch, tokens, heads, headDim] = softmax(scale·q·kᵀ)·v per head; probs [batch, heads, tokens, tokens] receives the softmax. */
   attention(qkv: Storage, out: Storage, probs: Storage, p: AttentionParams): void;
   /** dqkv (qkv's layout) overwritten with the gradients of q, k and v, given probs from the forward and dout. */
   attentionGrad(qkv: Storage, probs: Storage, dout: Storage, dqkv: Storage, p: AttentionParams): void;
+}
 
-  // reduce (assembly/reduce.ts, wgsl/reduce.wgsl): x viewed as [outer, len, inner] → out [outer, inner]
+/** reduce (assembly/reduce.ts, wgsl/reduce.wgsl): x viewed as [outer, len, inner] → out [outer, inner] */
+export interface ReduceKernels {
   reduce(op: ReduceOp, x: Storage, out: Storage, outer: number, len: number, inner: number): void;
   /** Index (i32) of the first max/min along len. */
   argReduce(op: 'max' | 'min', x: Storage, out: Storage, outer: number, len: number, inner: number): void;
+}
 
-  // softmax (assembly/softmax.ts, wgsl/softmax.wgsl) over the last axis of [rows, cols]
+/** softmax (assembly/softmax.ts, wgsl/softmax.wgsl) over the last axis of [rows, cols] */
+export interface SoftmaxKernels {
   softmax(x: Storage, out: Storage, rows: number, cols: number, log: boolean): void;
   softmaxGrad(y: Storage, dy: Storage, dx: Storage, rows: number, cols: number, log: boolean): void;
+}
 
-  // norm (assembly/norm.ts, wgsl/norm.wgsl): layer norm over the last axis of [rows, cols]
+/** norm (assembly/norm.ts, wgsl/norm.wgsl): layer norm over the last axis of [rows, cols] */
+export interface NormKernels {
   layerNorm(x: Storage, gamma: Storage | null, beta: Storage | null, out: Storage, mean: Storage, rstd: Storage,
     rows: number, cols: number, eps: number): void;
   /** dgamma/dbeta are overwritten (not accumulated). */
@@ -176,8 +180,10 @@ export interface Backend {
   batchNormGrad(x: Storage, y: Storage | null, mean: Storage, rstd: Storage, gamma: Storage | null, dy: Storage, dx: Storage,
     dgamma: Storage | null, dbeta: Storage | null, dres: Storage | null, n: number, C: number, hw: number, relu: boolean,
     batchStats: boolean): void;
+}
 
-  // layout (assembly/layout.ts, wgsl/layout.wgsl)
+/** layout (assembly/layout.ts, wgsl/layout.wgsl) */
+export interface LayoutKernels {
   /** dst[dstOffset + idx·dstStrides] = src[srcOffset + idx·srcStrides] for idx over shape. */
   copyStrided(src: Storage, dst: Storage, shape: number[], srcOffset: number, srcStrides: number[],
     dstOffset: number, dstStrides: number[]): void;
@@ -185,8 +191,10 @@ export interface Backend {
   gatherRows(x: Storage, idx: Storage, out: Storage, nIdx: number, cols: number): void;
   /** dx[r, :] = Σ_{i: idx[i] = r} dy[i, :], in index order (deterministic); dx is overwritten. */
   scatterAddRows(dy: Storage, idx: Storage, dx: Storage, nIdx: number, rows: number, cols: number): void;
+}
 
-  // neighbours (assembly/neighbours.ts, wgsl/neighbours.wgsl)
+/** neighbours (assembly/neighbours.ts, wgsl/neighbours.wgsl) */
+export interface NeighboursKernels {
   /** For each row i of x [m, d]: max_j <x_i, y_j> over rows j of y [k, d] and its index (first on
    *  ties); j = i skipped when excludeSelf. Never materialises m × k. */
   nearestNeighbor(x: Storage, y: Storage, outVal: Storage, outIdx: Storage, m: number, k: number, d: number,
@@ -201,8 +209,10 @@ export interface Backend {
   nearestAmongCandidates(x: Storage, cand: Storage, outVal: Storage, outIdx: Storage, k: number, d: number, m: number): void;
   /** The k largest of each row of [rows, cols], descending, lowest index first on ties. */
   topk(x: Storage, outVal: Storage, outIdx: Storage, rows: number, cols: number, k: number): void;
+}
 
-  // conv (assembly/conv.ts, wgsl/conv.wgsl); images NCHW
+/** conv (assembly/conv.ts, wgsl/conv.wgsl); images NCHW */
+export interface ConvKernels {
   /** out [batch, outH·outW, channels·kernelH·kernelW]; padding reads zero. */
   im2col(x: Storage, out: Storage, p: Conv2dParams): void;
   /** Adjoint of im2col: dx overwritten with the sum of every column entry that read it. */
@@ -220,16 +230,88 @@ export interface Backend {
   /** out [batch, channels, outH, outW]; argmax (i32, input flat index within the image plane) for max. */
   pool2d(op: 'max' | 'avg', x: Storage, out: Storage, argmax: Storage | null, p: Conv2dParams): void;
   pool2dGrad(op: 'max' | 'avg', dy: Storage, argmax: Storage | null, dx: Storage, p: Conv2dParams): void;
+}
 
-  // random (assembly/random.ts, wgsl/random.wgsl): element i uses counter (offset + i) with the key
+/** random (assembly/random.ts, wgsl/random.wgsl): element i uses counter (offset + i) with the key */
+export interface RandomKernels {
   /** uniform: [a, b); normal: mean a, std b; bernoulli: 1 with probability a. */
   random(dist: RandomDist, out: Storage, n: number, seed: number, offset: number, a: number, b: number): void;
+}
 
-  // optim (assembly/optim.ts, wgsl/optim.wgsl)
+/** optim (assembly/optim.ts, wgsl/optim.wgsl) */
+export interface OptimKernels {
   /** In place on param, m, v (decoupled weight decay, bias-corrected moments). */
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, n: number, p: AdamWParams): void;
   /** target = momentum·target + (1 − momentum)·source, in place. */
   ema(target: Storage, source: Storage, n: number, momentum: number): void;
+}
+
+/** Every kernel of the contract by family (the unit a backend file implements and the profiler groups by). */
+export interface KernelFamilies {
+  elementwise: ElementwiseKernels;
+  matmul: MatmulKernels;
+  attention: AttentionKernels;
+  reduce: ReduceKernels;
+  softmax: SoftmaxKernels;
+  norm: NormKernels;
+  layout: LayoutKernels;
+  neighbours: NeighboursKernels;
+  conv: ConvKernels;
+  random: RandomKernels;
+  optim: OptimKernels;
+}
+
+export type KernelFamily = keyof KernelFamilies;
+
+type Intersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never;
+
+/** All kernels, derived from KernelFamilies so that a family added there is part of the contract. */
+export type Kernels = Intersection<KernelFamilies[KernelFamily]>;
+export type KernelName = keyof Kernels;
+
+type FamilyOf<K extends KernelName> = { [F in KernelFamily]: K extends keyof KernelFamilies[F] ? F : never }[KernelFamily];
+
+/**
+ * Each kernel's family, the runtime list of kernels (the profiler wraps exactly these). Its type
+ * admits one value per kernel and needs every kernel, so an entry left out or filed under another
+ * family does not compile.
+ */
+export const KERNEL_FAMILY: { readonly [K in KernelName]: FamilyOf<K> } = {
+  fill: 'elementwise', unary: 'elementwise', unaryGrad: 'elementwise', binary: 'elementwise', where: 'elementwise',
+  matmul: 'matmul',
+  attention: 'attention', attentionGrad: 'attention',
+  reduce: 'reduce', argReduce: 'reduce',
+  softmax: 'softmax', softmaxGrad: 'softmax',
+  layerNorm: 'norm', layerNormGrad: 'norm', batchNormStats: 'norm', batchNormApply: 'norm', batchNormGrad: 'norm',
+  copyStrided: 'layout', gatherRows: 'layout', scatterAddRows: 'layout',
+  nearestNeighbor: 'neighbours', nearestNeighborSelf: 'neighbours', nearestAmongCandidates: 'neighbours', topk: 'neighbours',
+  im2col: 'conv', col2im: 'conv', conv2d: 'conv', conv2dGradInput: 'conv', conv2dGradWeight: 'conv', pool2d: 'conv', pool2dGrad: 'conv',
+  random: 'random',
+  adamw: 'optim', ema: 'optim',
+};
+
+export const KERNEL_NAMES = Object.keys(KERNEL_FAMILY) as readonly KernelName[];
+
+/** The kernels plus what holds their storages: allocation, transfers and the device's queue. */
+export interface Backend extends Kernels {
+  readonly kind: 'wasm' | 'webgpu';
+  /** Human-readable description: build, threads, adapter. Tests print it. */
+  readonly description: string;
+
+  alloc(length: number, dtype: DType): Storage;
+  free(s: Storage): void;
+  upload(s: Storage, data: Float32Array | Int32Array): void;
+  download(s: Storage): Promise<Float32Array | Int32Array>;
+  /** Waits until all enqueued work has finished (and surfaces any deferred device error). */
+  sync(): Promise<void>;
+  /**
+   * Starts the work enqueued so far without waiting for it: WebGPU submits its pending commands,
+   * wasm has nothing pending (its kernels return when done). Results are the same with or without.
+   */
+  flush(): void;
+  memory(): MemoryStats;
+  /** Releases workers / the device. The backend is unusable afterwards. */
+  destroy(): void;
 }
 
 export class BackendError extends Error {

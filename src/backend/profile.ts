@@ -1,5 +1,5 @@
 // A profiling Backend: wraps another backend, times every kernel call made inside a profiled step
-// and groups the times by kernel family (the sections of backend.ts). Outside beginStep/endStep it
+// and groups the times by kernel family (backend.ts's KernelFamilies). Outside beginStep/endStep it
 // only forwards, so networks built on it cost one flag test per kernel when profiling is off.
 //
 // Timing model. Wasm kernels are synchronous (the fork-join returns when every thread is done), so
@@ -10,36 +10,25 @@
 // here) a submit executes the work before it returns, so the per-kernel times are the work itself;
 // on an adapter that runs submits asynchronously the work left over at the end of the step shows up
 // as "device wait" (endStep awaits the queue) instead of under the kernels.
-import type {
-  AdamWParams, AttentionParams, Backend, BinaryOp, Conv2dParams, ConvParams, DType, MatmulParams, MemoryStats, RandomDist, ReduceOp, Storage,
-  UnaryOp,
-} from './backend.js';
-import type { WebGPUBackend } from './webgpu/index.js';
+import type { Backend, DType, KernelFamily, KernelName, Kernels, MemoryStats, Storage } from './backend.js';
+import { KERNEL_FAMILY, KERNEL_NAMES } from './backend.js';
 
-export type KernelFamily =
-  | 'elementwise' | 'matmul' | 'attention' | 'reduce' | 'softmax' | 'norm' | 'layout' | 'neighbours' | 'conv' | 'random' | 'optim';
+export type { KernelFamily } from './backend.js';
 
-export const KERNEL_FAMILIES = ['elementwise', 'matmul', 'attention', 'reduce', 'softmax', 'norm', 'layout', 'neighbours', 'conv', 'random', 'optim'] as const;
-
-/** Kernel method → family, as backend.ts groups them. */
-const FAMILY: Record<string, KernelFamily> = {
-  fill: 'elementwise', unary: 'elementwise', unaryGrad: 'elementwise', binary: 'elementwise', where: 'elementwise',
-  matmul: 'matmul',
-  attention: 'attention', attentionGrad: 'attention',
-  reduce: 'reduce', argReduce: 'reduce',
-  softmax: 'softmax', softmaxGrad: 'softmax',
-  layerNorm: 'norm', layerNormGrad: 'norm', batchNormStats: 'norm', batchNormApply: 'norm', batchNormGrad: 'norm',
-  copyStrided: 'layout', gatherRows: 'layout', scatterAddRows: 'layout',
-  nearestNeighbor: 'neighbours', nearestNeighborSelf: 'neighbours', nearestAmongCandidates: 'neighbours', topk: 'neighbours',
-  im2col: 'conv', col2im: 'conv', conv2d: 'conv', conv2dGradInput: 'conv', conv2dGradWeight: 'conv', pool2d: 'conv', pool2dGrad: 'conv',
-  random: 'random',
-  adamw: 'optim', ema: 'optim',
-};
+export const KERNEL_FAMILIES: readonly KernelFamily[] = [...new Set(Object.values(KERNEL_FAMILY))];
 
 export function kernelFamily(kernel: string): KernelFamily {
-  const f = FAMILY[kernel];
+  const f = (KERNEL_FAMILY as Partial<Record<string, KernelFamily>>)[kernel];
   if (!f) throw new Error(`profile: '${kernel}' is not a kernel of the Backend interface`);
   return f;
+}
+
+/** What a call is recorded under: the kernel, with its op where it takes one (binary.add, softmax.log). */
+function callKey(kernel: KernelName, args: unknown[]): string {
+  if (typeof args[0] === 'string') return `${kernel}.${args[0]}`;
+  // softmax and softmaxGrad take their op as the trailing flag `log`
+  if ((kernel === 'softmax' || kernel === 'softmaxGrad') && args[5] === true) return `${kernel}.log`;
+  return kernel;
 }
 
 interface Stat {
@@ -86,6 +75,9 @@ export interface ProfileReport {
   host: ProfileRow;
 }
 
+// The kernels are own properties, one timed wrapper per name in KERNEL_NAMES (see the constructor).
+export interface ProfiledBackend extends Kernels {}
+
 export class ProfiledBackend implements Backend {
   readonly kind: 'wasm' | 'webgpu';
   readonly description: string;
@@ -94,13 +86,22 @@ export class ProfiledBackend implements Backend {
   private first: Totals | null = null;
   private rest = new Totals();
   private cur = new Totals();
-  /** Submits the kernel just encoded (WebGPU), so its work is inside its own timing. */
-  private readonly afterKernel: (() => void) | null;
+  /** Kernels run asynchronously on the inner backend, so each is flushed on its own (see the file comment). */
+  private readonly serialised: boolean;
 
   constructor(readonly inner: Backend) {
     this.kind = inner.kind;
     this.description = inner.description;
-    this.afterKernel = inner.kind === 'webgpu' ? () => (inner as WebGPUBackend).rt.flush() : null;
+    this.serialised = inner.kind === 'webgpu';
+    const calls = inner as unknown as Record<KernelName, (...args: unknown[]) => void>;
+    for (const kernel of KERNEL_NAMES) {
+      (this as unknown as Record<KernelName, (...args: unknown[]) => void>)[kernel] = (...args) => {
+        if (!this.active) return calls[kernel](...args);
+        const t0 = performance.now();
+        calls[kernel](...args);
+        this.record(callKey(kernel, args), t0);
+      };
+    }
   }
 
   // ---- steps --------------------------------------------------------------------------------
@@ -160,7 +161,7 @@ export class ProfiledBackend implements Backend {
     const kernels = [...t.kernels].map(([k, s]) => row(k, s.calls, s.ms)).sort((a, b) => b.ms - a.ms);
     const hostMs = t.stepMs - kernelMs - t.transferMs - t.waitMs;
     return {
-      backend: this.description, steps: n, firstStepExcluded: useRest, stepMs, serialised: this.afterKernel !== null,
+      backend: this.description, steps: n, firstStepExcluded: useRest, stepMs, serialised: this.serialised,
       families, kernels,
       transfer: row('transfer (upload/download)', t.transferCalls, t.transferMs),
       deviceWait: row('device wait (end of step)', 0, t.waitMs),
@@ -170,16 +171,9 @@ export class ProfiledBackend implements Backend {
 
   // ---- timing -------------------------------------------------------------------------------
 
-  /** Runs one kernel call, timing it under key while a step is being profiled. */
-  private timed(key: string, run: () => void): void {
-    if (!this.active) return run();
-    const t0 = performance.now();
-    run();
-    this.record(key, t0);
-  }
-
   private record(key: string, t0: number): void {
-    if (this.afterKernel) this.afterKernel();
+    // puts the kernel's work inside its own timing where the inner backend defers it
+    this.inner.flush();
     const ms = performance.now() - t0;
     const s = this.cur.kernels.get(key);
     if (s) {
@@ -216,120 +210,14 @@ export class ProfiledBackend implements Backend {
   sync(): Promise<void> {
     return this.inner.sync();
   }
+  flush(): void {
+    this.inner.flush();
+  }
   memory(): MemoryStats {
     return this.inner.memory();
   }
   destroy(): void {
     this.inner.destroy();
-  }
-
-  // ---- kernels ------------------------------------------------------------------------------
-
-  fill(out: Storage, n: number, value: number): void {
-    this.timed('fill', () => this.inner.fill(out, n, value));
-  }
-  unary(op: UnaryOp, x: Storage, out: Storage, n: number, a: number, b: number): void {
-    this.timed(`unary.${op}`, () => this.inner.unary(op, x, out, n, a, b));
-  }
-  unaryGrad(op: UnaryOp, x: Storage, y: Storage, dy: Storage, dx: Storage, n: number, a: number, b: number): void {
-    this.timed(`unaryGrad.${op}`, () => this.inner.unaryGrad(op, x, y, dy, dx, n, a, b));
-  }
-  binary(op: BinaryOp, a: Storage, b: Storage, out: Storage, shape: number[], aStrides: number[], bStrides: number[]): void {
-    this.timed(`binary.${op}`, () => this.inner.binary(op, a, b, out, shape, aStrides, bStrides));
-  }
-  where(cond: Storage, a: Storage, b: Storage, out: Storage, shape: number[], cStrides: number[], aStrides: number[], bStrides: number[]): void {
-    this.timed('where', () => this.inner.where(cond, a, b, out, shape, cStrides, aStrides, bStrides));
-  }
-  matmul(a: Storage, b: Storage, out: Storage, p: MatmulParams): void {
-    this.timed('matmul', () => this.inner.matmul(a, b, out, p));
-  }
-  attention(qkv: Storage, out: Storage, probs: Storage, p: AttentionParams): void {
-    this.timed('attention', () => this.inner.attention(qkv, out, probs, p));
-  }
-  attentionGrad(qkv: Storage, probs: Storage, dout: Storage, dqkv: Storage, p: AttentionParams): void {
-    this.timed('attentionGrad', () => this.inner.attentionGrad(qkv, probs, dout, dqkv, p));
-  }
-  reduce(op: ReduceOp, x: Storage, out: Storage, outer: number, len: number, inner: number): void {
-    this.timed(`reduce.${op}`, () => this.inner.reduce(op, x, out, outer, len, inner));
-  }
-  argReduce(op: 'max' | 'min', x: Storage, out: Storage, outer: number, len: number, inner: number): void {
-    this.timed(`argReduce.${op}`, () => this.inner.argReduce(op, x, out, outer, len, inner));
-  }
-  softmax(x: Storage, out: Storage, rows: number, cols: number, log: boolean): void {
-    this.timed(log ? 'softmax.log' : 'softmax', () => this.inner.softmax(x, out, rows, cols, log));
-  }
-  softmaxGrad(y: Storage, dy: Storage, dx: Storage, rows: number, cols: number, log: boolean): void {
-    this.timed(log ? 'softmaxGrad.log' : 'softmaxGrad', () => this.inner.softmaxGrad(y, dy, dx, rows, cols, log));
-  }
-  layerNorm(x: Storage, gamma: Storage | null, beta: Storage | null, out: Storage, mean: Storage, rstd: Storage, rows: number, cols: number, eps: number): void {
-    this.timed('layerNorm', () => this.inner.layerNorm(x, gamma, beta, out, mean, rstd, rows, cols, eps));
-  }
-  layerNormGrad(x: Storage, gamma: Storage | null, mean: Storage, rstd: Storage, dy: Storage, dx: Storage, dgamma: Storage | null, dbeta: Storage | null, rows: number, cols: number): void {
-    this.timed('layerNormGrad', () => this.inner.layerNormGrad(x, gamma, mean, rstd, dy, dx, dgamma, dbeta, rows, cols));
-  }
-  batchNormStats(x: Storage, mean: Storage, variance: Storage, n: number, C: number, hw: number): void {
-    this.timed('batchNormStats', () => this.inner.batchNormStats(x, mean, variance, n, C, hw));
-  }
-  batchNormApply(x: Storage, mean: Storage, rstd: Storage, gamma: Storage | null, beta: Storage | null, residual: Storage | null,
-    out: Storage, n: number, C: number, hw: number, relu: boolean): void {
-    this.timed('batchNormApply', () => this.inner.batchNormApply(x, mean, rstd, gamma, beta, residual, out, n, C, hw, relu));
-  }
-  batchNormGrad(x: Storage, y: Storage | null, mean: Storage, rstd: Storage, gamma: Storage | null, dy: Storage, dx: Storage,
-    dgamma: Storage | null, dbeta: Storage | null, dres: Storage | null, n: number, C: number, hw: number, relu: boolean,
-    batchStats: boolean): void {
-    this.timed('batchNormGrad', () => this.inner.batchNormGrad(x, y, mean, rstd, gamma, dy, dx, dgamma, dbeta, dres, n, C, hw, relu, batchStats));
-  }
-  copyStrided(src: Storage, dst: Storage, shape: number[], srcOffset: number, srcStrides: number[], dstOffset: number, dstStrides: number[]): void {
-    this.timed('copyStrided', () => this.inner.copyStrided(src, dst, shape, srcOffset, srcStrides, dstOffset, dstStrides));
-  }
-  gatherRows(x: Storage, idx: Storage, out: Storage, nIdx: number, cols: number): void {
-    this.timed('gatherRows', () => this.inner.gatherRows(x, idx, out, nIdx, cols));
-  }
-  scatterAddRows(dy: Storage, idx: Storage, dx: Storage, nIdx: number, rows: number, cols: number): void {
-    this.timed('scatterAddRows', () => this.inner.scatterAddRows(dy, idx, dx, nIdx, rows, cols));
-  }
-  nearestNeighbor(x: Storage, y: Storage, outVal: Storage, outIdx: Storage, m: number, k: number, d: number, excludeSelf: boolean): void {
-    this.timed('nearestNeighbor', () => this.inner.nearestNeighbor(x, y, outVal, outIdx, m, k, d, excludeSelf));
-  }
-  nearestNeighborSelf(x: Storage, outVal: Storage, outIdx: Storage, cand: Storage | null, k: number, d: number, m: number,
-    excludeSelf: boolean): void {
-    this.timed('nearestNeighborSelf', () => this.inner.nearestNeighborSelf(x, outVal, outIdx, cand, k, d, m, excludeSelf));
-  }
-  nearestAmongCandidates(x: Storage, cand: Storage, outVal: Storage, outIdx: Storage, k: number, d: number, m: number): void {
-    this.timed('nearestAmongCandidates', () => this.inner.nearestAmongCandidates(x, cand, outVal, outIdx, k, d, m));
-  }
-  topk(x: Storage, outVal: Storage, outIdx: Storage, rows: number, cols: number, k: number): void {
-    this.timed('topk', () => this.inner.topk(x, outVal, outIdx, rows, cols, k));
-  }
-  im2col(x: Storage, out: Storage, p: Conv2dParams): void {
-    this.timed('im2col', () => this.inner.im2col(x, out, p));
-  }
-  col2im(col: Storage, dx: Storage, p: Conv2dParams): void {
-    this.timed('col2im', () => this.inner.col2im(col, dx, p));
-  }
-  conv2d(x: Storage, w: Storage, out: Storage, p: ConvParams): void {
-    this.timed('conv2d', () => this.inner.conv2d(x, w, out, p));
-  }
-  conv2dGradInput(dy: Storage, w: Storage, dx: Storage, p: ConvParams): void {
-    this.timed('conv2dGradInput', () => this.inner.conv2dGradInput(dy, w, dx, p));
-  }
-  conv2dGradWeight(x: Storage, dy: Storage, dw: Storage, p: ConvParams): void {
-    this.timed('conv2dGradWeight', () => this.inner.conv2dGradWeight(x, dy, dw, p));
-  }
-  pool2d(op: 'max' | 'avg', x: Storage, out: Storage, argmax: Storage | null, p: Conv2dParams): void {
-    this.timed(`pool2d.${op}`, () => this.inner.pool2d(op, x, out, argmax, p));
-  }
-  pool2dGrad(op: 'max' | 'avg', dy: Storage, argmax: Storage | null, dx: Storage, p: Conv2dParams): void {
-    this.timed(`pool2dGrad.${op}`, () => this.inner.pool2dGrad(op, dy, argmax, dx, p));
-  }
-  random(dist: RandomDist, out: Storage, n: number, seed: number, offset: number, a: number, b: number): void {
-    this.timed(`random.${dist}`, () => this.inner.random(dist, out, n, seed, offset, a, b));
-  }
-  adamw(param: Storage, grad: Storage, m: Storage, v: Storage, n: number, p: AdamWParams): void {
-    this.timed('adamw', () => this.inner.adamw(param, grad, m, v, n, p));
-  }
-  ema(target: Storage, source: Storage, n: number, momentum: number): void {
-    this.timed('ema', () => this.inner.ema(target, source, n, momentum));
   }
 }
 

@@ -1,4 +1,4 @@
-import type { AttentionParams, Storage } from '../backend.js';
+import type { AttentionKernels, AttentionParams } from '../backend.js';
 import type { WasmRuntime } from './runtime.js';
 import { ptr } from './storage.js';
 
@@ -20,10 +20,13 @@ function overUnits(rt: WasmRuntime, name: string, args: number[], p: AttentionPa
   }
 }
 
-export function attention(rt: WasmRuntime, qkv: Storage, out: Storage, probs: Storage, p: AttentionParams): void {
-  overUnits(rt, 'attention', [ptr(qkv), ptr(out), ptr(probs)], p, 2 * p.tokens * p.tokens * p.headDim);
-}
-
-export function attentionGrad(rt: WasmRuntime, qkv: Storage, probs: Storage, dout: Storage, dqkv: Storage, p: AttentionParams): void {
-  overUnits(rt, 'attentionGrad', [ptr(qkv), ptr(probs), ptr(dout), ptr(dqkv)], p, 4 * p.tokens * p.tokens * p.headDim);
+export function attentionKernels(rt: WasmRuntime): AttentionKernels {
+  return {
+    attention(qkv, out, probs, p) {
+      overUnits(rt, 'attention', [ptr(qkv), ptr(out), ptr(probs)], p, 2 * p.tokens * p.tokens * p.headDim);
+    },
+    attentionGrad(qkv, probs, dout, dqkv, p) {
+      overUnits(rt, 'attentionGrad', [ptr(qkv), ptr(probs), ptr(dout), ptr(dqkv)], p, 4 * p.tokens * p.tokens * p.headDim);
+    },
+  };
 }

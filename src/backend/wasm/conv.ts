@@ -1,5 +1,6 @@
-import type { Conv2dParams, Storage } from '../backend.js';
+import type { Conv2dParams, ConvKernels } from '../backend.js';
 import { BackendError } from '../backend.js';
+import { convGemmKernels } from './convgemm.js';
 import type { WasmRuntime } from './runtime.js';
 import { ptr } from './storage.js';
 
@@ -9,25 +10,27 @@ function geometry(p: Conv2dParams): number[] {
   return [p.height, p.width, p.kernelH, p.kernelW, p.strideH, p.strideW, p.padH, p.padW, p.outH, p.outW];
 }
 
-export function im2col(rt: WasmRuntime, x: Storage, out: Storage, p: Conv2dParams): void {
-  const k = p.channels * p.kernelH * p.kernelW;
-  rt.run('im2col', [ptr(x), ptr(out), p.channels, ...geometry(p)], p.batch * p.outH * p.outW, Math.ceil(GRAIN / Math.max(1, k)));
-}
-
-export function col2im(rt: WasmRuntime, col: Storage, dx: Storage, p: Conv2dParams): void {
-  const work = p.width * p.kernelH * p.kernelW;
-  rt.run('col2im', [ptr(col), ptr(dx), p.channels, ...geometry(p)], p.batch * p.channels * p.height, Math.ceil(GRAIN / Math.max(1, work)));
-}
-
-export function pool2d(rt: WasmRuntime, op: 'max' | 'avg', x: Storage, out: Storage, argmax: Storage | null, p: Conv2dParams): void {
-  const work = p.outW * p.kernelH * p.kernelW;
-  rt.run('pool2d', [ptr(x), ptr(out), argmax ? ptr(argmax) : 0, op === 'max' ? 0 : 1, ...geometry(p)],
-    p.batch * p.channels * p.outH, Math.ceil(GRAIN / Math.max(1, work)));
-}
-
-export function pool2dGrad(rt: WasmRuntime, op: 'max' | 'avg', dy: Storage, argmax: Storage | null, dx: Storage, p: Conv2dParams): void {
-  if (op === 'max' && !argmax) throw new BackendError('max pooling needs the argmax of the forward pass', 'pool2dGrad');
-  const work = p.width * Math.ceil(p.kernelH / p.strideH) * Math.ceil(p.kernelW / p.strideW);
-  rt.run('pool2dGrad', [ptr(dy), argmax ? ptr(argmax) : 0, ptr(dx), op === 'max' ? 0 : 1, ...geometry(p)],
-    p.batch * p.channels * p.height, Math.ceil(GRAIN / Math.max(1, work)));
+export function convKernels(rt: WasmRuntime): ConvKernels {
+  return {
+    ...convGemmKernels(rt),
+    im2col(x, out, p) {
+      const k = p.channels * p.kernelH * p.kernelW;
+      rt.run('im2col', [ptr(x), ptr(out), p.channels, ...geometry(p)], p.batch * p.outH * p.outW, Math.ceil(GRAIN / Math.max(1, k)));
+    },
+    col2im(col, dx, p) {
+      const work = p.width * p.kernelH * p.kernelW;
+      rt.run('col2im', [ptr(col), ptr(dx), p.channels, ...geometry(p)], p.batch * p.channels * p.height, Math.ceil(GRAIN / Math.max(1, work)));
+    },
+    pool2d(op, x, out, argmax, p) {
+      const work = p.outW * p.kernelH * p.kernelW;
+      rt.run('pool2d', [ptr(x), ptr(out), argmax ? ptr(argmax) : 0, op === 'max' ? 0 : 1, ...geometry(p)],
+        p.batch * p.channels * p.outH, Math.ceil(GRAIN / Math.max(1, work)));
+    },
+    pool2dGrad(op, dy, argmax, dx, p) {
+      if (op === 'max' && !argmax) throw new BackendError('max pooling needs the argmax of the forward pass', 'pool2dGrad');
+      const work = p.width * Math.ceil(p.kernelH / p.strideH) * Math.ceil(p.kernelW / p.strideW);
+      rt.run('pool2dGrad', [ptr(dy), argmax ? ptr(argmax) : 0, ptr(dx), op === 'max' ? 0 : 1, ...geometry(p)],
+        p.batch * p.channels * p.height, Math.ceil(GRAIN / Math.max(1, work)));
+    },
+  };
 }

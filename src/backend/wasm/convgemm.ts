@@ -1,6 +1,6 @@
 // Implicit-GEMM convolutions (assembly/convgemm.ts): this side pads the source, builds the gather
 // tables (one offset per reduction entry) and splits the input gradient into stride phases.
-import type { ConvParams, Storage } from '../backend.js';
+import type { ConvKernels, ConvParams, Storage } from '../backend.js';
 import type { WasmRuntime } from './runtime.js';
 import { ptr } from './storage.js';
 
@@ -114,25 +114,6 @@ function packA(rt: WasmRuntime, sc: Scratch, w: Storage, wtab: Int32Array, rows:
   return apk;
 }
 
-export function conv2d(rt: WasmRuntime, x: Storage, w: Storage, out: Storage, p: ConvParams): void {
-  const B = p.batch, O = p.outChannels, P = p.outH * p.outW;
-  if (B * O * P === 0) return;
-  const sc = new Scratch(rt);
-  try {
-    const src = pad(rt, sc, x, B * p.channels, p.height, p.width, ...forwardMargins(p));
-    const { tab, wtab } = forwardTables(p, src.Hp, src.Wp);
-    const K = tab.length;
-    const apk = K > 0 ? packA(rt, sc, w, wtab, O, p.channels * p.kernelH * p.kernelW) : 0;
-    gemm(rt, sc, {
-      apk, tab: sc.i32(tab), src: src.ptr, dst: ptr(out), rows: O, K, Q: B * P, nx: p.outW,
-      nxy: P, srcImg: p.channels * src.Hp * src.Wp, srcRow: p.strideH * src.Wp, srcCol: p.strideW, dstImg: O * P,
-      dstBase: 0, dstRow: p.outW, dstCol: 1, dstPlane: P,
-    });
-  } finally {
-    sc.release();
-  }
-}
-
 /** One stride phase of the input grid: its pixels and the taps that reach them, with their dy offsets. */
 interface Phase { r: number; n: number; taps: number[]; offs: number[] }
 
@@ -170,69 +151,90 @@ function phaseMargins(ph: Phase[], outSize: number): [number, number] {
   return [before, after];
 }
 
-/**
- * dx by phases (iy mod strideH, ix mod strideW): each is a stride-1 correlation of padded dy with the
- * taps that reach it, rows c and entries (o, ky, kx), so every multiply-add is a real one.
- */
-export function conv2dGradInput(rt: WasmRuntime, dy: Storage, w: Storage, dx: Storage, p: ConvParams): void {
-  const B = p.batch, C = p.channels, O = p.outChannels, H = p.height, W = p.width;
-  if (B * C * H * W === 0) return;
-  const sc = new Scratch(rt);
-  try {
-    const py = phases(H, p.kernelH, p.strideH, p.padH, p.outH), px = phases(W, p.kernelW, p.strideW, p.padW, p.outW);
-    const [top, bottom] = phaseMargins(py, p.outH), [left, right] = phaseMargins(px, p.outW);
-    const src = pad(rt, sc, dy, B * O, p.outH, p.outW, top, left, bottom, right);
-    const plane = src.Hp * src.Wp, khw = p.kernelH * p.kernelW;
-    for (const fy of py) {
-      for (const fx of px) {
-        const K = O * fy.taps.length * fx.taps.length;
-        const tab = new Int32Array(K), wtab = new Int32Array(K);
-        let e = 0;
-        for (let o = 0; o < O; o++) {
-          for (let a = 0; a < fy.taps.length; a++) {
-            for (let b = 0; b < fx.taps.length; b++) {
-              tab[e] = o * plane + (fy.offs[a] + top) * src.Wp + fx.offs[b] + left;
-              wtab[e++] = o * C * khw + fy.taps[a] * p.kernelW + fx.taps[b];
+export function convGemmKernels(rt: WasmRuntime): Pick<ConvKernels, 'conv2d' | 'conv2dGradInput' | 'conv2dGradWeight'> {
+  return {
+    conv2d(x, w, out, p) {
+      const B = p.batch, O = p.outChannels, P = p.outH * p.outW;
+      if (B * O * P === 0) return;
+      const sc = new Scratch(rt);
+      try {
+        const src = pad(rt, sc, x, B * p.channels, p.height, p.width, ...forwardMargins(p));
+        const { tab, wtab } = forwardTables(p, src.Hp, src.Wp);
+        const K = tab.length;
+        const apk = K > 0 ? packA(rt, sc, w, wtab, O, p.channels * p.kernelH * p.kernelW) : 0;
+        gemm(rt, sc, {
+          apk, tab: sc.i32(tab), src: src.ptr, dst: ptr(out), rows: O, K, Q: B * P, nx: p.outW,
+          nxy: P, srcImg: p.channels * src.Hp * src.Wp, srcRow: p.strideH * src.Wp, srcCol: p.strideW, dstImg: O * P,
+          dstBase: 0, dstRow: p.outW, dstCol: 1, dstPlane: P,
+        });
+      } finally {
+        sc.release();
+      }
+    },
+    /**
+     * dx by phases (iy mod strideH, ix mod strideW): each is a stride-1 correlation of padded dy with the
+     * taps that reach it, rows c and entries (o, ky, kx), so every multiply-add is a real one.
+     */
+    conv2dGradInput(dy, w, dx, p) {
+      const B = p.batch, C = p.channels, O = p.outChannels, H = p.height, W = p.width;
+      if (B * C * H * W === 0) return;
+      const sc = new Scratch(rt);
+      try {
+        const py = phases(H, p.kernelH, p.strideH, p.padH, p.outH), px = phases(W, p.kernelW, p.strideW, p.padW, p.outW);
+        const [top, bottom] = phaseMargins(py, p.outH), [left, right] = phaseMargins(px, p.outW);
+        const src = pad(rt, sc, dy, B * O, p.outH, p.outW, top, left, bottom, right);
+        const plane = src.Hp * src.Wp, khw = p.kernelH * p.kernelW;
+        for (const fy of py) {
+          for (const fx of px) {
+            const K = O * fy.taps.length * fx.taps.length;
+            const tab = new Int32Array(K), wtab = new Int32Array(K);
+            let e = 0;
+            for (let o = 0; o < O; o++) {
+              for (let a = 0; a < fy.taps.length; a++) {
+                for (let b = 0; b < fx.taps.length; b++) {
+                  tab[e] = o * plane + (fy.offs[a] + top) * src.Wp + fx.offs[b] + left;
+                  wtab[e++] = o * C * khw + fy.taps[a] * p.kernelW + fx.taps[b];
+                }
+              }
             }
+            const apk = K > 0 ? packA(rt, sc, w, wtab, C, khw) : 0;
+            gemm(rt, sc, {
+              apk, tab: sc.i32(tab), src: src.ptr, dst: ptr(dx), rows: C, K, Q: B * fy.n * fx.n, nx: fx.n, nxy: fy.n * fx.n,
+              srcImg: O * plane, srcRow: src.Wp, srcCol: 1, dstImg: C * H * W, dstBase: fy.r * W + fx.r,
+              dstRow: p.strideH * W, dstCol: p.strideW, dstPlane: H * W,
+            });
           }
         }
-        const apk = K > 0 ? packA(rt, sc, w, wtab, C, khw) : 0;
-        gemm(rt, sc, {
-          apk, tab: sc.i32(tab), src: src.ptr, dst: ptr(dx), rows: C, K, Q: B * fy.n * fx.n, nx: fx.n, nxy: fy.n * fx.n,
-          srcImg: O * plane, srcRow: src.Wp, srcCol: 1, dstImg: C * H * W, dstBase: fy.r * W + fx.r,
-          dstRow: p.strideH * W, dstCol: p.strideW, dstPlane: H * W,
-        });
+      } finally {
+        sc.release();
       }
-    }
-  } finally {
-    sc.release();
-  }
-}
-
-export function conv2dGradWeight(rt: WasmRuntime, x: Storage, dy: Storage, dw: Storage, p: ConvParams): void {
-  const O = p.outChannels, Kfull = p.channels * p.kernelH * p.kernelW, P = p.outH * p.outW, Q = p.batch * P;
-  if (O * Kfull === 0) return;
-  const { mr } = blocking(rt);
-  const sc = new Scratch(rt);
-  try {
-    const src = pad(rt, sc, x, p.batch * p.channels, p.height, p.width, ...forwardMargins(p));
-    const { tab, wtab } = forwardTables(p, src.Hp, src.Wp);
-    const K = tab.length;
-    // taps that only ever read padding, and every tap of an empty batch, have a zero gradient
-    if (K < Kfull || Q === 0) rt.run('fill', [ptr(dw), 0], O * Kfull, 1 << 20);
-    if (K === 0 || Q === 0) return;
-    const { nr, kc } = blocking(rt);
-    const oPadded = Math.ceil(O / nr) * nr;
-    const pdy = sc.bytes(oPadded * Q * 4);
-    rt.run('convPackDy', [ptr(dy), pdy, O, Q, P], Math.ceil(Q / kc), Math.ceil(16384 / (kc * oPadded)));
-    const acc = sc.bytes(K * O * 4);
-    const slotBytes = (rt.exports.convGradWeightSlot as () => number)();
-    const scratch = sc.bytes(64 + rt.threads * slotBytes);
-    rt.i32(scratch, 1)[0] = 0;
-    rt.run('convGradWeight', [src.ptr, sc.i32(tab), sc.i32(wtab), pdy, acc, ptr(dw), K, Kfull, O, Q, p.outW, P,
-      p.channels * src.Hp * src.Wp, p.strideH * src.Wp, p.strideW, slotBytes, scratch], Math.ceil(K / mr),
-    Math.ceil(GRAIN_FLOPS / Math.max(1, mr * O * Q)));
-  } finally {
-    sc.release();
-  }
+    },
+    conv2dGradWeight(x, dy, dw, p) {
+      const O = p.outChannels, Kfull = p.channels * p.kernelH * p.kernelW, P = p.outH * p.outW, Q = p.batch * P;
+      if (O * Kfull === 0) return;
+      const { mr } = blocking(rt);
+      const sc = new Scratch(rt);
+      try {
+        const src = pad(rt, sc, x, p.batch * p.channels, p.height, p.width, ...forwardMargins(p));
+        const { tab, wtab } = forwardTables(p, src.Hp, src.Wp);
+        const K = tab.length;
+        // taps that only ever read padding, and every tap of an empty batch, have a zero gradient
+        if (K < Kfull || Q === 0) rt.run('fill', [ptr(dw), 0], O * Kfull, 1 << 20);
+        if (K === 0 || Q === 0) return;
+        const { nr, kc } = blocking(rt);
+        const oPadded = Math.ceil(O / nr) * nr;
+        const pdy = sc.bytes(oPadded * Q * 4);
+        rt.run('convPackDy', [ptr(dy), pdy, O, Q, P], Math.ceil(Q / kc), Math.ceil(16384 / (kc * oPadded)));
+        const acc = sc.bytes(K * O * 4);
+        const slotBytes = (rt.exports.convGradWeightSlot as () => number)();
+        const scratch = sc.bytes(64 + rt.threads * slotBytes);
+        rt.i32(scratch, 1)[0] = 0;
+        rt.run('convGradWeight', [src.ptr, sc.i32(tab), sc.i32(wtab), pdy, acc, ptr(dw), K, Kfull, O, Q, p.outW, P,
+          p.channels * src.Hp * src.Wp, p.strideH * src.Wp, p.strideW, slotBytes, scratch], Math.ceil(K / mr),
+        Math.ceil(GRAIN_FLOPS / Math.max(1, mr * O * Q)));
+      } finally {
+        sc.release();
+      }
+    },
+  };
 }

@@ -1,7 +1,7 @@
 // AdamW and EMA on the wasm backend: the host derives the per-step scalars in f64 (adamwScalars,
 // shared with the WebGPU side so both round them identically) and the kernel makes one SIMD pass,
 // split across threads for large buffers.
-import type { AdamWParams, Storage } from '../backend.js';
+import type { AdamWParams, OptimKernels } from '../backend.js';
 import { BackendError } from '../backend.js';
 import type { WasmRuntime } from './runtime.js';
 import { ptr } from './storage.js';
@@ -40,13 +40,16 @@ export function adamwScalars(p: AdamWParams): AdamWScalars {
   };
 }
 
-export function adamw(rt: WasmRuntime, param: Storage, grad: Storage, m: Storage, v: Storage, n: number, p: AdamWParams): void {
-  const s = adamwScalars(p);
-  rt.run('adamw', [ptr(param), ptr(grad), ptr(m), ptr(v), s.decay, s.beta1, s.omb1, s.beta2, s.omb2, s.stepSize, s.bc2Sqrt, s.eps],
-    n, GRAIN);
-}
-
-export function ema(rt: WasmRuntime, target: Storage, source: Storage, n: number, momentum: number): void {
-  if (!Number.isFinite(momentum)) throw new BackendError(`momentum must be finite, got ${momentum}`, 'ema');
-  rt.run('ema', [ptr(target), ptr(source), momentum, 1 - momentum], n, GRAIN);
+export function optimKernels(rt: WasmRuntime): OptimKernels {
+  return {
+    adamw(param, grad, m, v, n, p) {
+      const s = adamwScalars(p);
+      rt.run('adamw', [ptr(param), ptr(grad), ptr(m), ptr(v), s.decay, s.beta1, s.omb1, s.beta2, s.omb2, s.stepSize, s.bc2Sqrt, s.eps],
+        n, GRAIN);
+    },
+    ema(target, source, n, momentum) {
+      if (!Number.isFinite(momentum)) throw new BackendError(`momentum must be finite, got ${momentum}`, 'ema');
+      rt.run('ema', [ptr(target), ptr(source), momentum, 1 - momentum], n, GRAIN);
+    },
+  };
 }

@@ -1,4 +1,4 @@
-import type { RandomDist, Storage } from '../backend.js';
+import type { RandomKernels } from '../backend.js';
 import { BackendError, RANDOM_CODES } from '../backend.js';
 import type { WasmRuntime } from './runtime.js';
 import { ptr } from './storage.js';
@@ -25,9 +25,12 @@ function philoxArgs(n: number, seed: number, offset: number): { key: [number, nu
   };
 }
 
-export function random(rt: WasmRuntime, dist: RandomDist, out: Storage, n: number, seed: number, offset: number,
-  a: number, b: number): void {
-  const r = philoxArgs(n, seed, offset);
-  if (n <= 0) return;
-  rt.run('random', [ptr(out), RANDOM_CODES[dist], n, ...r.key, ...r.base, r.phase, a, b], r.blocks, 1024);
+export function randomKernels(rt: WasmRuntime): RandomKernels {
+  return {
+    random(dist, out, n, seed, offset, a, b) {
+      const r = philoxArgs(n, seed, offset);
+      if (n <= 0) return;
+      rt.run('random', [ptr(out), RANDOM_CODES[dist], n, ...r.key, ...r.base, r.phase, a, b], r.blocks, 1024);
+    },
+  };
 }

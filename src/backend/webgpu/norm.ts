@@ -1,4 +1,4 @@
-import type { Storage } from '../backend.js';
+import type { NormKernels, Storage } from '../backend.js';
 import { grid1d, Uniform } from './grid.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
 
@@ -20,25 +20,7 @@ export function rowWorkgroup(cols: number): number {
 }
 
 const uniform = (rows: number, cols: number, eps: number) => new Uniform().u32(rows, cols).f32(eps).u32(0).view();
-
-export function layerNorm(rt: WebGPURuntime, x: Storage, gamma: Storage | null, beta: Storage | null, out: Storage,
-  mean: Storage, rstd: Storage, rows: number, cols: number, eps: number): void {
-  if (rows === 0 || cols === 0) return;
-  const pipe = rt.pipeline(FILE, 'layerNorm', { WG: rowWorkgroup(cols), HAS_GAMMA: gamma ? 1 : 0, HAS_BETA: beta ? 1 : 0 });
-  // An absent gamma/beta binding is never read; x stands in (read-only bindings may alias).
-  rt.dispatch('layerNorm', pipe, [buf(x), buf(gamma ?? x), buf(beta ?? x), buf(out), buf(mean), buf(rstd)],
-    uniform(rows, cols, eps), grid1d(rows, 1));
-}
-
-export function layerNormGrad(rt: WebGPURuntime, x: Storage, gamma: Storage | null, mean: Storage, rstd: Storage,
-  dy: Storage, dx: Storage, dgamma: Storage | null, dbeta: Storage | null, rows: number, cols: number): void {
-  if (cols === 0) return;
-  if (dgamma || dbeta) paramGrads(rt, x, mean, rstd, dy, dgamma, dbeta, rows, cols);
-  if (rows === 0) return;
-  const pipe = rt.pipeline(FILE, 'layerNormGrad', { WG: rowWorkgroup(cols), HAS_GAMMA: gamma ? 1 : 0 });
-  rt.dispatch('layerNormGrad', pipe, [buf(x), buf(gamma ?? x), buf(mean), buf(rstd), buf(dy), buf(dx)],
-    uniform(rows, cols, 0), grid1d(rows, 1));
-}
+const bnUniform = (n: number, C: number, hw: number, flags: number) => new Uniform().u32(n, C, hw, flags).view();
 
 /**
  * Rows are cut into at most MAX_BLOCKS blocks (a rule of the shape alone) so tall inputs still
@@ -76,47 +58,58 @@ function paramGrads(rt: WebGPURuntime, x: Storage, mean: Storage, rstd: Storage,
   for (const t of temps) rt.free(t);
 }
 
-// ---- batch norm (wgsl/norm.wgsl's batchNorm*) -----------------------------------------------
-
-const bnUniform = (n: number, C: number, hw: number, flags: number) => new Uniform().u32(n, C, hw, flags).view();
-
-export function batchNormStats(rt: WebGPURuntime, x: Storage, mean: Storage, variance: Storage, n: number, C: number, hw: number): void {
-  if (C === 0) return;
-  rt.dispatch('batchNormStats', rt.pipeline(FILE, 'batchNormStats'), [buf(x), buf(mean), buf(variance)], bnUniform(n, C, hw, 0), [C, 1]);
-}
-
-export function batchNormApply(rt: WebGPURuntime, x: Storage, mean: Storage, rstd: Storage, gamma: Storage | null, beta: Storage | null,
-  residual: Storage | null, out: Storage, n: number, C: number, hw: number, relu: boolean): void {
-  const total = n * C * hw;
-  if (total === 0) return;
-  const flags = (gamma ? 1 : 0) | (beta ? 2 : 0) | (residual ? 4 : 0) | (relu ? 8 : 0);
-  rt.dispatch('batchNormApply', rt.pipeline(FILE, 'batchNormApply'),
-    [buf(x), buf(mean), buf(rstd), buf(gamma ?? x), buf(beta ?? x), buf(residual ?? x), buf(out)], bnUniform(n, C, hw, flags), grid1d(total));
-}
-
-export function batchNormGrad(rt: WebGPURuntime, x: Storage, y: Storage | null, mean: Storage, rstd: Storage, gamma: Storage | null,
-  dy: Storage, dx: Storage, dgamma: Storage | null, dbeta: Storage | null, dres: Storage | null, n: number, C: number, hw: number,
-  relu: boolean, batchStats: boolean): void {
-  if (C === 0) return;
-  const flags = (gamma ? 1 : 0) | (relu ? 8 : 0) | (batchStats ? 16 : 0) | (dres ? 32 : 0);
-  const u = bnUniform(n, C, hw, flags);
-  const sums = rt.alloc(2 * C, 'f32');
-  const chan = rt.alloc(5 * C, 'f32');
-  rt.dispatch('batchNormGradSums', rt.pipeline(FILE, 'batchNormGradSums'), [buf(x), buf(y ?? x), buf(mean), buf(rstd), buf(dy), buf(sums)], u, [C, 1]);
-  if (dgamma || dbeta) {
-    rt.dispatch('batchNormGradParams', rt.pipeline(FILE, 'batchNormGradParams'), [buf(sums), buf(dgamma ?? chan), buf(dbeta ?? chan)],
-      bnUniform(n, C, hw, (dgamma ? 1 : 0) | (dbeta ? 2 : 0)), grid1d(C, 64));
-  }
-  rt.dispatch('batchNormGradChannels', rt.pipeline(FILE, 'batchNormGradChannels'), [buf(mean), buf(rstd), buf(gamma ?? mean), buf(sums), buf(chan)],
-    u, grid1d(C, 64));
-  const total = n * C * hw;
-  if (total > 0) {
-    // an absent dres still needs a writable binding of its own (never written: flag 32 is off)
-    const sink = dres ?? rt.alloc(1, 'f32');
-    rt.dispatch('batchNormGradInput', rt.pipeline(FILE, 'batchNormGradInput'), [buf(x), buf(y ?? x), buf(chan), buf(dy), buf(dx), buf(sink)],
-      u, grid1d(total));
-    if (!dres) rt.free(sink as GpuStorage);
-  }
-  rt.free(sums as GpuStorage);
-  rt.free(chan as GpuStorage);
+export function normKernels(rt: WebGPURuntime): NormKernels {
+  return {
+    layerNorm(x, gamma, beta, out, mean, rstd, rows, cols, eps) {
+      if (rows === 0 || cols === 0) return;
+      const pipe = rt.pipeline(FILE, 'layerNorm', { WG: rowWorkgroup(cols), HAS_GAMMA: gamma ? 1 : 0, HAS_BETA: beta ? 1 : 0 });
+      // An absent gamma/beta binding is never read; x stands in (read-only bindings may alias).
+      rt.dispatch('layerNorm', pipe, [buf(x), buf(gamma ?? x), buf(beta ?? x), buf(out), buf(mean), buf(rstd)],
+        uniform(rows, cols, eps), grid1d(rows, 1));
+    },
+    layerNormGrad(x, gamma, mean, rstd, dy, dx, dgamma, dbeta, rows, cols) {
+      if (cols === 0) return;
+      if (dgamma || dbeta) paramGrads(rt, x, mean, rstd, dy, dgamma, dbeta, rows, cols);
+      if (rows === 0) return;
+      const pipe = rt.pipeline(FILE, 'layerNormGrad', { WG: rowWorkgroup(cols), HAS_GAMMA: gamma ? 1 : 0 });
+      rt.dispatch('layerNormGrad', pipe, [buf(x), buf(gamma ?? x), buf(mean), buf(rstd), buf(dy), buf(dx)],
+        uniform(rows, cols, 0), grid1d(rows, 1));
+    },
+    // batch norm: wgsl/norm.wgsl's batchNorm*
+    batchNormStats(x, mean, variance, n, C, hw) {
+      if (C === 0) return;
+      rt.dispatch('batchNormStats', rt.pipeline(FILE, 'batchNormStats'), [buf(x), buf(mean), buf(variance)], bnUniform(n, C, hw, 0), [C, 1]);
+    },
+    batchNormApply(x, mean, rstd, gamma, beta, residual, out, n, C, hw, relu) {
+      const total = n * C * hw;
+      if (total === 0) return;
+      const flags = (gamma ? 1 : 0) | (beta ? 2 : 0) | (residual ? 4 : 0) | (relu ? 8 : 0);
+      rt.dispatch('batchNormApply', rt.pipeline(FILE, 'batchNormApply'),
+        [buf(x), buf(mean), buf(rstd), buf(gamma ?? x), buf(beta ?? x), buf(residual ?? x), buf(out)], bnUniform(n, C, hw, flags), grid1d(total));
+    },
+    batchNormGrad(x, y, mean, rstd, gamma, dy, dx, dgamma, dbeta, dres, n, C, hw, relu, batchStats) {
+      if (C === 0) return;
+      const flags = (gamma ? 1 : 0) | (relu ? 8 : 0) | (batchStats ? 16 : 0) | (dres ? 32 : 0);
+      const u = bnUniform(n, C, hw, flags);
+      const sums = rt.alloc(2 * C, 'f32');
+      const chan = rt.alloc(5 * C, 'f32');
+      rt.dispatch('batchNormGradSums', rt.pipeline(FILE, 'batchNormGradSums'), [buf(x), buf(y ?? x), buf(mean), buf(rstd), buf(dy), buf(sums)], u, [C, 1]);
+      if (dgamma || dbeta) {
+        rt.dispatch('batchNormGradParams', rt.pipeline(FILE, 'batchNormGradParams'), [buf(sums), buf(dgamma ?? chan), buf(dbeta ?? chan)],
+          bnUniform(n, C, hw, (dgamma ? 1 : 0) | (dbeta ? 2 : 0)), grid1d(C, 64));
+      }
+      rt.dispatch('batchNormGradChannels', rt.pipeline(FILE, 'batchNormGradChannels'), [buf(mean), buf(rstd), buf(gamma ?? mean), buf(sums), buf(chan)],
+        u, grid1d(C, 64));
+      const total = n * C * hw;
+      if (total > 0) {
+        // an absent dres still needs a writable binding of its own (never written: flag 32 is off)
+        const sink = dres ?? rt.alloc(1, 'f32');
+        rt.dispatch('batchNormGradInput', rt.pipeline(FILE, 'batchNormGradInput'), [buf(x), buf(y ?? x), buf(chan), buf(dy), buf(dx), buf(sink)],
+          u, grid1d(total));
+        if (!dres) rt.free(sink as GpuStorage);
+      }
+      rt.free(sums as GpuStorage);
+      rt.free(chan as GpuStorage);
+    },
+  };
 }

@@ -1,4 +1,4 @@
-import type { ReduceOp, Storage } from '../backend.js';
+import type { ReduceKernels, Storage } from '../backend.js';
 import { REDUCE_CODES } from '../backend.js';
 import { grid1d, Uniform } from './grid.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
@@ -6,17 +6,20 @@ import type { GpuStorage, WebGPURuntime } from './runtime.js';
 const FILE = 'reduce.wgsl';
 const buf = (s: Storage) => (s as GpuStorage).buffer;
 
-export function reduce(rt: WebGPURuntime, op: ReduceOp, x: Storage, out: Storage, outer: number, len: number, inner: number): void {
-  const u = new Uniform().u32(outer, len, inner, 0).view();
-  const constants = { OP: REDUCE_CODES[op] };
-  if (inner === 1) {
-    rt.dispatch(`reduce(${op})`, rt.pipeline(FILE, 'reduceRows', constants), [buf(x), buf(out)], u, grid1d(outer, 1));
-  } else {
-    rt.dispatch(`reduce(${op})`, rt.pipeline(FILE, 'reduceCols', constants), [buf(x), buf(out)], u, grid1d(outer * inner));
-  }
-}
-
-export function argReduce(rt: WebGPURuntime, op: 'max' | 'min', x: Storage, out: Storage, outer: number, len: number, inner: number): void {
-  const u = new Uniform().u32(outer, len, inner, 0).view();
-  rt.dispatch(`arg${op}`, rt.pipeline(FILE, 'argReduce', { OP: op === 'max' ? 0 : 1 }), [buf(x), buf(out)], u, grid1d(outer * inner));
+export function reduceKernels(rt: WebGPURuntime): ReduceKernels {
+  return {
+    reduce(op, x, out, outer, len, inner) {
+      const u = new Uniform().u32(outer, len, inner, 0).view();
+      const constants = { OP: REDUCE_CODES[op] };
+      if (inner === 1) {
+        rt.dispatch(`reduce(${op})`, rt.pipeline(FILE, 'reduceRows', constants), [buf(x), buf(out)], u, grid1d(outer, 1));
+      } else {
+        rt.dispatch(`reduce(${op})`, rt.pipeline(FILE, 'reduceCols', constants), [buf(x), buf(out)], u, grid1d(outer * inner));
+      }
+    },
+    argReduce(op, x, out, outer, len, inner) {
+      const u = new Uniform().u32(outer, len, inner, 0).view();
+      rt.dispatch(`arg${op}`, rt.pipeline(FILE, 'argReduce', { OP: op === 'max' ? 0 : 1 }), [buf(x), buf(out)], u, grid1d(outer * inner));
+    },
+  };
 }
