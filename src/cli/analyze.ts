@@ -10,7 +10,8 @@ import { readSafetensors } from '../train/safetensors.js';
 import { findDinoHead, readPth } from '../io/pth/index.js';
 import { countUniquePrototypes, type PrototypeUsage, type UniquePrototypesResult } from '../eval/index.js';
 import { embedDataset } from '../train/evaluate.js';
-import { headUsage, intFlag, loadEvalData, networkFromCheckpoint, readProtodinoCheckpoint, usageJson } from './eval.js';
+import { checkpointStats, evalData, networkFromCheckpoint, readRunCheckpoint } from '../train/run-data.js';
+import { headUsage, intFlag, usageJson } from './eval.js';
 import type { Backend } from '../backend/backend.js';
 
 export interface DatasetUsage {
@@ -23,14 +24,20 @@ export interface DatasetUsage {
 
 /** Usage of a protodino checkpoint's prototypes over the first `max` images of a split. */
 export async function datasetUsage(path: string, be: Backend, opts: { dataset: string; split: 'train' | 'test'; max: number; which: 'teacher' | 'student' }): Promise<DatasetUsage> {
-  const { ck, cfg } = readProtodinoCheckpoint('analyze', path);
+  const run = readRunCheckpoint('analyze', path);
+  const { ck, cfg } = run;
   if (opts.dataset !== cfg.dataset && opts.dataset !== 'fashion-mnist') {
     throw new Error(`analyze: --dataset must be fashion-mnist or the run's own dataset (${cfg.dataset}), got '${opts.dataset}'`);
   }
-  const runCfg = { ...cfg, dataset: opts.dataset as typeof cfg.dataset, ...(opts.dataset !== cfg.dataset ? { data_path: '' } : {}) };
-  const data = await loadEvalData(runCfg, 1);
+  // On its own dataset the network sees its inputs normalised as in training. Fashion-MNIST beside
+  // another run's dataset is normalised with its own whole training split's statistics: the run's
+  // belong to other images (and maybe another channel count).
+  const own = opts.dataset === cfg.dataset;
+  const data = own
+    ? await evalData(cfg, { longTail: 1, stats: checkpointStats(ck) })
+    : await evalData({ ...cfg, dataset: 'fashion-mnist', data_path: '', long_tail: 1, subset: 0 }, { longTail: 1 });
   const ds = opts.split === 'train' ? data.train : data.test;
-  const net = networkFromCheckpoint(ck, cfg, be, ds.channels, opts.which);
+  const net = networkFromCheckpoint(run, be, ds.channels, opts.which);
   try {
     const e = await embedDataset(net, ds, { max: opts.max, mean: data.mean, std: data.std });
     const usage = await headUsage(net, e.features, cfg.teacher_temp);
@@ -129,7 +136,7 @@ export async function analyze(argv: string[]): Promise<void> {
   const max = intFlag('analyze', 'max', values.max, 10000);
   const which = values.student ? 'student' : 'teacher';
   // Refuse a .pth (or any non-protodino file) before the slow work: it cannot be rebuilt for usage.
-  if (values.dataset !== undefined) readProtodinoCheckpoint('analyze', positionals[0]);
+  if (values.dataset !== undefined) readRunCheckpoint('analyze', positionals[0]);
   const protos = loadPrototypes(positionals[0], which);
   const be = await createBackend({ kind: values.backend as 'wasm' | 'webgpu' | 'auto' });
   try {

@@ -11,12 +11,11 @@ import { train } from '../train/trainer.js';
 import { DEFAULTS, validate, type TrainConfig } from '../train/config.js';
 import { buildNetwork } from '../train/network.js';
 import { embedDataset, evaluateNetwork, type NetworkReport } from '../train/evaluate.js';
-import { loadFashionMNIST, type Dataset } from '../data/index.js';
+import { checkpointStats, evalData, networkFromCheckpoint, readRunCheckpoint, type EvalData } from '../train/run-data.js';
 import { PRESETS } from '../train/presets.js';
 import { formatDuration } from '../train/progress.js';
 import { packagePath } from '../util/paths.js';
 import { JobClock, planDemo, type DemoRates, type DemoShape } from './demo-plan.js';
-import { networkFromCheckpoint, readProtodinoCheckpoint } from './eval.js';
 
 const FROZEN = { ...PRESETS['demo-frozen'].config, preset: 'demo-frozen' };
 const FULL = { ...PRESETS['demo-full'].config, preset: 'demo-full' };
@@ -41,7 +40,7 @@ interface Row {
   seconds: number;
 }
 
-async function runOne(cfg: Partial<TrainConfig>, be: Backend, train_: Dataset, test: Dataset, withKnn: boolean,
+async function runOne(cfg: Partial<TrainConfig>, be: Backend, data: EvalData, withKnn: boolean,
   onStep?: (step: number) => void): Promise<Row> {
   const dir = mkdtempSync(join(tmpdir(), 'protodino-demo-'));
   const t0 = performance.now();
@@ -51,7 +50,7 @@ async function runOne(cfg: Partial<TrainConfig>, be: Backend, train_: Dataset, t
       backend: be,
       ...(onStep ? { afterBackward: ({ step }) => onStep(step) } : {}),
       onEpoch: async ({ final, teacher }) => {
-        if (final) report = await evaluateNetwork(teacher, train_, test, be, { knn: withKnn, trainMax: EVAL_TRAIN, testMax: EVAL_TEST });
+        if (final) report = await evaluateNetwork(teacher, data, be, { knn: withKnn, trainMax: EVAL_TRAIN, testMax: EVAL_TEST });
       },
     });
     const losses = r.history.map((h) => h.loss);
@@ -78,14 +77,15 @@ async function timeSteps(cfg: Partial<TrainConfig>, steps: number, be: Backend):
   return { stepS, overheadS: Math.max(0, (performance.now() - t0) / 1000 - steps * stepS) };
 }
 
-async function measureRates(be: Backend, trainSet: Dataset): Promise<DemoRates> {
+async function measureRates(be: Backend, data: EvalData): Promise<DemoRates> {
   const frozen = await timeSteps(FROZEN, 12, be);
   const full = await timeSteps(FULL, 8, be);
-  const net = buildNetwork(validate({ ...DEFAULTS, ...FULL }), be, trainSet.channels, 0, 0);
+  const net = buildNetwork(validate({ ...DEFAULTS, ...FULL }), be, data.train.channels, 0, 0);
+  const opts = { mean: data.mean, std: data.std };
   try {
-    await embedDataset(net, trainSet, { max: 256 });
+    await embedDataset(net, data.train, { ...opts, max: 256 });
     const t0 = performance.now();
-    await embedDataset(net, trainSet, { max: 1024 });
+    await embedDataset(net, data.train, { ...opts, max: 1024 });
     return { frozenStepS: frozen.stepS, fullStepS: full.stepS, embedImageS: (performance.now() - t0) / 1000 / 1024, runOverheadS: Math.max(frozen.overheadS, full.overheadS) };
   } finally {
     net.dispose();
@@ -106,8 +106,23 @@ interface HeadlineResults {
   wall_minutes?: number;
 }
 
+/**
+ * k-NN top-1 (k = 20) of a checkpoint's teacher on the first `trainMax` / `testMax` images of its
+ * run, normalised with the run's training statistics: the figure `protodino eval --knn` prints.
+ */
+export async function checkpointKnn(path: string, be: Backend, trainMax: number, testMax: number): Promise<number> {
+  const run = readRunCheckpoint('demo', path);
+  const data = await evalData(run.cfg, { stats: checkpointStats(run.ck) });
+  const net = networkFromCheckpoint(run, be, data.train.channels);
+  try {
+    return (await evaluateNetwork(net, data, be, { trainMax, testMax })).knnTop1;
+  } finally {
+    net.dispose();
+  }
+}
+
 /** The committed recipe's model evaluated now on the demo's subset, next to its published full-set figure. */
-async function headline(be: Backend, trainSet: Dataset, testSet: Dataset): Promise<void> {
+async function headline(be: Backend): Promise<void> {
   const model = packagePath(HEADLINE_MODEL);
   const resultsPath = packagePath(HEADLINE_RESULTS);
   if (!existsSync(model) || !existsSync(resultsPath)) {
@@ -117,18 +132,12 @@ async function headline(be: Backend, trainSet: Dataset, testSet: Dataset): Promi
   const results = JSON.parse(readFileSync(resultsPath, 'utf8')) as { headline: HeadlineResults; baselines?: { raw_pixels_knn_top1?: number } };
   const pub = results.headline;
   const pixels = results.baselines?.raw_pixels_knn_top1;
-  const { ck, cfg } = readProtodinoCheckpoint('demo', model);
-  const net = networkFromCheckpoint(ck, cfg, be, trainSet.channels, 'teacher');
-  try {
-    const r = await evaluateNetwork(net, trainSet, testSet, be, { trainMax: EVAL_TRAIN, testMax: EVAL_TEST });
-    const spread = pub.knn_top1_mean !== undefined && pub.knn_top1_std !== undefined && pub.seeds && pub.seeds.length > 1
-      ? ` (${pub.seeds.length} seeds: ${pct(pub.knn_top1_mean)} ± ${pct(pub.knn_top1_std)})` : ' (one seed)';
-    console.log(`\n3. The full-training recipe (--preset ${pub.preset}, ${pub.steps} steps${pub.wall_minutes ? `, ${pub.wall_minutes.toFixed(0)} min on the README's machine` : ''}): ${HEADLINE_MODEL}`);
-    console.log(`   k-NN top-1 now, on the demo's ${EVAL_TRAIN / 1000}k / ${EVAL_TEST / 1000}k subset: ${pct(r.knnTop1)}%`);
-    console.log(`   published, full 60k bank / 10k test: ${pct(pub.knn_top1)}%${spread}${pixels === undefined ? '' : `; raw pixels on the same protocol: ${pct(pixels)}%`}`);
-  } finally {
-    net.dispose();
-  }
+  const knn = await checkpointKnn(model, be, EVAL_TRAIN, EVAL_TEST);
+  const spread = pub.knn_top1_mean !== undefined && pub.knn_top1_std !== undefined && pub.seeds && pub.seeds.length > 1
+    ? ` (${pub.seeds.length} seeds: ${pct(pub.knn_top1_mean)} ± ${pct(pub.knn_top1_std)})` : ' (one seed)';
+  console.log(`\n3. The full-training recipe (--preset ${pub.preset}, ${pub.steps} steps${pub.wall_minutes ? `, ${pub.wall_minutes.toFixed(0)} min on the README's machine` : ''}): ${HEADLINE_MODEL}`);
+  console.log(`   k-NN top-1 now, on the demo's ${EVAL_TRAIN / 1000}k / ${EVAL_TEST / 1000}k subset: ${pct(knn)}%`);
+  console.log(`   published, full 60k bank / 10k test: ${pct(pub.knn_top1)}%${spread}${pixels === undefined ? '' : `; raw pixels on the same protocol: ${pct(pixels)}%`}`);
 }
 
 export async function demo(argv: string[]): Promise<void> {
@@ -139,8 +148,9 @@ export async function demo(argv: string[]): Promise<void> {
   if (!(budgetS > 0 && Number.isFinite(budgetS))) throw new Error(`demo: --budget must be a positive number of seconds, got '${budgetArg}'`);
   const be = await createBackend({ kind });
   console.log(`protodino demo on ${be.description}\n`);
-  const trainSet = await loadFashionMNIST({ split: 'train' });
-  const testSet = await loadFashionMNIST({ split: 'test' });
+  // Every run of the job trains on the whole Fashion-MNIST training split, so they share one set of
+  // evaluation images and training statistics.
+  const data = await evalData(validate({ ...DEFAULTS, ...FULL }));
   try {
     const shape: DemoShape = {
       frozenRuns: 4, fullRuns: 2, evalImages: EVAL_TRAIN + EVAL_TEST, extraEvals: 2,
@@ -148,7 +158,7 @@ export async function demo(argv: string[]): Promise<void> {
       fullSteps: quick ? { max: 20, min: 10 } : { max: FULL.max_steps!, min: 100 },
     };
     const t0 = performance.now();
-    const rates = await measureRates(be, trainSet);
+    const rates = await measureRates(be, data);
     const plan = planDemo(shape, rates, budgetS);
     console.log(`Timed on this machine: full-training step ${(1000 * rates.fullStepS).toFixed(0)} ms, frozen step ${(1000 * rates.frozenStepS).toFixed(1)} ms, `
       + `embedding ${(1e6 * rates.embedImageS).toFixed(0)} µs/image (calibration ${formatDuration((performance.now() - t0) / 1000)}).`);
@@ -167,7 +177,7 @@ export async function demo(argv: string[]): Promise<void> {
         const cfg = { ...FROZEN, centering, koleo_proto: kp, max_steps: plan.frozenSteps };
         runNo++;
         clock.start(plan.frozenSteps * rates.frozenStepS + rates.runOverheadS);
-        const row = await runOne(cfg, be, trainSet, testSet, false, (s) => clock.progress(s / plan.frozenSteps, `run ${runNo}/${runs} step ${s}/${plan.frozenSteps}`));
+        const row = await runOne(cfg, be, data, false, (s) => clock.progress(s / plan.frozenSteps, `run ${runNo}/${runs} step ${s}/${plan.frozenSteps}`));
         clock.finish();
         const u = row.report.uniquePrototypes;
         console.log(`   ${centering.padEnd(12)}  ${String(kp).padEnd(11)}  ${row.firstLoss.toFixed(3)} → ${row.lastLoss.toFixed(3)}     ${String(u['0.025']).padStart(5)} / 1024    ${String(u['0.1']).padStart(5)} / 1024  ${row.seconds.toFixed(0)}s`);
@@ -176,9 +186,9 @@ export async function demo(argv: string[]): Promise<void> {
     const full = validate({ ...DEFAULTS, ...FULL, max_steps: plan.fullSteps });
     console.log(`\n2. Full training: ${full.arch}, ${full.max_steps} steps, batch ${full.batch_size}, 2 global + ${full.local_crops_number} local crops, lr ${full.lr}`);
     console.log(`   (K = ${full.out_dim}${full.use_bn_in_head ? ', BatchNorm in the head' : ''}, teacher temperature ${full.teacher_temp}, teacher momentum ${full.momentum_teacher})`);
-    const init = buildNetwork(full, be, trainSet.channels, full.seed, 0);
+    const init = buildNetwork(full, be, data.train.channels, full.seed, 0);
     clock.start(evalS);
-    const base = await evaluateNetwork(init, trainSet, testSet, be, { trainMax: EVAL_TRAIN, testMax: EVAL_TEST });
+    const base = await evaluateNetwork(init, data, be, { trainMax: EVAL_TRAIN, testMax: EVAL_TEST });
     clock.finish();
     init.dispose();
     console.log(`   random initialisation: k-NN top-1 ${pct(base.knnTop1)}%, unique prototypes ${base.uniquePrototypes['0.025']} / ${full.out_dim}\n`);
@@ -186,14 +196,14 @@ export async function demo(argv: string[]): Promise<void> {
     for (const kp of [0, 0.1]) {
       runNo++;
       clock.start(plan.fullSteps * rates.fullStepS + rates.runOverheadS + evalS);
-      const row = await runOne({ ...full, koleo_proto: kp }, be, trainSet, testSet, true, (s) => clock.progress(s / plan.fullSteps, `run ${runNo}/${runs} step ${s}/${plan.fullSteps}`));
+      const row = await runOne({ ...full, koleo_proto: kp }, be, data, true, (s) => clock.progress(s / plan.fullSteps, `run ${runNo}/${runs} step ${s}/${plan.fullSteps}`));
       clock.finish();
       const u = row.report.uniquePrototypes;
       console.log(`   ${String(kp).padEnd(11)}  ${row.firstLoss.toFixed(3)} → ${row.lastLoss.toFixed(3)}     ${pct(row.report.knnTop1)}% (${pct(base.knnTop1)}%)     ${String(u['0.025']).padStart(5)} / ${full.out_dim}    ${String(u['0.1']).padStart(5)} / ${full.out_dim}  ${row.seconds.toFixed(0)}s`);
     }
     console.log(`\nk-NN: DINO protocol (cosine, k = 20, T = 0.07), teacher backbone features, ${EVAL_TRAIN / 1000}k train / ${EVAL_TEST / 1000}k test images.`);
     clock.start(evalS);
-    await headline(be, trainSet, testSet);
+    await headline(be);
     clock.finish();
     console.log(`\nDone in ${formatDuration((performance.now() - t0) / 1000)} (expected ${formatDuration(plan.expectedS)}).`);
   } finally {

@@ -4,7 +4,8 @@ import { parseArgs } from 'node:util';
 import { createBackend } from '../backend/index.js';
 import { embedDataset } from '../train/evaluate.js';
 import { writeSafetensors } from '../train/safetensors.js';
-import { backendKind, intFlag, loadEvalData, networkFromCheckpoint, readProtodinoCheckpoint } from './eval.js';
+import { checkpointStats, evalData, networkFromCheckpoint, readRunCheckpoint } from '../train/run-data.js';
+import { backendKind, intFlag } from './eval.js';
 
 export async function embed(argv: string[]): Promise<void> {
   const cmd = 'embed';
@@ -24,15 +25,16 @@ export async function embed(argv: string[]): Promise<void> {
   const max = intFlag(cmd, 'max', values.max, Infinity);
   const kind = backendKind(cmd, values.backend);
   const path = positionals[0];
-  const { ck, cfg } = readProtodinoCheckpoint(cmd, path);
+  const run = readRunCheckpoint(cmd, path);
+  const { ck, cfg } = run;
   // The plain split (no long-tail subsampling): row i is the split's image i (image folders: the
   // seeded held-out fifth is the test split, the rest the train split).
-  const data = await loadEvalData(cfg, 1);
+  const data = await evalData(cfg, { longTail: 1, stats: checkpointStats(ck) });
   const ds = values.split === 'train' ? data.train : data.test;
   const which = values.student ? 'student' : 'teacher';
   const be = await createBackend({ kind });
   try {
-    const net = networkFromCheckpoint(ck, cfg, be, ds.channels, which);
+    const net = networkFromCheckpoint(run, be, ds.channels, which);
     let e;
     try {
       e = await embedDataset(net, ds, { max, mean: data.mean, std: data.std });

@@ -1,27 +1,20 @@
 // protodino eval <checkpoint>: frozen-feature evaluation of a trained network (weighted k-NN, linear
 // probe, few-shot, per-class and long-tail accuracy), plus the pieces the embed / analyze commands
-// and the per-epoch training diagnostics share: rebuilding a network from a checkpoint's config,
-// the train/test images it is judged on, and prototype usage of the head on un-augmented images.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+// and the per-epoch training diagnostics share: flag parsing and prototype usage of the head on
+// un-augmented images. A run's images and network come from src/train/run-data.ts.
 import { parseArgs } from 'node:util';
-import type { Backend } from '../backend/backend.js';
 import { createBackend } from '../backend/index.js';
 import { noGrad, tidy } from '../tensor/tensor.js';
 import { tensor } from '../tensor/create.js';
-import {
-  channelStats, classCounts, EvalLoader, heldOutSplit, loadCifar10, loadFashionMNIST, loadIdxDataset, loadImageFolder, longTail, subset,
-  type Dataset,
-} from '../data/index.js';
+import { classCounts, EvalLoader, subset, type Dataset } from '../data/index.js';
 import {
   countUniquePrototypes, fewShotEval, knnClassify, linearProbe, longTailAccuracy, perClassAccuracy, prototypeUsage,
   type GroupAccuracy, type HostMatrix, type PerClassAccuracy, type PrototypeUsage,
 } from '../eval/index.js';
-import { readCheckpoint, type LoadedCheckpoint } from '../train/checkpoint.js';
-import { DEFAULTS, validate, type TrainConfig } from '../train/config.js';
-import { buildNetwork, type DinoNetwork } from '../train/network.js';
-import { VisionTransformer } from '../nn/vit.js';
+import { DEFAULTS, type TrainConfig } from '../train/config.js';
+import type { DinoNetwork } from '../train/network.js';
 import { embedDataset, type Embedded } from '../train/evaluate.js';
+import { checkpointStats, evalData, networkFromCheckpoint, readRunCheckpoint, type EvalData } from '../train/run-data.js';
 import type { TrainHooks } from '../train/trainer.js';
 
 export type BackendKind = 'wasm' | 'webgpu' | 'auto';
@@ -37,103 +30,6 @@ export function intFlag(cmd: string, name: string, v: string | undefined, fallba
   const n = Number(v);
   if (v.trim() === '' || !Number.isInteger(n) || n < min) throw new Error(`${cmd}: --${name} must be an integer ≥ ${min}, got '${v}'`);
   return n;
-}
-
-/** The training config stored in a protodino checkpoint, completed with today's defaults. */
-export function checkpointConfig(path: string, ck: LoadedCheckpoint): TrainConfig {
-  const stored = ck.meta.config;
-  if (!stored || typeof stored !== 'object') throw new Error(`${path}: the checkpoint metadata holds no training config`);
-  return validate({ ...DEFAULTS, ...(stored as Partial<TrainConfig>) });
-}
-
-/** Reads a protodino checkpoint, refusing other files with a message that says why. */
-export function readProtodinoCheckpoint(cmd: string, path: string): { ck: LoadedCheckpoint; cfg: TrainConfig } {
-  if (!existsSync(path)) throw new Error(`${cmd}: no such file '${path}'`);
-  if (/\.(pth|pt)$/.test(path)) {
-    throw new Error(`${cmd}: '${path}' is a PyTorch checkpoint; it holds no protodino training config, so the network cannot be rebuilt `
-      + '(train with protodino, or use analyze without --dataset for its prototypes alone)');
-  }
-  let ck: LoadedCheckpoint;
-  try {
-    ck = readCheckpoint(path);
-  } catch (e) {
-    throw new Error(`${cmd}: ${(e as Error).message}`);
-  }
-  return { ck, cfg: checkpointConfig(path, ck) };
-}
-
-/** Rebuilds the teacher (default) or student network from a checkpoint's config and weights. */
-export function networkFromCheckpoint(ck: LoadedCheckpoint, cfg: TrainConfig, be: Backend, channels: number,
-  which: 'teacher' | 'student'): DinoNetwork {
-  const net = buildNetwork(cfg, be, channels, cfg.seed, 0);
-  // An iBOT run's state dict holds the mask token, which the trainer adds after building the network.
-  if (cfg.ibot && net.backbone instanceof VisionTransformer) net.backbone.enableMaskToken();
-  const state = new Map<string, { shape: number[]; data: Float32Array }>();
-  const prefix = `${which}.`;
-  for (const [k, v] of ck.tensors) if (k.startsWith(prefix)) state.set(k.slice(prefix.length), v);
-  try {
-    net.loadStateDict(state);
-  } catch (e) {
-    net.dispose();
-    throw e;
-  }
-  return net;
-}
-
-export interface EvalData {
-  /** The training split (the long-tail subset when a ratio > 1 applies), the k-NN / probe bank. */
-  train: Dataset;
-  test: Dataset;
-  /** The normalisation training used (statistics of the images it trained on). */
-  mean: number[];
-  std: number[];
-  /** Per-class training counts of the long-tail subset; null for a balanced run. */
-  longTailCounts: number[] | null;
-  longTailRatio: number;
-}
-
-async function trainSplit(cfg: TrainConfig): Promise<Dataset> {
-  switch (cfg.dataset) {
-    case 'fashion-mnist': return loadFashionMNIST({ split: 'train', ...(cfg.data_path ? { dir: cfg.data_path } : {}) });
-    case 'idx': return loadIdxDataset({ images: join(cfg.data_path, 'train-images-idx3-ubyte.gz'), labels: join(cfg.data_path, 'train-labels-idx1-ubyte.gz') });
-    case 'cifar10': return loadCifar10({ dir: cfg.data_path, split: 'train' });
-    case 'folder': return loadImageFolder({ root: cfg.data_path, size: cfg.global_crops_size });
-  }
-}
-
-/** The dataset's own test split, or null when it has none (then a seeded held-out split is used). */
-async function testSplit(cfg: TrainConfig): Promise<Dataset | null> {
-  switch (cfg.dataset) {
-    case 'fashion-mnist': return loadFashionMNIST({ split: 'test', ...(cfg.data_path ? { dir: cfg.data_path } : {}) });
-    case 'idx': {
-      const images = join(cfg.data_path, 't10k-images-idx3-ubyte.gz'), labels = join(cfg.data_path, 't10k-labels-idx1-ubyte.gz');
-      return existsSync(images) && existsSync(labels) ? loadIdxDataset({ images, labels }) : null;
-    }
-    case 'cifar10': return loadCifar10({ dir: cfg.data_path, split: 'test' });
-    case 'folder': return null;
-  }
-}
-
-/** Train/test images of a run's dataset, normalised as training normalised them. */
-export async function loadEvalData(cfg: TrainConfig, longTailRatio = cfg.long_tail): Promise<EvalData> {
-  let full = await trainSplit(cfg);
-  let test = await testSplit(cfg);
-  if (!test) {
-    // No test split (image folders): hold out a seeded, stratified fifth (at most 2000 images).
-    const s = heldOutSplit(full, { seed: cfg.seed, count: Math.min(2000, Math.floor(full.n / 5)) });
-    full = s.train;
-    test = s.heldOut;
-  }
-  let train = full, longTailCounts: number[] | null = null;
-  if (longTailRatio > 1) {
-    const lt = longTail(full, { ratio: longTailRatio, seed: cfg.seed });
-    train = lt.dataset;
-    longTailCounts = lt.counts;
-  }
-  // The trainer normalises with the statistics of exactly the images it trains on.
-  const trained = cfg.subset > 0 && cfg.subset < train.n ? subset(train, Array.from({ length: cfg.subset }, (_, i) => i)) : train;
-  const { mean, std } = channelStats(trained);
-  return { train, test, mean, std, longTailCounts, longTailRatio };
 }
 
 /** Usage of the head's prototypes on already-embedded features, softmax at temperature `temp`. */
@@ -175,7 +71,7 @@ export function epochDiagnostics(cfg: TrainConfig, print: (line: string) => void
   let data: Promise<EvalData> | null = null;
   return async ({ epoch, teacher }) => {
     const t0 = performance.now();
-    data ??= loadEvalData(cfg);
+    data ??= evalData(cfg);
     const d = await data;
     const protos = await countUniquePrototypes(teacher.head.last_layer.weight_v, { eps: [0.025, 0.1], rule: 'greedy' });
     const unique: Record<string, number> = {};
@@ -281,9 +177,10 @@ export async function evalCmd(argv: string[]): Promise<void> {
   const none = !values.knn && !values.linear && !values.fewshot;
   const run = { knn: values.all || none || values.knn!, linear: values.all || none || values.linear!, fewshot: values.all || none || values.fewshot! };
   const path = baseline ? 'pixels' : positionals[0];
-  const { ck, cfg } = baseline ? { ck: null, cfg: DEFAULTS } : readProtodinoCheckpoint(cmd, path);
+  const saved = baseline ? null : readRunCheckpoint(cmd, path);
+  const ck = saved?.ck ?? null, cfg = saved?.cfg ?? DEFAULTS;
   const which = baseline ? 'raw pixels' : values.student ? 'student' : 'teacher';
-  const data = await loadEvalData(cfg, ratio ?? cfg.long_tail);
+  const data = await evalData(cfg, { longTail: ratio ?? cfg.long_tail, stats: ck && checkpointStats(ck) });
   const be = await createBackend({ kind });
   const log = (s: string) => {
     if (!values.json) console.log(s);
@@ -291,11 +188,11 @@ export async function evalCmd(argv: string[]): Promise<void> {
   try {
     let tr: Embedded, te: Embedded;
     const t0 = performance.now();
-    if (!ck) {
+    if (!saved) {
       tr = pixelFeatures(data.train, trainMax, data.mean, data.std);
       te = pixelFeatures(data.test, testMax, data.mean, data.std);
     } else {
-      const net = networkFromCheckpoint(ck, cfg, be, data.train.channels, which as 'student' | 'teacher');
+      const net = networkFromCheckpoint(saved, be, data.train.channels, which as 'student' | 'teacher');
       try {
         tr = await embedDataset(net, data.train, { max: trainMax, mean: data.mean, std: data.std });
         te = await embedDataset(net, data.test, { max: testMax, mean: data.mean, std: data.std });

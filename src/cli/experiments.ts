@@ -21,9 +21,8 @@ import { validate, DEFAULTS, type TrainConfig } from '../train/config.js';
 import { embedDataset } from '../train/evaluate.js';
 import { buildNetwork, type DinoNetwork } from '../train/network.js';
 import { PRESETS } from '../train/presets.js';
-import {
-  backendKind, checkpointConfig, epochDiagnostics, headUsage, intFlag, loadEvalData, networkFromCheckpoint, type EvalData,
-} from './eval.js';
+import { backendKind, epochDiagnostics, headUsage, intFlag } from './eval.js';
+import { checkpointConfig, checkpointStats, evalData, networkFromCheckpoint, readRunCheckpoint, type EvalData } from '../train/run-data.js';
 
 export type Setting = 'frozen' | 'full';
 export type DataKind = 'balanced' | 'longtail';
@@ -243,18 +242,16 @@ export interface RunResult extends ExperimentRun {
 
 /** Final evaluation of a run's teacher from its checkpoint: prototypes, usage, k-NN, linear, few-shot, long tail. */
 export async function evaluateRun(dir: string, be: Backend, sizes: EvalSizes): Promise<{ steps: number; metrics: RunMetrics }> {
-  const ckPath = join(dir, 'checkpoint.safetensors');
-  const ck = readCheckpoint(ckPath);
-  const cfg = checkpointConfig(ckPath, ck);
-  const data = await loadEvalData(cfg);
-  const net = networkFromCheckpoint(ck, cfg, be, data.train.channels, 'teacher');
-  return { steps: ck.meta.step, metrics: await evaluateNetworkFull(net, cfg, data, be, sizes) };
+  const run = readRunCheckpoint('experiments', join(dir, 'checkpoint.safetensors'));
+  const data = await evalData(run.cfg, { stats: checkpointStats(run.ck) });
+  const net = networkFromCheckpoint(run, be, data.train.channels, 'teacher');
+  return { steps: run.ck.meta.step, metrics: await evaluateNetworkFull(net, run.cfg, data, be, sizes) };
 }
 
 /** The baseline: the teacher as training would start it (the demo's random-initialisation k-NN). */
 export async function evaluateInit(config: Partial<TrainConfig>, be: Backend, sizes: EvalSizes): Promise<RunMetrics> {
   const cfg = validate({ ...DEFAULTS, ...config });
-  const data = await loadEvalData(cfg);
+  const data = await evalData(cfg);
   return evaluateNetworkFull(buildNetwork(cfg, be, data.train.channels, cfg.seed, 0), cfg, data, be, sizes);
 }
 

@@ -4,6 +4,7 @@ import type { Backend } from '../backend/backend.js';
 import { countUniquePrototypes } from '../eval/index.js';
 import type { RunData } from './runs.js';
 import { teacherAssignments } from './assign.js';
+import { checkpointConfig } from '../train/run-data.js';
 import { buildGallery, type GalleryGroup, type GalleryOptions } from './gallery.js';
 import { greedyMembers, normalizeRows } from './members.js';
 
@@ -17,7 +18,7 @@ export interface RunAnalysis {
     nearest: { edges: Float64Array; counts: Int32Array };
   } | null;
   gallery: { eps: number; images: number; used: number; groups: GalleryGroup[] } | null;
-  /** Why a part is missing (no checkpoint, dataset not found, ...). */
+  /** Why a part is missing (no checkpoint, no prototypes in it). */
   notes: string[];
 }
 
@@ -25,7 +26,7 @@ export interface AnalysisOptions extends GalleryOptions {
   eps?: number[];
   /** Evaluation images the teacher assigns (default 2000). */
   galleryImages?: number;
-  /** Skip the gallery (no dataset needed). */
+  /** Skip the gallery (no dataset needed); without it a gallery that cannot be made is an error. */
   noGallery?: boolean;
 }
 
@@ -53,15 +54,18 @@ export async function analyseRun(run: RunData, be: Backend, opts: AnalysisOption
     nearest: { edges: res.nearest.edges, counts: res.nearest.counts },
   };
   if (opts.noGallery) return out;
+  // A failure here is an error, not a note: a note hid that the teacher of iBOT runs could not be rebuilt.
+  let a;
   try {
-    const a = await teacherAssignments(ck, be, opts.galleryImages ?? 2000);
-    const first = res.perEps[0];
-    const members = greedyMembers(normalizeRows(w.data, K, D), K, D, first.greedy!, first.cosineThreshold);
-    let used = 0;
-    for (const c of a.counts) if (c > 0) used++;
-    out.gallery = { eps: first.eps, images: a.argmax.length, used, groups: buildGallery(first.greedy!, members, a, opts) };
+    const path = run.checkpointPath!;
+    a = await teacherAssignments({ path, ck, cfg: checkpointConfig(path, ck) }, be, opts.galleryImages ?? 2000);
   } catch (e) {
-    out.notes.push(`gallery skipped: ${(e as Error).message}`);
+    throw new Error(`report: ${run.name}: the prototype gallery cannot be made: ${(e as Error).message} (--no-gallery leaves it out)`);
   }
+  const first = res.perEps[0];
+  const members = greedyMembers(normalizeRows(w.data, K, D), K, D, first.greedy!, first.cosineThreshold);
+  let used = 0;
+  for (const c of a.counts) if (c > 0) used++;
+  out.gallery = { eps: first.eps, images: a.argmax.length, used, groups: buildGallery(first.greedy!, members, a, opts) };
   return out;
 }

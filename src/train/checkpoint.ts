@@ -1,6 +1,6 @@
 // Checkpoints: one safetensors file holding the whole training state — student, teacher, AdamW
-// moments, the DINO center, and (in the metadata) the config, schedule position, RNG streams and data
-// cursor — written atomically with a payload checksum.
+// moments, the DINO center, and (in the metadata) the config, schedule position, RNG streams, data
+// cursor and input normalisation — written atomically with a payload checksum.
 import { existsSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Tensor } from '../tensor/tensor.js';
@@ -11,6 +11,7 @@ import type { GeneratorState } from '../tensor/ops/random.js';
 import { readSafetensors, SafetensorsError, writeSafetensors, type SafeTensorInput } from './safetensors.js';
 import { processAlive } from '../util/process.js';
 import type { KoleoProtoCache } from '../ssl/koleo-cache.js';
+import type { ChannelStats } from '../data/index.js';
 
 export interface CheckpointMeta {
   format: 'protodino-dino-v1';
@@ -26,6 +27,11 @@ export interface CheckpointMeta {
   generators?: { student: GeneratorState; teacher: GeneratorState };
   /** The collapse alarms' state after `step` steps (src/train/alarms.ts); absent in older checkpoints. */
   alarms?: unknown;
+  /**
+   * The per-channel mean/std the training images were normalised with, which every evaluation of
+   * the network must use too; absent in older checkpoints (src/train/run-data.ts recomputes them).
+   */
+  normalisation?: ChannelStats;
   optimizerSteps: Record<string, number>;
   optimizerStep: number;
   /** Student parameter names per optimiser group, in order (torch numbers them this way). */
@@ -110,6 +116,13 @@ function parseMeta(source: string, raw: string): CheckpointMeta {
   };
   for (const k of ['epoch', 'step', 'optimizerStep'] as const) if (!isCount(meta[k])) bad(k, meta[k], 'a non-negative integer');
   if (meta.koleoCacheBuiltAt !== undefined && !isCount(meta.koleoCacheBuiltAt)) bad('koleoCacheBuiltAt', meta.koleoCacheBuiltAt, 'a non-negative integer');
+  if (meta.normalisation !== undefined) {
+    const n = meta.normalisation;
+    const list = (v: unknown, min: number) => Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number' && Number.isFinite(x) && x >= min);
+    if (!isRecord(n) || !list(n.mean, -Infinity) || !list(n.std, Number.MIN_VALUE) || (n.mean as number[]).length !== (n.std as number[]).length) {
+      bad('normalisation', n, '{ mean: [numbers], std: [positive numbers] } of one length');
+    }
+  }
   const steps = meta.optimizerSteps;
   if (!isRecord(steps)) return bad('optimizerSteps', steps, 'an object of step counts');
   for (const [name, v] of Object.entries(steps)) if (!isCount(v)) bad(`optimizerSteps[${JSON.stringify(name)}]`, v, 'a non-negative integer');
@@ -148,7 +161,8 @@ export function readCheckpoint(src: string | Uint8Array, source = typeof src ===
   return { meta, tensors };
 }
 
-function sub(tensors: LoadedCheckpoint['tensors'], prefix: string): Map<string, { shape: number[]; data: Float32Array }> {
+/** The tensors under `prefix` ('student.', 'teacher.'), named as the module's own state dict names them. */
+export function sub(tensors: LoadedCheckpoint['tensors'], prefix: string): Map<string, { shape: number[]; data: Float32Array }> {
   const out = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [k, v] of tensors) if (k.startsWith(prefix)) out.set(k.slice(prefix.length), v);
   return out;

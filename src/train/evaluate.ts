@@ -6,17 +6,21 @@ import { tensor } from '../tensor/create.js';
 import { EvalLoader, subset, type Dataset } from '../data/index.js';
 import { countUniquePrototypes, knnClassify, type HostMatrix } from '../eval/index.js';
 import type { DinoNetwork } from './network.js';
+import type { EvalData } from './run-data.js';
 
 export interface Embedded {
   features: HostMatrix;
   labels: Int32Array;
 }
 
-/** Backbone features of the first `max` images of `ds` (eval mode, no augmentation). */
-export async function embedDataset(net: DinoNetwork, ds: Dataset, opts: { max?: number; batchSize?: number; mean?: number[]; std?: number[] } = {}): Promise<Embedded> {
+/**
+ * Backbone features of the first `max` images of `ds` (eval mode, no augmentation), normalised with
+ * `mean` / `std`: the training images' statistics (run-data.ts), never those of `ds` itself.
+ */
+export async function embedDataset(net: DinoNetwork, ds: Dataset, opts: { mean: number[]; std: number[]; max?: number; batchSize?: number }): Promise<Embedded> {
   const n = Math.min(opts.max ?? ds.n, ds.n);
   const data = n < ds.n ? subset(ds, Array.from({ length: n }, (_, i) => i)) : ds;
-  const loader = new EvalLoader({ dataset: data, batchSize: opts.batchSize ?? 256, ...(opts.mean && opts.std ? { mean: opts.mean, std: opts.std } : {}) });
+  const loader = new EvalLoader({ dataset: data, batchSize: opts.batchSize ?? 256, mean: opts.mean, std: opts.std });
   const wasTraining = net.training;
   net.eval();
   const chunks: Float32Array[] = [];
@@ -49,13 +53,13 @@ export interface NetworkReport {
   uniquePrototypes: Record<string, number>;
 }
 
-/** k-NN top-1 (k = 20, T = 0.07) of the backbone features and unique prototypes at each ε. */
-export async function evaluateNetwork(net: DinoNetwork, train: Dataset, test: Dataset, be: Backend,
+/** k-NN top-1 (k = 20, T = 0.07) of the backbone features on a run's bank and test images, and unique prototypes at each ε. */
+export async function evaluateNetwork(net: DinoNetwork, data: Pick<EvalData, 'train' | 'test' | 'mean' | 'std'>, be: Backend,
   opts: { knn?: boolean; trainMax?: number; testMax?: number; eps?: number[] } = {}): Promise<NetworkReport> {
   let knnTop1 = NaN;
   if (opts.knn ?? true) {
-    const tr = await embedDataset(net, train, { max: opts.trainMax ?? 10000 });
-    const te = await embedDataset(net, test, { max: opts.testMax ?? 2000 });
+    const tr = await embedDataset(net, data.train, { max: opts.trainMax ?? 10000, mean: data.mean, std: data.std });
+    const te = await embedDataset(net, data.test, { max: opts.testMax ?? 2000, mean: data.mean, std: data.std });
     knnTop1 = (await knnClassify(tr.features, tr.labels, te.features, te.labels, { k: 20, temperature: 0.07, backend: be }))[0].top1;
   }
   const protos = await countUniquePrototypes(net.head.last_layer.weight_v, { eps: opts.eps ?? [0.025, 0.1], rule: 'greedy' });

@@ -59,8 +59,9 @@ export class DinoNetwork extends Module {
 }
 
 /**
- * Builds one network; the same seed gives the same weights (student and teacher start equal).
- * `dropPathRate` is the student's; DINO's teacher has none.
+ * Builds one network as a config trains it; the same seed gives the same weights (student and
+ * teacher start equal). `dropPathRate` is the student's; DINO's teacher has none. An iBOT run's
+ * ViT carries the mask token, a parameter of its state dict.
  */
 export function buildNetwork(cfg: TrainConfig, be: Backend, channels: number, seed: number, dropPathRate = cfg.drop_path_rate): DinoNetwork {
   const g = new Generator(seed);
@@ -80,6 +81,7 @@ export function buildNetwork(cfg: TrainConfig, be: Backend, channels: number, se
       ...preset, dropPathRate,
     }, g);
     dim = preset.embedDim;
+    if (cfg.ibot) (backbone as VisionTransformer).enableMaskToken();
   }
   const head = cfg.prototypes_only
     ? new PrototypeHead(be, dim, cfg.out_dim, g, cfg.norm_last_layer)

@@ -10,7 +10,7 @@ import { ProfiledBackend, profileTable, type ProfileReport } from '../backend/pr
 import { empty, zeros } from '../tensor/create.js';
 import { keep, type Tensor } from '../tensor/tensor.js';
 import { AdamW, decayGroups } from '../tensor/ops/optim.js';
-import { loadFashionMNIST, loadIdxDataset, loadCifar10, loadImageFolder, longTail, subset, Loader, type Dataset, type LoaderState } from '../data/index.js';
+import { channelStats, Loader, type ChannelStats, type Dataset, type LoaderState } from '../data/index.js';
 import { cosineScheduler, teacherTempSchedule } from './schedules.js';
 import { applyStep, dinoGradients, discardStep, disposeGradients, type DinoState, type MicroBatch, type StepGradients, type StepSchedule } from './step.js';
 import { JsonlLogger, readJsonl } from './log.js';
@@ -21,10 +21,10 @@ import { RUN_ONLY } from './flags.js';
 import { buildNetwork, type DinoNetwork } from './network.js';
 import type { HostTensor } from '../nn/module.js';
 import { PCAProjection } from '../nn/pca.js';
-import { VisionTransformer } from '../nn/vit.js';
 import { cropMasks, maskRng } from '../ssl/ibot.js';
 import { KoleoProtoCache } from '../ssl/koleo-cache.js';
 import { readCheckpoint, removeStaleTemporaries, restoreCheckpoint, rotate, saveCheckpoint, setAside, type LoadedCheckpoint } from './checkpoint.js';
+import { trainingImages } from './run-data.js';
 
 export interface StepRecord {
   epoch: number;
@@ -72,15 +72,6 @@ export class DivergenceError extends Error {
 /** --on_nan skip gives up after this many skipped steps in a row: the run has diverged for good. */
 export const MAX_CONSECUTIVE_SKIPS = 10;
 
-async function loadDataset(cfg: TrainConfig): Promise<Dataset> {
-  switch (cfg.dataset) {
-    case 'fashion-mnist': return loadFashionMNIST({ split: 'train', ...(cfg.data_path ? { dir: cfg.data_path } : {}) });
-    case 'idx': return loadIdxDataset({ images: join(cfg.data_path, 'train-images-idx3-ubyte.gz'), labels: join(cfg.data_path, 'train-labels-idx1-ubyte.gz') });
-    case 'cifar10': return loadCifar10({ dir: cfg.data_path, split: 'train' });
-    case 'folder': return loadImageFolder({ root: cfg.data_path, size: cfg.global_crops_size });
-  }
-}
-
 export async function train(config: Partial<TrainConfig>, hooks: TrainHooks = {}): Promise<TrainResult> {
   const cfg = validate({ ...DEFAULTS, ...config });
   mkdirSync(cfg.output_dir, { recursive: true });
@@ -91,9 +82,9 @@ export async function train(config: Partial<TrainConfig>, hooks: TrainHooks = {}
   if (resumeFrom?.fallback && existsSync(ckptPath)) resumeFrom.setAside = setAside(ckptPath);
   if (resumeFrom) warnConfigChanges(resumeFrom, cfg);
 
-  let dataset = await loadDataset(cfg);
-  if (cfg.long_tail > 1) dataset = longTail(dataset, { ratio: cfg.long_tail, seed: cfg.seed }).dataset;
-  if (cfg.subset > 0 && cfg.subset < dataset.n) dataset = subset(dataset, Array.from({ length: cfg.subset }, (_, i) => i));
+  const dataset = await trainingImages(cfg);
+  // Stored in every checkpoint: evaluations normalise with these, not with their own images' statistics.
+  const stats = channelStats(dataset);
   // PCA projects whole images, so local crops are made at the global size there.
   const localSize = cfg.arch === 'pca' ? cfg.global_crops_size : cfg.local_crops_size;
 
@@ -111,11 +102,11 @@ export async function train(config: Partial<TrainConfig>, hooks: TrainHooks = {}
         globalSize: cfg.global_crops_size, localSize, localCrops: cfg.local_crops_number,
         globalScale: cfg.global_crops_scale, localScale: cfg.local_crops_scale,
         jitterP: cfg.color_jitter_prob, globalBlurP: cfg.global_blur_prob, localBlurP: cfg.local_blur_prob,
-        blurSigma: cfg.blur_sigma, globalSolarizeP: [0, cfg.solarize_prob],
+        blurSigma: cfg.blur_sigma, globalSolarizeP: [0, cfg.solarize_prob], mean: stats.mean, std: stats.std,
       },
       ...(resumeFrom ? { resume: resumeFrom.meta.loader as LoaderState } : {}),
     });
-    return await run(cfg, be, dataset, loader, log, resumeFrom, ckptPath, localSize, hooks, owned);
+    return await run(cfg, be, dataset, stats, loader, log, resumeFrom, ckptPath, localSize, hooks, owned);
   } finally {
     for (const o of owned.reverse()) o.dispose();
     await loader?.close();
@@ -124,7 +115,7 @@ export async function train(config: Partial<TrainConfig>, hooks: TrainHooks = {}
   }
 }
 
-async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Loader, log: JsonlLogger,
+async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, stats: ChannelStats, loader: Loader, log: JsonlLogger,
   resumeFrom: ResumePoint | null, ckptPath: string, localSize: number, hooks: TrainHooks,
   owned: { dispose(): void }[]): Promise<TrainResult> {
   const channels = dataset.channels;
@@ -148,12 +139,6 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
       pcaFits.set(key, fitted);
     }
     teacher.backbone.loadStateDict(fitted);
-  }
-  if (cfg.ibot) {
-    for (const net of [student, teacher]) {
-      if (!(net.backbone instanceof VisionTransformer)) throw new Error('--ibot needs a ViT backbone');
-      net.backbone.enableMaskToken();
-    }
   }
   for (const p of teacher.parameters()) p.requiresGrad = false;
   if (cfg.vmf) student.head.last_layer.vmf = teacher.head.last_layer.vmf = true;
@@ -227,7 +212,7 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, loader: Load
     await saveCheckpoint(ckptPath, { student, teacher, optimizer, center, center2, koleoCache }, {
       epoch, step, config: cfg, loader: loader.state(),
       generators: { student: student.generator.getState(), teacher: teacher.generator.getState() },
-      alarms: alarms.state(),
+      alarms: alarms.state(), normalisation: stats,
     });
     savedStep = step;
   };

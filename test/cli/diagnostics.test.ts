@@ -22,6 +22,7 @@ import { createBackend } from '../../src/backend/index.js';
 import { noGrad, tidy, type Tensor } from '../../src/tensor/tensor.js';
 import { tensor } from '../../src/tensor/create.js';
 import { concat } from '../../src/tensor/ops/layout.js';
+import { checkpointKnn } from '../../src/cli/demo.js';
 
 const wasmCase = ALL_BACKENDS.find((b) => b.name === 'wasm-relaxed-2t')!;
 const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -131,6 +132,16 @@ test('eval --baseline pixels: k-NN on the normalised pixels, as computed in-proc
   try {
     const want = await knnClassify(feats(trainSet, 300), trainSet.labels.subarray(0, 300), feats(testSet, 100), testSet.labels.subarray(0, 100), { k: 20, temperature: 0.07, backend: be });
     assert.is(r.knn.results.find((x: { k: number }) => x.k === 20).top1, want[0].top1);
+  } finally {
+    be.destroy();
+  }
+});
+
+test('the demo\'s k-NN of a checkpoint is the figure eval prints (the training statistics normalise both splits)', async () => {
+  const r = JSON.parse(ok(['eval', ckpt, '--knn', '--json', '--backend', 'wasm', '--train_max', '300', '--test_max', '100']).trim().split('\n').at(-1)!);
+  const be = await createBackend({ kind: 'wasm' });
+  try {
+    assert.is(await checkpointKnn(ckpt, be, 300, 100), r.knn.results.find((x: { k: number }) => x.k === 20).top1);
   } finally {
     be.destroy();
   }

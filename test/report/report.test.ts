@@ -12,7 +12,7 @@ import { WasmBackend } from '../../src/backend/wasm/index.js';
 import { train } from '../../src/train/trainer.js';
 import { DEFAULTS, type TrainConfig } from '../../src/train/config.js';
 import { evaluateNetwork } from '../../src/train/evaluate.js';
-import { loadFashionMNIST } from '../../src/data/index.js';
+import { channelStats, loadFashionMNIST, subset } from '../../src/data/index.js';
 import { generateReport, parseEpochRecord, type ReportResult } from '../../src/report/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'protodino-report-'));
@@ -29,9 +29,11 @@ let html = '';
 test.before(async () => {
   const be = await WasmBackend.create({ threads: 2, build: 'simd' });
   const [trainDs, testDs] = await Promise.all([loadFashionMNIST({ split: 'train' }), loadFashionMNIST({ split: 'test' })]);
+  // The runs train on the first 512 images, normalised with their statistics.
+  const stats = channelStats(subset(trainDs, Array.from({ length: 512 }, (_, i) => i)));
   try {
     const onEpoch = async ({ teacher }: { teacher: Parameters<typeof evaluateNetwork>[0] }) => {
-      const r = await evaluateNetwork(teacher, trainDs, testDs, be, { trainMax: 512, testMax: 256 });
+      const r = await evaluateNetwork(teacher, { train: trainDs, test: testDs, ...stats }, be, { trainMax: 512, testMax: 256 });
       return { knn_top1: r.knnTop1, ...Object.fromEntries(Object.entries(r.uniquePrototypes).map(([e, n]) => [`unique_${e}`, n])) };
     };
     await train({ ...tiny, output_dir: join(root, 'base'), lr: 0.0005 }, { backend: be, onEpoch });
