@@ -1,9 +1,19 @@
 // Reverse-mode autograd over the graph of GradNodes hanging off op outputs. Gradients are computed
-// with the same ops (so on the same device) with recording turned off.
-import { isGradEnabled, keep, noGrad, Tensor, type GradNode } from './tensor.js';
+// with the same ops (so on the same device) with recording turned off. Every op module imports
+// record() from here, so this module imports no op: the one it needs, add, is handed in.
+import { isGradEnabled, keep, noGrad, tidy, Tensor, type GradNode } from './tensor.js';
 import { ones } from './create.js';
-import { add } from './ops/elementwise.js';
 import { sameShape } from './shape.js';
+
+/** Sums gradients of one shape; `+ 0` copies one. */
+export type GradientAdd = (a: Tensor, b: Tensor | number) => Tensor;
+
+let gradientAdd: GradientAdd | null = null;
+
+/** Called once by the elementwise ops, where add lives. */
+export function setGradientAdd(add: GradientAdd): void {
+  gradientAdd = add;
+}
 
 /** Whether an op with these inputs should record a node. */
 export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
@@ -30,11 +40,19 @@ export function param(t: Tensor, name?: string): Tensor {
 /**
  * Back-propagates from `root` (a scalar unless `grad` is given) and accumulates into the `.grad`
  * of every leaf that requires grad. Intermediate gradients are freed as soon as they are used.
+ *
+ * Each backward rule runs inside its own tidy() scope: whatever tensors it creates are freed when
+ * it returns, except the gradients it returns, so rules never dispose their temporaries. Tensors
+ * the rule only reads (its output gradient, the forward's saved tensors) were created outside the
+ * scope and are untouched by it. The whole pass runs in one more scope, from which only the leaves'
+ * gradients are kept: a pass that throws half-way frees the gradients it was carrying.
  */
 export function backward(root: Tensor, grad?: Tensor): void {
   if (!root.requiresGrad) throw new Error('backward: the tensor does not require grad (no parameter with requiresGrad reached it)');
   if (!grad && root.size !== 1) throw new Error(`backward: needs an explicit gradient for a non-scalar output of shape [${root.shape}]`);
-  noGrad(() => {
+  const add = gradientAdd;
+  if (!add) throw new Error('backward: no gradient add registered (import the elementwise ops, e.g. via src/tensor/index.js)');
+  noGrad(() => tidy(() => {
     // Topological order by iterative DFS (deep networks would overflow recursion).
     const order: Tensor[] = [];
     const seen = new Set<Tensor>();
@@ -64,11 +82,11 @@ export function backward(root: Tensor, grad?: Tensor): void {
       if (!g) continue;
       grads.delete(t);
       if (!t.node) {
-        accumulateLeaf(t, g);
+        accumulateLeaf(t, g, add);
         continue;
       }
       const node = t.node;
-      const inputGrads = node.backward(g);
+      const inputGrads = tidy(() => node.backward(g));
       // A rule may hand back g itself or one tensor for two inputs; each is owned exactly once.
       const used = new Set<Tensor>();
       const owned = node.inputs.map((inp, j) => {
@@ -96,10 +114,10 @@ export function backward(root: Tensor, grad?: Tensor): void {
         }
       });
     }
-  });
+  }));
 }
 
-function accumulateLeaf(t: Tensor, g: Tensor): void {
+function accumulateLeaf(t: Tensor, g: Tensor, add: GradientAdd): void {
   if (t.grad) {
     const sum = add(t.grad, g);
     t.grad.dispose();

@@ -13,7 +13,10 @@ export class ShapeError extends Error {
 export interface GradNode {
   readonly op: string;
   readonly inputs: Tensor[];
-  /** Returns one gradient per input (null where the input needs none). Runs with grad recording off. */
+  /**
+   * Returns one gradient per input (null where the input needs none). Runs with grad recording off,
+   * in a scope of its own (see backward()): whatever else it creates is freed when it returns.
+   */
   backward(grad: Tensor): (Tensor | null)[];
 }
 

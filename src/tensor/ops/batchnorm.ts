@@ -91,7 +91,7 @@ export function batchNorm(x: Tensor, opts: BatchNormOptions = {}): Tensor {
   }));
 
   const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
-  const result = record(out, op, inputs, (g) => tidy(() => {
+  const result = record(out, op, inputs, (g) => {
     let gx: Tensor | null = null;
     if (x.requiresGrad) {
       const dxhat = weight ? mul(g, stat(weight)) : g;
@@ -109,7 +109,7 @@ export function batchNorm(x: Tensor, opts: BatchNormOptions = {}): Tensor {
     if (weight) grads.push(gw);
     if (bias) grads.push(gb);
     return grads;
-  }));
+  });
   if (!result.node) {
     xhat.dispose();
     rstd.dispose();
@@ -150,12 +150,7 @@ function fused(x: Tensor, weight: Tensor | null, bias: Tensor | null, runningMea
     const dres = residual?.requiresGrad ? empty(x.shape, be) : null;
     be.batchNormGrad(x.storage, relu ? out.storage : null, mean.storage, rstd.storage, weight?.storage ?? null, g.storage, dx.storage,
       dgamma?.storage ?? null, dbeta?.storage ?? null, dres?.storage ?? null, N, C, hw, relu, batchStats);
-    let gx: Tensor | null = dx;
-    if (!x.requiresGrad) {
-      dx.dispose();
-      gx = null;
-    }
-    const grads = [gx];
+    const grads = [x.requiresGrad ? dx : null];
     if (weight) grads.push(dgamma);
     if (bias) grads.push(dbeta);
     if (residual) grads.push(dres);

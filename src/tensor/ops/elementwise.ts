@@ -2,9 +2,9 @@
 import type { BinaryOp, UnaryOp } from '../../backend/backend.js';
 import { ShapeError, Tensor } from '../tensor.js';
 import { empty, full } from '../create.js';
-import { record } from '../autograd.js';
+import { record, setGradientAdd } from '../autograd.js';
 import { assertDType, assertSameBackend, broadcastShapes, broadcastStrides } from '../shape.js';
-import { sumTo } from './reduce.js';
+import { sumTo } from './sum-to.js';
 
 export type TensorOrNumber = Tensor | number;
 
@@ -74,15 +74,16 @@ export function add(a: TensorOrNumber, b: TensorOrNumber): Tensor {
   return record(out, 'add', [x, y], (g) => [sumTo(g, x.shape), sumTo(g, y.shape)]);
 }
 
+// autograd sums gradients with add but cannot import it: this module imports autograd (record).
+setGradientAdd(add);
+
 export function sub(a: TensorOrNumber, b: TensorOrNumber): Tensor {
   if (typeof b === 'number' && a instanceof Tensor) return affine(a, 1, -b);
   if (typeof a === 'number' && b instanceof Tensor) return affine(b, -1, a);
   const [x, y] = pair('sub', a, b);
   const out = binaryOp('sub', x, y);
   return record(out, 'sub', [x, y], (g) => {
-    const ng = neg(g);
-    const gy = sumTo(ng, y.shape);
-    if (gy !== ng) ng.dispose();
+    const gy = sumTo(neg(g), y.shape);
     return [sumTo(g, x.shape), gy];
   });
 }
@@ -93,8 +94,8 @@ export function mul(a: TensorOrNumber, b: TensorOrNumber): Tensor {
   const [x, y] = pair('mul', a, b);
   const out = binaryOp('mul', x, y);
   return record(out, 'mul', [x, y], (g) => [
-    x.requiresGrad ? reduced(binaryOp('mul', g, y), x.shape) : null,
-    y.requiresGrad ? reduced(binaryOp('mul', g, x), y.shape) : null,
+    x.requiresGrad ? sumTo(binaryOp('mul', g, y), x.shape) : null,
+    y.requiresGrad ? sumTo(binaryOp('mul', g, x), y.shape) : null,
   ]);
 }
 
@@ -105,17 +106,9 @@ export function div(a: TensorOrNumber, b: TensorOrNumber): Tensor {
   // A number operand became a scalar tensor; the backward rule never reads its storage.
   if (!(a instanceof Tensor)) x.dispose();
   return record(out, 'div', [x, y], (g) => {
-    const gx = x.requiresGrad ? reduced(binaryOp('div', g, y), x.shape) : null;
-    let gy: Tensor | null = null;
-    if (y.requiresGrad) {
-      // d(x/y)/dy = −(x/y)/y
-      const t1 = binaryOp('mul', g, out);
-      const t2 = binaryOp('div', t1, y);
-      t1.dispose();
-      const t3 = unaryOp('neg', t2);
-      t2.dispose();
-      gy = reduced(t3, y.shape);
-    }
+    const gx = x.requiresGrad ? sumTo(binaryOp('div', g, y), x.shape) : null;
+    // d(x/y)/dy = −(x/y)/y
+    const gy = y.requiresGrad ? sumTo(unaryOp('neg', binaryOp('div', binaryOp('mul', g, out), y)), y.shape) : null;
     return [gx, gy];
   });
 }
@@ -140,10 +133,8 @@ function minmax(op: 'max' | 'min', a: TensorOrNumber, b: TensorOrNumber): Tensor
   return record(out, op === 'max' ? 'maximum' : 'minimum', [x, y], (g) => {
     const mask = binaryOp(op === 'max' ? 'ge' : 'le', x, y);
     const zero = scalarLike(0, g);
-    const gx = x.requiresGrad ? reduced(whereRaw(mask, g, zero), x.shape) : null;
-    const gy = y.requiresGrad ? reduced(whereRaw(mask, zero, g), y.shape) : null;
-    mask.dispose();
-    zero.dispose();
+    const gx = x.requiresGrad ? sumTo(whereRaw(mask, g, zero), x.shape) : null;
+    const gy = y.requiresGrad ? sumTo(whereRaw(mask, zero, g), y.shape) : null;
     return [gx, gy];
   });
 }
@@ -157,22 +148,11 @@ export function pow(x: Tensor, p: TensorOrNumber): Tensor {
     let gp: Tensor | null = null;
     if (x.requiresGrad) {
       // p · x^(p−1) = p · out / x, written without dividing by x (x may be 0)
-      const pm1 = affine(p, 1, -1);
-      const xp = binaryOp('pow', x, pm1);
-      pm1.dispose();
-      const t = binaryOp('mul', xp, p);
-      xp.dispose();
-      const t2 = binaryOp('mul', g, t);
-      t.dispose();
-      gx = reduced(t2, x.shape);
+      const xp = binaryOp('pow', x, affine(p, 1, -1));
+      gx = sumTo(binaryOp('mul', g, binaryOp('mul', xp, p)), x.shape);
     }
     if (p.requiresGrad) {
-      const lx = unaryOp('log', x);
-      const t = binaryOp('mul', out, lx);
-      lx.dispose();
-      const t2 = binaryOp('mul', g, t);
-      t.dispose();
-      gp = reduced(t2, p.shape);
+      gp = sumTo(binaryOp('mul', g, binaryOp('mul', out, unaryOp('log', x))), p.shape);
     }
     return [gx, gp];
   });
@@ -216,16 +196,8 @@ export function where(cond: Tensor, a: TensorOrNumber, b: TensorOrNumber): Tenso
   if (y !== b) y.dispose();
   return record(out, 'where', [x, y], (g) => {
     const zero = scalarLike(0, g);
-    const gx = x.requiresGrad ? reduced(whereRaw(cond, g, zero), x.shape) : null;
-    const gy = y.requiresGrad ? reduced(whereRaw(cond, zero, g), y.shape) : null;
-    zero.dispose();
+    const gx = x.requiresGrad ? sumTo(whereRaw(cond, g, zero), x.shape) : null;
+    const gy = y.requiresGrad ? sumTo(whereRaw(cond, zero, g), y.shape) : null;
     return [gx, gy];
   });
-}
-
-/** sumTo that frees its input when it had to reduce. */
-function reduced(t: Tensor, shape: readonly number[]): Tensor {
-  const r = sumTo(t, shape);
-  if (r !== t) t.dispose();
-  return r;
 }

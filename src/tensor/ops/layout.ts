@@ -166,7 +166,6 @@ export function gatherRows(x: Tensor, indices: Tensor | ArrayLike<number>): Tens
       // Host indices are uploaded again rather than kept alive for a backward that may never run.
       const di = host ? tensor(host, [host.length], x.backend, 'i32') : idx;
       x.backend.scatterAddRows(g.storage, di.storage, dx.storage, di.size, n, cols);
-      if (di !== idx) di.dispose();
       return [dx];
     });
   } finally {

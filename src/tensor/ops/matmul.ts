@@ -43,12 +43,6 @@ function sumLeading(t: Tensor, batch: number, shape: readonly number[]): Tensor 
   return out;
 }
 
-function sumBatch(t: Tensor, batch: number, shape: readonly number[]): Tensor {
-  const out = sumLeading(t, batch, shape);
-  t.dispose();
-  return out;
-}
-
 /**
  * Gradient of A (stored [k, m] when transA, else [m, k]) for C = op(A)·op(B), per batch
  * (summed when A is broadcast over the batch).
@@ -62,7 +56,7 @@ function gradA(g: Tensor, b: Tensor, p: Product, shape: readonly number[]): Tens
   const r = p.transA
     ? product(b, g, { batch, m: k, n: m, k: n, transA: p.transB, transB: true, strideA: p.strideB, strideB: m * n }, outShape)
     : product(g, b, { batch, m, n: k, k: n, transA: false, transB: !p.transB, strideA: m * n, strideB: p.strideB }, outShape);
-  return broadcast ? sumBatch(r, batch, shape) : r;
+  return broadcast ? sumLeading(r, batch, shape) : r;
 }
 
 /** Gradient of B (stored [n, k] when transB, else [k, n]), summed over the batch when broadcast. */
@@ -81,7 +75,7 @@ function gradB(g: Tensor, a: Tensor, p: Product, shape: readonly number[]): Tens
   const r = p.transB
     ? product(g, a, { batch, m: n, n: k, k: m, transA: true, transB: p.transA, strideA: m * n, strideB: p.strideA }, outShape)
     : product(a, g, { batch, m: k, n, k: m, transA: !p.transA, transB: false, strideA: p.strideA, strideB: m * n }, outShape);
-  return broadcast ? sumBatch(r, batch, shape) : r;
+  return broadcast ? sumLeading(r, batch, shape) : r;
 }
 
 /**

@@ -130,15 +130,9 @@ export function neighborDistance(x: Tensor, y: Tensor, idx0: Tensor, eps = 1e-8)
     // d dist_i / d x_i = diff_i / dist_i; the neighbour row gets the negative of it.
     const g2 = reshape(g, [m, 1]);
     const dist2 = reshape(distances, [m, 1]);
-    const coef = div(g2, dist2);
-    const gx = mul(diff, coef);
+    const gx = mul(diff, div(g2, dist2));
     const gy = empty(other.shape, other.backend);
-    if (gy.size > 0) {
-      const ngx = neg(gx);
-      other.backend.scatterAddRows(ngx.storage, idx.storage, gy.storage, m, other.shape[0], d);
-      ngx.dispose();
-    }
-    for (const t of [g2, dist2, coef]) t.dispose();
+    if (gy.size > 0) other.backend.scatterAddRows(neg(gx).storage, idx.storage, gy.storage, m, other.shape[0], d);
     return [gx, gy];
   });
   if (!out.node) {

@@ -51,7 +51,6 @@ export function layerNorm(x: Tensor, normalizedSize: number, opts: LayerNormOpti
         dgamma?.storage ?? null, dbeta?.storage ?? null, rows, cols);
     }
     const grads: (Tensor | null)[] = [x.requiresGrad ? dx : null];
-    if (!x.requiresGrad) dx.dispose();
     if (weight) grads.push(dgamma);
     if (bias) grads.push(dbeta);
     return grads;
@@ -78,20 +77,9 @@ export function l2Normalize(x: Tensor, axis = -1, eps = 1e-12): Tensor {
   });
   const result = record(out, op, [x], (g) => {
     // dx = (g − y · Σ g·y) / d where the norm is above eps; below it d is the constant eps: dx = g / eps
-    const gy = mul(g, out);
-    const s = sum(gy, a, true);
-    gy.dispose();
-    const above = greaterEqual(norm, eps);
-    const sm = mul(s, above);
-    s.dispose();
-    above.dispose();
-    const t = mul(out, sm);
-    sm.dispose();
-    const u = sub(g, t);
-    t.dispose();
-    const dx = div(u, denom);
-    u.dispose();
-    return [dx];
+    const s = sum(mul(g, out), a, true);
+    const sm = mul(s, greaterEqual(norm, eps));
+    return [div(sub(g, mul(out, sm)), denom)];
   });
   if (!result.node) {
     norm.dispose();
@@ -133,22 +121,9 @@ export function weightNorm(v: Tensor, g: Tensor): Tensor {
   const result = record(w, op, [v, g], (dw) => {
     const dw2 = reshape(dw, [rows, cols]);
     // dg = Σ dw·y per row; dv = (g/‖v‖) · (dw − y · Σ dw·y)
-    const p = mul(dw2, y);
-    const s = sum(p, 1, true);
-    p.dispose();
-    let dv: Tensor | null = null;
-    if (v.requiresGrad) {
-      const t = mul(y, s);
-      const u = sub(dw2, t);
-      t.dispose();
-      const dv2 = mul(u, k);
-      u.dispose();
-      dv = reshape(dv2, v.shape);
-      dv2.dispose();
-    }
-    dw2.dispose();
+    const s = sum(mul(dw2, y), 1, true);
+    const dv = v.requiresGrad ? reshape(mul(sub(dw2, mul(y, s)), k), v.shape) : null;
     const dg = g.requiresGrad ? reshape(s, g.shape) : null;
-    s.dispose();
     return [dv, dg];
   });
   if (!result.node) {

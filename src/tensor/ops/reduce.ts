@@ -1,31 +1,14 @@
-// Reductions over axes (kernels: reduce/argReduce) and sumTo, the adjoint of broadcasting.
-import type { ReduceOp } from '../../backend/backend.js';
+// Reductions over axes (kernels: reduce/argReduce); sumTo, the adjoint of broadcasting, lives in
+// sum-to.ts and is re-exported here.
 import { noGrad, ShapeError, Tensor } from '../tensor.js';
 import { empty } from '../create.js';
 import { record } from '../autograd.js';
-import { assertDType, normalizeAxes, normalizeAxis, numel, sameShape } from '../shape.js';
+import { assertDType, normalizeAxes, normalizeAxis, numel } from '../shape.js';
 import { broadcastTo, reshape } from './view.js';
 import { div, equal, mul } from './elementwise.js';
+import { reduceKeep, viewOwned } from './sum-to.js';
 
-/** Reduces `axes` one at a time, keeping dims; returns a tensor of the keep-dims shape. */
-function reduceKeep(op: ReduceOp, x: Tensor, axes: number[]): Tensor {
-  assertDType(op, x, 'f32');
-  let cur = x;
-  const shape = [...x.shape];
-  for (let k = axes.length - 1; k >= 0; k--) {
-    const a = axes[k];
-    const outer = numel(shape.slice(0, a));
-    const len = shape[a];
-    const inner = numel(shape.slice(a + 1));
-    if (len === 0 && op !== 'sum' && op !== 'sumsq') throw new ShapeError(op, `cannot take the ${op} over an empty axis`);
-    shape[a] = 1;
-    const out = empty(shape, x.backend);
-    if (out.size > 0) x.backend.reduce(k === axes.length - 1 ? op : (op === 'sumsq' ? 'sum' : op), cur.storage, out.storage, outer, len, inner);
-    if (cur !== x) cur.dispose();
-    cur = out;
-  }
-  return cur === x ? reshape(x, x.shape) : cur;
-}
+export { sumTo } from './sum-to.js';
 
 function outShape(shape: readonly number[], axes: number[], keepDims: boolean): number[] {
   return keepDims ? shape.map((d, i) => (axes.includes(i) ? 1 : d)) : shape.filter((_, i) => !axes.includes(i));
@@ -35,13 +18,8 @@ function outShape(shape: readonly number[], axes: number[], keepDims: boolean): 
 export function sum(x: Tensor, axes?: number | number[], keepDims = false): Tensor {
   const ax = normalizeAxes('sum', axes, x.rank);
   const kept = reduceKeep('sum', x, ax);
-  const out = keepDims ? kept : reshapeOwned(kept, outShape(x.shape, ax, false));
-  return record(out, 'sum', [x], (g) => {
-    const gk = reshape(g, outShape(x.shape, ax, true));
-    const gx = broadcastTo(gk, x.shape);
-    gk.dispose();
-    return [gx];
-  });
+  const out = keepDims ? kept : viewOwned(kept, outShape(x.shape, ax, false));
+  return record(out, 'sum', [x], (g) => [broadcastTo(reshape(g, outShape(x.shape, ax, true)), x.shape)]);
 }
 
 export function mean(x: Tensor, axes?: number | number[], keepDims = false): Tensor {
@@ -53,28 +31,17 @@ export function mean(x: Tensor, axes?: number | number[], keepDims = false): Ten
     s.dispose();
     return m;
   });
-  return record(out, 'mean', [x], (g) => {
-    const gk = reshape(g, outShape(x.shape, ax, true));
-    const gs = mul(gk, 1 / n);
-    gk.dispose();
-    const gx = broadcastTo(gs, x.shape);
-    gs.dispose();
-    return [gx];
-  });
+  return record(out, 'mean', [x], (g) => [broadcastTo(mul(reshape(g, outShape(x.shape, ax, true)), 1 / n), x.shape)]);
 }
 
 /** Sum of squares over `axes` in one pass (the per-tensor L2 norm is its square root). */
 export function sumSquares(x: Tensor, axes?: number | number[], keepDims = false): Tensor {
   const ax = normalizeAxes('sumSquares', axes, x.rank);
   const kept = reduceKeep('sumsq', x, ax);
-  const out = keepDims ? kept : reshapeOwned(kept, outShape(x.shape, ax, false));
+  const out = keepDims ? kept : viewOwned(kept, outShape(x.shape, ax, false));
   return record(out, 'sumSquares', [x], (g) => {
     const gk = reshape(g, outShape(x.shape, ax, true));
-    const two = mul(x, 2);
-    const gx = mul(two, gk);
-    two.dispose();
-    gk.dispose();
-    return [gx];
+    return [mul(mul(x, 2), gk)];
   });
 }
 
@@ -86,11 +53,7 @@ function extremum(op: 'max' | 'min', x: Tensor, axes: number | number[] | undefi
     // The gradient is shared evenly between tied extrema (as torch.amax does).
     const mask = equal(x, kept);
     const count = sum(mask, ax, true);
-    const gk = reshape(g, kept.shape);
-    const share = div(gk, count);
-    const gx = mul(mask, share);
-    for (const t of [mask, count, gk, share]) t.dispose();
-    return [gx];
+    return [mul(mask, div(reshape(g, kept.shape), count))];
   });
   if (!result.node) kept.dispose();
   return result;
@@ -112,24 +75,3 @@ function argExtremum(op: 'max' | 'min', x: Tensor, axis: number, keepDims: boole
 /** Index (i32) of the first maximum along `axis`. */
 export const argmax = (x: Tensor, axis = -1, keepDims = false) => argExtremum('max', x, axis, keepDims);
 export const argmin = (x: Tensor, axis = -1, keepDims = false) => argExtremum('min', x, axis, keepDims);
-
-/** Sums g down to `shape` (the adjoint of broadcasting `shape` up to g's shape). */
-export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
-  if (sameShape(g.shape, shape)) return g;
-  const lead = g.rank - shape.length;
-  if (lead < 0) throw new ShapeError('sumTo', `cannot sum [${g.shape}] to the larger shape [${shape}]`);
-  const axes: number[] = [];
-  for (let i = 0; i < g.rank; i++) {
-    if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
-    else if (shape[i - lead] !== g.shape[i]) throw new ShapeError('sumTo', `cannot sum [${g.shape}] to [${shape}]`);
-  }
-  const kept = reduceKeep('sum', g, axes);
-  return reshapeOwned(kept, shape);
-}
-
-/** reshape that hands ownership over: the input is released (its storage lives on in the view). */
-function reshapeOwned(t: Tensor, shape: readonly number[]): Tensor {
-  const r = reshape(t, shape);
-  t.dispose();
-  return r;
-}

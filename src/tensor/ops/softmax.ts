@@ -67,9 +67,7 @@ export function crossEntropy(targetProbs: Tensor, logits: Tensor, axis = -1): Te
   });
   const keptShape = logits.shape.map((d, i) => (i === a ? 1 : d));
   const result = record(out, op, [targetProbs, logits], (g) => {
-    const gk = reshape(g, keptShape);
-    const negG = mul(gk, -1);
-    gk.dispose();
+    const negG = mul(reshape(g, keptShape), -1);
     // ∂/∂p = −g · logSoftmax(z)
     const gp = targetProbs.requiresGrad ? mul(ls, negG) : null;
     let gz: Tensor | null = null;
@@ -78,9 +76,7 @@ export function crossEntropy(targetProbs: Tensor, logits: Tensor, axis = -1): Te
       const dy = mul(targetProbs, negG);
       gz = empty(logits.shape, be);
       if (gz.size > 0) be.softmaxGrad(ls.storage, dy.storage, gz.storage, rows, cols, true);
-      dy.dispose();
     }
-    negG.dispose();
     return [gp, gz];
   });
   if (!result.node) ls.dispose();

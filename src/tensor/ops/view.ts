@@ -3,7 +3,7 @@ import { ShapeError, Tensor } from '../tensor.js';
 import { full } from '../create.js';
 import { record } from '../autograd.js';
 import { broadcastShapes, broadcastStrides, checkShape, normalizeAxis, numel, sameShape } from '../shape.js';
-import { sumTo } from './reduce.js';
+import { sumTo } from './sum-to.js';
 
 /** Same storage, new shape; one dim may be -1. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
