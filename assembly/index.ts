@@ -3,7 +3,8 @@ export { heapBase } from './common';
 export * from './elementwise';
 export * from './reduce';
 export * from './optim';
-export * from './softmax';
+// softmax.ts also exports softmaxRow, an @inline helper of attention.ts, not a kernel.
+export { softmax, softmaxGrad } from './softmax';
 export * from './norm';
 export * from './matmul';
 export * from './conv';

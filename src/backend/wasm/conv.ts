@@ -6,7 +6,9 @@ import { ptr } from './storage.js';
 
 const GRAIN = 16384; // elements per thread below which splitting costs more than it saves
 
-function geometry(p: Conv2dParams): number[] {
+type Geometry = [H: number, W: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, outH: number, outW: number];
+
+function geometry(p: Conv2dParams): Geometry {
   return [p.height, p.width, p.kernelH, p.kernelW, p.strideH, p.strideW, p.padH, p.padW, p.outH, p.outW];
 }
 

@@ -13,7 +13,7 @@ const blockings = new WeakMap<WasmRuntime, Blocking>();
 function blocking(rt: WasmRuntime): Blocking {
   let b = blockings.get(rt);
   if (!b) {
-    const f = rt.exports.convBlocking as (w: number) => number;
+    const f = rt.exports.convBlocking;
     b = { mr: f(0), nr: f(1), kc: f(2), gemmSlot: f(3) };
     blockings.set(rt, b);
   }
@@ -226,7 +226,7 @@ export function convGemmKernels(rt: WasmRuntime): Pick<ConvKernels, 'conv2d' | '
         const pdy = sc.bytes(oPadded * Q * 4);
         rt.run('convPackDy', [ptr(dy), pdy, O, Q, P], Math.ceil(Q / kc), Math.ceil(16384 / (kc * oPadded)));
         const acc = sc.bytes(K * O * 4);
-        const slotBytes = (rt.exports.convGradWeightSlot as () => number)();
+        const slotBytes = rt.exports.convGradWeightSlot();
         const scratch = sc.bytes(64 + rt.threads * slotBytes);
         rt.i32(scratch, 1)[0] = 0;
         rt.run('convGradWeight', [src.ptr, sc.i32(tab), sc.i32(wtab), pdy, acc, ptr(dw), K, Kfull, O, Q, p.outW, P,

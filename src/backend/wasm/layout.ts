@@ -37,7 +37,7 @@ export function layoutKernels(rt: WasmRuntime): LayoutKernels {
       // Enough row blocks that every thread gets units; each extra block costs one more pass over idx.
       const chunks = Math.ceil(cols / 64);
       const rowBlocks = Math.min(rows, Math.max(1, Math.ceil((2 * rt.threads) / chunks)));
-      const units = rt.exports.scatterUnits(cols, rowBlocks) as number;
+      const units = rt.exports.scatterUnits(cols, rowBlocks);
       const perUnit = nIdx + Math.ceil(rows / rowBlocks) * Math.min(cols, 64);
       rt.run('scatterAddRows', [ptr(dy), ptr(idx), ptr(dx), nIdx, rows, cols, rowBlocks], units,
         Math.max(1, Math.ceil(GRAIN / perUnit)));

@@ -16,7 +16,7 @@ const blockings = new WeakMap<WasmRuntime, Blocking>();
 function blocking(rt: WasmRuntime): Blocking {
   let b = blockings.get(rt);
   if (!b) {
-    const f = rt.exports.matmulBlocking as (w: number) => number;
+    const f = rt.exports.matmulBlocking;
     b = { mr: f(0), nr: f(1), mc: f(3), slotBytes: f(4) };
     blockings.set(rt, b);
   }

@@ -52,7 +52,7 @@ export function neighboursKernels(rt: WasmRuntime): NeighboursKernels {
       const chunkPanels = Math.max(1, Math.floor(CHUNK_FLOATS / (PANEL * Math.max(d, 1))));
       const chunks = Math.ceil(panels / chunkPanels);
       const threads = Math.max(1, Math.min(rt.threads, chunks, Math.floor((k * k * Math.max(d, 1)) / 2 / GRAIN_SELF)));
-      const slot = (rt.exports.nnSelfSlotBytes as (k: number, m: number) => number)(k, m);
+      const slot = rt.exports.nnSelfSlotBytes(k, m);
       const slotsBytes = 16 + threads * slot;
       const packed = rt.allocBytes(packedBytes);
       const counters = rt.allocBytes(16);

@@ -18,7 +18,7 @@ export function normKernels(rt: WasmRuntime): NormKernels {
       if (cols === 0) return;
       // The parameter pass reads dy, so it runs before dx is written (dx may alias dy).
       if (dgamma || dbeta) {
-        const units = rt.exports.layerNormParamUnits(cols) as number;
+        const units = rt.exports.layerNormParamUnits(cols);
         // rows = 0 still runs it: the sums come out 0, which is the overwrite the contract asks for.
         rt.run('layerNormGradParams', [ptr(x), ptr(mean), ptr(rstd), ptr(dy), opt(dgamma), opt(dbeta), rows, cols],
           units, Math.max(1, Math.ceil(4096 / Math.max(1, rows))));

@@ -6,7 +6,7 @@ import { ptr } from './storage.js';
 export function reduceKernels(rt: WasmRuntime): ReduceKernels {
   return {
     reduce(op, x, out, outer, len, inner) {
-      const units = rt.exports.reduceUnits(outer, inner) as number;
+      const units = rt.exports.reduceUnits(outer, inner);
       const perUnit = inner === 1 ? len : len * Math.min(inner, 64);
       rt.run('reduce', [ptr(x), ptr(out), REDUCE_CODES[op], outer, len, inner], units, Math.max(1, Math.ceil(32768 / perUnit)));
     },

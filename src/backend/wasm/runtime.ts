@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import * as v8 from 'node:v8';
 import { packagePath } from '../../util/paths.js';
 import { BackendError } from '../backend.js';
+import type { KernelExports, RowArgs, RowKernel } from './exports.js';
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the wasm32 ceiling
@@ -43,7 +44,7 @@ function sizeClass(bytes: number): number {
 
 export class WasmRuntime {
   readonly memory: WebAssembly.Memory;
-  readonly exports: Record<string, any>;
+  readonly exports: KernelExports;
   readonly threads: number;
   readonly build: WasmBuild;
   private readonly fnNames: string[];
@@ -65,8 +66,8 @@ export class WasmRuntime {
     this.threads = threads;
     this.memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared: true });
     const instance = new WebAssembly.Instance(module, { env: { memory: this.memory, abort: wasmAbort, seed: () => 0 } });
-    this.exports = instance.exports as Record<string, any>;
-    this.fnNames = Object.keys(this.exports).filter((k) => typeof this.exports[k] === 'function').sort();
+    this.exports = instance.exports as unknown as KernelExports;
+    this.fnNames = Object.keys(instance.exports).filter((k) => typeof instance.exports[k] === 'function').sort();
     this.fnNames.forEach((n, i) => this.fnIndex.set(n, i));
     const heapBase = Number(this.exports.heapBase());
     this.heapTop = Math.ceil(Math.max(heapBase, 1024) / 64) * 64;
@@ -173,20 +174,21 @@ export class WasmRuntime {
    * Calls kernel `name(...args, start, end)` over rows [0, total), split across threads when each
    * thread gets at least `grain` rows. Synchronous: returns when every thread is done.
    */
-  run(name: string, args: number[], total: number, grain = 1): void {
+  run<K extends RowKernel>(name: K, args: RowArgs<K>, total: number, grain = 1): void {
     if (this.destroyed) throw new BackendError('the wasm backend was destroyed');
-    const fn = this.exports[name];
+    const fn = this.exports[name] as (...a: number[]) => void;
+    const list = args as unknown as readonly number[];
     if (typeof fn !== 'function') throw new BackendError(`no such wasm kernel`, name);
     if (total <= 0) return;
     const threads = Math.max(1, Math.min(this.threads, Math.floor(total / Math.max(1, grain))));
     if (threads === 1) {
-      callKernel(name, fn, args, 0, total);
+      callKernel(name, fn, list, 0, total);
       return;
     }
     const ctrl = this.ctrl;
-    for (let i = 0; i < args.length; i++) this.args[i] = args[i];
+    for (let i = 0; i < list.length; i++) this.args[i] = list[i];
     ctrl[CTRL_FN] = this.fnIndex.get(name)!;
-    ctrl[CTRL_NARGS] = args.length;
+    ctrl[CTRL_NARGS] = list.length;
     ctrl[CTRL_TOTAL] = total;
     ctrl[CTRL_THREADS] = threads;
     ctrl[CTRL_ERROR] = 0;
@@ -196,7 +198,7 @@ export class WasmRuntime {
     const [start0, end0] = threadRange(total, threads, 0);
     let error: unknown;
     try {
-      callKernel(name, fn, args, start0, end0);
+      callKernel(name, fn, list, start0, end0);
     } catch (e) {
       error = e;
     }
@@ -221,7 +223,7 @@ export class WasmRuntime {
   }
 }
 
-function callKernel(name: string, fn: (...a: number[]) => void, args: number[], start: number, end: number): void {
+function callKernel(name: string, fn: (...a: number[]) => void, args: readonly number[], start: number, end: number): void {
   try {
     fn(...args, start, end);
   } catch (e) {

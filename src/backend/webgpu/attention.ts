@@ -1,13 +1,18 @@
 import type { AttentionKernels, AttentionParams, Storage } from '../backend.js';
-import { grid1d, Uniform } from './grid.js';
+import { grid1d } from './grid.js';
+import { packParams, paramLayout } from './params.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
 
 const FILE = 'attention.wgsl';
 const WG = 64; // wgsl/attention.wgsl's workgroup size
 const buf = (s: Storage) => (s as GpuStorage).buffer;
 
+const P = paramLayout(FILE, 'P', [
+  ['tokens', 'u32'], ['heads', 'u32'], ['dh', 'u32'], ['rows', 'u32'], ['scale', 'f32'], ['_a', 'u32'], ['_b', 'u32'], ['_c', 'u32'],
+]);
+
 function uniform(p: AttentionParams): Uint8Array {
-  return new Uniform().u32(p.tokens, p.heads, p.headDim, p.batch * p.heads * p.tokens).f32(p.scale).u32(0, 0, 0).view();
+  return packParams(P, { tokens: p.tokens, heads: p.heads, dh: p.headDim, rows: p.batch * p.heads * p.tokens, scale: p.scale });
 }
 
 const empty = (p: AttentionParams) => p.batch * p.heads * p.tokens === 0 || p.headDim === 0;

@@ -1,19 +1,31 @@
 import type { Conv2dParams, ConvKernels, ConvParams, Storage } from '../backend.js';
 import { BackendError } from '../backend.js';
-import { grid1d, Uniform } from './grid.js';
+import { grid1d } from './grid.js';
+import { packParams, paramLayout } from './params.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
 
 const FILE = 'conv.wgsl';
 const buf = (s: Storage) => (s as GpuStorage).buffer;
 
+const GEOMETRY = [
+  ['batch', 'u32'], ['channels', 'u32'], ['height', 'u32'], ['width', 'u32'],
+  ['kh', 'u32'], ['kw', 'u32'], ['sh', 'u32'], ['sw', 'u32'],
+  ['ph', 'u32'], ['pw', 'u32'], ['outH', 'u32'], ['outW', 'u32'],
+] as const;
+const P = paramLayout(FILE, 'P', [...GEOMETRY, ['total', 'u32'], ['_p0', 'u32'], ['_p1', 'u32'], ['_p2', 'u32']]);
+const CP = paramLayout(FILE, 'CP', [...GEOMETRY, ['outC', 'u32'], ['total', 'u32'], ['_p0', 'u32'], ['_p1', 'u32']]);
+
+const geometry = (p: Conv2dParams) => ({
+  batch: p.batch, channels: p.channels, height: p.height, width: p.width, kh: p.kernelH, kw: p.kernelW,
+  sh: p.strideH, sw: p.strideW, ph: p.padH, pw: p.padW, outH: p.outH, outW: p.outW,
+});
+
 function params(p: Conv2dParams, total: number): Uint8Array {
-  return new Uniform().u32(p.batch, p.channels, p.height, p.width, p.kernelH, p.kernelW, p.strideH, p.strideW,
-    p.padH, p.padW, p.outH, p.outW, total, 0, 0, 0).view();
+  return packParams(P, { ...geometry(p), total });
 }
 
 function convParams(p: ConvParams, total: number): Uint8Array {
-  return new Uniform().u32(p.batch, p.channels, p.height, p.width, p.kernelH, p.kernelW, p.strideH, p.strideW,
-    p.padH, p.padW, p.outH, p.outW, p.outChannels, total, 0, 0).view();
+  return packParams(CP, { ...geometry(p), outC: p.outChannels, total });
 }
 
 export function convKernels(rt: WebGPURuntime): ConvKernels {

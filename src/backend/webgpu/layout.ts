@@ -1,10 +1,16 @@
 import type { LayoutKernels, Storage } from '../backend.js';
 import { collapseDims, numel } from '../strided.js';
-import { grid1d, Uniform } from './grid.js';
+import { grid1d } from './grid.js';
+import { packParams, paramLayout } from './params.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
 
 const FILE = 'layout.wgsl';
 const buf = (s: Storage) => (s as GpuStorage).buffer;
+const COPY = paramLayout(FILE, 'Copy', [
+  ['shape', 'array<vec4<u32>, 2>'], ['srcStrides', 'array<vec4<i32>, 2>'], ['dstStrides', 'array<vec4<i32>, 2>'],
+  ['srcOffset', 'i32'], ['dstOffset', 'i32'], ['n', 'u32'], ['_pad', 'u32'],
+]);
+const ROWS = paramLayout(FILE, 'Rows', [['nIdx', 'u32'], ['cols', 'u32'], ['rows', 'u32'], ['rowBlocks', 'u32']]);
 // Threads the scatter aims for: enough to fill a GPU, few enough that each idx pass stays cheap.
 const SCATTER_THREADS = 16384;
 
@@ -14,21 +20,20 @@ export function layoutKernels(rt: WebGPURuntime): LayoutKernels {
       const n = numel(shape);
       if (n === 0) return;
       const c = collapseDims(shape, srcStrides, dstStrides);
-      const u = new Uniform().u32(...c.shape, 0, 0).i32(...c.strides[0], 0, 0).i32(...c.strides[1], 0, 0)
-        .i32(srcOffset, dstOffset).u32(n, 0);
-      rt.dispatch('copyStrided', rt.pipeline(FILE, 'copyStrided'), [buf(src), buf(dst)], u.view(), grid1d(n));
+      const u = packParams(COPY, { shape: c.shape, srcStrides: c.strides[0], dstStrides: c.strides[1], srcOffset, dstOffset, n });
+      rt.dispatch('copyStrided', rt.pipeline(FILE, 'copyStrided'), [buf(src), buf(dst)], u, grid1d(n));
     },
     gatherRows(x, idx, out, nIdx, cols) {
       if (nIdx === 0 || cols === 0) return;
       const rows = Math.floor(x.length / cols);
-      const u = new Uniform().u32(nIdx, cols, rows, 0);
-      rt.dispatch('gatherRows', rt.pipeline(FILE, 'gatherRows'), [buf(x), buf(idx), buf(out)], u.view(), grid1d(nIdx * cols));
+      const u = packParams(ROWS, { nIdx, cols, rows, rowBlocks: 0 });
+      rt.dispatch('gatherRows', rt.pipeline(FILE, 'gatherRows'), [buf(x), buf(idx), buf(out)], u, grid1d(nIdx * cols));
     },
     scatterAddRows(dy, idx, dx, nIdx, rows, cols) {
       if (rows === 0 || cols === 0) return;
       const rowBlocks = Math.min(rows, Math.max(1, Math.ceil(SCATTER_THREADS / cols)));
-      const u = new Uniform().u32(nIdx, cols, rows, rowBlocks);
-      rt.dispatch('scatterAddRows', rt.pipeline(FILE, 'scatterAddRows'), [buf(dy), buf(idx), buf(dx)], u.view(),
+      const u = packParams(ROWS, { nIdx, cols, rows, rowBlocks });
+      rt.dispatch('scatterAddRows', rt.pipeline(FILE, 'scatterAddRows'), [buf(dy), buf(idx), buf(dx)], u,
         grid1d(rowBlocks * cols));
     },
   };

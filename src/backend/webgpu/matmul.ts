@@ -1,12 +1,15 @@
 import type { MatmulKernels, Storage } from '../backend.js';
 import { checkMatmulParams } from '../backend.js';
-import { Uniform } from './grid.js';
+import { packParams, paramLayout } from './params.js';
 import { reduceKernels } from './reduce.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
 
 const FILE = 'matmul.wgsl';
 const TILE = 64; // rows and columns of C per workgroup (wgsl/matmul.wgsl)
 const buf = (s: Storage) => (s as GpuStorage).buffer;
+const P = paramLayout(FILE, 'P', [
+  ['m', 'u32'], ['n', 'u32'], ['k', 'u32'], ['strideA', 'u32'], ['strideB', 'u32'], ['batch0', 'u32'], ['tileRow0', 'u32'], ['tileCol0', 'u32'],
+]);
 
 export function matmulKernels(rt: WebGPURuntime): MatmulKernels {
   const { reduce } = reduceKernels(rt);
@@ -30,8 +33,8 @@ export function matmulKernels(rt: WebGPURuntime): MatmulKernels {
       for (let b0 = 0; b0 < batch; b0 += max) {
         for (let r0 = 0; r0 < rowTiles; r0 += max) {
           for (let c0 = 0; c0 < colTiles; c0 += max) {
-            const u = new Uniform().u32(m, n, k, p.strideA, p.strideB, b0, r0, c0);
-            rt.dispatch(label, pipeline, bindings, u.view(),
+            const u = packParams(P, { m, n, k, strideA: p.strideA, strideB: p.strideB, batch0: b0, tileRow0: r0, tileCol0: c0 });
+            rt.dispatch(label, pipeline, bindings, u,
               [Math.min(max, colTiles - c0), Math.min(max, rowTiles - r0), Math.min(max, batch - b0)]);
           }
         }

@@ -1,5 +1,6 @@
 import type { NormKernels, Storage } from '../backend.js';
-import { grid1d, Uniform } from './grid.js';
+import { grid1d } from './grid.js';
+import { packParams, paramLayout } from './params.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
 
 const FILE = 'norm.wgsl';
@@ -19,8 +20,12 @@ export function rowWorkgroup(cols: number): number {
   return wg;
 }
 
-const uniform = (rows: number, cols: number, eps: number) => new Uniform().u32(rows, cols).f32(eps).u32(0).view();
-const bnUniform = (n: number, C: number, hw: number, flags: number) => new Uniform().u32(n, C, hw, flags).view();
+const P = paramLayout(FILE, 'P', [['rows', 'u32'], ['cols', 'u32'], ['eps', 'f32'], ['_pad', 'u32']]);
+const PP = paramLayout(FILE, 'PP', [['rows', 'u32'], ['cols', 'u32'], ['blockRows', 'u32'], ['_pad', 'u32']]);
+const BN = paramLayout(FILE, 'BN', [['n', 'u32'], ['C', 'u32'], ['hw', 'u32'], ['flags', 'u32']]);
+
+const uniform = (rows: number, cols: number, eps: number) => packParams(P, { rows, cols, eps });
+const bnUniform = (n: number, C: number, hw: number, flags: number) => packParams(BN, { n, C, hw, flags });
 
 /**
  * Rows are cut into at most MAX_BLOCKS blocks (a rule of the shape alone) so tall inputs still
@@ -40,7 +45,7 @@ function paramGrads(rt: WebGPURuntime, x: Storage, mean: Storage, rstd: Storage,
   };
   const spareW = dgamma && dbeta ? null : temp(1);
   const outG = dgamma ?? spareW!, outB = dbeta ?? spareW!;
-  const u = new Uniform().u32(rows, cols, blockRows, 0).view();
+  const u = packParams(PP, { rows, cols, blockRows });
   const chunks = Math.ceil(cols / PARAM_COLS);
   const params = rt.pipeline(FILE, 'layerNormGradParams', flags);
   if (blocks === 1) {
@@ -52,7 +57,7 @@ function paramGrads(rt: WebGPURuntime, x: Storage, mean: Storage, rstd: Storage,
     const spareR = partG && partB ? null : temp(1);
     rt.dispatch('layerNormGradCombine', rt.pipeline(FILE, 'layerNormGradCombine', flags),
       [buf(partG ?? spareR!), buf(partB ?? spareR!), buf(outG), buf(outB)],
-      new Uniform().u32(blocks, cols, 0, 0).view(), grid1d(cols));
+      packParams(PP, { rows: blocks, cols, blockRows: 0 }), grid1d(cols));
   }
   // Safe to pool at once: any later write to them is encoded after these dispatches (queue order).
   for (const t of temps) rt.free(t);

@@ -2,23 +2,31 @@
 import type { OptimKernels, Storage } from '../backend.js';
 import { BackendError } from '../backend.js';
 import { adamwScalars } from '../wasm/optim.js';
-import { grid1d, Uniform } from './grid.js';
+import { grid1d } from './grid.js';
+import { packParams, paramLayout } from './params.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
 
 const FILE = 'optim.wgsl';
 const buf = (s: Storage) => (s as GpuStorage).buffer;
+const ADAM = paramLayout(FILE, 'AdamP', [
+  ['n', 'u32'], ['decay', 'f32'], ['beta1', 'f32'], ['omb1', 'f32'], ['beta2', 'f32'], ['omb2', 'f32'], ['stepSize', 'f32'],
+  ['bc2Sqrt', 'f32'], ['eps', 'f32'],
+]);
+const EMA = paramLayout(FILE, 'EmaP', [['n', 'u32'], ['momentum', 'f32'], ['oneMinus', 'f32'], ['_pad', 'u32']]);
 
 export function optimKernels(rt: WebGPURuntime): OptimKernels {
   return {
     adamw(param, grad, m, v, n, p) {
       const s = adamwScalars(p);
-      const u = new Uniform().u32(n).f32(s.decay, s.beta1, s.omb1, s.beta2, s.omb2, s.stepSize, s.bc2Sqrt, s.eps);
-      rt.dispatch('adamw', rt.pipeline(FILE, 'adamw'), [buf(param), buf(grad), buf(m), buf(v)], u.view(), grid1d(n));
+      const u = packParams(ADAM, {
+        n, decay: s.decay, beta1: s.beta1, omb1: s.omb1, beta2: s.beta2, omb2: s.omb2, stepSize: s.stepSize, bc2Sqrt: s.bc2Sqrt, eps: s.eps,
+      });
+      rt.dispatch('adamw', rt.pipeline(FILE, 'adamw'), [buf(param), buf(grad), buf(m), buf(v)], u, grid1d(n));
     },
     ema(target, source, n, momentum) {
       if (!Number.isFinite(momentum)) throw new BackendError(`momentum must be finite, got ${momentum}`, 'ema');
-      const u = new Uniform().u32(n).f32(momentum, 1 - momentum);
-      rt.dispatch('ema', rt.pipeline(FILE, 'ema'), [buf(target), buf(source)], u.view(), grid1d(n));
+      const u = packParams(EMA, { n, momentum, oneMinus: 1 - momentum });
+      rt.dispatch('ema', rt.pipeline(FILE, 'ema'), [buf(target), buf(source)], u, grid1d(n));
     },
   };
 }

@@ -1,10 +1,14 @@
 import type { RandomKernels } from '../backend.js';
 import { BackendError, RANDOM_CODES } from '../backend.js';
-import { grid1d, Uniform } from './grid.js';
+import { grid1d } from './grid.js';
+import { packParams, paramLayout } from './params.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
 
 const FILE = 'random.wgsl';
 const TWO32 = 2 ** 32;
+const P = paramLayout(FILE, 'P', [
+  ['n', 'u32'], ['k0', 'u32'], ['k1', 'u32'], ['baseLo', 'u32'], ['baseHi', 'u32'], ['phase', 'u32'], ['a', 'f32'], ['b', 'f32'],
+]);
 
 export function randomKernels(rt: WebGPURuntime): RandomKernels {
   return {
@@ -17,9 +21,11 @@ export function randomKernels(rt: WebGPURuntime): RandomKernels {
       if (n <= 0) return;
       const block = Math.floor(offset / 4);
       const phase = offset % 4;
-      const u = new Uniform().u32(n, seed % TWO32, Math.floor(seed / TWO32), block % TWO32, Math.floor(block / TWO32), phase).f32(a, b);
+      const u = packParams(P, {
+        n, k0: seed % TWO32, k1: Math.floor(seed / TWO32), baseLo: block % TWO32, baseHi: Math.floor(block / TWO32), phase, a, b,
+      });
       rt.dispatch(`random(${dist})`, rt.pipeline(FILE, 'random', { DIST: RANDOM_CODES[dist] }), [(out as GpuStorage).buffer],
-        u.view(), grid1d(Math.ceil((phase + n) / 4)));
+        u, grid1d(Math.ceil((phase + n) / 4)));
     },
   };
 }
