@@ -11,7 +11,8 @@ import { findDinoHead, readPth } from '../io/pth/index.js';
 import { countUniquePrototypes, type PrototypeUsage, type UniquePrototypesResult } from '../eval/index.js';
 import { embedDataset } from '../train/evaluate.js';
 import { checkpointStats, evalData, networkFromCheckpoint, readRunCheckpoint } from '../train/run-data.js';
-import { headUsage, intFlag, usageJson } from './eval.js';
+import { headUsage, usageJson } from './eval.js';
+import { BACKEND_OPTION, backendKind, intFlag } from './args.js';
 import type { Backend } from '../backend/backend.js';
 
 export interface DatasetUsage {
@@ -118,7 +119,7 @@ export async function analyze(argv: string[]): Promise<void> {
       rule: { type: 'string', default: 'both' },
       json: { type: 'boolean', default: false },
       student: { type: 'boolean', default: false },
-      backend: { type: 'string', default: 'auto' },
+      ...BACKEND_OPTION,
       dataset: { type: 'string' },
       split: { type: 'string', default: 'train' },
       max: { type: 'string' },
@@ -128,7 +129,6 @@ export async function analyze(argv: string[]): Promise<void> {
   const eps = values.eps!.split(',').map(Number);
   if (eps.some((e) => !(e > 0 && e <= 2))) throw new Error(`analyze: --eps takes numbers in (0, 2], got '${values.eps}'`);
   if (!['greedy', 'components', 'both'].includes(values.rule!)) throw new Error(`analyze: --rule must be greedy, components or both, got '${values.rule}'`);
-  if (!['wasm', 'webgpu', 'auto'].includes(values.backend!)) throw new Error(`analyze: --backend must be wasm, webgpu or auto, got '${values.backend}'`);
   if (values.dataset === undefined && (values.max !== undefined || values.split !== 'train')) {
     throw new Error('analyze: --max and --split go with --dataset (prototype usage over a dataset)');
   }
@@ -138,7 +138,7 @@ export async function analyze(argv: string[]): Promise<void> {
   // Refuse a .pth (or any non-protodino file) before the slow work: it cannot be rebuilt for usage.
   if (values.dataset !== undefined) readRunCheckpoint('analyze', positionals[0]);
   const protos = loadPrototypes(positionals[0], which);
-  const be = await createBackend({ kind: values.backend as 'wasm' | 'webgpu' | 'auto' });
+  const be = await createBackend({ kind: backendKind('analyze', values.backend) });
   try {
     const r = await countUniquePrototypes({ data: protos.data, shape: protos.shape }, { eps, rule: values.rule as 'both', backend: be });
     const usage = values.dataset === undefined ? null

@@ -16,6 +16,8 @@ import { PRESETS } from '../train/presets.js';
 import { formatDuration } from '../train/progress.js';
 import { packagePath } from '../util/paths.js';
 import { JobClock, planDemo, type DemoRates, type DemoShape } from './demo-plan.js';
+import { parseArgs } from 'node:util';
+import { BACKEND_OPTION, backendKind } from './args.js';
 
 const FROZEN = { ...PRESETS['demo-frozen'].config, preset: 'demo-frozen' };
 const FULL = { ...PRESETS['demo-full'].config, preset: 'demo-full' };
@@ -141,9 +143,10 @@ async function headline(be: Backend): Promise<void> {
 }
 
 export async function demo(argv: string[]): Promise<void> {
-  const quick = argv.includes('--quick');
-  const kind = (argv.find((a) => a.startsWith('--backend='))?.split('=')[1] ?? 'auto') as 'wasm' | 'webgpu' | 'auto';
-  const budgetArg = argv.find((a) => a.startsWith('--budget='))?.split('=')[1];
+  const { values } = parseArgs({ args: argv, strict: true, options: { quick: { type: 'boolean', default: false }, ...BACKEND_OPTION, budget: { type: 'string' } } });
+  const quick = values.quick!;
+  const kind = backendKind('demo', values.backend);
+  const budgetArg = values.budget;
   const budgetS = budgetArg === undefined ? BUDGET_S : Number(budgetArg);
   if (!(budgetS > 0 && Number.isFinite(budgetS))) throw new Error(`demo: --budget must be a positive number of seconds, got '${budgetArg}'`);
   const be = await createBackend({ kind });

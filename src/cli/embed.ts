@@ -5,7 +5,7 @@ import { createBackend } from '../backend/index.js';
 import { embedDataset } from '../train/evaluate.js';
 import { writeSafetensors } from '../train/safetensors.js';
 import { checkpointStats, evalData, networkFromCheckpoint, readRunCheckpoint } from '../train/run-data.js';
-import { backendKind, intFlag } from './eval.js';
+import { BACKEND_OPTION, backendKind, intFlag } from './args.js';
 
 export async function embed(argv: string[]): Promise<void> {
   const cmd = 'embed';
@@ -16,7 +16,7 @@ export async function embed(argv: string[]): Promise<void> {
       split: { type: 'string', default: 'test' },
       max: { type: 'string' },
       student: { type: 'boolean', default: false },
-      backend: { type: 'string', default: 'auto' },
+      ...BACKEND_OPTION,
     },
   });
   if (positionals.length !== 1) throw new Error(`${cmd}: give exactly one protodino checkpoint (.safetensors)`);

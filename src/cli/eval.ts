@@ -16,21 +16,8 @@ import type { DinoNetwork } from '../train/network.js';
 import { embedDataset, type Embedded } from '../train/evaluate.js';
 import { checkpointStats, evalData, networkFromCheckpoint, readRunCheckpoint, type EvalData } from '../train/run-data.js';
 import type { TrainHooks } from '../train/trainer.js';
+import { BACKEND_OPTION, backendKind, intFlag } from './args.js';
 
-export type BackendKind = 'wasm' | 'webgpu' | 'auto';
-
-export function backendKind(cmd: string, v: string | undefined): BackendKind {
-  if (!['wasm', 'webgpu', 'auto'].includes(v ?? '')) throw new Error(`${cmd}: --backend must be wasm, webgpu or auto, got '${v}'`);
-  return v as BackendKind;
-}
-
-/** A non-negative integer flag (0 allowed only where `min` is 0). */
-export function intFlag(cmd: string, name: string, v: string | undefined, fallback: number, min = 1): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isInteger(n) || n < min) throw new Error(`${cmd}: --${name} must be an integer ≥ ${min}, got '${v}'`);
-  return n;
-}
 
 /** Usage of the head's prototypes on already-embedded features, softmax at temperature `temp`. */
 export async function headUsage(net: DinoNetwork, features: HostMatrix, temp: number, batchSize = 512): Promise<PrototypeUsage> {
@@ -149,7 +136,7 @@ export async function evalCmd(argv: string[]): Promise<void> {
       train_max: { type: 'string' },
       test_max: { type: 'string' },
       long_tail: { type: 'string' },
-      backend: { type: 'string', default: 'auto' },
+      ...BACKEND_OPTION,
       linear_epochs: { type: 'string' },
       linear_lr: { type: 'string' },
       episodes: { type: 'string' },

@@ -21,7 +21,8 @@ import { validate, DEFAULTS, type TrainConfig } from '../train/config.js';
 import { embedDataset } from '../train/evaluate.js';
 import { buildNetwork, type DinoNetwork } from '../train/network.js';
 import { PRESETS } from '../train/presets.js';
-import { backendKind, epochDiagnostics, headUsage, intFlag } from './eval.js';
+import { epochDiagnostics, headUsage } from './eval.js';
+import { BACKEND_OPTION, backendKind, intFlag } from './args.js';
 import { checkpointConfig, checkpointStats, evalData, networkFromCheckpoint, readRunCheckpoint, type EvalData } from '../train/run-data.js';
 
 export type Setting = 'frozen' | 'full';
@@ -713,7 +714,7 @@ export async function experiments(argv: string[]): Promise<void> {
       variant_seeds: { type: 'string' },
       quick: { type: 'boolean', default: false },
       out: { type: 'string', default: 'runs/experiments' },
-      backend: { type: 'string', default: 'wasm' },
+      ...BACKEND_OPTION,
       threads: { type: 'string' },
       only: { type: 'string' },
       tier: { type: 'string' },

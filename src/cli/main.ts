@@ -2,6 +2,7 @@
 // protodino command line. Subcommands live in their own files; this only dispatches.
 import { parseArgs } from 'node:util';
 import { createBackend } from '../backend/index.js';
+import { BACKEND_OPTION, backendKind, intFlag } from './args.js';
 
 const USAGE = `usage: protodino <command> [options]
 
@@ -34,14 +35,11 @@ commands:
 async function info(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { backend: { type: 'string', default: 'auto' }, threads: { type: 'string' } },
+    options: { ...BACKEND_OPTION, threads: { type: 'string' } },
     strict: true,
   });
-  const kind = values.backend as string;
-  if (!['wasm', 'webgpu', 'auto'].includes(kind)) throw new Error(`--backend must be wasm, webgpu or auto, got '${kind}'`);
-  const threads = values.threads === undefined ? undefined : Number(values.threads);
-  if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) throw new Error(`--threads must be a positive integer, got '${values.threads}'`);
-  const be = await createBackend({ kind: kind as 'wasm' | 'webgpu' | 'auto', threads });
+  const threads = values.threads === undefined ? undefined : intFlag('info', 'threads', values.threads, 0);
+  const be = await createBackend({ kind: backendKind('info', values.backend), threads });
   console.log(be.description);
   be.destroy();
 }

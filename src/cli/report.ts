@@ -1,5 +1,6 @@
 // protodino report <run dirs…> --out report.html: the side-by-side comparison page of src/report.
 import { parseArgs } from 'node:util';
+import { BACKEND_OPTION, backendKind } from './args.js';
 
 export async function report(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -9,7 +10,7 @@ export async function report(argv: string[]): Promise<void> {
       eps: { type: 'string', default: '0.025,0.1' },
       images: { type: 'string', default: '2000' },
       'no-gallery': { type: 'boolean', default: false },
-      backend: { type: 'string', default: 'wasm' },
+      ...BACKEND_OPTION,
     },
   });
   if (positionals.length === 0) throw new Error('report: give one or more run directories (each with log.jsonl and/or checkpoint.safetensors)');
@@ -17,8 +18,7 @@ export async function report(argv: string[]): Promise<void> {
   if (!eps.every((e) => e > 0 && Number.isFinite(e))) throw new Error(`report: --eps must be positive numbers, got '${values.eps}'`);
   const images = Number(values.images);
   if (!(Number.isInteger(images) && images > 0)) throw new Error(`report: --images must be a positive integer, got '${values.images}'`);
-  const kind = values.backend;
-  if (kind !== 'wasm' && kind !== 'webgpu' && kind !== 'auto') throw new Error(`report: --backend must be wasm, webgpu or auto, got '${kind}'`);
+  const kind = backendKind('report', values.backend);
   const { createBackend } = await import('../backend/index.js');
   const { generateReport } = await import('../report/index.js');
   const be = await createBackend({ kind });
