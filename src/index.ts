@@ -11,7 +11,7 @@ export { Linear, LayerNorm, Mlp, dropPath } from './nn/layers.js';
 export { VisionTransformer, VIT_PRESETS, type ViTConfig } from './nn/vit.js';
 export { ResNet, RESNET_PRESETS } from './nn/resnet.js';
 export { BatchNorm } from './nn/batchnorm.js';
-export { DINOHead, WeightNormLinear, type DINOHeadConfig } from './nn/head.js';
+export { DINOHead, PrototypeHead, WeightNormLinear, type DINOHeadConfig } from './nn/head.js';
 export { PCAProjection } from './nn/pca.js';
 
 // objectives
@@ -23,8 +23,8 @@ export { train, DivergenceError, type TrainResult, type TrainHooks } from './tra
 export { DEFAULTS as TRAIN_DEFAULTS, parseTrainArgs, validate as validateTrainConfig, ConfigError, type TrainConfig } from './train/config.js';
 export { cosineScheduler, teacherTempSchedule } from './train/schedules.js';
 export { CheckpointError, readCheckpoint, saveCheckpoint, restoreCheckpoint } from './train/checkpoint.js';
-export { readSafetensors, writeSafetensors, SafetensorsError } from './train/safetensors.js';
-export { buildNetwork, DinoNetwork, PrototypeHead } from './train/network.js';
+export { readSafetensors, writeSafetensors, SafetensorsError } from './io/safetensors.js';
+export { buildNetwork, DinoNetwork } from './train/network.js';
 export { embedDataset, evaluateNetwork } from './train/evaluate.js';
 
 // evaluation and diagnostics

@@ -63,7 +63,7 @@ async function main() {
   }
   if (!values.config || !values.out) throw new Error(`${cmd}: --config and --out are required`);
   const cfg = readConfig(values.config, DEFAULTS, validate);
-  const { writeSafetensors } = await imp('train/safetensors.js');
+  const { writeSafetensors } = await imp('io/safetensors.js');
   if (cmd === 'init') {
     const { createBackend } = await imp('backend/index.js');
     const { buildNetwork } = await imp('train/network.js');

@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { createBackend } from '../backend/index.js';
-import { readSafetensors } from '../train/safetensors.js';
+import { readSafetensors } from '../io/safetensors.js';
 import { findDinoHead, readPth } from '../io/pth/index.js';
 import { countUniquePrototypes, type PrototypeUsage, type UniquePrototypesResult } from '../eval/index.js';
 import { embedDataset } from '../train/evaluate.js';

@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { createBackend } from '../backend/index.js';
 import { embedDataset } from '../train/evaluate.js';
-import { writeSafetensors } from '../train/safetensors.js';
+import { writeSafetensors } from '../io/safetensors.js';
 import { checkpointStats, evalData, networkFromCheckpoint, readRunCheckpoint } from '../train/run-data.js';
 import { BACKEND_OPTION, backendKind, intFlag } from './args.js';
 

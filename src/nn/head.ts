@@ -109,3 +109,16 @@ export class DINOHead extends Module {
     return l2Normalize(this.last_layer.weight_v, -1);
   }
 }
+
+/** The prototype matrix alone: logits = normalize(features) · (g·v/‖v‖)ᵀ. */
+export class PrototypeHead extends Module {
+  readonly last_layer: WeightNormLinear;
+  constructor(be: Backend, inDim: number, outDim: number, g: Generator, normLastLayer: boolean) {
+    super(be);
+    this.last_layer = this.addChild('last_layer', new WeightNormLinear(be, inDim, outDim, g, normLastLayer));
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.last_layer.forward(l2Normalize(x, -1));
+  }
+}

@@ -8,7 +8,7 @@ import { tensor } from '../tensor/create.js';
 import type { Module } from '../nn/module.js';
 import type { AdamW } from '../tensor/ops/optim.js';
 import type { GeneratorState } from '../tensor/ops/random.js';
-import { readSafetensors, SafetensorsError, writeSafetensors, type SafeTensorInput } from './safetensors.js';
+import { readSafetensors, SafetensorsError, writeSafetensors, type SafeTensorInput } from '../io/safetensors.js';
 import { processAlive } from '../util/process.js';
 import type { KoleoProtoCache } from '../ssl/koleo-cache.js';
 import type { ChannelStats } from '../data/index.js';

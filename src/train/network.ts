@@ -3,26 +3,12 @@
 import type { Backend } from '../backend/backend.js';
 import { Module } from '../nn/module.js';
 import { VisionTransformer, VIT_PRESETS } from '../nn/vit.js';
-import { DINOHead, WeightNormLinear } from '../nn/head.js';
+import { DINOHead, PrototypeHead } from '../nn/head.js';
 import { PCAProjection } from '../nn/pca.js';
 import { ResNet } from '../nn/resnet.js';
 import { noGrad, type Tensor } from '../tensor/tensor.js';
 import { Generator } from '../tensor/ops/random.js';
-import { l2Normalize } from '../tensor/ops/norm.js';
 import type { TrainConfig } from './config.js';
-
-/** The prototype matrix alone: logits = normalize(features) · (g·v/‖v‖)ᵀ. */
-export class PrototypeHead extends Module {
-  readonly last_layer: WeightNormLinear;
-  constructor(be: Backend, inDim: number, outDim: number, g: Generator, normLastLayer: boolean) {
-    super(be);
-    this.last_layer = this.addChild('last_layer', new WeightNormLinear(be, inDim, outDim, g, normLastLayer));
-  }
-
-  forward(x: Tensor): Tensor {
-    return this.last_layer.forward(l2Normalize(x, -1));
-  }
-}
 
 export type Backbone = VisionTransformer | ResNet | PCAProjection;
 export type Head = DINOHead | PrototypeHead;

@@ -12,7 +12,7 @@ import { ALL_BACKENDS, getBackend } from '../helpers/backends.js';
 import { assertClose } from '../helpers/check.js';
 import { train } from '../../src/train/trainer.js';
 import { readCheckpoint } from '../../src/train/checkpoint.js';
-import { readSafetensors } from '../../src/train/safetensors.js';
+import { readSafetensors } from '../../src/io/safetensors.js';
 import { DEFAULTS, validate, type TrainConfig } from '../../src/train/config.js';
 import { buildNetwork } from '../../src/train/network.js';
 import { embedDataset } from '../../src/train/evaluate.js';

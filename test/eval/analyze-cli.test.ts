@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { writeSafetensors } from '../../src/train/safetensors.js';
+import { writeSafetensors } from '../../src/io/safetensors.js';
 import { loadPrototypes } from '../../src/cli/analyze.js';
 import { rng } from '../helpers/check.js';
 

@@ -2,7 +2,7 @@
 // scripts/make-eval-fixtures.py (torch / numpy results on fixed features).
 import * as assert from 'uvu/assert';
 import { ALL_BACKENDS, selectedBackends, type BackendCase } from '../helpers/backends.js';
-import { readSafetensors, type SafetensorsFile } from '../../src/train/safetensors.js';
+import { readSafetensors, type SafetensorsFile } from '../../src/io/safetensors.js';
 import { packagePath } from '../../src/util/paths.js';
 
 /**

@@ -8,7 +8,7 @@ import { decodeImage } from '../../src/data/image.js';
 import { DataError } from '../../src/data/errors.js';
 import { loadCifar10 } from '../../src/data/cifar.js';
 import { CheckpointError, readCheckpoint } from '../../src/train/checkpoint.js';
-import { serializeSafetensors } from '../../src/train/safetensors.js';
+import { serializeSafetensors } from '../../src/io/safetensors.js';
 import { bytes, cifarBytes, jpegBytes, pngBytes, tempDir, write } from '../data/fixtures.js';
 import { fixCrcs, handPng } from './png.js';
 import { readPth } from '../../src/io/pth/index.js';

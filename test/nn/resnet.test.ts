@@ -13,7 +13,7 @@ import { ResNet, RESNET_PRESETS, type ResNetConfig } from '../../src/nn/resnet.j
 import { BatchNorm } from '../../src/nn/batchnorm.js';
 import type { HostTensor } from '../../src/nn/module.js';
 import { PthTensor, readPth } from '../../src/io/pth/index.js';
-import { int64ToInt32 } from '../../src/train/safetensors.js';
+import { int64ToInt32 } from '../../src/io/safetensors.js';
 import { packagePath } from '../../src/util/paths.js';
 
 const fixture = (name: string) => packagePath('test', 'fixtures', 'resnet', name);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createBackend } from '../../src/backend/index.js';
 import type { Backend } from '../../src/backend/backend.js';
 import { train } from '../../src/train/trainer.js';
-import { readSafetensors, writeSafetensors } from '../../src/train/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { networkFromCheckpoint, readRunCheckpoint } from '../../src/train/run-data.js';
 import { VisionTransformer } from '../../src/nn/vit.js';
 import { generateReport } from '../../src/report/index.js';

@@ -3,7 +3,7 @@
 import * as assert from 'uvu/assert';
 import type { Backend } from '../../src/backend/backend.js';
 import { liveTensors, param, tensor, type Tensor } from '../../src/tensor/index.js';
-import { getF32, readSafetensors, type SafetensorsFile } from '../../src/train/safetensors.js';
+import { getF32, readSafetensors, type SafetensorsFile } from '../../src/io/safetensors.js';
 import { packagePath } from '../../src/util/paths.js';
 import { assertClose } from '../helpers/check.js';
 

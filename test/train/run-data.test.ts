@@ -12,7 +12,7 @@ import { createBackend } from '../../src/backend/index.js';
 import type { Backend } from '../../src/backend/backend.js';
 import { train } from '../../src/train/trainer.js';
 import type { TrainConfig } from '../../src/train/config.js';
-import { readSafetensors, writeSafetensors } from '../../src/train/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { channelStats, loadFashionMNIST, loadImageFolder, subset, type Dataset } from '../../src/data/index.js';
 import { checkpointStats, evalData, readRunCheckpoint, trainingImages } from '../../src/train/run-data.js';
 import { teacherAssignments } from '../../src/report/assign.js';

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readSafetensors } from '../../src/train/safetensors.js';
+import { readSafetensors } from '../../src/io/safetensors.js';
 import { cosineScheduler, linspace, teacherTempSchedule } from '../../src/train/schedules.js';
 import { packagePath } from '../../src/util/paths.js';
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULTS, validate } from '../../src/train/config.js';
-import { readSafetensors } from '../../src/train/safetensors.js';
+import { readSafetensors } from '../../src/io/safetensors.js';
 import { buildNetwork } from '../../src/train/network.js';
 import { ALL_BACKENDS, getBackend } from '../helpers/backends.js';
 

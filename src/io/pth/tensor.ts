@@ -1,10 +1,10 @@
 // Tensors as they come out of (and go into) a .pth file, and the dtypes both sides know.
 //
-// dtype names and element types are those of src/train/safetensors.ts, so a loaded checkpoint can be
+// dtype names and element types are those of src/io/safetensors.ts, so a loaded checkpoint can be
 // re-saved as safetensors without conversion: F32 → Float32Array, F64 → Float64Array, F16 and BF16
 // → Float32Array (decoded exactly), I64 → BigInt64Array (always: lossless whatever the values),
 // I32/I16/I8/U8 → their typed arrays, BOOL → Uint8Array of 0/1.
-import type { SafetensorsDtype, TensorData } from '../../train/safetensors.js';
+import type { SafetensorsDtype, TensorData } from '../safetensors.js';
 
 export type PthDtype = Extract<SafetensorsDtype, 'F32' | 'F64' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL'>;
 

@@ -22,7 +22,7 @@
 // gathered into contiguous arrays. Tensors never share memory with each other.
 import { endianness } from 'node:os';
 import { decodeBf16, decodeF16, f16BitsToF32 } from '../../util/half.js';
-import type { TensorData } from '../../train/safetensors.js';
+import type { TensorData } from '../safetensors.js';
 import { PthError } from './errors.js';
 import { PyGlobal, typeName, unpickle, DEFAULT_PICKLE_LIMITS, type Dict, type PickleContext, type PickleHooks } from './pickle.js';
 import { DTYPE_OF_STORAGE, gather, PTH_DTYPES, PthTensor, type PthDtype, type RawArray } from './tensor.js';

@@ -17,7 +17,7 @@
 import { endianness } from 'node:os';
 import { encodeBf16, encodeF16 } from '../../util/half.js';
 import { writeFileAtomic } from '../../util/atomic-write.js';
-import type { TensorData } from '../../train/safetensors.js';
+import type { TensorData } from '../safetensors.js';
 import { PthError } from './errors.js';
 import { PTH_DTYPES, PthTensor, type PthDtype, type PthTensorLike } from './tensor.js';
 import { concatBytes, storedZip } from './zip.js';

@@ -2,7 +2,7 @@
 // the payload checksum, so most cases instead edit the 'protodino' metadata (as JSON or as text) or
 // the tensors and write the file again with a valid checksum, reaching the metadata checks.
 import { CheckpointError, readCheckpoint, type LoadedCheckpoint } from '../../../src/train/checkpoint.js';
-import { serializeSafetensors, type SafeTensorInput } from '../../../src/train/safetensors.js';
+import { serializeSafetensors, type SafeTensorInput } from '../../../src/io/safetensors.js';
 import { mutate, numel, type Fuzz } from '../mutate.js';
 import { MiB, type FuzzTarget } from '../target.js';
 

@@ -4,7 +4,7 @@
 // (and often a correct checksum), so the damage reaches the layout checks, not just the framing.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { CHECKSUM_KEY, readSafetensors, SafetensorsError, serializeSafetensors, type SafetensorsFile } from '../../../src/train/safetensors.js';
+import { CHECKSUM_KEY, readSafetensors, SafetensorsError, serializeSafetensors, type SafetensorsFile } from '../../../src/io/safetensors.js';
 import { packagePath } from '../../../src/util/paths.js';
 import { mutate, numel, type Fuzz } from '../mutate.js';
 import { MiB, type FuzzTarget } from '../target.js';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import {
   CHECKSUM_KEY, getF32, int64ToInt32, payloadSha256, readSafetensors, SafetensorsError, serializeSafetensors,
   writeSafetensors, type SafeTensorInput, type SafetensorsFile,
-} from '../../src/train/safetensors.js';
+} from '../../src/io/safetensors.js';
 import { packagePath } from '../../src/util/paths.js';
 
 const test = suite('safetensors');
