@@ -11,7 +11,7 @@ import { findDinoHead, readPth } from '../io/pth/index.js';
 import { countUniquePrototypes, type PrototypeUsage, type UniquePrototypesResult } from '../eval/index.js';
 import { embedDataset } from '../train/evaluate.js';
 import { checkpointStats, evalData, networkFromCheckpoint, readRunCheckpoint } from '../train/run-data.js';
-import { headUsage, usageJson } from './eval.js';
+import { headUsage, usageJson } from '../train/diagnostics.js';
 import { BACKEND_OPTION, backendKind, intFlag } from './args.js';
 import type { Backend } from '../backend/backend.js';
 

@@ -60,7 +60,7 @@ async function trainCmd(argv: string[]): Promise<void> {
   }
   const cfg = parseTrainArgs(argv);
   const { train } = await import('../train/trainer.js');
-  const hooks = cfg.eval_every_epoch ? { onEpoch: (await import('./eval.js')).epochDiagnostics(cfg) } : {};
+  const hooks = cfg.eval_every_epoch ? { onEpoch: (await import('../train/diagnostics.js')).epochDiagnostics(cfg) } : {};
   const result = await train(cfg, hooks);
   const last = result.history.at(-1);
   console.log(`trained ${result.steps} steps; final loss ${last?.loss.toFixed(4)}; checkpoint ${result.checkpoint}`);

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { train } from '../../src/train/trainer.js';
 import { readCheckpoint } from '../../src/train/checkpoint.js';
 import { DEFAULTS, validate, type TrainConfig } from '../../src/train/config.js';
-import { epochDiagnostics } from '../../src/cli/eval.js';
+import { epochDiagnostics } from '../../src/train/diagnostics.js';
 import { createBackend } from '../../src/backend/index.js';
 
 const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));

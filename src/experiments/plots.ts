@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
 import { renderSpec } from '../report/plots.js';
-import type { Group } from './experiments.js';
+import type { Group } from './aggregate.js';
 
 type Row = Record<string, string | number>;
 

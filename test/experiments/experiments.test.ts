@@ -13,8 +13,8 @@ import { ALL_BACKENDS, getBackend } from '../helpers/backends.js';
 import {
   aggregate, experimentGrid, markdownTable, pairedDifferences, pairedTable, quickEvalSizes, runConfig, runExperiment, stat, writeResults,
   type ExperimentRun, type RunResult,
-} from '../../src/cli/experiments.js';
-import { writeExperimentPlots } from '../../src/cli/experiments-plots.js';
+} from '../../src/experiments/index.js';
+import { writeExperimentPlots } from '../../src/experiments/plots.js';
 import { loadRun } from '../../src/report/runs.js';
 import { readJsonl } from '../../src/train/log.js';
 import { loadFashionMNIST, longTail } from '../../src/data/index.js';
