@@ -782,6 +782,9 @@ def main(argv=None):
     ap.add_argument("--data_stream", choices=["protodino", "independent"], default="protodino",
                     help="protodino: the very crops protodino draws for this seed; independent: other random streams")
     ap.add_argument("--check_batch", default=None, help="compare this protodino-side.mjs batch file (its epoch and batch) with the twin's own and exit")
+    ap.add_argument("--mkldnn", choices=["on", "off"], default="on",
+                    help="off: torch's native convolutions (im2col + BLAS) instead of oneDNN: the same math, other "
+                    "rounding; how far that moves a run measures how fast training amplifies rounding (see the docs)")
     ap.add_argument("--init_only", action="store_true", help="write checkpoint-step0.safetensors (the initial weights) and exit")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -819,6 +822,7 @@ def main(argv=None):
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     torch, nn, F, DinoNetwork = build_torch()
     torch.set_num_threads(args.threads)
+    torch.backends.mkldnn.enabled = args.mkldnn == "on"
     torch.manual_seed(cfg["seed"])
     channels = images.shape[1]
     gen = torch.Generator().manual_seed(cfg["seed"])
@@ -862,7 +866,7 @@ def main(argv=None):
         log.write(json.dumps(rec) + "\n")
         log.flush()
 
-    info = {"engine": "pytorch-twin", "torch": torch.__version__, "threads": torch.get_num_threads(), "init": args.init,
+    info = {"engine": "pytorch-twin", "torch": torch.__version__, "threads": torch.get_num_threads(), "mkldnn": args.mkldnn, "init": args.init,
             "data_stream": args.data_stream, "config_from": os.path.abspath(args.config)}
     write({"event": "start", "config": cfg, "backend": f"pytorch {torch.__version__} cpu, {torch.get_num_threads()} thread(s)",
            "parameters": sum(q.numel() for q in student.parameters()), "twin": info})
