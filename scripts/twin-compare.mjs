@@ -5,7 +5,8 @@
 //
 //   node scripts/twin-compare.mjs [--seeds 0,1,2] [--points 0,100,200,300] [--out runs/twin-compare]
 //       [--threads 1] [--init protodino|torch] [--data_stream protodino|independent]
-//       [--train_max 10000] [--test_max 2000] [--python /usr/bin/python3] [--no-check] [-- protodino train flags]
+//       [--train_max 10000] [--test_max 2000] [--python /usr/bin/python3] [--nice 10] [--no-check]
+//       [-- protodino train flags]
 //
 // Everything after `--` goes to `protodino train` (the recipe: --epochs, --lr, --koleo_proto, ...);
 // the twin reads the recipe back from protodino's log.jsonl, so both train the same config. The last
@@ -18,6 +19,10 @@
 // independent: other random streams, the same distribution.
 // Before training, a self-check: the twin's copy of protodino's defaults, and one training batch
 // made by both pipelines (must be bit-identical with --data_stream protodino).
+// After training, scripts/torch-twin/diff.py measures each seed's pair at the last point: the largest
+// loss difference over the common logged steps and the largest parameter / running-statistic
+// difference (meaningful for paired runs, where init and data are the same).
+// Every child runs under `nice -n N` (--nice), so a comparison yields to the machine's other work.
 // Resumable: finished pieces (checkpoints, evaluations) are kept and skipped when run again.
 // Results: OUT/results.json and OUT/results.md.
 import { spawnSync } from 'node:child_process';
@@ -29,6 +34,7 @@ const root = resolve(new URL('..', import.meta.url).pathname);
 const cli = join(root, 'dist/src/cli/main.js');
 const side = join(root, 'scripts/torch-twin/protodino-side.mjs');
 const twin = join(root, 'scripts/torch-twin/train.py');
+const diffPy = join(root, 'scripts/torch-twin/diff.py');
 
 const dash = process.argv.indexOf('--');
 const own = dash >= 0 ? process.argv.slice(2, dash) : process.argv.slice(2);
@@ -45,6 +51,7 @@ const { values } = parseArgs({
     train_max: { type: 'string', default: '10000' },
     test_max: { type: 'string', default: '2000' },
     python: { type: 'string', default: '/usr/bin/python3' },
+    nice: { type: 'string', default: '10' },
     'no-check': { type: 'boolean', default: false },
   },
 });
@@ -56,6 +63,7 @@ const list = (s, what) => s.split(',').filter((x) => x.trim() !== '').map((x) =>
 const seeds = list(values.seeds, 'seeds');
 const points = [...new Set(list(values.points, 'points'))].sort((a, b) => a - b);
 if (points.length === 0 || points.at(-1) < 1) throw new Error('--points: give at least one step ≥ 1 (0 adds the initial weights)');
+if (!/^-?\d+$/.test(values.nice)) throw new Error(`--nice must be an integer, got '${values.nice}'`);
 if (!['protodino', 'torch'].includes(values.init)) throw new Error(`--init must be protodino or torch, got '${values.init}'`);
 if (!['protodino', 'independent'].includes(values.data_stream)) throw new Error(`--data_stream must be protodino or independent, got '${values.data_stream}'`);
 for (const f of ['--seed', '--max_steps', '--output_dir', '--resume', '--threads', '--backend']) {
@@ -68,7 +76,7 @@ if (!existsSync(cli)) throw new Error(`${cli} is missing: npm run build first`);
 function run(cmd, args, { capture = false } = {}) {
   const t0 = performance.now();
   process.stderr.write(`$ ${[cmd, ...args].join(' ')}\n`);
-  const r = spawnSync('nice', ['-n', '10', cmd, ...args], {
+  const r = spawnSync('nice', ['-n', values.nice, cmd, ...args], {
     stdio: capture ? ['ignore', 'pipe', 'inherit'] : 'inherit', encoding: 'utf8', maxBuffer: 1 << 28,
     env: { ...process.env, OMP_NUM_THREADS: values.threads, OPENBLAS_NUM_THREADS: values.threads, MKL_NUM_THREADS: values.threads },
   });
@@ -149,7 +157,9 @@ for (const seed of seeds) {
     return { step: p, protodino: a.top1, torch: b.top1, loss: { protodino: lossAt(pdLog, p) ?? null, torch: lossAt(twLog, p) ?? null } };
   });
   const early = common.slice(0, 5).map((s) => ({ step: s, protodino: lossAt(pdLog, s), torch: lossAt(twLog, s), diff: lossAt(pdLog, s) - lossAt(twLog, s) }));
-  perSeed.push({ seed, rows, earlyLoss: early });
+  const paired = JSON.parse(run(values.python, [diffPy, '--logs', config, join(tw, 'log.jsonl'), '--ckpts',
+    join(pd, `checkpoint-step${last}.safetensors`), join(tw, `checkpoint-step${last}.safetensors`)], { capture: true }).stdout);
+  perSeed.push({ seed, rows, earlyLoss: early, paired });
   timing.push({ seed, protodinoSeconds: pdSeconds || null, torchSeconds: twSeconds || null });
 }
 
@@ -185,7 +195,13 @@ const md = [
   'mean ± sample std over seeds. Per seed (protodino / twin, loss at the step):',
   '',
   ...perSeed.flatMap((s) => s.rows.map((r) => `- seed ${s.seed} step ${r.step}: ${(100 * r.protodino[K]).toFixed(2)} / ${(100 * r.torch[K]).toFixed(2)}`
+    + ` (difference ${(100 * (r.protodino[K] - r.torch[K])).toFixed(2)})`
     + (r.loss.protodino != null && r.loss.torch != null ? ` (loss ${r.loss.protodino.toFixed(4)} / ${r.loss.torch.toFixed(4)})` : ''))),
+  '',
+  `Pairs at step ${points.at(-1)} (scripts/torch-twin/diff.py): largest loss difference over the common logged steps, largest absolute difference of the tensors:`,
+  '',
+  ...perSeed.map((s) => `- seed ${s.seed}: loss ${s.paired.loss_max_abs_diff?.toExponential(1) ?? '–'} over ${s.paired.n_steps} steps; `
+    + Object.entries(s.paired.max_abs_diff ?? {}).map(([g, d]) => `${g} ${d.toExponential(1)}`).join(', ')),
   '',
 ];
 writeFileSync(join(out, 'results.md'), md.join('\n'));

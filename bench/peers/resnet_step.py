@@ -1,10 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch peer of bench/resnet-step.ts: protodino's ResNet DINO training step in PyTorch eager on CPU.
 
-The model and step match src/nn/resnet.ts and src/train/step.ts: torchvision's BasicBlock ResNet
-(v1.5, bias-free convs, BatchNorm, projection shortcuts) with protodino's presets (resnet_cpu: one
-block per stage at widths 16/32/64/128 and a 3x3 stride-1 stem; resnet18: torchvision's), fc
-replaced by global average pooling, the DINO head with BatchNorm in its hidden layers (DINO's
+The model and step match src/nn/resnet.ts and src/train/step.ts: the ResNet of resnet_model.py
+(torchvision's v1.5 with protodino's presets, fc replaced by global average pooling; the training
+twin uses the same module), the DINO head with BatchNorm in its hidden layers (DINO's
 --use_bn_in_head), the backbone once per crop resolution and the head once on all crops, the DINO
 loss with centering, KoLeo-proto, DINO's per-parameter clipping, AdamW with two parameter groups,
 the teacher forward on the global crops, EMA and center update. The ViT peer (dino_step.py)
@@ -23,15 +22,10 @@ import resource
 import sys
 import time
 
-PRESETS = {
-    "resnet_cpu": dict(layers=[1, 1, 1, 1], widths=[16, 32, 64, 128], stem="cifar"),
-    "resnet18": dict(layers=[2, 2, 2, 2], widths=[64, 128, 256, 512], stem="imagenet"),
-}
-
-
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--arch", choices=sorted(PRESETS), default="resnet_cpu")
+    # Checked against resnet_model.PRESETS once torch is imported (after the thread variables).
+    p.add_argument("--arch", default="resnet_cpu", help="resnet_cpu, resnet18 or resnet50 (resnet_model.PRESETS)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--global_size", type=int, default=28)
@@ -74,52 +68,12 @@ import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dino_step import blas_info, init_weights, koleo_proto  # noqa: E402
+from resnet_model import PRESETS, ResNet  # noqa: E402  (shared with scripts/torch-twin/train.py)
+
+if args.arch not in PRESETS:
+    sys.exit(f"--arch: '{args.arch}' is not one of {', '.join(PRESETS)}")
 
 RSS_AFTER_IMPORT = rss_bytes()
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, inplanes, planes, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = None
-        if stride != 1 or inplanes != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
-
-    def forward(self, x):
-        h = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(h)) + (self.downsample(x) if self.downsample is not None else x))
-
-
-class ResNet(nn.Module):
-    def __init__(self, layers, widths, stem, in_chans):
-        super().__init__()
-        inplanes = widths[0]
-        if stem == "imagenet":
-            self.conv1 = nn.Conv2d(in_chans, inplanes, 7, 2, 3, bias=False)
-        else:
-            self.conv1 = nn.Conv2d(in_chans, inplanes, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(inplanes)
-        self.pool = stem == "imagenet"
-        blocks = []
-        for i, (n, planes) in enumerate(zip(layers, widths)):
-            for j in range(n):
-                blocks.append(BasicBlock(inplanes, planes, 2 if i > 0 and j == 0 else 1))
-                inplanes = planes
-        self.blocks = nn.Sequential(*blocks)
-        self.embed_dim = inplanes
-        for m in self.modules():  # torchvision's init
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-    def forward(self, x):
-        h = F.relu(self.bn1(self.conv1(x)))
-        if self.pool:
-            h = F.max_pool2d(h, 3, 2, 1)
-        return self.blocks(h).mean(dim=(2, 3))
 
 
 class DINOHeadBN(nn.Module):
@@ -157,12 +111,11 @@ def conv_route():
 def main():
     torch.backends.mkldnn.enabled = args.mkldnn == "on"
     torch.set_num_threads(args.threads)
-    p = PRESETS[args.arch]
     B, L, C = args.batch, args.local_crops, args.channels
 
     def network():
         torch.manual_seed(0)
-        net = ResNet(p["layers"], p["widths"], p["stem"], C)
+        net = ResNet(args.arch, C)
         return MultiCrop(net, DINOHeadBN(net.embed_dim, args.out_dim, args.hidden_dim, args.bottleneck_dim))
 
     student, teacher = network(), network()

@@ -6,13 +6,17 @@ with the same keys, completed with protodino's defaults) and trains what protodi
 
   model      the ViT of src/nn/vit.ts (patch embedding, CLS token, learned position embedding
              bicubic-resized for the local crops, pre-norm blocks with qkv bias and GELU MLP,
-             LayerNorm eps 1e-6) and the DINO head of src/nn/head.ts (GELU MLP, optional BatchNorm
-             --use_bn_in_head, L2 normalisation, weight-normed last layer, weight_g frozen at 1 with
-             --norm_last_layer), parameters named as protodino / facebookresearch/dino name them;
+             LayerNorm eps 1e-6) or the ResNet of src/nn/resnet.ts (bench/peers/resnet_model.py,
+             the module the step peer times: torchvision's names, BatchNorm with torch's momentum
+             0.1 and unbiased running variance, as protodino's), and the DINO head of
+             src/nn/head.ts (GELU MLP, optional BatchNorm --use_bn_in_head, L2 normalisation,
+             weight-normed last layer, weight_g frozen at 1 with --norm_last_layer), parameters
+             named as protodino / facebookresearch/dino name them;
   init       either protodino's step-0 weights (--init FILE from protodino-side.mjs init: removes
              init as a variable), or protodino's scheme drawn with torch's RNG (--init torch):
              trunc_normal std 0.02 truncated at ±2 std (protodino's bounds, see the docs), zero
-             biases, U(±1/sqrt(fan_in)) for the patch conv and the prototypes, LayerNorm/BatchNorm 1/0;
+             biases, U(±1/sqrt(fan_in)) for the patch conv and the prototypes, kaiming_normal
+             (fan_out, relu) for the ResNet's convs, LayerNorm/BatchNorm 1/0;
   data       Fashion-MNIST (or IDX) from the same files, the same subset, normalised by the same
              training-set mean/std; DINO's multi-crop (src/data/multicrop.ts, transforms.ts) ported
              operation for operation, including protodino's counter-based random streams (sfc32 keyed
@@ -25,6 +29,11 @@ with the same keys, completed with protodino's defaults) and trains what protodi
              all of them), DINO loss with centering, optional KoLeo-proto and KoLeo on features,
              backward, DINO's per-parameter clipping, freeze_last_layer, AdamW with the decay /
              no-decay groups of protodino's decayGroups, teacher EMA, center update (src/train/step.ts).
+             BatchNorm: both networks stay in training mode, as in DINO and protodino, so each
+             normalises by its batch and moves its own running statistics (the student's backbone
+             twice a step: globals, then locals); the EMA covers parameters only, so the teacher's
+             running statistics come from its own forwards on the global crops, which is what
+             `protodino eval` then uses (eval mode).
 
 It writes OUT/log.jsonl (protodino's record format: a `start` event, `step` events) and, at each
 --save_at step, OUT/checkpoint-step<N>.safetensors: a protodino checkpoint (student.*, teacher.*,
@@ -34,7 +43,7 @@ are judged by the same k-NN code.
 Run (torch is Debian's python3-torch, for /usr/bin/python3):
   /usr/bin/python3 scripts/torch-twin/train.py --config runs/x/log.jsonl --out runs/x-torch \
       [--init init.safetensors | --init torch] [--save_at 100,200,300] [--max_steps N] [--threads 1]
-Not supported (a clear error): non-ViT archs, --ibot, --vmf, --centering other than centering,
+Not supported (a clear error): the PCA arch, --ibot, --vmf, --centering other than centering,
 --freeze_backbone, --prototypes_only, --accum_steps > 1, --long_tail > 1, datasets other than
 fashion-mnist / idx.
 """
@@ -84,6 +93,15 @@ class TwinError(Exception):
     pass
 
 
+def resnet_presets():
+    """bench/peers/resnet_model.py: the ResNet the step peer times (imports torch)."""
+    peers = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "peers")
+    if peers not in sys.path:
+        sys.path.insert(0, peers)
+    import resnet_model
+    return resnet_model
+
+
 # ---------------------------------------------------------------------------------------------------
 # Config
 
@@ -125,8 +143,10 @@ def read_config(path):
 def check_supported(cfg):
     def no(flag, why):
         raise TwinError(f"--{flag}: {why} is not supported by the PyTorch twin")
-    if cfg["arch"] not in VIT_PRESETS:
-        no("arch", f"'{cfg['arch']}' (the twin trains the ViTs {', '.join(VIT_PRESETS)}; protodino's ResNet/PCA are not mirrored)")
+    resnets = resnet_presets().PRESETS if cfg["arch"].startswith("resnet") else {}
+    if cfg["arch"] not in VIT_PRESETS and cfg["arch"] not in resnets:
+        no("arch", f"'{cfg['arch']}' (the twin trains the ViTs {', '.join(VIT_PRESETS)} and the ResNets "
+               f"{', '.join(resnet_presets().PRESETS)}; protodino's PCA is not mirrored)")
     if cfg["ibot"]:
         no("ibot", "iBOT's patch loss")
     if cfg["koleo_proto_exact_every"] > 1:
@@ -145,7 +165,8 @@ def check_supported(cfg):
         no("long_tail", f"{cfg['long_tail']} (long-tailed subsets)")
     if cfg["dataset"] not in ("fashion-mnist", "idx"):
         no("dataset", f"'{cfg['dataset']}' (fashion-mnist and idx only)")
-    if cfg["global_crops_size"] % cfg["patch_size"] or (cfg["local_crops_number"] > 0 and cfg["local_crops_size"] % cfg["patch_size"]):
+    sizes = [cfg["global_crops_size"]] + ([cfg["local_crops_size"]] if cfg["local_crops_number"] > 0 else [])
+    if cfg["arch"] in VIT_PRESETS and any(s % cfg["patch_size"] for s in sizes):
         raise TwinError("crop sizes must be multiples of --patch_size")
 
 
@@ -719,10 +740,15 @@ def build_torch():
     class DinoNetwork(nn.Module):
         def __init__(self, cfg, channels, gen, drop_path_rate):
             super().__init__()
-            p = VIT_PRESETS[cfg["arch"]]
-            self.backbone = VisionTransformer(cfg["global_crops_size"], cfg["patch_size"], channels, p["dim"], p["depth"],
-                                              p["heads"], drop_path_rate, gen)
-            self.head = DINOHead(p["dim"], cfg["out_dim"], cfg["hidden_dim"], cfg["bottleneck_dim"], cfg["head_layers"],
+            if cfg["arch"] in VIT_PRESETS:
+                p = VIT_PRESETS[cfg["arch"]]
+                self.backbone = VisionTransformer(cfg["global_crops_size"], cfg["patch_size"], channels, p["dim"], p["depth"],
+                                                  p["heads"], drop_path_rate, gen)
+                dim = p["dim"]
+            else:  # protodino's ResNets take no drop path
+                self.backbone = resnet_presets().ResNet(cfg["arch"], channels, gen)
+                dim = self.backbone.embed_dim
+            self.head = DINOHead(dim, cfg["out_dim"], cfg["hidden_dim"], cfg["bottleneck_dim"], cfg["head_layers"],
                                  cfg["use_bn_in_head"], cfg["norm_last_layer"], gen)
 
     return torch, nn, F, DinoNetwork
@@ -756,6 +782,9 @@ def main(argv=None):
     ap.add_argument("--data_stream", choices=["protodino", "independent"], default="protodino",
                     help="protodino: the very crops protodino draws for this seed; independent: other random streams")
     ap.add_argument("--check_batch", default=None, help="compare this protodino-side.mjs batch file (its epoch and batch) with the twin's own and exit")
+    ap.add_argument("--mkldnn", choices=["on", "off"], default="on",
+                    help="off: torch's native convolutions (im2col + BLAS) instead of oneDNN: the same math, other "
+                    "rounding; how far that moves a run measures how fast training amplifies rounding (see the docs)")
     ap.add_argument("--init_only", action="store_true", help="write checkpoint-step0.safetensors (the initial weights) and exit")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -793,6 +822,7 @@ def main(argv=None):
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     torch, nn, F, DinoNetwork = build_torch()
     torch.set_num_threads(args.threads)
+    torch.backends.mkldnn.enabled = args.mkldnn == "on"
     torch.manual_seed(cfg["seed"])
     channels = images.shape[1]
     gen = torch.Generator().manual_seed(cfg["seed"])
@@ -836,7 +866,7 @@ def main(argv=None):
         log.write(json.dumps(rec) + "\n")
         log.flush()
 
-    info = {"engine": "pytorch-twin", "torch": torch.__version__, "threads": torch.get_num_threads(), "init": args.init,
+    info = {"engine": "pytorch-twin", "torch": torch.__version__, "threads": torch.get_num_threads(), "mkldnn": args.mkldnn, "init": args.init,
             "data_stream": args.data_stream, "config_from": os.path.abspath(args.config)}
     write({"event": "start", "config": cfg, "backend": f"pytorch {torch.__version__} cpu, {torch.get_num_threads()} thread(s)",
            "parameters": sum(q.numel() for q in student.parameters()), "twin": info})
@@ -860,7 +890,7 @@ def main(argv=None):
             log.close()
             return 0
     student.train()
-    teacher.train()  # as in DINO and protodino: BatchNorm in the teacher's head uses batch statistics
+    teacher.train()  # as in DINO and protodino: the teacher's BatchNorm (backbone, head) normalises by the batch
     t0 = time.perf_counter()
     images_since = 0
     step = 0
