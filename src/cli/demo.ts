@@ -12,15 +12,15 @@ import { DEFAULTS, validate, type TrainConfig } from '../train/config.js';
 import { buildNetwork } from '../train/network.js';
 import { embedDataset, evaluateNetwork, type NetworkReport } from '../train/evaluate.js';
 import { checkpointStats, evalData, networkFromCheckpoint, readRunCheckpoint, type EvalData } from '../train/run-data.js';
-import { PRESETS } from '../train/presets.js';
+import { presetValues } from '../train/presets.js';
 import { formatDuration } from '../train/progress.js';
 import { packagePath } from '../util/paths.js';
 import { JobClock, planDemo, type DemoRates, type DemoShape } from './demo-plan.js';
 import { parseArgs } from 'node:util';
 import { BACKEND_OPTION, backendKind } from './args.js';
 
-const FROZEN = { ...PRESETS['demo-frozen'].config, preset: 'demo-frozen' };
-const FULL = { ...PRESETS['demo-full'].config, preset: 'demo-full' };
+const FROZEN = presetValues('demo-frozen');
+const FULL = presetValues('demo-full');
 
 /** The committed model of the full-training recipe and its published numbers (docs/experiments/full-training.md). */
 export const HEADLINE_MODEL = 'docs/models/fmnist-resnet.safetensors';

@@ -2,7 +2,7 @@
 // seeds, head sizes) and the training config of each, from the named presets.
 import { longTailCounts } from '../data/index.js';
 import { validate, DEFAULTS, type TrainConfig } from '../train/config.js';
-import { PRESETS } from '../train/presets.js';
+import { presetValues } from '../train/presets.js';
 
 export type Setting = 'frozen' | 'full';
 export type DataKind = 'balanced' | 'longtail';
@@ -87,7 +87,7 @@ export const FULL_RECIPES: Record<string, { epochs: number; steps: number; ks: n
   'grid-full-v1': { epochs: 4, steps: 300, ks: [1024] },
 };
 export const DEFAULT_FULL_RECIPE = 'fmnist-resnet';
-const FROZEN = { ...PRESETS['demo-frozen'].config, preset: 'demo-frozen' };
+const FROZEN = presetValues('demo-frozen');
 
 function fullRecipe(opts: Pick<GridOptions, 'fullRecipe'>): string {
   const name = opts.fullRecipe ?? DEFAULT_FULL_RECIPE;
@@ -115,7 +115,7 @@ export function runConfig(setting: Setting, data: DataKind, method: Method, kole
   } else {
     const name = fullRecipe(opts), r = FULL_RECIPES[name];
     // max_steps 0 would run the recipe's own 9370 steps over epochs that no longer match them.
-    base = { ...PRESETS[name].config, preset: name, epochs: r.epochs, max_steps: opts.fullSteps ?? r.steps, eval_test_max: 2000 };
+    base = { ...presetValues(name), epochs: r.epochs, max_steps: opts.fullSteps ?? r.steps, eval_test_max: 2000 };
     if (method === 'ibot' && !String(base.arch).startsWith('vit')) base.arch = 'vit_cpu';
   }
   if (prototypes !== undefined) base.out_dim = prototypes;

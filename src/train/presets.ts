@@ -52,6 +52,13 @@ export const PRESETS: Record<string, Preset> = {
   'grid-full-v1': { summary: 'the first experiment grid\'s full training: vit_cpu, K = 1024, no BatchNorm head, 300 steps', config: GRID_FULL_V1 },
 };
 
+/** A preset's values with its name recorded (`preset`), for code that starts a run from it. */
+export function presetValues(name: string): Partial<TrainConfig> {
+  const p = PRESETS[name];
+  if (!p) throw new Error(`unknown preset '${name}'; known presets: ${presetNames().join(', ')}`);
+  return { ...p.config, preset: name };
+}
+
 export function presetNames(): string[] {
   return Object.keys(PRESETS);
 }
