@@ -32,6 +32,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { decodeBf16, decodeF16, encodeBf16, encodeF16 } from '../util/half.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { bytesOf, tensorBytes } from './tensor-bytes.js';
 import { JsonNumber, JsonSyntaxError, parseStrictJson, type JsonValue } from '../util/strict-json.js';
 
 export type SafetensorsDtype = 'BOOL' | 'U8' | 'I8' | 'I16' | 'U16' | 'F16' | 'BF16' | 'I32' | 'U32' | 'F32' | 'F64' | 'I64' | 'U64';
@@ -359,31 +360,16 @@ interface Prepared {
 
 const LONE_SURROGATE = /\p{Cs}/u;
 
-function bytesOf(a: TensorData): Uint8Array {
-  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-}
 
 function encodeTensor(name: string, t: SafeTensorInput): Uint8Array {
   const fail = (msg: string): never => {
     throw new SafetensorsError(msg, name);
   };
   if (typeof t.dtype !== 'string' || !isDtype(t.dtype)) return fail(`unknown or unsupported dtype ${JSON.stringify(t.dtype)}`);
-  if (!Array.isArray(t.shape) || t.shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
-    fail(`shape [${t.shape}] is not a list of non-negative integers`);
-  }
+  if (!Array.isArray(t.shape)) fail(`shape [${t.shape}] is not a list of non-negative integers`);
   const { data, dtype } = t;
   if (!ArrayBuffer.isView(data) || data instanceof DataView) return fail('data is not a typed array');
-  const numel = t.shape.reduce((a, d) => a * d, 1);
-  if (data.length !== numel) fail(`shape [${t.shape}] has ${numel} elements but the data has ${data.length}`);
-  if (dtype === 'F16' || dtype === 'BF16') {
-    if (data instanceof Float32Array) return bytesOf(dtype === 'F16' ? encodeF16(data) : encodeBf16(data));
-    if (data instanceof Uint16Array) return bytesOf(data);
-    return fail(`${dtype} data must be a Float32Array (values) or a Uint16Array (bits)`);
-  }
-  if (dtype === 'I64' && data instanceof Int32Array) return bytesOf(BigInt64Array.from(data, (v) => BigInt(v)));
-  if (!(data instanceof DTYPES[dtype].array)) fail(`${dtype} data must be a ${DTYPES[dtype].array.name}, not a ${data.constructor.name}`);
-  if (dtype === 'BOOL' && (data as Uint8Array).some((v) => v > 1)) fail('BOOL data must hold only 0 and 1');
-  return bytesOf(data);
+  return tensorBytes(dtype, t.shape, data, DTYPES[dtype].array, fail);
 }
 
 function utf8Compare(a: string, b: string): number {

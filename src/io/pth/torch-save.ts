@@ -15,9 +15,9 @@
 // loads only with weights_only=False (torch's own files with floats fail the same way).
 // The same tensor object appearing twice is written once and shared, as torch would.
 import { endianness } from 'node:os';
-import { encodeBf16, encodeF16 } from '../../util/half.js';
 import { writeFileAtomic } from '../../util/atomic-write.js';
 import type { TensorData } from '../safetensors.js';
+import { tensorBytes } from '../tensor-bytes.js';
 import { PthError } from './errors.js';
 import { PTH_DTYPES, PthTensor, type PthDtype, type PthTensorLike } from './tensor.js';
 import { concatBytes, storedZip } from './zip.js';
@@ -40,30 +40,14 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-function bytesOf(a: ArrayBufferView): Uint8Array {
-  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-}
-
 /** The tensor's elements as little-endian bytes (no copy where the data is already that). */
-function tensorBytes(t: PthTensorLike, path: string): Uint8Array {
+function pthTensorBytes(t: PthTensorLike, path: string): Uint8Array {
   const fail = (msg: string): never => {
     throw new PthError(`tensor at ${path}: ${msg}`);
   };
   const { dtype, data } = t;
   if (!Object.hasOwn(PTH_DTYPES, dtype)) fail(`dtype ${JSON.stringify(dtype)} cannot be saved for torch (use one of ${Object.keys(PTH_DTYPES).join(', ')})`);
-  if (t.shape.some((d) => !Number.isSafeInteger(d) || d < 0)) fail(`shape [${t.shape}] is not a list of non-negative integers`);
-  const numel = t.shape.reduce((a, d) => a * d, 1);
-  if (data.length !== numel) fail(`shape [${t.shape}] has ${numel} elements but the data has ${data.length}`);
-  if (dtype === 'F16' || dtype === 'BF16') {
-    if (data instanceof Float32Array) return bytesOf(dtype === 'F16' ? encodeF16(data) : encodeBf16(data));
-    if (data instanceof Uint16Array) return bytesOf(data);
-    return fail(`${dtype} data must be a Float32Array (values) or a Uint16Array (bits)`);
-  }
-  if (dtype === 'I64' && data instanceof Int32Array) return bytesOf(BigInt64Array.from(data, (v) => BigInt(v)));
-  const raw = PTH_DTYPES[dtype as PthDtype].raw;
-  if (!(data instanceof raw)) fail(`${dtype} data must be a ${raw.name}, not a ${(data as TensorData).constructor.name}`);
-  if (dtype === 'BOOL' && (data as Uint8Array).some((v) => v > 1)) fail('BOOL data must hold only 0 and 1');
-  return bytesOf(data);
+  return tensorBytes(dtype, t.shape, data as TensorData, PTH_DTYPES[dtype as PthDtype].raw, fail);
 }
 
 class Pickler {
@@ -181,7 +165,7 @@ class Pickler {
   tensor(t: PthTensorLike, path: string): void {
     const memo = this.tensors.get(t);
     if (memo !== undefined) return this.get(memo);
-    const bytes = tensorBytes(t, path);
+    const bytes = pthTensorBytes(t, path);
     const key = String(this.storages.length);
     this.storages.push(bytes);
     const numel = t.shape.reduce((a, d) => a * d, 1);
