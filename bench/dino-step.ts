@@ -53,7 +53,13 @@ export function benchConfig(arch: Arch, batch: number): TrainConfig {
 }
 
 function schedule(cfg: TrainConfig): StepSchedule {
-  return { epoch: 0, lr: (cfg.lr * cfg.batch_size) / 256, weightDecay: cfg.weight_decay, momentum: cfg.momentum_teacher, teacherTemp: cfg.teacher_temp };
+  return {
+    epoch: 0,
+    lr: (cfg.lr * cfg.batch_size) / 256,
+    weightDecay: cfg.weight_decay,
+    momentum: cfg.momentum_teacher,
+    teacherTemp: cfg.teacher_temp,
+  };
 }
 
 function gaussian(n: number, seed: number): Float32Array {
@@ -91,21 +97,46 @@ function median(xs: number[]): number {
  * A step's state at `cfg` on `be` (student, teacher, AdamW, center) with fixed random crops and
  * the schedule of step 0; dispose() frees it.
  */
-export function benchState(be: Backend, cfg: TrainConfig): { state: DinoState; globals: Float32Array; locals: Float32Array;
-  sch: StepSchedule; parameters: number; dispose(): void } {
+export function benchState(
+  be: Backend,
+  cfg: TrainConfig,
+): {
+  state: DinoState;
+  globals: Float32Array;
+  locals: Float32Array;
+  sch: StepSchedule;
+  parameters: number;
+  dispose(): void;
+} {
   const B = cfg.batch_size;
   const student = buildNetwork(cfg, be, CHANNELS, cfg.seed);
   const teacher = buildNetwork(cfg, be, CHANNELS, cfg.seed, 0);
   for (const p of teacher.parameters()) p.requiresGrad = false;
   const [decay, plain] = decayGroups(student.namedParameters().filter(([, p]) => p.requiresGrad));
-  const optimizer = new AdamW([{ params: decay, lr: 0, weightDecay: 0 }, { params: plain, lr: 0, weightDecay: 0 }]);
+  const optimizer = new AdamW([
+    { params: decay, lr: 0, weightDecay: 0 },
+    { params: plain, lr: 0, weightDecay: 0 },
+  ]);
   const center = keep(zeros([1, cfg.out_dim], be));
-  const state: DinoState = { cfg, student, teacher, optimizer, center, channels: CHANNELS, localSize: cfg.local_crops_size };
-  const G = cfg.global_crops_size, S = cfg.local_crops_size;
+  const state: DinoState = {
+    cfg,
+    student,
+    teacher,
+    optimizer,
+    center,
+    channels: CHANNELS,
+    localSize: cfg.local_crops_size,
+  };
+  const G = cfg.global_crops_size,
+    S = cfg.local_crops_size;
   const globals = gaussian(2 * B * CHANNELS * G * G, 1);
   const locals = gaussian(cfg.local_crops_number * B * CHANNELS * S * S, 2);
   return {
-    state, globals, locals, sch: schedule(cfg), parameters: student.parameterCount(),
+    state,
+    globals,
+    locals,
+    sch: schedule(cfg),
+    parameters: student.parameterCount(),
     dispose() {
       center.dispose();
       optimizer.dispose();
@@ -115,7 +146,12 @@ export function benchState(be: Backend, cfg: TrainConfig): { state: DinoState; g
   };
 }
 
-export async function timeDinoStep(be: Backend, cfg: TrainConfig, sampling: Sampling, profileSteps = 0): Promise<StepTiming> {
+export async function timeDinoStep(
+  be: Backend,
+  cfg: TrainConfig,
+  sampling: Sampling,
+  profileSteps = 0,
+): Promise<StepTiming> {
   const B = cfg.batch_size;
   const bs = benchState(be, cfg);
   const { state, globals, locals, sch } = bs;
@@ -133,8 +169,10 @@ export async function timeDinoStep(be: Backend, cfg: TrainConfig, sampling: Samp
   try {
     for (let i = 0; i < sampling.warmup; i++) await one(false);
     const start = performance.now();
-    while (seconds.length < sampling.maxSteps
-      && (seconds.length < sampling.minSteps || performance.now() - start < sampling.minSeconds * 1000)) {
+    while (
+      seconds.length < sampling.maxSteps &&
+      (seconds.length < sampling.minSteps || performance.now() - start < sampling.minSeconds * 1000)
+    ) {
       const t0 = performance.now();
       await one(false);
       seconds.push((performance.now() - t0) / 1000);
@@ -186,17 +224,63 @@ export const PEER_WAIT_POLICIES = ['default', 'PASSIVE'] as const;
 export type PeerWaitPolicy = (typeof PEER_WAIT_POLICIES)[number];
 
 /** Runs bench/peers/dino_step.py with `threads` threads (OpenMP, OpenBLAS and MKL pools alike). */
-export function runPeer(cfg: TrainConfig, threads: number, sampling: Sampling, wait: PeerWaitPolicy = 'default'): PeerResult {
+export function runPeer(
+  cfg: TrainConfig,
+  threads: number,
+  sampling: Sampling,
+  wait: PeerWaitPolicy = 'default',
+): PeerResult {
   const script = packagePath('bench', 'peers', 'dino_step.py');
   const t = String(threads);
-  const args = [script, '--arch', cfg.arch, '--batch', String(cfg.batch_size), '--threads', t,
-    '--patch', String(cfg.patch_size), '--global_size', String(cfg.global_crops_size), '--local_size', String(cfg.local_crops_size),
-    '--local_crops', String(cfg.local_crops_number), '--channels', String(CHANNELS), '--out_dim', String(cfg.out_dim),
-    '--hidden_dim', String(cfg.hidden_dim), '--bottleneck_dim', String(cfg.bottleneck_dim), '--koleo_proto', String(cfg.koleo_proto),
-    '--clip_grad', String(cfg.clip_grad), '--lr', String(schedule(cfg).lr), '--weight_decay', String(cfg.weight_decay),
-    '--momentum', String(cfg.momentum_teacher), '--teacher_temp', String(cfg.teacher_temp), '--student_temp', String(cfg.student_temp),
-    '--center_momentum', String(cfg.center_momentum), '--warmup', String(sampling.warmup), '--min_steps', String(sampling.minSteps),
-    '--max_steps', String(sampling.maxSteps), '--min_seconds', String(sampling.minSeconds)];
+  const args = [
+    script,
+    '--arch',
+    cfg.arch,
+    '--batch',
+    String(cfg.batch_size),
+    '--threads',
+    t,
+    '--patch',
+    String(cfg.patch_size),
+    '--global_size',
+    String(cfg.global_crops_size),
+    '--local_size',
+    String(cfg.local_crops_size),
+    '--local_crops',
+    String(cfg.local_crops_number),
+    '--channels',
+    String(CHANNELS),
+    '--out_dim',
+    String(cfg.out_dim),
+    '--hidden_dim',
+    String(cfg.hidden_dim),
+    '--bottleneck_dim',
+    String(cfg.bottleneck_dim),
+    '--koleo_proto',
+    String(cfg.koleo_proto),
+    '--clip_grad',
+    String(cfg.clip_grad),
+    '--lr',
+    String(schedule(cfg).lr),
+    '--weight_decay',
+    String(cfg.weight_decay),
+    '--momentum',
+    String(cfg.momentum_teacher),
+    '--teacher_temp',
+    String(cfg.teacher_temp),
+    '--student_temp',
+    String(cfg.student_temp),
+    '--center_momentum',
+    String(cfg.center_momentum),
+    '--warmup',
+    String(sampling.warmup),
+    '--min_steps',
+    String(sampling.minSteps),
+    '--max_steps',
+    String(sampling.maxSteps),
+    '--min_seconds',
+    String(sampling.minSeconds),
+  ];
   return spawnPeer<PeerResult>(script, args, threads, wait);
 }
 
@@ -211,7 +295,10 @@ export function spawnPeer<T>(script: string, args: string[], threads: number, wa
   else env.OMP_WAIT_POLICY = wait;
   const r = spawnSync(PYTHON, args, { env, encoding: 'utf8', timeout: 900_000, maxBuffer: 1 << 24 });
   if (r.error) throw new Error(`${script}: ${r.error.message}`);
-  if (r.status !== 0) throw new Error(`${script} exited with ${r.status ?? r.signal}: ${r.stderr.trim().split('\n').slice(-5).join(' | ')}`);
+  if (r.status !== 0)
+    throw new Error(
+      `${script} exited with ${r.status ?? r.signal}: ${r.stderr.trim().split('\n').slice(-5).join(' | ')}`,
+    );
   const line = r.stdout.trim().split('\n').at(-1) ?? '';
   try {
     return JSON.parse(line) as T;
@@ -237,7 +324,8 @@ interface Row {
   pass: number;
 }
 
-const fmt = (v: number | undefined, digits = 1, unit = '') => (v === undefined || !Number.isFinite(v) ? '–' : `${v.toFixed(digits)}${unit}`);
+const fmt = (v: number | undefined, digits = 1, unit = '') =>
+  v === undefined || !Number.isFinite(v) ? '–' : `${v.toFixed(digits)}${unit}`;
 
 function wasmEngines(cores: number): { label: string; threads: number }[] {
   const list = [{ label: 'wasm 1t', threads: 1 }];
@@ -268,9 +356,16 @@ export async function dinoStepSuite(): Promise<SuiteReport> {
           const raw = await WasmBackend.create({ threads: e.threads });
           const be = profiling && pass === PASSES - 1 ? new ProfiledBackend(raw) : raw;
           try {
-            const { profile, ...t } = await timeDinoStep(be, benchConfig(arch, batch), SAMPLING, be instanceof ProfiledBackend ? PROFILE_STEPS : 0);
+            const { profile, ...t } = await timeDinoStep(
+              be,
+              benchConfig(arch, batch),
+              SAMPLING,
+              be instanceof ProfiledBackend ? PROFILE_STEPS : 0,
+            );
             rows.push({ arch, batch, engine: e.label, threads: e.threads, ...t, pass });
-            console.log(`dino-step ${arch} b${batch} ${e.label}: ${fmt(t.imagesPerSecond)} img/s (${t.seconds.map((s) => s.toFixed(2)).join(', ')} s)`);
+            console.log(
+              `dino-step ${arch} b${batch} ${e.label}: ${fmt(t.imagesPerSecond)} img/s (${t.seconds.map((s) => s.toFixed(2)).join(', ')} s)`,
+            );
             if (profile) {
               profiles.push({ arch, batch, engine: e.label, report: profile });
               console.log(`\nprofile ${arch} b${batch} ${e.label}\n\n${profileTable(profile)}\n`);
@@ -280,7 +375,9 @@ export async function dinoStepSuite(): Promise<SuiteReport> {
             const msg = (err as Error).message;
             if (!/memory exhausted/.test(msg) || batch <= 2) throw err;
             batchOf[arch] = batch / 2;
-            notes.push(`${arch}: batch ${batch} does not fit in wasm memory (${msg}); measured at batch ${batch / 2}, the peer too`);
+            notes.push(
+              `${arch}: batch ${batch} does not fit in wasm memory (${msg}); measured at batch ${batch / 2}, the peer too`,
+            );
             console.log(`dino-step ${arch} b${batch} ${e.label}: out of wasm memory, retrying at batch ${batch / 2}`);
           } finally {
             be.destroy();
@@ -296,10 +393,23 @@ export async function dinoStepSuite(): Promise<SuiteReport> {
             const r = runPeer(benchConfig(arch, batch), threads, SAMPLING, variant);
             peerBlas = r.blas;
             torchVersion = r.torch;
-            rows.push({ arch, batch, engine: label, threads, variant, medianSeconds: r.median_seconds, imagesPerSecond: r.images_per_s,
-              seconds: r.step_seconds, loss: r.loss, parameters: r.parameters, pass });
-            console.log(`dino-step ${arch} b${batch} ${label} (OMP_WAIT_POLICY ${variant}): ${fmt(r.images_per_s)} img/s ` +
-              `(${r.step_seconds.map((s) => s.toFixed(2)).join(', ')} s; ${r.blas.path})`);
+            rows.push({
+              arch,
+              batch,
+              engine: label,
+              threads,
+              variant,
+              medianSeconds: r.median_seconds,
+              imagesPerSecond: r.images_per_s,
+              seconds: r.step_seconds,
+              loss: r.loss,
+              parameters: r.parameters,
+              pass,
+            });
+            console.log(
+              `dino-step ${arch} b${batch} ${label} (OMP_WAIT_POLICY ${variant}): ${fmt(r.images_per_s)} img/s ` +
+                `(${r.step_seconds.map((s) => s.toFixed(2)).join(', ')} s; ${r.blas.path})`,
+            );
           } catch (e) {
             notes.push(`${label} ${arch}: ${(e as Error).message}`);
             console.log(`dino-step: ${label} ${arch} failed (${(e as Error).message})`);
@@ -319,16 +429,29 @@ export async function dinoStepSuite(): Promise<SuiteReport> {
     const software = gpu.software;
     gpuLabel = software ? 'webgpu (software)' : 'webgpu';
     const plan: [Arch, number[]][] = software
-      ? [['vit_cpu', quickMode() ? [2, 4] : [2, 4, 8]], ['vit_tiny', [2]]]
-      : [['vit_cpu', [16, 32, 64, 128]], ['vit_tiny', [16, 32, 64]]];
+      ? [
+          ['vit_cpu', quickMode() ? [2, 4] : [2, 4, 8]],
+          ['vit_tiny', [2]],
+        ]
+      : [
+          ['vit_cpu', [16, 32, 64, 128]],
+          ['vit_tiny', [16, 32, 64]],
+        ];
     for (const [arch, batches] of plan) {
       for (const batch of batches) {
         const profileThis = profiling && batch === batches[0];
         // The profiling wrapper is dropped, not destroyed: destroying it would destroy the shared device.
         const be = profileThis ? new ProfiledBackend(gpu) : gpu;
-        const { profile, ...t } = await timeDinoStep(be, benchConfig(arch, batch), software ? SOFTWARE_SAMPLING : SAMPLING, profileThis ? 2 : 0);
+        const { profile, ...t } = await timeDinoStep(
+          be,
+          benchConfig(arch, batch),
+          software ? SOFTWARE_SAMPLING : SAMPLING,
+          profileThis ? 2 : 0,
+        );
         rows.push({ arch, batch, engine: gpuLabel, ...t, pass: 0 });
-        console.log(`dino-step ${arch} b${batch} ${gpuLabel}: ${fmt(t.imagesPerSecond, 2)} img/s (${t.seconds.map((s) => s.toFixed(2)).join(', ')} s)`);
+        console.log(
+          `dino-step ${arch} b${batch} ${gpuLabel}: ${fmt(t.imagesPerSecond, 2)} img/s (${t.seconds.map((s) => s.toFixed(2)).join(', ')} s)`,
+        );
         if (profile) {
           profiles.push({ arch, batch, engine: gpuLabel, report: profile });
           console.log(`\nprofile ${arch} b${batch} ${gpuLabel}\n\n${profileTable(profile)}\n`);
@@ -351,21 +474,34 @@ export async function dinoStepSuite(): Promise<SuiteReport> {
   }
   const get = (arch: Arch, batch: number, engine: string) => best.get(`${arch}|${batch}|${engine}`);
   for (const arch of ARCHS) {
-    const ours = get(arch, batchOf[arch], 'wasm 1t'), theirs = get(arch, batchOf[arch], 'torch 1t');
+    const ours = get(arch, batchOf[arch], 'wasm 1t'),
+      theirs = get(arch, batchOf[arch], 'torch 1t');
     if (ours && theirs && ours.parameters !== theirs.parameters) {
-      notes.push(`${arch}: parameter counts differ (ours ${ours.parameters}, peer ${theirs.parameters}): the models are not the same`);
+      notes.push(
+        `${arch}: parameter counts differ (ours ${ours.parameters}, peer ${theirs.parameters}): the models are not the same`,
+      );
     }
   }
 
-  const all = `wasm ${cores}t`, torchAll = `torch ${cores}t`;
+  const all = `wasm ${cores}t`,
+    torchAll = `torch ${cores}t`;
   const cpuEngines = [...wasm.map((e) => e.label), ...(peer ? peerThreads.map((t) => `torch ${t}t`) : [])];
   const ratio = (a?: Row, b?: Row) => (a && b ? a.imagesPerSecond / b.imagesPerSecond : undefined);
   const header = ['arch', 'batch', 'params', ...cpuEngines.map((e) => `${e} img/s`)];
   if (cores > 1) header.push(`wasm ${cores}t ÷ 1t`);
-  if (peer) header.push(`wasm 1t ÷ torch 1t`, ...(cores > 1 ? [`wasm ${cores}t ÷ torch ${cores}t`, `torch ${cores}t ÷ 1t`] : []));
+  if (peer)
+    header.push(
+      `wasm 1t ÷ torch 1t`,
+      ...(cores > 1 ? [`wasm ${cores}t ÷ torch ${cores}t`, `torch ${cores}t ÷ 1t`] : []),
+    );
   const cpuRows = ARCHS.map((arch) => {
     const r = (e: string) => get(arch, batchOf[arch], e);
-    const row: (string | number)[] = [arch, batchOf[arch], r('wasm 1t')?.parameters ?? '–', ...cpuEngines.map((e) => fmt(r(e)?.imagesPerSecond))];
+    const row: (string | number)[] = [
+      arch,
+      batchOf[arch],
+      r('wasm 1t')?.parameters ?? '–',
+      ...cpuEngines.map((e) => fmt(r(e)?.imagesPerSecond)),
+    ];
     if (cores > 1) row.push(fmt(ratio(r(all), r('wasm 1t')), 2, 'x'));
     if (peer) {
       row.push(fmt(ratio(r('wasm 1t'), r('torch 1t')), 2, 'x'));
@@ -373,49 +509,101 @@ export async function dinoStepSuite(): Promise<SuiteReport> {
     }
     return row;
   });
-  const gpuRows = [...best.values()].filter((r) => r.engine === gpuLabel)
-    .map((r) => [r.arch, r.batch, fmt(r.medianSeconds, 2), fmt(r.imagesPerSecond, 2), Number.isFinite(r.loss) ? r.loss.toFixed(3) : String(r.loss)]);
+  const gpuRows = [...best.values()]
+    .filter((r) => r.engine === gpuLabel)
+    .map((r) => [
+      r.arch,
+      r.batch,
+      fmt(r.medianSeconds, 2),
+      fmt(r.imagesPerSecond, 2),
+      Number.isFinite(r.loss) ? r.loss.toFixed(3) : String(r.loss),
+    ]);
   const parts = [
     `images/s from the median step time${PASSES > 1 ? `, best of ${PASSES} passes` : ''} (one step: 2 global 28² + 6 local 12² crops per image, ` +
-    `student forward+backward, teacher forward, DINO loss with centering, KoLeo-proto, clipping, AdamW, EMA, center):`, '',
+      `student forward+backward, teacher forward, DINO loss with centering, KoLeo-proto, clipping, AdamW, EMA, center):`,
+    '',
     markdownTable(header, cpuRows),
   ];
   if (peerBlas) {
-    parts.push('', `PyTorch peer: torch ${torchVersion}, ${peerBlas.path} (libblas.so.3 → ${String(peerBlas.libblas_so_3 ?? '?')}), ` +
-      `threads set by torch.set_num_threads and OMP/OPENBLAS/MKL_NUM_THREADS.`);
+    parts.push(
+      '',
+      `PyTorch peer: torch ${torchVersion}, ${peerBlas.path} (libblas.so.3 → ${String(peerBlas.libblas_so_3 ?? '?')}), ` +
+        `threads set by torch.set_num_threads and OMP/OPENBLAS/MKL_NUM_THREADS.`,
+    );
     if (cores > 1) {
       const waits = ARCHS.map((arch) => {
-        const v = (w: PeerWaitPolicy) => Math.max(0, ...rows.filter((r) => r.arch === arch && r.engine === torchAll && r.variant === w).map((r) => r.imagesPerSecond));
+        const v = (w: PeerWaitPolicy) =>
+          Math.max(
+            0,
+            ...rows
+              .filter((r) => r.arch === arch && r.engine === torchAll && r.variant === w)
+              .map((r) => r.imagesPerSecond),
+          );
         return `${arch} ${PEER_WAIT_POLICIES.map((w) => `${w} ${fmt(v(w))}`).join(', ')} img/s`;
       });
       parts.push(`${torchAll} is the faster of OMP_WAIT_POLICY unset (spinning) and PASSIVE: ${waits.join('; ')}.`);
     }
   }
   if (gpuRows.length > 0) {
-    parts.push('', `${gpuLabel}, images/s as the batch grows${gpuLabel.includes('software') ? ' (llvmpipe: correctness only, not GPU speed)' : ''}:`, '',
-      markdownTable(['arch', 'batch', 's/step', 'img/s', 'loss'], gpuRows));
+    parts.push(
+      '',
+      `${gpuLabel}, images/s as the batch grows${gpuLabel.includes('software') ? ' (llvmpipe: correctness only, not GPU speed)' : ''}:`,
+      '',
+      markdownTable(['arch', 'batch', 's/step', 'img/s', 'loss'], gpuRows),
+    );
   }
   if (notes.length > 0) parts.push('', ...notes.map((n) => `note: ${n}`));
-  for (const p of profiles) parts.push('', `profile ${p.arch} batch ${p.batch} ${p.engine}:`, '', profileTable(p.report));
+  for (const p of profiles)
+    parts.push('', `profile ${p.arch} batch ${p.batch} ${p.engine}:`, '', profileTable(p.report));
 
   return {
     summaries: [],
     table: parts.join('\n'),
     details: {
-      passes: PASSES, sampling: SAMPLING, softwareSampling: SOFTWARE_SAMPLING, batch: BATCH, batchOf, channels: CHANNELS, koleoProto: KOLEO_PROTO,
-      configs: Object.fromEntries(ARCHS.map((a) => {
-        const c = benchConfig(a, BATCH);
-        return [a, { patch_size: c.patch_size, global_crops_size: c.global_crops_size, local_crops_size: c.local_crops_size,
-          local_crops_number: c.local_crops_number, out_dim: c.out_dim, hidden_dim: c.hidden_dim, bottleneck_dim: c.bottleneck_dim }];
-      })),
-      rows, best: [...best.values()],
-      ratios: Object.fromEntries(ARCHS.map((arch) => {
-        const r = (e: string) => get(arch, batchOf[arch], e);
-        return [arch, { batch: batchOf[arch], wasmAllOverTorchAll: ratio(r(all), r(torchAll)), wasm1tOverTorch1t: ratio(r('wasm 1t'), r('torch 1t')),
-          wasmAllOver1t: ratio(r(all), r('wasm 1t')), torchAllOver1t: ratio(r(torchAll), r('torch 1t')) }];
-      })),
+      passes: PASSES,
+      sampling: SAMPLING,
+      softwareSampling: SOFTWARE_SAMPLING,
+      batch: BATCH,
+      batchOf,
+      channels: CHANNELS,
+      koleoProto: KOLEO_PROTO,
+      configs: Object.fromEntries(
+        ARCHS.map((a) => {
+          const c = benchConfig(a, BATCH);
+          return [
+            a,
+            {
+              patch_size: c.patch_size,
+              global_crops_size: c.global_crops_size,
+              local_crops_size: c.local_crops_size,
+              local_crops_number: c.local_crops_number,
+              out_dim: c.out_dim,
+              hidden_dim: c.hidden_dim,
+              bottleneck_dim: c.bottleneck_dim,
+            },
+          ];
+        }),
+      ),
+      rows,
+      best: [...best.values()],
+      ratios: Object.fromEntries(
+        ARCHS.map((arch) => {
+          const r = (e: string) => get(arch, batchOf[arch], e);
+          return [
+            arch,
+            {
+              batch: batchOf[arch],
+              wasmAllOverTorchAll: ratio(r(all), r(torchAll)),
+              wasm1tOverTorch1t: ratio(r('wasm 1t'), r('torch 1t')),
+              wasmAllOver1t: ratio(r(all), r('wasm 1t')),
+              torchAllOver1t: ratio(r(torchAll), r('torch 1t')),
+            },
+          ];
+        }),
+      ),
       peer: peerBlas ? { torch: torchVersion, blas: peerBlas } : null,
-      profiles, notes,
+      profiles,
+      notes,
     },
   };
 }

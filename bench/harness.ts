@@ -35,8 +35,14 @@ export function markdownTable(header: string[], rows: (string | number)[][]): st
 
 /** The generic table: one row per case of every summary. */
 export function summaryTable(summaries: Summary[]): string {
-  const rows = summaries.flatMap((s) => s.results.map((r) => [
-    s.name, r.name, r.ops >= 100 ? Math.round(r.ops) : r.ops.toPrecision(3), (1000 / r.ops).toPrecision(3), `±${r.margin}%`,
-  ]));
+  const rows = summaries.flatMap((s) =>
+    s.results.map((r) => [
+      s.name,
+      r.name,
+      r.ops >= 100 ? Math.round(r.ops) : r.ops.toPrecision(3),
+      (1000 / r.ops).toPrecision(3),
+      `±${r.margin}%`,
+    ]),
+  );
   return markdownTable(['suite', 'case', 'ops/s', 'ms/op', 'margin'], rows);
 }

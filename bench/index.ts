@@ -30,8 +30,10 @@ function normalise(r: Summary[] | SuiteReport): SuiteReport {
 /** Runs the named suites (all but ON_REQUEST when none), e.g. main(['matmul', '--quick']). */
 export async function main(args: string[] = process.argv.slice(2)): Promise<void> {
   if (args.includes('--help') || args.includes('-h')) {
-    console.log(`usage: protodino bench [suite ...] [--quick] [--profile]\n\nsuites: ${Object.keys(SUITES).join(', ')} `
-      + `(all but ${[...ON_REQUEST].join(', ')} when none is named)\nresults: bench/results/<suite>.json`);
+    console.log(
+      `usage: protodino bench [suite ...] [--quick] [--profile]\n\nsuites: ${Object.keys(SUITES).join(', ')} ` +
+        `(all but ${[...ON_REQUEST].join(', ')} when none is named)\nresults: bench/results/<suite>.json`,
+    );
     return;
   }
   const flags = args.filter((a) => a.startsWith('--'));
@@ -53,20 +55,31 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
     const suite = await SUITES[name]();
     const report = normalise(await suite());
     const file = `${dir}/${name}.json`;
-    writeFileSync(file, JSON.stringify({
-      suite: name,
-      date: new Date().toISOString(),
-      quick: process.env.PROTODINO_BENCH_QUICK === '1',
-      machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version },
-      details: report.details,
-      summaries: report.summaries.map((s) => ({
-        name: s.name,
-        results: s.results.map((r) => ({
-          name: r.name, ops: r.ops, margin: r.margin, samples: r.samples,
-          medianSeconds: r.details.median, minSeconds: r.details.min,
-        })),
-      })),
-    }, null, 2));
+    writeFileSync(
+      file,
+      JSON.stringify(
+        {
+          suite: name,
+          date: new Date().toISOString(),
+          quick: process.env.PROTODINO_BENCH_QUICK === '1',
+          machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version },
+          details: report.details,
+          summaries: report.summaries.map((s) => ({
+            name: s.name,
+            results: s.results.map((r) => ({
+              name: r.name,
+              ops: r.ops,
+              margin: r.margin,
+              samples: r.samples,
+              medianSeconds: r.details.median,
+              minSeconds: r.details.min,
+            })),
+          })),
+        },
+        null,
+        2,
+      ),
+    );
     const table = report.table ?? summaryTable(report.summaries);
     tables.push(`### ${name}\n\n${table}\n`);
     console.log(`\n${table}\n\nwritten to ${file}`);
@@ -76,8 +89,11 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
 
 // Run when executed directly (npm run bench); `protodino bench` imports main instead.
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main().then(() => process.exit(0), (e) => {
-    console.error(e);
-    process.exit(1);
-  });
+  main().then(
+    () => process.exit(0),
+    (e) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
 }

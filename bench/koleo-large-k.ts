@@ -45,19 +45,39 @@ async function timed(be: Backend, reps: number, fn: () => void): Promise<number[
   return out;
 }
 
-interface Row { name: string; seconds: number[] }
+interface Row {
+  name: string;
+  seconds: number[];
+}
 
 async function searchRows(be: Backend, reps: number): Promise<Row[]> {
   const x = filled(be, K * D, 7);
-  const val = be.alloc(K, 'f32'), idx = be.alloc(K, 'i32'), idx2 = be.alloc(K, 'i32'), cand = be.alloc(K * M, 'i32');
+  const val = be.alloc(K, 'f32'),
+    idx = be.alloc(K, 'i32'),
+    idx2 = be.alloc(K, 'i32'),
+    cand = be.alloc(K * M, 'i32');
   try {
     const rows: Row[] = [];
-    rows.push({ name: 'one-sided search (before)', seconds: await timed(be, reps, () => be.nearestNeighbor(x, x, val, idx, K, K, D, true)) });
-    rows.push({ name: 'symmetric exact search', seconds: await timed(be, reps, () => be.nearestNeighborSelf(x, val, idx2, null, K, D, 1, true)) });
-    const a = await be.download(idx), b = await be.download(idx2);
-    for (let i = 0; i < K; i++) if (a[i] !== b[i]) throw new Error(`koleo-large-k: the symmetric search disagrees at row ${i}`);
-    rows.push({ name: `symmetric exact + ${M} candidates (cache refresh)`, seconds: await timed(be, reps, () => be.nearestNeighborSelf(x, val, idx2, cand, K, D, M, true)) });
-    rows.push({ name: `among ${M} cached candidates`, seconds: await timed(be, Math.max(reps, 5), () => be.nearestAmongCandidates(x, cand, val, idx2, K, D, M)) });
+    rows.push({
+      name: 'one-sided search (before)',
+      seconds: await timed(be, reps, () => be.nearestNeighbor(x, x, val, idx, K, K, D, true)),
+    });
+    rows.push({
+      name: 'symmetric exact search',
+      seconds: await timed(be, reps, () => be.nearestNeighborSelf(x, val, idx2, null, K, D, 1, true)),
+    });
+    const a = await be.download(idx),
+      b = await be.download(idx2);
+    for (let i = 0; i < K; i++)
+      if (a[i] !== b[i]) throw new Error(`koleo-large-k: the symmetric search disagrees at row ${i}`);
+    rows.push({
+      name: `symmetric exact + ${M} candidates (cache refresh)`,
+      seconds: await timed(be, reps, () => be.nearestNeighborSelf(x, val, idx2, cand, K, D, M, true)),
+    });
+    rows.push({
+      name: `among ${M} cached candidates`,
+      seconds: await timed(be, Math.max(reps, 5), () => be.nearestAmongCandidates(x, cand, val, idx2, K, D, M)),
+    });
     return rows;
   } finally {
     for (const s of [x, val, idx, idx2, cand]) be.free(s);
@@ -67,7 +87,14 @@ async function searchRows(be: Backend, reps: number): Promise<Row[]> {
 async function stepRows(be: Backend, reps: number): Promise<{ rows: Row[]; mixed: [number, number][] }> {
   const rows: Row[] = [];
   for (const koleo of [0, 0.1]) {
-    const cfg = validate({ ...DEFAULTS, arch: 'vit_cpu', batch_size: BATCH, out_dim: K, koleo_proto: koleo, freeze_last_layer: 0 });
+    const cfg = validate({
+      ...DEFAULTS,
+      arch: 'vit_cpu',
+      batch_size: BATCH,
+      out_dim: K,
+      koleo_proto: koleo,
+      freeze_last_layer: 0,
+    });
     const bs = benchState(be, cfg);
     try {
       const step = async () => {
@@ -89,11 +116,20 @@ async function stepRows(be: Backend, reps: number): Promise<{ rows: Row[]; mixed
   }
   // The cache: step 0 refreshes, the next steps search the candidates, step `every` refreshes again.
   const every = Math.max(...EVERY);
-  const cfg = validate({ ...DEFAULTS, arch: 'vit_cpu', batch_size: BATCH, out_dim: K, koleo_proto: 0.1, freeze_last_layer: 0,
-    koleo_proto_exact_every: every, koleo_proto_candidates: M });
+  const cfg = validate({
+    ...DEFAULTS,
+    arch: 'vit_cpu',
+    batch_size: BATCH,
+    out_dim: K,
+    koleo_proto: 0.1,
+    freeze_last_layer: 0,
+    koleo_proto_exact_every: every,
+    koleo_proto_candidates: M,
+  });
   const bs = benchState(be, cfg);
   const cache = new KoleoProtoCache(every, M);
-  const refresh: number[] = [], cached: number[] = [];
+  const refresh: number[] = [],
+    cached: number[] = [];
   try {
     // A warm-up step without the cache, so the refresh is not a fresh state's first step.
     const t = dinoStep(bs.state, bs.globals, bs.locals, bs.sch);
@@ -127,17 +163,29 @@ export async function koleoLargeKSuite(): Promise<SuiteReport> {
   try {
     const search = await searchRows(be, reps);
     const steps = await stepRows(be, reps);
-    const before = median(search[0].seconds), base = median(steps.rows[0].seconds);
+    const before = median(search[0].seconds),
+      base = median(steps.rows[0].seconds);
     const fmt = (r: Row) => [r.name, median(r.seconds).toFixed(3), r.seconds.map((s) => s.toFixed(2)).join(' ')];
     const table = [
       `K = ${K}, D = ${D}, ${be.description}; seconds (median, then every sample)`,
       '',
-      markdownTable(['search', 'median s', 'samples', 'speed-up vs before'],
-        search.map((r) => [...fmt(r), (before / median(r.seconds)).toFixed(2)])),
+      markdownTable(
+        ['search', 'median s', 'samples', 'speed-up vs before'],
+        search.map((r) => [...fmt(r), (before / median(r.seconds)).toFixed(2)]),
+      ),
       '',
-      markdownTable([`vit_cpu step, batch ${BATCH}`, 'median s', 'samples', '× the step without KoLeo-proto'],
-        [...steps.rows.map((r) => [...fmt(r), (median(r.seconds) / base).toFixed(2)]),
-          ...steps.mixed.map(([e, s]) => [`step, KoLeo-proto cached, a refresh every ${e} steps (mix)`, s.toFixed(3), '', (s / base).toFixed(2)])]),
+      markdownTable(
+        [`vit_cpu step, batch ${BATCH}`, 'median s', 'samples', '× the step without KoLeo-proto'],
+        [
+          ...steps.rows.map((r) => [...fmt(r), (median(r.seconds) / base).toFixed(2)]),
+          ...steps.mixed.map(([e, s]) => [
+            `step, KoLeo-proto cached, a refresh every ${e} steps (mix)`,
+            s.toFixed(3),
+            '',
+            (s / base).toFixed(2),
+          ]),
+        ],
+      ),
     ].join('\n');
     return { summaries: [], table, details: { K, D, M, batch: BATCH, backend: be.description, search, steps } };
   } finally {

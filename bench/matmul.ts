@@ -22,7 +22,13 @@ interface Shape {
   transB?: boolean;
 }
 
-const TOKENS = 64 * 65, DIM = 192, QKV = 3 * DIM, MLP = 4 * DIM, HEADS = 64 * 3, HEAD_DIM = 64, SEQ = 65;
+const TOKENS = 64 * 65,
+  DIM = 192,
+  QKV = 3 * DIM,
+  MLP = 4 * DIM,
+  HEADS = 64 * 3,
+  HEAD_DIM = 64,
+  SEQ = 65;
 
 const SHAPES: Shape[] = [
   ...[128, 256, 512, 1024].map((n) => ({ name: `${n}x${n}x${n}`, batch: 1, m: n, n, k: n })),
@@ -31,7 +37,14 @@ const SHAPES: Shape[] = [
   { name: `vit-tiny fc2 x·Wᵀ ${TOKENS}x${DIM}x${MLP}`, batch: 1, m: TOKENS, n: DIM, k: MLP, transB: true },
   { name: `vit-tiny fc2 dX = dY·W ${TOKENS}x${MLP}x${DIM}`, batch: 1, m: TOKENS, n: MLP, k: DIM },
   { name: `vit-tiny fc1 dW = dYᵀ·X ${MLP}x${DIM}x${TOKENS}`, batch: 1, m: MLP, n: DIM, k: TOKENS, transA: true },
-  { name: `vit-tiny attn Q·Kᵀ ${HEADS}x(${SEQ}x${SEQ}x${HEAD_DIM})`, batch: HEADS, m: SEQ, n: SEQ, k: HEAD_DIM, transB: true },
+  {
+    name: `vit-tiny attn Q·Kᵀ ${HEADS}x(${SEQ}x${SEQ}x${HEAD_DIM})`,
+    batch: HEADS,
+    m: SEQ,
+    n: SEQ,
+    k: HEAD_DIM,
+    transB: true,
+  },
   { name: `vit-tiny attn P·V ${HEADS}x(${SEQ}x${HEAD_DIM}x${SEQ})`, batch: HEADS, m: SEQ, n: HEAD_DIM, k: SEQ },
 ];
 
@@ -66,16 +79,27 @@ function ours(be: Backend, label: string, async: boolean): Engine {
         be.upload(t, random(n, seed));
         return t;
       };
-      const a = up(s.batch * s.m * s.k, 1), bm = up(s.batch * s.k * s.n, 2), c = be.alloc(s.batch * s.m * s.n, 'f32');
+      const a = up(s.batch * s.m * s.k, 1),
+        bm = up(s.batch * s.k * s.n, 2),
+        c = be.alloc(s.batch * s.m * s.n, 'f32');
       const p: MatmulParams = {
-        batch: s.batch, m: s.m, n: s.n, k: s.k, transA: s.transA ?? false, transB: s.transB ?? false,
-        strideA: s.m * s.k, strideB: s.k * s.n, bias: null, activation: 'none', accumulate: false,
+        batch: s.batch,
+        m: s.m,
+        n: s.n,
+        k: s.k,
+        transA: s.transA ?? false,
+        transB: s.transB ?? false,
+        strideA: s.m * s.k,
+        strideB: s.k * s.n,
+        bias: null,
+        activation: 'none',
+        accumulate: false,
       };
       const run = async
         ? async () => {
-          be.matmul(a, bm, c, p);
-          await be.sync();
-        }
+            be.matmul(a, bm, c, p);
+            await be.sync();
+          }
         : () => be.matmul(a, bm, c, p);
       return { run, dispose: () => [a, bm, c].forEach((t) => be.free(t)) };
     },
@@ -97,7 +121,10 @@ function peerEngines(peer: Peer): Engine[] {
     },
     destroy: () => {},
   });
-  return [engine(peer.label, false), { ...engine(`${peer.label}, same transposes`, true), destroy: () => peer.destroy() }];
+  return [
+    engine(peer.label, false),
+    { ...engine(`${peer.label}, same transposes`, true), destroy: () => peer.destroy() },
+  ];
 }
 
 async function engines(): Promise<Engine[]> {
@@ -193,23 +220,44 @@ export async function matmulSuite(): Promise<SuiteReport> {
   }
   const labels = list.map((e) => e.label);
   const passes = PASSES > 1 ? `, best of ${PASSES} passes` : '';
-  const peakLine = Object.keys(peaks).length === 0 ? [] : [
-    `One core's multiply-add peak (assembly/peak.ts, no memory traffic): ${Object.entries(peaks).map(([k, v]) => `${k} build ${v.toFixed(1)} GFLOP/s`).join(', ')}. ` +
-    'No 1-thread kernel can exceed it; the ÷ peak column is the best 1-thread wasm case over the best build\'s peak.', ''];
+  const peakLine =
+    Object.keys(peaks).length === 0
+      ? []
+      : [
+          `One core's multiply-add peak (assembly/peak.ts, no memory traffic): ${Object.entries(peaks)
+            .map(([k, v]) => `${k} build ${v.toFixed(1)} GFLOP/s`)
+            .join(', ')}. ` +
+            "No 1-thread kernel can exceed it; the ÷ peak column is the best 1-thread wasm case over the best build's peak.",
+          '',
+        ];
   const table = [
     ...peakLine,
-    `GFLOP/s from the median time of each case${passes}:`, '', gflopsTable(labels, median, peaks), '',
-    'GFLOP/s from the fastest sample (less sensitive to other load on a shared machine):', '', gflopsTable(labels, best, peaks),
+    `GFLOP/s from the median time of each case${passes}:`,
+    '',
+    gflopsTable(labels, median, peaks),
+    '',
+    'GFLOP/s from the fastest sample (less sensitive to other load on a shared machine):',
+    '',
+    gflopsTable(labels, best, peaks),
   ].join('\n');
-  return { summaries, table, details: { passes: PASSES, simdPeakGflops: peaks, gflopsMedian: median, gflopsBest: best } };
+  return {
+    summaries,
+    table,
+    details: { passes: PASSES, simdPeakGflops: peaks, gflopsMedian: median, gflopsBest: best },
+  };
 }
 
-function gflopsTable(labels: string[], gflops: Record<string, Record<string, number>>, peaks: Record<string, number>): string {
+function gflopsTable(
+  labels: string[],
+  gflops: Record<string, Record<string, number>>,
+  peaks: Record<string, number>,
+): string {
   const peak = Math.max(0, ...Object.values(peaks));
   const peer = labels.find((l) => l.startsWith('tfjs'));
   const bestOf = (r: Record<string, number>, t: string) =>
     Math.max(...labels.filter((l) => l.startsWith('wasm') && l.endsWith(t)).map((l) => r[l] ?? 0));
-  const fmt = (v: number | undefined, digits = 1, unit = '') => (v === undefined || !Number.isFinite(v) ? '–' : `${v.toFixed(digits)}${unit}`);
+  const fmt = (v: number | undefined, digits = 1, unit = '') =>
+    v === undefined || !Number.isFinite(v) ? '–' : `${v.toFixed(digits)}${unit}`;
   const header = ['shape', ...labels];
   if (peer) header.push('best wasm 1t ÷ tfjs', 'best wasm 2t ÷ tfjs');
   header.push('wasm 2t ÷ 1t');

@@ -31,13 +31,22 @@ async function runOn(be: Backend, label: string): Promise<Summary> {
   const [qm, qk, qd] = QUERIES;
   const [tr, tc, tk] = TOPK;
   const [bt, nt, wt] = TOKENS;
-  const protos = filled(be, k * d, 1), val = be.alloc(Math.max(k, qm), 'f32'), idx = be.alloc(Math.max(k, qm), 'i32');
-  const queries = filled(be, qm * qd, 2), bank = filled(be, qk * qd, 3);
-  const scores = filled(be, tr * tc, 4), topV = be.alloc(tr * tk, 'f32'), topI = be.alloc(tr * tk, 'i32');
+  const protos = filled(be, k * d, 1),
+    val = be.alloc(Math.max(k, qm), 'f32'),
+    idx = be.alloc(Math.max(k, qm), 'i32');
+  const queries = filled(be, qm * qd, 2),
+    bank = filled(be, qk * qd, 3);
+  const scores = filled(be, tr * tc, 4),
+    topV = be.alloc(tr * tk, 'f32'),
+    topI = be.alloc(tr * tk, 'i32');
   const rows = be.alloc(qk, 'i32');
-  be.upload(rows, Int32Array.from({ length: qk }, (_, i) => (i * 7919) % qk));
+  be.upload(
+    rows,
+    Int32Array.from({ length: qk }, (_, i) => (i * 7919) % qk),
+  );
   const gathered = be.alloc(qk * qd, 'f32');
-  const tokens = filled(be, bt * nt * wt, 5), tokensT = be.alloc(bt * nt * wt, 'f32');
+  const tokens = filled(be, bt * nt * wt, 5),
+    tokensT = be.alloc(bt * nt * wt, 'f32');
   await be.sync();
   const timed = (fn: () => void) => async () => {
     fn();
@@ -50,13 +59,26 @@ async function runOn(be: Backend, label: string): Promise<Summary> {
   try {
     const summary = await b.suite(
       `neighbours/layout kernels [${label}]`,
-      b.add(`nearestNeighbor self ${k}x${k}x${d}`, timed(() => be.nearestNeighbor(protos, protos, val, idx, k, k, d, true))),
-      b.add(`nearestNeighbor ${qm} queries x ${qk}x${qd}`,
-        timed(() => be.nearestNeighbor(queries, bank, val, idx, qm, qk, qd, false))),
-      b.add(`topk ${tr}x${tc} k ${tk}`, timed(() => be.topk(scores, topV, topI, tr, tc, tk))),
-      b.add(`gatherRows ${qk}x${qd}`, timed(() => be.gatherRows(bank, rows, gathered, qk, qd))),
-      b.add(`transpose tokens ${bt}x${nt}x${wt}`,
-        timed(() => be.copyStrided(tokens, tokensT, [bt, wt, nt], 0, [nt * wt, 1, wt], 0, [nt * wt, nt, 1]))),
+      b.add(
+        `nearestNeighbor self ${k}x${k}x${d}`,
+        timed(() => be.nearestNeighbor(protos, protos, val, idx, k, k, d, true)),
+      ),
+      b.add(
+        `nearestNeighbor ${qm} queries x ${qk}x${qd}`,
+        timed(() => be.nearestNeighbor(queries, bank, val, idx, qm, qk, qd, false)),
+      ),
+      b.add(
+        `topk ${tr}x${tc} k ${tk}`,
+        timed(() => be.topk(scores, topV, topI, tr, tc, tk)),
+      ),
+      b.add(
+        `gatherRows ${qk}x${qd}`,
+        timed(() => be.gatherRows(bank, rows, gathered, qk, qd)),
+      ),
+      b.add(
+        `transpose tokens ${bt}x${nt}x${wt}`,
+        timed(() => be.copyStrided(tokens, tokensT, [bt, wt, nt], 0, [nt * wt, 1, wt], 0, [nt * wt, nt, 1])),
+      ),
       b.configure({ cases: { minTime: 0.5, maxTime: 3 } }),
       b.cycle(),
       b.complete(),

@@ -72,7 +72,15 @@ function intEnv(name: string, fallback: number): number {
 function sample(step: number, t0: number, be: Backend): SoakSample {
   gc();
   const m = process.memoryUsage();
-  return { step, seconds: (performance.now() - t0) / 1000, rss: m.rss, heapUsed: m.heapUsed, external: m.external, liveTensors: liveTensors(), ...be.memory() };
+  return {
+    step,
+    seconds: (performance.now() - t0) / 1000,
+    rss: m.rss,
+    heapUsed: m.heapUsed,
+    external: m.external,
+    liveTensors: liveTensors(),
+    ...be.memory(),
+  };
 }
 
 const MiB = (b: number) => (b / 2 ** 20).toFixed(1);
@@ -85,24 +93,41 @@ export function verdict(samples: SoakSample[], warmupSteps: number, peakRss: num
   const first = after[0] ?? samples[samples.length - 1];
   const tensorsFlat = after.every((s) => s.liveTensors === first.liveTensors);
   if (!tensorsFlat) reasons.push(`live tensors moved: ${after.map((s) => `${s.step}:${s.liveTensors}`).join(' ')}`);
-  const buffersFlat = after.every((s) => s.liveBuffers === first.liveBuffers && s.liveBytes === first.liveBytes && s.pooledBytes === first.pooledBytes);
-  if (!buffersFlat) reasons.push(`backend bytes moved: ${after.map((s) => `${s.step}:${s.liveBytes}+${s.pooledBytes}`).join(' ')}`);
+  const buffersFlat = after.every(
+    (s) =>
+      s.liveBuffers === first.liveBuffers && s.liveBytes === first.liveBytes && s.pooledBytes === first.pooledBytes,
+  );
+  if (!buffersFlat)
+    reasons.push(`backend bytes moved: ${after.map((s) => `${s.step}:${s.liveBytes}+${s.pooledBytes}`).join(' ')}`);
   const mid = after[Math.floor(after.length / 2)] ?? first;
   const secondHalf = after.slice(Math.floor(after.length / 2));
   const rssGrowthSecondHalf = Math.max(...secondHalf.map((s) => s.rss)) - mid.rss;
   const rssGrowthFraction = rssGrowthSecondHalf / mid.rss;
   if (rssGrowthFraction > RSS_GROWTH_LIMIT) {
-    reasons.push(`RSS grew ${MiB(rssGrowthSecondHalf)} MiB (${(100 * rssGrowthFraction).toFixed(1)}%) over the second half, limit ${100 * RSS_GROWTH_LIMIT}%`);
+    reasons.push(
+      `RSS grew ${MiB(rssGrowthSecondHalf)} MiB (${(100 * rssGrowthFraction).toFixed(1)}%) over the second half, limit ${100 * RSS_GROWTH_LIMIT}%`,
+    );
   }
   const n = after.length;
-  const mx = after.reduce((a, s) => a + s.step, 0) / n, my = after.reduce((a, s) => a + s.rss, 0) / n;
-  const sxy = after.reduce((a, s) => a + (s.step - mx) * (s.rss - my), 0), sxx = after.reduce((a, s) => a + (s.step - mx) ** 2, 0);
+  const mx = after.reduce((a, s) => a + s.step, 0) / n,
+    my = after.reduce((a, s) => a + s.rss, 0) / n;
+  const sxy = after.reduce((a, s) => a + (s.step - mx) * (s.rss - my), 0),
+    sxx = after.reduce((a, s) => a + (s.step - mx) ** 2, 0);
   const slope = sxx > 0 ? sxy / sxx : 0;
   return {
-    pass: reasons.length === 0, warmupSteps, tensorsFlat, buffersFlat,
-    rssAfterWarmup: first.rss, rssMid: mid.rss, rssEnd: samples[samples.length - 1].rss,
-    rssGrowthSecondHalf, rssGrowthFraction, rssGrowthLimit: RSS_GROWTH_LIMIT,
-    rssSlopeMiBPer1000Steps: (slope * 1000) / 2 ** 20, peakRss, reasons,
+    pass: reasons.length === 0,
+    warmupSteps,
+    tensorsFlat,
+    buffersFlat,
+    rssAfterWarmup: first.rss,
+    rssMid: mid.rss,
+    rssEnd: samples[samples.length - 1].rss,
+    rssGrowthSecondHalf,
+    rssGrowthFraction,
+    rssGrowthLimit: RSS_GROWTH_LIMIT,
+    rssSlopeMiBPer1000Steps: (slope * 1000) / 2 ** 20,
+    peakRss,
+    reasons,
   };
 }
 
@@ -116,10 +141,18 @@ async function soak(kind: 'wasm' | 'webgpu'): Promise<SuiteReport> {
   const every = intEnv('PROTODINO_SOAK_EVERY', quickMode() ? 10 : software ? 5 : 50);
   const dir = mkdtempSync(join(tmpdir(), 'protodino-soak-'));
   const cfg = validate({
-    ...DEFAULTS, max_steps: steps, epochs: Math.ceil(steps / every), subset: every * DEFAULTS.batch_size,
-    log_every: every, output_dir: dir, quiet: true, backend: kind,
+    ...DEFAULTS,
+    max_steps: steps,
+    epochs: Math.ceil(steps / every),
+    subset: every * DEFAULTS.batch_size,
+    log_every: every,
+    output_dir: dir,
+    quiet: true,
+    backend: kind,
   });
-  console.log(`soak: ${steps} steps of ${cfg.arch}, batch ${cfg.batch_size}, 2 global + ${cfg.local_crops_number} local crops, on ${be.description}; a sample every ${every} steps`);
+  console.log(
+    `soak: ${steps} steps of ${cfg.arch}, batch ${cfg.batch_size}, 2 global + ${cfg.local_crops_number} local crops, on ${be.description}; a sample every ${every} steps`,
+  );
   const t0 = performance.now();
   const samples: SoakSample[] = [];
   let losses: number[] = [];
@@ -130,8 +163,10 @@ async function soak(kind: 'wasm' | 'webgpu'): Promise<SuiteReport> {
       onEpoch: async ({ step }) => {
         const s = sample(step, t0, be);
         samples.push(s);
-        console.log(`  step ${step}: RSS ${MiB(s.rss)} MiB, heap ${MiB(s.heapUsed)} MiB, external ${MiB(s.external)} MiB, ${s.liveTensors} tensors, `
-          + `${s.liveBuffers} buffers, live ${MiB(s.liveBytes)} MiB, pooled ${MiB(s.pooledBytes)} MiB, ${s.seconds.toFixed(0)} s`);
+        console.log(
+          `  step ${step}: RSS ${MiB(s.rss)} MiB, heap ${MiB(s.heapUsed)} MiB, external ${MiB(s.external)} MiB, ${s.liveTensors} tensors, ` +
+            `${s.liveBuffers} buffers, live ${MiB(s.liveBytes)} MiB, pooled ${MiB(s.pooledBytes)} MiB, ${s.seconds.toFixed(0)} s`,
+        );
       },
     });
     losses = r.history.map((h) => h.loss);
@@ -144,24 +179,41 @@ async function soak(kind: 'wasm' | 'webgpu'): Promise<SuiteReport> {
   const peakRss = process.resourceUsage().maxRSS * 1024;
   const v = verdict(samples, warmupSteps, peakRss);
   const after = samples.filter((s) => s.step >= warmupSteps);
-  const first = after[0] ?? samples[0], last = samples[samples.length - 1];
-  const table = markdownTable(['', `step ${first.step}`, `step ${last.step}`], [
-    ['RSS (after GC)', `${MiB(first.rss)} MiB`, `${MiB(last.rss)} MiB`],
-    ['V8 heap used', `${MiB(first.heapUsed)} MiB`, `${MiB(last.heapUsed)} MiB`],
-    ['external (ArrayBuffers etc.)', `${MiB(first.external)} MiB`, `${MiB(last.external)} MiB`],
-    ['live tensors', first.liveTensors, last.liveTensors],
-    ['backend live bytes', first.liveBytes, last.liveBytes],
-    ['backend pooled bytes', first.pooledBytes, last.pooledBytes],
-  ]) + `\n\n${steps} steps in ${seconds.toFixed(0)} s (${(seconds / steps).toFixed(2)} s/step) on ${be.description}; `
-    + `loss ${losses[0]?.toFixed(3)} → ${losses.at(-1)?.toFixed(3)}; RSS over the second half +${MiB(v.rssGrowthSecondHalf)} MiB `
-    + `(${(100 * v.rssGrowthFraction).toFixed(2)}%, limit ${100 * RSS_GROWTH_LIMIT}%), slope ${v.rssSlopeMiBPer1000Steps.toFixed(2)} MiB per 1000 steps, `
-    + `peak RSS ${MiB(peakRss)} MiB.\n\n**${v.pass ? 'PASS' : 'FAIL'}**${v.pass ? ': memory flat after the warm-up' : `: ${v.reasons.join('; ')}`}`;
+  const first = after[0] ?? samples[0],
+    last = samples[samples.length - 1];
+  const table =
+    markdownTable(
+      ['', `step ${first.step}`, `step ${last.step}`],
+      [
+        ['RSS (after GC)', `${MiB(first.rss)} MiB`, `${MiB(last.rss)} MiB`],
+        ['V8 heap used', `${MiB(first.heapUsed)} MiB`, `${MiB(last.heapUsed)} MiB`],
+        ['external (ArrayBuffers etc.)', `${MiB(first.external)} MiB`, `${MiB(last.external)} MiB`],
+        ['live tensors', first.liveTensors, last.liveTensors],
+        ['backend live bytes', first.liveBytes, last.liveBytes],
+        ['backend pooled bytes', first.pooledBytes, last.pooledBytes],
+      ],
+    ) +
+    `\n\n${steps} steps in ${seconds.toFixed(0)} s (${(seconds / steps).toFixed(2)} s/step) on ${be.description}; ` +
+    `loss ${losses[0]?.toFixed(3)} → ${losses.at(-1)?.toFixed(3)}; RSS over the second half +${MiB(v.rssGrowthSecondHalf)} MiB ` +
+    `(${(100 * v.rssGrowthFraction).toFixed(2)}%, limit ${100 * RSS_GROWTH_LIMIT}%), slope ${v.rssSlopeMiBPer1000Steps.toFixed(2)} MiB per 1000 steps, ` +
+    `peak RSS ${MiB(peakRss)} MiB.\n\n**${v.pass ? 'PASS' : 'FAIL'}**${v.pass ? ': memory flat after the warm-up' : `: ${v.reasons.join('; ')}`}`;
   return {
     summaries: [],
     table,
     details: {
-      backend: be.description, steps, sampleEvery: every, seconds, secondsPerStep: seconds / steps,
-      config: { arch: cfg.arch, batch_size: cfg.batch_size, local_crops_number: cfg.local_crops_number, out_dim: cfg.out_dim, subset: cfg.subset, epochs: cfg.epochs },
+      backend: be.description,
+      steps,
+      sampleEvery: every,
+      seconds,
+      secondsPerStep: seconds / steps,
+      config: {
+        arch: cfg.arch,
+        batch_size: cfg.batch_size,
+        local_crops_number: cfg.local_crops_number,
+        out_dim: cfg.out_dim,
+        subset: cfg.subset,
+        epochs: cfg.epochs,
+      },
       losses: { first: losses[0], last: losses.at(-1) },
       verdict: v,
       samples,

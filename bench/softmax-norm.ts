@@ -26,10 +26,20 @@ function filled(be: Backend, n: number, seed: number): Storage {
 async function runOn(be: Backend, label: string): Promise<Summary> {
   const [sr, sc] = SOFTMAX;
   const [nr, nc] = NORM;
-  const x = filled(be, sr * sc, 1), y = be.alloc(sr * sc, 'f32'), dy = filled(be, sr * sc, 2), dx = be.alloc(sr * sc, 'f32');
-  const lx = filled(be, nr * nc, 3), ly = be.alloc(nr * nc, 'f32'), ldy = filled(be, nr * nc, 4), ldx = be.alloc(nr * nc, 'f32');
-  const gamma = filled(be, nc, 5), beta = filled(be, nc, 6), dgamma = be.alloc(nc, 'f32'), dbeta = be.alloc(nc, 'f32');
-  const mean = be.alloc(nr, 'f32'), rstd = be.alloc(nr, 'f32');
+  const x = filled(be, sr * sc, 1),
+    y = be.alloc(sr * sc, 'f32'),
+    dy = filled(be, sr * sc, 2),
+    dx = be.alloc(sr * sc, 'f32');
+  const lx = filled(be, nr * nc, 3),
+    ly = be.alloc(nr * nc, 'f32'),
+    ldy = filled(be, nr * nc, 4),
+    ldx = be.alloc(nr * nc, 'f32');
+  const gamma = filled(be, nc, 5),
+    beta = filled(be, nc, 6),
+    dgamma = be.alloc(nc, 'f32'),
+    dbeta = be.alloc(nc, 'f32');
+  const mean = be.alloc(nr, 'f32'),
+    rstd = be.alloc(nr, 'f32');
   be.softmax(x, y, sr, sc, false);
   be.layerNorm(lx, gamma, beta, ly, mean, rstd, nr, nc, 1e-5);
   await be.sync();
@@ -41,12 +51,26 @@ async function runOn(be: Backend, label: string): Promise<Summary> {
   try {
     return await b.suite(
       `softmax/norm kernels [${label}]`,
-      b.add(`softmax ${sr}x${sc}`, timed(() => be.softmax(x, y, sr, sc, false))),
-      b.add(`logSoftmax ${sr}x${sc}`, timed(() => be.softmax(x, y, sr, sc, true))),
-      b.add(`softmaxGrad ${sr}x${sc}`, timed(() => be.softmaxGrad(y, dy, dx, sr, sc, false))),
-      b.add(`layerNorm ${nr}x${nc}`, timed(() => be.layerNorm(lx, gamma, beta, ly, mean, rstd, nr, nc, 1e-5))),
-      b.add(`layerNormGrad ${nr}x${nc} (dx, dgamma, dbeta)`,
-        timed(() => be.layerNormGrad(lx, gamma, mean, rstd, ldy, ldx, dgamma, dbeta, nr, nc))),
+      b.add(
+        `softmax ${sr}x${sc}`,
+        timed(() => be.softmax(x, y, sr, sc, false)),
+      ),
+      b.add(
+        `logSoftmax ${sr}x${sc}`,
+        timed(() => be.softmax(x, y, sr, sc, true)),
+      ),
+      b.add(
+        `softmaxGrad ${sr}x${sc}`,
+        timed(() => be.softmaxGrad(y, dy, dx, sr, sc, false)),
+      ),
+      b.add(
+        `layerNorm ${nr}x${nc}`,
+        timed(() => be.layerNorm(lx, gamma, beta, ly, mean, rstd, nr, nc, 1e-5)),
+      ),
+      b.add(
+        `layerNormGrad ${nr}x${nc} (dx, dgamma, dbeta)`,
+        timed(() => be.layerNormGrad(lx, gamma, mean, rstd, ldy, ldx, dgamma, dbeta, nr, nc)),
+      ),
       b.configure({ cases: { minTime: 0.5, maxTime: 2 } }),
       b.cycle(),
       b.complete(),

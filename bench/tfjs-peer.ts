@@ -6,8 +6,15 @@ import { dirname } from 'node:path';
 export interface Peer {
   label: string;
   /** Random operands for one product shape; run() computes it once (synchronously, as tfjs-wasm does). */
-  operands(batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean,
-    random: (n: number, seed: number) => Float32Array): { run: () => void; dispose: () => void };
+  operands(
+    batch: number,
+    m: number,
+    n: number,
+    k: number,
+    transA: boolean,
+    transB: boolean,
+    random: (n: number, seed: number) => Float32Array,
+  ): { run: () => void; dispose: () => void };
   destroy(): void;
 }
 
@@ -23,7 +30,8 @@ export async function createTfjsPeer(): Promise<Peer> {
   return {
     label: `tfjs-wasm${simd ? '' : ' (no SIMD)'} 1t`,
     operands(batch, m, n, k, transA, transB, random) {
-      const shapeA = transA ? [k, m] : [m, k], shapeB = transB ? [n, k] : [k, n];
+      const shapeA = transA ? [k, m] : [m, k],
+        shapeB = transB ? [n, k] : [k, n];
       const lead = batch > 1 ? [batch] : [];
       const a = tf.tensor(random(batch * m * k, 1), [...lead, ...shapeA]);
       const b = tf.tensor(random(batch * k * n, 2), [...lead, ...shapeB]);

@@ -38,14 +38,25 @@ function collapsedHead(be: Backend, k: number, d: number, groups: number, gen: G
 }
 
 export async function uniquePrototypesBench(opts: UniqueBenchOptions = {}): Promise<UniqueBenchCase[]> {
-  const k = opts.prototypes ?? 65536, d = opts.dim ?? 256, groups = opts.groups ?? 2048;
+  const k = opts.prototypes ?? 65536,
+    d = opts.dim ?? 256,
+    groups = opts.groups ?? 2048;
   const be = await WasmBackend.create();
   console.log(`countUniquePrototypes, K = ${k}, D = ${d}, ε = 0.025, both rules [${be.description}]`);
   const out: UniqueBenchCase[] = [];
   try {
     const gen = new Generator(1);
     const heads: [string, () => Tensor][] = [
-      ['random', () => noGrad(() => { const r = gen.randn([k, d], be); const s = mul(r, 0.02); r.dispose(); return s; })],
+      [
+        'random',
+        () =>
+          noGrad(() => {
+            const r = gen.randn([k, d], be);
+            const s = mul(r, 0.02);
+            r.dispose();
+            return s;
+          }),
+      ],
       [`collapsed to ${groups}`, () => collapsedHead(be, k, d, groups, gen)],
     ];
     for (const [name, make] of heads) {
@@ -57,12 +68,18 @@ export async function uniquePrototypesBench(opts: UniqueBenchOptions = {}): Prom
       x.dispose();
       const e = r.perEps[0];
       const c: UniqueBenchCase = {
-        name, seconds, greedy: e.greedy!.unique, components: e.components!.unique,
-        candidates: r.tiling.candidates, tiles: r.tiling.tiles,
+        name,
+        seconds,
+        greedy: e.greedy!.unique,
+        components: e.components!.unique,
+        candidates: r.tiling.candidates,
+        tiles: r.tiling.tiles,
       };
       out.push(c);
-      console.log(`  ${name}: ${seconds.toFixed(1)} s — unique ${c.greedy} (greedy), ${c.components} (components); `
-        + `${c.candidates} candidates in ${c.tiles} tiles of ≤ ${r.tiling.blockRows}×${r.tiling.blockCols}`);
+      console.log(
+        `  ${name}: ${seconds.toFixed(1)} s — unique ${c.greedy} (greedy), ${c.components} (components); ` +
+          `${c.candidates} candidates in ${c.tiles} tiles of ≤ ${r.tiling.blockRows}×${r.tiling.blockCols}`,
+      );
     }
   } finally {
     be.destroy();
@@ -71,8 +88,11 @@ export async function uniquePrototypesBench(opts: UniqueBenchOptions = {}): Prom
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  uniquePrototypesBench().then(() => process.exit(0), (e) => {
-    console.error(e);
-    process.exit(1);
-  });
+  uniquePrototypesBench().then(
+    () => process.exit(0),
+    (e) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
 }

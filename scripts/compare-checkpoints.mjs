@@ -25,11 +25,15 @@ function parse(path) {
 }
 
 function compare(a, b) {
-  const A = parse(a), B = parse(b);
+  const A = parse(a),
+    B = parse(b);
   const problems = [];
   for (const [name, t] of A.tensors) {
     const u = B.tensors.get(name);
-    if (!u) { problems.push(`${name}: only in ${a}`); continue; }
+    if (!u) {
+      problems.push(`${name}: only in ${a}`);
+      continue;
+    }
     if (t.dtype !== u.dtype || JSON.stringify(t.shape) !== JSON.stringify(u.shape)) {
       problems.push(`${name}: ${t.dtype}${JSON.stringify(t.shape)} against ${u.dtype}${JSON.stringify(u.shape)}`);
     } else if (!t.bytes.equals(u.bytes)) {
@@ -39,7 +43,9 @@ function compare(a, b) {
     }
   }
   for (const name of B.tensors.keys()) if (!A.tensors.has(name)) problems.push(`${name}: only in ${b}`);
-  const metaDiff = [...new Set([...Object.keys(A.meta), ...Object.keys(B.meta)])].filter((k) => A.meta[k] !== B.meta[k]);
+  const metaDiff = [...new Set([...Object.keys(A.meta), ...Object.keys(B.meta)])].filter(
+    (k) => A.meta[k] !== B.meta[k],
+  );
   return { tensors: A.tensors.size, problems, metaDiff };
 }
 
@@ -49,7 +55,10 @@ if (!x || !y) {
   process.exit(2);
 }
 const pairs = statSync(x).isDirectory()
-  ? readdirSync(x).filter((f) => f.endsWith('.safetensors') && existsSync(join(y, f))).sort().map((f) => [join(x, f), join(y, f)])
+  ? readdirSync(x)
+      .filter((f) => f.endsWith('.safetensors') && existsSync(join(y, f)))
+      .sort()
+      .map((f) => [join(x, f), join(y, f)])
   : [[x, y]];
 if (pairs.length === 0) {
   console.error(`no .safetensors file in both ${x} and ${y}`);

@@ -54,9 +54,15 @@ if (opts.case !== undefined) {
     t.check(result, c);
     console.log('accepted, self-consistent');
   } catch (e) {
-    console.log(t.isOwnError(e) ? `rejected with ${t.errorName}: ${e.message}` : `CRASH or inconsistent result:\n${e?.stack ?? e}`);
+    console.log(
+      t.isOwnError(e)
+        ? `rejected with ${t.errorName}: ${e.message}`
+        : `CRASH or inconsistent result:\n${e?.stack ?? e}`,
+    );
   }
-  console.log(`${(performance.now() - t0).toFixed(1)} ms, ArrayBuffer memory +${((process.memoryUsage().arrayBuffers - mem0) / 2 ** 20).toFixed(1)} MiB (limit ${(t.memLimit(c) / 2 ** 20).toFixed(1)})`);
+  console.log(
+    `${(performance.now() - t0).toFixed(1)} ms, ArrayBuffer memory +${((process.memoryUsage().arrayBuffers - mem0) / 2 ** 20).toFixed(1)} MiB (limit ${(t.memLimit(c) / 2 ** 20).toFixed(1)})`,
+  );
   process.exit(0);
 }
 

@@ -4,8 +4,16 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const args = [join(root, 'node_modules/uvu/bin.js'), join(root, process.env.PROTODINO_DIST ?? 'dist', 'test'), process.argv[2] ?? '\\.test\\.js$'];
-const env = { ...process.env, EGL_PLATFORM: process.env.EGL_PLATFORM ?? 'surfaceless', XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' };
+const args = [
+  join(root, 'node_modules/uvu/bin.js'),
+  join(root, process.env.PROTODINO_DIST ?? 'dist', 'test'),
+  process.argv[2] ?? '\\.test\\.js$',
+];
+const env = {
+  ...process.env,
+  EGL_PLATFORM: process.env.EGL_PLATFORM ?? 'surfaceless',
+  XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp',
+};
 const child = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
 let out = '';
 child.stdout.on('data', (d) => {

@@ -20,7 +20,13 @@ export { koleoLoss, koleoProtoLoss, meMaxLoss } from './ssl/regularisers.js';
 
 // training
 export { train, DivergenceError, type TrainResult, type TrainHooks } from './train/trainer.js';
-export { DEFAULTS as TRAIN_DEFAULTS, parseTrainArgs, validate as validateTrainConfig, ConfigError, type TrainConfig } from './train/config.js';
+export {
+  DEFAULTS as TRAIN_DEFAULTS,
+  parseTrainArgs,
+  validate as validateTrainConfig,
+  ConfigError,
+  type TrainConfig,
+} from './train/config.js';
 export { cosineScheduler, teacherTempSchedule } from './train/schedules.js';
 export { CheckpointError, readCheckpoint, saveCheckpoint, restoreCheckpoint } from './train/checkpoint.js';
 export { readSafetensors, writeSafetensors, SafetensorsError } from './io/safetensors.js';

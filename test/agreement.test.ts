@@ -11,7 +11,11 @@ import { assertClose, randArray } from './helpers/check.js';
 import * as pd from '../src/tensor/index.js';
 import type { Backend } from '../src/backend/backend.js';
 
-const B = 16, D = 33, H = 65, O = 9, STEPS = 3;
+const B = 16,
+  D = 33,
+  H = 65,
+  O = 9,
+  STEPS = 3;
 
 function mlp(x: pd.Tensor, [w1, b1, w2, b2]: pd.Tensor[]): pd.Tensor {
   const h = pd.gelu(pd.linear(x, w1, b1));
@@ -28,12 +32,31 @@ interface Trace {
 
 async function train(be: Backend): Promise<Trace> {
   const shapes = [[H, D], [H], [O, H], [O]];
-  const params = shapes.map((s, i) => pd.param(pd.tensor(randArray(s.reduce((a, b) => a * b, 1), 10 + i, -0.3, 0.3), s, be)));
+  const params = shapes.map((s, i) =>
+    pd.param(
+      pd.tensor(
+        randArray(
+          s.reduce((a, b) => a * b, 1),
+          10 + i,
+          -0.3,
+          0.3,
+        ),
+        s,
+        be,
+      ),
+    ),
+  );
   const [w1, b1, w2, b2] = params;
   const teacher = params.map((p) => pd.affine(p, 1, 0));
   const x = pd.tensor(randArray(B * D, 20), [B, D], be);
   const target = pd.tensor(randArray(B * O, 21), [B, O], be);
-  const opt = new pd.AdamW([{ params: [w1, w2], weightDecay: 0.04 }, { params: [b1, b2], weightDecay: 0 }], { lr: 3e-3 });
+  const opt = new pd.AdamW(
+    [
+      { params: [w1, w2], weightDecay: 0.04 },
+      { params: [b1, b2], weightDecay: 0 },
+    ],
+    { lr: 3e-3 },
+  );
   const trace: Trace = { losses: [], grads: [], params: [], teacher: [], norms: [] };
   for (let s = 0; s < STEPS; s++) {
     opt.groups[0].lr = 3e-3 * (s + 1);
@@ -72,8 +95,12 @@ agreement('MLP forward/backward + clipGradNorm + AdamW + EMA agree', async () =>
   assertClose(tb.losses, ta.losses, { rtol: 1e-4, atol: 1e-6 }, 'losses');
   assertClose(tb.norms, ta.norms, { rtol: 1e-4, atol: 1e-6 }, 'grad norms');
   ta.grads.forEach((g, i) => assertClose(tb.grads[i], g, { rtol: 1e-3, atol: 1e-5 }, `clipped grad ${i}, step 1`));
-  ta.params.forEach((p, i) => assertClose(tb.params[i], p, { rtol: 1e-4, atol: 1e-5 }, `param ${i} after ${STEPS} steps`));
-  ta.teacher.forEach((p, i) => assertClose(tb.teacher[i], p, { rtol: 1e-4, atol: 1e-5 }, `teacher ${i} after ${STEPS} steps`));
+  ta.params.forEach((p, i) =>
+    assertClose(tb.params[i], p, { rtol: 1e-4, atol: 1e-5 }, `param ${i} after ${STEPS} steps`),
+  );
+  ta.teacher.forEach((p, i) =>
+    assertClose(tb.teacher[i], p, { rtol: 1e-4, atol: 1e-5 }, `teacher ${i} after ${STEPS} steps`),
+  );
 });
 
 agreement.run();

@@ -8,8 +8,13 @@ import { randArray } from './helpers/check.js';
 import * as pd from '../src/tensor/index.js';
 import type { Backend, MemoryStats } from '../src/backend/backend.js';
 
-const B = 4, D = 5, H = 7, O = 3;
-const STEPS = 500, WARMUP = 20, READ_EVERY = 25;
+const B = 4,
+  D = 5,
+  H = 7,
+  O = 3;
+const STEPS = 500,
+  WARMUP = 20,
+  READ_EVERY = 25;
 
 function mlp(x: pd.Tensor, [w1, b1, w2, b2]: pd.Tensor[]): pd.Tensor {
   const h = pd.relu(pd.linear(x, w1, b1));
@@ -24,16 +29,37 @@ conformance('leak', (test, be) => {
   test(`${STEPS} training steps leave tensors and buffers unchanged after warm-up`, async () => {
     const before = snapshot(be());
     const mk = (shape: number[], seed: number, scale = 0.5) =>
-      pd.param(pd.tensor(randArray(shape.reduce((a, b) => a * b, 1), seed, -scale, scale), shape, be()));
-    const w1 = mk([H, D], 1), b1 = mk([H], 2, 0.1), w2 = mk([O, H], 3), b2 = mk([O], 4, 0.1);
+      pd.param(
+        pd.tensor(
+          randArray(
+            shape.reduce((a, b) => a * b, 1),
+            seed,
+            -scale,
+            scale,
+          ),
+          shape,
+          be(),
+        ),
+      );
+    const w1 = mk([H, D], 1),
+      b1 = mk([H], 2, 0.1),
+      w2 = mk([O, H], 3),
+      b2 = mk([O], 4, 0.1);
     const params = [w1, b1, w2, b2];
     const teacher = params.map((p) => pd.zerosLike(p));
     const x = pd.tensor(randArray(B * D, 5), [B, D], be());
     const target = pd.tensor(randArray(B * O, 6), [B, O], be());
-    const opt = new pd.AdamW([{ params: [w1, w2], weightDecay: 0.04 }, { params: [b1, b2], weightDecay: 0 }], { lr: 1e-2 });
+    const opt = new pd.AdamW(
+      [
+        { params: [w1, w2], weightDecay: 0.04 },
+        { params: [b1, b2], weightDecay: 0 },
+      ],
+      { lr: 1e-2 },
+    );
 
     let atWarmup: ReturnType<typeof snapshot> | undefined;
-    let firstLoss = NaN, lastLoss = NaN;
+    let firstLoss = NaN,
+      lastLoss = NaN;
     for (let s = 1; s <= STEPS; s++) {
       opt.groups[0].lr = 1e-2 * (1 - s / (2 * STEPS)); // a schedule, as the trainer sets it
       const loss = pd.tidy(() => {
@@ -58,7 +84,10 @@ conformance('leak', (test, be) => {
     }
     await be().sync();
     assert.equal(snapshot(be()), atWarmup, `after ${STEPS} steps vs after ${WARMUP}`);
-    assert.ok(Number.isFinite(lastLoss) && lastLoss < 0.5 * firstLoss, `training should reduce the loss (${firstLoss} → ${lastLoss})`);
+    assert.ok(
+      Number.isFinite(lastLoss) && lastLoss < 0.5 * firstLoss,
+      `training should reduce the loss (${firstLoss} → ${lastLoss})`,
+    );
 
     opt.dispose();
     for (const t of [...params, ...teacher, x, target]) t.dispose();

@@ -22,8 +22,19 @@ setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
 const cfg: TrainConfig = validate({
-  ...DEFAULTS, arch: 'vit_cpu', global_crops_size: 16, local_crops_size: 8, batch_size: 2, local_crops_number: 2,
-  out_dim: 64, hidden_dim: 32, bottleneck_dim: 16, koleo_proto: 0.1, freeze_last_layer: 1, output_dir: 'unused', quiet: true,
+  ...DEFAULTS,
+  arch: 'vit_cpu',
+  global_crops_size: 16,
+  local_crops_size: 8,
+  batch_size: 2,
+  local_crops_number: 2,
+  out_dim: 64,
+  hidden_dim: 32,
+  bottleneck_dim: 16,
+  koleo_proto: 0.1,
+  freeze_last_layer: 1,
+  output_dir: 'unused',
+  quiet: true,
 });
 /** Steps, warm-up and sampling interval per backend (llvmpipe runs this step about 15× slower). */
 const PLAN: Record<string, { steps: number; warmup: number; every: number }> = {
@@ -50,67 +61,100 @@ function sample(step: number, be: Backend): Sample {
 /** Fresh multi-crop data per step, as the loader gives: 2B global and L·B local crops in [0, 1). */
 function microBatch(seed: number): MicroBatch {
   const r = rng(seed);
-  const G = cfg.global_crops_size, L = cfg.local_crops_size, B = cfg.batch_size;
+  const G = cfg.global_crops_size,
+    L = cfg.local_crops_size,
+    B = cfg.batch_size;
   const globals = new Float32Array(2 * B * G * G).map(() => r());
   const locals = new Float32Array(cfg.local_crops_number * B * L * L).map(() => r());
   return { globals, locals };
 }
 
-conformance('soak', (test, be) => {
-  test('DINO steps keep tensors and buffers constant and RSS flat after warm-up', async () => {
-    const backend = be();
-    const plan = PLAN[backend.kind === 'webgpu' ? 'webgpu' : 'wasm-relaxed-2t'];
-    const t0 = performance.now();
-    const before = sample(0, backend);
-    const student = buildNetwork(cfg, backend, 1, cfg.seed);
-    const teacher = buildNetwork(cfg, backend, 1, cfg.seed, 0);
-    for (const p of teacher.parameters()) p.requiresGrad = false;
-    const [decay, noDecay] = decayGroups(student.namedParameters().filter(([, p]) => p.requiresGrad));
-    const optimizer = new AdamW([{ params: decay, lr: 0, weightDecay: 0 }, { params: noDecay, lr: 0, weightDecay: 0 }]);
-    const center = keep(zeros([1, cfg.out_dim], backend));
-    const state: DinoState = { cfg, student, teacher, optimizer, center, channels: 1, localSize: cfg.local_crops_size };
+conformance(
+  'soak',
+  (test, be) => {
+    test('DINO steps keep tensors and buffers constant and RSS flat after warm-up', async () => {
+      const backend = be();
+      const plan = PLAN[backend.kind === 'webgpu' ? 'webgpu' : 'wasm-relaxed-2t'];
+      const t0 = performance.now();
+      const before = sample(0, backend);
+      const student = buildNetwork(cfg, backend, 1, cfg.seed);
+      const teacher = buildNetwork(cfg, backend, 1, cfg.seed, 0);
+      for (const p of teacher.parameters()) p.requiresGrad = false;
+      const [decay, noDecay] = decayGroups(student.namedParameters().filter(([, p]) => p.requiresGrad));
+      const optimizer = new AdamW([
+        { params: decay, lr: 0, weightDecay: 0 },
+        { params: noDecay, lr: 0, weightDecay: 0 },
+      ]);
+      const center = keep(zeros([1, cfg.out_dim], backend));
+      const state: DinoState = {
+        cfg,
+        student,
+        teacher,
+        optimizer,
+        center,
+        channels: 1,
+        localSize: cfg.local_crops_size,
+      };
 
-    const samples: Sample[] = [];
-    const losses: number[] = [];
-    for (let step = 1; step <= plan.steps; step++) {
-      const micro = step % 3 === 0 ? [microBatch(2 * step), microBatch(2 * step + 1)] : [microBatch(2 * step)];
-      // The last layer is frozen (epoch 0 < freeze_last_layer) for the first quarter of the warm-up:
-      // its AdamW moments are created when it first trains, which must happen before the first
-      // sample, and so must two steps of each kind (with and without accumulation): the pool reaches
-      // its high-water mark per size only once every pattern of allocations has run.
-      const epoch = step <= plan.warmup / 4 ? 0 : 1;
-      const loss = dinoAccumStep(state, micro, { epoch, lr: 1e-3, weightDecay: 0.04, momentum: 0.996, teacherTemp: 0.04 });
-      // Reading every few steps bounds WebGPU's queue, as the trainer's log_every does.
-      if (step % 10 === 0) losses.push(await loss.item());
-      loss.dispose();
-      if (step >= plan.warmup && (step - plan.warmup) % plan.every === 0) {
-        await backend.sync();
-        samples.push(sample(step, backend));
+      const samples: Sample[] = [];
+      const losses: number[] = [];
+      for (let step = 1; step <= plan.steps; step++) {
+        const micro = step % 3 === 0 ? [microBatch(2 * step), microBatch(2 * step + 1)] : [microBatch(2 * step)];
+        // The last layer is frozen (epoch 0 < freeze_last_layer) for the first quarter of the warm-up:
+        // its AdamW moments are created when it first trains, which must happen before the first
+        // sample, and so must two steps of each kind (with and without accumulation): the pool reaches
+        // its high-water mark per size only once every pattern of allocations has run.
+        const epoch = step <= plan.warmup / 4 ? 0 : 1;
+        const loss = dinoAccumStep(state, micro, {
+          epoch,
+          lr: 1e-3,
+          weightDecay: 0.04,
+          momentum: 0.996,
+          teacherTemp: 0.04,
+        });
+        // Reading every few steps bounds WebGPU's queue, as the trainer's log_every does.
+        if (step % 10 === 0) losses.push(await loss.item());
+        loss.dispose();
+        if (step >= plan.warmup && (step - plan.warmup) % plan.every === 0) {
+          await backend.sync();
+          samples.push(sample(step, backend));
+        }
       }
-    }
-    const seconds = (performance.now() - t0) / 1000;
-    console.log(`\n  soak [${backend.description}]: ${plan.steps} steps in ${seconds.toFixed(1)} s; step, RSS MiB, live tensors, live/pooled bytes:`);
-    console.log(samples.map((s) => `  ${s.step}: ${MiB(s.rss)} MiB, ${s.liveTensors} tensors, ${s.liveBytes}/${s.pooledBytes} B`).join('\n'));
+      const seconds = (performance.now() - t0) / 1000;
+      console.log(
+        `\n  soak [${backend.description}]: ${plan.steps} steps in ${seconds.toFixed(1)} s; step, RSS MiB, live tensors, live/pooled bytes:`,
+      );
+      console.log(
+        samples
+          .map((s) => `  ${s.step}: ${MiB(s.rss)} MiB, ${s.liveTensors} tensors, ${s.liveBytes}/${s.pooledBytes} B`)
+          .join('\n'),
+      );
 
-    assert.ok(losses.every(Number.isFinite), `losses: ${losses.join(', ')}`);
-    const first = samples[0];
-    for (const s of samples) {
-      assert.is(s.liveTensors, first.liveTensors, `live tensors at step ${s.step} vs step ${first.step}`);
-      assert.equal({ liveBuffers: s.liveBuffers, liveBytes: s.liveBytes, pooledBytes: s.pooledBytes },
-        { liveBuffers: first.liveBuffers, liveBytes: first.liveBytes, pooledBytes: first.pooledBytes },
-        `backend buffers at step ${s.step} vs step ${first.step}`);
-    }
-    const mid = samples[Math.floor(samples.length / 2)];
-    const peakLate = Math.max(...samples.slice(Math.floor(samples.length / 2)).map((s) => s.rss));
-    assert.ok(peakLate - mid.rss <= RSS_SLACK,
-      `RSS grew ${MiB(peakLate - mid.rss)} MiB over the second half (from ${MiB(mid.rss)} MiB at step ${mid.step}); at most ${MiB(RSS_SLACK)} allowed`);
+      assert.ok(losses.every(Number.isFinite), `losses: ${losses.join(', ')}`);
+      const first = samples[0];
+      for (const s of samples) {
+        assert.is(s.liveTensors, first.liveTensors, `live tensors at step ${s.step} vs step ${first.step}`);
+        assert.equal(
+          { liveBuffers: s.liveBuffers, liveBytes: s.liveBytes, pooledBytes: s.pooledBytes },
+          { liveBuffers: first.liveBuffers, liveBytes: first.liveBytes, pooledBytes: first.pooledBytes },
+          `backend buffers at step ${s.step} vs step ${first.step}`,
+        );
+      }
+      const mid = samples[Math.floor(samples.length / 2)];
+      const peakLate = Math.max(...samples.slice(Math.floor(samples.length / 2)).map((s) => s.rss));
+      assert.ok(
+        peakLate - mid.rss <= RSS_SLACK,
+        `RSS grew ${MiB(peakLate - mid.rss)} MiB over the second half (from ${MiB(mid.rss)} MiB at step ${mid.step}); at most ${MiB(RSS_SLACK)} allowed`,
+      );
 
-    student.dispose();
-    teacher.dispose();
-    optimizer.dispose();
-    center.dispose();
-    const after = sample(plan.steps, backend);
-    assert.is(after.liveTensors, before.liveTensors, 'every tensor freed at the end');
-    assert.is(after.liveBuffers, before.liveBuffers, 'every buffer freed at the end');
-  });
-}, ALL_BACKENDS.filter((c) => c.name in PLAN));
+      student.dispose();
+      teacher.dispose();
+      optimizer.dispose();
+      center.dispose();
+      const after = sample(plan.steps, backend);
+      assert.is(after.liveTensors, before.liveTensors, 'every tensor freed at the end');
+      assert.is(after.liveBuffers, before.liveBuffers, 'every buffer freed at the end');
+    });
+  },
+  ALL_BACKENDS.filter((c) => c.name in PLAN),
+);

@@ -34,7 +34,10 @@ function child(name: string): { status: number | null; result: Record<string, an
   const file = fileURLToPath(new URL(`./helpers/${name}.js`, import.meta.url));
   const run = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 60_000, env: process.env });
   // Dawn prints debug lines on stdout; the child's report is its last JSON line.
-  const line = run.stdout.split('\n').filter((l) => l.startsWith('{')).at(-1);
+  const line = run.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .at(-1);
   assert.ok(line, `${name} printed no report (exit ${run.status}, signal ${run.signal}): ${run.stdout}\n${run.stderr}`);
   return { status: run.status, result: JSON.parse(line!), stderr: run.stderr };
 }
@@ -64,15 +67,25 @@ test('a tensor beyond the adapter limit is refused naming alloc and the sizes; t
 test('a buffer the device cannot create is a BackendError naming alloc and sizes; disposing recovers', () => {
   const { status, result: r, stderr } = child('webgpu-oom-child');
   assert.is(status, 0, `child exit ${status}: ${stderr}`);
-  assert.ok(r.error, `no allocation failed under an address-space cap of ${r.limit} bytes (${r.allocated} tensors of 32 MiB)`);
+  assert.ok(
+    r.error,
+    `no allocation failed under an address-space cap of ${r.limit} bytes (${r.allocated} tensors of 32 MiB)`,
+  );
   assert.is(r.error.name, 'BackendError');
   assert.is(r.error.kernel, 'alloc');
-  assert.match(r.error.message, /^alloc: out of memory: creating a 33554432-byte buffer for a tensor of 8388608 f32 elements failed/);
+  assert.match(
+    r.error.message,
+    /^alloc: out of memory: creating a 33554432-byte buffer for a tensor of 8388608 f32 elements failed/,
+  );
   assert.match(r.error.message, /GL_OUT_OF_MEMORY|out of memory/i);
   assert.ok(r.allocated >= 2, `the cap left room for ${r.allocated - 1} tensors only`);
   assert.is(r.atError.liveBuffers, r.allocated, 'the failed tensor is counted live until disposed');
   assert.is(r.atError.pooledBytes, 0, 'the pool is released on an allocation failure');
-  assert.equal(r.afterDispose, { liveBuffers: 0, liveBytes: 0, pooledBytes: 0 }, 'disposed buffers go back to the device, not the pool');
+  assert.equal(
+    r.afterDispose,
+    { liveBuffers: 0, liveBytes: 0, pooledBytes: 0 },
+    'disposed buffers go back to the device, not the pool',
+  );
   assert.is(r.value, r.expected, 'the backend computes correctly afterwards, under the same cap');
 });
 
@@ -81,8 +94,14 @@ test('a lost device fails the pending read and every later call with a BackendEr
   assert.is(status, 0, `a process with a lost device should exit normally; exit ${status}: ${stderr}`);
   assert.ok(r.before > 0, 'the device worked before');
   const lost = /the WebGPU device was lost \(destroyed: .+\); this backend cannot run anything any more/;
-  for (const [what, kernel] of [['read', 'download'], ['lateRead', 'download'], ['op', 'alloc'], ['upload', 'alloc'],
-    ['sync', 'sync'], ['readOld', 'download']] as const) {
+  for (const [what, kernel] of [
+    ['read', 'download'],
+    ['lateRead', 'download'],
+    ['op', 'alloc'],
+    ['upload', 'alloc'],
+    ['sync', 'sync'],
+    ['readOld', 'download'],
+  ] as const) {
     const o = r[what];
     assert.ok(o !== 'hang', `${what} hung after the device was lost`);
     assert.is(o.ok, false, `${what} succeeded on a lost device`);
@@ -98,13 +117,17 @@ test('a step that throws inside nested tidy() scopes frees every tensor it creat
   const be = await getBackend(wasmCase);
   const kept = full([4], 1, be);
   const before = { tensors: liveTensors(), buffers: be.memory().liveBuffers };
-  assert.throws(() => tidy(() => {
-    const a = add(kept, kept);
-    tidy(() => {
-      mul(a, a);
-      throw new BackendError('injected fault', 'binary(mul)');
-    });
-  }), /injected fault/);
+  assert.throws(
+    () =>
+      tidy(() => {
+        const a = add(kept, kept);
+        tidy(() => {
+          mul(a, a);
+          throw new BackendError('injected fault', 'binary(mul)');
+        });
+      }),
+    /injected fault/,
+  );
   assert.equal({ tensors: liveTensors(), buffers: be.memory().liveBuffers }, before);
   // The scopes unwound: a tensor made now belongs to no scope and survives the next tidy.
   const after = full([4], 2, be);
@@ -128,14 +151,17 @@ class FaultyBackend {
     this.backend = new Proxy(inner, {
       get: (target, prop, receiver) => {
         const v = Reflect.get(target, prop, receiver);
-        if (typeof v !== 'function' || typeof prop !== 'string' || plumbing.has(prop)) return typeof v === 'function' ? v.bind(target) : v;
+        if (typeof v !== 'function' || typeof prop !== 'string' || plumbing.has(prop))
+          return typeof v === 'function' ? v.bind(target) : v;
         if (prop === 'download') {
-          return (...args: unknown[]) => (this.failTensorReads && (args[0] as { length: number }).length > 1
-            ? Promise.reject(new BackendError('injected fault: the device stopped answering reads', 'download'))
-            : v.apply(target, args));
+          return (...args: unknown[]) =>
+            this.failTensorReads && (args[0] as { length: number }).length > 1
+              ? Promise.reject(new BackendError('injected fault: the device stopped answering reads', 'download'))
+              : v.apply(target, args);
         }
         return (...args: unknown[]) => {
-          if (this.kernelsLeft-- <= 0) throw new BackendError('injected fault: the device stopped running kernels', prop);
+          if (this.kernelsLeft-- <= 0)
+            throw new BackendError('injected fault: the device stopped running kernels', prop);
           return v.apply(target, args);
         };
       },
@@ -145,8 +171,19 @@ class FaultyBackend {
 
 // 16 images in batches of 4: an epoch is 4 steps, and each epoch ends with a checkpoint.
 const tiny: Partial<TrainConfig> = {
-  arch: 'vit_cpu', global_crops_size: 16, local_crops_size: 8, batch_size: 4, subset: 16, local_crops_number: 2,
-  out_dim: 32, hidden_dim: 32, bottleneck_dim: 16, epochs: 3, log_every: 100, quiet: true, freeze_last_layer: 0,
+  arch: 'vit_cpu',
+  global_crops_size: 16,
+  local_crops_size: 8,
+  batch_size: 4,
+  subset: 16,
+  local_crops_number: 2,
+  out_dim: 32,
+  hidden_dim: 32,
+  bottleneck_dim: 16,
+  epochs: 3,
+  log_every: 100,
+  quiet: true,
+  freeze_last_layer: 0,
 };
 
 for (const fault of ['kernel', 'checkpoint read'] as const) {
@@ -155,31 +192,45 @@ for (const fault of ['kernel', 'checkpoint read'] as const) {
     const faulty = new FaultyBackend(inner);
     const dir = mkdtempSync(join(tmpdir(), 'protodino-fault-'));
     const ckpt = join(dir, 'checkpoint.safetensors');
-    const tensors = liveTensors(), buffers = inner.memory().liveBuffers;
+    const tensors = liveTensors(),
+      buffers = inner.memory().liveBuffers;
     try {
-      const err = await train({ ...tiny, output_dir: dir }, {
-        backend: faulty.backend,
-        onEpoch: async ({ epoch }) => {
-          if (epoch !== 1) return;
-          // Epoch 2's checkpoint is on disk. Fail inside step 9, or while writing epoch 3's checkpoint.
-          if (fault === 'kernel') faulty.kernelsLeft = 40;
-          else faulty.failTensorReads = true;
+      const err = await train(
+        { ...tiny, output_dir: dir },
+        {
+          backend: faulty.backend,
+          onEpoch: async ({ epoch }) => {
+            if (epoch !== 1) return;
+            // Epoch 2's checkpoint is on disk. Fail inside step 9, or while writing epoch 3's checkpoint.
+            if (fault === 'kernel') faulty.kernelsLeft = 40;
+            else faulty.failTensorReads = true;
+          },
         },
-      }).then(() => null, (e: unknown) => e);
+      ).then(
+        () => null,
+        (e: unknown) => e,
+      );
       assert.instance(err, BackendError, `train() should reject with the backend's error, got ${err}`);
       assert.match((err as Error).message, 'injected fault');
       assert.is(liveTensors(), tensors, 'every tensor freed after the fault');
       assert.is(inner.memory().liveBuffers, buffers, 'every buffer freed after the fault');
 
       // The fault struck where intended: in step 9, or after step 12 was done and logged.
-      const logged = readFileSync(join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
-        .filter((r) => r.event === 'step').map((r) => r.step as number);
+      const logged = readFileSync(join(dir, 'log.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+        .filter((r) => r.event === 'step')
+        .map((r) => r.step as number);
       assert.is(logged.at(-1), fault === 'kernel' ? 8 : 12, `last logged step (${logged.join(', ')})`);
-      if (fault === 'kernel') assert.is(readCheckpoint(ckpt).meta.step, 8, 'the latest checkpoint is epoch 2\'s');
+      if (fault === 'kernel') assert.is(readCheckpoint(ckpt).meta.step, 8, "the latest checkpoint is epoch 2's");
       // Whatever files the failed write left, each one reads back whole and none claims a later step.
       const files = readdirSync(dir).filter((f) => f !== 'log.jsonl');
       for (const f of files) {
-        assert.ok(f === 'checkpoint.safetensors' || f === 'checkpoint.safetensors.prev', `unexpected file ${f} left in the run directory`);
+        assert.ok(
+          f === 'checkpoint.safetensors' || f === 'checkpoint.safetensors.prev',
+          `unexpected file ${f} left in the run directory`,
+        );
         const step = readCheckpoint(join(dir, f)).meta.step;
         assert.ok(step <= 8, `${f} holds step ${step}, after the fault`);
       }

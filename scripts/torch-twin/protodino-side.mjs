@@ -42,19 +42,34 @@ function readConfig(path, DEFAULTS, validate) {
 async function trainDataset(cfg) {
   const { loadFashionMNIST, loadIdxDataset, subset } = await imp('data/index.js');
   let ds;
-  if (cfg.dataset === 'fashion-mnist') ds = await loadFashionMNIST({ split: 'train', ...(cfg.data_path ? { dir: cfg.data_path } : {}) });
-  else if (cfg.dataset === 'idx') ds = await loadIdxDataset({ images: join(cfg.data_path, 'train-images-idx3-ubyte.gz'), labels: join(cfg.data_path, 'train-labels-idx1-ubyte.gz') });
+  if (cfg.dataset === 'fashion-mnist')
+    ds = await loadFashionMNIST({ split: 'train', ...(cfg.data_path ? { dir: cfg.data_path } : {}) });
+  else if (cfg.dataset === 'idx')
+    ds = await loadIdxDataset({
+      images: join(cfg.data_path, 'train-images-idx3-ubyte.gz'),
+      labels: join(cfg.data_path, 'train-labels-idx1-ubyte.gz'),
+    });
   else throw new Error(`dataset '${cfg.dataset}' is not supported by the twin (fashion-mnist, idx)`);
   if (cfg.long_tail > 1) throw new Error('--long_tail > 1 is not supported by the twin');
-  if (cfg.subset > 0 && cfg.subset < ds.n) ds = subset(ds, Array.from({ length: cfg.subset }, (_, i) => i));
+  if (cfg.subset > 0 && cfg.subset < ds.n)
+    ds = subset(
+      ds,
+      Array.from({ length: cfg.subset }, (_, i) => i),
+    );
   return ds;
 }
 
 async function main() {
   const [cmd, ...rest] = process.argv.slice(2);
   const { values } = parseArgs({
-    args: rest, strict: true,
-    options: { config: { type: 'string' }, out: { type: 'string' }, epoch: { type: 'string', default: '0' }, batch: { type: 'string', default: '0' } },
+    args: rest,
+    strict: true,
+    options: {
+      config: { type: 'string' },
+      out: { type: 'string' },
+      epoch: { type: 'string', default: '0' },
+      batch: { type: 'string', default: '0' },
+    },
   });
   const { DEFAULTS, validate } = await imp('train/config.js');
   if (cmd === 'defaults') {
@@ -93,28 +108,58 @@ async function main() {
     const { seedWords } = await imp('data/rng.js');
     const ds = await trainDataset(cfg);
     // The trainer's crop options (src/train/trainer.ts), resolved as its Loader resolves them.
-    const crops = resolveMultiCrop({
-      globalSize: cfg.global_crops_size, localSize: cfg.local_crops_size, localCrops: cfg.local_crops_number,
-      globalScale: cfg.global_crops_scale, localScale: cfg.local_crops_scale,
-      jitterP: cfg.color_jitter_prob, globalBlurP: cfg.global_blur_prob, localBlurP: cfg.local_blur_prob,
-      blurSigma: cfg.blur_sigma, globalSolarizeP: [0, cfg.solarize_prob],
-    }, ds.channels, () => channelStats(ds));
-    const maker = new BatchMaker({
-      n: ds.n, channels: ds.channels, height: ds.height, width: ds.width, batchSize: cfg.batch_size, dropLast: true,
-      shuffle: true, seed: seedWords(cfg.seed), crops,
-    }, ds.images, ds.labels);
+    const crops = resolveMultiCrop(
+      {
+        globalSize: cfg.global_crops_size,
+        localSize: cfg.local_crops_size,
+        localCrops: cfg.local_crops_number,
+        globalScale: cfg.global_crops_scale,
+        localScale: cfg.local_crops_scale,
+        jitterP: cfg.color_jitter_prob,
+        globalBlurP: cfg.global_blur_prob,
+        localBlurP: cfg.local_blur_prob,
+        blurSigma: cfg.blur_sigma,
+        globalSolarizeP: [0, cfg.solarize_prob],
+      },
+      ds.channels,
+      () => channelStats(ds),
+    );
+    const maker = new BatchMaker(
+      {
+        n: ds.n,
+        channels: ds.channels,
+        height: ds.height,
+        width: ds.width,
+        batchSize: cfg.batch_size,
+        dropLast: true,
+        shuffle: true,
+        seed: seedWords(cfg.seed),
+        crops,
+      },
+      ds.images,
+      ds.labels,
+    );
     const { header, buffer } = maker.make(Number(values.epoch), Number(values.batch));
     const b = viewBatch(header, buffer);
     const tensors = new Map();
     b.crops.forEach((c, k) => {
       const S = header.cropSizes[k];
-      tensors.set(`crop_${k}`, { dtype: 'F32', shape: [header.size, header.channels, S, S], data: Float32Array.from(c) });
+      tensors.set(`crop_${k}`, {
+        dtype: 'F32',
+        shape: [header.size, header.channels, S, S],
+        data: Float32Array.from(c),
+      });
     });
     tensors.set('indices', { dtype: 'I32', shape: [header.size], data: Int32Array.from(b.indices) });
     writeSafetensors(values.out, tensors, {
-      mean: JSON.stringify(crops.mean), std: JSON.stringify(crops.std), epoch: String(values.epoch), batch: String(values.batch),
+      mean: JSON.stringify(crops.mean),
+      std: JSON.stringify(crops.std),
+      epoch: String(values.epoch),
+      batch: String(values.batch),
     });
-    console.log(`wrote ${values.out}: epoch ${values.epoch} batch ${values.batch}, ${header.size} images, crops ${header.cropSizes.join(' ')}`);
+    console.log(
+      `wrote ${values.out}: epoch ${values.epoch} batch ${values.batch}, ${header.size} images, crops ${header.cropSizes.join(' ')}`,
+    );
     return;
   }
   throw new Error(`unknown command '${cmd}' (defaults, init, batch)`);

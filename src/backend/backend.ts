@@ -11,26 +11,57 @@ export interface Storage {
 }
 
 export type UnaryOp =
-  | 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'abs' | 'relu' | 'gelu' | 'tanh' | 'sigmoid'
-  | 'pow'    // x^a
+  | 'neg'
+  | 'exp'
+  | 'log'
+  | 'sqrt'
+  | 'rsqrt'
+  | 'abs'
+  | 'relu'
+  | 'gelu'
+  | 'tanh'
+  | 'sigmoid'
+  | 'pow' // x^a
   | 'affine' // a*x + b
-  | 'clamp'  // min(max(x, a), b)
+  | 'clamp' // min(max(x, a), b)
   | 'square'
   | 'recip';
 
-export type BinaryOp =
-  | 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min' | 'pow'
-  | 'gt' | 'ge' | 'lt' | 'le' | 'eq'; // comparisons write 1 or 0
+export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min' | 'pow' | 'gt' | 'ge' | 'lt' | 'le' | 'eq'; // comparisons write 1 or 0
 
 export type ReduceOp = 'sum' | 'max' | 'min' | 'sumsq';
 
 /** The codes both kernel languages use for the ops above (WGSL override constants, AS switch). */
 export const UNARY_CODES: Record<UnaryOp, number> = {
-  neg: 0, exp: 1, log: 2, sqrt: 3, rsqrt: 4, abs: 5, relu: 6, gelu: 7, tanh: 8, sigmoid: 9,
-  pow: 10, affine: 11, clamp: 12, square: 13, recip: 14,
+  neg: 0,
+  exp: 1,
+  log: 2,
+  sqrt: 3,
+  rsqrt: 4,
+  abs: 5,
+  relu: 6,
+  gelu: 7,
+  tanh: 8,
+  sigmoid: 9,
+  pow: 10,
+  affine: 11,
+  clamp: 12,
+  square: 13,
+  recip: 14,
 };
 export const BINARY_CODES: Record<BinaryOp, number> = {
-  add: 0, sub: 1, mul: 2, div: 3, max: 4, min: 5, pow: 6, gt: 7, ge: 8, lt: 9, le: 10, eq: 11,
+  add: 0,
+  sub: 1,
+  mul: 2,
+  div: 3,
+  max: 4,
+  min: 5,
+  pow: 6,
+  gt: 7,
+  ge: 8,
+  lt: 9,
+  le: 10,
+  eq: 11,
 };
 export const REDUCE_CODES: Record<ReduceOp, number> = { sum: 0, max: 1, min: 2, sumsq: 3 };
 
@@ -127,9 +158,26 @@ export interface ElementwiseKernels {
   /** dx = dy * f'(x); y = f(x) is given for ops whose derivative is cheaper from it. */
   unaryGrad(op: UnaryOp, x: Storage, y: Storage, dy: Storage, dx: Storage, n: number, a: number, b: number): void;
   /** out[idx] = a[idx·aStrides] op b[idx·bStrides] over `shape`; stride 0 broadcasts. */
-  binary(op: BinaryOp, a: Storage, b: Storage, out: Storage, shape: number[], aStrides: number[], bStrides: number[]): void;
+  binary(
+    op: BinaryOp,
+    a: Storage,
+    b: Storage,
+    out: Storage,
+    shape: number[],
+    aStrides: number[],
+    bStrides: number[],
+  ): void;
   /** out = cond != 0 ? a : b, strided like binary. */
-  where(cond: Storage, a: Storage, b: Storage, out: Storage, shape: number[], cStrides: number[], aStrides: number[], bStrides: number[]): void;
+  where(
+    cond: Storage,
+    a: Storage,
+    b: Storage,
+    out: Storage,
+    shape: number[],
+    cStrides: number[],
+    aStrides: number[],
+    bStrides: number[],
+  ): void;
 }
 
 /** matmul (assembly/matmul.ts, wgsl/matmul.wgsl); out is [batch, m, n] contiguous */
@@ -160,33 +208,84 @@ export interface SoftmaxKernels {
 
 /** norm (assembly/norm.ts, wgsl/norm.wgsl): layer norm over the last axis of [rows, cols] */
 export interface NormKernels {
-  layerNorm(x: Storage, gamma: Storage | null, beta: Storage | null, out: Storage, mean: Storage, rstd: Storage,
-    rows: number, cols: number, eps: number): void;
+  layerNorm(
+    x: Storage,
+    gamma: Storage | null,
+    beta: Storage | null,
+    out: Storage,
+    mean: Storage,
+    rstd: Storage,
+    rows: number,
+    cols: number,
+    eps: number,
+  ): void;
   /** dgamma/dbeta are overwritten (not accumulated). */
-  layerNormGrad(x: Storage, gamma: Storage | null, mean: Storage, rstd: Storage, dy: Storage, dx: Storage,
-    dgamma: Storage | null, dbeta: Storage | null, rows: number, cols: number): void;
+  layerNormGrad(
+    x: Storage,
+    gamma: Storage | null,
+    mean: Storage,
+    rstd: Storage,
+    dy: Storage,
+    dx: Storage,
+    dgamma: Storage | null,
+    dbeta: Storage | null,
+    rows: number,
+    cols: number,
+  ): void;
 
   // batch norm over feature maps x [n, C, hw] (assembly/norm.ts, wgsl/norm.wgsl), one channel at a time
   /** Per channel: mean and biased variance over n·hw values (two passes, fixed order). */
   batchNormStats(x: Storage, mean: Storage, variance: Storage, n: number, C: number, hw: number): void;
   /** out = act((x − mean)·rstd·gamma + beta + residual); gamma/beta/residual may be null, act relu when `relu`. */
-  batchNormApply(x: Storage, mean: Storage, rstd: Storage, gamma: Storage | null, beta: Storage | null, residual: Storage | null,
-    out: Storage, n: number, C: number, hw: number, relu: boolean): void;
+  batchNormApply(
+    x: Storage,
+    mean: Storage,
+    rstd: Storage,
+    gamma: Storage | null,
+    beta: Storage | null,
+    residual: Storage | null,
+    out: Storage,
+    n: number,
+    C: number,
+    hw: number,
+    relu: boolean,
+  ): void;
   /**
    * Backward of batchNormApply: g = dy (times [y > 0] when relu; y is the forward's out). dres ← g,
    * dbeta ← Σ g, dgamma ← Σ g·x̂ with x̂ = (x − mean)·rstd (each overwritten where given); dx ←
    * gamma·rstd·(g − mean(g) − x̂·mean(g·x̂)) for batch statistics, gamma·rstd·g for fixed ones.
    */
-  batchNormGrad(x: Storage, y: Storage | null, mean: Storage, rstd: Storage, gamma: Storage | null, dy: Storage, dx: Storage,
-    dgamma: Storage | null, dbeta: Storage | null, dres: Storage | null, n: number, C: number, hw: number, relu: boolean,
-    batchStats: boolean): void;
+  batchNormGrad(
+    x: Storage,
+    y: Storage | null,
+    mean: Storage,
+    rstd: Storage,
+    gamma: Storage | null,
+    dy: Storage,
+    dx: Storage,
+    dgamma: Storage | null,
+    dbeta: Storage | null,
+    dres: Storage | null,
+    n: number,
+    C: number,
+    hw: number,
+    relu: boolean,
+    batchStats: boolean,
+  ): void;
 }
 
 /** layout (assembly/layout.ts, wgsl/layout.wgsl) */
 export interface LayoutKernels {
   /** dst[dstOffset + idx·dstStrides] = src[srcOffset + idx·srcStrides] for idx over shape. */
-  copyStrided(src: Storage, dst: Storage, shape: number[], srcOffset: number, srcStrides: number[],
-    dstOffset: number, dstStrides: number[]): void;
+  copyStrided(
+    src: Storage,
+    dst: Storage,
+    shape: number[],
+    srcOffset: number,
+    srcStrides: number[],
+    dstOffset: number,
+    dstStrides: number[],
+  ): void;
   /** out[i, :] = x[idx[i], :]; idx is i32. */
   gatherRows(x: Storage, idx: Storage, out: Storage, nIdx: number, cols: number): void;
   /** dx[r, :] = Σ_{i: idx[i] = r} dy[i, :], in index order (deterministic); dx is overwritten. */
@@ -197,16 +296,40 @@ export interface LayoutKernels {
 export interface NeighboursKernels {
   /** For each row i of x [m, d]: max_j <x_i, y_j> over rows j of y [k, d] and its index (first on
    *  ties); j = i skipped when excludeSelf. Never materialises m × k. */
-  nearestNeighbor(x: Storage, y: Storage, outVal: Storage, outIdx: Storage, m: number, k: number, d: number,
-    excludeSelf: boolean): void;
+  nearestNeighbor(
+    x: Storage,
+    y: Storage,
+    outVal: Storage,
+    outIdx: Storage,
+    m: number,
+    k: number,
+    d: number,
+    excludeSelf: boolean,
+  ): void;
   /** nearestNeighbor of x [k, d] against itself (each pair's score computed once, bit-identical to
    *  nearestNeighbor(x, x, ...)); with cand, also each row's m best as i32 [k, m], best first (value
    *  descending, then index ascending), -1 past the candidates there are. */
-  nearestNeighborSelf(x: Storage, outVal: Storage, outIdx: Storage, cand: Storage | null, k: number, d: number, m: number,
-    excludeSelf: boolean): void;
+  nearestNeighborSelf(
+    x: Storage,
+    outVal: Storage,
+    outIdx: Storage,
+    cand: Storage | null,
+    k: number,
+    d: number,
+    m: number,
+    excludeSelf: boolean,
+  ): void;
   /** Each row r of x [k, d]: the best inner product with the rows cand[r, 0..m) (i32, -1 = none) and
    *  its index, first index on ties; -inf / -1 when no candidate. Same score arithmetic as the search. */
-  nearestAmongCandidates(x: Storage, cand: Storage, outVal: Storage, outIdx: Storage, k: number, d: number, m: number): void;
+  nearestAmongCandidates(
+    x: Storage,
+    cand: Storage,
+    outVal: Storage,
+    outIdx: Storage,
+    k: number,
+    d: number,
+    m: number,
+  ): void;
   /** The k largest of each row of [rows, cols], descending, lowest index first on ties. */
   topk(x: Storage, outVal: Storage, outIdx: Storage, rows: number, cols: number, k: number): void;
 }
@@ -269,7 +392,9 @@ type Intersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: 
 export type Kernels = Intersection<KernelFamilies[KernelFamily]>;
 export type KernelName = keyof Kernels;
 
-type FamilyOf<K extends KernelName> = { [F in KernelFamily]: K extends keyof KernelFamilies[F] ? F : never }[KernelFamily];
+type FamilyOf<K extends KernelName> = {
+  [F in KernelFamily]: K extends keyof KernelFamilies[F] ? F : never;
+}[KernelFamily];
 
 /**
  * Each kernel's family, the runtime list of kernels (the profiler wraps exactly these). Its type
@@ -277,17 +402,40 @@ type FamilyOf<K extends KernelName> = { [F in KernelFamily]: K extends keyof Ker
  * family does not compile.
  */
 export const KERNEL_FAMILY: { readonly [K in KernelName]: FamilyOf<K> } = {
-  fill: 'elementwise', unary: 'elementwise', unaryGrad: 'elementwise', binary: 'elementwise', where: 'elementwise',
+  fill: 'elementwise',
+  unary: 'elementwise',
+  unaryGrad: 'elementwise',
+  binary: 'elementwise',
+  where: 'elementwise',
   matmul: 'matmul',
-  attention: 'attention', attentionGrad: 'attention',
-  reduce: 'reduce', argReduce: 'reduce',
-  softmax: 'softmax', softmaxGrad: 'softmax',
-  layerNorm: 'norm', layerNormGrad: 'norm', batchNormStats: 'norm', batchNormApply: 'norm', batchNormGrad: 'norm',
-  copyStrided: 'layout', gatherRows: 'layout', scatterAddRows: 'layout',
-  nearestNeighbor: 'neighbours', nearestNeighborSelf: 'neighbours', nearestAmongCandidates: 'neighbours', topk: 'neighbours',
-  im2col: 'conv', col2im: 'conv', conv2d: 'conv', conv2dGradInput: 'conv', conv2dGradWeight: 'conv', pool2d: 'conv', pool2dGrad: 'conv',
+  attention: 'attention',
+  attentionGrad: 'attention',
+  reduce: 'reduce',
+  argReduce: 'reduce',
+  softmax: 'softmax',
+  softmaxGrad: 'softmax',
+  layerNorm: 'norm',
+  layerNormGrad: 'norm',
+  batchNormStats: 'norm',
+  batchNormApply: 'norm',
+  batchNormGrad: 'norm',
+  copyStrided: 'layout',
+  gatherRows: 'layout',
+  scatterAddRows: 'layout',
+  nearestNeighbor: 'neighbours',
+  nearestNeighborSelf: 'neighbours',
+  nearestAmongCandidates: 'neighbours',
+  topk: 'neighbours',
+  im2col: 'conv',
+  col2im: 'conv',
+  conv2d: 'conv',
+  conv2dGradInput: 'conv',
+  conv2dGradWeight: 'conv',
+  pool2d: 'conv',
+  pool2dGrad: 'conv',
   random: 'random',
-  adamw: 'optim', ema: 'optim',
+  adamw: 'optim',
+  ema: 'optim',
 };
 
 export const KERNEL_NAMES = Object.keys(KERNEL_FAMILY) as readonly KernelName[];
@@ -315,7 +463,10 @@ export interface Backend extends Kernels {
 }
 
 export class BackendError extends Error {
-  constructor(message: string, readonly kernel?: string) {
+  constructor(
+    message: string,
+    readonly kernel?: string,
+  ) {
     super(kernel ? `${kernel}: ${message}` : message);
     this.name = 'BackendError';
   }

@@ -146,7 +146,12 @@ export class ProfiledBackend implements Backend {
     if (!t) throw new Error('profile: no step was recorded');
     const n = t.steps;
     const stepMs = t.stepMs / n;
-    const row = (name: string, calls: number, ms: number): ProfileRow => ({ name, calls: calls / n, ms: ms / n, pct: (100 * ms) / t.stepMs });
+    const row = (name: string, calls: number, ms: number): ProfileRow => ({
+      name,
+      calls: calls / n,
+      ms: ms / n,
+      pct: (100 * ms) / t.stepMs,
+    });
     const fam = new Map<KernelFamily, Stat>();
     let kernelMs = 0;
     for (const [key, s] of t.kernels) {
@@ -161,8 +166,13 @@ export class ProfiledBackend implements Backend {
     const kernels = [...t.kernels].map(([k, s]) => row(k, s.calls, s.ms)).sort((a, b) => b.ms - a.ms);
     const hostMs = t.stepMs - kernelMs - t.transferMs - t.waitMs;
     return {
-      backend: this.description, steps: n, firstStepExcluded: useRest, stepMs, serialised: this.serialised,
-      families, kernels,
+      backend: this.description,
+      steps: n,
+      firstStepExcluded: useRest,
+      stepMs,
+      serialised: this.serialised,
+      families,
+      kernels,
       transfer: row('transfer (upload/download)', t.transferCalls, t.transferMs),
       deviceWait: row('device wait (end of step)', 0, t.waitMs),
       host: row('host (autograd, bookkeeping, JS)', 0, hostMs),
@@ -244,21 +254,31 @@ const fmtCalls = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(1))
 /** The profile as markdown: one row per kernel family, then transfers, device wait and host time; the top kernels below. */
 export function profileTable(r: ProfileReport, topKernels = 10): string {
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
-  const rows = (list: ProfileRow[], calls: boolean) => list.map((x) => line([x.name, calls ? fmtCalls(x.calls) : '', fmtMs(x.ms), `${x.pct.toFixed(1)}%`]));
+  const rows = (list: ProfileRow[], calls: boolean) =>
+    list.map((x) => line([x.name, calls ? fmtCalls(x.calls) : '', fmtMs(x.ms), `${x.pct.toFixed(1)}%`]));
   const kernelMs = r.families.reduce((s, f) => s + f.ms, 0);
-  const note = `${r.backend}: mean of ${r.steps} step${r.steps === 1 ? '' : 's'}${r.firstStepExcluded ? ' (first step left out)' : ''}, ` +
+  const note =
+    `${r.backend}: mean of ${r.steps} step${r.steps === 1 ? '' : 's'}${r.firstStepExcluded ? ' (first step left out)' : ''}, ` +
     `${fmtMs(r.stepMs)} ms per step${r.serialised ? '; kernels submitted one at a time (serialised, slower than unprofiled)' : ''}`;
   return [
-    note, '',
-    line(['kernel family', 'calls/step', 'ms/step', '% of step']), line(['---', '---', '---', '---']),
+    note,
+    '',
+    line(['kernel family', 'calls/step', 'ms/step', '% of step']),
+    line(['---', '---', '---', '---']),
     ...rows(r.families, true),
-    line(['**all kernels**', fmtCalls(r.families.reduce((s, f) => s + f.calls, 0)), fmtMs(kernelMs), `${((100 * kernelMs) / r.stepMs).toFixed(1)}%`]),
+    line([
+      '**all kernels**',
+      fmtCalls(r.families.reduce((s, f) => s + f.calls, 0)),
+      fmtMs(kernelMs),
+      `${((100 * kernelMs) / r.stepMs).toFixed(1)}%`,
+    ]),
     ...rows([r.transfer], true),
     ...(r.deviceWait.ms > 0.05 * r.stepMs || r.serialised ? rows([r.deviceWait], false) : []),
     ...rows([r.host], false),
     line(['**step**', '', fmtMs(r.stepMs), '100%']),
     '',
-    line(['kernel', 'calls/step', 'ms/step', '% of step']), line(['---', '---', '---', '---']),
+    line(['kernel', 'calls/step', 'ms/step', '% of step']),
+    line(['---', '---', '---', '---']),
     ...rows(r.kernels.slice(0, topKernels), true),
   ].join('\n');
 }

@@ -6,7 +6,8 @@ import { BackendError, MAX_RANK } from './backend.js';
  * drops size-1 dims, then left-pads to MAX_RANK with size-1 dims.
  */
 export function collapseDims(shape: number[], ...strides: number[][]): { shape: number[]; strides: number[][] } {
-  if (shape.length > MAX_RANK) throw new BackendError(`rank ${shape.length} exceeds the strided kernels' limit of ${MAX_RANK}`);
+  if (shape.length > MAX_RANK)
+    throw new BackendError(`rank ${shape.length} exceeds the strided kernels' limit of ${MAX_RANK}`);
   const s: number[] = [];
   const st: number[][] = strides.map(() => []);
   for (let d = 0; d < shape.length; d++) {

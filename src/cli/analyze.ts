@@ -24,11 +24,17 @@ export interface DatasetUsage {
 }
 
 /** Usage of a protodino checkpoint's prototypes over the first `max` images of a split. */
-export async function datasetUsage(path: string, be: Backend, opts: { dataset: string; split: 'train' | 'test'; max: number; which: 'teacher' | 'student' }): Promise<DatasetUsage> {
+export async function datasetUsage(
+  path: string,
+  be: Backend,
+  opts: { dataset: string; split: 'train' | 'test'; max: number; which: 'teacher' | 'student' },
+): Promise<DatasetUsage> {
   const run = readRunCheckpoint('analyze', path);
   const { ck, cfg } = run;
   if (opts.dataset !== cfg.dataset && opts.dataset !== 'fashion-mnist') {
-    throw new Error(`analyze: --dataset must be fashion-mnist or the run's own dataset (${cfg.dataset}), got '${opts.dataset}'`);
+    throw new Error(
+      `analyze: --dataset must be fashion-mnist or the run's own dataset (${cfg.dataset}), got '${opts.dataset}'`,
+    );
   }
   // On its own dataset the network sees its inputs normalised as in training. Fashion-MNIST beside
   // another run's dataset is normalised with its own whole training split's statistics: the run's
@@ -42,7 +48,13 @@ export async function datasetUsage(path: string, be: Backend, opts: { dataset: s
   try {
     const e = await embedDataset(net, ds, { max: opts.max, mean: data.mean, std: data.std });
     const usage = await headUsage(net, e.features, cfg.teacher_temp);
-    return { dataset: ds.name ?? opts.dataset, split: opts.split, network: opts.which, temperature: cfg.teacher_temp, usage };
+    return {
+      dataset: ds.name ?? opts.dataset,
+      split: opts.split,
+      network: opts.which,
+      temperature: cfg.teacher_temp,
+      usage,
+    };
   } finally {
     net.dispose();
   }
@@ -50,9 +62,11 @@ export async function datasetUsage(path: string, be: Backend, opts: { dataset: s
 
 export function formatUsage(u: DatasetUsage): string {
   const r = u.usage;
-  return `usage over ${r.samples} images of ${u.dataset} (${u.network}, softmax at T ${u.temperature}): `
-    + `${r.used} of ${r.prototypes} prototypes are ever the argmax; marginal entropy ${r.entropy.toFixed(4)} nats `
-    + `(${(100 * r.entropyFraction).toFixed(1)}% of log K, perplexity ${r.perplexity.toFixed(1)})`;
+  return (
+    `usage over ${r.samples} images of ${u.dataset} (${u.network}, softmax at T ${u.temperature}): ` +
+    `${r.used} of ${r.prototypes} prototypes are ever the argmax; marginal entropy ${r.entropy.toFixed(4)} nats ` +
+    `(${(100 * r.entropyFraction).toFixed(1)}% of log K, perplexity ${r.perplexity.toFixed(1)})`
+  );
 }
 
 export interface LoadedPrototypes {
@@ -69,15 +83,24 @@ export function loadPrototypes(path: string, prefer: 'teacher' | 'student' = 'te
     const found = findDinoHead(readPth(path), { prefer });
     const t = found.kind === 'weight_norm' ? found.weight_v : found.weight;
     if (t.shape.length !== 2) throw new Error(`${path}: ${found.source} has shape [${t.shape}], expected [K, D]`);
-    return { data: Float32Array.from(t.data as ArrayLike<number>), shape: [t.shape[0], t.shape[1]], source: found.source };
+    return {
+      data: Float32Array.from(t.data as ArrayLike<number>),
+      shape: [t.shape[0], t.shape[1]],
+      source: found.source,
+    };
   }
   const file = readSafetensors(path, { verify: true });
-  const names = [`${prefer}.head.last_layer.weight_v`, `${prefer === 'teacher' ? 'student' : 'teacher'}.head.last_layer.weight_v`,
-    'head.last_layer.weight_v', 'last_layer.weight_v'];
+  const names = [
+    `${prefer}.head.last_layer.weight_v`,
+    `${prefer === 'teacher' ? 'student' : 'teacher'}.head.last_layer.weight_v`,
+    'head.last_layer.weight_v',
+    'last_layer.weight_v',
+  ];
   for (const n of names) {
     const t = file.tensors.get(n);
     if (!t) continue;
-    if (t.dtype !== 'F32' || t.shape.length !== 2) throw new Error(`${path}: '${n}' is ${t.dtype} [${t.shape}], expected F32 [K, D]`);
+    if (t.dtype !== 'F32' || t.shape.length !== 2)
+      throw new Error(`${path}: '${n}' is ${t.dtype} [${t.shape}], expected F32 [K, D]`);
     return { data: t.data as Float32Array, shape: [t.shape[0], t.shape[1]], source: n };
   }
   throw new Error(`${path}: no prototypes found (looked for ${names.join(', ')})`);
@@ -94,7 +117,9 @@ export function formatReport(r: UniquePrototypesResult, source: string): string 
     parts.push(`(largest groups: ${top})`);
     lines.push('  ' + parts.join(' '));
   }
-  let min = Infinity, max = -Infinity, sum = 0;
+  let min = Infinity,
+    max = -Infinity,
+    sum = 0;
   for (const n of r.norms) {
     min = Math.min(min, n);
     max = Math.max(max, n);
@@ -106,14 +131,18 @@ export function formatReport(r: UniquePrototypesResult, source: string): string 
   const peak = Math.max(1, ...counts);
   for (let b = 0; b < counts.length; b++) {
     if (counts[b] === 0) continue;
-    lines.push(`    [${edges[b].toFixed(2).padStart(5)}, ${edges[b + 1].toFixed(2).padStart(5)}) ${String(counts[b]).padStart(7)} ${'#'.repeat(Math.ceil((40 * counts[b]) / peak))}`);
+    lines.push(
+      `    [${edges[b].toFixed(2).padStart(5)}, ${edges[b + 1].toFixed(2).padStart(5)}) ${String(counts[b]).padStart(7)} ${'#'.repeat(Math.ceil((40 * counts[b]) / peak))}`,
+    );
   }
   return lines.join('\n');
 }
 
 export async function analyze(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
-    args: argv, allowPositionals: true, strict: true,
+    args: argv,
+    allowPositionals: true,
+    strict: true,
     options: {
       eps: { type: 'string', default: '0.025' },
       rule: { type: 'string', default: 'both' },
@@ -127,12 +156,15 @@ export async function analyze(argv: string[]): Promise<void> {
   });
   if (positionals.length !== 1) throw new Error('analyze: give exactly one checkpoint (.safetensors or .pth)');
   const eps = values.eps!.split(',').map(Number);
-  if (eps.some((e) => !(e > 0 && e <= 2))) throw new Error(`analyze: --eps takes numbers in (0, 2], got '${values.eps}'`);
-  if (!['greedy', 'components', 'both'].includes(values.rule!)) throw new Error(`analyze: --rule must be greedy, components or both, got '${values.rule}'`);
+  if (eps.some((e) => !(e > 0 && e <= 2)))
+    throw new Error(`analyze: --eps takes numbers in (0, 2], got '${values.eps}'`);
+  if (!['greedy', 'components', 'both'].includes(values.rule!))
+    throw new Error(`analyze: --rule must be greedy, components or both, got '${values.rule}'`);
   if (values.dataset === undefined && (values.max !== undefined || values.split !== 'train')) {
     throw new Error('analyze: --max and --split go with --dataset (prototype usage over a dataset)');
   }
-  if (values.split !== 'train' && values.split !== 'test') throw new Error(`analyze: --split must be train or test, got '${values.split}'`);
+  if (values.split !== 'train' && values.split !== 'test')
+    throw new Error(`analyze: --split must be train or test, got '${values.split}'`);
   const max = intFlag('analyze', 'max', values.max, 10000);
   const which = values.student ? 'student' : 'teacher';
   // Refuse a .pth (or any non-protodino file) before the slow work: it cannot be rebuilt for usage.
@@ -140,24 +172,47 @@ export async function analyze(argv: string[]): Promise<void> {
   const protos = loadPrototypes(positionals[0], which);
   const be = await createBackend({ kind: backendKind('analyze', values.backend) });
   try {
-    const r = await countUniquePrototypes({ data: protos.data, shape: protos.shape }, { eps, rule: values.rule as 'both', backend: be });
-    const usage = values.dataset === undefined ? null
-      : await datasetUsage(positionals[0], be, { dataset: values.dataset, split: values.split as 'train', max, which });
+    const r = await countUniquePrototypes(
+      { data: protos.data, shape: protos.shape },
+      { eps, rule: values.rule as 'both', backend: be },
+    );
+    const usage =
+      values.dataset === undefined
+        ? null
+        : await datasetUsage(positionals[0], be, {
+            dataset: values.dataset,
+            split: values.split as 'train',
+            max,
+            which,
+          });
     if (values.json) {
-      console.log(JSON.stringify({
-        source: protos.source, prototypes: r.prototypes, dim: r.dim,
-        perEps: r.perEps.map((e) => ({
-          eps: e.eps,
-          ...(e.greedy ? { greedy: e.greedy.unique, greedyGroupSizes: Array.from(e.greedy.groupSizes) } : {}),
-          ...(e.components ? { components: e.components.unique, componentGroupSizes: Array.from(e.components.groupSizes) } : {}),
-        })),
-        norms: Array.from(r.norms),
-        nearestHistogram: { edges: Array.from(r.nearest.edges), counts: Array.from(r.nearest.counts) },
-        ...(usage ? {
-          usage: { dataset: usage.dataset, split: usage.split, network: usage.network, ...usageJson(usage.usage, usage.temperature),
-            argmaxCounts: Array.from(usage.usage.argmaxCounts) },
-        } : {}),
-      }));
+      console.log(
+        JSON.stringify({
+          source: protos.source,
+          prototypes: r.prototypes,
+          dim: r.dim,
+          perEps: r.perEps.map((e) => ({
+            eps: e.eps,
+            ...(e.greedy ? { greedy: e.greedy.unique, greedyGroupSizes: Array.from(e.greedy.groupSizes) } : {}),
+            ...(e.components
+              ? { components: e.components.unique, componentGroupSizes: Array.from(e.components.groupSizes) }
+              : {}),
+          })),
+          norms: Array.from(r.norms),
+          nearestHistogram: { edges: Array.from(r.nearest.edges), counts: Array.from(r.nearest.counts) },
+          ...(usage
+            ? {
+                usage: {
+                  dataset: usage.dataset,
+                  split: usage.split,
+                  network: usage.network,
+                  ...usageJson(usage.usage, usage.temperature),
+                  argmaxCounts: Array.from(usage.usage.argmaxCounts),
+                },
+              }
+            : {}),
+        }),
+      );
     } else {
       console.log(formatReport(r, protos.source));
       if (usage) console.log(formatUsage(usage));

@@ -19,6 +19,7 @@ export function backendKind(cmd: string, v: string | undefined): BackendKind {
 export function intFlag(cmd: string, name: string, v: string | undefined, fallback: number, min = 1): number {
   if (v === undefined) return fallback;
   const n = Number(v);
-  if (v.trim() === '' || !Number.isInteger(n) || n < min) throw new Error(`${cmd}: --${name} must be an integer ≥ ${min}, got '${v}'`);
+  if (v.trim() === '' || !Number.isInteger(n) || n < min)
+    throw new Error(`${cmd}: --${name} must be an integer ≥ ${min}, got '${v}'`);
   return n;
 }

@@ -36,9 +36,11 @@ export interface DemoPlan {
 
 export function expectedSeconds(shape: DemoShape, rates: DemoRates, frozenSteps: number, fullSteps: number): number {
   const evalS = shape.evalImages * rates.embedImageS;
-  return shape.frozenRuns * (frozenSteps * rates.frozenStepS + rates.runOverheadS)
-    + shape.fullRuns * (fullSteps * rates.fullStepS + rates.runOverheadS + evalS)
-    + shape.extraEvals * evalS;
+  return (
+    shape.frozenRuns * (frozenSteps * rates.frozenStepS + rates.runOverheadS) +
+    shape.fullRuns * (fullSteps * rates.fullStepS + rates.runOverheadS + evalS) +
+    shape.extraEvals * evalS
+  );
 }
 
 /**
@@ -46,7 +48,9 @@ export function expectedSeconds(shape: DemoShape, rates: DemoRates, frozenSteps:
  * whose expected time fits `budgetS`. On a fast machine that is the full-size job.
  */
 export function planDemo(shape: DemoShape, rates: DemoRates, budgetS: number): DemoPlan {
-  for (const [k, v] of Object.entries(rates)) if (!(v >= 0 && Number.isFinite(v))) throw new RangeError(`demo plan: rate ${k} must be a finite number ≥ 0, got ${v}`);
+  for (const [k, v] of Object.entries(rates))
+    if (!(v >= 0 && Number.isFinite(v)))
+      throw new RangeError(`demo plan: rate ${k} must be a finite number ≥ 0, got ${v}`);
   if (!(budgetS > 0)) throw new RangeError(`demo plan: budget must be positive, got ${budgetS}`);
   const at = (f: number) => {
     const frozenSteps = Math.max(shape.frozenSteps.min, Math.round(shape.frozenSteps.max * f));
@@ -56,7 +60,8 @@ export function planDemo(shape: DemoShape, rates: DemoRates, budgetS: number): D
   let best = at(1);
   if (best.expectedS > budgetS) {
     // expected time grows with f: bisect for the largest f that fits
-    let lo = 0, hi = 1;
+    let lo = 0,
+      hi = 1;
     for (let i = 0; i < 30; i++) {
       const mid = (lo + hi) / 2;
       if (at(mid).expectedS <= budgetS) lo = mid;
@@ -75,8 +80,12 @@ export class JobClock {
   private lastPrint = -Infinity;
   private readonly t0: number;
 
-  constructor(private readonly totalS: number, private readonly write: (line: string) => void,
-    private readonly now: () => number = () => performance.now(), private readonly intervalS = 15) {
+  constructor(
+    private readonly totalS: number,
+    private readonly write: (line: string) => void,
+    private readonly now: () => number = () => performance.now(),
+    private readonly intervalS = 15,
+  ) {
     this.t0 = now();
   }
 
@@ -105,7 +114,10 @@ export class JobClock {
     const done = this.doneS + this.pieceS * this.pieceFrac;
     // The measured pace (elapsed per expected second) corrects the plan once enough of the job is
     // done for it to mean something; before that, start-up costs would inflate it.
-    const eta = done >= 0.05 * this.totalS ? Math.max(0, this.totalS - done) * (elapsed / done) : Math.max(0, this.totalS - elapsed);
+    const eta =
+      done >= 0.05 * this.totalS
+        ? Math.max(0, this.totalS - done) * (elapsed / done)
+        : Math.max(0, this.totalS - elapsed);
     return `   … ${label}: ${(100 * Math.min(1, done / this.totalS)).toFixed(0)}% of the job, elapsed ${formatDuration(elapsed)}, ETA ${formatDuration(eta)}`;
   }
 }

@@ -10,7 +10,9 @@ import { BACKEND_OPTION, backendKind, intFlag } from './args.js';
 export async function embed(argv: string[]): Promise<void> {
   const cmd = 'embed';
   const { values, positionals } = parseArgs({
-    args: argv, allowPositionals: true, strict: true,
+    args: argv,
+    allowPositionals: true,
+    strict: true,
     options: {
       out: { type: 'string' },
       split: { type: 'string', default: 'test' },
@@ -21,7 +23,8 @@ export async function embed(argv: string[]): Promise<void> {
   });
   if (positionals.length !== 1) throw new Error(`${cmd}: give exactly one protodino checkpoint (.safetensors)`);
   if (!values.out) throw new Error(`${cmd}: --out FILE.safetensors is required`);
-  if (values.split !== 'train' && values.split !== 'test') throw new Error(`${cmd}: --split must be train or test, got '${values.split}'`);
+  if (values.split !== 'train' && values.split !== 'test')
+    throw new Error(`${cmd}: --split must be train or test, got '${values.split}'`);
   const max = intFlag(cmd, 'max', values.max, Infinity);
   const kind = backendKind(cmd, values.backend);
   const path = positionals[0];
@@ -42,14 +45,26 @@ export async function embed(argv: string[]): Promise<void> {
       net.dispose();
     }
     const [n, d] = e.features.shape;
-    writeSafetensors(values.out, {
-      features: { dtype: 'F32', shape: [n, d], data: e.features.data },
-      labels: { dtype: 'I32', shape: [n], data: e.labels },
-    }, {
-      source: path, network: which, arch: cfg.arch, dataset: ds.name ?? cfg.dataset, split: values.split,
-      classes: JSON.stringify(ds.classes), epoch: String(ck.meta.epoch), step: String(ck.meta.step),
-    });
-    console.log(`wrote ${values.out}: features [${n}, ${d}] F32, labels [${n}] I32 (${which}, ${ds.name ?? cfg.dataset})`);
+    writeSafetensors(
+      values.out,
+      {
+        features: { dtype: 'F32', shape: [n, d], data: e.features.data },
+        labels: { dtype: 'I32', shape: [n], data: e.labels },
+      },
+      {
+        source: path,
+        network: which,
+        arch: cfg.arch,
+        dataset: ds.name ?? cfg.dataset,
+        split: values.split,
+        classes: JSON.stringify(ds.classes),
+        epoch: String(ck.meta.epoch),
+        step: String(ck.meta.step),
+      },
+    );
+    console.log(
+      `wrote ${values.out}: features [${n}, ${d}] F32, labels [${n}] I32 (${which}, ${ds.name ?? cfg.dataset})`,
+    );
   } finally {
     be.destroy();
   }

@@ -5,20 +5,32 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BACKEND_OPTION, backendKind, intFlag } from './args.js';
 import {
-  collectResults, curveTable, experimentGrid, fullKs, pairedDifferences, pairedTable, runExperiments, type ExperimentsOptions,
+  collectResults,
+  curveTable,
+  experimentGrid,
+  fullKs,
+  pairedDifferences,
+  pairedTable,
+  runExperiments,
+  type ExperimentsOptions,
 } from '../experiments/index.js';
 
 function listFlag<T extends string>(cmd: string, name: string, v: string | undefined, all: readonly T[]): T[] {
   if (v === undefined) return [...all];
-  const xs = v.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const x of xs) if (!all.includes(x as T)) throw new Error(`${cmd}: --${name} takes a comma list of ${all.join(', ')}, got '${x}'`);
+  const xs = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const x of xs)
+    if (!all.includes(x as T)) throw new Error(`${cmd}: --${name} takes a comma list of ${all.join(', ')}, got '${x}'`);
   return xs as T[];
 }
 
 export async function experiments(argv: string[]): Promise<void> {
   const cmd = 'experiments';
   const { values } = parseArgs({
-    args: argv, strict: true,
+    args: argv,
+    strict: true,
     options: {
       seeds: { type: 'string' },
       variant_seeds: { type: 'string' },
@@ -54,7 +66,9 @@ export async function experiments(argv: string[]): Promise<void> {
     aggregateOnly: values.aggregate!,
   };
   if (values.list) {
-    for (const r of experimentGrid(opts).filter((r) => opts.settings.includes(r.setting) && opts.tiers.includes(r.tier))) {
+    for (const r of experimentGrid(opts).filter(
+      (r) => opts.settings.includes(r.setting) && opts.tiers.includes(r.tier),
+    )) {
       console.log(`${r.name}  (${r.tier}, ${r.config.max_steps} steps)`);
     }
     return;
@@ -62,22 +76,30 @@ export async function experiments(argv: string[]): Promise<void> {
   const s = await runExperiments(opts);
   console.log(`\n${s.table}\n`);
   const paired = pairedDifferences(collectResults(opts.out, s.grid));
-  if (paired.length) console.log(`KoLeo-proto minus none, paired by seed (mean ± 95% interval; accuracies in points):\n\n${pairedTable(paired)}\n`);
+  if (paired.length)
+    console.log(
+      `KoLeo-proto minus none, paired by seed (mean ± 95% interval; accuracies in points):\n\n${pairedTable(paired)}\n`,
+    );
   for (const data of ['balanced', 'longtail'] as const) {
     const t = curveTable(s.groups, 'frozen', data);
-    if (t) console.log(`Unique prototypes over training (frozen, ${data}; ε = 0.025 / ε = 0.1, mean over seeds):\n\n${t}\n`);
+    if (t)
+      console.log(`Unique prototypes over training (frozen, ${data}; ε = 0.025 / ε = 0.1, mean over seeds):\n\n${t}\n`);
   }
   for (const k of opts.settings.includes('full') ? fullKs(opts) : []) {
     for (const data of ['balanced', 'longtail'] as const) {
       const t = curveTable(s.groups, 'full', data, k);
-      if (t) console.log(`Unique prototypes over training (full, K = ${k}, ${data}; ε = 0.025 / ε = 0.1, mean over seeds):\n\n${t}\n`);
+      if (t)
+        console.log(
+          `Unique prototypes over training (full, K = ${k}, ${data}; ε = 0.025 / ε = 0.1, mean over seeds):\n\n${t}\n`,
+        );
     }
   }
   if (values.plots !== undefined) {
     const { writeExperimentPlots } = await import('../experiments/plots.js');
     for (const p of await writeExperimentPlots(s.groups, values.plots)) console.log(`wrote ${p}`);
   }
-  console.log(`results: ${join(opts.out, 'results.json')}; ${s.outcomes.filter((o) => o.status !== 'done').length} runs trained or evaluated now, `
-    + `${s.grid.length - collectResults(opts.out, s.grid).length} missing; ${(s.seconds / 60).toFixed(1)} min`);
+  console.log(
+    `results: ${join(opts.out, 'results.json')}; ${s.outcomes.filter((o) => o.status !== 'done').length} runs trained or evaluated now, ` +
+      `${s.grid.length - collectResults(opts.out, s.grid).length} missing; ${(s.seconds / 60).toFixed(1)} min`,
+  );
 }
-

@@ -50,17 +50,27 @@ async function trainCmd(argv: string[]): Promise<void> {
     const { PRESETS } = await import('../train/presets.js');
     const { flagHelp } = await import('../train/flags.js');
     const show = (v: unknown) => (Array.isArray(v) ? v.join(' ') : String(v));
-    const presets = Object.entries(PRESETS).map(([name, p]) => `  ${name}: ${p.summary}\n    ${Object.entries(p.config)
-      .map(([k, v]) => `--${k} ${show(v)}`).join(' ')}`).join('\n');
-    process.stdout.write(`usage: protodino train [--preset NAME] [--flag value ...]\n\n`
-      + `presets (--preset NAME starts from the recipe; flags given beside it override its values):\n${presets}\n\n`
-      + 'flags (a boolean flag alone means true; --no-FLAG means false; a pair takes two numbers):\n\n'
-      + `${flagHelp()}`);
+    const presets = Object.entries(PRESETS)
+      .map(
+        ([name, p]) =>
+          `  ${name}: ${p.summary}\n    ${Object.entries(p.config)
+            .map(([k, v]) => `--${k} ${show(v)}`)
+            .join(' ')}`,
+      )
+      .join('\n');
+    process.stdout.write(
+      `usage: protodino train [--preset NAME] [--flag value ...]\n\n` +
+        `presets (--preset NAME starts from the recipe; flags given beside it override its values):\n${presets}\n\n` +
+        'flags (a boolean flag alone means true; --no-FLAG means false; a pair takes two numbers):\n\n' +
+        `${flagHelp()}`,
+    );
     return;
   }
   const cfg = parseTrainArgs(argv);
   const { train } = await import('../train/trainer.js');
-  const hooks = cfg.eval_every_epoch ? { onEpoch: (await import('../train/diagnostics.js')).epochDiagnostics(cfg) } : {};
+  const hooks = cfg.eval_every_epoch
+    ? { onEpoch: (await import('../train/diagnostics.js')).epochDiagnostics(cfg) }
+    : {};
   const result = await train(cfg, hooks);
   const last = result.history.at(-1);
   console.log(`trained ${result.steps} steps; final loss ${last?.loss.toFixed(4)}; checkpoint ${result.checkpoint}`);
@@ -68,7 +78,9 @@ async function trainCmd(argv: string[]): Promise<void> {
 
 async function exportCmd(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
-    args: argv, allowPositionals: true, strict: true,
+    args: argv,
+    allowPositionals: true,
+    strict: true,
     options: { to: { type: 'string', default: 'pth' }, out: { type: 'string' } },
   });
   if (positionals.length !== 1) throw new Error('export: give exactly one checkpoint file');
@@ -82,7 +94,9 @@ async function exportCmd(argv: string[]): Promise<void> {
 
 async function bench(argv: string[]): Promise<void> {
   // Resolved at run time: bench/ is compiled next to src/ but is not part of the library.
-  const mod = (await import(new URL('../../bench/index.js', import.meta.url).href)) as { main(argv: string[]): Promise<void> };
+  const mod = (await import(new URL('../../bench/index.js', import.meta.url).href)) as {
+    main(argv: string[]): Promise<void>;
+  };
   await mod.main(argv);
 }
 
@@ -93,7 +107,10 @@ function commandUsage(cmd: string): string | null {
   if (start < 0) return null;
   let end = start + 1;
   while (end < lines.length && lines[end].startsWith('   ') && !/^ {2}[a-z]/.test(lines[end])) end++;
-  return `usage: protodino ${lines.slice(start, end).map((l) => l.slice(2)).join('\n')}\n`;
+  return `usage: protodino ${lines
+    .slice(start, end)
+    .map((l) => l.slice(2))
+    .join('\n')}\n`;
 }
 
 async function main(): Promise<void> {

@@ -79,7 +79,9 @@ export class BatchMaker {
     let p = this.orders.get(epoch);
     if (!p) {
       const { n, shuffle, seed } = this.plan;
-      p = shuffle ? permutation(n, new Rng([0x5e9, seed[0], seed[1], epoch])) : Int32Array.from({ length: n }, (_, i) => i);
+      p = shuffle
+        ? permutation(n, new Rng([0x5e9, seed[0], seed[1], epoch]))
+        : Int32Array.from({ length: n }, (_, i) => i);
       if (this.orders.size >= 2) this.orders.delete(this.orders.keys().next().value as number);
       this.orders.set(epoch, p);
     }
@@ -88,7 +90,8 @@ export class BatchMaker {
 
   make(epoch: number, batch: number): { header: BatchHeader; buffer: ArrayBuffer } {
     const { n, batchSize, channels: C, height: H, width: W, seed } = this.plan;
-    if (!(Number.isInteger(batch) && batch >= 0 && batch < this.perEpoch)) throw new RangeError(`batch ${batch} is outside [0, ${this.perEpoch})`);
+    if (!(Number.isInteger(batch) && batch >= 0 && batch < this.perEpoch))
+      throw new RangeError(`batch ${batch} is outside [0, ${this.perEpoch})`);
     const start = batch * batchSize;
     const size = Math.min(batchSize, n - start);
     const cropSizes = this.crop.cropSizes;

@@ -5,7 +5,18 @@ import { DataError } from './errors.js';
 import { DEFAULT_MAX_BYTES, readFileBounded } from './files.js';
 import { checkDataset, sharedBytes, type Dataset } from './dataset.js';
 
-export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
+export const CIFAR10_CLASSES = [
+  'airplane',
+  'automobile',
+  'bird',
+  'cat',
+  'deer',
+  'dog',
+  'frog',
+  'horse',
+  'ship',
+  'truck',
+];
 const IMAGE = 3 * 32 * 32;
 const RECORD = 1 + IMAGE;
 
@@ -31,16 +42,22 @@ async function cifarClasses(dir: string): Promise<string[]> {
 
 /** The class names of a batches.meta.txt held in memory: one per line, blank lines skipped. */
 export function parseCifarClasses(source: string, bytes: Uint8Array): string[] {
-  if (bytes.length > MAX_META_BYTES) throw new DataError(source, `is ${bytes.length} bytes, over the limit of ${MAX_META_BYTES} for a class list`);
+  if (bytes.length > MAX_META_BYTES)
+    throw new DataError(source, `is ${bytes.length} bytes, over the limit of ${MAX_META_BYTES} for a class list`);
   const text = new TextDecoder('utf-8').decode(bytes);
-  const names = text.split(/\r?\n/).map((s) => s.trim()).filter((s) => s.length > 0);
-  if (names.length === 0 || names.length > 256) throw new DataError(source, `lists ${names.length} class names, expected 1..256`);
+  const names = text
+    .split(/\r?\n/)
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if (names.length === 0 || names.length > 256)
+    throw new DataError(source, `lists ${names.length} class names, expected 1..256`);
   return names;
 }
 
 export async function loadCifar10(opts: CifarOptions): Promise<Dataset> {
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
-  const names = opts.files ?? (opts.split === 'train' ? [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`) : ['test_batch.bin']);
+  const names =
+    opts.files ?? (opts.split === 'train' ? [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`) : ['test_batch.bin']);
   const paths = names.map((f) => (f.startsWith('/') ? f : join(opts.dir, f)));
   const classes = await cifarClasses(opts.dir);
   const batches: CifarBatch[] = [];
@@ -60,15 +77,27 @@ export interface CifarBatch {
 }
 
 /** CIFAR-10 batches already in memory, as one Dataset: what loadCifar10 does after reading the files. */
-export function cifarDataset(batches: CifarBatch[], classes: string[], name: string, maxBytes = DEFAULT_MAX_BYTES): Dataset {
+export function cifarDataset(
+  batches: CifarBatch[],
+  classes: string[],
+  name: string,
+  maxBytes = DEFAULT_MAX_BYTES,
+): Dataset {
   if (batches.length === 0) throw new DataError(name, 'no batch files given');
   let total = 0;
   for (const { source, bytes } of batches) {
     if (bytes.length === 0 || bytes.length % RECORD !== 0) {
-      throw new DataError(source, `is ${bytes.length} bytes, not a positive multiple of the ${RECORD}-byte CIFAR record (truncated or not a CIFAR-10 batch)`);
+      throw new DataError(
+        source,
+        `is ${bytes.length} bytes, not a positive multiple of the ${RECORD}-byte CIFAR record (truncated or not a CIFAR-10 batch)`,
+      );
     }
     total += bytes.length;
-    if (total > maxBytes) throw new DataError(source, `brings the batches to ${total} bytes, over the limit of ${maxBytes} (raise maxBytes)`);
+    if (total > maxBytes)
+      throw new DataError(
+        source,
+        `brings the batches to ${total} bytes, over the limit of ${maxBytes} (raise maxBytes)`,
+      );
   }
   const n = total / RECORD;
   const images = sharedBytes(n * IMAGE);
@@ -77,7 +106,8 @@ export function cifarDataset(batches: CifarBatch[], classes: string[], name: str
   for (const { source, bytes } of batches) {
     for (let r = 0; r < bytes.length; r += RECORD, i++) {
       const l = bytes[r];
-      if (l >= classes.length) throw new DataError(source, `record ${r / RECORD} has label ${l}, outside the ${classes.length} classes`);
+      if (l >= classes.length)
+        throw new DataError(source, `record ${r / RECORD} has label ${l}, outside the ${classes.length} classes`);
       labels[i] = l;
       images.set(bytes.subarray(r + 1, r + RECORD), i * IMAGE);
     }

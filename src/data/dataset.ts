@@ -45,7 +45,8 @@ export function imageBytes(ds: Pick<Dataset, 'channels' | 'height' | 'width'>): 
 export function checkDataset(ds: Dataset): Dataset {
   const src = ds.name ?? 'dataset';
   for (const k of ['n', 'channels', 'height', 'width'] as const) {
-    if (!Number.isInteger(ds[k]) || ds[k] < (k === 'n' ? 0 : 1)) throw new DataError(src, `${k} must be a positive integer, got ${ds[k]}`);
+    if (!Number.isInteger(ds[k]) || ds[k] < (k === 'n' ? 0 : 1))
+      throw new DataError(src, `${k} must be a positive integer, got ${ds[k]}`);
   }
   if (ds.channels !== 1 && ds.channels !== 3) throw new DataError(src, `channels must be 1 or 3, got ${ds.channels}`);
   if (ds.images.length !== ds.n * imageBytes(ds)) {

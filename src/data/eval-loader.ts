@@ -35,10 +35,13 @@ export class EvalLoader implements Iterable<EvalBatch> {
   constructor(private readonly opts: EvalLoaderOptions) {
     const ds = (this.ds = checkDataset(opts.dataset));
     const src = ds.name ?? 'dataset';
-    if (!(Number.isInteger(opts.batchSize) && opts.batchSize > 0)) throw new DataError(src, `batchSize must be a positive integer, got ${opts.batchSize}`);
-    if (opts.size === undefined && ds.height !== ds.width) throw new DataError(src, `images are ${ds.height}x${ds.width}; give size to resize them square`);
+    if (!(Number.isInteger(opts.batchSize) && opts.batchSize > 0))
+      throw new DataError(src, `batchSize must be a positive integer, got ${opts.batchSize}`);
+    if (opts.size === undefined && ds.height !== ds.width)
+      throw new DataError(src, `images are ${ds.height}x${ds.width}; give size to resize them square`);
     this.size = opts.size ?? ds.height;
-    if (!(Number.isInteger(this.size) && this.size > 0)) throw new DataError(src, `size must be a positive integer, got ${this.size}`);
+    if (!(Number.isInteger(this.size) && this.size > 0))
+      throw new DataError(src, `size must be a positive integer, got ${this.size}`);
     const stats = opts.mean && opts.std ? { mean: opts.mean, std: opts.std } : channelStats(ds);
     this.mean = opts.mean ?? stats.mean;
     this.std = opts.std ?? stats.std;
@@ -50,7 +53,8 @@ export class EvalLoader implements Iterable<EvalBatch> {
   }
 
   batch(index: number): EvalBatch {
-    if (!(Number.isInteger(index) && index >= 0 && index < this.length)) throw new RangeError(`eval batch ${index} is outside [0, ${this.length})`);
+    if (!(Number.isInteger(index) && index >= 0 && index < this.length))
+      throw new RangeError(`eval batch ${index} is outside [0, ${this.length})`);
     const { ds, size: S, work } = this;
     const C = ds.channels;
     const start = index * this.opts.batchSize;

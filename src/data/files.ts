@@ -90,9 +90,13 @@ export function gunzipDeclared(
           return;
         }
         if (total === null) return;
-        if (total > maxBytes) return fail(`declares ${total} decoded bytes, over the limit of ${maxBytes} (raise maxBytes)`);
+        if (total > maxBytes)
+          return fail(`declares ${total} decoded bytes, over the limit of ${maxBytes} (raise maxBytes)`);
         const bound = compressed.length * MAX_DEFLATE_RATIO + 1024;
-        if (total > bound) return fail(`declares ${total} decoded bytes, but ${compressed.length} gzip bytes inflate to at most ${bound}`);
+        if (total > bound)
+          return fail(
+            `declares ${total} decoded bytes, but ${compressed.length} gzip bytes inflate to at most ${bound}`,
+          );
         out = alloc(total);
         chunk = Buffer.from(head.buffer, head.byteOffset, head.length);
       }
@@ -102,7 +106,11 @@ export function gunzipDeclared(
       out.set(chunk, written);
       written += chunk.length;
     });
-    z.on('error', (e) => fail(`gzip error: ${e.message}${written || head.length ? ` after ${Math.max(written, head.length)} decoded bytes` : ''} (truncated or corrupt)`));
+    z.on('error', (e) =>
+      fail(
+        `gzip error: ${e.message}${written || head.length ? ` after ${Math.max(written, head.length)} decoded bytes` : ''} (truncated or corrupt)`,
+      ),
+    );
     z.on('end', () => {
       if (failed) return;
       if (!out) {
@@ -115,7 +123,8 @@ export function gunzipDeclared(
         }
         return fail(`truncated: the stream ends after ${head.length} decoded bytes, inside the header`);
       }
-      if (written < out.length) return fail(`truncated: inflates to ${written} bytes, the header declares ${out.length}`);
+      if (written < out.length)
+        return fail(`truncated: inflates to ${written} bytes, the header declares ${out.length}`);
       resolve(out);
     });
     z.end(compressed);

@@ -26,14 +26,20 @@ export interface ImageFolderOptions {
   extensions?: string[];
 }
 
-async function listFolder(root: string, exts: string[]): Promise<{ classes: string[]; files: { path: string; label: number }[] }> {
+async function listFolder(
+  root: string,
+  exts: string[],
+): Promise<{ classes: string[]; files: { path: string; label: number }[] }> {
   let entries;
   try {
     entries = await readdir(root, { withFileTypes: true });
   } catch (e) {
     throw new DataError(root, `cannot list: ${(e as Error).message}`);
   }
-  const classes = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  const classes = entries
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
   if (classes.length === 0) throw new DataError(root, 'has no class subfolders (expected root/<class>/<image>)');
   const files: { path: string; label: number }[] = [];
   for (let label = 0; label < classes.length; label++) {
@@ -68,7 +74,11 @@ export async function loadImageFolder(opts: ImageFolderOptions): Promise<Dataset
   }
   const n = files.length;
   const per = C * H * W;
-  if (n * per > maxBytes) throw new DataError(opts.root, `${n} images of ${C}x${H}x${W} need ${n * per} bytes, over the limit of ${maxBytes} (raise maxBytes)`);
+  if (n * per > maxBytes)
+    throw new DataError(
+      opts.root,
+      `${n} images of ${C}x${H}x${W} need ${n * per} bytes, over the limit of ${maxBytes} (raise maxBytes)`,
+    );
   const images = sharedBytes(n * per);
   const labels = new Int32Array(n);
   for (let i = 0; i < n; i++) {
@@ -76,12 +86,17 @@ export async function loadImageFolder(opts: ImageFolderOptions): Promise<Dataset
     labels[i] = label;
     const img = decodeImage(path, await readFileBounded(path, maxFileBytes), maxPixels);
     if (opts.size === undefined && (img.height !== H || img.width !== W)) {
-      throw new DataError(path, `is ${img.width}x${img.height} but ${files[0].path} is ${W}x${H}; pass size to resize them all`);
+      throw new DataError(
+        path,
+        `is ${img.width}x${img.height} but ${files[0].path} is ${W}x${H}; pass size to resize them all`,
+      );
     }
     const hw = img.width * img.height;
     const chw = new Uint8Array(C * hw);
     for (let p = 0; p < hw; p++) {
-      const r = img.rgb[3 * p], g = img.rgb[3 * p + 1], b = img.rgb[3 * p + 2];
+      const r = img.rgb[3 * p],
+        g = img.rgb[3 * p + 1],
+        b = img.rgb[3 * p + 2];
       if (C === 1) chw[p] = (r * 19595 + g * 38470 + b * 7471 + 0x8000) >>> 16;
       else {
         chw[p] = r;

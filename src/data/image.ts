@@ -22,24 +22,33 @@ function jpegHeader(source: string, b: Uint8Array): ImageHeader {
   for (;;) {
     while (p < b.length && b[p] !== 0xff) p++;
     while (p < b.length && b[p] === 0xff) p++;
-    if (p + 2 >= b.length) throw new DataError(source, 'truncated JPEG: no frame header (SOF) before the end of the file');
+    if (p + 2 >= b.length)
+      throw new DataError(source, 'truncated JPEG: no frame header (SOF) before the end of the file');
     const m = b[p];
     p++;
     if (m === 0x01 || (m >= 0xd0 && m <= 0xd8)) continue;
     if (m === 0xd9 || m === 0xda) throw new DataError(source, 'JPEG has no frame header (SOF) before its scan data');
     const len = u16(b, p);
-    if (len < 2 || p + len > b.length) throw new DataError(source, `truncated JPEG: segment 0xff${m.toString(16)} of ${len} bytes runs past the end of the file`);
+    if (len < 2 || p + len > b.length)
+      throw new DataError(
+        source,
+        `truncated JPEG: segment 0xff${m.toString(16)} of ${len} bytes runs past the end of the file`,
+      );
     const isSof = m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc;
     if (isSof) {
       if (len < 8) throw new DataError(source, 'JPEG frame header too short');
       const components = b[p + 7];
-      if (len < 8 + 3 * components) throw new DataError(source, `JPEG frame header of ${len} bytes is too short for its ${components} components`);
+      if (len < 8 + 3 * components)
+        throw new DataError(source, `JPEG frame header of ${len} bytes is too short for its ${components} components`);
       // The standard allows sampling factors 1..4; jpeg-js takes up to 15, and pads every block row
       // and column to them, which turns a small image into hundreds of times its size in blocks.
       for (let k = 0; k < components; k++) {
         const hv = b[p + 9 + 3 * k];
         if (hv >> 4 < 1 || hv >> 4 > 4 || (hv & 15) < 1 || (hv & 15) > 4) {
-          throw new DataError(source, `JPEG component ${k} has sampling factors ${hv >> 4}x${hv & 15} (each must be 1..4)`);
+          throw new DataError(
+            source,
+            `JPEG component ${k} has sampling factors ${hv >> 4}x${hv & 15} (each must be 1..4)`,
+          );
         }
       }
       return { format: 'jpeg', height: u16(b, p + 3), width: u16(b, p + 5) };
@@ -51,7 +60,8 @@ function jpegHeader(source: string, b: Uint8Array): ImageHeader {
 /** Format and size from the first bytes; throws a DataError for anything else. */
 export function imageHeader(source: string, b: Uint8Array): ImageHeader {
   if (b.length >= 8 && PNG_SIG.every((v, i) => b[i] === v)) {
-    if (b.length < 24 || String.fromCharCode(b[12], b[13], b[14], b[15]) !== 'IHDR') throw new DataError(source, 'truncated PNG: no IHDR chunk');
+    if (b.length < 24 || String.fromCharCode(b[12], b[13], b[14], b[15]) !== 'IHDR')
+      throw new DataError(source, 'truncated PNG: no IHDR chunk');
     const dv = new DataView(b.buffer, b.byteOffset + 16, 8);
     return { format: 'png', width: dv.getUint32(0), height: dv.getUint32(4) };
   }
@@ -71,7 +81,15 @@ const PNG_COLOUR: Record<number, { channels: number; depths: number[] }> = {
   6: { channels: 4, depths: [8, 16] },
 };
 
-const ADAM7 = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
+const ADAM7 = [
+  [0, 0, 8, 8],
+  [4, 0, 8, 8],
+  [0, 4, 4, 8],
+  [2, 0, 4, 4],
+  [0, 2, 2, 4],
+  [1, 0, 2, 2],
+  [0, 1, 1, 2],
+];
 
 /**
  * Checks a PNG's image data before pngjs sees it: the scanlines the header implies must be something
@@ -84,7 +102,11 @@ function checkPngData(source: string, b: Uint8Array, w: number, h: number): void
   const colour = PNG_COLOUR[b[25]];
   const depth = b[24];
   if (!colour) throw new DataError(source, `PNG colour type ${b[25]} is not one of 0, 2, 3, 4, 6`);
-  if (!colour.depths.includes(depth)) throw new DataError(source, `PNG bit depth ${depth} is not valid for colour type ${b[25]} (${colour.depths.join(', ')})`);
+  if (!colour.depths.includes(depth))
+    throw new DataError(
+      source,
+      `PNG bit depth ${depth} is not valid for colour type ${b[25]} (${colour.depths.join(', ')})`,
+    );
   if (b[28] > 1) throw new DataError(source, `PNG interlace method ${b[28]} is not 0 or 1`);
   const bpp = colour.channels * depth;
   let scanlines = 0;
@@ -99,33 +121,48 @@ function checkPngData(source: string, b: Uint8Array, w: number, h: number): void
   for (let p = 8; p + 12 <= b.length;) {
     const len = view.getUint32(p);
     if (p + 12 + len > b.length) break; // pngjs reports the truncated chunk
-    if (b[p + 4] === 0x49 && b[p + 5] === 0x44 && b[p + 6] === 0x41 && b[p + 7] === 0x54) { // IDAT
+    if (b[p + 4] === 0x49 && b[p + 5] === 0x44 && b[p + 6] === 0x41 && b[p + 7] === 0x54) {
+      // IDAT
       idat.push(b.subarray(p + 8, p + 8 + len));
       idatBytes += len;
     }
     p += 12 + len;
   }
   if (scanlines > idatBytes * MAX_DEFLATE_RATIO + 64) {
-    throw new DataError(source, `PNG declares ${w}x${h} (${scanlines} bytes of scanlines) but its ${idatBytes} bytes of image data inflate to at most ${idatBytes * MAX_DEFLATE_RATIO}: truncated or corrupt`);
+    throw new DataError(
+      source,
+      `PNG declares ${w}x${h} (${scanlines} bytes of scanlines) but its ${idatBytes} bytes of image data inflate to at most ${idatBytes * MAX_DEFLATE_RATIO}: truncated or corrupt`,
+    );
   }
   let inflated: number;
   try {
     inflated = inflateSync(Buffer.concat(idat), { maxOutputLength: Math.max(1, scanlines) }).length;
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    const why = err.code === 'ERR_BUFFER_TOO_LARGE' ? `inflates past the ${scanlines} bytes of scanlines its header implies` : `is corrupt (${err.message})`;
+    const why =
+      err.code === 'ERR_BUFFER_TOO_LARGE'
+        ? `inflates past the ${scanlines} bytes of scanlines its header implies`
+        : `is corrupt (${err.message})`;
     throw new DataError(source, `cannot decode PNG (${w}x${h}): image data ${why}`);
   }
   if (inflated !== scanlines) {
-    throw new DataError(source, `cannot decode PNG (${w}x${h}): image data inflates to ${inflated} bytes, the header implies ${scanlines} bytes of scanlines (truncated or corrupt)`);
+    throw new DataError(
+      source,
+      `cannot decode PNG (${w}x${h}): image data inflates to ${inflated} bytes, the header implies ${scanlines} bytes of scanlines (truncated or corrupt)`,
+    );
   }
 }
 
 /** Decodes to RGB, HWC u8 (alpha dropped, as PIL's convert('RGB') does). */
-export function decodeImage(source: string, bytes: Uint8Array, maxPixels: number): { width: number; height: number; rgb: Uint8Array } {
+export function decodeImage(
+  source: string,
+  bytes: Uint8Array,
+  maxPixels: number,
+): { width: number; height: number; rgb: Uint8Array } {
   const h = imageHeader(source, bytes);
   if (h.width === 0 || h.height === 0) throw new DataError(source, `has an empty size ${h.width}x${h.height}`);
-  if (h.width * h.height > maxPixels) throw new DataError(source, `is ${h.width}x${h.height}, over the limit of ${maxPixels} pixels (raise maxPixels)`);
+  if (h.width * h.height > maxPixels)
+    throw new DataError(source, `is ${h.width}x${h.height}, over the limit of ${maxPixels} pixels (raise maxPixels)`);
   const pixels = h.width * h.height;
   // Nothing is allocated for the image until its size is shown plausible from the bytes present.
   if (h.format === 'png') checkPngData(source, bytes, h.width, h.height);
@@ -133,7 +170,10 @@ export function decodeImage(source: string, bytes: Uint8Array, maxPixels: number
     // Every 8x8 block of a JPEG frame costs at least one bit of entropy-coded data (its DC code).
     const blocks = Math.ceil(h.width / 8) * Math.ceil(h.height / 8);
     if (blocks > 8 * bytes.length) {
-      throw new DataError(source, `JPEG declares ${h.width}x${h.height} (${blocks} 8x8 blocks) but its ${bytes.length} bytes cannot code that many: truncated or corrupt`);
+      throw new DataError(
+        source,
+        `JPEG declares ${h.width}x${h.height} (${blocks} 8x8 blocks) but its ${bytes.length} bytes cannot code that many: truncated or corrupt`,
+      );
     }
   }
   let rgb: Uint8Array;
@@ -151,12 +191,21 @@ export function decodeImage(source: string, bytes: Uint8Array, maxPixels: number
       const maxResolutionInMP = Math.max(1, Math.ceil(maxPixels / 1e6));
       // jpeg-js keeps ~4 bytes per pixel per component, plus its output; its default cap is 512 MB.
       const maxMemoryUsageInMB = Math.min(512, Math.max(16, Math.ceil((pixels * 32) / 2 ** 20)));
-      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false, maxResolutionInMP, maxMemoryUsageInMB });
+      const img = jpeg.decode(bytes, {
+        useTArray: true,
+        formatAsRGBA: false,
+        tolerantDecoding: false,
+        maxResolutionInMP,
+        maxMemoryUsageInMB,
+      });
       if (img.width !== h.width || img.height !== h.height) throw new Error('decoded size differs from the header');
       rgb = img.data.length === pixels * 3 ? img.data : img.data.slice(0, pixels * 3);
     }
   } catch (e) {
-    throw new DataError(source, `cannot decode ${h.format.toUpperCase()} (${h.width}x${h.height}): ${(e as Error).message}`);
+    throw new DataError(
+      source,
+      `cannot decode ${h.format.toUpperCase()} (${h.width}x${h.height}): ${(e as Error).message}`,
+    );
   }
   return { width: h.width, height: h.height, rgb };
 }

@@ -3,7 +3,11 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { BatchMaker, type BatchPlan } from './batch.js';
 
 const { plan, images, imagesOffset, imagesLength, labels } = workerData as {
-  plan: BatchPlan; images: SharedArrayBuffer; imagesOffset: number; imagesLength: number; labels: Int32Array;
+  plan: BatchPlan;
+  images: SharedArrayBuffer;
+  imagesOffset: number;
+  imagesLength: number;
+  labels: Int32Array;
 };
 const maker = new BatchMaker(plan, new Uint8Array(images, imagesOffset, imagesLength), labels);
 

@@ -63,15 +63,23 @@ export class Loader {
     this.seed = checkSeed(opts.seed);
     this.batchSize = opts.batchSize;
     this.n = ds.n;
-    if (!(Number.isInteger(opts.batchSize) && opts.batchSize > 0)) throw new DataError(src, `batchSize must be a positive integer, got ${opts.batchSize}`);
+    if (!(Number.isInteger(opts.batchSize) && opts.batchSize > 0))
+      throw new DataError(src, `batchSize must be a positive integer, got ${opts.batchSize}`);
     const dropLast = opts.dropLast ?? true;
     this.batchesPerEpoch = batchesPerEpoch(ds.n, opts.batchSize, dropLast);
-    if (this.batchesPerEpoch === 0) throw new DataError(src, `${ds.n} images do not fill one batch of ${opts.batchSize}`);
+    if (this.batchesPerEpoch === 0)
+      throw new DataError(src, `${ds.n} images do not fill one batch of ${opts.batchSize}`);
     const workers = opts.workers ?? 1;
     this.prefetch = Math.max(1, opts.prefetch ?? 3);
     const plan: BatchPlan = {
-      n: ds.n, channels: ds.channels, height: ds.height, width: ds.width, batchSize: opts.batchSize, dropLast,
-      shuffle: opts.shuffle ?? true, seed: seedWords(this.seed),
+      n: ds.n,
+      channels: ds.channels,
+      height: ds.height,
+      width: ds.width,
+      batchSize: opts.batchSize,
+      dropLast,
+      shuffle: opts.shuffle ?? true,
+      seed: seedWords(this.seed),
       crops: resolveMultiCrop(opts.crops, ds.channels, () => channelStats(ds)),
     };
     this.cursor = this.resumeAt(opts.resume, src);
@@ -87,7 +95,13 @@ export class Loader {
     }
     for (let w = 0; w < workers; w++) {
       const worker = new Worker(new URL('./loader-worker.js', import.meta.url), {
-        workerData: { plan, images: images.buffer, imagesOffset: images.byteOffset, imagesLength: images.length, labels: ds.labels },
+        workerData: {
+          plan,
+          images: images.buffer,
+          imagesOffset: images.byteOffset,
+          imagesLength: images.length,
+          labels: ds.labels,
+        },
       });
       const slot: Slot = { worker, jobs: new Map() };
       // Referenced only while it owes batches, so an idle loader never keeps the process alive.
@@ -111,10 +125,20 @@ export class Loader {
     if (!r) return 0;
     const want = { seed: this.seed, batchSize: this.batchSize, n: this.n };
     for (const k of ['seed', 'batchSize', 'n'] as const) {
-      if (r[k] !== want[k]) throw new DataError(src, `resume state was saved with ${k}=${r[k]}, this loader has ${k}=${want[k]}`);
+      if (r[k] !== want[k])
+        throw new DataError(src, `resume state was saved with ${k}=${r[k]}, this loader has ${k}=${want[k]}`);
     }
-    if (!(Number.isInteger(r.epoch) && r.epoch >= 0 && Number.isInteger(r.batch) && r.batch >= 0 && r.batch < this.batchesPerEpoch)) {
-      throw new DataError(src, `resume cursor epoch ${r.epoch} batch ${r.batch} is outside [0, ${this.batchesPerEpoch}) batches per epoch`);
+    if (!(
+      Number.isInteger(r.epoch) &&
+      r.epoch >= 0 &&
+      Number.isInteger(r.batch) &&
+      r.batch >= 0 &&
+      r.batch < this.batchesPerEpoch
+    )) {
+      throw new DataError(
+        src,
+        `resume cursor epoch ${r.epoch} batch ${r.batch} is outside [0, ${this.batchesPerEpoch}) batches per epoch`,
+      );
     }
     return r.epoch * this.batchesPerEpoch + r.batch;
   }
@@ -162,7 +186,11 @@ export class Loader {
       p.catch(() => {});
       this.pending.set(seq, p);
       if (slot.jobs.size === 1) slot.worker.ref();
-      slot.worker.postMessage({ id: seq, epoch: Math.floor(seq / this.batchesPerEpoch), batch: seq % this.batchesPerEpoch });
+      slot.worker.postMessage({
+        id: seq,
+        epoch: Math.floor(seq / this.batchesPerEpoch),
+        batch: seq % this.batchesPerEpoch,
+      });
     }
   }
 

@@ -10,11 +10,14 @@ import { checkSeed, permutation, Rng, seedWords } from './rng.js';
  */
 export function longTailCounts(nMax: number, numClasses: number, ratio: number): number[] {
   if (!(Number.isInteger(nMax) && nMax > 0)) throw new RangeError(`nMax must be a positive integer, got ${nMax}`);
-  if (!(Number.isInteger(numClasses) && numClasses > 0)) throw new RangeError(`numClasses must be a positive integer, got ${numClasses}`);
+  if (!(Number.isInteger(numClasses) && numClasses > 0))
+    throw new RangeError(`numClasses must be a positive integer, got ${numClasses}`);
   if (!(ratio >= 1 && Number.isFinite(ratio))) throw new RangeError(`imbalance ratio must be >= 1, got ${ratio}`);
   if (numClasses === 1) return [nMax];
   // The epsilon keeps exact products (6000 / 100 = 60) from flooring to 59 through rounding error.
-  return Array.from({ length: numClasses }, (_, c) => Math.max(1, Math.floor(nMax * Math.pow(ratio, -c / (numClasses - 1)) + 1e-9)));
+  return Array.from({ length: numClasses }, (_, c) =>
+    Math.max(1, Math.floor(nMax * Math.pow(ratio, -c / (numClasses - 1)) + 1e-9)),
+  );
 }
 
 export interface LongTailOptions {
@@ -41,7 +44,10 @@ export function longTail(ds: Dataset, opts: LongTailOptions): LongTailResult {
   const kept: number[] = [];
   byClass.forEach((members, c) => {
     if (members.length < counts[c]) {
-      throw new DataError(ds.name ?? 'dataset', `class ${c} (${ds.classes[c]}) has ${members.length} images, the long tail asks for ${counts[c]}`);
+      throw new DataError(
+        ds.name ?? 'dataset',
+        `class ${c} (${ds.classes[c]}) has ${members.length} images, the long tail asks for ${counts[c]}`,
+      );
     }
     const perm = permutation(members.length, new Rng([0x10c7a1, ...seedWords(opts.seed), c]));
     for (let k = 0; k < counts[c]; k++) kept.push(members[perm[k]]);

@@ -4,8 +4,17 @@
 import type { ChannelStats } from './dataset.js';
 import { Rng } from './rng.js';
 import {
-  adjustBrightness, adjustContrast, adjustHue, adjustSaturation, cropResize, gaussianBlur, grayscale, hflip,
-  normalizeInto, randomResizedCropBox, solarize,
+  adjustBrightness,
+  adjustContrast,
+  adjustHue,
+  adjustSaturation,
+  cropResize,
+  gaussianBlur,
+  grayscale,
+  hflip,
+  normalizeInto,
+  randomResizedCropBox,
+  solarize,
 } from './transforms.js';
 
 export interface MultiCropOptions {
@@ -62,7 +71,11 @@ export const DINO_DEFAULTS = {
   globalSolarizeP: [0, 0.2] as [number, number],
 };
 
-export function resolveMultiCrop(opts: MultiCropOptions, channels: number, stats: () => ChannelStats): ResolvedMultiCrop {
+export function resolveMultiCrop(
+  opts: MultiCropOptions,
+  channels: number,
+  stats: () => ChannelStats,
+): ResolvedMultiCrop {
   const r = { ...DINO_DEFAULTS, ...opts } as ResolvedMultiCrop;
   if (!r.mean || !r.std) {
     const s = stats();
@@ -72,14 +85,19 @@ export function resolveMultiCrop(opts: MultiCropOptions, channels: number, stats
   const bad = (what: string): never => {
     throw new RangeError(`multi-crop option ${what}`);
   };
-  for (const k of ['globalSize', 'localSize'] as const) if (!(Number.isInteger(r[k]) && r[k] > 0 && r[k] <= 4096)) bad(`${k} must be an integer in [1, 4096], got ${r[k]}`);
-  if (!(Number.isInteger(r.localCrops) && r.localCrops >= 0)) bad(`localCrops must be a non-negative integer, got ${r.localCrops}`);
-  for (const k of ['globalScale', 'localScale'] as const) if (!(r[k][0] > 0 && r[k][0] <= r[k][1] && r[k][1] <= 1)) bad(`${k} must satisfy 0 < lo <= hi <= 1, got ${r[k]}`);
+  for (const k of ['globalSize', 'localSize'] as const)
+    if (!(Number.isInteger(r[k]) && r[k] > 0 && r[k] <= 4096)) bad(`${k} must be an integer in [1, 4096], got ${r[k]}`);
+  if (!(Number.isInteger(r.localCrops) && r.localCrops >= 0))
+    bad(`localCrops must be a non-negative integer, got ${r.localCrops}`);
+  for (const k of ['globalScale', 'localScale'] as const)
+    if (!(r[k][0] > 0 && r[k][0] <= r[k][1] && r[k][1] <= 1)) bad(`${k} must satisfy 0 < lo <= hi <= 1, got ${r[k]}`);
   if (!(r.ratio[0] > 0 && r.ratio[0] <= r.ratio[1])) bad(`ratio must satisfy 0 < lo <= hi, got ${r.ratio}`);
-  if (!(r.blurSigma[0] > 0 && r.blurSigma[0] <= r.blurSigma[1])) bad(`blurSigma must satisfy 0 < lo <= hi, got ${r.blurSigma}`);
+  if (!(r.blurSigma[0] > 0 && r.blurSigma[0] <= r.blurSigma[1]))
+    bad(`blurSigma must satisfy 0 < lo <= hi, got ${r.blurSigma}`);
   const probs = [r.flipP, r.jitterP, r.grayscaleP, r.localBlurP, ...r.globalBlurP, ...r.globalSolarizeP];
   if (!probs.every((p) => p >= 0 && p <= 1)) bad(`probabilities must lie in [0, 1], got ${probs}`);
-  if (!(r.brightness >= 0 && r.contrast >= 0 && r.saturation >= 0 && r.hue >= 0 && r.hue <= 0.5)) bad('jitter strengths must be >= 0 (hue <= 0.5)');
+  if (!(r.brightness >= 0 && r.contrast >= 0 && r.saturation >= 0 && r.hue >= 0 && r.hue <= 0.5))
+    bad('jitter strengths must be >= 0 (hue <= 0.5)');
   if (r.mean.length !== channels || r.std.length !== channels || !r.std.every((s) => s > 0)) {
     bad(`mean/std need ${channels} values with std > 0, got mean ${r.mean} std ${r.std}`);
   }
@@ -108,7 +126,15 @@ export class MultiCrop {
    * Writes every crop of dataset image `index` (its bytes at images[imgOff..]): crop k goes to
    * outs[k] at image slot `slot`, i.e. [slot, C, S_k, S_k] of a [B, C, S_k, S_k] array.
    */
-  apply(images: Uint8Array, imgOff: number, index: number, seed: readonly [number, number], epoch: number, outs: Float32Array[], slot: number): void {
+  apply(
+    images: Uint8Array,
+    imgOff: number,
+    index: number,
+    seed: readonly [number, number],
+    epoch: number,
+    outs: Float32Array[],
+    slot: number,
+  ): void {
     const o = this.opts;
     const { channels: C, height: H, width: W } = this.src;
     const img = this.work;
@@ -123,7 +149,8 @@ export class MultiCrop {
       if (rng.chance(o.flipP)) hflip(img, C, S, S);
       if (rng.chance(o.jitterP)) this.jitter(img, C, HW, rng);
       if (C === 3 && rng.chance(o.grayscaleP)) grayscale(img, C, HW);
-      if (rng.chance(global ? o.globalBlurP[k] : o.localBlurP)) gaussianBlur(img, C, S, S, rng.uniform(o.blurSigma[0], o.blurSigma[1]));
+      if (rng.chance(global ? o.globalBlurP[k] : o.localBlurP))
+        gaussianBlur(img, C, S, S, rng.uniform(o.blurSigma[0], o.blurSigma[1]));
       if (global && rng.chance(o.globalSolarizeP[k])) solarize(img, C * HW);
       normalizeInto(img, C, HW, o.mean, o.std, outs[k], slot * C * HW);
     }

@@ -29,7 +29,8 @@ export function hashWords(salt: number, words: readonly number[]): number {
 
 /** A seed must survive the round trip through a checkpoint exactly, hence safe non-negative integers. */
 export function checkSeed(seed: number, what = 'seed'): number {
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`${what} must be a non-negative safe integer, got ${seed}`);
+  if (!Number.isSafeInteger(seed) || seed < 0)
+    throw new RangeError(`${what} must be a non-negative safe integer, got ${seed}`);
   return seed;
 }
 

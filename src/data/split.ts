@@ -23,9 +23,11 @@ export interface SplitResult {
 export function heldOutSplit(ds: Dataset, opts: SplitOptions): SplitResult {
   checkSeed(opts.seed);
   const src = ds.name ?? 'dataset';
-  if ((opts.fraction === undefined) === (opts.count === undefined)) throw new DataError(src, 'give exactly one of fraction and count');
+  if ((opts.fraction === undefined) === (opts.count === undefined))
+    throw new DataError(src, 'give exactly one of fraction and count');
   const count = opts.count ?? Math.round((opts.fraction as number) * ds.n);
-  if (!(Number.isInteger(count) && count >= 0 && count <= ds.n)) throw new DataError(src, `held-out count ${count} is outside [0, ${ds.n}]`);
+  if (!(Number.isInteger(count) && count >= 0 && count <= ds.n))
+    throw new DataError(src, `held-out count ${count} is outside [0, ${ds.n}]`);
   const seed = seedWords(opts.seed);
   const held: number[] = [];
   if (opts.stratified ?? true) {

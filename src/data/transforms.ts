@@ -39,8 +39,12 @@ export function randomResizedCropBox(
   return { top: Math.floor((H - h) / 2), left: Math.floor((W - w) / 2), height: h, width: w };
 }
 
-let i0x = new Int32Array(0), i1x = new Int32Array(0), wxs = new Float32Array(0);
-let i0y = new Int32Array(0), i1y = new Int32Array(0), wys = new Float32Array(0);
+let i0x = new Int32Array(0),
+  i1x = new Int32Array(0),
+  wxs = new Float32Array(0);
+let i0y = new Int32Array(0),
+  i1y = new Int32Array(0),
+  wys = new Float32Array(0);
 
 function axis(n: number, start: number, len: number, i0: Int32Array, i1: Int32Array, w: Float32Array): void {
   const scale = len / n;
@@ -58,7 +62,16 @@ function axis(n: number, start: number, len: number, i0: Int32Array, i1: Int32Ar
  * interpolation (half-pixel centres, edges clamped inside the box: torch's align_corners=False),
  * scaling to [0, 1]. A box of size S x S reproduces its pixels exactly.
  */
-export function cropResize(src: Uint8Array, srcOff: number, C: number, H: number, W: number, box: CropBox, S: number, out: Float32Array): void {
+export function cropResize(
+  src: Uint8Array,
+  srcOff: number,
+  C: number,
+  H: number,
+  W: number,
+  box: CropBox,
+  S: number,
+  out: Float32Array,
+): void {
   if (i0x.length < S) {
     [i0x, i1x, i0y, i1y] = [new Int32Array(S), new Int32Array(S), new Int32Array(S), new Int32Array(S)];
     [wxs, wys] = [new Float32Array(S), new Float32Array(S)];
@@ -74,7 +87,9 @@ export function cropResize(src: Uint8Array, srcOff: number, C: number, H: number
       const r1 = plane + i1y[y] * W;
       const wy = wys[y];
       for (let x = 0; x < S; x++) {
-        const a = i0x[x], b = i1x[x], wx = wxs[x];
+        const a = i0x[x],
+          b = i1x[x],
+          wx = wxs[x];
         const top = src[r0 + a] + (src[r0 + b] - src[r0 + a]) * wx;
         const bot = src[r1 + a] + (src[r1 + b] - src[r1 + a]) * wx;
         out[ob + y * S + x] = (top + (bot - top) * wy) * k;
@@ -126,7 +141,9 @@ export function adjustSaturation(img: Float32Array, C: number, HW: number, f: nu
 export function adjustHue(img: Float32Array, C: number, HW: number, shift: number): void {
   if (C !== 3) return;
   for (let p = 0; p < HW; p++) {
-    const r = img[p], g = img[HW + p], b = img[2 * HW + p];
+    const r = img[p],
+      g = img[HW + p],
+      b = img[2 * HW + p];
     const v = Math.max(r, g, b);
     const cr = v - Math.min(r, g, b);
     if (cr === 0) continue;
@@ -140,8 +157,12 @@ export function adjustHue(img: Float32Array, C: number, HW: number, shift: numbe
     const h6 = h * 6;
     const i = Math.floor(h6) % 6;
     const fr = h6 - Math.floor(h6);
-    const pv = clamp01(v * (1 - s)), q = clamp01(v * (1 - s * fr)), t = clamp01(v * (1 - s * (1 - fr)));
-    let R = v, G = pv, B = q;
+    const pv = clamp01(v * (1 - s)),
+      q = clamp01(v * (1 - s * fr)),
+      t = clamp01(v * (1 - s * (1 - fr)));
+    let R = v,
+      G = pv,
+      B = q;
     if (i === 0) [R, G, B] = [v, t, pv];
     else if (i === 1) [R, G, B] = [q, v, pv];
     else if (i === 2) [R, G, B] = [pv, v, t];
@@ -214,7 +235,15 @@ export function gaussianBlur(img: Float32Array, C: number, H: number, W: number,
 }
 
 /** (v − mean_c) / std_c into out[outOff..]. */
-export function normalizeInto(img: Float32Array, C: number, HW: number, mean: readonly number[], std: readonly number[], out: Float32Array, outOff: number): void {
+export function normalizeInto(
+  img: Float32Array,
+  C: number,
+  HW: number,
+  mean: readonly number[],
+  std: readonly number[],
+  out: Float32Array,
+  outOff: number,
+): void {
   for (let c = 0; c < C; c++) {
     const m = mean[c];
     const is = 1 / std[c];

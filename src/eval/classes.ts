@@ -12,18 +12,25 @@ export interface PerClassAccuracy {
   meanClassAccuracy: number;
 }
 
-export function perClassAccuracy(predictions: ArrayLike<number>, labels: ArrayLike<number>, numClasses: number): PerClassAccuracy {
+export function perClassAccuracy(
+  predictions: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  numClasses: number,
+): PerClassAccuracy {
   const op = 'perClassAccuracy';
   positiveInt(op, 'numClasses', numClasses);
   const y = checkLabels(op, labels, labels.length, numClasses);
-  if (predictions.length !== y.length) throw new ShapeError(op, `${predictions.length} predictions for ${y.length} labels`);
-  const correct = new Int32Array(numClasses), total = new Int32Array(numClasses);
+  if (predictions.length !== y.length)
+    throw new ShapeError(op, `${predictions.length} predictions for ${y.length} labels`);
+  const correct = new Int32Array(numClasses),
+    total = new Int32Array(numClasses);
   for (let i = 0; i < y.length; i++) {
     total[y[i]]++;
     if (predictions[i] === y[i]) correct[y[i]]++;
   }
   const accuracy = new Float64Array(numClasses);
-  let s = 0, n = 0;
+  let s = 0,
+    n = 0;
   for (let c = 0; c < numClasses; c++) {
     accuracy[c] = total[c] > 0 ? correct[c] / total[c] : NaN;
     if (total[c] > 0) {
@@ -43,9 +50,7 @@ export function perClassAccuracy(predictions: ArrayLike<number>, labels: ArrayLi
  * - fraction: as count with many = head·max and few = tail·max, max the largest class's count.
  */
 export type LongTailSplit =
-  | { by: 'thirds' }
-  | { by: 'count'; many?: number; few?: number }
-  | { by: 'fraction'; head: number; tail: number };
+  { by: 'thirds' } | { by: 'count'; many?: number; few?: number } | { by: 'fraction'; head: number; tail: number };
 
 export interface GroupAccuracy {
   classes: Int32Array;
@@ -63,7 +68,10 @@ export interface LongTailAccuracy {
 }
 
 function group(classes: number[], pc: PerClassAccuracy): GroupAccuracy {
-  let right = 0, rows = 0, s = 0, n = 0;
+  let right = 0,
+    rows = 0,
+    s = 0,
+    n = 0;
   for (const c of classes) {
     right += pc.correct[c];
     rows += pc.total[c];
@@ -72,7 +80,12 @@ function group(classes: number[], pc: PerClassAccuracy): GroupAccuracy {
       n++;
     }
   }
-  return { classes: Int32Array.from(classes), samples: rows, accuracy: rows > 0 ? right / rows : NaN, classAccuracy: n > 0 ? s / n : NaN };
+  return {
+    classes: Int32Array.from(classes),
+    samples: rows,
+    accuracy: rows > 0 ? right / rows : NaN,
+    classAccuracy: n > 0 ? s / n : NaN,
+  };
 }
 
 /** Which group each class falls in: 0 head, 1 medium, 2 tail. */
@@ -110,8 +123,11 @@ export function longTailGroups(trainCounts: ArrayLike<number>, split: LongTailSp
 }
 
 /** Accuracy of the head, medium and tail classes (see LongTailSplit for the thresholds). */
-export function longTailAccuracy(pc: PerClassAccuracy, trainCounts: ArrayLike<number>,
-  split: LongTailSplit = { by: 'thirds' }): LongTailAccuracy {
+export function longTailAccuracy(
+  pc: PerClassAccuracy,
+  trainCounts: ArrayLike<number>,
+  split: LongTailSplit = { by: 'thirds' },
+): LongTailAccuracy {
   if (trainCounts.length !== pc.accuracy.length) {
     throw new ShapeError('longTailAccuracy', `${trainCounts.length} train counts for ${pc.accuracy.length} classes`);
   }

@@ -14,7 +14,11 @@ export interface HostMatrix {
  * The [rows, cols] tensor behind `x`: the tensor itself, or a host matrix uploaded to `backend`.
  * `owned` says whether the caller must dispose it.
  */
-export function asMatrix(op: string, x: Tensor | HostMatrix, backend: Backend | undefined): { t: Tensor; owned: boolean } {
+export function asMatrix(
+  op: string,
+  x: Tensor | HostMatrix,
+  backend: Backend | undefined,
+): { t: Tensor; owned: boolean } {
   if (x instanceof Tensor) {
     if (x.rank !== 2) throw new ShapeError(op, `needs a [rows, cols] matrix, got shape [${x.shape}]`);
     if (x.dtype !== 'f32') throw new ShapeError(op, `needs f32 values, got ${x.dtype}`);
@@ -29,7 +33,13 @@ export function asMatrix(op: string, x: Tensor | HostMatrix, backend: Backend | 
 }
 
 /** Integer class labels in [0, numClasses) as an Int32Array of the given length. */
-export function checkLabels(op: string, labels: ArrayLike<number>, n: number, numClasses: number, what = 'labels'): Int32Array {
+export function checkLabels(
+  op: string,
+  labels: ArrayLike<number>,
+  n: number,
+  numClasses: number,
+  what = 'labels',
+): Int32Array {
   if (labels.length !== n) throw new ShapeError(op, `${what} has ${labels.length} entries for ${n} feature rows`);
   const out = new Int32Array(n);
   for (let i = 0; i < n; i++) {

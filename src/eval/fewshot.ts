@@ -83,13 +83,17 @@ export function sampleEpisodes(labels: ArrayLike<number>, opts: EpisodeOptions =
   }
   const eligible = [...byClass.keys()].filter((c) => byClass.get(c)!.length >= kShot + nQuery).sort((a, b) => a - b);
   if (eligible.length < nWay) {
-    throw new ShapeError(op, `${nWay}-way needs ${nWay} classes with ≥ ${kShot + nQuery} rows each, only ${eligible.length} have`);
+    throw new ShapeError(
+      op,
+      `${nWay}-way needs ${nWay} classes with ≥ ${kShot + nQuery} rows each, only ${eligible.length} have`,
+    );
   }
   const out: Episode[] = [];
   for (let e = 0; e < count; e++) {
     const rng = new Rng([seed, e, 0xfe57]);
     const classes = pick(eligible, nWay, rng);
-    const support = new Int32Array(nWay * kShot), query = new Int32Array(nWay * nQuery);
+    const support = new Int32Array(nWay * kShot),
+      query = new Int32Array(nWay * nQuery);
     classes.forEach((c, ci) => {
       const rows = pick(byClass.get(c)!, kShot + nQuery, rng);
       support.set(rows.slice(0, kShot), ci * kShot);
@@ -101,13 +105,17 @@ export function sampleEpisodes(labels: ArrayLike<number>, opts: EpisodeOptions =
 }
 
 /** Nearest-centroid few-shot accuracy over episodes (sampled from `labels`, or given). */
-export async function fewShotEval(features: Tensor | HostMatrix, labels: ArrayLike<number>,
-  opts: FewShotOptions = {}): Promise<FewShotResult> {
+export async function fewShotEval(
+  features: Tensor | HostMatrix,
+  labels: ArrayLike<number>,
+  opts: FewShotOptions = {},
+): Promise<FewShotResult> {
   const op = 'fewShotEval';
   const eps = opts.episodeList ?? sampleEpisodes(labels, opts);
   if (eps.length === 0) throw new ShapeError(op, 'no episodes');
   const nWay = eps[0].classes.length;
-  const kShot = eps[0].support.length / nWay, nQuery = eps[0].query.length / nWay;
+  const kShot = eps[0].support.length / nWay,
+    nQuery = eps[0].query.length / nWay;
   const metric = opts.metric ?? 'euclidean';
   if (metric !== 'euclidean' && metric !== 'cosine') throw new ShapeError(op, `unknown metric '${metric}'`);
   const chunk = positiveInt(op, 'chunkEpisodes', opts.chunkEpisodes ?? 100);
@@ -115,15 +123,29 @@ export async function fewShotEval(features: Tensor | HostMatrix, labels: ArrayLi
   const [N, D] = x.shape;
   if (labels.length !== N) throw new ShapeError(op, `labels has ${labels.length} entries for ${N} feature rows`);
   for (const [e, ep] of eps.entries()) {
-    if (ep.classes.length !== nWay || ep.support.length !== nWay * kShot || ep.query.length !== nWay * nQuery
-      || !Number.isInteger(kShot) || kShot < 1 || !Number.isInteger(nQuery) || nQuery < 1) {
-      throw new ShapeError(op, `episode ${e} does not have the shape of episode 0 (${nWay}-way ${kShot}-shot, ${nQuery} queries)`);
+    if (
+      ep.classes.length !== nWay ||
+      ep.support.length !== nWay * kShot ||
+      ep.query.length !== nWay * nQuery ||
+      !Number.isInteger(kShot) ||
+      kShot < 1 ||
+      !Number.isInteger(nQuery) ||
+      nQuery < 1
+    ) {
+      throw new ShapeError(
+        op,
+        `episode ${e} does not have the shape of episode 0 (${nWay}-way ${kShot}-shot, ${nQuery} queries)`,
+      );
     }
-    for (const i of [...ep.support, ...ep.query]) if (!(i >= 0 && i < N)) throw new ShapeError(op, `episode ${e} uses row ${i}, outside [0, ${N})`);
+    for (const i of [...ep.support, ...ep.query])
+      if (!(i >= 0 && i < N)) throw new ShapeError(op, `episode ${e} uses row ${i}, outside [0, ${N})`);
     ep.classes.forEach((c, ci) => {
-      const bad = [...ep.support.subarray(ci * kShot, (ci + 1) * kShot), ...ep.query.subarray(ci * nQuery, (ci + 1) * nQuery)]
-        .find((i) => labels[i] !== c);
-      if (bad !== undefined) throw new ShapeError(op, `episode ${e}: row ${bad} has label ${labels[bad]}, not its class ${c}`);
+      const bad = [
+        ...ep.support.subarray(ci * kShot, (ci + 1) * kShot),
+        ...ep.query.subarray(ci * nQuery, (ci + 1) * nQuery),
+      ].find((i) => labels[i] !== c);
+      if (bad !== undefined)
+        throw new ShapeError(op, `episode ${e}: row ${bad} has label ${labels[bad]}, not its class ${c}`);
     });
   }
   const xn = noGrad(() => l2Normalize(x, 1));
@@ -132,21 +154,24 @@ export async function fewShotEval(features: Tensor | HostMatrix, labels: ArrayLi
   try {
     for (let e0 = 0; e0 < eps.length; e0 += chunk) {
       const E = Math.min(chunk, eps.length - e0);
-      const sIdx = new Int32Array(E * nWay * kShot), qIdx = new Int32Array(E * nq);
+      const sIdx = new Int32Array(E * nWay * kShot),
+        qIdx = new Int32Array(E * nq);
       for (let e = 0; e < E; e++) {
         sIdx.set(eps[e0 + e].support, e * nWay * kShot);
         qIdx.set(eps[e0 + e].query, e * nq);
       }
-      const pred = noGrad(() => tidy(() => {
-        const s = reshape(gatherRows(xn, sIdx), [E * nWay, kShot, D]);
-        const cen = reshape(mean(s, 1), [E, nWay, D]);
-        const c = metric === 'cosine' ? l2Normalize(cen, -1) : cen;
-        const q = reshape(gatherRows(xn, qIdx), [E, nq, D]);
-        const dots = matmul(q, c, { transB: true }); // [E, nq, nWay]
-        // argmin ‖q − c‖² = argmax 2·q·c − ‖c‖² (‖q‖ is the same for every class).
-        const score = metric === 'cosine' ? dots : sub(mul(dots, 2), reshape(sumSquares(c, 2), [E, 1, nWay]));
-        return argmax(score, -1);
-      }));
+      const pred = noGrad(() =>
+        tidy(() => {
+          const s = reshape(gatherRows(xn, sIdx), [E * nWay, kShot, D]);
+          const cen = reshape(mean(s, 1), [E, nWay, D]);
+          const c = metric === 'cosine' ? l2Normalize(cen, -1) : cen;
+          const q = reshape(gatherRows(xn, qIdx), [E, nq, D]);
+          const dots = matmul(q, c, { transB: true }); // [E, nq, nWay]
+          // argmin ‖q − c‖² = argmax 2·q·c − ‖c‖² (‖q‖ is the same for every class).
+          const score = metric === 'cosine' ? dots : sub(mul(dots, 2), reshape(sumSquares(c, 2), [E, 1, nWay]));
+          return argmax(score, -1);
+        }),
+      );
       let p: Int32Array;
       try {
         p = (await pred.data()) as Int32Array;

@@ -1,6 +1,12 @@
 // Evaluation and prototype-collapse diagnostics, written once on the tensor ops (any backend).
 export { countUniquePrototypes } from './unique.js';
-export type { UniqueRule, UniquePrototypesOptions, UniquePrototypesResult, UniqueAtEps, UniqueGroups } from './unique.js';
+export type {
+  UniqueRule,
+  UniquePrototypesOptions,
+  UniquePrototypesResult,
+  UniqueAtEps,
+  UniqueGroups,
+} from './unique.js';
 export { prototypeUsage } from './usage.js';
 export type { PrototypeUsage, PrototypeUsageOptions } from './usage.js';
 export { knnClassify, rankVotes } from './knn.js';

@@ -51,8 +51,13 @@ export function rankVotes(votes: Float64Array, n: number): number[] {
 }
 
 /** Weighted k-NN accuracy of test features against train features, one result per k. */
-export async function knnClassify(trainFeatures: Tensor | HostMatrix, trainLabels: ArrayLike<number>,
-  testFeatures: Tensor | HostMatrix, testLabels: ArrayLike<number>, opts: KnnOptions = {}): Promise<KnnResult[]> {
+export async function knnClassify(
+  trainFeatures: Tensor | HostMatrix,
+  trainLabels: ArrayLike<number>,
+  testFeatures: Tensor | HostMatrix,
+  testLabels: ArrayLike<number>,
+  opts: KnnOptions = {},
+): Promise<KnnResult[]> {
   const op = 'knnClassify';
   const ks = Array.isArray(opts.k) ? [...opts.k] : [opts.k ?? 20];
   if (ks.length === 0) throw new ShapeError(op, 'k is an empty list');
@@ -77,8 +82,10 @@ export async function knnClassify(trainFeatures: Tensor | HostMatrix, trainLabel
       if (k > N) throw new ShapeError(op, `k = ${k} exceeds the ${N} training rows`);
     }
     const kmax = Math.max(...ks);
-    const chunk = opts.chunkRows === undefined ? Math.max(1, Math.min(1024, Math.floor((1 << 22) / Math.max(1, N))))
-      : positiveInt(op, 'chunkRows', opts.chunkRows);
+    const chunk =
+      opts.chunkRows === undefined
+        ? Math.max(1, Math.min(1024, Math.floor((1 << 22) / Math.max(1, N))))
+        : positiveInt(op, 'chunkRows', opts.chunkRows);
     const normalize = opts.normalize ?? true;
     const { trainT, test } = noGrad(() => {
       const a = normalize ? l2Normalize(tr.t, 1) : reshape(tr.t, tr.t.shape);
@@ -88,7 +95,8 @@ export async function knnClassify(trainFeatures: Tensor | HostMatrix, trainLabel
     });
     owned.push(trainT, test);
     const preds = ks.map(() => new Int32Array(M));
-    const top1 = ks.map(() => 0), top5 = ks.map(() => 0);
+    const top1 = ks.map(() => 0),
+      top5 = ks.map(() => 0);
     const votes = new Float64Array(C);
     for (let c0 = 0; c0 < M; c0 += chunk) {
       const m = Math.min(chunk, M - c0);
@@ -120,7 +128,12 @@ export async function knnClassify(trainFeatures: Tensor | HostMatrix, trainLabel
         });
       }
     }
-    return ks.map((k, ki) => ({ k, top1: M > 0 ? top1[ki] / M : NaN, top5: M > 0 ? top5[ki] / M : NaN, predictions: preds[ki] }));
+    return ks.map((k, ki) => ({
+      k,
+      top1: M > 0 ? top1[ki] / M : NaN,
+      top5: M > 0 ? top5[ki] / M : NaN,
+      predictions: preds[ki],
+    }));
   } finally {
     for (const t of owned) t.dispose();
   }

@@ -65,26 +65,33 @@ function sgdStep(params: Tensor[], bufs: (Tensor | null)[], lr: number, momentum
   return params.map((p, i) => {
     const g = p.grad;
     if (!g) return p;
-    const next = noGrad(() => tidy(() => {
-      const d = wd !== 0 ? add(g, mul(p, wd)) : g;
-      let step = d;
-      if (momentum !== 0) {
-        const prev = bufs[i];
-        const buf = prev ? add(mul(prev, momentum), d) : add(d, 0);
-        prev?.dispose();
-        bufs[i] = keep(buf);
-        step = buf;
-      }
-      return sub(p, mul(step, lr));
-    }));
+    const next = noGrad(() =>
+      tidy(() => {
+        const d = wd !== 0 ? add(g, mul(p, wd)) : g;
+        let step = d;
+        if (momentum !== 0) {
+          const prev = bufs[i];
+          const buf = prev ? add(mul(prev, momentum), d) : add(d, 0);
+          prev?.dispose();
+          bufs[i] = keep(buf);
+          step = buf;
+        }
+        return sub(p, mul(step, lr));
+      }),
+    );
     p.dispose();
     return param(next, p.name);
   });
 }
 
 /** Trains a linear classifier on frozen train features and reports top-1/top-5 on the test ones. */
-export async function linearProbe(trainFeatures: Tensor | HostMatrix, trainLabels: ArrayLike<number>,
-  testFeatures: Tensor | HostMatrix, testLabels: ArrayLike<number>, opts: LinearProbeOptions = {}): Promise<LinearProbeResult> {
+export async function linearProbe(
+  trainFeatures: Tensor | HostMatrix,
+  trainLabels: ArrayLike<number>,
+  testFeatures: Tensor | HostMatrix,
+  testLabels: ArrayLike<number>,
+  opts: LinearProbeOptions = {},
+): Promise<LinearProbeResult> {
   const op = 'linearProbe';
   const tr = asMatrix(op, trainFeatures, opts.backend);
   const te = asMatrix(op, testFeatures, opts.backend ?? tr.t.backend);
@@ -92,7 +99,8 @@ export async function linearProbe(trainFeatures: Tensor | HostMatrix, trainLabel
   const owned: Tensor[] = [];
   if (tr.owned) owned.push(tr.t);
   if (te.owned) owned.push(te.t);
-  let W: Tensor | null = null, b: Tensor | null = null;
+  let W: Tensor | null = null,
+    b: Tensor | null = null;
   const bufs: (Tensor | null)[] = [null, null];
   let adam: AdamW | null = null;
   try {
@@ -107,9 +115,12 @@ export async function linearProbe(trainFeatures: Tensor | HostMatrix, trainLabel
     const epochs = positiveInt(op, 'epochs', opts.epochs ?? 100);
     const batchSize = positiveInt(op, 'batchSize', opts.batchSize ?? 256);
     const lr = opts.lr ?? (0.001 * batchSize) / 256;
-    const momentum = opts.momentum ?? 0.9, wd = opts.weightDecay ?? 0;
-    const optimizer = opts.optimizer ?? 'sgd', schedule = opts.schedule ?? 'cosine';
-    if (!(lr >= 0) || !(momentum >= 0 && momentum < 1) || !(wd >= 0)) throw new ShapeError(op, `bad lr ${lr}, momentum ${momentum} or weightDecay ${wd}`);
+    const momentum = opts.momentum ?? 0.9,
+      wd = opts.weightDecay ?? 0;
+    const optimizer = opts.optimizer ?? 'sgd',
+      schedule = opts.schedule ?? 'cosine';
+    if (!(lr >= 0) || !(momentum >= 0 && momentum < 1) || !(wd >= 0))
+      throw new ShapeError(op, `bad lr ${lr}, momentum ${momentum} or weightDecay ${wd}`);
     if (optimizer !== 'sgd' && optimizer !== 'adamw') throw new ShapeError(op, `unknown optimizer '${optimizer}'`);
     if (schedule !== 'cosine' && schedule !== 'constant') throw new ShapeError(op, `unknown schedule '${schedule}'`);
     const seed = opts.seed ?? 0;
@@ -124,7 +135,8 @@ export async function linearProbe(trainFeatures: Tensor | HostMatrix, trainLabel
     if (init === 'normal') W = new Generator(seed).randn([C, D], be, 0, 0.01);
     else if (init === 'zeros') W = zeros([C, D], be);
     else {
-      if (init.weight.length !== C * D || init.bias.length !== C) throw new ShapeError(op, `init needs ${C * D} weights and ${C} biases`);
+      if (init.weight.length !== C * D || init.bias.length !== C)
+        throw new ShapeError(op, `init needs ${C * D} weights and ${C} biases`);
       W = tensor(init.weight, [C, D], be);
     }
     b = typeof init === 'object' ? tensor(init.bias, [C], be) : zeros([C], be);
@@ -132,18 +144,23 @@ export async function linearProbe(trainFeatures: Tensor | HostMatrix, trainLabel
     b = param(b, 'bias');
     if (optimizer === 'adamw') adam = new AdamW([W, b], { lr, weightDecay: wd });
 
-    const epochLoss = new Float64Array(epochs), lrs = new Float64Array(epochs);
+    const epochLoss = new Float64Array(epochs),
+      lrs = new Float64Array(epochs);
     for (let epoch = 0; epoch < epochs; epoch++) {
       const lrE = epochLr(lr, epoch, epochs, schedule);
       lrs[epoch] = lrE;
-      const order = (opts.shuffle ?? true) ? permutation(N, new Rng([seed, epoch, 0x11e4])) : Int32Array.from({ length: N }, (_, i) => i);
+      const order =
+        (opts.shuffle ?? true)
+          ? permutation(N, new Rng([seed, epoch, 0x11e4]))
+          : Int32Array.from({ length: N }, (_, i) => i);
       let lossSum = zeros([], be);
       for (let s = 0; s < N; s += batchSize) {
         const idx = order.subarray(s, Math.min(N, s + batchSize));
         const n = idx.length;
         const onehot = new Float32Array(n * C);
         for (let r = 0; r < n; r++) onehot[r * C + ytr[idx[r]]] = 1;
-        const w = W!, bb = b!;
+        const w = W!,
+          bb = b!;
         const batchSum = tidy(() => {
           const xb = noGrad(() => gatherRows(xtr, idx));
           const target = tensor(onehot, [n, C], be);
@@ -168,7 +185,8 @@ export async function linearProbe(trainFeatures: Tensor | HostMatrix, trainLabel
     }
 
     const k5 = Math.min(5, C);
-    const w = W, bb = b;
+    const w = W,
+      bb = b;
     const top = noGrad(() => tidy(() => topk(linear(xte, w, bb), k5)));
     let idx: Int32Array;
     try {
@@ -178,19 +196,24 @@ export async function linearProbe(trainFeatures: Tensor | HostMatrix, trainLabel
       top.indices.dispose();
     }
     const predictions = new Int32Array(M);
-    let c1 = 0, c5 = 0;
+    let c1 = 0,
+      c5 = 0;
     for (let r = 0; r < M; r++) {
       predictions[r] = idx[r * k5];
       if (idx[r * k5] === yte[r]) c1++;
       for (let j = 0; j < k5; j++) if (idx[r * k5 + j] === yte[r]) c5++;
     }
     return {
-      top1: M > 0 ? c1 / M : NaN, top5: M > 0 ? c5 / M : NaN, predictions, epochLoss, lrs,
-      weight: Float32Array.from(await W.data()), bias: Float32Array.from(await b.data()),
+      top1: M > 0 ? c1 / M : NaN,
+      top5: M > 0 ? c5 / M : NaN,
+      predictions,
+      epochLoss,
+      lrs,
+      weight: Float32Array.from(await W.data()),
+      bias: Float32Array.from(await b.data()),
     };
   } finally {
     adam?.dispose();
     for (const t of [...owned, W, b, ...bufs]) t?.dispose();
   }
 }
-

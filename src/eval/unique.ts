@@ -96,7 +96,8 @@ function find(parent: Int32Array, i: number): number {
 }
 
 function union(parent: Int32Array, size: Int32Array, a: number, b: number): void {
-  let ra = find(parent, a), rb = find(parent, b);
+  let ra = find(parent, a),
+    rb = find(parent, b);
   if (ra === rb) return;
   if (size[ra] < size[rb]) [ra, rb] = [rb, ra];
   parent[rb] = ra;
@@ -130,12 +131,15 @@ function histogram(values: Float32Array, bins: number): { edges: Float64Array; c
  * Cosines are float32, so a pair decides reliably when |d² − ε²| ≫ 1e-6·√D: fine for the
  * paper's ε = 0.025 at D = 256, not for ε much below 1e-2. A zero row is unique (cosine 0).
  */
-export async function countUniquePrototypes(prototypes: Tensor | HostMatrix,
-  opts: UniquePrototypesOptions = {}): Promise<UniquePrototypesResult> {
+export async function countUniquePrototypes(
+  prototypes: Tensor | HostMatrix,
+  opts: UniquePrototypesOptions = {},
+): Promise<UniquePrototypesResult> {
   const op = 'countUniquePrototypes';
   const epsList = Array.isArray(opts.eps) ? [...opts.eps] : [opts.eps ?? 0.025];
   if (epsList.length === 0) throw new ShapeError(op, 'eps is an empty list');
-  for (const e of epsList) if (!(e > 0 && Number.isFinite(e))) throw new ShapeError(op, `eps must be positive and finite, got ${e}`);
+  for (const e of epsList)
+    if (!(e > 0 && Number.isFinite(e))) throw new ShapeError(op, `eps must be positive and finite, got ${e}`);
   const rule = opts.rule ?? 'both';
   if (!['greedy', 'components', 'both'].includes(rule)) throw new ShapeError(op, `unknown rule '${rule}'`);
   const bins = positiveInt(op, 'bins', opts.bins ?? 40);
@@ -146,7 +150,8 @@ export async function countUniquePrototypes(prototypes: Tensor | HostMatrix,
     if (owned) raw.dispose();
     throw new ShapeError(op, 'needs at least one prototype');
   }
-  const doGreedy = rule !== 'components', doComp = rule !== 'greedy';
+  const doGreedy = rule !== 'components',
+    doComp = rule !== 'greedy';
   const toFree: Tensor[] = owned ? [raw] : [];
   try {
     const { x, nn, normT } = noGrad(() => {
@@ -162,15 +167,26 @@ export async function countUniquePrototypes(prototypes: Tensor | HostMatrix,
     const nnIdx = (await nn.indices.data()) as Int32Array;
 
     const states: EpsState[] = epsList.map((e) => ({
-      thr: 1 - (e * e) / 2, kept: null, bestSim: null, bestIdx: null, assign: null, parent: null, size: null,
+      thr: 1 - (e * e) / 2,
+      kept: null,
+      bestSim: null,
+      bestIdx: null,
+      assign: null,
+      parent: null,
+      size: null,
     }));
     const thrMin = Math.min(...states.map((s) => s.thr));
     const candList: number[] = [];
     for (let i = 0; i < K; i++) if (nnCos[i] > thrMin - CANDIDATE_MARGIN) candList.push(i);
     const cand = Int32Array.from(candList);
     const Kc = cand.length;
-    const B = Math.max(1, Math.min(opts.blockRows === undefined ? 256 : positiveInt(op, 'blockRows', opts.blockRows),
-      Math.floor(Math.sqrt(maxTile))));
+    const B = Math.max(
+      1,
+      Math.min(
+        opts.blockRows === undefined ? 256 : positiveInt(op, 'blockRows', opts.blockRows),
+        Math.floor(Math.sqrt(maxTile)),
+      ),
+    );
     const C = Math.max(B, Math.floor(maxTile / B));
     const tiling = { candidates: Kc, blockRows: B, blockCols: C, tiles: 0, maxTileElements: 0 };
 
@@ -203,7 +219,8 @@ export async function countUniquePrototypes(prototypes: Tensor | HostMatrix,
       const xc = noGrad(() => gatherRows(x, cand));
       toFree.push(xc);
       for (let b0 = 0; b0 < Kc; b0 += B) {
-        const b1 = Math.min(Kc, b0 + B), rows = b1 - b0;
+        const b1 = Math.min(Kc, b0 + B),
+          rows = b1 - b0;
         for (const s of states) {
           if (s.bestSim) {
             s.bestSim.fill(-Infinity);
@@ -219,7 +236,9 @@ export async function countUniquePrototypes(prototypes: Tensor | HostMatrix,
           for (let c0 = 0; c0 < lastStart; c0 += C) starts.push(c0);
           starts.push(lastStart);
           for (let ci = 0; ci < starts.length; ci++) {
-            const c0 = starts[ci], c1 = ci + 1 < starts.length ? starts[ci + 1] : b1, cols = c1 - c0;
+            const c0 = starts[ci],
+              c1 = ci + 1 < starts.length ? starts[ci + 1] : b1,
+              cols = c1 - c0;
             const tileT = noGrad(() => {
               const xcol = slice(xc, [c0, 0], [cols, D]);
               const m = matmul(xr, xcol, { transB: true });
@@ -236,7 +255,8 @@ export async function countUniquePrototypes(prototypes: Tensor | HostMatrix,
             }
             const last = ci === starts.length - 1;
             for (let r = 0; r < rows; r++) {
-              const i = b0 + r, off = r * cols;
+              const i = b0 + r,
+                off = r * cols;
               const end = last ? i - c0 : cols;
               for (let jj = 0; jj < end; jj++) {
                 const c = tile[off + jj];
@@ -265,8 +285,13 @@ export async function countUniquePrototypes(prototypes: Tensor | HostMatrix,
       if (s.kept) {
         const sizes = new Int32Array(Kc);
         for (let i = 0; i < Kc; i++) sizes[s.kept[i] ? i : s.assign![i]]++;
-        const reps = [...singles], sz = singles.map(() => 1);
-        for (let i = 0; i < Kc; i++) if (s.kept[i]) { reps.push(cand[i]); sz.push(sizes[i]); }
+        const reps = [...singles],
+          sz = singles.map(() => 1);
+        for (let i = 0; i < Kc; i++)
+          if (s.kept[i]) {
+            reps.push(cand[i]);
+            sz.push(sizes[i]);
+          }
         out.greedy = sortedGroups(reps, sz);
       }
       if (s.parent) {
@@ -275,14 +300,22 @@ export async function countUniquePrototypes(prototypes: Tensor | HostMatrix,
           const root = find(s.parent, i);
           if (lowest[root] < 0) lowest[root] = i;
         }
-        const reps = [...singles], sz = singles.map(() => 1);
-        for (let i = 0; i < Kc; i++) if (s.parent[i] === i) { reps.push(cand[lowest[i]]); sz.push(s.size![i]); }
+        const reps = [...singles],
+          sz = singles.map(() => 1);
+        for (let i = 0; i < Kc; i++)
+          if (s.parent[i] === i) {
+            reps.push(cand[lowest[i]]);
+            sz.push(s.size![i]);
+          }
         out.components = sortedGroups(reps, sz);
       }
       return out;
     });
     return {
-      prototypes: K, dim: D, perEps, norms: Float32Array.from(norms),
+      prototypes: K,
+      dim: D,
+      perEps,
+      norms: Float32Array.from(norms),
       nearest: { cosine: Float32Array.from(nnCos), index: Int32Array.from(nnIdx), ...histogram(nnCos, bins) },
       tiling,
     };

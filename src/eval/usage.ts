@@ -42,7 +42,8 @@ async function* batchesOf(src: Batches, batchSize: number): AsyncGenerator<{ t: 
       yield { t: src, owned: false };
       return;
     }
-    for (let b = 0; b < n; b += batchSize) yield { t: noGrad(() => slice(src, [b, 0], [Math.min(batchSize, n - b), -1])), owned: true };
+    for (let b = 0; b < n; b += batchSize)
+      yield { t: noGrad(() => slice(src, [b, 0], [Math.min(batchSize, n - b), -1])), owned: true };
     return;
   }
   for await (const t of src as AsyncIterable<Tensor>) yield { t, owned: false };
@@ -56,15 +57,19 @@ async function* batchesOf(src: Batches, batchSize: number): AsyncGenerator<{ t: 
 export async function prototypeUsage(src: Batches, opts: PrototypeUsageOptions = {}): Promise<PrototypeUsage> {
   const op = 'prototypeUsage';
   const input = opts.input ?? 'logits';
-  if (input !== 'logits' && input !== 'probs') throw new ShapeError(op, `input must be 'logits' or 'probs', got '${input}'`);
+  if (input !== 'logits' && input !== 'probs')
+    throw new ShapeError(op, `input must be 'logits' or 'probs', got '${input}'`);
   const temp = opts.temperature ?? 1;
   if (!(temp > 0 && Number.isFinite(temp))) throw new ShapeError(op, `temperature must be positive, got ${temp}`);
   const batchSize = positiveInt(op, 'batchSize', opts.batchSize ?? 1024);
-  let K = -1, N = 0;
-  let counts = new Int32Array(0), acc = new Float64Array(0);
+  let K = -1,
+    N = 0;
+  let counts = new Int32Array(0),
+    acc = new Float64Array(0);
   for await (const { t, owned } of batchesOf(src, batchSize)) {
     try {
-      if (t.rank !== 2 || t.dtype !== 'f32') throw new ShapeError(op, `batches must be f32 [n, K], got ${t.dtype} [${t.shape}]`);
+      if (t.rank !== 2 || t.dtype !== 'f32')
+        throw new ShapeError(op, `batches must be f32 [n, K], got ${t.dtype} [${t.shape}]`);
       if (K < 0) {
         K = t.shape[1];
         if (K < 1) throw new ShapeError(op, 'needs at least one prototype');
@@ -106,7 +111,13 @@ export async function prototypeUsage(src: Batches, opts: PrototypeUsageOptions =
   for (const c of counts) if (c > 0) used++;
   const entropy = entropyNats(marginal);
   return {
-    samples: N, prototypes: K, used, argmaxCounts: counts, marginal, entropy,
-    entropyFraction: K > 1 ? entropy / Math.log(K) : NaN, perplexity: Math.exp(entropy),
+    samples: N,
+    prototypes: K,
+    used,
+    argmaxCounts: counts,
+    marginal,
+    entropy,
+    entropyFraction: K > 1 ? entropy / Math.log(K) : NaN,
+    perplexity: Math.exp(entropy),
   };
 }

@@ -4,7 +4,14 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import {
-  LONG_TAIL_RATIO, KOLEO_PROTO, LONG_TAIL_IMAGES, type DataKind, type ExperimentRun, type GridOptions, type Method, type Setting,
+  LONG_TAIL_RATIO,
+  KOLEO_PROTO,
+  LONG_TAIL_IMAGES,
+  type DataKind,
+  type ExperimentRun,
+  type GridOptions,
+  type Method,
+  type Setting,
 } from './grid.js';
 import type { CurvePoint, RunMetrics, RunResult } from './run.js';
 
@@ -24,8 +31,19 @@ export function stat(xs: number[]): Stat | null {
 }
 
 export const METRIC_KEYS = [
-  'unique@0.025', 'unique@0.1', 'usageUsed', 'knnTop1', 'linearTop1', 'fewShot5way5shot', 'fewShot5way1shot',
-  'knnHead', 'knnMedium', 'knnTail', 'linearHead', 'linearMedium', 'linearTail',
+  'unique@0.025',
+  'unique@0.1',
+  'usageUsed',
+  'knnTop1',
+  'linearTop1',
+  'fewShot5way5shot',
+  'fewShot5way1shot',
+  'knnHead',
+  'knnMedium',
+  'knnTail',
+  'linearHead',
+  'linearMedium',
+  'linearTail',
 ] as const;
 
 function metricValue(m: RunMetrics, key: (typeof METRIC_KEYS)[number]): number {
@@ -74,14 +92,27 @@ export function aggregate(results: RunResult[]): Group[] {
     });
     const r0 = rs[0];
     return {
-      setting: r0.setting, data: r0.data, method: r0.method, koleoProto: r0.koleoProto, seeds: rs.map((r) => r.seed), runs: rs.map((r) => r.name),
-      prototypes: r0.metrics.prototypes, steps: r0.steps, metrics, curve,
+      setting: r0.setting,
+      data: r0.data,
+      method: r0.method,
+      koleoProto: r0.koleoProto,
+      seeds: rs.map((r) => r.seed),
+      runs: rs.map((r) => r.name),
+      prototypes: r0.metrics.prototypes,
+      steps: r0.steps,
+      metrics,
+      curve,
     };
   });
 }
 
 const METHOD_LABEL: Record<Method, string> = {
-  dino: 'DINO (centering)', sinkhorn: 'Sinkhorn-Knopp', memax: 'me-max', vmf: 'DINO-vMF', ibot: 'iBOT', init: 'random init (no training)',
+  dino: 'DINO (centering)',
+  sinkhorn: 'Sinkhorn-Knopp',
+  memax: 'me-max',
+  vmf: 'DINO-vMF',
+  ibot: 'iBOT',
+  init: 'random init (no training)',
 };
 
 function fmt(s: Stat | undefined, pct: boolean, digits = pct ? 1 : 0): string {
@@ -92,10 +123,16 @@ function fmt(s: Stat | undefined, pct: boolean, digits = pct ? 1 : 0): string {
 
 /** The README table: one row per (setting, data, method, KoLeo-proto), mean ± std over n seeds. */
 export function markdownTable(groups: Group[]): string {
-  const order = (g: Group) => [g.setting === 'frozen' ? 0 : 1, g.prototypes, g.data === 'balanced' ? 0 : 1,
-    ['init', 'dino', 'sinkhorn', 'memax', 'vmf', 'ibot'].indexOf(g.method), g.koleoProto];
+  const order = (g: Group) => [
+    g.setting === 'frozen' ? 0 : 1,
+    g.prototypes,
+    g.data === 'balanced' ? 0 : 1,
+    ['init', 'dino', 'sinkhorn', 'memax', 'vmf', 'ibot'].indexOf(g.method),
+    g.koleoProto,
+  ];
   const sorted = [...groups].sort((a, b) => {
-    const x = order(a), y = order(b);
+    const x = order(a),
+      y = order(b);
     for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i] - y[i];
     return 0;
   });
@@ -105,18 +142,30 @@ export function markdownTable(groups: Group[]): string {
   ];
   for (const g of sorted) {
     const m = g.metrics;
-    lines.push(`| ${g.setting} | ${g.data === 'longtail' ? `long-tail ${LONG_TAIL_RATIO}` : 'balanced'} | ${METHOD_LABEL[g.method]} | ${g.koleoProto || 0} | ${g.seeds.length} `
-      + `| ${fmt(m['unique@0.025'], false)} / ${g.prototypes} | ${fmt(m['unique@0.1'], false)} / ${g.prototypes} | ${fmt(m.knnTop1, true)} | ${fmt(m.linearTop1, true)} `
-      + `| ${fmt(m.fewShot5way5shot, true)} | ${fmt(m.knnTail, true)} | ${fmt(m.linearTail, true)} | ${fmt(m.usageUsed, false)} |`);
+    lines.push(
+      `| ${g.setting} | ${g.data === 'longtail' ? `long-tail ${LONG_TAIL_RATIO}` : 'balanced'} | ${METHOD_LABEL[g.method]} | ${g.koleoProto || 0} | ${g.seeds.length} ` +
+        `| ${fmt(m['unique@0.025'], false)} / ${g.prototypes} | ${fmt(m['unique@0.1'], false)} / ${g.prototypes} | ${fmt(m.knnTop1, true)} | ${fmt(m.linearTop1, true)} ` +
+        `| ${fmt(m.fewShot5way5shot, true)} | ${fmt(m.knnTail, true)} | ${fmt(m.linearTail, true)} | ${fmt(m.usageUsed, false)} |`,
+    );
   }
   return lines.join('\n');
 }
 
-export const PAIRED_KEYS = ['unique@0.025', 'unique@0.1', 'knnTop1', 'linearTop1', 'fewShot5way5shot', 'knnTail', 'linearTail'] as const;
+export const PAIRED_KEYS = [
+  'unique@0.025',
+  'unique@0.1',
+  'knnTop1',
+  'linearTop1',
+  'fewShot5way5shot',
+  'knnTail',
+  'linearTail',
+] as const;
 
 /** Two-sided 95% quantile of Student's t with 1–30 degrees of freedom. */
-const T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131,
-  2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042];
+const T975 = [
+  12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11,
+  2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042,
+];
 
 export interface PairedDiff {
   /** Mean of (with KoLeo-proto − without) over the seeds both ran. */
@@ -146,27 +195,53 @@ export function pairedDifferences(results: RunResult[]): Paired[] {
   const key = (r: RunResult) => `${r.setting}|${r.metrics.prototypes}|${r.data}|${r.method}`;
   const out: Paired[] = [];
   for (const kp of results.filter((r) => r.koleoProto > 0)) {
-    if (out.some((p) => key(kp) === `${p.setting}|${p.prototypes}|${p.data}|${p.method}` && p.koleoProto === kp.koleoProto)) continue;
+    if (
+      out.some(
+        (p) => key(kp) === `${p.setting}|${p.prototypes}|${p.data}|${p.method}` && p.koleoProto === kp.koleoProto,
+      )
+    )
+      continue;
     const withKp = results.filter((r) => key(r) === key(kp) && r.koleoProto === kp.koleoProto);
-    const pairs = withKp.map((a) => [a, results.find((b) => key(b) === key(a) && b.koleoProto === 0 && b.seed === a.seed)] as const)
-      .filter((p): p is readonly [RunResult, RunResult] => p[1] !== undefined).sort((x, y) => x[0].seed - y[0].seed);
+    const pairs = withKp
+      .map((a) => [a, results.find((b) => key(b) === key(a) && b.koleoProto === 0 && b.seed === a.seed)] as const)
+      .filter((p): p is readonly [RunResult, RunResult] => p[1] !== undefined)
+      .sort((x, y) => x[0].seed - y[0].seed);
     if (pairs.length === 0) continue;
     const diffs: Paired['diffs'] = {};
     for (const k of PAIRED_KEYS) {
       const d = pairs.map(([a, b]) => metricValue(a.metrics, k) - metricValue(b.metrics, k));
       const s = stat(d);
       if (!s || s.n !== d.length) continue;
-      diffs[k] = { mean: s.mean, ci95: s.n > 1 ? T975[Math.min(s.n - 1, T975.length) - 1] * s.std / Math.sqrt(s.n) : null, n: s.n, perSeed: d };
+      diffs[k] = {
+        mean: s.mean,
+        ci95: s.n > 1 ? (T975[Math.min(s.n - 1, T975.length) - 1] * s.std) / Math.sqrt(s.n) : null,
+        n: s.n,
+        perSeed: d,
+      };
     }
-    out.push({ setting: kp.setting, prototypes: kp.metrics.prototypes, data: kp.data, method: kp.method, koleoProto: kp.koleoProto,
-      seeds: pairs.map(([a]) => a.seed), diffs });
+    out.push({
+      setting: kp.setting,
+      prototypes: kp.metrics.prototypes,
+      data: kp.data,
+      method: kp.method,
+      koleoProto: kp.koleoProto,
+      seeds: pairs.map(([a]) => a.seed),
+      diffs,
+    });
   }
-  return out.sort((a, b) => a.setting.localeCompare(b.setting) || a.prototypes - b.prototypes || a.data.localeCompare(b.data) || a.method.localeCompare(b.method));
+  return out.sort(
+    (a, b) =>
+      a.setting.localeCompare(b.setting) ||
+      a.prototypes - b.prototypes ||
+      a.data.localeCompare(b.data) ||
+      a.method.localeCompare(b.method),
+  );
 }
 
 function fmtDiff(d: PairedDiff | undefined, pct: boolean): string {
   if (!d) return '–';
-  const k = pct ? 100 : 1, digits = pct ? 1 : 0;
+  const k = pct ? 100 : 1,
+    digits = pct ? 1 : 0;
   const sign = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(k * x).toFixed(digits)}`;
   return d.ci95 === null ? sign(d.mean) : `${sign(d.mean)} ± ${(k * d.ci95).toFixed(digits)}`;
 }
@@ -179,27 +254,39 @@ export function pairedTable(paired: Paired[]): string {
   ];
   for (const p of paired) {
     const d = p.diffs;
-    lines.push(`| ${p.setting} | ${p.prototypes} | ${p.data === 'longtail' ? `long-tail ${LONG_TAIL_RATIO}` : 'balanced'} | ${METHOD_LABEL[p.method]} | ${p.seeds.length} `
-      + `| ${fmtDiff(d['unique@0.025'], false)} | ${fmtDiff(d['unique@0.1'], false)} | ${fmtDiff(d.knnTop1, true)} | ${fmtDiff(d.linearTop1, true)} `
-      + `| ${fmtDiff(d.fewShot5way5shot, true)} | ${fmtDiff(d.knnTail, true)} | ${fmtDiff(d.linearTail, true)} |`);
+    lines.push(
+      `| ${p.setting} | ${p.prototypes} | ${p.data === 'longtail' ? `long-tail ${LONG_TAIL_RATIO}` : 'balanced'} | ${METHOD_LABEL[p.method]} | ${p.seeds.length} ` +
+        `| ${fmtDiff(d['unique@0.025'], false)} | ${fmtDiff(d['unique@0.1'], false)} | ${fmtDiff(d.knnTop1, true)} | ${fmtDiff(d.linearTop1, true)} ` +
+        `| ${fmtDiff(d.fewShot5way5shot, true)} | ${fmtDiff(d.knnTail, true)} | ${fmtDiff(d.linearTail, true)} |`,
+    );
   }
   return lines.join('\n');
 }
 
 /** Unique prototypes over training (mean over seeds) of the frozen groups, as a Markdown table. */
 export function curveTable(groups: Group[], setting: Setting, data: DataKind, prototypes?: number): string {
-  const gs = groups.filter((g) => g.setting === setting && g.data === data && (g.method === 'dino' || g.method === 'sinkhorn')
-    && (prototypes === undefined || g.prototypes === prototypes))
+  const gs = groups
+    .filter(
+      (g) =>
+        g.setting === setting &&
+        g.data === data &&
+        (g.method === 'dino' || g.method === 'sinkhorn') &&
+        (prototypes === undefined || g.prototypes === prototypes),
+    )
     .sort((a, b) => a.method.localeCompare(b.method) || a.koleoProto - b.koleoProto);
   if (gs.length === 0) return '';
   const steps = [...new Set(gs.flatMap((g) => g.curve.map((c) => c.step)))].sort((a, b) => a - b);
   const head = `| step | ${gs.map((g) => `${METHOD_LABEL[g.method]}${g.koleoProto > 0 ? ' + KP' : ''}`).join(' | ')} |`;
   const lines = [head, `|---|${gs.map(() => '---').join('|')}|`];
   for (const step of steps) {
-    lines.push(`| ${step} | ${gs.map((g) => {
-      const c = g.curve.find((p) => p.step === step);
-      return c ? `${fmt(c.unique['0.025'], false)} / ${fmt(c.unique['0.1'], false)}` : '–';
-    }).join(' | ')} |`);
+    lines.push(
+      `| ${step} | ${gs
+        .map((g) => {
+          const c = g.curve.find((p) => p.step === step);
+          return c ? `${fmt(c.unique['0.025'], false)} / ${fmt(c.unique['0.1'], false)}` : '–';
+        })
+        .join(' | ')} |`,
+    );
   }
   return lines.join('\n');
 }
@@ -216,10 +303,20 @@ export function collectResults(outDir: string, runs: ExperimentRun[]): RunResult
 export function writeResults(outDir: string, opts: GridOptions, grid: ExperimentRun[], results: RunResult[]): Group[] {
   const groups = aggregate(results);
   const missing = grid.filter((r) => !results.some((x) => x.name === r.name)).map((r) => r.name);
-  writeFileSync(join(outDir, 'results.json'), JSON.stringify({
-    written: new Date().toISOString(), grid: { ...opts, longTailRatio: LONG_TAIL_RATIO, koleoProto: KOLEO_PROTO, balancedImages: LONG_TAIL_IMAGES },
-    groups, paired: pairedDifferences(results), missing, runs: results,
-  }, null, 1));
+  writeFileSync(
+    join(outDir, 'results.json'),
+    JSON.stringify(
+      {
+        written: new Date().toISOString(),
+        grid: { ...opts, longTailRatio: LONG_TAIL_RATIO, koleoProto: KOLEO_PROTO, balancedImages: LONG_TAIL_IMAGES },
+        groups,
+        paired: pairedDifferences(results),
+        missing,
+        runs: results,
+      },
+      null,
+      1,
+    ),
+  );
   return groups;
 }
-

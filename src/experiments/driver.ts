@@ -39,16 +39,24 @@ export async function runExperiments(opts: ExperimentsOptions): Promise<Experime
     try {
       for (const [i, run] of grid.entries()) {
         const t = performance.now();
-        const o = await runExperiment(run, opts.out, be, opts.quick ? quickEvalSizes() : fullEvalSizes(run.setting), print);
+        const o = await runExperiment(
+          run,
+          opts.out,
+          be,
+          opts.quick ? quickEvalSizes() : fullEvalSizes(run.setting),
+          print,
+        );
         if (!o) {
           print(`[${i + 1}/${grid.length}] ${run.name}: running in another process, skipped`);
           continue;
         }
         outcomes.push(o);
         const m = o.result.metrics;
-        print(`[${i + 1}/${grid.length}] ${run.name}: ${o.status}${o.status === 'done' ? '' : ` in ${((performance.now() - t) / 1000).toFixed(0)} s`}; `
-          + `unique ${m.unique['0.025']} / ${m.unique['0.1']} of ${m.prototypes}, k-NN ${(100 * m.knnTop1).toFixed(1)}%, linear ${(100 * m.linearTop1).toFixed(1)}%`
-          + `${m.knnTail !== undefined ? `, tail k-NN ${(100 * m.knnTail).toFixed(1)}%` : ''}`);
+        print(
+          `[${i + 1}/${grid.length}] ${run.name}: ${o.status}${o.status === 'done' ? '' : ` in ${((performance.now() - t) / 1000).toFixed(0)} s`}; ` +
+            `unique ${m.unique['0.025']} / ${m.unique['0.1']} of ${m.prototypes}, k-NN ${(100 * m.knnTop1).toFixed(1)}%, linear ${(100 * m.linearTop1).toFixed(1)}%` +
+            `${m.knnTail !== undefined ? `, tail k-NN ${(100 * m.knnTail).toFixed(1)}%` : ''}`,
+        );
         // Results after every run, so an interrupted grid still leaves a current table.
         writeResults(opts.out, opts, grid, collectResults(opts.out, grid));
       }
@@ -60,4 +68,3 @@ export async function runExperiments(opts: ExperimentsOptions): Promise<Experime
   const table = markdownTable(groups);
   return { grid, outcomes, groups, table, seconds: (performance.now() - t0) / 1000 };
 }
-

@@ -91,7 +91,8 @@ const FROZEN = presetValues('demo-frozen');
 
 function fullRecipe(opts: Pick<GridOptions, 'fullRecipe'>): string {
   const name = opts.fullRecipe ?? DEFAULT_FULL_RECIPE;
-  if (!FULL_RECIPES[name]) throw new Error(`experiments: --full_recipe takes one of ${Object.keys(FULL_RECIPES).join(', ')}, got '${name}'`);
+  if (!FULL_RECIPES[name])
+    throw new Error(`experiments: --full_recipe takes one of ${Object.keys(FULL_RECIPES).join(', ')}, got '${name}'`);
   return name;
 }
 
@@ -107,30 +108,52 @@ export function fullKs(opts: Pick<GridOptions, 'fullRecipe' | 'fullKs'>): number
  * keep their recipe's cosine schedules over FULL_RECIPES' epochs, cut at max_steps. iBOT masks patch
  * tokens, so under a ResNet recipe its runs train vit_cpu with the recipe's head and schedules.
  */
-export function runConfig(setting: Setting, data: DataKind, method: Method, koleoProto: number, seed: number,
-  opts: Pick<GridOptions, 'quick' | 'frozenSteps' | 'fullSteps' | 'fullRecipe'>, prototypes?: number): Partial<TrainConfig> {
+export function runConfig(
+  setting: Setting,
+  data: DataKind,
+  method: Method,
+  koleoProto: number,
+  seed: number,
+  opts: Pick<GridOptions, 'quick' | 'frozenSteps' | 'fullSteps' | 'fullRecipe'>,
+  prototypes?: number,
+): Partial<TrainConfig> {
   let base: Partial<TrainConfig>;
   if (setting === 'frozen') {
     base = { ...FROZEN, epochs: 12, max_steps: opts.frozenSteps ?? FROZEN.max_steps };
   } else {
-    const name = fullRecipe(opts), r = FULL_RECIPES[name];
+    const name = fullRecipe(opts),
+      r = FULL_RECIPES[name];
     // max_steps 0 would run the recipe's own 9370 steps over epochs that no longer match them.
     base = { ...presetValues(name), epochs: r.epochs, max_steps: opts.fullSteps ?? r.steps, eval_test_max: 2000 };
     if (method === 'ibot' && !String(base.arch).startsWith('vit')) base.arch = 'vit_cpu';
   }
   if (prototypes !== undefined) base.out_dim = prototypes;
   const cfg: Partial<TrainConfig> = {
-    ...base, ...METHOD_CONFIG[method], koleo_proto: koleoProto, seed, dataset: 'fashion-mnist',
-    long_tail: data === 'longtail' ? LONG_TAIL_RATIO : 1, subset: data === 'balanced' ? LONG_TAIL_IMAGES : 0,
-    eval_every_epoch: true, log_every: 25, quiet: true,
+    ...base,
+    ...METHOD_CONFIG[method],
+    koleo_proto: koleoProto,
+    seed,
+    dataset: 'fashion-mnist',
+    long_tail: data === 'longtail' ? LONG_TAIL_RATIO : 1,
+    subset: data === 'balanced' ? LONG_TAIL_IMAGES : 0,
+    eval_every_epoch: true,
+    log_every: 25,
+    quiet: true,
     // The per-epoch k-NN: a smaller bank, as the final evaluation repeats it in full.
     ...(setting === 'full' ? { eval_train_max: 2000 } : {}),
   };
   if (opts.quick) {
     // Seconds per run: 256 images, batch 32 (8 steps an epoch, two epochs), a small head (1/16 of K).
     Object.assign(cfg, {
-      subset: 256, batch_size: 32, out_dim: prototypes !== undefined ? Math.max(16, prototypes >> 4) : 64, epochs: 2, max_steps: opts[setting === 'frozen' ? 'frozenSteps' : 'fullSteps'] ?? 16,
-      local_crops_number: 2, log_every: 4, eval_train_max: 256, eval_test_max: 128,
+      subset: 256,
+      batch_size: 32,
+      out_dim: prototypes !== undefined ? Math.max(16, prototypes >> 4) : 64,
+      epochs: 2,
+      max_steps: opts[setting === 'frozen' ? 'frozenSteps' : 'fullSteps'] ?? 16,
+      local_crops_number: 2,
+      log_every: 4,
+      eval_train_max: 256,
+      eval_test_max: 128,
       ...(setting === 'full' ? { hidden_dim: 32, bottleneck_dim: 16 } : {}),
     });
   }
@@ -139,7 +162,14 @@ export function runConfig(setting: Setting, data: DataKind, method: Method, kole
 }
 
 /** Full runs name their head size: one grid holds several. */
-export function runName(setting: Setting, data: DataKind, method: Method, koleoProto: number, seed: number, prototypes?: number): string {
+export function runName(
+  setting: Setting,
+  data: DataKind,
+  method: Method,
+  koleoProto: number,
+  seed: number,
+  prototypes?: number,
+): string {
   return `${setting}-${prototypes !== undefined ? `k${prototypes}-` : ''}${data}-${method}${koleoProto > 0 ? '-kp' : ''}-s${seed}`;
 }
 
@@ -151,8 +181,15 @@ export function experimentGrid(opts: GridOptions): ExperimentRun[] {
     const config = runConfig(setting, data, method, kp, seed, opts, k);
     const prototypes = config.out_dim ?? DEFAULTS.out_dim;
     runs.push({
-      name: runName(setting, data, method, kp, seed, k === undefined ? undefined : prototypes), setting, prototypes, data, method,
-      koleoProto: kp, seed, tier, config,
+      name: runName(setting, data, method, kp, seed, k === undefined ? undefined : prototypes),
+      setting,
+      prototypes,
+      data,
+      method,
+      koleoProto: kp,
+      seed,
+      tier,
+      config,
     });
   };
   const add = (tier: Tier, setting: Setting, methods: Method[], seeds: number, k?: number) => {
@@ -174,4 +211,3 @@ export function experimentGrid(opts: GridOptions): ExperimentRun[] {
   add('variant', 'full', VARIANTS.full, opts.variantSeeds, ks[0]);
   return runs;
 }
-

@@ -10,7 +10,13 @@ import type { Group } from './aggregate.js';
 type Row = Record<string, string | number>;
 
 const CONFIG = { font: 'sans-serif', axis: { labelFontSize: 11, titleFontSize: 12 }, legend: { labelLimit: 320 } };
-const LABEL: Record<string, string> = { dino: 'centering', sinkhorn: 'Sinkhorn-Knopp', memax: 'me-max', vmf: 'DINO-vMF', ibot: 'iBOT' };
+const LABEL: Record<string, string> = {
+  dino: 'centering',
+  sinkhorn: 'Sinkhorn-Knopp',
+  memax: 'me-max',
+  vmf: 'DINO-vMF',
+  ibot: 'iBOT',
+};
 
 function label(g: Group): string {
   return `${LABEL[g.method]}${g.koleoProto > 0 ? ` + KoLeo-proto ${g.koleoProto}` : ''}`;
@@ -26,9 +32,14 @@ export function uniqueOverTrainingSpec(groups: Group[]): TopLevelSpec | null {
     for (const c of g.curve) {
       for (const [eps, s] of Object.entries(c.unique)) {
         values.push({
-          run: label(g), data: dataTitle(g), eps: `ε = ${eps}`, step: c.step, mean: s.mean,
+          run: label(g),
+          data: dataTitle(g),
+          eps: `ε = ${eps}`,
+          step: c.step,
+          mean: s.mean,
           // A log axis: the band is clamped at one prototype.
-          lo: Math.max(1, s.mean - s.std), hi: s.mean + s.std,
+          lo: Math.max(1, s.mean - s.std),
+          hi: s.mean + s.std,
         });
       }
     }
@@ -36,17 +47,35 @@ export function uniqueOverTrainingSpec(groups: Group[]): TopLevelSpec | null {
   if (values.length === 0) return null;
   const color = { field: 'run', type: 'nominal' as const, title: null, sort: [...new Set(gs.map(label))] };
   return {
-    config: CONFIG, data: { values },
-    facet: { column: { field: 'data', type: 'nominal', title: null, sort: ['balanced'] }, row: { field: 'eps', type: 'nominal', title: null } },
+    config: CONFIG,
+    data: { values },
+    facet: {
+      column: { field: 'data', type: 'nominal', title: null, sort: ['balanced'] },
+      row: { field: 'eps', type: 'nominal', title: null },
+    },
     spec: {
-      width: 300, height: 180,
+      width: 300,
+      height: 180,
       layer: [
-        { mark: { type: 'area', opacity: 0.15 }, encoding: { x: { field: 'step', type: 'quantitative' }, y: { field: 'lo', type: 'quantitative', scale: { type: 'log', domain: [1, 1024], nice: false } }, y2: { field: 'hi' }, color } },
+        {
+          mark: { type: 'area', opacity: 0.15 },
+          encoding: {
+            x: { field: 'step', type: 'quantitative' },
+            y: { field: 'lo', type: 'quantitative', scale: { type: 'log', domain: [1, 1024], nice: false } },
+            y2: { field: 'hi' },
+            color,
+          },
+        },
         {
           mark: { type: 'line', point: true, strokeWidth: 1.5 },
           encoding: {
             x: { field: 'step', type: 'quantitative', title: 'step', scale: { domainMin: 0 } },
-            y: { field: 'mean', type: 'quantitative', title: 'unique prototypes (log)', scale: { type: 'log', domain: [1, 1024], nice: false } },
+            y: {
+              field: 'mean',
+              type: 'quantitative',
+              title: 'unique prototypes (log)',
+              scale: { type: 'log', domain: [1, 1024], nice: false },
+            },
             color,
           },
         },
@@ -56,7 +85,11 @@ export function uniqueOverTrainingSpec(groups: Group[]): TopLevelSpec | null {
 }
 
 const METRICS: [key: keyof Group['metrics'], title: string][] = [
-  ['knnTop1', 'k-NN top-1'], ['linearTop1', 'linear top-1'], ['fewShot5way5shot', '5-way 5-shot'], ['knnTail', 'tail k-NN'], ['linearTail', 'tail linear'],
+  ['knnTop1', 'k-NN top-1'],
+  ['linearTop1', 'linear top-1'],
+  ['fewShot5way5shot', '5-way 5-shot'],
+  ['knnTail', 'tail k-NN'],
+  ['linearTail', 'tail linear'],
 ];
 
 /**
@@ -71,27 +104,47 @@ export function accuracySpec(groups: Group[]): TopLevelSpec | null {
       const s = g.metrics[key];
       if (!s) continue;
       values.push({
-        panel: `full training, K = ${g.prototypes}, ${dataTitle(g)}`, metric: title,
-        kp: g.method === 'init' ? 'random init' : g.koleoProto > 0 ? `KoLeo-proto ${g.koleoProto}` : 'no KoLeo-proto', mean: 100 * s.mean, lo: 100 * (s.mean - s.std), hi: 100 * (s.mean + s.std),
+        panel: `full training, K = ${g.prototypes}, ${dataTitle(g)}`,
+        metric: title,
+        kp: g.method === 'init' ? 'random init' : g.koleoProto > 0 ? `KoLeo-proto ${g.koleoProto}` : 'no KoLeo-proto',
+        mean: 100 * s.mean,
+        lo: 100 * (s.mean - s.std),
+        hi: 100 * (s.mean + s.std),
       });
     }
   }
   if (values.length === 0) return null;
-  const x = { field: 'metric', type: 'nominal' as const, title: null, sort: METRICS.map((m) => m[1]), axis: { labelAngle: 0 } };
+  const x = {
+    field: 'metric',
+    type: 'nominal' as const,
+    title: null,
+    sort: METRICS.map((m) => m[1]),
+    axis: { labelAngle: 0 },
+  };
   const KP_ORDER = ['random init', 'no KoLeo-proto'];
   const xOffset = { field: 'kp', type: 'nominal' as const, sort: KP_ORDER };
   return {
-    config: CONFIG, data: { values },
-    facet: { field: 'panel', type: 'nominal', title: null }, columns: 2,
+    config: CONFIG,
+    data: { values },
+    facet: { field: 'panel', type: 'nominal', title: null },
+    columns: 2,
     spec: {
-      width: 380, height: 170,
+      width: 380,
+      height: 170,
       layer: [
         {
           mark: { type: 'bar' },
-          encoding: { x, xOffset, y: { field: 'mean', type: 'quantitative', title: 'accuracy %', scale: { domain: [0, 100] } },
-            color: { field: 'kp', type: 'nominal', title: null, sort: KP_ORDER } },
+          encoding: {
+            x,
+            xOffset,
+            y: { field: 'mean', type: 'quantitative', title: 'accuracy %', scale: { domain: [0, 100] } },
+            color: { field: 'kp', type: 'nominal', title: null, sort: KP_ORDER },
+          },
         },
-        { mark: { type: 'rule', color: 'black' }, encoding: { x, xOffset, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } } },
+        {
+          mark: { type: 'rule', color: 'black' },
+          encoding: { x, xOffset, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } },
+        },
       ],
     },
   };
@@ -101,7 +154,10 @@ export function accuracySpec(groups: Group[]): TopLevelSpec | null {
 export async function writeExperimentPlots(groups: Group[], dir: string): Promise<string[]> {
   mkdirSync(dir, { recursive: true });
   const out: string[] = [];
-  for (const [name, spec] of [['unique', uniqueOverTrainingSpec(groups)], ['accuracy', accuracySpec(groups)]] as const) {
+  for (const [name, spec] of [
+    ['unique', uniqueOverTrainingSpec(groups)],
+    ['accuracy', accuracySpec(groups)],
+  ] as const) {
     if (!spec) continue;
     const path = join(dir, `experiments-${name}.svg`);
     writeFileSync(path, `<?xml version="1.0" encoding="UTF-8"?>\n${await renderSpec(spec)}\n`);

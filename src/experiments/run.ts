@@ -4,7 +4,14 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
 import { classCounts, longTailCounts } from '../data/index.js';
-import { countUniquePrototypes, fewShotEval, knnClassify, linearProbe, longTailAccuracy, perClassAccuracy } from '../eval/index.js';
+import {
+  countUniquePrototypes,
+  fewShotEval,
+  knnClassify,
+  linearProbe,
+  longTailAccuracy,
+  perClassAccuracy,
+} from '../eval/index.js';
 import { train } from '../train/trainer.js';
 import { readCheckpoint } from '../train/checkpoint.js';
 import { processAlive } from '../util/process.js';
@@ -13,7 +20,14 @@ import { validate, DEFAULTS, type TrainConfig } from '../train/config.js';
 import { embedDataset } from '../train/evaluate.js';
 import { buildNetwork, type DinoNetwork } from '../train/network.js';
 import { epochDiagnostics, headUsage } from '../train/diagnostics.js';
-import { checkpointConfig, checkpointStats, evalData, networkFromCheckpoint, readRunCheckpoint, type EvalData } from '../train/run-data.js';
+import {
+  checkpointConfig,
+  checkpointStats,
+  evalData,
+  networkFromCheckpoint,
+  readRunCheckpoint,
+  type EvalData,
+} from '../train/run-data.js';
 
 import { LONG_TAIL_RATIO, type EvalSizes, type ExperimentRun } from './grid.js';
 
@@ -63,7 +77,11 @@ export interface RunResult extends ExperimentRun {
 }
 
 /** Final evaluation of a run's teacher from its checkpoint: prototypes, usage, k-NN, linear, few-shot, long tail. */
-export async function evaluateRun(dir: string, be: Backend, sizes: EvalSizes): Promise<{ steps: number; metrics: RunMetrics }> {
+export async function evaluateRun(
+  dir: string,
+  be: Backend,
+  sizes: EvalSizes,
+): Promise<{ steps: number; metrics: RunMetrics }> {
   const run = readRunCheckpoint('experiments', join(dir, 'checkpoint.safetensors'));
   const data = await evalData(run.cfg, { stats: checkpointStats(run.ck) });
   const net = networkFromCheckpoint(run, be, data.train.channels, 'teacher');
@@ -78,7 +96,13 @@ export async function evaluateInit(config: Partial<TrainConfig>, be: Backend, si
 }
 
 /** Every final metric of `net` (disposed here). */
-async function evaluateNetworkFull(net: DinoNetwork, cfg: TrainConfig, data: EvalData, be: Backend, sizes: EvalSizes): Promise<RunMetrics> {
+async function evaluateNetworkFull(
+  net: DinoNetwork,
+  cfg: TrainConfig,
+  data: EvalData,
+  be: Backend,
+  sizes: EvalSizes,
+): Promise<RunMetrics> {
   let tr, te, usage, protos;
   try {
     protos = await countUniquePrototypes(net.head.last_layer.weight_v, { eps: [0.025, 0.1], rule: 'both' });
@@ -89,33 +113,78 @@ async function evaluateNetworkFull(net: DinoNetwork, cfg: TrainConfig, data: Eva
     net.dispose();
   }
   const C = data.train.classes.length;
-  const knn = (await knnClassify(tr.features, tr.labels, te.features, te.labels, { k: 20, temperature: 0.07, numClasses: C, backend: be }))[0];
+  const knn = (
+    await knnClassify(tr.features, tr.labels, te.features, te.labels, {
+      k: 20,
+      temperature: 0.07,
+      numClasses: C,
+      backend: be,
+    })
+  )[0];
   const lin = await linearProbe(tr.features, tr.labels, te.features, te.labels, {
-    numClasses: C, epochs: sizes.linearEpochs, batchSize: 256, lr: 1e-3, optimizer: 'adamw', seed: cfg.seed, backend: be,
+    numClasses: C,
+    epochs: sizes.linearEpochs,
+    batchSize: 256,
+    lr: 1e-3,
+    optimizer: 'adamw',
+    seed: cfg.seed,
+    backend: be,
   });
-  const shot5 = await fewShotEval(te.features, te.labels, { nWay: 5, kShot: 5, nQuery: 15, episodes: sizes.episodes, seed: cfg.seed, backend: be });
-  const shot1 = await fewShotEval(te.features, te.labels, { nWay: 5, kShot: 1, nQuery: 15, episodes: sizes.episodes, seed: cfg.seed, backend: be });
-  const unique: Record<string, number> = {}, uniqueComponents: Record<string, number> = {};
+  const shot5 = await fewShotEval(te.features, te.labels, {
+    nWay: 5,
+    kShot: 5,
+    nQuery: 15,
+    episodes: sizes.episodes,
+    seed: cfg.seed,
+    backend: be,
+  });
+  const shot1 = await fewShotEval(te.features, te.labels, {
+    nWay: 5,
+    kShot: 1,
+    nQuery: 15,
+    episodes: sizes.episodes,
+    seed: cfg.seed,
+    backend: be,
+  });
+  const unique: Record<string, number> = {},
+    uniqueComponents: Record<string, number> = {};
   for (const e of protos.perEps) {
     unique[String(e.eps)] = e.greedy!.unique;
     uniqueComponents[String(e.eps)] = e.components!.unique;
   }
   const metrics: RunMetrics = {
-    unique, uniqueComponents, prototypes: protos.prototypes, usageUsed: usage.used, usageEntropyFraction: usage.entropyFraction,
-    knnTop1: knn.top1, knnTop5: knn.top5, linearTop1: lin.top1,
-    fewShot5way5shot: shot5.accuracy, fewShot5way5shotCi95: shot5.ci95, fewShot5way1shot: shot1.accuracy,
+    unique,
+    uniqueComponents,
+    prototypes: protos.prototypes,
+    usageUsed: usage.used,
+    usageEntropyFraction: usage.entropyFraction,
+    knnTop1: knn.top1,
+    knnTop5: knn.top5,
+    linearTop1: lin.top1,
+    fewShot5way5shot: shot5.accuracy,
+    fewShot5way5shotCi95: shot5.ci95,
+    fewShot5way1shot: shot1.accuracy,
   };
   // Long-tailed runs: groups by the class counts of the images the k-NN bank and the probe saw.
   // Balanced runs get the same split of the classes (the long tail makes class c rarer as c grows), as
   // the reference the long-tailed runs' tail accuracy is read against: Fashion-MNIST's last classes
   // (sneaker, bag, ankle boot) are easy ones, so a tail accuracy alone says little.
-  const counts = data.longTailCounts ? classCounts({ labels: tr.labels, classes: data.train.classes }) : longTailCounts(1000, C, LONG_TAIL_RATIO);
-  const kpc = perClassAccuracy(knn.predictions, te.labels, C), lpc = perClassAccuracy(lin.predictions, te.labels, C);
-  const k = longTailAccuracy(kpc, counts), l = longTailAccuracy(lpc, counts);
+  const counts = data.longTailCounts
+    ? classCounts({ labels: tr.labels, classes: data.train.classes })
+    : longTailCounts(1000, C, LONG_TAIL_RATIO);
+  const kpc = perClassAccuracy(knn.predictions, te.labels, C),
+    lpc = perClassAccuracy(lin.predictions, te.labels, C);
+  const k = longTailAccuracy(kpc, counts),
+    l = longTailAccuracy(lpc, counts);
   Object.assign(metrics, {
-    knnHead: k.head.accuracy, knnMedium: k.medium.accuracy, knnTail: k.tail.accuracy,
-    linearHead: l.head.accuracy, linearMedium: l.medium.accuracy, linearTail: l.tail.accuracy,
-    knnPerClass: Array.from(kpc.accuracy), linearPerClass: Array.from(lpc.accuracy),
+    knnHead: k.head.accuracy,
+    knnMedium: k.medium.accuracy,
+    knnTail: k.tail.accuracy,
+    linearHead: l.head.accuracy,
+    linearMedium: l.medium.accuracy,
+    linearTail: l.tail.accuracy,
+    knnPerClass: Array.from(kpc.accuracy),
+    linearPerClass: Array.from(lpc.accuracy),
   });
   return metrics;
 }
@@ -129,10 +198,13 @@ export function readCurve(dir: string): CurvePoint[] {
     if (r.event !== 'epoch' || typeof r.step !== 'number' || typeof r.epoch !== 'number') continue;
     const unique: Record<string, number> = {};
     if (r.unique_prototypes && typeof r.unique_prototypes === 'object') {
-      for (const [e, n] of Object.entries(r.unique_prototypes as Record<string, unknown>)) if (typeof n === 'number') unique[e] = n;
+      for (const [e, n] of Object.entries(r.unique_prototypes as Record<string, unknown>))
+        if (typeof n === 'number') unique[e] = n;
     }
     byEpoch.set(r.epoch, {
-      step: r.step, epoch: r.epoch, unique,
+      step: r.step,
+      epoch: r.epoch,
+      unique,
       ...(typeof r.knn_top1 === 'number' ? { knnTop1: r.knn_top1 } : {}),
       ...(typeof r.usage_used === 'number' ? { usageUsed: r.usage_used } : {}),
     });
@@ -141,7 +213,12 @@ export function readCurve(dir: string): CurvePoint[] {
 }
 
 function sameConfig(a: Partial<TrainConfig>, b: Partial<TrainConfig>): boolean {
-  const norm = (c: Partial<TrainConfig>) => JSON.stringify(Object.entries(c).filter(([k]) => k !== 'output_dir' && k !== 'backend' && k !== 'threads').sort());
+  const norm = (c: Partial<TrainConfig>) =>
+    JSON.stringify(
+      Object.entries(c)
+        .filter(([k]) => k !== 'output_dir' && k !== 'backend' && k !== 'threads')
+        .sort(),
+    );
   return norm(a) === norm(b);
 }
 
@@ -175,8 +252,13 @@ function claim(dir: string): (() => void) | null {
  * Trains (or resumes) one run in `outDir/<name>` and evaluates it; a finished run is read back.
  * null when another process is working on the run.
  */
-export async function runExperiment(run: ExperimentRun, outDir: string, be: Backend, sizes: EvalSizes,
-  print: (line: string) => void = (l) => console.log(l)): Promise<RunOutcome | null> {
+export async function runExperiment(
+  run: ExperimentRun,
+  outDir: string,
+  be: Backend,
+  sizes: EvalSizes,
+  print: (line: string) => void = (l) => console.log(l),
+): Promise<RunOutcome | null> {
   const dir = join(outDir, run.name);
   const resultPath = join(dir, 'result.json');
   const finished = (): RunOutcome | null => {
@@ -185,8 +267,10 @@ export async function runExperiment(run: ExperimentRun, outDir: string, be: Back
     // Written before balanced runs measured the tail classes: evaluated again from the checkpoint.
     if (prev.metrics.knnTail === undefined) return null;
     if (!sameConfig(prev.config, run.config)) {
-      throw new Error(`${resultPath}: this run finished with another config (steps, seeds or quick mode changed); `
-        + 'remove the directory or choose another --out');
+      throw new Error(
+        `${resultPath}: this run finished with another config (steps, seeds or quick mode changed); ` +
+          'remove the directory or choose another --out',
+      );
     }
     return { result: prev, status: 'done' };
   };
@@ -197,20 +281,32 @@ export async function runExperiment(run: ExperimentRun, outDir: string, be: Back
   if (!release) return null;
   try {
     // Another process may have finished it between the check and the claim.
-    return finished() ?? await trainAndEvaluate(run, dir, be, sizes, print);
+    return finished() ?? (await trainAndEvaluate(run, dir, be, sizes, print));
   } finally {
     release();
   }
 }
 
-async function trainAndEvaluate(run: ExperimentRun, dir: string, be: Backend, sizes: EvalSizes,
-  print: (line: string) => void): Promise<RunOutcome> {
+async function trainAndEvaluate(
+  run: ExperimentRun,
+  dir: string,
+  be: Backend,
+  sizes: EvalSizes,
+  print: (line: string) => void,
+): Promise<RunOutcome> {
   const ckPath = join(dir, 'checkpoint.safetensors');
   const resume = existsSync(ckPath);
   if (resume) {
     const stored = checkpointConfig(ckPath, readCheckpoint(ckPath));
-    if (!sameConfig(Object.fromEntries(Object.keys(run.config).map((k) => [k, stored[k as keyof TrainConfig]])), run.config)) {
-      throw new Error(`${ckPath}: the checkpoint was trained with another config; remove ${dir} or choose another --out`);
+    if (
+      !sameConfig(
+        Object.fromEntries(Object.keys(run.config).map((k) => [k, stored[k as keyof TrainConfig]])),
+        run.config,
+      )
+    ) {
+      throw new Error(
+        `${ckPath}: the checkpoint was trained with another config; remove ${dir} or choose another --out`,
+      );
     }
   } else {
     // No checkpoint: whatever the log holds is from a run killed in its first epoch.
@@ -220,7 +316,16 @@ async function trainAndEvaluate(run: ExperimentRun, dir: string, be: Backend, si
   if (run.method === 'init') {
     const t = performance.now();
     const metrics = await evaluateInit(cfg, be, sizes);
-    return { result: writeResult(dir, run, { steps: 0, trainSeconds: 0, evalSeconds: (performance.now() - t) / 1000, sizes, metrics }), status: 'evaluated' };
+    return {
+      result: writeResult(dir, run, {
+        steps: 0,
+        trainSeconds: 0,
+        evalSeconds: (performance.now() - t) / 1000,
+        sizes,
+        metrics,
+      }),
+      status: 'evaluated',
+    };
   }
   const t0 = performance.now();
   const diag = epochDiagnostics(cfg, (l) => print(`  ${run.name} ${l}`));
@@ -228,15 +333,29 @@ async function trainAndEvaluate(run: ExperimentRun, dir: string, be: Backend, si
   const trainSeconds = (performance.now() - t0) / 1000;
   const t1 = performance.now();
   const { steps, metrics } = await evaluateRun(dir, be, sizes);
-  const result = writeResult(dir, run, { steps, trainSeconds, evalSeconds: (performance.now() - t1) / 1000, sizes, metrics });
+  const result = writeResult(dir, run, {
+    steps,
+    trainSeconds,
+    evalSeconds: (performance.now() - t1) / 1000,
+    sizes,
+    metrics,
+  });
   return { result, status: trained.steps > 0 && trained.history.length > 0 ? 'trained' : 'evaluated' };
 }
 
-function writeResult(dir: string, run: ExperimentRun,
-  r: { steps: number; trainSeconds: number; evalSeconds: number; sizes: EvalSizes; metrics: RunMetrics }): RunResult {
+function writeResult(
+  dir: string,
+  run: ExperimentRun,
+  r: { steps: number; trainSeconds: number; evalSeconds: number; sizes: EvalSizes; metrics: RunMetrics },
+): RunResult {
   const resultPath = join(dir, 'result.json');
   const result: RunResult = {
-    ...run, steps: r.steps, trainSeconds: r.trainSeconds, evalSeconds: r.evalSeconds, evalSizes: r.sizes, metrics: r.metrics,
+    ...run,
+    steps: r.steps,
+    trainSeconds: r.trainSeconds,
+    evalSeconds: r.evalSeconds,
+    evalSizes: r.sizes,
+    metrics: r.metrics,
     curve: readCurve(dir),
   };
   // Written whole, then renamed: a result.json that exists is complete.
@@ -244,4 +363,3 @@ function writeResult(dir: string, run: ExperimentRun,
   renameSync(resultPath + '.tmp', resultPath);
   return result;
 }
-

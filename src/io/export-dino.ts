@@ -11,7 +11,11 @@ interface HostTensor {
   data: Float32Array;
 }
 
-const f32 = (t: { shape: number[]; data: Float32Array }): HostTensor => ({ dtype: 'F32', shape: t.shape, data: t.data });
+const f32 = (t: { shape: number[]; data: Float32Array }): HostTensor => ({
+  dtype: 'F32',
+  shape: t.shape,
+  data: t.data,
+});
 
 function stateDict(ck: LoadedCheckpoint, prefix: string, rename: string): Record<string, HostTensor> {
   const out: Record<string, HostTensor> = {};
@@ -33,13 +37,24 @@ export function dinoCheckpointObject(ck: LoadedCheckpoint): Record<string, unkno
       const m = ck.tensors.get(`optimizer.exp_avg.${n}`);
       const v = ck.tensors.get(`optimizer.exp_avg_sq.${n}`);
       if (m && v) {
-        state.set(index, { step: { dtype: 'F32', shape: [], data: Float32Array.of(ck.meta.optimizerSteps[n] ?? 0) }, exp_avg: f32(m), exp_avg_sq: f32(v) });
+        state.set(index, {
+          step: { dtype: 'F32', shape: [], data: Float32Array.of(ck.meta.optimizerSteps[n] ?? 0) },
+          exp_avg: f32(m),
+          exp_avg_sq: f32(v),
+        });
       }
       ids.push(index++);
     }
     return {
-      lr: 0, betas: [0.9, 0.999], eps: 1e-8, weight_decay: g.weightDecay, amsgrad: false, maximize: false,
-      foreach: null, capturable: false, params: ids,
+      lr: 0,
+      betas: [0.9, 0.999],
+      eps: 1e-8,
+      weight_decay: g.weightDecay,
+      amsgrad: false,
+      maximize: false,
+      foreach: null,
+      capturable: false,
+      params: ids,
     };
   });
   const out: Record<string, unknown> = {

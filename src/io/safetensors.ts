@@ -35,10 +35,20 @@ import { writeFileAtomic } from '../util/atomic-write.js';
 import { bytesOf, tensorBytes } from './tensor-bytes.js';
 import { JsonNumber, JsonSyntaxError, parseStrictJson, type JsonValue } from '../util/strict-json.js';
 
-export type SafetensorsDtype = 'BOOL' | 'U8' | 'I8' | 'I16' | 'U16' | 'F16' | 'BF16' | 'I32' | 'U32' | 'F32' | 'F64' | 'I64' | 'U64';
+export type SafetensorsDtype =
+  'BOOL' | 'U8' | 'I8' | 'I16' | 'U16' | 'F16' | 'BF16' | 'I32' | 'U32' | 'F32' | 'F64' | 'I64' | 'U64';
 
-export type TensorData = Uint8Array | Int8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | Float32Array
-  | Float64Array | BigInt64Array | BigUint64Array;
+export type TensorData =
+  | Uint8Array
+  | Int8Array
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | Float32Array
+  | Float64Array
+  | BigInt64Array
+  | BigUint64Array;
 
 export interface SafeTensor {
   dtype: SafetensorsDtype;
@@ -73,8 +83,14 @@ export const MAX_HEADER_BYTES = 100_000_000;
 
 export class SafetensorsError extends Error {
   /** `file`: the path read, when the input was one (readSafetensors adds it, so messages name the file). */
-  constructor(readonly detail: string, readonly tensor?: string, readonly file?: string) {
-    const where = [file, tensor === undefined ? undefined : `tensor ${JSON.stringify(tensor)}`].filter((x) => x !== undefined);
+  constructor(
+    readonly detail: string,
+    readonly tensor?: string,
+    readonly file?: string,
+  ) {
+    const where = [file, tensor === undefined ? undefined : `tensor ${JSON.stringify(tensor)}`].filter(
+      (x) => x !== undefined,
+    );
     super(`safetensors: ${where.map((w) => `${w}: `).join('')}${detail}`);
     this.name = 'SafetensorsError';
   }
@@ -104,7 +120,8 @@ function isDtype(s: string): s is SafetensorsDtype {
 }
 
 function assertLittleEndian(): void {
-  if (endianness() !== 'LE') throw new SafetensorsError('big-endian hosts are not supported (the format is little-endian)');
+  if (endianness() !== 'LE')
+    throw new SafetensorsError('big-endian hosts are not supported (the format is little-endian)');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -126,7 +143,8 @@ function fileSource(fd: number): Source {
     read(pos, into) {
       for (let off = 0; off < into.length;) {
         const n = readSync(fd, into, off, Math.min(into.length - off, 1 << 30), pos + off);
-        if (n === 0) throw new SafetensorsError(`file ended at byte ${pos + off} while reading (was it truncated meanwhile?)`);
+        if (n === 0)
+          throw new SafetensorsError(`file ended at byte ${pos + off} while reading (was it truncated meanwhile?)`);
         off += n;
       }
     },
@@ -159,8 +177,10 @@ function readLength(src: Source): number {
   const b = new Uint8Array(8);
   src.read(0, b);
   const n = new DataView(b.buffer).getBigUint64(0, true);
-  if (n > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError(`header length ${n} is over the ${MAX_HEADER_BYTES}-byte limit`);
-  if (8n + n > BigInt(src.size)) throw new SafetensorsError(`header length ${n} runs past the end of the ${src.size}-byte input`);
+  if (n > BigInt(MAX_HEADER_BYTES))
+    throw new SafetensorsError(`header length ${n} is over the ${MAX_HEADER_BYTES}-byte limit`);
+  if (8n + n > BigInt(src.size))
+    throw new SafetensorsError(`header length ${n} runs past the end of the ${src.size}-byte input`);
   return Number(n);
 }
 
@@ -179,9 +199,11 @@ function parseJsonHeader(bytes: Uint8Array): JsonValue {
     if (!(e instanceof JsonSyntaxError)) throw e;
     if (e.duplicateKey !== undefined) {
       const [outer] = e.keyPath;
-      if (e.duplicateKey === '__metadata__' && outer === undefined) throw new SafetensorsError('duplicate "__metadata__" in header');
+      if (e.duplicateKey === '__metadata__' && outer === undefined)
+        throw new SafetensorsError('duplicate "__metadata__" in header');
       if (outer === undefined) throw new SafetensorsError('duplicate tensor name in header', e.duplicateKey);
-      if (outer === '__metadata__') throw new SafetensorsError(`duplicate __metadata__ key ${JSON.stringify(e.duplicateKey)}`);
+      if (outer === '__metadata__')
+        throw new SafetensorsError(`duplicate __metadata__ key ${JSON.stringify(e.duplicateKey)}`);
       throw new SafetensorsError(`duplicate field ${JSON.stringify(e.duplicateKey)}`, outer);
     }
     throw new SafetensorsError(`header is not valid JSON: ${e.message}`);
@@ -205,18 +227,24 @@ function parseEntry(name: string, v: JsonValue, dataBytes: number): Entry {
   const rawShape = v.get('shape');
   if (rawShape === undefined) fail('missing "shape"');
   if (!Array.isArray(rawShape)) return fail(`shape is ${describe(rawShape)}, not an array`);
-  const shape = rawShape.map((d, k) => nonNegativeInt(d) ?? fail(`shape[${k}] is ${describe(d)}, not a non-negative integer`));
+  const shape = rawShape.map(
+    (d, k) => nonNegativeInt(d) ?? fail(`shape[${k}] is ${describe(d)}, not a non-negative integer`),
+  );
   const offsets = v.get('data_offsets');
   if (offsets === undefined) fail('missing "data_offsets"');
   if (!Array.isArray(offsets) || offsets.length !== 2) return fail('data_offsets is not a [begin, end] pair');
-  const [begin, end] = offsets.map((o, k) => nonNegativeInt(o) ?? fail(`data_offsets[${k}] is ${describe(o)}, not a non-negative integer`));
+  const [begin, end] = offsets.map(
+    (o, k) => nonNegativeInt(o) ?? fail(`data_offsets[${k}] is ${describe(o)}, not a non-negative integer`),
+  );
   if (end < begin) fail(`data_offsets [${begin}, ${end}] end before they begin`);
   if (end > dataBytes) fail(`data_offsets [${begin}, ${end}] are out of range of the ${dataBytes}-byte data buffer`);
   // Past 2^53 the product is inexact but can only be larger than any span, which is what matters.
   const numel = shape.reduce((a, d) => a * d, 1);
   const size = DTYPES[dtype].size;
   if (numel * size !== end - begin) {
-    fail(`shape [${shape}] × ${size} bytes (${dtype}) is ${numel * size} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`);
+    fail(
+      `shape [${shape}] × ${size} bytes (${dtype}) is ${numel * size} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`,
+    );
   }
   return { name, dtype, shape, begin, end };
 }
@@ -226,7 +254,8 @@ function parseMetadata(v: JsonValue): Record<string, string> {
   if (v === null) return out; // the reference reads the field as Option<map>
   if (!(v instanceof Map)) throw new SafetensorsError(`__metadata__ is ${describe(v)}, not an object of strings`);
   for (const [k, s] of v) {
-    if (typeof s !== 'string') throw new SafetensorsError(`__metadata__[${JSON.stringify(k)}] is ${describe(s)}, not a string`);
+    if (typeof s !== 'string')
+      throw new SafetensorsError(`__metadata__[${JSON.stringify(k)}] is ${describe(s)}, not a string`);
     Object.defineProperty(out, k, { value: s, enumerable: true, writable: true, configurable: true });
   }
   return out;
@@ -250,13 +279,18 @@ function readHeader(src: Source): Header {
   let prev: Entry | undefined;
   for (const e of entries) {
     if (e.begin < pos && prev) {
-      throw new SafetensorsError(`data_offsets [${e.begin}, ${e.end}] overlap those of ${JSON.stringify(prev.name)} [${prev.begin}, ${prev.end}]`, e.name);
+      throw new SafetensorsError(
+        `data_offsets [${e.begin}, ${e.end}] overlap those of ${JSON.stringify(prev.name)} [${prev.begin}, ${prev.end}]`,
+        e.name,
+      );
     }
-    if (e.begin > pos) throw new SafetensorsError(`data bytes [${pos}, ${e.begin}) before it belong to no tensor`, e.name);
+    if (e.begin > pos)
+      throw new SafetensorsError(`data bytes [${pos}, ${e.begin}) before it belong to no tensor`, e.name);
     pos = e.end;
     prev = e;
   }
-  if (pos !== dataBytes) throw new SafetensorsError(`the last ${dataBytes - pos} bytes of the data buffer belong to no tensor`);
+  if (pos !== dataBytes)
+    throw new SafetensorsError(`the last ${dataBytes - pos} bytes of the data buffer belong to no tensor`);
   return { headerBytes: n, entries, metadata };
 }
 
@@ -272,7 +306,8 @@ function readFrom(src: Source, options: ReadOptions): SafetensorsFile {
   assertLittleEndian();
   const { headerBytes, entries, metadata } = readHeader(src);
   const expected = Object.hasOwn(metadata, CHECKSUM_KEY) ? metadata[CHECKSUM_KEY] : undefined;
-  if (options.verify === true && expected === undefined) throw new SafetensorsError(`no __metadata__.${CHECKSUM_KEY} to verify`);
+  if (options.verify === true && expected === undefined)
+    throw new SafetensorsError(`no __metadata__.${CHECKSUM_KEY} to verify`);
   const hash = options.verify !== false && expected !== undefined ? createHash('sha256') : undefined;
   const tensors = new Map<string, SafeTensor>();
   for (const e of entries) {
@@ -285,7 +320,9 @@ function readFrom(src: Source, options: ReadOptions): SafetensorsFile {
   if (hash) {
     const actual = hash.digest('hex');
     if (actual !== expected) {
-      throw new SafetensorsError(`data checksum mismatch: header says ${expected}, data hashes to ${actual} (corrupt or modified file)`);
+      throw new SafetensorsError(
+        `data checksum mismatch: header says ${expected}, data hashes to ${actual} (corrupt or modified file)`,
+      );
     }
   }
   return { tensors, metadata };
@@ -344,7 +381,8 @@ export function int64ToInt32(data: BigInt64Array | BigUint64Array, name?: string
   const out = new Int32Array(data.length);
   for (let i = 0; i < data.length; i++) {
     const v = data[i];
-    if (v < -2147483648n || v > 2147483647n) throw new SafetensorsError(`value ${v} at index ${i} does not fit in int32`, name);
+    if (v < -2147483648n || v > 2147483647n)
+      throw new SafetensorsError(`value ${v} at index ${i} does not fit in int32`, name);
     out[i] = Number(v);
   }
   return out;
@@ -360,12 +398,12 @@ interface Prepared {
 
 const LONE_SURROGATE = /\p{Cs}/u;
 
-
 function encodeTensor(name: string, t: SafeTensorInput): Uint8Array {
   const fail = (msg: string): never => {
     throw new SafetensorsError(msg, name);
   };
-  if (typeof t.dtype !== 'string' || !isDtype(t.dtype)) return fail(`unknown or unsupported dtype ${JSON.stringify(t.dtype)}`);
+  if (typeof t.dtype !== 'string' || !isDtype(t.dtype))
+    return fail(`unknown or unsupported dtype ${JSON.stringify(t.dtype)}`);
   if (!Array.isArray(t.shape)) fail(`shape [${t.shape}] is not a list of non-negative integers`);
   const { data, dtype } = t;
   if (!ArrayBuffer.isView(data) || data instanceof DataView) return fail('data is not a typed array');
@@ -376,8 +414,11 @@ function utf8Compare(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
-function prepare(tensors: Record<string, SafeTensorInput> | Map<string, SafeTensorInput>, metadata: Record<string, string>,
-  options: WriteOptions): Prepared {
+function prepare(
+  tensors: Record<string, SafeTensorInput> | Map<string, SafeTensorInput>,
+  metadata: Record<string, string>,
+  options: WriteOptions,
+): Prepared {
   assertLittleEndian();
   const list = [...(tensors instanceof Map ? tensors : Object.entries(tensors))].map(([name, t]) => {
     if (name === '__metadata__') throw new SafetensorsError('the name is reserved for the metadata', name);
@@ -389,7 +430,8 @@ function prepare(tensors: Record<string, SafeTensorInput> | Map<string, SafeTens
   const meta = new Map<string, string>();
   for (const [k, v] of Object.entries(metadata)) {
     if (typeof v !== 'string') throw new SafetensorsError(`__metadata__[${JSON.stringify(k)}] must be a string`);
-    if (LONE_SURROGATE.test(k) || LONE_SURROGATE.test(v)) throw new SafetensorsError(`__metadata__[${JSON.stringify(k)}] is not well-formed Unicode`);
+    if (LONE_SURROGATE.test(k) || LONE_SURROGATE.test(v))
+      throw new SafetensorsError(`__metadata__[${JSON.stringify(k)}] is not well-formed Unicode`);
     if (k !== CHECKSUM_KEY) meta.set(k, v); // a stale checksum from a file read earlier must not survive
   }
   if (options.checksum ?? true) {
@@ -400,18 +442,23 @@ function prepare(tensors: Record<string, SafeTensorInput> | Map<string, SafeTens
 
   const parts: string[] = [];
   if (meta.size > 0) {
-    const kv = [...meta].sort(([a], [b]) => utf8Compare(a, b)).map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`);
+    const kv = [...meta]
+      .sort(([a], [b]) => utf8Compare(a, b))
+      .map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`);
     parts.push(`"__metadata__":{${kv.join(',')}}`);
   }
   let offset = 0;
   for (const { name, t, bytes } of list) {
     const end = offset + bytes.length;
-    parts.push(`${JSON.stringify(name)}:{"dtype":"${t.dtype}","shape":[${t.shape.join(',')}],"data_offsets":[${offset},${end}]}`);
+    parts.push(
+      `${JSON.stringify(name)}:{"dtype":"${t.dtype}","shape":[${t.shape.join(',')}],"data_offsets":[${offset},${end}]}`,
+    );
     offset = end;
   }
   const json = Buffer.from(`{${parts.join(',')}}`, 'utf8');
   const padded = Math.ceil(json.length / 8) * 8;
-  if (padded > MAX_HEADER_BYTES) throw new SafetensorsError(`header would be ${padded} bytes, over the ${MAX_HEADER_BYTES}-byte limit`);
+  if (padded > MAX_HEADER_BYTES)
+    throw new SafetensorsError(`header would be ${padded} bytes, over the ${MAX_HEADER_BYTES}-byte limit`);
   const header = new Uint8Array(8 + padded).fill(0x20, 8 + json.length);
   new DataView(header.buffer).setBigUint64(0, BigInt(padded), true);
   header.set(json, 8);
@@ -419,8 +466,11 @@ function prepare(tensors: Record<string, SafeTensorInput> | Map<string, SafeTens
 }
 
 /** The file's bytes in memory (what writeSafetensors puts on disk). */
-export function serializeSafetensors(tensors: Record<string, SafeTensorInput> | Map<string, SafeTensorInput>,
-  metadata: Record<string, string> = {}, options: WriteOptions = {}): Uint8Array {
+export function serializeSafetensors(
+  tensors: Record<string, SafeTensorInput> | Map<string, SafeTensorInput>,
+  metadata: Record<string, string> = {},
+  options: WriteOptions = {},
+): Uint8Array {
   const { header, chunks } = prepare(tensors, metadata, options);
   const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, header.length));
   out.set(header);
@@ -437,8 +487,12 @@ export function serializeSafetensors(tensors: Record<string, SafeTensorInput> | 
  * renamed over `path`, so a crash leaves either the old file or the complete new one. Tensor data is
  * written straight from the given arrays (no whole-file copy in memory).
  */
-export function writeSafetensors(path: string, tensors: Record<string, SafeTensorInput> | Map<string, SafeTensorInput>,
-  metadata: Record<string, string> = {}, options: WriteOptions = {}): void {
+export function writeSafetensors(
+  path: string,
+  tensors: Record<string, SafeTensorInput> | Map<string, SafeTensorInput>,
+  metadata: Record<string, string> = {},
+  options: WriteOptions = {},
+): void {
   const { header, chunks } = prepare(tensors, metadata, options);
   writeFileAtomic(path, [header, ...chunks]);
 }

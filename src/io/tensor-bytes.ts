@@ -15,9 +15,15 @@ export function bytesOf(a: ArrayBufferView): Uint8Array {
  * `data` (of `shape`, already known to be a typed array) as the bytes of `dtype`, where `raw` is the
  * array type that dtype's elements are stored as; no copy where the data already is that.
  */
-export function tensorBytes(dtype: string, shape: readonly number[], data: ArrayBufferView & { length: number }, raw: TypedArrayClass,
-  fail: (msg: string) => never): Uint8Array {
-  if (shape.some((d) => !Number.isSafeInteger(d) || d < 0)) fail(`shape [${shape}] is not a list of non-negative integers`);
+export function tensorBytes(
+  dtype: string,
+  shape: readonly number[],
+  data: ArrayBufferView & { length: number },
+  raw: TypedArrayClass,
+  fail: (msg: string) => never,
+): Uint8Array {
+  if (shape.some((d) => !Number.isSafeInteger(d) || d < 0))
+    fail(`shape [${shape}] is not a list of non-negative integers`);
   const numel = shape.reduce((a, d) => a * d, 1);
   if (data.length !== numel) fail(`shape [${shape}] has ${numel} elements but the data has ${data.length}`);
   if (dtype === 'F16' || dtype === 'BF16') {
@@ -26,7 +32,8 @@ export function tensorBytes(dtype: string, shape: readonly number[], data: Array
     return fail(`${dtype} data must be a Float32Array (values) or a Uint16Array (bits)`);
   }
   if (dtype === 'I64' && data instanceof Int32Array) return bytesOf(BigInt64Array.from(data, (v) => BigInt(v)));
-  if (!(data instanceof raw)) fail(`${dtype} data must be a ${raw.name}, not a ${(data as ArrayBufferView).constructor.name}`);
+  if (!(data instanceof raw))
+    fail(`${dtype} data must be a ${raw.name}, not a ${(data as ArrayBufferView).constructor.name}`);
   if (dtype === 'BOOL' && (data as Uint8Array).some((v) => v > 1)) fail('BOOL data must hold only 0 and 1');
   return bytesOf(data);
 }

@@ -20,7 +20,12 @@ export class BatchNorm extends Module {
    */
   readonly num_batches_tracked: Tensor;
 
-  constructor(be: Backend, readonly numFeatures: number, readonly eps = 1e-5, readonly momentum = 0.1) {
+  constructor(
+    be: Backend,
+    readonly numFeatures: number,
+    readonly eps = 1e-5,
+    readonly momentum = 0.1,
+  ) {
     super(be);
     this.weight = this.addParam('weight', full([numFeatures], 1, be));
     this.bias = this.addParam('bias', zeros([numFeatures], be));
@@ -35,14 +40,23 @@ export class BatchNorm extends Module {
    */
   forward(x: Tensor, fuse: { residual?: Tensor | null; relu?: boolean } = {}): Tensor {
     const y = batchNorm(x, {
-      weight: this.weight, bias: this.bias, runningMean: this.running_mean, runningVar: this.running_var,
-      training: this.training, momentum: this.momentum, eps: this.eps, residual: fuse.residual, relu: fuse.relu,
+      weight: this.weight,
+      bias: this.bias,
+      runningMean: this.running_mean,
+      runningVar: this.running_var,
+      training: this.training,
+      momentum: this.momentum,
+      eps: this.eps,
+      residual: fuse.residual,
+      relu: fuse.relu,
     });
     if (this.training) {
-      noGrad(() => tidy(() => {
-        const n = add(this.num_batches_tracked, 1);
-        this.backend.unary('affine', n.storage, this.num_batches_tracked.storage, 1, 1, 0);
-      }));
+      noGrad(() =>
+        tidy(() => {
+          const n = add(this.num_batches_tracked, 1);
+          this.backend.unary('affine', n.storage, this.num_batches_tracked.storage, 1, 1, 0);
+        }),
+      );
     }
     return y;
   }

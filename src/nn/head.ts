@@ -59,12 +59,14 @@ export class DINOHead extends Module {
 
   constructor(be: Backend, cfg: DINOHeadConfig, g: Generator) {
     super(be);
-    const hidden = cfg.hiddenDim ?? 2048, bottleneck = cfg.bottleneckDim ?? 256, n = Math.max(1, cfg.nlayers ?? 3);
+    const hidden = cfg.hiddenDim ?? 2048,
+      bottleneck = cfg.bottleneckDim ?? 256,
+      n = Math.max(1, cfg.nlayers ?? 3);
     if (n === 1) {
       this.mlp = this.addChild('mlp', new Linear(be, cfg.inDim, bottleneck, { generator: g }));
       this.layers.push(this.mlp);
     } else {
-      const seq = this.mlp = this.addChild('mlp', new ModuleList(be));
+      const seq = (this.mlp = this.addChild('mlp', new ModuleList(be)));
       // Indices match nn.Sequential's: GELU modules take an index but hold no parameters.
       const push = (m: Linear | BatchNorm | 'gelu') => {
         if (m === 'gelu') seq.skip();
@@ -81,7 +83,10 @@ export class DINOHead extends Module {
       }
       push(new Linear(be, hidden, bottleneck, { generator: g }));
     }
-    this.last_layer = this.addChild('last_layer', new WeightNormLinear(be, bottleneck, cfg.outDim, g, cfg.normLastLayer ?? true));
+    this.last_layer = this.addChild(
+      'last_layer',
+      new WeightNormLinear(be, bottleneck, cfg.outDim, g, cfg.normLastLayer ?? true),
+    );
   }
 
   /** The bottleneck features after L2 normalisation, [B, bottleneck]. */

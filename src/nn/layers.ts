@@ -14,18 +14,29 @@ export type Init = 'trunc_normal' | 'torch_default';
 export class Linear extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
-  constructor(be: Backend, readonly inFeatures: number, readonly outFeatures: number,
-    opts: { bias?: boolean; init?: Init; generator: Generator }) {
+  constructor(
+    be: Backend,
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    opts: { bias?: boolean; init?: Init; generator: Generator },
+  ) {
     super(be);
     const g = opts.generator;
     const bound = 1 / Math.sqrt(inFeatures);
     // DINO's _init_weights: trunc_normal(std=.02) and zero bias; PyTorch's default: U(±1/√fan_in).
-    this.weight = this.addParam('weight', opts.init === 'torch_default'
-      ? g.rand([outFeatures, inFeatures], be, -bound, bound)
-      : g.truncatedNormal([outFeatures, inFeatures], be, { std: 0.02 }));
-    this.bias = opts.bias === false ? null : this.addParam('bias', opts.init === 'torch_default'
-      ? g.rand([outFeatures], be, -bound, bound)
-      : zeros([outFeatures], be));
+    this.weight = this.addParam(
+      'weight',
+      opts.init === 'torch_default'
+        ? g.rand([outFeatures, inFeatures], be, -bound, bound)
+        : g.truncatedNormal([outFeatures, inFeatures], be, { std: 0.02 }),
+    );
+    this.bias =
+      opts.bias === false
+        ? null
+        : this.addParam(
+            'bias',
+            opts.init === 'torch_default' ? g.rand([outFeatures], be, -bound, bound) : zeros([outFeatures], be),
+          );
   }
 
   forward(x: Tensor, activation: 'none' | 'gelu' = 'none'): Tensor {
@@ -36,7 +47,11 @@ export class Linear extends Module {
 export class LayerNorm extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor;
-  constructor(be: Backend, readonly size: number, readonly eps = 1e-6) {
+  constructor(
+    be: Backend,
+    readonly size: number,
+    readonly eps = 1e-6,
+  ) {
     super(be);
     this.weight = this.addParam('weight', full([size], 1, be));
     this.bias = this.addParam('bias', zeros([size], be));

@@ -83,14 +83,19 @@ export abstract class Module {
       const missing = [...own.keys()].filter((k) => !state.has(k));
       const unexpected = [...state.keys()].filter((k) => !own.has(k));
       if (missing.length || unexpected.length) {
-        throw new Error(`loadStateDict: ${missing.length ? `missing ${missing.join(', ')}` : ''}${missing.length && unexpected.length ? '; ' : ''}${unexpected.length ? `unexpected ${unexpected.join(', ')}` : ''}`);
+        throw new Error(
+          `loadStateDict: ${missing.length ? `missing ${missing.join(', ')}` : ''}${missing.length && unexpected.length ? '; ' : ''}${unexpected.length ? `unexpected ${unexpected.join(', ')}` : ''}`,
+        );
       }
     }
     for (const [name, t] of own) {
       const src = state.get(name);
       if (!src) continue;
       if (!sameShape(src.shape, t.shape)) {
-        throw new ShapeError('loadStateDict', `'${name}' has shape [${src.shape}] in the state, [${t.shape}] in the module`);
+        throw new ShapeError(
+          'loadStateDict',
+          `'${name}' has shape [${src.shape}] in the state, [${t.shape}] in the module`,
+        );
       }
       t.backend.upload(t.storage, t.dtype === 'i32' ? Int32Array.from(src.data) : Float32Array.from(src.data));
     }

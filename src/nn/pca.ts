@@ -11,9 +11,14 @@ import { reshape } from '../tensor/ops/view.js';
 export class PCAProjection extends Module {
   readonly mean: Tensor;
   readonly components: Tensor;
-  constructor(be: Backend, readonly inputDim: number, readonly dim: number) {
+  constructor(
+    be: Backend,
+    readonly inputDim: number,
+    readonly dim: number,
+  ) {
     super(be);
-    if (dim > inputDim) throw new ShapeError('PCAProjection', `cannot project ${inputDim} inputs to ${dim} > ${inputDim} dimensions`);
+    if (dim > inputDim)
+      throw new ShapeError('PCAProjection', `cannot project ${inputDim} inputs to ${dim} > ${inputDim} dimensions`);
     this.mean = this.addBuffer('mean', tensor(new Float32Array(inputDim), [inputDim], be));
     this.components = this.addBuffer('components', tensor(new Float32Array(dim * inputDim), [dim, inputDim], be));
   }
@@ -23,15 +28,18 @@ export class PCAProjection extends Module {
    * then orthogonal (subspace) iteration with Gram-Schmidt on the host.
    */
   async fit(data: Float32Array, n: number, iterations = 30): Promise<void> {
-    const D = this.inputDim, k = this.dim;
+    const D = this.inputDim,
+      k = this.dim;
     const mean = new Float64Array(D);
     for (let i = 0; i < n; i++) for (let j = 0; j < D; j++) mean[j] += data[i * D + j];
     for (let j = 0; j < D; j++) mean[j] /= n;
-    const cov = noGrad(() => tidy(() => {
-      const x = tensor(data.subarray(0, n * D), [n, D], this.backend);
-      const xc = sub(x, tensor(Float32Array.from(mean), [D], this.backend));
-      return matmul(xc, xc, { transA: true }); // [D, D], unnormalised
-    }));
+    const cov = noGrad(() =>
+      tidy(() => {
+        const x = tensor(data.subarray(0, n * D), [n, D], this.backend);
+        const xc = sub(x, tensor(Float32Array.from(mean), [D], this.backend));
+        return matmul(xc, xc, { transA: true }); // [D, D], unnormalised
+      }),
+    );
     const c = Float64Array.from(await cov.data());
     cov.dispose();
     // Deterministic start: a fixed pseudo-random basis.
@@ -49,10 +57,16 @@ export class PCAProjection extends Module {
       // Four rows of q share each load of c's row.
       let r = 0;
       for (; r + 4 <= k; r += 4) {
-        const q0 = r * D, q1 = q0 + D, q2 = q1 + D, q3 = q2 + D;
+        const q0 = r * D,
+          q1 = q0 + D,
+          q2 = q1 + D,
+          q3 = q2 + D;
         for (let i = 0; i < D; i++) {
           const ci = i * D;
-          let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+          let a0 = 0,
+            a1 = 0,
+            a2 = 0,
+            a3 = 0;
           for (let j = 0; j < D; j++) {
             const cij = c[ci + j];
             if (cij === 0) continue;

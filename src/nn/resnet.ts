@@ -42,8 +42,15 @@ class Conv2d extends Module {
   readonly weight: Tensor;
   /** See Conv2dOptions.algorithm; ResNet.setConvAlgorithm switches every conv of a network. */
   algorithm: 'direct' | 'im2col' = 'direct';
-  constructor(be: Backend, inChans: number, out: number, readonly kernel: number, readonly stride: number,
-    readonly padding: number, g: Generator) {
+  constructor(
+    be: Backend,
+    inChans: number,
+    out: number,
+    readonly kernel: number,
+    readonly stride: number,
+    readonly padding: number,
+    g: Generator,
+  ) {
     super(be);
     const std = Math.sqrt(2 / (out * kernel * kernel));
     this.weight = this.addParam('weight', g.randn([out, inChans, kernel, kernel], be, 0, std));
@@ -74,7 +81,8 @@ abstract class Block extends Module {
 
   /** Registered last, where torchvision's blocks register it; torchvision's rule for when. */
   protected addDownsample(inplanes: number, out: number, stride: number, g: Generator): void {
-    if (stride !== 1 || inplanes !== out) this.downsample = this.addChild('downsample', new Downsample(this.backend, inplanes, out, stride, g));
+    if (stride !== 1 || inplanes !== out)
+      this.downsample = this.addChild('downsample', new Downsample(this.backend, inplanes, out, stride, g));
   }
 
   protected shortcut(x: Tensor): Tensor {
@@ -135,23 +143,32 @@ function resolve(opts: ResNetOptions): Required<ResNetConfig> {
   let cfg: ResNetConfig;
   if ('arch' in opts) {
     const preset = RESNET_PRESETS[opts.arch];
-    if (!preset) throw new ShapeError('ResNet', `unknown arch '${opts.arch}' (known: ${Object.keys(RESNET_PRESETS).join(', ')})`);
+    if (!preset)
+      throw new ShapeError('ResNet', `unknown arch '${opts.arch}' (known: ${Object.keys(RESNET_PRESETS).join(', ')})`);
     cfg = { ...preset, inChans: opts.inChans };
   } else {
     cfg = opts;
   }
   const full: Required<ResNetConfig> = {
-    block: cfg.block, layers: [...cfg.layers], widths: [...(cfg.widths ?? [64, 128, 256, 512])],
-    stem: cfg.stem ?? 'imagenet', inChans: cfg.inChans ?? 3,
+    block: cfg.block,
+    layers: [...cfg.layers],
+    widths: [...(cfg.widths ?? [64, 128, 256, 512])],
+    stem: cfg.stem ?? 'imagenet',
+    inChans: cfg.inChans ?? 3,
   };
   const posInt = (v: number) => Number.isInteger(v) && v >= 1;
-  if (full.block !== 'basic' && full.block !== 'bottleneck') throw new ShapeError('ResNet', `unknown block '${String(full.block)}'`);
-  if (full.stem !== 'imagenet' && full.stem !== 'cifar') throw new ShapeError('ResNet', `unknown stem '${String(full.stem)}'`);
+  if (full.block !== 'basic' && full.block !== 'bottleneck')
+    throw new ShapeError('ResNet', `unknown block '${String(full.block)}'`);
+  if (full.stem !== 'imagenet' && full.stem !== 'cifar')
+    throw new ShapeError('ResNet', `unknown stem '${String(full.stem)}'`);
   if (full.layers.length < 1 || full.layers.length > 4 || !full.layers.every(posInt)) {
     throw new ShapeError('ResNet', `layers must be 1 to 4 block counts ≥ 1, got [${full.layers}]`);
   }
   if (full.widths.length < full.layers.length || !full.widths.every(posInt)) {
-    throw new ShapeError('ResNet', `widths [${full.widths}] must give a positive integer for each of the ${full.layers.length} stages`);
+    throw new ShapeError(
+      'ResNet',
+      `widths [${full.widths}] must give a positive integer for each of the ${full.layers.length} stages`,
+    );
   }
   full.widths = full.widths.slice(0, full.layers.length);
   if (!posInt(full.inChans)) throw new ShapeError('ResNet', `inChans must be a positive integer, got ${full.inChans}`);
@@ -172,13 +189,17 @@ export class ResNet extends Module {
     const { block, layers, widths, stem, inChans } = this.config;
     const Kind = block === 'basic' ? BasicBlock : Bottleneck;
     let inplanes = widths[0];
-    this.conv1 = this.addChild('conv1', stem === 'imagenet'
-      ? new Conv2d(be, inChans, inplanes, 7, 2, 3, g)
-      : new Conv2d(be, inChans, inplanes, 3, 1, 1, g));
+    this.conv1 = this.addChild(
+      'conv1',
+      stem === 'imagenet'
+        ? new Conv2d(be, inChans, inplanes, 7, 2, 3, g)
+        : new Conv2d(be, inChans, inplanes, 3, 1, 1, g),
+    );
     this.bn1 = this.addChild('bn1', new BatchNorm(be, inplanes));
     layers.forEach((n, i) => {
       const list = this.addChild(`layer${i + 1}`, new ModuleList(be));
-      const planes = widths[i], out = planes * Kind.expansion;
+      const planes = widths[i],
+        out = planes * Kind.expansion;
       const blocks: Block[] = [];
       for (let j = 0; j < n; j++) {
         const stride = i > 0 && j === 0 ? 2 : 1;

@@ -34,7 +34,13 @@ export const VIT_PRESETS: Record<string, Omit<ViTConfig, 'imgSize' | 'patchSize'
 
 class PatchEmbed extends Module {
   readonly proj: ConvWeights;
-  constructor(be: Backend, readonly patchSize: number, inChans: number, embedDim: number, g: Generator) {
+  constructor(
+    be: Backend,
+    readonly patchSize: number,
+    inChans: number,
+    embedDim: number,
+    g: Generator,
+  ) {
     super(be);
     this.proj = this.addChild('proj', new ConvWeights(be, embedDim, inChans, patchSize, g));
   }
@@ -63,7 +69,12 @@ class ConvWeights extends Module {
 class Attention extends Module {
   readonly qkv: Linear;
   readonly proj: Linear;
-  constructor(be: Backend, readonly dim: number, readonly numHeads: number, g: Generator) {
+  constructor(
+    be: Backend,
+    readonly dim: number,
+    readonly numHeads: number,
+    g: Generator,
+  ) {
     super(be);
     if (dim % numHeads !== 0) throw new ShapeError('Attention', `dim ${dim} is not divisible by ${numHeads} heads`);
     this.qkv = this.addChild('qkv', new Linear(be, dim, dim * 3, { generator: g }));
@@ -82,7 +93,14 @@ class Block extends Module {
   readonly attn: Attention;
   readonly norm2: LayerNorm;
   readonly mlp: Mlp;
-  constructor(be: Backend, dim: number, heads: number, mlpRatio: number, readonly dropPath: number, private readonly g: Generator) {
+  constructor(
+    be: Backend,
+    dim: number,
+    heads: number,
+    mlpRatio: number,
+    readonly dropPath: number,
+    private readonly g: Generator,
+  ) {
     super(be);
     this.norm1 = this.addChild('norm1', new LayerNorm(be, dim));
     this.attn = this.addChild('attn', new Attention(be, dim, heads, g));
@@ -113,10 +131,17 @@ export class VisionTransformer extends Module {
     super(be);
     this.config = { mlpRatio: 4, dropPathRate: 0, ...cfg };
     const { imgSize, patchSize, inChans, embedDim, depth, numHeads } = this.config;
-    if (imgSize % patchSize !== 0) throw new ShapeError('VisionTransformer', `image size ${imgSize} is not a multiple of the patch size ${patchSize}`);
+    if (imgSize % patchSize !== 0)
+      throw new ShapeError(
+        'VisionTransformer',
+        `image size ${imgSize} is not a multiple of the patch size ${patchSize}`,
+      );
     this.numPatches = (imgSize / patchSize) ** 2;
     this.cls_token = this.addParam('cls_token', g.truncatedNormal([1, 1, embedDim], be, { std: 0.02 }));
-    this.pos_embed = this.addParam('pos_embed', g.truncatedNormal([1, this.numPatches + 1, embedDim], be, { std: 0.02 }));
+    this.pos_embed = this.addParam(
+      'pos_embed',
+      g.truncatedNormal([1, this.numPatches + 1, embedDim], be, { std: 0.02 }),
+    );
     this.patch_embed = this.addChild('patch_embed', new PatchEmbed(be, patchSize, inChans, embedDim, g));
     const blocks = new ModuleList(be);
     this.addChild('blocks', blocks);
@@ -132,7 +157,8 @@ export class VisionTransformer extends Module {
    * teacher built alike keep matching parameter orders. Idempotent.
    */
   enableMaskToken(): Tensor {
-    if (!this.masked_embed) this.masked_embed = this.addParam('masked_embed', zeros([1, this.config.embedDim], this.backend));
+    if (!this.masked_embed)
+      this.masked_embed = this.addParam('masked_embed', zeros([1, this.config.embedDim], this.backend));
     return this.masked_embed;
   }
 
@@ -143,12 +169,16 @@ export class VisionTransformer extends Module {
   /** pos_embed for an h x w image: the patch part bicubic-resized when the grid differs. */
   private positionEmbedding(h: number, w: number): Tensor {
     const p = this.config.patchSize;
-    const gh = Math.floor(h / p), gw = Math.floor(w / p);
+    const gh = Math.floor(h / p),
+      gw = Math.floor(w / p);
     const n0 = Math.round(Math.sqrt(this.numPatches));
     if (gh === n0 && gw === n0) return this.pos_embed;
     const D = this.config.embedDim;
     const cls = slice(this.pos_embed, [0, 0, 0], [1, 1, D]);
-    const grid = permute(reshape(slice(this.pos_embed, [0, 1, 0], [1, this.numPatches, D]), [1, n0, n0, D]), [0, 3, 1, 2]);
+    const grid = permute(
+      reshape(slice(this.pos_embed, [0, 1, 0], [1, this.numPatches, D]), [1, n0, n0, D]),
+      [0, 3, 1, 2],
+    );
     const resized = resizeBicubic(grid, [gh, gw]); // [1, D, gh, gw]
     const patches = reshape(permute(resized, [0, 2, 3, 1]), [1, gh * gw, D]);
     return concat([cls, patches], 1);
@@ -165,9 +195,11 @@ export class VisionTransformer extends Module {
     const [B, , H, W] = x.shape;
     let tokens = this.patch_embed.forward(x); // [B, N, D]
     if (mask) {
-      if (!this.masked_embed) throw new ShapeError('VisionTransformer', 'a patch mask needs the mask token: call enableMaskToken() first');
+      if (!this.masked_embed)
+        throw new ShapeError('VisionTransformer', 'a patch mask needs the mask token: call enableMaskToken() first');
       const N = tokens.shape[1];
-      if (mask.rank !== 2 || mask.shape[0] !== B || mask.shape[1] !== N) throw new ShapeError('VisionTransformer', `mask [${mask.shape}] must be [${B}, ${N}]`);
+      if (mask.rank !== 2 || mask.shape[0] !== B || mask.shape[1] !== N)
+        throw new ShapeError('VisionTransformer', `mask [${mask.shape}] must be [${B}, ${N}]`);
       const m = reshape(mask, [B, N, 1]);
       tokens = add(mul(tokens, affine(m, -1, 1)), mul(m, this.masked_embed));
     }

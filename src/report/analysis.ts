@@ -34,7 +34,12 @@ const PROTO_KEYS = ['teacher.head.last_layer.weight_v', 'teacher.head.last_layer
 
 export async function analyseRun(run: RunData, be: Backend, opts: AnalysisOptions = {}): Promise<RunAnalysis> {
   const eps = opts.eps ?? [0.025, 0.1];
-  const out: RunAnalysis = { step: run.checkpoint?.meta.step ?? run.steps.at(-1)?.step ?? 0, unique: null, gallery: null, notes: [] };
+  const out: RunAnalysis = {
+    step: run.checkpoint?.meta.step ?? run.steps.at(-1)?.step ?? 0,
+    unique: null,
+    gallery: null,
+    notes: [],
+  };
   const ck = run.checkpoint;
   if (!ck) {
     out.notes.push('no checkpoint.safetensors: no final prototype count or gallery');
@@ -47,10 +52,19 @@ export async function analyseRun(run: RunData, be: Backend, opts: AnalysisOption
   }
   const w = ck.tensors.get(key)!;
   const [K, D] = w.shape;
-  const res = await countUniquePrototypes({ data: w.data, shape: [K, D] }, { eps, rule: 'greedy', backend: be, bins: 100 });
+  const res = await countUniquePrototypes(
+    { data: w.data, shape: [K, D] },
+    { eps, rule: 'greedy', backend: be, bins: 100 },
+  );
   out.unique = {
-    prototypes: K, dim: D,
-    perEps: res.perEps.map((p) => ({ eps: p.eps, unique: p.greedy!.unique, cosineThreshold: p.cosineThreshold, largestGroup: p.greedy!.groupSizes[0] ?? 0 })),
+    prototypes: K,
+    dim: D,
+    perEps: res.perEps.map((p) => ({
+      eps: p.eps,
+      unique: p.greedy!.unique,
+      cosineThreshold: p.cosineThreshold,
+      largestGroup: p.greedy!.groupSizes[0] ?? 0,
+    })),
     nearest: { edges: res.nearest.edges, counts: res.nearest.counts },
   };
   if (opts.noGallery) return out;
@@ -60,12 +74,19 @@ export async function analyseRun(run: RunData, be: Backend, opts: AnalysisOption
     const path = run.checkpointPath!;
     a = await teacherAssignments({ path, ck, cfg: checkpointConfig(path, ck) }, be, opts.galleryImages ?? 2000);
   } catch (e) {
-    throw new Error(`report: ${run.name}: the prototype gallery cannot be made: ${(e as Error).message} (--no-gallery leaves it out)`);
+    throw new Error(
+      `report: ${run.name}: the prototype gallery cannot be made: ${(e as Error).message} (--no-gallery leaves it out)`,
+    );
   }
   const first = res.perEps[0];
   const members = greedyMembers(normalizeRows(w.data, K, D), K, D, first.greedy!, first.cosineThreshold);
   let used = 0;
   for (const c of a.counts) if (c > 0) used++;
-  out.gallery = { eps: first.eps, images: a.argmax.length, used, groups: buildGallery(first.greedy!, members, a, opts) };
+  out.gallery = {
+    eps: first.eps,
+    images: a.argmax.length,
+    used,
+    groups: buildGallery(first.greedy!, members, a, opts),
+  };
   return out;
 }

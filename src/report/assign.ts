@@ -22,22 +22,36 @@ export interface Assignments {
 export async function teacherAssignments(run: RunCheckpoint, be: Backend, maxImages: number): Promise<Assignments> {
   const data = await evalData(run.cfg, { longTail: 1, stats: checkpointStats(run.ck) });
   const n = Math.min(maxImages, data.test.n);
-  const dataset = n < data.test.n ? subset(data.test, Array.from({ length: n }, (_, i) => i)) : data.test;
+  const dataset =
+    n < data.test.n
+      ? subset(
+          data.test,
+          Array.from({ length: n }, (_, i) => i),
+        )
+      : data.test;
   const loader = new EvalLoader({ dataset, batchSize: 128, mean: data.mean, std: data.std });
   const net = networkFromCheckpoint(run, be, dataset.channels, 'teacher').eval();
-  const argmax = new Int32Array(n), score = new Float32Array(n);
-  let K = 0, off = 0;
+  const argmax = new Int32Array(n),
+    score = new Float32Array(n);
+  let K = 0,
+    off = 0;
   try {
     for (const b of loader) {
-      const out = noGrad(() => tidy(() => net.forward(tensor(b.images, [b.size, dataset.channels, loader.size, loader.size], be))));
+      const out = noGrad(() =>
+        tidy(() => net.forward(tensor(b.images, [b.size, dataset.channels, loader.size, loader.size], be))),
+      );
       K = out.shape[1];
       const logits = (await out.data()) as Float32Array;
       out.dispose();
       for (let r = 0; r < b.size; r++) {
-        let best = 0, bestV = -Infinity;
+        let best = 0,
+          bestV = -Infinity;
         for (let k = 0; k < K; k++) {
           const v = logits[r * K + k];
-          if (v > bestV) { bestV = v; best = k; }
+          if (v > bestV) {
+            bestV = v;
+            best = k;
+          }
         }
         argmax[off + r] = best;
         score[off + r] = bestV;

@@ -53,8 +53,16 @@ export function thumbnail(ds: Dataset, i: number): string {
  * Builds the gallery from greedy groups at one ε. Members of a group have their own assigned
  * images; images are ordered by teacher score, best first.
  */
-export function buildGallery(groups: UniqueGroups, memberOf: Int32Array, a: Assignments, opts: GalleryOptions = {}): GalleryGroup[] {
-  const maxGroups = opts.maxGroups ?? 4, maxMembers = opts.maxMembers ?? 4, singles = opts.singles ?? 8, per = opts.perPrototype ?? 8;
+export function buildGallery(
+  groups: UniqueGroups,
+  memberOf: Int32Array,
+  a: Assignments,
+  opts: GalleryOptions = {},
+): GalleryGroup[] {
+  const maxGroups = opts.maxGroups ?? 4,
+    maxMembers = opts.maxMembers ?? 4,
+    singles = opts.singles ?? 8,
+    per = opts.perPrototype ?? 8;
   const byProto = new Map<number, number[]>();
   a.argmax.forEach((k, i) => {
     const l = byProto.get(k);
@@ -85,16 +93,26 @@ export function buildGallery(groups: UniqueGroups, memberOf: Int32Array, a: Assi
     const rep = groups.representatives[g];
     const all = (members.get(rep) ?? [rep]).slice().sort((x, y) => (a.counts[y] ?? 0) - (a.counts[x] ?? 0) || x - y);
     out.push({
-      kind: 'group', representative: rep, size: groups.groupSizes[g],
+      kind: 'group',
+      representative: rep,
+      size: groups.groupSizes[g],
       assigned: all.reduce((s, k) => s + (a.counts[k] ?? 0), 0),
-      members: all.slice(0, maxMembers).map(proto), hiddenMembers: Math.max(0, all.length - maxMembers),
+      members: all.slice(0, maxMembers).map(proto),
+      hiddenMembers: Math.max(0, all.length - maxMembers),
     });
   }
   const lone: number[] = [];
   for (let g = 0; g < groups.unique; g++) if (groups.groupSizes[g] === 1) lone.push(groups.representatives[g]);
   lone.sort((x, y) => (a.counts[y] ?? 0) - (a.counts[x] ?? 0) || x - y);
   for (const k of lone.slice(0, singles)) {
-    out.push({ kind: 'single', representative: k, size: 1, assigned: a.counts[k] ?? 0, members: [proto(k)], hiddenMembers: 0 });
+    out.push({
+      kind: 'single',
+      representative: k,
+      size: 1,
+      assigned: a.counts[k] ?? 0,
+      members: [proto(k)],
+      hiddenMembers: 0,
+    });
   }
   return out;
 }

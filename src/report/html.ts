@@ -7,7 +7,10 @@ import type { GalleryGroup } from './gallery.js';
 import type { Plot, PlotSet } from './plots.js';
 
 export function esc(s: unknown): string {
-  return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return String(s).replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
+  );
 }
 
 function fmt(v: number | undefined, digits = 4): string {
@@ -37,8 +40,18 @@ function resultsTable(runs: RunData[], an: RunAnalysis[]): string {
   const epsCols = [...new Set(an.flatMap((a) => a.unique?.perEps.map((p) => p.eps) ?? []))].sort((a, b) => a - b);
   const extraKeys = [...new Set(runs.flatMap((r) => Object.keys(r.epochs.at(-1)?.extra ?? {})))].sort();
   const diffs = configDifferences(runs);
-  const head = ['run', 'steps', 'epochs', 'final loss', 'prototypes K', ...epsCols.map((e) => `unique @ ε ${e}`),
-    ...epsCols.map((e) => `largest group @ ε ${e}`), 'k-NN top-1', ...extraKeys, 'config differences'];
+  const head = [
+    'run',
+    'steps',
+    'epochs',
+    'final loss',
+    'prototypes K',
+    ...epsCols.map((e) => `unique @ ε ${e}`),
+    ...epsCols.map((e) => `largest group @ ε ${e}`),
+    'k-NN top-1',
+    ...extraKeys,
+    'config differences',
+  ];
   const rows = runs.map((r, i) => {
     const a = an[i];
     const last = r.epochs.at(-1);
@@ -47,11 +60,14 @@ function resultsTable(runs: RunData[], an: RunAnalysis[]): string {
     const cfg = diffs.map((k) => `<code>${esc(k)}=${esc(JSON.stringify(r.config[k]))}</code>`).join(' ');
     const cells = [
       `<td class="l">${esc(r.name)}${r.truncated ? ' <span class="note">(log cut off)</span>' : ''}${alarmBadges(r)}</td>`,
-      `<td>${a.step}</td>`, `<td>${fmt(r.epochs.at(-1)?.epoch ?? r.checkpoint?.meta.epoch)}</td>`,
-      `<td>${fmt(r.steps.at(-1)?.loss)}</td>`, `<td>${fmt(a.unique?.prototypes)}</td>`,
+      `<td>${a.step}</td>`,
+      `<td>${fmt(r.epochs.at(-1)?.epoch ?? r.checkpoint?.meta.epoch)}</td>`,
+      `<td>${fmt(r.steps.at(-1)?.loss)}</td>`,
+      `<td>${fmt(a.unique?.prototypes)}</td>`,
       ...epsCols.map((e) => `<td>${fmt(per(e)?.unique)}</td>`),
       ...epsCols.map((e) => `<td>${fmt(per(e)?.largestGroup)}</td>`),
-      `<td>${fmt(knn)}</td>`, ...extraKeys.map((k) => `<td>${fmt(last?.extra[k])}</td>`),
+      `<td>${fmt(knn)}</td>`,
+      ...extraKeys.map((k) => `<td>${fmt(last?.extra[k])}</td>`),
       `<td class="l">${cfg || '<span class="note">none</span>'}</td>`,
     ];
     return `<tr${activeAlarms(r).length ? ' class="alarmed"' : ''}>${cells.join('')}</tr>`;
@@ -63,25 +79,40 @@ function resultsTable(runs: RunData[], an: RunAnalysis[]): string {
 ${notes.length ? `<ul class="note">${notes.join('')}</ul>` : ''}`;
 }
 
-const KIND_NAMES: Record<string, string> = { uniform: 'uniform collapse', usage: 'usage collapse', partial: 'partial collapse' };
+const KIND_NAMES: Record<string, string> = {
+  uniform: 'uniform collapse',
+  usage: 'usage collapse',
+  partial: 'partial collapse',
+};
 
 /** One badge per alarm kind the run raised: red while it stands at the end, grey once cleared. */
 function alarmBadges(r: RunData): string {
   const active = new Set(activeAlarms(r));
   const kinds = [...new Set(r.alarms.filter((a) => !a.cleared).map((a) => a.kind))];
-  return kinds.map((k) => {
-    const first = r.alarms.find((a) => a.kind === k && !a.cleared)!;
-    const name = KIND_NAMES[k] ?? `${k} collapse`;
-    return ` <span class="alarm${active.has(k) ? '' : ' cleared'}" title="${esc(first.message)}">ALARM: ${esc(name)} (step ${first.step})${active.has(k) ? '' : ', cleared'}</span>`;
-  }).join('');
+  return kinds
+    .map((k) => {
+      const first = r.alarms.find((a) => a.kind === k && !a.cleared)!;
+      const name = KIND_NAMES[k] ?? `${k} collapse`;
+      return ` <span class="alarm${active.has(k) ? '' : ' cleared'}" title="${esc(first.message)}">ALARM: ${esc(name)} (step ${first.step})${active.has(k) ? '' : ', cleared'}</span>`;
+    })
+    .join('');
 }
 
 function alarmSection(runs: RunData[]): string {
-  const rows = runs.flatMap((r) => r.alarms.map((a) => `<tr${a.cleared ? '' : ' class="alarmed"'}><td class="l">${esc(r.name)}</td><td>${a.step}</td><td>${a.epoch}</td>`
-    + `<td class="l">${a.cleared ? 'cleared' : '<b>raised</b>'}</td><td class="l">${esc(KIND_NAMES[a.kind] ?? a.kind)}</td><td class="l">${esc(a.message)}</td></tr>`));
+  const rows = runs.flatMap((r) =>
+    r.alarms.map(
+      (a) =>
+        `<tr${a.cleared ? '' : ' class="alarmed"'}><td class="l">${esc(r.name)}</td><td>${a.step}</td><td>${a.epoch}</td>` +
+        `<td class="l">${a.cleared ? 'cleared' : '<b>raised</b>'}</td><td class="l">${esc(KIND_NAMES[a.kind] ?? a.kind)}</td><td class="l">${esc(a.message)}</td></tr>`,
+    ),
+  );
   return `<section id="alarms"><h2>Collapse alarms</h2>
-${rows.length ? `<table id="alarms-table"><thead><tr><th class="l">run</th><th>step</th><th>epoch</th><th class="l">event</th><th class="l">kind</th><th class="l">message</th></tr></thead>
-<tbody>${rows.join('\n')}</tbody></table>` : '<p class="note">No collapse alarm in these logs (uniform: loss at ln K; usage: the teacher\'s argmax on too few prototypes; partial: unique prototypes below half their highest).</p>'}</section>`;
+${
+  rows.length
+    ? `<table id="alarms-table"><thead><tr><th class="l">run</th><th>step</th><th>epoch</th><th class="l">event</th><th class="l">kind</th><th class="l">message</th></tr></thead>
+<tbody>${rows.join('\n')}</tbody></table>`
+    : '<p class="note">No collapse alarm in these logs (uniform: loss at ln K; usage: the teacher\'s argmax on too few prototypes; partial: unique prototypes below half their highest).</p>'
+}</section>`;
 }
 
 function plotSection(id: string, title: string, plot: Plot | null, caption: string, missing: string): string {
@@ -90,12 +121,22 @@ ${plot ? `<div class="plot">${plot.svg}</div><p class="note">${esc(caption)}</p>
 }
 
 function groupHtml(g: GalleryGroup): string {
-  const head = g.kind === 'group'
-    ? `<b>collapsed group of ${g.size} prototypes</b> (representative #${g.representative}; ${g.assigned} images go to its members${g.hiddenMembers ? `; ${g.hiddenMembers} more members not shown` : ''})`
-    : `<b>prototype #${g.representative}</b> (${g.assigned} images)`;
-  const members = g.members.map((m) => `<div class="proto"><div class="id">#${m.prototype}: ${m.assigned} image${m.assigned === 1 ? '' : 's'}</div><div class="thumbs">${
-    m.images.length ? m.images.map((im) => `<img src="${im.src}" alt="${esc(im.label)}" title="image ${im.index}: ${esc(im.label)}">`).join('') : '<span class="note">no image has this prototype as argmax</span>'
-  }</div></div>`).join('');
+  const head =
+    g.kind === 'group'
+      ? `<b>collapsed group of ${g.size} prototypes</b> (representative #${g.representative}; ${g.assigned} images go to its members${g.hiddenMembers ? `; ${g.hiddenMembers} more members not shown` : ''})`
+      : `<b>prototype #${g.representative}</b> (${g.assigned} images)`;
+  const members = g.members
+    .map(
+      (m) =>
+        `<div class="proto"><div class="id">#${m.prototype}: ${m.assigned} image${m.assigned === 1 ? '' : 's'}</div><div class="thumbs">${
+          m.images.length
+            ? m.images
+                .map((im) => `<img src="${im.src}" alt="${esc(im.label)}" title="image ${im.index}: ${esc(im.label)}">`)
+                .join('')
+            : '<span class="note">no image has this prototype as argmax</span>'
+        }</div></div>`,
+    )
+    .join('');
   return `<div class="group${g.kind === 'group' ? ' collapsed' : ''}">${head}${members}</div>`;
 }
 
@@ -103,7 +144,8 @@ function gallerySection(runs: RunData[], an: RunAnalysis[]): string {
   const parts = runs.map((r, i) => {
     const g = an[i].gallery;
     if (!g) return `<div class="run"><h3>${esc(r.name)}</h3><p class="note">no gallery for this run</p></div>`;
-    const groups = g.groups.filter((x) => x.kind === 'group'), singles = g.groups.filter((x) => x.kind === 'single');
+    const groups = g.groups.filter((x) => x.kind === 'group'),
+      singles = g.groups.filter((x) => x.kind === 'single');
     return `<div class="run"><h3>${esc(r.name)}</h3>
 <p>The final teacher assigns ${g.images} evaluation images to ${g.used} distinct prototypes (argmax); groups are at ε ${g.eps}.</p>
 ${groups.length ? `<h4>Largest collapsed groups</h4>${groups.map(groupHtml).join('\n')}` : `<p class="note">no collapsed group at ε ${g.eps}</p>`}

@@ -9,7 +9,17 @@ import { analyseRun, type AnalysisOptions, type RunAnalysis } from './analysis.j
 import { renderPlots } from './plots.js';
 import { renderHtml } from './html.js';
 
-export { loadRun, loadRuns, parseEpochRecord, configDifferences, activeAlarms, type RunData, type StepPoint, type EpochPoint, type AlarmPoint } from './runs.js';
+export {
+  loadRun,
+  loadRuns,
+  parseEpochRecord,
+  configDifferences,
+  activeAlarms,
+  type RunData,
+  type StepPoint,
+  type EpochPoint,
+  type AlarmPoint,
+} from './runs.js';
 export type { RunAnalysis, AnalysisOptions } from './analysis.js';
 export { renderSpec } from './plots.js';
 
@@ -29,7 +39,7 @@ export interface ReportResult {
 export async function generateReport(dirs: string[], opts: ReportOptions): Promise<ReportResult> {
   if (dirs.length === 0) throw new Error('report: give at least one run directory');
   const runs = loadRuns(dirs);
-  const be = opts.backend ?? await createBackend({ kind: 'wasm' });
+  const be = opts.backend ?? (await createBackend({ kind: 'wasm' }));
   let analyses: RunAnalysis[];
   try {
     analyses = [];

@@ -20,7 +20,13 @@ export function normalizeRows(data: Float32Array, K: number, D: number): Float32
  * memberOf[k] = the representative of prototype k's greedy group: the most similar earlier
  * representative above the cosine threshold, as the greedy rule assigns it.
  */
-export function greedyMembers(unit: Float32Array, K: number, D: number, groups: UniqueGroups, cosineThreshold: number): Int32Array {
+export function greedyMembers(
+  unit: Float32Array,
+  K: number,
+  D: number,
+  groups: UniqueGroups,
+  cosineThreshold: number,
+): Int32Array {
   const memberOf = new Int32Array(K).fill(-1);
   const multi: number[] = [];
   for (let g = 0; g < groups.unique; g++) {
@@ -32,12 +38,16 @@ export function greedyMembers(unit: Float32Array, K: number, D: number, groups: 
   for (let k = 0; k < K; k++) {
     if (memberOf[k] >= 0) continue;
     // Not kept, so it joined some earlier multi-member group; the threshold only breaks float ties.
-    let best = -1, bestC = -Infinity;
+    let best = -1,
+      bestC = -Infinity;
     for (const r of multi) {
       if (r >= k) break;
       let c = 0;
       for (let d = 0; d < D; d++) c += unit[k * D + d] * unit[r * D + d];
-      if (c > bestC) { bestC = c; best = r; }
+      if (c > bestC) {
+        bestC = c;
+        best = r;
+      }
     }
     memberOf[k] = best >= 0 && bestC > cosineThreshold - 1e-4 ? best : k;
   }

@@ -13,7 +13,8 @@ export interface Plot {
 
 type Row = Record<string, string | number | null>;
 
-const WIDTH = 520, HEIGHT = 260;
+const WIDTH = 520,
+  HEIGHT = 260;
 const CONFIG = { font: 'sans-serif', axis: { labelFontSize: 11, titleFontSize: 12 }, legend: { labelLimit: 240 } };
 
 export async function renderSpec(spec: TopLevelSpec): Promise<string> {
@@ -31,9 +32,14 @@ function color(runs: RunData[]) {
 
 /** Non-finite losses (a diverged run) are left out of the curve rather than breaking the scale. */
 function lossSpec(runs: RunData[]): TopLevelSpec {
-  const values: Row[] = runs.flatMap((r) => r.steps.filter((s) => Number.isFinite(s.loss)).map((s) => ({ run: r.name, step: s.step, loss: s.loss })));
+  const values: Row[] = runs.flatMap((r) =>
+    r.steps.filter((s) => Number.isFinite(s.loss)).map((s) => ({ run: r.name, step: s.step, loss: s.loss })),
+  );
   return {
-    width: WIDTH, height: HEIGHT, config: CONFIG, data: { values },
+    width: WIDTH,
+    height: HEIGHT,
+    config: CONFIG,
+    data: { values },
     mark: { type: 'line', point: values.length < 200, strokeWidth: 1.5 },
     encoding: {
       x: { field: 'step', type: 'quantitative', title: 'step' },
@@ -47,30 +53,55 @@ function lossSpec(runs: RunData[]): TopLevelSpec {
 function uniqueSpec(runs: RunData[], analyses: RunAnalysis[]): TopLevelSpec {
   const values: Row[] = [];
   runs.forEach((r, i) => {
-    for (const e of r.epochs) for (const [eps, n] of Object.entries(e.unique)) values.push({ run: r.name, step: e.step, eps: `ε ${eps}`, unique: n, source: 'epoch log' });
+    for (const e of r.epochs)
+      for (const [eps, n] of Object.entries(e.unique))
+        values.push({ run: r.name, step: e.step, eps: `ε ${eps}`, unique: n, source: 'epoch log' });
     const a = analyses[i];
-    if (a.unique) for (const u of a.unique.perEps) values.push({ run: r.name, step: a.step, eps: `ε ${u.eps}`, unique: u.unique, source: 'final checkpoint' });
+    if (a.unique)
+      for (const u of a.unique.perEps)
+        values.push({ run: r.name, step: a.step, eps: `ε ${u.eps}`, unique: u.unique, source: 'final checkpoint' });
   });
   return {
-    width: WIDTH, height: HEIGHT, config: CONFIG, data: { values },
+    width: WIDTH,
+    height: HEIGHT,
+    config: CONFIG,
+    data: { values },
     layer: [
-      { mark: { type: 'line', strokeWidth: 1.5 }, transform: [{ filter: "datum.source === 'epoch log'" }],
-        encoding: { x: { field: 'step', type: 'quantitative' }, y: { field: 'unique', type: 'quantitative' }, color: color(runs), strokeDash: { field: 'eps', type: 'nominal', title: 'ε' } } },
-      { mark: { type: 'point', filled: true, size: 60 },
+      {
+        mark: { type: 'line', strokeWidth: 1.5 },
+        transform: [{ filter: "datum.source === 'epoch log'" }],
+        encoding: {
+          x: { field: 'step', type: 'quantitative' },
+          y: { field: 'unique', type: 'quantitative' },
+          color: color(runs),
+          strokeDash: { field: 'eps', type: 'nominal', title: 'ε' },
+        },
+      },
+      {
+        mark: { type: 'point', filled: true, size: 60 },
         encoding: {
           // From 0, so a report of final checkpoints alone (one step) still has a readable axis.
           x: { field: 'step', type: 'quantitative', title: 'step', scale: { domainMin: 0 }, axis: { format: 'd' } },
           y: { field: 'unique', type: 'quantitative', title: 'unique prototypes' },
-          color: color(runs), shape: { field: 'source', type: 'nominal', title: 'from' },
-        } },
+          color: color(runs),
+          shape: { field: 'source', type: 'nominal', title: 'from' },
+        },
+      },
     ],
   };
 }
 
 function knnSpec(runs: RunData[]): TopLevelSpec {
-  const values: Row[] = runs.flatMap((r) => r.epochs.filter((e) => e.knnTop1 !== undefined && Number.isFinite(e.knnTop1)).map((e) => ({ run: r.name, step: e.step, knn: e.knnTop1! })));
+  const values: Row[] = runs.flatMap((r) =>
+    r.epochs
+      .filter((e) => e.knnTop1 !== undefined && Number.isFinite(e.knnTop1))
+      .map((e) => ({ run: r.name, step: e.step, knn: e.knnTop1! })),
+  );
   return {
-    width: WIDTH, height: HEIGHT, config: CONFIG, data: { values },
+    width: WIDTH,
+    height: HEIGHT,
+    config: CONFIG,
+    data: { values },
     mark: { type: 'line', point: true, strokeWidth: 1.5 },
     encoding: {
       x: { field: 'step', type: 'quantitative', title: 'step' },
@@ -87,7 +118,9 @@ function nnSpec(runs: RunData[], analyses: RunAnalysis[]): TopLevelSpec {
   analyses.forEach((a) => {
     if (!a.unique) return;
     const { edges, counts } = a.unique.nearest;
-    counts.forEach((c, b) => { if (c > 0) lo = Math.min(lo, edges[b]); });
+    counts.forEach((c, b) => {
+      if (c > 0) lo = Math.min(lo, edges[b]);
+    });
   });
   lo = Math.max(-1, Math.floor(lo * 10) / 10);
   analyses.forEach((a, i) => {
@@ -98,13 +131,20 @@ function nnSpec(runs: RunData[], analyses: RunAnalysis[]): TopLevelSpec {
     });
   });
   return {
-    config: CONFIG, data: { values },
+    config: CONFIG,
+    data: { values },
     facet: { row: { field: 'run', type: 'nominal', title: null, sort: runs.map((r) => r.name) } },
     spec: {
-      width: WIDTH, height: 110,
+      width: WIDTH,
+      height: 110,
       mark: { type: 'rect', tooltip: false },
       encoding: {
-        x: { field: 'lo', type: 'quantitative', title: 'cosine to nearest other prototype', scale: { domain: [lo, 1] } },
+        x: {
+          field: 'lo',
+          type: 'quantitative',
+          title: 'cosine to nearest other prototype',
+          scale: { domain: [lo, 1] },
+        },
         x2: { field: 'hi' },
         y: { field: 'count', type: 'quantitative', title: 'prototypes' },
         y2: { datum: 0 },
@@ -132,8 +172,12 @@ export async function renderPlots(runs: RunData[], analyses: RunAnalysis[]): Pro
   };
   return {
     loss: has.loss ? { id: 'loss', title: 'Training loss', svg: await renderSpec(lossSpec(runs)) } : null,
-    unique: has.unique ? { id: 'unique', title: 'Unique prototypes', svg: await renderSpec(uniqueSpec(runs, analyses)) } : null,
+    unique: has.unique
+      ? { id: 'unique', title: 'Unique prototypes', svg: await renderSpec(uniqueSpec(runs, analyses)) }
+      : null,
     knn: has.knn ? { id: 'knn', title: 'k-NN top-1', svg: await renderSpec(knnSpec(runs)) } : null,
-    nn: has.nn ? { id: 'nn', title: 'Nearest-neighbour similarity', svg: await renderSpec(nnSpec(runs, analyses)) } : null,
+    nn: has.nn
+      ? { id: 'nn', title: 'Nearest-neighbour similarity', svg: await renderSpec(nnSpec(runs, analyses)) }
+      : null,
   };
 }

@@ -61,7 +61,8 @@ export function parseEpochRecord(r: Record<string, unknown>): EpochPoint {
     const m = /^unique[_-]?(?:prototypes[_-]?)?(\d+(?:\.\d+)?(?:e-?\d+)?)$/i.exec(k);
     if (m && typeof v === 'number') unique[String(Number(m[1]))] = v;
     else if ((k === 'unique_prototypes' || k === 'uniquePrototypes') && v && typeof v === 'object') {
-      for (const [e, c] of Object.entries(v as Record<string, unknown>)) if (typeof c === 'number') unique[String(Number(e))] = c;
+      for (const [e, c] of Object.entries(v as Record<string, unknown>))
+        if (typeof c === 'number') unique[String(Number(e))] = c;
     } else if (KNN_KEYS.includes(k) && typeof v === 'number') knnTop1 = v;
     else if (typeof v === 'number' && Number.isFinite(v)) extra[k] = v;
   }
@@ -72,11 +73,20 @@ export function parseEpochRecord(r: Record<string, unknown>): EpochPoint {
 export function loadRun(dir: string, name = basename(resolve(dir))): RunData {
   const logPath = join(dir, 'log.jsonl');
   const ckPath = join(dir, 'checkpoint.safetensors');
-  const hasLog = existsSync(logPath), hasCk = existsSync(ckPath);
-  if (!hasLog && !hasCk) throw new Error(`${dir}: no log.jsonl and no checkpoint.safetensors — not a protodino run directory`);
+  const hasLog = existsSync(logPath),
+    hasCk = existsSync(ckPath);
+  if (!hasLog && !hasCk)
+    throw new Error(`${dir}: no log.jsonl and no checkpoint.safetensors — not a protodino run directory`);
   const run: RunData = {
-    name, dir, config: {}, steps: [], epochs: [], alarms: [], truncated: false,
-    checkpoint: hasCk ? readCheckpoint(ckPath) : null, checkpointPath: hasCk ? ckPath : null,
+    name,
+    dir,
+    config: {},
+    steps: [],
+    epochs: [],
+    alarms: [],
+    truncated: false,
+    checkpoint: hasCk ? readCheckpoint(ckPath) : null,
+    checkpointPath: hasCk ? ckPath : null,
   };
   if (hasLog) {
     const { records, truncated } = readJsonl(logPath);
@@ -89,21 +99,34 @@ export function loadRun(dir: string, name = basename(resolve(dir))): RunData {
       } else if (r.event === 'step' && typeof r.step === 'number' && typeof r.loss === 'number') {
         run.steps.push({ step: r.step, epoch: num(r.epoch) ?? 0, loss: r.loss });
       } else if (r.event === 'epoch') run.epochs.push(parseEpochRecord(r));
-      else if ((r.event === 'alarm' || r.event === 'alarm_cleared') && typeof r.kind === 'string' && typeof r.step === 'number') {
-        run.alarms.push({ kind: r.kind, step: r.step, epoch: num(r.epoch) ?? 0, message: typeof r.message === 'string' ? r.message : r.kind, cleared: r.event === 'alarm_cleared' });
+      else if (
+        (r.event === 'alarm' || r.event === 'alarm_cleared') &&
+        typeof r.kind === 'string' &&
+        typeof r.step === 'number'
+      ) {
+        run.alarms.push({
+          kind: r.kind,
+          step: r.step,
+          epoch: num(r.epoch) ?? 0,
+          message: typeof r.message === 'string' ? r.message : r.kind,
+          cleared: r.event === 'alarm_cleared',
+        });
       }
     }
   }
-  if (Object.keys(run.config).length === 0 && run.checkpoint) run.config = (run.checkpoint.meta.config ?? {}) as Record<string, unknown>;
+  if (Object.keys(run.config).length === 0 && run.checkpoint)
+    run.config = (run.checkpoint.meta.config ?? {}) as Record<string, unknown>;
   // A resumed run re-logs steps after the checkpoint: keep the last record of each step.
   run.steps = dedupeBy(run.steps, (s) => s.step);
   run.epochs = dedupeBy(run.epochs, (e) => e.epoch);
   // A resumed run that re-runs the steps after its checkpoint can raise the same alarm again.
   const seen = new Set<string>();
-  run.alarms = run.alarms.filter((a) => {
-    const key = `${a.cleared}:${a.kind}:${a.step}`;
-    return !seen.has(key) && (seen.add(key), true);
-  }).sort((a, b) => a.step - b.step);
+  run.alarms = run.alarms
+    .filter((a) => {
+      const key = `${a.cleared}:${a.kind}:${a.step}`;
+      return !seen.has(key) && (seen.add(key), true);
+    })
+    .sort((a, b) => a.step - b.step);
   return run;
 }
 

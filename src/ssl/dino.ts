@@ -18,7 +18,8 @@ export function centeredTeacher(teacherLogits: Tensor, center: Tensor, temp: num
  * summing to 1. The global max is subtracted first, which the normalisation cancels.
  */
 export function sinkhornKnopp(teacherLogits: Tensor, temp: number, iterations = 3): Tensor {
-  if (teacherLogits.rank !== 2) throw new ShapeError('sinkhornKnopp', `expects [B, K] logits, got [${teacherLogits.shape}]`);
+  if (teacherLogits.rank !== 2)
+    throw new ShapeError('sinkhornKnopp', `expects [B, K] logits, got [${teacherLogits.shape}]`);
   const [B, K] = teacherLogits.shape;
   return noGrad(() => {
     const scaled = mul(teacherLogits, 1 / temp);
@@ -49,7 +50,8 @@ export function dinoLoss(studentLogits: Tensor, teacherProbs: Tensor, opts: Dino
   if (nCrops < 2) throw new ShapeError('dinoLoss', `needs at least the 2 global crops, got nCrops = ${nCrops}`);
   const [N, K] = studentLogits.shape;
   const B = N / nCrops;
-  if (!Number.isInteger(B) || studentLogits.rank !== 2) throw new ShapeError('dinoLoss', `student output [${studentLogits.shape}] is not [${nCrops}·B, K]`);
+  if (!Number.isInteger(B) || studentLogits.rank !== 2)
+    throw new ShapeError('dinoLoss', `student output [${studentLogits.shape}] is not [${nCrops}·B, K]`);
   if (teacherProbs.rank !== 2 || teacherProbs.shape[0] !== 2 * B || teacherProbs.shape[1] !== K) {
     throw new ShapeError('dinoLoss', `teacher targets [${teacherProbs.shape}] must be [2·${B}, ${K}]`);
   }

@@ -12,7 +12,9 @@ import { mulberry32 } from '../util/mulberry32.js';
 
 /** The masks' generator (mulberry32): masks depend only on (seed, step, micro-batch), so resume is exact. */
 export function maskRng(seed: number, step: number, micro: number): () => number {
-  return mulberry32(Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(step + 1, 0xc2b2ae35) ^ Math.imul(micro + 7, 0x27d4eb2f));
+  return mulberry32(
+    Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(step + 1, 0xc2b2ae35) ^ Math.imul(micro + 7, 0x27d4eb2f),
+  );
 }
 
 export interface MaskOptions {
@@ -44,7 +46,8 @@ export function blockMask(rng: () => number, H: number, W: number, ratio: number
       const h = Math.max(1, Math.round(Math.sqrt(area * aspect)));
       const w = Math.max(1, Math.round(Math.sqrt(area / aspect)));
       if (h > H || w > W) continue;
-      const top = Math.floor(rng() * (H - h + 1)), left = Math.floor(rng() * (W - w + 1));
+      const top = Math.floor(rng() * (H - h + 1)),
+        left = Math.floor(rng() * (W - w + 1));
       let fresh = 0;
       for (let i = top; i < top + h; i++) for (let j = left; j < left + w; j++) fresh += 1 - mask[i * W + j];
       if (fresh === 0 || fresh > budget) continue;
@@ -77,7 +80,8 @@ export function cropMasks(rng: () => number, crops: number, H: number, W: number
  * then over the 2 views. masks: [2B·N] crop-major.
  */
 export function patchLossWeights(masks: Uint8Array, crops: number, N: number, views = 2): Float32Array {
-  if (masks.length !== crops * N) throw new ShapeError('patchLossWeights', `${masks.length} mask values are not ${crops} crops of ${N} patches`);
+  if (masks.length !== crops * N)
+    throw new ShapeError('patchLossWeights', `${masks.length} mask values are not ${crops} crops of ${N} patches`);
   const B = crops / views;
   const w = new Float32Array(masks.length);
   for (let c = 0; c < crops; c++) {
@@ -98,11 +102,26 @@ export interface IbotLossOptions {
  * iBOT's masked patch loss. studentPatch, teacherPatch: [2B·N, K] logits (crop-major, the student's
  * on masked crops, the teacher's on the same crops unmasked); center2: [1, K]; masks: [2B·N] 0/1.
  */
-export function ibotPatchLoss(studentPatch: Tensor, teacherPatch: Tensor, center2: Tensor, masks: Uint8Array, N: number,
-  opts: IbotLossOptions): Tensor {
+export function ibotPatchLoss(
+  studentPatch: Tensor,
+  teacherPatch: Tensor,
+  center2: Tensor,
+  masks: Uint8Array,
+  N: number,
+  opts: IbotLossOptions,
+): Tensor {
   const [R, K] = studentPatch.shape;
-  if (studentPatch.rank !== 2 || teacherPatch.rank !== 2 || teacherPatch.shape[0] !== R || teacherPatch.shape[1] !== K || R !== masks.length) {
-    throw new ShapeError('ibotPatchLoss', `student [${studentPatch.shape}], teacher [${teacherPatch.shape}] and ${masks.length} mask values disagree`);
+  if (
+    studentPatch.rank !== 2 ||
+    teacherPatch.rank !== 2 ||
+    teacherPatch.shape[0] !== R ||
+    teacherPatch.shape[1] !== K ||
+    R !== masks.length
+  ) {
+    throw new ShapeError(
+      'ibotPatchLoss',
+      `student [${studentPatch.shape}], teacher [${teacherPatch.shape}] and ${masks.length} mask values disagree`,
+    );
   }
   const targets = noGrad(() => softmax(mul(sub(teacherPatch, center2), 1 / opts.teacherTemp), -1));
   const ce = crossEntropy(targets, mul(studentPatch, 1 / opts.studentTemp), -1); // [2B·N]

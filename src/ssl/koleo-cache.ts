@@ -44,9 +44,14 @@ export class KoleoProtoCache {
   private built = -1;
   private pending: PendingStats | null = null;
 
-  constructor(readonly every: number, readonly m: number) {
-    if (!Number.isInteger(every) || every < 2) throw new ShapeError('KoleoProtoCache', `refreshes every ${every} steps: needs an integer ≥ 2`);
-    if (!Number.isInteger(m) || m < 1) throw new ShapeError('KoleoProtoCache', `m = ${m} candidates: needs a positive integer`);
+  constructor(
+    readonly every: number,
+    readonly m: number,
+  ) {
+    if (!Number.isInteger(every) || every < 2)
+      throw new ShapeError('KoleoProtoCache', `refreshes every ${every} steps: needs an integer ≥ 2`);
+    if (!Number.isInteger(m) || m < 1)
+      throw new ShapeError('KoleoProtoCache', `m = ${m} candidates: needs a positive integer`);
   }
 
   get builtAt(): number {
@@ -92,8 +97,14 @@ export class KoleoProtoCache {
     if (this.pending) disposeStats(this.pending);
     // The caller disposes exactIdx; the stats keep their own handle on it.
     // Kept out of any enclosing tidy scope: they outlive the step that made them.
-    this.pending = { step, builtAt: this.built, exactIdx: keep(reshape(exactIdx, exactIdx.shape)), cachedIdx: keep(stale.indices),
-      exact: koleo(exactIdx), cached: koleo(stale.indices) };
+    this.pending = {
+      step,
+      builtAt: this.built,
+      exactIdx: keep(reshape(exactIdx, exactIdx.shape)),
+      cachedIdx: keep(stale.indices),
+      exact: koleo(exactIdx),
+      cached: koleo(stale.indices),
+    };
   }
 
   /** The last refresh's measurements, once (null if none is waiting). Reads back 2·K indices. */
@@ -102,10 +113,17 @@ export class KoleoProtoCache {
     if (!p) return null;
     this.pending = null;
     try {
-      const a = await p.exactIdx.data(), b = await p.cachedIdx.data();
+      const a = await p.exactIdx.data(),
+        b = await p.cachedIdx.data();
       let same = 0;
       for (let i = 0; i < a.length; i++) if (a[i] === b[i]) same++;
-      return { step: p.step, builtAt: p.builtAt, agree: same / a.length, koleoExact: await p.exact.item(), koleoCached: await p.cached.item() };
+      return {
+        step: p.step,
+        builtAt: p.builtAt,
+        agree: same / a.length,
+        koleoExact: await p.exact.item(),
+        koleoCached: await p.cached.item(),
+      };
     } finally {
       disposeStats(p);
     }
@@ -122,11 +140,15 @@ export class KoleoProtoCache {
   load(state: { builtAt: number; shape: number[]; data: ArrayLike<number> }, be: Backend): void {
     const [K, m] = state.shape;
     if (state.shape.length !== 2 || m !== this.m || !Number.isInteger(state.builtAt) || state.builtAt < 0) {
-      throw new ShapeError('KoleoProtoCache', `a saved cache of shape [${state.shape}] built at step ${state.builtAt} does not fit ${this.m} candidates per prototype`);
+      throw new ShapeError(
+        'KoleoProtoCache',
+        `a saved cache of shape [${state.shape}] built at step ${state.builtAt} does not fit ${this.m} candidates per prototype`,
+      );
     }
     for (let e = 0; e < state.data.length; e++) {
       const v = state.data[e];
-      if (!(Number.isInteger(v) && v >= -1 && v < K)) throw new ShapeError('KoleoProtoCache', `saved candidate ${v} is not a prototype index below ${K}`);
+      if (!(Number.isInteger(v) && v >= -1 && v < K))
+        throw new ShapeError('KoleoProtoCache', `saved candidate ${v} is not a prototype index below ${K}`);
     }
     this.dispose();
     this.cand = keep(tensor(state.data, state.shape, be, 'i32'));

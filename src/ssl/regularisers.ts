@@ -13,7 +13,8 @@ import type { KoleoProtoCache } from './koleo-cache.js';
  * prediction is uniform over the K prototypes, log K when it collapses onto one.
  */
 export function meMaxLoss(studentLogits: Tensor, studentTemp: number): Tensor {
-  if (studentLogits.rank !== 2) throw new ShapeError('meMaxLoss', `expects [B, K] logits, got [${studentLogits.shape}]`);
+  if (studentLogits.rank !== 2)
+    throw new ShapeError('meMaxLoss', `expects [B, K] logits, got [${studentLogits.shape}]`);
   const K = studentLogits.shape[1];
   const pBar = mean(softmax(mul(studentLogits, 1 / studentTemp), -1), 0); // [K]
   return add(sum(mul(pBar, log(pBar))), Math.log(K));
@@ -37,9 +38,14 @@ export function koleoLoss(x: Tensor, eps = 1e-8): Tensor {
  * L_KP = −(1/K) Σ_i log(min_{j≠i} ‖w_i − w_j‖ + ε) on L2-normalised rows; its gradient flows into
  * the prototypes. With a candidate cache (koleo-cache.ts) the neighbours of `step` come from it.
  */
-export function koleoProtoLoss(prototypes: Tensor, eps = 1e-8, cache?: { cache: KoleoProtoCache; step: number }): Tensor {
+export function koleoProtoLoss(
+  prototypes: Tensor,
+  eps = 1e-8,
+  cache?: { cache: KoleoProtoCache; step: number },
+): Tensor {
   if (!cache) return koleoLoss(prototypes, eps);
-  if (prototypes.rank !== 2 || prototypes.shape[0] < 2) throw new ShapeError('koleoProtoLoss', `expects [K ≥ 2, D] prototypes, got [${prototypes.shape}]`);
+  if (prototypes.rank !== 2 || prototypes.shape[0] < 2)
+    throw new ShapeError('koleoProtoLoss', `expects [K ≥ 2, D] prototypes, got [${prototypes.shape}]`);
   const xn = l2Normalize(prototypes, -1, eps);
   const idx = cache.cache.neighbours(xn, cache.step, eps);
   const distances = neighborDistance(xn, xn, idx, eps);

@@ -24,15 +24,34 @@ export const VMF_MIN_DIM = 8;
 
 /** Debye polynomials u1..u4 of DLMF 10.41.10, as coefficient lists in powers of t. */
 const U: readonly (readonly [number, number][])[] = [
-  [[1, 3 / 24], [3, -5 / 24]],
-  [[2, 81 / 1152], [4, -462 / 1152], [6, 385 / 1152]],
-  [[3, 30375 / 414720], [5, -369603 / 414720], [7, 765765 / 414720], [9, -425425 / 414720]],
-  [[4, 4465125 / 39813120], [6, -94121676 / 39813120], [8, 349922430 / 39813120], [10, -446185740 / 39813120], [12, 185910725 / 39813120]],
+  [
+    [1, 3 / 24],
+    [3, -5 / 24],
+  ],
+  [
+    [2, 81 / 1152],
+    [4, -462 / 1152],
+    [6, 385 / 1152],
+  ],
+  [
+    [3, 30375 / 414720],
+    [5, -369603 / 414720],
+    [7, 765765 / 414720],
+    [9, -425425 / 414720],
+  ],
+  [
+    [4, 4465125 / 39813120],
+    [6, -94121676 / 39813120],
+    [8, 349922430 / 39813120],
+    [10, -446185740 / 39813120],
+    [12, 185910725 / 39813120],
+  ],
 ];
 
 /** log C_p(κ) elementwise (differentiable in κ), for κ ≥ 0 and p ≥ 8. */
 export function vmfLogNormaliser(kappa: Tensor, p: number): Tensor {
-  if (!(Number.isInteger(p) && p >= VMF_MIN_DIM)) throw new ShapeError('vmfLogNormaliser', `needs an integer dimension p ≥ ${VMF_MIN_DIM}, got ${p}`);
+  if (!(Number.isInteger(p) && p >= VMF_MIN_DIM))
+    throw new ShapeError('vmfLogNormaliser', `needs an integer dimension p ≥ ${VMF_MIN_DIM}, got ${p}`);
   const nu = p / 2 - 1;
   const s = sqrt(add(square(kappa), nu * nu));
   const t = mul(reciprocal(s), nu);

@@ -48,73 +48,80 @@ export function param(t: Tensor, name?: string): Tensor {
  * gradients are kept: a pass that throws half-way frees the gradients it was carrying.
  */
 export function backward(root: Tensor, grad?: Tensor): void {
-  if (!root.requiresGrad) throw new Error('backward: the tensor does not require grad (no parameter with requiresGrad reached it)');
-  if (!grad && root.size !== 1) throw new Error(`backward: needs an explicit gradient for a non-scalar output of shape [${root.shape}]`);
+  if (!root.requiresGrad)
+    throw new Error('backward: the tensor does not require grad (no parameter with requiresGrad reached it)');
+  if (!grad && root.size !== 1)
+    throw new Error(`backward: needs an explicit gradient for a non-scalar output of shape [${root.shape}]`);
   const add = gradientAdd;
-  if (!add) throw new Error('backward: no gradient add registered (import the elementwise ops, e.g. via src/tensor/index.js)');
-  noGrad(() => tidy(() => {
-    // Topological order by iterative DFS (deep networks would overflow recursion).
-    const order: Tensor[] = [];
-    const seen = new Set<Tensor>();
-    const stack: [Tensor, number][] = [[root, 0]];
-    seen.add(root);
-    while (stack.length > 0) {
-      const top = stack[stack.length - 1];
-      const [t, i] = top;
-      const inputs = t.node ? t.node.inputs : [];
-      if (i < inputs.length) {
-        top[1]++;
-        const c = inputs[i];
-        if (c.requiresGrad && !seen.has(c)) {
-          seen.add(c);
-          stack.push([c, 0]);
-        }
-      } else {
-        stack.pop();
-        order.push(t);
-      }
-    }
-    const grads = new Map<Tensor, Tensor>();
-    grads.set(root, grad ? add(grad, 0) : ones(root.shape, root.backend));
-    for (let k = order.length - 1; k >= 0; k--) {
-      const t = order[k];
-      const g = grads.get(t);
-      if (!g) continue;
-      grads.delete(t);
-      if (!t.node) {
-        accumulateLeaf(t, g, add);
-        continue;
-      }
-      const node = t.node;
-      const inputGrads = tidy(() => node.backward(g));
-      // A rule may hand back g itself or one tensor for two inputs; each is owned exactly once.
-      const used = new Set<Tensor>();
-      const owned = node.inputs.map((inp, j) => {
-        let gi = inputGrads[j];
-        if (!gi || !inp.requiresGrad) return null;
-        if (!sameShape(gi.shape, inp.shape)) {
-          throw new Error(`backward of ${node.op}: gradient shape [${gi.shape}] does not match input shape [${inp.shape}]`);
-        }
-        if (used.has(gi)) gi = add(gi, 0);
-        used.add(gi);
-        return gi;
-      });
-      for (const gi of new Set(inputGrads)) if (gi && !used.has(gi) && gi !== g) gi.dispose();
-      if (!used.has(g)) g.dispose();
-      node.inputs.forEach((inp, j) => {
-        const gi = owned[j];
-        if (!gi) return;
-        const prev = grads.get(inp);
-        if (prev) {
-          grads.set(inp, add(prev, gi));
-          prev.dispose();
-          gi.dispose();
+  if (!add)
+    throw new Error('backward: no gradient add registered (import the elementwise ops, e.g. via src/tensor/index.js)');
+  noGrad(() =>
+    tidy(() => {
+      // Topological order by iterative DFS (deep networks would overflow recursion).
+      const order: Tensor[] = [];
+      const seen = new Set<Tensor>();
+      const stack: [Tensor, number][] = [[root, 0]];
+      seen.add(root);
+      while (stack.length > 0) {
+        const top = stack[stack.length - 1];
+        const [t, i] = top;
+        const inputs = t.node ? t.node.inputs : [];
+        if (i < inputs.length) {
+          top[1]++;
+          const c = inputs[i];
+          if (c.requiresGrad && !seen.has(c)) {
+            seen.add(c);
+            stack.push([c, 0]);
+          }
         } else {
-          grads.set(inp, gi);
+          stack.pop();
+          order.push(t);
         }
-      });
-    }
-  }));
+      }
+      const grads = new Map<Tensor, Tensor>();
+      grads.set(root, grad ? add(grad, 0) : ones(root.shape, root.backend));
+      for (let k = order.length - 1; k >= 0; k--) {
+        const t = order[k];
+        const g = grads.get(t);
+        if (!g) continue;
+        grads.delete(t);
+        if (!t.node) {
+          accumulateLeaf(t, g, add);
+          continue;
+        }
+        const node = t.node;
+        const inputGrads = tidy(() => node.backward(g));
+        // A rule may hand back g itself or one tensor for two inputs; each is owned exactly once.
+        const used = new Set<Tensor>();
+        const owned = node.inputs.map((inp, j) => {
+          let gi = inputGrads[j];
+          if (!gi || !inp.requiresGrad) return null;
+          if (!sameShape(gi.shape, inp.shape)) {
+            throw new Error(
+              `backward of ${node.op}: gradient shape [${gi.shape}] does not match input shape [${inp.shape}]`,
+            );
+          }
+          if (used.has(gi)) gi = add(gi, 0);
+          used.add(gi);
+          return gi;
+        });
+        for (const gi of new Set(inputGrads)) if (gi && !used.has(gi) && gi !== g) gi.dispose();
+        if (!used.has(g)) g.dispose();
+        node.inputs.forEach((inp, j) => {
+          const gi = owned[j];
+          if (!gi) return;
+          const prev = grads.get(inp);
+          if (prev) {
+            grads.set(inp, add(prev, gi));
+            prev.dispose();
+            gi.dispose();
+          } else {
+            grads.set(inp, gi);
+          }
+        });
+      }
+    }),
+  );
 }
 
 function accumulateLeaf(t: Tensor, g: Tensor, add: GradientAdd): void {

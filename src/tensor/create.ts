@@ -9,13 +9,24 @@ export function empty(shape: readonly number[], backend: Backend, dtype: DType =
   return new Tensor(backend, backend.alloc(numel(s), dtype), s, dtype);
 }
 
-export function tensor(data: ArrayLike<number>, shape: readonly number[] | undefined, backend: Backend, dtype: DType = 'f32'): Tensor {
+export function tensor(
+  data: ArrayLike<number>,
+  shape: readonly number[] | undefined,
+  backend: Backend,
+  dtype: DType = 'f32',
+): Tensor {
   const s = checkShape('tensor', shape ?? [data.length]);
-  if (numel(s) !== data.length) throw new ShapeError('tensor', `${data.length} values do not fill shape [${s}] (${numel(s)} elements)`);
+  if (numel(s) !== data.length)
+    throw new ShapeError('tensor', `${data.length} values do not fill shape [${s}] (${numel(s)} elements)`);
   const t = empty(s, backend, dtype);
-  const arr = dtype === 'i32'
-    ? (data instanceof Int32Array ? data : Int32Array.from(data))
-    : (data instanceof Float32Array ? data : Float32Array.from(data));
+  const arr =
+    dtype === 'i32'
+      ? data instanceof Int32Array
+        ? data
+        : Int32Array.from(data)
+      : data instanceof Float32Array
+        ? data
+        : Float32Array.from(data);
   backend.upload(t.storage, arr);
   return t;
 }

@@ -48,7 +48,8 @@ export function sameShape(a: readonly number[], b: readonly number[]): boolean {
 
 export function assertSameBackend(op: string, ...ts: Tensor[]): void {
   for (const t of ts) {
-    if (t.backend !== ts[0].backend) throw new ShapeError(op, `tensors live on different backends (${ts[0].backend.kind} and ${t.backend.kind})`);
+    if (t.backend !== ts[0].backend)
+      throw new ShapeError(op, `tensors live on different backends (${ts[0].backend.kind} and ${t.backend.kind})`);
   }
 }
 
@@ -58,7 +59,8 @@ export function assertDType(op: string, t: Tensor, dtype: 'f32' | 'i32', what = 
 
 export function checkShape(op: string, shape: readonly number[]): number[] {
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new ShapeError(op, `invalid shape [${shape}]: dims must be non-negative integers`);
+    if (!Number.isInteger(d) || d < 0)
+      throw new ShapeError(op, `invalid shape [${shape}]: dims must be non-negative integers`);
   }
   return [...shape];
 }

@@ -41,7 +41,12 @@ export class Tensor {
   node: GradNode | null = null;
   name?: string;
 
-  constructor(backend: Backend, storage: Storage | Tensor, shape: readonly number[], dtype: DType = storage instanceof Tensor ? storage.dtype : storage.dtype) {
+  constructor(
+    backend: Backend,
+    storage: Storage | Tensor,
+    shape: readonly number[],
+    dtype: DType = storage instanceof Tensor ? storage.dtype : storage.dtype,
+  ) {
     this.backend = backend;
     if (storage instanceof Tensor) {
       if (!storage._ref) throw new Error(`a view of tensor #${storage.id} was taken after dispose()`);
@@ -53,7 +58,11 @@ export class Tensor {
     this.shape = Object.freeze([...shape]);
     this.size = shape.reduce((a, b) => a * b, 1);
     this.dtype = dtype;
-    if (this.size > this._ref.storage.length) throw new ShapeError('tensor', `shape [${shape}] needs ${this.size} elements, storage has ${this._ref.storage.length}`);
+    if (this.size > this._ref.storage.length)
+      throw new ShapeError(
+        'tensor',
+        `shape [${shape}] needs ${this.size} elements, storage has ${this._ref.storage.length}`,
+      );
     live++;
     if (scopes.length > 0) scopes[scopes.length - 1].add(this);
   }
@@ -68,7 +77,10 @@ export class Tensor {
 
   /** The device storage; throws if the tensor was disposed. */
   get storage(): Storage {
-    if (!this._ref) throw new Error(`tensor #${this.id}${this.name ? ` (${this.name})` : ''} [${this.shape}] was used after dispose()`);
+    if (!this._ref)
+      throw new Error(
+        `tensor #${this.id}${this.name ? ` (${this.name})` : ''} [${this.shape}] was used after dispose()`,
+      );
     return this._ref.storage;
   }
 

@@ -73,7 +73,11 @@ export class CollapseAlarms {
   readonly lnK: number;
 
   /** K: the number of prototypes (--out_dim); window: steps in a row for the uniform alarm (0: off). */
-  constructor(readonly K: number, readonly window: number = DEFAULT_UNIFORM_WINDOW, state: AlarmState = freshAlarmState()) {
+  constructor(
+    readonly K: number,
+    readonly window: number = DEFAULT_UNIFORM_WINDOW,
+    state: AlarmState = freshAlarmState(),
+  ) {
     this.lnK = Math.log(K);
     this.s = { ...state, active: [...state.active] };
   }
@@ -90,13 +94,25 @@ export class CollapseAlarms {
     return this.s.active;
   }
 
-  private raise(kind: AlarmKind, step: number, epoch: number, message: string, detail: Record<string, unknown>): AlarmRecord[] {
+  private raise(
+    kind: AlarmKind,
+    step: number,
+    epoch: number,
+    message: string,
+    detail: Record<string, unknown>,
+  ): AlarmRecord[] {
     if (this.isActive(kind)) return [];
     this.s.active.push(kind);
     return [{ event: 'alarm', kind, step, epoch, message, ...detail }];
   }
 
-  private clear(kind: AlarmKind, step: number, epoch: number, message: string, detail: Record<string, unknown>): AlarmRecord[] {
+  private clear(
+    kind: AlarmKind,
+    step: number,
+    epoch: number,
+    message: string,
+    detail: Record<string, unknown>,
+  ): AlarmRecord[] {
     if (!this.isActive(kind)) return [];
     this.s.active = this.s.active.filter((k) => k !== kind);
     return [{ event: 'alarm_cleared', kind, step, epoch, message, ...detail }];
@@ -111,37 +127,59 @@ export class CollapseAlarms {
     const near = Number.isFinite(loss) && Math.abs(loss - this.lnK) <= UNIFORM_TOLERANCE * this.lnK;
     if (!near) {
       this.s.uniform_streak = 0;
-      return this.clear('uniform', step, epoch,
+      return this.clear(
+        'uniform',
+        step,
+        epoch,
         `uniform collapse cleared - loss ${f3(loss)} left the 1% band around ln ${this.K} = ${f3(this.lnK)} at step ${step}`,
-        { loss, ln_k: this.lnK });
+        { loss, ln_k: this.lnK },
+      );
     }
     this.s.uniform_streak++;
     if (this.s.uniform_streak < this.window) return [];
-    return this.raise('uniform', step, epoch,
-      `uniform collapse - loss ${f3(loss)} within 1% of ln ${this.K} = ${f3(this.lnK)} for ${this.window} steps `
-      + `(steps ${step - this.window + 1}-${step}): the teacher's outputs are uniform and the student learns nothing; `
-      + 'try BatchNorm in the head (--use_bn_in_head), a lower teacher temperature (--teacher_temp) or fewer prototypes (--out_dim)',
-      { loss, ln_k: this.lnK, window: this.window, tolerance: UNIFORM_TOLERANCE });
+    return this.raise(
+      'uniform',
+      step,
+      epoch,
+      `uniform collapse - loss ${f3(loss)} within 1% of ln ${this.K} = ${f3(this.lnK)} for ${this.window} steps ` +
+        `(steps ${step - this.window + 1}-${step}): the teacher's outputs are uniform and the student learns nothing; ` +
+        'try BatchNorm in the head (--use_bn_in_head), a lower teacher temperature (--teacher_temp) or fewer prototypes (--out_dim)',
+      { loss, ln_k: this.lnK, window: this.window, tolerance: UNIFORM_TOLERANCE },
+    );
   }
 
   /** The diagnostics of an epoch's end (`step` the global step, `epoch` 1-based). */
   epoch(step: number, epoch: number, d: EpochDiagnostics): AlarmRecord[] {
     const out: AlarmRecord[] = [];
     const K = num(d.prototypes) ?? this.K;
-    const used = num(d.usage_used), images = num(d.eval_test_rows);
+    const used = num(d.usage_used),
+      images = num(d.eval_test_rows);
     const threshold = usageThreshold(K);
     // Without the image count the evaluation's size is unknown, so it is trusted.
     if (used !== undefined && (images === undefined || images >= USAGE_MIN_IMAGES_PER_THRESHOLD * threshold)) {
       const detail = { used, prototypes: K, images: images ?? null, threshold };
       if (used < threshold) {
-        out.push(...this.raise('usage', step, epoch,
-          `usage collapse - the teacher's argmax uses ${used} of ${K} prototypes on ${images ?? 'the'} evaluation images `
-          + `(fewer than max(2, 1% of K) = ${+threshold.toFixed(2)}): every image gets the same few outputs; `
-          + 'check the centering (--centering, --center_momentum below 1), or try --centering sinkhorn or --koleo_proto 0.1',
-          detail));
+        out.push(
+          ...this.raise(
+            'usage',
+            step,
+            epoch,
+            `usage collapse - the teacher's argmax uses ${used} of ${K} prototypes on ${images ?? 'the'} evaluation images ` +
+              `(fewer than max(2, 1% of K) = ${+threshold.toFixed(2)}): every image gets the same few outputs; ` +
+              'check the centering (--centering, --center_momentum below 1), or try --centering sinkhorn or --koleo_proto 0.1',
+            detail,
+          ),
+        );
       } else {
-        out.push(...this.clear('usage', step, epoch,
-          `usage collapse cleared - the teacher's argmax uses ${used} of ${K} prototypes (threshold ${+threshold.toFixed(2)})`, detail));
+        out.push(
+          ...this.clear(
+            'usage',
+            step,
+            epoch,
+            `usage collapse cleared - the teacher's argmax uses ${used} of ${K} prototypes (threshold ${+threshold.toFixed(2)})`,
+            detail,
+          ),
+        );
       }
     }
     const unique = num((d.unique_prototypes as Record<string, unknown> | undefined)?.[PARTIAL_EPS]);
@@ -151,15 +189,34 @@ export class CollapseAlarms {
         this.s.peak_unique_step = step;
       }
       const peak = this.s.peak_unique;
-      const detail = { unique, peak_unique: peak, peak_step: this.s.peak_unique_step, eps: Number(PARTIAL_EPS), prototypes: K };
+      const detail = {
+        unique,
+        peak_unique: peak,
+        peak_step: this.s.peak_unique_step,
+        eps: Number(PARTIAL_EPS),
+        prototypes: K,
+      };
       if (unique < PARTIAL_FRACTION * peak) {
-        out.push(...this.raise('partial', step, epoch,
-          `partial prototype collapse - ${unique} unique prototypes (ε ${PARTIAL_EPS}) of ${K}, below half the run's highest, `
-          + `${peak} at step ${this.s.peak_unique_step}: prototypes are merging into near-identical groups; --koleo_proto 0.1 keeps them apart`,
-          detail));
+        out.push(
+          ...this.raise(
+            'partial',
+            step,
+            epoch,
+            `partial prototype collapse - ${unique} unique prototypes (ε ${PARTIAL_EPS}) of ${K}, below half the run's highest, ` +
+              `${peak} at step ${this.s.peak_unique_step}: prototypes are merging into near-identical groups; --koleo_proto 0.1 keeps them apart`,
+            detail,
+          ),
+        );
       } else {
-        out.push(...this.clear('partial', step, epoch,
-          `partial prototype collapse cleared - ${unique} unique prototypes (ε ${PARTIAL_EPS}), at least half of the highest ${peak}`, detail));
+        out.push(
+          ...this.clear(
+            'partial',
+            step,
+            epoch,
+            `partial prototype collapse cleared - ${unique} unique prototypes (ε ${PARTIAL_EPS}), at least half of the highest ${peak}`,
+            detail,
+          ),
+        );
       }
     }
     return out;
@@ -173,7 +230,13 @@ export class CollapseAlarms {
  * before the epoch's diagnostics run, so its state alone would miss the last epoch's counts; the
  * uniform streak is per step and not in the log, so it comes from the checkpoint alone.
  */
-export function resumedAlarms(K: number, window: number, saved: AlarmState | undefined, records: readonly Record<string, unknown>[], upToStep: number): CollapseAlarms {
+export function resumedAlarms(
+  K: number,
+  window: number,
+  saved: AlarmState | undefined,
+  records: readonly Record<string, unknown>[],
+  upToStep: number,
+): CollapseAlarms {
   const byStep = new Map<number, Record<string, unknown>>();
   for (const r of records) {
     if (r.event === 'epoch' && typeof r.step === 'number' && r.step <= upToStep) byStep.set(r.step, r);
@@ -181,7 +244,8 @@ export function resumedAlarms(K: number, window: number, saved: AlarmState | und
   // Replaying records the saved state already saw changes nothing: the peak is a maximum, and each
   // record sets the usage and partial flags from its own counts.
   const a = new CollapseAlarms(K, window, saved ?? freshAlarmState());
-  for (const [step, r] of [...byStep].sort((x, y) => x[0] - y[0])) a.epoch(step, typeof r.epoch === 'number' ? r.epoch : 0, r);
+  for (const [step, r] of [...byStep].sort((x, y) => x[0] - y[0]))
+    a.epoch(step, typeof r.epoch === 'number' ? r.epoch : 0, r);
   return a;
 }
 
@@ -190,7 +254,15 @@ export function parseAlarmState(v: unknown): AlarmState | undefined {
   if (!v || typeof v !== 'object') return undefined;
   const o = v as Record<string, unknown>;
   const n = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) && x >= 0 ? x : undefined);
-  const streak = n(o.uniform_streak), peak = n(o.peak_unique), peakStep = n(o.peak_unique_step);
-  if (streak === undefined || peak === undefined || peakStep === undefined || !Array.isArray(o.active)) return undefined;
-  return { uniform_streak: streak, peak_unique: peak, peak_unique_step: peakStep, active: o.active.filter((k): k is AlarmKind => ALARM_KINDS.includes(k)) };
+  const streak = n(o.uniform_streak),
+    peak = n(o.peak_unique),
+    peakStep = n(o.peak_unique_step);
+  if (streak === undefined || peak === undefined || peakStep === undefined || !Array.isArray(o.active))
+    return undefined;
+  return {
+    uniform_streak: streak,
+    peak_unique: peak,
+    peak_unique_step: peakStep,
+    active: o.active.filter((k): k is AlarmKind => ALARM_KINDS.includes(k)),
+  };
 }

@@ -55,8 +55,11 @@ async function host(t: Tensor): Promise<SafeTensorInput> {
   return { dtype: 'F32', shape: [...t.shape], data: (await t.data()) as Float32Array };
 }
 
-export async function saveCheckpoint(path: string, s: TrainingState,
-  meta: Omit<CheckpointMeta, 'format' | 'optimizerSteps' | 'optimizerStep' | 'optimizerGroups'>): Promise<void> {
+export async function saveCheckpoint(
+  path: string,
+  s: TrainingState,
+  meta: Omit<CheckpointMeta, 'format' | 'optimizerSteps' | 'optimizerStep' | 'optimizerGroups'>,
+): Promise<void> {
   const tensors = new Map<string, SafeTensorInput>();
   for (const [name, t] of s.student.stateDict()) tensors.set(`student.${name}`, await host(t));
   for (const [name, t] of s.teacher.stateDict()) tensors.set(`teacher.${name}`, await host(t));
@@ -78,10 +81,17 @@ export async function saveCheckpoint(path: string, s: TrainingState,
     optimizerSteps[name] = e.step;
   }
   const optimizerGroups = s.optimizer.groups.map((g) => ({
-    names: g.params.map((p) => names.get(p) ?? '?'), weightDecay: g.weightDecay,
+    names: g.params.map((p) => names.get(p) ?? '?'),
+    weightDecay: g.weightDecay,
   }));
-  const full: CheckpointMeta = { format: 'protodino-dino-v1', ...meta, optimizerSteps, optimizerStep: opt.step, optimizerGroups,
-    ...(cache ? { koleoCacheBuiltAt: cache.builtAt } : {}) };
+  const full: CheckpointMeta = {
+    format: 'protodino-dino-v1',
+    ...meta,
+    optimizerSteps,
+    optimizerStep: opt.step,
+    optimizerGroups,
+    ...(cache ? { koleoCacheBuiltAt: cache.builtAt } : {}),
+  };
   writeSafetensors(path, tensors, { protodino: JSON.stringify(full) });
 }
 
@@ -92,7 +102,10 @@ export interface LoadedCheckpoint {
 
 /** Every problem with a checkpoint file: the message names the file (or the name given for bytes). */
 export class CheckpointError extends Error {
-  constructor(readonly source: string, problem: string) {
+  constructor(
+    readonly source: string,
+    problem: string,
+  ) {
     super(`${source}: ${problem}`);
     this.name = 'CheckpointError';
   }
@@ -110,26 +123,42 @@ function parseMeta(source: string, raw: string): CheckpointMeta {
     throw new CheckpointError(source, `checkpoint metadata is not valid JSON (${(e as Error).message})`);
   }
   if (!isRecord(meta)) throw new CheckpointError(source, 'checkpoint metadata is not a JSON object');
-  if (meta.format !== 'protodino-dino-v1') throw new CheckpointError(source, `unknown checkpoint format '${String(meta.format)}'`);
+  if (meta.format !== 'protodino-dino-v1')
+    throw new CheckpointError(source, `unknown checkpoint format '${String(meta.format)}'`);
   const bad = (field: string, v: unknown, want: string): never => {
     throw new CheckpointError(source, `checkpoint metadata ${field} is ${JSON.stringify(v) ?? String(v)}, not ${want}`);
   };
-  for (const k of ['epoch', 'step', 'optimizerStep'] as const) if (!isCount(meta[k])) bad(k, meta[k], 'a non-negative integer');
-  if (meta.koleoCacheBuiltAt !== undefined && !isCount(meta.koleoCacheBuiltAt)) bad('koleoCacheBuiltAt', meta.koleoCacheBuiltAt, 'a non-negative integer');
+  for (const k of ['epoch', 'step', 'optimizerStep'] as const)
+    if (!isCount(meta[k])) bad(k, meta[k], 'a non-negative integer');
+  if (meta.koleoCacheBuiltAt !== undefined && !isCount(meta.koleoCacheBuiltAt))
+    bad('koleoCacheBuiltAt', meta.koleoCacheBuiltAt, 'a non-negative integer');
   if (meta.normalisation !== undefined) {
     const n = meta.normalisation;
-    const list = (v: unknown, min: number) => Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number' && Number.isFinite(x) && x >= min);
-    if (!isRecord(n) || !list(n.mean, -Infinity) || !list(n.std, Number.MIN_VALUE) || (n.mean as number[]).length !== (n.std as number[]).length) {
+    const list = (v: unknown, min: number) =>
+      Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number' && Number.isFinite(x) && x >= min);
+    if (
+      !isRecord(n) ||
+      !list(n.mean, -Infinity) ||
+      !list(n.std, Number.MIN_VALUE) ||
+      (n.mean as number[]).length !== (n.std as number[]).length
+    ) {
       bad('normalisation', n, '{ mean: [numbers], std: [positive numbers] } of one length');
     }
   }
   const steps = meta.optimizerSteps;
   if (!isRecord(steps)) return bad('optimizerSteps', steps, 'an object of step counts');
-  for (const [name, v] of Object.entries(steps)) if (!isCount(v)) bad(`optimizerSteps[${JSON.stringify(name)}]`, v, 'a non-negative integer');
+  for (const [name, v] of Object.entries(steps))
+    if (!isCount(v)) bad(`optimizerSteps[${JSON.stringify(name)}]`, v, 'a non-negative integer');
   const groups = meta.optimizerGroups;
   if (!Array.isArray(groups)) return bad('optimizerGroups', groups, 'a list of parameter groups');
   groups.forEach((g: unknown, i) => {
-    if (!isRecord(g) || !Array.isArray(g.names) || !g.names.every((n) => typeof n === 'string') || typeof g.weightDecay !== 'number' || !Number.isFinite(g.weightDecay)) {
+    if (
+      !isRecord(g) ||
+      !Array.isArray(g.names) ||
+      !g.names.every((n) => typeof n === 'string') ||
+      typeof g.weightDecay !== 'number' ||
+      !Number.isFinite(g.weightDecay)
+    ) {
       bad(`optimizerGroups[${i}]`, g, '{ names: [strings], weightDecay: number }');
     }
   });
@@ -141,13 +170,17 @@ function parseMeta(source: string, raw: string): CheckpointMeta {
  * Every problem with the file — its safetensors structure, checksum, metadata or tensors — is a
  * CheckpointError naming the file.
  */
-export function readCheckpoint(src: string | Uint8Array, source = typeof src === 'string' ? src : 'checkpoint'): LoadedCheckpoint {
+export function readCheckpoint(
+  src: string | Uint8Array,
+  source = typeof src === 'string' ? src : 'checkpoint',
+): LoadedCheckpoint {
   let file;
   try {
     file = readSafetensors(src, { verify: true });
   } catch (e) {
     // CheckpointError names the file itself
-    if (e instanceof SafetensorsError) throw new CheckpointError(source, new SafetensorsError(e.detail, e.tensor).message);
+    if (e instanceof SafetensorsError)
+      throw new CheckpointError(source, new SafetensorsError(e.detail, e.tensor).message);
     throw e;
   }
   const raw = file.metadata.protodino;
@@ -162,7 +195,10 @@ export function readCheckpoint(src: string | Uint8Array, source = typeof src ===
 }
 
 /** The tensors under `prefix` ('student.', 'teacher.'), named as the module's own state dict names them. */
-export function sub(tensors: LoadedCheckpoint['tensors'], prefix: string): Map<string, { shape: number[]; data: Float32Array }> {
+export function sub(
+  tensors: LoadedCheckpoint['tensors'],
+  prefix: string,
+): Map<string, { shape: number[]; data: Float32Array }> {
   const out = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [k, v] of tensors) if (k.startsWith(prefix)) out.set(k.slice(prefix.length), v);
   return out;
@@ -199,10 +235,11 @@ export function restoreCheckpoint(ck: LoadedCheckpoint, s: TrainingState): void 
     return { step: ck.meta.optimizerSteps[name], m: tensor(m.data, m.shape, be), v: tensor(v.data, v.shape, be) };
   });
   s.optimizer.loadState({ step: ck.meta.optimizerStep, params: entries });
-  for (const e of entries) if (e) {
-    e.m.dispose();
-    e.v.dispose();
-  }
+  for (const e of entries)
+    if (e) {
+      e.m.dispose();
+      e.v.dispose();
+    }
 }
 
 /** Keeps the previous checkpoint as <path>.prev when writing a new one. */
@@ -247,4 +284,3 @@ export function removeStaleTemporaries(path: string): string[] {
   }
   return removed;
 }
-

@@ -17,10 +17,12 @@ export class ConfigError extends Error {
 }
 
 const KINDS = Object.fromEntries(FLAG_NAMES.map((k) => [k, flagSpec(k).kind])) as Record<keyof TrainConfig, Kind>;
-const CHOICES = Object.fromEntries(FLAG_NAMES.flatMap((k) => {
-  const c = (flagSpec(k) as { choices?: readonly string[] }).choices;
-  return c ? [[k, c]] : [];
-})) as Partial<Record<keyof TrainConfig, readonly string[]>>;
+const CHOICES = Object.fromEntries(
+  FLAG_NAMES.flatMap((k) => {
+    const c = (flagSpec(k) as { choices?: readonly string[] }).choices;
+    return c ? [[k, c]] : [];
+  }),
+) as Partial<Record<keyof TrainConfig, readonly string[]>>;
 
 /** The config a named preset starts from (DEFAULTS overridden by the preset), with `preset` set. */
 export function presetConfig(name: string, base: TrainConfig = DEFAULTS): TrainConfig {
@@ -51,9 +53,16 @@ export function parseTrainArgs(argv: string[], base: TrainConfig = DEFAULTS): Tr
       if (value === undefined) i++;
       continue;
     }
-    if (!kind) throw new ConfigError(name, `unknown flag; known flags: ${Object.keys(KINDS).map((k) => `--${k}`).join(' ')}`);
+    if (!kind)
+      throw new ConfigError(
+        name,
+        `unknown flag; known flags: ${Object.keys(KINDS)
+          .map((k) => `--${k}`)
+          .join(' ')}`,
+      );
     if (kind === 'bool') {
-      if (value === undefined && !negate && i + 1 < argv.length && /^(true|false)$/i.test(argv[i + 1])) value = argv[++i];
+      if (value === undefined && !negate && i + 1 < argv.length && /^(true|false)$/i.test(argv[i + 1]))
+        value = argv[++i];
       cfg[name] = negate ? false : value === undefined ? true : parseBool(name, value);
       continue;
     }
@@ -73,8 +82,10 @@ function findPreset(argv: string[]): string | null {
     const m = /^--preset(?:=(.*))?$/s.exec(argv[i]);
     if (!m) continue;
     const name = m[1] ?? argv[i + 1];
-    if (name === undefined || (m[1] === undefined && name.startsWith('--'))) throw new ConfigError('preset', `needs a name; known presets: ${presetNames().join(', ')}`);
-    if (found !== null && found !== name) throw new ConfigError('preset', `given twice ('${found}' and '${name}'); a run starts from one recipe`);
+    if (name === undefined || (m[1] === undefined && name.startsWith('--')))
+      throw new ConfigError('preset', `needs a name; known presets: ${presetNames().join(', ')}`);
+    if (found !== null && found !== name)
+      throw new ConfigError('preset', `given twice ('${found}' and '${name}'); a run starts from one recipe`);
     found = name;
   }
   return found;
@@ -99,8 +110,12 @@ function parseValue(name: string, kind: Kind, v: string): unknown {
       return n;
     }
     case 'pair': {
-      const parts = v.split(/[\s,]+/).filter((s) => s.length > 0).map(Number);
-      if (parts.length !== 2 || parts.some((x) => !Number.isFinite(x))) throw new ConfigError(name, `expects two numbers (e.g. 0.4 1.0), got '${v}'`);
+      const parts = v
+        .split(/[\s,]+/)
+        .filter((s) => s.length > 0)
+        .map(Number);
+      if (parts.length !== 2 || parts.some((x) => !Number.isFinite(x)))
+        throw new ConfigError(name, `expects two numbers (e.g. 0.4 1.0), got '${v}'`);
       return parts as [number, number];
     }
     default:
@@ -115,65 +130,144 @@ function range(cfg: TrainConfig, name: keyof TrainConfig, lo: number, hi: number
 
 /** Checks types, ranges and combinations; returns the config unchanged when valid. */
 export function validate(cfg: TrainConfig): TrainConfig {
-  if (cfg.preset !== '' && !PRESETS[cfg.preset]) throw new ConfigError('preset', `unknown preset '${cfg.preset}'; known presets: ${presetNames().join(', ')}`);
+  if (cfg.preset !== '' && !PRESETS[cfg.preset])
+    throw new ConfigError('preset', `unknown preset '${cfg.preset}'; known presets: ${presetNames().join(', ')}`);
   for (const [name, choices] of Object.entries(CHOICES)) {
     const v = cfg[name as keyof TrainConfig] as string;
     if (!choices!.includes(v)) throw new ConfigError(name, `must be one of ${choices!.join(', ')}, got '${v}'`);
   }
-  const positive: (keyof TrainConfig)[] = ['patch_size', 'out_dim', 'hidden_dim', 'bottleneck_dim', 'head_layers', 'pca_dim',
-    'batch_size', 'accum_steps', 'epochs', 'global_crops_size', 'local_crops_size', 'log_every', 'eval_train_max', 'eval_test_max'];
+  const positive: (keyof TrainConfig)[] = [
+    'patch_size',
+    'out_dim',
+    'hidden_dim',
+    'bottleneck_dim',
+    'head_layers',
+    'pca_dim',
+    'batch_size',
+    'accum_steps',
+    'epochs',
+    'global_crops_size',
+    'local_crops_size',
+    'log_every',
+    'eval_train_max',
+    'eval_test_max',
+  ];
   for (const k of positive) range(cfg, k, 1, 1 << 30, 'a positive integer');
   range(cfg, 'out_dim', 2, 1 << 20, 'at least 2 (prototypes)');
   range(cfg, 'batch_size', 2, 1 << 20, 'at least 2');
   range(cfg, 'drop_path_rate', 0, 0.99);
   range(cfg, 'momentum_teacher', 0, 1);
   range(cfg, 'center_momentum', 0, 1);
-  for (const k of ['warmup_teacher_temp', 'teacher_temp', 'student_temp', 'ibot_teacher_patch_temp', 'ibot_student_patch_temp'] as const) range(cfg, k, 1e-4, 100, 'in (0, 100]');
-  for (const k of ['koleo_proto', 'koleo_features', 'ibot_loss_weight', 'lr', 'min_lr', 'weight_decay', 'weight_decay_end', 'clip_grad'] as const) {
+  for (const k of [
+    'warmup_teacher_temp',
+    'teacher_temp',
+    'student_temp',
+    'ibot_teacher_patch_temp',
+    'ibot_student_patch_temp',
+  ] as const)
+    range(cfg, k, 1e-4, 100, 'in (0, 100]');
+  for (const k of [
+    'koleo_proto',
+    'koleo_features',
+    'ibot_loss_weight',
+    'lr',
+    'min_lr',
+    'weight_decay',
+    'weight_decay_end',
+    'clip_grad',
+  ] as const) {
     range(cfg, k, 0, 1e6, 'non-negative');
   }
-  for (const k of ['warmup_epochs', 'warmup_teacher_temp_epochs', 'freeze_last_layer', 'max_steps', 'local_crops_number', 'seed', 'threads', 'subset', 'save_every', 'collapse_window'] as const) {
+  for (const k of [
+    'warmup_epochs',
+    'warmup_teacher_temp_epochs',
+    'freeze_last_layer',
+    'max_steps',
+    'local_crops_number',
+    'seed',
+    'threads',
+    'subset',
+    'save_every',
+    'collapse_window',
+  ] as const) {
     range(cfg, k, 0, 2 ** 31, 'a non-negative integer');
   }
   range(cfg, 'koleo_proto_exact_every', 0, 2 ** 31, 'a non-negative integer (0 or 1: no candidate cache)');
   range(cfg, 'koleo_proto_candidates', 1, 4096, 'an integer in [1, 4096]');
   if (cfg.koleo_proto_exact_every > 1 && !(cfg.koleo_proto > 0)) {
-    throw new ConfigError('koleo_proto_exact_every', `(${cfg.koleo_proto_exact_every}) caches KoLeo-proto's neighbours: it needs --koleo_proto > 0`);
+    throw new ConfigError(
+      'koleo_proto_exact_every',
+      `(${cfg.koleo_proto_exact_every}) caches KoLeo-proto's neighbours: it needs --koleo_proto > 0`,
+    );
   }
   if (cfg.koleo_proto_exact_every > 1 && cfg.koleo_proto_candidates >= cfg.out_dim) {
-    throw new ConfigError('koleo_proto_candidates', `(${cfg.koleo_proto_candidates}) must be below --out_dim (${cfg.out_dim}): a prototype has ${cfg.out_dim - 1} others`);
+    throw new ConfigError(
+      'koleo_proto_candidates',
+      `(${cfg.koleo_proto_candidates}) must be below --out_dim (${cfg.out_dim}): a prototype has ${cfg.out_dim - 1} others`,
+    );
   }
-  if (cfg.warmup_epochs > cfg.epochs) throw new ConfigError('warmup_epochs', `(${cfg.warmup_epochs}) cannot exceed --epochs (${cfg.epochs})`);
+  if (cfg.warmup_epochs > cfg.epochs)
+    throw new ConfigError('warmup_epochs', `(${cfg.warmup_epochs}) cannot exceed --epochs (${cfg.epochs})`);
   if (cfg.warmup_teacher_temp_epochs > cfg.epochs) {
-    throw new ConfigError('warmup_teacher_temp_epochs', `(${cfg.warmup_teacher_temp_epochs}) cannot exceed --epochs (${cfg.epochs})`);
+    throw new ConfigError(
+      'warmup_teacher_temp_epochs',
+      `(${cfg.warmup_teacher_temp_epochs}) cannot exceed --epochs (${cfg.epochs})`,
+    );
   }
   for (const k of ['global_crops_scale', 'local_crops_scale'] as const) {
     const [a, b] = cfg[k];
     if (!(a > 0 && a <= b && b <= 1)) throw new ConfigError(k, `must be two numbers 0 < min ≤ max ≤ 1, got ${a} ${b}`);
   }
-  if (cfg.subset > 0 && cfg.subset < cfg.batch_size) throw new ConfigError('subset', `(${cfg.subset}) is smaller than --batch_size (${cfg.batch_size}): no full batch`);
+  if (cfg.subset > 0 && cfg.subset < cfg.batch_size)
+    throw new ConfigError('subset', `(${cfg.subset}) is smaller than --batch_size (${cfg.batch_size}): no full batch`);
   if (cfg.subset > 0 && cfg.subset < cfg.batch_size * cfg.accum_steps) {
-    throw new ConfigError('accum_steps', `(${cfg.accum_steps}) × --batch_size (${cfg.batch_size}) exceeds --subset (${cfg.subset}): no full optimizer step per epoch`);
+    throw new ConfigError(
+      'accum_steps',
+      `(${cfg.accum_steps}) × --batch_size (${cfg.batch_size}) exceeds --subset (${cfg.subset}): no full optimizer step per epoch`,
+    );
   }
   range(cfg, 'ibot_mask_prob', 0, 1);
-  for (const k of ['color_jitter_prob', 'local_blur_prob', 'solarize_prob'] as const) range(cfg, k, 0, 1, 'a probability in [0, 1]');
-  if (!cfg.global_blur_prob.every((p) => p >= 0 && p <= 1)) throw new ConfigError('global_blur_prob', `must be two probabilities in [0, 1], got ${cfg.global_blur_prob.join(' ')}`);
-  if (!(cfg.blur_sigma[0] > 0 && cfg.blur_sigma[0] <= cfg.blur_sigma[1])) throw new ConfigError('blur_sigma', `must be two numbers 0 < min ≤ max, got ${cfg.blur_sigma.join(' ')}`);
+  for (const k of ['color_jitter_prob', 'local_blur_prob', 'solarize_prob'] as const)
+    range(cfg, k, 0, 1, 'a probability in [0, 1]');
+  if (!cfg.global_blur_prob.every((p) => p >= 0 && p <= 1))
+    throw new ConfigError(
+      'global_blur_prob',
+      `must be two probabilities in [0, 1], got ${cfg.global_blur_prob.join(' ')}`,
+    );
+  if (!(cfg.blur_sigma[0] > 0 && cfg.blur_sigma[0] <= cfg.blur_sigma[1]))
+    throw new ConfigError('blur_sigma', `must be two numbers 0 < min ≤ max, got ${cfg.blur_sigma.join(' ')}`);
   {
     const [a, b] = cfg.ibot_mask_ratio;
-    if (!(a >= 0 && a <= b && b < 1)) throw new ConfigError('ibot_mask_ratio', `must be two numbers 0 ≤ min ≤ max < 1, got ${a} ${b}`);
+    if (!(a >= 0 && a <= b && b < 1))
+      throw new ConfigError('ibot_mask_ratio', `must be two numbers 0 ≤ min ≤ max < 1, got ${a} ${b}`);
   }
-  if (!(cfg.long_tail >= 1)) throw new ConfigError('long_tail', `is an imbalance ratio ≥ 1 (1 = balanced), got ${cfg.long_tail}`);
+  if (!(cfg.long_tail >= 1))
+    throw new ConfigError('long_tail', `is an imbalance ratio ≥ 1 (1 = balanced), got ${cfg.long_tail}`);
   const vit = cfg.arch.startsWith('vit');
   if (vit && cfg.global_crops_size % cfg.patch_size !== 0) {
-    throw new ConfigError('global_crops_size', `(${cfg.global_crops_size}) must be a multiple of --patch_size (${cfg.patch_size})`);
+    throw new ConfigError(
+      'global_crops_size',
+      `(${cfg.global_crops_size}) must be a multiple of --patch_size (${cfg.patch_size})`,
+    );
   }
   if (vit && cfg.local_crops_number > 0 && cfg.local_crops_size % cfg.patch_size !== 0) {
-    throw new ConfigError('local_crops_size', `(${cfg.local_crops_size}) must be a multiple of --patch_size (${cfg.patch_size})`);
+    throw new ConfigError(
+      'local_crops_size',
+      `(${cfg.local_crops_size}) must be a multiple of --patch_size (${cfg.patch_size})`,
+    );
   }
-  if (cfg.ibot && !vit) throw new ConfigError('ibot', `masks patch tokens and needs a ViT --arch (vit_cpu, vit_tiny, vit_small), got '${cfg.arch}'`);
-  if (cfg.ibot && cfg.freeze_backbone) throw new ConfigError('ibot', 'trains the mask token and the backbone; it cannot be combined with --freeze_backbone');
-  if (cfg.ibot && cfg.prototypes_only) throw new ConfigError('ibot', 'needs the DINO head on patch tokens; it cannot be combined with --prototypes_only');
+  if (cfg.ibot && !vit)
+    throw new ConfigError(
+      'ibot',
+      `masks patch tokens and needs a ViT --arch (vit_cpu, vit_tiny, vit_small), got '${cfg.arch}'`,
+    );
+  if (cfg.ibot && cfg.freeze_backbone)
+    throw new ConfigError(
+      'ibot',
+      'trains the mask token and the backbone; it cannot be combined with --freeze_backbone',
+    );
+  if (cfg.ibot && cfg.prototypes_only)
+    throw new ConfigError('ibot', 'needs the DINO head on patch tokens; it cannot be combined with --prototypes_only');
   if (cfg.vmf && cfg.norm_last_layer) {
     throw new ConfigError('vmf', 'learns the prototype norms κ_k = ‖w_k‖: add --norm_last_layer false');
   }
@@ -181,11 +275,18 @@ export function validate(cfg: TrainConfig): TrainConfig {
   // --prototypes_only the backbone features (ViT and ResNet features have ≥ 64 dimensions).
   const vmfDim = !cfg.prototypes_only ? cfg.bottleneck_dim : cfg.arch === 'pca' ? cfg.pca_dim : Infinity;
   if (cfg.vmf && vmfDim < 8) {
-    throw new ConfigError('vmf', 'needs an embedding dimension p ≥ 8 for its log-normaliser approximation (--bottleneck_dim / --pca_dim)');
+    throw new ConfigError(
+      'vmf',
+      'needs an embedding dimension p ≥ 8 for its log-normaliser approximation (--bottleneck_dim / --pca_dim)',
+    );
   }
   if (cfg.prototypes_only && !cfg.freeze_backbone && cfg.arch !== 'pca') {
-    throw new ConfigError('prototypes_only', 'trains the prototypes on frozen features: add --freeze_backbone or use --arch pca');
+    throw new ConfigError(
+      'prototypes_only',
+      'trains the prototypes on frozen features: add --freeze_backbone or use --arch pca',
+    );
   }
-  if (cfg.dataset !== 'fashion-mnist' && cfg.data_path === '') throw new ConfigError('data_path', `is required for --dataset ${cfg.dataset}`);
+  if (cfg.dataset !== 'fashion-mnist' && cfg.data_path === '')
+    throw new ConfigError('data_path', `is required for --dataset ${cfg.dataset}`);
   return cfg;
 }

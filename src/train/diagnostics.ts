@@ -2,7 +2,13 @@
 // images, and the per-epoch record (unique prototypes, usage, k-NN) the trainer logs.
 import { noGrad, tidy } from '../tensor/tensor.js';
 import { tensor } from '../tensor/create.js';
-import { countUniquePrototypes, knnClassify, prototypeUsage, type HostMatrix, type PrototypeUsage } from '../eval/index.js';
+import {
+  countUniquePrototypes,
+  knnClassify,
+  prototypeUsage,
+  type HostMatrix,
+  type PrototypeUsage,
+} from '../eval/index.js';
 import { type TrainConfig } from './config.js';
 import type { DinoNetwork } from './network.js';
 import { embedDataset } from './evaluate.js';
@@ -10,7 +16,12 @@ import { evalData, type EvalData } from './run-data.js';
 import type { TrainHooks } from './trainer.js';
 
 /** Usage of the head's prototypes on already-embedded features, softmax at temperature `temp`. */
-export async function headUsage(net: DinoNetwork, features: HostMatrix, temp: number, batchSize = 512): Promise<PrototypeUsage> {
+export async function headUsage(
+  net: DinoNetwork,
+  features: HostMatrix,
+  temp: number,
+  batchSize = 512,
+): Promise<PrototypeUsage> {
   const [n, d] = features.shape;
   const be = net.backend;
   const wasTraining = net.training;
@@ -18,7 +29,9 @@ export async function headUsage(net: DinoNetwork, features: HostMatrix, temp: nu
   async function* logits() {
     for (let s = 0; s < n; s += batchSize) {
       const m = Math.min(batchSize, n - s);
-      const t = noGrad(() => tidy(() => net.head.forward(tensor(features.data.subarray(s * d, (s + m) * d), [m, d], be))));
+      const t = noGrad(() =>
+        tidy(() => net.head.forward(tensor(features.data.subarray(s * d, (s + m) * d), [m, d], be))),
+      );
       try {
         yield t;
       } finally {
@@ -35,8 +48,13 @@ export async function headUsage(net: DinoNetwork, features: HostMatrix, temp: nu
 
 export function usageJson(u: PrototypeUsage, temperature: number): Record<string, number> {
   return {
-    samples: u.samples, prototypes: u.prototypes, used: u.used, entropy: u.entropy,
-    entropyFraction: u.entropyFraction, perplexity: u.perplexity, temperature,
+    samples: u.samples,
+    prototypes: u.prototypes,
+    used: u.used,
+    entropy: u.entropy,
+    entropyFraction: u.entropyFraction,
+    perplexity: u.perplexity,
+    temperature,
   };
 }
 
@@ -44,7 +62,10 @@ export function usageJson(u: PrototypeUsage, temperature: number): Record<string
  * The train command's per-epoch diagnostics: unique prototypes at ε = 0.025 and 0.1, usage of the
  * teacher's prototypes and k-NN top-1 on held-out images; returned into the log's epoch record.
  */
-export function epochDiagnostics(cfg: TrainConfig, print: (line: string) => void = (l) => console.log(l)): NonNullable<TrainHooks['onEpoch']> {
+export function epochDiagnostics(
+  cfg: TrainConfig,
+  print: (line: string) => void = (l) => console.log(l),
+): NonNullable<TrainHooks['onEpoch']> {
   let data: Promise<EvalData> | null = null;
   return async ({ epoch, teacher }) => {
     const t0 = performance.now();
@@ -58,17 +79,30 @@ export function epochDiagnostics(cfg: TrainConfig, print: (line: string) => void
     const te = await embedDataset(teacher, d.test, { ...opts, max: cfg.eval_test_max });
     const usage = await headUsage(teacher, te.features, cfg.teacher_temp);
     const k = Math.min(20, tr.labels.length);
-    const knn = (await knnClassify(tr.features, tr.labels, te.features, te.labels, { k, temperature: 0.07, backend: teacher.backend }))[0];
+    const knn = (
+      await knnClassify(tr.features, tr.labels, te.features, te.labels, {
+        k,
+        temperature: 0.07,
+        backend: teacher.backend,
+      })
+    )[0];
     const rec = {
-      unique_prototypes: unique, prototypes: protos.prototypes,
-      usage_used: usage.used, usage_entropy: usage.entropy, usage_entropy_fraction: usage.entropyFraction,
-      knn_top1: knn.top1, knn_k: k, eval_train_rows: tr.labels.length, eval_test_rows: te.labels.length,
+      unique_prototypes: unique,
+      prototypes: protos.prototypes,
+      usage_used: usage.used,
+      usage_entropy: usage.entropy,
+      usage_entropy_fraction: usage.entropyFraction,
+      knn_top1: knn.top1,
+      knn_k: k,
+      eval_train_rows: tr.labels.length,
+      eval_test_rows: te.labels.length,
       eval_seconds: (performance.now() - t0) / 1000,
     };
-    print(`epoch ${epoch + 1}: unique ${unique['0.025']} (ε 0.025) ${unique['0.1']} (ε 0.1) of ${protos.prototypes}; `
-      + `usage ${usage.used} used, entropy ${(100 * usage.entropyFraction).toFixed(1)}% of max; `
-      + `k-NN@${k} top-1 ${(100 * knn.top1).toFixed(2)}% (${tr.labels.length}/${te.labels.length} images, ${rec.eval_seconds.toFixed(1)} s)`);
+    print(
+      `epoch ${epoch + 1}: unique ${unique['0.025']} (ε 0.025) ${unique['0.1']} (ε 0.1) of ${protos.prototypes}; ` +
+        `usage ${usage.used} used, entropy ${(100 * usage.entropyFraction).toFixed(1)}% of max; ` +
+        `k-NN@${k} top-1 ${(100 * knn.top1).toFixed(2)}% (${tr.labels.length}/${te.labels.length} images, ${rec.eval_seconds.toFixed(1)} s)`,
+    );
     return rec;
   };
 }
-

@@ -8,12 +8,17 @@
 // exactly representable and as decimal strings otherwise; typed arrays as plain arrays.
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 
-const NON_FINITE = new Map<string, number>([['NaN', NaN], ['Infinity', Infinity], ['-Infinity', -Infinity]]);
+const NON_FINITE = new Map<string, number>([
+  ['NaN', NaN],
+  ['Infinity', Infinity],
+  ['-Infinity', -Infinity],
+]);
 
 function replacer(this: unknown, _key: string, value: unknown): unknown {
   if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
-  if (ArrayBuffer.isView(value) && !(value instanceof DataView)) return Array.from(value as unknown as ArrayLike<unknown>);
+  if (ArrayBuffer.isView(value) && !(value instanceof DataView))
+    return Array.from(value as unknown as ArrayLike<unknown>);
   return value;
 }
 
@@ -38,7 +43,10 @@ export class JsonlLogger {
    * Appends to `path`, creating it if needed. A last line left unfinished by a killed run is cut
    * off first, so the lines of this run start on a line of their own and the file stays valid.
    */
-  constructor(readonly path: string, options: JsonlLoggerOptions = {}) {
+  constructor(
+    readonly path: string,
+    options: JsonlLoggerOptions = {},
+  ) {
     this.fsync = options.fsync ?? false;
     this.timestamps = options.timestamps ?? false;
     this.fd = openSync(path, 'a+');
@@ -92,9 +100,14 @@ export interface ReadJsonlOptions {
  * Reads a JSON-lines file. An unparseable last line without its newline is taken as cut off and left
  * out; an unparseable line anywhere else is corruption and throws, naming the line.
  */
-export function readJsonl<T = Record<string, unknown>>(path: string, options: ReadJsonlOptions = {}): JsonlReadResult<T> {
+export function readJsonl<T = Record<string, unknown>>(
+  path: string,
+  options: ReadJsonlOptions = {},
+): JsonlReadResult<T> {
   const revive = options.reviveNonFinite ?? true;
-  const reviver = revive ? (_k: string, v: unknown) => (typeof v === 'string' && NON_FINITE.has(v) ? NON_FINITE.get(v) : v) : undefined;
+  const reviver = revive
+    ? (_k: string, v: unknown) => (typeof v === 'string' && NON_FINITE.has(v) ? NON_FINITE.get(v) : v)
+    : undefined;
   const text = readFileSync(path, 'utf8');
   const lines = text.split('\n');
   const last = lines.pop() ?? ''; // '' when the file ends with a newline

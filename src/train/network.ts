@@ -18,8 +18,13 @@ export class DinoNetwork extends Module {
    * `generator` initialised the weights and keeps drawing the drop-path masks while training, so
    * its state belongs in a checkpoint.
    */
-  constructor(be: Backend, readonly backbone: Backbone, readonly head: Head, readonly frozenBackbone: boolean,
-    readonly generator: Generator) {
+  constructor(
+    be: Backend,
+    readonly backbone: Backbone,
+    readonly head: Head,
+    readonly frozenBackbone: boolean,
+    readonly generator: Generator,
+  ) {
     super(be);
     this.addChild('backbone', backbone);
     this.addChild('head', head);
@@ -49,7 +54,13 @@ export class DinoNetwork extends Module {
  * teacher start equal). `dropPathRate` is the student's; DINO's teacher has none. An iBOT run's
  * ViT carries the mask token, a parameter of its state dict.
  */
-export function buildNetwork(cfg: TrainConfig, be: Backend, channels: number, seed: number, dropPathRate = cfg.drop_path_rate): DinoNetwork {
+export function buildNetwork(
+  cfg: TrainConfig,
+  be: Backend,
+  channels: number,
+  seed: number,
+  dropPathRate = cfg.drop_path_rate,
+): DinoNetwork {
   const g = new Generator(seed);
   let backbone: Backbone;
   let dim: number;
@@ -62,18 +73,34 @@ export function buildNetwork(cfg: TrainConfig, be: Backend, channels: number, se
     dim = net.embedDim;
   } else {
     const preset = VIT_PRESETS[cfg.arch];
-    backbone = new VisionTransformer(be, {
-      imgSize: cfg.global_crops_size, patchSize: cfg.patch_size, inChans: channels,
-      ...preset, dropPathRate,
-    }, g);
+    backbone = new VisionTransformer(
+      be,
+      {
+        imgSize: cfg.global_crops_size,
+        patchSize: cfg.patch_size,
+        inChans: channels,
+        ...preset,
+        dropPathRate,
+      },
+      g,
+    );
     dim = preset.embedDim;
     if (cfg.ibot) (backbone as VisionTransformer).enableMaskToken();
   }
   const head = cfg.prototypes_only
     ? new PrototypeHead(be, dim, cfg.out_dim, g, cfg.norm_last_layer)
-    : new DINOHead(be, {
-      inDim: dim, outDim: cfg.out_dim, hiddenDim: cfg.hidden_dim, bottleneckDim: cfg.bottleneck_dim,
-      nlayers: cfg.head_layers, normLastLayer: cfg.norm_last_layer, useBn: cfg.use_bn_in_head,
-    }, g);
+    : new DINOHead(
+        be,
+        {
+          inDim: dim,
+          outDim: cfg.out_dim,
+          hiddenDim: cfg.hidden_dim,
+          bottleneckDim: cfg.bottleneck_dim,
+          nlayers: cfg.head_layers,
+          normLastLayer: cfg.norm_last_layer,
+          useBn: cfg.use_bn_in_head,
+        },
+        g,
+      );
   return new DinoNetwork(be, backbone, head, cfg.freeze_backbone || cfg.arch === 'pca', g);
 }

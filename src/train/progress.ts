@@ -68,7 +68,7 @@ export class Progress {
   constructor(options: ProgressOptions = {}) {
     this.stream = options.stream ?? process.stdout;
     this.tty = this.stream.isTTY === true;
-    this.intervalMs = this.tty ? options.ttyIntervalMs ?? 100 : (options.intervalS ?? 10) * 1000;
+    this.intervalMs = this.tty ? (options.ttyIntervalMs ?? 100) : (options.intervalS ?? 10) * 1000;
     this.now = options.now ?? (() => performance.now());
   }
 
@@ -117,14 +117,16 @@ export class Progress {
     const dt = (t - this.t0) / 1000;
     const steps = state.step - this.step0;
     const parts: string[] = [];
-    if (state.epoch !== undefined) parts.push(`epoch ${state.epoch + 1}${state.epochs !== undefined ? `/${state.epochs}` : ''}`);
+    if (state.epoch !== undefined)
+      parts.push(`epoch ${state.epoch + 1}${state.epochs !== undefined ? `/${state.epochs}` : ''}`);
     const pct = state.total > 0 ? ` (${((100 * state.step) / state.total).toFixed(1)}%)` : '';
     parts.push(`step ${state.step}/${state.total}${pct}`);
     if (this.tty && state.total > 0) {
       const filled = Math.round((20 * Math.min(state.step, state.total)) / state.total);
       parts.unshift(`[${'#'.repeat(filled)}${'.'.repeat(20 - filled)}]`);
     }
-    if (state.images !== undefined) parts.push(dt > 0 ? `${((state.images - this.images0) / dt).toFixed(1)} img/s` : '-- img/s');
+    if (state.images !== undefined)
+      parts.push(dt > 0 ? `${((state.images - this.images0) / dt).toFixed(1)} img/s` : '-- img/s');
     if (state.loss !== undefined) parts.push(`loss ${formatNumber(state.loss)}`);
     for (const [k, v] of Object.entries(state.extra ?? {})) parts.push(`${k} ${formatNumber(v)}`);
     const eta = steps > 0 ? ((state.total - state.step) * dt) / steps : NaN;

@@ -6,8 +6,16 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
 import {
-  channelStats, heldOutSplit, loadCifar10, loadFashionMNIST, loadIdxDataset, loadImageFolder, longTail, subset,
-  type ChannelStats, type Dataset,
+  channelStats,
+  heldOutSplit,
+  loadCifar10,
+  loadFashionMNIST,
+  loadIdxDataset,
+  loadImageFolder,
+  longTail,
+  subset,
+  type ChannelStats,
+  type Dataset,
 } from '../data/index.js';
 import { readCheckpoint, sub, type LoadedCheckpoint } from './checkpoint.js';
 import { DEFAULTS, validate, type TrainConfig } from './config.js';
@@ -23,7 +31,8 @@ export interface RunCheckpoint {
 /** The training config stored in a checkpoint, completed with today's defaults and validated. */
 export function checkpointConfig(path: string, ck: LoadedCheckpoint): TrainConfig {
   const stored = ck.meta.config;
-  if (!stored || typeof stored !== 'object') throw new Error(`${path}: the checkpoint metadata holds no training config`);
+  if (!stored || typeof stored !== 'object')
+    throw new Error(`${path}: the checkpoint metadata holds no training config`);
   return validate({ ...DEFAULTS, ...(stored as Partial<TrainConfig>) });
 }
 
@@ -31,8 +40,10 @@ export function checkpointConfig(path: string, ck: LoadedCheckpoint): TrainConfi
 export function readRunCheckpoint(cmd: string, path: string): RunCheckpoint {
   if (!existsSync(path)) throw new Error(`${cmd}: no such file '${path}'`);
   if (/\.(pth|pt)$/.test(path)) {
-    throw new Error(`${cmd}: '${path}' is a PyTorch checkpoint; it holds no protodino training config, so the network cannot be rebuilt `
-      + '(train with protodino, or use analyze without --dataset for its prototypes alone)');
+    throw new Error(
+      `${cmd}: '${path}' is a PyTorch checkpoint; it holds no protodino training config, so the network cannot be rebuilt ` +
+        '(train with protodino, or use analyze without --dataset for its prototypes alone)',
+    );
   }
   let ck: LoadedCheckpoint;
   try {
@@ -44,7 +55,12 @@ export function readRunCheckpoint(cmd: string, path: string): RunCheckpoint {
 }
 
 /** The checkpoint's teacher (default) or student, live on `be` with its trained weights. The caller disposes it. */
-export function networkFromCheckpoint(run: RunCheckpoint, be: Backend, channels: number, which: 'teacher' | 'student' = 'teacher'): DinoNetwork {
+export function networkFromCheckpoint(
+  run: RunCheckpoint,
+  be: Backend,
+  channels: number,
+  which: 'teacher' | 'student' = 'teacher',
+): DinoNetwork {
   const net = buildNetwork(run.cfg, be, channels, run.cfg.seed, 0);
   try {
     net.loadStateDict(sub(run.ck.tensors, `${which}.`));
@@ -59,14 +75,20 @@ export function networkFromCheckpoint(run: RunCheckpoint, be: Backend, channels:
 async function readSplit(cfg: TrainConfig, split: 'train' | 'test'): Promise<Dataset | null> {
   const dir = cfg.data_path ? { dir: cfg.data_path } : {};
   switch (cfg.dataset) {
-    case 'fashion-mnist': return loadFashionMNIST({ split, ...dir });
-    case 'cifar10': return loadCifar10({ dir: cfg.data_path, split });
+    case 'fashion-mnist':
+      return loadFashionMNIST({ split, ...dir });
+    case 'cifar10':
+      return loadCifar10({ dir: cfg.data_path, split });
     case 'idx': {
       const prefix = split === 'train' ? 'train' : 't10k';
-      const images = join(cfg.data_path, `${prefix}-images-idx3-ubyte.gz`), labels = join(cfg.data_path, `${prefix}-labels-idx1-ubyte.gz`);
-      return split === 'train' || (existsSync(images) && existsSync(labels)) ? loadIdxDataset({ images, labels }) : null;
+      const images = join(cfg.data_path, `${prefix}-images-idx3-ubyte.gz`),
+        labels = join(cfg.data_path, `${prefix}-labels-idx1-ubyte.gz`);
+      return split === 'train' || (existsSync(images) && existsSync(labels))
+        ? loadIdxDataset({ images, labels })
+        : null;
     }
-    case 'folder': return split === 'train' ? loadImageFolder({ root: cfg.data_path, size: cfg.global_crops_size }) : null;
+    case 'folder':
+      return split === 'train' ? loadImageFolder({ root: cfg.data_path, size: cfg.global_crops_size }) : null;
   }
 }
 
@@ -74,7 +96,11 @@ async function readSplit(cfg: TrainConfig, split: 'train' | 'test'): Promise<Dat
 function trainedPart(cfg: TrainConfig, split: Dataset): Dataset {
   let ds = split;
   if (cfg.long_tail > 1) ds = longTail(ds, { ratio: cfg.long_tail, seed: cfg.seed }).dataset;
-  if (cfg.subset > 0 && cfg.subset < ds.n) ds = subset(ds, Array.from({ length: cfg.subset }, (_, i) => i));
+  if (cfg.subset > 0 && cfg.subset < ds.n)
+    ds = subset(
+      ds,
+      Array.from({ length: cfg.subset }, (_, i) => i),
+    );
   return ds;
 }
 
@@ -107,7 +133,10 @@ export interface EvalData {
  * run's) long-tails the bank; 1 gives the whole split, so row i is the split's image i. `stats` are
  * the checkpoint's (checkpointStats); without them they are computed from the training images.
  */
-export async function evalData(cfg: TrainConfig, opts: { longTail?: number; stats?: ChannelStats | null } = {}): Promise<EvalData> {
+export async function evalData(
+  cfg: TrainConfig,
+  opts: { longTail?: number; stats?: ChannelStats | null } = {},
+): Promise<EvalData> {
   const ratio = opts.longTail ?? cfg.long_tail;
   const full = (await readSplit(cfg, 'train'))!;
   let bank = full;
@@ -128,5 +157,13 @@ export async function evalData(cfg: TrainConfig, opts: { longTail?: number; stat
   // images the trainer trained on, as the trainer computes them (for Fashion-MNIST, idx and CIFAR
   // runs evaluated at their own long-tail ratio, the figures every command used before).
   const stats = opts.stats ?? channelStats(trainedPart(cfg, full));
-  return { train: bank, test, mean: stats.mean, std: stats.std, statsFrom: opts.stats ? 'checkpoint' : 'computed', longTailCounts, longTailRatio: ratio };
+  return {
+    train: bank,
+    test,
+    mean: stats.mean,
+    std: stats.std,
+    statsFrom: opts.stats ? 'checkpoint' : 'computed',
+    longTailCounts,
+    longTailRatio: ratio,
+  };
 }

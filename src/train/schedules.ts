@@ -32,8 +32,14 @@ export function linspace(start: number, stop: number, num: number): Float64Array
  * its last value is baseValue), then final + 0.5·(base − final)·(1 + cos(π·i/len)) for i in [0, len),
  * len being the remaining iteration count.
  */
-export function cosineScheduler(baseValue: number, finalValue: number, epochs: number, nitersPerEp: number,
-  warmupEpochs = 0, startWarmupValue = 0): Float64Array {
+export function cosineScheduler(
+  baseValue: number,
+  finalValue: number,
+  epochs: number,
+  nitersPerEp: number,
+  warmupEpochs = 0,
+  startWarmupValue = 0,
+): Float64Array {
   const total = count('epochs', epochs) * count('nitersPerEp', nitersPerEp);
   const warmupIters = count('warmupEpochs', warmupEpochs) * nitersPerEp;
   if (warmupIters > total) throw new RangeError(`warmupEpochs (${warmupEpochs}) exceeds epochs (${epochs})`);
@@ -49,8 +55,12 @@ export function cosineScheduler(baseValue: number, finalValue: number, epochs: n
  * DINOLoss.teacher_temp_schedule: one value per epoch, numpy.linspace(warmupTeacherTemp, teacherTemp,
  * warmupTeacherTempEpochs) followed by teacherTemp for the remaining epochs.
  */
-export function teacherTempSchedule(warmupTeacherTemp: number, teacherTemp: number, warmupTeacherTempEpochs: number,
-  nepochs: number): Float64Array {
+export function teacherTempSchedule(
+  warmupTeacherTemp: number,
+  teacherTemp: number,
+  warmupTeacherTempEpochs: number,
+  nepochs: number,
+): Float64Array {
   count('warmupTeacherTempEpochs', warmupTeacherTempEpochs);
   if (warmupTeacherTempEpochs > count('nepochs', nepochs)) {
     throw new RangeError(`warmupTeacherTempEpochs (${warmupTeacherTempEpochs}) exceeds nepochs (${nepochs})`);

@@ -116,7 +116,12 @@ export interface GradientOptions {
  * the student's .grad; applyStep uses them, discardStep drops them. The caller owns the returned
  * tensors (disposeGradients frees all but the loss).
  */
-export function dinoGradients(s: DinoState, micro: readonly MicroBatch[], sch: StepSchedule, opts: GradientOptions = {}): StepGradients {
+export function dinoGradients(
+  s: DinoState,
+  micro: readonly MicroBatch[],
+  sch: StepSchedule,
+  opts: GradientOptions = {},
+): StepGradients {
   const { cfg, student } = s;
   if (micro.length === 0) throw new Error('dinoAccumStep: no micro-batch');
   const N = micro.length;
@@ -136,25 +141,43 @@ export function dinoGradients(s: DinoState, micro: readonly MicroBatch[], sch: S
       teacherOuts.push(tOut);
       if (tPatch) teacherPatches.push(tPatch);
     }
-    const loss = N === 1 ? losses[0] : mul(losses.reduce((a, b) => add(a, b)), 1 / N);
-    const dino = dinos.length === 0 ? null : noGrad(() => (N === 1 ? dinos[0] : mul(dinos.reduce((a, b) => add(a, b)), 1 / N)));
+    const loss =
+      N === 1
+        ? losses[0]
+        : mul(
+            losses.reduce((a, b) => add(a, b)),
+            1 / N,
+          );
+    const dino =
+      dinos.length === 0
+        ? null
+        : noGrad(() =>
+            N === 1
+              ? dinos[0]
+              : mul(
+                  dinos.reduce((a, b) => add(a, b)),
+                  1 / N,
+                ),
+          );
     opts.afterBackward?.(loss);
     const named = student.namedParameters().filter(([, p]) => p.requiresGrad);
     const trainable = named.map(([, p]) => p);
     const clipNorms = cfg.clip_grad > 0 ? clipGradients(trainable, cfg.clip_grad) : null;
     const magnitudes: [string, Tensor][] = [];
-    const health = !opts.check ? null : noGrad(() => {
-      // clipGradients returns one norm per parameter that has a gradient, in parameter order.
-      let k = 0;
-      for (const [name, p] of named) {
-        if (!p.grad) continue;
-        magnitudes.push([name, clipNorms ? clipNorms[k++] : sumSquares(reshape(p.grad, [p.grad.size]))]);
-      }
-      // Never the loss tensor itself, which the caller keeps after disposing the rest.
-      const h = magnitudes.reduce((acc, [, m]) => add(acc, m), mul(loss, 1));
-      magnitudes.reverse();
-      return h;
-    });
+    const health = !opts.check
+      ? null
+      : noGrad(() => {
+          // clipGradients returns one norm per parameter that has a gradient, in parameter order.
+          let k = 0;
+          for (const [name, p] of named) {
+            if (!p.grad) continue;
+            magnitudes.push([name, clipNorms ? clipNorms[k++] : sumSquares(reshape(p.grad, [p.grad.size]))]);
+          }
+          // Never the loss tensor itself, which the caller keeps after disposing the rest.
+          const h = magnitudes.reduce((acc, [, m]) => add(acc, m), mul(loss, 1));
+          magnitudes.reverse();
+          return h;
+        });
     return { loss, dino, health, magnitudes, teacherOuts, teacherPatches };
   });
 }
@@ -173,7 +196,11 @@ export function applyStep(s: DinoState, g: StepGradients, sch: StepSchedule): vo
     // Equal micro-batch sizes make the mean over the concatenation the mean of the batch means.
     if (center) updateCenter(center, N === 1 ? g.teacherOuts[0] : concat(g.teacherOuts, 0), cfg.center_momentum);
     if (s.center2 && g.teacherPatches.length > 0) {
-      updatePatchCenter(s.center2, g.teacherPatches.length === 1 ? g.teacherPatches[0] : concat(g.teacherPatches, 0), cfg.center_momentum);
+      updatePatchCenter(
+        s.center2,
+        g.teacherPatches.length === 1 ? g.teacherPatches[0] : concat(g.teacherPatches, 0),
+        cfg.center_momentum,
+      );
     }
   });
 }
@@ -204,29 +231,43 @@ function splitTokens(t: Tensor): { cls: Tensor; patches: Tensor } {
  * Forward of one micro-batch: its loss (recording), the teacher's global-crop logits and, with
  * --ibot, the teacher's patch logits [2B·N, K].
  */
-function microLoss(s: DinoState, mb: MicroBatch, sch: StepSchedule): { loss: Tensor; dino: Tensor | null; tOut: Tensor; tPatch: Tensor | null } {
+function microLoss(
+  s: DinoState,
+  mb: MicroBatch,
+  sch: StepSchedule,
+): { loss: Tensor; dino: Tensor | null; tOut: Tensor; tPatch: Tensor | null } {
   const { cfg, student, teacher, center } = s;
   const { globals, locals } = mb;
   const G = cfg.global_crops_size;
   const B = globals.length / (2 * s.channels * G * G);
-  if (!Number.isInteger(B)) throw new Error(`dinoStep: ${globals.length} global-crop values are not 2·B crops of ${s.channels}x${G}x${G}`);
+  if (!Number.isInteger(B))
+    throw new Error(`dinoStep: ${globals.length} global-crop values are not 2·B crops of ${s.channels}x${G}x${G}`);
   const nCrops = 2 + (locals ? cfg.local_crops_number : 0);
   const be = student.backend;
   const g = tensor(globals, [2 * B, s.channels, G, G], be);
   let tOut: Tensor;
-  let tPatch: Tensor | null = null, sPatch: Tensor | null = null, nPatches = 0;
+  let tPatch: Tensor | null = null,
+    sPatch: Tensor | null = null,
+    nPatches = 0;
   const feats: Tensor[] = [];
   if (cfg.ibot) {
-    const sv = student.backbone, tv = teacher.backbone;
-    if (!(sv instanceof VisionTransformer) || !(tv instanceof VisionTransformer)) throw new Error('--ibot: the backbone is not a ViT');
+    const sv = student.backbone,
+      tv = teacher.backbone;
+    if (!(sv instanceof VisionTransformer) || !(tv instanceof VisionTransformer))
+      throw new Error('--ibot: the backbone is not a ViT');
     nPatches = (G / cfg.patch_size) ** 2;
     const masks = mb.masks;
-    if (!masks || masks.length !== 2 * B * nPatches) throw new Error(`--ibot: expected ${2 * B * nPatches} mask values for the global crops, got ${masks?.length ?? 'none'}`);
+    if (!masks || masks.length !== 2 * B * nPatches)
+      throw new Error(
+        `--ibot: expected ${2 * B * nPatches} mask values for the global crops, got ${masks?.length ?? 'none'}`,
+      );
     // The teacher's activations are freed as soon as its outputs exist (tidy), not at the step's end.
-    ({ tOut, tPatch } = tidy(() => noGrad(() => {
-      const t = splitTokens(tv.forwardTokens(g));
-      return { tOut: teacher.head.forward(t.cls), tPatch: teacher.head.forward(t.patches) };
-    })));
+    ({ tOut, tPatch } = tidy(() =>
+      noGrad(() => {
+        const t = splitTokens(tv.forwardTokens(g));
+        return { tOut: teacher.head.forward(t.cls), tPatch: teacher.head.forward(t.patches) };
+      }),
+    ));
     const st = splitTokens(sv.forwardTokens(g, tensor(Float32Array.from(masks), [2 * B, nPatches], be)));
     feats.push(st.cls);
     sPatch = student.head.forward(st.patches);
@@ -236,19 +277,26 @@ function microLoss(s: DinoState, mb: MicroBatch, sch: StepSchedule): { loss: Ten
     tOut = tidy(() => noGrad(() => teacher.forward(g)));
     feats.push(student.features(g));
   }
-  if (locals) feats.push(student.features(tensor(locals, [cfg.local_crops_number * B, s.channels, s.localSize, s.localSize], be)));
+  if (locals)
+    feats.push(
+      student.features(tensor(locals, [cfg.local_crops_number * B, s.channels, s.localSize, s.localSize], be)),
+    );
   // The head runs once on every crop's features, as DINO's MultiCropWrapper does.
   const sOut = student.head.forward(feats.length > 1 ? concat(feats, 0) : feats[0]);
-  const targets = cfg.centering === 'sinkhorn' ? sinkhornKnopp(tOut, sch.teacherTemp)
-    : cfg.centering === 'centering' ? centeredTeacher(tOut, center!, sch.teacherTemp)
-      : noGrad(() => softmax(mul(tOut, 1 / sch.teacherTemp), -1));
+  const targets =
+    cfg.centering === 'sinkhorn'
+      ? sinkhornKnopp(tOut, sch.teacherTemp)
+      : cfg.centering === 'centering'
+        ? centeredTeacher(tOut, center!, sch.teacherTemp)
+        : noGrad(() => softmax(mul(tOut, 1 / sch.teacherTemp), -1));
   const dino = dinoLoss(sOut, targets, { studentTemp: cfg.student_temp, nCrops });
   let total = dino;
   if (cfg.centering === 'memax') total = add(total, meMaxLoss(sOut, cfg.student_temp));
   if (cfg.koleo_proto > 0) {
     let cache: { cache: KoleoProtoCache; step: number } | undefined;
     if (s.koleoCache) {
-      if (sch.step === undefined) throw new Error('the KoLeo-proto candidate cache needs the step number in the step schedule');
+      if (sch.step === undefined)
+        throw new Error('the KoLeo-proto candidate cache needs the step number in the step schedule');
       cache = { cache: s.koleoCache, step: sch.step };
     }
     total = add(total, mul(koleoProtoLoss(student.head.last_layer.weight_v, 1e-8, cache), cfg.koleo_proto));
@@ -259,8 +307,10 @@ function microLoss(s: DinoState, mb: MicroBatch, sch: StepSchedule): { loss: Ten
   }
   if (sPatch && tPatch) {
     if (!s.center2) throw new Error('--ibot: the state has no patch center (center2)');
-    const patch = ibotPatchLoss(sPatch, tPatch, s.center2, mb.masks!, nPatches,
-      { studentTemp: cfg.ibot_student_patch_temp, teacherTemp: cfg.ibot_teacher_patch_temp });
+    const patch = ibotPatchLoss(sPatch, tPatch, s.center2, mb.masks!, nPatches, {
+      studentTemp: cfg.ibot_student_patch_temp,
+      teacherTemp: cfg.ibot_teacher_patch_temp,
+    });
     total = add(total, mul(patch, cfg.ibot_loss_weight));
   }
   return { loss: total, dino: total === dino ? null : dino, tOut, tPatch };

@@ -12,7 +12,16 @@ import { keep, type Tensor } from '../tensor/tensor.js';
 import { AdamW, decayGroups } from '../tensor/ops/optim.js';
 import { channelStats, Loader, type ChannelStats, type Dataset, type LoaderState } from '../data/index.js';
 import { cosineScheduler, teacherTempSchedule } from './schedules.js';
-import { applyStep, dinoGradients, discardStep, disposeGradients, type DinoState, type MicroBatch, type StepGradients, type StepSchedule } from './step.js';
+import {
+  applyStep,
+  dinoGradients,
+  discardStep,
+  disposeGradients,
+  type DinoState,
+  type MicroBatch,
+  type StepGradients,
+  type StepSchedule,
+} from './step.js';
 import { JsonlLogger, readJsonl } from './log.js';
 import { CollapseAlarms, parseAlarmState, resumedAlarms, type AlarmRecord } from './alarms.js';
 import { Progress } from './progress.js';
@@ -23,7 +32,15 @@ import type { HostTensor } from '../nn/module.js';
 import { PCAProjection } from '../nn/pca.js';
 import { cropMasks, maskRng } from '../ssl/ibot.js';
 import { KoleoProtoCache } from '../ssl/koleo-cache.js';
-import { readCheckpoint, removeStaleTemporaries, restoreCheckpoint, rotate, saveCheckpoint, setAside, type LoadedCheckpoint } from './checkpoint.js';
+import {
+  readCheckpoint,
+  removeStaleTemporaries,
+  restoreCheckpoint,
+  rotate,
+  saveCheckpoint,
+  setAside,
+  type LoadedCheckpoint,
+} from './checkpoint.js';
 import { trainingImages } from './run-data.js';
 
 export interface StepRecord {
@@ -51,7 +68,14 @@ export interface TrainResult {
 
 export interface TrainHooks {
   /** Called after each epoch's checkpoint with the live networks (diagnostics plug in here). */
-  onEpoch?(info: { epoch: number; step: number; final: boolean; student: DinoNetwork; teacher: DinoNetwork; backend: Backend }): Promise<Record<string, unknown> | void>;
+  onEpoch?(info: {
+    epoch: number;
+    step: number;
+    final: boolean;
+    student: DinoNetwork;
+    teacher: DinoNetwork;
+    backend: Backend;
+  }): Promise<Record<string, unknown> | void>;
   /**
    * Called each step after the backward, before the loss and gradients are checked and applied,
    * with the student (gradients in .grad) and the loss: for inspecting gradients, and for tests that
@@ -63,7 +87,11 @@ export interface TrainHooks {
 
 /** Training stopped on a non-finite loss or gradient (`tensor`: 'loss' or a parameter's dotted name). */
 export class DivergenceError extends Error {
-  constructor(message: string, readonly step: number, readonly tensor: string) {
+  constructor(
+    message: string,
+    readonly step: number,
+    readonly tensor: string,
+  ) {
     super(message);
     this.name = 'DivergenceError';
   }
@@ -88,7 +116,8 @@ export async function train(config: Partial<TrainConfig>, hooks: TrainHooks = {}
   // PCA projects whole images, so local crops are made at the global size there.
   const localSize = cfg.arch === 'pca' ? cfg.global_crops_size : cfg.local_crops_size;
 
-  const base = hooks.backend ?? await createBackend({ kind: cfg.backend, ...(cfg.threads > 0 ? { threads: cfg.threads } : {}) });
+  const base =
+    hooks.backend ?? (await createBackend({ kind: cfg.backend, ...(cfg.threads > 0 ? { threads: cfg.threads } : {}) }));
   const be = cfg.profile ? new ProfiledBackend(base) : base;
   // Everything created from here on is released in the finally block, also when a step throws.
   const owned: { dispose(): void }[] = [];
@@ -97,12 +126,22 @@ export async function train(config: Partial<TrainConfig>, hooks: TrainHooks = {}
   try {
     log = new JsonlLogger(join(cfg.output_dir, 'log.jsonl'), { timestamps: true });
     loader = new Loader({
-      dataset, batchSize: cfg.batch_size, seed: cfg.seed,
+      dataset,
+      batchSize: cfg.batch_size,
+      seed: cfg.seed,
       crops: {
-        globalSize: cfg.global_crops_size, localSize, localCrops: cfg.local_crops_number,
-        globalScale: cfg.global_crops_scale, localScale: cfg.local_crops_scale,
-        jitterP: cfg.color_jitter_prob, globalBlurP: cfg.global_blur_prob, localBlurP: cfg.local_blur_prob,
-        blurSigma: cfg.blur_sigma, globalSolarizeP: [0, cfg.solarize_prob], mean: stats.mean, std: stats.std,
+        globalSize: cfg.global_crops_size,
+        localSize,
+        localCrops: cfg.local_crops_number,
+        globalScale: cfg.global_crops_scale,
+        localScale: cfg.local_crops_scale,
+        jitterP: cfg.color_jitter_prob,
+        globalBlurP: cfg.global_blur_prob,
+        localBlurP: cfg.local_blur_prob,
+        blurSigma: cfg.blur_sigma,
+        globalSolarizeP: [0, cfg.solarize_prob],
+        mean: stats.mean,
+        std: stats.std,
       },
       ...(resumeFrom ? { resume: resumeFrom.meta.loader as LoaderState } : {}),
     });
@@ -115,9 +154,19 @@ export async function train(config: Partial<TrainConfig>, hooks: TrainHooks = {}
   }
 }
 
-async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, stats: ChannelStats, loader: Loader, log: JsonlLogger,
-  resumeFrom: ResumePoint | null, ckptPath: string, localSize: number, hooks: TrainHooks,
-  owned: { dispose(): void }[]): Promise<TrainResult> {
+async function run(
+  cfg: TrainConfig,
+  be: Backend,
+  dataset: Dataset,
+  stats: ChannelStats,
+  loader: Loader,
+  log: JsonlLogger,
+  resumeFrom: ResumePoint | null,
+  ckptPath: string,
+  localSize: number,
+  hooks: TrainHooks,
+  owned: { dispose(): void }[],
+): Promise<TrainResult> {
   const channels = dataset.channels;
   const student = buildNetwork(cfg, be, channels, cfg.seed);
   owned.push(student);
@@ -144,7 +193,10 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, stats: Chann
   if (cfg.vmf) student.head.last_layer.vmf = teacher.head.last_layer.vmf = true;
   // As in DINO the teacher stays in training mode: BatchNorm (ResNets) normalises with batch statistics.
   const [decay, noDecay] = decayGroups(student.namedParameters().filter(([, p]) => p.requiresGrad));
-  const optimizer = new AdamW([{ params: decay, lr: 0, weightDecay: 0 }, { params: noDecay, lr: 0, weightDecay: 0 }]);
+  const optimizer = new AdamW([
+    { params: decay, lr: 0, weightDecay: 0 },
+    { params: noDecay, lr: 0, weightDecay: 0 },
+  ]);
   owned.push(optimizer);
   const center = cfg.centering === 'centering' ? keep(zeros([1, cfg.out_dim], be)) : null;
   if (center) owned.push(center);
@@ -154,14 +206,30 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, stats: Chann
   // A step is one optimizer step over accum_steps loader batches; leftover batches at the end of a
   // loader epoch start the next step (the loader cursor, saved in checkpoints, keeps resume exact).
   const niter = Math.floor(loader.batchesPerEpoch / cfg.accum_steps);
-  if (niter === 0) throw new Error(`--accum_steps ${cfg.accum_steps}: an epoch has only ${loader.batchesPerEpoch} batches of ${cfg.batch_size}`);
+  if (niter === 0)
+    throw new Error(
+      `--accum_steps ${cfg.accum_steps}: an epoch has only ${loader.batchesPerEpoch} batches of ${cfg.batch_size}`,
+    );
   const totalSteps = cfg.max_steps > 0 ? Math.min(cfg.max_steps, cfg.epochs * niter) : cfg.epochs * niter;
-  const lrSched = cosineScheduler(cfg.lr * cfg.batch_size * cfg.accum_steps / 256, cfg.min_lr, cfg.epochs, niter, cfg.warmup_epochs);
+  const lrSched = cosineScheduler(
+    (cfg.lr * cfg.batch_size * cfg.accum_steps) / 256,
+    cfg.min_lr,
+    cfg.epochs,
+    niter,
+    cfg.warmup_epochs,
+  );
   const wdSched = cosineScheduler(cfg.weight_decay, cfg.weight_decay_end, cfg.epochs, niter);
   const momSched = cosineScheduler(cfg.momentum_teacher, 1, cfg.epochs, niter);
-  const tempSched = teacherTempSchedule(cfg.warmup_teacher_temp, cfg.teacher_temp, cfg.warmup_teacher_temp_epochs, cfg.epochs);
-  const koleoCache = cfg.koleo_proto > 0 && cfg.koleo_proto_exact_every > 1
-    ? new KoleoProtoCache(cfg.koleo_proto_exact_every, cfg.koleo_proto_candidates) : null;
+  const tempSched = teacherTempSchedule(
+    cfg.warmup_teacher_temp,
+    cfg.teacher_temp,
+    cfg.warmup_teacher_temp_epochs,
+    cfg.epochs,
+  );
+  const koleoCache =
+    cfg.koleo_proto > 0 && cfg.koleo_proto_exact_every > 1
+      ? new KoleoProtoCache(cfg.koleo_proto_exact_every, cfg.koleo_proto_candidates)
+      : null;
   if (koleoCache) owned.push(koleoCache);
   const state: DinoState = { cfg, student, teacher, optimizer, center, center2, channels, localSize, koleoCache };
 
@@ -172,19 +240,31 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, stats: Chann
       student.generator.setState(resumeFrom.meta.generators.student);
       teacher.generator.setState(resumeFrom.meta.generators.teacher);
     } else if (cfg.drop_path_rate > 0 && !cfg.quiet) {
-      process.stderr.write(`protodino: ${resumeFrom.path} predates saved drop-path random state; the resumed run draws other drop-path masks than an uninterrupted one\n`);
+      process.stderr.write(
+        `protodino: ${resumeFrom.path} predates saved drop-path random state; the resumed run draws other drop-path masks than an uninterrupted one\n`,
+      );
     }
     step = resumeFrom.meta.step;
     log.write({
-      event: 'resume', step, epoch: resumeFrom.meta.epoch, from: resumeFrom.path,
-      ...(resumeFrom.fallback ? { fallback: resumeFrom.fallback } : {}), ...(resumeFrom.setAside ? { set_aside: resumeFrom.setAside } : {}),
+      event: 'resume',
+      step,
+      epoch: resumeFrom.meta.epoch,
+      from: resumeFrom.path,
+      ...(resumeFrom.fallback ? { fallback: resumeFrom.fallback } : {}),
+      ...(resumeFrom.setAside ? { set_aside: resumeFrom.setAside } : {}),
     });
   } else {
     log.write({ event: 'start', config: cfg, backend: be.description, parameters: student.parameterCount() });
   }
 
   const alarms = resumeFrom
-    ? resumedAlarms(cfg.out_dim, cfg.collapse_window, parseAlarmState(resumeFrom.meta.alarms), logRecords(log.path), step)
+    ? resumedAlarms(
+        cfg.out_dim,
+        cfg.collapse_window,
+        parseAlarmState(resumeFrom.meta.alarms),
+        logRecords(log.path),
+        step,
+      )
     : new CollapseAlarms(cfg.out_dim, cfg.collapse_window);
   const raised: AlarmRecord[] = [];
   const history: StepRecord[] = [];
@@ -209,14 +289,25 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, stats: Chann
   const save = async (epoch: number) => {
     if (savedStep === step) return;
     rotate(ckptPath);
-    await saveCheckpoint(ckptPath, { student, teacher, optimizer, center, center2, koleoCache }, {
-      epoch, step, config: cfg, loader: loader.state(),
-      generators: { student: student.generator.getState(), teacher: teacher.generator.getState() },
-      alarms: alarms.state(), normalisation: stats,
-    });
+    await saveCheckpoint(
+      ckptPath,
+      { student, teacher, optimizer, center, center2, koleoCache },
+      {
+        epoch,
+        step,
+        config: cfg,
+        loader: loader.state(),
+        generators: { student: student.generator.getState(), teacher: teacher.generator.getState() },
+        alarms: alarms.state(),
+        normalisation: stats,
+      },
+    );
     savedStep = step;
   };
-  const kept = () => (savedStep >= 0 ? `the last good checkpoint ${ckptPath} (step ${savedStep}) is kept` : 'no checkpoint had been written yet');
+  const kept = () =>
+    savedStep >= 0
+      ? `the last good checkpoint ${ckptPath} (step ${savedStep}) is kept`
+      : 'no checkpoint had been written yet';
   const skipped: number[] = []; // steps skipped in a row (--on_nan skip)
 
   try {
@@ -227,38 +318,74 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, stats: Chann
         const batch = await loader.next();
         // iBOT masks are a function of (seed, step, micro-batch) only, so a resumed run draws the same.
         const masks = cfg.ibot
-          ? cropMasks(maskRng(cfg.seed, step, i), 2 * cfg.batch_size, patchGrid, patchGrid, { prob: cfg.ibot_mask_prob, ratio: cfg.ibot_mask_ratio })
+          ? cropMasks(maskRng(cfg.seed, step, i), 2 * cfg.batch_size, patchGrid, patchGrid, {
+              prob: cfg.ibot_mask_prob,
+              ratio: cfg.ibot_mask_ratio,
+            })
           : null;
         micro.push({ globals: batch.globals, locals: cfg.local_crops_number > 0 ? batch.locals : null, masks });
       }
       const B = cfg.batch_size * cfg.accum_steps;
-      const lr = lrSched[step], wd = wdSched[step], m = momSched[step], temp = tempSched[epoch];
+      const lr = lrSched[step],
+        wd = wdSched[step],
+        m = momSched[step],
+        temp = tempSched[epoch];
       const prof = be instanceof ProfiledBackend ? be : null;
       prof?.beginStep();
-      const { loss, bad, dino } = await guardedStep(state, micro, { epoch, lr, weightDecay: wd, momentum: m, teacherTemp: temp, step }, step + 1, hooks);
+      const { loss, bad, dino } = await guardedStep(
+        state,
+        micro,
+        { epoch, lr, weightDecay: wd, momentum: m, teacherTemp: temp, step },
+        step + 1,
+        hooks,
+      );
       await prof?.endStep();
       lastLoss?.dispose();
       lastLoss = loss;
       const kc = await koleoCache?.takeStats();
       if (kc) {
-        log.write({ event: 'koleo_cache', step: kc.step + 1, epoch, built_at: kc.builtAt + 1, agree: kc.agree, koleo_exact: kc.koleoExact,
-          koleo_cached: kc.koleoCached, koleo_diff: kc.koleoCached - kc.koleoExact });
+        log.write({
+          event: 'koleo_cache',
+          step: kc.step + 1,
+          epoch,
+          built_at: kc.builtAt + 1,
+          agree: kc.agree,
+          koleo_exact: kc.koleoExact,
+          koleo_cached: kc.koleoCached,
+          koleo_diff: kc.koleoCached - kc.koleoExact,
+        });
       }
       step++;
       imagesSince += B;
       if (bad) {
-        const what = bad.tensor === 'loss' ? `the loss is ${bad.value}` : bad.tensor === '' ? `the sum of the gradient norms overflowed (${bad.value})`
-          : `the gradient of ${bad.tensor} has a non-finite norm (${bad.value})`;
-        log.write({ event: cfg.on_nan === 'skip' ? 'skip' : 'diverged', epoch, step, tensor: bad.tensor || 'gradient norms', value: bad.value });
+        const what =
+          bad.tensor === 'loss'
+            ? `the loss is ${bad.value}`
+            : bad.tensor === ''
+              ? `the sum of the gradient norms overflowed (${bad.value})`
+              : `the gradient of ${bad.tensor} has a non-finite norm (${bad.value})`;
+        log.write({
+          event: cfg.on_nan === 'skip' ? 'skip' : 'diverged',
+          epoch,
+          step,
+          tensor: bad.tensor || 'gradient norms',
+          value: bad.value,
+        });
         if (cfg.on_nan === 'stop') {
-          throw new DivergenceError(`training diverged at step ${step} (epoch ${epoch + 1}): ${what}; the step was not applied and ${kept()} (--on_nan skip skips such steps)`,
-            step, bad.tensor || 'gradient norms');
+          throw new DivergenceError(
+            `training diverged at step ${step} (epoch ${epoch + 1}): ${what}; the step was not applied and ${kept()} (--on_nan skip skips such steps)`,
+            step,
+            bad.tensor || 'gradient norms',
+          );
         }
         skipped.push(step);
         if (!cfg.quiet) process.stderr.write(`\nprotodino: skipped step ${step}: ${what}\n`);
         if (skipped.length >= MAX_CONSECUTIVE_SKIPS) {
-          throw new DivergenceError(`training diverged: ${skipped.length} steps in a row (${skipped[0]}–${step}) were skipped, the last because ${what}; ${kept()} — lower --lr or check the data`,
-            step, bad.tensor || 'gradient norms');
+          throw new DivergenceError(
+            `training diverged: ${skipped.length} steps in a row (${skipped[0]}–${step}) were skipped, the last because ${what}; ${kept()} — lower --lr or check the data`,
+            step,
+            bad.tensor || 'gradient norms',
+          );
         }
       } else {
         skipped.length = 0;
@@ -269,7 +396,16 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, stats: Chann
       if (!bad && (step % cfg.log_every === 0 || epochDone)) {
         const value = await loss.item();
         const dt = (performance.now() - t0) / 1000;
-        const rec: StepRecord = { epoch, step, loss: value, lr, wd, momentum: m, teacher_temp: temp, img_per_s: imagesSince / dt };
+        const rec: StepRecord = {
+          epoch,
+          step,
+          loss: value,
+          lr,
+          wd,
+          momentum: m,
+          teacher_temp: temp,
+          img_per_s: imagesSince / dt,
+        };
         t0 = performance.now();
         imagesSince = 0;
         history.push(rec);
@@ -279,9 +415,17 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, stats: Chann
         progress?.update({ epoch, epochs: cfg.epochs, step: step - epoch * niter, total: niter, loss: value, extra });
       }
       if (epochDone) {
-        progress?.done({ epoch, epochs: cfg.epochs, step: step - epoch * niter, total: niter, loss: history.at(-1)?.loss });
+        progress?.done({
+          epoch,
+          epochs: cfg.epochs,
+          step: step - epoch * niter,
+          total: niter,
+          loss: history.at(-1)?.loss,
+        });
         await save(epoch + 1);
-        const extra = hooks.onEpoch ? await hooks.onEpoch({ epoch, step, final: step === totalSteps, student, teacher, backend: be }) : undefined;
+        const extra = hooks.onEpoch
+          ? await hooks.onEpoch({ epoch, step, final: step === totalSteps, student, teacher, backend: be })
+          : undefined;
         log.write({ event: 'epoch', epoch: epoch + 1, step, loss: history.at(-1)?.loss, ...(extra ?? {}) });
         if (extra) report(alarms.epoch(step, epoch + 1, extra));
       } else if (cfg.save_every > 0 && step % cfg.save_every === 0) {
@@ -297,7 +441,15 @@ async function run(cfg: TrainConfig, be: Backend, dataset: Dataset, stats: Chann
     writeFileSync(join(cfg.output_dir, 'profile.json'), `${JSON.stringify(profile, null, 2)}\n`);
     process.stdout.write(`\nprofile (--profile)\n\n${profileTable(profile)}\n\n`);
   }
-  return { outputDir: cfg.output_dir, steps: step, epochs: cfg.epochs, history, checkpoint: ckptPath, profile, alarms: raised };
+  return {
+    outputDir: cfg.output_dir,
+    steps: step,
+    epochs: cfg.epochs,
+    history,
+    checkpoint: ckptPath,
+    profile,
+    alarms: raised,
+  };
 }
 
 interface BadTensor {
@@ -311,12 +463,21 @@ interface BadTensor {
  * update only when it is finite. Otherwise nothing of the step is applied — with --on_nan skip the
  * BatchNorm statistics its forward moved are put back too — and the first bad tensor is named.
  */
-async function guardedStep(s: DinoState, micro: MicroBatch[], sch: StepSchedule, stepNo: number, hooks: TrainHooks): Promise<{ loss: Tensor; bad: BadTensor | null; dino: number }> {
+async function guardedStep(
+  s: DinoState,
+  micro: MicroBatch[],
+  sch: StepSchedule,
+  stepNo: number,
+  hooks: TrainHooks,
+): Promise<{ loss: Tensor; bad: BadTensor | null; dino: number }> {
   const buffers = s.cfg.on_nan === 'skip' ? snapshotBuffers([s.student, s.teacher]) : null;
   let g: StepGradients | null = null;
   try {
     const hook = hooks.afterBackward;
-    g = dinoGradients(s, micro, sch, { check: true, ...(hook ? { afterBackward: (loss: Tensor) => hook({ step: stepNo, student: s.student, loss }) } : {}) });
+    g = dinoGradients(s, micro, sch, {
+      check: true,
+      ...(hook ? { afterBackward: (loss: Tensor) => hook({ step: stepNo, student: s.student, loss }) } : {}),
+    });
     const bad = await firstNonFinite(g);
     let dino = NaN;
     if (bad) {
@@ -372,14 +533,15 @@ function logRecords(path: string): Record<string, unknown>[] {
   try {
     return readJsonl(path).records;
   } catch (e) {
-    process.stderr.write(`protodino: ${(e as Error).message}; the collapse alarms continue from the checkpoint's state alone\n`);
+    process.stderr.write(
+      `protodino: ${(e as Error).message}; the collapse alarms continue from the checkpoint's state alone\n`,
+    );
     return [];
   }
 }
 
 /** A checkpoint read for resuming: where it came from, why it is .prev when it is, where the unreadable one went. */
 export type ResumePoint = LoadedCheckpoint & { path: string; fallback?: string; setAside?: string };
-
 
 /** Says which training flags differ from the ones the checkpoint was trained with (a resume continues regardless). */
 function warnConfigChanges(from: ResumePoint, cfg: TrainConfig): void {
@@ -388,7 +550,10 @@ function warnConfigChanges(from: ResumePoint, cfg: TrainConfig): void {
   const changed = (Object.keys(cfg) as (keyof TrainConfig)[])
     .filter((k) => !RUN_ONLY.includes(k) && k in old && JSON.stringify(old[k]) !== JSON.stringify(cfg[k]))
     .map((k) => `--${k} ${JSON.stringify(cfg[k])} (was ${JSON.stringify(old[k])})`);
-  if (changed.length) process.stderr.write(`protodino: resuming ${from.path} with other training flags than it was trained with: ${changed.join(', ')}\n`);
+  if (changed.length)
+    process.stderr.write(
+      `protodino: resuming ${from.path} with other training flags than it was trained with: ${changed.join(', ')}\n`,
+    );
 }
 
 /**
@@ -403,7 +568,8 @@ export function readResumable(path: string, quiet = false): ResumePoint | null {
     try {
       return { ...readCheckpoint(path), path };
     } catch (e) {
-      if (!existsSync(prev)) throw new Error(`cannot resume: ${path} is unreadable (${(e as Error).message}) and there is no ${prev}`);
+      if (!existsSync(prev))
+        throw new Error(`cannot resume: ${path} is unreadable (${(e as Error).message}) and there is no ${prev}`);
       why = `${path} is unreadable (${(e as Error).message})`;
     }
   } else {
@@ -428,7 +594,9 @@ function fingerprint(data: Float32Array): string {
 /** Up to `max` normalised training images (seeded choice) resized to the crop size, for PCA. */
 function pcaSample(ds: Dataset, size: number, max: number, seed: number): { data: Float32Array; n: number } {
   if (ds.height !== size || ds.width !== size) {
-    throw new Error(`--arch pca fits on full images: --global_crops_size must equal the image size ${ds.height}x${ds.width}`);
+    throw new Error(
+      `--arch pca fits on full images: --global_crops_size must equal the image size ${ds.height}x${ds.width}`,
+    );
   }
   const n = Math.min(max, ds.n);
   const D = ds.channels * size * size;

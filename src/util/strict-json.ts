@@ -8,8 +8,12 @@ export class JsonSyntaxError extends Error {
    * position: character index of the problem; keyPath: the keys leading to the innermost object
    * being read (for a duplicate key, the object holding it), so callers can name what was wrong.
    */
-  constructor(message: string, readonly position: number, readonly keyPath: readonly string[] = [],
-    readonly duplicateKey?: string) {
+  constructor(
+    message: string,
+    readonly position: number,
+    readonly keyPath: readonly string[] = [],
+    readonly duplicateKey?: string,
+  ) {
     super(`${message} at character ${position}`);
     this.name = 'JsonSyntaxError';
   }
@@ -17,7 +21,11 @@ export class JsonSyntaxError extends Error {
 
 /** A number with its literal and whether that was a plain integer (no fraction, no exponent). */
 export class JsonNumber {
-  constructor(readonly value: number, readonly integral: boolean, readonly text: string) {}
+  constructor(
+    readonly value: number,
+    readonly integral: boolean,
+    readonly text: string,
+  ) {}
 }
 
 /** Objects are Maps so that keys like "__proto__" are plain data and insertion order is kept. */
@@ -29,7 +37,11 @@ export interface StrictJsonOptions {
   maxDepth?: number;
 }
 
-const LITERALS: [string, JsonValue][] = [['true', true], ['false', false], ['null', null]];
+const LITERALS: [string, JsonValue][] = [
+  ['true', true],
+  ['false', false],
+  ['null', null],
+];
 const NUMBER = /-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
 
 export function parseStrictJson(text: string, options: StrictJsonOptions = {}): JsonValue {
@@ -73,14 +85,30 @@ export function parseStrictJson(text: string, options: StrictJsonOptions = {}): 
       const esc = text[i + 1];
       i += 2;
       switch (esc) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
+        case '"':
+          out += '"';
+          break;
+        case '\\':
+          out += '\\';
+          break;
+        case '/':
+          out += '/';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
         case 'u': {
           const u = hex4(i);
           i += 4;

@@ -3,8 +3,15 @@
 // Both are compared as text (parameter names and AssemblyScript type names), so a parameter added,
 // dropped, renamed, reordered or changed between i32 and f32 on one side shows up as a difference.
 
-export interface Param { name: string; type: string }
-export interface Signature { name: string; params: Param[]; ret: string }
+export interface Param {
+  name: string;
+  type: string;
+}
+export interface Signature {
+  name: string;
+  params: Param[];
+  ret: string;
+}
 
 /** The source without comments, so commented-out code and doc examples are not read as declarations. */
 function stripComments(src: string): string {
@@ -12,7 +19,10 @@ function stripComments(src: string): string {
 }
 
 function parseParams(list: string, where: string): Param[] {
-  const parts = list.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const parts = list
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   return parts.map((p) => {
     const m = /^(\w+)\s*:\s*(\w+)$/.exec(p);
     // A default value or an optional parameter would make the arity a range; the calls assume one.
@@ -46,7 +56,10 @@ export function moduleExports(index: string, read: (module: string) => string): 
     if (all) {
       out.push(...assemblyExports(read(all[1]), all[1]));
     } else if (some) {
-      const names = some[1].split(',').map((s) => s.trim()).filter((s) => s !== '');
+      const names = some[1]
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '');
       const sigs = assemblyExports(read(some[2]), some[2]);
       for (const n of names) {
         const s = sigs.find((x) => x.name === n);
@@ -95,6 +108,7 @@ export function compareSignatures(declared: Signature[], ts: Signature[]): strin
     }
   }
   const names = new Set(declared.map((d) => d.name));
-  for (const t of ts) if (!names.has(t.name)) problems.push(`${t.name}: on the TypeScript side but not exported by assembly/`);
+  for (const t of ts)
+    if (!names.has(t.name)) problems.push(`${t.name}: on the TypeScript side but not exported by assembly/`);
   return problems;
 }

@@ -17,7 +17,10 @@ test('the parser reads every kernel module of assembly/', () => {
   const sigs = declared();
   assert.ok(sigs.length >= 45, `only ${sigs.length} exports read`);
   for (const name of ['fill', 'layerNorm', 'matmulCompute', 'convGradWeight', 'attention', 'heapBase']) {
-    assert.ok(sigs.some((s) => s.name === name), name);
+    assert.ok(
+      sigs.some((s) => s.name === name),
+      name,
+    );
   }
   const ln = sigs.find((s) => s.name === 'layerNorm')!;
   assert.is(ln.params.length, 10); // declared over two lines
@@ -31,8 +34,12 @@ test('src/backend/wasm/exports.ts declares exactly the AssemblyScript exports', 
 
 test('kernels run over rows return nothing and take (start, end) last; the others do not', () => {
   for (const s of declared()) {
-    const tail = s.params.slice(-2).map((p) => `${p.name}: ${p.type}`).join(', ');
-    if (s.ret === 'void') assert.is(tail, 'start: i32, end: i32', `${s.name} returns void but does not end in (start, end)`);
+    const tail = s.params
+      .slice(-2)
+      .map((p) => `${p.name}: ${p.type}`)
+      .join(', ');
+    if (s.ret === 'void')
+      assert.is(tail, 'start: i32, end: i32', `${s.name} returns void but does not end in (start, end)`);
     else assert.is.not(tail, 'start: i32, end: i32', `${s.name} takes a row range but returns ${s.ret}`);
   }
 });
@@ -43,7 +50,9 @@ for (const build of ['simd', 'relaxed'] as WasmBuild[]) {
     const rt = await WasmRuntime.create({ threads: 1, build });
     try {
       const exports = rt.exports as unknown as Record<string, unknown>;
-      const functions = Object.keys(exports).filter((k) => typeof exports[k] === 'function').sort();
+      const functions = Object.keys(exports)
+        .filter((k) => typeof exports[k] === 'function')
+        .sort();
       const sigs = declared();
       assert.equal(functions, sigs.map((s) => s.name).sort(), 'stale build? run `npm run build:wasm`');
       for (const s of sigs) assert.is((exports[s.name] as (...a: number[]) => unknown).length, s.params.length, s.name);
@@ -73,7 +82,10 @@ export interface KernelExports {
 
 test('the checker reports a type, a count, a name, an order and a missing or extra export', () => {
   const base = assemblyExports(LAYER_NORM);
-  assert.equal(base.map((s) => s.name), ['layerNorm']);
+  assert.equal(
+    base.map((s) => s.name),
+    ['layerNorm'],
+  );
   const ts = interfaceMethods(LAYER_NORM_TS, 'KernelExports');
   assert.equal(compareSignatures(base, ts), []);
   const drift = (as: string) => compareSignatures(assemblyExports(as), ts);
@@ -81,15 +93,24 @@ test('the checker reports a type, a count, a name, an order and a missing or ext
     [LAYER_NORM.replace('eps: f32', 'eps: i32'), /eps: i32/],
     [LAYER_NORM.replace('cols: i32, eps: f32', 'cols: i32'), /layerNorm: the TypeScript side has/],
     [LAYER_NORM.replace('rstd: usize', 'invStd: usize'), /invStd/],
-    [LAYER_NORM.replace('gamma: usize, beta: usize', 'beta: usize, gamma: usize'), /layerNorm: the TypeScript side has/],
-    [LAYER_NORM.replace('layerNorm(', 'layerNorm2('), /layerNorm2: missing on the TypeScript side[\s\S]*layerNorm: on the TypeScript side but not exported/],
+    [
+      LAYER_NORM.replace('gamma: usize, beta: usize', 'beta: usize, gamma: usize'),
+      /layerNorm: the TypeScript side has/,
+    ],
+    [
+      LAYER_NORM.replace('layerNorm(', 'layerNorm2('),
+      /layerNorm2: missing on the TypeScript side[\s\S]*layerNorm: on the TypeScript side but not exported/,
+    ],
     [LAYER_NORM.replace('@inline function', '@inline export function'), /hsum: missing on the TypeScript side/],
   ];
   for (const [as, want] of cases) {
     const problems = drift(as);
     assert.ok(want.test(problems.join('\n')), `${want} not in:\n${problems.join('\n')}`);
   }
-  const tsDrift = compareSignatures(base, interfaceMethods(LAYER_NORM_TS.replace('eps: f32', 'eps: f64'), 'KernelExports'));
+  const tsDrift = compareSignatures(
+    base,
+    interfaceMethods(LAYER_NORM_TS.replace('eps: f32', 'eps: f64'), 'KernelExports'),
+  );
   assert.match(tsDrift.join('\n'), /eps: f64/);
   assert.throws(() => assemblyExports('export function f(a: i32 = 0): void {}'), /no defaults/);
   assert.throws(() => moduleExports(`export { nope } from './x';`, () => LAYER_NORM), /does not export it/);

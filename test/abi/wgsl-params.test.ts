@@ -10,7 +10,9 @@ import { PARAM_LAYOUTS, packParams, paramLayout, structLayout, typeInfo } from '
 import '../../src/backend/webgpu/index.js';
 import { compareLayout, uniformStructNames, wgslStructs } from './wgsl.js';
 
-const files = readdirSync(packagePath('wgsl')).filter((f) => f.endsWith('.wgsl')).sort();
+const files = readdirSync(packagePath('wgsl'))
+  .filter((f) => f.endsWith('.wgsl'))
+  .sort();
 const source = (f: string) => readFileSync(packagePath('wgsl', f), 'utf8');
 
 test('every uniform struct in wgsl/ is declared once on the TypeScript side, and matches', () => {
@@ -38,22 +40,40 @@ test('offsets follow WGSL alignment rules', () => {
   // vec3 aligns to 16 but is 12 bytes: a scalar after it fills the gap.
   assert.equal(structLayout(['u32', 'vec3<f32>', 'f32']), { offsets: [0, 16, 28], size: 32 });
   assert.equal(structLayout(['u32', 'vec4<i32>']), { offsets: [0, 16], size: 32 });
-  assert.equal(structLayout(['array<vec4<u32>, 2>', 'array<vec4<i32>, 2>', 'i32', 'u32']), { offsets: [0, 32, 64, 68], size: 80 });
+  assert.equal(structLayout(['array<vec4<u32>, 2>', 'array<vec4<i32>, 2>', 'i32', 'u32']), {
+    offsets: [0, 32, 64, 68],
+    size: 80,
+  });
   assert.equal(structLayout(['u32', 'f32', 'f32']), { offsets: [0, 4, 8], size: 12 });
   // Uniform arrays need a 16-byte stride; scalar arrays would not match a flat packing.
   assert.throws(() => typeInfo('array<u32, 4>'), /not supported/);
 });
 
 const T = paramLayout('abi-test.wgsl', 'T', [
-  ['n', 'u32'], ['shape', 'array<vec4<u32>, 2>'], ['off', 'i32'], ['x', 'f32'], ['_pad', 'u32'], ['v', 'vec3<f32>'], ['last', 'f32'],
+  ['n', 'u32'],
+  ['shape', 'array<vec4<u32>, 2>'],
+  ['off', 'i32'],
+  ['x', 'f32'],
+  ['_pad', 'u32'],
+  ['v', 'vec3<f32>'],
+  ['last', 'f32'],
 ]);
 PARAM_LAYOUTS.splice(PARAM_LAYOUTS.indexOf(T), 1); // not a kernel's: kept out of the test above
 
 test('packParams writes each field at its offset with its type, zero elsewhere', () => {
   assert.equal(T.offsets, [0, 16, 48, 52, 56, 64, 76]);
-  const bytes = packParams(T, { n: 2 ** 32 + 7, shape: [1, 2, 3, 4, 5, 6], off: -3, x: 0.1, v: [1.5, -2], last: -Infinity });
+  const bytes = packParams(T, {
+    n: 2 ** 32 + 7,
+    shape: [1, 2, 3, 4, 5, 6],
+    off: -3,
+    x: 0.1,
+    v: [1.5, -2],
+    last: -Infinity,
+  });
   assert.is(bytes.byteLength, 80);
-  const u = new Uint32Array(bytes.buffer), i = new Int32Array(bytes.buffer), f = new Float32Array(bytes.buffer);
+  const u = new Uint32Array(bytes.buffer),
+    i = new Int32Array(bytes.buffer),
+    f = new Float32Array(bytes.buffer);
   assert.is(u[0], 7); // u32 wraps as the old packer did (x >>> 0)
   assert.equal([...u.subarray(1, 4)], [0, 0, 0]);
   assert.equal([...u.subarray(4, 12)], [1, 2, 3, 4, 5, 6, 0, 0]);
@@ -81,16 +101,26 @@ test('the checker reports a moved, retyped, renamed, missing or extra field', ()
   const structs = wgslStructs(NORM_WGSL);
   assert.equal([...uniformStructNames(NORM_WGSL)], ['P', 'Copy']);
   assert.equal(structs.get('Copy'), [
-    { name: 'shape', type: 'array<vec4<u32>, 2>' }, { name: 'srcOffset', type: 'i32' }, { name: 'n', type: 'u32' },
+    { name: 'shape', type: 'array<vec4<u32>, 2>' },
+    { name: 'srcOffset', type: 'i32' },
+    { name: 'n', type: 'u32' },
   ]);
-  const ts = paramLayout('norm-test.wgsl', 'P', [['rows', 'u32'], ['cols', 'u32'], ['eps', 'f32'], ['_pad', 'u32']]);
+  const ts = paramLayout('norm-test.wgsl', 'P', [
+    ['rows', 'u32'],
+    ['cols', 'u32'],
+    ['eps', 'f32'],
+    ['_pad', 'u32'],
+  ]);
   PARAM_LAYOUTS.pop();
   assert.equal(compareLayout(structs.get('P')!, ts), []);
   const cases: [string, RegExp][] = [
     ['struct P { cols: u32, rows: u32, eps: f32, _pad: u32 };', /field 0 is cols: u32/],
     ['struct P { rows: u32, cols: u32, eps: u32, _pad: u32 };', /field 2 is eps: u32/],
     ['struct P { rows: u32, cols: u32, epsilon: f32, _pad: u32 };', /field 2 is epsilon/],
-    ['struct P { rows: u32, cols: u32, eps: f32 };', /field 3 _pad: u32 is not in the WGSL struct[\s\S]*12 bytes in WGSL, 16/],
+    [
+      'struct P { rows: u32, cols: u32, eps: f32 };',
+      /field 3 _pad: u32 is not in the WGSL struct[\s\S]*12 bytes in WGSL, 16/,
+    ],
     ['struct P { rows: u32, cols: u32, eps: f32, _pad: u32, extra: u32 };', /field 4 extra: u32 is not declared/],
     ['struct P { rows: u32, cols: u32, eps: vec2<f32>, _pad: u32 };', /field 2 is eps: vec2<f32> at byte 8/],
   ];
@@ -104,7 +134,12 @@ test('the checker reports a moved, retyped, renamed, missing or extra field', ()
 // Type-level checks: never called, only compiled. A field left out, misspelt or not in the struct
 // must not compile; padding is never passed.
 export function wrongValuesDoNotCompile(): void {
-  const P = paramLayout('x.wgsl', 'P', [['rows', 'u32'], ['eps', 'f32'], ['shape', 'array<vec4<u32>, 2>'], ['_pad', 'u32']]);
+  const P = paramLayout('x.wgsl', 'P', [
+    ['rows', 'u32'],
+    ['eps', 'f32'],
+    ['shape', 'array<vec4<u32>, 2>'],
+    ['_pad', 'u32'],
+  ]);
   // @ts-expect-error eps missing
   packParams(P, { rows: 1, shape: [] });
   // @ts-expect-error a field the struct does not have

@@ -2,14 +2,18 @@
 // fields in order, and compares one with the TypeScript side's declaration of it (params.ts).
 import { structLayout, type ParamLayout } from '../../src/backend/webgpu/params.js';
 
-export interface WgslField { name: string; type: string }
+export interface WgslField {
+  name: string;
+  type: string;
+}
 
 const stripComments = (src: string) => src.replace(/\/\*[\s\S]*?\*\//g, ' ').replace(/\/\/[^\n]*/g, '');
 
 /** Splits at commas outside <…> (array<vec4<u32>, 2> holds one). */
 function splitTopLevel(s: string): string[] {
   const parts: string[] = [];
-  let depth = 0, cur = '';
+  let depth = 0,
+    cur = '';
   for (const ch of s) {
     if (ch === '<') depth++;
     if (ch === '>') depth--;
@@ -25,12 +29,15 @@ function splitTopLevel(s: string): string[] {
 export function wgslStructs(src: string): Map<string, WgslField[]> {
   const out = new Map<string, WgslField[]>();
   for (const m of stripComments(src).matchAll(/struct\s+(\w+)\s*\{([^}]*)\}/g)) {
-    out.set(m[1], splitTopLevel(m[2]).map((f) => {
-      // @align/@size would move fields away from the offsets params.ts computes.
-      const fm = /^(\w+)\s*:\s*([\w<>,\s]+)$/.exec(f);
-      if (!fm) throw new Error(`struct ${m[1]}: cannot read field "${f}"`);
-      return { name: fm[1], type: fm[2].replace(/\s+/g, ' ').trim() };
-    }));
+    out.set(
+      m[1],
+      splitTopLevel(m[2]).map((f) => {
+        // @align/@size would move fields away from the offsets params.ts computes.
+        const fm = /^(\w+)\s*:\s*([\w<>,\s]+)$/.exec(f);
+        if (!fm) throw new Error(`struct ${m[1]}: cannot read field "${f}"`);
+        return { name: fm[1], type: fm[2].replace(/\s+/g, ' ').trim() };
+      }),
+    );
   }
   return out;
 }
@@ -49,11 +56,14 @@ export function compareLayout(wgsl: WgslField[], ts: ParamLayout): string[] {
   const w = structLayout(wgsl.map((f) => f.type));
   const n = Math.max(wgsl.length, ts.fields.length);
   for (let i = 0; i < n; i++) {
-    const a = wgsl[i], b = ts.fields[i];
+    const a = wgsl[i],
+      b = ts.fields[i];
     if (!a) problems.push(`${where}: field ${i} ${b[0]}: ${b[1]} is not in the WGSL struct`);
     else if (!b) problems.push(`${where}: field ${i} ${a.name}: ${a.type} is not declared on the TypeScript side`);
     else if (a.name !== b[0] || norm(a.type) !== norm(b[1]) || w.offsets[i] !== ts.offsets[i]) {
-      problems.push(`${where}: field ${i} is ${a.name}: ${a.type} at byte ${w.offsets[i]} in WGSL, ${b[0]}: ${b[1]} at byte ${ts.offsets[i]} on the TypeScript side`);
+      problems.push(
+        `${where}: field ${i} is ${a.name}: ${a.type} at byte ${w.offsets[i]} in WGSL, ${b[0]}: ${b[1]} at byte ${ts.offsets[i]} on the TypeScript side`,
+      );
     }
   }
   if (w.size !== ts.size) problems.push(`${where}: ${w.size} bytes in WGSL, ${ts.size} on the TypeScript side`);

@@ -9,7 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Backend, KernelName, MatmulParams } from '../../src/backend/backend.js';
 import { KERNEL_NAMES } from '../../src/backend/backend.js';
-import { ProfiledBackend, kernelFamily, profileTable, KERNEL_FAMILIES, type ProfileReport } from '../../src/backend/profile.js';
+import {
+  ProfiledBackend,
+  kernelFamily,
+  profileTable,
+  KERNEL_FAMILIES,
+  type ProfileReport,
+} from '../../src/backend/profile.js';
 import { conformance, ALL_BACKENDS, getBackend } from '../helpers/backends.js';
 import { randArray } from '../helpers/check.js';
 import * as pd from '../../src/tensor/index.js';
@@ -19,7 +25,16 @@ import { train } from '../../src/train/trainer.js';
 // Backend outside KernelFamilies (so neither assembled from family files nor profiled) has to be
 // named here before this test compiles.
 const NOT_KERNELS: Record<Exclude<keyof Backend, KernelName>, true> = {
-  kind: true, description: true, alloc: true, free: true, upload: true, download: true, sync: true, flush: true, memory: true, destroy: true,
+  kind: true,
+  description: true,
+  alloc: true,
+  free: true,
+  upload: true,
+  download: true,
+  sync: true,
+  flush: true,
+  memory: true,
+  destroy: true,
 };
 
 test('every kernel has a family; the rest of Backend is not a kernel', () => {
@@ -44,7 +59,9 @@ async function forward(be: Backend): Promise<Float32Array> {
 conformance('ProfiledBackend', (it, raw) => {
   it('the backend holds exactly the kernels of the contract, and the profiler wraps each', () => {
     const be = raw() as unknown as Record<string, unknown>;
-    const own = Object.keys(be).filter((k) => typeof be[k] === 'function').sort();
+    const own = Object.keys(be)
+      .filter((k) => typeof be[k] === 'function')
+      .sort();
     assert.equal(own, [...KERNEL_NAMES].sort());
     const prof = new ProfiledBackend(raw()) as unknown as Record<string, unknown>;
     for (const k of KERNEL_NAMES) assert.type(prof[k], 'function', `ProfiledBackend.${k}`);
@@ -64,7 +81,19 @@ conformance('ProfiledBackend', (it, raw) => {
     const n = 64;
     // Every kernel reads and writes distinct storages, as the kernel contract asks.
     const [a, c, d, m, v] = [0, 1, 2, 3, 4].map(() => be.alloc(n * n, 'f32'));
-    const p: MatmulParams = { batch: 1, m: n, n, k: n, transA: false, transB: false, strideA: 0, strideB: 0, bias: null, activation: 'none', accumulate: false };
+    const p: MatmulParams = {
+      batch: 1,
+      m: n,
+      n,
+      k: n,
+      transA: false,
+      transB: false,
+      strideA: 0,
+      strideB: 0,
+      bias: null,
+      activation: 'none',
+      accumulate: false,
+    };
     try {
       be.upload(a, f32(n * n, 4));
       be.fill(m, n * n, 0);
@@ -76,7 +105,10 @@ conformance('ProfiledBackend', (it, raw) => {
       let r = be.report();
       assert.is(r.steps, 1);
       assert.is(r.firstStepExcluded, false);
-      assert.equal(r.families.map((f) => [f.name, f.calls]), [['matmul', 1]]);
+      assert.equal(
+        r.families.map((f) => [f.name, f.calls]),
+        [['matmul', 1]],
+      );
       // step 2: two matmuls, three unary ops, a softmax, an AdamW update and an upload
       be.beginStep();
       assert.throws(() => be.beginStep(), /twice/);
@@ -100,17 +132,23 @@ conformance('ProfiledBackend', (it, raw) => {
       assert.is(r.serialised, inner.kind === 'webgpu');
       const parts = [...r.families, r.transfer, r.deviceWait, r.host];
       const sumMs = parts.reduce((s, x) => s + x.ms, 0);
-      assert.ok(Math.abs(sumMs - r.stepMs) < 1e-6 * Math.max(1, r.stepMs), `rows sum to ${sumMs} ms, step ${r.stepMs} ms`);
+      assert.ok(
+        Math.abs(sumMs - r.stepMs) < 1e-6 * Math.max(1, r.stepMs),
+        `rows sum to ${sumMs} ms, step ${r.stepMs} ms`,
+      );
       assert.ok(Math.abs(parts.reduce((s, x) => s + x.pct, 0) - 100) < 1e-6);
       for (const f of r.families) assert.ok(f.ms >= 0 && f.ms <= r.stepMs, `${f.name} ${f.ms} of ${r.stepMs}`);
       assert.ok(r.host.ms >= 0, `host ${r.host.ms}`);
       const table = profileTable(r);
-      for (const f of ['matmul', 'elementwise', 'softmax', 'optim', 'host', 'unary.gelu']) assert.ok(table.includes(`| ${f}`), `table row ${f}:\n${table}`);
+      for (const f of ['matmul', 'elementwise', 'softmax', 'optim', 'host', 'unary.gelu'])
+        assert.ok(table.includes(`| ${f}`), `table row ${f}:\n${table}`);
       // outside a step nothing is added
       be.matmul(a, a, c, p);
       assert.equal(be.report().families.find((f) => f.name === 'matmul')?.calls, 2);
       let error = '';
-      await be.endStep().catch((e: Error) => { error = e.message; });
+      await be.endStep().catch((e: Error) => {
+        error = e.message;
+      });
       assert.match(error, /without beginStep/);
     } finally {
       for (const s of [a, c, d, m, v]) be.free(s);
@@ -121,21 +159,35 @@ conformance('ProfiledBackend', (it, raw) => {
 test('train --profile: report in the result and profile.json, training unchanged', async () => {
   const be = await getBackend(ALL_BACKENDS.find((b) => b.name === 'wasm-relaxed-2t')!);
   const base = {
-    arch: 'vit_cpu' as const, batch_size: 4, subset: 12, local_crops_number: 2, out_dim: 64, hidden_dim: 32,
-    bottleneck_dim: 16, epochs: 1, log_every: 1, quiet: true, freeze_last_layer: 0, koleo_proto: 0.1,
+    arch: 'vit_cpu' as const,
+    batch_size: 4,
+    subset: 12,
+    local_crops_number: 2,
+    out_dim: 64,
+    hidden_dim: 32,
+    bottleneck_dim: 16,
+    epochs: 1,
+    log_every: 1,
+    quiet: true,
+    freeze_last_layer: 0,
+    koleo_proto: 0.1,
   };
   const dirs = [mkdtempSync(join(tmpdir(), 'protodino-prof-')), mkdtempSync(join(tmpdir(), 'protodino-prof-'))];
   try {
     const plain = await train({ ...base, output_dir: dirs[0] }, { backend: be });
     const profiled = await train({ ...base, output_dir: dirs[1], profile: true }, { backend: be });
-    assert.equal(profiled.history.map((h) => h.loss), plain.history.map((h) => h.loss));
+    assert.equal(
+      profiled.history.map((h) => h.loss),
+      plain.history.map((h) => h.loss),
+    );
     assert.is(plain.profile, undefined);
     assert.not.ok(existsSync(join(dirs[0], 'profile.json')));
     const r = profiled.profile as ProfileReport;
     assert.ok(r, 'no profile in the result');
     assert.is(r.steps, 2); // 3 steps, the first left out
     const fams = r.families.map((f) => f.name);
-    for (const f of ['matmul', 'elementwise', 'norm', 'softmax', 'layout', 'neighbours', 'optim']) assert.ok(fams.includes(f), `family ${f} missing: ${fams}`);
+    for (const f of ['matmul', 'elementwise', 'norm', 'softmax', 'layout', 'neighbours', 'optim'])
+      assert.ok(fams.includes(f), `family ${f} missing: ${fams}`);
     assert.equal(JSON.parse(readFileSync(join(dirs[1], 'profile.json'), 'utf8')), JSON.parse(JSON.stringify(r)));
   } finally {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });

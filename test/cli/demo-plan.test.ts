@@ -5,8 +5,12 @@ import * as assert from 'uvu/assert';
 import { expectedSeconds, JobClock, planDemo, type DemoRates, type DemoShape } from '../../src/cli/demo-plan.js';
 
 const shape: DemoShape = {
-  frozenRuns: 4, fullRuns: 2, evalImages: 12000, extraEvals: 2,
-  frozenSteps: { max: 2000, min: 500 }, fullSteps: { max: 500, min: 200 },
+  frozenRuns: 4,
+  fullRuns: 2,
+  evalImages: 12000,
+  extraEvals: 2,
+  frozenSteps: { max: 2000, min: 500 },
+  fullSteps: { max: 500, min: 200 },
 };
 const fast: DemoRates = { frozenStepS: 0.01, fullStepS: 0.2, embedImageS: 0.0005, runOverheadS: 2 };
 
@@ -26,7 +30,12 @@ test('a machine 3× slower gets the largest job that fits the budget, same facto
   assert.is(p.frozenSteps, Math.max(500, Math.round(2000 * p.scale)));
   assert.is(p.fullSteps, Math.max(200, Math.round(500 * p.scale)));
   // one more percent would not fit
-  const more = expectedSeconds(shape, slow, Math.max(500, Math.round(2000 * (p.scale + 0.01))), Math.max(200, Math.round(500 * (p.scale + 0.01))));
+  const more = expectedSeconds(
+    shape,
+    slow,
+    Math.max(500, Math.round(2000 * (p.scale + 0.01))),
+    Math.max(200, Math.round(500 * (p.scale + 0.01))),
+  );
   assert.ok(more > 600, String(more));
 });
 
@@ -45,7 +54,12 @@ test('bad rates and budgets are refused by name', () => {
 test('the job clock: ETA from the plan at first, then from the measured pace', () => {
   let now = 0;
   const lines: string[] = [];
-  const clock = new JobClock(100, (l) => lines.push(l), () => now, 0);
+  const clock = new JobClock(
+    100,
+    (l) => lines.push(l),
+    () => now,
+    0,
+  );
   clock.start(50);
   now = 2000;
   clock.progress(0.02, 'run 1/2'); // 1 s of 100 done after 2 s: too early for the pace
@@ -57,7 +71,12 @@ test('the job clock: ETA from the plan at first, then from the measured pace', (
   now = 100_000;
   clock.progress(0.5, 'run 2/2'); // 75 s of work in 100 s: pace 4/3, 25 s left → 33 s
   assert.match(lines.at(-1)!, /run 2\/2: 75% of the job, elapsed 1m40s, ETA 33s/);
-  const quiet = new JobClock(100, (l) => lines.push(l), () => now, 15);
+  const quiet = new JobClock(
+    100,
+    (l) => lines.push(l),
+    () => now,
+    15,
+  );
   const n = lines.length;
   quiet.progress(0.1, 'a');
   quiet.progress(0.2, 'b'); // within 15 s of the last line: not printed

@@ -30,8 +30,17 @@ const dir = mkdtempSync(join(tmpdir(), 'protodino-cli-'));
 const ckpt = join(dir, 'run', 'checkpoint.safetensors');
 
 const tiny: Partial<TrainConfig> = {
-  arch: 'vit_cpu', batch_size: 4, subset: 16, local_crops_number: 2, out_dim: 32, hidden_dim: 16,
-  bottleneck_dim: 8, max_steps: 2, quiet: true, freeze_last_layer: 0, eval_every_epoch: false,
+  arch: 'vit_cpu',
+  batch_size: 4,
+  subset: 16,
+  local_crops_number: 2,
+  out_dim: 32,
+  hidden_dim: 16,
+  bottleneck_dim: 8,
+  max_steps: 2,
+  quiet: true,
+  freeze_last_layer: 0,
+  eval_every_epoch: false,
 };
 
 function cliRun(args: string[], timeout = 60_000): { status: number | null; stdout: string; stderr: string } {
@@ -59,7 +68,12 @@ async function teacherHere() {
   net.loadStateDict(state);
   const trainSet = await loadFashionMNIST({ split: 'train' });
   // Training normalised with the statistics of the 16 images it saw.
-  const stats = channelStats(subset(trainSet, Array.from({ length: 16 }, (_, i) => i)));
+  const stats = channelStats(
+    subset(
+      trainSet,
+      Array.from({ length: 16 }, (_, i) => i),
+    ),
+  );
   return { be, net, cfg, trainSet, stats };
 }
 
@@ -70,8 +84,24 @@ test.before(async () => {
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('eval --all --json reports k-NN, linear probe, few-shot and long-tail groups', () => {
-  const out = ok(['eval', ckpt, '--all', '--json', '--backend', 'wasm', '--train_max', '300', '--test_max', '300',
-    '--episodes', '100', '--linear_epochs', '2', '--long_tail', '10']);
+  const out = ok([
+    'eval',
+    ckpt,
+    '--all',
+    '--json',
+    '--backend',
+    'wasm',
+    '--train_max',
+    '300',
+    '--test_max',
+    '300',
+    '--episodes',
+    '100',
+    '--linear_epochs',
+    '2',
+    '--long_tail',
+    '10',
+  ]);
   const r = JSON.parse(out.trim().split('\n').at(-1)!);
   assert.is(r.network, 'teacher');
   assert.is(r.trainRows, 300);
@@ -80,7 +110,10 @@ test('eval --all --json reports k-NN, linear probe, few-shot and long-tail group
   assert.is(r.longTailRatio, 10);
   assert.equal(r.longTailCounts.length, 10);
   assert.ok(r.longTailCounts[0] > r.longTailCounts[9] * 9, `long-tail counts ${r.longTailCounts}`);
-  assert.equal(r.knn.results.map((x: { k: number }) => x.k), [10, 20, 100, 200]);
+  assert.equal(
+    r.knn.results.map((x: { k: number }) => x.k),
+    [10, 20, 100, 200],
+  );
   assert.is(r.knn.temperature, 0.07);
   for (const x of r.knn.results) {
     inUnit(x.top1, `k-NN@${x.k} top-1`);
@@ -106,7 +139,10 @@ test('eval --all --json reports k-NN, linear probe, few-shot and long-tail group
     for (const a of part.perClass) inUnit(a, 'per-class accuracy');
     inUnit(part.meanClassAccuracy, 'mean class accuracy');
     const g = part.longTail;
-    assert.equal([...g.head.classes, ...g.medium.classes, ...g.tail.classes].sort((a: number, b: number) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.equal(
+      [...g.head.classes, ...g.medium.classes, ...g.tail.classes].sort((a: number, b: number) => a - b),
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    );
     assert.is(g.head.samples + g.medium.samples + g.tail.samples, 300);
     for (const k of ['head', 'medium', 'tail']) inUnit(g[k].accuracy, `${k} accuracy`);
   }
@@ -121,24 +157,55 @@ test('eval --knn alone, in text, skips the other evaluations', () => {
 });
 
 test('eval --baseline pixels: k-NN on the normalised pixels, as computed in-process', async () => {
-  const r = JSON.parse(ok(['eval', '--baseline', 'pixels', '--knn', '--json', '--backend', 'wasm', '--train_max', '300', '--test_max', '100']).trim().split('\n').at(-1)!);
+  const r = JSON.parse(
+    ok([
+      'eval',
+      '--baseline',
+      'pixels',
+      '--knn',
+      '--json',
+      '--backend',
+      'wasm',
+      '--train_max',
+      '300',
+      '--test_max',
+      '100',
+    ])
+      .trim()
+      .split('\n')
+      .at(-1)!,
+  );
   assert.is(r.arch, 'pixels');
   assert.is(r.dim, 784);
   const trainSet = await loadFashionMNIST({ split: 'train' });
   const testSet = await loadFashionMNIST({ split: 'test' });
   const { mean, std } = channelStats(trainSet);
-  const feats = (ds: typeof trainSet, n: number) => ({ data: Float32Array.from(ds.images.subarray(0, n * 784), (v) => (v / 255 - mean[0]) / std[0]), shape: [n, 784] as [number, number] });
+  const feats = (ds: typeof trainSet, n: number) => ({
+    data: Float32Array.from(ds.images.subarray(0, n * 784), (v) => (v / 255 - mean[0]) / std[0]),
+    shape: [n, 784] as [number, number],
+  });
   const be = await createBackend({ kind: 'wasm', threads: 1 });
   try {
-    const want = await knnClassify(feats(trainSet, 300), trainSet.labels.subarray(0, 300), feats(testSet, 100), testSet.labels.subarray(0, 100), { k: 20, temperature: 0.07, backend: be });
+    const want = await knnClassify(
+      feats(trainSet, 300),
+      trainSet.labels.subarray(0, 300),
+      feats(testSet, 100),
+      testSet.labels.subarray(0, 100),
+      { k: 20, temperature: 0.07, backend: be },
+    );
     assert.is(r.knn.results.find((x: { k: number }) => x.k === 20).top1, want[0].top1);
   } finally {
     be.destroy();
   }
 });
 
-test('the demo\'s k-NN of a checkpoint is the figure eval prints (the training statistics normalise both splits)', async () => {
-  const r = JSON.parse(ok(['eval', ckpt, '--knn', '--json', '--backend', 'wasm', '--train_max', '300', '--test_max', '100']).trim().split('\n').at(-1)!);
+test("the demo's k-NN of a checkpoint is the figure eval prints (the training statistics normalise both splits)", async () => {
+  const r = JSON.parse(
+    ok(['eval', ckpt, '--knn', '--json', '--backend', 'wasm', '--train_max', '300', '--test_max', '100'])
+      .trim()
+      .split('\n')
+      .at(-1)!,
+  );
   const be = await createBackend({ kind: 'wasm' });
   try {
     assert.is(await checkpointKnn(ckpt, be, 300, 100), r.knn.results.find((x: { k: number }) => x.k === 20).top1);
@@ -151,7 +218,8 @@ test('embed writes features [N, D] F32 and the dataset labels I32, equal to an i
   const out = join(dir, 'feat.safetensors');
   ok(['embed', ckpt, '--out', out, '--split', 'train', '--max', '40', '--backend', 'wasm']);
   const f = readSafetensors(out, { verify: true });
-  const feats = f.tensors.get('features')!, labels = f.tensors.get('labels')!;
+  const feats = f.tensors.get('features')!,
+    labels = f.tensors.get('labels')!;
   assert.is(feats.dtype, 'F32');
   assert.equal(feats.shape, [40, 64]);
   assert.is(labels.dtype, 'I32');
@@ -168,14 +236,29 @@ test('embed writes features [N, D] F32 and the dataset labels I32, equal to an i
 });
 
 test('analyze --dataset reports usage equal to a direct forward pass at the teacher temperature', async () => {
-  const out = ok(['analyze', ckpt, '--dataset', 'fashion-mnist', '--max', '200', '--json', '--backend', 'wasm', '--rule', 'greedy']);
+  const out = ok([
+    'analyze',
+    ckpt,
+    '--dataset',
+    'fashion-mnist',
+    '--max',
+    '200',
+    '--json',
+    '--backend',
+    'wasm',
+    '--rule',
+    'greedy',
+  ]);
   const r = JSON.parse(out.trim().split('\n').at(-1)!);
   assert.is(r.prototypes, 32);
   const { net, cfg, trainSet, stats } = await teacherHere();
   let direct;
   try {
     net.eval();
-    const ds = subset(trainSet, Array.from({ length: 200 }, (_, i) => i));
+    const ds = subset(
+      trainSet,
+      Array.from({ length: 200 }, (_, i) => i),
+    );
     const parts: Tensor[] = [];
     for (const b of new EvalLoader({ dataset: ds, batchSize: 64, mean: stats.mean, std: stats.std })) {
       parts.push(noGrad(() => tidy(() => net.forward(tensor(b.images, [b.size, 1, 28, 28], net.backend)))));
@@ -191,23 +274,66 @@ test('analyze --dataset reports usage equal to a direct forward pass at the teac
   assert.is(r.usage.temperature, 0.04);
   assert.is(r.usage.used, direct.used);
   assert.equal(r.usage.argmaxCounts, Array.from(direct.argmaxCounts));
-  assertClose([r.usage.entropy, r.usage.entropyFraction], [direct.entropy, direct.entropyFraction], { rtol: 1e-4, atol: 1e-5 }, 'entropy');
+  assertClose(
+    [r.usage.entropy, r.usage.entropyFraction],
+    [direct.entropy, direct.entropyFraction],
+    { rtol: 1e-4, atol: 1e-5 },
+    'entropy',
+  );
   assert.ok(r.usage.used >= 1 && r.usage.used <= 32);
   const text = ok(['analyze', ckpt, '--dataset', 'fashion-mnist', '--max', '50', '--backend', 'wasm']);
-  assert.match(text, /usage over 50 images of fashion-mnist\/train .* of 32 prototypes are ever the argmax; marginal entropy/);
+  assert.match(
+    text,
+    /usage over 50 images of fashion-mnist\/train .* of 32 prototypes are ever the argmax; marginal entropy/,
+  );
 });
 
 test('the train command logs unique prototypes, usage and k-NN in each epoch record', () => {
   const run = join(dir, 'cli-run');
-  const args = ['train', '--arch', 'vit_cpu', '--batch_size', '4', '--subset', '16', '--local_crops_number', '2', '--out_dim', '32',
-    '--hidden_dim', '16', '--bottleneck_dim', '8', '--max_steps', '2', '--quiet', '--backend', 'wasm',
-    '--eval_train_max', '100', '--eval_test_max', '40', '--output_dir', run];
+  const args = [
+    'train',
+    '--arch',
+    'vit_cpu',
+    '--batch_size',
+    '4',
+    '--subset',
+    '16',
+    '--local_crops_number',
+    '2',
+    '--out_dim',
+    '32',
+    '--hidden_dim',
+    '16',
+    '--bottleneck_dim',
+    '8',
+    '--max_steps',
+    '2',
+    '--quiet',
+    '--backend',
+    'wasm',
+    '--eval_train_max',
+    '100',
+    '--eval_test_max',
+    '40',
+    '--output_dir',
+    run,
+  ];
   const out = ok(args);
-  assert.match(out, /^epoch 1: unique \d+ \(ε 0\.025\) \d+ \(ε 0\.1\) of 32; usage \d+ used, entropy [\d.]+% of max; k-NN@20 top-1 [\d.]+%/m);
-  const epochRec = readFileSync(join(run, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((r) => r.event === 'epoch');
+  assert.match(
+    out,
+    /^epoch 1: unique \d+ \(ε 0\.025\) \d+ \(ε 0\.1\) of 32; usage \d+ used, entropy [\d.]+% of max; k-NN@20 top-1 [\d.]+%/m,
+  );
+  const epochRec = readFileSync(join(run, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .find((r) => r.event === 'epoch');
   assert.ok(epochRec, 'no epoch record');
   assert.equal(Object.keys(epochRec.unique_prototypes), ['0.025', '0.1']);
-  assert.ok(epochRec.unique_prototypes['0.1'] <= epochRec.unique_prototypes['0.025'] && epochRec.unique_prototypes['0.025'] <= 32);
+  assert.ok(
+    epochRec.unique_prototypes['0.1'] <= epochRec.unique_prototypes['0.025'] &&
+      epochRec.unique_prototypes['0.025'] <= 32,
+  );
   assert.ok(epochRec.usage_used >= 1 && epochRec.usage_used <= 32);
   inUnit(epochRec.usage_entropy_fraction, 'usage entropy fraction');
   inUnit(epochRec.knn_top1, 'k-NN top-1');
@@ -217,10 +343,17 @@ test('the train command logs unique prototypes, usage and k-NN in each epoch rec
   const off = join(dir, 'cli-off');
   const out2 = ok([...args.slice(0, -1), off, '--eval_every_epoch', 'false']);
   assert.not.match(out2, /^epoch 1:/m);
-  const rec2 = readFileSync(join(off, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).find((r) => r.event === 'epoch');
+  const rec2 = readFileSync(join(off, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .find((r) => r.event === 'epoch');
   assert.is(rec2.unique_prototypes, undefined);
   assert.ok(Number.isFinite(rec2.loss));
-  assert.match(ok(['train', '--help']), /--eval_every_epoch <bool> +unique prototypes, usage and k-NN after each epoch \(default true\)\n\s+--eval_train_max <int> .*\(default 5000\)\n\s+--eval_test_max <int> .*\(default 1000\)/);
+  assert.match(
+    ok(['train', '--help']),
+    /--eval_every_epoch <bool> +unique prototypes, usage and k-NN after each epoch \(default true\)\n\s+--eval_train_max <int> .*\(default 5000\)\n\s+--eval_test_max <int> .*\(default 1000\)/,
+  );
 });
 
 test('bad arguments are refused with clear messages', () => {
@@ -239,13 +372,22 @@ test('bad arguments are refused with clear messages', () => {
     [['eval', ckpt, '--train_max', '0'], /--train_max must be an integer ≥ 1, got '0'/],
     [['eval', ckpt, '--episodes', '50'], /--episodes must be an integer ≥ 100/],
     [['eval', ckpt, '--long_tail', '0.5'], /--long_tail is an imbalance ratio ≥ 1/],
-    [['eval', ckpt, '--knn', '--train_max', '5', '--backend', 'wasm'], /k-NN needs at least 10 training images, have 5/],
+    [
+      ['eval', ckpt, '--knn', '--train_max', '5', '--backend', 'wasm'],
+      /k-NN needs at least 10 training images, have 5/,
+    ],
     [['eval', ckpt, '--bogus'], /Unknown option '--bogus'/],
     [['embed', ckpt], /embed: --out FILE.safetensors is required/],
     [['embed', ckpt, '--out', join(dir, 'x.safetensors'), '--split', 'val'], /--split must be train or test/],
-    [['analyze', pth, '--dataset', 'fashion-mnist'], /analyze: .*PyTorch checkpoint; it holds no protodino training config/],
+    [
+      ['analyze', pth, '--dataset', 'fashion-mnist'],
+      /analyze: .*PyTorch checkpoint; it holds no protodino training config/,
+    ],
     [['analyze', ckpt, '--max', '10'], /--max and --split go with --dataset/],
-    [['analyze', ckpt, '--dataset', 'cifar10', '--backend', 'wasm'], /--dataset must be fashion-mnist or the run's own dataset/],
+    [
+      ['analyze', ckpt, '--dataset', 'cifar10', '--backend', 'wasm'],
+      /--dataset must be fashion-mnist or the run's own dataset/,
+    ],
     [['train', '--eval_train_max', '0'], /--eval_train_max: must be a positive integer/],
     [['train', '--eval_every_epoch=maybe'], /--eval_every_epoch: expects true or false/],
   ];

@@ -7,7 +7,12 @@ import { attentionRef } from '../reference/attention.js';
 // [batch, tokens, heads, head size]: odd token counts (the wasm kernel pads keys to 4 lanes),
 // head sizes below, at and past a vector, and vit_cpu's global-crop shape.
 const SHAPES: [number, number, number, number][] = [
-  [1, 1, 1, 1], [2, 3, 1, 3], [1, 17, 2, 5], [3, 5, 3, 4], [2, 50, 4, 16], [1, 129, 1, 8],
+  [1, 1, 1, 1],
+  [2, 3, 1, 3],
+  [1, 17, 2, 5],
+  [3, 5, 3, 4],
+  [2, 50, 4, 16],
+  [1, 129, 1, 8],
 ];
 
 conformance('attention', (test, be) => {
@@ -24,10 +29,19 @@ conformance('attention', (test, be) => {
   });
 
   test('gradient (finite differences) on odd sizes', async () => {
-    for (const [B, T, H, dh] of [[1, 3, 1, 3], [2, 5, 2, 4], [1, 7, 3, 5]]) {
+    for (const [B, T, H, dh] of [
+      [1, 3, 1, 3],
+      [2, 5, 2, 4],
+      [1, 7, 3, 5],
+    ]) {
       const scale = 0.7;
-      await gradCheck(be(), (q) => pd.attention(q, H, scale), (q) => attentionRef(q, B, T, H, dh, scale),
-        [{ shape: [B, T, 3 * H * dh] }], { what: `attention B=${B} T=${T} H=${H} dh=${dh}` });
+      await gradCheck(
+        be(),
+        (q) => pd.attention(q, H, scale),
+        (q) => attentionRef(q, B, T, H, dh, scale),
+        [{ shape: [B, T, 3 * H * dh] }],
+        { what: `attention B=${B} T=${T} H=${H} dh=${dh}` },
+      );
     }
   });
 

@@ -4,8 +4,13 @@ import { assertClose, gradCheck, randArray, read } from '../helpers/check.js';
 import * as pd from '../../src/tensor/index.js';
 
 interface RefOpts {
-  w?: Float64Array; b?: Float64Array; rm?: ArrayLike<number>; rv?: ArrayLike<number>;
-  training: boolean; momentum?: number; eps?: number;
+  w?: Float64Array;
+  b?: Float64Array;
+  rm?: ArrayLike<number>;
+  rv?: ArrayLike<number>;
+  training: boolean;
+  momentum?: number;
+  eps?: number;
 }
 
 /** PyTorch's F.batch_norm in float64 over x [N, C, ...]; also returns the updated running stats. */
@@ -14,12 +19,15 @@ function batchNormRef(x: Float64Array, shape: number[], o: RefOpts): { out: Floa
   const inner = shape.slice(2).reduce((a, b) => a * b, 1);
   const N = shape[0];
   const count = N * inner;
-  const eps = o.eps ?? 1e-5, m = o.momentum ?? 0.1;
+  const eps = o.eps ?? 1e-5,
+    m = o.momentum ?? 0.1;
   const out = new Float64Array(x.length);
-  const rm: number[] = [], rv: number[] = [];
+  const rm: number[] = [],
+    rv: number[] = [];
   const at = (n: number, c: number, i: number) => (n * C + c) * inner + i;
   for (let c = 0; c < C; c++) {
-    let mean = 0, v = 0;
+    let mean = 0,
+      v = 0;
     for (let n = 0; n < N; n++) for (let i = 0; i < inner; i++) mean += x[at(n, c, i)] / count;
     for (let n = 0; n < N; n++) for (let i = 0; i < inner; i++) v += (x[at(n, c, i)] - mean) ** 2 / count;
     const batch = o.training || !o.rm;
@@ -39,29 +47,49 @@ function batchNormRef(x: Float64Array, shape: number[], o: RefOpts): { out: Floa
   return { out, rm, rv };
 }
 
-const SHAPES = [[6, 5], [3, 4, 3, 5], [2, 3, 1, 7], [17, 1]];
+const SHAPES = [
+  [6, 5],
+  [3, 4, 3, 5],
+  [2, 3, 1, 7],
+  [17, 1],
+];
 
 conformance('batchnorm', (test, be) => {
   test('training mode: forward and gradients to x, weight, bias', async () => {
     for (const shape of SHAPES) {
       const C = shape[1];
-      await gradCheck(be(), (x, w, b) => pd.batchNorm(x, { weight: w, bias: b, training: true }),
+      await gradCheck(
+        be(),
+        (x, w, b) => pd.batchNorm(x, { weight: w, bias: b, training: true }),
         (x, w, b) => batchNormRef(x, shape, { w, b, training: true }).out,
-        [{ shape }, { shape: [C], data: randArray(C, 2, 0.5, 1.5) }, { shape: [C] }], { what: `batchNorm train [${shape}]` });
-      await gradCheck(be(), (x) => pd.batchNorm(x, { training: true }),
-        (x) => batchNormRef(x, shape, { training: true }).out, [{ shape }], { what: `batchNorm train, no affine [${shape}]` });
+        [{ shape }, { shape: [C], data: randArray(C, 2, 0.5, 1.5) }, { shape: [C] }],
+        { what: `batchNorm train [${shape}]` },
+      );
+      await gradCheck(
+        be(),
+        (x) => pd.batchNorm(x, { training: true }),
+        (x) => batchNormRef(x, shape, { training: true }).out,
+        [{ shape }],
+        { what: `batchNorm train, no affine [${shape}]` },
+      );
     }
   });
 
   test('eval mode: running statistics, forward and gradients', async () => {
     for (const shape of SHAPES) {
       const C = shape[1];
-      const rmv = randArray(C, 7, -0.5, 0.5), rvv = randArray(C, 8, 0.5, 2);
-      const rm = pd.tensor(rmv, [C], be()), rv = pd.tensor(rvv, [C], be());
+      const rmv = randArray(C, 7, -0.5, 0.5),
+        rvv = randArray(C, 8, 0.5, 2);
+      const rm = pd.tensor(rmv, [C], be()),
+        rv = pd.tensor(rvv, [C], be());
       const ref = { rm: Float64Array.from(rmv, Math.fround), rv: Float64Array.from(rvv, Math.fround), training: false };
-      await gradCheck(be(), (x, w, b) => pd.batchNorm(x, { weight: w, bias: b, runningMean: rm, runningVar: rv }),
+      await gradCheck(
+        be(),
+        (x, w, b) => pd.batchNorm(x, { weight: w, bias: b, runningMean: rm, runningVar: rv }),
         (x, w, b) => batchNormRef(x, shape, { ...ref, w, b }).out,
-        [{ shape }, { shape: [C] }, { shape: [C] }], { what: `batchNorm eval [${shape}]` });
+        [{ shape }, { shape: [C] }, { shape: [C] }],
+        { what: `batchNorm eval [${shape}]` },
+      );
       assertClose(await read(rm), ref.rm, { rtol: 0, atol: 0 }, 'eval leaves runningMean alone');
       rm.dispose();
       rv.dispose();
@@ -74,13 +102,21 @@ conformance('batchnorm', (test, be) => {
         const C = shape[1];
         const n = shape.reduce((a, b) => a * b, 1);
         const xv = randArray(n, 3, -2, 3);
-        const rmv = randArray(C, 4), rvv = randArray(C, 5, 0.5, 2);
+        const rmv = randArray(C, 4),
+          rvv = randArray(C, 5, 0.5, 2);
         const x = pd.tensor(xv, shape, be());
-        const rm = pd.tensor(rmv, [C], be()), rv = pd.tensor(rvv, [C], be());
+        const rm = pd.tensor(rmv, [C], be()),
+          rv = pd.tensor(rvv, [C], be());
         const w = pd.param(pd.tensor(randArray(C, 6), [C], be()));
-        const y = pd.tidy(() => pd.batchNorm(x, { weight: w, runningMean: rm, runningVar: rv, training: true, momentum }));
+        const y = pd.tidy(() =>
+          pd.batchNorm(x, { weight: w, runningMean: rm, runningVar: rv, training: true, momentum }),
+        );
         const ref = batchNormRef(Float64Array.from(xv, Math.fround), shape, {
-          w: Float64Array.from(await read(w)), rm: Float64Array.from(rmv, Math.fround), rv: Float64Array.from(rvv, Math.fround), training: true, momentum,
+          w: Float64Array.from(await read(w)),
+          rm: Float64Array.from(rmv, Math.fround),
+          rv: Float64Array.from(rvv, Math.fround),
+          training: true,
+          momentum,
         });
         assertClose(await read(y), ref.out, { rtol: 1e-4, atol: 1e-5 }, `output [${shape}]`);
         assertClose(await read(rm), ref.rm, { rtol: 1e-5, atol: 1e-6 }, `runningMean [${shape}] momentum ${momentum}`);
@@ -96,9 +132,12 @@ conformance('batchnorm', (test, be) => {
     const x = pd.param(pd.tensor(randArray(4 * 3 * 2 * 2, 1), [4, 3, 2, 2], be()));
     const w = pd.param(pd.tensor(randArray(3, 2), [3], be()));
     const b = pd.param(pd.tensor(randArray(3, 3), [3], be()));
-    const rm = pd.zeros([3], be()), rv = pd.ones([3], be());
+    const rm = pd.zeros([3], be()),
+      rv = pd.ones([3], be());
     for (const training of [true, false]) {
-      pd.tidy(() => pd.backward(pd.sum(pd.batchNorm(x, { weight: w, bias: b, runningMean: rm, runningVar: rv, training }))));
+      pd.tidy(() =>
+        pd.backward(pd.sum(pd.batchNorm(x, { weight: w, bias: b, runningMean: rm, runningVar: rv, training }))),
+      );
       pd.tidy(() => {
         pd.noGrad(() => pd.batchNorm(x, { runningMean: rm, runningVar: rv, training }));
       });
@@ -108,20 +147,39 @@ conformance('batchnorm', (test, be) => {
   });
 
   test('fused residual add and ReLU: forward and gradients to x, weight, bias, residual (train and eval)', async () => {
-    for (const shape of [[3, 4, 3, 5], [2, 3, 1, 7], [6, 5]]) {
+    for (const shape of [
+      [3, 4, 3, 5],
+      [2, 3, 1, 7],
+      [6, 5],
+    ]) {
       const C = shape[1];
       const relu = (o: Float64Array, r: Float64Array) => o.map((v, i) => Math.max(0, v + r[i]));
-      await gradCheck(be(), (x, w, b, r) => pd.batchNorm(x, { weight: w, bias: b, residual: r, relu: true, training: true }),
+      await gradCheck(
+        be(),
+        (x, w, b, r) => pd.batchNorm(x, { weight: w, bias: b, residual: r, relu: true, training: true }),
         (x, w, b, r) => relu(batchNormRef(x, shape, { w, b, training: true }).out, r),
-        [{ shape }, { shape: [C], data: randArray(C, 2, 0.5, 1.5) }, { shape: [C] }, { shape }], { what: `batchNorm+add+relu train [${shape}]` });
-      await gradCheck(be(), (x) => pd.batchNorm(x, { relu: true, training: true }),
-        (x) => batchNormRef(x, shape, { training: true }).out.map((v) => Math.max(0, v)), [{ shape }], { what: `batchNorm+relu [${shape}]` });
-      const rmv = randArray(C, 7, -0.5, 0.5), rvv = randArray(C, 8, 0.5, 2);
-      const rm = pd.tensor(rmv, [C], be()), rv = pd.tensor(rvv, [C], be());
+        [{ shape }, { shape: [C], data: randArray(C, 2, 0.5, 1.5) }, { shape: [C] }, { shape }],
+        { what: `batchNorm+add+relu train [${shape}]` },
+      );
+      await gradCheck(
+        be(),
+        (x) => pd.batchNorm(x, { relu: true, training: true }),
+        (x) => batchNormRef(x, shape, { training: true }).out.map((v) => Math.max(0, v)),
+        [{ shape }],
+        { what: `batchNorm+relu [${shape}]` },
+      );
+      const rmv = randArray(C, 7, -0.5, 0.5),
+        rvv = randArray(C, 8, 0.5, 2);
+      const rm = pd.tensor(rmv, [C], be()),
+        rv = pd.tensor(rvv, [C], be());
       const ref = { rm: Float64Array.from(rmv, Math.fround), rv: Float64Array.from(rvv, Math.fround), training: false };
-      await gradCheck(be(), (x, w, r) => pd.batchNorm(x, { weight: w, runningMean: rm, runningVar: rv, residual: r }),
+      await gradCheck(
+        be(),
+        (x, w, r) => pd.batchNorm(x, { weight: w, runningMean: rm, runningVar: rv, residual: r }),
         (x, w, r) => batchNormRef(x, shape, { ...ref, w }).out.map((v, i) => v + r[i]),
-        [{ shape }, { shape: [C] }, { shape }], { what: `batchNorm+add eval [${shape}]` });
+        [{ shape }, { shape: [C] }, { shape }],
+        { what: `batchNorm+add eval [${shape}]` },
+      );
       rm.dispose();
       rv.dispose();
     }
@@ -130,35 +188,63 @@ conformance('batchnorm', (test, be) => {
   test('batchNorm kernels on maps large enough to split channels over threads', async () => {
     const [n, C, hw] = [8, 6, 45 * 47];
     const N = n * C * hw;
-    const x = randArray(N, 11, -1, 2), res = randArray(N, 12), dyv = randArray(N, 13), gam = randArray(C, 14, 0.5, 1.5), bet = randArray(C, 15);
+    const x = randArray(N, 11, -1, 2),
+      res = randArray(N, 12),
+      dyv = randArray(N, 13),
+      gam = randArray(C, 14, 0.5, 1.5),
+      bet = randArray(C, 15);
     const up = (a: ArrayLike<number>) => {
       const st = be().alloc(a.length, 'f32');
       be().upload(st, Float32Array.from(a));
       return st;
     };
-    const xs = up(x), rs = up(res), dys = up(dyv), gs = up(gam), bs = up(bet);
-    const mean = up(new Array(C).fill(9)), variance = up(new Array(C).fill(9)), rstd = be().alloc(C, 'f32');
-    const out = up(new Array(N).fill(9)), dx = up(new Array(N).fill(9)), dres = up(new Array(N).fill(9));
-    const dg = up(new Array(C).fill(9)), db = up(new Array(C).fill(9));
+    const xs = up(x),
+      rs = up(res),
+      dys = up(dyv),
+      gs = up(gam),
+      bs = up(bet);
+    const mean = up(new Array(C).fill(9)),
+      variance = up(new Array(C).fill(9)),
+      rstd = be().alloc(C, 'f32');
+    const out = up(new Array(N).fill(9)),
+      dx = up(new Array(N).fill(9)),
+      dres = up(new Array(N).fill(9));
+    const dg = up(new Array(C).fill(9)),
+      db = up(new Array(C).fill(9));
     be().batchNormStats(xs, mean, variance, n, C, hw);
-    const mv = await be().download(mean), vv = await be().download(variance);
-    be().upload(rstd, Float32Array.from(vv, (v) => 1 / Math.sqrt(v + 1e-5)));
+    const mv = await be().download(mean),
+      vv = await be().download(variance);
+    be().upload(
+      rstd,
+      Float32Array.from(vv, (v) => 1 / Math.sqrt(v + 1e-5)),
+    );
     be().batchNormApply(xs, mean, rstd, gs, bs, rs, out, n, C, hw, true);
     be().batchNormGrad(xs, out, mean, rstd, gs, dys, dx, dg, db, dres, n, C, hw, true, true);
     // float64 reference
-    const xf = Float64Array.from(x, Math.fround), rf = Float64Array.from(res, Math.fround), dyf = Float64Array.from(dyv, Math.fround);
-    const refMean = new Float64Array(C), refVar = new Float64Array(C), refOut = new Float64Array(N), refDx = new Float64Array(N);
-    const refDres = new Float64Array(N), refDg = new Float64Array(C), refDb = new Float64Array(C);
+    const xf = Float64Array.from(x, Math.fround),
+      rf = Float64Array.from(res, Math.fround),
+      dyf = Float64Array.from(dyv, Math.fround);
+    const refMean = new Float64Array(C),
+      refVar = new Float64Array(C),
+      refOut = new Float64Array(N),
+      refDx = new Float64Array(N);
+    const refDres = new Float64Array(N),
+      refDg = new Float64Array(C),
+      refDb = new Float64Array(C);
     const idx = (b: number, c: number, i: number) => (b * C + c) * hw + i;
     for (let c = 0; c < C; c++) {
-      let s = 0, v = 0;
+      let s = 0,
+        v = 0;
       for (let b = 0; b < n; b++) for (let i = 0; i < hw; i++) s += xf[idx(b, c, i)];
       const mu = s / (n * hw);
       for (let b = 0; b < n; b++) for (let i = 0; i < hw; i++) v += (xf[idx(b, c, i)] - mu) ** 2;
       refMean[c] = mu;
       refVar[c] = v / (n * hw);
-      const rsd = 1 / Math.sqrt(refVar[c] + 1e-5), g0 = Math.fround(gam[c]), b0 = Math.fround(bet[c]);
-      let sg = 0, sgx = 0;
+      const rsd = 1 / Math.sqrt(refVar[c] + 1e-5),
+        g0 = Math.fround(gam[c]),
+        b0 = Math.fround(bet[c]);
+      let sg = 0,
+        sgx = 0;
       for (let b = 0; b < n; b++) {
         for (let i = 0; i < hw; i++) {
           const k = idx(b, c, i);

@@ -5,7 +5,15 @@ import { assertClose, gradCheck, randArray, rng } from '../helpers/check.js';
 import * as pd from '../../src/tensor/index.js';
 import type { Backend, Storage } from '../../src/backend/backend.js';
 import {
-  col2imRef, conv2dGradInputRef, conv2dGradWeightRef, conv2dRef, geom, im2colRef, poolGradRef, poolRef, type Geom,
+  col2imRef,
+  conv2dGradInputRef,
+  conv2dGradWeightRef,
+  conv2dRef,
+  geom,
+  im2colRef,
+  poolGradRef,
+  poolRef,
+  type Geom,
 } from '../reference/conv.js';
 
 type Case = { shape: number[]; k: [number, number]; s: [number, number]; p: [number, number] };
@@ -86,10 +94,17 @@ conformance('conv', (test, be) => {
       const g = geom(c.shape, c.k, c.s, c.p);
       const O = c.O;
       const p = { ...g, outChannels: O };
-      const nOut = g.batch * O * g.outH * g.outW, nW = O * g.channels * g.kernelH * g.kernelW;
-      const x = f32(randArray(numel(c.shape), 31)), w = f32(randArray(nW, 32)), dyv = f32(randArray(nOut, 33));
-      const xs = upload(be(), x), ws = upload(be(), w), dys = upload(be(), dyv);
-      const out = dirty(be(), nOut), dx = dirty(be(), x.length), dw = dirty(be(), nW);
+      const nOut = g.batch * O * g.outH * g.outW,
+        nW = O * g.channels * g.kernelH * g.kernelW;
+      const x = f32(randArray(numel(c.shape), 31)),
+        w = f32(randArray(nW, 32)),
+        dyv = f32(randArray(nOut, 33));
+      const xs = upload(be(), x),
+        ws = upload(be(), w),
+        dys = upload(be(), dyv);
+      const out = dirty(be(), nOut),
+        dx = dirty(be(), x.length),
+        dw = dirty(be(), nW);
       be().conv2d(xs, ws, out, p);
       be().conv2dGradInput(dys, ws, dx, p);
       be().conv2dGradWeight(xs, dys, dw, p);
@@ -103,8 +118,10 @@ conformance('conv', (test, be) => {
 
   test('conv2d kernels: an empty batch leaves the weight gradient zero', async () => {
     const g = geom([0, 2, 5, 5], [3, 3], [1, 1], [1, 1]);
-    const ws = upload(be(), randArray(3 * 2 * 9, 1)), dw = dirty(be(), 3 * 2 * 9);
-    const xs = be().alloc(0, 'f32'), dys = be().alloc(0, 'f32');
+    const ws = upload(be(), randArray(3 * 2 * 9, 1)),
+      dw = dirty(be(), 3 * 2 * 9);
+    const xs = be().alloc(0, 'f32'),
+      dys = be().alloc(0, 'f32');
     be().conv2dGradWeight(xs, dys, dw, { ...g, outChannels: 3 });
     const [got] = await down(be(), dw, ws, xs, dys);
     assert.equal(Array.from(got), new Array(3 * 2 * 9).fill(0));
@@ -129,13 +146,16 @@ conformance('conv', (test, be) => {
       const nCol = g.batch * g.outH * g.outW * g.channels * g.kernelH * g.kernelW;
       const col = f32(randArray(nCol, 5));
       const x = f32(randArray(numel(c.shape), 6));
-      const cs = upload(be(), col), xs = upload(be(), x);
-      const dx = dirty(be(), x.length), xc = dirty(be(), nCol);
+      const cs = upload(be(), col),
+        xs = upload(be(), x);
+      const dx = dirty(be(), x.length),
+        xc = dirty(be(), nCol);
       be().col2im(cs, dx, g);
       be().im2col(xs, xc, g);
       const [gotDx, gotXc] = await down(be(), dx, xc, cs, xs);
       assertClose(gotDx, col2imRef(col, g), { rtol: 1e-5, atol: 1e-5 }, `col2im ${label(c)}`);
-      let lhs = 0, rhs = 0;
+      let lhs = 0,
+        rhs = 0;
       for (let i = 0; i < nCol; i++) lhs += gotXc[i] * col[i];
       for (let i = 0; i < x.length; i++) rhs += x[i] * gotDx[i];
       assertClose([lhs], [rhs], { rtol: 1e-5, atol: 1e-4 }, `<im2col(x), c> = <x, col2im(c)> ${label(c)}`);
@@ -152,15 +172,22 @@ conformance('conv', (test, be) => {
       const dyv = f32(randArray(nOut, 4));
       for (const op of ['max', 'avg'] as const) {
         const ref = poolRef(op, x, g);
-        const xs = upload(be(), x), dys = upload(be(), dyv);
-        const out = dirty(be(), nOut), dx = dirty(be(), x.length);
+        const xs = upload(be(), x),
+          dys = upload(be(), dyv);
+        const out = dirty(be(), nOut),
+          dx = dirty(be(), x.length);
         const arg = op === 'max' ? upload(be(), new Int32Array(nOut).fill(99), 'i32') : null;
         be().pool2d(op, xs, out, arg, g);
         be().pool2dGrad(op, dys, arg, dx, g);
         const [gotOut, gotDx, gotArg] = await down(be(), out, dx, ...(arg ? [arg] : []), xs, dys);
         assertClose(gotOut, ref.out, { rtol: 1e-6, atol: 1e-6 }, `pool2d ${op} ${label(c)}`);
         if (op === 'max') assert.equal(Array.from(gotArg), Array.from(ref.argmax), `argmax ${label(c)}`);
-        assertClose(gotDx, poolGradRef(op, dyv, ref.argmax, g), { rtol: 1e-5, atol: 1e-6 }, `pool2dGrad ${op} ${label(c)}`);
+        assertClose(
+          gotDx,
+          poolGradRef(op, dyv, ref.argmax, g),
+          { rtol: 1e-5, atol: 1e-6 },
+          `pool2dGrad ${op} ${label(c)}`,
+        );
       }
     }
   });
@@ -171,7 +198,8 @@ conformance('conv', (test, be) => {
     const ref = poolRef('max', x, g);
     const nOut = ref.out.length;
     const xs = upload(be(), x);
-    const out = dirty(be(), nOut), out2 = dirty(be(), nOut);
+    const out = dirty(be(), nOut),
+      out2 = dirty(be(), nOut);
     const arg = upload(be(), new Int32Array(nOut), 'i32');
     be().pool2d('max', xs, out, arg, g);
     be().pool2d('max', xs, out2, null, g);
@@ -190,10 +218,20 @@ conformance('conv', (test, be) => {
     for (const [shape, k, s, p] of cases) {
       const g = geom(shape, [k, k], [s ?? k, s ?? k], [p, p]);
       const what = `[${shape}] k${k} s${s} p${p}`;
-      await gradCheck(be(), (x) => pd.maxPool2d(x, k, s, p), (x) => poolRef('max', x, g).out,
-        [{ shape, data: distinct(numel(shape), 21) }], { what: `maxPool2d ${what}` });
-      await gradCheck(be(), (x) => pd.avgPool2d(x, k, s, p), (x) => poolRef('avg', x, g).out,
-        [{ shape }], { what: `avgPool2d ${what}` });
+      await gradCheck(
+        be(),
+        (x) => pd.maxPool2d(x, k, s, p),
+        (x) => poolRef('max', x, g).out,
+        [{ shape, data: distinct(numel(shape), 21) }],
+        { what: `maxPool2d ${what}` },
+      );
+      await gradCheck(
+        be(),
+        (x) => pd.avgPool2d(x, k, s, p),
+        (x) => poolRef('avg', x, g).out,
+        [{ shape }],
+        { what: `avgPool2d ${what}` },
+      );
     }
   });
 
@@ -207,7 +245,13 @@ conformance('conv', (test, be) => {
       { c: CASES[2], O: 3, bias: false, alg: 'direct' },
       { c: { shape: [2, 2, 6, 5], k: [1, 1], s: [1, 1], p: [0, 0] }, O: 5, bias: true, alg: 'direct' },
       { c: { shape: [3, 1, 8, 7], k: [5, 3], s: [3, 2], p: [2, 1] }, O: 2, bias: true, alg: 'direct' },
-      { c: { shape: [3, 1, 8, 7], k: [5, 3], s: [3, 2], p: [2, 1] }, O: 2, bias: true, alg: 'im2col', maxCol: 2 * 12 * 15 },
+      {
+        c: { shape: [3, 1, 8, 7], k: [5, 3], s: [3, 2], p: [2, 1] },
+        O: 2,
+        bias: true,
+        alg: 'im2col',
+        maxCol: 2 * 12 * 15,
+      },
       { c: { shape: [2, 5, 7, 7], k: [3, 3], s: [2, 2], p: [1, 1] }, O: 9, bias: false, alg: 'direct' },
       { c: { shape: [2, 4, 5, 5], k: [1, 1], s: [2, 2], p: [0, 0] }, O: 6, bias: false, alg: 'direct' },
     ];
@@ -215,10 +259,15 @@ conformance('conv', (test, be) => {
       const g: Geom = geom(c.shape, c.k, c.s, c.p);
       const wShape = [O, c.shape[1], ...c.k];
       const inputs = [{ shape: c.shape }, { shape: wShape }, ...(bias ? [{ shape: [O] }] : [])];
-      await gradCheck(be(),
+      await gradCheck(
+        be(),
         (x, w, b) => pd.conv2d(x, w, b, { stride: c.s, padding: c.p, algorithm: alg, maxColumnElements: maxCol }),
         (x, w, b) => conv2dRef(x, w, b ?? null, g, O),
-        inputs, { what: `conv2d ${alg} ${label(c)} O=${O}${bias ? ' +bias' : ''}${maxCol ? ` in chunks (max ${maxCol})` : ''}` });
+        inputs,
+        {
+          what: `conv2d ${alg} ${label(c)} O=${O}${bias ? ' +bias' : ''}${maxCol ? ` in chunks (max ${maxCol})` : ''}`,
+        },
+      );
     }
   });
 
@@ -260,22 +309,32 @@ conformance('conv', (test, be) => {
 // Not a per-backend case: the same kernels on one and two threads must give the same bits.
 const threads = suite('conv kernels: results do not depend on the thread count');
 threads('wasm relaxed, 1 vs 2 threads, bit for bit', async () => {
-  const [one, two] = await Promise.all(['wasm-relaxed-1t', 'wasm-relaxed-2t'].map((n) => getBackend(ALL_BACKENDS.find((b) => b.name === n)!)));
+  const [one, two] = await Promise.all(
+    ['wasm-relaxed-1t', 'wasm-relaxed-2t'].map((n) => getBackend(ALL_BACKENDS.find((b) => b.name === n)!)),
+  );
   for (const c of CONV_CASES.slice(8, 12)) {
     const g = geom(c.shape, c.k, c.s, c.p);
     const p = { ...g, outChannels: c.O };
-    const nOut = g.batch * c.O * g.outH * g.outW, nW = c.O * g.channels * g.kernelH * g.kernelW;
-    const x = randArray(numel(c.shape), 41), w = randArray(nW, 42), dyv = randArray(nOut, 43);
+    const nOut = g.batch * c.O * g.outH * g.outW,
+      nW = c.O * g.channels * g.kernelH * g.kernelW;
+    const x = randArray(numel(c.shape), 41),
+      w = randArray(nW, 42),
+      dyv = randArray(nOut, 43);
     const results: Float32Array[][] = [];
     for (const be of [one, two]) {
-      const xs = upload(be, x), ws = upload(be, w), dys = upload(be, dyv);
-      const out = dirty(be, nOut), dx = dirty(be, x.length), dw = dirty(be, nW);
+      const xs = upload(be, x),
+        ws = upload(be, w),
+        dys = upload(be, dyv);
+      const out = dirty(be, nOut),
+        dx = dirty(be, x.length),
+        dw = dirty(be, nW);
       be.conv2d(xs, ws, out, p);
       be.conv2dGradInput(dys, ws, dx, p);
       be.conv2dGradWeight(xs, dys, dw, p);
       results.push((await down(be, out, dx, dw, xs, ws, dys)) as Float32Array[]);
     }
-    for (let i = 0; i < 3; i++) assert.equal(Array.from(results[0][i]), Array.from(results[1][i]), `${['conv2d', 'dx', 'dw'][i]} ${label(c)}`);
+    for (let i = 0; i < 3; i++)
+      assert.equal(Array.from(results[0][i]), Array.from(results[1][i]), `${['conv2d', 'dx', 'dw'][i]} ${label(c)}`);
   }
 });
 threads.run();

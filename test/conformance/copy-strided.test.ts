@@ -22,11 +22,28 @@ const CASES: Case[] = [
   { name: 'odd rows of 7 words, rank 6', src: [3, 5, 7, 11, 13, 7], perm: [4, 2, 3, 0, 1, 5] },
   { name: 'rows of 70 words (memory.copy) under a permute', src: [41, 23, 70], perm: [1, 0, 2] },
   { name: 'strided last dim (2-D transpose)', src: [257, 301], perm: [1, 0] },
-  { name: 'slice with offsets, rows of 5 words', src: [64, 50, 3, 9], perm: [0, 1, 2, 3], start: [3, 1, 1, 2], size: [60, 49, 2, 5] },
-  { name: 'single-word rows (transpose of a column slice)', src: [3000, 40], perm: [1, 0], start: [0, 3], size: [3000, 1] },
+  {
+    name: 'slice with offsets, rows of 5 words',
+    src: [64, 50, 3, 9],
+    perm: [0, 1, 2, 3],
+    start: [3, 1, 1, 2],
+    size: [60, 49, 2, 5],
+  },
+  {
+    name: 'single-word rows (transpose of a column slice)',
+    src: [3000, 40],
+    perm: [1, 0],
+    start: [0, 3],
+    size: [3000, 1],
+  },
 ];
 
-function run(c: Case): { shape: number[]; srcOffset: number; srcStrides: number[]; expected: (src: Int32Array) => Int32Array } {
+function run(c: Case): {
+  shape: number[];
+  srcOffset: number;
+  srcStrides: number[];
+  expected: (src: Int32Array) => Int32Array;
+} {
   const cs = contiguousStrides(c.src);
   const start = c.start ?? c.src.map(() => 0);
   const size = c.size ?? c.src;
@@ -37,7 +54,8 @@ function run(c: Case): { shape: number[]; srcOffset: number; srcStrides: number[
     const n = numel(shape);
     const out = new Int32Array(n);
     for (let k = 0; k < n; k++) {
-      let r = k, off = srcOffset;
+      let r = k,
+        off = srcOffset;
       for (let d = shape.length - 1; d >= 0; d--) {
         off += (r % shape[d]) * srcStrides[d];
         r = Math.floor(r / shape[d]);
@@ -53,8 +71,10 @@ conformance('copyStrided, thread-split sizes', (test, be) => {
   for (const c of CASES) {
     test(c.name, async () => {
       const { shape, srcOffset, srcStrides, expected } = run(c);
-      const n = numel(c.src), m = numel(shape);
-      const src = be().alloc(n, 'i32'), dst = be().alloc(m + 8, 'i32');
+      const n = numel(c.src),
+        m = numel(shape);
+      const src = be().alloc(n, 'i32'),
+        dst = be().alloc(m + 8, 'i32');
       try {
         const data = Int32Array.from({ length: n }, (_, i) => i * 7 + 3);
         be().upload(src, data);
@@ -66,7 +86,8 @@ conformance('copyStrided, thread-split sizes', (test, be) => {
         assert.equal(Array.from(got.subarray(0, 3)), [-1, -1, -1], 'words before the destination offset');
         assert.equal(Array.from(got.subarray(3 + m)), [-1, -1, -1, -1, -1], 'words after the copy');
         for (let k = 0; k < m; k++) {
-          if (got[3 + k] !== want[k]) assert.unreachable(`${c.name}: element ${k} of [${shape}] is ${got[3 + k]}, expected ${want[k]}`);
+          if (got[3 + k] !== want[k])
+            assert.unreachable(`${c.name}: element ${k} of [${shape}] is ${got[3 + k]}, expected ${want[k]}`);
         }
       } finally {
         be().free(src);

@@ -8,23 +8,24 @@ import type { UnaryOp } from '../../src/backend/backend.js';
 const SIZES = [1, 3, 17, 129, 1031];
 
 // Domains keep each op away from its singularities so finite differences are meaningful.
-const UNARY_CASES: { op: UnaryOp; fn: (x: pd.Tensor) => pd.Tensor; a?: number; b?: number; lo: number; hi: number }[] = [
-  { op: 'neg', fn: pd.neg, lo: -2, hi: 2 },
-  { op: 'exp', fn: pd.exp, lo: -3, hi: 3 },
-  { op: 'log', fn: pd.log, lo: 0.2, hi: 4 },
-  { op: 'sqrt', fn: pd.sqrt, lo: 0.2, hi: 4 },
-  { op: 'rsqrt', fn: pd.rsqrt, lo: 0.2, hi: 4 },
-  { op: 'abs', fn: pd.abs, lo: -2, hi: 2 },
-  { op: 'relu', fn: pd.relu, lo: -2, hi: 2 },
-  { op: 'gelu', fn: pd.gelu, lo: -4, hi: 4 },
-  { op: 'tanh', fn: pd.tanh, lo: -3, hi: 3 },
-  { op: 'sigmoid', fn: pd.sigmoid, lo: -4, hi: 4 },
-  { op: 'pow', fn: (x) => pd.pow(x, 2.5), a: 2.5, lo: 0.2, hi: 3 },
-  { op: 'affine', fn: (x) => pd.affine(x, -1.5, 0.25), a: -1.5, b: 0.25, lo: -2, hi: 2 },
-  { op: 'clamp', fn: (x) => pd.clamp(x, -0.5, 0.7), a: -0.5, b: 0.7, lo: -2, hi: 2 },
-  { op: 'square', fn: pd.square, lo: -2, hi: 2 },
-  { op: 'recip', fn: pd.reciprocal, lo: 0.3, hi: 3 },
-];
+const UNARY_CASES: { op: UnaryOp; fn: (x: pd.Tensor) => pd.Tensor; a?: number; b?: number; lo: number; hi: number }[] =
+  [
+    { op: 'neg', fn: pd.neg, lo: -2, hi: 2 },
+    { op: 'exp', fn: pd.exp, lo: -3, hi: 3 },
+    { op: 'log', fn: pd.log, lo: 0.2, hi: 4 },
+    { op: 'sqrt', fn: pd.sqrt, lo: 0.2, hi: 4 },
+    { op: 'rsqrt', fn: pd.rsqrt, lo: 0.2, hi: 4 },
+    { op: 'abs', fn: pd.abs, lo: -2, hi: 2 },
+    { op: 'relu', fn: pd.relu, lo: -2, hi: 2 },
+    { op: 'gelu', fn: pd.gelu, lo: -4, hi: 4 },
+    { op: 'tanh', fn: pd.tanh, lo: -3, hi: 3 },
+    { op: 'sigmoid', fn: pd.sigmoid, lo: -4, hi: 4 },
+    { op: 'pow', fn: (x) => pd.pow(x, 2.5), a: 2.5, lo: 0.2, hi: 3 },
+    { op: 'affine', fn: (x) => pd.affine(x, -1.5, 0.25), a: -1.5, b: 0.25, lo: -2, hi: 2 },
+    { op: 'clamp', fn: (x) => pd.clamp(x, -0.5, 0.7), a: -0.5, b: 0.7, lo: -2, hi: 2 },
+    { op: 'square', fn: pd.square, lo: -2, hi: 2 },
+    { op: 'recip', fn: pd.reciprocal, lo: 0.3, hi: 3 },
+  ];
 
 const BINARY_CASES: { op: string; fn: (a: pd.Tensor, b: pd.Tensor) => pd.Tensor; lo: number; hi: number }[] = [
   { op: 'add', fn: pd.add, lo: -2, hi: 2 },
@@ -39,10 +40,19 @@ const BINARY_CASES: { op: string; fn: (a: pd.Tensor, b: pd.Tensor) => pd.Tensor;
 const BROADCASTS: [number[], number[]][] = [
   [[17], [17]],
   [[3, 5], [5]],
-  [[3, 1, 7], [1, 4, 7]],
-  [[2, 3, 4, 5], [3, 1, 5]],
+  [
+    [3, 1, 7],
+    [1, 4, 7],
+  ],
+  [
+    [2, 3, 4, 5],
+    [3, 1, 5],
+  ],
   [[1], [129]],
-  [[2, 1, 3, 1, 2, 3], [1, 2, 1, 3, 2, 1]],
+  [
+    [2, 1, 3, 1, 2, 3],
+    [1, 2, 1, 3, 2, 1],
+  ],
 ];
 
 conformance('elementwise', (test, be) => {
@@ -59,8 +69,13 @@ conformance('elementwise', (test, be) => {
       }
     });
     test(`${c.op}: gradient`, async () => {
-      await gradCheck(be(), c.fn, (x) => x.map((v) => UNARY[c.op](v, c.a ?? 0, c.b ?? 0)),
-        [{ shape: [3, 7], data: randArray(21, 5, c.lo, c.hi) }], { what: c.op });
+      await gradCheck(
+        be(),
+        c.fn,
+        (x) => x.map((v) => UNARY[c.op](v, c.a ?? 0, c.b ?? 0)),
+        [{ shape: [3, 7], data: randArray(21, 5, c.lo, c.hi) }],
+        { what: c.op },
+      );
     });
   }
 
@@ -71,8 +86,16 @@ conformance('elementwise', (test, be) => {
         const nb = bs.reduce((x, y) => x * y, 1);
         const da = randArray(na, na + 1, c.lo, c.hi);
         const db = randArray(nb, nb + 2, c.lo, c.hi);
-        await gradCheck(be(), c.fn, (a, b) => binaryRef(BINARY[c.op], a, as, b, bs),
-          [{ shape: as, data: da }, { shape: bs, data: db }], { what: `${c.op} [${as}]x[${bs}]` });
+        await gradCheck(
+          be(),
+          c.fn,
+          (a, b) => binaryRef(BINARY[c.op], a, as, b, bs),
+          [
+            { shape: as, data: da },
+            { shape: bs, data: db },
+          ],
+          { what: `${c.op} [${as}]x[${bs}]` },
+        );
       }
     });
   }
@@ -93,27 +116,57 @@ conformance('elementwise', (test, be) => {
   });
 
   test('where: broadcasting forward and gradient', async () => {
-    const cs = [3, 1], as = [1, 4], bs = [3, 4];
+    const cs = [3, 1],
+      as = [1, 4],
+      bs = [3, 4];
     const cond = Float64Array.from([1, 0, 1]);
-    await gradCheck(be(), (c, a, b) => pd.where(c, a, b), (c, a, b) => whereRef(c, cs, a, as, b, bs),
-      [{ shape: cs, data: cond, noGrad: true }, { shape: as }, { shape: bs }], { what: 'where' });
+    await gradCheck(
+      be(),
+      (c, a, b) => pd.where(c, a, b),
+      (c, a, b) => whereRef(c, cs, a, as, b, bs),
+      [{ shape: cs, data: cond, noGrad: true }, { shape: as }, { shape: bs }],
+      { what: 'where' },
+    );
   });
 
   test('a tensor used twice accumulates both gradients', async () => {
-    await gradCheck(be(), (x) => pd.mul(pd.add(x, x), x), (x) => x.map((v) => 2 * v * v), [{ shape: [5] }], { what: 'x*(x+x)' });
+    await gradCheck(
+      be(),
+      (x) => pd.mul(pd.add(x, x), x),
+      (x) => x.map((v) => 2 * v * v),
+      [{ shape: [5] }],
+      { what: 'x*(x+x)' },
+    );
   });
 
   test('binary, where and copy over one long contiguous run (split into rows for the threads)', async () => {
     // 3·2^15 elements collapse to one run that the wasm backend splits into rows of 2^14; the
     // broadcast scalar keeps stride 0 through the split; concat copies each input as one run.
-    const n = 3 << 15, shape = [3, 1 << 15];
-    const x = randArray(n, 7, -2, 2), y = randArray(n, 8, -2, 2), c = randArray(n, 9, -1, 1).map((v) => (v > 0 ? 1 : 0));
-    const tx = pd.tensor(x, shape, be()), ty = pd.tensor(y, shape, be()), tc = pd.tensor(c, shape, be());
+    const n = 3 << 15,
+      shape = [3, 1 << 15];
+    const x = randArray(n, 7, -2, 2),
+      y = randArray(n, 8, -2, 2),
+      c = randArray(n, 9, -1, 1).map((v) => (v > 0 ? 1 : 0));
+    const tx = pd.tensor(x, shape, be()),
+      ty = pd.tensor(y, shape, be()),
+      tc = pd.tensor(c, shape, be());
     const s = pd.tensor([0.5], [1], be());
-    const sum = pd.add(tx, ty), scaled = pd.mul(tx, s), picked = pd.where(tc, tx, ty);
+    const sum = pd.add(tx, ty),
+      scaled = pd.mul(tx, s),
+      picked = pd.where(tc, tx, ty);
     const joined = pd.concat([tx, ty], 0);
-    assertClose(await read(sum), binaryRef((a, b) => a + b, x, shape, y, shape), { rtol: 1e-6, atol: 1e-6 }, 'add');
-    assertClose(await read(scaled), binaryRef((a, b) => a * b, x, shape, Float64Array.from([0.5]), [1]), { rtol: 1e-6, atol: 1e-6 }, 'mul by scalar');
+    assertClose(
+      await read(sum),
+      binaryRef((a, b) => a + b, x, shape, y, shape),
+      { rtol: 1e-6, atol: 1e-6 },
+      'add',
+    );
+    assertClose(
+      await read(scaled),
+      binaryRef((a, b) => a * b, x, shape, Float64Array.from([0.5]), [1]),
+      { rtol: 1e-6, atol: 1e-6 },
+      'mul by scalar',
+    );
     const f32 = (v: Float64Array) => v.map(Math.fround);
     assertClose(await read(picked), whereRef(c, shape, f32(x), shape, f32(y), shape), { rtol: 0, atol: 0 }, 'where');
     assertClose(await read(joined), [...f32(x), ...f32(y)], { rtol: 0, atol: 0 }, 'concat');

@@ -5,31 +5,60 @@ import * as pd from '../../src/tensor/index.js';
 import type { Backend, MatmulParams } from '../../src/backend/backend.js';
 import { linearRef, matmulRef, type MatmulRefParams } from '../reference/matmul.js';
 
-const TRANSPOSES: [boolean, boolean][] = [[false, false], [true, false], [false, true], [true, true]];
+const TRANSPOSES: [boolean, boolean][] = [
+  [false, false],
+  [true, false],
+  [false, true],
+  [true, true],
+];
 
 // m, n, k: odd sizes, edges of the 4x8 register tile and the 64x64 GPU tile, k past one 256-deep
 // K block, m past one and several 128-row chunks, and m ≠ n ≠ k throughout.
 const SHAPES: [number, number, number][] = [
-  [1, 1, 1], [3, 5, 7], [17, 3, 33], [33, 17, 1], [1, 129, 17], [129, 33, 3], [65, 70, 300], [133, 9, 20], [520, 12, 40],
+  [1, 1, 1],
+  [3, 5, 7],
+  [17, 3, 33],
+  [33, 17, 1],
+  [1, 129, 17],
+  [129, 33, 3],
+  [65, 70, 300],
+  [133, 9, 20],
+  [520, 12, 40],
 ];
 
 /** Runs backend.matmul on random data against the f64 reference. */
 async function checkKernel(be: Backend, p: MatmulRefParams & { seed: number }, what: string): Promise<void> {
   const { batch, m, n, k } = p;
-  const sa = p.strideA ?? m * k, sb = p.strideB ?? k * n;
-  const aLen = sa === 0 ? m * k : batch * sa, bLen = sb === 0 ? k * n : batch * sb;
-  const a = randArray(aLen, p.seed), b = randArray(bLen, p.seed + 1);
+  const sa = p.strideA ?? m * k,
+    sb = p.strideB ?? k * n;
+  const aLen = sa === 0 ? m * k : batch * sa,
+    bLen = sb === 0 ? k * n : batch * sb;
+  const a = randArray(aLen, p.seed),
+    b = randArray(bLen, p.seed + 1);
   const bias = p.bias ? Float64Array.from(p.bias) : undefined;
-  const ta = pd.tensor(a, [aLen], be), tb = pd.tensor(b, [bLen], be);
+  const ta = pd.tensor(a, [aLen], be),
+    tb = pd.tensor(b, [bLen], be);
   const tbias = bias ? pd.tensor(bias, [n], be) : null;
   const out = p.init ? pd.tensor(p.init, [batch * m * n], be) : pd.empty([batch * m * n], be);
   const params: MatmulParams = {
-    batch, m, n, k, transA: p.transA ?? false, transB: p.transB ?? false, strideA: sa, strideB: sb,
-    bias: tbias?.storage ?? null, activation: p.gelu ? 'gelu' : 'none', accumulate: !!p.init,
+    batch,
+    m,
+    n,
+    k,
+    transA: p.transA ?? false,
+    transB: p.transB ?? false,
+    strideA: sa,
+    strideB: sb,
+    bias: tbias?.storage ?? null,
+    activation: p.gelu ? 'gelu' : 'none',
+    accumulate: !!p.init,
   };
   be.matmul(ta.storage, tb.storage, out.storage, params);
   const expected = matmulRef(Array.from(a, Math.fround), Array.from(b, Math.fround), {
-    ...p, strideA: sa, strideB: sb, bias: bias && Array.from(bias, Math.fround),
+    ...p,
+    strideA: sa,
+    strideB: sb,
+    bias: bias && Array.from(bias, Math.fround),
   });
   assertClose(await read(out), expected, { rtol: 1e-5, atol: 1e-5 * (1 + Math.sqrt(k)) }, what);
   for (const t of [ta, tb, tbias, out]) t?.dispose();
@@ -40,17 +69,30 @@ conformance('matmul', (test, be) => {
     let seed = 1;
     for (const [m, n, k] of SHAPES) {
       for (const [transA, transB] of TRANSPOSES) {
-        await checkKernel(be(), { batch: 1, m, n, k, transA, transB, seed: seed++ }, `${m}x${n}x${k} tA=${transA} tB=${transB}`);
+        await checkKernel(
+          be(),
+          { batch: 1, m, n, k, transA, transB, seed: seed++ },
+          `${m}x${n}x${k} tA=${transA} tB=${transB}`,
+        );
       }
     }
   });
 
   test('kernel: batches, with each operand shared across the batch', async () => {
-    const m = 70, n = 72, k = 130; // big enough that two threads split it inside a batch
-    for (const [strideA, strideB] of [[m * k, k * n], [0, k * n], [m * k, 0]]) {
+    const m = 70,
+      n = 72,
+      k = 130; // big enough that two threads split it inside a batch
+    for (const [strideA, strideB] of [
+      [m * k, k * n],
+      [0, k * n],
+      [m * k, 0],
+    ]) {
       for (const [transA, transB] of TRANSPOSES) {
-        await checkKernel(be(), { batch: 3, m, n, k, transA, transB, strideA, strideB, seed: strideA + strideB },
-          `batch 3 strideA=${strideA} strideB=${strideB} tA=${transA} tB=${transB}`);
+        await checkKernel(
+          be(),
+          { batch: 3, m, n, k, transA, transB, strideA, strideB, seed: strideA + strideB },
+          `batch 3 strideA=${strideA} strideB=${strideB} tA=${transA} tB=${transB}`,
+        );
       }
     }
     await checkKernel(be(), { batch: 5, m: 3, n: 17, k: 9, strideA: 0, transB: true, seed: 9 }, 'batch 5 small');
@@ -61,7 +103,11 @@ conformance('matmul', (test, be) => {
   });
 
   test('kernel: bias and GELU epilogue', async () => {
-    for (const [m, n, k] of [[5, 19, 7], [37, 70, 300], [1, 3, 1]]) {
+    for (const [m, n, k] of [
+      [5, 19, 7],
+      [37, 70, 300],
+      [1, 3, 1],
+    ]) {
       const bias = randArray(n, n + 3);
       await checkKernel(be(), { batch: 1, m, n, k, transB: true, bias, seed: 11 }, `bias ${m}x${n}x${k}`);
       await checkKernel(be(), { batch: 2, m, n, k, bias, gelu: true, seed: 12 }, `bias+gelu ${m}x${n}x${k}`);
@@ -70,24 +116,49 @@ conformance('matmul', (test, be) => {
   });
 
   test('kernel: GELU epilogue over a wide range (tails and underflow)', async () => {
-    const m = 401, n = 5;
+    const m = 401,
+      n = 5;
     const a = Array.from({ length: m }, (_, i) => -12 + (24 * i) / (m - 1));
     const b = [1, -1, 0.5, 1.7, -0.3];
-    const ta = pd.tensor(a, [m, 1], be()), tb = pd.tensor(b, [1, n], be()), out = pd.empty([m, n], be());
+    const ta = pd.tensor(a, [m, 1], be()),
+      tb = pd.tensor(b, [1, n], be()),
+      out = pd.empty([m, n], be());
     be().matmul(ta.storage, tb.storage, out.storage, {
-      batch: 1, m, n, k: 1, transA: false, transB: false, strideA: 0, strideB: 0, bias: null, activation: 'gelu', accumulate: false,
+      batch: 1,
+      m,
+      n,
+      k: 1,
+      transA: false,
+      transB: false,
+      strideA: 0,
+      strideB: 0,
+      bias: null,
+      activation: 'gelu',
+      accumulate: false,
     });
-    const expected = matmulRef(Array.from(a, Math.fround), Array.from(b, Math.fround), { batch: 1, m, n, k: 1, gelu: true });
+    const expected = matmulRef(Array.from(a, Math.fround), Array.from(b, Math.fround), {
+      batch: 1,
+      m,
+      n,
+      k: 1,
+      gelu: true,
+    });
     assertClose(await read(out), expected, { rtol: 1e-5, atol: 3e-7 }, 'gelu epilogue');
     for (const t of [ta, tb, out]) t.dispose();
   });
 
   test('kernel: accumulate adds to the output', async () => {
-    for (const [m, n, k] of [[3, 5, 7], [33, 20, 270]]) {
+    for (const [m, n, k] of [
+      [3, 5, 7],
+      [33, 20, 270],
+    ]) {
       for (const [transA, transB] of TRANSPOSES) {
         const init = randArray(2 * m * n, 77);
-        await checkKernel(be(), { batch: 2, m, n, k, transA, transB, init, strideB: 0, seed: 21 },
-          `accumulate ${m}x${n}x${k} tA=${transA} tB=${transB}`);
+        await checkKernel(
+          be(),
+          { batch: 2, m, n, k, transA, transB, init, strideB: 0, seed: 21 },
+          `accumulate ${m}x${n}x${k} tA=${transA} tB=${transB}`,
+        );
       }
     }
   });
@@ -95,26 +166,63 @@ conformance('matmul', (test, be) => {
   test('kernel: row sums of op(A) alongside the product (odd sizes, k past one K block)', async () => {
     for (const [m, n, k] of [...SHAPES, [6, 4, 0]] as [number, number, number][]) {
       for (const transA of [false, true]) {
-        const a = randArray(m * k, m + k), b = randArray(k * n, n);
-        const ta = pd.tensor(a.length ? a : [0], [Math.max(1, m * k)], be()), tb = pd.tensor(b.length ? b : [0], [Math.max(1, k * n)], be());
-        const out = pd.empty([m * n], be()), sums = pd.full([m], 123, be());
+        const a = randArray(m * k, m + k),
+          b = randArray(k * n, n);
+        const ta = pd.tensor(a.length ? a : [0], [Math.max(1, m * k)], be()),
+          tb = pd.tensor(b.length ? b : [0], [Math.max(1, k * n)], be());
+        const out = pd.empty([m * n], be()),
+          sums = pd.full([m], 123, be());
         be().matmul(ta.storage, tb.storage, out.storage, {
-          batch: 1, m, n, k, transA, transB: false, strideA: 0, strideB: 0, bias: null, activation: 'none', accumulate: false,
+          batch: 1,
+          m,
+          n,
+          k,
+          transA,
+          transB: false,
+          strideA: 0,
+          strideB: 0,
+          bias: null,
+          activation: 'none',
+          accumulate: false,
           rowSumsA: sums.storage,
         });
         const ref = new Array<number>(m).fill(0);
-        for (let i = 0; i < m; i++) for (let kk = 0; kk < k; kk++) ref[i] += Math.fround(transA ? a[kk * m + i] : a[i * k + kk]);
-        assertClose(await read(sums), ref, { rtol: 1e-5, atol: 1e-5 * (1 + Math.sqrt(k)) }, `row sums ${m}x${n}x${k} tA=${transA}`);
-        assertClose(await read(out), matmulRef(Array.from(a, Math.fround), Array.from(b, Math.fround), { batch: 1, m, n, k, transA }),
-          { rtol: 1e-5, atol: 1e-5 * (1 + Math.sqrt(k)) }, `product with row sums ${m}x${n}x${k} tA=${transA}`);
+        for (let i = 0; i < m; i++)
+          for (let kk = 0; kk < k; kk++) ref[i] += Math.fround(transA ? a[kk * m + i] : a[i * k + kk]);
+        assertClose(
+          await read(sums),
+          ref,
+          { rtol: 1e-5, atol: 1e-5 * (1 + Math.sqrt(k)) },
+          `row sums ${m}x${n}x${k} tA=${transA}`,
+        );
+        assertClose(
+          await read(out),
+          matmulRef(Array.from(a, Math.fround), Array.from(b, Math.fround), { batch: 1, m, n, k, transA }),
+          { rtol: 1e-5, atol: 1e-5 * (1 + Math.sqrt(k)) },
+          `product with row sums ${m}x${n}x${k} tA=${transA}`,
+        );
         for (const t of [ta, tb, out, sums]) t.dispose();
       }
     }
     const t = pd.zeros([8], be());
-    assert.throws(() => be().matmul(t.storage, t.storage, t.storage, {
-      batch: 2, m: 1, n: 2, k: 2, transA: false, transB: false, strideA: 2, strideB: 0, bias: null, activation: 'none',
-      accumulate: false, rowSumsA: t.storage,
-    }), /row sums of A need batch 1/);
+    assert.throws(
+      () =>
+        be().matmul(t.storage, t.storage, t.storage, {
+          batch: 2,
+          m: 1,
+          n: 2,
+          k: 2,
+          transA: false,
+          transB: false,
+          strideA: 2,
+          strideB: 0,
+          bias: null,
+          activation: 'none',
+          accumulate: false,
+          rowSumsA: t.storage,
+        }),
+      /row sums of A need batch 1/,
+    );
     t.dispose();
   });
 
@@ -131,44 +239,70 @@ conformance('matmul', (test, be) => {
       [[1, 4, 3], [2, 2, 4, 5], { transA: true }],
     ];
     for (const [as, bs, o] of cases) {
-      await gradCheck(be(), (a, b) => pd.matmul(a, b, o), (a, b) => broadcastMatmulRef(a, as, b, bs, o),
-        [{ shape: as }, { shape: bs }], { what: `matmul [${as}]·[${bs}] ${JSON.stringify(o)}` });
+      await gradCheck(
+        be(),
+        (a, b) => pd.matmul(a, b, o),
+        (a, b) => broadcastMatmulRef(a, as, b, bs, o),
+        [{ shape: as }, { shape: bs }],
+        { what: `matmul [${as}]·[${bs}] ${JSON.stringify(o)}` },
+      );
     }
   });
 
   test('gradient: 2-D, every transpose combination', async () => {
     for (const [transA, transB] of TRANSPOSES) {
       const [m, n, k] = [3, 4, 5];
-      await gradCheck(be(), (a, b) => pd.matmul(a, b, { transA, transB }),
+      await gradCheck(
+        be(),
+        (a, b) => pd.matmul(a, b, { transA, transB }),
         (a, b) => matmulRef(a, b, { batch: 1, m, n, k, transA, transB }),
-        [{ shape: transA ? [k, m] : [m, k] }, { shape: transB ? [n, k] : [k, n] }], { what: `tA=${transA} tB=${transB}` });
+        [{ shape: transA ? [k, m] : [m, k] }, { shape: transB ? [n, k] : [k, n] }],
+        { what: `tA=${transA} tB=${transB}` },
+      );
     }
   });
 
   test('gradient: batched, and an operand shared across the batch', async () => {
     const [batch, m, n, k] = [3, 2, 4, 5];
     for (const [transA, transB] of TRANSPOSES) {
-      const as = transA ? [k, m] : [m, k], bs = transB ? [n, k] : [k, n];
+      const as = transA ? [k, m] : [m, k],
+        bs = transB ? [n, k] : [k, n];
       const o = { transA, transB };
       const ref = (sa: number, sb: number) => (a: Float64Array, b: Float64Array) =>
         matmulRef(a, b, { batch, m, n, k, transA, transB, strideA: sa, strideB: sb });
-      await gradCheck(be(), (a, b) => pd.matmul(a, b, o), ref(m * k, k * n),
-        [{ shape: [batch, ...as] }, { shape: [batch, ...bs] }], { what: `batched ${JSON.stringify(o)}` });
-      await gradCheck(be(), (a, b) => pd.matmul(a, b, o), ref(0, k * n),
-        [{ shape: as }, { shape: [batch, ...bs] }], { what: `shared A ${JSON.stringify(o)}` });
-      await gradCheck(be(), (a, b) => pd.matmul(a, b, o), ref(m * k, 0),
-        [{ shape: [batch, ...as] }, { shape: bs }], { what: `shared B ${JSON.stringify(o)}` });
+      await gradCheck(
+        be(),
+        (a, b) => pd.matmul(a, b, o),
+        ref(m * k, k * n),
+        [{ shape: [batch, ...as] }, { shape: [batch, ...bs] }],
+        { what: `batched ${JSON.stringify(o)}` },
+      );
+      await gradCheck(be(), (a, b) => pd.matmul(a, b, o), ref(0, k * n), [{ shape: as }, { shape: [batch, ...bs] }], {
+        what: `shared A ${JSON.stringify(o)}`,
+      });
+      await gradCheck(be(), (a, b) => pd.matmul(a, b, o), ref(m * k, 0), [{ shape: [batch, ...as] }, { shape: bs }], {
+        what: `shared B ${JSON.stringify(o)}`,
+      });
     }
   });
 
   test('linear: forward with fused bias and GELU (no grad)', async () => {
     const [rows, inF, outF] = [37, 19, 70];
-    const x = randArray(rows * inF, 1, -2, 2), w = randArray(outF * inF, 2), b = randArray(outF, 3);
-    const tx = pd.tensor(x, [rows, inF], be()), tw = pd.tensor(w, [outF, inF], be()), tbias = pd.tensor(b, [outF], be());
+    const x = randArray(rows * inF, 1, -2, 2),
+      w = randArray(outF * inF, 2),
+      b = randArray(outF, 3);
+    const tx = pd.tensor(x, [rows, inF], be()),
+      tw = pd.tensor(w, [outF, inF], be()),
+      tbias = pd.tensor(b, [outF], be());
     for (const act of ['none', 'gelu'] as const) {
       const y = pd.linear(tx, tw, tbias, act);
       assert.equal(y.shape, [rows, outF]);
-      assertClose(await read(y), linearRef(x, w, b, rows, inF, outF, act === 'gelu'), { rtol: 1e-5, atol: 5e-5 }, `linear ${act}`);
+      assertClose(
+        await read(y),
+        linearRef(x, w, b, rows, inF, outF, act === 'gelu'),
+        { rtol: 1e-5, atol: 5e-5 },
+        `linear ${act}`,
+      );
       y.dispose();
     }
     for (const t of [tx, tw, tbias]) t.dispose();
@@ -176,16 +310,28 @@ conformance('matmul', (test, be) => {
 
   test('linear: gradients (bias, GELU, leading dims)', async () => {
     const [inF, outF] = [5, 4];
-    for (const [lead, bias, act] of [[[3], true, 'none'], [[2, 3], true, 'gelu'], [[4], false, 'gelu'], [[2, 1, 2], false, 'none']] as const) {
+    for (const [lead, bias, act] of [
+      [[3], true, 'none'],
+      [[2, 3], true, 'gelu'],
+      [[4], false, 'gelu'],
+      [[2, 1, 2], false, 'none'],
+    ] as const) {
       const rows = (lead as readonly number[]).reduce((p, d) => p * d, 1);
       const inputs = [{ shape: [...lead, inF] }, { shape: [outF, inF] }, ...(bias ? [{ shape: [outF] }] : [])];
-      await gradCheck(be(), (x, w, b) => pd.linear(x, w, b ?? null, act),
-        (x, w, b) => linearRef(x, w, b, rows, inF, outF, act === 'gelu'), inputs, { what: `linear [${lead}] bias=${bias} ${act}` });
+      await gradCheck(
+        be(),
+        (x, w, b) => pd.linear(x, w, b ?? null, act),
+        (x, w, b) => linearRef(x, w, b, rows, inF, outF, act === 'gelu'),
+        inputs,
+        { what: `linear [${lead}] bias=${bias} ${act}` },
+      );
     }
   });
 
   test('shape errors name the op and the shapes', () => {
-    const a = pd.zeros([2, 3], be()), b = pd.zeros([4, 5], be()), v = pd.zeros([3], be());
+    const a = pd.zeros([2, 3], be()),
+      b = pd.zeros([4, 5], be()),
+      v = pd.zeros([3], be());
     assert.throws(() => pd.matmul(a, b), /matmul: inner dims differ/);
     assert.throws(() => pd.matmul(a, v), /matmul: operands need at least 2 dims/);
     assert.throws(() => pd.linear(a, b), /linear: input \[2,3\] does not end in 5/);
@@ -195,17 +341,30 @@ conformance('matmul', (test, be) => {
 });
 
 /** Reference for matmul with numpy broadcasting of the batch dims. */
-function broadcastMatmulRef(a: Float64Array, as: number[], b: Float64Array, bs: number[], o: pd.MatmulOptions): Float64Array {
-  const [a0, a1] = as.slice(-2), [b0, b1] = bs.slice(-2);
-  const m = o.transA ? a1 : a0, k = o.transA ? a0 : a1, n = o.transB ? b0 : b1;
-  const ab = as.slice(0, -2), bb = bs.slice(0, -2);
+function broadcastMatmulRef(
+  a: Float64Array,
+  as: number[],
+  b: Float64Array,
+  bs: number[],
+  o: pd.MatmulOptions,
+): Float64Array {
+  const [a0, a1] = as.slice(-2),
+    [b0, b1] = bs.slice(-2);
+  const m = o.transA ? a1 : a0,
+    k = o.transA ? a0 : a1,
+    n = o.transB ? b0 : b1;
+  const ab = as.slice(0, -2),
+    bb = bs.slice(0, -2);
   const rank = Math.max(ab.length, bb.length);
-  const pa = [...Array(rank - ab.length).fill(1), ...ab], pb = [...Array(rank - bb.length).fill(1), ...bb];
+  const pa = [...Array(rank - ab.length).fill(1), ...ab],
+    pb = [...Array(rank - bb.length).fill(1), ...bb];
   const shape = pa.map((d, i) => Math.max(d, pb[i]));
   const batch = shape.reduce((p, d) => p * d, 1);
   const out = new Float64Array(batch * m * n);
   for (let t = 0; t < batch; t++) {
-    let ia = 0, ib = 0, r = t;
+    let ia = 0,
+      ib = 0,
+      r = t;
     const idx: number[] = [];
     for (let d = rank - 1; d >= 0; d--) {
       idx[d] = r % shape[d];
@@ -215,8 +374,14 @@ function broadcastMatmulRef(a: Float64Array, as: number[], b: Float64Array, bs: 
       ia = ia * pa[d] + (pa[d] === 1 ? 0 : idx[d]);
       ib = ib * pb[d] + (pb[d] === 1 ? 0 : idx[d]);
     }
-    const y = matmulRef(a.subarray(ia * m * k, (ia + 1) * m * k), b.subarray(ib * k * n, (ib + 1) * k * n),
-      { batch: 1, m, n, k, transA: o.transA, transB: o.transB });
+    const y = matmulRef(a.subarray(ia * m * k, (ia + 1) * m * k), b.subarray(ib * k * n, (ib + 1) * k * n), {
+      batch: 1,
+      m,
+      n,
+      k,
+      transA: o.transA,
+      transB: o.transB,
+    });
     out.set(y, t * m * n);
   }
   return out;

@@ -18,8 +18,17 @@ function ternary(n: number, seed: number): Float64Array {
  * (`exact`) or the best score leads the runner-up by more than rounding; elsewhere the chosen
  * row must score within rounding of the best.
  */
-async function checkNN(be: Backend, x: Float64Array, y: Float64Array | null, m: number, k: number, d: number,
-  excludeSelf: boolean | undefined, exact: boolean, what: string): Promise<void> {
+async function checkNN(
+  be: Backend,
+  x: Float64Array,
+  y: Float64Array | null,
+  m: number,
+  k: number,
+  d: number,
+  excludeSelf: boolean | undefined,
+  exact: boolean,
+  what: string,
+): Promise<void> {
   const tx = pd.tensor(x, [m, d], be);
   const ty = y ? pd.tensor(y, [k, d], be) : undefined;
   const live = be.memory().liveBuffers;
@@ -54,7 +63,16 @@ async function checkNN(be: Backend, x: Float64Array, y: Float64Array | null, m: 
 
 conformance('neighbours', (test, be) => {
   test('nearestNeighbor, x against a separate y, odd sizes', async () => {
-    const sizes = [[1, 1, 1], [1, 3, 17], [3, 1, 5], [17, 129, 3], [129, 17, 257], [257, 3, 129], [5, 257, 1], [6, 9, 4]];
+    const sizes = [
+      [1, 1, 1],
+      [1, 3, 17],
+      [3, 1, 5],
+      [17, 129, 3],
+      [129, 17, 257],
+      [257, 3, 129],
+      [5, 257, 1],
+      [6, 9, 4],
+    ];
     for (const [m, k, d] of sizes) {
       for (const excl of [false, true]) {
         const x = f32(randArray(m * d, m * 7 + d));
@@ -65,7 +83,13 @@ conformance('neighbours', (test, be) => {
   });
 
   test('nearestNeighbor of x against itself', async () => {
-    for (const [m, d] of [[1, 3], [3, 17], [17, 5], [129, 33], [257, 17]]) {
+    for (const [m, d] of [
+      [1, 3],
+      [3, 17],
+      [17, 5],
+      [129, 33],
+      [257, 17],
+    ]) {
       const x = f32(randArray(m * d, m + d));
       await checkNN(be(), x, null, m, m, d, undefined, false, `self ${m}x${d}`);
       await checkNN(be(), x, null, m, m, d, false, false, `self ${m}x${d} keeping self`);
@@ -73,7 +97,11 @@ conformance('neighbours', (test, be) => {
   });
 
   test('nearestNeighbor ties go to the first index', async () => {
-    for (const [m, k, d] of [[37, 129, 3], [65, 65, 2], [9, 257, 5]]) {
+    for (const [m, k, d] of [
+      [37, 129, 3],
+      [65, 65, 2],
+      [9, 257, 5],
+    ]) {
       const x = ternary(m * d, m);
       const y = ternary(k * d, k);
       await checkNN(be(), x, y, m, k, d, false, true, `ties ${m}x${k}x${d}`);
@@ -95,8 +123,17 @@ conformance('neighbours', (test, be) => {
 
   test('self search (each pair once) is bit-identical to the one-sided search over a copy', async () => {
     // The one-sided kernel is what KoLeo used before the symmetric one; a fixed-seed run must not change.
-    const cases: [number, number, boolean][] = [[2, 1, false], [3, 5, false], [9, 4, false], [17, 3, true], [129, 33, false],
-      [257, 64, false], [1031, 64, false], [600, 7, true], [1100, 17, false]];
+    const cases: [number, number, boolean][] = [
+      [2, 1, false],
+      [3, 5, false],
+      [9, 4, false],
+      [17, 3, true],
+      [129, 33, false],
+      [257, 64, false],
+      [1031, 64, false],
+      [600, 7, true],
+      [1100, 17, false],
+    ];
     for (const [k, d, tern] of cases) {
       const data = tern ? ternary(k * d, k + d) : f32(randArray(k * d, 3 * k + d));
       const x = pd.tensor(data, [k, d], be());
@@ -114,9 +151,17 @@ conformance('neighbours', (test, be) => {
     }
   });
 
-  test('nearestNeighborsSelf: each row\'s m best, ties to the lower index; candidates search', async () => {
-    const cases: [number, number, number, boolean][] = [[2, 3, 1, false], [5, 3, 4, false], [5, 2, 7, true], [33, 5, 3, true],
-      [67, 9, 8, false], [129, 3, 5, true], [301, 17, 16, false], [1031, 64, 4, false]];
+  test("nearestNeighborsSelf: each row's m best, ties to the lower index; candidates search", async () => {
+    const cases: [number, number, number, boolean][] = [
+      [2, 3, 1, false],
+      [5, 3, 4, false],
+      [5, 2, 7, true],
+      [33, 5, 3, true],
+      [67, 9, 8, false],
+      [129, 3, 5, true],
+      [301, 17, 16, false],
+      [1031, 64, 4, false],
+    ];
     for (const [k, d, m, tern] of cases) {
       const data = tern ? ternary(k * d, 7 * k + d) : f32(randArray(k * d, 5 * k + d));
       const x = pd.tensor(data, [k, d], be());
@@ -137,8 +182,14 @@ conformance('neighbours', (test, be) => {
           } else {
             // Random rows: the same scores up to rounding, at the same ranks.
             for (let c = 0; c < m; c++) {
-              if (exp[c] < 0) { assert.is(list[c], -1, `${what}: row ${i} entry ${c}`); continue; }
-              assert.ok(list[c] >= 0 && Math.abs(s[list[c]] - s[exp[c]]) <= 1e-5 * d, `${what}: row ${i} entry ${c}: ${list[c]} vs ${exp[c]}`);
+              if (exp[c] < 0) {
+                assert.is(list[c], -1, `${what}: row ${i} entry ${c}`);
+                continue;
+              }
+              assert.ok(
+                list[c] >= 0 && Math.abs(s[list[c]] - s[exp[c]]) <= 1e-5 * d,
+                `${what}: row ${i} entry ${c}: ${list[c]} vs ${exp[c]}`,
+              );
             }
           }
           assert.is(idx[i], list[0], `${what}: row ${i} best is the list's head`);
@@ -150,14 +201,20 @@ conformance('neighbours', (test, be) => {
         const among = pd.nearestAmongCandidates(x, candidates);
         assert.equal(await read(among.indices), await read(exact.indices), `${what}: among candidates, indices`);
         assert.equal(await read(among.values), await read(exact.values), `${what}: among candidates, values`);
-        for (const t of [values, indices, candidates, exact.values, exact.indices, among.values, among.indices]) t.dispose();
+        for (const t of [values, indices, candidates, exact.values, exact.indices, among.values, among.indices])
+          t.dispose();
       }
       x.dispose();
     }
   });
 
   test('nearestAmongCandidates against the reference: arbitrary lists, missing entries, ties', async () => {
-    for (const [k, d, m, tern] of [[7, 3, 3, true], [40, 5, 6, true], [65, 13, 5, false], [9, 1, 2, false]] as [number, number, number, boolean][]) {
+    for (const [k, d, m, tern] of [
+      [7, 3, 3, true],
+      [40, 5, 6, true],
+      [65, 13, 5, false],
+      [9, 1, 2, false],
+    ] as [number, number, number, boolean][]) {
       const data = tern ? ternary(k * d, k) : f32(randArray(k * d, k + 1));
       const r = rng(k * 31 + m);
       // Candidates in any order, with repeats and -1 (none); row 0 has no candidate at all.
@@ -170,7 +227,8 @@ conformance('neighbours', (test, be) => {
       for (let i = 0; i < k; i++) {
         const s = scoresRef(data, data, i, k, d);
         let bi = -1;
-        for (const j of cand.slice(i * m, i * m + m)) if (j >= 0 && (bi < 0 || s[j] > s[bi] || (s[j] === s[bi] && j < bi))) bi = j;
+        for (const j of cand.slice(i * m, i * m + m))
+          if (j >= 0 && (bi < 0 || s[j] > s[bi] || (s[j] === s[bi] && j < bi))) bi = j;
         const what = `${k}x${d} m ${m} row ${i}`;
         if (bi < 0) {
           assert.is(idx[i], -1, what);
@@ -199,15 +257,33 @@ conformance('neighbours', (test, be) => {
         return Math.sqrt(s);
       });
     };
-    await gradCheck(be(), (x) => pd.nearestNeighborDistance(x).distances, (x) => dist(x, x, 9, 9, 4, true),
-      [{ shape: [9, 4] }], { what: 'nearestNeighborDistance self' });
-    await gradCheck(be(), (x, y) => pd.nearestNeighborDistance(x, y).distances, (x, y) => dist(x, y, 5, 7, 3, false),
-      [{ shape: [5, 3] }, { shape: [7, 3] }], { what: 'nearestNeighborDistance x, y' });
+    await gradCheck(
+      be(),
+      (x) => pd.nearestNeighborDistance(x).distances,
+      (x) => dist(x, x, 9, 9, 4, true),
+      [{ shape: [9, 4] }],
+      { what: 'nearestNeighborDistance self' },
+    );
+    await gradCheck(
+      be(),
+      (x, y) => pd.nearestNeighborDistance(x, y).distances,
+      (x, y) => dist(x, y, 5, 7, 3, false),
+      [{ shape: [5, 3] }, { shape: [7, 3] }],
+      { what: 'nearestNeighborDistance x, y' },
+    );
   });
 
   test('topk: descending, lowest index first on ties', async () => {
-    const cases: [number[], number][] = [[[1], 1], [[17], 5], [[3, 17], 17], [[17, 129], 5], [[5, 257], 257],
-      [[2, 1031], 3], [[2, 3, 7], 2], [[4, 9], 0]];
+    const cases: [number[], number][] = [
+      [[1], 1],
+      [[17], 5],
+      [[3, 17], 17],
+      [[17, 129], 5],
+      [[5, 257], 257],
+      [[2, 1031], 3],
+      [[2, 3, 7], 2],
+      [[4, 9], 0],
+    ];
     for (const [shape, k] of cases) {
       const n = shape.reduce((a, b) => a * b, 1);
       const cols = shape[shape.length - 1];
@@ -225,7 +301,10 @@ conformance('neighbours', (test, be) => {
   test('shape errors', () => {
     const a = pd.zeros([3, 4], be());
     const b = pd.zeros([5, 3], be());
-    assert.throws(() => pd.nearestNeighbor(a, b), /nearestNeighbor: needs x \[m, d\] and y \[k, d\], got \[3,4\] and \[5,3\]/);
+    assert.throws(
+      () => pd.nearestNeighbor(a, b),
+      /nearestNeighbor: needs x \[m, d\] and y \[k, d\], got \[3,4\] and \[5,3\]/,
+    );
     assert.throws(() => pd.topk(a, 5), /topk: k = 5 must be an integer in \[0, 4\]/);
     const one = pd.zeros([1, 4], be());
     assert.throws(() => pd.nearestNeighborDistance(one), /y needs at least 2 rows/);

@@ -8,7 +8,15 @@ import { l2NormalizeRef, layerNormGradRef, layerNormRef, weightNormRef } from '.
 // [rows, cols]: odd widths around the SIMD width, the 16-column parameter chunks and the WGSL
 // workgroup sizes; 37 rows make the column pass's 16 row lanes uneven; 2000 rows split the wasm
 // passes (rows and column chunks) across two threads.
-const SIZES: [number, number][] = [[5, 1], [4, 3], [3, 17], [37, 129], [2000, 129], [2, 1031], [2, 4099]];
+const SIZES: [number, number][] = [
+  [5, 1],
+  [4, 3],
+  [3, 17],
+  [37, 129],
+  [2000, 129],
+  [2, 1031],
+  [2, 4099],
+];
 const EPS = 1e-5;
 
 function upload(be: Backend, data: ArrayLike<number>): Storage {
@@ -39,14 +47,25 @@ conformance('norm', (test, be) => {
   test('layerNorm kernel: out, mean, rstd against the f64 reference (affine on/off)', async () => {
     // Rows centred near 1000 carry an inherent f32 error in the mean of about ulp(1000) = 6e-5;
     // a one-pass variance would be off by far more (tens of percent), which the 1e-3 still catches.
-    const data = SIZES.map(([rows, cols]) => [rows, cols, randArray(rows * cols, cols + rows, -2, 3).map(Math.fround), 1e-4] as const);
+    const data = SIZES.map(
+      ([rows, cols]) => [rows, cols, randArray(rows * cols, cols + rows, -2, 3).map(Math.fround), 1e-4] as const,
+    );
     const extreme = [3, 17, 1031].map((cols) => [3, cols, extremeRows(cols), 1e-3] as const);
     for (const [rows, cols, x, tol] of [...data, ...extreme]) {
-      for (const [hasG, hasB] of [[false, false], [true, true], [true, false], [false, true]]) {
+      for (const [hasG, hasB] of [
+        [false, false],
+        [true, true],
+        [true, false],
+        [false, true],
+      ]) {
         const gamma = hasG ? randArray(cols, 3, 0.5, 1.5).map(Math.fround) : null;
         const beta = hasB ? randArray(cols, 4).map(Math.fround) : null;
-        const sx = upload(be(), x), sg = gamma && upload(be(), gamma), sb = beta && upload(be(), beta);
-        const so = be().alloc(rows * cols, 'f32'), sm = be().alloc(rows, 'f32'), sr = be().alloc(rows, 'f32');
+        const sx = upload(be(), x),
+          sg = gamma && upload(be(), gamma),
+          sb = beta && upload(be(), beta);
+        const so = be().alloc(rows * cols, 'f32'),
+          sm = be().alloc(rows, 'f32'),
+          sr = be().alloc(rows, 'f32');
         be().layerNorm(sx, sg, sb, so, sm, sr, rows, cols, EPS);
         const ref = layerNormRef(x, gamma, beta, rows, cols, EPS);
         const what = `layerNorm [${rows}, ${cols}] gamma ${hasG} beta ${hasB}`;
@@ -66,15 +85,20 @@ conformance('norm', (test, be) => {
         const gamma = affine ? randArray(cols, 5, 0.5, 1.5).map(Math.fround) : null;
         const ref = layerNormGradRef(x, gamma, dy, rows, cols, EPS);
         const fwd = layerNormRef(x, null, null, rows, cols, EPS);
-        const sx = upload(be(), x), sdy = upload(be(), dy), sg = gamma && upload(be(), gamma);
-        const sm = upload(be(), fwd.mean), sr = upload(be(), fwd.rstd);
+        const sx = upload(be(), x),
+          sdy = upload(be(), dy),
+          sg = gamma && upload(be(), gamma);
+        const sm = upload(be(), fwd.mean),
+          sr = upload(be(), fwd.rstd);
         const sdx = be().alloc(rows * cols, 'f32');
         // stale values in the outputs: the contract says overwrite, not accumulate
-        const sdg = upload(be(), new Float64Array(cols).fill(7)), sdb = upload(be(), new Float64Array(cols).fill(-7));
+        const sdg = upload(be(), new Float64Array(cols).fill(7)),
+          sdb = upload(be(), new Float64Array(cols).fill(-7));
         const what = `layerNormGrad [${rows}, ${cols}] gamma ${affine}`;
         be().layerNormGrad(sx, sg, sm, sr, sdy, sdx, sdg, sdb, rows, cols);
         assertClose(await be().download(sdx), ref.dx, { rtol: 1e-3, atol: 1e-4 * maxAbs(ref.dx) }, `${what} dx`);
-        const dg1 = await be().download(sdg), db1 = await be().download(sdb);
+        const dg1 = await be().download(sdg),
+          db1 = await be().download(sdb);
         assertClose(dg1, ref.dgamma, { rtol: 1e-4, atol: 1e-4 * maxAbs(ref.dgamma) }, `${what} dgamma`);
         assertClose(db1, ref.dbeta, { rtol: 1e-4, atol: 1e-4 * maxAbs(ref.dbeta) }, `${what} dbeta`);
         // each parameter gradient alone, and a rerun: the same bits
@@ -88,31 +112,70 @@ conformance('norm', (test, be) => {
   });
 
   test('layerNorm op: forward and gradients, with and without affine', async () => {
-    for (const [rows, cols] of [[4, 1], [3, 5], [2, 17], [3, 33]]) {
+    for (const [rows, cols] of [
+      [4, 1],
+      [3, 5],
+      [2, 17],
+      [3, 33],
+    ]) {
       const shape = rows === 3 ? [1, 3, cols] : [rows, cols];
-      await gradCheck(be(), (x) => pd.layerNorm(x, cols), (x) => layerNormRef(x, null, null, rows, cols, EPS).out,
-        [{ shape }], { what: `layerNorm [${shape}]`, fwd: { rtol: 1e-4, atol: 1e-4 } });
-      await gradCheck(be(), (x, w, b) => pd.layerNorm(x, cols, { weight: w, bias: b }),
+      await gradCheck(
+        be(),
+        (x) => pd.layerNorm(x, cols),
+        (x) => layerNormRef(x, null, null, rows, cols, EPS).out,
+        [{ shape }],
+        { what: `layerNorm [${shape}]`, fwd: { rtol: 1e-4, atol: 1e-4 } },
+      );
+      await gradCheck(
+        be(),
+        (x, w, b) => pd.layerNorm(x, cols, { weight: w, bias: b }),
         (x, w, b) => layerNormRef(x, w, b, rows, cols, EPS).out,
         [{ shape }, { shape: [cols], data: randArray(cols, 2, 0.5, 1.5) }, { shape: [cols] }],
-        { what: `layerNorm affine [${shape}]`, fwd: { rtol: 1e-4, atol: 1e-4 } });
-      await gradCheck(be(), (x, w) => pd.layerNorm(x, cols, { weight: w, eps: 1e-3 }),
+        { what: `layerNorm affine [${shape}]`, fwd: { rtol: 1e-4, atol: 1e-4 } },
+      );
+      await gradCheck(
+        be(),
+        (x, w) => pd.layerNorm(x, cols, { weight: w, eps: 1e-3 }),
         (x, w) => layerNormRef(x, w, null, rows, cols, 1e-3).out,
         [{ shape }, { shape: [cols], data: randArray(cols, 6, 0.5, 1.5) }],
-        { what: `layerNorm weight only [${shape}]`, fwd: { rtol: 1e-4, atol: 1e-4 } });
+        { what: `layerNorm weight only [${shape}]`, fwd: { rtol: 1e-4, atol: 1e-4 } },
+      );
     }
     // affine parameters frozen (no grad) still shape the input gradient
-    await gradCheck(be(), (x, b) => pd.layerNorm(x, 7, { weight: b, bias: b }), (x, b) => layerNormRef(x, b, b, 3, 7, EPS).out,
-      [{ shape: [3, 7] }, { shape: [7], noGrad: true }], { what: 'layerNorm frozen affine', fwd: { rtol: 1e-4, atol: 1e-4 } });
+    await gradCheck(
+      be(),
+      (x, b) => pd.layerNorm(x, 7, { weight: b, bias: b }),
+      (x, b) => layerNormRef(x, b, b, 3, 7, EPS).out,
+      [{ shape: [3, 7] }, { shape: [7], noGrad: true }],
+      { what: 'layerNorm frozen affine', fwd: { rtol: 1e-4, atol: 1e-4 } },
+    );
   });
 
   test('l2Normalize op: forward and gradient, any axis, zero rows', async () => {
-    await gradCheck(be(), (x) => pd.l2Normalize(x), (x) => l2NormalizeRef(x, 4, 9), [{ shape: [4, 9] }], { what: 'l2Normalize [4, 9]' });
-    await gradCheck(be(), (x) => pd.l2Normalize(x, -1), (x) => l2NormalizeRef(x, 3, 129), [{ shape: [3, 129] }], { what: 'l2Normalize [3, 129]' });
+    await gradCheck(
+      be(),
+      (x) => pd.l2Normalize(x),
+      (x) => l2NormalizeRef(x, 4, 9),
+      [{ shape: [4, 9] }],
+      { what: 'l2Normalize [4, 9]' },
+    );
+    await gradCheck(
+      be(),
+      (x) => pd.l2Normalize(x, -1),
+      (x) => l2NormalizeRef(x, 3, 129),
+      [{ shape: [3, 129] }],
+      { what: 'l2Normalize [3, 129]' },
+    );
     // axis 0 of [5, 3] is the last axis of the transpose
-    const tr = (x: ArrayLike<number>, r: number, c: number) => Float64Array.from({ length: r * c }, (_, i) => x[(i % r) * c + Math.floor(i / r)]);
-    await gradCheck(be(), (x) => pd.l2Normalize(x, 0), (x) => tr(l2NormalizeRef(tr(x, 5, 3), 3, 5), 3, 5),
-      [{ shape: [5, 3] }], { what: 'l2Normalize axis 0' });
+    const tr = (x: ArrayLike<number>, r: number, c: number) =>
+      Float64Array.from({ length: r * c }, (_, i) => x[(i % r) * c + Math.floor(i / r)]);
+    await gradCheck(
+      be(),
+      (x) => pd.l2Normalize(x, 0),
+      (x) => tr(l2NormalizeRef(tr(x, 5, 3), 3, 5), 3, 5),
+      [{ shape: [5, 3] }],
+      { what: 'l2Normalize axis 0' },
+    );
     const x = pd.param(pd.tensor([0, 0, 0, 3, 4, 0], [2, 3], be()));
     const y = pd.l2Normalize(x);
     assertClose(await read(y), [0, 0, 0, 0.6, 0.8, 0], {}, 'l2Normalize with a zero row');
@@ -125,17 +188,41 @@ conformance('norm', (test, be) => {
   });
 
   test('weightNorm op: forward and gradients to v and g', async () => {
-    for (const [rows, cols] of [[1, 1], [5, 7], [3, 33]]) {
-      await gradCheck(be(), (v, g) => pd.weightNorm(v, g), (v, g) => weightNormRef(v, g, rows, cols),
-        [{ shape: [rows, cols] }, { shape: [rows], data: randArray(rows, 3, 0.5, 2) }], { what: `weightNorm [${rows}, ${cols}], g [${rows}]` });
-      await gradCheck(be(), (v, g) => pd.weightNorm(v, g), (v, g) => weightNormRef(v, g, rows, cols),
-        [{ shape: [rows, cols] }, { shape: [rows, 1], data: randArray(rows, 4, -2, 2) }], { what: `weightNorm [${rows}, ${cols}], g [${rows}, 1]` });
+    for (const [rows, cols] of [
+      [1, 1],
+      [5, 7],
+      [3, 33],
+    ]) {
+      await gradCheck(
+        be(),
+        (v, g) => pd.weightNorm(v, g),
+        (v, g) => weightNormRef(v, g, rows, cols),
+        [{ shape: [rows, cols] }, { shape: [rows], data: randArray(rows, 3, 0.5, 2) }],
+        { what: `weightNorm [${rows}, ${cols}], g [${rows}]` },
+      );
+      await gradCheck(
+        be(),
+        (v, g) => pd.weightNorm(v, g),
+        (v, g) => weightNormRef(v, g, rows, cols),
+        [{ shape: [rows, cols] }, { shape: [rows, 1], data: randArray(rows, 4, -2, 2) }],
+        { what: `weightNorm [${rows}, ${cols}], g [${rows}, 1]` },
+      );
     }
-    await gradCheck(be(), (v, g) => pd.weightNorm(v, g), (v, g) => weightNormRef(v, g, 3, 8),
-      [{ shape: [3, 2, 4] }, { shape: [3, 1, 1], data: randArray(3, 5, 0.5, 2) }], { what: 'weightNorm rank 3' });
+    await gradCheck(
+      be(),
+      (v, g) => pd.weightNorm(v, g),
+      (v, g) => weightNormRef(v, g, 3, 8),
+      [{ shape: [3, 2, 4] }, { shape: [3, 1, 1], data: randArray(3, 5, 0.5, 2) }],
+      { what: 'weightNorm rank 3' },
+    );
     // a frozen g (DINO's norm_last_layer): only v is differentiated
-    await gradCheck(be(), (v, g) => pd.weightNorm(v, g), (v, g) => weightNormRef(v, g, 4, 6),
-      [{ shape: [4, 6] }, { shape: [4, 1], data: [1, 1, 1, 1], noGrad: true }], { what: 'weightNorm frozen g' });
+    await gradCheck(
+      be(),
+      (v, g) => pd.weightNorm(v, g),
+      (v, g) => weightNormRef(v, g, 4, 6),
+      [{ shape: [4, 6] }, { shape: [4, 1], data: [1, 1, 1, 1], noGrad: true }],
+      { what: 'weightNorm frozen g' },
+    );
   });
 
   test('no tensor or buffer outlives tidy (with grad) or dispose (without)', async () => {

@@ -25,7 +25,14 @@ function grads(n: number, seed: number): Float64Array {
 
 const f32 = (x: ArrayLike<number>) => Float64Array.from(Float32Array.from(x));
 
-async function runAdamw(be: Backend, n: number, betas: [number, number], firstStep: number, m0: Float64Array, v0: Float64Array): Promise<void> {
+async function runAdamw(
+  be: Backend,
+  n: number,
+  betas: [number, number],
+  firstStep: number,
+  m0: Float64Array,
+  v0: Float64Array,
+): Promise<void> {
   const p = f32(randArray(n, n));
   const m = f32(m0);
   const v = f32(v0);
@@ -81,14 +88,34 @@ conformance('optim', (test, be) => {
 
   test('AdamW class: two groups, per-param steps, schedule, state round trip', async () => {
     const shapes = [[3, 5], [7, 2], [5], [17]];
-    const init = shapes.map((s, i) => f32(randArray(s.reduce((a, b) => a * b, 1), 50 + i)));
+    const init = shapes.map((s, i) =>
+      f32(
+        randArray(
+          s.reduce((a, b) => a * b, 1),
+          50 + i,
+        ),
+      ),
+    );
     const mk = () => init.map((x, i) => pd.param(pd.tensor(x, shapes[i], be()), `p${i}`));
     const ps = mk();
-    const [decayed, plain] = pd.decayGroups(ps.map((p, i) => [i === 3 ? 'head.bias' : `w${i}`, p] as [string, pd.Tensor]));
+    const [decayed, plain] = pd.decayGroups(
+      ps.map((p, i) => [i === 3 ? 'head.bias' : `w${i}`, p] as [string, pd.Tensor]),
+    );
     assert.equal(decayed, [ps[0], ps[1]]);
     assert.equal(plain, [ps[2], ps[3]]);
-    const opt = new pd.AdamW([{ params: decayed, weightDecay: 0.05 }, { params: plain, weightDecay: 0 }], { lr: 1e-2 });
-    const ref = init.map((x) => ({ p: Float64Array.from(x), m: new Float64Array(x.length), v: new Float64Array(x.length), step: 0 }));
+    const opt = new pd.AdamW(
+      [
+        { params: decayed, weightDecay: 0.05 },
+        { params: plain, weightDecay: 0 },
+      ],
+      { lr: 1e-2 },
+    );
+    const ref = init.map((x) => ({
+      p: Float64Array.from(x),
+      m: new Float64Array(x.length),
+      v: new Float64Array(x.length),
+      step: 0,
+    }));
     const lrs = [1e-2, 3e-2, 2e-3, 5e-3];
     const stepAll = (k: number) => {
       opt.groups[0].lr = lrs[k];
@@ -101,8 +128,12 @@ conformance('optim', (test, be) => {
         const r = ref[i];
         r.step++;
         adamwRef(r.p, g, r.m, r.v, {
-          lr: i < 2 ? lrs[k] : lrs[k] / 2, weightDecay: i < 2 ? 0.05 * (k + 1) : 0,
-          beta1: 0.9, beta2: 0.999, eps: 1e-8, step: r.step,
+          lr: i < 2 ? lrs[k] : lrs[k] / 2,
+          weightDecay: i < 2 ? 0.05 * (k + 1) : 0,
+          beta1: 0.9,
+          beta2: 0.999,
+          eps: 1e-8,
+          step: r.step,
         });
       });
       opt.step();
@@ -115,7 +146,10 @@ conformance('optim', (test, be) => {
     }
     const st = opt.state();
     assert.is(st.step, 3);
-    assert.equal(st.params.map((e) => e?.step), [3, 3, 3, 2]);
+    assert.equal(
+      st.params.map((e) => e?.step),
+      [3, 3, 3, 2],
+    );
     for (const [i, e] of st.params.entries()) {
       assertClose(await read(e!.m), ref[i].m, { rtol: 1e-5, atol: 1e-7 }, `AdamW m ${i}`);
       assertClose(await read(e!.v), ref[i].v, { rtol: 1e-5, atol: 1e-9 }, `AdamW v ${i}`);
@@ -123,7 +157,10 @@ conformance('optim', (test, be) => {
 
     // A second optimiser on copies of the parameters, loaded with this state, continues identically.
     const ps2 = await Promise.all(ps.map(async (p, i) => pd.param(pd.tensor(await p.data(), p.shape, be()), `q${i}`)));
-    const opt2 = new pd.AdamW([{ params: ps2.slice(0, 2), weightDecay: 0.15 }, { params: ps2.slice(2), weightDecay: 0 }]);
+    const opt2 = new pd.AdamW([
+      { params: ps2.slice(0, 2), weightDecay: 0.15 },
+      { params: ps2.slice(2), weightDecay: 0 },
+    ]);
     opt2.loadState(st);
     opt2.groups[0].lr = opt.groups[0].lr = 4e-3;
     opt2.groups[1].lr = opt.groups[1].lr = 2e-3;
@@ -169,19 +206,29 @@ conformance('optim', (test, be) => {
   test('globalGradNorm / clipGradNorm vs reference', async () => {
     const shapes = [[4, 33], [129], [1], [3, 3, 3]];
     for (const maxNorm of [0.5, 1e3]) {
-      const gs = shapes.map((s, i) => f32(randArray(s.reduce((a, b) => a * b, 1), 70 + i)));
+      const gs = shapes.map((s, i) =>
+        f32(
+          randArray(
+            s.reduce((a, b) => a * b, 1),
+            70 + i,
+          ),
+        ),
+      );
       const ps = shapes.map((s) => pd.param(pd.zeros(s, be())));
       const extra = pd.param(pd.zeros([5], be())); // no grad: ignored
-      ps.forEach((p, i) => { p.grad = pd.tensor(gs[i], p.shape, be()); });
+      ps.forEach((p, i) => {
+        p.grad = pd.tensor(gs[i], p.shape, be());
+      });
       const [total, clipped] = clipGradNormRef(gs, maxNorm);
       const n0 = pd.globalGradNorm([...ps, extra]);
       assertClose(await read(n0), [total], { rtol: 1e-5 }, 'globalGradNorm');
       const n1 = pd.clipGradNorm([...ps, extra], maxNorm);
       assertClose(await read(n1), [total], { rtol: 1e-5 }, 'clipGradNorm total');
-      for (const [i, p] of ps.entries()) assertClose(await read(p.grad!), clipped[i], { rtol: 1e-5, atol: 1e-7 }, `clipGradNorm(${maxNorm}) grad ${i}`);
+      for (const [i, p] of ps.entries())
+        assertClose(await read(p.grad!), clipped[i], { rtol: 1e-5, atol: 1e-7 }, `clipGradNorm(${maxNorm}) grad ${i}`);
       assert.is(extra.grad, null);
       if (maxNorm < total) {
-        const after = Math.hypot(...await Promise.all(ps.map(async (p) => l2(await read(p.grad!)))));
+        const after = Math.hypot(...(await Promise.all(ps.map(async (p) => l2(await read(p.grad!))))));
         assertClose([after], [maxNorm], { rtol: 1e-4 }, 'total norm after clipping');
       }
       for (const t of [n0, n1, extra, ...ps]) t.dispose();
@@ -191,9 +238,18 @@ conformance('optim', (test, be) => {
   test('clipGradients (per parameter, dino) vs reference', async () => {
     const shapes = [[4, 33], [129], [1], [3, 3, 3], [2, 2]];
     const scale = [1, 0.01, 5, 0.2, 0];
-    const gs = shapes.map((s, i) => f32(randArray(s.reduce((a, b) => a * b, 1), 80 + i).map((v) => v * scale[i])));
+    const gs = shapes.map((s, i) =>
+      f32(
+        randArray(
+          s.reduce((a, b) => a * b, 1),
+          80 + i,
+        ).map((v) => v * scale[i]),
+      ),
+    );
     const ps = shapes.map((s) => pd.param(pd.zeros(s, be())));
-    ps.forEach((p, i) => { p.grad = pd.tensor(gs[i], p.shape, be()); });
+    ps.forEach((p, i) => {
+      p.grad = pd.tensor(gs[i], p.shape, be());
+    });
     const noGradParam = pd.param(pd.zeros([3], be()));
     const clip = 1.5;
     const [norms, clipped] = clipGradientsRef(gs, clip);
@@ -201,7 +257,8 @@ conformance('optim', (test, be) => {
     const got = pd.clipGradients([noGradParam, ...ps], clip);
     assert.is(got.length, ps.length);
     assertClose(await Promise.all(got.map((t) => t.item())), norms, { rtol: 1e-5, atol: 1e-7 }, 'per-param norms');
-    for (const [i, p] of ps.entries()) assertClose(await read(p.grad!), clipped[i], { rtol: 1e-5, atol: 1e-7 }, `clipGradients grad ${i}`);
+    for (const [i, p] of ps.entries())
+      assertClose(await read(p.grad!), clipped[i], { rtol: 1e-5, atol: 1e-7 }, `clipGradients grad ${i}`);
     for (const t of [...got, noGradParam, ...ps]) t.dispose();
   });
 
@@ -215,8 +272,18 @@ conformance('optim', (test, be) => {
     const opt = new pd.AdamW([a]);
     a.grad = pd.zeros([4], be());
     assert.throws(() => opt.step(), /gradient of #\d+ \[3\] has shape \[4\]/);
-    assert.throws(() => be().adamw(a.storage, a.storage, a.storage, a.storage, 3,
-      { lr: 1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, step: 0 }), /step must be an integer/);
+    assert.throws(
+      () =>
+        be().adamw(a.storage, a.storage, a.storage, a.storage, 3, {
+          lr: 1,
+          beta1: 0.9,
+          beta2: 0.999,
+          eps: 1e-8,
+          weightDecay: 0,
+          step: 0,
+        }),
+      /step must be an integer/,
+    );
     opt.dispose();
     assert.throws(() => opt.step(), /after dispose/);
     a.dispose();

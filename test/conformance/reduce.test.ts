@@ -10,9 +10,18 @@ const SHAPES: [number[], number[]][] = [
   [[3, 129], [1]],
   [[129, 3], [0]],
   [[4, 5, 6], [1]],
-  [[4, 5, 6], [0, 2]],
-  [[2, 3, 4, 5], [1, 3]],
-  [[7, 65], [0, 1]],
+  [
+    [4, 5, 6],
+    [0, 2],
+  ],
+  [
+    [2, 3, 4, 5],
+    [1, 3],
+  ],
+  [
+    [7, 65],
+    [0, 1],
+  ],
   [[1031, 3], [1]],
 ];
 
@@ -22,22 +31,54 @@ conformance('reduce', (test, be) => {
   test('sum / mean / sumSquares over axes: forward and gradient', async () => {
     for (const [shape, axes] of SHAPES) {
       const n = shape.reduce((a, b) => a * b, 1);
-      await gradCheck(be(), (x) => pd.sum(x, axes), (x) => reduceAxes(x, shape, axes, sumF, 0),
-        [{ shape }], { what: `sum [${shape}] axes ${axes}` });
+      await gradCheck(
+        be(),
+        (x) => pd.sum(x, axes),
+        (x) => reduceAxes(x, shape, axes, sumF, 0),
+        [{ shape }],
+        { what: `sum [${shape}] axes ${axes}` },
+      );
       const count = axes.reduce((a, ax) => a * shape[ax], 1);
-      await gradCheck(be(), (x) => pd.mean(x, axes, true), (x) => reduceAxes(x, shape, axes, sumF, 0).map((v) => v / count),
-        [{ shape }], { what: `mean [${shape}] axes ${axes}` });
-      await gradCheck(be(), (x) => pd.sumSquares(x, axes), (x) => reduceAxes(x.map((v) => v * v), shape, axes, sumF, 0),
-        [{ shape, data: randArray(n, 3) }], { what: `sumSquares [${shape}] axes ${axes}` });
+      await gradCheck(
+        be(),
+        (x) => pd.mean(x, axes, true),
+        (x) => reduceAxes(x, shape, axes, sumF, 0).map((v) => v / count),
+        [{ shape }],
+        { what: `mean [${shape}] axes ${axes}` },
+      );
+      await gradCheck(
+        be(),
+        (x) => pd.sumSquares(x, axes),
+        (x) =>
+          reduceAxes(
+            x.map((v) => v * v),
+            shape,
+            axes,
+            sumF,
+            0,
+          ),
+        [{ shape, data: randArray(n, 3) }],
+        { what: `sumSquares [${shape}] axes ${axes}` },
+      );
     }
   });
 
   test('max / min over axes: forward and gradient', async () => {
     for (const [shape, axes] of SHAPES) {
-      await gradCheck(be(), (x) => pd.max(x, axes), (x) => reduceAxes(x, shape, axes, Math.max, -Infinity),
-        [{ shape }], { what: `max [${shape}] axes ${axes}` });
-      await gradCheck(be(), (x) => pd.min(x, axes, true), (x) => reduceAxes(x, shape, axes, Math.min, Infinity),
-        [{ shape }], { what: `min [${shape}] axes ${axes}` });
+      await gradCheck(
+        be(),
+        (x) => pd.max(x, axes),
+        (x) => reduceAxes(x, shape, axes, Math.max, -Infinity),
+        [{ shape }],
+        { what: `max [${shape}] axes ${axes}` },
+      );
+      await gradCheck(
+        be(),
+        (x) => pd.min(x, axes, true),
+        (x) => reduceAxes(x, shape, axes, Math.min, Infinity),
+        [{ shape }],
+        { what: `min [${shape}] axes ${axes}` },
+      );
     }
   });
 
@@ -59,8 +100,16 @@ conformance('reduce', (test, be) => {
         const n = shape.reduce((a, b) => a * b, 1);
         const x = randArray(n, n + axis).map((v) => Math.round(v * 4) / 4); // many ties
         const t = pd.tensor(x, shape, be());
-        assert.equal(await read(pd.argmax(t, axis)), argAxis(x, shape, axis, (a, b) => a > b), `argmax [${shape}] axis ${axis}`);
-        assert.equal(await read(pd.argmin(t, axis)), argAxis(x, shape, axis, (a, b) => a < b), `argmin [${shape}] axis ${axis}`);
+        assert.equal(
+          await read(pd.argmax(t, axis)),
+          argAxis(x, shape, axis, (a, b) => a > b),
+          `argmax [${shape}] axis ${axis}`,
+        );
+        assert.equal(
+          await read(pd.argmin(t, axis)),
+          argAxis(x, shape, axis, (a, b) => a < b),
+          `argmin [${shape}] axis ${axis}`,
+        );
         t.dispose();
       }
     }

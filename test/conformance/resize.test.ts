@@ -23,8 +23,12 @@ conformance('resize', (test, be) => {
       const t = pd.tensor(x, shape, be());
       const y = pd.resizeBicubic(t, [oh, ow], { alignCorners: align });
       assert.equal(y.shape, [...shape.slice(0, -2), oh, ow]);
-      assertClose(await read(y), bicubicRef(x, planes, h, w, oh, ow, align), { rtol: 1e-5, atol: 1e-5 },
-        `[${shape}] → [${oh}, ${ow}] align=${align}`);
+      assertClose(
+        await read(y),
+        bicubicRef(x, planes, h, w, oh, ow, align),
+        { rtol: 1e-5, atol: 1e-5 },
+        `[${shape}] → [${oh}, ${ow}] align=${align}`,
+      );
       t.dispose();
       y.dispose();
     }
@@ -40,14 +44,24 @@ conformance('resize', (test, be) => {
     const pos = randArray(8 * 14 * 14, 4);
     const tp = pd.tensor(pos, [1, 8, 14, 14], be());
     const y = pd.resizeBicubic(tp, [16, 16], { scales: [s, s] });
-    assertClose(await read(y), bicubicRef(pos, 8, 14, 14, 16, 16, false, [s, s]), { rtol: 1e-5, atol: 1e-5 }, 'scale factors');
+    assertClose(
+      await read(y),
+      bicubicRef(pos, 8, 14, 14, 16, 16, false, [s, s]),
+      { rtol: 1e-5, atol: 1e-5 },
+      'scale factors',
+    );
     for (const v of [t, same, tp, y]) v.dispose();
   });
 
   test('bicubic: gradient', async () => {
     for (const align of [false, true]) {
-      await gradCheck(be(), (x) => pd.resizeBicubic(x, [7, 3], { alignCorners: align }),
-        (x) => bicubicRef(x, 2, 5, 4, 7, 3, align), [{ shape: [2, 5, 4] }], { what: `bicubic align=${align}` });
+      await gradCheck(
+        be(),
+        (x) => pd.resizeBicubic(x, [7, 3], { alignCorners: align }),
+        (x) => bicubicRef(x, 2, 5, 4, 7, 3, align),
+        [{ shape: [2, 5, 4] }],
+        { what: `bicubic align=${align}` },
+      );
     }
   });
 

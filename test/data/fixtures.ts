@@ -22,7 +22,7 @@ export function write(path: string, bytes: Uint8Array): string {
 export function idxBytes(dims: number[], payload: Uint8Array | number[], magic?: number): Uint8Array {
   const head = new Uint8Array(4 + 4 * dims.length);
   const dv = new DataView(head.buffer);
-  dv.setUint32(0, magic ?? (0x800 | dims.length));
+  dv.setUint32(0, magic ?? 0x800 | dims.length);
   dims.forEach((d, i) => dv.setUint32(4 + 4 * i, d));
   const out = new Uint8Array(head.length + payload.length);
   out.set(head);
@@ -82,7 +82,16 @@ export function synthDataset(n: number, C: number, H: number, W: number, classes
   const images = sharedBytes(n * C * H * W);
   images.set(bytes(images.length, seed));
   const labels = Int32Array.from({ length: n }, (_, i) => i % classes);
-  return { images, labels, n, channels: C, height: H, width: W, classes: Array.from({ length: classes }, (_, i) => `c${i}`), name: 'synth' };
+  return {
+    images,
+    labels,
+    n,
+    channels: C,
+    height: H,
+    width: W,
+    classes: Array.from({ length: classes }, (_, i) => `c${i}`),
+    name: 'synth',
+  };
 }
 
 /** Expects `fn` to reject with an error whose message contains every fragment. */
@@ -91,7 +100,8 @@ export async function rejectsWith(fn: () => Promise<unknown> | unknown, ...fragm
     await fn();
   } catch (e) {
     const msg = (e as Error).message;
-    for (const f of fragments) if (!msg.includes(f)) throw new Error(`error message ${JSON.stringify(msg)} lacks ${JSON.stringify(f)}`);
+    for (const f of fragments)
+      if (!msg.includes(f)) throw new Error(`error message ${JSON.stringify(msg)} lacks ${JSON.stringify(f)}`);
     return msg;
   }
   throw new Error(`expected an error mentioning ${fragments.join(', ')}`);

@@ -93,13 +93,22 @@ test('images: absurd PNG/JPEG sizes refused from the header, truncated and forei
   const big = png.slice();
   new DataView(big.buffer).setUint32(16, 100000);
   new DataView(big.buffer).setUint32(20, 100000);
-  assert.throws(() => decodeImage('big.png', big, 64e6), (e: Error) => e instanceof DataError && /big\.png.*100000x100000.*over the limit/.test(e.message));
-  assert.throws(() => decodeImage('t.png', png.subarray(0, png.length - 20), 64e6), (e: Error) => /t\.png: cannot decode PNG/.test(e.message));
+  assert.throws(
+    () => decodeImage('big.png', big, 64e6),
+    (e: Error) => e instanceof DataError && /big\.png.*100000x100000.*over the limit/.test(e.message),
+  );
+  assert.throws(
+    () => decodeImage('t.png', png.subarray(0, png.length - 20), 64e6),
+    (e: Error) => /t\.png: cannot decode PNG/.test(e.message),
+  );
   assert.throws(() => decodeImage('h.png', png.subarray(0, 20), 64e6), /h\.png: truncated PNG/);
   const jpg = jpegBytes(16, 16, bytes(768));
   const bigJ = jpg.slice();
   const sof = bigJ.findIndex((v, i) => v === 0xff && bigJ[i + 1] === 0xc0);
-  bigJ[sof + 5] = 0xff; bigJ[sof + 6] = 0xff; bigJ[sof + 7] = 0xff; bigJ[sof + 8] = 0xff;
+  bigJ[sof + 5] = 0xff;
+  bigJ[sof + 6] = 0xff;
+  bigJ[sof + 7] = 0xff;
+  bigJ[sof + 8] = 0xff;
   assert.throws(() => decodeImage('big.jpg', bigJ, 64e6), /big\.jpg: is 65535x65535, over the limit/);
   assert.throws(() => decodeImage('t.jpg', jpg.subarray(0, jpg.length / 2), 64e6), /t\.jpg: cannot decode JPEG/);
   assert.throws(() => decodeImage('s.jpg', jpg.subarray(0, 30), 64e6), /s\.jpg: truncated JPEG/);

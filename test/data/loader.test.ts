@@ -7,7 +7,11 @@ import { synthDataset } from './fixtures.js';
 
 const ds = synthDataset(50, 1, 16, 16, 5);
 const base: LoaderOptions = {
-  dataset: ds, batchSize: 8, seed: 1234, workers: 2, prefetch: 3,
+  dataset: ds,
+  batchSize: 8,
+  seed: 1234,
+  workers: 2,
+  prefetch: 3,
   crops: { globalSize: 16, localSize: 8, localCrops: 2, mean: [0.5], std: [0.3] },
 };
 
@@ -23,7 +27,10 @@ test('batches come in cursor order across epochs; each epoch is a fresh seeded p
   const l = new Loader(base);
   assert.is(l.batchesPerEpoch, 6);
   const bs = await take(l, 13);
-  assert.equal(bs.map((b) => [b.epoch, b.batch]), [...[0, 1, 2, 3, 4, 5].map((b) => [0, b]), ...[0, 1, 2, 3, 4, 5].map((b) => [1, b]), [2, 0]]);
+  assert.equal(
+    bs.map((b) => [b.epoch, b.batch]),
+    [...[0, 1, 2, 3, 4, 5].map((b) => [0, b]), ...[0, 1, 2, 3, 4, 5].map((b) => [1, b]), [2, 0]],
+  );
   assert.equal(l.state(), { epoch: 2, batch: 1, seed: 1234, batchSize: 8, n: 50 });
   for (const e of [0, 1]) {
     const idx = bs.filter((b) => b.epoch === e).flatMap((b) => [...b.indices]);
@@ -32,7 +39,10 @@ test('batches come in cursor order across epochs; each epoch is a fresh seeded p
   assert.not.equal([...bs[0].indices], [...bs[6].indices]);
   for (const b of bs) {
     assert.is(b.size, 8);
-    assert.equal(b.crops.map((c) => c.length), [8 * 256, 8 * 256, 8 * 64, 8 * 64]);
+    assert.equal(
+      b.crops.map((c) => c.length),
+      [8 * 256, 8 * 256, 8 * 64, 8 * 64],
+    );
     assert.is(b.globals.length, 2 * 8 * 256);
     assert.is(b.locals.length, 2 * 8 * 64);
     assert.is(b.globals[8 * 256], b.crops[1][0]);
@@ -97,11 +107,17 @@ test('eval loader: every image once, in order, normalised; resize keeps a consta
   const ev = new EvalLoader({ dataset: ds, batchSize: 16, mean: [0.5], std: [0.3] });
   assert.is(ev.length, 4);
   const all = [...ev];
-  assert.equal(all.map((b) => b.size), [16, 16, 16, 2]);
+  assert.equal(
+    all.map((b) => b.size),
+    [16, 16, 16, 2],
+  );
   const b = all[1];
   assert.is(b.images.length, 16 * 256);
   for (let p = 0; p < 256; p++) assert.ok(Math.abs(b.images[p] - (ds.images[16 * 256 + p] / 255 - 0.5) / 0.3) < 1e-6);
-  assert.equal([...b.indices], Array.from({ length: 16 }, (_, i) => 16 + i));
+  assert.equal(
+    [...b.indices],
+    Array.from({ length: 16 }, (_, i) => 16 + i),
+  );
   const flat = { ...synthDataset(3, 1, 10, 10), images: new Uint8Array(300).fill(51) };
   const r = new EvalLoader({ dataset: flat, batchSize: 4, size: 7, mean: [0], std: [1] }).batch(0);
   assert.is(r.images.length, 3 * 49);
@@ -111,7 +127,11 @@ test('eval loader: every image once, in order, normalised; resize keeps a consta
 test('throughput (printed, not asserted): batch 64, 2 global 28px + 6 local 12px crops', async () => {
   const mnistLike = synthDataset(4096, 1, 28, 28);
   const opts: LoaderOptions = {
-    dataset: mnistLike, batchSize: 64, seed: 0, workers: 1, prefetch: 3,
+    dataset: mnistLike,
+    batchSize: 64,
+    seed: 0,
+    workers: 1,
+    prefetch: 3,
     crops: { globalSize: 28, localSize: 12, localCrops: 6, mean: [0.286], std: [0.353] },
   };
   for (const workers of [0, 1, 2]) {
@@ -124,7 +144,9 @@ test('throughput (printed, not asserted): batch 64, 2 global 28px + 6 local 12px
       k++;
     }
     const dt = (performance.now() - t0) / 1000;
-    console.log(`    loader throughput, ${workers === 0 ? 'inline' : `${workers} worker(s)`}: ${(k / dt).toFixed(1)} batches/s (${((k * 64) / dt).toFixed(0)} images/s)`);
+    console.log(
+      `    loader throughput, ${workers === 0 ? 'inline' : `${workers} worker(s)`}: ${(k / dt).toFixed(1)} batches/s (${((k * 64) / dt).toFixed(0)} images/s)`,
+    );
     await l.close();
   }
 });

@@ -36,8 +36,14 @@ test('Fashion-MNIST test split: 10000 images, 1000 per class', async () => {
 test('IDX fixtures: raw and gzip give the same dataset', async () => {
   const pix = bytes(5 * 3 * 4, 11);
   const labs = [0, 2, 1, 2, 0];
-  const raw = await loadIdxDataset({ images: write(tmp.path('a-img'), idxBytes([5, 3, 4], pix)), labels: write(tmp.path('a-lab'), idxBytes([5], labs)) });
-  const zip = await loadIdxDataset({ images: write(tmp.path('b-img.gz'), gz(idxBytes([5, 3, 4], pix))), labels: write(tmp.path('b-lab.gz'), gz(idxBytes([5], labs))) });
+  const raw = await loadIdxDataset({
+    images: write(tmp.path('a-img'), idxBytes([5, 3, 4], pix)),
+    labels: write(tmp.path('a-lab'), idxBytes([5], labs)),
+  });
+  const zip = await loadIdxDataset({
+    images: write(tmp.path('b-img.gz'), gz(idxBytes([5, 3, 4], pix))),
+    labels: write(tmp.path('b-lab.gz'), gz(idxBytes([5], labs))),
+  });
   for (const ds of [raw, zip]) {
     assert.equal([ds.n, ds.channels, ds.height, ds.width], [5, 1, 3, 4]);
     assert.equal(Array.from(ds.images), Array.from(pix));
@@ -66,7 +72,8 @@ test('CIFAR-10 fixtures: records split into CHW images and labels across batch f
 /** A 4x3 RGB image whose pixel (y, x) is (10y + x + base, 2 base, 255 − base). */
 function rgbImage(w: number, h: number, base: number): Uint8Array {
   const rgb = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) rgb.set([10 * y + x + base, 2 * base, 255 - base], 3 * (y * w + x));
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) rgb.set([10 * y + x + base, 2 * base, 255 - base], 3 * (y * w + x));
   return rgb;
 }
 
@@ -84,7 +91,9 @@ test('image folder: classes sorted, PNG exact, JPEG close, RGB to CHW', async ()
   const want = rgbImage(4, 3, 40);
   for (let p = 0; p < 12; p++) for (let c = 0; c < 3; c++) assert.is(img1[c * 12 + p], want[3 * p + c]);
   const jp = rgbImage(4, 3, 60);
-  for (let p = 0; p < 12; p++) for (let c = 0; c < 3; c++) assert.ok(Math.abs(ds.images[c * 12 + p] - jp[3 * p + c]) <= 12, 'jpeg close to source');
+  for (let p = 0; p < 12; p++)
+    for (let c = 0; c < 3; c++)
+      assert.ok(Math.abs(ds.images[c * 12 + p] - jp[3 * p + c]) <= 12, 'jpeg close to source');
 });
 
 test('image folder: size resizes every image, channels 1 gives luma', async () => {

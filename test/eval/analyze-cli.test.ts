@@ -15,7 +15,10 @@ const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const fixtures = fileURLToPath(new URL('../../../test/fixtures/pth/', import.meta.url));
 
 function runJson(args: string[]): any {
-  const r = spawnSync(process.execPath, [cli, 'analyze', ...args, '--json', '--backend', 'wasm'], { encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, [cli, 'analyze', ...args, '--json', '--backend', 'wasm'], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   assert.is(r.status, 0, r.stderr);
   return JSON.parse(r.stdout);
 }
@@ -44,7 +47,8 @@ function naiveGreedy(data: Float32Array, K: number, D: number, eps: number): num
 test('analyze counts known duplicate groups exactly (both rules, several eps)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'protodino-analyze-'));
   const sizes = [8, 5, 4, 2, 1];
-  const D = 16, r = rng(3);
+  const D = 16,
+    r = rng(3);
   const centres = sizes.map(() => Array.from({ length: D }, () => r() - 0.5));
   const rows: number[] = [];
   // Interleave the groups; members are scaled copies plus a perturbation far below eps.
@@ -55,7 +59,9 @@ test('analyze counts known duplicate groups exactly (both rules, several eps)', 
   }
   const K = order.length;
   const file = join(dir, 'ck.safetensors');
-  writeSafetensors(file, { 'teacher.head.last_layer.weight_v': { dtype: 'F32', shape: [K, D], data: Float32Array.from(rows) } });
+  writeSafetensors(file, {
+    'teacher.head.last_layer.weight_v': { dtype: 'F32', shape: [K, D], data: Float32Array.from(rows) },
+  });
   const out = runJson([file, '--eps', '0.025,0.1']);
   assert.is(out.prototypes, K);
   for (const e of out.perEps) {
@@ -81,7 +87,9 @@ test('analyze refuses bad flags and files with a clear message', () => {
   const r = spawnSync(process.execPath, [cli, 'analyze', '/nonexistent.safetensors'], { encoding: 'utf8' });
   assert.is(r.status, 1);
   assert.match(r.stderr, /nonexistent/);
-  const r2 = spawnSync(process.execPath, [cli, 'analyze', join(fixtures, 'dino-checkpoint.pth'), '--eps', 'x'], { encoding: 'utf8' });
+  const r2 = spawnSync(process.execPath, [cli, 'analyze', join(fixtures, 'dino-checkpoint.pth'), '--eps', 'x'], {
+    encoding: 'utf8',
+  });
   assert.match(r2.stderr, /--eps takes numbers/);
 });
 

@@ -25,10 +25,22 @@ function rot(a: number, b: number, chord: number, scale = 1): number[] {
  * one end, and 9–10–11 listed middle first.
  */
 const HAND: number[][] = [
-  rot(0, 2, 0), rot(0, 2, 0, 3), rot(1, 3, 0), rot(0, 2, EPS / 3), rot(3, 1, 0), rot(1, 3, EPS / 3),
-  rot(4, 5, 0), rot(4, 5, 0.7 * EPS), rot(4, 5, 2 * Math.sin(2 * Math.asin(0.35 * EPS))),
-  rot(6, 7, 0.7 * EPS), rot(6, 7, 0), rot(6, 7, 2 * Math.sin(2 * Math.asin(0.35 * EPS))),
-  rot(0, 1, 0, -1), rot(7, 6, 0), rot(2, 0, 0), rot(5, 4, 0),
+  rot(0, 2, 0),
+  rot(0, 2, 0, 3),
+  rot(1, 3, 0),
+  rot(0, 2, EPS / 3),
+  rot(3, 1, 0),
+  rot(1, 3, EPS / 3),
+  rot(4, 5, 0),
+  rot(4, 5, 0.7 * EPS),
+  rot(4, 5, 2 * Math.sin(2 * Math.asin(0.35 * EPS))),
+  rot(6, 7, 0.7 * EPS),
+  rot(6, 7, 0),
+  rot(6, 7, 2 * Math.sin(2 * Math.asin(0.35 * EPS))),
+  rot(0, 1, 0, -1),
+  rot(7, 6, 0),
+  rot(2, 0, 0),
+  rot(5, 4, 0),
 ];
 
 function groups(g: UniqueGroups | undefined, sizes: number[], reps: number[], what: string): void {
@@ -57,7 +69,8 @@ function naive(x: Float32Array, k: number, d: number, eps: number) {
   const kept: number[] = [];
   const size = new Map<number, number>();
   for (let i = 0; i < k; i++) {
-    let best = -1, bestD = Infinity;
+    let best = -1,
+      bestD = Infinity;
     for (const j of kept) {
       const dd = dist2(i, j);
       if (dd < e2 && dd < bestD) [best, bestD] = [j, dd];
@@ -83,7 +96,8 @@ function naive(x: Float32Array, k: number, d: number, eps: number) {
  * the rows are shuffled so groups straddle blocks.
  */
 function largeCase(k: number, d: number): Float32Array {
-  const nBases = 1200, nChains = 149;
+  const nBases = 1200,
+    nChains = 149;
   const r = rng(77);
   const gauss = () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
   const unit = () => {
@@ -94,7 +108,8 @@ function largeCase(k: number, d: number): Float32Array {
   const rows: number[][] = [];
   const bases = Array.from({ length: nBases }, unit);
   while (rows.length < k - 8 * nChains) {
-    const i = rows.length, b = bases[(i * 7919) % bases.length];
+    const i = rows.length,
+      b = bases[(i * 7919) % bases.length];
     const noise = [0, 0, 0.004, 0.006][i % 4];
     const scale = 0.5 + 1.5 * r();
     rows.push(b.map((a) => scale * (a + (noise * gauss()) / Math.sqrt(d))));
@@ -103,7 +118,8 @@ function largeCase(k: number, d: number): Float32Array {
   const step = [2 * Math.asin(0.3 * EPS), 2 * Math.asin(0.4 * EPS)];
   const angle = (t: number) => Math.floor(t / 2) * (step[0] + step[1]) + (t % 2) * step[0];
   for (let c = 0; c < nChains; c++) {
-    const a = unit(), w = unit();
+    const a = unit(),
+      w = unit();
     const dot = a.reduce((s, v, l) => s + v * w[l], 0);
     const o = w.map((v, l) => v - dot * a[l]);
     const on = Math.hypot(...o);
@@ -121,11 +137,15 @@ function largeCase(k: number, d: number): Float32Array {
 function tally(sizes: ArrayLike<number>): string {
   const m = new Map<number, number>();
   for (let i = 0; i < sizes.length; i++) m.set(sizes[i], (m.get(sizes[i]) ?? 0) + 1);
-  return [...m].sort((a, b) => b[0] - a[0]).map(([s, c]) => `${s}×${c}`).join(' ');
+  return [...m]
+    .sort((a, b) => b[0] - a[0])
+    .map(([s, c]) => `${s}×${c}`)
+    .join(' ');
 }
 
 let largeRef: { x: Float32Array; ref: ReturnType<typeof naive> } | undefined;
-const LK = 8192, LD = 64;
+const LK = 8192,
+  LD = 64;
 
 async function hand(be: Backend) {
   const x = pd.tensor(HAND.flat(), [HAND.length, D], be);
@@ -136,103 +156,132 @@ async function hand(be: Backend) {
   }
 }
 
-conformance('eval/unique', (test, be) => {
-  test('hand-built groups: exact and near duplicates, chains where greedy and components differ', async () => {
-    const live = be().memory().liveBuffers;
-    const r = await hand(be());
-    assert.is(be().memory().liveBuffers, live, 'no storage left behind');
-    assert.is(r.prototypes, 16);
-    assert.is(r.perEps.length, 2);
-    const [a, b] = r.perEps;
-    assert.is(a.eps, EPS);
-    assert.ok(Math.abs(a.cosineThreshold - (1 - (EPS * EPS) / 2)) < 1e-15);
-    // greedy keeps 0 (with 1, 3), 2 (with 5), 4, 6 (with 7), 8 (1.4ε from kept 6), 9 (with 10, 11), 12–15
-    groups(a.greedy, [3, 3, 2, 2, 1, 1, 1, 1, 1, 1], [0, 9, 2, 6, 4, 8, 12, 13, 14, 15], 'ε greedy');
-    // components join the chain 6–7–8 as well
-    groups(a.components, [3, 3, 3, 2, 1, 1, 1, 1, 1], [0, 6, 9, 2, 4, 12, 13, 14, 15], 'ε components');
-    // at ε/2 the 0.7ε chain steps are too long; the ε/3 near duplicates still join
-    const ones = (n: number) => new Array<number>(n).fill(1);
-    const rest = [4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
-    groups(b.greedy, [3, 2, ...ones(11)], [0, 2, ...rest], 'ε/2 greedy');
-    groups(b.components, [3, 2, ...ones(11)], [0, 2, ...rest], 'ε/2 components');
-    assert.is(r.tiling.candidates, 11, 'only prototypes with a neighbour within ε are compared pairwise');
-  });
+conformance(
+  'eval/unique',
+  (test, be) => {
+    test('hand-built groups: exact and near duplicates, chains where greedy and components differ', async () => {
+      const live = be().memory().liveBuffers;
+      const r = await hand(be());
+      assert.is(be().memory().liveBuffers, live, 'no storage left behind');
+      assert.is(r.prototypes, 16);
+      assert.is(r.perEps.length, 2);
+      const [a, b] = r.perEps;
+      assert.is(a.eps, EPS);
+      assert.ok(Math.abs(a.cosineThreshold - (1 - (EPS * EPS) / 2)) < 1e-15);
+      // greedy keeps 0 (with 1, 3), 2 (with 5), 4, 6 (with 7), 8 (1.4ε from kept 6), 9 (with 10, 11), 12–15
+      groups(a.greedy, [3, 3, 2, 2, 1, 1, 1, 1, 1, 1], [0, 9, 2, 6, 4, 8, 12, 13, 14, 15], 'ε greedy');
+      // components join the chain 6–7–8 as well
+      groups(a.components, [3, 3, 3, 2, 1, 1, 1, 1, 1], [0, 6, 9, 2, 4, 12, 13, 14, 15], 'ε components');
+      // at ε/2 the 0.7ε chain steps are too long; the ε/3 near duplicates still join
+      const ones = (n: number) => new Array<number>(n).fill(1);
+      const rest = [4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+      groups(b.greedy, [3, 2, ...ones(11)], [0, 2, ...rest], 'ε/2 greedy');
+      groups(b.components, [3, 2, ...ones(11)], [0, 2, ...rest], 'ε/2 components');
+      assert.is(r.tiling.candidates, 11, 'only prototypes with a neighbour within ε are compared pairwise');
+    });
 
-  test('norms, nearest-neighbour cosines and their histogram', async () => {
-    const r = await hand(be());
-    const norms = HAND.map((v) => Math.hypot(...v));
-    for (let i = 0; i < 16; i++) assert.ok(Math.abs(r.norms[i] - norms[i]) < 1e-6, `norm ${i}: ${r.norms[i]} vs ${norms[i]}`);
-    assert.ok(Math.abs(r.norms[1] - 3) < 1e-6);
-    const u = HAND.map((v) => v.map((a) => a / Math.hypot(...v)));
-    for (let i = 0; i < 16; i++) {
-      let best = -Infinity;
-      for (let j = 0; j < 16; j++) if (j !== i) best = Math.max(best, u[i].reduce((s, a, l) => s + a * u[j][l], 0));
-      assert.ok(Math.abs(r.nearest.cosine[i] - best) < 1e-6, `nearest cosine ${i}: ${r.nearest.cosine[i]} vs ${best}`);
-      const j = r.nearest.index[i];
-      assert.ok(j !== i && j >= 0 && j < 16, `nearest index ${i}`);
-    }
-    assert.is(r.nearest.edges.length, 41);
-    assert.is(r.nearest.edges[0], -1);
-    assert.is(r.nearest.edges[40], 1);
-    assert.is(r.nearest.counts.reduce((s, c) => s + c, 0), 16);
-    const expect = new Array<number>(40).fill(0);
-    for (const c of r.nearest.cosine) expect[Math.min(39, Math.floor(((c + 1) / 2) * 40))]++;
-    assert.equal(Array.from(r.nearest.counts), expect);
-    // 0/1/3, 2/5 and the two chains have a neighbour above 0.95; the five lone vectors do not
-    assert.is(r.nearest.counts[39], 11);
-  });
+    test('norms, nearest-neighbour cosines and their histogram', async () => {
+      const r = await hand(be());
+      const norms = HAND.map((v) => Math.hypot(...v));
+      for (let i = 0; i < 16; i++)
+        assert.ok(Math.abs(r.norms[i] - norms[i]) < 1e-6, `norm ${i}: ${r.norms[i]} vs ${norms[i]}`);
+      assert.ok(Math.abs(r.norms[1] - 3) < 1e-6);
+      const u = HAND.map((v) => v.map((a) => a / Math.hypot(...v)));
+      for (let i = 0; i < 16; i++) {
+        let best = -Infinity;
+        for (let j = 0; j < 16; j++)
+          if (j !== i)
+            best = Math.max(
+              best,
+              u[i].reduce((s, a, l) => s + a * u[j][l], 0),
+            );
+        assert.ok(
+          Math.abs(r.nearest.cosine[i] - best) < 1e-6,
+          `nearest cosine ${i}: ${r.nearest.cosine[i]} vs ${best}`,
+        );
+        const j = r.nearest.index[i];
+        assert.ok(j !== i && j >= 0 && j < 16, `nearest index ${i}`);
+      }
+      assert.is(r.nearest.edges.length, 41);
+      assert.is(r.nearest.edges[0], -1);
+      assert.is(r.nearest.edges[40], 1);
+      assert.is(
+        r.nearest.counts.reduce((s, c) => s + c, 0),
+        16,
+      );
+      const expect = new Array<number>(40).fill(0);
+      for (const c of r.nearest.cosine) expect[Math.min(39, Math.floor(((c + 1) / 2) * 40))]++;
+      assert.equal(Array.from(r.nearest.counts), expect);
+      // 0/1/3, 2/5 and the two chains have a neighbour above 0.95; the five lone vectors do not
+      assert.is(r.nearest.counts[39], 11);
+    });
 
-  test('one rule at a time, host input, tiny tiles, tiny sets', async () => {
-    const full = await hand(be());
-    const host = { data: Float32Array.from(HAND.flat()), shape: [16, D] as const };
-    const g = await countUniquePrototypes(host, { eps: EPS, rule: 'greedy', backend: be() });
-    assert.is(g.perEps[0].components, undefined);
-    assert.equal(g.perEps[0].greedy, full.perEps[0].greedy);
-    const c = await countUniquePrototypes(host, { eps: EPS, rule: 'components', backend: be() });
-    assert.is(c.perEps[0].greedy, undefined);
-    assert.equal(c.perEps[0].components, full.perEps[0].components);
-    // 3-row blocks against 3-column chunks: many tiles, chunks that split blocks' prefixes
-    const t = await countUniquePrototypes(host, { eps: [EPS, EPS / 2], maxTileElements: 9, backend: be() });
-    assert.is(t.tiling.blockRows, 3);
-    assert.is(t.tiling.blockCols, 3);
-    assert.is(t.tiling.maxTileElements, 9);
-    // 11 candidates in blocks ending at 3, 6, 9, 11: 1 + 2 + 3 + 4 column chunks
-    assert.is(t.tiling.tiles, 10);
-    assert.equal(t.perEps, full.perEps);
-    const one = await countUniquePrototypes({ data: new Float32Array([1, 2]), shape: [1, 2] }, { backend: be() });
-    assert.is(one.perEps[0].greedy!.unique, 1);
-    assert.is(one.perEps[0].components!.unique, 1);
-    assert.is(one.nearest.counts.reduce((s, v) => s + v, 0), 0, 'a lone prototype has no neighbour');
-    const two = await countUniquePrototypes({ data: new Float32Array([1, 2, 2, 4]), shape: [2, 2] }, { backend: be() });
-    assert.equal(Array.from(two.perEps[0].greedy!.groupSizes), [2]);
-    assert.equal(Array.from(two.perEps[0].components!.groupSizes), [2]);
-    await rejects(countUniquePrototypes(host, { eps: -1, backend: be() }), /eps/);
-    await rejects(countUniquePrototypes(host, {}), /backend/);
-    await rejects(countUniquePrototypes({ data: new Float32Array(0), shape: [0, 4] }, { backend: be() }), /at least one/);
-  });
+    test('one rule at a time, host input, tiny tiles, tiny sets', async () => {
+      const full = await hand(be());
+      const host = { data: Float32Array.from(HAND.flat()), shape: [16, D] as const };
+      const g = await countUniquePrototypes(host, { eps: EPS, rule: 'greedy', backend: be() });
+      assert.is(g.perEps[0].components, undefined);
+      assert.equal(g.perEps[0].greedy, full.perEps[0].greedy);
+      const c = await countUniquePrototypes(host, { eps: EPS, rule: 'components', backend: be() });
+      assert.is(c.perEps[0].greedy, undefined);
+      assert.equal(c.perEps[0].components, full.perEps[0].components);
+      // 3-row blocks against 3-column chunks: many tiles, chunks that split blocks' prefixes
+      const t = await countUniquePrototypes(host, { eps: [EPS, EPS / 2], maxTileElements: 9, backend: be() });
+      assert.is(t.tiling.blockRows, 3);
+      assert.is(t.tiling.blockCols, 3);
+      assert.is(t.tiling.maxTileElements, 9);
+      // 11 candidates in blocks ending at 3, 6, 9, 11: 1 + 2 + 3 + 4 column chunks
+      assert.is(t.tiling.tiles, 10);
+      assert.equal(t.perEps, full.perEps);
+      const one = await countUniquePrototypes({ data: new Float32Array([1, 2]), shape: [1, 2] }, { backend: be() });
+      assert.is(one.perEps[0].greedy!.unique, 1);
+      assert.is(one.perEps[0].components!.unique, 1);
+      assert.is(
+        one.nearest.counts.reduce((s, v) => s + v, 0),
+        0,
+        'a lone prototype has no neighbour',
+      );
+      const two = await countUniquePrototypes(
+        { data: new Float32Array([1, 2, 2, 4]), shape: [2, 2] },
+        { backend: be() },
+      );
+      assert.equal(Array.from(two.perEps[0].greedy!.groupSizes), [2]);
+      assert.equal(Array.from(two.perEps[0].components!.groupSizes), [2]);
+      await rejects(countUniquePrototypes(host, { eps: -1, backend: be() }), /eps/);
+      await rejects(countUniquePrototypes(host, {}), /backend/);
+      await rejects(
+        countUniquePrototypes({ data: new Float32Array(0), shape: [0, 4] }, { backend: be() }),
+        /at least one/,
+      );
+    });
 
-  test('K = 8192, D = 64 in bounded tiles matches a naive float64 count', async () => {
-    largeRef ??= (() => {
-      const x = largeCase(LK, LD);
-      return { x, ref: naive(x, LK, LD, EPS) };
-    })();
-    const { x, ref } = largeRef;
-    assert.ok(ref.greedy.length !== ref.components.length, 'the case separates the two rules');
-    const t = pd.tensor(x, [LK, LD], be());
-    const limit = 1 << 18;
-    let r;
-    try {
-      r = await countUniquePrototypes(t, { eps: EPS, maxTileElements: limit });
-    } finally {
-      t.dispose();
-    }
-    assert.is(r.tiling.blockRows, 256);
-    assert.is(r.tiling.blockCols, 1024);
-    assert.ok(r.tiling.maxTileElements <= limit, `largest tile ${r.tiling.maxTileElements} elements (K² = ${LK * LK})`);
-    assert.ok(r.tiling.tiles >= LK / 256, `${r.tiling.tiles} tiles`);
-    const single = ref.components.filter((s) => s === 1).length;
-    assert.is(r.tiling.candidates, LK - single, 'candidates: the prototypes in groups of two or more');
-    assert.is(tally(r.perEps[0].greedy!.groupSizes), tally(ref.greedy), 'greedy group sizes (size×count)');
-    assert.is(tally(r.perEps[0].components!.groupSizes), tally(ref.components), 'component sizes (size×count)');
-  });
-}, evalBackends());
+    test('K = 8192, D = 64 in bounded tiles matches a naive float64 count', async () => {
+      largeRef ??= (() => {
+        const x = largeCase(LK, LD);
+        return { x, ref: naive(x, LK, LD, EPS) };
+      })();
+      const { x, ref } = largeRef;
+      assert.ok(ref.greedy.length !== ref.components.length, 'the case separates the two rules');
+      const t = pd.tensor(x, [LK, LD], be());
+      const limit = 1 << 18;
+      let r;
+      try {
+        r = await countUniquePrototypes(t, { eps: EPS, maxTileElements: limit });
+      } finally {
+        t.dispose();
+      }
+      assert.is(r.tiling.blockRows, 256);
+      assert.is(r.tiling.blockCols, 1024);
+      assert.ok(
+        r.tiling.maxTileElements <= limit,
+        `largest tile ${r.tiling.maxTileElements} elements (K² = ${LK * LK})`,
+      );
+      assert.ok(r.tiling.tiles >= LK / 256, `${r.tiling.tiles} tiles`);
+      const single = ref.components.filter((s) => s === 1).length;
+      assert.is(r.tiling.candidates, LK - single, 'candidates: the prototypes in groups of two or more');
+      assert.is(tally(r.perEps[0].greedy!.groupSizes), tally(ref.greedy), 'greedy group sizes (size×count)');
+      assert.is(tally(r.perEps[0].components!.groupSizes), tally(ref.components), 'component sizes (size×count)');
+    });
+  },
+  evalBackends(),
+);

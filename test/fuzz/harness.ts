@@ -23,7 +23,8 @@ export function envSeed(): number {
   const v = process.env.PROTODINO_FUZZ_SEED;
   if (v === undefined || v === '') return 1;
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0 || n > 0xffffffff) throw new Error(`PROTODINO_FUZZ_SEED must be an integer in [0, 2^32), got '${v}'`);
+  if (!Number.isSafeInteger(n) || n < 0 || n > 0xffffffff)
+    throw new Error(`PROTODINO_FUZZ_SEED must be an integer in [0, 2^32), got '${v}'`);
   return n;
 }
 
@@ -38,7 +39,9 @@ export async function fuzzTarget(target: string, seed: number, count: number, fr
   hb[0] = -1;
   hb[1] = -1;
   const t0 = performance.now();
-  const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { target, seed, from, count, heartbeat } });
+  const worker = new Worker(new URL('./worker.js', import.meta.url), {
+    workerData: { target, seed, from, count, heartbeat },
+  });
   return new Promise<Stats>((resolve) => {
     let watching = -1;
     let since = 0;
@@ -83,18 +86,29 @@ export async function fuzzTarget(target: string, seed: number, count: number, fr
 /** The one-line summary CI logs show. */
 export function summary(s: Stats): string {
   const crashes = s.count.crash + s.count.inconsistent + s.count.unnamed;
-  return `fuzz ${s.target}: ${s.cases} cases (seed ${s.seed}), ${crashes} crashes, ${s.count.hang} hangs, ${s.count.memory} over the memory bound, `
-    + `${s.rejected} rejected with ${s.errorName}, ${s.accepted} accepted, ${(s.ms / 1000).toFixed(1)} s`
-    + (s.slowestIndex < 0 ? '' : ` (slowest case ${s.slowestMs.toFixed(0)} ms: #${s.slowestIndex}, largest +${mib(s.maxGrowth)} MiB, ${s.errorKinds} kinds of error)`);
+  return (
+    `fuzz ${s.target}: ${s.cases} cases (seed ${s.seed}), ${crashes} crashes, ${s.count.hang} hangs, ${s.count.memory} over the memory bound, ` +
+    `${s.rejected} rejected with ${s.errorName}, ${s.accepted} accepted, ${(s.ms / 1000).toFixed(1)} s` +
+    (s.slowestIndex < 0
+      ? ''
+      : ` (slowest case ${s.slowestMs.toFixed(0)} ms: #${s.slowestIndex}, largest +${mib(s.maxGrowth)} MiB, ${s.errorKinds} kinds of error)`)
+  );
 }
 
 /** Each kept failure with how to replay it. */
 export function failureReport(s: Stats): string {
-  return s.failures.map((f) => [
-    `  ${f.kind} in case ${f.index} (replay: node scripts/fuzz.mjs ${s.target} --seed ${s.seed} --case ${f.index})`,
-    `    mutations: ${f.log.join('; ') || '(none)'}`,
-    ...f.detail.split('\n').slice(0, 12).map((l) => `    ${l}`),
-  ].join('\n')).join('\n');
+  return s.failures
+    .map((f) =>
+      [
+        `  ${f.kind} in case ${f.index} (replay: node scripts/fuzz.mjs ${s.target} --seed ${s.seed} --case ${f.index})`,
+        `    mutations: ${f.log.join('; ') || '(none)'}`,
+        ...f.detail
+          .split('\n')
+          .slice(0, 12)
+          .map((l) => `    ${l}`),
+      ].join('\n'),
+    )
+    .join('\n');
 }
 
 /**
@@ -109,12 +123,21 @@ export function fuzzSuite(target: string): void {
     console.log(summary(s));
     const failed = s.failures.length > 0;
     if (failed) console.log(failureReport(s));
-    assert.ok(!failed, `fuzz ${target}: ${s.failures.length} failure(s), first: ${s.failures[0]?.kind} in case ${s.failures[0]?.index}`);
+    assert.ok(
+      !failed,
+      `fuzz ${target}: ${s.failures.length} failure(s), first: ${s.failures[0]?.kind} in case ${s.failures[0]?.index}`,
+    );
     assert.is(s.cases, cases, 'every case ran');
     const t = await loadTarget(target);
     if (cases >= 1000) {
-      assert.ok(s.accepted > 0 && s.rejected > 0, `both outcomes occur (accepted ${s.accepted}, rejected ${s.rejected})`);
-      assert.ok(s.errorKinds >= t.minErrorKinds, `the fuzz reaches many checks: ${s.errorKinds} kinds of error, expected ≥ ${t.minErrorKinds}`);
+      assert.ok(
+        s.accepted > 0 && s.rejected > 0,
+        `both outcomes occur (accepted ${s.accepted}, rejected ${s.rejected})`,
+      );
+      assert.ok(
+        s.errorKinds >= t.minErrorKinds,
+        `the fuzz reaches many checks: ${s.errorKinds} kinds of error, expected ≥ ${t.minErrorKinds}`,
+      );
     }
   });
   test.run();

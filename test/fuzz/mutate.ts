@@ -57,7 +57,17 @@ export interface MutateOptions {
 const BYTES = [0x00, 0x01, 0x7f, 0x80, 0xff, 0xfe, 0x20, 0x0a];
 const U16 = [0, 1, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0x8000, 0xfffe, 0xffff];
 const U32 = [0, 1, 0x7f, 0x80, 0xff, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
-const U64 = [0n, 1n, 0xffffffffn, 0x100000000n, 2n ** 53n - 1n, 2n ** 53n + 1n, 2n ** 63n - 1n, 2n ** 63n, 2n ** 64n - 1n];
+const U64 = [
+  0n,
+  1n,
+  0xffffffffn,
+  0x100000000n,
+  2n ** 53n - 1n,
+  2n ** 53n + 1n,
+  2n ** 63n - 1n,
+  2n ** 63n,
+  2n ** 64n - 1n,
+];
 
 /** Writes `v` (wrapped to the field's width) into b at `at`; the caller keeps it inside b. */
 function writeInt(b: Uint8Array, at: number, size: number, le: boolean, v: bigint): void {
@@ -86,9 +96,15 @@ function concat(...parts: Uint8Array[]): Uint8Array {
 /** A value a size field is likely to be checked against badly: 0, off by one, huge, sign edges. */
 function interestingFor(f: Fuzz, size: number, current: bigint): bigint {
   const max = (1n << BigInt(8 * size)) - 1n;
-  const near = [current - 1n, current + 1n, current * 2n, current + 8n, current * 1000n].map((v) => (v < 0n ? 0n : v > max ? max : v));
+  const near = [current - 1n, current + 1n, current * 2n, current + 8n, current * 1000n].map((v) =>
+    v < 0n ? 0n : v > max ? max : v,
+  );
   const table = size === 1 ? BYTES.map(BigInt) : size === 2 ? U16.map(BigInt) : size === 4 ? U32.map(BigInt) : U64;
-  return f.chance(0.3) ? f.pick(near) : f.chance(0.2) ? BigInt(f.int(Number(max < 1n << 20n ? max + 1n : 1n << 20n))) : f.pick(table);
+  return f.chance(0.3)
+    ? f.pick(near)
+    : f.chance(0.2)
+      ? BigInt(f.int(Number(max < 1n << 20n ? max + 1n : 1n << 20n)))
+      : f.pick(table);
 }
 
 /**
@@ -113,7 +129,8 @@ export function mutate(f: Fuzz, input: Uint8Array, opts: MutateOptions = {}): Ui
           b = b.slice(from);
         }
         break;
-      case 1: { // bit flips
+      case 1: {
+        // bit flips
         const n = 1 + f.int(4);
         for (let j = 0; j < n && b.length > 0; j++) {
           const p = f.int(b.length);
@@ -130,7 +147,8 @@ export function mutate(f: Fuzz, input: Uint8Array, opts: MutateOptions = {}): Ui
           f.note(`byte ${p} = 0x${b[p].toString(16)}`);
         }
         break;
-      case 3: { // an interesting 2/4/8-byte integer anywhere
+      case 3: {
+        // an interesting 2/4/8-byte integer anywhere
         const size = f.pick([2, 4, 4, 8] as const);
         if (b.length < size) break;
         const le = f.chance(0.5);
@@ -140,7 +158,8 @@ export function mutate(f: Fuzz, input: Uint8Array, opts: MutateOptions = {}): Ui
         f.note(`u${8 * size}${le ? 'le' : 'be'} at ${p} = ${v}`);
         break;
       }
-      case 4: { // insert random or repeated bytes
+      case 4: {
+        // insert random or repeated bytes
         const n = 1 + f.int(f.chance(0.8) ? 16 : 512);
         const fill = f.chance(0.5) ? -1 : f.pick(BYTES);
         const ins = Uint8Array.from({ length: n }, () => (fill < 0 ? f.int(256) : fill));
@@ -148,13 +167,15 @@ export function mutate(f: Fuzz, input: Uint8Array, opts: MutateOptions = {}): Ui
         f.note(`insert ${n} bytes${fill < 0 ? '' : ` of 0x${fill.toString(16)}`} at ${at}`);
         break;
       }
-      case 5: { // delete a chunk
+      case 5: {
+        // delete a chunk
         const n = 1 + f.int(f.chance(0.8) ? 16 : 1024);
         b = concat(b.subarray(0, at), b.subarray(at + n));
         f.note(`delete ${n} bytes at ${at}`);
         break;
       }
-      case 6: { // duplicate a chunk somewhere else
+      case 6: {
+        // duplicate a chunk somewhere else
         if (b.length === 0) break;
         const from = f.int(b.length);
         const n = 1 + f.int(Math.min(256, b.length - from));
@@ -163,7 +184,8 @@ export function mutate(f: Fuzz, input: Uint8Array, opts: MutateOptions = {}): Ui
         f.note(`copy ${n} bytes from ${from} to ${at}`);
         break;
       }
-      case 7: { // splice from another valid file
+      case 7: {
+        // splice from another valid file
         const donors = opts.donors ?? [];
         if (donors.length === 0) break;
         const d = f.int(donors.length);
@@ -179,7 +201,9 @@ export function mutate(f: Fuzz, input: Uint8Array, opts: MutateOptions = {}): Ui
         }
         break;
       }
-      case 8: case 9: { // a known size field (only meaningful while the layout is unchanged)
+      case 8:
+      case 9: {
+        // a known size field (only meaningful while the layout is unchanged)
         const fields = (opts.fields ?? []).filter((x) => x.at + x.size <= b.length);
         if (fields.length === 0) break;
         const fld = f.pick(fields);
@@ -188,7 +212,8 @@ export function mutate(f: Fuzz, input: Uint8Array, opts: MutateOptions = {}): Ui
         f.note(`${fld.what} = ${v}`);
         break;
       }
-      case 10: { // a format token, inserted or written over
+      case 10: {
+        // a format token, inserted or written over
         const tokens = opts.tokens ?? [];
         if (tokens.length === 0) break;
         const t = f.pick(tokens);
@@ -201,7 +226,8 @@ export function mutate(f: Fuzz, input: Uint8Array, opts: MutateOptions = {}): Ui
         }
         break;
       }
-      default: { // overwrite a run with one byte value (zeros, 0xff, ...)
+      default: {
+        // overwrite a run with one byte value (zeros, 0xff, ...)
         const n = 1 + f.int(64);
         const v = f.pick(BYTES);
         b.fill(v, at, at + n);

@@ -28,10 +28,26 @@ const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
  * A PNG with every scanline of filter type 0 and pseudo-random pixel bytes, a palette with an entry
  * for every index; `idat` replaces the compressed image data (to build lying or corrupt files).
  */
-export function handPng(w: number, h: number, depth: number, colorType: number, interlace: boolean, seed: number, idat?: Uint8Array): Uint8Array {
+export function handPng(
+  w: number,
+  h: number,
+  depth: number,
+  colorType: number,
+  interlace: boolean,
+  seed: number,
+  idat?: Uint8Array,
+): Uint8Array {
   const bpp = CHANNELS[colorType] * depth;
   const passes = interlace
-    ? [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]]
+    ? [
+        [0, 0, 8, 8],
+        [4, 0, 8, 8],
+        [0, 4, 4, 8],
+        [2, 0, 4, 4],
+        [0, 2, 2, 4],
+        [1, 0, 2, 2],
+        [0, 1, 1, 2],
+      ]
     : [[0, 0, 1, 1]];
   const rows: Uint8Array[] = [];
   let s = seed;

@@ -36,7 +36,10 @@ test('PNG: a 100-byte file declaring 4000x4000 is refused before anything is all
   new DataView(png.buffer).setUint32(16, 4000);
   new DataView(png.buffer).setUint32(20, 4000);
   // The CRC of the edited IHDR no longer matters: the size check comes first.
-  const grew = rejectsWithin(() => decodeImage('big.png', png, 64e6), /big\.png: PNG declares 4000x4000 \(48004000 bytes of scanlines\) but its \d+ bytes of image data inflate to at most/);
+  const grew = rejectsWithin(
+    () => decodeImage('big.png', png, 64e6),
+    /big\.png: PNG declares 4000x4000 \(48004000 bytes of scanlines\) but its \d+ bytes of image data inflate to at most/,
+  );
   assert.ok(grew < 4 * 2 ** 20, `allocated ${grew} bytes`); // was: 48 MB of RGB, then pngjs's 48 MB inflate buffer
 });
 
@@ -47,13 +50,19 @@ test('PNG: a corrupt deflate stream is an error, not pixels from uninitialised m
   fixCrcs(png);
   // pngjs's inflater ignored the stream error and returned a buffer of uninitialised memory, which
   // decoded "successfully" to a different picture on every call.
-  rejectsWithin(() => decodeImage('bad.png', png, 64e6), /bad\.png: cannot decode PNG \(16x9\): image data is corrupt \(invalid literal\/lengths set\)/);
+  rejectsWithin(
+    () => decodeImage('bad.png', png, 64e6),
+    /bad\.png: cannot decode PNG \(16x9\): image data is corrupt \(invalid literal\/lengths set\)/,
+  );
 });
 
 test('PNG: interlaced data that inflates past its scanlines stops at them (a bomb)', () => {
   const bomb = handPng(2, 2, 8, 0, true, 4, new Uint8Array(deflateSync(new Uint8Array(64 << 20), { level: 9 })));
   const t0 = performance.now();
-  const grew = rejectsWithin(() => decodeImage('bomb.png', bomb, 64e6), /bomb\.png: cannot decode PNG \(2x2\): image data inflates past the 7 bytes of scanlines/);
+  const grew = rejectsWithin(
+    () => decodeImage('bomb.png', bomb, 64e6),
+    /bomb\.png: cannot decode PNG \(2x2\): image data inflates past the 7 bytes of scanlines/,
+  );
   assert.ok(performance.now() - t0 < 1000, 'refused quickly');
   assert.ok(grew < 8 * 2 ** 20, `allocated ${grew} bytes`); // pngjs inflated all 64 MiB of an interlaced image
 });
@@ -64,11 +73,17 @@ test('JPEG: a small file declaring a large frame, or sampling factors over 4, is
   const big = jpg.slice();
   new DataView(big.buffer).setUint16(sof + 5, 8000);
   new DataView(big.buffer).setUint16(sof + 7, 8000);
-  const grew = rejectsWithin(() => decodeImage('big.jpg', big, 64e6), /big\.jpg: JPEG declares 8000x8000 \(1000000 8x8 blocks\) but its \d+ bytes cannot code that many/);
+  const grew = rejectsWithin(
+    () => decodeImage('big.jpg', big, 64e6),
+    /big\.jpg: JPEG declares 8000x8000 \(1000000 8x8 blocks\) but its \d+ bytes cannot code that many/,
+  );
   assert.ok(grew < 4 * 2 ** 20, `allocated ${grew} bytes`); // jpeg-js took up to its 512 MB default
   const odd = jpg.slice();
   odd[sof + 11] = 0xfe; // component 0: 15x14
-  rejectsWithin(() => decodeImage('odd.jpg', odd, 64e6), /odd\.jpg: JPEG component 0 has sampling factors 15x14 \(each must be 1\.\.4\)/);
+  rejectsWithin(
+    () => decodeImage('odd.jpg', odd, 64e6),
+    /odd\.jpg: JPEG component 0 has sampling factors 15x14 \(each must be 1\.\.4\)/,
+  );
 });
 
 test('CIFAR: batches.meta.txt is read with a size limit', async () => {
@@ -79,27 +94,61 @@ test('CIFAR: batches.meta.txt is read with a size limit', async () => {
     await loadCifar10({ dir, split: 'test' });
     assert.unreachable('a 2 MiB class list was read');
   } catch (e) {
-    assert.ok(e instanceof DataError && e.message.includes(meta) && /over the limit of 1048576/.test(e.message), (e as Error).message);
+    assert.ok(
+      e instanceof DataError && e.message.includes(meta) && /over the limit of 1048576/.test(e.message),
+      (e as Error).message,
+    );
   }
 });
 
 test('pth: a numpy scalar of dtype f1 (no such float) is a PthError, not a RangeError', () => {
   // Fuzz case 23488 (seed 2): a flipped bit turned 'f8' into a dtype whose scalar was read as a
   // float64 from one byte.
-  const pkl = new Pk().op(...Op.PROTO2).global('numpy.core.multiarray', 'scalar').global('numpy', 'dtype').ustr('f1')
-    .op(Op.FALSE, Op.TRUE, Op.TUPLE3, Op.REDUCE, 0x43, 1, 0x3f, Op.TUPLE2, Op.REDUCE, Op.STOP).bytes();
+  const pkl = new Pk()
+    .op(...Op.PROTO2)
+    .global('numpy.core.multiarray', 'scalar')
+    .global('numpy', 'dtype')
+    .ustr('f1')
+    .op(Op.FALSE, Op.TRUE, Op.TUPLE3, Op.REDUCE, 0x43, 1, 0x3f, Op.TUPLE2, Op.REDUCE, Op.STOP)
+    .bytes();
   throwsPth(() => readPth(archive(pkl)), /numpy\.dtype\("f1"\) is not a supported scalar type/);
-  const f8 = new Pk().op(...Op.PROTO2).global('numpy.core.multiarray', 'scalar').global('numpy', 'dtype').ustr('f8')
-    .op(Op.FALSE, Op.TRUE, Op.TUPLE3, Op.REDUCE, 0x43, 8, ...new Uint8Array(Float64Array.of(2.5).buffer), Op.TUPLE2, Op.REDUCE, Op.STOP).bytes();
+  const f8 = new Pk()
+    .op(...Op.PROTO2)
+    .global('numpy.core.multiarray', 'scalar')
+    .global('numpy', 'dtype')
+    .ustr('f8')
+    .op(
+      Op.FALSE,
+      Op.TRUE,
+      Op.TUPLE3,
+      Op.REDUCE,
+      0x43,
+      8,
+      ...new Uint8Array(Float64Array.of(2.5).buffer),
+      Op.TUPLE2,
+      Op.REDUCE,
+      Op.STOP,
+    )
+    .bytes();
   assert.is(readPth(archive(f8)), 2.5);
 });
 
 test('checkpoints: damaged metadata is a CheckpointError naming the file, bytes and path read alike', () => {
   const meta = {
-    format: 'protodino-dino-v1', epoch: 1, step: 4, config: {}, loader: {}, optimizerSteps: { w: 4 }, optimizerStep: 4,
+    format: 'protodino-dino-v1',
+    epoch: 1,
+    step: 4,
+    config: {},
+    loader: {},
+    optimizerSteps: { w: 4 },
+    optimizerStep: 4,
     optimizerGroups: [{ names: ['w'], weightDecay: 0.04 }],
   };
-  const file = (m: unknown): Uint8Array => serializeSafetensors({ 'student.w': { dtype: 'F32', shape: [2], data: Float32Array.of(1, 2) } }, { protodino: JSON.stringify(m) });
+  const file = (m: unknown): Uint8Array =>
+    serializeSafetensors(
+      { 'student.w': { dtype: 'F32', shape: [2], data: Float32Array.of(1, 2) } },
+      { protodino: JSON.stringify(m) },
+    );
   const path = tmp.path('ck.safetensors');
   writeFileSync(path, file(meta));
   assert.is(readCheckpoint(path).meta.step, 4);
@@ -113,11 +162,19 @@ test('checkpoints: damaged metadata is a CheckpointError naming the file, bytes 
   ];
   for (const [m, pattern] of damaged) {
     writeFileSync(path, file(m));
-    assert.throws(() => readCheckpoint(path), (e: Error) => e instanceof CheckpointError && e.message.startsWith(`${path}: checkpoint metadata`) && pattern.test(e.message));
+    assert.throws(
+      () => readCheckpoint(path),
+      (e: Error) =>
+        e instanceof CheckpointError && e.message.startsWith(`${path}: checkpoint metadata`) && pattern.test(e.message),
+    );
   }
   const flipped = file(meta);
   flipped[flipped.length - 1] ^= 1;
-  assert.throws(() => readCheckpoint(flipped, 'mem.safetensors'), (e: Error) => e instanceof CheckpointError && /^mem\.safetensors: safetensors: data checksum mismatch/.test(e.message));
+  assert.throws(
+    () => readCheckpoint(flipped, 'mem.safetensors'),
+    (e: Error) =>
+      e instanceof CheckpointError && /^mem\.safetensors: safetensors: data checksum mismatch/.test(e.message),
+  );
 });
 
 test.run();

@@ -36,9 +36,19 @@ const KEEP_FAILURES = 5;
 
 export function emptyStats(t: FuzzTarget, seed: number): Stats {
   return {
-    target: t.name, errorName: t.errorName, seed, cases: 0, accepted: 0, rejected: 0,
-    count: { crash: 0, inconsistent: 0, unnamed: 0, memory: 0, hang: 0 }, failures: [], errorKinds: 0,
-    slowestMs: 0, slowestIndex: -1, maxGrowth: 0, ms: 0,
+    target: t.name,
+    errorName: t.errorName,
+    seed,
+    cases: 0,
+    accepted: 0,
+    rejected: 0,
+    count: { crash: 0, inconsistent: 0, unnamed: 0, memory: 0, hang: 0 },
+    failures: [],
+    errorKinds: 0,
+    slowestMs: 0,
+    slowestIndex: -1,
+    maxGrowth: 0,
+    ms: 0,
   };
 }
 
@@ -61,7 +71,11 @@ function describeThrown(e: unknown): string {
 /** Error messages with numbers, quoted names and the source blanked, to count distinct checks reached. */
 function normalise(msg: string, source: string | undefined): string {
   let m = source ? msg.split(source).join('SRC') : msg;
-  m = m.replace(/"[^"]*"/g, 'S').replace(/'[^']*'/g, 'S').replace(/0x[0-9a-f]+/gi, 'N').replace(/[0-9]+/g, 'N');
+  m = m
+    .replace(/"[^"]*"/g, 'S')
+    .replace(/'[^']*'/g, 'S')
+    .replace(/0x[0-9a-f]+/gi, 'N')
+    .replace(/[0-9]+/g, 'N');
   return m.slice(0, 60);
 }
 
@@ -71,7 +85,13 @@ export interface Progress {
 }
 
 /** Runs cases [from, from + count) and returns what happened. */
-export async function runCases(t: FuzzTarget, seed: number, from: number, count: number, progress?: Progress): Promise<Stats> {
+export async function runCases(
+  t: FuzzTarget,
+  seed: number,
+  from: number,
+  count: number,
+  progress?: Progress,
+): Promise<Stats> {
   const s = emptyStats(t, seed);
   const kinds = new Set<string>();
   const t0 = performance.now();
@@ -81,7 +101,12 @@ export async function runCases(t: FuzzTarget, seed: number, from: number, count:
       made = makeCase(t, seed, index);
     } catch (e) {
       s.cases++;
-      addFailure(s, { kind: 'crash', index, detail: `the fuzz target could not build this case (a bug in the test): ${describeThrown(e)}`, log: [] });
+      addFailure(s, {
+        kind: 'crash',
+        index,
+        detail: `the fuzz target could not build this case (a bug in the test): ${describeThrown(e)}`,
+        log: [],
+      });
       continue;
     }
     const { c, log } = made;
@@ -107,17 +132,28 @@ export async function runCases(t: FuzzTarget, seed: number, from: number, count:
       s.slowestIndex = index;
     }
     s.maxGrowth = Math.max(s.maxGrowth, growth);
-    if (took > HANG_MS) addFailure(s, { kind: 'hang', index, detail: `took ${took.toFixed(0)} ms (limit ${HANG_MS})`, log });
+    if (took > HANG_MS)
+      addFailure(s, { kind: 'hang', index, detail: `took ${took.toFixed(0)} ms (limit ${HANG_MS})`, log });
     const limit = t.memLimit(c);
     if (growth > limit) {
-      addFailure(s, { kind: 'memory', index, detail: `ArrayBuffer memory grew by ${mib(growth)} MiB, over the ${mib(limit)} MiB this ${c.bytes}-byte input allows`, log });
+      addFailure(s, {
+        kind: 'memory',
+        index,
+        detail: `ArrayBuffer memory grew by ${mib(growth)} MiB, over the ${mib(limit)} MiB this ${c.bytes}-byte input allows`,
+        log,
+      });
     }
     if (ok) {
       try {
         t.check(result, c);
         s.accepted++;
       } catch (e) {
-        addFailure(s, { kind: 'inconsistent', index, detail: `accepted but inconsistent: ${(e as Error).message}`, log });
+        addFailure(s, {
+          kind: 'inconsistent',
+          index,
+          detail: `accepted but inconsistent: ${(e as Error).message}`,
+          log,
+        });
       }
     } else if (!t.isOwnError(thrown) || !(thrown as Error).message) {
       addFailure(s, { kind: 'crash', index, detail: describeThrown(thrown), log });
@@ -125,7 +161,12 @@ export async function runCases(t: FuzzTarget, seed: number, from: number, count:
       const msg = (thrown as Error).message;
       const name = t.mustName?.(c);
       if (name !== undefined && !msg.includes(name)) {
-        addFailure(s, { kind: 'unnamed', index, detail: `${t.errorName} does not name ${JSON.stringify(name)}: ${msg}`, log });
+        addFailure(s, {
+          kind: 'unnamed',
+          index,
+          detail: `${t.errorName} does not name ${JSON.stringify(name)}: ${msg}`,
+          log,
+        });
       } else {
         s.rejected++;
         kinds.add(normalise(msg, name));

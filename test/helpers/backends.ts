@@ -46,8 +46,11 @@ export function getBackend(c: BackendCase): Promise<Backend> {
  * Defines the same tests once per backend: `define(test, be)` registers cases; `be()` returns the
  * backend inside a test body.
  */
-export function conformance(family: string, define: (test: Test, be: () => Backend) => void,
-  backends: BackendCase[] = selectedBackends()): void {
+export function conformance(
+  family: string,
+  define: (test: Test, be: () => Backend) => void,
+  backends: BackendCase[] = selectedBackends(),
+): void {
   for (const c of backends) {
     const s = suite(`${family} [${c.name}]`);
     let backend: Backend | undefined;

@@ -27,7 +27,12 @@ export interface Tol {
 }
 
 /** Asserts |actual − expected| ≤ atol + rtol·|expected| elementwise, reporting the worst element. */
-export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: Tol = {}, what = 'values'): void {
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: Tol = {},
+  what = 'values',
+): void {
   const rtol = tol.rtol ?? 1e-5;
   const atol = tol.atol ?? 1e-6;
   assert.is(actual.length, expected.length, `${what}: length ${actual.length} vs expected ${expected.length}`);
@@ -45,8 +50,12 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
     }
   }
   if (worst >= 0) {
-    const count = Array.from(actual).filter((a, i) => !(Math.abs(a - expected[i]) <= atol + rtol * Math.abs(expected[i]))).length;
-    assert.unreachable(`${what}: ${count} of ${actual.length} elements off; worst at [${worst}]: got ${actual[worst]}, expected ${expected[worst]} (rtol ${rtol}, atol ${atol})`);
+    const count = Array.from(actual).filter(
+      (a, i) => !(Math.abs(a - expected[i]) <= atol + rtol * Math.abs(expected[i])),
+    ).length;
+    assert.unreachable(
+      `${what}: ${count} of ${actual.length} elements off; worst at [${worst}]: got ${actual[worst]}, expected ${expected[worst]} (rtol ${rtol}, atol ${atol})`,
+    );
   }
 }
 

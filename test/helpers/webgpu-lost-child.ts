@@ -24,19 +24,30 @@ async function outcome(fn: () => unknown): Promise<Outcome | 'hang'> {
     const r = fn();
     if (r instanceof Promise) {
       let timer: NodeJS.Timeout | undefined;
-      const hang = new Promise<'hang'>((resolve) => { timer = setTimeout(() => resolve('hang'), HANG_MS); });
+      const hang = new Promise<'hang'>((resolve) => {
+        timer = setTimeout(() => resolve('hang'), HANG_MS);
+      });
       const v = await Promise.race([r, hang]);
       clearTimeout(timer);
       if (v === 'hang') return 'hang';
     }
     return { ok: true };
   } catch (e) {
-    return { ok: false, name: (e as Error).name, kernel: e instanceof BackendError ? e.kernel : undefined, message: (e as Error).message };
+    return {
+      ok: false,
+      name: (e as Error).name,
+      kernel: e instanceof BackendError ? e.kernel : undefined,
+      message: (e as Error).message,
+    };
   }
 }
 
 const be = await WebGPUBackend.create({ adapter: 'any' });
-const a = tensor(Float32Array.from({ length: 64 * 64 }, (_, i) => (i % 7) / 7), [64, 64], be);
+const a = tensor(
+  Float32Array.from({ length: 64 * 64 }, (_, i) => (i % 7) / 7),
+  [64, 64],
+  be,
+);
 const b = matmul(a, a);
 const before = (await b.data())[0];
 
@@ -64,4 +75,6 @@ const readOld = await outcome(() => b.data());
 const dispose = await outcome(() => {
   for (const t of [a, b, c, late]) t?.dispose();
 });
-console.log(JSON.stringify({ before, lateEncode, read, lateRead, op, upload, sync, readOld, dispose, memory: be.memory() }));
+console.log(
+  JSON.stringify({ before, lateEncode, read, lateRead, op, upload, sync, readOld, dispose, memory: be.memory() }),
+);

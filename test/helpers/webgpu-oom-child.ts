@@ -53,7 +53,11 @@ for (let i = 0; i < MAX_TENSORS && !error; i++) {
     held.push(empty([ELEMENTS], be));
     await be.sync();
   } catch (e) {
-    error = { name: (e as Error).name, kernel: e instanceof BackendError ? e.kernel : undefined, message: (e as Error).message };
+    error = {
+      name: (e as Error).name,
+      kernel: e instanceof BackendError ? e.kernel : undefined,
+      message: (e as Error).message,
+    };
     atError = be.memory();
   }
 }
@@ -61,7 +65,17 @@ const allocated = held.length;
 for (const t of held) t.dispose();
 const afterDispose = be.memory();
 const value = await squareSum(be, ELEMENTS, 3);
-console.log(JSON.stringify({
-  limit, allocated, error, baseline, atError, afterDispose, value, expected: 9 * ELEMENTS, afterCompute: be.memory(),
-}));
+console.log(
+  JSON.stringify({
+    limit,
+    allocated,
+    error,
+    baseline,
+    atError,
+    afterDispose,
+    value,
+    expected: 9 * ELEMENTS,
+    afterCompute: be.memory(),
+  }),
+);
 be.destroy();

@@ -6,7 +6,11 @@ import { fixture, throwsPth } from './pth-helpers.js';
 const test = suite('pth DINO head');
 
 const t = (shape: number[], f: (i: number) => number = (i) => i): PthTensor =>
-  new PthTensor('F32', shape, Float32Array.from({ length: shape.reduce((a, d) => a * d, 1) }, (_, i) => f(i)));
+  new PthTensor(
+    'F32',
+    shape,
+    Float32Array.from({ length: shape.reduce((a, d) => a * d, 1) }, (_, i) => f(i)),
+  );
 const values = (x: PthTensor): number[] => Array.from(x.data as Float32Array);
 const range = (n: number, f: (i: number) => number): number[] => Array.from({ length: n }, (_, i) => f(i));
 
@@ -18,14 +22,26 @@ test('facebookresearch/dino checkpoint.pth: the teacher by default, the student 
   assert.is(h.source, 'teacher');
   assert.equal(h.keys, { weight_v: 'head.last_layer.weight_v', weight_g: 'head.last_layer.weight_g' });
   assert.equal(h.weight_v.shape, [8, 4]);
-  assert.equal(values(h.weight_v), range(32, (i) => 100 + i));
-  assert.equal(values(h.weight_g), range(8, () => 1));
+  assert.equal(
+    values(h.weight_v),
+    range(32, (i) => 100 + i),
+  );
+  assert.equal(
+    values(h.weight_g),
+    range(8, () => 1),
+  );
   const s = findDinoHead(ck, { prefer: 'student' });
   if (s.kind !== 'weight_norm') return assert.unreachable('student head is weight-normalised');
   assert.is(s.source, 'student');
   assert.equal(s.keys, { weight_v: 'module.head.last_layer.weight_v', weight_g: 'module.head.last_layer.weight_g' });
-  assert.equal(values(s.weight_v), range(32, (i) => i / 4 - 3));
-  assert.equal(values(s.weight_g), range(8, (i) => i + 1));
+  assert.equal(
+    values(s.weight_v),
+    range(32, (i) => i / 4 - 3),
+  );
+  assert.equal(
+    values(s.weight_g),
+    range(8, (i) => i + 1),
+  );
   assert.equal(s.weight_g.shape, [8, 1]);
 });
 
@@ -46,43 +62,78 @@ test('a bare state dict saved after remove_weight_norm: weight = g · v / ‖v�
 });
 
 test('other spellings: bare head, parametrizations, model wrapper, DINOv2-style names, our own writer', () => {
-  const bare = findDinoHead({ 'last_layer.weight_g': t([3, 1]), 'last_layer.weight_v': t([3, 2]), 'mlp.0.weight': t([2, 2]) });
+  const bare = findDinoHead({
+    'last_layer.weight_g': t([3, 1]),
+    'last_layer.weight_v': t([3, 2]),
+    'mlp.0.weight': t([2, 2]),
+  });
   assert.equal(bare.keys, { weight_v: 'last_layer.weight_v', weight_g: 'last_layer.weight_g' });
-  const param = findDinoHead({ model: {
-    'module.module.backbone.x': t([1]),
-    'module.head.last_layer.parametrizations.weight.original0': t([4, 1]),
-    'module.head.last_layer.parametrizations.weight.original1': t([4, 3]),
-  } });
+  const param = findDinoHead({
+    model: {
+      'module.module.backbone.x': t([1]),
+      'module.head.last_layer.parametrizations.weight.original0': t([4, 1]),
+      'module.head.last_layer.parametrizations.weight.original1': t([4, 3]),
+    },
+  });
   assert.is(param.source, 'model');
   assert.equal(param.keys, {
     weight_v: 'module.head.last_layer.parametrizations.weight.original1',
     weight_g: 'module.head.last_layer.parametrizations.weight.original0',
   });
-  const v2 = findDinoHead({ teacher: { 'backbone.blocks.0.w': t([1]), 'dino_head.last_layer.weight_g': t([5]), 'dino_head.last_layer.weight_v': t([5, 2]) } });
+  const v2 = findDinoHead({
+    teacher: {
+      'backbone.blocks.0.w': t([1]),
+      'dino_head.last_layer.weight_g': t([5]),
+      'dino_head.last_layer.weight_v': t([5, 2]),
+    },
+  });
   assert.equal(v2.keys, { weight_v: 'dino_head.last_layer.weight_v', weight_g: 'dino_head.last_layer.weight_g' });
   const preferHead = findDinoHead({ 'head.last_layer.weight': t([2, 2]), 'other.last_layer.weight': t([3, 3]) });
   assert.equal(preferHead.keys, { weight: 'head.last_layer.weight' });
   // A student-only checkpoint falls back from the default 'teacher'.
-  const studentOnly = findDinoHead({ student: { 'module.head.last_layer.weight_g': t([2, 1]), 'module.head.last_layer.weight_v': t([2, 2]) }, teacher: {} });
+  const studentOnly = findDinoHead({
+    student: { 'module.head.last_layer.weight_g': t([2, 1]), 'module.head.last_layer.weight_v': t([2, 2]) },
+    teacher: {},
+  });
   assert.is(studentOnly.source, 'student');
   // Through our own writer and reader.
-  const h = findDinoHead(readPth(serializePth({ teacher: { 'head.last_layer.weight_g': t([2, 1], () => 1), 'head.last_layer.weight_v': t([2, 3]) } })));
+  const h = findDinoHead(
+    readPth(
+      serializePth({
+        teacher: { 'head.last_layer.weight_g': t([2, 1], () => 1), 'head.last_layer.weight_v': t([2, 3]) },
+      }),
+    ),
+  );
   if (h.kind !== 'weight_norm') return assert.unreachable('weight-norm head');
   assert.equal(values(h.weight_v), [0, 1, 2, 3, 4, 5]);
 });
 
 test('clear errors: nothing found (listing candidates), half a pair, shapes, ambiguity, dtype', () => {
-  const e = throwsPth(() => findDinoHead({ student: { 'module.head.mlp.0.weight': t([2, 2]), 'module.backbone.x': t([1]) }, epoch: 3 }),
-    /no '\*last_layer\.weight_v\/weight_g' or '\*last_layer\.weight' tensor found/);
+  const e = throwsPth(
+    () => findDinoHead({ student: { 'module.head.mlp.0.weight': t([2, 2]), 'module.backbone.x': t([1]) }, epoch: 3 }),
+    /no '\*last_layer\.weight_v\/weight_g' or '\*last_layer\.weight' tensor found/,
+  );
   assert.match(e.message, /looked in 'student', the root/);
   assert.match(e.message, /student\/module\.head\.mlp\.0\.weight/);
   throwsPth(() => findDinoHead({ a: t([1]), b: 2 }), /top-level keys: "a", "b"/);
   throwsPth(() => findDinoHead([]), /not a dict/);
-  throwsPth(() => findDinoHead({ 'head.last_layer.weight_v': t([3, 2]) }), /has head\.last_layer\.weight_v but not its weight-norm partner \(weight_g\)/);
-  throwsPth(() => findDinoHead({ 'head.last_layer.weight_v': t([3, 2]), 'head.last_layer.weight_g': t([4, 1]) }), /weight_g has shape \[4,1\], expected \[3, 1\]/);
+  throwsPth(
+    () => findDinoHead({ 'head.last_layer.weight_v': t([3, 2]) }),
+    /has head\.last_layer\.weight_v but not its weight-norm partner \(weight_g\)/,
+  );
+  throwsPth(
+    () => findDinoHead({ 'head.last_layer.weight_v': t([3, 2]), 'head.last_layer.weight_g': t([4, 1]) }),
+    /weight_g has shape \[4,1\], expected \[3, 1\]/,
+  );
   throwsPth(() => findDinoHead({ 'head.last_layer.weight': t([3]) }), /weight has shape \[3\], not \[K, D\]/);
-  throwsPth(() => findDinoHead({ 'a.last_layer.weight': t([2, 2]), 'b.last_layer.weight': t([2, 2]) }), /several last layers \(a\.last_layer, b\.last_layer\)/);
-  throwsPth(() => findDinoHead({ 'head.last_layer.weight_v': t([2, 2]), 'module.head.last_layer.weight_v': t([2, 2]) }), /both .* give head\.last_layer\.weight_v/);
+  throwsPth(
+    () => findDinoHead({ 'a.last_layer.weight': t([2, 2]), 'b.last_layer.weight': t([2, 2]) }),
+    /several last layers \(a\.last_layer, b\.last_layer\)/,
+  );
+  throwsPth(
+    () => findDinoHead({ 'head.last_layer.weight_v': t([2, 2]), 'module.head.last_layer.weight_v': t([2, 2]) }),
+    /both .* give head\.last_layer\.weight_v/,
+  );
   const ints = new PthTensor('I64', [2, 2], new BigInt64Array(4));
   throwsPth(() => findDinoHead({ 'head.last_layer.weight': ints }), /is I64, not a float tensor/);
 });

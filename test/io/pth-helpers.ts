@@ -19,7 +19,8 @@ export function expected(): Expected {
   return JSON.parse(readFileSync(fixture('expected.json'), 'utf8')) as Expected;
 }
 
-const num = (x: number): number | string => (Number.isNaN(x) ? 'nan' : x === Infinity ? 'inf' : x === -Infinity ? '-inf' : x);
+const num = (x: number): number | string =>
+  Number.isNaN(x) ? 'nan' : x === Infinity ? 'inf' : x === -Infinity ? '-inf' : x;
 
 /** The same JSON form as describe() in scripts/make-pth-fixtures.py. */
 export function describe(v: unknown): unknown {
@@ -38,7 +39,11 @@ export function describe(v: unknown): unknown {
   if (typeof v === 'bigint') return String(v);
   if (typeof v === 'object') {
     const pairs = Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, describe(x)]);
-    return { dict: pairs.sort((a, b) => ((a[0] as string) < (b[0] as string) ? -1 : (a[0] as string) > (b[0] as string) ? 1 : 0)) };
+    return {
+      dict: pairs.sort((a, b) =>
+        (a[0] as string) < (b[0] as string) ? -1 : (a[0] as string) > (b[0] as string) ? 1 : 0,
+      ),
+    };
   }
   throw new Error(`cannot describe ${typeof v}`);
 }
@@ -63,7 +68,8 @@ export function throwsPth(fn: () => unknown, pattern: RegExp): PthError {
   try {
     fn();
   } catch (e) {
-    if (!(e instanceof PthError)) throw new Error(`expected a PthError matching ${pattern}, got ${e instanceof Error ? e.stack : e}`);
+    if (!(e instanceof PthError))
+      throw new Error(`expected a PthError matching ${pattern}, got ${e instanceof Error ? e.stack : e}`);
     assert.match(e.message, pattern, `${e.message} does not match ${pattern}`);
     return e;
   }
@@ -87,7 +93,8 @@ export class Pk {
   str(s: string): this {
     const b = Buffer.from(s, 'utf8');
     if (b.length < 256) this.parts.push(0x8c, b.length, ...b);
-    else this.parts.push(0x58, b.length & 0xff, (b.length >>> 8) & 0xff, (b.length >>> 16) & 0xff, b.length >>> 24, ...b);
+    else
+      this.parts.push(0x58, b.length & 0xff, (b.length >>> 8) & 0xff, (b.length >>> 16) & 0xff, b.length >>> 24, ...b);
     return this;
   }
   /** BINUNICODE, which protocol 2 uses (SHORT_BINUNICODE needs protocol 4). */
@@ -109,25 +116,63 @@ export class Pk {
 }
 
 export const Op = {
-  PROTO2: [0x80, 2], PROTO4: [0x80, 4], STOP: 0x2e, MARK: 0x28, TUPLE: 0x74, TUPLE1: 0x85, TUPLE2: 0x86, TUPLE3: 0x87,
-  EMPTY_TUPLE: 0x29, EMPTY_LIST: 0x5d, EMPTY_DICT: 0x7d, APPEND: 0x61, SETITEM: 0x73, REDUCE: 0x52, BUILD: 0x62,
-  NONE: 0x4e, TRUE: 0x88, FALSE: 0x89, BINPERSID: 0x51, STACK_GLOBAL: 0x93, BINPUT: 0x71, BINGET: 0x68, NEWOBJ: 0x81,
+  PROTO2: [0x80, 2],
+  PROTO4: [0x80, 4],
+  STOP: 0x2e,
+  MARK: 0x28,
+  TUPLE: 0x74,
+  TUPLE1: 0x85,
+  TUPLE2: 0x86,
+  TUPLE3: 0x87,
+  EMPTY_TUPLE: 0x29,
+  EMPTY_LIST: 0x5d,
+  EMPTY_DICT: 0x7d,
+  APPEND: 0x61,
+  SETITEM: 0x73,
+  REDUCE: 0x52,
+  BUILD: 0x62,
+  NONE: 0x4e,
+  TRUE: 0x88,
+  FALSE: 0x89,
+  BINPERSID: 0x51,
+  STACK_GLOBAL: 0x93,
+  BINPUT: 0x71,
+  BINGET: 0x68,
+  NEWOBJ: 0x81,
   POP: 0x30,
 } as const;
 
 /** A torch-style archive around a pickle and storages: <folder>/data.pkl, data/<k>, version. */
 export function archive(pkl: Uint8Array, storages: Record<string, Uint8Array> = {}, folder = 'archive'): Uint8Array {
-  return concatBytes(storedZip([
-    { name: `${folder}/data.pkl`, data: pkl },
-    ...Object.entries(storages).map(([k, data]) => ({ name: `${folder}/data/${k}`, data })),
-    { name: `${folder}/version`, data: Buffer.from('3\n') },
-  ]));
+  return concatBytes(
+    storedZip([
+      { name: `${folder}/data.pkl`, data: pkl },
+      ...Object.entries(storages).map(([k, data]) => ({ name: `${folder}/data/${k}`, data })),
+      { name: `${folder}/version`, data: Buffer.from('3\n') },
+    ]),
+  );
 }
 
 /** Pickle ops for torch's _rebuild_tensor_v2 of a float storage (key, numel) at offset/size/stride. */
-export function tensorOps(p: Pk, key: string, numel: number, offset: number, size: number[], stride: number[], storage = 'FloatStorage'): Pk {
-  p.global('torch._utils', '_rebuild_tensor_v2').op(Op.MARK, Op.MARK).ustr('storage').global('torch', storage).ustr(key).ustr('cpu').int(numel)
-    .op(Op.TUPLE, Op.BINPERSID).int(offset).op(Op.MARK);
+export function tensorOps(
+  p: Pk,
+  key: string,
+  numel: number,
+  offset: number,
+  size: number[],
+  stride: number[],
+  storage = 'FloatStorage',
+): Pk {
+  p.global('torch._utils', '_rebuild_tensor_v2')
+    .op(Op.MARK, Op.MARK)
+    .ustr('storage')
+    .global('torch', storage)
+    .ustr(key)
+    .ustr('cpu')
+    .int(numel)
+    .op(Op.TUPLE, Op.BINPERSID)
+    .int(offset)
+    .op(Op.MARK);
   for (const d of size) p.int(d);
   p.op(Op.TUPLE, Op.MARK);
   for (const s of stride) p.int(s);

@@ -50,46 +50,90 @@ test('bad central directories and entries beyond the file', () => {
   // torch writes a zip64 end record; find it to corrupt the fields the reader uses.
   const z64 = Buffer.from(good).lastIndexOf(Buffer.from([0x50, 0x4b, 0x06, 0x06]));
   assert.ok(z64 > 0 && eocd > z64, 'torch wrote a zip64 end record');
-  throwsPth(() => readPth(mutate((_, v) => v.setBigUint64(z64 + 48, 2n ** 40n, true))), /central directory .* runs past/);
+  throwsPth(
+    () => readPth(mutate((_, v) => v.setBigUint64(z64 + 48, 2n ** 40n, true))),
+    /central directory .* runs past/,
+  );
   throwsPth(() => readPth(mutate((_, v) => v.setBigUint64(z64 + 32, 10n ** 7n, true))), /over the limit of 1000000/);
   throwsPth(() => readPth(mutate((_, v) => v.setBigUint64(z64 + 32, 5000n, true))), /cannot fit/);
-  throwsPth(() => readPth(mutate((_, v) => v.setBigUint64(z64 + 48, v.getBigUint64(z64 + 48, true) - 1n, true))), /central directory record 0 .* missing or corrupt/);
+  throwsPth(
+    () => readPth(mutate((_, v) => v.setBigUint64(z64 + 48, v.getBigUint64(z64 + 48, true) - 1n, true))),
+    /central directory record 0 .* missing or corrupt/,
+  );
   throwsPth(() => readPth(mutate((b) => b.fill(0, z64, z64 + 4))), /no zip64 end record/);
   const cd = Number(view(good).getBigUint64(z64 + 48, true));
-  throwsPth(() => readPth(mutate((_, v) => v.setUint32(cd + 42, 0x7fff_0000, true))), /header at \d+ is past the start of the central directory/);
-  throwsPth(() => readPth(mutate((_, v) => v.setUint32(cd + 20, 0x7fff_0000, true))), /stored but its sizes differ|runs past the start of the central directory/);
-  throwsPth(() => readPth(mutate((_, v) => {
-    v.setUint32(cd + 20, 0x7fff_0000, true);
-    v.setUint32(cd + 24, 0x7fff_0000, true);
-  })), /over the limit of 268435456|runs past the start of the central directory/);
-  throwsPth(() => readPth(mutate((_, v) => {
-    v.setUint32(cd + 20, 0x10_0000, true);
-    v.setUint32(cd + 24, 0x10_0000, true);
-  })), /data \[\d+, \d+\) runs past the start of the central directory/);
+  throwsPth(
+    () => readPth(mutate((_, v) => v.setUint32(cd + 42, 0x7fff_0000, true))),
+    /header at \d+ is past the start of the central directory/,
+  );
+  throwsPth(
+    () => readPth(mutate((_, v) => v.setUint32(cd + 20, 0x7fff_0000, true))),
+    /stored but its sizes differ|runs past the start of the central directory/,
+  );
+  throwsPth(
+    () =>
+      readPth(
+        mutate((_, v) => {
+          v.setUint32(cd + 20, 0x7fff_0000, true);
+          v.setUint32(cd + 24, 0x7fff_0000, true);
+        }),
+      ),
+    /over the limit of 268435456|runs past the start of the central directory/,
+  );
+  throwsPth(
+    () =>
+      readPth(
+        mutate((_, v) => {
+          v.setUint32(cd + 20, 0x10_0000, true);
+          v.setUint32(cd + 24, 0x10_0000, true);
+        }),
+      ),
+    /data \[\d+, \d+\) runs past the start of the central directory/,
+  );
   throwsPth(() => readPth(mutate((_, v) => v.setUint16(cd + 10, 12, true))), /compression method 12/);
   throwsPth(() => readPth(mutate((_, v) => v.setUint16(cd + 8, 1, true))), /encrypted/);
   throwsPth(() => readPth(mutate((_, v) => v.setUint32(cd + 16, 0xdeadbeef, true))), /CRC-32 mismatch/);
   throwsPth(() => readPth(mutate((b) => b.fill(0x41, 0, 4))), /no local header|local header names a different file/);
-  throwsPth(() => readPth(mutate((b) => { b[cd + 46] = 0xff; })), /not valid UTF-8/);
+  throwsPth(
+    () =>
+      readPth(
+        mutate((b) => {
+          b[cd + 46] = 0xff;
+        }),
+      ),
+    /not valid UTF-8/,
+  );
   const dup = rawZip([
     { name: 'a/data.pkl', stored: Uint8Array.of(0x80, 2, 0x4e, 0x2e), method: 0, size: 4, crc: 0 },
     { name: 'a/data.pkl', stored: Uint8Array.of(0x80, 2, 0x4e, 0x2e), method: 0, size: 4, crc: 0 },
   ]);
   throwsPth(() => readPth(dup), /appears twice/);
-  throwsPth(() => readPth(rawZip([{ name: 'data.pkl', stored: Uint8Array.of(0x4e, 0x2e), method: 0, size: 2, crc: 0 }])), /no <folder>\/data\.pkl/);
+  throwsPth(
+    () => readPth(rawZip([{ name: 'data.pkl', stored: Uint8Array.of(0x4e, 0x2e), method: 0, size: 2, crc: 0 }])),
+    /no <folder>\/data\.pkl/,
+  );
   throwsPth(() => readPth(new Uint8Array(1000)), /no end-of-central-directory/);
 });
 
 test('zip bombs: a lying ratio, and a deflate stream larger than declared', () => {
   const bomb = deflateRawSync(new Uint8Array(64 << 20)); // 64 MiB of zeros in ~64 KiB
-  const gib = tensorOps(new Pk().op(...Op.PROTO2), '0', 2 ** 28, 0, [1], [1]).op(Op.STOP).bytes();
+  const gib = tensorOps(new Pk().op(...Op.PROTO2), '0', 2 ** 28, 0, [1], [1])
+    .op(Op.STOP)
+    .bytes();
   const ratio = rawZip([
     { name: 'a/data.pkl', stored: gib, method: 0, size: gib.length, crc: crc32(gib) },
     { name: 'a/data/0', stored: bomb, method: 8, size: 2 ** 30, crc: 0 },
   ]);
-  timed('ratio', () => throwsPth(() => readPth(ratio, { maxBytes: 2 ** 40 }), /claims 1073741824 bytes from \d+ compressed \(ratio over 1100: a zip bomb\?\)/));
+  timed('ratio', () =>
+    throwsPth(
+      () => readPth(ratio, { maxBytes: 2 ** 40 }),
+      /claims 1073741824 bytes from \d+ compressed \(ratio over 1100: a zip bomb\?\)/,
+    ),
+  );
   // Declares 4 KiB (plausible) but inflates to 64 MiB: stopped at the declared size.
-  const small = tensorOps(new Pk().op(...Op.PROTO2), '0', 1024, 0, [1], [1]).op(Op.STOP).bytes();
+  const small = tensorOps(new Pk().op(...Op.PROTO2), '0', 1024, 0, [1], [1])
+    .op(Op.STOP)
+    .bytes();
   const liar = rawZip([
     { name: 'a/data.pkl', stored: small, method: 0, size: small.length, crc: crc32(small) },
     { name: 'a/data/0', stored: bomb, method: 8, size: 4096, crc: 0 },
@@ -97,7 +141,9 @@ test('zip bombs: a lying ratio, and a deflate stream larger than declared', () =
   timed('liar', () => throwsPth(() => readPth(liar), /larger than its declared 4096 bytes/));
   // An honest deflate entry reads fine, and its pickle may be deflated too.
   const data = f32Bytes([1, 2, 3]);
-  const pk3 = tensorOps(new Pk().op(...Op.PROTO2), '0', 3, 0, [3], [1]).op(Op.STOP).bytes();
+  const pk3 = tensorOps(new Pk().op(...Op.PROTO2), '0', 3, 0, [3], [1])
+    .op(Op.STOP)
+    .bytes();
   const honest = rawZip([
     { name: 'a/data.pkl', stored: deflateRawSync(pk3), method: 8, size: pk3.length, crc: crc32(pk3) },
     { name: 'a/data/0', stored: deflateRawSync(data), method: 8, size: 12, crc: crc32(data) },
@@ -135,34 +181,70 @@ test('deep nesting, huge MARK stacks, stack floods, cycles, bad memo references'
   throwsPth(() => readPth(archive(shared.bytes())), /nesting deeper than 256/);
   const cycle = new Pk().op(...Op.PROTO2, Op.EMPTY_LIST, Op.BINPUT, 0, Op.BINGET, 0, Op.APPEND, Op.STOP).bytes();
   throwsPth(() => readPth(archive(cycle)), /contains itself/);
-  const dictCycle = new Pk().op(...Op.PROTO2, Op.EMPTY_DICT, Op.BINPUT, 0).ustr('me').op(Op.BINGET, 0, Op.SETITEM, Op.STOP).bytes();
+  const dictCycle = new Pk()
+    .op(...Op.PROTO2, Op.EMPTY_DICT, Op.BINPUT, 0)
+    .ustr('me')
+    .op(Op.BINGET, 0, Op.SETITEM, Op.STOP)
+    .bytes();
   throwsPth(() => readPth(archive(dictCycle)), /contains itself/);
-  throwsPth(() => readPth(archive(new Pk().op(...Op.PROTO2, Op.BINGET, 5, Op.STOP).bytes())), /memo id 5 was never stored/);
-  throwsPth(() => readPth(archive(new Pk().op(...Op.PROTO2, 0x6a, 1, 2, 3, 4, Op.STOP).bytes())), /memo id 67305985 was never stored/);
+  throwsPth(
+    () => readPth(archive(new Pk().op(...Op.PROTO2, Op.BINGET, 5, Op.STOP).bytes())),
+    /memo id 5 was never stored/,
+  );
+  throwsPth(
+    () => readPth(archive(new Pk().op(...Op.PROTO2, 0x6a, 1, 2, 3, 4, Op.STOP).bytes())),
+    /memo id 67305985 was never stored/,
+  );
   throwsPth(() => readPth(archive(new Pk().op(...Op.PROTO2, Op.BINPUT, 0, Op.STOP).bytes())), /stack underflow/);
   throwsPth(() => readPth(archive(new Pk().op(...Op.PROTO2, Op.NONE).bytes())), /without a STOP/);
-  throwsPth(() => readPth(archive(new Pk().op(...Op.PROTO2, 0x58, 0xff, 0xff, 0xff, 0x7f, Op.STOP).bytes())), /data ends inside an opcode/);
+  throwsPth(
+    () => readPth(archive(new Pk().op(...Op.PROTO2, 0x58, 0xff, 0xff, 0xff, 0x7f, Op.STOP).bytes())),
+    /data ends inside an opcode/,
+  );
   throwsPth(() => readPth(archive(new Pk().op(...Op.PROTO2, 0xff).bytes())), /unsupported or unknown opcode/);
   throwsPth(() => readPth(archive(new Pk().op(...Op.PROTO2, 0x8b, 0, 0, 1, 0).bytes())), /LONG4 of 65536 bytes/);
-  throwsPth(() => readPth(archive(new Pk().op(...Op.PROTO2, Op.EMPTY_DICT, Op.EMPTY_LIST, Op.NONE, Op.SETITEM, Op.STOP).bytes())), /dict key of type a list/);
-  throwsPth(() => readPth(archive(new Pk().op(...Op.PROTO2, Op.NONE, Op.NONE, Op.APPEND, Op.STOP).bytes())), /APPEND to None, not a list/);
+  throwsPth(
+    () =>
+      readPth(archive(new Pk().op(...Op.PROTO2, Op.EMPTY_DICT, Op.EMPTY_LIST, Op.NONE, Op.SETITEM, Op.STOP).bytes())),
+    /dict key of type a list/,
+  );
+  throwsPth(
+    () => readPth(archive(new Pk().op(...Op.PROTO2, Op.NONE, Op.NONE, Op.APPEND, Op.STOP).bytes())),
+    /APPEND to None, not a list/,
+  );
 
   // The memo cap, with small limits so the test need not build millions of entries.
   const hooks = {} as PickleHooks;
   const memoFlood = new Pk().op(...Op.PROTO2, Op.NONE);
   for (let i = 0; i < 50; i++) memoFlood.op(0x72, i, 0, 0, 0);
-  throwsPth(() => unpickle(memoFlood.op(Op.STOP).bytes(), hooks, { ...DEFAULT_PICKLE_LIMITS, maxMemo: 20 }), /memo over 20 entries/);
+  throwsPth(
+    () => unpickle(memoFlood.op(Op.STOP).bytes(), hooks, { ...DEFAULT_PICKLE_LIMITS, maxMemo: 20 }),
+    /memo over 20 entries/,
+  );
 });
 
 test('storages and tensors that do not fit: declared sizes, offsets, strides, absurd shapes, the budget', () => {
   const storage = { 0: f32Bytes([1, 2, 3, 4]) };
-  const file = (numel: number, offset: number, size: number[], stride: number[], st: Record<string, Uint8Array> = storage): Uint8Array =>
-    archive(tensorOps(new Pk().op(...Op.PROTO2), '0', numel, offset, size, stride).op(Op.STOP).bytes(), st);
+  const file = (
+    numel: number,
+    offset: number,
+    size: number[],
+    stride: number[],
+    st: Record<string, Uint8Array> = storage,
+  ): Uint8Array =>
+    archive(
+      tensorOps(new Pk().op(...Op.PROTO2), '0', numel, offset, size, stride)
+        .op(Op.STOP)
+        .bytes(),
+      st,
+    );
   assert.equal(Array.from((readPth(file(4, 1, [3], [1])) as { data: Float32Array }).data), [2, 3, 4]);
   // A 1 GiB storage declared in a file of a few hundred bytes.
   const gig = file(2 ** 28, 0, [2 ** 28], [1]);
   assert.ok(gig.length < 1024);
-  timed('1 GiB declared', () => throwsPth(() => readPth(gig), /declares 268435456 × F32 \(1073741824 bytes\) but archive\/data\/0 holds 16 bytes/));
+  timed('1 GiB declared', () =>
+    throwsPth(() => readPth(gig), /declares 268435456 × F32 \(1073741824 bytes\) but archive\/data\/0 holds 16 bytes/),
+  );
   throwsPth(() => readPth(file(4, 2, [3], [1])), /reach element 4, past the storage's 4/);
   throwsPth(() => readPth(file(4, 0, [2, 2], [2, 2])), /reach element 4/);
   throwsPth(() => readPth(file(4, 5, [0], [1])), /offset 5 is past the storage's 4 elements/);
@@ -176,20 +258,35 @@ test('storages and tensors that do not fit: declared sizes, offsets, strides, ab
   const twice = new Pk().op(...Op.PROTO2, Op.MARK);
   tensorOps(twice, '0', 4, 0, [4], [1]);
   tensorOps(twice, '0', 2, 0, [2], [1]);
-  throwsPth(() => readPth(archive(twice.op(Op.TUPLE, Op.STOP).bytes(), storage)), /declared as 4 × F32 and again as 2 × F32/);
+  throwsPth(
+    () => readPth(archive(twice.op(Op.TUPLE, Op.STOP).bytes(), storage)),
+    /declared as 4 × F32 and again as 2 × F32/,
+  );
 });
 
 test('archive records: version, byteorder (big-endian storages are swapped), CRC opt-out', () => {
-  const pkl = tensorOps(new Pk().op(...Op.PROTO2), '0', 2, 0, [2], [1]).op(Op.STOP).bytes();
+  const pkl = tensorOps(new Pk().op(...Op.PROTO2), '0', 2, 0, [2], [1])
+    .op(Op.STOP)
+    .bytes();
   const be = new Uint8Array(8);
   new DataView(be.buffer).setFloat32(0, 1.5, false);
   new DataView(be.buffer).setFloat32(4, -2, false);
-  const withRecords = (records: Record<string, string>, data: Uint8Array): Uint8Array => rawZip([
-    { name: 'x/data.pkl', stored: pkl, method: 0, size: pkl.length, crc: crc32(pkl) },
-    { name: 'x/data/0', stored: data, method: 0, size: data.length, crc: crc32(data) },
-    ...Object.entries(records).map(([name, s]) => ({ name: `x/${name}`, stored: Buffer.from(s), method: 0, size: Buffer.byteLength(s), crc: 0 })),
-  ]);
-  assert.equal(Array.from((readPth(withRecords({ byteorder: 'big', version: '3\n' }, be)) as { data: Float32Array }).data), [1.5, -2]);
+  const withRecords = (records: Record<string, string>, data: Uint8Array): Uint8Array =>
+    rawZip([
+      { name: 'x/data.pkl', stored: pkl, method: 0, size: pkl.length, crc: crc32(pkl) },
+      { name: 'x/data/0', stored: data, method: 0, size: data.length, crc: crc32(data) },
+      ...Object.entries(records).map(([name, s]) => ({
+        name: `x/${name}`,
+        stored: Buffer.from(s),
+        method: 0,
+        size: Buffer.byteLength(s),
+        crc: 0,
+      })),
+    ]);
+  assert.equal(
+    Array.from((readPth(withRecords({ byteorder: 'big', version: '3\n' }, be)) as { data: Float32Array }).data),
+    [1.5, -2],
+  );
   throwsPth(() => readPth(withRecords({ byteorder: 'middle' }, be)), /byteorder record is "middle"/);
   throwsPth(() => readPth(withRecords({ version: 'three' }, be)), /version record is "three"/);
   const corrupt = good.slice();
@@ -244,7 +341,12 @@ test('seeded mutation fuzz: 3000 cases, each a clean parse or a PthError, none s
     } catch (e) {
       if (!(e instanceof PthError)) return assert.unreachable(`case ${i}: ${e instanceof Error ? e.stack : e}`);
       failed++;
-      messages.add(e.message.replace(/[0-9]+/g, 'N').replace(/"[^"]*"/g, 'S').slice(0, 50));
+      messages.add(
+        e.message
+          .replace(/[0-9]+/g, 'N')
+          .replace(/"[^"]*"/g, 'S')
+          .slice(0, 50),
+      );
     }
     slowest = Math.max(slowest, cpuMs() - c0);
   }

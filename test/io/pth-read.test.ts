@@ -22,7 +22,11 @@ test('every fixture reads exactly as torch.load reads it (expected.json, written
   for (const name of names) {
     const fromPath = describe(readPth(fixture(name)));
     assert.equal(fromPath, exp.files[name], name);
-    assert.equal(describe(readPth(new Uint8Array(readFileSync(fixture(name))))), fromPath, `${name}: path and buffer agree`);
+    assert.equal(
+      describe(readPth(new Uint8Array(readFileSync(fixture(name))))),
+      fromPath,
+      `${name}: path and buffer agree`,
+    );
   }
 });
 
@@ -32,17 +36,35 @@ test('values by hand: dtypes, views of one storage, stride 0, scalars, empty', (
   const f32 = tensor(sd.f32);
   assert.is(f32.dtype, 'F32');
   assert.equal(f32.shape, [4, 6]);
-  assert.equal(values(f32), range(24, (i) => i));
+  assert.equal(
+    values(f32),
+    range(24, (i) => i),
+  );
   const t = tensor(sd['f32.t']);
   assert.equal(t.shape, [6, 4]);
-  assert.equal(values(t), range(24, (i) => (i % 4) * 6 + Math.floor(i / 4)), 'transposed view gathered');
+  assert.equal(
+    values(t),
+    range(24, (i) => (i % 4) * 6 + Math.floor(i / 4)),
+    'transposed view gathered',
+  );
   const slice = tensor(sd['f32.slice']);
   assert.equal(slice.shape, [3, 3]);
-  assert.equal(values(slice), range(9, (i) => (Math.floor(i / 3) + 1) * 6 + (i % 3) * 2), 'offset + stride (6, 2)');
-  assert.equal(values(tensor(sd['f32.row'])), range(6, (i) => 12 + i));
+  assert.equal(
+    values(slice),
+    range(9, (i) => (Math.floor(i / 3) + 1) * 6 + (i % 3) * 2),
+    'offset + stride (6, 2)',
+  );
+  assert.equal(
+    values(tensor(sd['f32.row'])),
+    range(6, (i) => 12 + i),
+  );
   const ex = tensor(sd['f32.expand']);
   assert.equal(ex.shape, [4, 3]);
-  assert.equal(values(ex), range(12, (i) => i % 3), 'stride 0');
+  assert.equal(
+    values(ex),
+    range(12, (i) => i % 3),
+    'stride 0',
+  );
   assert.equal(tensor(sd['f32.scalar']).shape, []);
   assert.equal(values(tensor(sd['f32.scalar'])), [-1.25]);
   assert.equal(tensor(sd['f32.empty']).shape, [0, 3]);
@@ -53,7 +75,11 @@ test('values by hand: dtypes, views of one storage, stride 0, scalars, empty', (
   assert.equal(values(f16), [0, 1, -2.5, 65504, 2 ** -24, Infinity, -Infinity, 0.333251953125]);
   const bf = tensor(sd['bf16.cols']);
   assert.equal(bf.shape, [3, 2]);
-  assert.equal(values(bf), [1, 3, 5, 7, 9, 11].map((c) => c / 8 - 0.5), 'bf16 odd columns');
+  assert.equal(
+    values(bf),
+    [1, 3, 5, 7, 9, 11].map((c) => c / 8 - 0.5),
+    'bf16 odd columns',
+  );
   const i64 = tensor(sd.i64);
   assert.ok(i64.data instanceof BigInt64Array);
   assert.equal(values(i64), [0n, -1n, 2n ** 53n + 1n, -(2n ** 63n), 2n ** 63n - 1n]);
@@ -92,36 +118,67 @@ test('pickle protocol 4 (FRAME, MEMOIZE, STACK_GLOBAL, SHORT_BINUNICODE) and DEF
 test('records newer torch versions add (.data/version, serialization_id, byteorder) are understood or ignored', () => {
   const src = bufferSource(new Uint8Array(readFileSync(fixture('state-dict.pth'))));
   const dir = readZipDirectory(src);
-  const inputs = dir.order.filter((e) => !e.name.endsWith('/version')).map((e) => ({
-    name: e.name.replace(/^state-dict\//, 'checkpoint/'),
-    data: readZipEntry(src, dir, e, { maxBytes: 1 << 20 }),
-  }));
-  const text = (name: string, s: string): { name: string; data: Uint8Array } => ({ name: `checkpoint/${name}`, data: Buffer.from(s) });
-  const newer = concatBytes(storedZip([
-    ...inputs, text('.format_version', '1'), text('.storage_alignment', '64'), text('byteorder', 'little'),
-    text('.data/version', '3\n'), text('.data/serialization_id', '1234567890123456789012345678901234567890'),
-  ]));
+  const inputs = dir.order
+    .filter((e) => !e.name.endsWith('/version'))
+    .map((e) => ({
+      name: e.name.replace(/^state-dict\//, 'checkpoint/'),
+      data: readZipEntry(src, dir, e, { maxBytes: 1 << 20 }),
+    }));
+  const text = (name: string, s: string): { name: string; data: Uint8Array } => ({
+    name: `checkpoint/${name}`,
+    data: Buffer.from(s),
+  });
+  const newer = concatBytes(
+    storedZip([
+      ...inputs,
+      text('.format_version', '1'),
+      text('.storage_alignment', '64'),
+      text('byteorder', 'little'),
+      text('.data/version', '3\n'),
+      text('.data/serialization_id', '1234567890123456789012345678901234567890'),
+    ]),
+  );
   assert.equal(describe(readPth(newer)), describe(readPth(fixture('state-dict.pth'))));
 });
 
-test('torch\'s legacy (pre-1.6) format is refused with a clear message', () => {
+test("torch's legacy (pre-1.6) format is refused with a clear message", () => {
   throwsPth(() => readPth(fixture('legacy.pth')), /legacy format.*not supported/);
 });
 
 test('a DINO checkpoint: student/teacher state dicts, optimizer with int keys, args, dino_loss', () => {
   const ck = readPth(fixture('dino-checkpoint.pth')) as Obj;
-  assert.equal(Object.keys(ck).sort(), ['args', 'dino_loss', 'epoch', 'fp16_scaler', 'optimizer', 'student', 'teacher']);
+  assert.equal(Object.keys(ck).sort(), [
+    'args',
+    'dino_loss',
+    'epoch',
+    'fp16_scaler',
+    'optimizer',
+    'student',
+    'teacher',
+  ]);
   assert.is(ck.epoch, 3);
   const student = ck.student as Obj;
-  assert.ok(Object.keys(student).every((k) => k.startsWith('module.')), 'student keys carry DDP\'s module. prefix');
+  assert.ok(
+    Object.keys(student).every((k) => k.startsWith('module.')),
+    "student keys carry DDP's module. prefix",
+  );
   assert.ok(Object.keys(ck.teacher as Obj).every((k) => !k.startsWith('module.')));
   assert.equal(tensor(student['module.head.last_layer.weight_g']).shape, [8, 1]);
-  assert.equal(values(tensor(student['module.head.last_layer.weight_v'])), range(32, (i) => i / 4 - 3));
+  assert.equal(
+    values(tensor(student['module.head.last_layer.weight_v'])),
+    range(32, (i) => i / 4 - 3),
+  );
   const opt = ck.optimizer as Obj;
-  assert.equal(Object.keys(opt.state as Obj), Array.from({ length: 11 }, (_, i) => String(i)));
+  assert.equal(
+    Object.keys(opt.state as Obj),
+    Array.from({ length: 11 }, (_, i) => String(i)),
+  );
   assert.is((ck.args as Obj).arch, 'vit_tiny');
   assert.equal((ck.args as Obj).global_crops_scale, [0.4, 1]);
-  assert.equal(values(tensor((ck.dino_loss as Obj).center)).map((x) => Math.round(Number(x) * 100)), range(8, (i) => i));
+  assert.equal(
+    values(tensor((ck.dino_loss as Obj).center)).map((x) => Math.round(Number(x) * 100)),
+    range(8, (i) => i),
+  );
 });
 
 test.run();

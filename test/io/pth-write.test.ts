@@ -15,7 +15,12 @@ test.after(() => rmSync(dir, { recursive: true, force: true }));
 type Obj = Record<string, unknown>;
 const f32 = (shape: number[], f: (i: number) => number, requiresGrad = false): PthTensor => {
   const n = shape.reduce((a, d) => a * d, 1);
-  return new PthTensor('F32', shape, Float32Array.from({ length: n }, (_, i) => f(i)), requiresGrad);
+  return new PthTensor(
+    'F32',
+    shape,
+    Float32Array.from({ length: n }, (_, i) => f(i)),
+    requiresGrad,
+  );
 };
 
 /** Tensors of every dtype, a Parameter, a shared tensor, containers and scalars: no floats outside tensors. */
@@ -49,13 +54,26 @@ function weightsOnly(): Obj {
     negative: -123456789,
     list: [1, 'two', null, true, false, [shared], { deep: { deeper: [] } }],
     'naïve ✓': 'unicode ✓',
-    optimizer: { state: new Map<number, unknown>([[0, { step: 10 }], [1, { step: 11 }]]), param_groups: [{ params: [0, 1] }] },
+    optimizer: {
+      state: new Map<number, unknown>([
+        [0, { step: 10 }],
+        [1, { step: 11 }],
+      ]),
+      param_groups: [{ params: [0, 1] }],
+    },
     many: Array.from({ length: 2500 }, (_, i) => i), // more than one APPENDS batch
   };
 }
 
 function withFloats(): Obj {
-  return { ...weightsOnly(), lr: 0.0005, negZero: -0, inf: Infinity, nan: NaN, args: { arch: 'vit_tiny', momentum_teacher: 0.996 } };
+  return {
+    ...weightsOnly(),
+    lr: 0.0005,
+    negZero: -0,
+    inf: Infinity,
+    nan: NaN,
+    args: { arch: 'vit_tiny', momentum_teacher: 0.996 },
+  };
 }
 
 test('what we write reads back: values, dtypes, sharing, Parameters, containers', () => {
@@ -64,7 +82,10 @@ test('what we write reads back: values, dtypes, sharing, Parameters, containers'
   const input = weightsOnly().student as Obj;
   input.f16bits = new PthTensor('F16', [2], Float32Array.of(1, -2)); // written from raw bits 0x3c00, 0xc000
   assert.equal(describe(back.student), describe(input));
-  assert.ok(sd.shared === back.again && (back.list as unknown[])[5] !== undefined, 'one tensor written twice stays one object');
+  assert.ok(
+    sd.shared === back.again && (back.list as unknown[])[5] !== undefined,
+    'one tensor written twice stays one object',
+  );
   assert.equal(((back.list as unknown[])[5] as unknown[])[0], sd.shared);
   assert.ok((back.param as PthTensor).requiresGrad);
   assert.equal(Array.from((sd.i64from32 as PthTensor).data as BigInt64Array), [-7n, 7n]);
@@ -85,7 +106,9 @@ test('the archive is laid out as torch lays it out: records, STORED, data aligne
   const d = readZipDirectory(src);
   const names = d.order.map((e) => e.name);
   assert.is(names[0], 'archive/data.pkl');
-  assert.ok(names.includes('archive/byteorder') && names.includes('archive/version') && names.includes('archive/data/0'));
+  assert.ok(
+    names.includes('archive/byteorder') && names.includes('archive/version') && names.includes('archive/data/0'),
+  );
   const text = (n: string): string => Buffer.from(readZipEntry(src, d, d.entries.get(n)!, { maxBytes: 64 })).toString();
   assert.is(text('archive/version'), '3\n');
   assert.is(text('archive/byteorder'), 'little');
@@ -99,7 +122,8 @@ test('the archive is laid out as torch lays it out: records, STORED, data aligne
   }
   // torch's own files follow the same rule (this is what the writer imitates).
   const torchFile = new Uint8Array(readFileSync(fixture('dino-checkpoint.pth')));
-  for (const e of readZipDirectory(bufferSource(torchFile)).order) assert.is(dataStart(torchFile, e) % DATA_ALIGNMENT, 0, `torch's ${e.name}`);
+  for (const e of readZipDirectory(bufferSource(torchFile)).order)
+    assert.is(dataStart(torchFile, e) % DATA_ALIGNMENT, 0, `torch's ${e.name}`);
   assert.equal(serializePth(weightsOnly()), bytes, 'deterministic');
 });
 
@@ -131,10 +155,22 @@ test('values that cannot be saved are PthErrors naming where they are', () => {
   throwsPth(() => serializePth({ u: undefined }), /root\["u"\] is undefined/);
   throwsPth(() => serializePth({ d: new Date(0) }), /root\["d"\] is a Date/);
   throwsPth(() => serializePth({ a: new Float32Array(3) }), /root\["a"\] is a Float32Array/);
-  throwsPth(() => serializePth({ t: new PthTensor('F32', [2, 2], new Float32Array(3)) }), /tensor at root\["t"\]: shape \[2,2\] has 4 elements but the data has 3/);
-  throwsPth(() => serializePth({ t: { dtype: 'U16', shape: [1], data: new Uint16Array(1) } }), /dtype "U16" cannot be saved/);
-  throwsPth(() => serializePth({ t: new PthTensor('F32', [2], new Float64Array(2)) }), /F32 data must be a Float32Array, not a Float64Array/);
-  throwsPth(() => serializePth({ t: new PthTensor('BOOL', [1], Uint8Array.of(2)) }), /BOOL data must hold only 0 and 1/);
+  throwsPth(
+    () => serializePth({ t: new PthTensor('F32', [2, 2], new Float32Array(3)) }),
+    /tensor at root\["t"\]: shape \[2,2\] has 4 elements but the data has 3/,
+  );
+  throwsPth(
+    () => serializePth({ t: { dtype: 'U16', shape: [1], data: new Uint16Array(1) } }),
+    /dtype "U16" cannot be saved/,
+  );
+  throwsPth(
+    () => serializePth({ t: new PthTensor('F32', [2], new Float64Array(2)) }),
+    /F32 data must be a Float32Array, not a Float64Array/,
+  );
+  throwsPth(
+    () => serializePth({ t: new PthTensor('BOOL', [1], Uint8Array.of(2)) }),
+    /BOOL data must hold only 0 and 1/,
+  );
   throwsPth(() => serializePth({ s: 'a\ud800' }), /string at root\["s"\] is not well-formed Unicode/);
   throwsPth(() => serializePth(new Map([[{}, 1]])), /dict keys must be strings, numbers or booleans/);
 });
@@ -161,7 +197,13 @@ test('torch.load reads what we write (weights_only=False and True), value for va
   const out = JSON.parse(python(script, [packagePath('scripts', 'make-pth-fixtures.py'), full, wo])) as Obj;
   assert.equal(out.full, describe(readPth(full)), 'torch.load(weights_only=False) sees what readPth sees');
   assert.equal(out.wo, describe(readPth(wo)), 'torch.load(weights_only=True) sees what readPth sees');
-  assert.equal(out.checks, { shared: true, param: 'Parameter', state_dict_type: 'OrderedDict', int_keys: [0, 1], storage_shared: true });
+  assert.equal(out.checks, {
+    shared: true,
+    param: 'Parameter',
+    state_dict_type: 'OrderedDict',
+    int_keys: [0, 1],
+    storage_shared: true,
+  });
   // And what readPth sees is the input (the first test), so torch sees the input.
   assert.equal(out.wo, describe(readPth(serializePth(weightsOnly()))));
   assert.ok(existsSync(full) && existsSync(wo));

@@ -5,8 +5,16 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  CHECKSUM_KEY, getF32, int64ToInt32, payloadSha256, readSafetensors, SafetensorsError, serializeSafetensors,
-  writeSafetensors, type SafeTensorInput, type SafetensorsFile,
+  CHECKSUM_KEY,
+  getF32,
+  int64ToInt32,
+  payloadSha256,
+  readSafetensors,
+  SafetensorsError,
+  serializeSafetensors,
+  writeSafetensors,
+  type SafeTensorInput,
+  type SafetensorsFile,
 } from '../../src/io/safetensors.js';
 import { packagePath } from '../../src/util/paths.js';
 
@@ -95,11 +103,17 @@ test('round trip of every dtype, in memory and through a file', () => {
 });
 
 test('F16/BF16 round to nearest even like PyTorch; raw bits can be written too', () => {
-  const f = readSafetensors(serializeSafetensors({
-    h: { dtype: 'F16', shape: [6], data: Float32Array.of(1 + 2 ** -11, 1 + 3 * 2 ** -11, 65519, 65520, 2 ** -25, 3 * 2 ** -25) },
-    b: { dtype: 'BF16', shape: [3], data: Float32Array.of(1 + 2 ** -8, 1 + 3 * 2 ** -8, NaN) },
-    raw: { dtype: 'F16', shape: [2], data: Uint16Array.of(0x3c00, 0xc000) },
-  }));
+  const f = readSafetensors(
+    serializeSafetensors({
+      h: {
+        dtype: 'F16',
+        shape: [6],
+        data: Float32Array.of(1 + 2 ** -11, 1 + 3 * 2 ** -11, 65519, 65520, 2 ** -25, 3 * 2 ** -25),
+      },
+      b: { dtype: 'BF16', shape: [3], data: Float32Array.of(1 + 2 ** -8, 1 + 3 * 2 ** -8, NaN) },
+      raw: { dtype: 'F16', shape: [2], data: Uint16Array.of(0x3c00, 0xc000) },
+    }),
+  );
   sameData(f.tensors.get('h')!.data, [1, 1 + 2 ** -9, 65504, Infinity, 0, 2 ** -23], 'f16');
   sameData(f.tensors.get('b')!.data, [1, 1 + 2 ** -6, NaN], 'bf16');
   sameData(f.tensors.get('raw')!.data, [1, -2], 'raw f16');
@@ -108,33 +122,76 @@ test('F16/BF16 round to nearest even like PyTorch; raw bits can be written too',
 test('exact bytes of files built by hand from the spec', () => {
   assert.equal(serializeSafetensors({}, {}, { checksum: false }), Uint8Array.from([...le64(8), ...ascii('{}      ')]));
 
-  const header1 = '{"__metadata__":{"k":"v"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},'
-    + '"b":{"dtype":"U8","shape":[3],"data_offsets":[8,11]}}';
+  const header1 =
+    '{"__metadata__":{"k":"v"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},' +
+    '"b":{"dtype":"U8","shape":[3],"data_offsets":[8,11]}}';
   assert.is(header1.length, 132);
-  const expected1 = Uint8Array.from([...le64(136), ...ascii(header1), ...ascii('    '),
-    0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0, // 1.0f, -2.0f
-    1, 2, 3]);
-  const written1 = serializeSafetensors({
-    b: { dtype: 'U8', shape: [3], data: Uint8Array.of(1, 2, 3) },
-    a: { dtype: 'F32', shape: [2], data: Float32Array.of(1, -2) },
-  }, { k: 'v' }, { checksum: false });
+  const expected1 = Uint8Array.from([
+    ...le64(136),
+    ...ascii(header1),
+    ...ascii('    '),
+    0x00,
+    0x00,
+    0x80,
+    0x3f,
+    0x00,
+    0x00,
+    0x00,
+    0xc0, // 1.0f, -2.0f
+    1,
+    2,
+    3,
+  ]);
+  const written1 = serializeSafetensors(
+    {
+      b: { dtype: 'U8', shape: [3], data: Uint8Array.of(1, 2, 3) },
+      a: { dtype: 'F32', shape: [2], data: Float32Array.of(1, -2) },
+    },
+    { k: 'v' },
+    { checksum: false },
+  );
   assert.equal(written1, expected1);
 
   // Data is laid out by descending dtype alignment (I64, F64, BF16, U8), names only break ties.
-  const header2 = '{"m":{"dtype":"I64","shape":[1],"data_offsets":[0,8]},"z":{"dtype":"F64","shape":[],"data_offsets":[8,16]},'
-    + '"a":{"dtype":"BF16","shape":[1,1],"data_offsets":[16,18]},"b":{"dtype":"U8","shape":[2],"data_offsets":[18,20]}}';
+  const header2 =
+    '{"m":{"dtype":"I64","shape":[1],"data_offsets":[0,8]},"z":{"dtype":"F64","shape":[],"data_offsets":[8,16]},' +
+    '"a":{"dtype":"BF16","shape":[1,1],"data_offsets":[16,18]},"b":{"dtype":"U8","shape":[2],"data_offsets":[18,20]}}';
   assert.is(header2.length, 219);
-  const expected2 = Uint8Array.from([...le64(224), ...ascii(header2), ...ascii('     '),
-    0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // -2n
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xe0, 0xbf, // -0.5
-    0xc0, 0x3f, // bf16 1.5
-    7, 255]);
-  const written2 = serializeSafetensors({
-    a: { dtype: 'BF16', shape: [1, 1], data: Float32Array.of(1.5) },
-    b: { dtype: 'U8', shape: [2], data: Uint8Array.of(7, 255) },
-    m: { dtype: 'I64', shape: [1], data: BigInt64Array.of(-2n) },
-    z: { dtype: 'F64', shape: [], data: Float64Array.of(-0.5) },
-  }, {}, { checksum: false });
+  const expected2 = Uint8Array.from([
+    ...le64(224),
+    ...ascii(header2),
+    ...ascii('     '),
+    0xfe,
+    0xff,
+    0xff,
+    0xff,
+    0xff,
+    0xff,
+    0xff,
+    0xff, // -2n
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0xe0,
+    0xbf, // -0.5
+    0xc0,
+    0x3f, // bf16 1.5
+    7,
+    255,
+  ]);
+  const written2 = serializeSafetensors(
+    {
+      a: { dtype: 'BF16', shape: [1, 1], data: Float32Array.of(1.5) },
+      b: { dtype: 'U8', shape: [2], data: Uint8Array.of(7, 255) },
+      m: { dtype: 'I64', shape: [1], data: BigInt64Array.of(-2n) },
+      z: { dtype: 'F64', shape: [], data: Float64Array.of(-0.5) },
+    },
+    {},
+    { checksum: false },
+  );
   assert.equal(written2, expected2);
 
   const back = readSafetensors(expected2);
@@ -147,8 +204,13 @@ test('exact bytes of files built by hand from the spec', () => {
 });
 
 test('reads any header order, unknown entry fields, escapes and null metadata', () => {
-  const f = readSafetensors(file('{"b\\u00e9\\n":{"data_offsets":[4,6],"dtype":"U8","shape":[2],"extra":{"x":[1,{"y":null}]}},'
-    + '"__metadata__":null,"a":{"shape":[1],"dtype":"F32","data_offsets":[0,4]}}', [0, 0, 0x80, 0x3f, 9, 8]));
+  const f = readSafetensors(
+    file(
+      '{"b\\u00e9\\n":{"data_offsets":[4,6],"dtype":"U8","shape":[2],"extra":{"x":[1,{"y":null}]}},' +
+        '"__metadata__":null,"a":{"shape":[1],"dtype":"F32","data_offsets":[0,4]}}',
+      [0, 0, 0x80, 0x3f, 9, 8],
+    ),
+  );
   assert.equal([...f.tensors.keys()], ['a', 'bé\n']);
   sameData(f.tensors.get('a')!.data, [1], 'a');
   sameData(f.tensors.get('bé\n')!.data, [9, 8], 'b');
@@ -188,7 +250,8 @@ test('a file made with PyTorch: values, checksum, and byte-identical output from
 // Malformed input
 
 const T4 = [0, 0, 0x80, 0x3f]; // one f32
-const entry = (dtype: string, shape: string, offsets: string): string => `{"dtype":${dtype},"shape":${shape},"data_offsets":${offsets}}`;
+const entry = (dtype: string, shape: string, offsets: string): string =>
+  `{"dtype":${dtype},"shape":${shape},"data_offsets":${offsets}}`;
 
 test('length prefix: too short, too large, past the end', () => {
   throwsSafetensors(() => readSafetensors(new Uint8Array(5)), /5 bytes, too short/);
@@ -200,7 +263,10 @@ test('length prefix: too short, too large, past the end', () => {
   writeFileSync(path, file('{}', [], 1000n));
   throwsSafetensors(() => readSafetensors(path), /runs past the end/);
   // read from a path, the message names the file
-  throwsSafetensors(() => readSafetensors(path), new RegExp(`^safetensors: ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*runs past the end`));
+  throwsSafetensors(
+    () => readSafetensors(path),
+    new RegExp(`^safetensors: ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*runs past the end`),
+  );
 });
 
 test('header text: UTF-8, start, JSON syntax, nesting', () => {
@@ -226,14 +292,34 @@ test('tensor entries: object, dtype, shape, offsets', () => {
   throwsSafetensors(() => readSafetensors(one('{"shape":[1],"data_offsets":[0,4]}')), /missing "dtype"/, 't');
   throwsSafetensors(() => readSafetensors(one('{"dtype":"F32","data_offsets":[0,4]}')), /missing "shape"/, 't');
   throwsSafetensors(() => readSafetensors(one('{"dtype":"F32","shape":[1]}')), /missing "data_offsets"/, 't');
-  throwsSafetensors(() => readSafetensors(one(entry('"F8_E4M3"', '[4]', '[0,4]'))), /unknown or unsupported dtype "F8_E4M3"/, 't');
-  throwsSafetensors(() => readSafetensors(one(entry('"Q4"', '[1]', '[0,4]'))), /unknown or unsupported dtype "Q4"/, 't');
-  throwsSafetensors(() => readSafetensors(one(entry('"toString"', '[1]', '[0,4]'))), /unknown or unsupported dtype/, 't');
+  throwsSafetensors(
+    () => readSafetensors(one(entry('"F8_E4M3"', '[4]', '[0,4]'))),
+    /unknown or unsupported dtype "F8_E4M3"/,
+    't',
+  );
+  throwsSafetensors(
+    () => readSafetensors(one(entry('"Q4"', '[1]', '[0,4]'))),
+    /unknown or unsupported dtype "Q4"/,
+    't',
+  );
+  throwsSafetensors(
+    () => readSafetensors(one(entry('"toString"', '[1]', '[0,4]'))),
+    /unknown or unsupported dtype/,
+    't',
+  );
   throwsSafetensors(() => readSafetensors(one(entry('4', '[1]', '[0,4]'))), /dtype is 4, not a string/, 't');
   throwsSafetensors(() => readSafetensors(one(entry('"F32"', '1', '[0,4]'))), /shape is 1, not an array/, 't');
-  throwsSafetensors(() => readSafetensors(one(entry('"F32"', '[-1]', '[0,4]'))), /shape\[0\] is -1, not a non-negative integer/, 't');
+  throwsSafetensors(
+    () => readSafetensors(one(entry('"F32"', '[-1]', '[0,4]'))),
+    /shape\[0\] is -1, not a non-negative integer/,
+    't',
+  );
   throwsSafetensors(() => readSafetensors(one(entry('"F32"', '[1,1.5]', '[0,4]'))), /shape\[1\] is 1.5/, 't');
-  throwsSafetensors(() => readSafetensors(one(entry('"F32"', '[1.0]', '[0,4]'))), /shape\[0\] is 1.0, not a non-negative integer/, 't');
+  throwsSafetensors(
+    () => readSafetensors(one(entry('"F32"', '[1.0]', '[0,4]'))),
+    /shape\[0\] is 1.0, not a non-negative integer/,
+    't',
+  );
   throwsSafetensors(() => readSafetensors(one(entry('"F32"', '[1e0]', '[0,4]'))), /shape\[0\]/, 't');
   throwsSafetensors(() => readSafetensors(one(entry('"F32"', '["1"]', '[0,4]'))), /shape\[0\] is "1"/, 't');
   throwsSafetensors(() => readSafetensors(one(entry('"F32"', '[1152921504606846976]', '[0,4]'))), /shape\[0\]/, 't');
@@ -241,32 +327,75 @@ test('tensor entries: object, dtype, shape, offsets', () => {
   throwsSafetensors(() => readSafetensors(one(entry('"F32"', '[1]', '[0,4,8]'))), /not a \[begin, end\] pair/, 't');
   throwsSafetensors(() => readSafetensors(one(entry('"F32"', '[1]', '[-4,0]'))), /data_offsets\[0\] is -4/, 't');
   throwsSafetensors(() => readSafetensors(one(entry('"F32"', '[1]', '[4,0]'))), /\[4, 0\] end before they begin/, 't');
-  throwsSafetensors(() => readSafetensors(one(entry('"F32"', '[1]', '[4,8]'))), /\[4, 8\] are out of range of the 4-byte data buffer/, 't');
-  throwsSafetensors(() => readSafetensors(one(entry('"F32"', '[2]', '[0,4]'))), /shape \[2\] × 4 bytes \(F32\) is 8 bytes but data_offsets \[0, 4\] span 4/, 't');
+  throwsSafetensors(
+    () => readSafetensors(one(entry('"F32"', '[1]', '[4,8]'))),
+    /\[4, 8\] are out of range of the 4-byte data buffer/,
+    't',
+  );
+  throwsSafetensors(
+    () => readSafetensors(one(entry('"F32"', '[2]', '[0,4]'))),
+    /shape \[2\] × 4 bytes \(F32\) is 8 bytes but data_offsets \[0, 4\] span 4/,
+    't',
+  );
   throwsSafetensors(() => readSafetensors(one(entry('"F64"', '[1]', '[0,4]'))), /span 4/, 't');
-  throwsSafetensors(() => readSafetensors(one(entry('"F32"', '[4294967296,4294967296,4294967296]', '[0,4]'))), /span 4/, 't');
-  throwsSafetensors(() => readSafetensors(one('{"dtype":"F32","dtype":"F32","shape":[1],"data_offsets":[0,4]}')), /duplicate field "dtype"/, 't');
+  throwsSafetensors(
+    () => readSafetensors(one(entry('"F32"', '[4294967296,4294967296,4294967296]', '[0,4]'))),
+    /span 4/,
+    't',
+  );
+  throwsSafetensors(
+    () => readSafetensors(one('{"dtype":"F32","dtype":"F32","shape":[1],"data_offsets":[0,4]}')),
+    /duplicate field "dtype"/,
+    't',
+  );
 });
 
 test('layout of the data buffer: overlap, gap, trailing bytes', () => {
   const eight = [...T4, ...T4];
-  throwsSafetensors(() => readSafetensors(file(`{"a":${entry('"F32"', '[2]', '[0,8]')},"b":${entry('"F32"', '[1]', '[4,8]')}}`, eight)),
-    /\[4, 8\] overlap those of "a" \[0, 8\]/, 'b');
-  throwsSafetensors(() => readSafetensors(file(`{"a":${entry('"F32"', '[1]', '[0,4]')},"b":${entry('"F32"', '[1]', '[0,4]')}}`, eight)),
-    /overlap/);
-  throwsSafetensors(() => readSafetensors(file(`{"b":${entry('"F32"', '[1]', '[4,8]')}}`, eight)), /data bytes \[0, 4\) before it belong to no tensor/, 'b');
-  throwsSafetensors(() => readSafetensors(file(`{"a":${entry('"F32"', '[1]', '[0,4]')}}`, eight)), /last 4 bytes of the data buffer belong to no tensor/);
+  throwsSafetensors(
+    () => readSafetensors(file(`{"a":${entry('"F32"', '[2]', '[0,8]')},"b":${entry('"F32"', '[1]', '[4,8]')}}`, eight)),
+    /\[4, 8\] overlap those of "a" \[0, 8\]/,
+    'b',
+  );
+  throwsSafetensors(
+    () => readSafetensors(file(`{"a":${entry('"F32"', '[1]', '[0,4]')},"b":${entry('"F32"', '[1]', '[0,4]')}}`, eight)),
+    /overlap/,
+  );
+  throwsSafetensors(
+    () => readSafetensors(file(`{"b":${entry('"F32"', '[1]', '[4,8]')}}`, eight)),
+    /data bytes \[0, 4\) before it belong to no tensor/,
+    'b',
+  );
+  throwsSafetensors(
+    () => readSafetensors(file(`{"a":${entry('"F32"', '[1]', '[0,4]')}}`, eight)),
+    /last 4 bytes of the data buffer belong to no tensor/,
+  );
   throwsSafetensors(() => readSafetensors(file('{}', T4)), /last 4 bytes/);
 });
 
 test('names and metadata: duplicates, reserved, non-strings', () => {
-  throwsSafetensors(() => readSafetensors(file(`{"a":${entry('"U8"', '[0]', '[0,0]')},"a":${entry('"U8"', '[0]', '[0,0]')}}`)),
-    /duplicate tensor name/, 'a');
-  throwsSafetensors(() => readSafetensors(file('{"__metadata__":{"k":"v","k":"w"}}')), /duplicate __metadata__ key "k"/);
-  throwsSafetensors(() => readSafetensors(file('{"__metadata__":{},"__metadata__":{}}')), /duplicate "__metadata__" in header/);
-  throwsSafetensors(() => readSafetensors(file('{"__metadata__":{"epoch":3}}')), /__metadata__\["epoch"\] is 3, not a string/);
+  throwsSafetensors(
+    () => readSafetensors(file(`{"a":${entry('"U8"', '[0]', '[0,0]')},"a":${entry('"U8"', '[0]', '[0,0]')}}`)),
+    /duplicate tensor name/,
+    'a',
+  );
+  throwsSafetensors(
+    () => readSafetensors(file('{"__metadata__":{"k":"v","k":"w"}}')),
+    /duplicate __metadata__ key "k"/,
+  );
+  throwsSafetensors(
+    () => readSafetensors(file('{"__metadata__":{},"__metadata__":{}}')),
+    /duplicate "__metadata__" in header/,
+  );
+  throwsSafetensors(
+    () => readSafetensors(file('{"__metadata__":{"epoch":3}}')),
+    /__metadata__\["epoch"\] is 3, not a string/,
+  );
   throwsSafetensors(() => readSafetensors(file('{"__metadata__":{"k":null}}')), /__metadata__\["k"\] is null/);
-  throwsSafetensors(() => readSafetensors(file('{"__metadata__":["a"]}')), /__metadata__ is an array, not an object of strings/);
+  throwsSafetensors(
+    () => readSafetensors(file('{"__metadata__":["a"]}')),
+    /__metadata__ is an array, not an object of strings/,
+  );
   const proto = readSafetensors(file('{"__metadata__":{"__proto__":"x","constructor":"y"}}'));
   assert.is(Object.getPrototypeOf(proto.metadata), Object.prototype);
   assert.is(proto.metadata.__proto__ as unknown, 'x');
@@ -291,21 +420,57 @@ test('checksum: stored by default, flipped data byte caught, verify modes', () =
   // A stale checksum passed back in as metadata is replaced, or dropped when checksums are off.
   const stale = { [CHECKSUM_KEY]: '0'.repeat(64) };
   readSafetensors(serializeSafetensors(EVERY_DTYPE, stale), { verify: true });
-  assert.not.ok(CHECKSUM_KEY in readSafetensors(serializeSafetensors(EVERY_DTYPE, stale, { checksum: false })).metadata);
+  assert.not.ok(
+    CHECKSUM_KEY in readSafetensors(serializeSafetensors(EVERY_DTYPE, stale, { checksum: false })).metadata,
+  );
 });
 
 test('writer rejects what it cannot write faithfully', () => {
   const w = (t: SafeTensorInput, meta: Record<string, string> = {}): Uint8Array => serializeSafetensors({ t }, meta);
-  throwsSafetensors(() => w({ dtype: 'F32', shape: [2], data: Float64Array.of(1, 2) }), /F32 data must be a Float32Array, not a Float64Array/, 't');
-  throwsSafetensors(() => w({ dtype: 'F32', shape: [3], data: Float32Array.of(1, 2) }), /shape \[3\] has 3 elements but the data has 2/, 't');
-  throwsSafetensors(() => w({ dtype: 'F32', shape: [-2], data: Float32Array.of(1, 2) }), /not a list of non-negative integers/, 't');
-  throwsSafetensors(() => w({ dtype: 'F8' as 'F32', shape: [1], data: Float32Array.of(1) }), /unknown or unsupported dtype "F8"/, 't');
-  throwsSafetensors(() => w({ dtype: 'F16', shape: [1], data: Int16Array.of(1) }), /Float32Array \(values\) or a Uint16Array/, 't');
+  throwsSafetensors(
+    () => w({ dtype: 'F32', shape: [2], data: Float64Array.of(1, 2) }),
+    /F32 data must be a Float32Array, not a Float64Array/,
+    't',
+  );
+  throwsSafetensors(
+    () => w({ dtype: 'F32', shape: [3], data: Float32Array.of(1, 2) }),
+    /shape \[3\] has 3 elements but the data has 2/,
+    't',
+  );
+  throwsSafetensors(
+    () => w({ dtype: 'F32', shape: [-2], data: Float32Array.of(1, 2) }),
+    /not a list of non-negative integers/,
+    't',
+  );
+  throwsSafetensors(
+    () => w({ dtype: 'F8' as 'F32', shape: [1], data: Float32Array.of(1) }),
+    /unknown or unsupported dtype "F8"/,
+    't',
+  );
+  throwsSafetensors(
+    () => w({ dtype: 'F16', shape: [1], data: Int16Array.of(1) }),
+    /Float32Array \(values\) or a Uint16Array/,
+    't',
+  );
   throwsSafetensors(() => w({ dtype: 'BOOL', shape: [2], data: Uint8Array.of(1, 2) }), /only 0 and 1/, 't');
-  throwsSafetensors(() => w({ dtype: 'F32', shape: [1], data: [1] as unknown as Float32Array }), /not a typed array/, 't');
-  throwsSafetensors(() => w({ dtype: 'U8', shape: [0], data: new Uint8Array(0) }, { n: 1 as unknown as string }), /__metadata__\["n"\] must be a string/);
-  throwsSafetensors(() => serializeSafetensors({ __metadata__: { dtype: 'U8', shape: [0], data: new Uint8Array(0) } }), /reserved/, '__metadata__');
-  throwsSafetensors(() => serializeSafetensors({ 'a\ud800': { dtype: 'U8', shape: [0], data: new Uint8Array(0) } }), /well-formed/);
+  throwsSafetensors(
+    () => w({ dtype: 'F32', shape: [1], data: [1] as unknown as Float32Array }),
+    /not a typed array/,
+    't',
+  );
+  throwsSafetensors(
+    () => w({ dtype: 'U8', shape: [0], data: new Uint8Array(0) }, { n: 1 as unknown as string }),
+    /__metadata__\["n"\] must be a string/,
+  );
+  throwsSafetensors(
+    () => serializeSafetensors({ __metadata__: { dtype: 'U8', shape: [0], data: new Uint8Array(0) } }),
+    /reserved/,
+    '__metadata__',
+  );
+  throwsSafetensors(
+    () => serializeSafetensors({ 'a\ud800': { dtype: 'U8', shape: [0], data: new Uint8Array(0) } }),
+    /well-formed/,
+  );
   const widened = readSafetensors(w({ dtype: 'I64', shape: [2], data: Int32Array.of(-7, 2 ** 31 - 1) }));
   sameData(widened.tensors.get('t')!.data, [-7n, 2n ** 31n - 1n], 'I64 from Int32Array');
 });
@@ -315,10 +480,19 @@ test('atomic write: replaces the old file, leaves no temporary, keeps the old fi
   writeSafetensors(path, { w: { dtype: 'F32', shape: [1], data: Float32Array.of(1) } });
   writeSafetensors(path, { w: { dtype: 'F32', shape: [1], data: Float32Array.of(2) } });
   sameData(getF32(readSafetensors(path), 'w'), [2], 'second write wins');
-  assert.throws(() => writeSafetensors(path, { w: { dtype: 'F32', shape: [2], data: Float32Array.of(3) } }), (e: unknown) => e instanceof SafetensorsError);
+  assert.throws(
+    () => writeSafetensors(path, { w: { dtype: 'F32', shape: [2], data: Float32Array.of(3) } }),
+    (e: unknown) => e instanceof SafetensorsError,
+  );
   sameData(getF32(readSafetensors(path), 'w'), [2], 'failed write left the old file');
-  assert.throws(() => writeSafetensors(join(dir, 'no-such-dir', 'x.safetensors'), {}), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
-  assert.equal(readdirSync(dir).filter((n) => n.includes('.tmp-')), []);
+  assert.throws(
+    () => writeSafetensors(join(dir, 'no-such-dir', 'x.safetensors'), {}),
+    (e: NodeJS.ErrnoException) => e.code === 'ENOENT',
+  );
+  assert.equal(
+    readdirSync(dir).filter((n) => n.includes('.tmp-')),
+    [],
+  );
 });
 
 test('helpers: getF32 and int64ToInt32 check what they narrow', () => {
@@ -327,21 +501,27 @@ test('helpers: getF32 and int64ToInt32 check what they narrow', () => {
   throwsSafetensors(() => getF32(f, 'i32'), /is I32, not a float tensor/, 'i32');
   throwsSafetensors(() => getF32(f, 'f32', [3, 2]), /has shape \[2,3\], expected \[3,2\]/, 'f32');
   sameData(int64ToInt32(BigInt64Array.of(-(2n ** 31n), 5n, 2n ** 31n - 1n)), [-(2 ** 31), 5, 2 ** 31 - 1], 'narrowed');
-  throwsSafetensors(() => int64ToInt32(f.tensors.get('i64')!.data as BigInt64Array, 'i64'), /value 9007199254740993 at index 2 does not fit in int32/, 'i64');
+  throwsSafetensors(
+    () => int64ToInt32(f.tensors.get('i64')!.data as BigInt64Array, 'i64'),
+    /value 9007199254740993 at index 2 does not fit in int32/,
+    'i64',
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
 // Seeded mutation fuzz: every outcome is a clean parse or a SafetensorsError.
 
-
 test('mutation fuzz: 3000 damaged files parse cleanly or fail with SafetensorsError', () => {
-  const base = serializeSafetensors({
-    'backbone.w': { dtype: 'F32', shape: [3, 2], data: Float32Array.of(1, 2, 3, 4, 5, 6) },
-    'head.v': { dtype: 'F16', shape: [3], data: Float32Array.of(0.5, -1, 2) },
-    step: { dtype: 'I64', shape: [], data: BigInt64Array.of(12n) },
-    mask: { dtype: 'BOOL', shape: [2], data: Uint8Array.of(1, 0) },
-    empty: { dtype: 'U8', shape: [0], data: new Uint8Array(0) },
-  }, { epoch: '7', args: '{"lr":0.0005}' });
+  const base = serializeSafetensors(
+    {
+      'backbone.w': { dtype: 'F32', shape: [3, 2], data: Float32Array.of(1, 2, 3, 4, 5, 6) },
+      'head.v': { dtype: 'F16', shape: [3], data: Float32Array.of(0.5, -1, 2) },
+      step: { dtype: 'I64', shape: [], data: BigInt64Array.of(12n) },
+      mask: { dtype: 'BOOL', shape: [2], data: Uint8Array.of(1, 0) },
+      empty: { dtype: 'U8', shape: [0], data: new Uint8Array(0) },
+    },
+    { epoch: '7', args: '{"lr":0.0005}' },
+  );
   const n = Number(new DataView(base.buffer).getBigUint64(0, true));
   const r = rng(20241018);
   const int = (k: number): number => Math.floor(r() * k);
@@ -352,24 +532,46 @@ test('mutation fuzz: 3000 damaged files parse cleanly or fail with SafetensorsEr
     let b = src.slice();
     const headerPos = (): number => 8 + int(Math.max(1, Math.min(n, b.length - 8)));
     switch (int(9)) {
-      case 0: b[int(b.length)] ^= 1 << int(8); break;
-      case 1: b[headerPos()] = int(256); break;
-      case 2: b[headerPos()] = SPECIAL[int(SPECIAL.length)]; break;
-      case 3: b = b.slice(0, int(b.length)); break;
-      case 4: b = Uint8Array.from([...b, ...Array.from({ length: 1 + int(16) }, () => int(256))]); break;
-      case 5: case 6: {
+      case 0:
+        b[int(b.length)] ^= 1 << int(8);
+        break;
+      case 1:
+        b[headerPos()] = int(256);
+        break;
+      case 2:
+        b[headerPos()] = SPECIAL[int(SPECIAL.length)];
+        break;
+      case 3:
+        b = b.slice(0, int(b.length));
+        break;
+      case 4:
+        b = Uint8Array.from([...b, ...Array.from({ length: 1 + int(16) }, () => int(256))]);
+        break;
+      case 5:
+      case 6: {
         const at = headerPos();
         const len = 1 + int(12);
-        b = int(2) === 0
-          ? Uint8Array.from([...b.subarray(0, at), ...b.subarray(at + len)])
-          : Uint8Array.from([...b.subarray(0, at), ...b.subarray(at, at + len), ...b.subarray(at)]);
+        b =
+          int(2) === 0
+            ? Uint8Array.from([...b.subarray(0, at), ...b.subarray(at + len)])
+            : Uint8Array.from([...b.subarray(0, at), ...b.subarray(at, at + len), ...b.subarray(at)]);
         // Half the time fix the length so the damage reaches the JSON and layout checks.
         if (int(2) === 0 && b.length >= 8) setLength(b, BigInt(n + (b.length - src.length)));
         break;
       }
       case 7: {
         if (b.length < 8) break;
-        const choices = [0n, 1n, BigInt(n - 1), BigInt(n + 1), BigInt(n + 8), BigInt(b.length), 2n ** 32n, 2n ** 63n, BigInt(int(2 ** 30))];
+        const choices = [
+          0n,
+          1n,
+          BigInt(n - 1),
+          BigInt(n + 1),
+          BigInt(n + 8),
+          BigInt(b.length),
+          2n ** 32n,
+          2n ** 63n,
+          BigInt(int(2 ** 30)),
+        ];
         setLength(b, choices[int(choices.length)]);
         break;
       }
@@ -404,12 +606,22 @@ test('mutation fuzz: 3000 damaged files parse cleanly or fail with SafetensorsEr
     if (fromBuffer === 'ok') parsed++;
     else {
       failed++;
-      messages.add(fromBuffer.replace(/checksum mismatch.*/, 'checksum').replace(/[0-9]+/g, 'N').replace(/"[^"]*"/g, 'S').slice(0, 60));
+      messages.add(
+        fromBuffer
+          .replace(/checksum mismatch.*/, 'checksum')
+          .replace(/[0-9]+/g, 'N')
+          .replace(/"[^"]*"/g, 'S')
+          .slice(0, 60),
+      );
     }
     if (i % 10 === 0) {
       writeFileSync(path, b);
       // the same outcome, the file's message naming the file
-      assert.is(outcome(() => readSafetensors(path, { verify })).replace(`${path}: `, ''), fromBuffer, `case ${i}: file and buffer agree`);
+      assert.is(
+        outcome(() => readSafetensors(path, { verify })).replace(`${path}: `, ''),
+        fromBuffer,
+        `case ${i}: file and buffer agree`,
+      );
     }
   }
   const ms = cpuMs() - t0;

@@ -19,7 +19,13 @@ import { packagePath } from '../../src/util/paths.js';
 const fixture = (name: string) => packagePath('test', 'fixtures', 'resnet', name);
 
 interface Case {
-  config: { block: 'basic' | 'bottleneck'; layers: number[]; widths: number[]; stem: 'imagenet' | 'cifar'; in_chans: number };
+  config: {
+    block: 'basic' | 'bottleneck';
+    layers: number[];
+    widths: number[];
+    stem: 'imagenet' | 'cifar';
+    in_chans: number;
+  };
   state_dict: Record<string, PthTensor>;
   input: PthTensor;
   eval_out: PthTensor;
@@ -33,7 +39,7 @@ interface Case {
 const cases = new Map<string, Case>();
 function load(name: string): Case {
   let c = cases.get(name);
-  if (!c) cases.set(name, c = readPth(fixture(`${name}.pth`)) as Case);
+  if (!c) cases.set(name, (c = readPth(fixture(`${name}.pth`)) as Case));
   return c;
 }
 
@@ -44,10 +50,12 @@ function numbers(t: PthTensor): Float32Array | Int32Array | Float64Array {
 }
 
 function hostState(sd: Record<string, PthTensor>): Map<string, HostTensor> {
-  return new Map(Object.entries(sd).map(([k, t]) => {
-    const d = numbers(t);
-    return [k, { shape: t.shape, data: d instanceof Float64Array ? Float32Array.from(d) : d }];
-  }));
+  return new Map(
+    Object.entries(sd).map(([k, t]) => {
+      const d = numbers(t);
+      return [k, { shape: t.shape, data: d instanceof Float64Array ? Float32Array.from(d) : d }];
+    }),
+  );
 }
 
 function build(be: Backend, c: Case): ResNet {
@@ -84,16 +92,30 @@ conformance('resnet', (test, be) => {
     const sd = net.stateDict();
     // kaiming_normal_(fan_out, relu): std √(2 / (512·3·3)) over 2.4 M values
     const w = await sd.get('layer4.0.conv2.weight')!.data();
-    let s = 0, s2 = 0;
-    for (const v of w) { s += v; s2 += v * v; }
-    const m = s / w.length, std = Math.sqrt(s2 / w.length - m * m);
+    let s = 0,
+      s2 = 0;
+    for (const v of w) {
+      s += v;
+      s2 += v * v;
+    }
+    const m = s / w.length,
+      std = Math.sqrt(s2 / w.length - m * m);
     assert.ok(Math.abs(m) < 1e-4 && Math.abs(std / Math.sqrt(2 / (512 * 9)) - 1) < 0.01, `mean ${m}, std ${std}`);
     const ds = await sd.get('layer1.0.downsample.0.weight')!.data(); // 1x1, fan_out 256
     let d2 = 0;
     for (const v of ds) d2 += v * v;
     assert.ok(Math.abs(Math.sqrt(d2 / ds.length) / Math.sqrt(2 / 256) - 1) < 0.05);
-    for (const [k, v] of [['weight', 1], ['bias', 0], ['running_mean', 0], ['running_var', 1], ['num_batches_tracked', 0]] as const) {
-      assert.ok((await sd.get(`layer3.5.bn3.${k}`)!.data()).every((x) => x === v), k);
+    for (const [k, v] of [
+      ['weight', 1],
+      ['bias', 0],
+      ['running_mean', 0],
+      ['running_var', 1],
+      ['num_batches_tracked', 0],
+    ] as const) {
+      assert.ok(
+        (await sd.get(`layer3.5.bn3.${k}`)!.data()).every((x) => x === v),
+        k,
+      );
     }
     net.eval();
     const x = pd.tidy(() => net.forward(pd.randn([1, 3, 32, 32], be(), { generator: new Generator(2) })));
@@ -116,13 +138,19 @@ conformance('resnet', (test, be) => {
       const ev = pd.tidy(() => net.forward(x));
       assert.equal(ev.shape, c.eval_out.shape);
       assertClose(await ev.data(), numbers(c.eval_out), TOL, `${name} eval output`);
-      for (const [k, v] of await stateOf(net, (k) => before.has(k))) assert.equal(v, before.get(k), `${k} unchanged in eval mode`);
+      for (const [k, v] of await stateOf(net, (k) => before.has(k)))
+        assert.equal(v, before.get(k), `${k} unchanged in eval mode`);
 
       net.train();
       const tr = pd.tidy(() => net.forward(x));
       assertClose(await tr.data(), numbers(c.train_out), TOL, `${name} training output`);
       for (const [k, t] of Object.entries(c.train_state)) {
-        assertClose(await net.stateDict().get(k)!.data(), numbers(t), { rtol: 1e-4, atol: 1e-5 }, `${k} after one training step`);
+        assertClose(
+          await net.stateDict().get(k)!.data(),
+          numbers(t),
+          { rtol: 1e-4, atol: 1e-5 },
+          `${k} after one training step`,
+        );
       }
       for (const t of [x, ev, tr]) t.dispose();
       net.dispose();
@@ -183,13 +211,18 @@ conformance('resnet', (test, be) => {
         pd.backward(pd.sum(pd.mul(o, w)));
         return o;
       });
-      const res = { out: await out.data(), dx: await x.grad!.data(), grads: new Map<string, Float32Array | Int32Array>() };
+      const res = {
+        out: await out.data(),
+        dx: await x.grad!.data(),
+        grads: new Map<string, Float32Array | Int32Array>(),
+      };
       for (const [k, p] of net.namedParameters()) res.grads.set(k, await p.grad!.data());
       for (const t of [x, w, out]) t.dispose();
       net.dispose();
       return res;
     };
-    const a = await run('direct'), b = await run('im2col');
+    const a = await run('direct'),
+      b = await run('im2col');
     assertClose(a.out, b.out, { rtol: 1e-4, atol: 1e-5 }, 'features');
     const close = (g: ArrayLike<number>, r: ArrayLike<number>, what: string) => {
       let scale = 1e-6;
@@ -215,7 +248,11 @@ conformance('resnet', (test, be) => {
 
   test('BatchNorm module on [N, C] matches the batchNorm op and counts batches', async () => {
     const bn = new BatchNorm(be(), 3);
-    const x = pd.tensor(Float32Array.from({ length: 12 }, (_, i) => Math.sin(i * 1.7)), [4, 3], be());
+    const x = pd.tensor(
+      Float32Array.from({ length: 12 }, (_, i) => Math.sin(i * 1.7)),
+      [4, 3],
+      be(),
+    );
     const y = pd.tidy(() => bn.forward(x));
     const ref = pd.batchNorm(x, { training: true });
     assertClose(await y.data(), await ref.data(), { rtol: 1e-5, atol: 1e-6 });

@@ -1,21 +1,43 @@
 // Naive float64 references for the conv family (tests only). Backward references scatter (the
 // textbook adjoint), while the kernels gather: two formulations that must agree.
 export interface Geom {
-  batch: number; channels: number; height: number; width: number;
-  kernelH: number; kernelW: number; strideH: number; strideW: number; padH: number; padW: number;
-  outH: number; outW: number;
+  batch: number;
+  channels: number;
+  height: number;
+  width: number;
+  kernelH: number;
+  kernelW: number;
+  strideH: number;
+  strideW: number;
+  padH: number;
+  padW: number;
+  outH: number;
+  outW: number;
 }
 
 export function geom(shape: number[], k: [number, number], s: [number, number], p: [number, number]): Geom {
   const [batch, channels, height, width] = shape;
   return {
-    batch, channels, height, width, kernelH: k[0], kernelW: k[1], strideH: s[0], strideW: s[1], padH: p[0], padW: p[1],
-    outH: Math.floor((height + 2 * p[0] - k[0]) / s[0]) + 1, outW: Math.floor((width + 2 * p[1] - k[1]) / s[1]) + 1,
+    batch,
+    channels,
+    height,
+    width,
+    kernelH: k[0],
+    kernelW: k[1],
+    strideH: s[0],
+    strideW: s[1],
+    padH: p[0],
+    padW: p[1],
+    outH: Math.floor((height + 2 * p[0] - k[0]) / s[0]) + 1,
+    outW: Math.floor((width + 2 * p[1] - k[1]) / s[1]) + 1,
   };
 }
 
 /** Calls f(b, c, oy, ox, ky, kx, iy, ix, inside) for every window tap, in column order. */
-function taps(g: Geom, f: (b: number, c: number, oy: number, ox: number, ky: number, kx: number, xi: number, inside: boolean) => void): void {
+function taps(
+  g: Geom,
+  f: (b: number, c: number, oy: number, ox: number, ky: number, kx: number, xi: number, inside: boolean) => void,
+): void {
   for (let b = 0; b < g.batch; b++) {
     for (let oy = 0; oy < g.outH; oy++) {
       for (let ox = 0; ox < g.outW; ox++) {
@@ -56,7 +78,13 @@ export function col2imRef(col: ArrayLike<number>, g: Geom): Float64Array {
 }
 
 /** Direct convolution: x [B, C, H, W], w [O, C, kh, kw], bias [O] or null → [B, O, outH, outW]. */
-export function conv2dRef(x: ArrayLike<number>, w: ArrayLike<number>, bias: ArrayLike<number> | null, g: Geom, O: number): Float64Array {
+export function conv2dRef(
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  bias: ArrayLike<number> | null,
+  g: Geom,
+  O: number,
+): Float64Array {
   const out = new Float64Array(g.batch * O * g.outH * g.outW);
   const P = g.outH * g.outW;
   for (let b = 0; b < g.batch; b++) {
@@ -88,7 +116,12 @@ export function poolRef(op: 'max' | 'avg', x: ArrayLike<number>, g: Geom): { out
   return { out, argmax };
 }
 
-export function poolGradRef(op: 'max' | 'avg', dy: ArrayLike<number>, argmax: ArrayLike<number>, g: Geom): Float64Array {
+export function poolGradRef(
+  op: 'max' | 'avg',
+  dy: ArrayLike<number>,
+  argmax: ArrayLike<number>,
+  g: Geom,
+): Float64Array {
   const dx = new Float64Array(g.batch * g.channels * g.height * g.width);
   taps(g, (b, c, oy, ox, _ky, _kx, xi, inside) => {
     const o = ((b * g.channels + c) * g.outH + oy) * g.outW + ox;

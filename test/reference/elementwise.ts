@@ -6,7 +6,8 @@ export function erf(x: number): number {
   const z = Math.abs(x);
   let r: number;
   if (z < 3) {
-    let term = z, s = z;
+    let term = z,
+      s = z;
     for (let n = 1; n < 200; n++) {
       term *= (-z * z) / n;
       const add = term / (2 * n + 1);
@@ -17,7 +18,7 @@ export function erf(x: number): number {
   } else {
     // erfc continued fraction
     let f = 0;
-    for (let n = 60; n >= 1; n--) f = (n / 2) / (z + f);
+    for (let n = 60; n >= 1; n--) f = n / 2 / (z + f);
     r = 1 - Math.exp(-z * z) / Math.sqrt(Math.PI) / (z + f);
   }
   return x < 0 ? -r : r;
@@ -86,7 +87,13 @@ export function unravel(i: number, shape: number[]): number[] {
   return idx;
 }
 
-export function binaryRef(f: (a: number, b: number) => number, a: Float64Array, as: number[], b: Float64Array, bs: number[]): Float64Array {
+export function binaryRef(
+  f: (a: number, b: number) => number,
+  a: Float64Array,
+  as: number[],
+  b: Float64Array,
+  bs: number[],
+): Float64Array {
   const shape = broadcastShape(as, bs);
   const n = shape.reduce((x, y) => x * y, 1);
   const out = new Float64Array(n);
@@ -97,7 +104,14 @@ export function binaryRef(f: (a: number, b: number) => number, a: Float64Array, 
   return out;
 }
 
-export function whereRef(c: Float64Array, cs: number[], a: Float64Array, as: number[], b: Float64Array, bs: number[]): Float64Array {
+export function whereRef(
+  c: Float64Array,
+  cs: number[],
+  a: Float64Array,
+  as: number[],
+  b: Float64Array,
+  bs: number[],
+): Float64Array {
   const shape = broadcastShape(broadcastShape(cs, as), bs);
   const n = shape.reduce((x, y) => x * y, 1);
   const out = new Float64Array(n);

@@ -64,7 +64,12 @@ export function gatherRowsRef(x: Float64Array, cols: number, idx: ArrayLike<numb
   return out;
 }
 
-export function scatterAddRowsRef(dy: ArrayLike<number>, idx: ArrayLike<number>, rows: number, cols: number): Float64Array {
+export function scatterAddRowsRef(
+  dy: ArrayLike<number>,
+  idx: ArrayLike<number>,
+  rows: number,
+  cols: number,
+): Float64Array {
   const dx = new Float64Array(rows * cols);
   for (let i = 0; i < idx.length; i++) for (let c = 0; c < cols; c++) dx[idx[i] * cols + c] += dy[i * cols + c];
   return dx;
@@ -72,7 +77,8 @@ export function scatterAddRowsRef(dy: ArrayLike<number>, idx: ArrayLike<number>,
 
 /** [B, C, H, W] → [B, (H/p)(W/p), C·p·p], patch features ordered (c, i, j). */
 export function patchifyRef(x: Float64Array, b: number, c: number, h: number, w: number, p: number): Float64Array {
-  const nh = h / p, nw = w / p;
+  const nh = h / p,
+    nw = w / p;
   const out = new Float64Array(x.length);
   let o = 0;
   for (let n = 0; n < b; n++) {

@@ -20,7 +20,8 @@ export interface MatmulRefParams {
 /** out[b, i, j] = act(init + Σ_q op(A)[i, q]·op(B)[q, j] + bias[j]), as [batch, m, n]. */
 export function matmulRef(a: ArrayLike<number>, b: ArrayLike<number>, p: MatmulRefParams): Float64Array {
   const { batch, m, n, k } = p;
-  const sa = p.strideA ?? m * k, sb = p.strideB ?? k * n;
+  const sa = p.strideA ?? m * k,
+    sb = p.strideB ?? k * n;
   const out = new Float64Array(batch * m * n);
   for (let t = 0; t < batch; t++) {
     for (let i = 0; i < m; i++) {
@@ -42,7 +43,14 @@ export function matmulRef(a: ArrayLike<number>, b: ArrayLike<number>, p: MatmulR
 }
 
 /** y = act(x·Wᵀ + b) with W [out, in], x [rows, in]. */
-export function linearRef(x: ArrayLike<number>, w: ArrayLike<number>, bias: ArrayLike<number> | undefined,
-  rows: number, inF: number, outF: number, act: boolean): Float64Array {
+export function linearRef(
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  bias: ArrayLike<number> | undefined,
+  rows: number,
+  inF: number,
+  outF: number,
+  act: boolean,
+): Float64Array {
   return matmulRef(x, w, { batch: 1, m: rows, n: outF, k: inF, transB: true, bias, gelu: act });
 }

@@ -12,8 +12,14 @@ export function scoresRef(x: ArrayLike<number>, y: ArrayLike<number>, i: number,
 }
 
 /** Max inner product per row of x over the rows of y, first index on ties; -Infinity / -1 when none. */
-export function nearestNeighborRef(x: ArrayLike<number>, y: ArrayLike<number>, m: number, k: number, d: number,
-  excludeSelf: boolean): { values: Float64Array; indices: Int32Array; second: Float64Array } {
+export function nearestNeighborRef(
+  x: ArrayLike<number>,
+  y: ArrayLike<number>,
+  m: number,
+  k: number,
+  d: number,
+  excludeSelf: boolean,
+): { values: Float64Array; indices: Int32Array; second: Float64Array } {
   const values = new Float64Array(m).fill(-Infinity);
   const second = new Float64Array(m).fill(-Infinity);
   const indices = new Int32Array(m).fill(-1);
@@ -34,7 +40,12 @@ export function nearestNeighborRef(x: ArrayLike<number>, y: ArrayLike<number>, m
 }
 
 /** The k largest per row, descending, lowest index first on ties. */
-export function topkRef(x: ArrayLike<number>, rows: number, cols: number, k: number): { values: number[]; indices: number[] } {
+export function topkRef(
+  x: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  k: number,
+): { values: number[]; indices: number[] } {
   const values: number[] = [];
   const indices: number[] = [];
   for (let r = 0; r < rows; r++) {
@@ -48,7 +59,13 @@ export function topkRef(x: ArrayLike<number>, rows: number, cols: number, k: num
 }
 
 /** Each row's m best other rows of x [k, d] (value descending, then index ascending), -1-padded. */
-export function selfTopRef(x: ArrayLike<number>, k: number, d: number, m: number, excludeSelf: boolean): { scores: Float64Array[]; lists: number[][] } {
+export function selfTopRef(
+  x: ArrayLike<number>,
+  k: number,
+  d: number,
+  m: number,
+  excludeSelf: boolean,
+): { scores: Float64Array[]; lists: number[][] } {
   const scores: Float64Array[] = [];
   const lists: number[][] = [];
   for (let i = 0; i < k; i++) {

@@ -6,8 +6,14 @@ export interface LayerNormRef {
   rstd: Float64Array;
 }
 
-export function layerNormRef(x: ArrayLike<number>, gamma: ArrayLike<number> | null, beta: ArrayLike<number> | null,
-  rows: number, cols: number, eps: number): LayerNormRef {
+export function layerNormRef(
+  x: ArrayLike<number>,
+  gamma: ArrayLike<number> | null,
+  beta: ArrayLike<number> | null,
+  rows: number,
+  cols: number,
+  eps: number,
+): LayerNormRef {
   const out = new Float64Array(rows * cols);
   const mean = new Float64Array(rows);
   const rstd = new Float64Array(rows);
@@ -29,14 +35,21 @@ export function layerNormRef(x: ArrayLike<number>, gamma: ArrayLike<number> | nu
 }
 
 /** Gradients of layer norm for output gradient dy, from first principles (not the kernels' formula). */
-export function layerNormGradRef(x: ArrayLike<number>, gamma: ArrayLike<number> | null, dy: ArrayLike<number>,
-  rows: number, cols: number, eps: number): { dx: Float64Array; dgamma: Float64Array; dbeta: Float64Array } {
+export function layerNormGradRef(
+  x: ArrayLike<number>,
+  gamma: ArrayLike<number> | null,
+  dy: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  eps: number,
+): { dx: Float64Array; dgamma: Float64Array; dbeta: Float64Array } {
   const { mean, rstd } = layerNormRef(x, null, null, rows, cols, eps);
   const dx = new Float64Array(rows * cols);
   const dgamma = new Float64Array(cols);
   const dbeta = new Float64Array(cols);
   for (let r = 0; r < rows; r++) {
-    const mu = mean[r], rs = rstd[r];
+    const mu = mean[r],
+      rs = rstd[r];
     const g = Array.from({ length: cols }, (_, c) => dy[r * cols + c] * (gamma ? gamma[c] : 1));
     const xh = Array.from({ length: cols }, (_, c) => (x[r * cols + c] - mu) * rs);
     // ∂x̂_c/∂x_j = rs (δ_cj − 1/n − x̂_c x̂_j / n)

@@ -11,7 +11,13 @@ export interface AdamWRefParams {
 }
 
 /** One AdamW step in place on p, m, v. */
-export function adamwRef(p: Float64Array, g: ArrayLike<number>, m: Float64Array, v: Float64Array, h: AdamWRefParams): void {
+export function adamwRef(
+  p: Float64Array,
+  g: ArrayLike<number>,
+  m: Float64Array,
+  v: Float64Array,
+  h: AdamWRefParams,
+): void {
   const bc1 = 1 - h.beta1 ** h.step;
   const bc2 = 1 - h.beta2 ** h.step;
   for (let i = 0; i < p.length; i++) {
@@ -44,8 +50,11 @@ export function clipGradNormRef(grads: Float64Array[], maxNorm: number): [number
 /** dino clip_gradients: returns [per-parameter norms, clipped grads]. */
 export function clipGradientsRef(grads: Float64Array[], clip: number): [number[], Float64Array[]] {
   const norms = grads.map(l2);
-  return [norms, grads.map((g, i) => {
-    const coef = clip / (norms[i] + 1e-6);
-    return coef < 1 ? g.map((x) => x * coef) : Float64Array.from(g);
-  })];
+  return [
+    norms,
+    grads.map((g, i) => {
+      const coef = clip / (norms[i] + 1e-6);
+      return coef < 1 ? g.map((x) => x * coef) : Float64Array.from(g);
+    }),
+  ];
 }

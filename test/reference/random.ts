@@ -5,7 +5,8 @@ const MASK = 0xffffffffn;
 
 export function philox4x32(ctr: number[], key: number[]): number[] {
   let c = ctr.map(BigInt);
-  let k0 = BigInt(key[0]), k1 = BigInt(key[1]);
+  let k0 = BigInt(key[0]),
+    k1 = BigInt(key[1]);
   for (let r = 0; r < 10; r++) {
     const p0 = 0xd2511f53n * c[0];
     const p1 = 0xcd9e8d57n * c[2];
@@ -31,7 +32,9 @@ export function words(n: number, seed: number, offset: number): number[] {
 
 /** Uniform in [a, b) with the kernels' f32 arithmetic: a + (b − a)·top24·2^-24. */
 export function uniformRef(n: number, seed: number, offset: number, a: number, b: number): Float32Array {
-  const fa = Math.fround(a), fb = Math.fround(b), width = Math.fround(fb - fa);
+  const fa = Math.fround(a),
+    fb = Math.fround(b),
+    width = Math.fround(fb - fa);
   return Float32Array.from(words(n, seed, offset), (w) => Math.fround(fa + Math.fround(width * ((w >>> 8) / 2 ** 24))));
 }
 
@@ -61,6 +64,6 @@ export function normalRef(n: number, seed: number, offset: number, mean: number,
 export function normalCdfRef(x: number): number {
   const t = 1 / (1 + 0.2316419 * Math.abs(x));
   const poly = t * (0.31938153 + t * (-0.356563782 + t * (1.781477937 + t * (-1.821255978 + t * 1.330274429))));
-  const upper = (Math.exp(-x * x / 2) / Math.sqrt(2 * Math.PI)) * poly;
+  const upper = (Math.exp((-x * x) / 2) / Math.sqrt(2 * Math.PI)) * poly;
   return x >= 0 ? 1 - upper : upper;
 }

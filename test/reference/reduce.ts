@@ -1,5 +1,11 @@
 // Naive float64 references for reductions (tests only).
-export function reduceAxis(x: Float64Array, shape: number[], axis: number, f: (acc: number, v: number) => number, init: number): Float64Array {
+export function reduceAxis(
+  x: Float64Array,
+  shape: number[],
+  axis: number,
+  f: (acc: number, v: number) => number,
+  init: number,
+): Float64Array {
   const outer = shape.slice(0, axis).reduce((a, b) => a * b, 1);
   const len = shape[axis];
   const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
@@ -15,7 +21,13 @@ export function reduceAxis(x: Float64Array, shape: number[], axis: number, f: (a
 }
 
 /** Reduces several axes (descending, so indices stay valid). */
-export function reduceAxes(x: Float64Array, shape: number[], axes: number[], f: (acc: number, v: number) => number, init: number): Float64Array {
+export function reduceAxes(
+  x: Float64Array,
+  shape: number[],
+  axes: number[],
+  f: (acc: number, v: number) => number,
+  init: number,
+): Float64Array {
   let cur = x;
   const s = [...shape];
   for (const a of [...axes].sort((p, q) => q - p)) {
@@ -25,7 +37,12 @@ export function reduceAxes(x: Float64Array, shape: number[], axes: number[], f: 
   return cur;
 }
 
-export function argAxis(x: Float64Array, shape: number[], axis: number, better: (a: number, b: number) => boolean): number[] {
+export function argAxis(
+  x: Float64Array,
+  shape: number[],
+  axis: number,
+  better: (a: number, b: number) => boolean,
+): number[] {
   const outer = shape.slice(0, axis).reduce((a, b) => a * b, 1);
   const len = shape[axis];
   const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);

@@ -20,8 +20,16 @@ function source(o: number, inSize: number, outSize: number, align: boolean, scal
 }
 
 /** x [planes, h, w] → [planes, outH, outW]. */
-export function bicubicRef(x: ArrayLike<number>, planes: number, h: number, w: number, outH: number, outW: number,
-  align = false, scales?: [number, number]): Float64Array {
+export function bicubicRef(
+  x: ArrayLike<number>,
+  planes: number,
+  h: number,
+  w: number,
+  outH: number,
+  outW: number,
+  align = false,
+  scales?: [number, number],
+): Float64Array {
   const out = new Float64Array(planes * outH * outW);
   const clamp = (v: number, n: number) => Math.min(Math.max(v, 0), n - 1);
   for (let p = 0; p < planes; p++) {

@@ -17,7 +17,13 @@ export function softmaxRef(x: ArrayLike<number>, rows: number, cols: number, log
 }
 
 /** The vector-Jacobian product of (log-)softmax at y = (log-)softmax(x), for output gradient dy. */
-export function softmaxGradRef(y: ArrayLike<number>, dy: ArrayLike<number>, rows: number, cols: number, log = false): Float64Array {
+export function softmaxGradRef(
+  y: ArrayLike<number>,
+  dy: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  log = false,
+): Float64Array {
   const dx = new Float64Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     let s = 0;

@@ -20,10 +20,24 @@ let be: Backend;
 
 test.before(async () => {
   be = await createBackend({ kind: 'wasm', threads: 2 });
-  await train({
-    arch: 'vit_cpu', ibot: true, subset: 32, batch_size: 4, local_crops_number: 2, out_dim: 32, hidden_dim: 16, bottleneck_dim: 8,
-    max_steps: 3, quiet: true, freeze_last_layer: 0, eval_every_epoch: false, output_dir: run,
-  }, { backend: be });
+  await train(
+    {
+      arch: 'vit_cpu',
+      ibot: true,
+      subset: 32,
+      batch_size: 4,
+      local_crops_number: 2,
+      out_dim: 32,
+      hidden_dim: 16,
+      bottleneck_dim: 8,
+      max_steps: 3,
+      quiet: true,
+      freeze_last_layer: 0,
+      eval_every_epoch: false,
+      output_dir: run,
+    },
+    { backend: be },
+  );
 });
 
 test.after(() => {
@@ -63,7 +77,10 @@ test('a gallery that cannot be made fails the report, naming the run and the rea
   const file = readSafetensors(join(run, 'checkpoint.safetensors'), { verify: true });
   const meta = JSON.parse(file.metadata.protodino);
   meta.config.ibot_mask_prob = 2;
-  writeSafetensors(join(bad, 'checkpoint.safetensors'), file.tensors as Map<string, never>, { ...file.metadata, protodino: JSON.stringify(meta) });
+  writeSafetensors(join(bad, 'checkpoint.safetensors'), file.tensors as Map<string, never>, {
+    ...file.metadata,
+    protodino: JSON.stringify(meta),
+  });
   let message = '';
   try {
     await generateReport([bad], { out: join(dir, 'out', 'bad.html'), backend: be, galleryImages: 50 });

@@ -17,8 +17,17 @@ import { generateReport, parseEpochRecord, type ReportResult } from '../../src/r
 
 const root = mkdtempSync(join(tmpdir(), 'protodino-report-'));
 const tiny: Partial<TrainConfig> = {
-  arch: 'pca', prototypes_only: true, subset: 512, batch_size: 64, out_dim: 64, max_steps: 16, epochs: 2,
-  freeze_last_layer: 0, quiet: true, log_every: 2, local_crops_number: 2,
+  arch: 'pca',
+  prototypes_only: true,
+  subset: 512,
+  batch_size: 64,
+  out_dim: 64,
+  max_steps: 16,
+  epochs: 2,
+  freeze_last_layer: 0,
+  quiet: true,
+  log_every: 2,
+  local_crops_number: 2,
 };
 // Per-epoch evaluation built into the trainer (when it has it) would be slower than this test needs.
 if ('eval_every_epoch' in DEFAULTS) (tiny as Record<string, unknown>).eval_every_epoch = false;
@@ -28,17 +37,35 @@ let html = '';
 
 test.before(async () => {
   const be = await WasmBackend.create({ threads: 2, build: 'simd' });
-  const [trainDs, testDs] = await Promise.all([loadFashionMNIST({ split: 'train' }), loadFashionMNIST({ split: 'test' })]);
+  const [trainDs, testDs] = await Promise.all([
+    loadFashionMNIST({ split: 'train' }),
+    loadFashionMNIST({ split: 'test' }),
+  ]);
   // The runs train on the first 512 images, normalised with their statistics.
-  const stats = channelStats(subset(trainDs, Array.from({ length: 512 }, (_, i) => i)));
+  const stats = channelStats(
+    subset(
+      trainDs,
+      Array.from({ length: 512 }, (_, i) => i),
+    ),
+  );
   try {
     const onEpoch = async ({ teacher }: { teacher: Parameters<typeof evaluateNetwork>[0] }) => {
-      const r = await evaluateNetwork(teacher, { train: trainDs, test: testDs, ...stats }, be, { trainMax: 512, testMax: 256 });
-      return { knn_top1: r.knnTop1, ...Object.fromEntries(Object.entries(r.uniquePrototypes).map(([e, n]) => [`unique_${e}`, n])) };
+      const r = await evaluateNetwork(teacher, { train: trainDs, test: testDs, ...stats }, be, {
+        trainMax: 512,
+        testMax: 256,
+      });
+      return {
+        knn_top1: r.knnTop1,
+        ...Object.fromEntries(Object.entries(r.uniquePrototypes).map(([e, n]) => [`unique_${e}`, n])),
+      };
     };
     await train({ ...tiny, output_dir: join(root, 'base'), lr: 0.0005 }, { backend: be, onEpoch });
     await train({ ...tiny, output_dir: join(root, 'highlr'), lr: 0.05, koleo_proto: 0.1 }, { backend: be, onEpoch });
-    result = await generateReport([join(root, 'base'), join(root, 'highlr')], { out: join(root, 'out', 'report.html'), backend: be, galleryImages: 500 });
+    result = await generateReport([join(root, 'base'), join(root, 'highlr')], {
+      out: join(root, 'out', 'report.html'),
+      backend: be,
+      galleryImages: 500,
+    });
   } finally {
     be.destroy();
   }
@@ -48,7 +75,17 @@ test.before(async () => {
 test.after(() => rmSync(root, { recursive: true, force: true }));
 
 test('epoch records: unique counts, k-NN and other numbers are picked up by key', () => {
-  const e = parseEpochRecord({ event: 'epoch', epoch: 2, step: 16, loss: 1.5, 'unique_0.025': 40, unique_prototypes: { '0.1': 12 }, knn_top1: 0.7, usage_entropy: 3.2, note: 'x' });
+  const e = parseEpochRecord({
+    event: 'epoch',
+    epoch: 2,
+    step: 16,
+    loss: 1.5,
+    'unique_0.025': 40,
+    unique_prototypes: { '0.1': 12 },
+    knn_top1: 0.7,
+    usage_entropy: 3.2,
+    note: 'x',
+  });
   assert.equal(e.unique, { '0.025': 40, '0.1': 12 });
   assert.is(e.knnTop1, 0.7);
   assert.equal(e.extra, { usage_entropy: 3.2 });
@@ -62,7 +99,10 @@ test('the report reads both runs and measures their checkpoints', () => {
   for (const [i, r] of result.runs.entries()) {
     assert.is(r.steps.at(-1)?.step, 16, `${r.name} steps`);
     assert.is(r.epochs.length, 2, `${r.name} epoch records`);
-    assert.ok(r.epochs.every((e) => e.knnTop1 !== undefined && e.unique['0.025'] > 0), `${r.name} diagnostics`);
+    assert.ok(
+      r.epochs.every((e) => e.knnTop1 !== undefined && e.unique['0.025'] > 0),
+      `${r.name} diagnostics`,
+    );
     const a = result.analyses[i];
     assert.is(a.unique?.prototypes, 64);
     // The checkpoint is the last epoch's state, so the report's count equals the logged one.
@@ -73,7 +113,14 @@ test('the report reads both runs and measures their checkpoints', () => {
 
 test('HTML: one self-contained page with every section, plot and gallery image', () => {
   assert.ok(html.startsWith('<!DOCTYPE html>'));
-  for (const t of ['Results', 'Training loss', 'Unique prototypes over training', 'k-NN over training', 'Nearest-neighbour similarity', 'Prototype gallery']) {
+  for (const t of [
+    'Results',
+    'Training loss',
+    'Unique prototypes over training',
+    'k-NN over training',
+    'Nearest-neighbour similarity',
+    'Prototype gallery',
+  ]) {
     assert.ok(html.includes(`<h2>${t}</h2>`), `section '${t}'`);
   }
   for (const id of ['loss', 'unique', 'knn', 'nn']) {
@@ -84,7 +131,10 @@ test('HTML: one self-contained page with every section, plot and gallery image',
   assert.is(result.svgs.length, 4);
   const table = /<table id="results-table">[\s\S]*?<\/table>/.exec(html)?.[0] ?? '';
   assert.ok(table.includes('base') && table.includes('highlr'), 'both runs in the table');
-  assert.ok(/<code>koleo_proto=0\.1<\/code>/.test(table) && /<code>lr=0\.05<\/code>/.test(table), 'config differences listed');
+  assert.ok(
+    /<code>koleo_proto=0\.1<\/code>/.test(table) && /<code>lr=0\.05<\/code>/.test(table),
+    'config differences listed',
+  );
   const gallery = /<section id="gallery">[\s\S]*?<\/section>/.exec(html)?.[0] ?? '';
   const imgs = gallery.match(/<img src="data:image\/png;base64,[A-Za-z0-9+/=]+"/g) ?? [];
   assert.ok(imgs.length >= 16, `gallery images: ${imgs.length}`);
@@ -108,15 +158,30 @@ test('headless Chromium renders the plots and a non-blank page', () => {
   const bin = chromium();
   const profile = mkdtempSync(join(tmpdir(), 'protodino-chromium-'));
   const shot = join(root, 'shot.png');
-  const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run', `--user-data-dir=${profile}`, '--window-size=1200,2000'];
+  const flags = [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-first-run',
+    `--user-data-dir=${profile}`,
+    '--window-size=1200,2000',
+  ];
   const url = `file://${result.html}`;
   try {
-    const dom = spawnSync(bin, [...flags, '--dump-dom', url], { encoding: 'utf8', timeout: 30000, maxBuffer: 64 << 20 });
+    const dom = spawnSync(bin, [...flags, '--dump-dom', url], {
+      encoding: 'utf8',
+      timeout: 30000,
+      maxBuffer: 64 << 20,
+    });
     assert.is(dom.status, 0, `chromium --dump-dom failed: ${dom.stderr?.slice(-500)}`);
     for (const id of ['loss', 'unique', 'knn', 'nn']) {
       const sec = new RegExp(`<section id="${id}">([\\s\\S]*?)</section>`).exec(dom.stdout)?.[1] ?? '';
-      const paths = [...sec.matchAll(/<path[^>]*\sd="([^"]+)"/g)].map((m) => m[1]).filter((d) => /\d/.test(d) && d.length > 8);
+      const paths = [...sec.matchAll(/<path[^>]*\sd="([^"]+)"/g)]
+        .map((m) => m[1])
+        .filter((d) => /\d/.test(d) && d.length > 8);
       assert.ok(paths.length >= 2, `section ${id}: ${paths.length} drawn paths in the rendered DOM`);
     }
     assert.ok((dom.stdout.match(/<img src="data:image\/png/g) ?? []).length >= 16, 'gallery images in the DOM');

@@ -67,7 +67,12 @@ export function agree(actual: ArrayLike<number>, expected: ArrayLike<number>, wh
   assertClose(actual, expected, { rtol: 1e-4, atol: atolScale * scale }, what);
 }
 
-export async function agreeTensor(t: Tensor | null, expected: ArrayLike<number>, what: string, atolScale = 1e-6): Promise<void> {
+export async function agreeTensor(
+  t: Tensor | null,
+  expected: ArrayLike<number>,
+  what: string,
+  atolScale = 1e-6,
+): Promise<void> {
   assert.ok(t, `${what}: missing (no gradient reached it?)`);
   agree(await t!.data(), expected, what, atolScale);
 }

@@ -20,7 +20,8 @@ function lgammaHalf(x: number): number {
 function logBesselI(nu: number, kappa: number): number {
   const lk = Math.log(kappa / 2);
   const terms: number[] = [];
-  let lgM = 0, lgMnu = lgammaHalf(nu + 1);
+  let lgM = 0,
+    lgMnu = lgammaHalf(nu + 1);
   for (let m = 0; m < 4000; m++) {
     if (m > 0) {
       lgM += Math.log(m);
@@ -46,12 +47,14 @@ test('log C_p(κ): the expansion is within the documented error of the exact ser
   const bound = (p: number) => (p < 12 ? 1e-4 : p < 16 ? 7e-6 : p < 32 ? 1.5e-6 : p < 64 ? 3e-8 : 1e-9);
   for (const p of [8, 9, 12, 16, 24, 32, 64, 256]) {
     for (let k = 0; k <= 400; k = k < 0.01 ? k + 0.005 : k * 1.07) {
-      const got = vmfLogNormaliserF64(k, p), want = logCRef(k, p);
+      const got = vmfLogNormaliserF64(k, p),
+        want = logCRef(k, p);
       assert.ok(Math.abs(got - want) < bound(p), `p=${p} κ=${k}: ${got} vs ${want} (error ${Math.abs(got - want)})`);
     }
   }
   // Sanity of the reference itself: p = 3 has the closed form C_3(κ) = κ / (4π sinh κ).
-  for (const k of [0.5, 2, 10]) assert.ok(Math.abs(logCRef(k, 3) - Math.log(k / (4 * Math.PI * Math.sinh(k)))) < 1e-12, `C_3(${k})`);
+  for (const k of [0.5, 2, 10])
+    assert.ok(Math.abs(logCRef(k, 3) - Math.log(k / (4 * Math.PI * Math.sinh(k)))) < 1e-12, `C_3(${k})`);
 });
 
 test('d/dκ log C_p(κ) of the reference is −I_{p/2}(κ)/I_{p/2−1}(κ)', () => {
@@ -67,49 +70,77 @@ test('d/dκ log C_p(κ) of the reference is −I_{p/2}(κ)/I_{p/2−1}(κ)', () 
 
 conformance('ssl: DINO-vMF', (test, be) => {
   for (const p of [8, 64]) {
-    test(`log C_${p}(κ) value and gradient vs the float64 series`, leakFree(async () => {
-      const ks = Float64Array.from(KAPPAS);
-      await gradCheck(be(), (k) => vmfLogNormaliser(k, p), (k) => Float64Array.from(k, (v) => logCRef(v, p)),
-        [{ shape: [ks.length], data: ks }],
-        // Values reach ~|300|: float32 holds them to ~3e-5 absolute; p = 8 adds the expansion's 8e-5.
-        { fwd: { rtol: 2e-6, atol: p === 8 ? 1.5e-4 : 1e-4 }, grad: { rtol: 2e-3, atol: 2e-3 }, h: 1e-3, what: `log C_${p}` });
-    }));
+    test(
+      `log C_${p}(κ) value and gradient vs the float64 series`,
+      leakFree(async () => {
+        const ks = Float64Array.from(KAPPAS);
+        await gradCheck(
+          be(),
+          (k) => vmfLogNormaliser(k, p),
+          (k) => Float64Array.from(k, (v) => logCRef(v, p)),
+          [{ shape: [ks.length], data: ks }],
+          // Values reach ~|300|: float32 holds them to ~3e-5 absolute; p = 8 adds the expansion's 8e-5.
+          {
+            fwd: { rtol: 2e-6, atol: p === 8 ? 1.5e-4 : 1e-4 },
+            grad: { rtol: 2e-3, atol: 2e-3 },
+            h: 1e-3,
+            what: `log C_${p}`,
+          },
+        );
+      }),
+    );
   }
 
-  test('the gradient is −I_{p/2}/I_{p/2−1} at κ from 0.5 to 300 (p = 32)', leakFree(async () => {
-    const ks = [0.5, 3, 30, 300];
-    const k = param(tensor(ks, [ks.length], be()));
-    tidy(() => backward(sum(vmfLogNormaliser(k, 32))));
-    const want = ks.map((v) => -Math.exp(logBesselI(16, v) - logBesselI(15, v)));
-    assertClose(await k.grad!.data(), want, { rtol: 1e-4, atol: 1e-6 }, 'dlogC/dκ');
-    k.dispose();
-  }));
+  test(
+    'the gradient is −I_{p/2}/I_{p/2−1} at κ from 0.5 to 300 (p = 32)',
+    leakFree(async () => {
+      const ks = [0.5, 3, 30, 300];
+      const k = param(tensor(ks, [ks.length], be()));
+      tidy(() => backward(sum(vmfLogNormaliser(k, 32))));
+      const want = ks.map((v) => -Math.exp(logBesselI(16, v) - logBesselI(15, v)));
+      assertClose(await k.grad!.data(), want, { rtol: 1e-4, atol: 1e-6 }, 'dlogC/dκ');
+      k.dispose();
+    }),
+  );
 
-  test('vMF logits y·w_k + log C_p(‖w_k‖): value and gradients in y and w', leakFree(async () => {
-    const B = 3, K = 5, p = 8;
-    // Unit-norm rows of y, as the head feeds them.
-    const y = Float64Array.from({ length: B * p }, (_, i) => Math.sin(1.3 * i + 0.2));
-    for (let b = 0; b < B; b++) {
-      const n = Math.hypot(...y.subarray(b * p, (b + 1) * p));
-      for (let j = 0; j < p; j++) y[b * p + j] /= n;
-    }
-    const w = Float64Array.from({ length: K * p }, (_, i) => (1 + (i % 5)) * Math.cos(0.7 * i));
-    const ref = (yy: Float64Array, ww: Float64Array) => {
-      const out = new Float64Array(B * K);
-      for (let k = 0; k < K; k++) {
-        const row = ww.subarray(k * p, (k + 1) * p);
-        const lc = logCRef(Math.hypot(...row), p);
-        for (let b = 0; b < B; b++) {
-          let d = 0;
-          for (let j = 0; j < p; j++) d += yy[b * p + j] * row[j];
-          out[b * K + k] = d + lc;
-        }
+  test(
+    'vMF logits y·w_k + log C_p(‖w_k‖): value and gradients in y and w',
+    leakFree(async () => {
+      const B = 3,
+        K = 5,
+        p = 8;
+      // Unit-norm rows of y, as the head feeds them.
+      const y = Float64Array.from({ length: B * p }, (_, i) => Math.sin(1.3 * i + 0.2));
+      for (let b = 0; b < B; b++) {
+        const n = Math.hypot(...y.subarray(b * p, (b + 1) * p));
+        for (let j = 0; j < p; j++) y[b * p + j] /= n;
       }
-      return out;
-    };
-    await gradCheck(be(), (yy, ww) => vmfLogits(yy, ww), ref, [{ shape: [B, p], data: y }, { shape: [K, p], data: w }],
-      { fwd: { rtol: 1e-5, atol: 1e-4 }, what: 'vmfLogits' });
-  }));
+      const w = Float64Array.from({ length: K * p }, (_, i) => (1 + (i % 5)) * Math.cos(0.7 * i));
+      const ref = (yy: Float64Array, ww: Float64Array) => {
+        const out = new Float64Array(B * K);
+        for (let k = 0; k < K; k++) {
+          const row = ww.subarray(k * p, (k + 1) * p);
+          const lc = logCRef(Math.hypot(...row), p);
+          for (let b = 0; b < B; b++) {
+            let d = 0;
+            for (let j = 0; j < p; j++) d += yy[b * p + j] * row[j];
+            out[b * K + k] = d + lc;
+          }
+        }
+        return out;
+      };
+      await gradCheck(
+        be(),
+        (yy, ww) => vmfLogits(yy, ww),
+        ref,
+        [
+          { shape: [B, p], data: y },
+          { shape: [K, p], data: w },
+        ],
+        { fwd: { rtol: 1e-5, atol: 1e-4 }, what: 'vmfLogits' },
+      );
+    }),
+  );
 });
 
 test.run();

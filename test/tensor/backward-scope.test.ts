@@ -31,9 +31,10 @@ function cube(x: pd.Tensor, temps: pd.Tensor[], earlierGone: boolean[]): pd.Tens
 }
 
 conformance('backward scope', (test, be) => {
-  test('a rule\'s temporaries are freed when it returns; its gradient survives', async () => {
+  test("a rule's temporaries are freed when it returns; its gradient survives", async () => {
     const before = snapshot(be());
-    const temps: pd.Tensor[] = [], earlierGone: boolean[] = [];
+    const temps: pd.Tensor[] = [],
+      earlierGone: boolean[] = [];
     const x = pd.param(pd.tensor([1, 2, -3], [3], be()));
     const y1 = cube(x, temps, earlierGone);
     const y2 = cube(y1, temps, earlierGone);
@@ -42,7 +43,10 @@ conformance('backward scope', (test, be) => {
     assert.is(temps.length, 4);
     // The outer cube's rule runs first: its temporaries are gone before the inner one's rule starts.
     assert.equal(earlierGone, [true, true]);
-    assert.ok(temps.every((t) => t.disposed), 'the rules\' temporaries are disposed');
+    assert.ok(
+      temps.every((t) => t.disposed),
+      "the rules' temporaries are disposed",
+    );
     assert.ok(x.grad && !x.grad.disposed);
     assertClose(await read(x.grad!), [9, 2304, 59049], {}, 'd/dx Σ(x³)³ = 9x⁸');
     // x, its gradient, y1, y2 and the loss: nothing else of the pass is alive.
@@ -78,10 +82,15 @@ conformance('backward scope', (test, be) => {
     const before = snapshot(be());
     const temps: pd.Tensor[] = [];
     const x = pd.param(pd.tensor([1, 2], [2], be()));
-    const y = pd.record(pd.noGrad(() => pd.mul(x, 1)), 'faulty', [x], (g) => {
-      temps.push(pd.mul(g, 2));
-      throw new Error('rule fault');
-    });
+    const y = pd.record(
+      pd.noGrad(() => pd.mul(x, 1)),
+      'faulty',
+      [x],
+      (g) => {
+        temps.push(pd.mul(g, 2));
+        throw new Error('rule fault');
+      },
+    );
     const loss = pd.sum(y);
     assert.throws(() => pd.backward(loss), /rule fault/);
     assert.ok(temps.length === 1 && temps[0].disposed);
@@ -92,7 +101,7 @@ conformance('backward scope', (test, be) => {
     assert.equal(snapshot(be()), before);
   });
 
-  test('the ops\' own rules, stripped of their disposes, leave only the leaves\' gradients', async () => {
+  test("the ops' own rules, stripped of their disposes, leave only the leaves' gradients", async () => {
     const before = snapshot(be());
     const x = pd.param(pd.tensor([0.5, -1, 2, 1.5, 0.25, -0.75], [2, 3], be()));
     const v = pd.param(pd.tensor([1, 2, 3, -1, 0.5, 2], [2, 3], be()));

@@ -29,7 +29,10 @@ export function runtimeImports(file: string, text: string): string[] {
     const clause = m[3] ?? '';
     const braces = /^\{([\s\S]*)\}$/.exec(clause.trim());
     if (braces) {
-      const names = braces[1].split(',').map((s) => s.trim()).filter(Boolean);
+      const names = braces[1]
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
       if (names.length > 0 && names.every((n) => n.startsWith('type '))) continue;
     }
     out.push(resolve(dirname(file), spec.replace(/\.js$/, '.ts')));
@@ -70,8 +73,27 @@ function tensorGraph(): Map<string, string[]> {
 const name = (f: string) => relative(TENSOR, f);
 
 test('the cycle finder finds a cycle and passes a DAG', () => {
-  assert.equal(findCycle(new Map([['a', ['b']], ['b', ['c']], ['c', ['a']], ['d', []]])), ['a', 'b', 'c', 'a']);
-  assert.is(findCycle(new Map([['a', ['b', 'c']], ['b', ['c']], ['c', []]])), null);
+  assert.equal(
+    findCycle(
+      new Map([
+        ['a', ['b']],
+        ['b', ['c']],
+        ['c', ['a']],
+        ['d', []],
+      ]),
+    ),
+    ['a', 'b', 'c', 'a'],
+  );
+  assert.is(
+    findCycle(
+      new Map([
+        ['a', ['b', 'c']],
+        ['b', ['c']],
+        ['c', []],
+      ]),
+    ),
+    null,
+  );
 });
 
 test('type-only imports are not edges; value imports and re-exports are', () => {
@@ -85,14 +107,20 @@ test('type-only imports are not edges; value imports and re-exports are', () => 
     "import {\n  I,\n  J,\n} from './i.js';",
     "import { K } from '../../backend/k.js';",
   ].join('\n');
-  assert.equal(runtimeImports('/x/y.ts', text).map((p) => relative('/x', p)), ['d.ts', 'f.ts', 'h.ts', 'i.ts', '../backend/k.ts']);
+  assert.equal(
+    runtimeImports('/x/y.ts', text).map((p) => relative('/x', p)),
+    ['d.ts', 'f.ts', 'h.ts', 'i.ts', '../backend/k.ts'],
+  );
 });
 
 test('src/tensor has no import cycle', () => {
   const graph = tensorGraph();
   // Guards against a parser that finds nothing (and so no cycle).
   assert.ok(graph.size >= 15, `only ${graph.size} modules found under ${TENSOR}`);
-  assert.ok(graph.get(join(TENSOR, 'ops/elementwise.ts'))?.includes(join(TENSOR, 'autograd.ts')), 'elementwise imports autograd');
+  assert.ok(
+    graph.get(join(TENSOR, 'ops/elementwise.ts'))?.includes(join(TENSOR, 'autograd.ts')),
+    'elementwise imports autograd',
+  );
   const cycle = findCycle(graph);
   assert.is(cycle, null, `import cycle: ${cycle?.map(name).join(' → ')}`);
 });

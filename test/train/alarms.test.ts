@@ -2,7 +2,14 @@
 // fires once per episode, when it clears, and how a resumed run recovers its state.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CollapseAlarms, freshAlarmState, parseAlarmState, resumedAlarms, usageThreshold, type AlarmRecord } from '../../src/train/alarms.js';
+import {
+  CollapseAlarms,
+  freshAlarmState,
+  parseAlarmState,
+  resumedAlarms,
+  usageThreshold,
+  type AlarmRecord,
+} from '../../src/train/alarms.js';
 
 const test = suite('alarms');
 const LN256 = Math.log(256);
@@ -18,7 +25,10 @@ test('uniform: fires once after `window` steps in a row within 1% of ln K, clear
   assert.equal(feed(a, [LN256, LN256 * 1.009, LN256 * 0.991, LN256]), [], 'four steps are not yet five');
   const fired = feed(a, [LN256], 5);
   assert.equal(kinds(fired), ['alarm:uniform@5']);
-  assert.match(fired[0].message, /uniform collapse - loss 5\.545 within 1% of ln 256 = 5\.545 for 5 steps \(steps 1-5\)/);
+  assert.match(
+    fired[0].message,
+    /uniform collapse - loss 5\.545 within 1% of ln 256 = 5\.545 for 5 steps \(steps 1-5\)/,
+  );
   assert.is(fired[0].ln_k, LN256);
   assert.equal(feed(a, [LN256, LN256, LN256, LN256, LN256, LN256], 6), [], 'once per episode, not every window');
   assert.ok(a.isActive('uniform'));
@@ -45,7 +55,10 @@ test('usage: below max(2, 1% of K) on enough images; judged only with enough ima
   assert.equal(a.epoch(100, 1, d(11)), []);
   const fired = a.epoch(200, 2, d(10));
   assert.equal(kinds(fired), ['alarm:usage@200']);
-  assert.match(fired[0].message, /usage collapse - the teacher's argmax uses 10 of 1024 prototypes on 500 evaluation images \(fewer than max\(2, 1% of K\) = 10\.24\)/);
+  assert.match(
+    fired[0].message,
+    /usage collapse - the teacher's argmax uses 10 of 1024 prototypes on 500 evaluation images \(fewer than max\(2, 1% of K\) = 10\.24\)/,
+  );
   assert.equal(a.epoch(300, 3, d(3)), [], 'still collapsed: no second alarm');
   assert.equal(kinds(a.epoch(400, 4, d(50))), ['alarm_cleared:usage@400']);
   // 100 images cannot show 10.24 prototypes' worth of usage with margin: not judged.
@@ -61,7 +74,10 @@ test('partial: unique (ε 0.025) below half the highest count so far', () => {
   assert.equal(a.epoch(300, 3, d(500)), [], 'exactly half is not below half');
   const fired = a.epoch(400, 4, d(499));
   assert.equal(kinds(fired), ['alarm:partial@400']);
-  assert.match(fired[0].message, /partial prototype collapse - 499 unique prototypes \(ε 0\.025\) of 1024, below half the run's highest, 1000 at step 200/);
+  assert.match(
+    fired[0].message,
+    /partial prototype collapse - 499 unique prototypes \(ε 0\.025\) of 1024, below half the run's highest, 1000 at step 200/,
+  );
   assert.equal(a.epoch(500, 5, d(10)), []);
   assert.equal(kinds(a.epoch(600, 6, d(700))), ['alarm_cleared:partial@600']);
   // A run that starts collapsed has nothing to fall from: partial collapse is relative to the run.
@@ -76,13 +92,22 @@ test('epoch records without diagnostics raise nothing', () => {
 
 test('resume: epoch state rebuilt from the log up to the checkpoint step, the streak from the checkpoint', () => {
   const d = (step: number, epoch: number, u: number, used = 20) => ({
-    event: 'epoch', step, epoch, unique_prototypes: { '0.025': u }, usage_used: used, eval_test_rows: 500, prototypes: 1024,
+    event: 'epoch',
+    step,
+    epoch,
+    unique_prototypes: { '0.025': u },
+    usage_used: used,
+    eval_test_rows: 500,
+    prototypes: 1024,
   });
   const records = [
-    { event: 'start' }, d(100, 1, 1000), d(200, 2, 900),
+    { event: 'start' },
+    d(100, 1, 1000),
+    d(200, 2, 900),
     // An abandoned segment after the checkpoint (a fallback to .prev): left out.
     d(300, 3, 50, 1),
-    { event: 'resume', step: 200 }, { event: 'step', step: 201, loss: 1 },
+    { event: 'resume', step: 200 },
+    { event: 'step', step: 201, loss: 1 },
   ];
   const saved = { ...freshAlarmState(), uniform_streak: 7, active: ['uniform' as const] };
   const a = resumedAlarms(1024, 10, saved, records, 200);
@@ -104,8 +129,10 @@ test('resume: epoch state rebuilt from the log up to the checkpoint step, the st
 test('parseAlarmState: old or malformed metadata gives undefined', () => {
   assert.is(parseAlarmState(undefined), undefined);
   assert.is(parseAlarmState({ uniform_streak: -1, active: [], peak_unique: 0, peak_unique_step: 0 }), undefined);
-  assert.equal(parseAlarmState({ uniform_streak: 3, active: ['usage', 'bogus'], peak_unique: 9, peak_unique_step: 4 }),
-    { uniform_streak: 3, active: ['usage'], peak_unique: 9, peak_unique_step: 4 });
+  assert.equal(
+    parseAlarmState({ uniform_streak: 3, active: ['usage', 'bogus'], peak_unique: 9, peak_unique_step: 4 }),
+    { uniform_streak: 3, active: ['usage'], peak_unique: 9, peak_unique_step: 4 },
+  );
 });
 
 test.run();

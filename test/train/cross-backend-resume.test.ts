@@ -16,17 +16,30 @@ const wasmCase = ALL_BACKENDS.find((b) => b.name === 'wasm-relaxed-2t')!;
 const gpuCase = ALL_BACKENDS.find((b) => b.name === 'webgpu')!;
 
 // 6 steps, a checkpoint after 3; drop path on, so the random stream crosses over too.
-const STEPS = 6, HALF = 3;
+const STEPS = 6,
+  HALF = 3;
 const tiny: Partial<TrainConfig> = {
-  arch: 'vit_cpu', batch_size: 4, subset: 24, local_crops_number: 2, global_crops_size: 16, local_crops_size: 8,
-  out_dim: 64, hidden_dim: 32, bottleneck_dim: 16, drop_path_rate: 0.1, freeze_last_layer: 0, koleo_proto: 0.1,
-  log_every: 1, quiet: true, seed: 4,
+  arch: 'vit_cpu',
+  batch_size: 4,
+  subset: 24,
+  local_crops_number: 2,
+  global_crops_size: 16,
+  local_crops_size: 8,
+  out_dim: 64,
+  hidden_dim: 32,
+  bottleneck_dim: 16,
+  drop_path_rate: 0.1,
+  freeze_last_layer: 0,
+  koleo_proto: 0.1,
+  log_every: 1,
+  quiet: true,
+  seed: 4,
 };
 
 // AdamW's first steps move each weight by about ±lr whatever the size of its gradient, so a tiny
 // gradient whose sign two backends round differently moves a weight 2·lr the other way: that is the
 // absolute slack, on top of a bound relative to each tensor's largest value.
-const LR = 0.0005 * 4 / 256; // DEFAULTS.lr scaled by batch_size / 256, as the trainer does
+const LR = (0.0005 * 4) / 256; // DEFAULTS.lr scaled by batch_size / 256, as the trainer does
 const ATOL = 2 * LR;
 
 /** Every weight, teacher weight and center within atol + rtol·(the tensor's largest |value|) of the reference. */
@@ -40,12 +53,16 @@ function assertNear(got: LoadedCheckpoint, want: LoadedCheckpoint, rtol: number,
     if (name.startsWith('optimizer.')) continue;
     const u = got.tensors.get(name);
     assert.ok(u, `${what}: ${name} missing`);
-    let scale = 0, diff = 0;
+    let scale = 0,
+      diff = 0;
     for (let i = 0; i < t.data.length; i++) {
       scale = Math.max(scale, Math.abs(t.data[i]));
       diff = Math.max(diff, Math.abs(u!.data[i] - t.data[i]));
     }
-    assert.ok(diff <= atol + rtol * scale, `${what}: ${name} differs by ${diff.toExponential(2)}, its largest value is ${scale.toExponential(2)} (allowed ${atol} + ${rtol}·that)`);
+    assert.ok(
+      diff <= atol + rtol * scale,
+      `${what}: ${name} differs by ${diff.toExponential(2)}, its largest value is ${scale.toExponential(2)} (allowed ${atol} + ${rtol}·that)`,
+    );
     worst = Math.max(worst, diff);
     compared++;
   }
@@ -58,7 +75,8 @@ async function run(be: Backend, dir: string, cfg: Partial<TrainConfig>): Promise
 }
 
 test('a run resumes across backends (webgpu → wasm, wasm → webgpu) and on webgpu itself', async () => {
-  const wasm = await getBackend(wasmCase), gpu = await getBackend(gpuCase);
+  const wasm = await getBackend(wasmCase),
+    gpu = await getBackend(gpuCase);
   const root = mkdtempSync(join(tmpdir(), 'protodino-xresume-'));
   try {
     const d = (name: string) => join(root, name);
@@ -75,7 +93,8 @@ test('a run resumes across backends (webgpu → wasm, wasm → webgpu) and on we
     await run(gpu, d('wasm-gpu'), { resume: true });
     await run(gpu, d('gpu-gpu'), { resume: true });
 
-    const wasmRef = final('wasm'), gpuRef = final('gpu');
+    const wasmRef = final('wasm'),
+      gpuRef = final('gpu');
     assert.is(wasmRef.meta.step, STEPS);
     const worst = {
       'webgpu vs wasm, uninterrupted': assertNear(gpuRef, wasmRef, 1e-4, ATOL, 'uninterrupted webgpu vs wasm'),
@@ -84,7 +103,11 @@ test('a run resumes across backends (webgpu → wasm, wasm → webgpu) and on we
       // Same backend on both sides: no sign-flip slack.
       'webgpu → webgpu': assertNear(final('gpu-gpu'), gpuRef, 1e-5, 0, 'webgpu → webgpu resume'),
     };
-    console.log(`\n  largest absolute difference: ${Object.entries(worst).map(([k, v]) => `${k} ${v.toExponential(1)}`).join('; ')}`);
+    console.log(
+      `\n  largest absolute difference: ${Object.entries(worst)
+        .map(([k, v]) => `${k} ${v.toExponential(1)}`)
+        .join('; ')}`,
+    );
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -26,8 +26,18 @@ function tmp(): string {
 }
 
 const tinyVit: Partial<TrainConfig> = {
-  arch: 'vit_cpu', batch_size: 4, subset: 16, local_crops_number: 2, out_dim: 64, hidden_dim: 32,
-  bottleneck_dim: 16, max_steps: 1, log_every: 1, quiet: true, koleo_proto: 0.1, freeze_last_layer: 0,
+  arch: 'vit_cpu',
+  batch_size: 4,
+  subset: 16,
+  local_crops_number: 2,
+  out_dim: 64,
+  hidden_dim: 32,
+  bottleneck_dim: 16,
+  max_steps: 1,
+  log_every: 1,
+  quiet: true,
+  koleo_proto: 0.1,
+  freeze_last_layer: 0,
 };
 
 test('one DINO step gives the same loss and update on wasm and webgpu', async () => {
@@ -52,15 +62,38 @@ test('one DINO step gives the same loss and update on wasm and webgpu', async ()
   assert.ok(compared > 20, `compared ${compared} tensors`);
 });
 
-const quickEpoch = ['--arch', 'pca', '--prototypes_only', '--subset', '2048', '--batch_size', '128', '--epochs', '2',
-  '--lr', '0.05', '--momentum_teacher', '0.99', '--freeze_last_layer', '0', '--out_dim', '256', '--local_crops_number', '2',
-  '--log_every', '4', '--quiet'];
+const quickEpoch = [
+  '--arch',
+  'pca',
+  '--prototypes_only',
+  '--subset',
+  '2048',
+  '--batch_size',
+  '128',
+  '--epochs',
+  '2',
+  '--lr',
+  '0.05',
+  '--momentum_teacher',
+  '0.99',
+  '--freeze_last_layer',
+  '0',
+  '--out_dim',
+  '256',
+  '--local_crops_number',
+  '2',
+  '--log_every',
+  '4',
+  '--quiet',
+];
 
 for (const backend of ['wasm', 'webgpu']) {
   test(`the CLI trains on Fashion-MNIST on ${backend}: loss falls, checkpoint loads back`, async () => {
     const dir = tmp();
     const run = spawnSync(process.execPath, [cli, 'train', ...quickEpoch, '--backend', backend, '--output_dir', dir], {
-      encoding: 'utf8', timeout: 240_000, env: process.env,
+      encoding: 'utf8',
+      timeout: 240_000,
+      env: process.env,
     });
     assert.is(run.status, 0, `exit ${run.status}: ${run.stderr}`);
     assert.match(run.stdout, /trained 32 steps/);
@@ -68,7 +101,11 @@ for (const backend of ['wasm', 'webgpu']) {
     const cfg = parseTrainArgs(quickEpoch);
     assert.is(ck.meta.step, 32);
     assert.is(ck.meta.epoch, 2);
-    const log = (await import('node:fs')).readFileSync(join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const log = (await import('node:fs'))
+      .readFileSync(join(dir, 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const losses = log.filter((r) => r.event === 'step').map((r) => r.loss as number);
     assert.ok(losses.length >= 8, `logged ${losses.length} losses`);
     assert.ok(losses.at(-1)! < losses[0] - 0.05, `loss did not fall: ${losses.map((l) => l.toFixed(3)).join(' ')}`);
@@ -93,8 +130,16 @@ for (const backend of ['wasm', 'webgpu']) {
 
 test('a resumed run ends bit-identical to an uninterrupted one (wasm)', async () => {
   const be = await getBackend(wasmCase);
-  const base: Partial<TrainConfig> = { ...tinyVit, max_steps: 0, epochs: 2, subset: 12, koleo_proto: 0.1, drop_path_rate: 0 };
-  const a = tmp(), b = tmp();
+  const base: Partial<TrainConfig> = {
+    ...tinyVit,
+    max_steps: 0,
+    epochs: 2,
+    subset: 12,
+    koleo_proto: 0.1,
+    drop_path_rate: 0,
+  };
+  const a = tmp(),
+    b = tmp();
   await train({ ...base, output_dir: a }, { backend: be });
   // The same run stopped after epoch 1, then resumed.
   await train({ ...base, output_dir: b, max_steps: 3 }, { backend: be });
@@ -116,7 +161,8 @@ test('a resumed run ends bit-identical to an uninterrupted one (wasm)', async ()
 test('a corrupt latest checkpoint falls back to .prev and still ends bit-identical (wasm)', async () => {
   const be = await getBackend(wasmCase);
   const base: Partial<TrainConfig> = { ...tinyVit, max_steps: 0, epochs: 3, subset: 8, koleo_proto: 0.1 };
-  const a = tmp(), b = tmp();
+  const a = tmp(),
+    b = tmp();
   await train({ ...base, output_dir: a }, { backend: be });
   await train({ ...base, output_dir: b, max_steps: 4 }, { backend: be }); // epochs 1 and 2 saved
   const latest = join(b, 'checkpoint.safetensors');
@@ -130,22 +176,41 @@ test('a corrupt latest checkpoint falls back to .prev and still ends bit-identic
   const x = readCheckpoint(join(a, 'checkpoint.safetensors'));
   const y = readCheckpoint(latest);
   assert.is(y.meta.step, x.meta.step);
-  for (const [name, t] of x.tensors) assert.equal(Array.from(y.tensors.get(name)!.data), Array.from(t.data), `${name} differs`);
+  for (const [name, t] of x.tensors)
+    assert.equal(Array.from(y.tensors.get(name)!.data), Array.from(t.data), `${name} differs`);
   rmSync(a, { recursive: true, force: true });
   rmSync(b, { recursive: true, force: true });
 });
 
 test('bad flags are refused up front, naming the flag', () => {
   assert.throws(() => parseTrainArgs(['--batch_size', 'x']), /--batch_size: expects an integer, got 'x'/);
-  assert.throws(() => parseTrainArgs(['--centering', 'magic']), /--centering: must be one of centering, sinkhorn, memax/);
-  assert.throws(() => parseTrainArgs(['--warmup_epochs', '5', '--epochs', '2']), /--warmup_epochs: \(5\) cannot exceed --epochs/);
-  assert.throws(() => parseTrainArgs(['--global_crops_scale', '0.5', '0.2']), /--global_crops_scale: must be two numbers/);
+  assert.throws(
+    () => parseTrainArgs(['--centering', 'magic']),
+    /--centering: must be one of centering, sinkhorn, memax/,
+  );
+  assert.throws(
+    () => parseTrainArgs(['--warmup_epochs', '5', '--epochs', '2']),
+    /--warmup_epochs: \(5\) cannot exceed --epochs/,
+  );
+  assert.throws(
+    () => parseTrainArgs(['--global_crops_scale', '0.5', '0.2']),
+    /--global_crops_scale: must be two numbers/,
+  );
   assert.throws(() => parseTrainArgs(['--nope']), /--nope: unknown flag/);
-  assert.throws(() => parseTrainArgs(['--prototypes_only']), /--prototypes_only: trains the prototypes on frozen features/);
+  assert.throws(
+    () => parseTrainArgs(['--prototypes_only']),
+    /--prototypes_only: trains the prototypes on frozen features/,
+  );
   assert.is(parseTrainArgs([]).batch_size, DEFAULTS.batch_size);
   assert.equal(parseTrainArgs(['--local_crops_scale', '0.1', '0.3']).local_crops_scale, [0.1, 0.3]);
-  assert.throws(() => parseTrainArgs(['--color_jitter_prob', '1.5']), /--color_jitter_prob: must be a probability in \[0, 1\], got 1.5/);
-  assert.throws(() => parseTrainArgs(['--global_blur_prob', '0.5', '2']), /--global_blur_prob: must be two probabilities/);
+  assert.throws(
+    () => parseTrainArgs(['--color_jitter_prob', '1.5']),
+    /--color_jitter_prob: must be a probability in \[0, 1\], got 1.5/,
+  );
+  assert.throws(
+    () => parseTrainArgs(['--global_blur_prob', '0.5', '2']),
+    /--global_blur_prob: must be two probabilities/,
+  );
   assert.throws(() => parseTrainArgs(['--blur_sigma', '0', '1']), /--blur_sigma: must be two numbers 0 < min ≤ max/);
   assert.equal(parseTrainArgs(['--global_blur_prob', '0.5', '0']).global_blur_prob, [0.5, 0]);
 });

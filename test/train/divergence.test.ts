@@ -20,9 +20,21 @@ const wasmCase = ALL_BACKENDS.find((b) => b.name === 'wasm-relaxed-2t')!;
 
 // 6 steps per epoch; BatchNorm in the head, so skipping must also undo its running statistics.
 const tiny: Partial<TrainConfig> = {
-  arch: 'vit_cpu', batch_size: 4, subset: 24, local_crops_number: 2, global_crops_size: 16, local_crops_size: 8,
-  out_dim: 64, hidden_dim: 32, bottleneck_dim: 16, use_bn_in_head: true, drop_path_rate: 0.1, freeze_last_layer: 0,
-  log_every: 1, quiet: true, seed: 2,
+  arch: 'vit_cpu',
+  batch_size: 4,
+  subset: 24,
+  local_crops_number: 2,
+  global_crops_size: 16,
+  local_crops_size: 8,
+  out_dim: 64,
+  hidden_dim: 32,
+  bottleneck_dim: 16,
+  use_bn_in_head: true,
+  drop_path_rate: 0.1,
+  freeze_last_layer: 0,
+  log_every: 1,
+  quiet: true,
+  seed: 2,
 };
 
 /** Puts a NaN (or ±Inf) into one element of `name`'s gradient at the given steps. */
@@ -78,12 +90,18 @@ test('on_nan stop: a NaN gradient stops at its step naming the parameter; the la
     const d = err as DivergenceError;
     assert.is(d.step, 5);
     assert.is(d.tensor, name);
-    assert.match(d.message, /diverged at step 5 \(epoch 1\): the gradient of head\.mlp\.0\.weight has a non-finite norm \(NaN\)/);
+    assert.match(
+      d.message,
+      /diverged at step 5 \(epoch 1\): the gradient of head\.mlp\.0\.weight has a non-finite norm \(NaN\)/,
+    );
     assert.match(d.message, /checkpoint\.safetensors \(step 4\) is kept/);
     const ck = readCheckpoint(join(dir, 'checkpoint.safetensors'));
     assert.is(ck.meta.step, 4);
     finite(ck);
-    assert.equal(events(dir, 'diverged').map((r) => [r.step, r.tensor]), [[5, name]]);
+    assert.equal(
+      events(dir, 'diverged').map((r) => [r.step, r.tensor]),
+      [[5, name]],
+    );
   });
 });
 
@@ -97,21 +115,34 @@ test('on_nan stop: a non-finite loss is named as the loss; with no checkpoint ye
         if (step === 3) loss.backend.upload(loss.storage, Float32Array.of(Infinity));
       },
     };
-    const err = await train({ ...tiny, output_dir: dir }, hooks).then(() => null, (e: unknown) => e);
+    const err = await train({ ...tiny, output_dir: dir }, hooks).then(
+      () => null,
+      (e: unknown) => e,
+    );
     assert.instance(err, DivergenceError);
     assert.is((err as DivergenceError).tensor, 'loss');
-    assert.match((err as DivergenceError).message, /diverged at step 3 \(epoch 1\): the loss is Infinity; .*no checkpoint had been written yet/);
+    assert.match(
+      (err as DivergenceError).message,
+      /diverged at step 3 \(epoch 1\): the loss is Infinity; .*no checkpoint had been written yet/,
+    );
   });
 });
 
 test('on_nan skip: a skipped step applies nothing — the run equals one stopped before it', async () => {
   const be = await getBackend(wasmCase);
   await withDir(async (dir) => {
-    const clean = join(dir, 'clean'), skipped = join(dir, 'skipped');
+    const clean = join(dir, 'clean'),
+      skipped = join(dir, 'skipped');
     await train({ ...tiny, max_steps: 5, output_dir: clean }, { backend: be });
-    const r = await train({ ...tiny, on_nan: 'skip', output_dir: skipped }, poison(be, 'backbone.blocks.1.mlp.fc2.bias', [6], -Infinity));
+    const r = await train(
+      { ...tiny, on_nan: 'skip', output_dir: skipped },
+      poison(be, 'backbone.blocks.1.mlp.fc2.bias', [6], -Infinity),
+    );
     assert.is(r.steps, 6);
-    assert.equal(events(skipped, 'skip').map((x) => [x.step, x.tensor]), [[6, 'backbone.blocks.1.mlp.fc2.bias']]);
+    assert.equal(
+      events(skipped, 'skip').map((x) => [x.step, x.tensor]),
+      [[6, 'backbone.blocks.1.mlp.fc2.bias']],
+    );
     const a = readCheckpoint(join(clean, 'checkpoint.safetensors'));
     const b = readCheckpoint(join(skipped, 'checkpoint.safetensors'));
     assert.is(b.meta.step, 6);
@@ -128,25 +159,45 @@ test('on_nan skip: a skipped step applies nothing — the run equals one stopped
 test('on_nan skip: training continues past skipped steps and gives up after too many in a row', async () => {
   const be = await getBackend(wasmCase);
   await withDir(async (dir) => {
-    const a = join(dir, 'a'), b = join(dir, 'b');
+    const a = join(dir, 'a'),
+      b = join(dir, 'b');
     const live = liveTensors();
-    const r = await train({ ...tiny, epochs: 2, on_nan: 'skip', output_dir: a }, poison(be, 'head.last_layer.weight_v', [2, 4, 5]));
+    const r = await train(
+      { ...tiny, epochs: 2, on_nan: 'skip', output_dir: a },
+      poison(be, 'head.last_layer.weight_v', [2, 4, 5]),
+    );
     assert.is(r.steps, 12);
     assert.is(liveTensors(), live, 'tensors leaked by skipped steps');
-    assert.equal(events(a, 'skip').map((x) => x.step), [2, 4, 5]);
-    assert.not.ok(r.history.some((h) => [2, 4, 5].includes(h.step)), 'a skipped step was logged as a step');
+    assert.equal(
+      events(a, 'skip').map((x) => x.step),
+      [2, 4, 5],
+    );
+    assert.not.ok(
+      r.history.some((h) => [2, 4, 5].includes(h.step)),
+      'a skipped step was logged as a step',
+    );
     const ck = readCheckpoint(join(a, 'checkpoint.safetensors'));
     assert.is(ck.meta.step, 12);
     assert.is(ck.meta.optimizerStep, 9);
     finite(ck);
 
     const every = Array.from({ length: 30 }, (_, i) => i + 2);
-    const err = await train({ ...tiny, epochs: 3, on_nan: 'skip', save_every: 1, output_dir: b }, poison(be, 'backbone.pos_embed', every))
-      .then(() => null, (e: unknown) => e);
+    const err = await train(
+      { ...tiny, epochs: 3, on_nan: 'skip', save_every: 1, output_dir: b },
+      poison(be, 'backbone.pos_embed', every),
+    ).then(
+      () => null,
+      (e: unknown) => e,
+    );
     assert.instance(err, DivergenceError);
     const last = 1 + MAX_CONSECUTIVE_SKIPS;
     assert.is((err as DivergenceError).step, last);
-    assert.match((err as DivergenceError).message, new RegExp(`${MAX_CONSECUTIVE_SKIPS} steps in a row \\(2–${last}\\) were skipped, the last because the gradient of backbone\\.pos_embed`));
+    assert.match(
+      (err as DivergenceError).message,
+      new RegExp(
+        `${MAX_CONSECUTIVE_SKIPS} steps in a row \\(2–${last}\\) were skipped, the last because the gradient of backbone\\.pos_embed`,
+      ),
+    );
     // Skipped steps change nothing, so saving after them keeps writing the step-1 state.
     const kept = readCheckpoint(join(b, 'checkpoint.safetensors'));
     assert.is(kept.meta.optimizerStep, 1);

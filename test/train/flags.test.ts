@@ -14,10 +14,19 @@ test('DEFAULTS holds exactly the declared flags, each of its kind and among its 
   for (const k of FLAG_NAMES) {
     const f = FLAGS[k] as { kind: string; choices?: readonly string[]; help: string };
     const v = DEFAULTS[k] as unknown;
-    const ok = f.kind === 'int' ? Number.isInteger(v) : f.kind === 'float' ? typeof v === 'number'
-      : f.kind === 'bool' ? typeof v === 'boolean' : f.kind === 'pair' ? Array.isArray(v) && v.length === 2 : typeof v === 'string';
+    const ok =
+      f.kind === 'int'
+        ? Number.isInteger(v)
+        : f.kind === 'float'
+          ? typeof v === 'number'
+          : f.kind === 'bool'
+            ? typeof v === 'boolean'
+            : f.kind === 'pair'
+              ? Array.isArray(v) && v.length === 2
+              : typeof v === 'string';
     assert.ok(ok, `--${k}: default ${JSON.stringify(v)} is not a ${f.kind}`);
-    if (f.choices) assert.ok(f.choices.includes(v as string), `--${k}: default '${v}' is not among ${f.choices.join(', ')}`);
+    if (f.choices)
+      assert.ok(f.choices.includes(v as string), `--${k}: default '${v}' is not among ${f.choices.join(', ')}`);
     assert.ok(f.help.length > 10, `--${k} has no help line`);
   }
   // Fresh copies: changing one config's pair cannot change the table.
@@ -30,12 +39,30 @@ test('every flag given its default on the command line parses back to DEFAULTS',
   const show = (v: unknown) => (Array.isArray(v) ? v.map(String) : [String(v)]);
   const argv = FLAG_NAMES.filter((k) => k !== 'preset').flatMap((k) => [`--${k}`, ...show(DEFAULTS[k])]);
   assert.equal(parseTrainArgs(argv), DEFAULTS);
-  assert.throws(() => parseTrainArgs(['--arch', 'vgg']), (e: unknown) => e instanceof ConfigError && /--arch: must be one of vit_cpu/.test((e as Error).message));
+  assert.throws(
+    () => parseTrainArgs(['--arch', 'vgg']),
+    (e: unknown) => e instanceof ConfigError && /--arch: must be one of vit_cpu/.test((e as Error).message),
+  );
 });
 
 test('the flags a resume may change are the ones declared not to change results', () => {
-  assert.equal([...RUN_ONLY].sort(), ['backend', 'collapse_window', 'data_path', 'eval_every_epoch', 'eval_test_max', 'eval_train_max',
-    'log_every', 'max_steps', 'on_nan', 'output_dir', 'profile', 'quiet', 'resume', 'save_every', 'threads']);
+  assert.equal([...RUN_ONLY].sort(), [
+    'backend',
+    'collapse_window',
+    'data_path',
+    'eval_every_epoch',
+    'eval_test_max',
+    'eval_train_max',
+    'log_every',
+    'max_steps',
+    'on_nan',
+    'output_dir',
+    'profile',
+    'quiet',
+    'resume',
+    'save_every',
+    'threads',
+  ]);
 });
 
 test('train --help describes every flag with its default', () => {

@@ -1,6 +1,15 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { bf16BitsToF32, decodeBf16, decodeF16, encodeBf16, encodeF16, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../../src/util/half.js';
+import {
+  bf16BitsToF32,
+  decodeBf16,
+  decodeF16,
+  encodeBf16,
+  encodeF16,
+  f16BitsToF32,
+  f32ToBf16Bits,
+  f32ToF16Bits,
+} from '../../src/util/half.js';
 
 const test = suite('half precision');
 

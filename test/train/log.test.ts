@@ -11,9 +11,14 @@ const dir = mkdtempSync(join(tmpdir(), 'protodino-log-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('non-finite numbers, bigints and typed arrays have a JSON spelling', () => {
-  assert.is(toJsonLine({ a: NaN, b: Infinity, c: -Infinity, d: 1.5, e: [NaN, 2] }),
-    '{"a":"NaN","b":"Infinity","c":"-Infinity","d":1.5,"e":["NaN",2]}');
-  assert.is(toJsonLine({ big: 12n, huge: 2n ** 60n, f: Float32Array.of(0.5, NaN) }), '{"big":12,"huge":"1152921504606846976","f":[0.5,"NaN"]}');
+  assert.is(
+    toJsonLine({ a: NaN, b: Infinity, c: -Infinity, d: 1.5, e: [NaN, 2] }),
+    '{"a":"NaN","b":"Infinity","c":"-Infinity","d":1.5,"e":["NaN",2]}',
+  );
+  assert.is(
+    toJsonLine({ big: 12n, huge: 2n ** 60n, f: Float32Array.of(0.5, NaN) }),
+    '{"big":12,"huge":"1152921504606846976","f":[0.5,"NaN"]}',
+  );
 });
 
 test('round trip, with a truncated last line left out', () => {
@@ -31,7 +36,12 @@ test('round trip, with a truncated last line left out', () => {
 
   let got = readJsonl(path);
   assert.equal(got, { records, truncated: false });
-  assert.equal(readJsonl(path, { reviveNonFinite: false }).records[1], { epoch: 0, step: 2, loss: 'NaN', nested: { g: 'Infinity', h: ['-Infinity', 1] } });
+  assert.equal(readJsonl(path, { reviveNonFinite: false }).records[1], {
+    epoch: 0,
+    step: 2,
+    loss: 'NaN',
+    nested: { g: 'Infinity', h: ['-Infinity', 1] },
+  });
 
   appendFileSync(path, '{"epoch": 1, "step": 3, "lo');
   got = readJsonl(path);
@@ -77,7 +87,10 @@ test('lines logged before a SIGKILL are all on disk', () => {
   assert.is(r.signal, 'SIGKILL', r.stderr);
   const { records, truncated } = readJsonl<{ step: number }>(path);
   assert.is(truncated, false);
-  assert.equal(records.map((x) => x.step), Array.from({ length: 200 }, (_, i) => i));
+  assert.equal(
+    records.map((x) => x.step),
+    Array.from({ length: 200 }, (_, i) => i),
+  );
 });
 
 test.run();

@@ -13,7 +13,8 @@ test('every preset is a valid config and records its name', () => {
   for (const name of Object.keys(PRESETS)) {
     const cfg = validate(presetConfig(name));
     assert.is(cfg.preset, name);
-    for (const [k, v] of Object.entries(PRESETS[name].config)) assert.equal(cfg[k as keyof typeof cfg], v, `${name}.${k}`);
+    for (const [k, v] of Object.entries(PRESETS[name].config))
+      assert.equal(cfg[k as keyof typeof cfg], v, `${name}.${k}`);
   }
 });
 
@@ -31,7 +32,10 @@ test('--preset applies before the other flags, in any order', () => {
 });
 
 test('unknown, missing and doubled presets are errors naming --preset', () => {
-  assert.throws(() => parseTrainArgs(['--preset', 'nope']), /--preset: unknown preset 'nope'; known presets: demo-frozen/);
+  assert.throws(
+    () => parseTrainArgs(['--preset', 'nope']),
+    /--preset: unknown preset 'nope'; known presets: demo-frozen/,
+  );
   assert.throws(() => parseTrainArgs(['--preset']), /--preset: needs a name/);
   assert.throws(() => parseTrainArgs(['--preset', '--lr', '1']), /--preset: needs a name/);
   assert.throws(() => parseTrainArgs(['--preset', 'demo-full', '--preset', 'demo-frozen']), /--preset: given twice/);

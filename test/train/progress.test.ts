@@ -43,7 +43,10 @@ test('not a terminal: one plain line at the start, then at most one per interval
     'epoch 1/3  step 10/100 (10.0%)  64.0 img/s  loss 9.25  ETA 1m30s\n',
     'epoch 1/3  step 16/100 (16.0%)  64.0 img/s  loss NaN  ETA 1m24s\n',
   ]);
-  assert.ok(f.writes.every((w) => !w.includes('\r') && !w.includes('\x1b')), 'no terminal control codes in logs');
+  assert.ok(
+    f.writes.every((w) => !w.includes('\r') && !w.includes('\x1b')),
+    'no terminal control codes in logs',
+  );
 });
 
 test('a new epoch restarts the rate and the ETA', () => {
@@ -74,12 +77,21 @@ test('terminal: redrawn in place, throttled, ended with a newline', () => {
   p.done({ epoch: 4, epochs: 100, step: 100, total: 100, images: 1000, loss: 1.2 });
   const draws = f.writes.filter((w) => w.startsWith('\r'));
   assert.is(draws.length, 12, 'first draw, one per 100 ms, and the final one');
-  assert.ok(draws.every((w) => w.endsWith('\x1b[K')), 'clears the rest of the line');
+  assert.ok(
+    draws.every((w) => w.endsWith('\x1b[K')),
+    'clears the rest of the line',
+  );
   assert.is(f.writes.length, 13);
   assert.is(f.writes[12], '\n');
   assert.is(draws[0], '\r[....................]  epoch 5/100  step 0/100 (0.0%)  -- img/s  loss 1.2346  ETA --\x1b[K');
-  assert.is(draws[5], '\r[##########..........]  epoch 5/100  step 50/100 (50.0%)  1000.0 img/s  loss 1.2346  ETA 1s\x1b[K');
-  assert.is(draws[11], '\r[####################]  epoch 5/100  step 100/100 (100.0%)  1000.0 img/s  loss 1.2  ETA 0s\x1b[K');
+  assert.is(
+    draws[5],
+    '\r[##########..........]  epoch 5/100  step 50/100 (50.0%)  1000.0 img/s  loss 1.2346  ETA 1s\x1b[K',
+  );
+  assert.is(
+    draws[11],
+    '\r[####################]  epoch 5/100  step 100/100 (100.0%)  1000.0 img/s  loss 1.2  ETA 0s\x1b[K',
+  );
 });
 
 test('terminal: a narrow one gets the line clipped to its width', () => {

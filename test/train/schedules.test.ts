@@ -18,7 +18,14 @@ function near(actual: number, expected: number, what: string, tol = 1e-15): void
 }
 
 /** dino's cosine_scheduler written out as plainly as possible, for comparison. */
-function formula(base: number, final: number, epochs: number, niters: number, warmupEpochs: number, start: number): number[] {
+function formula(
+  base: number,
+  final: number,
+  epochs: number,
+  niters: number,
+  warmupEpochs: number,
+  start: number,
+): number[] {
   const out: number[] = [];
   const w = warmupEpochs * niters;
   for (let i = 0; i < w; i++) out.push(w === 1 ? start : i === w - 1 ? base : start + i * ((base - start) / (w - 1)));
@@ -29,7 +36,7 @@ function formula(base: number, final: number, epochs: number, niters: number, wa
 
 test('cosineScheduler equals the formula exactly (DINO lr, wd, momentum, odd sizes)', () => {
   const cases: [number, number, number, number, number, number][] = [
-    [0.0005 * 64 / 256, 1e-6, 100, 17, 10, 0], // lr with warm-up
+    [(0.0005 * 64) / 256, 1e-6, 100, 17, 10, 0], // lr with warm-up
     [0.04, 0.4, 7, 13, 0, 0], // weight decay rises
     [0.996, 1, 5, 3, 0, 0], // teacher momentum
     [0.1, 0.01, 5, 3, 2, 0.05],
@@ -87,15 +94,17 @@ test('teacherTempSchedule: linear warm-up per epoch, then constant', () => {
   assert.is(s[0], 0.04);
   for (let e = 1; e < 29; e++) assert.is(s[e], e * ((0.07 - 0.04) / 29) + 0.04, `epoch ${e}`);
   for (let e = 29; e < 100; e++) assert.is(s[e], 0.07, `epoch ${e}`);
-  near(s[15], 0.04 + 0.03 * 15 / 29, 'hand value at epoch 15');
+  near(s[15], 0.04 + (0.03 * 15) / 29, 'hand value at epoch 15');
   exact(teacherTempSchedule(0.04, 0.07, 0, 3), [0.07, 0.07, 0.07], 'no warm-up');
   exact(teacherTempSchedule(0.04, 0.07, 1, 2), [0.04, 0.07], 'one warm-up epoch is the warm-up temperature');
   exact(teacherTempSchedule(0.04, 0.07, 3, 3), [0.04, 0.05500000000000001, 0.07], 'warm-up the whole run');
   assert.throws(() => teacherTempSchedule(0.04, 0.07, 4, 3), /exceeds nepochs/);
 });
 
-test('against numpy running dino\'s own code (fixture made by scripts/make-safetensors-fixtures.py)', () => {
-  const f = readSafetensors(packagePath('test', 'fixtures', 'safetensors', 'numpy-schedules.safetensors'), { verify: true });
+test("against numpy running dino's own code (fixture made by scripts/make-safetensors-fixtures.py)", () => {
+  const f = readSafetensors(packagePath('test', 'fixtures', 'safetensors', 'numpy-schedules.safetensors'), {
+    verify: true,
+  });
   assert.ok(f.tensors.size >= 9);
   for (const [name, t] of f.tensors) {
     const { kind, args } = JSON.parse(f.metadata[name]) as { kind: string; args: number[] };
@@ -115,7 +124,10 @@ test('against numpy running dino\'s own code (fixture made by scripts/make-safet
     const amp = Math.abs(0.5 * (base - final));
     for (let i = w; i < ours.length; i++) {
       const diff = Math.abs(ours[i] - expected[i]);
-      assert.ok(diff <= 4 * amp * 2 ** -52 + Math.abs(expected[i]) * 2 ** -52, `${name}[${i}]: ${ours[i]} vs numpy ${expected[i]}`);
+      assert.ok(
+        diff <= 4 * amp * 2 ** -52 + Math.abs(expected[i]) * 2 ** -52,
+        `${name}[${i}]: ${ours[i]} vs numpy ${expected[i]}`,
+      );
     }
   }
 });

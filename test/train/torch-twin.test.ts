@@ -18,21 +18,36 @@ import { ALL_BACKENDS, getBackend } from '../helpers/backends.js';
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const twinDir = join(root, 'scripts/torch-twin');
 
-test('train.py DEFAULTS equal protodino\'s DEFAULTS', () => {
+test("train.py DEFAULTS equal protodino's DEFAULTS", () => {
   const src = readFileSync(join(twinDir, 'train.py'), 'utf8');
   const m = /^DEFAULTS = (\{[\s\S]*?\n\})/m.exec(src);
   assert.ok(m, 'DEFAULTS = {...} not found in train.py');
-  const json = m[1].replace(/\bTrue\b/g, 'true').replace(/\bFalse\b/g, 'false').replace(/,(\s*\})/g, '$1');
+  const json = m[1]
+    .replace(/\bTrue\b/g, 'true')
+    .replace(/\bFalse\b/g, 'false')
+    .replace(/,(\s*\})/g, '$1');
   assert.equal(JSON.parse(json), JSON.parse(JSON.stringify(DEFAULTS)));
 });
 
-test('protodino-side.mjs init: step-0 weights under buildNetwork\'s names, student = teacher', async () => {
+test("protodino-side.mjs init: step-0 weights under buildNetwork's names, student = teacher", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'twin-'));
   try {
-    const cfg = { ...DEFAULTS, out_dim: 16, hidden_dim: 8, bottleneck_dim: 4, use_bn_in_head: true, subset: 128, seed: 7 };
+    const cfg = {
+      ...DEFAULTS,
+      out_dim: 16,
+      hidden_dim: 8,
+      bottleneck_dim: 4,
+      use_bn_in_head: true,
+      subset: 128,
+      seed: 7,
+    };
     writeFileSync(join(dir, 'config.json'), JSON.stringify(cfg));
     const out = join(dir, 'init.safetensors');
-    execFileSync(process.execPath, [join(twinDir, 'protodino-side.mjs'), 'init', '--config', join(dir, 'config.json'), '--out', out], { stdio: 'pipe' });
+    execFileSync(
+      process.execPath,
+      [join(twinDir, 'protodino-side.mjs'), 'init', '--config', join(dir, 'config.json'), '--out', out],
+      { stdio: 'pipe' },
+    );
     const file = readSafetensors(out);
     const be = await getBackend(ALL_BACKENDS[0]);
     const net = buildNetwork(validate(cfg), be, 1, 7);

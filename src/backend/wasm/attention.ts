@@ -12,8 +12,12 @@ type Tail = [tokens: number, heads: number, dh: number, scale: number, scratch: 
  * Calls `launch` to run a kernel over the (image, head) units with one scratch slot per thread
  * (returned to the pool after).
  */
-function overUnits(rt: WasmRuntime, p: AttentionParams, flopsPerUnit: number,
-  launch: (tail: Tail, units: number, grain: number) => void): void {
+function overUnits(
+  rt: WasmRuntime,
+  p: AttentionParams,
+  flopsPerUnit: number,
+  launch: (tail: Tail, units: number, grain: number) => void,
+): void {
   const units = p.batch * p.heads;
   if (units === 0 || p.tokens === 0 || p.headDim === 0) return;
   const slotBytes = 4 * rt.exports.attentionSlotFloats(p.tokens, p.headDim);
@@ -31,11 +35,13 @@ export function attentionKernels(rt: WasmRuntime): AttentionKernels {
   return {
     attention(qkv, out, probs, p) {
       overUnits(rt, p, 2 * p.tokens * p.tokens * p.headDim, (tail, units, grain) =>
-        rt.run('attention', [ptr(qkv), ptr(out), ptr(probs), ...tail], units, grain));
+        rt.run('attention', [ptr(qkv), ptr(out), ptr(probs), ...tail], units, grain),
+      );
     },
     attentionGrad(qkv, probs, dout, dqkv, p) {
       overUnits(rt, p, 4 * p.tokens * p.tokens * p.headDim, (tail, units, grain) =>
-        rt.run('attentionGrad', [ptr(qkv), ptr(probs), ptr(dout), ptr(dqkv), ...tail], units, grain));
+        rt.run('attentionGrad', [ptr(qkv), ptr(probs), ptr(dout), ptr(dqkv), ...tail], units, grain),
+      );
     },
   };
 }

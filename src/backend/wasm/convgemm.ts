@@ -7,7 +7,12 @@ import { ptr } from './storage.js';
 /** Multiply-adds per thread below which a fork-join costs more than it saves. */
 const GRAIN_FLOPS = 1 << 17;
 
-interface Blocking { mr: number; nr: number; kc: number; gemmSlot: number }
+interface Blocking {
+  mr: number;
+  nr: number;
+  kc: number;
+  gemmSlot: number;
+}
 const blockings = new WeakMap<WasmRuntime, Blocking>();
 
 function blocking(rt: WasmRuntime): Blocking {
@@ -39,12 +44,27 @@ class Scratch {
   }
 }
 
-interface Padded { ptr: number; Hp: number; Wp: number }
+interface Padded {
+  ptr: number;
+  Hp: number;
+  Wp: number;
+}
 
 /** The planes of src [planes][H][W] with the given margins; the source itself when there are none. */
-function pad(rt: WasmRuntime, sc: Scratch, src: Storage, planes: number, H: number, W: number,
-  top: number, left: number, bottom: number, right: number): Padded {
-  const Hp = H + top + bottom, Wp = W + left + right;
+function pad(
+  rt: WasmRuntime,
+  sc: Scratch,
+  src: Storage,
+  planes: number,
+  H: number,
+  W: number,
+  top: number,
+  left: number,
+  bottom: number,
+  right: number,
+): Padded {
+  const Hp = H + top + bottom,
+    Wp = W + left + right;
   if (Hp === H && Wp === W) return { ptr: ptr(src), Hp, Wp };
   const dst = sc.bytes(planes * Hp * Wp * 4);
   rt.run('convPad', [ptr(src), dst, H, W, top, left, Hp, Wp], planes, Math.ceil(16384 / Math.max(1, Hp * Wp)));
@@ -53,8 +73,12 @@ function pad(rt: WasmRuntime, sc: Scratch, src: Storage, planes: number, H: numb
 
 /** Margins of the forward source: the padding, and past the far edge only what a window reaches. */
 function forwardMargins(p: ConvParams): [number, number, number, number] {
-  return [p.padH, p.padW, Math.max(0, (p.outH - 1) * p.strideH + p.kernelH - p.padH - p.height),
-    Math.max(0, (p.outW - 1) * p.strideW + p.kernelW - p.padW - p.width)];
+  return [
+    p.padH,
+    p.padW,
+    Math.max(0, (p.outH - 1) * p.strideH + p.kernelH - p.padH - p.height),
+    Math.max(0, (p.outW - 1) * p.strideW + p.kernelW - p.padW - p.width),
+  ];
 }
 
 /**
@@ -66,7 +90,8 @@ function liveTaps(k: number, outSize: number, stride: number, padding: number, s
   const taps: number[] = [];
   for (let t = 0; t < k; t++) {
     // positions o·stride − padding + t for o in [0, outSize): an increasing run
-    const first = t - padding, last = (outSize - 1) * stride - padding + t;
+    const first = t - padding,
+      last = (outSize - 1) * stride - padding + t;
     if (last >= 0 && first < size && Math.ceil(Math.max(0, -first) / stride) * stride + first < size) taps.push(t);
   }
   return taps;
@@ -74,9 +99,11 @@ function liveTaps(k: number, outSize: number, stride: number, padding: number, s
 
 /** The forward's reduction entries (c, ky, kx) over live taps: offsets in the padded source image and in a weight row. */
 function forwardTables(p: ConvParams, Hp: number, Wp: number): { tab: Int32Array; wtab: Int32Array } {
-  const ky = liveTaps(p.kernelH, p.outH, p.strideH, p.padH, p.height), kx = liveTaps(p.kernelW, p.outW, p.strideW, p.padW, p.width);
+  const ky = liveTaps(p.kernelH, p.outH, p.strideH, p.padH, p.height),
+    kx = liveTaps(p.kernelW, p.outW, p.strideW, p.padW, p.width);
   const K = p.channels * ky.length * kx.length;
-  const tab = new Int32Array(K), wtab = new Int32Array(K);
+  const tab = new Int32Array(K),
+    wtab = new Int32Array(K);
   let e = 0;
   for (let c = 0; c < p.channels; c++) {
     for (const y of ky) {
@@ -90,8 +117,22 @@ function forwardTables(p: ConvParams, Hp: number, Wp: number): { tab: Int32Array
 }
 
 interface Gemm {
-  apk: number; tab: number; src: number; dst: number; rows: number; K: number; Q: number; nx: number; nxy: number;
-  srcImg: number; srcRow: number; srcCol: number; dstImg: number; dstBase: number; dstRow: number; dstCol: number;
+  apk: number;
+  tab: number;
+  src: number;
+  dst: number;
+  rows: number;
+  K: number;
+  Q: number;
+  nx: number;
+  nxy: number;
+  srcImg: number;
+  srcRow: number;
+  srcCol: number;
+  dstImg: number;
+  dstBase: number;
+  dstRow: number;
+  dstCol: number;
   dstPlane: number;
 }
 
@@ -100,8 +141,31 @@ function gemm(rt: WasmRuntime, sc: Scratch, g: Gemm): void {
   const scratch = sc.bytes(64 + rt.threads * gemmSlot);
   rt.i32(scratch, 1)[0] = 0;
   const panels = Math.ceil(g.Q / nr);
-  rt.run('convGemm', [g.apk, g.tab, g.src, g.dst, g.rows, g.K, g.Q, g.nx, g.nxy, g.srcImg, g.srcRow, g.srcCol, g.dstImg,
-    g.dstBase, g.dstRow, g.dstCol, g.dstPlane, scratch], panels, Math.ceil(GRAIN_FLOPS / Math.max(1, nr * g.K * g.rows)));
+  rt.run(
+    'convGemm',
+    [
+      g.apk,
+      g.tab,
+      g.src,
+      g.dst,
+      g.rows,
+      g.K,
+      g.Q,
+      g.nx,
+      g.nxy,
+      g.srcImg,
+      g.srcRow,
+      g.srcCol,
+      g.dstImg,
+      g.dstBase,
+      g.dstRow,
+      g.dstCol,
+      g.dstPlane,
+      scratch,
+    ],
+    panels,
+    Math.ceil(GRAIN_FLOPS / Math.max(1, nr * g.K * g.rows)),
+  );
 }
 
 /** A [rows][K] from w: entry (r, e) = w[r·wRow + wtab[e]], packed for the micro-kernel. */
@@ -115,7 +179,12 @@ function packA(rt: WasmRuntime, sc: Scratch, w: Storage, wtab: Int32Array, rows:
 }
 
 /** One stride phase of the input grid: its pixels and the taps that reach them, with their dy offsets. */
-interface Phase { r: number; n: number; taps: number[]; offs: number[] }
+interface Phase {
+  r: number;
+  n: number;
+  taps: number[];
+  offs: number[];
+}
 
 /**
  * Phases along one axis: input index i = r + s·j reads dy at (r + pad − k)/s + j through tap k;
@@ -126,7 +195,8 @@ function phases(size: number, k: number, s: number, padding: number, outSize: nu
   for (let r = 0; r < s; r++) {
     const n = Math.ceil((size - r) / s);
     if (n <= 0) continue;
-    const taps: number[] = [], offs: number[] = [];
+    const taps: number[] = [],
+      offs: number[] = [];
     for (let t = 0; t < k; t++) {
       const d = r + padding - t;
       if (((d % s) + s) % s === 0 && d / s <= outSize - 1 && d / s + n - 1 >= 0) {
@@ -141,7 +211,8 @@ function phases(size: number, k: number, s: number, padding: number, outSize: nu
 
 /** Margins that keep every phase's reads inside padded dy along one axis: [before, after]. */
 function phaseMargins(ph: Phase[], outSize: number): [number, number] {
-  let before = 0, after = 0;
+  let before = 0,
+    after = 0;
   for (const f of ph) {
     for (const o of f.offs) {
       before = Math.max(before, -o);
@@ -154,7 +225,9 @@ function phaseMargins(ph: Phase[], outSize: number): [number, number] {
 export function convGemmKernels(rt: WasmRuntime): Pick<ConvKernels, 'conv2d' | 'conv2dGradInput' | 'conv2dGradWeight'> {
   return {
     conv2d(x, w, out, p) {
-      const B = p.batch, O = p.outChannels, P = p.outH * p.outW;
+      const B = p.batch,
+        O = p.outChannels,
+        P = p.outH * p.outW;
       if (B * O * P === 0) return;
       const sc = new Scratch(rt);
       try {
@@ -163,9 +236,23 @@ export function convGemmKernels(rt: WasmRuntime): Pick<ConvKernels, 'conv2d' | '
         const K = tab.length;
         const apk = K > 0 ? packA(rt, sc, w, wtab, O, p.channels * p.kernelH * p.kernelW) : 0;
         gemm(rt, sc, {
-          apk, tab: sc.i32(tab), src: src.ptr, dst: ptr(out), rows: O, K, Q: B * P, nx: p.outW,
-          nxy: P, srcImg: p.channels * src.Hp * src.Wp, srcRow: p.strideH * src.Wp, srcCol: p.strideW, dstImg: O * P,
-          dstBase: 0, dstRow: p.outW, dstCol: 1, dstPlane: P,
+          apk,
+          tab: sc.i32(tab),
+          src: src.ptr,
+          dst: ptr(out),
+          rows: O,
+          K,
+          Q: B * P,
+          nx: p.outW,
+          nxy: P,
+          srcImg: p.channels * src.Hp * src.Wp,
+          srcRow: p.strideH * src.Wp,
+          srcCol: p.strideW,
+          dstImg: O * P,
+          dstBase: 0,
+          dstRow: p.outW,
+          dstCol: 1,
+          dstPlane: P,
         });
       } finally {
         sc.release();
@@ -176,18 +263,26 @@ export function convGemmKernels(rt: WasmRuntime): Pick<ConvKernels, 'conv2d' | '
      * taps that reach it, rows c and entries (o, ky, kx), so every multiply-add is a real one.
      */
     conv2dGradInput(dy, w, dx, p) {
-      const B = p.batch, C = p.channels, O = p.outChannels, H = p.height, W = p.width;
+      const B = p.batch,
+        C = p.channels,
+        O = p.outChannels,
+        H = p.height,
+        W = p.width;
       if (B * C * H * W === 0) return;
       const sc = new Scratch(rt);
       try {
-        const py = phases(H, p.kernelH, p.strideH, p.padH, p.outH), px = phases(W, p.kernelW, p.strideW, p.padW, p.outW);
-        const [top, bottom] = phaseMargins(py, p.outH), [left, right] = phaseMargins(px, p.outW);
+        const py = phases(H, p.kernelH, p.strideH, p.padH, p.outH),
+          px = phases(W, p.kernelW, p.strideW, p.padW, p.outW);
+        const [top, bottom] = phaseMargins(py, p.outH),
+          [left, right] = phaseMargins(px, p.outW);
         const src = pad(rt, sc, dy, B * O, p.outH, p.outW, top, left, bottom, right);
-        const plane = src.Hp * src.Wp, khw = p.kernelH * p.kernelW;
+        const plane = src.Hp * src.Wp,
+          khw = p.kernelH * p.kernelW;
         for (const fy of py) {
           for (const fx of px) {
             const K = O * fy.taps.length * fx.taps.length;
-            const tab = new Int32Array(K), wtab = new Int32Array(K);
+            const tab = new Int32Array(K),
+              wtab = new Int32Array(K);
             let e = 0;
             for (let o = 0; o < O; o++) {
               for (let a = 0; a < fy.taps.length; a++) {
@@ -199,9 +294,23 @@ export function convGemmKernels(rt: WasmRuntime): Pick<ConvKernels, 'conv2d' | '
             }
             const apk = K > 0 ? packA(rt, sc, w, wtab, C, khw) : 0;
             gemm(rt, sc, {
-              apk, tab: sc.i32(tab), src: src.ptr, dst: ptr(dx), rows: C, K, Q: B * fy.n * fx.n, nx: fx.n, nxy: fy.n * fx.n,
-              srcImg: O * plane, srcRow: src.Wp, srcCol: 1, dstImg: C * H * W, dstBase: fy.r * W + fx.r,
-              dstRow: p.strideH * W, dstCol: p.strideW, dstPlane: H * W,
+              apk,
+              tab: sc.i32(tab),
+              src: src.ptr,
+              dst: ptr(dx),
+              rows: C,
+              K,
+              Q: B * fy.n * fx.n,
+              nx: fx.n,
+              nxy: fy.n * fx.n,
+              srcImg: O * plane,
+              srcRow: src.Wp,
+              srcCol: 1,
+              dstImg: C * H * W,
+              dstBase: fy.r * W + fx.r,
+              dstRow: p.strideH * W,
+              dstCol: p.strideW,
+              dstPlane: H * W,
             });
           }
         }
@@ -210,7 +319,10 @@ export function convGemmKernels(rt: WasmRuntime): Pick<ConvKernels, 'conv2d' | '
       }
     },
     conv2dGradWeight(x, dy, dw, p) {
-      const O = p.outChannels, Kfull = p.channels * p.kernelH * p.kernelW, P = p.outH * p.outW, Q = p.batch * P;
+      const O = p.outChannels,
+        Kfull = p.channels * p.kernelH * p.kernelW,
+        P = p.outH * p.outW,
+        Q = p.batch * P;
       if (O * Kfull === 0) return;
       const { mr } = blocking(rt);
       const sc = new Scratch(rt);
@@ -229,9 +341,30 @@ export function convGemmKernels(rt: WasmRuntime): Pick<ConvKernels, 'conv2d' | '
         const slotBytes = rt.exports.convGradWeightSlot();
         const scratch = sc.bytes(64 + rt.threads * slotBytes);
         rt.i32(scratch, 1)[0] = 0;
-        rt.run('convGradWeight', [src.ptr, sc.i32(tab), sc.i32(wtab), pdy, acc, ptr(dw), K, Kfull, O, Q, p.outW, P,
-          p.channels * src.Hp * src.Wp, p.strideH * src.Wp, p.strideW, slotBytes, scratch], Math.ceil(K / mr),
-        Math.ceil(GRAIN_FLOPS / Math.max(1, mr * O * Q)));
+        rt.run(
+          'convGradWeight',
+          [
+            src.ptr,
+            sc.i32(tab),
+            sc.i32(wtab),
+            pdy,
+            acc,
+            ptr(dw),
+            K,
+            Kfull,
+            O,
+            Q,
+            p.outW,
+            P,
+            p.channels * src.Hp * src.Wp,
+            p.strideH * src.Wp,
+            p.strideW,
+            slotBytes,
+            scratch,
+          ],
+          Math.ceil(K / mr),
+          Math.ceil(GRAIN_FLOPS / Math.max(1, mr * O * Q)),
+        );
       } finally {
         sc.release();
       }

@@ -23,7 +23,12 @@ export function elementwiseKernels(rt: WasmRuntime): ElementwiseKernels {
       splitLongRun(c);
       const [pShape, pA, pB] = rt.scratchI32(c.shape, c.strides[0], c.strides[1]);
       const rows = numel(c.shape.slice(0, 5));
-      rt.run('binary', [ptr(a), ptr(b), ptr(out), BINARY_CODES[op], pShape, pA, pB], rows, Math.max(1, GRAIN / c.shape[5]));
+      rt.run(
+        'binary',
+        [ptr(a), ptr(b), ptr(out), BINARY_CODES[op], pShape, pA, pB],
+        rows,
+        Math.max(1, GRAIN / c.shape[5]),
+      );
     },
     where(cond, a, b, out, shape, cStrides, aStrides, bStrides) {
       const c = collapseDims(shape, cStrides, aStrides, bStrides, contiguousStrides(shape));

@@ -17,8 +17,17 @@ import { reduceKernels } from './reduce.js';
 import { softmaxKernels } from './softmax.js';
 
 const FAMILIES: FamilyFiles<WasmRuntime> = {
-  elementwise: elementwiseKernels, matmul: matmulKernels, attention: attentionKernels, reduce: reduceKernels, softmax: softmaxKernels,
-  norm: normKernels, layout: layoutKernels, neighbours: neighboursKernels, conv: convKernels, random: randomKernels, optim: optimKernels,
+  elementwise: elementwiseKernels,
+  matmul: matmulKernels,
+  attention: attentionKernels,
+  reduce: reduceKernels,
+  softmax: softmaxKernels,
+  norm: normKernels,
+  layout: layoutKernels,
+  neighbours: neighboursKernels,
+  conv: convKernels,
+  random: randomKernels,
+  optim: optimKernels,
 };
 
 export interface WasmBackendOptions {
@@ -59,7 +68,8 @@ export class WasmBackend implements Backend {
 
   upload(s: Storage, data: Float32Array | Int32Array): void {
     const w = s as WasmStorage;
-    if (data.length !== w.length) throw new BackendError(`upload of ${data.length} elements into a storage of ${w.length}`);
+    if (data.length !== w.length)
+      throw new BackendError(`upload of ${data.length} elements into a storage of ${w.length}`);
     if (w.dtype === 'i32') this.rt.i32(w.ptr, w.length).set(data as Int32Array);
     else this.rt.f32(w.ptr, w.length).set(data as Float32Array);
   }

@@ -17,7 +17,12 @@ export function layoutKernels(rt: WasmRuntime): LayoutKernels {
       splitLongRun(c);
       const [pShape, pS, pD] = rt.scratchI32(c.shape, c.strides[0], c.strides[1]);
       const rows = numel(c.shape.slice(0, 5));
-      rt.run('copyStrided', [ptr(src), ptr(dst), pShape, srcOffset, pS, dstOffset, pD], rows, Math.max(1, GRAIN / c.shape[5]));
+      rt.run(
+        'copyStrided',
+        [ptr(src), ptr(dst), pShape, srcOffset, pS, dstOffset, pD],
+        rows,
+        Math.max(1, GRAIN / c.shape[5]),
+      );
     },
     gatherRows(x, idx, out, nIdx, cols) {
       if (nIdx === 0 || cols === 0) return;
@@ -39,8 +44,12 @@ export function layoutKernels(rt: WasmRuntime): LayoutKernels {
       const rowBlocks = Math.min(rows, Math.max(1, Math.ceil((2 * rt.threads) / chunks)));
       const units = rt.exports.scatterUnits(cols, rowBlocks);
       const perUnit = nIdx + Math.ceil(rows / rowBlocks) * Math.min(cols, 64);
-      rt.run('scatterAddRows', [ptr(dy), ptr(idx), ptr(dx), nIdx, rows, cols, rowBlocks], units,
-        Math.max(1, Math.ceil(GRAIN / perUnit)));
+      rt.run(
+        'scatterAddRows',
+        [ptr(dy), ptr(idx), ptr(dx), nIdx, rows, cols, rowBlocks],
+        units,
+        Math.max(1, Math.ceil(GRAIN / perUnit)),
+      );
     },
   };
 }

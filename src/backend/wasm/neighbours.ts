@@ -34,8 +34,12 @@ export function neighboursKernels(rt: WasmRuntime): NeighboursKernels {
         rt.run('nnPack', [ptr(y), packed, d, k], panels, Math.max(1, Math.ceil(16384 / (PANEL * Math.max(d, 1)))));
         const blockPanels = Math.max(1, Math.floor(BLOCK_FLOATS / (PANEL * Math.max(d, 1))));
         const perTile = panels * PANEL * TILE * Math.max(d, 1);
-        rt.run('nnSearch', [ptr(x), packed, ptr(outVal), ptr(outIdx), m, k, d, excludeSelf ? 1 : 0, blockPanels],
-          Math.ceil(m / TILE), Math.max(1, Math.ceil(65536 / perTile)));
+        rt.run(
+          'nnSearch',
+          [ptr(x), packed, ptr(outVal), ptr(outIdx), m, k, d, excludeSelf ? 1 : 0, blockPanels],
+          Math.ceil(m / TILE),
+          Math.max(1, Math.ceil(65536 / perTile)),
+        );
       } finally {
         rt.freeBytes(packed, bytes);
       }
@@ -46,7 +50,8 @@ export function neighboursKernels(rt: WasmRuntime): NeighboursKernels {
      */
     nearestNeighborSelf(x, outVal, outIdx, cand, k, d, m, excludeSelf) {
       if (k === 0) return;
-      if (!Number.isInteger(m) || m < 1) throw new BackendError(`m = ${m} must be a positive integer`, 'nearestNeighborSelf');
+      if (!Number.isInteger(m) || m < 1)
+        throw new BackendError(`m = ${m} must be a positive integer`, 'nearestNeighborSelf');
       const panels = Math.ceil(k / PANEL);
       const packedBytes = Math.max(16, panels * PANEL * d * 4);
       const chunkPanels = Math.max(1, Math.floor(CHUNK_FLOATS / (PANEL * Math.max(d, 1))));
@@ -63,8 +68,12 @@ export function neighboursKernels(rt: WasmRuntime): NeighboursKernels {
         // Slots start 16-byte aligned (the pool's blocks are) and slot sizes are multiples of 16.
         rt.run('nnSelfTop', [packed, slots, counters, k, d, m, excludeSelf ? 1 : 0, chunkPanels], threads, 1);
         const used = rt.i32(counters, 1)[0];
-        rt.run('nnSelfMerge', [slots, used, k, m, ptr(outVal), ptr(outIdx), cand ? ptr(cand) : 0], k,
-          Math.max(1, Math.ceil(4096 / (m * used))));
+        rt.run(
+          'nnSelfMerge',
+          [slots, used, k, m, ptr(outVal), ptr(outIdx), cand ? ptr(cand) : 0],
+          k,
+          Math.max(1, Math.ceil(4096 / (m * used))),
+        );
       } finally {
         rt.freeBytes(slots, slotsBytes);
         rt.freeBytes(counters, 16);
@@ -73,12 +82,21 @@ export function neighboursKernels(rt: WasmRuntime): NeighboursKernels {
     },
     nearestAmongCandidates(x, cand, outVal, outIdx, k, d, m) {
       if (k === 0) return;
-      rt.run('nnCandidates', [ptr(x), ptr(cand), ptr(outVal), ptr(outIdx), k, d, m], k,
-        Math.max(1, Math.ceil(16384 / (Math.max(m, 1) * Math.max(d, 1)))));
+      rt.run(
+        'nnCandidates',
+        [ptr(x), ptr(cand), ptr(outVal), ptr(outIdx), k, d, m],
+        k,
+        Math.max(1, Math.ceil(16384 / (Math.max(m, 1) * Math.max(d, 1)))),
+      );
     },
     topk(x, outVal, outIdx, rows, cols, k) {
       if (rows === 0 || k === 0) return;
-      rt.run('topk', [ptr(x), ptr(outVal), ptr(outIdx), cols, k], rows, Math.max(1, Math.ceil(16384 / Math.max(1, cols * Math.min(k, 8)))));
+      rt.run(
+        'topk',
+        [ptr(x), ptr(outVal), ptr(outIdx), cols, k],
+        rows,
+        Math.max(1, Math.ceil(16384 / Math.max(1, cols * Math.min(k, 8)))),
+      );
     },
   };
 }

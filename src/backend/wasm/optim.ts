@@ -21,12 +21,19 @@ export interface AdamWScalars {
 
 /** torch.optim.AdamW's per-step scalars, in f64 as PyTorch computes them on the host. */
 export function adamwScalars(p: AdamWParams): AdamWScalars {
-  if (!Number.isInteger(p.step) || p.step < 1) throw new BackendError(`step must be an integer ≥ 1, got ${p.step}`, 'adamw');
-  for (const [k, b] of [['beta1', p.beta1], ['beta2', p.beta2]] as const) {
+  if (!Number.isInteger(p.step) || p.step < 1)
+    throw new BackendError(`step must be an integer ≥ 1, got ${p.step}`, 'adamw');
+  for (const [k, b] of [
+    ['beta1', p.beta1],
+    ['beta2', p.beta2],
+  ] as const) {
     if (!(b >= 0 && b < 1)) throw new BackendError(`${k} must be in [0, 1), got ${b}`, 'adamw');
   }
   if (!Number.isFinite(p.lr) || !Number.isFinite(p.weightDecay) || !(p.eps >= 0)) {
-    throw new BackendError(`lr, weightDecay must be finite and eps ≥ 0 (lr ${p.lr}, weightDecay ${p.weightDecay}, eps ${p.eps})`, 'adamw');
+    throw new BackendError(
+      `lr, weightDecay must be finite and eps ≥ 0 (lr ${p.lr}, weightDecay ${p.weightDecay}, eps ${p.eps})`,
+      'adamw',
+    );
   }
   return {
     decay: 1 - p.lr * p.weightDecay,
@@ -44,8 +51,25 @@ export function optimKernels(rt: WasmRuntime): OptimKernels {
   return {
     adamw(param, grad, m, v, n, p) {
       const s = adamwScalars(p);
-      rt.run('adamw', [ptr(param), ptr(grad), ptr(m), ptr(v), s.decay, s.beta1, s.omb1, s.beta2, s.omb2, s.stepSize, s.bc2Sqrt, s.eps],
-        n, GRAIN);
+      rt.run(
+        'adamw',
+        [
+          ptr(param),
+          ptr(grad),
+          ptr(m),
+          ptr(v),
+          s.decay,
+          s.beta1,
+          s.omb1,
+          s.beta2,
+          s.omb2,
+          s.stepSize,
+          s.bc2Sqrt,
+          s.eps,
+        ],
+        n,
+        GRAIN,
+      );
     },
     ema(target, source, n, momentum) {
       if (!Number.isFinite(momentum)) throw new BackendError(`momentum must be finite, got ${momentum}`, 'ema');

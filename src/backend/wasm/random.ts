@@ -10,8 +10,13 @@ const TWO32 = 2 ** 32;
  * block (lo, hi) and the position inside it. Both may be integers up to 2^53 (JS numbers are exact
  * there); src/backend/webgpu/random.ts splits the same way.
  */
-function philoxArgs(n: number, seed: number, offset: number): { key: [number, number]; base: [number, number]; phase: number; blocks: number } {
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new BackendError(`seed must be an integer in [0, 2^53), got ${seed}`, 'random');
+function philoxArgs(
+  n: number,
+  seed: number,
+  offset: number,
+): { key: [number, number]; base: [number, number]; phase: number; blocks: number } {
+  if (!Number.isSafeInteger(seed) || seed < 0)
+    throw new BackendError(`seed must be an integer in [0, 2^53), got ${seed}`, 'random');
   if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(offset + n)) {
     throw new BackendError(`offset must be an integer with offset + n < 2^53, got ${offset}`, 'random');
   }

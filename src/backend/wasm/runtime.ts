@@ -11,8 +11,14 @@ import type { KernelExports, RowArgs, RowKernel } from './exports.js';
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the wasm32 ceiling
-const CTRL_GEN = 0, CTRL_REMAINING = 1, CTRL_FN = 2, CTRL_NARGS = 3, CTRL_TOTAL = 4, CTRL_THREADS = 5,
-  CTRL_STOP = 6, CTRL_ERROR = 7;
+const CTRL_GEN = 0,
+  CTRL_REMAINING = 1,
+  CTRL_FN = 2,
+  CTRL_NARGS = 3,
+  CTRL_TOTAL = 4,
+  CTRL_THREADS = 5,
+  CTRL_STOP = 6,
+  CTRL_ERROR = 7;
 const MAX_ARGS = 32;
 
 export type WasmBuild = 'simd' | 'relaxed';
@@ -21,7 +27,11 @@ let relaxedProbe: boolean | undefined;
 /** Whether this runtime accepts relaxed SIMD (Node 20 needs a V8 flag, set before compiling). */
 export function relaxedSimdAvailable(): boolean {
   if (relaxedProbe !== undefined) return relaxedProbe;
-  try { v8.setFlagsFromString('--experimental-wasm-relaxed-simd'); } catch { /* newer Node: on by default */ }
+  try {
+    v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+  } catch {
+    /* newer Node: on by default */
+  }
   const bytes = readFileSync(wasmFile('relaxed'));
   relaxedProbe = WebAssembly.validate(new Uint8Array(bytes));
   return relaxedProbe;
@@ -65,9 +75,13 @@ export class WasmRuntime {
     this.build = build;
     this.threads = threads;
     this.memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared: true });
-    const instance = new WebAssembly.Instance(module, { env: { memory: this.memory, abort: wasmAbort, seed: () => 0 } });
+    const instance = new WebAssembly.Instance(module, {
+      env: { memory: this.memory, abort: wasmAbort, seed: () => 0 },
+    });
     this.exports = instance.exports as unknown as KernelExports;
-    this.fnNames = Object.keys(instance.exports).filter((k) => typeof instance.exports[k] === 'function').sort();
+    this.fnNames = Object.keys(instance.exports)
+      .filter((k) => typeof instance.exports[k] === 'function')
+      .sort();
     this.fnNames.forEach((n, i) => this.fnIndex.set(n, i));
     const heapBase = Number(this.exports.heapBase());
     this.heapTop = Math.ceil(Math.max(heapBase, 1024) / 64) * 64;
@@ -103,10 +117,15 @@ export class WasmRuntime {
     }
     const module = await WebAssembly.compile(new Uint8Array(bytes));
     const rt = new WasmRuntime(module, build, threads);
-    await Promise.all(rt.workers.map((w) => new Promise<void>((resolve, reject) => {
-      w.once('message', () => resolve());
-      w.once('error', reject);
-    })));
+    await Promise.all(
+      rt.workers.map(
+        (w) =>
+          new Promise<void>((resolve, reject) => {
+            w.once('message', () => resolve());
+            w.once('error', reject);
+          }),
+      ),
+    );
     return rt;
   }
 
@@ -126,7 +145,9 @@ export class WasmRuntime {
       if (end > have) {
         const pages = Math.ceil((end - have) / PAGE);
         if (have / PAGE + pages > MAX_PAGES) {
-          throw new BackendError(`wasm memory exhausted: ${bytes} bytes requested, ${this.liveBytes} bytes live, 4 GiB is the wasm32 limit`);
+          throw new BackendError(
+            `wasm memory exhausted: ${bytes} bytes requested, ${this.liveBytes} bytes live, 4 GiB is the wasm32 limit`,
+          );
         }
         this.memory.grow(pages);
       }
@@ -223,7 +244,13 @@ export class WasmRuntime {
   }
 }
 
-function callKernel(name: string, fn: (...a: number[]) => void, args: readonly number[], start: number, end: number): void {
+function callKernel(
+  name: string,
+  fn: (...a: number[]) => void,
+  args: readonly number[],
+  start: number,
+  end: number,
+): void {
   try {
     fn(...args, start, end);
   } catch (e) {

@@ -3,14 +3,36 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { threadRange } from './runtime.js';
 
-const CTRL_GEN = 0, CTRL_REMAINING = 1, CTRL_FN = 2, CTRL_NARGS = 3, CTRL_TOTAL = 4, CTRL_THREADS = 5,
-  CTRL_STOP = 6, CTRL_ERROR = 7;
+const CTRL_GEN = 0,
+  CTRL_REMAINING = 1,
+  CTRL_FN = 2,
+  CTRL_NARGS = 3,
+  CTRL_TOTAL = 4,
+  CTRL_THREADS = 5,
+  CTRL_STOP = 6,
+  CTRL_ERROR = 7;
 
-const { module, memory, ctrl: sab, fnNames, index } = workerData as {
-  module: WebAssembly.Module; memory: WebAssembly.Memory; ctrl: SharedArrayBuffer; fnNames: string[]; index: number;
+const {
+  module,
+  memory,
+  ctrl: sab,
+  fnNames,
+  index,
+} = workerData as {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  ctrl: SharedArrayBuffer;
+  fnNames: string[];
+  index: number;
 };
 const instance = new WebAssembly.Instance(module, {
-  env: { memory, abort: () => { throw new Error('abort called from wasm'); }, seed: () => 0 },
+  env: {
+    memory,
+    abort: () => {
+      throw new Error('abort called from wasm');
+    },
+    seed: () => 0,
+  },
 });
 const exports = instance.exports as Record<string, (...a: number[]) => void>;
 const fns = fnNames.map((n) => exports[n]);

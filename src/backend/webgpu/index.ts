@@ -16,8 +16,17 @@ import { reduceKernels } from './reduce.js';
 import { softmaxKernels } from './softmax.js';
 
 const FAMILIES: FamilyFiles<WebGPURuntime> = {
-  elementwise: elementwiseKernels, matmul: matmulKernels, attention: attentionKernels, reduce: reduceKernels, softmax: softmaxKernels,
-  norm: normKernels, layout: layoutKernels, neighbours: neighboursKernels, conv: convKernels, random: randomKernels, optim: optimKernels,
+  elementwise: elementwiseKernels,
+  matmul: matmulKernels,
+  attention: attentionKernels,
+  reduce: reduceKernels,
+  softmax: softmaxKernels,
+  norm: normKernels,
+  layout: layoutKernels,
+  neighbours: neighboursKernels,
+  conv: convKernels,
+  random: randomKernels,
+  optim: optimKernels,
 };
 
 // The kernels are own properties that the constructor copies from the family files.
@@ -49,7 +58,8 @@ export class WebGPUBackend implements Backend {
   }
 
   upload(s: Storage, data: Float32Array | Int32Array): void {
-    if (data.length !== s.length) throw new BackendError(`upload of ${data.length} elements into a storage of ${s.length}`);
+    if (data.length !== s.length)
+      throw new BackendError(`upload of ${data.length} elements into a storage of ${s.length}`);
     this.rt.upload(s as GpuStorage, data);
   }
 

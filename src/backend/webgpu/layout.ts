@@ -7,10 +7,20 @@ import type { GpuStorage, WebGPURuntime } from './runtime.js';
 const FILE = 'layout.wgsl';
 const buf = (s: Storage) => (s as GpuStorage).buffer;
 const COPY = paramLayout(FILE, 'Copy', [
-  ['shape', 'array<vec4<u32>, 2>'], ['srcStrides', 'array<vec4<i32>, 2>'], ['dstStrides', 'array<vec4<i32>, 2>'],
-  ['srcOffset', 'i32'], ['dstOffset', 'i32'], ['n', 'u32'], ['_pad', 'u32'],
+  ['shape', 'array<vec4<u32>, 2>'],
+  ['srcStrides', 'array<vec4<i32>, 2>'],
+  ['dstStrides', 'array<vec4<i32>, 2>'],
+  ['srcOffset', 'i32'],
+  ['dstOffset', 'i32'],
+  ['n', 'u32'],
+  ['_pad', 'u32'],
 ]);
-const ROWS = paramLayout(FILE, 'Rows', [['nIdx', 'u32'], ['cols', 'u32'], ['rows', 'u32'], ['rowBlocks', 'u32']]);
+const ROWS = paramLayout(FILE, 'Rows', [
+  ['nIdx', 'u32'],
+  ['cols', 'u32'],
+  ['rows', 'u32'],
+  ['rowBlocks', 'u32'],
+]);
 // Threads the scatter aims for: enough to fill a GPU, few enough that each idx pass stays cheap.
 const SCATTER_THREADS = 16384;
 
@@ -20,7 +30,14 @@ export function layoutKernels(rt: WebGPURuntime): LayoutKernels {
       const n = numel(shape);
       if (n === 0) return;
       const c = collapseDims(shape, srcStrides, dstStrides);
-      const u = packParams(COPY, { shape: c.shape, srcStrides: c.strides[0], dstStrides: c.strides[1], srcOffset, dstOffset, n });
+      const u = packParams(COPY, {
+        shape: c.shape,
+        srcStrides: c.strides[0],
+        dstStrides: c.strides[1],
+        srcOffset,
+        dstOffset,
+        n,
+      });
       rt.dispatch('copyStrided', rt.pipeline(FILE, 'copyStrided'), [buf(src), buf(dst)], u, grid1d(n));
     },
     gatherRows(x, idx, out, nIdx, cols) {
@@ -33,8 +50,13 @@ export function layoutKernels(rt: WebGPURuntime): LayoutKernels {
       if (rows === 0 || cols === 0) return;
       const rowBlocks = Math.min(rows, Math.max(1, Math.ceil(SCATTER_THREADS / cols)));
       const u = packParams(ROWS, { nIdx, cols, rows, rowBlocks });
-      rt.dispatch('scatterAddRows', rt.pipeline(FILE, 'scatterAddRows'), [buf(dy), buf(idx), buf(dx)], u,
-        grid1d(rowBlocks * cols));
+      rt.dispatch(
+        'scatterAddRows',
+        rt.pipeline(FILE, 'scatterAddRows'),
+        [buf(dy), buf(idx), buf(dx)],
+        u,
+        grid1d(rowBlocks * cols),
+      );
     },
   };
 }

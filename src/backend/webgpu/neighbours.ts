@@ -10,14 +10,40 @@ const BM = 64; // x rows per workgroup (wgsl/neighbours.wgsl)
 const SELF_FILE = 'neighbours-self.wgsl';
 
 const NN = paramLayout(FILE, 'NN', [
-  ['m', 'u32'], ['k', 'u32'], ['d', 'u32'], ['excludeSelf', 'u32'], ['negInf', 'f32'], ['_p0', 'u32'], ['_p1', 'u32'], ['_p2', 'u32'],
+  ['m', 'u32'],
+  ['k', 'u32'],
+  ['d', 'u32'],
+  ['excludeSelf', 'u32'],
+  ['negInf', 'f32'],
+  ['_p0', 'u32'],
+  ['_p1', 'u32'],
+  ['_p2', 'u32'],
 ]);
-const TOPK = paramLayout(FILE, 'TopK', [['rows', 'u32'], ['cols', 'u32'], ['k', 'u32'], ['_pad', 'u32']]);
+const TOPK = paramLayout(FILE, 'TopK', [
+  ['rows', 'u32'],
+  ['cols', 'u32'],
+  ['k', 'u32'],
+  ['_pad', 'u32'],
+]);
 const SELF = paramLayout(SELF_FILE, 'SelfParams', [
-  ['k', 'u32'], ['d', 'u32'], ['m', 'u32'], ['excludeSelf', 'u32'], ['negInf', 'f32'], ['_p0', 'u32'], ['_p1', 'u32'], ['_p2', 'u32'],
+  ['k', 'u32'],
+  ['d', 'u32'],
+  ['m', 'u32'],
+  ['excludeSelf', 'u32'],
+  ['negInf', 'f32'],
+  ['_p0', 'u32'],
+  ['_p1', 'u32'],
+  ['_p2', 'u32'],
 ]);
 const CAND = paramLayout(SELF_FILE, 'Cand', [
-  ['k', 'u32'], ['d', 'u32'], ['m', 'u32'], ['_p', 'u32'], ['negInf', 'f32'], ['_p0', 'u32'], ['_p1', 'u32'], ['_p2', 'u32'],
+  ['k', 'u32'],
+  ['d', 'u32'],
+  ['m', 'u32'],
+  ['_p', 'u32'],
+  ['negInf', 'f32'],
+  ['_p0', 'u32'],
+  ['_p1', 'u32'],
+  ['_p2', 'u32'],
 ]);
 
 export function neighboursKernels(rt: WebGPURuntime): NeighboursKernels {
@@ -25,8 +51,13 @@ export function neighboursKernels(rt: WebGPURuntime): NeighboursKernels {
     nearestNeighbor(x, y, outVal, outIdx, m, k, d, excludeSelf) {
       if (m === 0) return;
       const u = packParams(NN, { m, k, d, excludeSelf: excludeSelf ? 1 : 0, negInf: -Infinity });
-      rt.dispatch('nearestNeighbor', rt.pipeline(FILE, 'nearestNeighbor'), [buf(x), buf(y), buf(outVal), buf(outIdx)],
-        u, grid1d(m, BM));
+      rt.dispatch(
+        'nearestNeighbor',
+        rt.pipeline(FILE, 'nearestNeighbor'),
+        [buf(x), buf(y), buf(outVal), buf(outIdx)],
+        u,
+        grid1d(m, BM),
+      );
     },
     /**
      * With m = 1 and no candidate list this is the one-sided search (its tiled kernel is the faster
@@ -34,7 +65,8 @@ export function neighboursKernels(rt: WebGPURuntime): NeighboursKernels {
      */
     nearestNeighborSelf(x, outVal, outIdx, cand, k, d, m, excludeSelf) {
       if (k === 0) return;
-      if (!Number.isInteger(m) || m < 1) throw new BackendError(`m = ${m} must be a positive integer`, 'nearestNeighborSelf');
+      if (!Number.isInteger(m) || m < 1)
+        throw new BackendError(`m = ${m} must be a positive integer`, 'nearestNeighborSelf');
       if (!cand && m === 1) {
         kernels.nearestNeighbor(x, x, outVal, outIdx, k, k, d, excludeSelf);
         return;
@@ -43,8 +75,13 @@ export function neighboursKernels(rt: WebGPURuntime): NeighboursKernels {
       const listI = cand ? (cand as GpuStorage) : rt.alloc(k * m, 'i32');
       try {
         const u = packParams(SELF, { k, d, m, excludeSelf: excludeSelf ? 1 : 0, negInf: -Infinity });
-        rt.dispatch('nearestNeighborSelf', rt.pipeline(SELF_FILE, 'selfTopM'),
-          [buf(x), buf(outVal), buf(outIdx), listV.buffer, listI.buffer], u, grid1d(k, 64));
+        rt.dispatch(
+          'nearestNeighborSelf',
+          rt.pipeline(SELF_FILE, 'selfTopM'),
+          [buf(x), buf(outVal), buf(outIdx), listV.buffer, listI.buffer],
+          u,
+          grid1d(k, 64),
+        );
       } finally {
         rt.free(listV);
         if (!cand) rt.free(listI);
@@ -53,8 +90,13 @@ export function neighboursKernels(rt: WebGPURuntime): NeighboursKernels {
     nearestAmongCandidates(x, cand, outVal, outIdx, k, d, m) {
       if (k === 0) return;
       const u = packParams(CAND, { k, d, m, negInf: -Infinity });
-      rt.dispatch('nearestAmongCandidates', rt.pipeline(SELF_FILE, 'candidates'), [buf(x), buf(cand), buf(outVal), buf(outIdx)],
-        u, grid1d(k, 64));
+      rt.dispatch(
+        'nearestAmongCandidates',
+        rt.pipeline(SELF_FILE, 'candidates'),
+        [buf(x), buf(cand), buf(outVal), buf(outIdx)],
+        u,
+        grid1d(k, 64),
+      );
     },
     topk(x, outVal, outIdx, rows, cols, k) {
       if (rows === 0 || k === 0) return;

@@ -20,9 +20,24 @@ export function rowWorkgroup(cols: number): number {
   return wg;
 }
 
-const P = paramLayout(FILE, 'P', [['rows', 'u32'], ['cols', 'u32'], ['eps', 'f32'], ['_pad', 'u32']]);
-const PP = paramLayout(FILE, 'PP', [['rows', 'u32'], ['cols', 'u32'], ['blockRows', 'u32'], ['_pad', 'u32']]);
-const BN = paramLayout(FILE, 'BN', [['n', 'u32'], ['C', 'u32'], ['hw', 'u32'], ['flags', 'u32']]);
+const P = paramLayout(FILE, 'P', [
+  ['rows', 'u32'],
+  ['cols', 'u32'],
+  ['eps', 'f32'],
+  ['_pad', 'u32'],
+]);
+const PP = paramLayout(FILE, 'PP', [
+  ['rows', 'u32'],
+  ['cols', 'u32'],
+  ['blockRows', 'u32'],
+  ['_pad', 'u32'],
+]);
+const BN = paramLayout(FILE, 'BN', [
+  ['n', 'u32'],
+  ['C', 'u32'],
+  ['hw', 'u32'],
+  ['flags', 'u32'],
+]);
 
 const uniform = (rows: number, cols: number, eps: number) => packParams(P, { rows, cols, eps });
 const bnUniform = (n: number, C: number, hw: number, flags: number) => packParams(BN, { n, C, hw, flags });
@@ -31,8 +46,17 @@ const bnUniform = (n: number, C: number, hw: number, flags: number) => packParam
  * Rows are cut into at most MAX_BLOCKS blocks (a rule of the shape alone) so tall inputs still
  * fill the device; with one block the column pass writes dgamma/dbeta directly.
  */
-function paramGrads(rt: WebGPURuntime, x: Storage, mean: Storage, rstd: Storage, dy: Storage,
-  dgamma: Storage | null, dbeta: Storage | null, rows: number, cols: number): void {
+function paramGrads(
+  rt: WebGPURuntime,
+  x: Storage,
+  mean: Storage,
+  rstd: Storage,
+  dy: Storage,
+  dgamma: Storage | null,
+  dbeta: Storage | null,
+  rows: number,
+  cols: number,
+): void {
   const blockRows = Math.max(MIN_BLOCK_ROWS, Math.ceil(rows / MAX_BLOCKS / PARAM_ROWL) * PARAM_ROWL);
   const blocks = Math.max(1, Math.ceil(rows / blockRows));
   const flags = { HAS_DGAMMA: dgamma ? 1 : 0, HAS_DBETA: dbeta ? 1 : 0 };
@@ -44,20 +68,34 @@ function paramGrads(rt: WebGPURuntime, x: Storage, mean: Storage, rstd: Storage,
     return t;
   };
   const spareW = dgamma && dbeta ? null : temp(1);
-  const outG = dgamma ?? spareW!, outB = dbeta ?? spareW!;
+  const outG = dgamma ?? spareW!,
+    outB = dbeta ?? spareW!;
   const u = packParams(PP, { rows, cols, blockRows });
   const chunks = Math.ceil(cols / PARAM_COLS);
   const params = rt.pipeline(FILE, 'layerNormGradParams', flags);
   if (blocks === 1) {
-    rt.dispatch('layerNormGradParams', params, [buf(x), buf(mean), buf(rstd), buf(dy), buf(outG), buf(outB)], u, [chunks, 1]);
+    rt.dispatch('layerNormGradParams', params, [buf(x), buf(mean), buf(rstd), buf(dy), buf(outG), buf(outB)], u, [
+      chunks,
+      1,
+    ]);
   } else {
-    const partG = dgamma ? temp(blocks * cols) : null, partB = dbeta ? temp(blocks * cols) : null;
-    rt.dispatch('layerNormGradParams', params,
-      [buf(x), buf(mean), buf(rstd), buf(dy), buf(partG ?? spareW!), buf(partB ?? spareW!)], u, [chunks, blocks]);
+    const partG = dgamma ? temp(blocks * cols) : null,
+      partB = dbeta ? temp(blocks * cols) : null;
+    rt.dispatch(
+      'layerNormGradParams',
+      params,
+      [buf(x), buf(mean), buf(rstd), buf(dy), buf(partG ?? spareW!), buf(partB ?? spareW!)],
+      u,
+      [chunks, blocks],
+    );
     const spareR = partG && partB ? null : temp(1);
-    rt.dispatch('layerNormGradCombine', rt.pipeline(FILE, 'layerNormGradCombine', flags),
+    rt.dispatch(
+      'layerNormGradCombine',
+      rt.pipeline(FILE, 'layerNormGradCombine', flags),
       [buf(partG ?? spareR!), buf(partB ?? spareR!), buf(outG), buf(outB)],
-      packParams(PP, { rows: blocks, cols, blockRows: 0 }), grid1d(cols));
+      packParams(PP, { rows: blocks, cols, blockRows: 0 }),
+      grid1d(cols),
+    );
   }
   // Safe to pool at once: any later write to them is encoded after these dispatches (queue order).
   for (const t of temps) rt.free(t);
@@ -67,30 +105,55 @@ export function normKernels(rt: WebGPURuntime): NormKernels {
   return {
     layerNorm(x, gamma, beta, out, mean, rstd, rows, cols, eps) {
       if (rows === 0 || cols === 0) return;
-      const pipe = rt.pipeline(FILE, 'layerNorm', { WG: rowWorkgroup(cols), HAS_GAMMA: gamma ? 1 : 0, HAS_BETA: beta ? 1 : 0 });
+      const pipe = rt.pipeline(FILE, 'layerNorm', {
+        WG: rowWorkgroup(cols),
+        HAS_GAMMA: gamma ? 1 : 0,
+        HAS_BETA: beta ? 1 : 0,
+      });
       // An absent gamma/beta binding is never read; x stands in (read-only bindings may alias).
-      rt.dispatch('layerNorm', pipe, [buf(x), buf(gamma ?? x), buf(beta ?? x), buf(out), buf(mean), buf(rstd)],
-        uniform(rows, cols, eps), grid1d(rows, 1));
+      rt.dispatch(
+        'layerNorm',
+        pipe,
+        [buf(x), buf(gamma ?? x), buf(beta ?? x), buf(out), buf(mean), buf(rstd)],
+        uniform(rows, cols, eps),
+        grid1d(rows, 1),
+      );
     },
     layerNormGrad(x, gamma, mean, rstd, dy, dx, dgamma, dbeta, rows, cols) {
       if (cols === 0) return;
       if (dgamma || dbeta) paramGrads(rt, x, mean, rstd, dy, dgamma, dbeta, rows, cols);
       if (rows === 0) return;
       const pipe = rt.pipeline(FILE, 'layerNormGrad', { WG: rowWorkgroup(cols), HAS_GAMMA: gamma ? 1 : 0 });
-      rt.dispatch('layerNormGrad', pipe, [buf(x), buf(gamma ?? x), buf(mean), buf(rstd), buf(dy), buf(dx)],
-        uniform(rows, cols, 0), grid1d(rows, 1));
+      rt.dispatch(
+        'layerNormGrad',
+        pipe,
+        [buf(x), buf(gamma ?? x), buf(mean), buf(rstd), buf(dy), buf(dx)],
+        uniform(rows, cols, 0),
+        grid1d(rows, 1),
+      );
     },
     // batch norm: wgsl/norm.wgsl's batchNorm*
     batchNormStats(x, mean, variance, n, C, hw) {
       if (C === 0) return;
-      rt.dispatch('batchNormStats', rt.pipeline(FILE, 'batchNormStats'), [buf(x), buf(mean), buf(variance)], bnUniform(n, C, hw, 0), [C, 1]);
+      rt.dispatch(
+        'batchNormStats',
+        rt.pipeline(FILE, 'batchNormStats'),
+        [buf(x), buf(mean), buf(variance)],
+        bnUniform(n, C, hw, 0),
+        [C, 1],
+      );
     },
     batchNormApply(x, mean, rstd, gamma, beta, residual, out, n, C, hw, relu) {
       const total = n * C * hw;
       if (total === 0) return;
       const flags = (gamma ? 1 : 0) | (beta ? 2 : 0) | (residual ? 4 : 0) | (relu ? 8 : 0);
-      rt.dispatch('batchNormApply', rt.pipeline(FILE, 'batchNormApply'),
-        [buf(x), buf(mean), buf(rstd), buf(gamma ?? x), buf(beta ?? x), buf(residual ?? x), buf(out)], bnUniform(n, C, hw, flags), grid1d(total));
+      rt.dispatch(
+        'batchNormApply',
+        rt.pipeline(FILE, 'batchNormApply'),
+        [buf(x), buf(mean), buf(rstd), buf(gamma ?? x), buf(beta ?? x), buf(residual ?? x), buf(out)],
+        bnUniform(n, C, hw, flags),
+        grid1d(total),
+      );
     },
     batchNormGrad(x, y, mean, rstd, gamma, dy, dx, dgamma, dbeta, dres, n, C, hw, relu, batchStats) {
       if (C === 0) return;
@@ -98,19 +161,40 @@ export function normKernels(rt: WebGPURuntime): NormKernels {
       const u = bnUniform(n, C, hw, flags);
       const sums = rt.alloc(2 * C, 'f32');
       const chan = rt.alloc(5 * C, 'f32');
-      rt.dispatch('batchNormGradSums', rt.pipeline(FILE, 'batchNormGradSums'), [buf(x), buf(y ?? x), buf(mean), buf(rstd), buf(dy), buf(sums)], u, [C, 1]);
+      rt.dispatch(
+        'batchNormGradSums',
+        rt.pipeline(FILE, 'batchNormGradSums'),
+        [buf(x), buf(y ?? x), buf(mean), buf(rstd), buf(dy), buf(sums)],
+        u,
+        [C, 1],
+      );
       if (dgamma || dbeta) {
-        rt.dispatch('batchNormGradParams', rt.pipeline(FILE, 'batchNormGradParams'), [buf(sums), buf(dgamma ?? chan), buf(dbeta ?? chan)],
-          bnUniform(n, C, hw, (dgamma ? 1 : 0) | (dbeta ? 2 : 0)), grid1d(C, 64));
+        rt.dispatch(
+          'batchNormGradParams',
+          rt.pipeline(FILE, 'batchNormGradParams'),
+          [buf(sums), buf(dgamma ?? chan), buf(dbeta ?? chan)],
+          bnUniform(n, C, hw, (dgamma ? 1 : 0) | (dbeta ? 2 : 0)),
+          grid1d(C, 64),
+        );
       }
-      rt.dispatch('batchNormGradChannels', rt.pipeline(FILE, 'batchNormGradChannels'), [buf(mean), buf(rstd), buf(gamma ?? mean), buf(sums), buf(chan)],
-        u, grid1d(C, 64));
+      rt.dispatch(
+        'batchNormGradChannels',
+        rt.pipeline(FILE, 'batchNormGradChannels'),
+        [buf(mean), buf(rstd), buf(gamma ?? mean), buf(sums), buf(chan)],
+        u,
+        grid1d(C, 64),
+      );
       const total = n * C * hw;
       if (total > 0) {
         // an absent dres still needs a writable binding of its own (never written: flag 32 is off)
         const sink = dres ?? rt.alloc(1, 'f32');
-        rt.dispatch('batchNormGradInput', rt.pipeline(FILE, 'batchNormGradInput'), [buf(x), buf(y ?? x), buf(chan), buf(dy), buf(dx), buf(sink)],
-          u, grid1d(total));
+        rt.dispatch(
+          'batchNormGradInput',
+          rt.pipeline(FILE, 'batchNormGradInput'),
+          [buf(x), buf(y ?? x), buf(chan), buf(dy), buf(dx), buf(sink)],
+          u,
+          grid1d(total),
+        );
         if (!dres) rt.free(sink as GpuStorage);
       }
       rt.free(sums as GpuStorage);

@@ -9,17 +9,37 @@ import type { GpuStorage, WebGPURuntime } from './runtime.js';
 const FILE = 'optim.wgsl';
 const buf = (s: Storage) => (s as GpuStorage).buffer;
 const ADAM = paramLayout(FILE, 'AdamP', [
-  ['n', 'u32'], ['decay', 'f32'], ['beta1', 'f32'], ['omb1', 'f32'], ['beta2', 'f32'], ['omb2', 'f32'], ['stepSize', 'f32'],
-  ['bc2Sqrt', 'f32'], ['eps', 'f32'],
+  ['n', 'u32'],
+  ['decay', 'f32'],
+  ['beta1', 'f32'],
+  ['omb1', 'f32'],
+  ['beta2', 'f32'],
+  ['omb2', 'f32'],
+  ['stepSize', 'f32'],
+  ['bc2Sqrt', 'f32'],
+  ['eps', 'f32'],
 ]);
-const EMA = paramLayout(FILE, 'EmaP', [['n', 'u32'], ['momentum', 'f32'], ['oneMinus', 'f32'], ['_pad', 'u32']]);
+const EMA = paramLayout(FILE, 'EmaP', [
+  ['n', 'u32'],
+  ['momentum', 'f32'],
+  ['oneMinus', 'f32'],
+  ['_pad', 'u32'],
+]);
 
 export function optimKernels(rt: WebGPURuntime): OptimKernels {
   return {
     adamw(param, grad, m, v, n, p) {
       const s = adamwScalars(p);
       const u = packParams(ADAM, {
-        n, decay: s.decay, beta1: s.beta1, omb1: s.omb1, beta2: s.beta2, omb2: s.omb2, stepSize: s.stepSize, bc2Sqrt: s.bc2Sqrt, eps: s.eps,
+        n,
+        decay: s.decay,
+        beta1: s.beta1,
+        omb1: s.omb1,
+        beta2: s.beta2,
+        omb2: s.omb2,
+        stepSize: s.stepSize,
+        bc2Sqrt: s.bc2Sqrt,
+        eps: s.eps,
       });
       rt.dispatch('adamw', rt.pipeline(FILE, 'adamw'), [buf(param), buf(grad), buf(m), buf(v)], u, grid1d(n));
     },

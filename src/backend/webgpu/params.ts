@@ -25,7 +25,12 @@ export type ParamValues<F extends readonly Field[]> = {
   [E in F[number] as E[0] extends `_${string}` ? never : E[0]]: Value<E[1]>;
 };
 
-interface TypeInfo { scalar: Scalar; components: number; size: number; align: number }
+interface TypeInfo {
+  scalar: Scalar;
+  components: number;
+  size: number;
+  align: number;
+}
 
 /**
  * Size and alignment of a field type in the uniform address space (WGSL spec, "Alignment and
@@ -51,7 +56,8 @@ const roundUp = (align: number, n: number) => Math.ceil(n / align) * align;
 /** Offsets of fields of these types in order, and the struct's size. */
 export function structLayout(types: readonly string[]): { offsets: number[]; size: number } {
   const offsets: number[] = [];
-  let end = 0, align = 4;
+  let end = 0,
+    align = 4;
   for (const type of types) {
     const t = typeInfo(type);
     const offset = roundUp(t.align, end);
@@ -66,7 +72,8 @@ export function structLayout(types: readonly string[]): { offsets: number[]; siz
 export const PARAM_LAYOUTS: ParamLayout[] = [];
 
 export function paramLayout<const F extends readonly Field[]>(file: string, struct: string, fields: F): ParamLayout<F> {
-  if (PARAM_LAYOUTS.some((l) => l.file === file && l.struct === struct)) throw new Error(`${file} ${struct} is declared twice`);
+  if (PARAM_LAYOUTS.some((l) => l.file === file && l.struct === struct))
+    throw new Error(`${file} ${struct} is declared twice`);
   const layout = { file, struct, fields, ...structLayout(fields.map((f) => f[1])) };
   PARAM_LAYOUTS.push(layout);
   return layout;
@@ -75,7 +82,9 @@ export function paramLayout<const F extends readonly Field[]>(file: string, stru
 /** The uniform block's bytes, padded to a multiple of 16. */
 export function packParams<F extends readonly Field[]>(layout: ParamLayout<F>, values: ParamValues<F>): Uint8Array {
   const buf = new ArrayBuffer(roundUp(16, Math.max(16, layout.size)));
-  const u = new Uint32Array(buf), i = new Int32Array(buf), f = new Float32Array(buf);
+  const u = new Uint32Array(buf),
+    i = new Int32Array(buf),
+    f = new Float32Array(buf);
   const byName = values as Record<string, number | readonly number[]>;
   layout.fields.forEach(([name, type], k) => {
     if (name.startsWith('_')) return;

@@ -38,7 +38,10 @@ async function loadDawn(): Promise<DawnModule> {
   return dawn;
 }
 
-async function tryAdapter(flags: string[], opts: GPURequestAdapterOptions): Promise<{ gpu: GPU; adapter: GPUAdapter } | null> {
+async function tryAdapter(
+  flags: string[],
+  opts: GPURequestAdapterOptions,
+): Promise<{ gpu: GPU; adapter: GPUAdapter } | null> {
   const gpu = (await loadDawn()).create(flags);
   try {
     const adapter = await gpu.requestAdapter(opts);
@@ -59,19 +62,27 @@ export function describeAdapter(info: GPUAdapterInfo): string {
 }
 
 /** Finds an adapter: hardware (Dawn's default backend), else llvmpipe through EGL surfaceless. */
-export async function findAdapter(kind: 'hardware' | 'software' | 'any'): Promise<{ gpu: GPU; adapter: GPUAdapter; software: boolean }> {
+export async function findAdapter(
+  kind: 'hardware' | 'software' | 'any',
+): Promise<{ gpu: GPU; adapter: GPUAdapter; software: boolean }> {
   const tried: string[] = [];
   if (kind !== 'software') {
     const hw = await tryAdapter([], { powerPreference: 'high-performance' });
     if (hw && !isSoftware(hw.adapter.info)) return { ...hw, software: false };
-    tried.push(hw ? `default backend gave only a software adapter (${describeAdapter(hw.adapter.info)})` : 'no hardware adapter from the default backend (Vulkan/Metal/D3D12)');
+    tried.push(
+      hw
+        ? `default backend gave only a software adapter (${describeAdapter(hw.adapter.info)})`
+        : 'no hardware adapter from the default backend (Vulkan/Metal/D3D12)',
+    );
     if (kind === 'hardware') throw new BackendError(`no hardware WebGPU adapter: ${tried.join('; ')}`);
   }
   process.env.EGL_PLATFORM ??= 'surfaceless';
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   const sw = await tryAdapter(['backend=opengles'], { featureLevel: 'compatibility' } as GPURequestAdapterOptions);
   if (sw) return { ...sw, software: true };
-  tried.push('no OpenGL ES adapter through EGL (install libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri for Mesa llvmpipe)');
+  tried.push(
+    'no OpenGL ES adapter through EGL (install libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri for Mesa llvmpipe)',
+  );
   throw new BackendError(`no WebGPU adapter: ${tried.join('; ')}`);
 }
 
@@ -120,7 +131,8 @@ export class WebGPURuntime {
     this.software = software;
     this.limits = device.limits;
     this.uniforms = device.createBuffer({
-      label: 'uniform-arena', size: UNIFORM_SLOT * UNIFORM_SLOTS,
+      label: 'uniform-arena',
+      size: UNIFORM_SLOT * UNIFORM_SLOTS,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
     });
     device.addEventListener('uncapturederror', (ev) => {
@@ -166,7 +178,10 @@ export class WebGPURuntime {
     this.check('alloc');
     const bytes = this.bucket(length * 4);
     if (bytes > this.limits.maxStorageBufferBindingSize) {
-      throw new BackendError(`out of memory: a tensor of ${length} ${dtype} elements (${bytes} bytes) exceeds this adapter's maxStorageBufferBindingSize of ${this.limits.maxStorageBufferBindingSize} bytes`, 'alloc');
+      throw new BackendError(
+        `out of memory: a tensor of ${length} ${dtype} elements (${bytes} bytes) exceeds this adapter's maxStorageBufferBindingSize of ${this.limits.maxStorageBufferBindingSize} bytes`,
+        'alloc',
+      );
     }
     const free = this.pool.get(bytes);
     let buffer: GPUBuffer;
@@ -193,15 +208,24 @@ export class WebGPURuntime {
       size: bytes,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
-    const live = this.liveBytes, pooled = this.pooledBytes;
-    const settled: Promise<void> = this.device.popErrorScope().then((err) => {
-      if (!err) return;
-      this.invalid.add(buffer);
-      this.allocErrors.push(`creating a ${bytes}-byte buffer for a tensor of ${length} ${dtype} elements failed `
-        + `(${live} bytes live, ${pooled} bytes pooled): ${err.message.split('\n')[0]}`);
-      this.shedding = true;
-      this.releasePool();
-    }, () => undefined).finally(() => this.pendingAllocs.delete(settled));
+    const live = this.liveBytes,
+      pooled = this.pooledBytes;
+    const settled: Promise<void> = this.device
+      .popErrorScope()
+      .then(
+        (err) => {
+          if (!err) return;
+          this.invalid.add(buffer);
+          this.allocErrors.push(
+            `creating a ${bytes}-byte buffer for a tensor of ${length} ${dtype} elements failed ` +
+              `(${live} bytes live, ${pooled} bytes pooled): ${err.message.split('\n')[0]}`,
+          );
+          this.shedding = true;
+          this.releasePool();
+        },
+        () => undefined,
+      )
+      .finally(() => this.pendingAllocs.delete(settled));
     this.pendingAllocs.add(settled);
     return buffer;
   }
@@ -237,7 +261,10 @@ export class WebGPURuntime {
   async download(s: GpuStorage): Promise<Float32Array | Int32Array> {
     this.check('download');
     const bytes = s.length * 4;
-    const staging = this.device.createBuffer({ size: Math.max(4, bytes), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const staging = this.device.createBuffer({
+      size: Math.max(4, bytes),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
     if (bytes > 0) {
       this.endPass();
       this.encoderFor('download').copyBufferToBuffer(s.buffer, 0, staging, 0, bytes);
@@ -284,7 +311,9 @@ export class WebGPURuntime {
       this.lastKernel = label;
       const module = this.device.createShaderModule({ label, code: this.source(file) });
       p = this.device.createComputePipeline({
-        label, layout: 'auto', compute: { module, entryPoint: entry, constants },
+        label,
+        layout: 'auto',
+        compute: { module, entryPoint: entry, constants },
       });
       this.pipelines.set(key, p);
     }
@@ -296,14 +325,20 @@ export class WebGPURuntime {
    * `uniform` is given it is copied into the uniform arena and bound after them.
    */
   dispatch(
-    kernel: string, pipeline: GPUComputePipeline, bindings: GPUBuffer[],
-    uniform: ArrayBufferView | null, workgroups: [number, number?, number?],
+    kernel: string,
+    pipeline: GPUComputePipeline,
+    bindings: GPUBuffer[],
+    uniform: ArrayBufferView | null,
+    workgroups: [number, number?, number?],
   ): void {
     this.check(kernel);
     this.lastKernel = kernel;
     const max = this.limits.maxComputeWorkgroupsPerDimension;
     if (workgroups.some((w) => w !== undefined && w > max)) {
-      throw new BackendError(`dispatch of ${workgroups.join('x')} workgroups exceeds the adapter limit ${max} per dimension`, kernel);
+      throw new BackendError(
+        `dispatch of ${workgroups.join('x')} workgroups exceeds the adapter limit ${max} per dimension`,
+        kernel,
+      );
     }
     if (workgroups.some((w) => w === 0)) return;
     const entries: GPUBindGroupEntry[] = bindings.map((buffer, i) => ({ binding: i, resource: { buffer } }));
@@ -311,8 +346,9 @@ export class WebGPURuntime {
       if (uniform.byteLength > UNIFORM_SLOT) throw new BackendError('uniform block larger than 256 bytes', kernel);
       if (this.uniformSlot === UNIFORM_SLOTS) this.flush();
       const offset = this.uniformSlot++ * UNIFORM_SLOT;
-      new Uint8Array(this.uniformData, offset, uniform.byteLength)
-        .set(new Uint8Array(uniform.buffer, uniform.byteOffset, uniform.byteLength));
+      new Uint8Array(this.uniformData, offset, uniform.byteLength).set(
+        new Uint8Array(uniform.buffer, uniform.byteOffset, uniform.byteLength),
+      );
       entries.push({ binding: bindings.length, resource: { buffer: this.uniforms, offset, size: UNIFORM_SLOT } });
     }
     const bindGroup = this.device.createBindGroup({ label: kernel, layout: pipeline.getBindGroupLayout(0), entries });
@@ -384,15 +420,21 @@ export class WebGPURuntime {
   check(op: string): void {
     if (this.destroyed) throw new BackendError('the WebGPU backend was destroyed', op);
     if (this.lost) {
-      throw new BackendError(`the WebGPU device was lost (${this.lost}); this backend cannot run anything any more, create a new one`
-        + (this.lastKernel ? ` (last kernel encoded: ${this.lastKernel})` : ''), op);
+      throw new BackendError(
+        `the WebGPU device was lost (${this.lost}); this backend cannot run anything any more, create a new one` +
+          (this.lastKernel ? ` (last kernel encoded: ${this.lastKernel})` : ''),
+        op,
+      );
     }
     if (this.allocErrors.length > 0) {
       const msg = this.allocErrors.splice(0).join('; ');
       const followUps = this.errors.splice(0).length;
-      throw new BackendError(`out of memory: ${msg}`
-        + (followUps > 0 ? ` (then ${followUps} device error(s) from using the failed buffer)` : '')
-        + '; the pool was released and tensors disposed now give their memory back to the device', 'alloc');
+      throw new BackendError(
+        `out of memory: ${msg}` +
+          (followUps > 0 ? ` (then ${followUps} device error(s) from using the failed buffer)` : '') +
+          '; the pool was released and tensors disposed now give their memory back to the device',
+        'alloc',
+      );
     }
     if (this.errors.length > 0) {
       const msg = this.errors.splice(0).join('; ');

@@ -41,8 +41,8 @@ export interface FindDinoHeadOptions {
 
 type Dict = Record<string, unknown>;
 
-const isDict = (v: unknown): v is Dict => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof PthTensor)
-  && !ArrayBuffer.isView(v);
+const isDict = (v: unknown): v is Dict =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof PthTensor) && !ArrayBuffer.isView(v);
 
 function normalize(key: string): string {
   let k = key;
@@ -52,7 +52,11 @@ function normalize(key: string): string {
 }
 
 const PARTS: Record<string, 'v' | 'g' | 'w'> = {
-  weight_v: 'v', weight_g: 'g', weight: 'w', 'parametrizations.weight.original1': 'v', 'parametrizations.weight.original0': 'g',
+  weight_v: 'v',
+  weight_g: 'g',
+  weight: 'w',
+  'parametrizations.weight.original1': 'v',
+  'parametrizations.weight.original0': 'g',
 };
 
 interface Layer {
@@ -72,7 +76,10 @@ function layersIn(sd: Dict): Map<string, Layer> {
     const name = m[1] === undefined ? m[2] : `${m[1]}.${m[2]}`;
     const layer = layers.get(name) ?? { name };
     const part = PARTS[m[3]];
-    if (layer[part] !== undefined) throw new PthError(`DINO head: both ${JSON.stringify(layer[part])} and ${JSON.stringify(key)} give ${name}.${m[3]}`);
+    if (layer[part] !== undefined)
+      throw new PthError(
+        `DINO head: both ${JSON.stringify(layer[part])} and ${JSON.stringify(key)} give ${name}.${m[3]}`,
+      );
     layer[part] = key;
     layers.set(name, layer);
   }
@@ -95,19 +102,27 @@ function check(sd: Dict, layer: Layer, source: string): DinoHead {
   const shape = (t: PthTensor): string => `[${t.shape}]`;
   const where = `DINO head (${source || 'root'} ${layer.name})`;
   const float = (t: PthTensor, k: string): void => {
-    if (!(t.data instanceof Float32Array || t.data instanceof Float64Array)) throw new PthError(`${where}: ${k} is ${t.dtype}, not a float tensor`);
+    if (!(t.data instanceof Float32Array || t.data instanceof Float64Array))
+      throw new PthError(`${where}: ${k} is ${t.dtype}, not a float tensor`);
   };
   if (layer.v !== undefined || layer.g !== undefined) {
     if (layer.v === undefined || layer.g === undefined) {
-      throw new PthError(`${where}: has ${layer.v ?? layer.g} but not its weight-norm partner (${layer.v === undefined ? 'weight_v' : 'weight_g'})`);
+      throw new PthError(
+        `${where}: has ${layer.v ?? layer.g} but not its weight-norm partner (${layer.v === undefined ? 'weight_v' : 'weight_g'})`,
+      );
     }
     const v = at(layer.v);
     const g = at(layer.g);
     float(v, layer.v);
     float(g, layer.g);
     if (v.shape.length !== 2) throw new PthError(`${where}: weight_v has shape ${shape(v)}, not [K, D]`);
-    const gOk = (g.shape.length === 2 && g.shape[1] === 1 && g.shape[0] === v.shape[0]) || (g.shape.length === 1 && g.shape[0] === v.shape[0]);
-    if (!gOk) throw new PthError(`${where}: weight_g has shape ${shape(g)}, expected [${v.shape[0]}, 1] to match weight_v ${shape(v)}`);
+    const gOk =
+      (g.shape.length === 2 && g.shape[1] === 1 && g.shape[0] === v.shape[0]) ||
+      (g.shape.length === 1 && g.shape[0] === v.shape[0]);
+    if (!gOk)
+      throw new PthError(
+        `${where}: weight_g has shape ${shape(g)}, expected [${v.shape[0]}, 1] to match weight_v ${shape(v)}`,
+      );
     return { kind: 'weight_norm', weight_v: v, weight_g: g, source, keys: { weight_v: layer.v, weight_g: layer.g } };
   }
   const w = at(layer.w!);
@@ -139,7 +154,14 @@ export function findDinoHead(checkpoint: unknown, options: FindDinoHeadOptions =
     }
   }
   const looked = places.map(([s]) => (s ? `'${s}'` : 'the root')).join(', ');
-  const top = Object.keys(checkpoint).slice(0, 12).map((k) => JSON.stringify(k)).join(', ');
-  throw new PthError(`DINO head: no '*last_layer.weight_v/weight_g' or '*last_layer.weight' tensor found (looked in ${looked}; `
-    + (candidates.length > 0 ? `keys that look related: ${candidates.slice(0, 20).join(', ')}${candidates.length > 20 ? ', ...' : ''})` : `top-level keys: ${top})`));
+  const top = Object.keys(checkpoint)
+    .slice(0, 12)
+    .map((k) => JSON.stringify(k))
+    .join(', ');
+  throw new PthError(
+    `DINO head: no '*last_layer.weight_v/weight_g' or '*last_layer.weight' tensor found (looked in ${looked}; ` +
+      (candidates.length > 0
+        ? `keys that look related: ${candidates.slice(0, 20).join(', ')}${candidates.length > 20 ? ', ...' : ''})`
+        : `top-level keys: ${top})`),
+  );
 }

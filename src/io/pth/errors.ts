@@ -2,7 +2,10 @@
 // (the CLI, tests, fuzzers) can tell "this checkpoint is bad" from a bug in our code.
 export class PthError extends Error {
   /** `file`: the path read, when the input was one (readPth adds it, so messages name the file). */
-  constructor(readonly detail: string, readonly file?: string) {
+  constructor(
+    readonly detail: string,
+    readonly file?: string,
+  ) {
     super(`pth: ${file === undefined ? '' : `${file}: `}${detail}`);
     this.name = 'PthError';
   }

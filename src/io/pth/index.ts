@@ -4,4 +4,10 @@ export { PthError } from './errors.js';
 export { PthTensor, PTH_DTYPES, type PthDtype, type PthTensorLike } from './tensor.js';
 export { readPth, ALLOWED_GLOBALS, MAX_ELEMENTS, MAX_RANK, type ReadPthOptions } from './torch-load.js';
 export { writePth, serializePth } from './torch-save.js';
-export { findDinoHead, type DinoHead, type DinoHeadPlain, type DinoHeadWeightNorm, type FindDinoHeadOptions } from './dino-head.js';
+export {
+  findDinoHead,
+  type DinoHead,
+  type DinoHeadPlain,
+  type DinoHeadWeightNorm,
+  type FindDinoHeadOptions,
+} from './dino-head.js';

@@ -13,7 +13,10 @@
 import { PthError } from './errors.js';
 
 export class PyGlobal {
-  constructor(readonly module: string, readonly name: string) {}
+  constructor(
+    readonly module: string,
+    readonly name: string,
+  ) {}
   get fullName(): string {
     return `${this.module}.${this.name}`;
   }
@@ -47,7 +50,12 @@ export interface PickleLimits {
   maxDepth: number;
 }
 
-export const DEFAULT_PICKLE_LIMITS: PickleLimits = { maxStack: 1 << 20, maxMarks: 1 << 16, maxMemo: 1 << 22, maxDepth: 256 };
+export const DEFAULT_PICKLE_LIMITS: PickleLimits = {
+  maxStack: 1 << 20,
+  maxMarks: 1 << 16,
+  maxMemo: 1 << 22,
+  maxDepth: 256,
+};
 
 /** Python ints longer than this (in bytes) are refused: checkpoints hold counters, not bignums. */
 const MAX_LONG_BYTES = 256;
@@ -72,7 +80,10 @@ function dictKey(k: unknown, isTuple: (v: unknown) => boolean): string {
   if (typeof k === 'number' || typeof k === 'bigint') return String(k);
   if (typeof k === 'boolean') return k ? 'True' : 'False';
   if (k === null) return 'None';
-  if (isTuple(k) && (k as unknown[]).every((x) => x === null || ['string', 'number', 'bigint', 'boolean'].includes(typeof x))) {
+  if (
+    isTuple(k) &&
+    (k as unknown[]).every((x) => x === null || ['string', 'number', 'bigint', 'boolean'].includes(typeof x))
+  ) {
     const parts = (k as unknown[]).map((x) => (typeof x === 'string' ? `'${x}'` : dictKey(x, isTuple)));
     return `(${parts.join(', ')}${parts.length === 1 ? ',' : ''})`;
   }
@@ -209,12 +220,14 @@ export function unpickle(data: Uint8Array, hooks: PickleHooks, limits: PickleLim
       case 0x80: // PROTO
         if (data[need(1)] > 5) fail(`protocol ${data[pos - 1]} is newer than 5`);
         break;
-      case 0x95: { // FRAME: a length hint only
+      case 0x95: {
+        // FRAME: a length hint only
         const n = u64(view, need(8));
         if (n > data.length - pos) fail(`FRAME of ${n} bytes runs past the end`);
         break;
       }
-      case 0x2e: { // STOP
+      case 0x2e: {
+        // STOP
         const result = pop();
         checkStructure(result, hooks, ctx, limits.maxDepth);
         return result;
@@ -225,7 +238,8 @@ export function unpickle(data: Uint8Array, hooks: PickleHooks, limits: PickleLim
         stack = [];
         break;
       case 0x30: // POP
-        if (stack.length === 0 && marks.length > 0) dropItems(popMark().length); // pops a MARK, as CPython does
+        if (stack.length === 0 && marks.length > 0)
+          dropItems(popMark().length); // pops a MARK, as CPython does
         else pop();
         break;
       case 0x31: // POP_MARK
@@ -234,42 +248,85 @@ export function unpickle(data: Uint8Array, hooks: PickleHooks, limits: PickleLim
       case 0x32: // DUP
         push(top());
         break;
-      case 0x4e: push(null); break; // NONE
-      case 0x88: push(true); break; // NEWTRUE
-      case 0x89: push(false); break; // NEWFALSE
-      case 0x4a: push(view.getInt32(need(4), true)); break; // BININT
-      case 0x4b: push(data[need(1)]); break; // BININT1
-      case 0x4d: push(view.getUint16(need(2), true)); break; // BININT2
-      case 0x8a: { // LONG1
+      case 0x4e:
+        push(null);
+        break; // NONE
+      case 0x88:
+        push(true);
+        break; // NEWTRUE
+      case 0x89:
+        push(false);
+        break; // NEWFALSE
+      case 0x4a:
+        push(view.getInt32(need(4), true));
+        break; // BININT
+      case 0x4b:
+        push(data[need(1)]);
+        break; // BININT1
+      case 0x4d:
+        push(view.getUint16(need(2), true));
+        break; // BININT2
+      case 0x8a: {
+        // LONG1
         const n = data[need(1)];
         push(readLong(bytes(n)));
         break;
       }
-      case 0x8b: { // LONG4
+      case 0x8b: {
+        // LONG4
         const n = view.getInt32(need(4), true);
         if (n < 0 || n > MAX_LONG_BYTES) fail(`LONG4 of ${n} bytes (limit ${MAX_LONG_BYTES})`);
         push(readLong(bytes(n)));
         break;
       }
-      case 0x47: push(view.getFloat64(need(8), false)); break; // BINFLOAT (big-endian)
-      case 0x58: push(str(view.getUint32(need(4), true))); break; // BINUNICODE
-      case 0x8c: push(str(data[need(1)])); break; // SHORT_BINUNICODE
-      case 0x8d: push(str(u64(view, need(8)))); break; // BINUNICODE8
-      case 0x54: { // BINSTRING (Python 2 str): latin-1
+      case 0x47:
+        push(view.getFloat64(need(8), false));
+        break; // BINFLOAT (big-endian)
+      case 0x58:
+        push(str(view.getUint32(need(4), true)));
+        break; // BINUNICODE
+      case 0x8c:
+        push(str(data[need(1)]));
+        break; // SHORT_BINUNICODE
+      case 0x8d:
+        push(str(u64(view, need(8))));
+        break; // BINUNICODE8
+      case 0x54: {
+        // BINSTRING (Python 2 str): latin-1
         const n = view.getInt32(need(4), true);
         if (n < 0) fail('negative BINSTRING length');
         push(Buffer.from(bytes(n)).toString('latin1'));
         break;
       }
-      case 0x55: push(Buffer.from(bytes(data[need(1)])).toString('latin1')); break; // SHORT_BINSTRING
-      case 0x42: push(bytes(view.getUint32(need(4), true))); break; // BINBYTES
-      case 0x43: push(bytes(data[need(1)])); break; // SHORT_BINBYTES
-      case 0x8e: case 0x96: push(bytes(u64(view, need(8)))); break; // BINBYTES8, BYTEARRAY8
-      case 0x29: push(tuple([])); break; // EMPTY_TUPLE
-      case 0x5d: push(list([])); break; // EMPTY_LIST
-      case 0x7d: push(ctx.dict()); break; // EMPTY_DICT
-      case 0x8f: push(list([])); break; // EMPTY_SET: a list, filled by ADDITEMS
-      case 0x85: case 0x86: case 0x87: { // TUPLE1..3
+      case 0x55:
+        push(Buffer.from(bytes(data[need(1)])).toString('latin1'));
+        break; // SHORT_BINSTRING
+      case 0x42:
+        push(bytes(view.getUint32(need(4), true)));
+        break; // BINBYTES
+      case 0x43:
+        push(bytes(data[need(1)]));
+        break; // SHORT_BINBYTES
+      case 0x8e:
+      case 0x96:
+        push(bytes(u64(view, need(8))));
+        break; // BINBYTES8, BYTEARRAY8
+      case 0x29:
+        push(tuple([]));
+        break; // EMPTY_TUPLE
+      case 0x5d:
+        push(list([]));
+        break; // EMPTY_LIST
+      case 0x7d:
+        push(ctx.dict());
+        break; // EMPTY_DICT
+      case 0x8f:
+        push(list([]));
+        break; // EMPTY_SET: a list, filled by ADDITEMS
+      case 0x85:
+      case 0x86:
+      case 0x87: {
+        // TUPLE1..3
         const n = op - 0x84;
         if (stack.length < n) fail('stack underflow');
         const items = stack.splice(stack.length - n, n);
@@ -277,25 +334,29 @@ export function unpickle(data: Uint8Array, hooks: PickleHooks, limits: PickleLim
         depthTotal -= n - 1;
         break;
       }
-      case 0x74: { // TUPLE
+      case 0x74: {
+        // TUPLE
         const items = popMark();
         dropItems(items.length);
         push(tuple(items));
         break;
       }
-      case 0x6c: { // LIST
+      case 0x6c: {
+        // LIST
         const items = popMark();
         dropItems(items.length);
         push(list(items));
         break;
       }
-      case 0x91: { // FROZENSET
+      case 0x91: {
+        // FROZENSET
         const items = popMark();
         dropItems(items.length);
         push(tuple(items));
         break;
       }
-      case 0x64: { // DICT
+      case 0x64: {
+        // DICT
         const items = popMark();
         dropItems(items.length);
         const d = ctx.dict();
@@ -303,88 +364,123 @@ export function unpickle(data: Uint8Array, hooks: PickleHooks, limits: PickleLim
         push(d);
         break;
       }
-      case 0x61: { // APPEND
+      case 0x61: {
+        // APPEND
         const v = pop();
         appendTo(top(), [v]);
         break;
       }
-      case 0x65: case 0x90: { // APPENDS, ADDITEMS
+      case 0x65:
+      case 0x90: {
+        // APPENDS, ADDITEMS
         const items = popMark();
         dropItems(items.length);
         appendTo(top(), items);
         break;
       }
-      case 0x73: { // SETITEM
+      case 0x73: {
+        // SETITEM
         const v = pop();
         const k = pop();
         setItems(top(), [k, v]);
         break;
       }
-      case 0x75: { // SETITEMS
+      case 0x75: {
+        // SETITEMS
         const items = popMark();
         dropItems(items.length);
         setItems(top(), items);
         break;
       }
-      case 0x71: memoPut(data[need(1)]); break; // BINPUT
-      case 0x72: memoPut(view.getUint32(need(4), true)); break; // LONG_BINPUT
-      case 0x94: memoPut(memo.size); break; // MEMOIZE
-      case 0x68: memoGet(data[need(1)]); break; // BINGET
-      case 0x6a: memoGet(view.getUint32(need(4), true)); break; // LONG_BINGET
-      case 0x63: { // GLOBAL
+      case 0x71:
+        memoPut(data[need(1)]);
+        break; // BINPUT
+      case 0x72:
+        memoPut(view.getUint32(need(4), true));
+        break; // LONG_BINPUT
+      case 0x94:
+        memoPut(memo.size);
+        break; // MEMOIZE
+      case 0x68:
+        memoGet(data[need(1)]);
+        break; // BINGET
+      case 0x6a:
+        memoGet(view.getUint32(need(4), true));
+        break; // LONG_BINGET
+      case 0x63: {
+        // GLOBAL
         const module = line();
         const name = line();
         push(hooks.global(module, name));
         break;
       }
-      case 0x93: { // STACK_GLOBAL
+      case 0x93: {
+        // STACK_GLOBAL
         const name = pop();
         const module = pop();
         if (typeof module !== 'string' || typeof name !== 'string') fail('STACK_GLOBAL needs two strings');
         push(hooks.global(module as string, name as string));
         break;
       }
-      case 0x69: { // INST (protocol 0): name the global first, so a refusal says what it was
+      case 0x69: {
+        // INST (protocol 0): name the global first, so a refusal says what it was
         const module = line();
         const name = line();
         hooks.global(module, name);
         fail(`INST ${module}.${name} is not supported`);
         break;
       }
-      case 0x52: { // REDUCE
+      case 0x52: {
+        // REDUCE
         const a = args(pop(), 'REDUCE');
         const f = asGlobal(pop(), 'REDUCE');
         push(hooks.reduce(ctx, f, a));
         break;
       }
-      case 0x81: { // NEWOBJ
+      case 0x81: {
+        // NEWOBJ
         const a = args(pop(), 'NEWOBJ');
         const cls = asGlobal(pop(), 'NEWOBJ');
         push(hooks.newobj(ctx, cls, a));
         break;
       }
-      case 0x92: { // NEWOBJ_EX
+      case 0x92: {
+        // NEWOBJ_EX
         const kwargs = pop();
         const a = args(pop(), 'NEWOBJ_EX');
         const cls = asGlobal(pop(), 'NEWOBJ_EX');
-        if (!ctx.isDict(kwargs) || Object.keys(kwargs).length > 0) fail(`NEWOBJ_EX of ${cls.fullName} with keyword arguments is not supported`);
+        if (!ctx.isDict(kwargs) || Object.keys(kwargs).length > 0)
+          fail(`NEWOBJ_EX of ${cls.fullName} with keyword arguments is not supported`);
         push(hooks.newobj(ctx, cls, a));
         break;
       }
-      case 0x62: { // BUILD
+      case 0x62: {
+        // BUILD
         const state = pop();
         hooks.build(ctx, top(), state);
         break;
       }
-      case 0x51: { // BINPERSID
+      case 0x51: {
+        // BINPERSID
         const pid = pop();
         push(hooks.persistentLoad(ctx, pid));
         break;
       }
-      case 0x50: fail('text persistent ids (PERSID) are not supported'); break;
-      case 0x82: case 0x83: case 0x84: fail('extension-registry globals (EXT1/2/4) are refused'); break;
-      case 0x97: case 0x98: fail('out-of-band buffers (protocol 5) are not supported'); break;
-      case 0x6f: fail('OBJ (protocol 1 object construction) is not supported'); break;
+      case 0x50:
+        fail('text persistent ids (PERSID) are not supported');
+        break;
+      case 0x82:
+      case 0x83:
+      case 0x84:
+        fail('extension-registry globals (EXT1/2/4) are refused');
+        break;
+      case 0x97:
+      case 0x98:
+        fail('out-of-band buffers (protocol 5) are not supported');
+        break;
+      case 0x6f:
+        fail('OBJ (protocol 1 object construction) is not supported');
+        break;
       default:
         fail(`unsupported or unknown opcode`);
     }
@@ -405,20 +501,24 @@ function u64(view: DataView, at: number): number {
 function checkStructure(root: unknown, hooks: PickleHooks, ctx: PickleContext, maxDepth: number): void {
   const onPath = new Set<object>();
   const height = new Map<object, number>(); // levels of containers at and below a finished one
-  const isContainer = (v: unknown): v is object => typeof v === 'object' && v !== null && (Array.isArray(v) || ctx.isDict(v));
+  const isContainer = (v: unknown): v is object =>
+    typeof v === 'object' && v !== null && (Array.isArray(v) || ctx.isDict(v));
   const children = (v: object): unknown[] => (Array.isArray(v) ? v : Object.values(v));
   const tooDeep = (): never => {
     throw new PthError(`pickle: nesting deeper than ${maxDepth} levels`);
   };
   const leafOk = (v: unknown): void => {
     if (typeof v !== 'object' || v === null || v instanceof Uint8Array) return;
-    if (!hooks.isLeaf(v)) throw new PthError(`pickle: ${typeName(v)} is left in the result; only data and tensors may be`);
+    if (!hooks.isLeaf(v))
+      throw new PthError(`pickle: ${typeName(v)} is left in the result; only data and tensors may be`);
   };
   if (!isContainer(root)) {
     leafOk(root);
     return;
   }
-  const work: { node: object; kids: unknown[]; i: number; h: number }[] = [{ node: root, kids: children(root), i: 0, h: 1 }];
+  const work: { node: object; kids: unknown[]; i: number; h: number }[] = [
+    { node: root, kids: children(root), i: 0, h: 1 },
+  ];
   onPath.add(root);
   while (work.length > 0) {
     const frame = work[work.length - 1];

@@ -6,7 +6,10 @@
 // I32/I16/I8/U8 → their typed arrays, BOOL → Uint8Array of 0/1.
 import type { SafetensorsDtype, TensorData } from '../safetensors.js';
 
-export type PthDtype = Extract<SafetensorsDtype, 'F32' | 'F64' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL'>;
+export type PthDtype = Extract<
+  SafetensorsDtype,
+  'F32' | 'F64' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL'
+>;
 
 /** A tensor of a checkpoint: contiguous, row-major data. */
 export class PthTensor {
@@ -27,8 +30,12 @@ export interface PthTensorLike {
   requiresGrad?: boolean;
 }
 
-type RawCtor = { new (length: number): RawArray; new (buffer: ArrayBuffer, byteOffset: number, length: number): RawArray };
-export type RawArray = Float32Array | Float64Array | Uint16Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array;
+type RawCtor = {
+  new (length: number): RawArray;
+  new (buffer: ArrayBuffer, byteOffset: number, length: number): RawArray;
+};
+export type RawArray =
+  Float32Array | Float64Array | Uint16Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array;
 
 export interface DtypeInfo {
   /** torch's legacy storage class name, used in persistent ids: torch.<storage>. */

@@ -24,9 +24,25 @@ import { endianness } from 'node:os';
 import { decodeBf16, decodeF16, f16BitsToF32 } from '../../util/half.js';
 import type { TensorData } from '../safetensors.js';
 import { PthError } from './errors.js';
-import { PyGlobal, typeName, unpickle, DEFAULT_PICKLE_LIMITS, type Dict, type PickleContext, type PickleHooks } from './pickle.js';
+import {
+  PyGlobal,
+  typeName,
+  unpickle,
+  DEFAULT_PICKLE_LIMITS,
+  type Dict,
+  type PickleContext,
+  type PickleHooks,
+} from './pickle.js';
 import { DTYPE_OF_STORAGE, gather, PTH_DTYPES, PthTensor, type PthDtype, type RawArray } from './tensor.js';
-import { bufferSource, readZipDirectory, readZipEntry, withFileSource, type Source, type ZipDirectory, type ZipEntry } from './zip.js';
+import {
+  bufferSource,
+  readZipDirectory,
+  readZipEntry,
+  withFileSource,
+  type Source,
+  type ZipDirectory,
+  type ZipEntry,
+} from './zip.js';
 
 export interface ReadPthOptions {
   /** Check each entry's CRC-32 (default true; entries written with CRC 0 are not checked). */
@@ -48,21 +64,36 @@ export const MAX_ELEMENTS = 2 ** 31 - 1;
 
 const STORAGE_GLOBALS = [...DTYPE_OF_STORAGE.keys()].map((s) => `torch.${s}`);
 const REBUILDERS = [
-  'torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_tensor', 'torch._utils._rebuild_parameter',
-  'torch._utils._rebuild_parameter_with_state', 'collections.OrderedDict', 'argparse.Namespace', 'numpy.dtype',
-  'numpy.core.multiarray.scalar', 'numpy._core.multiarray.scalar', '_codecs.encode',
+  'torch._utils._rebuild_tensor_v2',
+  'torch._utils._rebuild_tensor',
+  'torch._utils._rebuild_parameter',
+  'torch._utils._rebuild_parameter_with_state',
+  'collections.OrderedDict',
+  'argparse.Namespace',
+  'numpy.dtype',
+  'numpy.core.multiarray.scalar',
+  'numpy._core.multiarray.scalar',
+  '_codecs.encode',
 ];
 /** Every global a .pth may name; exported so tests and docs can list it. */
 export const ALLOWED_GLOBALS: ReadonlySet<string> = new Set([...REBUILDERS, ...STORAGE_GLOBALS]);
 
 class StorageRef {
-  constructor(readonly key: string, readonly dtype: PthDtype, readonly numel: number, readonly entry: ZipEntry) {}
+  constructor(
+    readonly key: string,
+    readonly dtype: PthDtype,
+    readonly numel: number,
+    readonly entry: ZipEntry,
+  ) {}
 }
 
 /** numpy.dtype('f8', False, True) and its BUILD state: only what a scalar needs. */
 class NpDtype {
   order = '=';
-  constructor(readonly kind: string, readonly size: number) {}
+  constructor(
+    readonly kind: string,
+    readonly size: number,
+  ) {}
 }
 
 interface Pending {
@@ -86,7 +117,9 @@ interface Loader {
 function spend(L: Loader, bytes: number, what: string): void {
   L.used += bytes;
   if (L.used > L.budget) {
-    throw new PthError(`${what} brings the data to load to ${L.used} bytes, over the budget of ${L.budget} (raise options.maxBytes if the file is genuine)`);
+    throw new PthError(
+      `${what} brings the data to load to ${L.used} bytes, over the budget of ${L.budget} (raise options.maxBytes if the file is genuine)`,
+    );
   }
 }
 
@@ -96,28 +129,44 @@ function intList(v: unknown, what: string): number[] {
   if (!Array.isArray(v)) throw new PthError(`${what} is ${typeName(v)}, not a tuple of ints`);
   if (v.length > MAX_RANK) throw new PthError(`${what} has ${v.length} dimensions (limit ${MAX_RANK})`);
   return v.map((d, k) => {
-    if (!isInt(d) || d < 0) throw new PthError(`${what}[${k}] is ${typeof d === 'number' || typeof d === 'bigint' ? String(d) : typeName(d)}, not a non-negative int`);
+    if (!isInt(d) || d < 0)
+      throw new PthError(
+        `${what}[${k}] is ${typeof d === 'number' || typeof d === 'bigint' ? String(d) : typeName(d)}, not a non-negative int`,
+      );
     return d;
   });
 }
 
-function rebuildTensor(L: Loader, storage: unknown, offset: unknown, size: unknown, stride: unknown,
-  requiresGrad: unknown): PthTensor {
-  if (!(storage instanceof StorageRef)) throw new PthError(`_rebuild_tensor: storage argument is ${typeName(storage)}, not a storage`);
+function rebuildTensor(
+  L: Loader,
+  storage: unknown,
+  offset: unknown,
+  size: unknown,
+  stride: unknown,
+  requiresGrad: unknown,
+): PthTensor {
+  if (!(storage instanceof StorageRef))
+    throw new PthError(`_rebuild_tensor: storage argument is ${typeName(storage)}, not a storage`);
   const where = `tensor on storage ${JSON.stringify(storage.key)}`;
-  if (!isInt(offset) || offset < 0) throw new PthError(`${where}: storage offset is ${typeName(offset)} ${String(offset)}, not a non-negative int`);
+  if (!isInt(offset) || offset < 0)
+    throw new PthError(`${where}: storage offset is ${typeName(offset)} ${String(offset)}, not a non-negative int`);
   const shape = intList(size, `${where}: size`);
   const strides = intList(stride, `${where}: stride`);
-  if (strides.length !== shape.length) throw new PthError(`${where}: size has ${shape.length} dimensions but stride has ${strides.length}`);
-  if (typeof requiresGrad !== 'boolean') throw new PthError(`${where}: requires_grad is ${typeName(requiresGrad)}, not a bool`);
+  if (strides.length !== shape.length)
+    throw new PthError(`${where}: size has ${shape.length} dimensions but stride has ${strides.length}`);
+  if (typeof requiresGrad !== 'boolean')
+    throw new PthError(`${where}: requires_grad is ${typeName(requiresGrad)}, not a bool`);
   let numel = 1;
   for (const d of shape) numel *= d; // past 2^53 inexact but still over the limit, which is all that matters
-  if (numel > MAX_ELEMENTS) throw new PthError(`${where}: shape [${shape}] has ${numel} elements, over the limit of ${MAX_ELEMENTS}`);
+  if (numel > MAX_ELEMENTS)
+    throw new PthError(`${where}: shape [${shape}] has ${numel} elements, over the limit of ${MAX_ELEMENTS}`);
   if (numel > 0) {
     let last = BigInt(offset);
     for (let k = 0; k < shape.length; k++) last += BigInt(shape[k] - 1) * BigInt(strides[k]);
     if (last >= BigInt(storage.numel)) {
-      throw new PthError(`${where}: offset ${offset}, size [${shape}] and stride [${strides}] reach element ${last}, past the storage's ${storage.numel}`);
+      throw new PthError(
+        `${where}: offset ${offset}, size [${shape}] and stride [${strides}] reach element ${last}, past the storage's ${storage.numel}`,
+      );
     }
   } else if (offset > storage.numel) {
     throw new PthError(`${where}: offset ${offset} is past the storage's ${storage.numel} elements`);
@@ -137,7 +186,9 @@ function asciiOf(v: unknown): unknown {
 
 function persistentLoad(L: Loader, ctx: PickleContext, pid: unknown): StorageRef {
   if (!ctx.isTuple(pid) || pid.length !== 5 || asciiOf(pid[0]) !== 'storage') {
-    throw new PthError(`persistent id is ${typeName(pid)}${Array.isArray(pid) ? ` of ${pid.length}` : ''}, not ('storage', type, key, location, numel)`);
+    throw new PthError(
+      `persistent id is ${typeName(pid)}${Array.isArray(pid) ? ` of ${pid.length}` : ''}, not ('storage', type, key, location, numel)`,
+    );
   }
   const [, type, rawKey, location, numel] = pid;
   const key = asciiOf(rawKey);
@@ -145,13 +196,17 @@ function persistentLoad(L: Loader, ctx: PickleContext, pid: unknown): StorageRef
     throw new PthError(`persistent id's storage type is ${typeName(type)}, not a torch.*Storage`);
   }
   if (typeof key !== 'string') throw new PthError(`persistent id's key is ${typeName(key)}, not a str`);
-  if (typeof asciiOf(location) !== 'string') throw new PthError(`storage ${JSON.stringify(key)}: location is ${typeName(location)}, not a str`);
-  if (!isInt(numel) || numel < 0) throw new PthError(`storage ${JSON.stringify(key)}: numel is ${typeName(numel)}, not a non-negative int`);
+  if (typeof asciiOf(location) !== 'string')
+    throw new PthError(`storage ${JSON.stringify(key)}: location is ${typeName(location)}, not a str`);
+  if (!isInt(numel) || numel < 0)
+    throw new PthError(`storage ${JSON.stringify(key)}: numel is ${typeName(numel)}, not a non-negative int`);
   const dtype = DTYPE_OF_STORAGE.get(type.name)!;
   const known = L.storages.get(key);
   if (known) {
     if (known.dtype !== dtype || known.numel !== numel) {
-      throw new PthError(`storage ${JSON.stringify(key)} is declared as ${known.numel} × ${known.dtype} and again as ${numel} × ${dtype}`);
+      throw new PthError(
+        `storage ${JSON.stringify(key)} is declared as ${known.numel} × ${known.dtype} and again as ${numel} × ${dtype}`,
+      );
     }
     return known;
   }
@@ -160,7 +215,9 @@ function persistentLoad(L: Loader, ctx: PickleContext, pid: unknown): StorageRef
   if (!entry) throw new PthError(`storage ${JSON.stringify(key)} has no archive entry ${name}`);
   const bytes = numel * PTH_DTYPES[dtype].size;
   if (entry.size !== bytes) {
-    throw new PthError(`storage ${JSON.stringify(key)} declares ${numel} × ${dtype} (${bytes} bytes) but ${name} holds ${entry.size} bytes`);
+    throw new PthError(
+      `storage ${JSON.stringify(key)} declares ${numel} × ${dtype} (${bytes} bytes) but ${name} holds ${entry.size} bytes`,
+    );
   }
   spend(L, bytes, `storage ${JSON.stringify(key)}`);
   const ref = new StorageRef(key, dtype, numel, entry);
@@ -172,12 +229,14 @@ const NP_DTYPE = /^[<>|=]?([fiub])([1248])$/;
 
 function numpyScalar(dtype: unknown, raw: unknown): number | bigint | boolean {
   if (!(dtype instanceof NpDtype)) throw new PthError(`numpy scalar: dtype is ${typeName(dtype)}`);
-  if (!(raw instanceof Uint8Array) || raw.length !== dtype.size) throw new PthError(`numpy scalar: payload is not ${dtype.size} bytes`);
+  if (!(raw instanceof Uint8Array) || raw.length !== dtype.size)
+    throw new PthError(`numpy scalar: payload is not ${dtype.size} bytes`);
   const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const le = dtype.order !== '>';
   const { kind, size } = dtype;
   if (kind === 'b') return raw[0] !== 0;
-  if (kind === 'f') return size === 2 ? f16BitsToF32(v.getUint16(0, le)) : size === 4 ? v.getFloat32(0, le) : v.getFloat64(0, le);
+  if (kind === 'f')
+    return size === 2 ? f16BitsToF32(v.getUint16(0, le)) : size === 4 ? v.getFloat32(0, le) : v.getFloat64(0, le);
   if (size === 8) {
     const b = kind === 'i' ? v.getBigInt64(0, le) : v.getBigUint64(0, le);
     return b >= -BigInt(Number.MAX_SAFE_INTEGER) && b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : b;
@@ -190,7 +249,8 @@ function hooksFor(L: Loader): PickleHooks {
   const namespaces = new WeakSet<object>();
   const ordered = new WeakSet<object>();
   const arity = (f: PyGlobal, a: unknown[], ...counts: number[]): void => {
-    if (!counts.includes(a.length)) throw new PthError(`${f.fullName} called with ${a.length} arguments (expects ${counts.join(' or ')})`);
+    if (!counts.includes(a.length))
+      throw new PthError(`${f.fullName} called with ${a.length} arguments (expects ${counts.join(' or ')})`);
   };
   const make = (set: WeakSet<object>, ctx: PickleContext): Dict => {
     const d = ctx.dict();
@@ -202,9 +262,13 @@ function hooksFor(L: Loader): PickleHooks {
       const full = `${module}.${name}`;
       if (!ALLOWED_GLOBALS.has(full)) {
         if (module === 'torch' && name.endsWith('Storage')) {
-          throw new PthError(`refused the global ${full}: tensors of this type are not supported (only ${[...DTYPE_OF_STORAGE.keys()].join(', ')})`);
+          throw new PthError(
+            `refused the global ${full}: tensors of this type are not supported (only ${[...DTYPE_OF_STORAGE.keys()].join(', ')})`,
+          );
         }
-        throw new PthError(`refused the global ${full}: only tensor-rebuilding names are allowed, and nothing in a file is ever executed (this file may be malicious)`);
+        throw new PthError(
+          `refused the global ${full}: only tensor-rebuilding names are allowed, and nothing in a file is ever executed (this file may be malicious)`,
+        );
       }
       return new PyGlobal(module, name);
     },
@@ -213,7 +277,8 @@ function hooksFor(L: Loader): PickleHooks {
         case 'torch._utils._rebuild_tensor_v2': {
           arity(f, a, 6, 7);
           const hooks = a[5];
-          if (!(ctx.isDict(hooks) && Object.keys(hooks).length === 0) && hooks !== null) throw new PthError('tensor with backward hooks: not supported');
+          if (!(ctx.isDict(hooks) && Object.keys(hooks).length === 0) && hooks !== null)
+            throw new PthError('tensor with backward hooks: not supported');
           return rebuildTensor(L, a[0], a[1], a[2], a[3], a[4]);
         }
         case 'torch._utils._rebuild_tensor':
@@ -224,7 +289,8 @@ function hooksFor(L: Loader): PickleHooks {
           arity(f, a, f.name.endsWith('state') ? 4 : 3);
           const [t, rg] = a;
           if (!(t instanceof PthTensor)) throw new PthError(`${f.fullName}: data is ${typeName(t)}, not a tensor`);
-          if (typeof rg !== 'boolean') throw new PthError(`${f.fullName}: requires_grad is ${typeName(rg)}, not a bool`);
+          if (typeof rg !== 'boolean')
+            throw new PthError(`${f.fullName}: requires_grad is ${typeName(rg)}, not a bool`);
           t.requiresGrad = rg;
           return t;
         }
@@ -233,7 +299,9 @@ function hooksFor(L: Loader): PickleHooks {
           if (a.length === 0) return d;
           const [pairs] = a;
           if (a.length !== 1 || !Array.isArray(pairs) || pairs.some((p) => !Array.isArray(p) || p.length !== 2)) {
-            throw new PthError(`collections.OrderedDict called with ${a.length} arguments that are not one list of pairs`);
+            throw new PthError(
+              `collections.OrderedDict called with ${a.length} arguments that are not one list of pairs`,
+            );
           }
           for (const [k, v] of pairs as unknown[][]) {
             if (typeof k !== 'string') throw new PthError('collections.OrderedDict pairs must have str keys');
@@ -247,9 +315,13 @@ function hooksFor(L: Loader): PickleHooks {
         case 'numpy.dtype': {
           arity(f, a, 3);
           const m = typeof a[0] === 'string' ? NP_DTYPE.exec(a[0]) : null;
-          if (!m) throw new PthError(`numpy.dtype(${typeof a[0] === 'string' ? JSON.stringify(a[0]) : typeName(a[0])}) is not a supported scalar type (bool, int, uint, float)`);
+          if (!m)
+            throw new PthError(
+              `numpy.dtype(${typeof a[0] === 'string' ? JSON.stringify(a[0]) : typeName(a[0])}) is not a supported scalar type (bool, int, uint, float)`,
+            );
           // numpy has no 1-byte float and no multi-byte bool; numpyScalar reads size bytes as that kind.
-          if ((m[1] === 'b' && m[2] !== '1') || (m[1] === 'f' && m[2] === '1')) throw new PthError(`numpy.dtype(${JSON.stringify(a[0])}) is not a supported scalar type`);
+          if ((m[1] === 'b' && m[2] !== '1') || (m[1] === 'f' && m[2] === '1'))
+            throw new PthError(`numpy.dtype(${JSON.stringify(a[0])}) is not a supported scalar type`);
           return new NpDtype(m[1], Number(m[2]));
         }
         case 'numpy.core.multiarray.scalar':
@@ -259,7 +331,8 @@ function hooksFor(L: Loader): PickleHooks {
         case '_codecs.encode': {
           arity(f, a, 2);
           const [s, enc] = a;
-          if (typeof s !== 'string' || (enc !== 'latin1' && enc !== 'latin-1')) throw new PthError("_codecs.encode is only accepted as encode(str, 'latin1'), how pickle stores bytes");
+          if (typeof s !== 'string' || (enc !== 'latin1' && enc !== 'latin-1'))
+            throw new PthError("_codecs.encode is only accepted as encode(str, 'latin1'), how pickle stores bytes");
           if (/[^\u0000-\u00ff]/.test(s)) throw new PthError('_codecs.encode: string is not latin-1');
           return new Uint8Array(Buffer.from(s, 'latin1'));
         }
@@ -274,7 +347,13 @@ function hooksFor(L: Loader): PickleHooks {
     },
     build(ctx, obj, state) {
       if (obj instanceof NpDtype) {
-        if (!ctx.isTuple(state) || state.length < 2 || typeof state[1] !== 'string' || !'<>|='.includes(state[1]) || state[1].length !== 1) {
+        if (
+          !ctx.isTuple(state) ||
+          state.length < 2 ||
+          typeof state[1] !== 'string' ||
+          !'<>|='.includes(state[1]) ||
+          state[1].length !== 1
+        ) {
           throw new PthError('numpy.dtype state is not (version, byteorder, ...)');
         }
         obj.order = state[1];
@@ -289,7 +368,8 @@ function hooksFor(L: Loader): PickleHooks {
       for (const s of [dictState, slots]) {
         if (s !== null && !ctx.isDict(s)) throw new PthError(`BUILD state is ${typeName(s)}, not a dict`);
         if (isNs && s !== null) {
-          for (const [k, v] of Object.entries(s as Dict)) Object.defineProperty(obj, k, { value: v, enumerable: true, writable: true, configurable: true });
+          for (const [k, v] of Object.entries(s as Dict))
+            Object.defineProperty(obj, k, { value: v, enumerable: true, writable: true, configurable: true });
         }
       }
     },
@@ -324,8 +404,11 @@ function materialize(L: Loader, verifyCrc: boolean, bigEndian: boolean): void {
     if (bigEndian) byteswap(bytes, info.size);
     const raw = new info.raw(bytes.buffer as ArrayBuffer, bytes.byteOffset, storage.numel);
     for (const p of users) {
-      const whole = users.length === 1 && p.offset === 0 && p.tensor.shape.reduce((a, d) => a * d, 1) === storage.numel
-        && p.stride.every((s, k) => p.shape[k] === 1 || s === p.shape.slice(k + 1).reduce((a, d) => a * d, 1));
+      const whole =
+        users.length === 1 &&
+        p.offset === 0 &&
+        p.tensor.shape.reduce((a, d) => a * d, 1) === storage.numel &&
+        p.stride.every((s, k) => p.shape[k] === 1 || s === p.shape.slice(k + 1).reduce((a, d) => a * d, 1));
       decodeInto(p.tensor, whole ? raw : gather(raw, p.offset, p.shape, p.stride));
     }
   }
@@ -349,23 +432,40 @@ function readSmall(L: Loader, name: string, verifyCrc: boolean): string | undefi
 function load(src: Source, options: ReadPthOptions): unknown {
   if (endianness() !== 'LE') throw new PthError('big-endian hosts are not supported');
   if (legacyFormat(src)) {
-    throw new PthError('this is torch\'s legacy format (torch.save before PyTorch 1.6, or _use_new_zipfile_serialization=False), which is not supported; re-save it with a newer torch.save');
+    throw new PthError(
+      "this is torch's legacy format (torch.save before PyTorch 1.6, or _use_new_zipfile_serialization=False), which is not supported; re-save it with a newer torch.save",
+    );
   }
   const verifyCrc = options.verifyCrc ?? true;
   const dir = readZipDirectory(src);
   const pkls = [...dir.entries.keys()].filter((n) => /^[^/]+\/data\.pkl$/.test(n));
   if (pkls.length !== 1) {
-    throw new PthError(pkls.length === 0 ? 'archive has no <folder>/data.pkl: not a torch.save file' : `archive has ${pkls.length} data.pkl records: ${pkls.join(', ')}`);
+    throw new PthError(
+      pkls.length === 0
+        ? 'archive has no <folder>/data.pkl: not a torch.save file'
+        : `archive has ${pkls.length} data.pkl records: ${pkls.join(', ')}`,
+    );
   }
   const prefix = pkls[0].slice(0, -'data.pkl'.length);
   const L: Loader = {
-    src, dir, prefix, budget: options.maxBytes ?? 64 * 2 ** 20 + 8 * src.size, used: 0, storages: new Map(), pending: [],
+    src,
+    dir,
+    prefix,
+    budget: options.maxBytes ?? 64 * 2 ** 20 + 8 * src.size,
+    used: 0,
+    storages: new Map(),
+    pending: [],
   };
   const version = readSmall(L, '.data/version', verifyCrc) ?? readSmall(L, 'version', verifyCrc);
-  if (version !== undefined && !/^[0-9]{1,9}$/.test(version)) throw new PthError(`archive version record is ${JSON.stringify(version)}, not a number`);
+  if (version !== undefined && !/^[0-9]{1,9}$/.test(version))
+    throw new PthError(`archive version record is ${JSON.stringify(version)}, not a number`);
   const order = readSmall(L, 'byteorder', verifyCrc) ?? 'little';
-  if (order !== 'little' && order !== 'big') throw new PthError(`archive byteorder record is ${JSON.stringify(order)}, not "little" or "big"`);
-  const pkl = readZipEntry(src, dir, dir.entries.get(pkls[0])!, { verifyCrc, maxBytes: options.maxPickleBytes ?? 256 * 2 ** 20 });
+  if (order !== 'little' && order !== 'big')
+    throw new PthError(`archive byteorder record is ${JSON.stringify(order)}, not "little" or "big"`);
+  const pkl = readZipEntry(src, dir, dir.entries.get(pkls[0])!, {
+    verifyCrc,
+    maxBytes: options.maxPickleBytes ?? 256 * 2 ** 20,
+  });
   const result = unpickle(pkl, hooksFor(L), DEFAULT_PICKLE_LIMITS);
   materialize(L, verifyCrc, order === 'big');
   return result;

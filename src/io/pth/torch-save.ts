@@ -46,7 +46,8 @@ function pthTensorBytes(t: PthTensorLike, path: string): Uint8Array {
     throw new PthError(`tensor at ${path}: ${msg}`);
   };
   const { dtype, data } = t;
-  if (!Object.hasOwn(PTH_DTYPES, dtype)) fail(`dtype ${JSON.stringify(dtype)} cannot be saved for torch (use one of ${Object.keys(PTH_DTYPES).join(', ')})`);
+  if (!Object.hasOwn(PTH_DTYPES, dtype))
+    fail(`dtype ${JSON.stringify(dtype)} cannot be saved for torch (use one of ${Object.keys(PTH_DTYPES).join(', ')})`);
   return tensorBytes(dtype, t.shape, data as TensorData, PTH_DTYPES[dtype as PthDtype].raw, fail);
 }
 
@@ -80,7 +81,8 @@ class Pickler {
   }
   private put(): number {
     const id = this.nextMemo++;
-    if (id < 256) this.byte(0x71, id); // BINPUT
+    if (id < 256)
+      this.byte(0x71, id); // BINPUT
     else {
       this.byte(0x72); // LONG_BINPUT
       this.u32(id);
@@ -88,7 +90,8 @@ class Pickler {
     return id;
   }
   private get(id: number): void {
-    if (id < 256) this.byte(0x68, id); // BINGET
+    if (id < 256)
+      this.byte(0x68, id); // BINGET
     else {
       this.byte(0x6a); // LONG_BINGET
       this.u32(id);
@@ -105,8 +108,10 @@ class Pickler {
   }
 
   int(v: number | bigint): void {
-    if (typeof v === 'number' && v >= 0 && v < 256) this.byte(0x4b, v); // BININT1
-    else if (typeof v === 'number' && v >= 0 && v < 65536) this.byte(0x4d, v & 0xff, v >>> 8); // BININT2
+    if (typeof v === 'number' && v >= 0 && v < 256)
+      this.byte(0x4b, v); // BININT1
+    else if (typeof v === 'number' && v >= 0 && v < 65536)
+      this.byte(0x4d, v & 0xff, v >>> 8); // BININT2
     else if (typeof v === 'number' && v >= -(2 ** 31) && v < 2 ** 31) {
       this.byte(0x4a); // BININT
       this.u32(v >>> 0);
@@ -203,10 +208,13 @@ class Pickler {
     if (typeof v === 'string') return this.str(v, path);
     if (isTensorLike(v)) return this.tensor(v, path);
     if (typeof v !== 'object' || !(Array.isArray(v) || v instanceof Map || isPlainObject(v))) {
-      throw new PthError(`value at ${path} is ${v === undefined ? 'undefined' : typeof v === 'object' ? `a ${v.constructor?.name}` : `a ${typeof v}`}, which cannot be saved (only tensors, dicts, arrays, strings, numbers, booleans and null)`);
+      throw new PthError(
+        `value at ${path} is ${v === undefined ? 'undefined' : typeof v === 'object' ? `a ${v.constructor?.name}` : `a ${typeof v}`}, which cannot be saved (only tensors, dicts, arrays, strings, numbers, booleans and null)`,
+      );
     }
     if (this.onPath.has(v)) throw new PthError(`value at ${path} contains itself (a cycle)`);
-    if (this.onPath.size >= MAX_WRITE_DEPTH) throw new PthError(`value at ${path} is nested deeper than ${MAX_WRITE_DEPTH} levels`);
+    if (this.onPath.size >= MAX_WRITE_DEPTH)
+      throw new PthError(`value at ${path} is nested deeper than ${MAX_WRITE_DEPTH} levels`);
     this.onPath.add(v);
     if (Array.isArray(v)) this.list(v, path);
     else this.dict(v instanceof Map ? [...v] : Object.entries(v), path);
@@ -235,7 +243,10 @@ class Pickler {
         const where = `${path}[${typeof k === 'string' ? JSON.stringify(k) : String(k)}]`;
         if (typeof k === 'string') this.str(k, where);
         else if (typeof k === 'number' || typeof k === 'bigint' || typeof k === 'boolean') this.value(k, where);
-        else throw new PthError(`key at ${where} is ${k === null ? 'null' : typeof k}; dict keys must be strings, numbers or booleans`);
+        else
+          throw new PthError(
+            `key at ${where} is ${k === null ? 'null' : typeof k}; dict keys must be strings, numbers or booleans`,
+          );
         this.value(x, where);
       }
       this.byte(0x75); // SETITEMS

@@ -23,7 +23,8 @@ export function bufferSource(buf: Uint8Array): Source {
   return {
     size: buf.length,
     read(pos, into) {
-      if (pos < 0 || pos + into.length > buf.length) throw new PthError(`read of ${into.length} bytes at ${pos} is past the end of the ${buf.length}-byte input`);
+      if (pos < 0 || pos + into.length > buf.length)
+        throw new PthError(`read of ${into.length} bytes at ${pos} is past the end of the ${buf.length}-byte input`);
       into.set(buf.subarray(pos, pos + into.length));
     },
   };
@@ -37,10 +38,12 @@ export function withFileSource<T>(path: string, fn: (src: Source) => T): T {
     return fn({
       size,
       read(pos, into) {
-        if (pos < 0 || pos + into.length > size) throw new PthError(`read of ${into.length} bytes at ${pos} is past the end of the ${size}-byte file`);
+        if (pos < 0 || pos + into.length > size)
+          throw new PthError(`read of ${into.length} bytes at ${pos} is past the end of the ${size}-byte file`);
         for (let off = 0; off < into.length;) {
           const n = readSync(fd, into, off, Math.min(into.length - off, 1 << 30), pos + off);
-          if (n === 0) throw new PthError(`file ended at byte ${pos + off} while reading (was it truncated meanwhile?)`);
+          if (n === 0)
+            throw new PthError(`file ended at byte ${pos + off} while reading (was it truncated meanwhile?)`);
           off += n;
         }
       },
@@ -154,11 +157,14 @@ function findEnd(src: Source): EndRecord {
   if (at >= 20 && view.getUint32(at - 20, true) === Z64_LOCATOR_SIG) {
     const z64At = u64(view, at - 20 + 8, 'zip64 end record offset');
     const locatorPos = tailStart + at - 20;
-    if (z64At + 56 > locatorPos) throw new PthError(`zip: zip64 end record at ${z64At} overlaps its locator at ${locatorPos}`);
+    if (z64At + 56 > locatorPos)
+      throw new PthError(`zip: zip64 end record at ${z64At} overlaps its locator at ${locatorPos}`);
     const rec = readBytes(src, z64At, 56);
     const rv = new DataView(rec.buffer);
-    if (rv.getUint32(0, true) !== Z64_EOCD_SIG) throw new PthError(`zip: no zip64 end record at ${z64At} where the locator points`);
-    if (rv.getUint32(16, true) !== 0 || rv.getUint32(20, true) !== 0) throw new PthError('zip: multi-disk archives are not supported');
+    if (rv.getUint32(0, true) !== Z64_EOCD_SIG)
+      throw new PthError(`zip: no zip64 end record at ${z64At} where the locator points`);
+    if (rv.getUint32(16, true) !== 0 || rv.getUint32(20, true) !== 0)
+      throw new PthError('zip: multi-disk archives are not supported');
     count = u64(rv, 32, 'entry count');
     cdSize = u64(rv, 40, 'central directory size');
     cdOffset = u64(rv, 48, 'central directory offset');
@@ -167,7 +173,9 @@ function findEnd(src: Source): EndRecord {
     throw new PthError('zip: multi-disk archives are not supported');
   }
   if (cdOffset + cdSize > start) {
-    throw new PthError(`zip: central directory [${cdOffset}, ${cdOffset + cdSize}) runs past the end records at ${start} (truncated or corrupt)`);
+    throw new PthError(
+      `zip: central directory [${cdOffset}, ${cdOffset + cdSize}) runs past the end records at ${start} (truncated or corrupt)`,
+    );
   }
   if (count > MAX_ENTRIES) throw new PthError(`zip: ${count} entries is over the limit of ${MAX_ENTRIES}`);
   if (count * 46 > cdSize) throw new PthError(`zip: ${count} entries cannot fit in a ${cdSize}-byte central directory`);
@@ -183,7 +191,8 @@ export function readZipDirectory(src: Source): ZipDirectory {
   const order: ZipEntry[] = [];
   let p = 0;
   for (let i = 0; i < count; i++) {
-    if (p + 46 > cdSize || view.getUint32(p, true) !== CENTRAL_SIG) throw new PthError(`zip: central directory record ${i} at ${cdOffset + p} is missing or corrupt`);
+    if (p + 46 > cdSize || view.getUint32(p, true) !== CENTRAL_SIG)
+      throw new PthError(`zip: central directory record ${i} at ${cdOffset + p} is missing or corrupt`);
     const flags = view.getUint16(p + 8, true);
     const method = view.getUint16(p + 10, true);
     const crc = view.getUint32(p + 16, true);
@@ -205,11 +214,13 @@ export function readZipDirectory(src: Source): ZipDirectory {
     for (let q = p + 46 + nameLen; q + 4 <= p + 46 + nameLen + extraLen;) {
       const id = view.getUint16(q, true);
       const len = view.getUint16(q + 2, true);
-      if (q + 4 + len > p + 46 + nameLen + extraLen) throw new PthError(`zip: entry ${JSON.stringify(name)} has a malformed extra field`);
+      if (q + 4 + len > p + 46 + nameLen + extraLen)
+        throw new PthError(`zip: entry ${JSON.stringify(name)} has a malformed extra field`);
       if (id === 0x0001) {
         let r = q + 4;
         const take = (what: string): number => {
-          if (r + 8 > q + 4 + len) throw new PthError(`zip: entry ${JSON.stringify(name)}'s zip64 field lacks its ${what}`);
+          if (r + 8 > q + 4 + len)
+            throw new PthError(`zip: entry ${JSON.stringify(name)}'s zip64 field lacks its ${what}`);
           const v = u64(view, r, what);
           r += 8;
           return v;
@@ -221,7 +232,10 @@ export function readZipDirectory(src: Source): ZipDirectory {
       q += 4 + len;
     }
     if (entries.has(name)) throw new PthError(`zip: entry ${JSON.stringify(name)} appears twice`);
-    if (localOffset + 30 > cdOffset) throw new PthError(`zip: entry ${JSON.stringify(name)}'s header at ${localOffset} is past the start of the central directory at ${cdOffset}`);
+    if (localOffset + 30 > cdOffset)
+      throw new PthError(
+        `zip: entry ${JSON.stringify(name)}'s header at ${localOffset} is past the start of the central directory at ${cdOffset}`,
+      );
     const e: ZipEntry = { name, method, flags, crc, compressedSize, size, localOffset };
     entries.set(name, e);
     order.push(e);
@@ -241,7 +255,8 @@ export interface ExtractOptions {
 export function readZipEntry(src: Source, dir: ZipDirectory, e: ZipEntry, opts: ExtractOptions): Uint8Array {
   const what = `zip: entry ${JSON.stringify(e.name)}`;
   if (e.flags & 1) throw new PthError(`${what} is encrypted`);
-  if (e.method !== 0 && e.method !== 8) throw new PthError(`${what} uses compression method ${e.method} (only stored and deflate are supported)`);
+  if (e.method !== 0 && e.method !== 8)
+    throw new PthError(`${what} uses compression method ${e.method} (only stored and deflate are supported)`);
   if (e.size > opts.maxBytes) throw new PthError(`${what} is ${e.size} bytes, over the limit of ${opts.maxBytes}`);
   const local = readBytes(src, e.localOffset, 30);
   const lv = new DataView(local.buffer);
@@ -250,17 +265,23 @@ export function readZipEntry(src: Source, dir: ZipDirectory, e: ZipEntry, opts: 
   const extraLen = lv.getUint16(28, true);
   const start = e.localOffset + 30 + nameLen + extraLen;
   if (start + e.compressedSize > dir.dataEnd) {
-    throw new PthError(`${what}: data [${start}, ${start + e.compressedSize}) runs past the start of the central directory at ${dir.dataEnd}`);
+    throw new PthError(
+      `${what}: data [${start}, ${start + e.compressedSize}) runs past the start of the central directory at ${dir.dataEnd}`,
+    );
   }
   const localName = readBytes(src, e.localOffset + 30, nameLen);
-  if (Buffer.compare(localName, Buffer.from(e.name, 'utf8')) !== 0) throw new PthError(`${what}: the local header names a different file`);
+  if (Buffer.compare(localName, Buffer.from(e.name, 'utf8')) !== 0)
+    throw new PthError(`${what}: the local header names a different file`);
   let out: Uint8Array;
   if (e.method === 0) {
-    if (e.compressedSize !== e.size) throw new PthError(`${what} is stored but its sizes differ (${e.compressedSize} vs ${e.size})`);
+    if (e.compressedSize !== e.size)
+      throw new PthError(`${what} is stored but its sizes differ (${e.compressedSize} vs ${e.size})`);
     out = readBytes(src, start, e.size);
   } else {
     if (e.size > Math.max(e.compressedSize, 1) * MAX_DEFLATE_RATIO) {
-      throw new PthError(`${what} claims ${e.size} bytes from ${e.compressedSize} compressed (ratio over ${MAX_DEFLATE_RATIO}: a zip bomb?)`);
+      throw new PthError(
+        `${what} claims ${e.size} bytes from ${e.compressedSize} compressed (ratio over ${MAX_DEFLATE_RATIO}: a zip bomb?)`,
+      );
     }
     const packed = readBytes(src, start, e.compressedSize);
     let inflated: Uint8Array;
@@ -268,15 +289,21 @@ export function readZipEntry(src: Source, dir: ZipDirectory, e: ZipEntry, opts: 
       // maxOutputLength stops a bomb whose directory lies about the size, without inflating it all.
       inflated = zlib.inflateRawSync(packed, { maxOutputLength: Math.max(e.size, 1) });
     } catch (err) {
-      throw new PthError(`${what}: deflate data is corrupt or larger than its declared ${e.size} bytes (${(err as Error).message})`);
+      throw new PthError(
+        `${what}: deflate data is corrupt or larger than its declared ${e.size} bytes (${(err as Error).message})`,
+      );
     }
-    if (inflated.length !== e.size) throw new PthError(`${what} inflates to ${inflated.length} bytes, not the declared ${e.size}`);
+    if (inflated.length !== e.size)
+      throw new PthError(`${what} inflates to ${inflated.length} bytes, not the declared ${e.size}`);
     out = new Uint8Array(e.size);
     out.set(inflated);
   }
   if ((opts.verifyCrc ?? true) && e.crc !== 0) {
     const actual = crc32(out);
-    if (actual !== e.crc) throw new PthError(`${what}: CRC-32 mismatch (directory says ${hex(e.crc)}, data gives ${hex(actual)}): corrupt file`);
+    if (actual !== e.crc)
+      throw new PthError(
+        `${what}: CRC-32 mismatch (directory says ${hex(e.crc)}, data gives ${hex(actual)}): corrupt file`,
+      );
   }
   return out;
 }
@@ -313,7 +340,8 @@ export function storedZip(inputs: ZipInput[]): Uint8Array[] {
     const local = new Uint8Array(30 + nameBytes.length + 4 + pad);
     const lv = new DataView(local.buffer);
     const crc = crc32(data);
-    if (pos > ZIP32_LIMIT || data.length >= ZIP32_LIMIT) throw new PthError('zip: archives over 4 GiB (zip64) are not supported by this writer');
+    if (pos > ZIP32_LIMIT || data.length >= ZIP32_LIMIT)
+      throw new PthError('zip: archives over 4 GiB (zip64) are not supported by this writer');
     lv.setUint32(0, LOCAL_SIG, true);
     lv.setUint16(4, 20, true); // version needed: 2.0
     lv.setUint16(6, 0, true); // flags
@@ -348,7 +376,8 @@ export function storedZip(inputs: ZipInput[]): Uint8Array[] {
   }
   const cdOffset = pos;
   const cdSize = central.reduce((n, c) => n + c.length, 0);
-  if (cdOffset + cdSize > ZIP32_LIMIT || inputs.length > 0xffff) throw new PthError('zip: archives over 4 GiB or 65535 entries (zip64) are not supported by this writer');
+  if (cdOffset + cdSize > ZIP32_LIMIT || inputs.length > 0xffff)
+    throw new PthError('zip: archives over 4 GiB or 65535 entries (zip64) are not supported by this writer');
   const end = new Uint8Array(22);
   const ev = new DataView(end.buffer);
   ev.setUint32(0, EOCD_SIG, true);

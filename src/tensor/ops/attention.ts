@@ -17,7 +17,8 @@ export function attention(qkv: Tensor, heads: number, scale?: number): Tensor {
   if (qkv.rank !== 3) throw new ShapeError(op, `qkv must be [batch, tokens, 3·dim], got [${qkv.shape}]`);
   if (!Number.isInteger(heads) || heads < 1) throw new ShapeError(op, `heads must be a positive integer, got ${heads}`);
   const [B, T, C] = qkv.shape;
-  if (C % (3 * heads) !== 0) throw new ShapeError(op, `the last dim of qkv [${qkv.shape}] is not 3 × ${heads} heads × a head size`);
+  if (C % (3 * heads) !== 0)
+    throw new ShapeError(op, `the last dim of qkv [${qkv.shape}] is not 3 × ${heads} heads × a head size`);
   const headDim = C / (3 * heads);
   const s = scale ?? 1 / Math.sqrt(headDim);
   if (!Number.isFinite(s)) throw new ShapeError(op, `scale must be finite, got ${s}`);

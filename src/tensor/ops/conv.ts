@@ -26,7 +26,8 @@ export interface Conv2dOptions {
 
 function pair(op: string, what: string, v: Size2, min: number): [number, number] {
   const p: [number, number] = Array.isArray(v) ? [v[0], v[1]] : [v, v];
-  if (!p.every((d) => Number.isInteger(d) && d >= min)) throw new ShapeError(op, `${what} must be integers ≥ ${min}, got ${v}`);
+  if (!p.every((d) => Number.isInteger(d) && d >= min))
+    throw new ShapeError(op, `${what} must be integers ≥ ${min}, got ${v}`);
   return p;
 }
 
@@ -41,14 +42,24 @@ function geometry(op: string, x: Tensor, kernel: [number, number], stride: Size2
   const outH = Math.floor((height + 2 * padH - kernelH) / strideH) + 1;
   const outW = Math.floor((width + 2 * padW - kernelW) / strideW) + 1;
   if (outH < 1 || outW < 1) {
-    throw new ShapeError(op, `a ${kernelH}x${kernelW} window does not fit a ${height}x${width} input padded by ${padH},${padW}`);
+    throw new ShapeError(
+      op,
+      `a ${kernelH}x${kernelW} window does not fit a ${height}x${width} input padded by ${padH},${padW}`,
+    );
   }
   return { batch, channels, height, width, kernelH, kernelW, strideH, strideW, padH, padW, outH, outW };
 }
 
 function mm(overrides: Partial<MatmulParams> & Pick<MatmulParams, 'batch' | 'm' | 'n' | 'k'>): MatmulParams {
   return {
-    transA: false, transB: false, strideA: 0, strideB: 0, bias: null, activation: 'none', accumulate: false, ...overrides,
+    transA: false,
+    transB: false,
+    strideA: 0,
+    strideB: 0,
+    bias: null,
+    activation: 'none',
+    accumulate: false,
+    ...overrides,
   };
 }
 
@@ -66,14 +77,19 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   if (weight.rank !== 4) throw new ShapeError('conv2d', `weight must be [out, in, kh, kw], got [${weight.shape}]`);
   const [O, Cw, kh, kw] = weight.shape;
   const p = geometry('conv2d', x, [kh, kw], opts.stride ?? 1, opts.padding ?? 0);
-  if (Cw !== p.channels) throw new ShapeError('conv2d', `weight expects ${Cw} input channels, input [${x.shape}] has ${p.channels}`);
-  if (bias && (bias.rank !== 1 || bias.shape[0] !== O)) throw new ShapeError('conv2d', `bias must be [${O}], got [${bias.shape}]`);
+  if (Cw !== p.channels)
+    throw new ShapeError('conv2d', `weight expects ${Cw} input channels, input [${x.shape}] has ${p.channels}`);
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== O))
+    throw new ShapeError('conv2d', `bias must be [${O}], got [${bias.shape}]`);
   const algorithm = opts.algorithm ?? 'direct';
-  if (algorithm !== 'direct' && algorithm !== 'im2col') throw new ShapeError('conv2d', `unknown algorithm '${String(algorithm)}'`);
+  if (algorithm !== 'direct' && algorithm !== 'im2col')
+    throw new ShapeError('conv2d', `unknown algorithm '${String(algorithm)}'`);
   const limit = opts.maxColumnElements ?? COL_LIMIT;
   if (!(limit >= 1)) throw new ShapeError('conv2d', `maxColumnElements must be ≥ 1, got ${limit}`);
   const be = x.backend;
-  const B = p.batch, P = p.outH * p.outW, K = p.channels * kh * kw;
+  const B = p.batch,
+    P = p.outH * p.outW,
+    K = p.channels * kh * kw;
   const chunk = Math.max(1, Math.min(B, Math.floor(limit / Math.max(1, P * K))));
   const cp: ConvParams = { ...p, outChannels: O };
   let out = empty([B, O, p.outH, p.outW], be);
@@ -92,7 +108,8 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   }
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record(out, 'conv2d', inputs, (g) => {
-    let gx: Tensor | null = null, gw: Tensor | null = null;
+    let gx: Tensor | null = null,
+      gw: Tensor | null = null;
     if ((x.requiresGrad || weight.requiresGrad) && g.size > 0 && K > 0 && algorithm === 'direct') {
       if (x.requiresGrad) {
         gx = empty(x.shape, be);
@@ -116,8 +133,12 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
 /** The im2col route's forward: per chunk of images, columns then one batched matmul into out. */
 function im2colForward(x: Tensor, weight: Tensor, out: Tensor, p: Conv2dParams, chunk: number): void {
   const be = x.backend;
-  const O = weight.shape[0], B = p.batch, P = p.outH * p.outW, K = p.channels * p.kernelH * p.kernelW;
-  const xImg = p.channels * p.height * p.width, yImg = O * P;
+  const O = weight.shape[0],
+    B = p.batch,
+    P = p.outH * p.outW,
+    K = p.channels * p.kernelH * p.kernelW;
+  const xImg = p.channels * p.height * p.width,
+    yImg = O * P;
   const col = be.alloc(chunk * P * K, 'f32');
   const xs = new Slicer(be, x.storage, xImg, chunk, B);
   const ys = new Slicer(be, out.storage, yImg, chunk, B);
@@ -136,11 +157,22 @@ function im2colForward(x: Tensor, weight: Tensor, out: Tensor, p: Conv2dParams, 
  * The im2col route's backward. Per chunk of images: dX via dcol[b] [P, K] = g[b]ᵀ · W and col2im (each pixel gathers the columns
  * that read it); dW as Σ_b g[b] [O, P] · col[b] [P, K], summed over b in a fixed order.
  */
-function convBackward(x: Tensor, weight: Tensor, g: Tensor, p: Conv2dParams, chunk: number, wantX: boolean,
-  wantW: boolean): [Tensor | null, Tensor | null] {
+function convBackward(
+  x: Tensor,
+  weight: Tensor,
+  g: Tensor,
+  p: Conv2dParams,
+  chunk: number,
+  wantX: boolean,
+  wantW: boolean,
+): [Tensor | null, Tensor | null] {
   const be = x.backend;
-  const O = weight.shape[0], B = p.batch, P = p.outH * p.outW, K = p.channels * p.kernelH * p.kernelW;
-  const xImg = p.channels * p.height * p.width, yImg = O * P;
+  const O = weight.shape[0],
+    B = p.batch,
+    P = p.outH * p.outW,
+    K = p.channels * p.kernelH * p.kernelW;
+  const xImg = p.channels * p.height * p.width,
+    yImg = O * P;
   const gx = wantX ? empty(x.shape, be) : null;
   const gs = new Slicer(be, g.storage, yImg, chunk, B);
   const xs = wantW ? new Slicer(be, x.storage, xImg, chunk, B) : null;
@@ -185,8 +217,13 @@ function convBackward(x: Tensor, weight: Tensor, g: Tensor, p: Conv2dParams, chu
  */
 class Slicer {
   private readonly scratch: Storage | null;
-  constructor(private readonly be: Backend, private readonly whole: Storage, private readonly per: number,
-    chunk: number, batch: number) {
+  constructor(
+    private readonly be: Backend,
+    private readonly whole: Storage,
+    private readonly per: number,
+    chunk: number,
+    batch: number,
+  ) {
     this.scratch = chunk >= batch ? null : be.alloc(chunk * per, whole.dtype);
   }
   /** The chunk's images, for reading. */

@@ -50,7 +50,15 @@ function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const shape = broadcastShapes(op, a.shape, b.shape);
   const out = empty(shape, a.backend);
   if (out.size > 0) {
-    a.backend.binary(op, a.storage, b.storage, out.storage, shape, broadcastStrides(a.shape, shape), broadcastStrides(b.shape, shape));
+    a.backend.binary(
+      op,
+      a.storage,
+      b.storage,
+      out.storage,
+      shape,
+      broadcastStrides(a.shape, shape),
+      broadcastStrides(b.shape, shape),
+    );
   }
   return out;
 }
@@ -180,8 +188,16 @@ function whereRaw(cond: Tensor, a: Tensor, b: Tensor): Tensor {
   const shape = broadcastShapes('where', broadcastShapes('where', cond.shape, a.shape), b.shape);
   const out = empty(shape, a.backend);
   if (out.size > 0) {
-    a.backend.where(cond.storage, a.storage, b.storage, out.storage, shape,
-      broadcastStrides(cond.shape, shape), broadcastStrides(a.shape, shape), broadcastStrides(b.shape, shape));
+    a.backend.where(
+      cond.storage,
+      a.storage,
+      b.storage,
+      out.storage,
+      shape,
+      broadcastStrides(cond.shape, shape),
+      broadcastStrides(a.shape, shape),
+      broadcastStrides(b.shape, shape),
+    );
   }
   return out;
 }

@@ -28,7 +28,8 @@ function checkRank(op: string, x: Tensor): void {
 
 /** out.shape[i] = x.shape[perm[i]] (a materialised copy; negative axes allowed). */
 export function permute(x: Tensor, perm: readonly number[]): Tensor {
-  if (perm.length !== x.rank) throw new ShapeError('permute', `permutation [${perm}] has ${perm.length} axes, tensor has rank ${x.rank}`);
+  if (perm.length !== x.rank)
+    throw new ShapeError('permute', `permutation [${perm}] has ${perm.length} axes, tensor has rank ${x.rank}`);
   const p = perm.map((a) => normalizeAxis('permute', a, x.rank));
   if (new Set(p).size !== p.length) throw new ShapeError('permute', `[${perm}] is not a permutation`);
   if (p.every((a, i) => a === i)) return reshape(x, x.shape);
@@ -36,7 +37,16 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const shape = p.map((a) => x.shape[a]);
   const xs = strides(x.shape);
   const out = empty(shape, x.backend, x.dtype);
-  if (out.size > 0) x.backend.copyStrided(x.storage, out.storage, shape, 0, p.map((a) => xs[a]), 0, strides(shape));
+  if (out.size > 0)
+    x.backend.copyStrided(
+      x.storage,
+      out.storage,
+      shape,
+      0,
+      p.map((a) => xs[a]),
+      0,
+      strides(shape),
+    );
   const inverse = new Array<number>(p.length);
   p.forEach((a, i) => (inverse[a] = i));
   return record(out, 'permute', [x], (g) => [permute(g, inverse)]);
@@ -60,8 +70,10 @@ export function transpose(x: Tensor, axis0 = -2, axis1 = -1): Tensor {
  * the end of the axis.
  */
 export function slice(x: Tensor, begin: readonly number[], size?: readonly number[]): Tensor {
-  if (begin.length > x.rank) throw new ShapeError('slice', `begin [${begin}] has more axes than the tensor's rank ${x.rank}`);
-  if (size && size.length > x.rank) throw new ShapeError('slice', `size [${size}] has more axes than the tensor's rank ${x.rank}`);
+  if (begin.length > x.rank)
+    throw new ShapeError('slice', `begin [${begin}] has more axes than the tensor's rank ${x.rank}`);
+  if (size && size.length > x.rank)
+    throw new ShapeError('slice', `size [${size}] has more axes than the tensor's rank ${x.rank}`);
   const start: number[] = [];
   const ext: number[] = [];
   for (let d = 0; d < x.rank; d++) {
@@ -71,7 +83,10 @@ export function slice(x: Tensor, begin: readonly number[], size?: readonly numbe
     const s = size?.[d] ?? -1;
     const e = s === -1 ? n - b : s;
     if (!Number.isInteger(b) || !Number.isInteger(e) || b < 0 || e < 0 || b + e > n) {
-      throw new ShapeError('slice', `begin ${begin[d] ?? 0}, size ${s} is out of range for axis ${d} of size ${n} (shape [${x.shape}])`);
+      throw new ShapeError(
+        'slice',
+        `begin ${begin[d] ?? 0}, size ${s} is out of range for axis ${d} of size ${n} (shape [${x.shape}])`,
+      );
     }
     start.push(b);
     ext.push(e);
@@ -113,13 +128,22 @@ export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
   let at = 0;
   for (const t of tensors) {
     offsets.push(at);
-    if (t.size > 0) first.backend.copyStrided(t.storage, out.storage, [...t.shape], 0, strides(t.shape), at * os[a], os);
+    if (t.size > 0)
+      first.backend.copyStrided(t.storage, out.storage, [...t.shape], 0, strides(t.shape), at * os[a], os);
     at += t.shape[a];
   }
   // A piece's gradient is a slice of g (a view when it spans g, which shares storage safely).
-  return record(out, 'concat', [...tensors], (g) => tensors.map((t, i) => (t.requiresGrad
-    ? slice(g, shape.map((_, d) => (d === a ? offsets[i] : 0)), [...t.shape])
-    : null)));
+  return record(out, 'concat', [...tensors], (g) =>
+    tensors.map((t, i) =>
+      t.requiresGrad
+        ? slice(
+            g,
+            shape.map((_, d) => (d === a ? offsets[i] : 0)),
+            [...t.shape],
+          )
+        : null,
+    ),
+  );
 }
 
 // ---- row gathers -----------------------------------------------------------------------------
@@ -196,7 +220,8 @@ export function indexSelect(x: Tensor, axis: number, indices: Tensor | ArrayLike
 function patchGeometry(op: string, b: number, c: number, h: number, w: number, p: number) {
   if (!Number.isInteger(p) || p < 1) throw new ShapeError(op, `patch size must be a positive integer, got ${p}`);
   if (h % p !== 0 || w % p !== 0) throw new ShapeError(op, `image ${h}x${w} is not divisible into ${p}x${p} patches`);
-  const nh = h / p, nw = w / p;
+  const nh = h / p,
+    nw = w / p;
   // [B, nh, nw, C, p, p] over the image [B, C, H, W] and over the patches [B, nh·nw, C·p·p].
   const view = [b, nh, nw, c, p, p];
   const image = [c * h * w, p * w, p, h * w, w, 1];

@@ -18,19 +18,38 @@ export interface MatmulOptions {
 }
 
 interface Product {
-  batch: number; m: number; n: number; k: number;
-  transA: boolean; transB: boolean; strideA: number; strideB: number;
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  transA: boolean;
+  transB: boolean;
+  strideA: number;
+  strideB: number;
 }
 
 /**
  * A new [batch·m·n] tensor of `shape` holding the product (plus the optional fused epilogue);
  * rowSumsA, when given, receives the m row sums of op(A).
  */
-function product(a: Tensor, b: Tensor, p: Product, shape: readonly number[], bias: Storage | null = null,
-  activation: 'none' | 'gelu' = 'none', rowSumsA: Tensor | null = null): Tensor {
+function product(
+  a: Tensor,
+  b: Tensor,
+  p: Product,
+  shape: readonly number[],
+  bias: Storage | null = null,
+  activation: 'none' | 'gelu' = 'none',
+  rowSumsA: Tensor | null = null,
+): Tensor {
   const out = empty(shape, a.backend);
   if (out.size > 0) {
-    a.backend.matmul(a.storage, b.storage, out.storage, { ...p, bias, activation, accumulate: false, rowSumsA: rowSumsA?.storage ?? null });
+    a.backend.matmul(a.storage, b.storage, out.storage, {
+      ...p,
+      bias,
+      activation,
+      accumulate: false,
+      rowSumsA: rowSumsA?.storage ?? null,
+    });
   }
   return out;
 }
@@ -54,8 +73,18 @@ function gradA(g: Tensor, b: Tensor, p: Product, shape: readonly number[]): Tens
   const outShape = broadcast ? [batch, ...per] : shape;
   // dop(A) = dC·op(B)ᵀ; stored transposed: dA = op(B)·dCᵀ.
   const r = p.transA
-    ? product(b, g, { batch, m: k, n: m, k: n, transA: p.transB, transB: true, strideA: p.strideB, strideB: m * n }, outShape)
-    : product(g, b, { batch, m, n: k, k: n, transA: false, transB: !p.transB, strideA: m * n, strideB: p.strideB }, outShape);
+    ? product(
+        b,
+        g,
+        { batch, m: k, n: m, k: n, transA: p.transB, transB: true, strideA: p.strideB, strideB: m * n },
+        outShape,
+      )
+    : product(
+        g,
+        b,
+        { batch, m, n: k, k: n, transA: false, transB: !p.transB, strideA: m * n, strideB: p.strideB },
+        outShape,
+      );
   return broadcast ? sumLeading(r, batch, shape) : r;
 }
 
@@ -66,15 +95,30 @@ function gradB(g: Tensor, a: Tensor, p: Product, shape: readonly number[]): Tens
   if (broadcast && batch > 0 && !p.transA) {
     // A and dC are [batch·m, k] and [batch·m, n] row blocks: the batch sum is one longer product.
     return p.transB
-      ? product(g, a, { batch: 1, m: n, n: k, k: batch * m, transA: true, transB: false, strideA: 0, strideB: 0 }, shape)
+      ? product(
+          g,
+          a,
+          { batch: 1, m: n, n: k, k: batch * m, transA: true, transB: false, strideA: 0, strideB: 0 },
+          shape,
+        )
       : product(a, g, { batch: 1, m: k, n, k: batch * m, transA: true, transB: false, strideA: 0, strideB: 0 }, shape);
   }
   const per = p.transB ? [n, k] : [k, n];
   const outShape = broadcast ? [batch, ...per] : shape;
   // dop(B) = op(A)ᵀ·dC; stored transposed: dB = dCᵀ·op(A).
   const r = p.transB
-    ? product(g, a, { batch, m: n, n: k, k: m, transA: true, transB: p.transA, strideA: m * n, strideB: p.strideA }, outShape)
-    : product(a, g, { batch, m: k, n, k: m, transA: !p.transA, transB: false, strideA: p.strideA, strideB: m * n }, outShape);
+    ? product(
+        g,
+        a,
+        { batch, m: n, n: k, k: m, transA: true, transB: p.transA, strideA: m * n, strideB: p.strideA },
+        outShape,
+      )
+    : product(
+        a,
+        g,
+        { batch, m: k, n, k: m, transA: !p.transA, transB: false, strideA: p.strideA, strideB: m * n },
+        outShape,
+      );
   return broadcast ? sumLeading(r, batch, shape) : r;
 }
 
@@ -90,23 +134,39 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   if (a.rank < 2 || b.rank < 2) {
     throw new ShapeError('matmul', `operands need at least 2 dims, got [${a.shape}] and [${b.shape}]`);
   }
-  const transA = opts.transA ?? false, transB = opts.transB ?? false;
-  const [a0, a1] = a.shape.slice(-2), [b0, b1] = b.shape.slice(-2);
-  const m = transA ? a1 : a0, k = transA ? a0 : a1;
-  const kb = transB ? b1 : b0, n = transB ? b0 : b1;
+  const transA = opts.transA ?? false,
+    transB = opts.transB ?? false;
+  const [a0, a1] = a.shape.slice(-2),
+    [b0, b1] = b.shape.slice(-2);
+  const m = transA ? a1 : a0,
+    k = transA ? a0 : a1;
+  const kb = transB ? b1 : b0,
+    n = transB ? b0 : b1;
   if (k !== kb) {
-    throw new ShapeError('matmul', `inner dims differ: [${a.shape}]${transA ? 'ᵀ' : ''} · [${b.shape}]${transB ? 'ᵀ' : ''} (${k} vs ${kb})`);
+    throw new ShapeError(
+      'matmul',
+      `inner dims differ: [${a.shape}]${transA ? 'ᵀ' : ''} · [${b.shape}]${transB ? 'ᵀ' : ''} (${k} vs ${kb})`,
+    );
   }
-  const aBatch = a.shape.slice(0, -2), bBatch = b.shape.slice(0, -2);
+  const aBatch = a.shape.slice(0, -2),
+    bBatch = b.shape.slice(0, -2);
   const batchShape = broadcastShapes('matmul', aBatch, bBatch);
   const batch = numel(batchShape);
-  let x = a, y = b;
-  const fit = (t: Tensor, tb: readonly number[]) => numel(tb) === 1 || sameShape(padded(tb, batchShape.length), batchShape)
-    ? t : broadcastTo(t, [...batchShape, ...t.shape.slice(-2)]);
+  let x = a,
+    y = b;
+  const fit = (t: Tensor, tb: readonly number[]) =>
+    numel(tb) === 1 || sameShape(padded(tb, batchShape.length), batchShape)
+      ? t
+      : broadcastTo(t, [...batchShape, ...t.shape.slice(-2)]);
   x = fit(a, aBatch);
   y = fit(b, bBatch);
   const p: Product = {
-    batch, m, n, k, transA, transB,
+    batch,
+    m,
+    n,
+    k,
+    transA,
+    transB,
     strideA: numel(x.shape.slice(0, -2)) === 1 ? 0 : m * k,
     strideB: numel(y.shape.slice(0, -2)) === 1 ? 0 : k * n,
   };
@@ -115,7 +175,12 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     y.requiresGrad ? gradB(g, x, p, y.shape) : null,
   ]);
   // A materialised broadcast is an intermediate: the backward reads it, else it can go now.
-  if (!out.node) for (const [t, orig] of [[x, a], [y, b]]) if (t !== orig) t.dispose();
+  if (!out.node)
+    for (const [t, orig] of [
+      [x, a],
+      [y, b],
+    ])
+      if (t !== orig) t.dispose();
   return out;
 }
 
@@ -135,11 +200,15 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, activati
   if (weight.rank !== 2) throw new ShapeError('linear', `weight must be [out, in], got [${weight.shape}]`);
   const [outF, inF] = weight.shape;
   if (x.rank < 1 || x.shape[x.rank - 1] !== inF) {
-    throw new ShapeError('linear', `input [${x.shape}] does not end in ${inF}, the weight's in-features ([${weight.shape}])`);
+    throw new ShapeError(
+      'linear',
+      `input [${x.shape}] does not end in ${inF}, the weight's in-features ([${weight.shape}])`,
+    );
   }
   if (bias) {
     assertDType('linear', bias, 'f32', 'bias');
-    if (bias.rank !== 1 || bias.shape[0] !== outF) throw new ShapeError('linear', `bias must be [${outF}], got [${bias.shape}]`);
+    if (bias.rank !== 1 || bias.shape[0] !== outF)
+      throw new ShapeError('linear', `bias must be [${outF}], got [${bias.shape}]`);
   }
   const rows = numel(x.shape.slice(0, -1));
   const shape = [...x.shape.slice(0, -1), outF];
@@ -153,8 +222,10 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, activati
     const db = fuse ? empty([outF], x.backend) : null;
     return [
       x.requiresGrad ? product(g, weight, { ...p, n: inF, k: outF, transB: false }, x.shape) : null,
-      weight.requiresGrad ? product(g, x, { ...p, m: outF, n: inF, k: rows, transA: true, transB: false }, weight.shape, null, 'none', db) : null,
-      bias?.requiresGrad ? db ?? sumLeading(g, rows, [outF]) : null,
+      weight.requiresGrad
+        ? product(g, x, { ...p, m: outF, n: inF, k: rows, transA: true, transB: false }, weight.shape, null, 'none', db)
+        : null,
+      bias?.requiresGrad ? (db ?? sumLeading(g, rows, [outF])) : null,
     ];
   });
   if (activation === 'none') return z;

@@ -34,15 +34,30 @@ function searchArgs(op: string, x: Tensor, y: Tensor | undefined, opts: NearestN
  * Blocked: memory stays O(m + k·d) for any k. No gradient (see nearestNeighborDistance).
  * For unit-norm rows the largest inner product is the smallest Euclidean distance.
  */
-export function nearestNeighbor(x: Tensor, y?: Tensor, opts: NearestNeighborOptions = {}): { values: Tensor; indices: Tensor } {
+export function nearestNeighbor(
+  x: Tensor,
+  y?: Tensor,
+  opts: NearestNeighborOptions = {},
+): { values: Tensor; indices: Tensor } {
   const { other, excludeSelf } = searchArgs('nearestNeighbor', x, y, opts);
   const [m, d] = x.shape;
   const values = empty([m], x.backend);
   const indices = empty([m], x.backend, 'i32');
   if (m === 0) return { values, indices };
   // Against itself each pair needs computing once; the kernel's scores are bit-identical.
-  if (other === x) x.backend.nearestNeighborSelf(x.storage, values.storage, indices.storage, null, m, d, 1, excludeSelf);
-  else x.backend.nearestNeighbor(x.storage, other.storage, values.storage, indices.storage, m, other.shape[0], d, excludeSelf);
+  if (other === x)
+    x.backend.nearestNeighborSelf(x.storage, values.storage, indices.storage, null, m, d, 1, excludeSelf);
+  else
+    x.backend.nearestNeighbor(
+      x.storage,
+      other.storage,
+      values.storage,
+      indices.storage,
+      m,
+      other.shape[0],
+      d,
+      excludeSelf,
+    );
   return { values, indices };
 }
 
@@ -52,14 +67,29 @@ export function nearestNeighbor(x: Tensor, y?: Tensor, opts: NearestNeighborOpti
  * ascending; -1 where a row has fewer). What a candidate cache for nearestAmongCandidates is built
  * from. No gradient.
  */
-export function nearestNeighborsSelf(x: Tensor, m: number, opts: NearestNeighborOptions = {}): { values: Tensor; indices: Tensor; candidates: Tensor } {
+export function nearestNeighborsSelf(
+  x: Tensor,
+  m: number,
+  opts: NearestNeighborOptions = {},
+): { values: Tensor; indices: Tensor; candidates: Tensor } {
   searchArgs('nearestNeighborsSelf', x, undefined, opts);
-  if (!Number.isInteger(m) || m < 1) throw new ShapeError('nearestNeighborsSelf', `m = ${m} must be a positive integer`);
+  if (!Number.isInteger(m) || m < 1)
+    throw new ShapeError('nearestNeighborsSelf', `m = ${m} must be a positive integer`);
   const [k, d] = x.shape;
   const values = empty([k], x.backend);
   const indices = empty([k], x.backend, 'i32');
   const candidates = empty([k, m], x.backend, 'i32');
-  if (k > 0) x.backend.nearestNeighborSelf(x.storage, values.storage, indices.storage, candidates.storage, k, d, m, opts.excludeSelf ?? true);
+  if (k > 0)
+    x.backend.nearestNeighborSelf(
+      x.storage,
+      values.storage,
+      indices.storage,
+      candidates.storage,
+      k,
+      d,
+      m,
+      opts.excludeSelf ?? true,
+    );
   return { values, indices, candidates };
 }
 
@@ -74,7 +104,10 @@ export function nearestAmongCandidates(x: Tensor, candidates: Tensor): { values:
   assertDType('nearestAmongCandidates', x, 'f32', 'x');
   assertDType('nearestAmongCandidates', candidates, 'i32', 'candidates');
   if (x.rank !== 2 || candidates.rank !== 2 || candidates.shape[0] !== x.shape[0]) {
-    throw new ShapeError('nearestAmongCandidates', `needs x [k, d] and candidates [k, m], got [${x.shape}] and [${candidates.shape}]`);
+    throw new ShapeError(
+      'nearestAmongCandidates',
+      `needs x [k, d] and candidates [k, m], got [${x.shape}] and [${candidates.shape}]`,
+    );
   }
   const [k, d] = x.shape;
   const m = candidates.shape[1];
@@ -95,11 +128,18 @@ export interface NeighborDistanceOptions extends NearestNeighborOptions {
  * the distance is differentiable in x and y (y's rows receive the scatter-added gradients).
  * Returns distances [m] and the neighbour indices [m] (i32).
  */
-export function nearestNeighborDistance(x: Tensor, y?: Tensor, opts: NeighborDistanceOptions = {}): { distances: Tensor; indices: Tensor } {
+export function nearestNeighborDistance(
+  x: Tensor,
+  y?: Tensor,
+  opts: NeighborDistanceOptions = {},
+): { distances: Tensor; indices: Tensor } {
   const { other, excludeSelf } = searchArgs('nearestNeighborDistance', x, y, opts);
   const eps = opts.eps ?? 1e-8;
   if (excludeSelf && other.shape[0] < 2 && x.shape[0] > 0) {
-    throw new ShapeError('nearestNeighborDistance', 'excluding self leaves row 0 without a neighbour: y needs at least 2 rows');
+    throw new ShapeError(
+      'nearestNeighborDistance',
+      'excluding self leaves row 0 without a neighbour: y needs at least 2 rows',
+    );
   }
   const nn = noGrad(() => nearestNeighbor(x, other, { excludeSelf }));
   nn.values.dispose();
@@ -150,7 +190,8 @@ export function topk(x: Tensor, k: number): { values: Tensor; indices: Tensor } 
   assertDType('topk', x, 'f32');
   if (x.rank === 0) throw new ShapeError('topk', 'needs a tensor of rank ≥ 1');
   const cols = x.shape[x.rank - 1];
-  if (!Number.isInteger(k) || k < 0 || k > cols) throw new ShapeError('topk', `k = ${k} must be an integer in [0, ${cols}]`);
+  if (!Number.isInteger(k) || k < 0 || k > cols)
+    throw new ShapeError('topk', `k = ${k} must be an integer in [0, ${cols}]`);
   const rows = numel(x.shape.slice(0, -1));
   const shape = [...x.shape.slice(0, -1), k];
   const values = empty(shape, x.backend);

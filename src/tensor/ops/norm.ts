@@ -28,11 +28,15 @@ export function layerNorm(x: Tensor, normalizedSize: number, opts: LayerNormOpti
     throw new ShapeError(op, `the last dim of [${x.shape}] must equal normalizedSize ${normalizedSize}`);
   }
   if (!(eps >= 0) || !Number.isFinite(eps)) throw new ShapeError(op, `eps must be a finite number ≥ 0, got ${eps}`);
-  for (const [name, p] of [['weight', weight], ['bias', bias]] as const) {
+  for (const [name, p] of [
+    ['weight', weight],
+    ['bias', bias],
+  ] as const) {
     if (!p) continue;
     assertSameBackend(op, x, p);
     assertDType(op, p, 'f32', name);
-    if (!sameShape(p.shape, [normalizedSize])) throw new ShapeError(op, `${name} has shape [${p.shape}], expected [${normalizedSize}]`);
+    if (!sameShape(p.shape, [normalizedSize]))
+      throw new ShapeError(op, `${name} has shape [${p.shape}], expected [${normalizedSize}]`);
   }
   const be = x.backend;
   const cols = normalizedSize;
@@ -40,15 +44,36 @@ export function layerNorm(x: Tensor, normalizedSize: number, opts: LayerNormOpti
   const out = empty(x.shape, be);
   const mean = empty([rows], be);
   const rstd = empty([rows], be);
-  if (x.size > 0) be.layerNorm(x.storage, weight?.storage ?? null, bias?.storage ?? null, out.storage, mean.storage, rstd.storage, rows, cols, eps);
+  if (x.size > 0)
+    be.layerNorm(
+      x.storage,
+      weight?.storage ?? null,
+      bias?.storage ?? null,
+      out.storage,
+      mean.storage,
+      rstd.storage,
+      rows,
+      cols,
+      eps,
+    );
   const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
   const result = record(out, op, inputs, (g) => {
     const dx = empty(x.shape, be);
     const dgamma = weight?.requiresGrad ? empty([cols], be) : null;
     const dbeta = bias?.requiresGrad ? empty([cols], be) : null;
     if (cols > 0) {
-      be.layerNormGrad(x.storage, weight?.storage ?? null, mean.storage, rstd.storage, g.storage, dx.storage,
-        dgamma?.storage ?? null, dbeta?.storage ?? null, rows, cols);
+      be.layerNormGrad(
+        x.storage,
+        weight?.storage ?? null,
+        mean.storage,
+        rstd.storage,
+        g.storage,
+        dx.storage,
+        dgamma?.storage ?? null,
+        dbeta?.storage ?? null,
+        rows,
+        cols,
+      );
     }
     const grads: (Tensor | null)[] = [x.requiresGrad ? dx : null];
     if (weight) grads.push(dgamma);

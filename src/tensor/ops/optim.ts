@@ -56,8 +56,11 @@ export class AdamW {
     const wd = opts.weightDecay ?? 1e-2;
     [this.beta1, this.beta2] = opts.betas ?? [0.9, 0.999];
     this.eps = opts.eps ?? 1e-8;
-    for (const b of [this.beta1, this.beta2]) if (!(b >= 0 && b < 1)) throw new ShapeError('AdamW', `betas must be in [0, 1), got [${this.beta1}, ${this.beta2}]`);
-    const list: GroupInput[] = groups.length > 0 && groups[0] instanceof Tensor ? [{ params: groups as Tensor[] }] : groups as GroupInput[];
+    for (const b of [this.beta1, this.beta2])
+      if (!(b >= 0 && b < 1))
+        throw new ShapeError('AdamW', `betas must be in [0, 1), got [${this.beta1}, ${this.beta2}]`);
+    const list: GroupInput[] =
+      groups.length > 0 && groups[0] instanceof Tensor ? [{ params: groups as Tensor[] }] : (groups as GroupInput[]);
     this.groups = list.map((g) => ({ params: [...g.params], lr: g.lr ?? lr, weightDecay: g.weightDecay ?? wd }));
     const seen = new Set<Tensor>();
     for (const p of this.params()) {
@@ -79,7 +82,8 @@ export class AdamW {
     for (const p of this.params()) {
       const grad = p.grad;
       if (!grad) continue;
-      if (!sameShape(grad.shape, p.shape)) throw new ShapeError('AdamW', `gradient of ${describe(p)} has shape [${grad.shape}], parameter [${p.shape}]`);
+      if (!sameShape(grad.shape, p.shape))
+        throw new ShapeError('AdamW', `gradient of ${describe(p)} has shape [${grad.shape}], parameter [${p.shape}]`);
       assertSameBackend('AdamW', p, grad);
       assertDType('AdamW', grad, 'f32', `gradient of ${describe(p)}`);
     }
@@ -95,8 +99,14 @@ export class AdamW {
         }
         s.step++;
         if (p.size === 0) continue;
-        p.backend.adamw(p.storage, grad.storage, s.m.storage, s.v.storage, p.size,
-          { lr: g.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: g.weightDecay, step: s.step });
+        p.backend.adamw(p.storage, grad.storage, s.m.storage, s.v.storage, p.size, {
+          lr: g.lr,
+          beta1: this.beta1,
+          beta2: this.beta2,
+          eps: this.eps,
+          weightDecay: g.weightDecay,
+          step: s.step,
+        });
       }
     }
   }
@@ -127,19 +137,31 @@ export class AdamW {
   loadState(s: AdamWState): void {
     this.check();
     const params = this.params();
-    if (s.params.length !== params.length) throw new ShapeError('AdamW.loadState', `state has ${s.params.length} entries, optimiser has ${params.length} parameters`);
-    if (!Number.isInteger(s.step) || s.step < 0) throw new ShapeError('AdamW.loadState', `invalid step count ${s.step}`);
+    if (s.params.length !== params.length)
+      throw new ShapeError(
+        'AdamW.loadState',
+        `state has ${s.params.length} entries, optimiser has ${params.length} parameters`,
+      );
+    if (!Number.isInteger(s.step) || s.step < 0)
+      throw new ShapeError('AdamW.loadState', `invalid step count ${s.step}`);
     s.params.forEach((e, i) => {
       if (!e) return;
       const p = params[i];
       for (const t of [e.m, e.v]) {
-        if (!sameShape(t.shape, p.shape)) throw new ShapeError('AdamW.loadState', `state ${i} has shape [${t.shape}], parameter ${describe(p)} [${p.shape}]`);
+        if (!sameShape(t.shape, p.shape))
+          throw new ShapeError(
+            'AdamW.loadState',
+            `state ${i} has shape [${t.shape}], parameter ${describe(p)} [${p.shape}]`,
+          );
         assertSameBackend('AdamW.loadState', p, t);
         assertDType('AdamW.loadState', t, 'f32', `state ${i}`);
       }
-      if (!Number.isInteger(e.step) || e.step < 1) throw new ShapeError('AdamW.loadState', `state ${i} has invalid step ${e.step}`);
+      if (!Number.isInteger(e.step) || e.step < 1)
+        throw new ShapeError('AdamW.loadState', `state ${i} has invalid step ${e.step}`);
     });
-    const copies = noGrad(() => s.params.map((e) => e && { step: e.step, m: keep(affine(e.m, 1, 0)), v: keep(affine(e.v, 1, 0)) }));
+    const copies = noGrad(() =>
+      s.params.map((e) => e && { step: e.step, m: keep(affine(e.m, 1, 0)), v: keep(affine(e.v, 1, 0)) }),
+    );
     this.clearState();
     params.forEach((p, i) => {
       const c = copies[i];
@@ -188,11 +210,13 @@ export function decayGroups(named: Iterable<[string, Tensor]>): [Tensor[], Tenso
 
 /** target ← momentum·target + (1 − momentum)·source for each pair, in place (teacher EMA; no grad). */
 export function emaUpdate(targets: Tensor[], sources: Tensor[], momentum: number): void {
-  if (targets.length !== sources.length) throw new ShapeError('emaUpdate', `${targets.length} targets but ${sources.length} sources`);
+  if (targets.length !== sources.length)
+    throw new ShapeError('emaUpdate', `${targets.length} targets but ${sources.length} sources`);
   if (!Number.isFinite(momentum)) throw new ShapeError('emaUpdate', `momentum must be finite, got ${momentum}`);
   targets.forEach((t, i) => {
     const s = sources[i];
-    if (!sameShape(t.shape, s.shape)) throw new ShapeError('emaUpdate', `pair ${i}: target [${t.shape}] vs source [${s.shape}]`);
+    if (!sameShape(t.shape, s.shape))
+      throw new ShapeError('emaUpdate', `pair ${i}: target [${t.shape}] vs source [${s.shape}]`);
     assertSameBackend('emaUpdate', t, s);
     assertDType('emaUpdate', t, 'f32', `target ${i}`);
     assertDType('emaUpdate', s, 'f32', `source ${i}`);

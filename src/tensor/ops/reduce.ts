@@ -68,7 +68,15 @@ function argExtremum(op: 'max' | 'min', x: Tensor, axis: number, keepDims: boole
   if (x.shape[a] === 0) throw new ShapeError(op === 'max' ? 'argmax' : 'argmin', 'empty axis');
   const shape = outShape(x.shape, [a], keepDims);
   const out = empty(shape, x.backend, 'i32');
-  if (out.size > 0) x.backend.argReduce(op, x.storage, out.storage, numel(x.shape.slice(0, a)), x.shape[a], numel(x.shape.slice(a + 1)));
+  if (out.size > 0)
+    x.backend.argReduce(
+      op,
+      x.storage,
+      out.storage,
+      numel(x.shape.slice(0, a)),
+      x.shape[a],
+      numel(x.shape.slice(a + 1)),
+    );
   return out;
 }
 

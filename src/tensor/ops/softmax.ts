@@ -20,7 +20,10 @@ function rowsOf(op: string, x: Tensor, axis: number): Rows {
   assertDType(op, x, 'f32');
   const a = normalizeAxis(op, axis, x.rank);
   if (numel(x.shape.slice(a + 1)) !== 1) {
-    throw new ShapeError(op, `works along the last axis only; axis ${axis} of [${x.shape}] is followed by larger dims (move it last first)`);
+    throw new ShapeError(
+      op,
+      `works along the last axis only; axis ${axis} of [${x.shape}] is followed by larger dims (move it last first)`,
+    );
   }
   return { axis: a, rows: numel(x.shape.slice(0, a)), cols: x.shape[a] };
 }
@@ -51,7 +54,10 @@ export function crossEntropy(targetProbs: Tensor, logits: Tensor, axis = -1): Te
   assertSameBackend(op, targetProbs, logits);
   assertDType(op, targetProbs, 'f32', 'targetProbs');
   if (!sameShape(targetProbs.shape, logits.shape)) {
-    throw new ShapeError(op, `targetProbs [${targetProbs.shape}] and logits [${logits.shape}] must have the same shape`);
+    throw new ShapeError(
+      op,
+      `targetProbs [${targetProbs.shape}] and logits [${logits.shape}] must have the same shape`,
+    );
   }
   const { axis: a, rows, cols } = rowsOf(op, logits, axis);
   const be = logits.backend;

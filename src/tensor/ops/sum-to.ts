@@ -29,10 +29,19 @@ export function reduceKeep(op: ReduceOp, x: Tensor, axes: number[]): Tensor {
     const outer = numel(shape.slice(0, a));
     const len = shape[a];
     const inner = numel(shape.slice(a + 1));
-    if (len === 0 && op !== 'sum' && op !== 'sumsq') throw new ShapeError(op, `cannot take the ${op} over an empty axis`);
+    if (len === 0 && op !== 'sum' && op !== 'sumsq')
+      throw new ShapeError(op, `cannot take the ${op} over an empty axis`);
     shape[a] = 1;
     const out = empty(shape, x.backend);
-    if (out.size > 0) x.backend.reduce(k === axes.length - 1 ? op : (op === 'sumsq' ? 'sum' : op), cur.storage, out.storage, outer, len, inner);
+    if (out.size > 0)
+      x.backend.reduce(
+        k === axes.length - 1 ? op : op === 'sumsq' ? 'sum' : op,
+        cur.storage,
+        out.storage,
+        outer,
+        len,
+        inner,
+      );
     if (cur !== x) cur.dispose();
     cur = out;
   }

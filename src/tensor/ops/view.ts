@@ -12,11 +12,13 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   if (free >= 0) {
     if (s.indexOf(-1, free + 1) >= 0) throw new ShapeError('reshape', `at most one -1 in [${shape}]`);
     const rest = numel(s.filter((_, i) => i !== free));
-    if (rest === 0 || x.size % rest !== 0) throw new ShapeError('reshape', `cannot infer -1 reshaping [${x.shape}] to [${shape}]`);
+    if (rest === 0 || x.size % rest !== 0)
+      throw new ShapeError('reshape', `cannot infer -1 reshaping [${x.shape}] to [${shape}]`);
     s[free] = x.size / rest;
   }
   checkShape('reshape', s);
-  if (numel(s) !== x.size) throw new ShapeError('reshape', `cannot reshape [${x.shape}] (${x.size} elements) to [${shape}]`);
+  if (numel(s) !== x.size)
+    throw new ShapeError('reshape', `cannot reshape [${x.shape}] (${x.size} elements) to [${shape}]`);
   const out = new Tensor(x.backend, x, s, x.dtype);
   return record(out, 'reshape', [x], (g) => [new Tensor(g.backend, g, x.shape, g.dtype)]);
 }
@@ -34,10 +36,17 @@ export function unsqueeze(x: Tensor, axis: number): Tensor {
 }
 
 export function squeeze(x: Tensor, axis?: number): Tensor {
-  if (axis === undefined) return reshape(x, x.shape.filter((d) => d !== 1));
+  if (axis === undefined)
+    return reshape(
+      x,
+      x.shape.filter((d) => d !== 1),
+    );
   const a = normalizeAxis('squeeze', axis, x.rank);
   if (x.shape[a] !== 1) throw new ShapeError('squeeze', `axis ${axis} has size ${x.shape[a]}, not 1`);
-  return reshape(x, x.shape.filter((_, i) => i !== a));
+  return reshape(
+    x,
+    x.shape.filter((_, i) => i !== a),
+  );
 }
 
 /** Materialises x broadcast to `shape` (numpy rules). */
@@ -49,7 +58,15 @@ export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
   if (out.size > 0) {
     const target = broadcastShapes('broadcastTo', x.shape, shape);
     if (!sameShape(target, shape)) throw new ShapeError('broadcastTo', `[${x.shape}] cannot broadcast to [${shape}]`);
-    x.backend.binary('add', x.storage, zero.storage, out.storage, [...shape], broadcastStrides(x.shape, shape), shape.map(() => 0));
+    x.backend.binary(
+      'add',
+      x.storage,
+      zero.storage,
+      out.storage,
+      [...shape],
+      broadcastStrides(x.shape, shape),
+      shape.map(() => 0),
+    );
   }
   zero.dispose();
   return record(out, 'broadcastTo', [x], (g) => [sumTo(g, x.shape)]);

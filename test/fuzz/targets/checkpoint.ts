@@ -11,10 +11,18 @@ const SOURCE = 'fuzz/checkpoint.safetensors';
 /** What saveCheckpoint writes (a plain record: the fuzz edits it into shapes the type forbids). */
 function meta(step: number, names: string[]): Record<string, unknown> {
   return {
-    format: 'protodino-dino-v1', epoch: Math.floor(step / 4), step, config: { arch: 'vit_tiny', lr: 0.0005, dataset: 'cifar10' },
-    loader: { epoch: 1, batch: 2, seed: 3 }, generators: { student: { seed: 7, offset: 12 }, teacher: { seed: 8, offset: 0 } },
-    optimizerSteps: Object.fromEntries(names.map((n) => [n, step])), optimizerStep: step,
-    optimizerGroups: [{ names: names.slice(0, 1), weightDecay: 0.04 }, { names: names.slice(1), weightDecay: 0 }],
+    format: 'protodino-dino-v1',
+    epoch: Math.floor(step / 4),
+    step,
+    config: { arch: 'vit_tiny', lr: 0.0005, dataset: 'cifar10' },
+    loader: { epoch: 1, batch: 2, seed: 3 },
+    generators: { student: { seed: 7, offset: 12 }, teacher: { seed: 8, offset: 0 } },
+    optimizerSteps: Object.fromEntries(names.map((n) => [n, step])),
+    optimizerStep: step,
+    optimizerGroups: [
+      { names: names.slice(0, 1), weightDecay: 0.04 },
+      { names: names.slice(1), weightDecay: 0 },
+    ],
   };
 }
 
@@ -26,7 +34,11 @@ interface Seed {
 function seed(step: number, params: Record<string, number[]>): Seed {
   const tensors: Record<string, SafeTensorInput> = {};
   let k = 0;
-  const f32 = (shape: number[]): SafeTensorInput => ({ dtype: 'F32', shape, data: Float32Array.from({ length: numel(shape) }, () => (k++ % 7) - 3) });
+  const f32 = (shape: number[]): SafeTensorInput => ({
+    dtype: 'F32',
+    shape,
+    data: Float32Array.from({ length: numel(shape) }, () => (k++ % 7) - 3),
+  });
   for (const [n, shape] of Object.entries(params)) {
     tensors[`student.${n}`] = f32(shape);
     tensors[`teacher.${n}`] = f32(shape);
@@ -37,7 +49,11 @@ function seed(step: number, params: Record<string, number[]>): Seed {
   return { meta: meta(step, Object.keys(params)), tensors };
 }
 
-const SEEDS = [seed(8, { 'head.w': [4, 3], 'head.b': [4] }), seed(0, { 'proj.w': [2, 2] }), seed(123, { a: [1], b: [2], c: [] })];
+const SEEDS = [
+  seed(8, { 'head.w': [4, 3], 'head.b': [4] }),
+  seed(0, { 'proj.w': [2, 2] }),
+  seed(123, { a: [1], b: [2], c: [] }),
+];
 
 function file(s: Seed, metaText: string): Uint8Array {
   return serializeSafetensors(s.tensors, { protodino: metaText });
@@ -49,7 +65,17 @@ const badValue = (f: Fuzz): unknown => structuredClone(f.pick(BAD_VALUES));
 
 /** One edit of the metadata object: a field dropped, retyped, or a nested part damaged. */
 function editMeta(f: Fuzz, m: Record<string, unknown>): void {
-  const fields = ['format', 'epoch', 'step', 'optimizerStep', 'optimizerSteps', 'optimizerGroups', 'config', 'loader', 'generators'];
+  const fields = [
+    'format',
+    'epoch',
+    'step',
+    'optimizerStep',
+    'optimizerSteps',
+    'optimizerGroups',
+    'config',
+    'loader',
+    'generators',
+  ];
   const k = f.pick(fields);
   switch (f.int(4)) {
     case 0:
@@ -67,7 +93,12 @@ function editMeta(f: Fuzz, m: Record<string, unknown>): void {
       if (steps && typeof steps === 'object' && !Array.isArray(steps)) {
         const v = badValue(f);
         // defineProperty: '__proto__' becomes an own key (as JSON.parse makes it), not the prototype.
-        Object.defineProperty(steps, f.pick([...Object.keys(steps), 'extra', '__proto__']), { value: v, enumerable: true, writable: true, configurable: true });
+        Object.defineProperty(steps, f.pick([...Object.keys(steps), 'extra', '__proto__']), {
+          value: v,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
         f.note(`meta: an optimizerSteps entry = ${JSON.stringify(v)}`);
       }
       break;
@@ -78,11 +109,36 @@ function editMeta(f: Fuzz, m: Record<string, unknown>): void {
         const i = f.int(groups.length);
         const g = groups[i] as Record<string, unknown>;
         const damage: [string, () => void][] = [
-          ['not an object', () => { groups[i] = badValue(f); }],
-          ['names not a list', () => { g.names = badValue(f); }],
-          ['a name not a string', () => { g.names = [1]; }],
-          ['no weightDecay', () => { delete g.weightDecay; }],
-          ['weightDecay not a number', () => { g.weightDecay = badValue(f); }],
+          [
+            'not an object',
+            () => {
+              groups[i] = badValue(f);
+            },
+          ],
+          [
+            'names not a list',
+            () => {
+              g.names = badValue(f);
+            },
+          ],
+          [
+            'a name not a string',
+            () => {
+              g.names = [1];
+            },
+          ],
+          [
+            'no weightDecay',
+            () => {
+              delete g.weightDecay;
+            },
+          ],
+          [
+            'weightDecay not a number',
+            () => {
+              g.weightDecay = badValue(f);
+            },
+          ],
         ];
         const [what, apply] = f.pick(damage);
         if (g && typeof g === 'object') apply();
@@ -109,14 +165,23 @@ export const target: FuzzTarget = {
       case 0: // bytes of the file: mostly a checksum or framing failure
         b = mutate(f, file(s, JSON.stringify(m)), { fields: [{ at: 0, size: 8, le: true, what: 'header length' }] });
         break;
-      case 1: { // the metadata JSON as text
+      case 1: {
+        // the metadata JSON as text
         const text = new Uint8Array(Buffer.from(JSON.stringify(m)));
-        const damaged = Buffer.from(mutate(f, text, { tokens: ['"', '{', '}', '[', ']', ',', ':', '-1', 'null', '1e999'].map((t) => new Uint8Array(Buffer.from(t))), maxOps: 2 })).toString('utf8');
+        const damaged = Buffer.from(
+          mutate(f, text, {
+            tokens: ['"', '{', '}', '[', ']', ',', ':', '-1', 'null', '1e999'].map(
+              (t) => new Uint8Array(Buffer.from(t)),
+            ),
+            maxOps: 2,
+          }),
+        ).toString('utf8');
         f.note('metadata text mutated');
         b = file(s, damaged);
         break;
       }
-      case 2: { // the tensors: another dtype, a missing or extra one
+      case 2: {
+        // the tensors: another dtype, a missing or extra one
         const tensors = { ...s.tensors };
         const names = Object.keys(tensors);
         const name = f.pick(names);
@@ -126,7 +191,8 @@ export const target: FuzzTarget = {
           f.note(`${name} stored as F16`);
         } else if (k === 1) {
           const extra: SafeTensorInput[] = [
-            { dtype: 'I64', shape: [1], data: BigInt64Array.of(1n) }, { dtype: 'U8', shape: [1], data: Uint8Array.of(1) },
+            { dtype: 'I64', shape: [1], data: BigInt64Array.of(1n) },
+            { dtype: 'U8', shape: [1], data: Uint8Array.of(1) },
             { dtype: 'F64', shape: [1], data: Float64Array.of(1) },
           ];
           tensors.extra = f.pick(extra);
@@ -138,7 +204,8 @@ export const target: FuzzTarget = {
         b = serializeSafetensors(tensors, { protodino: JSON.stringify(m) });
         break;
       }
-      default: { // the metadata as an object
+      default: {
+        // the metadata as an object
         const edits = 1 + f.int(2);
         for (let k = 0; k < edits; k++) editMeta(f, m);
         const metadata: Record<string, string> = f.chance(0.05) ? { other: 'x' } : { protodino: JSON.stringify(m) };
@@ -155,11 +222,22 @@ export const target: FuzzTarget = {
     const m = ck.meta;
     const count = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
     if (m.format !== 'protodino-dino-v1') throw new Error(`format ${String(m.format)}`);
-    if (!count(m.epoch) || !count(m.step) || !count(m.optimizerStep)) throw new Error('epoch, step or optimizerStep is not a count');
-    if (typeof m.optimizerSteps !== 'object' || m.optimizerSteps === null || Object.values(m.optimizerSteps).some((v) => !count(v))) throw new Error('optimizerSteps');
-    if (!Array.isArray(m.optimizerGroups) || m.optimizerGroups.some((g) => !Array.isArray(g.names) || typeof g.weightDecay !== 'number')) throw new Error('optimizerGroups');
+    if (!count(m.epoch) || !count(m.step) || !count(m.optimizerStep))
+      throw new Error('epoch, step or optimizerStep is not a count');
+    if (
+      typeof m.optimizerSteps !== 'object' ||
+      m.optimizerSteps === null ||
+      Object.values(m.optimizerSteps).some((v) => !count(v))
+    )
+      throw new Error('optimizerSteps');
+    if (
+      !Array.isArray(m.optimizerGroups) ||
+      m.optimizerGroups.some((g) => !Array.isArray(g.names) || typeof g.weightDecay !== 'number')
+    )
+      throw new Error('optimizerGroups');
     for (const [name, t] of ck.tensors) {
-      if (!(t.data instanceof Float32Array) || t.data.length !== numel(t.shape)) throw new Error(`${name}: ${t.data.length} values for [${t.shape}]`);
+      if (!(t.data instanceof Float32Array) || t.data.length !== numel(t.shape))
+        throw new Error(`${name}: ${t.data.length} values for [${t.shape}]`);
     }
   },
   mustName: () => SOURCE,

@@ -5,7 +5,8 @@ export const TARGETS = ['idx', 'cifar', 'image', 'safetensors', 'checkpoint', 'p
 export type TargetName = (typeof TARGETS)[number];
 
 export async function loadTarget(name: string): Promise<FuzzTarget> {
-  if (!(TARGETS as readonly string[]).includes(name)) throw new Error(`unknown fuzz target '${name}' (have: ${TARGETS.join(', ')})`);
+  if (!(TARGETS as readonly string[]).includes(name))
+    throw new Error(`unknown fuzz target '${name}' (have: ${TARGETS.join(', ')})`);
   const mod = (await import(`./${name}.js`)) as { target: FuzzTarget };
   return mod.target;
 }

@@ -5,7 +5,14 @@
 import { readFileSync } from 'node:fs';
 import { deflateRawSync } from 'node:zlib';
 import { PthError, PthTensor, readPth, PTH_DTYPES, MAX_RANK, type ReadPthOptions } from '../../../src/io/pth/index.js';
-import { bufferSource, concatBytes, crc32, readZipDirectory, readZipEntry, storedZip } from '../../../src/io/pth/zip.js';
+import {
+  bufferSource,
+  concatBytes,
+  crc32,
+  readZipDirectory,
+  readZipEntry,
+  storedZip,
+} from '../../../src/io/pth/zip.js';
 import { archive, f32Bytes, fixture, Op, Pk, rawZip, tensorOps } from '../../io/pth-helpers.js';
 import { mutate, numel, type Field, type Fuzz } from '../mutate.js';
 import { MiB, type FuzzTarget } from '../target.js';
@@ -24,21 +31,34 @@ function zipFields(b: Uint8Array): Field[] {
   const fields: Field[] = [];
   const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
   const eocd = b.length - 22;
-  fields.push({ at: eocd + 10, size: 2, le: true, what: 'EOCD entry count' }, { at: eocd + 12, size: 4, le: true, what: 'EOCD directory size' },
-    { at: eocd + 16, size: 4, le: true, what: 'EOCD directory offset' }, { at: eocd + 20, size: 2, le: true, what: 'EOCD comment length' });
+  fields.push(
+    { at: eocd + 10, size: 2, le: true, what: 'EOCD entry count' },
+    { at: eocd + 12, size: 4, le: true, what: 'EOCD directory size' },
+    { at: eocd + 16, size: 4, le: true, what: 'EOCD directory offset' },
+    { at: eocd + 20, size: 2, le: true, what: 'EOCD comment length' },
+  );
   let cd = v.getUint32(eocd + 16, true);
-  const z64 = eocd - 20 >= 0 && v.getUint32(eocd - 20, true) === 0x07064b50 ? Number(v.getBigUint64(eocd - 20 + 8, true)) : -1;
+  const z64 =
+    eocd - 20 >= 0 && v.getUint32(eocd - 20, true) === 0x07064b50 ? Number(v.getBigUint64(eocd - 20 + 8, true)) : -1;
   if (z64 >= 0) {
-    fields.push({ at: eocd - 12, size: 8, le: true, what: 'zip64 locator offset' }, { at: z64 + 32, size: 8, le: true, what: 'zip64 entry count' },
-      { at: z64 + 40, size: 8, le: true, what: 'zip64 directory size' }, { at: z64 + 48, size: 8, le: true, what: 'zip64 directory offset' });
+    fields.push(
+      { at: eocd - 12, size: 8, le: true, what: 'zip64 locator offset' },
+      { at: z64 + 32, size: 8, le: true, what: 'zip64 entry count' },
+      { at: z64 + 40, size: 8, le: true, what: 'zip64 directory size' },
+      { at: z64 + 48, size: 8, le: true, what: 'zip64 directory offset' },
+    );
     cd = Number(v.getBigUint64(z64 + 48, true));
   }
   for (let p = cd, i = 0; p + 46 <= b.length && v.getUint32(p, true) === 0x02014b50; i++) {
     fields.push(
-      { at: p + 8, size: 2, le: true, what: `entry ${i} flags` }, { at: p + 10, size: 2, le: true, what: `entry ${i} method` },
-      { at: p + 16, size: 4, le: true, what: `entry ${i} crc` }, { at: p + 20, size: 4, le: true, what: `entry ${i} compressed size` },
-      { at: p + 24, size: 4, le: true, what: `entry ${i} size` }, { at: p + 28, size: 2, le: true, what: `entry ${i} name length` },
-      { at: p + 30, size: 2, le: true, what: `entry ${i} extra length` }, { at: p + 42, size: 4, le: true, what: `entry ${i} header offset` },
+      { at: p + 8, size: 2, le: true, what: `entry ${i} flags` },
+      { at: p + 10, size: 2, le: true, what: `entry ${i} method` },
+      { at: p + 16, size: 4, le: true, what: `entry ${i} crc` },
+      { at: p + 20, size: 4, le: true, what: `entry ${i} compressed size` },
+      { at: p + 24, size: 4, le: true, what: `entry ${i} size` },
+      { at: p + 28, size: 2, le: true, what: `entry ${i} name length` },
+      { at: p + 30, size: 2, le: true, what: `entry ${i} extra length` },
+      { at: p + 42, size: 4, le: true, what: `entry ${i} header offset` },
     );
     p += 46 + v.getUint16(p + 28, true) + v.getUint16(p + 30, true) + v.getUint16(p + 32, true);
   }
@@ -50,8 +70,16 @@ function seed(file: Uint8Array): Seed {
   const dir = readZipDirectory(src);
   const pklName = [...dir.entries.keys()].find((n) => n.endsWith('/data.pkl'))!;
   const folder = pklName.slice(0, -'data.pkl'.length);
-  const entries = dir.order.filter((e) => e.name !== pklName).map((e) => ({ name: e.name.slice(folder.length), data: readZipEntry(src, dir, e, { maxBytes: 1 << 20 }) }));
-  return { file, folder, pkl: readZipEntry(src, dir, dir.entries.get(pklName)!, { maxBytes: 1 << 20 }), entries, fields: zipFields(file) };
+  const entries = dir.order
+    .filter((e) => e.name !== pklName)
+    .map((e) => ({ name: e.name.slice(folder.length), data: readZipEntry(src, dir, e, { maxBytes: 1 << 20 }) }));
+  return {
+    file,
+    folder,
+    pkl: readZipEntry(src, dir, dir.entries.get(pklName)!, { maxBytes: 1 << 20 }),
+    entries,
+    fields: zipFields(file),
+  };
 }
 
 function handMade(): Uint8Array[] {
@@ -67,30 +95,41 @@ function handMade(): Uint8Array[] {
   tensorOps(longs, '1', 3, 0, [3], [1], 'LongStorage');
   longs.op(Op.APPEND).int(7).op(Op.APPEND).ustr('s').op(Op.APPEND, Op.STOP);
   const longData = new Uint8Array(BigInt64Array.of(1n, -2n, 2n ** 40n).buffer);
-  return [
-    archive(views.bytes(), { 0: f32Bytes([1, 2, 3, 4, 5, 6]) }),
-    archive(longs.bytes(), { 1: longData }, 'hand'),
-  ];
+  return [archive(views.bytes(), { 0: f32Bytes([1, 2, 3, 4, 5, 6]) }), archive(longs.bytes(), { 1: longData }, 'hand')];
 }
 
-const FIXTURES = ['state-dict.pth', 'state-dict-protocol4.pth', 'state-dict-deflate.pth', 'dino-teacher-plain.pth']
-  .map((n) => new Uint8Array(readFileSync(fixture(n))));
+const FIXTURES = ['state-dict.pth', 'state-dict-protocol4.pth', 'state-dict-deflate.pth', 'dino-teacher-plain.pth'].map(
+  (n) => new Uint8Array(readFileSync(fixture(n))),
+);
 const SEEDS = [...FIXTURES, ...handMade()].map(seed);
 const DONORS = SEEDS.map((s) => s.file);
 const PICKLES = SEEDS.map((s) => s.pkl);
 // Opcodes, and the names a pickle refers to (allowed and refused).
-const OPCODES = [0x28, 0x2e, 0x52, 0x62, 0x71, 0x72, 0x68, 0x6a, 0x74, 0x65, 0x75, 0x73, 0x61, 0x51, 0x93, 0x8a, 0x8b, 0x94, 0x95, 0x80,
-  0x4e, 0x88, 0x89, 0x4a, 0x4b, 0x4d, 0x58, 0x8c, 0x8d, 0x42, 0x43, 0x8e, 0x29, 0x5d, 0x7d, 0x85, 0x86, 0x87, 0x6c, 0x64, 0x81, 0x92, 0x69, 0x63,
-  0x30, 0x31, 0x32, 0x8f, 0x90, 0x91, 0x97, 0x98, 0x82, 0x6f, 0x50, 0xff];
+const OPCODES = [
+  0x28, 0x2e, 0x52, 0x62, 0x71, 0x72, 0x68, 0x6a, 0x74, 0x65, 0x75, 0x73, 0x61, 0x51, 0x93, 0x8a, 0x8b, 0x94, 0x95,
+  0x80, 0x4e, 0x88, 0x89, 0x4a, 0x4b, 0x4d, 0x58, 0x8c, 0x8d, 0x42, 0x43, 0x8e, 0x29, 0x5d, 0x7d, 0x85, 0x86, 0x87,
+  0x6c, 0x64, 0x81, 0x92, 0x69, 0x63, 0x30, 0x31, 0x32, 0x8f, 0x90, 0x91, 0x97, 0x98, 0x82, 0x6f, 0x50, 0xff,
+];
 const TOKENS = [
   ...OPCODES.map((o) => Uint8Array.of(o)),
-  ...['ctorch._utils\n_rebuild_tensor_v2\n', 'cos\nsystem\n', 'ctorch\nFloatStorage\n', 'ccollections\nOrderedDict\n', 'storage']
-    .map((s) => new Uint8Array(Buffer.from(s, 'latin1'))),
-  Uint8Array.of(0x58, 0xff, 0xff, 0xff, 0x7f), Uint8Array.of(0x8a, 0x09, 0, 0, 0, 0, 0, 0, 0, 0x80, 0xff),
+  ...[
+    'ctorch._utils\n_rebuild_tensor_v2\n',
+    'cos\nsystem\n',
+    'ctorch\nFloatStorage\n',
+    'ccollections\nOrderedDict\n',
+    'storage',
+  ].map((s) => new Uint8Array(Buffer.from(s, 'latin1'))),
+  Uint8Array.of(0x58, 0xff, 0xff, 0xff, 0x7f),
+  Uint8Array.of(0x8a, 0x09, 0, 0, 0, 0, 0, 0, 0, 0x80, 0xff),
 ];
 
 function rezip(s: Seed, pkl: Uint8Array, entries = s.entries): Uint8Array {
-  return concatBytes(storedZip([{ name: `${s.folder}data.pkl`, data: pkl }, ...entries.map((e) => ({ name: s.folder + e.name, data: e.data }))]));
+  return concatBytes(
+    storedZip([
+      { name: `${s.folder}data.pkl`, data: pkl },
+      ...entries.map((e) => ({ name: s.folder + e.name, data: e.data })),
+    ]),
+  );
 }
 
 /** Mutates only the central directory and end records, keeping the entries' bytes. */
@@ -107,8 +146,16 @@ interface Input {
 }
 
 const ARRAY: Record<string, string> = {
-  F32: 'Float32Array', F16: 'Float32Array', BF16: 'Float32Array', F64: 'Float64Array', I64: 'BigInt64Array', I32: 'Int32Array',
-  I16: 'Int16Array', I8: 'Int8Array', U8: 'Uint8Array', BOOL: 'Uint8Array',
+  F32: 'Float32Array',
+  F16: 'Float32Array',
+  BF16: 'Float32Array',
+  F64: 'Float64Array',
+  I64: 'BigInt64Array',
+  I32: 'Int32Array',
+  I16: 'Int16Array',
+  I8: 'Int8Array',
+  U8: 'Uint8Array',
+  BOOL: 'Uint8Array',
 };
 
 export const target: FuzzTarget = {
@@ -123,7 +170,8 @@ export const target: FuzzTarget = {
       case 0: // anywhere in the file, CRCs and all
         b = mutate(f, s.file, { fields: s.fields, donors: DONORS, tokens: TOKENS });
         break;
-      case 1: case 2: // the pickle, in an archive with valid CRCs
+      case 1:
+      case 2: // the pickle, in an archive with valid CRCs
         f.note('mutate data.pkl, re-zip');
         b = rezip(s, mutate(f, s.pkl, { donors: PICKLES, tokens: TOKENS }));
         break;
@@ -131,7 +179,8 @@ export const target: FuzzTarget = {
         f.note('mutate the central directory');
         b = f.chance(0.5) ? mutateDirectory(f, s) : mutate(f, s.file, { fields: s.fields, maxOps: 2 });
         break;
-      case 4: { // a storage or record: other bytes, longer, shorter, missing
+      case 4: {
+        // a storage or record: other bytes, longer, shorter, missing
         const entries = s.entries.slice();
         const k = f.int(entries.length);
         const e = entries[k];
@@ -145,8 +194,12 @@ export const target: FuzzTarget = {
         b = rezip(s, s.pkl, entries);
         break;
       }
-      default: { // DEFLATE entries: damaged streams and sizes that lie
-        const all = [{ name: `${s.folder}data.pkl`, data: s.pkl }, ...s.entries.map((e) => ({ name: s.folder + e.name, data: e.data }))];
+      default: {
+        // DEFLATE entries: damaged streams and sizes that lie
+        const all = [
+          { name: `${s.folder}data.pkl`, data: s.pkl },
+          ...s.entries.map((e) => ({ name: s.folder + e.name, data: e.data })),
+        ];
         const lie = f.int(all.length);
         const raw = all.map((e, i) => {
           let stored: Uint8Array = new Uint8Array(deflateRawSync(e.data));
@@ -187,10 +240,18 @@ export const target: FuzzTarget = {
       seen.add(v);
       if (v instanceof PthTensor) {
         if (!(v.dtype in PTH_DTYPES)) throw new Error(`tensor dtype ${v.dtype}`);
-        if (!Array.isArray(v.shape) || v.shape.length > MAX_RANK || v.shape.some((d) => !Number.isSafeInteger(d) || d < 0)) throw new Error(`tensor shape [${v.shape}]`);
-        if (v.data.constructor.name !== ARRAY[v.dtype]) throw new Error(`${v.dtype} tensor data is a ${v.data.constructor.name}`);
-        if (v.data.length !== numel(v.shape)) throw new Error(`tensor of shape [${v.shape}] holds ${v.data.length} values`);
-        if (v.dtype === 'BOOL' && (v.data as Uint8Array).some((x) => x > 1)) throw new Error('BOOL tensor holds a value other than 0 and 1');
+        if (
+          !Array.isArray(v.shape) ||
+          v.shape.length > MAX_RANK ||
+          v.shape.some((d) => !Number.isSafeInteger(d) || d < 0)
+        )
+          throw new Error(`tensor shape [${v.shape}]`);
+        if (v.data.constructor.name !== ARRAY[v.dtype])
+          throw new Error(`${v.dtype} tensor data is a ${v.data.constructor.name}`);
+        if (v.data.length !== numel(v.shape))
+          throw new Error(`tensor of shape [${v.shape}] holds ${v.data.length} values`);
+        if (v.dtype === 'BOOL' && (v.data as Uint8Array).some((x) => x > 1))
+          throw new Error('BOOL tensor holds a value other than 0 and 1');
         tensorBytes += v.data.byteLength;
       } else if (v instanceof Uint8Array) {
         continue;
