@@ -23,7 +23,7 @@ const SUITES: Record<string, () => Promise<Suite>> = {
 /** Run only when named: each soak trains for most of an hour. */
 const ON_REQUEST = new Set(['soak', 'soak-webgpu']);
 
-function normalise(r: Summary[] | SuiteReport): SuiteReport {
+function normalize(r: Summary[] | SuiteReport): SuiteReport {
   return Array.isArray(r) ? { summaries: r } : r;
 }
 
@@ -53,7 +53,7 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<void
   for (const name of selected) {
     console.log(`\n## ${name}\n`);
     const suite = await SUITES[name]();
-    const report = normalise(await suite());
+    const report = normalize(await suite());
     const file = `${dir}/${name}.json`;
     writeFileSync(
       file,

@@ -16,7 +16,7 @@ export { PCAProjection } from './nn/pca.js';
 
 // objectives
 export { centeredTeacher, dinoLoss, sinkhornKnopp, updateCenter, type DinoLossOptions } from './ssl/dino.js';
-export { koleoLoss, koleoProtoLoss, meMaxLoss } from './ssl/regularisers.js';
+export { koleoLoss, koleoProtoLoss, meMaxLoss } from './ssl/regularizers.js';
 
 // training
 export { train, DivergenceError, type TrainResult, type TrainHooks } from './train/trainer.js';

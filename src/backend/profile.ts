@@ -62,7 +62,7 @@ export interface ProfileReport {
   /** Mean wall time of a profiled step, ms. */
   stepMs: number;
   /** True on WebGPU: kernels were submitted one by one (see the file comment). */
-  serialised: boolean;
+  serialized: boolean;
   /** Per kernel family, per step: calls and ms; pct of the step. Families never called are left out. */
   families: ProfileRow[];
   /** Per kernel (method.op), per step, slowest first. */
@@ -87,12 +87,12 @@ export class ProfiledBackend implements Backend {
   private rest = new Totals();
   private cur = new Totals();
   /** Kernels run asynchronously on the inner backend, so each is flushed on its own (see the file comment). */
-  private readonly serialised: boolean;
+  private readonly serialized: boolean;
 
   constructor(readonly inner: Backend) {
     this.kind = inner.kind;
     this.description = inner.description;
-    this.serialised = inner.kind === 'webgpu';
+    this.serialized = inner.kind === 'webgpu';
     const calls = inner as unknown as Record<KernelName, (...args: unknown[]) => void>;
     for (const kernel of KERNEL_NAMES) {
       (this as unknown as Record<KernelName, (...args: unknown[]) => void>)[kernel] = (...args) => {
@@ -170,7 +170,7 @@ export class ProfiledBackend implements Backend {
       steps: n,
       firstStepExcluded: useRest,
       stepMs,
-      serialised: this.serialised,
+      serialized: this.serialized,
       families,
       kernels,
       transfer: row('transfer (upload/download)', t.transferCalls, t.transferMs),
@@ -259,7 +259,7 @@ export function profileTable(r: ProfileReport, topKernels = 10): string {
   const kernelMs = r.families.reduce((s, f) => s + f.ms, 0);
   const note =
     `${r.backend}: mean of ${r.steps} step${r.steps === 1 ? '' : 's'}${r.firstStepExcluded ? ' (first step left out)' : ''}, ` +
-    `${fmtMs(r.stepMs)} ms per step${r.serialised ? '; kernels submitted one at a time (serialised, slower than unprofiled)' : ''}`;
+    `${fmtMs(r.stepMs)} ms per step${r.serialized ? '; kernels submitted one at a time (serialized, slower than unprofiled)' : ''}`;
   return [
     note,
     '',
@@ -273,7 +273,7 @@ export function profileTable(r: ProfileReport, topKernels = 10): string {
       `${((100 * kernelMs) / r.stepMs).toFixed(1)}%`,
     ]),
     ...rows([r.transfer], true),
-    ...(r.deviceWait.ms > 0.05 * r.stepMs || r.serialised ? rows([r.deviceWait], false) : []),
+    ...(r.deviceWait.ms > 0.05 * r.stepMs || r.serialized ? rows([r.deviceWait], false) : []),
     ...rows([r.host], false),
     line(['**step**', '', fmtMs(r.stepMs), '100%']),
     '',

@@ -49,7 +49,7 @@ export class PCAProjection extends Module {
       s = (s * 1103515245 + 12345) >>> 0;
       q[i] = s / 4294967296 - 0.5;
     }
-    orthonormalise(q, D, k);
+    orthonormalize(q, D, k);
     for (let it = 0; it < iterations; it++) {
       const next = new Float64Array(D * k);
       // next[r, i] = Σ_j c[i, j] q[r, j], summed in j order: both rows are read contiguously (an r-inner
@@ -93,7 +93,7 @@ export class PCAProjection extends Module {
           next[qr + i] = acc;
         }
       }
-      orthonormalise(next, D, k);
+      orthonormalize(next, D, k);
       q = next;
     }
     this.backend.upload(this.mean.storage, Float32Array.from(mean));
@@ -111,7 +111,7 @@ export class PCAProjection extends Module {
 }
 
 /** Modified Gram-Schmidt on k row vectors of length D stored row-major. */
-function orthonormalise(q: Float64Array, D: number, k: number): void {
+function orthonormalize(q: Float64Array, D: number, k: number): void {
   for (let r = 0; r < k; r++) {
     for (let p = 0; p < r; p++) {
       let dot = 0;

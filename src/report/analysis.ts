@@ -32,7 +32,7 @@ export interface AnalysisOptions extends GalleryOptions {
 
 const PROTO_KEYS = ['teacher.head.last_layer.weight_v', 'teacher.head.last_layer.weight'];
 
-export async function analyseRun(run: RunData, be: Backend, opts: AnalysisOptions = {}): Promise<RunAnalysis> {
+export async function analyzeRun(run: RunData, be: Backend, opts: AnalysisOptions = {}): Promise<RunAnalysis> {
   const eps = opts.eps ?? [0.025, 0.1];
   const out: RunAnalysis = {
     step: run.checkpoint?.meta.step ?? run.steps.at(-1)?.step ?? 0,

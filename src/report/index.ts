@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import type { Backend } from '../backend/backend.js';
 import { createBackend } from '../backend/index.js';
 import { loadRuns, type RunData } from './runs.js';
-import { analyseRun, type AnalysisOptions, type RunAnalysis } from './analysis.js';
+import { analyzeRun, type AnalysisOptions, type RunAnalysis } from './analysis.js';
 import { renderPlots } from './plots.js';
 import { renderHtml } from './html.js';
 
@@ -43,7 +43,7 @@ export async function generateReport(dirs: string[], opts: ReportOptions): Promi
   let analyses: RunAnalysis[];
   try {
     analyses = [];
-    for (const r of runs) analyses.push(await analyseRun(r, be, opts));
+    for (const r of runs) analyses.push(await analyzeRun(r, be, opts));
   } finally {
     if (!opts.backend) be.destroy();
   }

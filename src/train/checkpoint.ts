@@ -1,6 +1,6 @@
 // Checkpoints: one safetensors file holding the whole training state — student, teacher, AdamW
 // moments, the DINO center, and (in the metadata) the config, schedule position, RNG streams, data
-// cursor and input normalisation — written atomically with a payload checksum.
+// cursor and input normalization — written atomically with a payload checksum.
 import { existsSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Tensor } from '../tensor/tensor.js';
@@ -31,7 +31,7 @@ export interface CheckpointMeta {
    * The per-channel mean/std the training images were normalised with, which every evaluation of
    * the network must use too; absent in older checkpoints (src/train/run-data.ts recomputes them).
    */
-  normalisation?: ChannelStats;
+  normalization?: ChannelStats;
   optimizerSteps: Record<string, number>;
   optimizerStep: number;
   /** Student parameter names per optimiser group, in order (torch numbers them this way). */
@@ -132,8 +132,8 @@ function parseMeta(source: string, raw: string): CheckpointMeta {
     if (!isCount(meta[k])) bad(k, meta[k], 'a non-negative integer');
   if (meta.koleoCacheBuiltAt !== undefined && !isCount(meta.koleoCacheBuiltAt))
     bad('koleoCacheBuiltAt', meta.koleoCacheBuiltAt, 'a non-negative integer');
-  if (meta.normalisation !== undefined) {
-    const n = meta.normalisation;
+  if (meta.normalization !== undefined) {
+    const n = meta.normalization;
     const list = (v: unknown, min: number) =>
       Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number' && Number.isFinite(x) && x >= min);
     if (
@@ -142,7 +142,7 @@ function parseMeta(source: string, raw: string): CheckpointMeta {
       !list(n.std, Number.MIN_VALUE) ||
       (n.mean as number[]).length !== (n.std as number[]).length
     ) {
-      bad('normalisation', n, '{ mean: [numbers], std: [positive numbers] } of one length');
+      bad('normalization', n, '{ mean: [numbers], std: [positive numbers] } of one length');
     }
   }
   const steps = meta.optimizerSteps;

@@ -5,7 +5,7 @@ import { PRESETS, presetNames } from './presets.js';
 
 export type TrainConfig = FlagValues;
 export type Arch = TrainConfig['arch'];
-export type Regulariser = TrainConfig['centering'];
+export type Regularizer = TrainConfig['centering'];
 
 export const DEFAULTS: TrainConfig = flagDefaults();
 

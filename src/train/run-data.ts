@@ -1,5 +1,5 @@
 // A run's data and network, for every command that trains, evaluates or inspects a run: the images
-// a config trains on, the bank and test images it is judged on, the normalisation training used, and
+// a config trains on, the bank and test images it is judged on, the normalization training used, and
 // the network rebuilt from a checkpoint. Written once so that train, eval, embed, analyze, report,
 // experiments and the demo cannot disagree on any of them.
 import { existsSync } from 'node:fs';
@@ -109,16 +109,16 @@ export async function trainingImages(cfg: TrainConfig): Promise<Dataset> {
   return trainedPart(cfg, (await readSplit(cfg, 'train'))!);
 }
 
-/** The normalisation a checkpoint's run trained with; null for checkpoints written before it was stored. */
+/** The normalization a checkpoint's run trained with; null for checkpoints written before it was stored. */
 export function checkpointStats(ck: LoadedCheckpoint): ChannelStats | null {
-  return ck.meta.normalisation ?? null;
+  return ck.meta.normalization ?? null;
 }
 
 export interface EvalData {
   /** The k-NN / probe bank: the training split (less the held-out test images where the dataset has no test split), long-tailed at `longTailRatio`. */
   train: Dataset;
   test: Dataset;
-  /** The normalisation training used. */
+  /** The normalization training used. */
   mean: number[];
   std: number[];
   /** 'checkpoint' when read from its metadata, 'computed' when recomputed from the training images. */

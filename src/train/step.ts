@@ -15,7 +15,7 @@ import { softmax } from '../tensor/ops/softmax.js';
 import { clipGradients, emaUpdate, type AdamW } from '../tensor/ops/optim.js';
 import { sumSquares } from '../tensor/ops/reduce.js';
 import { centeredTeacher, dinoLoss, sinkhornKnopp, updateCenter } from '../ssl/dino.js';
-import { koleoLoss, koleoProtoLoss, meMaxLoss } from '../ssl/regularisers.js';
+import { koleoLoss, koleoProtoLoss, meMaxLoss } from '../ssl/regularizers.js';
 import type { KoleoProtoCache } from '../ssl/koleo-cache.js';
 import { ibotPatchLoss, updatePatchCenter } from '../ssl/ibot.js';
 import { VisionTransformer } from '../nn/vit.js';

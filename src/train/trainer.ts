@@ -299,7 +299,7 @@ async function run(
         loader: loader.state(),
         generators: { student: student.generator.getState(), teacher: teacher.generator.getState() },
         alarms: alarms.state(),
-        normalisation: stats,
+        normalization: stats,
       },
     );
     savedStep = step;

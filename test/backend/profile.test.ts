@@ -129,7 +129,7 @@ conformance('ProfiledBackend', (it, raw) => {
       const kernels = Object.fromEntries(r.kernels.map((k) => [k.name, k.calls]));
       assert.equal(kernels, { matmul: 2, 'unary.gelu': 2, 'unary.exp': 1, softmax: 1, adamw: 1 });
       assert.is(r.transfer.calls, 1);
-      assert.is(r.serialised, inner.kind === 'webgpu');
+      assert.is(r.serialized, inner.kind === 'webgpu');
       const parts = [...r.families, r.transfer, r.deviceWait, r.host];
       const sumMs = parts.reduce((s, x) => s + x.ms, 0);
       assert.ok(

@@ -69,7 +69,7 @@ function describeThrown(e: unknown): string {
 }
 
 /** Error messages with numbers, quoted names and the source blanked, to count distinct checks reached. */
-function normalise(msg: string, source: string | undefined): string {
+function normalize(msg: string, source: string | undefined): string {
   let m = source ? msg.split(source).join('SRC') : msg;
   m = m
     .replace(/"[^"]*"/g, 'S')
@@ -169,7 +169,7 @@ export async function runCases(
         });
       } else {
         s.rejected++;
-        kinds.add(normalise(msg, name));
+        kinds.add(normalize(msg, name));
       }
     }
     result = undefined;

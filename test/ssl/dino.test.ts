@@ -6,7 +6,7 @@ import { conformance } from '../helpers/backends.js';
 import { backward, tidy, zeros } from '../../src/tensor/index.js';
 import type { Backend } from '../../src/backend/backend.js';
 import { centeredTeacher, dinoLoss, sinkhornKnopp, updateCenter } from '../../src/ssl/dino.js';
-import { meMaxLoss } from '../../src/ssl/regularisers.js';
+import { meMaxLoss } from '../../src/ssl/regularizers.js';
 import { agree, agreeTensor, disposeAll, Fixture, leakFree } from './fixtures.js';
 
 const f = new Fixture('dino.safetensors');

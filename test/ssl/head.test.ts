@@ -19,7 +19,7 @@ import {
 } from '../../src/tensor/index.js';
 import { DINOHead, type DINOHeadConfig } from '../../src/nn/head.js';
 import type { HostTensor } from '../../src/nn/module.js';
-import { koleoProtoLoss } from '../../src/ssl/regularisers.js';
+import { koleoProtoLoss } from '../../src/ssl/regularizers.js';
 import { agree, agreeTensor, disposeAll, Fixture, leakFree } from './fixtures.js';
 
 const f = new Fixture('head.safetensors');

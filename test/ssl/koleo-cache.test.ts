@@ -9,7 +9,7 @@ import { conformance } from '../helpers/backends.js';
 import { gradCheck, randArray, read } from '../helpers/check.js';
 import * as pd from '../../src/tensor/index.js';
 import { noGrad, tidy } from '../../src/tensor/index.js';
-import { koleoProtoLoss } from '../../src/ssl/regularisers.js';
+import { koleoProtoLoss } from '../../src/ssl/regularizers.js';
 import { KoleoProtoCache } from '../../src/ssl/koleo-cache.js';
 import { leakFree } from './fixtures.js';
 

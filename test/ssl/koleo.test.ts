@@ -4,7 +4,7 @@
 import * as assert from 'uvu/assert';
 import { conformance } from '../helpers/backends.js';
 import { backward, tidy } from '../../src/tensor/index.js';
-import { koleoLoss } from '../../src/ssl/regularisers.js';
+import { koleoLoss } from '../../src/ssl/regularizers.js';
 import { agree, agreeTensor, disposeAll, Fixture, leakFree } from './fixtures.js';
 
 const f = new Fixture('koleo.safetensors');

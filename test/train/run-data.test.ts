@@ -1,4 +1,4 @@
-// A run's data (src/train/run-data.ts) as every command sees it: the normalisation stored in the
+// A run's data (src/train/run-data.ts) as every command sees it: the normalization stored in the
 // checkpoint and read back by evaluation, checkpoints written before it was stored, and image
 // folders, which train on the whole folder but are judged on a held-out fifth by eval and the report.
 import { test } from 'uvu';
@@ -93,7 +93,7 @@ test('a checkpoint written before the statistics were stored evaluates to the sa
     old = join(dir, 'old.safetensors');
   const file = readSafetensors(path, { verify: true });
   const meta = JSON.parse(file.metadata.protodino);
-  delete meta.normalisation;
+  delete meta.normalization;
   writeSafetensors(old, file.tensors as Map<string, never>, { ...file.metadata, protodino: JSON.stringify(meta) });
   const run = readRunCheckpoint('test', old);
   assert.is(checkpointStats(run.ck), null);
@@ -109,7 +109,7 @@ test('a checkpoint written before the statistics were stored evaluates to the sa
 test('damaged statistics in the metadata are refused when the checkpoint is read', () => {
   const file = readSafetensors(join(fmnistRun, 'checkpoint.safetensors'), { verify: true });
   const meta = JSON.parse(file.metadata.protodino);
-  for (const normalisation of [
+  for (const normalization of [
     { mean: [0.3], std: [0] },
     { mean: [0.3, 0.2], std: [0.4] },
     { mean: 'x', std: [1] },
@@ -117,11 +117,11 @@ test('damaged statistics in the metadata are refused when the checkpoint is read
     const bad = join(dir, 'bad.safetensors');
     writeSafetensors(bad, file.tensors as Map<string, never>, {
       ...file.metadata,
-      protodino: JSON.stringify({ ...meta, normalisation }),
+      protodino: JSON.stringify({ ...meta, normalization }),
     });
     assert.throws(
       () => readRunCheckpoint('eval', bad),
-      /eval: .*bad\.safetensors: checkpoint metadata normalisation is .*not \{ mean: \[numbers\], std: \[positive numbers\] \}/,
+      /eval: .*bad\.safetensors: checkpoint metadata normalization is .*not \{ mean: \[numbers\], std: \[positive numbers\] \}/,
     );
   }
 });
