@@ -7,7 +7,7 @@
 import * as assert from 'uvu/assert';
 import { conformance } from '../helpers/backends.js';
 import { AdamW, keep, tensor } from '../../src/tensor/index.js';
-import { agreeTensor, disposeAll, Fixture, leakFree } from './fixtures.js';
+import { agreeTensor, disposeAll, Fixture, leakFree } from '../ssl/fixtures.js';
 
 const f = new Fixture('adamw.safetensors');
 

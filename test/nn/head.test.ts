@@ -20,7 +20,7 @@ import {
 import { DINOHead, type DINOHeadConfig } from '../../src/nn/head.js';
 import type { HostTensor } from '../../src/nn/module.js';
 import { koleoProtoLoss } from '../../src/ssl/regularizers.js';
-import { agree, agreeTensor, disposeAll, Fixture, leakFree } from './fixtures.js';
+import { agree, agreeTensor, disposeAll, Fixture, leakFree } from '../ssl/fixtures.js';
 
 const f = new Fixture('head.safetensors');
 const K = f.num('out_dim');
