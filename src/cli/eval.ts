@@ -4,7 +4,7 @@
 // src/train/diagnostics.ts.
 import { parseArgs } from 'node:util';
 import { createBackend } from '../backend/index.js';
-import { classCounts, EvalLoader, subset, type Dataset } from '../data/index.js';
+import { classCounts, EvalLoader, firstImages, type Dataset } from '../data/index.js';
 import {
   fewShotEval,
   knnClassify,
@@ -23,14 +23,8 @@ const KS = [10, 20, 100, 200];
 
 /** The baseline a learned representation must beat: each image's normalised pixels (as the eval loader feeds a network) as its feature. */
 function pixelFeatures(ds: Dataset, max: number, mean: number[], std: number[]): Embedded {
-  const n = Math.min(max, ds.n);
-  const data =
-    n < ds.n
-      ? subset(
-          ds,
-          Array.from({ length: n }, (_, i) => i),
-        )
-      : ds;
+  const data = firstImages(ds, max);
+  const n = data.n;
   const loader = new EvalLoader({ dataset: data, batchSize: 1024, mean, std });
   const D = data.channels * loader.size * loader.size;
   const features = new Float32Array(n * D);

@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BACKEND_OPTION, backendKind, intFlag } from './args.js';
 import {
-  collectResults,
   curveTable,
   experimentGrid,
   fullKs,
@@ -75,7 +74,7 @@ export async function experiments(argv: string[]): Promise<void> {
   }
   const s = await runExperiments(opts);
   console.log(`\n${s.table}\n`);
-  const paired = pairedDifferences(collectResults(opts.out, s.grid));
+  const paired = pairedDifferences(s.results);
   if (paired.length)
     console.log(
       `KoLeo-proto minus none, paired by seed (mean ± 95% interval; accuracies in points):\n\n${pairedTable(paired)}\n`,
@@ -100,6 +99,6 @@ export async function experiments(argv: string[]): Promise<void> {
   }
   console.log(
     `results: ${join(opts.out, 'results.json')}; ${s.outcomes.filter((o) => o.status !== 'done').length} runs trained or evaluated now, ` +
-      `${s.grid.length - collectResults(opts.out, s.grid).length} missing; ${(s.seconds / 60).toFixed(1)} min`,
+      `${s.grid.length - s.results.length} missing; ${(s.seconds / 60).toFixed(1)} min`,
   );
 }

@@ -61,6 +61,17 @@ export function checkDataset(ds: Dataset): Dataset {
   return ds;
 }
 
+/** The first `max` images (all of them when there are no more), without a copy when nothing is cut. */
+export function firstImages(ds: Dataset, max: number): Dataset {
+  const n = Math.min(max, ds.n);
+  return n < ds.n
+    ? subset(
+        ds,
+        Array.from({ length: n }, (_, i) => i),
+      )
+    : ds;
+}
+
 /** The images at `indices`, in that order, as a new dataset (shared-memory backed). */
 export function subset(ds: Dataset, indices: ArrayLike<number>, name?: string): Dataset {
   const sz = imageBytes(ds);

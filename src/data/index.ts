@@ -6,6 +6,7 @@ export {
   checkDataset,
   classCounts,
   indicesByClass,
+  firstImages,
   subset,
   type ChannelStats,
   type Dataset,

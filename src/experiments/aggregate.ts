@@ -194,13 +194,11 @@ export interface Paired {
 export function pairedDifferences(results: RunResult[]): Paired[] {
   const key = (r: RunResult) => `${r.setting}|${r.metrics.prototypes}|${r.data}|${r.method}`;
   const out: Paired[] = [];
+  const seen = new Set<string>();
   for (const kp of results.filter((r) => r.koleoProto > 0)) {
-    if (
-      out.some(
-        (p) => key(kp) === `${p.setting}|${p.prototypes}|${p.data}|${p.method}` && p.koleoProto === kp.koleoProto,
-      )
-    )
-      continue;
+    // One entry per cell and KoLeo-proto weight, built from the first of its runs.
+    if (seen.has(`${key(kp)}|${kp.koleoProto}`)) continue;
+    seen.add(`${key(kp)}|${kp.koleoProto}`);
     const withKp = results.filter((r) => key(r) === key(kp) && r.koleoProto === kp.koleoProto);
     const pairs = withKp
       .map((a) => [a, results.find((b) => key(b) === key(a) && b.koleoProto === 0 && b.seed === a.seed)] as const)

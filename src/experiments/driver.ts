@@ -3,9 +3,16 @@
 import { mkdirSync } from 'node:fs';
 import { createBackend } from '../backend/index.js';
 
-import { experimentGrid, type GridOptions, type Setting, type Tier, type ExperimentRun } from './grid.js';
-import { fullEvalSizes, quickEvalSizes } from './grid.js';
-import { runExperiment, type RunOutcome } from './run.js';
+import {
+  experimentGrid,
+  fullEvalSizes,
+  quickEvalSizes,
+  type GridOptions,
+  type Setting,
+  type Tier,
+  type ExperimentRun,
+} from './grid.js';
+import { runExperiment, type RunOutcome, type RunResult } from './run.js';
 import { collectResults, markdownTable, writeResults, type Group } from './aggregate.js';
 
 export interface ExperimentsOptions extends GridOptions {
@@ -22,6 +29,8 @@ export interface ExperimentsOptions extends GridOptions {
 export interface ExperimentsSummary {
   grid: ExperimentRun[];
   outcomes: RunOutcome[];
+  /** Every finished run of the grid, read once at the end. */
+  results: RunResult[];
   groups: Group[];
   table: string;
   seconds: number;
@@ -64,7 +73,8 @@ export async function runExperiments(opts: ExperimentsOptions): Promise<Experime
       be.destroy();
     }
   }
-  const groups = writeResults(opts.out, opts, grid, collectResults(opts.out, grid));
+  const results = collectResults(opts.out, grid);
+  const groups = writeResults(opts.out, opts, grid, results);
   const table = markdownTable(groups);
-  return { grid, outcomes, groups, table, seconds: (performance.now() - t0) / 1000 };
+  return { grid, outcomes, results, groups, table, seconds: (performance.now() - t0) / 1000 };
 }

@@ -5,7 +5,7 @@
 import type { Backend } from '../backend/backend.js';
 import { noGrad, tidy } from '../tensor/tensor.js';
 import { tensor } from '../tensor/create.js';
-import { EvalLoader, subset, type Dataset } from '../data/index.js';
+import { EvalLoader, firstImages, type Dataset } from '../data/index.js';
 import { checkpointStats, evalData, networkFromCheckpoint, type RunCheckpoint } from '../train/run-data.js';
 
 export interface Assignments {
@@ -21,14 +21,8 @@ export interface Assignments {
 
 export async function teacherAssignments(run: RunCheckpoint, be: Backend, maxImages: number): Promise<Assignments> {
   const data = await evalData(run.cfg, { longTail: 1, stats: checkpointStats(run.ck) });
-  const n = Math.min(maxImages, data.test.n);
-  const dataset =
-    n < data.test.n
-      ? subset(
-          data.test,
-          Array.from({ length: n }, (_, i) => i),
-        )
-      : data.test;
+  const dataset = firstImages(data.test, maxImages);
+  const n = dataset.n;
   const loader = new EvalLoader({ dataset, batchSize: 128, mean: data.mean, std: data.std });
   const net = networkFromCheckpoint(run, be, dataset.channels, 'teacher').eval();
   const argmax = new Int32Array(n),

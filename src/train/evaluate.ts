@@ -3,7 +3,7 @@
 import type { Backend } from '../backend/backend.js';
 import { noGrad, tidy } from '../tensor/tensor.js';
 import { tensor } from '../tensor/create.js';
-import { EvalLoader, subset, type Dataset } from '../data/index.js';
+import { EvalLoader, firstImages, type Dataset } from '../data/index.js';
 import { countUniquePrototypes, knnClassify, type HostMatrix } from '../eval/index.js';
 import type { DinoNetwork } from './network.js';
 import type { EvalData } from './run-data.js';
@@ -22,14 +22,8 @@ export async function embedDataset(
   ds: Dataset,
   opts: { mean: number[]; std: number[]; max?: number; batchSize?: number },
 ): Promise<Embedded> {
-  const n = Math.min(opts.max ?? ds.n, ds.n);
-  const data =
-    n < ds.n
-      ? subset(
-          ds,
-          Array.from({ length: n }, (_, i) => i),
-        )
-      : ds;
+  const data = firstImages(ds, opts.max ?? ds.n);
+  const n = data.n;
   const loader = new EvalLoader({ dataset: data, batchSize: opts.batchSize ?? 256, mean: opts.mean, std: opts.std });
   const wasTraining = net.training;
   net.eval();
