@@ -66,8 +66,8 @@ async function trainCmd(argv: string[]): Promise<void> {
     );
     return;
   }
-  const cfg = parseTrainArgs(argv);
-  const { train } = await import('../train/trainer.js');
+  const { train, resumeBase } = await import('../train/trainer.js');
+  const cfg = parseTrainArgs(argv, resumeBase(parseTrainArgs(argv)));
   const hooks = cfg.eval_every_epoch
     ? { onEpoch: (await import('../train/diagnostics.js')).epochDiagnostics(cfg) }
     : {};

@@ -206,7 +206,14 @@ export function sub(
 
 /** Restores modules, optimizer moments and center from a checkpoint into live objects. */
 export function restoreCheckpoint(ck: LoadedCheckpoint, s: TrainingState): void {
-  s.student.loadStateDict(sub(ck.tensors, 'student.'));
+  try {
+    s.student.loadStateDict(sub(ck.tensors, 'student.'));
+  } catch (e) {
+    // The usual cause is resuming with other model flags than the run was trained with.
+    const saved = ck.meta.config as Record<string, unknown> | undefined;
+    const arch = saved ? ` (it was trained with --arch ${saved.arch} --out_dim ${saved.out_dim})` : '';
+    throw new Error(`the checkpoint does not fit this run's network${arch}: ${(e as Error).message}`);
+  }
   s.teacher.loadStateDict(sub(ck.tensors, 'teacher.'));
   if (s.center) {
     const c = ck.tensors.get('dino_loss.center');

@@ -543,6 +543,23 @@ function logRecords(path: string): Record<string, unknown>[] {
 /** A checkpoint read for resuming: where it came from, why it is .prev when it is, where the unreadable one went. */
 export type ResumePoint = LoadedCheckpoint & { path: string; fallback?: string; setAside?: string };
 
+/**
+ * The config `train --resume` starts from: the one the checkpoint in `cfg.output_dir` was trained
+ * with (so `--resume --output_dir DIR` alone continues the same run, as a DINO user expects), the
+ * flags given on the command line then override it; --quiet and --profile are not inherited. DEFAULTS when there is nothing to resume, and
+ * for keys an older checkpoint does not record.
+ */
+export function resumeBase(cfg: TrainConfig): TrainConfig {
+  if (!cfg.resume) return DEFAULTS;
+  const from = readResumable(join(cfg.output_dir, 'checkpoint.safetensors'), true);
+  const saved = from?.meta.config as Partial<TrainConfig> | undefined;
+  if (!saved) return DEFAULTS;
+  // How this invocation talks and profiles is its own; everything else continues the run.
+  const own = ['output_dir', 'resume', 'quiet', 'profile'];
+  const known = Object.fromEntries(Object.entries(saved).filter(([k]) => k in DEFAULTS && !own.includes(k)));
+  return { ...DEFAULTS, ...known, resume: true };
+}
+
 /** Says which training flags differ from the ones the checkpoint was trained with (a resume continues regardless). */
 function warnConfigChanges(from: ResumePoint, cfg: TrainConfig): void {
   const old = from.meta.config as Partial<Record<keyof TrainConfig, unknown>> | undefined;

@@ -72,9 +72,9 @@ interface Run {
  * Runs `protodino train`; with `killAt`, sends SIGKILL as soon as log.jsonl records a step ≥ killAt
  * (the run may have gone a little further by then: the kill lands wherever the run is).
  */
-function train(dir: string, extra: string[], killAt?: number): Promise<Run> {
+function train(dir: string, extra: string[], killAt?: number, base: string[] = flags): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, 'train', ...flags, '--output_dir', dir, ...extra], {
+    const child = spawn(process.execPath, [cli, 'train', ...base, '--output_dir', dir, ...extra], {
       env: process.env,
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -144,7 +144,7 @@ function assertSameState(got: LoadedCheckpoint, want: LoadedCheckpoint, what: st
   }
 }
 
-test('a run killed with SIGKILL at a random step resumes bit-identical, also from .prev when the latest checkpoint is truncated (wasm)', async () => {
+test('a run killed with SIGKILL at a random step resumes bit-identical from its own flags, also from .prev when the latest checkpoint is truncated (wasm)', async () => {
   const root = mkdtempSync(join(tmpdir(), 'protodino-kill-'));
   try {
     const [full, killed, torn, other] = ['full', 'killed', 'torn', 'other'].map((d) => join(root, d));
@@ -170,9 +170,10 @@ test('a run killed with SIGKILL at a random step resumes bit-identical, also fro
     if (hadLatest) truncateSync(latest, Math.floor(statSync(latest).size / 2));
 
     cpSync(full, other, { recursive: true });
-    // Not --quiet: the warnings go to stderr. `other` is finished, so its resume only warns.
+    // Not --quiet: the warnings go to stderr. `other` is finished, so its resume only warns. The
+    // killed run resumes with no training flags at all: they come from its checkpoint.
     const [r, t, o] = await Promise.all([
-      train(killed, ['--quiet', '--resume']),
+      train(killed, ['--quiet', '--resume'], undefined, []),
       train(torn, ['--resume']),
       train(other, ['--resume', '--lr', '0.001']),
     ]);
