@@ -274,7 +274,7 @@ async function fit(be: Backend, init: Float32Array, steps: number) {
   const { means, batch } = mixture(2);
   const t = pd.tensor(init, [KP, DIM], be);
   const em = noGrad(
-    () => new EmPrototypes(t, { eta: 0.02, varFloor: 1e-4, betaStart: 0.05, betaWarmup: 300, seed: 0 }),
+    () => new EmPrototypes(t, { eta: 0.02, varFloor: 1e-4, betaStart: 0.2, betaWarmup: 300, seed: 0 }),
   );
   t.dispose();
   let splits = 0;
