@@ -273,9 +273,7 @@ function mixture(seed: number) {
 async function fit(be: Backend, init: Float32Array, steps: number) {
   const { means, batch } = mixture(2);
   const t = pd.tensor(init, [KP, DIM], be);
-  const em = noGrad(
-    () => new EmPrototypes(t, { eta: 0.02, varFloor: 1e-4, betaStart: 0.2, betaWarmup: 300, seed: 0 }),
-  );
+  const em = noGrad(() => new EmPrototypes(t, { eta: 0.02, varFloor: 1e-4, betaStart: 0.2, betaWarmup: 300, seed: 0 }));
   t.dispose();
   let splits = 0;
   for (let s = 0; s < steps; s++) {
