@@ -63,7 +63,8 @@ import numpy as np
 DEFAULTS = {
     "preset": "", "arch": "vit_cpu", "patch_size": 4, "out_dim": 1024, "hidden_dim": 256, "bottleneck_dim": 64, "head_layers": 3,
     "norm_last_layer": True, "use_bn_in_head": False, "drop_path_rate": 0, "freeze_backbone": False,
-    "prototypes_only": False, "pca_dim": 64, "momentum_teacher": 0.996, "warmup_teacher_temp": 0.04,
+    "prototypes_only": False, "pca_dim": 64, "prototypes": "gradient", "em_eta": 0.02, "em_var_floor": 1e-4,
+    "em_beta_start": 0.2, "em_beta_warmup": 500, "em_target": "softmax", "momentum_teacher": 0.996, "warmup_teacher_temp": 0.04,
     "teacher_temp": 0.04, "warmup_teacher_temp_epochs": 0, "student_temp": 0.1, "center_momentum": 0.9,
     "centering": "centering", "koleo_proto": 0, "koleo_proto_exact_every": 0, "koleo_proto_candidates": 16, "koleo_features": 0, "vmf": False, "ibot": False,
     "ibot_loss_weight": 1, "ibot_mask_ratio": [0.1, 0.5], "ibot_mask_prob": 0.5, "ibot_teacher_patch_temp": 0.07,
@@ -74,7 +75,7 @@ DEFAULTS = {
     "color_jitter_prob": 0.8, "global_blur_prob": [1, 0.1], "local_blur_prob": 0.5, "blur_sigma": [0.1, 2],
     "solarize_prob": 0.2, "dataset": "fashion-mnist", "data_path": "", "long_tail": 1, "subset": 0, "seed": 0,
     "backend": "auto", "threads": 0, "output_dir": "runs/dino", "log_every": 10, "save_every": 0, "resume": False,
-    "on_nan": "stop", "quiet": False, "profile": False, "collapse_window": 200, "eval_every_epoch": True, "eval_train_max": 5000,
+    "on_nan": "stop", "quiet": False, "profile": False, "collapse_window": 200, "eps_metric": "euclidean", "eval_every_epoch": True, "eval_train_max": 5000,
     "eval_test_max": 1000,
 }
 
@@ -159,6 +160,8 @@ def check_supported(cfg):
         no("freeze_backbone", "a frozen backbone")
     if cfg["prototypes_only"]:
         no("prototypes_only", "the prototypes-only head")
+    if cfg.get("prototypes", "gradient") != "gradient":
+        no("prototypes", f"'{cfg['prototypes']}' (EM prototypes are not mirrored)")
     if cfg["accum_steps"] != 1:
         no("accum_steps", f"{cfg['accum_steps']} (gradient accumulation)")
     if cfg["long_tail"] > 1:

@@ -8,7 +8,13 @@ import { readFileSync } from 'node:fs';
 import { createBackend } from '../backend/index.js';
 import { readSafetensors } from '../io/safetensors.js';
 import { findDinoHead, readPth } from '../io/pth/index.js';
-import { countUniquePrototypes, type PrototypeUsage, type UniquePrototypesResult } from '../eval/index.js';
+import {
+  countUniquePrototypes,
+  EPS_METRICS,
+  type EpsMetric,
+  type PrototypeUsage,
+  type UniquePrototypesResult,
+} from '../eval/index.js';
 import { embedDataset } from '../train/evaluate.js';
 import { checkpointStats, evalData, networkFromCheckpoint, readRunCheckpoint } from '../train/run-data.js';
 import { headUsage, usageJson } from '../train/diagnostics.js';
@@ -106,8 +112,15 @@ export function loadPrototypes(path: string, prefer: 'teacher' | 'student' = 'te
   throw new Error(`${path}: no prototypes found (looked for ${names.join(', ')})`);
 }
 
+/** Says which convention the ε in the lines that follow are in. */
+export function epsMetricLine(metric: EpsMetric): string {
+  return metric === 'cosine'
+    ? 'eps metric: cosine (eps = 1 - cos between prototypes)'
+    : 'eps metric: euclidean (eps = distance between unit prototypes, cos > 1 - eps^2/2)';
+}
+
 export function formatReport(r: UniquePrototypesResult, source: string): string {
-  const lines = [`prototypes: ${r.prototypes} x ${r.dim} (${source})`];
+  const lines = [`prototypes: ${r.prototypes} x ${r.dim} (${source})`, `  ${epsMetricLine(r.metric)}`];
   for (const e of r.perEps) {
     const parts = [`eps ${e.eps}:`];
     if (e.greedy) parts.push(`greedy ${e.greedy.unique} unique`);
@@ -146,6 +159,7 @@ export async function analyze(argv: string[]): Promise<void> {
     options: {
       eps: { type: 'string', default: '0.025' },
       rule: { type: 'string', default: 'both' },
+      eps_metric: { type: 'string', default: 'euclidean' },
       json: { type: 'boolean', default: false },
       student: { type: 'boolean', default: false },
       ...BACKEND_OPTION,
@@ -158,6 +172,9 @@ export async function analyze(argv: string[]): Promise<void> {
   const eps = values.eps!.split(',').map(Number);
   if (eps.some((e) => !(e > 0 && e <= 2)))
     throw new Error(`analyze: --eps takes numbers in (0, 2], got '${values.eps}'`);
+  const metric = values.eps_metric as EpsMetric;
+  if (!EPS_METRICS.includes(metric))
+    throw new Error(`analyze: --eps_metric must be ${EPS_METRICS.join(' or ')}, got '${values.eps_metric}'`);
   if (!['greedy', 'components', 'both'].includes(values.rule!))
     throw new Error(`analyze: --rule must be greedy, components or both, got '${values.rule}'`);
   if (values.dataset === undefined && (values.max !== undefined || values.split !== 'train')) {
@@ -174,7 +191,7 @@ export async function analyze(argv: string[]): Promise<void> {
   try {
     const r = await countUniquePrototypes(
       { data: protos.data, shape: protos.shape },
-      { eps, rule: values.rule as 'both', backend: be },
+      { eps, metric, rule: values.rule as 'both', backend: be },
     );
     const usage =
       values.dataset === undefined
@@ -191,6 +208,7 @@ export async function analyze(argv: string[]): Promise<void> {
           source: protos.source,
           prototypes: r.prototypes,
           dim: r.dim,
+          epsMetric: r.metric,
           perEps: r.perEps.map((e) => ({
             eps: e.eps,
             ...(e.greedy ? { greedy: e.greedy.unique, greedyGroupSizes: Array.from(e.greedy.groupSizes) } : {}),

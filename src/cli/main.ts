@@ -11,7 +11,7 @@ commands:
   demo  [--quick] [--backend=wasm|webgpu|auto]        the default job: collapse and KoLeo-proto in minutes
   train [--flag value ...]                            DINO training (flags: protodino train --help); each epoch logs
                                                       unique prototypes, usage and k-NN (--eval_every_epoch false: off)
-  analyze <checkpoint> [--eps 0.025,0.1] [--rule greedy|components|both] [--json] [--student]
+  analyze <checkpoint> [--eps 0.025,0.1] [--eps_metric euclidean|cosine] [--rule greedy|components|both] [--json] [--student]
           [--dataset fashion-mnist [--split train|test] [--max N]]
                                                       unique prototypes of a protodino or PyTorch DINO checkpoint;
                                                       with --dataset also prototype usage (protodino checkpoints only)
@@ -22,7 +22,7 @@ commands:
   embed <checkpoint> --out FILE.safetensors [--split train|test] [--max N] [--student]
                                                       backbone features [N, D] F32 and labels [N] I32 of a split
   export <checkpoint> --to pth [--out FILE]           write a checkpoint as facebookresearch/dino's .pth
-  report <run dir ...> [--out report.html] [--eps 0.025,0.1] [--images 2000] [--no-gallery]
+  report <run dir ...> [--out report.html] [--eps 0.025,0.1] [--eps_metric euclidean|cosine] [--images 2000] [--no-gallery]
                                                       compare training runs in one self-contained HTML page
   experiments [--seeds 3] [--variant_seeds 1] [--quick] [--out runs/experiments] [--only frozen,full]
               [--tier main,variant] [--frozen_steps N] [--full_steps N] [--aggregate] [--list] [--plots DIR]

@@ -10,6 +10,7 @@ export async function report(argv: string[]): Promise<void> {
     options: {
       out: { type: 'string', default: 'report.html' },
       eps: { type: 'string', default: '0.025,0.1' },
+      eps_metric: { type: 'string', default: 'euclidean' },
       images: { type: 'string', default: '2000' },
       'no-gallery': { type: 'boolean', default: false },
       ...BACKEND_OPTION,
@@ -20,6 +21,9 @@ export async function report(argv: string[]): Promise<void> {
   const eps = values.eps.split(',').map(Number);
   if (!eps.every((e) => e > 0 && Number.isFinite(e)))
     throw new Error(`report: --eps must be positive numbers, got '${values.eps}'`);
+  const epsMetric = values.eps_metric as 'euclidean' | 'cosine';
+  if (epsMetric !== 'euclidean' && epsMetric !== 'cosine')
+    throw new Error(`report: --eps_metric must be euclidean or cosine, got '${values.eps_metric}'`);
   const images = Number(values.images);
   if (!(Number.isInteger(images) && images > 0))
     throw new Error(`report: --images must be a positive integer, got '${values.images}'`);
@@ -31,10 +35,12 @@ export async function report(argv: string[]): Promise<void> {
     const r = await generateReport(positionals, {
       out: values.out,
       eps,
+      epsMetric,
       galleryImages: images,
       noGallery: values['no-gallery'],
       backend: be,
     });
+    console.log(`eps metric: ${epsMetric}`);
     console.log(`wrote ${r.html}${r.svgs.length ? ` and ${r.svgs.join(', ')}` : ''}`);
     for (const run of r.runs) {
       const raised = run.alarms.filter((a) => !a.cleared);

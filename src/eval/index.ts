@@ -1,7 +1,8 @@
 // Evaluation and prototype-collapse diagnostics, written once on the tensor ops (any backend).
-export { countUniquePrototypes } from './unique.js';
+export { countUniquePrototypes, cosineThreshold, EPS_METRICS } from './unique.js';
 export type {
   UniqueRule,
+  EpsMetric,
   UniquePrototypesOptions,
   UniquePrototypesResult,
   UniqueAtEps,

@@ -1,6 +1,7 @@
 // Unique-prototype counting, the partial-prototype-collapse measurement of Govindarajan et al.
 // (arXiv 2410.14060): after L2 normalisation two prototypes are "the same" when their Euclidean
-// distance is below ε, i.e. their cosine exceeds 1 − ε²/2.
+// distance is below ε, i.e. their cosine exceeds 1 − ε²/2. With metric 'cosine' ε is 1 − cosine
+// instead (the cosine exceeds 1 − ε): the convention some papers' thresholds are written in.
 //
 // Never K × K, on the device or the host. One nearestNeighbor pass (blocked in the kernel) gives
 // every prototype's closest other one: a prototype whose neighbour is farther than the largest ε
@@ -19,10 +20,20 @@ import { sqrt } from '../tensor/ops/elementwise.js';
 import { asMatrix, positiveInt, type HostMatrix } from './common.js';
 
 export type UniqueRule = 'greedy' | 'components' | 'both';
+/** What ε measures: Euclidean distance between unit prototypes (the paper's), or 1 − cosine. */
+export type EpsMetric = 'euclidean' | 'cosine';
+export const EPS_METRICS: readonly EpsMetric[] = ['euclidean', 'cosine'];
+
+/** The cosine above which two prototypes are the same at ε under `metric`. */
+export function cosineThreshold(eps: number, metric: EpsMetric = 'euclidean'): number {
+  return metric === 'cosine' ? 1 - eps : 1 - (eps * eps) / 2;
+}
 
 export interface UniquePrototypesOptions {
   /** Distance threshold(s) between L2-normalised prototypes (default 0.025, the paper's). */
   eps?: number | number[];
+  /** What ε measures (default euclidean). */
+  metric?: EpsMetric;
   /** greedy: scan in index order, keep a prototype ε-far from every kept one; components: the
    *  connected components of the "closer than ε" graph (single linkage). Default both. */
   rule?: UniqueRule;
@@ -48,7 +59,7 @@ export interface UniqueGroups {
 
 export interface UniqueAtEps {
   eps: number;
-  /** 1 − ε²/2: pairs with a larger cosine are the same prototype. */
+  /** 1 − ε²/2 (euclidean) or 1 − ε (cosine): pairs with a larger cosine are the same prototype. */
   cosineThreshold: number;
   /** Each non-kept prototype joins the group of its most similar earlier kept one. */
   greedy?: UniqueGroups;
@@ -58,6 +69,8 @@ export interface UniqueAtEps {
 export interface UniquePrototypesResult {
   prototypes: number;
   dim: number;
+  /** What the ε of perEps measure. */
+  metric: EpsMetric;
   perEps: UniqueAtEps[];
   /** L2 norms of the raw rows, before normalisation. */
   norms: Float32Array;
@@ -140,6 +153,8 @@ export async function countUniquePrototypes(
   if (epsList.length === 0) throw new ShapeError(op, 'eps is an empty list');
   for (const e of epsList)
     if (!(e > 0 && Number.isFinite(e))) throw new ShapeError(op, `eps must be positive and finite, got ${e}`);
+  const metric = opts.metric ?? 'euclidean';
+  if (!EPS_METRICS.includes(metric)) throw new ShapeError(op, `unknown eps metric '${metric}'`);
   const rule = opts.rule ?? 'both';
   if (!['greedy', 'components', 'both'].includes(rule)) throw new ShapeError(op, `unknown rule '${rule}'`);
   const bins = positiveInt(op, 'bins', opts.bins ?? 40);
@@ -167,7 +182,7 @@ export async function countUniquePrototypes(
     const nnIdx = (await nn.indices.data()) as Int32Array;
 
     const states: EpsState[] = epsList.map((e) => ({
-      thr: 1 - (e * e) / 2,
+      thr: cosineThreshold(e, metric),
       kept: null,
       bestSim: null,
       bestIdx: null,
@@ -314,6 +329,7 @@ export async function countUniquePrototypes(
     return {
       prototypes: K,
       dim: D,
+      metric,
       perEps,
       norms: Float32Array.from(norms),
       nearest: { cosine: Float32Array.from(nnCos), index: Int32Array.from(nnIdx), ...histogram(nnCos, bins) },

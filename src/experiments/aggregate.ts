@@ -113,6 +113,7 @@ const METHOD_LABEL: Record<Method, string> = {
   vmf: 'DINO-vMF',
   ibot: 'iBOT',
   init: 'random init (no training)',
+  em: 'EM prototypes (decoupled)',
 };
 
 function fmt(s: Stat | undefined, pct: boolean, digits = pct ? 1 : 0): string {

@@ -7,7 +7,12 @@ import { presetValues } from '../train/presets.js';
 export type Setting = 'frozen' | 'full';
 export type DataKind = 'balanced' | 'longtail';
 /** 'init': the full-training network at random initialisation, evaluated without training (the baseline). */
-export type Method = 'dino' | 'sinkhorn' | 'memax' | 'vmf' | 'ibot' | 'init';
+/**
+ * 'em': prototypes fitted by online EM (--prototypes em); full training only (the frozen setting
+ * trains the prototypes alone) and without KoLeo-proto (no gradient reaches them). Selectable through
+ * runConfig; in no default grid's cell list, so a running grid keeps its cells.
+ */
+export type Method = 'dino' | 'sinkhorn' | 'memax' | 'vmf' | 'ibot' | 'init' | 'em';
 export type Tier = 'main' | 'variant';
 
 export const LONG_TAIL_RATIO = 100;
@@ -57,6 +62,7 @@ const METHOD_CONFIG: Record<Method, Partial<TrainConfig>> = {
   vmf: { centering: 'centering', vmf: true, norm_last_layer: false },
   ibot: { centering: 'centering', ibot: true },
   init: { centering: 'centering' },
+  em: { centering: 'centering', prototypes: 'em' },
 };
 
 const MAIN: Record<Setting, Method[]> = { frozen: ['dino', 'sinkhorn'], full: ['dino'] };

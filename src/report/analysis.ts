@@ -1,7 +1,7 @@
 // Per-run analysis of the final checkpoint: unique prototypes of the teacher's head (greedy rule,
 // the count the training diagnostics use) and the teacher's image assignments for the gallery.
 import type { Backend } from '../backend/backend.js';
-import { countUniquePrototypes } from '../eval/index.js';
+import { countUniquePrototypes, EPS_METRICS, type EpsMetric } from '../eval/index.js';
 import type { RunData } from './runs.js';
 import { teacherAssignments } from './assign.js';
 import { checkpointConfig } from '../train/run-data.js';
@@ -16,14 +16,23 @@ export interface RunAnalysis {
     dim: number;
     perEps: { eps: number; unique: number; cosineThreshold: number; largestGroup: number }[];
     nearest: { edges: Float64Array; counts: Int32Array };
+    /** What the ε of perEps measure. */
+    metric: EpsMetric;
+    /** Greedy unique counts at SWEEP_EPS under both conventions, whatever --eps_metric says. */
+    sweep: { metric: EpsMetric; eps: number; unique: number }[];
   } | null;
   gallery: { eps: number; images: number; used: number; groups: GalleryGroup[] } | null;
   /** Why a part is missing (no checkpoint, no prototypes in it). */
   notes: string[];
 }
 
+/** The thresholds the report's ε sweep draws, in both conventions. */
+export const SWEEP_EPS = [0.025, 0.05, 0.1, 0.25, 0.5];
+
 export interface AnalysisOptions extends GalleryOptions {
   eps?: number[];
+  /** What --eps measures (default euclidean). */
+  epsMetric?: EpsMetric;
   /** Evaluation images the teacher assigns (default 2000). */
   galleryImages?: number;
   /** Skip the gallery (no dataset needed); without it a gallery that cannot be made is an error. */
@@ -54,8 +63,16 @@ export async function analyzeRun(run: RunData, be: Backend, opts: AnalysisOption
   const [K, D] = w.shape;
   const res = await countUniquePrototypes(
     { data: w.data, shape: [K, D] },
-    { eps, rule: 'greedy', backend: be, bins: 100 },
+    { eps, metric: opts.epsMetric ?? 'euclidean', rule: 'greedy', backend: be, bins: 100 },
   );
+  const sweep: { metric: EpsMetric; eps: number; unique: number }[] = [];
+  for (const metric of EPS_METRICS) {
+    const s = await countUniquePrototypes(
+      { data: w.data, shape: [K, D] },
+      { eps: SWEEP_EPS, metric, rule: 'greedy', backend: be },
+    );
+    for (const p of s.perEps) sweep.push({ metric, eps: p.eps, unique: p.greedy!.unique });
+  }
   out.unique = {
     prototypes: K,
     dim: D,
@@ -66,6 +83,8 @@ export async function analyzeRun(run: RunData, be: Backend, opts: AnalysisOption
       largestGroup: p.greedy!.groupSizes[0] ?? 0,
     })),
     nearest: { edges: res.nearest.edges, counts: res.nearest.counts },
+    metric: res.metric,
+    sweep,
   };
   if (opts.noGallery) return out;
   // A failure here is an error, not a note: a note hid that the teacher of iBOT runs could not be rebuilt.

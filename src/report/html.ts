@@ -40,14 +40,16 @@ function resultsTable(runs: RunData[], an: RunAnalysis[]): string {
   const epsCols = [...new Set(an.flatMap((a) => a.unique?.perEps.map((p) => p.eps) ?? []))].sort((a, b) => a - b);
   const extraKeys = [...new Set(runs.flatMap((r) => Object.keys(r.epochs.at(-1)?.extra ?? {})))].sort();
   const diffs = configDifferences(runs);
+  const metric = an.find((a) => a.unique)?.unique?.metric ?? 'euclidean';
+  const metricNote = metric === 'cosine' ? ' (1 − cos)' : '';
   const head = [
     'run',
     'steps',
     'epochs',
     'final loss',
     'prototypes K',
-    ...epsCols.map((e) => `unique @ ε ${e}`),
-    ...epsCols.map((e) => `largest group @ ε ${e}`),
+    ...epsCols.map((e) => `unique @ ε ${e}${metricNote}`),
+    ...epsCols.map((e) => `largest group @ ε ${e}${metricNote}`),
     'k-NN top-1',
     ...extraKeys,
     'config differences',
@@ -73,7 +75,8 @@ function resultsTable(runs: RunData[], an: RunAnalysis[]): string {
     return `<tr${activeAlarms(r).length ? ' class="alarmed"' : ''}>${cells.join('')}</tr>`;
   });
   const notes = runs.flatMap((r, i) => an[i].notes.map((n) => `<li>${esc(r.name)}: ${esc(n)}</li>`));
-  return `<table id="results-table"><thead><tr>${head.map((h, i) => `<th${i === 0 || i === head.length - 1 ? ' class="l"' : ''}>${esc(h)}</th>`).join('')}</tr></thead>
+  const epsNote = `<p class="note" id="eps-metric">ε metric: ${metric === 'cosine' ? 'cosine (ε = 1 − cos between prototypes)' : 'Euclidean (ε = distance between unit prototypes, cos > 1 − ε²/2)'}.</p>`;
+  return `${epsNote}<table id="results-table"><thead><tr>${head.map((h, i) => `<th${i === 0 || i === head.length - 1 ? ' class="l"' : ''}>${esc(h)}</th>`).join('')}</tr></thead>
 <tbody>${rows.join('\n')}</tbody></table>
 <p class="note">Unique prototypes: greedy rule on the final checkpoint's teacher head; k-NN and the extra columns: the last epoch record of the log.</p>
 ${notes.length ? `<ul class="note">${notes.join('')}</ul>` : ''}`;
@@ -166,6 +169,7 @@ export function renderHtml(runs: RunData[], an: RunAnalysis[], plots: PlotSet, g
 ${alarmSection(runs)}
 ${plotSection('loss', 'Training loss', plots.loss, 'DINO loss of each logged step.', 'no step records in these logs')}
 ${plotSection('unique', 'Unique prototypes over training', plots.unique, 'Lines: unique prototypes from the epoch records (dash = ε); filled marks: the final checkpoint, counted here.', 'no unique-prototype counts in the logs and no checkpoint')}
+${plotSection('sweep', 'Unique prototypes against ε', plots.sweep, 'Final teacher heads, greedy rule, ε ∈ {0.025, 0.05, 0.1, 0.25, 0.5} in both conventions: solid = Euclidean distance between unit prototypes (cos > 1 − ε²/2), dashed = 1 − cos (cos > 1 − ε). The same ε is a much looser threshold as 1 − cos.', 'no checkpoint to measure')}
 ${plotSection('knn', 'k-NN over training', plots.knn, 'Weighted k-NN top-1 from the epoch records.', 'no k-NN records in these logs')}
 ${plotSection('nn', 'Nearest-neighbour similarity', plots.nn, 'Per run: cosine of each prototype of the final teacher head to its nearest other prototype. Mass at 1 is collapse.', 'no checkpoint to measure')}
 ${gallerySection(runs, an)}

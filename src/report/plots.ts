@@ -91,6 +91,34 @@ function uniqueSpec(runs: RunData[], analyses: RunAnalysis[]): TopLevelSpec {
   };
 }
 
+/** Final-checkpoint unique counts against ε, one line per run and convention (dash = convention). */
+function sweepSpec(runs: RunData[], analyses: RunAnalysis[]): TopLevelSpec {
+  const values: Row[] = [];
+  runs.forEach((r, i) => {
+    for (const p of analyses[i].unique?.sweep ?? [])
+      values.push({
+        run: r.name,
+        eps: p.eps,
+        unique: p.unique,
+        metric: p.metric === 'cosine' ? '1 − cos' : 'Euclidean',
+      });
+  });
+  return {
+    width: WIDTH,
+    height: HEIGHT,
+    config: CONFIG,
+    data: { values },
+    mark: { type: 'line', point: true, strokeWidth: 1.5 },
+    encoding: {
+      x: { field: 'eps', type: 'quantitative', title: 'ε', scale: { type: 'log' } },
+      y: { field: 'unique', type: 'quantitative', title: 'unique prototypes (greedy)', scale: { zero: true } },
+      color: color(runs),
+      strokeDash: { field: 'metric', type: 'nominal', title: 'ε is' },
+      detail: { field: 'metric', type: 'nominal' },
+    },
+  };
+}
+
 function knnSpec(runs: RunData[]): TopLevelSpec {
   const values: Row[] = runs.flatMap((r) =>
     r.epochs
@@ -158,6 +186,7 @@ function nnSpec(runs: RunData[], analyses: RunAnalysis[]): TopLevelSpec {
 export interface PlotSet {
   loss: Plot | null;
   unique: Plot | null;
+  sweep: Plot | null;
   knn: Plot | null;
   nn: Plot | null;
 }
@@ -169,11 +198,15 @@ export async function renderPlots(runs: RunData[], analyses: RunAnalysis[]): Pro
     unique: runs.some((r) => r.epochs.some((e) => Object.keys(e.unique).length > 0)) || analyses.some((a) => a.unique),
     knn: runs.some((r) => r.epochs.some((e) => e.knnTop1 !== undefined && Number.isFinite(e.knnTop1))),
     nn: analyses.some((a) => a.unique),
+    sweep: analyses.some((a) => a.unique?.sweep.length),
   };
   return {
     loss: has.loss ? { id: 'loss', title: 'Training loss', svg: await renderSpec(lossSpec(runs)) } : null,
     unique: has.unique
       ? { id: 'unique', title: 'Unique prototypes', svg: await renderSpec(uniqueSpec(runs, analyses)) }
+      : null,
+    sweep: has.sweep
+      ? { id: 'sweep', title: 'Unique prototypes against ε', svg: await renderSpec(sweepSpec(runs, analyses)) }
       : null,
     knn: has.knn ? { id: 'knn', title: 'k-NN top-1', svg: await renderSpec(knnSpec(runs)) } : null,
     nn: has.nn

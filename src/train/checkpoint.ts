@@ -11,6 +11,7 @@ import type { GeneratorState } from '../tensor/ops/random.js';
 import { readSafetensors, SafetensorsError, writeSafetensors, type SafeTensorInput } from '../io/safetensors.js';
 import { processAlive } from '../util/process.js';
 import type { KoleoProtoCache } from '../ssl/koleo-cache.js';
+import { EM_TENSOR_NAMES, type EmPrototypes } from '../ssl/em-prototypes.js';
 import type { ChannelStats } from '../data/index.js';
 
 export interface CheckpointMeta {
@@ -38,6 +39,8 @@ export interface CheckpointMeta {
   optimizerGroups: { names: string[]; weightDecay: number }[];
   /** The step (steps done) the saved KoLeo-proto candidates koleo_proto.candidates were built at. */
   koleoCacheBuiltAt?: number;
+  /** --prototypes em: the split directions' random stream (the mixture's statistics are tensors em.*). */
+  em?: { generator: GeneratorState };
 }
 
 export interface TrainingState {
@@ -49,6 +52,8 @@ export interface TrainingState {
   center2?: Tensor | null;
   /** KoLeo-proto's candidate cache; its indices are stored as F32 (exact below 2^24). */
   koleoCache?: KoleoProtoCache | null;
+  /** --prototypes em: the mixture's sufficient statistics and weights, stored as em.count, em.sum, … */
+  em?: EmPrototypes | null;
 }
 
 async function host(t: Tensor): Promise<SafeTensorInput> {
@@ -67,6 +72,11 @@ export async function saveCheckpoint(
   if (s.center2) tensors.set('ibot_loss.center2', await host(s.center2));
   const cache = s.koleoCache ? await s.koleoCache.hostState() : null;
   if (cache) tensors.set('koleo_proto.candidates', { dtype: 'F32', shape: cache.shape, data: cache.data });
+  const em = s.em ? await s.em.hostState() : null;
+  if (em && s.em) {
+    const shapes = { count: [s.em.K, 1], sum: [s.em.K, s.em.D], sumsq: [s.em.K, s.em.D], usage: [1, s.em.K] };
+    for (const k of EM_TENSOR_NAMES) tensors.set(`em.${k}`, { dtype: 'F32', shape: shapes[k], data: em[k] });
+  }
   const names = new Map(s.student.namedParameters().map(([n, t]) => [t, n]));
   const opt = s.optimizer.state();
   const optimizerSteps: Record<string, number> = {};
@@ -91,6 +101,7 @@ export async function saveCheckpoint(
     optimizerStep: opt.step,
     optimizerGroups,
     ...(cache ? { koleoCacheBuiltAt: cache.builtAt } : {}),
+    ...(em ? { em: { generator: em.generator } } : {}),
   };
   writeSafetensors(path, tensors, { protodino: JSON.stringify(full) });
 }
@@ -132,6 +143,11 @@ function parseMeta(source: string, raw: string): CheckpointMeta {
     if (!isCount(meta[k])) bad(k, meta[k], 'a non-negative integer');
   if (meta.koleoCacheBuiltAt !== undefined && !isCount(meta.koleoCacheBuiltAt))
     bad('koleoCacheBuiltAt', meta.koleoCacheBuiltAt, 'a non-negative integer');
+  if (meta.em !== undefined) {
+    const g = isRecord(meta.em) ? meta.em.generator : undefined;
+    if (!isRecord(g) || !isCount(g.seed) || !isCount(g.offset))
+      bad('em', meta.em, '{ generator: { seed, offset } } of non-negative integers');
+  }
   if (meta.normalization !== undefined) {
     const n = meta.normalization;
     const list = (v: unknown, min: number) =>
@@ -230,6 +246,16 @@ export function restoreCheckpoint(ck: LoadedCheckpoint, s: TrainingState): void 
     const c = ck.tensors.get('koleo_proto.candidates');
     const at = ck.meta.koleoCacheBuiltAt;
     if (c && at !== undefined) s.koleoCache.load({ builtAt: at, shape: c.shape, data: c.data }, s.student.backend);
+  }
+  if (s.em) {
+    const t = Object.fromEntries(EM_TENSOR_NAMES.map((k) => [k, ck.tensors.get(`em.${k}`)?.data]));
+    const missing = EM_TENSOR_NAMES.filter((k) => !t[k]);
+    const gen = ck.meta.em?.generator;
+    if (missing.length || !gen)
+      throw new Error(
+        `checkpoint has no EM state (${missing.length ? missing.map((k) => `em.${k}`).join(', ') : 'meta em.generator'}); was it trained without --prototypes em?`,
+      );
+    s.em.load({ count: t.count!, sum: t.sum!, sumsq: t.sumsq!, usage: t.usage!, generator: gen });
   }
   const names = new Map(s.student.namedParameters().map(([n, t]) => [t, n]));
   const params = s.optimizer.params();

@@ -286,7 +286,43 @@ export function validate(cfg: TrainConfig): TrainConfig {
       'trains the prototypes on frozen features: add --freeze_backbone or use --arch pca',
     );
   }
+  validateEm(cfg);
   if (cfg.dataset !== 'fashion-mnist' && cfg.data_path === '')
     throw new ConfigError('data_path', `is required for --dataset ${cfg.dataset}`);
   return cfg;
+}
+
+const EM_FLAGS = ['em_eta', 'em_var_floor', 'em_beta_start', 'em_beta_warmup', 'em_target'] as const;
+
+/** --prototypes em and its flags: ranges, and the combinations that have no meaning with it. */
+function validateEm(cfg: TrainConfig): void {
+  if (cfg.prototypes !== 'em') {
+    const set = EM_FLAGS.filter((k) => cfg[k] !== DEFAULTS[k]);
+    if (set.length) throw new ConfigError(set[0], `(${String(cfg[set[0]])}) only applies with --prototypes em`);
+    return;
+  }
+  range(cfg, 'em_eta', 1e-9, 1 - 1e-9, 'in (0, 1)');
+  range(cfg, 'em_var_floor', 1e-12, 1, 'in (0, 1]');
+  range(cfg, 'em_beta_start', 1e-6, 1, 'in (0, 1]');
+  range(cfg, 'em_beta_warmup', 0, 2 ** 31, 'a non-negative integer');
+  if (cfg.koleo_proto > 0)
+    throw new ConfigError(
+      'koleo_proto',
+      'spreads the prototypes by gradient, but with --prototypes em no gradient reaches them (EM fits them)',
+    );
+  if (cfg.vmf)
+    throw new ConfigError(
+      'vmf',
+      "learns the prototypes' norms by gradient; with --prototypes em EM fits the prototypes",
+    );
+  if (cfg.prototypes_only)
+    throw new ConfigError(
+      'prototypes_only',
+      "trains the prototype matrix alone by gradient; with --prototypes em nothing would be left for gradients to train (EM fits the prototypes over the head's bottleneck features)",
+    );
+  if (cfg.em_target === 'responsibilities' && cfg.centering === 'sinkhorn')
+    throw new ConfigError(
+      'em_target',
+      'responsibilities replaces the teacher target, so --centering sinkhorn would be ignored: use --em_target softmax with it',
+    );
 }

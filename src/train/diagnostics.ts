@@ -59,7 +59,8 @@ export function usageJson(u: PrototypeUsage, temperature: number): Record<string
 }
 
 /**
- * The train command's per-epoch diagnostics: unique prototypes at ε = 0.025 and 0.1, usage of the
+ * The train command's per-epoch diagnostics: unique prototypes at ε = 0.025 and 0.1 (Euclidean, plus
+ * 1 − cosine with --eps_metric cosine), usage of the
  * teacher's prototypes and k-NN top-1 on held-out images; returned into the log's epoch record.
  */
 export function epochDiagnostics(
@@ -71,9 +72,19 @@ export function epochDiagnostics(
     const t0 = performance.now();
     data ??= evalData(cfg);
     const d = await data;
-    const protos = await countUniquePrototypes(teacher.head.last_layer.weight_v, { eps: [0.025, 0.1], rule: 'greedy' });
+    const w = teacher.head.last_layer.weight_v;
+    const protos = await countUniquePrototypes(w, { eps: [0.025, 0.1], rule: 'greedy' });
     const unique: Record<string, number> = {};
     for (const e of protos.perEps) unique[String(e.eps)] = e.greedy!.unique;
+    // unique_prototypes stays Euclidean whatever --eps_metric says (the alarms and older readers
+    // rely on it); the cosine counts are added under their own key.
+    const cos =
+      cfg.eps_metric === 'cosine'
+        ? await countUniquePrototypes(w, { eps: [0.025, 0.1], rule: 'greedy', metric: 'cosine' })
+        : null;
+    const uniqueCos: Record<string, number> = {};
+    for (const e of cos?.perEps ?? []) uniqueCos[String(e.eps)] = e.greedy!.unique;
+    const shown = cos ? uniqueCos : unique;
     const opts = { mean: d.mean, std: d.std };
     const tr = await embedDataset(teacher, d.train, { ...opts, max: cfg.eval_train_max });
     const te = await embedDataset(teacher, d.test, { ...opts, max: cfg.eval_test_max });
@@ -88,6 +99,8 @@ export function epochDiagnostics(
     )[0];
     const rec = {
       unique_prototypes: unique,
+      eps_metric: cfg.eps_metric,
+      ...(cos ? { unique_prototypes_cosine: uniqueCos } : {}),
       prototypes: protos.prototypes,
       usage_used: usage.used,
       usage_entropy: usage.entropy,
@@ -99,7 +112,7 @@ export function epochDiagnostics(
       eval_seconds: (performance.now() - t0) / 1000,
     };
     print(
-      `epoch ${epoch + 1}: unique ${unique['0.025']} (ε 0.025) ${unique['0.1']} (ε 0.1) of ${protos.prototypes}; ` +
+      `epoch ${epoch + 1}: unique ${shown['0.025']} (ε 0.025) ${shown['0.1']} (ε 0.1, ${cfg.eps_metric}) of ${protos.prototypes}; ` +
         `usage ${usage.used} used, entropy ${(100 * usage.entropyFraction).toFixed(1)}% of max; ` +
         `k-NN@${k} top-1 ${(100 * knn.top1).toFixed(2)}% (${tr.labels.length}/${te.labels.length} images, ${rec.eval_seconds.toFixed(1)} s)`,
     );

@@ -19,6 +19,8 @@ import { koleoLoss, koleoProtoLoss, meMaxLoss } from '../ssl/regularizers.js';
 import type { KoleoProtoCache } from '../ssl/koleo-cache.js';
 import { ibotPatchLoss, updatePatchCenter } from '../ssl/ibot.js';
 import { VisionTransformer } from '../nn/vit.js';
+import { DINOHead } from '../nn/head.js';
+import type { EmPrototypes } from '../ssl/em-prototypes.js';
 import { reshape } from '../tensor/ops/view.js';
 import type { TrainConfig } from './config.js';
 import type { DinoNetwork } from './network.js';
@@ -36,6 +38,11 @@ export interface DinoState {
   localSize: number;
   /** KoLeo-proto's candidate cache (--koleo_proto_exact_every > 1); needs StepSchedule.step. */
   koleoCache?: KoleoProtoCache | null;
+  /**
+   * --prototypes em: the Gaussian mixture whose means are both heads' prototypes (written into
+   * their weight_v after each update); needs StepSchedule.step for its annealing.
+   */
+  em?: EmPrototypes | null;
 }
 
 export interface StepSchedule {
@@ -102,6 +109,8 @@ export interface StepGradients {
   magnitudes: [string, Tensor][];
   teacherOuts: Tensor[];
   teacherPatches: Tensor[];
+  /** --prototypes em: the teacher's normalised bottleneck features of the global crops, per micro-batch. */
+  teacherEmbeds: Tensor[];
 }
 
 export interface GradientOptions {
@@ -130,8 +139,9 @@ export function dinoGradients(
     const dinos: Tensor[] = [];
     const teacherOuts: Tensor[] = [];
     const teacherPatches: Tensor[] = [];
+    const teacherEmbeds: Tensor[] = [];
     for (const mb of micro) {
-      const { loss, dino, tOut, tPatch } = tidy(() => {
+      const { loss, dino, tOut, tPatch, tEmb } = tidy(() => {
         const r = microLoss(s, mb, sch);
         backward(N === 1 ? r.loss : mul(r.loss, 1 / N));
         return r;
@@ -140,6 +150,7 @@ export function dinoGradients(
       if (dino) dinos.push(dino);
       teacherOuts.push(tOut);
       if (tPatch) teacherPatches.push(tPatch);
+      if (tEmb) teacherEmbeds.push(tEmb);
     }
     const loss =
       N === 1
@@ -178,7 +189,7 @@ export function dinoGradients(
           magnitudes.reverse();
           return h;
         });
-    return { loss, dino, health, magnitudes, teacherOuts, teacherPatches };
+    return { loss, dino, health, magnitudes, teacherOuts, teacherPatches, teacherEmbeds };
   });
 }
 
@@ -202,6 +213,15 @@ export function applyStep(s: DinoState, g: StepGradients, sch: StepSchedule): vo
         cfg.center_momentum,
       );
     }
+    if (s.em) {
+      const E = g.teacherEmbeds;
+      if (E.length !== N) throw new Error('--prototypes em: the step has no teacher features for the EM update');
+      if (sch.step === undefined) throw new Error('--prototypes em: the EM annealing needs the step number');
+      s.em.update(N === 1 ? E[0] : concat(E, 0), sch.step);
+      // After the EMA: both heads hold exactly the fitted means, whatever the EMA made of them.
+      s.em.writeMeans(student.head.last_layer.weight_v);
+      s.em.writeMeans(teacher.head.last_layer.weight_v);
+    }
   });
 }
 
@@ -215,7 +235,7 @@ export function disposeGradients(g: StepGradients): void {
   g.health?.dispose();
   g.dino?.dispose();
   for (const [, m] of g.magnitudes) m.dispose();
-  for (const t of [...g.teacherOuts, ...g.teacherPatches]) t.dispose();
+  for (const t of [...g.teacherOuts, ...g.teacherPatches, ...g.teacherEmbeds]) t.dispose();
 }
 
 /** [B, 1 + N, D] tokens → the CLS rows [B, D] and the patch rows [B·N, D]. */
@@ -235,7 +255,7 @@ function microLoss(
   s: DinoState,
   mb: MicroBatch,
   sch: StepSchedule,
-): { loss: Tensor; dino: Tensor | null; tOut: Tensor; tPatch: Tensor | null } {
+): { loss: Tensor; dino: Tensor | null; tOut: Tensor; tPatch: Tensor | null; tEmb: Tensor | null } {
   const { cfg, student, teacher, center } = s;
   const { globals, locals } = mb;
   const G = cfg.global_crops_size;
@@ -243,12 +263,21 @@ function microLoss(
   if (!Number.isInteger(B))
     throw new Error(`dinoStep: ${globals.length} global-crop values are not 2·B crops of ${s.channels}x${G}x${G}`);
   const nCrops = 2 + (locals ? cfg.local_crops_number : 0);
+  if (s.em && sch.step === undefined) throw new Error('--prototypes em: the EM annealing needs the step number');
   const be = student.backend;
   const g = tensor(globals, [2 * B, s.channels, G, G], be);
   let tOut: Tensor;
   let tPatch: Tensor | null = null,
     sPatch: Tensor | null = null,
+    tEmb: Tensor | null = null,
     nPatches = 0;
+  // --prototypes em needs the teacher's bottleneck features as well as its logits.
+  const teacherHead = (h: Tensor): { out: Tensor; emb: Tensor | null } => {
+    if (!s.em) return { out: teacher.head.forward(h), emb: null };
+    if (!(teacher.head instanceof DINOHead)) throw new Error('--prototypes em needs the DINO head');
+    const emb = teacher.head.embed(h);
+    return { out: teacher.head.last_layer.forward(emb), emb };
+  };
   const feats: Tensor[] = [];
   if (cfg.ibot) {
     const sv = student.backbone,
@@ -262,10 +291,11 @@ function microLoss(
         `--ibot: expected ${2 * B * nPatches} mask values for the global crops, got ${masks?.length ?? 'none'}`,
       );
     // The teacher's activations are freed as soon as its outputs exist (tidy), not at the step's end.
-    ({ tOut, tPatch } = tidy(() =>
+    ({ tOut, tPatch, tEmb } = tidy(() =>
       noGrad(() => {
         const t = splitTokens(tv.forwardTokens(g));
-        return { tOut: teacher.head.forward(t.cls), tPatch: teacher.head.forward(t.patches) };
+        const cls = teacherHead(t.cls);
+        return { tOut: cls.out, tEmb: cls.emb, tPatch: teacher.head.forward(t.patches) };
       }),
     ));
     const st = splitTokens(sv.forwardTokens(g, tensor(Float32Array.from(masks), [2 * B, nPatches], be)));
@@ -274,7 +304,11 @@ function microLoss(
   } else {
     // Freeing the teacher's activations here, not at the step's end, cuts the step's peak memory by
     // about a quarter (a vit_tiny step at batch 64 then fits in 4 GiB).
-    tOut = tidy(() => noGrad(() => teacher.forward(g)));
+    if (s.em) {
+      ({ out: tOut, emb: tEmb } = tidy(() => noGrad(() => teacherHead(teacher.features(g)))));
+    } else {
+      tOut = tidy(() => noGrad(() => teacher.forward(g)));
+    }
     feats.push(student.features(g));
   }
   if (locals)
@@ -284,11 +318,13 @@ function microLoss(
   // The head runs once on every crop's features, as DINO's MultiCropWrapper does.
   const sOut = student.head.forward(feats.length > 1 ? concat(feats, 0) : feats[0]);
   const targets =
-    cfg.centering === 'sinkhorn'
-      ? sinkhornKnopp(tOut, sch.teacherTemp)
-      : cfg.centering === 'centering'
-        ? centeredTeacher(tOut, center!, sch.teacherTemp)
-        : noGrad(() => softmax(mul(tOut, 1 / sch.teacherTemp), -1));
+    s.em && cfg.em_target === 'responsibilities'
+      ? s.em.responsibilities(tEmb!, s.em.beta(sch.step!))
+      : cfg.centering === 'sinkhorn'
+        ? sinkhornKnopp(tOut, sch.teacherTemp)
+        : cfg.centering === 'centering'
+          ? centeredTeacher(tOut, center!, sch.teacherTemp)
+          : noGrad(() => softmax(mul(tOut, 1 / sch.teacherTemp), -1));
   const dino = dinoLoss(sOut, targets, { studentTemp: cfg.student_temp, nCrops });
   let total = dino;
   if (cfg.centering === 'memax') total = add(total, meMaxLoss(sOut, cfg.student_temp));
@@ -313,5 +349,5 @@ function microLoss(
     });
     total = add(total, mul(patch, cfg.ibot_loss_weight));
   }
-  return { loss: total, dino: total === dino ? null : dino, tOut, tPatch };
+  return { loss: total, dino: total === dino ? null : dino, tOut, tPatch, tEmb };
 }

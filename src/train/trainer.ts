@@ -32,6 +32,7 @@ import type { HostTensor } from '../nn/module.js';
 import { PCAProjection } from '../nn/pca.js';
 import { cropMasks, maskRng } from '../ssl/ibot.js';
 import { KoleoProtoCache } from '../ssl/koleo-cache.js';
+import { EmPrototypes } from '../ssl/em-prototypes.js';
 import {
   readCheckpoint,
   removeStaleTemporaries,
@@ -52,6 +53,9 @@ export interface StepRecord {
   momentum: number;
   teacher_temp: number;
   img_per_s: number;
+  /** --prototypes em: the E-step's β this step, and the components split since the last record. */
+  em_beta?: number;
+  em_split?: number;
 }
 
 export interface TrainResult {
@@ -191,6 +195,8 @@ async function run(
   }
   for (const p of teacher.parameters()) p.requiresGrad = false;
   if (cfg.vmf) student.head.last_layer.vmf = teacher.head.last_layer.vmf = true;
+  // EM fits the prototypes: no gradient reaches weight_v, so the optimizer never holds it.
+  if (cfg.prototypes === 'em') student.head.last_layer.weight_v.requiresGrad = false;
   // As in DINO the teacher stays in training mode: BatchNorm (ResNets) normalises with batch statistics.
   const [decay, noDecay] = decayGroups(student.namedParameters().filter(([, p]) => p.requiresGrad));
   const optimizer = new AdamW([
@@ -231,11 +237,26 @@ async function run(
       ? new KoleoProtoCache(cfg.koleo_proto_exact_every, cfg.koleo_proto_candidates)
       : null;
   if (koleoCache) owned.push(koleoCache);
-  const state: DinoState = { cfg, student, teacher, optimizer, center, center2, channels, localSize, koleoCache };
+  const em =
+    cfg.prototypes === 'em'
+      ? new EmPrototypes(student.head.last_layer.weight_v, {
+          eta: cfg.em_eta,
+          varFloor: cfg.em_var_floor,
+          betaStart: cfg.em_beta_start,
+          betaWarmup: cfg.em_beta_warmup,
+          seed: cfg.seed,
+        })
+      : null;
+  if (em) {
+    owned.push(em);
+    em.writeMeans(student.head.last_layer.weight_v);
+    em.writeMeans(teacher.head.last_layer.weight_v);
+  }
+  const state: DinoState = { cfg, student, teacher, optimizer, center, center2, channels, localSize, koleoCache, em };
 
   let step = 0;
   if (resumeFrom) {
-    restoreCheckpoint(resumeFrom, { student, teacher, optimizer, center, center2, koleoCache });
+    restoreCheckpoint(resumeFrom, { student, teacher, optimizer, center, center2, koleoCache, em });
     if (resumeFrom.meta.generators) {
       student.generator.setState(resumeFrom.meta.generators.student);
       teacher.generator.setState(resumeFrom.meta.generators.teacher);
@@ -282,6 +303,7 @@ async function run(
   let lastLoss: Tensor | null = null;
   let t0 = performance.now();
   let imagesSince = 0;
+  let emSplits = 0;
 
   // Only states every applied update of which passed the finiteness check reach save(), so a
   // diverged state never replaces a good checkpoint.
@@ -291,7 +313,7 @@ async function run(
     rotate(ckptPath);
     await saveCheckpoint(
       ckptPath,
-      { student, teacher, optimizer, center, center2, koleoCache },
+      { student, teacher, optimizer, center, center2, koleoCache, em },
       {
         epoch,
         step,
@@ -355,6 +377,7 @@ async function run(
           koleo_diff: kc.koleoCached - kc.koleoExact,
         });
       }
+      if (em && !bad) emSplits += await em.takeSplitCount();
       step++;
       imagesSince += B;
       if (bad) {
@@ -405,7 +428,9 @@ async function run(
           momentum: m,
           teacher_temp: temp,
           img_per_s: imagesSince / dt,
+          ...(em ? { em_beta: em.beta(step - 1), em_split: emSplits } : {}),
         };
+        emSplits = 0;
         t0 = performance.now();
         imagesSince = 0;
         history.push(rec);

@@ -83,6 +83,41 @@ test('analyze reads a PyTorch DINO checkpoint (.pth) and matches a naive count',
   assert.is(out.perEps[1].greedy, naiveGreedy(p.data, K, D, 0.5));
 });
 
+test('--eps_metric cosine: ε is 1 − cos, said in the output', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'protodino-analyze-'));
+  try {
+    // Two unit vectors with cos 0.96: Euclidean distance √(2·0.04) ≈ 0.283, 1 − cos = 0.04.
+    const c = 0.96,
+      s = Math.sqrt(1 - c * c);
+    const file = join(dir, 'ck.safetensors');
+    writeSafetensors(file, {
+      'teacher.head.last_layer.weight_v': { dtype: 'F32', shape: [2, 2], data: Float32Array.from([1, 0, c, s]) },
+    });
+    const euc = runJson([file, '--eps', '0.05,0.3']);
+    const cos = runJson([file, '--eps', '0.05,0.3', '--eps_metric', 'cosine']);
+    assert.is(euc.epsMetric, 'euclidean');
+    assert.is(cos.epsMetric, 'cosine');
+    assert.equal(
+      euc.perEps.map((e: { greedy: number }) => e.greedy),
+      [2, 1],
+    );
+    assert.equal(
+      cos.perEps.map((e: { greedy: number }) => e.greedy),
+      [1, 1],
+    );
+    const text = spawnSync(process.execPath, [cli, 'analyze', file, '--eps_metric', 'cosine', '--backend', 'wasm'], {
+      encoding: 'utf8',
+    });
+    assert.match(text.stdout, /eps metric: cosine \(eps = 1 - cos/);
+    const plain = spawnSync(process.execPath, [cli, 'analyze', file, '--backend', 'wasm'], { encoding: 'utf8' });
+    assert.match(plain.stdout, /eps metric: euclidean/);
+    const bad = spawnSync(process.execPath, [cli, 'analyze', file, '--eps_metric', 'angle'], { encoding: 'utf8' });
+    assert.match(bad.stderr, /--eps_metric must be euclidean or cosine, got 'angle'/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('analyze refuses bad flags and files with a clear message', () => {
   const r = spawnSync(process.execPath, [cli, 'analyze', '/nonexistent.safetensors'], { encoding: 'utf8' });
   assert.is(r.status, 1);

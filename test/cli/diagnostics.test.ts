@@ -321,7 +321,7 @@ test('the train command logs unique prototypes, usage and k-NN in each epoch rec
   const out = ok(args);
   assert.match(
     out,
-    /^epoch 1: unique \d+ \(ε 0\.025\) \d+ \(ε 0\.1\) of 32; usage \d+ used, entropy [\d.]+% of max; k-NN@20 top-1 [\d.]+%/m,
+    /^epoch 1: unique \d+ \(ε 0\.025\) \d+ \(ε 0\.1, euclidean\) of 32; usage \d+ used, entropy [\d.]+% of max; k-NN@20 top-1 [\d.]+%/m,
   );
   const epochRec = readFileSync(join(run, 'log.jsonl'), 'utf8')
     .trim()
@@ -330,6 +330,21 @@ test('the train command logs unique prototypes, usage and k-NN in each epoch rec
     .find((r) => r.event === 'epoch');
   assert.ok(epochRec, 'no epoch record');
   assert.equal(Object.keys(epochRec.unique_prototypes), ['0.025', '0.1']);
+  assert.is(epochRec.eps_metric, 'euclidean');
+  assert.not.ok('unique_prototypes_cosine' in epochRec, 'cosine counts without --eps_metric cosine');
+  // --eps_metric cosine: the same run's counts at ε = 1 − cos, a looser rule at equal ε (1 − ε < 1 − ε²/2).
+  const cosRun = join(dir, 'cli-run-cosine');
+  const cosOut = ok([...args.slice(0, -1), cosRun, '--eps_metric', 'cosine']);
+  assert.match(cosOut, /^epoch 1: unique \d+ \(ε 0\.025\) \d+ \(ε 0\.1, cosine\) of 32;/m);
+  const cosRec = readFileSync(join(cosRun, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .find((r) => r.event === 'epoch');
+  assert.is(cosRec.eps_metric, 'cosine');
+  assert.equal(cosRec.unique_prototypes, epochRec.unique_prototypes, 'the Euclidean counts stay under their key');
+  for (const e of ['0.025', '0.1'])
+    assert.ok(cosRec.unique_prototypes_cosine[e] <= cosRec.unique_prototypes[e], `cosine count at ε ${e}`);
   assert.ok(
     epochRec.unique_prototypes['0.1'] <= epochRec.unique_prototypes['0.025'] &&
       epochRec.unique_prototypes['0.025'] <= 32,

@@ -127,6 +127,23 @@ test('grid: main comparison first, same seeds with and without KoLeo-proto, uniq
   assert.is(grid.find((r) => r.method === 'vmf')!.config.norm_last_layer, false);
 });
 
+test("'em' is a selectable full-training method, in no default grid's cells", () => {
+  const cfg = runConfig('full', 'balanced', 'em', 0, 1, { quick: true }, 256);
+  assert.is(cfg.prototypes, 'em');
+  assert.is(cfg.koleo_proto, 0);
+  // KoLeo-proto has nothing to act on, and the frozen setting trains the prototypes alone by gradient.
+  assert.throws(() => runConfig('full', 'balanced', 'em', 0.1, 1, { quick: true }), /--koleo_proto/);
+  assert.throws(() => runConfig('frozen', 'balanced', 'em', 0, 1, { quick: true }), /--prototypes_only/);
+  for (const quick of [true, false]) {
+    const grid = experimentGrid({ seeds: 2, variantSeeds: 1, quick });
+    assert.ok(grid.length > 0);
+    assert.not.ok(
+      grid.some((r) => r.method === 'em' || r.config.prototypes === 'em'),
+      'an em cell in the default grid',
+    );
+  }
+});
+
 test('stat, aggregate and plots: mean and sample std over seeds', async () => {
   assert.equal(stat([1, 2, 3, 4]), { mean: 2.5, std: Math.sqrt(5 / 3), n: 4 });
   assert.equal(stat([7]), { mean: 7, std: 0, n: 1 });

@@ -108,6 +108,15 @@ test('the report reads both runs and measures their checkpoints', () => {
     // The checkpoint is the last epoch's state, so the report's count equals the logged one.
     assert.is(a.unique!.perEps[0].unique, r.epochs.at(-1)!.unique['0.025'], `${r.name} unique at 0.025`);
     assert.is(a.gallery?.images, 500);
+    // The ε sweep in both conventions; at equal ε, 1 − cos is the looser rule, so it counts no more.
+    const sweep = a.unique!.sweep;
+    assert.equal(
+      sweep.map((p) => `${p.metric} ${p.eps}`),
+      ['euclidean', 'cosine'].flatMap((m) => [0.025, 0.05, 0.1, 0.25, 0.5].map((e) => `${m} ${e}`)),
+    );
+    for (let j = 0; j < 5; j++)
+      assert.ok(sweep[5 + j].unique <= sweep[j].unique, `cosine ≤ Euclidean at ${sweep[j].eps}`);
+    assert.is(sweep[0].unique, a.unique!.perEps[0].unique, 'the sweep at 0.025 is the table count');
   }
 });
 
@@ -119,16 +128,18 @@ test('HTML: one self-contained page with every section, plot and gallery image',
     'Unique prototypes over training',
     'k-NN over training',
     'Nearest-neighbour similarity',
+    'Unique prototypes against ε',
     'Prototype gallery',
   ]) {
     assert.ok(html.includes(`<h2>${t}</h2>`), `section '${t}'`);
   }
-  for (const id of ['loss', 'unique', 'knn', 'nn']) {
+  for (const id of ['loss', 'unique', 'sweep', 'knn', 'nn']) {
     const sec = new RegExp(`<section id="${id}">([\\s\\S]*?)</section>`).exec(html)?.[1] ?? '';
     assert.is((sec.match(/<svg[\s>]/g) ?? []).length, 1, `one plot in section ${id}`);
     assert.ok(existsSync(result.html.replace(/\.html$/, `.${id}.svg`)), `${id}.svg written`);
   }
-  assert.is(result.svgs.length, 4);
+  assert.is(result.svgs.length, 5);
+  assert.match(html, /<p class="note" id="eps-metric">ε metric: Euclidean/);
   const table = /<table id="results-table">[\s\S]*?<\/table>/.exec(html)?.[0] ?? '';
   assert.ok(table.includes('base') && table.includes('highlr'), 'both runs in the table');
   assert.ok(
@@ -177,7 +188,7 @@ test('headless Chromium renders the plots and a non-blank page', () => {
       maxBuffer: 64 << 20,
     });
     assert.is(dom.status, 0, `chromium --dump-dom failed: ${dom.stderr?.slice(-500)}`);
-    for (const id of ['loss', 'unique', 'knn', 'nn']) {
+    for (const id of ['loss', 'unique', 'sweep', 'knn', 'nn']) {
       const sec = new RegExp(`<section id="${id}">([\\s\\S]*?)</section>`).exec(dom.stdout)?.[1] ?? '';
       const paths = [...sec.matchAll(/<path[^>]*\sd="([^"]+)"/g)]
         .map((m) => m[1])

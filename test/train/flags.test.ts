@@ -50,6 +50,7 @@ test('the flags a resume may change are the ones declared not to change results'
     'backend',
     'collapse_window',
     'data_path',
+    'eps_metric',
     'eval_every_epoch',
     'eval_test_max',
     'eval_train_max',

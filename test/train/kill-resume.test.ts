@@ -125,6 +125,7 @@ function assertSameState(got: LoadedCheckpoint, want: LoadedCheckpoint, what: st
   assert.is(got.meta.step, want.meta.step, `${what}: steps`);
   assert.equal(got.meta.loader, want.meta.loader, `${what}: data cursor`);
   assert.equal(got.meta.generators, want.meta.generators, `${what}: random streams`);
+  assert.equal(got.meta.em, want.meta.em, `${what}: EM split stream`);
   assert.is(got.meta.optimizerStep, want.meta.optimizerStep, `${what}: optimizer steps`);
   assert.equal(got.meta.optimizerSteps, want.meta.optimizerSteps, `${what}: per-parameter optimizer steps`);
   assert.equal([...got.tensors.keys()].sort(), [...want.tensors.keys()].sort(), `${what}: tensor names`);
@@ -275,6 +276,32 @@ test('with the KoLeo-proto candidate cache, a run stopped between refreshes resu
       );
       assert.is(e.built_at, (e.step as number) - 3);
     }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('with --prototypes em, a run stopped mid-annealing resumes bit-identical, EM state included (wasm)', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'protodino-em-resume-'));
+  try {
+    const [full, part] = ['full', 'part'].map((d) => join(root, d));
+    // β rises over 10 steps, so the resumed steps 9–14 anneal on from where the stop left them; the
+    // responsibilities target makes the E-step part of the loss too.
+    const em = ['--quiet', '--prototypes', 'em', '--em_beta_warmup', '10', '--em_target', 'responsibilities'];
+    const [a, b] = await Promise.all([
+      train(full, [...em, '--max_steps', '14']),
+      train(part, [...em, '--max_steps', '8']),
+    ]);
+    assert.is(a.code, 0, `uninterrupted run: exit ${a.code}: ${a.stderr}`);
+    assert.is(b.code, 0, `first part: exit ${b.code}: ${b.stderr}`);
+    const saved = readCheckpoint(join(part, 'checkpoint.safetensors'));
+    assert.equal(saved.tensors.get('em.sum')?.shape, [64, 16]);
+    const r = await train(part, [...em, '--max_steps', '14', '--resume']);
+    assert.is(r.code, 0, `resumed run: exit ${r.code}: ${r.stderr}`);
+    const want = readCheckpoint(join(full, 'checkpoint.safetensors'));
+    assert.is(want.meta.step, 14);
+    assert.ok(want.meta.em!.generator.offset > saved.meta.em!.generator.offset, 'the split stream moved on');
+    assertSameState(readCheckpoint(join(part, 'checkpoint.safetensors')), want, 'resumed with --prototypes em');
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
