@@ -42,6 +42,14 @@ import {
   type LoadedCheckpoint,
 } from './checkpoint.js';
 import { trainingImages } from './run-data.js';
+import {
+  checkProtodinoCheckpoint,
+  dinoResumePoint,
+  initLoaderState,
+  loadBackbone,
+  readInitFrom,
+  type InitSource,
+} from './init-from.js';
 
 export interface StepRecord {
   epoch: number;
@@ -109,8 +117,14 @@ export async function train(config: Partial<TrainConfig>, hooks: TrainHooks = {}
   const resumeFrom = cfg.resume ? readResumable(ckptPath, cfg.quiet) : null;
   if (resumeFrom?.fallback && existsSync(ckptPath)) resumeFrom.setAside = setAside(ckptPath);
   if (resumeFrom) warnConfigChanges(resumeFrom, cfg);
+  // A run started from --init_from and then interrupted resumes from its own checkpoint.
+  const init = cfg.init_from && !resumeFrom ? readInitFrom(cfg.init_from) : null;
+  if (cfg.init_from && resumeFrom && !cfg.quiet)
+    process.stderr.write(`protodino: resuming from ${resumeFrom.path}; --init_from ${cfg.init_from} is not read\n`);
+  if (init?.kind === 'protodino') warnConfigChanges({ ...init.checkpoint, path: init.file }, cfg);
 
   const dataset = await trainingImages(cfg);
+  const initLoader = init ? initLoaderState(init, cfg, dataset.n) : undefined;
   // Stored in every checkpoint: evaluations normalise with these, not with their own images' statistics.
   const stats = channelStats(dataset);
   // PCA projects whole images, so local crops are made at the global size there.
@@ -143,9 +157,9 @@ export async function train(config: Partial<TrainConfig>, hooks: TrainHooks = {}
         mean: stats.mean,
         std: stats.std,
       },
-      ...(resumeFrom ? { resume: resumeFrom.meta.loader as LoaderState } : {}),
+      ...(resumeFrom ? { resume: resumeFrom.meta.loader as LoaderState } : initLoader ? { resume: initLoader } : {}),
     });
-    return await run(cfg, be, dataset, stats, loader, log, resumeFrom, ckptPath, localSize, hooks, owned);
+    return await run(cfg, be, dataset, stats, loader, log, resumeFrom, init, ckptPath, localSize, hooks, owned);
   } finally {
     for (const o of owned.reverse()) o.dispose();
     await loader?.close();
@@ -162,6 +176,7 @@ async function run(
   loader: Loader,
   log: JsonlLogger,
   resumeFrom: ResumePoint | null,
+  init: InitSource | null,
   ckptPath: string,
   localSize: number,
   hooks: TrainHooks,
@@ -172,7 +187,7 @@ async function run(
   owned.push(student);
   const teacher = buildNetwork(cfg, be, channels, cfg.seed, 0);
   owned.push(teacher);
-  if (cfg.arch === 'pca' && !resumeFrom) {
+  if (cfg.arch === 'pca' && !resumeFrom && !init) {
     // The PCA backbone is fitted once on the (normalised) training images, shared by both networks.
     const sample = pcaSample(dataset, cfg.global_crops_size, 10000, cfg.seed);
     const key = `${cfg.pca_dim}|${sample.n}|${fingerprint(sample.data)}`;
@@ -234,8 +249,22 @@ async function run(
   const state: DinoState = { cfg, student, teacher, optimizer, center, center2, channels, localSize, koleoCache };
 
   let step = 0;
+  // What a resume restores; an --init_from DINO or protodino checkpoint is restored the same way.
+  let restoreFrom: LoadedCheckpoint | null = resumeFrom;
+  if (init) {
+    const live = { student, teacher, optimizer, cfg, niter, loader: loader.state() };
+    if (init.kind === 'backbone') loadBackbone(init, student, teacher);
+    else if (init.kind === 'dino') restoreFrom = dinoResumePoint(init, live);
+    else {
+      checkProtodinoCheckpoint(init, live);
+      restoreFrom = init.checkpoint;
+    }
+  }
+  if (restoreFrom) {
+    restoreCheckpoint(restoreFrom, { student, teacher, optimizer, center, center2, koleoCache });
+    step = restoreFrom.meta.step;
+  }
   if (resumeFrom) {
-    restoreCheckpoint(resumeFrom, { student, teacher, optimizer, center, center2, koleoCache });
     if (resumeFrom.meta.generators) {
       student.generator.setState(resumeFrom.meta.generators.student);
       teacher.generator.setState(resumeFrom.meta.generators.teacher);
@@ -244,7 +273,6 @@ async function run(
         `protodino: ${resumeFrom.path} predates saved drop-path random state; the resumed run draws other drop-path masks than an uninterrupted one\n`,
       );
     }
-    step = resumeFrom.meta.step;
     log.write({
       event: 'resume',
       step,
@@ -255,6 +283,19 @@ async function run(
     });
   } else {
     log.write({ event: 'start', config: cfg, backend: be.description, parameters: student.parameterCount() });
+    if (init) {
+      // A protodino checkpoint carries its random streams; DINO's do not (fresh ones are drawn).
+      const gens = init.kind === 'protodino' ? init.checkpoint.meta.generators : undefined;
+      if (gens) {
+        student.generator.setState(gens.student);
+        teacher.generator.setState(gens.teacher);
+      }
+      log.write({ event: 'init_from', from: init.file, kind: init.kind, step, epoch: Math.floor(step / niter) });
+      if (init.kind === 'backbone' && init.weights.skipped.length && !cfg.quiet)
+        process.stderr.write(
+          `protodino: ${init.file}: not loading the classifier ${init.weights.skipped.join(', ')} (DINO's backbone has none)\n`,
+        );
+    }
   }
 
   const alarms = resumeFrom
