@@ -15,7 +15,15 @@ export { DINOHead, PrototypeHead, WeightNormLinear, type DINOHeadConfig } from '
 export { PCAProjection } from './nn/pca.js';
 
 // objectives
-export { centeredTeacher, dinoLoss, sinkhornKnopp, updateCenter, type DinoLossOptions } from './ssl/dino.js';
+export {
+  centeredTeacher,
+  dinoLoss,
+  PROBABILITY_TOLERANCE,
+  sinkhornKnopp,
+  updateCenter,
+  type DinoLossOptions,
+} from './ssl/dino.js';
+export { DINOLoss, type DINOLossConfig } from './ssl/dino-loss.js';
 export { koleoLoss, koleoProtoLoss, meMaxLoss } from './ssl/regularizers.js';
 
 // training
@@ -27,7 +35,7 @@ export {
   ConfigError,
   type TrainConfig,
 } from './train/config.js';
-export { cosineScheduler, teacherTempSchedule } from './train/schedules.js';
+export { cosineScheduler, teacherTempSchedule } from './util/schedules.js';
 export { CheckpointError, readCheckpoint, saveCheckpoint, restoreCheckpoint } from './train/checkpoint.js';
 export { readSafetensors, writeSafetensors, SafetensorsError } from './io/safetensors.js';
 export { buildNetwork, DinoNetwork } from './train/network.js';

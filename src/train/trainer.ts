@@ -11,7 +11,7 @@ import { empty, zeros } from '../tensor/create.js';
 import { keep, type Tensor } from '../tensor/tensor.js';
 import { AdamW, decayGroups } from '../tensor/ops/optim.js';
 import { channelStats, Loader, type ChannelStats, type Dataset, type LoaderState } from '../data/index.js';
-import { cosineScheduler, teacherTempSchedule } from './schedules.js';
+import { cosineScheduler, teacherTempSchedule } from '../util/schedules.js';
 import {
   applyStep,
   dinoGradients,
