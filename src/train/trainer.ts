@@ -25,6 +25,7 @@ import {
 import { JsonlLogger, readJsonl } from './log.js';
 import { CollapseAlarms, parseAlarmState, resumedAlarms, type AlarmRecord } from './alarms.js';
 import { Progress } from './progress.js';
+import { NormWatch, parameterNorms, parseInitialNorms, type NormAlarmRecord } from './norm-watch.js';
 import { DEFAULTS, validate, type TrainConfig } from './config.js';
 import { RUN_ONLY } from './flags.js';
 import { buildNetwork, type DinoNetwork } from './network.js';
@@ -70,8 +71,8 @@ export interface TrainResult {
   checkpoint: string;
   /** --profile: per-step kernel times by family (also printed and written to profile.json). */
   profile?: ProfileReport;
-  /** Collapse alarms raised and cleared in this invocation (also in log.jsonl), in order. */
-  alarms: AlarmRecord[];
+  /** Collapse and parameter-norm alarms raised and cleared in this invocation (also in log.jsonl), in order. */
+  alarms: (AlarmRecord | NormAlarmRecord)[];
 }
 
 export interface TrainHooks {
@@ -307,11 +308,14 @@ async function run(
         step,
       )
     : new CollapseAlarms(cfg.out_dim, cfg.collapse_window);
-  const raised: AlarmRecord[] = [];
+  // The baseline of the parameter-norm alarm: the weights training started from, kept across resumes.
+  const watched = student.namedParameters().filter(([, p]) => p.requiresGrad);
+  const normWatch = new NormWatch(parseInitialNorms(restoreFrom?.meta.initialNorms) ?? (await parameterNorms(watched)));
+  const raised: (AlarmRecord | NormAlarmRecord)[] = [];
   const history: StepRecord[] = [];
   const progress = cfg.quiet ? null : new Progress({ stream: process.stderr });
   // A collapsed run can look healthy from its loss curve alone, so alarms are printed with --quiet too.
-  const report = (records: AlarmRecord[]) => {
+  const report = (records: (AlarmRecord | NormAlarmRecord)[]) => {
     for (const r of records) {
       log.write(r);
       raised.push(r);
@@ -341,6 +345,7 @@ async function run(
         generators: { student: student.generator.getState(), teacher: teacher.generator.getState() },
         alarms: alarms.state(),
         normalization: stats,
+        initialNorms: { ...normWatch.initial },
       },
     );
     savedStep = step;
@@ -454,6 +459,17 @@ async function run(
         const extra: Record<string, string> = { 'img/s': rec.img_per_s.toFixed(0) };
         if (alarms.active.length) extra['ALARM'] = `${alarms.active.join(', ')} collapse`;
         progress?.update({ epoch, epochs: cfg.epochs, step: step - epoch * niter, total: niter, loss: value, extra });
+        // Checked where the loss is read back anyway, not every step: one more read-back per log step.
+        const grown = normWatch.check(await parameterNorms(watched), step, epoch + 1);
+        if (grown.length) {
+          report(grown);
+          if (cfg.on_nan === 'stop')
+            throw new DivergenceError(
+              `training diverged at step ${step} (epoch ${epoch + 1}): ${grown[0].message}; this state was not saved and ${kept()} (--on_nan skip only warns)`,
+              step,
+              grown[0].tensor,
+            );
+        }
       }
       if (epochDone) {
         progress?.done({
