@@ -1,5 +1,6 @@
 // protodino: the library API.
-export { createBackend, WasmBackend, WebGPUBackend } from './backend/index.js';
+export { createBackend, CREATE_BACKEND_OPTIONS, WasmBackend, WebGPUBackend } from './backend/index.js';
+export { WasmOutOfMemoryError } from './backend/wasm/out-of-memory.js';
 export type { CreateBackendOptions } from './backend/index.js';
 export type { Backend, Storage, DType, MemoryStats } from './backend/backend.js';
 export { BackendError } from './backend/backend.js';
@@ -17,6 +18,7 @@ export { PCAProjection } from './nn/pca.js';
 // objectives
 export {
   centeredTeacher,
+  dinoCrossEntropy,
   dinoLoss,
   PROBABILITY_TOLERANCE,
   sinkhornKnopp,
@@ -24,7 +26,13 @@ export {
   type DinoLossOptions,
 } from './ssl/dino.js';
 export { DINOLoss, type DINOLossConfig } from './ssl/dino-loss.js';
-export { koleoLoss, koleoProtoLoss, meMaxLoss } from './ssl/regularizers.js';
+export {
+  koleoLoss,
+  koleoProtoLoss,
+  kozachenkoLeonenkoConstant,
+  meMaxLoss,
+  type KoleoForm,
+} from './ssl/regularizers.js';
 
 // training
 export { train, DivergenceError, type TrainResult, type TrainHooks } from './train/trainer.js';
@@ -48,3 +56,4 @@ export * from './eval/index.js';
 export * from './data/index.js';
 export { readPth, writePth, findDinoHead, PthError } from './io/pth/index.js';
 export { exportCheckpointToPth, dinoCheckpointObject } from './io/export-dino.js';
+export { importDinoPth, ImportError, type ImportedWeights } from './io/import-dino.js';
