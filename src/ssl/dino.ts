@@ -79,8 +79,12 @@ export const PROBABILITY_TOLERANCE = 1e-3;
 /** The first teacher row that is not a probability distribution, described; null when all are. */
 async function badTeacherRow(teacherProbs: Tensor, tolerance: number): Promise<string | null> {
   const stats = tidy(() => noGrad(() => concat([sum(teacherProbs, 1), min(teacherProbs, 1)], 0)));
-  const host = (await stats.data()) as Float32Array;
-  stats.dispose();
+  let host: Float32Array;
+  try {
+    host = (await stats.data()) as Float32Array;
+  } finally {
+    stats.dispose();
+  }
   const rows = teacherProbs.shape[0];
   const show = (x: number) => Number(x.toPrecision(6)); // float32 values, without their binary tails
   for (let r = 0; r < rows; r++) {

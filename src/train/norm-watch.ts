@@ -41,8 +41,12 @@ export async function parameterNorms(named: [string, Tensor][]): Promise<Record<
       ),
     ),
   );
-  const squares = (await all.data()) as Float32Array;
-  all.dispose();
+  let squares: Float32Array;
+  try {
+    squares = (await all.data()) as Float32Array;
+  } finally {
+    all.dispose(); // also when the read fails: a device fault must not strand it
+  }
   const out: Record<string, number> = {};
   withData.forEach(([name], i) => (out[name] = Math.sqrt(squares[i])));
   return out;

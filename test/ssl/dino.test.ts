@@ -95,7 +95,8 @@ conformance('ssl: DINO loss, Sinkhorn-Knopp, me-max vs PyTorch', (test, be) => {
     const student = f.tensor('odd.student', b);
     const teacher = f.tensor('odd.teacher', b);
     const opts = { studentTemp: 0.2, nCrops: 3 };
-    const q = tidy(() => centeredTeacher(teacher, f.tensor('odd.center', b), 0.07));
+    const center = f.tensor('odd.center', b);
+    const q = tidy(() => centeredTeacher(teacher, center, 0.07));
     const checked = await dinoLoss(student, q, opts);
     const plain = tidy(() => dinoCrossEntropy(student, q, opts));
     assert.is(await checked.item(), await plain.item());
@@ -107,6 +108,8 @@ conformance('ssl: DINO loss, Sinkhorn-Knopp, me-max vs PyTorch', (test, be) => {
         assert.match((e as Error).message, re);
         assert.is(liveTensors(), before, 'a refusal leaves no tensor behind');
         return;
+      } finally {
+        if (t !== teacher) t.dispose();
       }
       assert.unreachable(`accepted (wanted ${re})`);
     };
@@ -123,6 +126,7 @@ conformance('ssl: DINO loss, Sinkhorn-Knopp, me-max vs PyTorch', (test, be) => {
     data.subarray(5 * K, 6 * K).fill(1 / K);
     data[0] = NaN;
     await refuses(tensor(data, [B2, K], b), /row 0 is not finite/);
+    disposeAll(student, teacher, center, q, checked, plain);
   });
 
   test(
