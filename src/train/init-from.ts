@@ -173,19 +173,23 @@ export function dinoResumePoint(src: Extract<InitSource, { kind: 'dino' }>, live
   const own = student.stateDict();
   const names = new Map(student.namedParameters().map(([n, t]) => [t, n]));
   const groups = optimizer.groups.map((g) => g.params.map((p) => names.get(p)!));
+  // torch numbers parameters in named_parameters order, which protodino's modules register in as
+  // DINO's do (the moments' shapes are checked below); a parameter the file lacks (the mask token)
+  // has no number there and starts fresh.
+  const inFile = groups.map((ns) => ns.filter((n) => w.student.has(n)));
   const optimizerSteps: Record<string, number> = {};
   if (w.optimizer) {
     const sizes = (xs: { length: number }[]) => xs.map((x) => x.length).join(' + ');
-    if (w.optimizer.length !== groups.length || w.optimizer.some((g, i) => g.slots.length !== groups[i].length)) {
+    if (w.optimizer.length !== inFile.length || w.optimizer.some((g, i) => g.slots.length !== inFile[i].length)) {
       throw new ImportError(
         file,
-        `optimizer has param_groups of ${sizes(w.optimizer.map((g) => g.slots))} parameters, this run's AdamW ${sizes(groups)} (regularised, then biases and norms, as DINO's get_params_groups)`,
+        `optimizer has param_groups of ${sizes(w.optimizer.map((g) => g.slots))} parameters, this run's AdamW ${sizes(inFile)} (regularised, then biases and norms, as DINO's get_params_groups)`,
       );
     }
     w.optimizer.forEach((g, gi) =>
       g.slots.forEach((slot, i) => {
         if (!slot) return;
-        const name = groups[gi][i];
+        const name = inFile[gi][i];
         const p = own.get(name)!;
         for (const [key, t] of [
           ['exp_avg', slot.exp_avg],

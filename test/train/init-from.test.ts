@@ -137,6 +137,14 @@ test('export → import → export gives identical tensors', async () => {
   }
 });
 
+test('an iBOT run continues from a DINO checkpoint: the mask token and the patch center start fresh', async () => {
+  const r = await run({ output_dir: join(root, 'ibot'), init_from: pth, ibot: true });
+  assert.is(r.steps, 4);
+  const ck = readCheckpoint(r.checkpoint);
+  assert.ok(ck.tensors.has('student.backbone.masked_embed') && ck.tensors.has('ibot_loss.center2'));
+  assert.ok(ck.tensors.has('optimizer.exp_avg.backbone.masked_embed'), 'the mask token is trained from here on');
+});
+
 test('a backbone-only state dict starts both backbones; the head is the fresh run’s', async () => {
   const ck = readCheckpoint(join(first, 'checkpoint.safetensors'));
   const backbone: Record<string, PthTensor> = {};
