@@ -190,7 +190,7 @@ export async function resnetStepSuite(): Promise<SuiteReport> {
             break;
           } catch (err) {
             const msg = (err as Error).message;
-            if (!/memory exhausted/.test(msg) || batch <= 2) throw err;
+            if (!/wasm out of memory/.test(msg) || batch <= 2) throw err;
             batchOf[arch] = batch / 2;
             notes.push(
               `${arch}: batch ${batch} does not fit in wasm memory; measured at batch ${batch / 2}, the peer too`,

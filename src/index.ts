@@ -1,5 +1,6 @@
 // protodino: the library API.
-export { createBackend, WasmBackend, WebGPUBackend } from './backend/index.js';
+export { createBackend, CREATE_BACKEND_OPTIONS, WasmBackend, WebGPUBackend } from './backend/index.js';
+export { WasmOutOfMemoryError } from './backend/wasm/out-of-memory.js';
 export type { CreateBackendOptions } from './backend/index.js';
 export type { Backend, Storage, DType, MemoryStats } from './backend/backend.js';
 export { BackendError } from './backend/backend.js';
@@ -15,8 +16,23 @@ export { DINOHead, PrototypeHead, WeightNormLinear, type DINOHeadConfig } from '
 export { PCAProjection } from './nn/pca.js';
 
 // objectives
-export { centeredTeacher, dinoLoss, sinkhornKnopp, updateCenter, type DinoLossOptions } from './ssl/dino.js';
-export { koleoLoss, koleoProtoLoss, meMaxLoss } from './ssl/regularizers.js';
+export {
+  centeredTeacher,
+  dinoCrossEntropy,
+  dinoLoss,
+  PROBABILITY_TOLERANCE,
+  sinkhornKnopp,
+  updateCenter,
+  type DinoLossOptions,
+} from './ssl/dino.js';
+export { DINOLoss, type DINOLossConfig } from './ssl/dino-loss.js';
+export {
+  koleoLoss,
+  koleoProtoLoss,
+  kozachenkoLeonenkoConstant,
+  meMaxLoss,
+  type KoleoForm,
+} from './ssl/regularizers.js';
 
 // training
 export { train, DivergenceError, type TrainResult, type TrainHooks } from './train/trainer.js';
@@ -27,7 +43,7 @@ export {
   ConfigError,
   type TrainConfig,
 } from './train/config.js';
-export { cosineScheduler, teacherTempSchedule } from './train/schedules.js';
+export { cosineScheduler, teacherTempSchedule } from './util/schedules.js';
 export { CheckpointError, readCheckpoint, saveCheckpoint, restoreCheckpoint } from './train/checkpoint.js';
 export { readSafetensors, writeSafetensors, SafetensorsError } from './io/safetensors.js';
 export { buildNetwork, DinoNetwork } from './train/network.js';
@@ -40,3 +56,4 @@ export * from './eval/index.js';
 export * from './data/index.js';
 export { readPth, writePth, findDinoHead, PthError } from './io/pth/index.js';
 export { exportCheckpointToPth, dinoCheckpointObject } from './io/export-dino.js';
+export { importDinoPth, ImportError, type ImportedWeights } from './io/import-dino.js';

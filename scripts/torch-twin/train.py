@@ -75,7 +75,7 @@ DEFAULTS = {
     "color_jitter_prob": 0.8, "global_blur_prob": [1, 0.1], "local_blur_prob": 0.5, "blur_sigma": [0.1, 2],
     "solarize_prob": 0.2, "dataset": "fashion-mnist", "data_path": "", "long_tail": 1, "subset": 0, "seed": 0,
     "backend": "auto", "threads": 0, "output_dir": "runs/dino", "log_every": 10, "save_every": 0, "resume": False,
-    "on_nan": "stop", "quiet": False, "profile": False, "collapse_window": 200, "eps_metric": "euclidean", "eval_every_epoch": True, "eval_train_max": 5000,
+    "init_from": "", "on_nan": "stop", "quiet": False, "profile": False, "collapse_window": 200, "eps_metric": "euclidean", "eval_every_epoch": True, "eval_train_max": 5000,
     "eval_test_max": 1000,
 }
 
@@ -150,6 +150,8 @@ def check_supported(cfg):
                f"{', '.join(resnet_presets().PRESETS)}; protodino's PCA is not mirrored)")
     if cfg["ibot"]:
         no("ibot", "iBOT's patch loss")
+    if cfg["init_from"]:
+        no("init_from", "starting from another run's weights")
     if cfg["koleo_proto_exact_every"] > 1:
         no("koleo_proto_exact_every", "KoLeo-proto's candidate cache")
     if cfg["vmf"]:

@@ -12,7 +12,29 @@ export interface CreateBackendOptions extends WasmBackendOptions {
   adapter?: 'hardware' | 'software' | 'any';
 }
 
+// A Record, so an option added to the interface and not here does not compile.
+const OPTION_NAMES: Record<keyof CreateBackendOptions, true> = {
+  kind: true,
+  threads: true,
+  build: true,
+  adapter: true,
+};
+/** Every option createBackend reads; anything else is refused rather than silently ignored. */
+export const CREATE_BACKEND_OPTIONS = Object.keys(OPTION_NAMES) as readonly (keyof CreateBackendOptions)[];
+
 export async function createBackend(opts: CreateBackendOptions = {}): Promise<Backend> {
+  if (typeof opts !== 'object' || opts === null || Array.isArray(opts))
+    throw new BackendError(
+      `createBackend takes an options object, got ${Array.isArray(opts) ? 'an array' : String(opts)}`,
+    );
+  const unknown = Object.keys(opts).filter((k) => !(CREATE_BACKEND_OPTIONS as readonly string[]).includes(k));
+  if (unknown.length) {
+    // { backend: 'wasm' } is the usual slip: it would quietly give the 'auto' backend.
+    const hint = unknown.includes('backend') ? " (the backend is chosen with kind: 'wasm' | 'webgpu' | 'auto')" : '';
+    throw new BackendError(
+      `createBackend: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')}${hint}; valid options are ${CREATE_BACKEND_OPTIONS.join(', ')}`,
+    );
+  }
   const kind = opts.kind ?? 'auto';
   switch (kind) {
     case 'wasm':

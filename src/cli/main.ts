@@ -14,7 +14,9 @@ commands:
   analyze <checkpoint> [--eps 0.025,0.1] [--eps_metric euclidean|cosine] [--rule greedy|components|both] [--json] [--student]
           [--dataset fashion-mnist [--split train|test] [--max N]]
                                                       unique prototypes of a protodino or PyTorch DINO checkpoint;
-                                                      with --dataset also prototype usage (protodino checkpoints only)
+                                                      with --dataset also prototype usage (protodino checkpoints only);
+                                                      ε is the Euclidean distance between unit prototypes: two are
+                                                      the same when their cosine exceeds 1 − ε²/2
   eval <checkpoint> [--knn] [--linear] [--fewshot] [--all] [--train_max N] [--test_max N] [--long_tail R]
        [--student] [--json] [--backend wasm|webgpu|auto] [--linear_epochs N] [--linear_lr X] [--episodes N]
                                                       k-NN (k 10/20/100/200), linear probe, 5-way few-shot, per-class
@@ -24,6 +26,7 @@ commands:
   export <checkpoint> --to pth [--out FILE]           write a checkpoint as facebookresearch/dino's .pth
   report <run dir ...> [--out report.html] [--eps 0.025,0.1] [--eps_metric euclidean|cosine] [--images 2000] [--no-gallery]
                                                       compare training runs in one self-contained HTML page
+                                                      (--eps as for analyze: a distance, a cosine gap of ε²/2)
   experiments [--seeds 3] [--variant_seeds 1] [--quick] [--out runs/experiments] [--only frozen,full]
               [--tier main,variant] [--frozen_steps N] [--full_steps N] [--aggregate] [--list] [--plots DIR]
                                                       the paper's grid: DINO ± KoLeo-proto (and variants), balanced

@@ -30,7 +30,11 @@ export function cosineThreshold(eps: number, metric: EpsMetric = 'euclidean'): n
 }
 
 export interface UniquePrototypesOptions {
-  /** Distance threshold(s) between L2-normalised prototypes (default 0.025, the paper's). */
+  /**
+   * Threshold(s) on the Euclidean distance between the L2-normalised (unit) prototypes, not on a
+   * cosine: ‖a − b‖ < ε ⇔ cos(a, b) > 1 − ε²/2, a cosine gap of ε²/2 (ε = 0.025, the paper's
+   * default, is a cosine above 0.9996875; ε = 0.1 one above 0.995).
+   */
   eps?: number | number[];
   /** What ε measures (default euclidean). */
   metric?: EpsMetric;
@@ -45,6 +49,8 @@ export interface UniquePrototypesOptions {
   maxTileElements?: number;
   /** Rows per block (default 256, lowered to fit maxTileElements). */
   blockRows?: number;
+  /** Also return each prototype's group (UniqueGroups.labels); default false. */
+  labels?: boolean;
 }
 
 /** Groups under one rule: each unique prototype and how many prototypes it stands for. */
@@ -55,6 +61,11 @@ export interface UniqueGroups {
   /** The prototype standing for each group, in the order of groupSizes: the kept prototype
    *  (greedy) or the component's lowest index (components). */
   representatives: Int32Array;
+  /**
+   * With { labels: true }: for each of the K prototypes, the index of its group in groupSizes /
+   * representatives (so labels[representatives[g]] === g).
+   */
+  labels?: Int32Array;
 }
 
 export interface UniqueAtEps {
@@ -117,14 +128,23 @@ function union(parent: Int32Array, size: Int32Array, a: number, b: number): void
   size[ra] += size[rb];
 }
 
-/** Sizes descending, representatives ascending among equal sizes. */
-function sortedGroups(reps: number[], sizes: number[]): UniqueGroups {
+/**
+ * Sizes descending, representatives ascending among equal sizes. repOf: each prototype's
+ * representative, when labels are asked for.
+ */
+function sortedGroups(reps: number[], sizes: number[], repOf: Int32Array | null): UniqueGroups {
   const order = reps.map((_, i) => i).sort((a, b) => sizes[b] - sizes[a] || reps[a] - reps[b]);
-  return {
+  const out: UniqueGroups = {
     unique: reps.length,
     groupSizes: Int32Array.from(order, (i) => sizes[i]),
     representatives: Int32Array.from(order, (i) => reps[i]),
   };
+  if (repOf) {
+    const groupOfRep = new Map<number, number>();
+    out.representatives.forEach((r, g) => groupOfRep.set(r, g));
+    out.labels = Int32Array.from(repOf, (r) => groupOfRep.get(r)!);
+  }
+  return out;
 }
 
 function histogram(values: Float32Array, bins: number): { edges: Float64Array; counts: Int32Array } {
@@ -141,6 +161,9 @@ function histogram(values: Float32Array, bins: number): { edges: Float64Array; c
  * Counts unique prototypes of a [K, D] matrix (a DINO head's last layer, weight-normalised or
  * not) at one or more ε, under the greedy and/or connected-components rule, plus the raw row
  * norms and the nearest-neighbour cosine histogram. Memory is O(K·D + maxTileElements).
+ * ε is a Euclidean distance between the prototypes scaled to unit length, not a cosine: two are
+ * the same when ‖a/‖a‖ − b/‖b‖‖ < ε, i.e. when their cosine exceeds 1 − ε²/2 (a gap of ε²/2).
+ * With { labels: true } each rule's groups also give every prototype's group index.
  * Cosines are float32, so a pair decides reliably when |d² − ε²| ≫ 1e-6·√D: fine for the
  * paper's ε = 0.025 at D = 256, not for ε much below 1e-2. A zero row is unique (cosine 0).
  */
@@ -165,6 +188,7 @@ export async function countUniquePrototypes(
     if (owned) raw.dispose();
     throw new ShapeError(op, 'needs at least one prototype');
   }
+  const wantLabels = opts.labels === true;
   const doGreedy = rule !== 'components',
     doComp = rule !== 'greedy';
   const toFree: Tensor[] = owned ? [raw] : [];
@@ -307,7 +331,12 @@ export async function countUniquePrototypes(
             reps.push(cand[i]);
             sz.push(sizes[i]);
           }
-        out.greedy = sortedGroups(reps, sz);
+        let repOf: Int32Array | null = null;
+        if (wantLabels) {
+          repOf = Int32Array.from({ length: K }, (_, i) => i); // non-candidates stand alone
+          for (let i = 0; i < Kc; i++) repOf[cand[i]] = cand[s.kept[i] ? i : s.assign![i]];
+        }
+        out.greedy = sortedGroups(reps, sz, repOf);
       }
       if (s.parent) {
         const lowest = new Int32Array(Kc).fill(-1);
@@ -322,7 +351,12 @@ export async function countUniquePrototypes(
             reps.push(cand[lowest[i]]);
             sz.push(s.size![i]);
           }
-        out.components = sortedGroups(reps, sz);
+        let repOf: Int32Array | null = null;
+        if (wantLabels) {
+          repOf = Int32Array.from({ length: K }, (_, i) => i);
+          for (let i = 0; i < Kc; i++) repOf[cand[i]] = cand[lowest[find(s.parent, i)]];
+        }
+        out.components = sortedGroups(reps, sz, repOf);
       }
       return out;
     });

@@ -37,6 +37,8 @@ export interface CheckpointMeta {
   optimizerStep: number;
   /** Student parameter names per optimiser group, in order (torch numbers them this way). */
   optimizerGroups: { names: string[]; weightDecay: number }[];
+  /** Each trainable student parameter's L2 norm when training started (the norm alarm's baseline). */
+  initialNorms?: Record<string, number>;
   /** The step (steps done) the saved KoLeo-proto candidates koleo_proto.candidates were built at. */
   koleoCacheBuiltAt?: number;
   /** --prototypes em: the split directions' random stream (the mixture's statistics are tensors em.*). */

@@ -314,6 +314,12 @@ export const FLAGS = {
     results: false,
     help: 'continue from the checkpoint in --output_dir',
   },
+  init_from: {
+    kind: 'string',
+    default: '',
+    group: 'run',
+    help: "start from weights trained elsewhere: DINO's checkpoint.pth or a protodino checkpoint (training continues), or a backbone state dict (.pth / .safetensors; fresh head). A checkpoint in --output_dir with --resume takes precedence",
+  },
   on_nan: {
     kind: 'string',
     default: 'stop',

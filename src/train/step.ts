@@ -14,7 +14,7 @@ import { concat, slice } from '../tensor/ops/layout.js';
 import { softmax } from '../tensor/ops/softmax.js';
 import { clipGradients, emaUpdate, type AdamW } from '../tensor/ops/optim.js';
 import { sumSquares } from '../tensor/ops/reduce.js';
-import { centeredTeacher, dinoLoss, sinkhornKnopp, updateCenter } from '../ssl/dino.js';
+import { centeredTeacher, dinoCrossEntropy, sinkhornKnopp, updateCenter } from '../ssl/dino.js';
 import { koleoLoss, koleoProtoLoss, meMaxLoss } from '../ssl/regularizers.js';
 import type { KoleoProtoCache } from '../ssl/koleo-cache.js';
 import { ibotPatchLoss, updatePatchCenter } from '../ssl/ibot.js';
@@ -325,7 +325,7 @@ function microLoss(
         : cfg.centering === 'centering'
           ? centeredTeacher(tOut, center!, sch.teacherTemp)
           : noGrad(() => softmax(mul(tOut, 1 / sch.teacherTemp), -1));
-  const dino = dinoLoss(sOut, targets, { studentTemp: cfg.student_temp, nCrops });
+  const dino = dinoCrossEntropy(sOut, targets, { studentTemp: cfg.student_temp, nCrops });
   let total = dino;
   if (cfg.centering === 'memax') total = add(total, meMaxLoss(sOut, cfg.student_temp));
   if (cfg.koleo_proto > 0) {

@@ -11,7 +11,7 @@ import { empty, zeros } from '../tensor/create.js';
 import { keep, type Tensor } from '../tensor/tensor.js';
 import { AdamW, decayGroups } from '../tensor/ops/optim.js';
 import { channelStats, Loader, type ChannelStats, type Dataset, type LoaderState } from '../data/index.js';
-import { cosineScheduler, teacherTempSchedule } from './schedules.js';
+import { cosineScheduler, teacherTempSchedule } from '../util/schedules.js';
 import {
   applyStep,
   dinoGradients,
@@ -25,6 +25,7 @@ import {
 import { JsonlLogger, readJsonl } from './log.js';
 import { CollapseAlarms, parseAlarmState, resumedAlarms, type AlarmRecord } from './alarms.js';
 import { Progress } from './progress.js';
+import { NormWatch, parameterNorms, parseInitialNorms, type NormAlarmRecord } from './norm-watch.js';
 import { DEFAULTS, validate, type TrainConfig } from './config.js';
 import { RUN_ONLY } from './flags.js';
 import { buildNetwork, type DinoNetwork } from './network.js';
@@ -43,6 +44,14 @@ import {
   type LoadedCheckpoint,
 } from './checkpoint.js';
 import { trainingImages } from './run-data.js';
+import {
+  checkProtodinoCheckpoint,
+  dinoResumePoint,
+  initLoaderState,
+  loadBackbone,
+  readInitFrom,
+  type InitSource,
+} from './init-from.js';
 
 export interface StepRecord {
   epoch: number;
@@ -66,8 +75,8 @@ export interface TrainResult {
   checkpoint: string;
   /** --profile: per-step kernel times by family (also printed and written to profile.json). */
   profile?: ProfileReport;
-  /** Collapse alarms raised and cleared in this invocation (also in log.jsonl), in order. */
-  alarms: AlarmRecord[];
+  /** Collapse and parameter-norm alarms raised and cleared in this invocation (also in log.jsonl), in order. */
+  alarms: (AlarmRecord | NormAlarmRecord)[];
 }
 
 export interface TrainHooks {
@@ -113,8 +122,14 @@ export async function train(config: Partial<TrainConfig>, hooks: TrainHooks = {}
   const resumeFrom = cfg.resume ? readResumable(ckptPath, cfg.quiet) : null;
   if (resumeFrom?.fallback && existsSync(ckptPath)) resumeFrom.setAside = setAside(ckptPath);
   if (resumeFrom) warnConfigChanges(resumeFrom, cfg);
+  // A run started from --init_from and then interrupted resumes from its own checkpoint.
+  const init = cfg.init_from && !resumeFrom ? readInitFrom(cfg.init_from) : null;
+  if (cfg.init_from && resumeFrom && !cfg.quiet)
+    process.stderr.write(`protodino: resuming from ${resumeFrom.path}; --init_from ${cfg.init_from} is not read\n`);
+  if (init?.kind === 'protodino') warnConfigChanges({ ...init.checkpoint, path: init.file }, cfg);
 
   const dataset = await trainingImages(cfg);
+  const initLoader = init ? initLoaderState(init, cfg, dataset.n) : undefined;
   // Stored in every checkpoint: evaluations normalise with these, not with their own images' statistics.
   const stats = channelStats(dataset);
   // PCA projects whole images, so local crops are made at the global size there.
@@ -147,9 +162,9 @@ export async function train(config: Partial<TrainConfig>, hooks: TrainHooks = {}
         mean: stats.mean,
         std: stats.std,
       },
-      ...(resumeFrom ? { resume: resumeFrom.meta.loader as LoaderState } : {}),
+      ...(resumeFrom ? { resume: resumeFrom.meta.loader as LoaderState } : initLoader ? { resume: initLoader } : {}),
     });
-    return await run(cfg, be, dataset, stats, loader, log, resumeFrom, ckptPath, localSize, hooks, owned);
+    return await run(cfg, be, dataset, stats, loader, log, resumeFrom, init, ckptPath, localSize, hooks, owned);
   } finally {
     for (const o of owned.reverse()) o.dispose();
     await loader?.close();
@@ -166,6 +181,7 @@ async function run(
   loader: Loader,
   log: JsonlLogger,
   resumeFrom: ResumePoint | null,
+  init: InitSource | null,
   ckptPath: string,
   localSize: number,
   hooks: TrainHooks,
@@ -176,7 +192,7 @@ async function run(
   owned.push(student);
   const teacher = buildNetwork(cfg, be, channels, cfg.seed, 0);
   owned.push(teacher);
-  if (cfg.arch === 'pca' && !resumeFrom) {
+  if (cfg.arch === 'pca' && !resumeFrom && !init) {
     // The PCA backbone is fitted once on the (normalised) training images, shared by both networks.
     const sample = pcaSample(dataset, cfg.global_crops_size, 10000, cfg.seed);
     const key = `${cfg.pca_dim}|${sample.n}|${fingerprint(sample.data)}`;
@@ -255,8 +271,22 @@ async function run(
   const state: DinoState = { cfg, student, teacher, optimizer, center, center2, channels, localSize, koleoCache, em };
 
   let step = 0;
+  // What a resume restores; an --init_from DINO or protodino checkpoint is restored the same way.
+  let restoreFrom: LoadedCheckpoint | null = resumeFrom;
+  if (init) {
+    const live = { student, teacher, optimizer, cfg, niter, loader: loader.state() };
+    if (init.kind === 'backbone') loadBackbone(init, student, teacher);
+    else if (init.kind === 'dino') restoreFrom = dinoResumePoint(init, live);
+    else {
+      checkProtodinoCheckpoint(init, live);
+      restoreFrom = init.checkpoint;
+    }
+  }
+  if (restoreFrom) {
+    restoreCheckpoint(restoreFrom, { student, teacher, optimizer, center, center2, koleoCache, em });
+    step = restoreFrom.meta.step;
+  }
   if (resumeFrom) {
-    restoreCheckpoint(resumeFrom, { student, teacher, optimizer, center, center2, koleoCache, em });
     if (resumeFrom.meta.generators) {
       student.generator.setState(resumeFrom.meta.generators.student);
       teacher.generator.setState(resumeFrom.meta.generators.teacher);
@@ -265,7 +295,6 @@ async function run(
         `protodino: ${resumeFrom.path} predates saved drop-path random state; the resumed run draws other drop-path masks than an uninterrupted one\n`,
       );
     }
-    step = resumeFrom.meta.step;
     log.write({
       event: 'resume',
       step,
@@ -276,6 +305,19 @@ async function run(
     });
   } else {
     log.write({ event: 'start', config: cfg, backend: be.description, parameters: student.parameterCount() });
+    if (init) {
+      // A protodino checkpoint carries its random streams; DINO's do not (fresh ones are drawn).
+      const gens = init.kind === 'protodino' ? init.checkpoint.meta.generators : undefined;
+      if (gens) {
+        student.generator.setState(gens.student);
+        teacher.generator.setState(gens.teacher);
+      }
+      log.write({ event: 'init_from', from: init.file, kind: init.kind, step, epoch: Math.floor(step / niter) });
+      if (init.kind === 'backbone' && init.weights.skipped.length && !cfg.quiet)
+        process.stderr.write(
+          `protodino: ${init.file}: not loading the classifier ${init.weights.skipped.join(', ')} (DINO's backbone has none)\n`,
+        );
+    }
   }
 
   const alarms = resumeFrom
@@ -287,11 +329,14 @@ async function run(
         step,
       )
     : new CollapseAlarms(cfg.out_dim, cfg.collapse_window);
-  const raised: AlarmRecord[] = [];
+  // The baseline of the parameter-norm alarm: the weights training started from, kept across resumes.
+  const watched = student.namedParameters().filter(([, p]) => p.requiresGrad);
+  const normWatch = new NormWatch(parseInitialNorms(restoreFrom?.meta.initialNorms) ?? (await parameterNorms(watched)));
+  const raised: (AlarmRecord | NormAlarmRecord)[] = [];
   const history: StepRecord[] = [];
   const progress = cfg.quiet ? null : new Progress({ stream: process.stderr });
   // A collapsed run can look healthy from its loss curve alone, so alarms are printed with --quiet too.
-  const report = (records: AlarmRecord[]) => {
+  const report = (records: (AlarmRecord | NormAlarmRecord)[]) => {
     for (const r of records) {
       log.write(r);
       raised.push(r);
@@ -322,6 +367,7 @@ async function run(
         generators: { student: student.generator.getState(), teacher: teacher.generator.getState() },
         alarms: alarms.state(),
         normalization: stats,
+        initialNorms: { ...normWatch.initial },
       },
     );
     savedStep = step;
@@ -438,6 +484,17 @@ async function run(
         const extra: Record<string, string> = { 'img/s': rec.img_per_s.toFixed(0) };
         if (alarms.active.length) extra['ALARM'] = `${alarms.active.join(', ')} collapse`;
         progress?.update({ epoch, epochs: cfg.epochs, step: step - epoch * niter, total: niter, loss: value, extra });
+        // Checked where the loss is read back anyway, not every step: one more read-back per log step.
+        const grown = normWatch.check(await parameterNorms(watched), step, epoch + 1);
+        if (grown.length) {
+          report(grown);
+          if (cfg.on_nan === 'stop')
+            throw new DivergenceError(
+              `training diverged at step ${step} (epoch ${epoch + 1}): ${grown[0].message}; this state was not saved and ${kept()} (--on_nan skip only warns)`,
+              step,
+              grown[0].tensor,
+            );
+        }
       }
       if (epochDone) {
         progress?.done({

@@ -128,4 +128,14 @@ test('analyze refuses bad flags and files with a clear message', () => {
   assert.match(r2.stderr, /--eps takes numbers/);
 });
 
+test('analyze and report --help say what ε measures: a distance between unit prototypes', () => {
+  for (const cmd of ['analyze', 'report']) {
+    const r = spawnSync(process.execPath, [cli, cmd, '--help'], { encoding: 'utf8' });
+    assert.is(r.status, 0, r.stderr);
+    assert.match(r.stdout, /ε²\/2/, `${cmd} --help`);
+  }
+  const a = spawnSync(process.execPath, [cli, 'analyze', '--help'], { encoding: 'utf8' });
+  assert.match(a.stdout, /Euclidean distance between unit prototypes/);
+});
+
 test.run();

@@ -180,6 +180,25 @@ conformance(
       assert.is(r.tiling.candidates, 11, 'only prototypes with a neighbour within ε are compared pairwise');
     });
 
+    test("labels: each prototype's group, indexing groupSizes and representatives", async () => {
+      const host = { data: Float32Array.from(HAND.flat()), shape: [16, D] as const };
+      const r = await countUniquePrototypes(host, { eps: [EPS, EPS / 2], labels: true, backend: be() });
+      const [a, b] = r.perEps;
+      // greedy reps 0, 9, 2, 6, 4, 8, 12–15 and component reps 0, 6, 9, 2, 4, 12–15 (the test above)
+      assert.equal(Array.from(a.greedy!.labels!), [0, 0, 2, 0, 4, 2, 3, 3, 5, 1, 1, 1, 6, 7, 8, 9]);
+      assert.equal(Array.from(a.components!.labels!), [0, 0, 3, 0, 4, 3, 1, 1, 1, 2, 2, 2, 5, 6, 7, 8]);
+      for (const g of [a.greedy!, a.components!, b.greedy!, b.components!]) {
+        const counts = new Array<number>(g.unique).fill(0);
+        for (const l of g.labels!) counts[l]++;
+        assert.equal(counts, Array.from(g.groupSizes));
+        g.representatives.forEach((rep, i) => assert.is(g.labels![rep], i));
+      }
+      const tiled = await countUniquePrototypes(host, { eps: EPS, labels: true, maxTileElements: 9, backend: be() });
+      assert.equal(tiled.perEps[0], a, 'the same labels in 3 × 3 tiles');
+      const plain = await countUniquePrototypes(host, { eps: EPS, backend: be() });
+      assert.is(plain.perEps[0].greedy!.labels, undefined, 'labels only when asked for');
+    });
+
     test('norms, nearest-neighbour cosines and their histogram', async () => {
       const r = await hand(be());
       const norms = HAND.map((v) => Math.hypot(...v));

@@ -5,7 +5,9 @@ import * as assert from 'uvu/assert';
 import { conformance } from '../helpers/backends.js';
 import { backward, tidy, zeros } from '../../src/tensor/index.js';
 import type { Backend } from '../../src/backend/backend.js';
-import { centeredTeacher, dinoLoss, sinkhornKnopp, updateCenter } from '../../src/ssl/dino.js';
+import { centeredTeacher, dinoCrossEntropy, dinoLoss, sinkhornKnopp, updateCenter } from '../../src/ssl/dino.js';
+import { DINOLoss } from '../../src/ssl/dino-loss.js';
+import { liveTensors, tensor } from '../../src/tensor/index.js';
 import { meMaxLoss } from '../../src/ssl/regularizers.js';
 import { agree, agreeTensor, disposeAll, Fixture, leakFree } from './fixtures.js';
 
@@ -27,7 +29,7 @@ async function checkDino(be: Backend, c: DinoCase): Promise<void> {
   const center = c.center ? f.tensor(`${c.prefix}center`, be) : zeros([1, teacher.shape[1]], be);
   const loss = tidy(() => {
     const q = centeredTeacher(teacher, center, c.teacherTemp);
-    const l = dinoLoss(student, q, { studentTemp: c.studentTemp, nCrops: c.nCrops });
+    const l = dinoCrossEntropy(student, q, { studentTemp: c.studentTemp, nCrops: c.nCrops });
     backward(l);
     return l;
   });
@@ -41,7 +43,92 @@ async function checkDino(be: Backend, c: DinoCase): Promise<void> {
   disposeAll(student, teacher, center, loss);
 }
 
+/** DINOLoss.forward from raw teacher logits: the same loss, gradient and center update as the fixture. */
+async function checkDINOLossClass(be: Backend, c: DinoCase): Promise<void> {
+  const student = f.param(`${c.prefix}student`, be);
+  const teacher = f.tensor(`${c.prefix}teacher`, be);
+  const K = teacher.shape[1];
+  const dl = new DINOLoss(be, {
+    outDim: K,
+    nCrops: c.nCrops,
+    warmupTeacherTemp: 0.5,
+    teacherTemp: c.teacherTemp,
+    warmupTeacherTempEpochs: 2,
+    nEpochs: 4,
+    studentTemp: c.studentTemp,
+    centerMomentum: c.momentum,
+  });
+  be.upload(dl.center.storage, f.values(`${c.prefix}center`));
+  // Epoch 3 is past the warm-up: the temperature is teacherTemp.
+  const loss = tidy(() => {
+    const l = dl.forward(student, teacher, 3);
+    backward(l);
+    return l;
+  });
+  agree([await loss.item()], [f.scalar(`${c.prefix}loss`)], `${c.prefix}DINOLoss`);
+  await agreeTensor(student.grad, f.values(`${c.prefix}grad_student`), `${c.prefix}DINOLoss gradient`);
+  await agreeTensor(dl.center, f.values(`${c.prefix}center_after`), `${c.prefix}DINOLoss center after the call`);
+  assert.throws(() => dl.forward(student, teacher, 4), /epoch 4 is outside the teacher temperature schedule's 0…3/);
+  dl.dispose();
+  disposeAll(student, teacher, loss);
+}
+
 conformance('ssl: DINO loss, Sinkhorn-Knopp, me-max vs PyTorch', (test, be) => {
+  test(
+    'DINOLoss takes raw teacher logits: centering, temperature schedule and center update in one call',
+    leakFree(async () => {
+      const c = { nCrops: f.num('ncrops'), studentTemp: f.num('student_temp'), teacherTemp: f.num('teacher_temp') };
+      await checkDINOLossClass(be(), { prefix: '', ...c, momentum: f.num('center_momentum'), center: true });
+      await checkDINOLossClass(be(), {
+        prefix: 'odd.',
+        nCrops: 3,
+        studentTemp: 0.2,
+        teacherTemp: 0.07,
+        momentum: 0.8,
+        center: true,
+      });
+    }),
+  );
+
+  test('dinoLoss refuses teacher rows that are not probability distributions', async () => {
+    const b = be();
+    const student = f.tensor('odd.student', b);
+    const teacher = f.tensor('odd.teacher', b);
+    const opts = { studentTemp: 0.2, nCrops: 3 };
+    const center = f.tensor('odd.center', b);
+    const q = tidy(() => centeredTeacher(teacher, center, 0.07));
+    const checked = await dinoLoss(student, q, opts);
+    const plain = tidy(() => dinoCrossEntropy(student, q, opts));
+    assert.is(await checked.item(), await plain.item());
+    const refuses = async (t: typeof q, re: RegExp) => {
+      const before = liveTensors();
+      try {
+        await dinoLoss(student, t, opts);
+      } catch (e) {
+        assert.match((e as Error).message, re);
+        assert.is(liveTensors(), before, 'a refusal leaves no tensor behind');
+        return;
+      } finally {
+        if (t !== teacher) t.dispose();
+      }
+      assert.unreachable(`accepted (wanted ${re})`);
+    };
+    // The PyTorch habit: DINOLoss takes logits, so logits get passed here too.
+    await refuses(teacher, /dinoLoss: the teacher targets must be probabilities, but row 0 (sums to|has a negative)/);
+    const [B2, K] = q.shape;
+    const data = new Float32Array(B2 * K).fill(1 / K);
+    data[3 * K + 1] = -0.01;
+    data[3 * K + 2] += 0.01;
+    await refuses(tensor(data, [B2, K], b), /row 3 has a negative entry \(-0\.01\)/);
+    data[3 * K + 1] = data[3 * K + 2] = 1 / K;
+    data.subarray(5 * K, 6 * K).fill(2 / K);
+    await refuses(tensor(data, [B2, K], b), /row 5 sums to 2, not 1 \(± 0\.001\)/);
+    data.subarray(5 * K, 6 * K).fill(1 / K);
+    data[0] = NaN;
+    await refuses(tensor(data, [B2, K], b), /row 0 is not finite/);
+    disposeAll(student, teacher, center, q, checked, plain);
+  });
+
   test(
     'DINO loss, its gradient and the center update: B = 8, 2 global + 4 local crops, K = 256',
     leakFree(async () => {

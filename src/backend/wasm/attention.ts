@@ -22,7 +22,7 @@ function overUnits(
   if (units === 0 || p.tokens === 0 || p.headDim === 0) return;
   const slotBytes = 4 * rt.exports.attentionSlotFloats(p.tokens, p.headDim);
   const scratchBytes = 64 + rt.threads * slotBytes;
-  const scratch = rt.allocBytes(scratchBytes);
+  const scratch = rt.allocBytes(scratchBytes, `attention's per-thread scratch (${p.tokens} tokens)`);
   try {
     rt.i32(scratch, 1)[0] = 0; // the slot counter the threads claim from
     launch([p.tokens, p.heads, p.headDim, p.scale, scratch], units, Math.max(1, Math.ceil(GRAIN_FLOPS / flopsPerUnit)));

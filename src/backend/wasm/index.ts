@@ -54,7 +54,7 @@ export class WasmBackend implements Backend {
 
   alloc(length: number, dtype: DType): Storage {
     if (!Number.isInteger(length) || length < 0) throw new BackendError(`cannot allocate ${length} elements`);
-    const ptr = this.rt.allocBytes(Math.max(4, length * 4));
+    const ptr = this.rt.allocBytes(Math.max(4, length * 4), `a tensor of ${length} ${dtype} elements`);
     const s: WasmStorage = { length, dtype, ptr, freed: false };
     return s;
   }

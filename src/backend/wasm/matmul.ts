@@ -40,8 +40,8 @@ export function matmulKernels(rt: WasmRuntime): MatmulKernels {
       // Scratch is taken from the pool per call (it returns there at once), so kernels never allocate.
       const packedBytes = batchB * panels * k * nr * 4;
       const scratchBytes = 64 + rt.threads * slotBytes;
-      const packed = rt.allocBytes(Math.max(64, packedBytes));
-      const scratch = rt.allocBytes(scratchBytes);
+      const packed = rt.allocBytes(Math.max(64, packedBytes), `matmul's packed B operand (${batchB} × ${k} × ${n})`);
+      const scratch = rt.allocBytes(scratchBytes, "matmul's per-thread scratch");
       try {
         if (k > 0) {
           rt.run(

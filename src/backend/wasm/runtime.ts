@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import * as v8 from 'node:v8';
 import { packagePath } from '../../util/paths.js';
 import { BackendError } from '../backend.js';
+import { requestingOp, WasmOutOfMemoryError } from './out-of-memory.js';
 import type { KernelExports, RowArgs, RowKernel } from './exports.js';
 
 const PAGE = 65536;
@@ -131,7 +132,8 @@ export class WasmRuntime {
 
   // ---- memory -------------------------------------------------------------------------------
 
-  allocBytes(bytes: number): number {
+  /** `purpose` names what the bytes are for in the out-of-memory error (the op is found from the stack). */
+  allocBytes(bytes: number, purpose = 'kernel scratch'): number {
     const cls = sizeClass(bytes);
     const free = this.pool.get(cls);
     let ptr: number;
@@ -144,18 +146,39 @@ export class WasmRuntime {
       const have = this.memory.buffer.byteLength;
       if (end > have) {
         const pages = Math.ceil((end - have) / PAGE);
-        if (have / PAGE + pages > MAX_PAGES) {
-          throw new BackendError(
-            `wasm memory exhausted: ${bytes} bytes requested, ${this.liveBytes} bytes live, 4 GiB is the wasm32 limit`,
-          );
+        if (have / PAGE + pages > MAX_PAGES) throw this.outOfMemory(purpose, bytes);
+        try {
+          this.memory.grow(pages);
+        } catch (e) {
+          throw this.outOfMemory(purpose, bytes, e);
         }
-        this.memory.grow(pages);
       }
       this.heapTop = end;
     }
     this.liveBuffers++;
     this.liveBytes += cls;
     return ptr;
+  }
+
+  private outOfMemory(purpose: string, bytes: number, cause?: unknown): WasmOutOfMemoryError {
+    // Only on this failure path: a deep stack to find the tensor op under the kernel and allocator frames.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 64;
+    const stack = new Error().stack ?? '';
+    Error.stackTraceLimit = limit;
+    const who = requestingOp(stack);
+    const op = who ? (who.via === who.op ? who.op : `${who.op} (in ${who.via})`) : null;
+    return new WasmOutOfMemoryError(
+      op,
+      purpose,
+      bytes,
+      this.liveBytes,
+      this.liveBuffers,
+      this.pooledBytes,
+      this.memory.buffer.byteLength,
+      MAX_PAGES * PAGE,
+      cause,
+    );
   }
 
   freeBytes(ptr: number, bytes: number): void {

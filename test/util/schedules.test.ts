@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readSafetensors } from '../../src/io/safetensors.js';
-import { cosineScheduler, linspace, teacherTempSchedule } from '../../src/train/schedules.js';
+import { cosineScheduler, linspace, teacherTempSchedule } from '../../src/util/schedules.js';
 import { packagePath } from '../../src/util/paths.js';
 
 const test = suite('schedules');

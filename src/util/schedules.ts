@@ -1,6 +1,7 @@
 // Per-iteration and per-epoch schedules of facebookresearch/dino, reproduced operation for operation
 // in float64 (same formulas, same evaluation order) so a run here follows the same learning-rate,
 // weight-decay, teacher-momentum and teacher-temperature curves as the PyTorch reference.
+// They live in util/ (dino keeps them in utils.py) so that ssl/'s DINOLoss can use the teacher's.
 
 function count(name: string, v: number): number {
   if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${name} must be a non-negative integer, got ${v}`);
