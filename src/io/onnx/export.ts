@@ -236,7 +236,17 @@ export async function exportCheckpointToOnnx(
   dst: string,
   opts: OnnxExportOptions = {},
 ): Promise<OnnxExport> {
-  const out = await checkpointToOnnx(readRunCheckpoint('export', src), opts);
+  let run: RunCheckpoint;
+  try {
+    run = readRunCheckpoint('export', src);
+  } catch (e) {
+    // The config's own checks (an arch this version does not build, say) do not name the file.
+    const m = (e as Error).message;
+    throw new Error(
+      m.startsWith('export:') ? m : `export: ${src}: the network cannot be rebuilt from its config (${m})`,
+    );
+  }
+  const out = await checkpointToOnnx(run, opts);
   writeFileAtomic(dst, [out.bytes]);
   return out;
 }
