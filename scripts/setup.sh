@@ -23,4 +23,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-npm ci --no-audit --no-fund
+# onnxruntime-node (a devDependency of the ONNX export tests) bundles its CPU binaries; its postinstall
+# would also fetch the CUDA ones from nuget.org, which the tests never use and offline machines cannot reach.
+ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund

@@ -23,7 +23,10 @@ commands:
                                                       and head/medium/tail accuracy of the frozen backbone (default: all)
   embed <checkpoint> --out FILE.safetensors [--split train|test] [--max N] [--student]
                                                       backbone features [N, D] F32 and labels [N] I32 of a split
-  export <checkpoint> --to pth [--out FILE]           write a checkpoint as facebookresearch/dino's .pth
+  export <checkpoint> --to pth|onnx [--out FILE] [--with_head] [--student]
+                                                      pth: the checkpoint as facebookresearch/dino's .pth; onnx: the
+                                                      teacher backbone, images in [0, 1] → embed's features (mean/std
+                                                      applied inside; --with_head adds the head's logits)
   report <run dir ...> [--out report.html] [--eps 0.025,0.1] [--eps_metric euclidean|cosine] [--images 2000] [--no-gallery]
                                                       compare training runs in one self-contained HTML page
                                                       (--eps as for analyze: a distance, a cosine gap of ε²/2)
@@ -84,15 +87,39 @@ async function exportCmd(argv: string[]): Promise<void> {
     args: argv,
     allowPositionals: true,
     strict: true,
-    options: { to: { type: 'string', default: 'pth' }, out: { type: 'string' } },
+    options: {
+      to: { type: 'string', default: 'pth' },
+      out: { type: 'string' },
+      with_head: { type: 'boolean', default: false },
+      student: { type: 'boolean', default: false },
+    },
   });
   if (positionals.length !== 1) throw new Error('export: give exactly one checkpoint file');
-  if (values.to !== 'pth') throw new Error(`export: --to must be pth, got '${values.to}'`);
   const src = positionals[0];
-  const out = values.out ?? src.replace(/\.safetensors$/, '') + '.pth';
-  const { exportCheckpointToPth } = await import('../io/export-dino.js');
-  exportCheckpointToPth(src, out);
-  console.log(`wrote ${out}`);
+  if (values.to === 'pth') {
+    // The .pth holds both networks and their heads whole; choosing one of them means nothing there.
+    if (values.with_head || values.student)
+      throw new Error('export: --with_head and --student apply to --to onnx only');
+    const out = values.out ?? src.replace(/\.safetensors$/, '') + '.pth';
+    const { exportCheckpointToPth } = await import('../io/export-dino.js');
+    exportCheckpointToPth(src, out);
+    console.log(`wrote ${out}`);
+  } else if (values.to === 'onnx') {
+    const out = values.out ?? src.replace(/\.safetensors$/, '') + '.onnx';
+    const { exportCheckpointToOnnx } = await import('../io/onnx/export.js');
+    const r = await exportCheckpointToOnnx(src, out, {
+      withHead: values.with_head,
+      which: values.student ? 'student' : 'teacher',
+    });
+    const shape = (s: (number | string)[]) => `[${s.join(', ')}]`;
+    console.log(
+      `wrote ${out}: ${r.input.name} ${shape(r.input.shape)} in [0, 1] (mean ${r.mean.map((v) => v.toFixed(4)).join(', ')}, ` +
+        `std ${r.std.map((v) => v.toFixed(4)).join(', ')} applied inside) → ` +
+        r.outputs.map((o) => `${o.name} ${shape(o.shape)}`).join(', '),
+    );
+  } else {
+    throw new Error(`export: --to must be pth or onnx, got '${values.to}'`);
+  }
 }
 
 async function bench(argv: string[]): Promise<void> {

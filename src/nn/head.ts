@@ -55,7 +55,8 @@ export class DINOHead extends Module {
   /** nn.Sequential's indices; with nlayers = 1 DINO's mlp is the bare Linear (mlp.weight, mlp.bias). */
   readonly mlp: ModuleList | Linear;
   readonly last_layer: WeightNormLinear;
-  private readonly layers: (Linear | BatchNorm | 'gelu')[] = [];
+  /** The MLP in order, GELUs included (read by the ONNX export, which writes the same sequence). */
+  readonly layers: (Linear | BatchNorm | 'gelu')[] = [];
 
   constructor(be: Backend, cfg: DINOHeadConfig, g: Generator) {
     super(be);

@@ -38,7 +38,7 @@ export const RESNET_PRESETS: Record<string, Omit<ResNetConfig, 'inChans'>> = {
 export type ResNetOptions = ResNetConfig | { arch: string; inChans?: number };
 
 /** A bias-free Conv2d with torchvision's init: kaiming_normal_(mode='fan_out', nonlinearity='relu'). */
-class Conv2d extends Module {
+export class Conv2d extends Module {
   readonly weight: Tensor;
   /** See Conv2dOptions.algorithm; ResNet.setConvAlgorithm switches every conv of a network. */
   algorithm: 'direct' | 'im2col' = 'direct';
@@ -92,7 +92,7 @@ abstract class Block extends Module {
   abstract forward(x: Tensor): Tensor;
 }
 
-class BasicBlock extends Block {
+export class BasicBlock extends Block {
   static readonly expansion = 1;
   readonly conv1: Conv2d;
   readonly bn1: BatchNorm;
@@ -113,7 +113,7 @@ class BasicBlock extends Block {
   }
 }
 
-class Bottleneck extends Block {
+export class Bottleneck extends Block {
   static readonly expansion = 4;
   readonly conv1: Conv2d;
   readonly bn1: BatchNorm;
