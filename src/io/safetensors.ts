@@ -342,6 +342,22 @@ export function readSafetensors(src: string | Uint8Array, options: ReadOptions =
   }
 }
 
+/**
+ * A file's __metadata__ from its header alone: no tensor bytes are read and no checksum is verified,
+ * but the header is checked as readSafetensors checks it (a truncated file still fails).
+ */
+export function readSafetensorsMetadata(path: string): Record<string, string> {
+  const fd = openSync(path, 'r');
+  try {
+    return readHeader(fileSource(fd)).metadata;
+  } catch (e) {
+    if (e instanceof SafetensorsError && e.file === undefined) throw new SafetensorsError(e.detail, e.tensor, path);
+    throw e;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** SHA-256 (hex) of the data buffer after the header, as stored under CHECKSUM_KEY. */
 export function payloadSha256(src: string | Uint8Array): string {
   const hash = createHash('sha256');

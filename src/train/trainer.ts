@@ -44,6 +44,7 @@ import {
   type LoadedCheckpoint,
 } from './checkpoint.js';
 import { trainingImages } from './run-data.js';
+import { readSafetensorsMetadata } from '../io/safetensors.js';
 import {
   checkProtodinoCheckpoint,
   dinoResumePoint,
@@ -633,13 +634,29 @@ export type ResumePoint = LoadedCheckpoint & { path: string; fallback?: string; 
  */
 export function resumeBase(cfg: TrainConfig): TrainConfig {
   if (!cfg.resume) return DEFAULTS;
-  const from = readResumable(join(cfg.output_dir, 'checkpoint.safetensors'), true);
-  const saved = from?.meta.config as Partial<TrainConfig> | undefined;
+  const saved = savedConfig(join(cfg.output_dir, 'checkpoint.safetensors'));
   if (!saved) return DEFAULTS;
   // How this invocation talks and profiles is its own; everything else continues the run.
   const own = ['output_dir', 'resume', 'quiet', 'profile'];
   const known = Object.fromEntries(Object.entries(saved).filter(([k]) => k in DEFAULTS && !own.includes(k)));
   return { ...DEFAULTS, ...known, resume: true };
+}
+
+/**
+ * The config recorded in the checkpoint a resume would take (the latest, else .prev), from its
+ * header only: train() reads and verifies the whole file once more when it restores it.
+ */
+function savedConfig(path: string): Partial<TrainConfig> | undefined {
+  for (const p of [path, `${path}.prev`]) {
+    if (!existsSync(p)) continue;
+    try {
+      const raw = readSafetensorsMetadata(p).protodino;
+      return raw ? ((JSON.parse(raw) as { config?: Partial<TrainConfig> }).config ?? undefined) : undefined;
+    } catch {
+      // Unreadable: train() says so when it falls back to .prev; take .prev's config here too.
+    }
+  }
+  return undefined;
 }
 
 /** Says which training flags differ from the ones the checkpoint was trained with (a resume continues regardless). */

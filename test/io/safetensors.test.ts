@@ -10,6 +10,7 @@ import {
   int64ToInt32,
   payloadSha256,
   readSafetensors,
+  readSafetensorsMetadata,
   SafetensorsError,
   serializeSafetensors,
   writeSafetensors,
@@ -628,6 +629,21 @@ test('mutation fuzz: 3000 damaged files parse cleanly or fail with SafetensorsEr
   assert.ok(parsed > 50 && failed > 1000, `both outcomes occur (parsed ${parsed}, failed ${failed})`);
   assert.ok(messages.size >= 20, `the fuzz reaches many checks (${messages.size} kinds of error)`);
   assert.ok(ms < 8000, `fuzz took ${ms.toFixed(0)} ms of CPU`);
+});
+
+test('readSafetensorsMetadata gives the header metadata alone, and a truncated file still fails naming it', () => {
+  const path = join(dir, 'meta-only.safetensors');
+  writeSafetensors(path, { w: { dtype: 'F32', shape: [2, 3], data: new Float32Array(6).fill(1.5) } }, { note: 'kept' });
+  const meta = readSafetensorsMetadata(path);
+  assert.is(meta.note, 'kept');
+  assert.is(meta[CHECKSUM_KEY], payloadSha256(path));
+  const bytes = readFileSync(path);
+  const torn = join(dir, 'meta-only-torn.safetensors');
+  writeFileSync(torn, bytes.subarray(0, bytes.length - 4));
+  assert.throws(
+    () => readSafetensorsMetadata(torn),
+    (e: unknown) => e instanceof SafetensorsError && /out of range/.test(e.message) && e.message.includes(torn),
+  );
 });
 
 test.run();
