@@ -23,17 +23,22 @@ commands:
                                                       and head/medium/tail accuracy of the frozen backbone (default: all)
   embed <checkpoint> --out FILE.safetensors [--split train|test] [--max N] [--student]
                                                       backbone features [N, D] F32 and labels [N] I32 of a split
-  export <checkpoint> --to pth|onnx [--out FILE] [--with_head] [--student]
+  export <checkpoint> --to pth|onnx|backbone [--out FILE] [--with_head] [--student]
                                                       pth: the checkpoint as facebookresearch/dino's .pth; onnx: the
                                                       teacher backbone, images in [0, 1] → embed's features (mean/std
-                                                      applied inside; --with_head adds the head's logits)
+                                                      applied inside; --with_head adds the head's logits);
+                                                      backbone: the teacher's (--student: the student's) backbone
+                                                      weights alone, .safetensors or .pth, for train --init_from
   report <run dir ...> [--out report.html] [--eps 0.025,0.1] [--eps_metric euclidean|cosine] [--images 2000] [--no-gallery]
                                                       compare training runs in one self-contained HTML page
                                                       (--eps as for analyze: a distance, a cosine gap of ε²/2)
   experiments [--seeds 3] [--variant_seeds 1] [--quick] [--out runs/experiments] [--only frozen,full]
-              [--tier main,variant] [--frozen_steps N] [--full_steps N] [--aggregate] [--list] [--plots DIR]
+              [--tier main,variant] [--frozen_steps N] [--full_steps N] [--full_recipe NAME] [--ks 1024,4096]
+              [--frozen_backbone FILE] [--aggregate] [--list] [--plots DIR]
                                                       the paper's grid: DINO ± KoLeo-proto (and variants), balanced
-                                                      and long-tailed, frozen and full; resumable; results.json + table
+                                                      and long-tailed, frozen and full; resumable; results.json + table;
+                                                      --frozen_backbone: the frozen setting on a trained backbone
+                                                      (export --to backbone) instead of PCA-64
   bench [suite ...] [--quick] [--profile]             run the benchmarks (see bench/); --profile adds per-kernel-family
                                                       time profiles (dino-step)
 `;
@@ -99,7 +104,7 @@ async function exportCmd(argv: string[]): Promise<void> {
   if (values.to === 'pth') {
     // The .pth holds both networks and their heads whole; choosing one of them means nothing there.
     if (values.with_head || values.student)
-      throw new Error('export: --with_head and --student apply to --to onnx only');
+      throw new Error('export: --with_head and --student apply to --to onnx and backbone only');
     const out = values.out ?? src.replace(/\.safetensors$/, '') + '.pth';
     const { exportCheckpointToPth } = await import('../io/export-dino.js');
     exportCheckpointToPth(src, out);
@@ -117,8 +122,15 @@ async function exportCmd(argv: string[]): Promise<void> {
         `std ${r.std.map((v) => v.toFixed(4)).join(', ')} applied inside) → ` +
         r.outputs.map((o) => `${o.name} ${shape(o.shape)}`).join(', '),
     );
+  } else if (values.to === 'backbone') {
+    if (values.with_head) throw new Error('export: --with_head applies to --to onnx only');
+    const out = values.out ?? src.replace(/\.safetensors$/, '') + '-backbone.safetensors';
+    const { exportBackbone } = await import('../io/export-backbone.js');
+    const which = values.student ? 'student' : 'teacher';
+    const r = exportBackbone(src, out, which);
+    console.log(`wrote ${out}: the ${which} backbone, ${r.tensors} tensors, ${r.parameters} values (${r.format})`);
   } else {
-    throw new Error(`export: --to must be pth or onnx, got '${values.to}'`);
+    throw new Error(`export: --to must be pth, onnx or backbone, got '${values.to}'`);
   }
 }
 

@@ -3,6 +3,7 @@
 import { longTailCounts } from '../data/index.js';
 import { validate, DEFAULTS, type TrainConfig } from '../train/config.js';
 import { presetValues } from '../train/presets.js';
+import { frozenBackboneConfig } from './frozen-backbone.js';
 
 export type Setting = 'frozen' | 'full';
 export type DataKind = 'balanced' | 'longtail';
@@ -53,6 +54,11 @@ export interface GridOptions {
   fullRecipe?: string;
   /** Head sizes of the full main comparison (default: the recipe's); the variants run at the first. */
   fullKs?: number[];
+  /**
+   * A backbone file (`protodino export --to backbone`) the frozen setting trains its prototypes on,
+   * instead of the PCA-64 features: learned features, frozen, with everything else unchanged.
+   */
+  frozenBackbone?: string;
 }
 
 const METHOD_CONFIG: Record<Method, Partial<TrainConfig>> = {
@@ -120,12 +126,13 @@ export function runConfig(
   method: Method,
   koleoProto: number,
   seed: number,
-  opts: Pick<GridOptions, 'quick' | 'frozenSteps' | 'fullSteps' | 'fullRecipe'>,
+  opts: Pick<GridOptions, 'quick' | 'frozenSteps' | 'fullSteps' | 'fullRecipe' | 'frozenBackbone'>,
   prototypes?: number,
 ): Partial<TrainConfig> {
   let base: Partial<TrainConfig>;
   if (setting === 'frozen') {
     base = { ...FROZEN, epochs: 12, max_steps: opts.frozenSteps ?? FROZEN.max_steps };
+    if (opts.frozenBackbone !== undefined) Object.assign(base, frozenBackboneConfig(opts.frozenBackbone));
   } else {
     const name = fullRecipe(opts),
       r = FULL_RECIPES[name];
