@@ -5,8 +5,12 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BACKEND_OPTION, backendKind, intFlag } from './args.js';
 import {
+  compareToDino,
   curveTable,
+  remedyTable,
+  uniqueSweepTables,
   experimentGrid,
+  FULL_METHODS,
   fullKs,
   pairedDifferences,
   pairedTable,
@@ -44,6 +48,7 @@ export async function experiments(argv: string[]): Promise<void> {
       full_recipe: { type: 'string' },
       ks: { type: 'string' },
       frozen_backbone: { type: 'string' },
+      methods: { type: 'string' },
       aggregate: { type: 'boolean', default: false },
       list: { type: 'boolean', default: false },
       plots: { type: 'string' },
@@ -58,6 +63,7 @@ export async function experiments(argv: string[]): Promise<void> {
     ...(values.full_steps !== undefined ? { fullSteps: intFlag(cmd, 'full_steps', values.full_steps, 0) } : {}),
     ...(values.full_recipe !== undefined ? { fullRecipe: values.full_recipe } : {}),
     ...(values.ks !== undefined ? { fullKs: values.ks.split(',').map((k) => intFlag(cmd, 'ks', k.trim(), 0, 2)) } : {}),
+    ...(values.methods !== undefined ? { fullMethods: listFlag(cmd, 'methods', values.methods, FULL_METHODS) } : {}),
     ...(values.frozen_backbone !== undefined ? { frozenBackbone: values.frozen_backbone } : {}),
     out: values.out!,
     backend: backendKind(cmd, values.backend),
@@ -94,6 +100,16 @@ export async function experiments(argv: string[]): Promise<void> {
           `Unique prototypes over training (full, K = ${k}, ${data}; ε = 0.025 / ε = 0.1, mean over seeds):\n\n${t}\n`,
         );
     }
+  }
+  for (const setting of opts.settings) {
+    const rows = compareToDino(s.results, setting);
+    // With DINO ± KoLeo-proto alone this repeats the paired table above; other remedies add rows.
+    if (rows.some((r) => r.method !== 'dino'))
+      console.log(
+        `Remedies against DINO (${setting}), paired by seed (mean ± 95% interval; accuracies in points):\n\n${remedyTable(rows)}\n`,
+      );
+    const sweep = uniqueSweepTables(s.results, setting);
+    if (sweep) console.log(`Unique prototypes over ε (${setting}, final teachers, mean ± std over seeds):\n\n${sweep}\n`);
   }
   if (values.plots !== undefined) {
     const { writeExperimentPlots } = await import('../experiments/plots.js');

@@ -23,6 +23,8 @@ export type UniqueRule = 'greedy' | 'components' | 'both';
 /** What ε measures: Euclidean distance between unit prototypes (the paper's), or 1 − cosine. */
 export type EpsMetric = 'euclidean' | 'cosine';
 export const EPS_METRICS: readonly EpsMetric[] = ['euclidean', 'cosine'];
+/** The ε values reports and the experiment grid sweep, from the paper's 0.025 to a loose 0.5. */
+export const SWEEP_EPS: readonly number[] = [0.025, 0.05, 0.1, 0.25, 0.5];
 
 /** The cosine above which two prototypes are the same at ε under `metric`. */
 export function cosineThreshold(eps: number, metric: EpsMetric = 'euclidean'): number {

@@ -46,7 +46,7 @@ export const METRIC_KEYS = [
   'linearTail',
 ] as const;
 
-function metricValue(m: RunMetrics, key: (typeof METRIC_KEYS)[number]): number {
+export function metricValue(m: RunMetrics, key: (typeof METRIC_KEYS)[number]): number {
   if (key === 'unique@0.025') return m.unique['0.025'];
   if (key === 'unique@0.1') return m.unique['0.1'];
   return (m[key as keyof RunMetrics] as number | undefined) ?? NaN;
@@ -106,7 +106,7 @@ export function aggregate(results: RunResult[]): Group[] {
   });
 }
 
-const METHOD_LABEL: Record<Method, string> = {
+export const METHOD_LABEL: Record<Method, string> = {
   dino: 'DINO (centering)',
   sinkhorn: 'Sinkhorn-Knopp',
   memax: 'me-max',
@@ -116,7 +116,7 @@ const METHOD_LABEL: Record<Method, string> = {
   em: 'EM prototypes (decoupled)',
 };
 
-function fmt(s: Stat | undefined, pct: boolean, digits = pct ? 1 : 0): string {
+export function fmt(s: Stat | undefined, pct: boolean, digits = pct ? 1 : 0): string {
   if (!s) return '–';
   const k = pct ? 100 : 1;
   return s.n > 1 ? `${(k * s.mean).toFixed(digits)} ± ${(k * s.std).toFixed(digits)}` : (k * s.mean).toFixed(digits);
@@ -187,6 +187,28 @@ export interface Paired {
   diffs: Partial<Record<(typeof PAIRED_KEYS)[number], PairedDiff>>;
 }
 
+/** The mean of per-seed differences with its 95% t-interval; null unless every difference is finite. */
+export function pairedDiff(d: number[]): PairedDiff | null {
+  const s = stat(d);
+  if (!s || s.n !== d.length) return null;
+  return {
+    mean: s.mean,
+    ci95: s.n > 1 ? (T975[Math.min(s.n - 1, T975.length) - 1] * s.std) / Math.sqrt(s.n) : null,
+    n: s.n,
+    perSeed: d,
+  };
+}
+
+/** PAIRED_KEYS' differences (first − second) over pairs of runs at the same seed. */
+export function pairedDiffs(pairs: readonly (readonly [RunResult, RunResult])[]): Paired['diffs'] {
+  const diffs: Paired['diffs'] = {};
+  for (const k of PAIRED_KEYS) {
+    const d = pairedDiff(pairs.map(([a, b]) => metricValue(a.metrics, k) - metricValue(b.metrics, k)));
+    if (d) diffs[k] = d;
+  }
+  return diffs;
+}
+
 /**
  * KoLeo-proto's effect seed by seed: each run with it against the run without it at the same seed,
  * setting, head size, data and method, as a mean difference with a 95% t-interval. Pairing removes
@@ -206,18 +228,7 @@ export function pairedDifferences(results: RunResult[]): Paired[] {
       .filter((p): p is readonly [RunResult, RunResult] => p[1] !== undefined)
       .sort((x, y) => x[0].seed - y[0].seed);
     if (pairs.length === 0) continue;
-    const diffs: Paired['diffs'] = {};
-    for (const k of PAIRED_KEYS) {
-      const d = pairs.map(([a, b]) => metricValue(a.metrics, k) - metricValue(b.metrics, k));
-      const s = stat(d);
-      if (!s || s.n !== d.length) continue;
-      diffs[k] = {
-        mean: s.mean,
-        ci95: s.n > 1 ? (T975[Math.min(s.n - 1, T975.length) - 1] * s.std) / Math.sqrt(s.n) : null,
-        n: s.n,
-        perSeed: d,
-      };
-    }
+    const diffs = pairedDiffs(pairs);
     out.push({
       setting: kp.setting,
       prototypes: kp.metrics.prototypes,
@@ -237,7 +248,7 @@ export function pairedDifferences(results: RunResult[]): Paired[] {
   );
 }
 
-function fmtDiff(d: PairedDiff | undefined, pct: boolean): string {
+export function fmtDiff(d: PairedDiff | undefined, pct: boolean): string {
   if (!d) return '–';
   const k = pct ? 100 : 1,
     digits = pct ? 1 : 0;

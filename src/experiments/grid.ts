@@ -10,8 +10,8 @@ export type DataKind = 'balanced' | 'longtail';
 /** 'init': the full-training network at random initialisation, evaluated without training (the baseline). */
 /**
  * 'em': prototypes fitted by online EM (--prototypes em); full training only (the frozen setting
- * trains the prototypes alone) and without KoLeo-proto (no gradient reaches them). Selectable through
- * runConfig; in no default grid's cell list, so a running grid keeps its cells.
+ * trains the prototypes alone) and without KoLeo-proto (no gradient reaches them). In the full main
+ * comparison through `--methods dino,em`; in no default grid's cell list, so a running grid keeps its cells.
  */
 export type Method = 'dino' | 'sinkhorn' | 'memax' | 'vmf' | 'ibot' | 'init' | 'em';
 export type Tier = 'main' | 'variant';
@@ -59,7 +59,15 @@ export interface GridOptions {
    * instead of the PCA-64 features: learned features, frozen, with everything else unchanged.
    */
   frozenBackbone?: string;
+  /**
+   * Methods of the full main comparison (default: DINO alone), each ± KoLeo-proto at every seed and
+   * head size; 'em' runs without it (no gradient reaches its prototypes).
+   */
+  fullMethods?: Method[];
 }
+
+/** Methods a full main comparison can hold (the untrained baseline is always in it). */
+export const FULL_METHODS: readonly Method[] = ['dino', 'sinkhorn', 'memax', 'vmf', 'ibot', 'em'];
 
 const METHOD_CONFIG: Record<Method, Partial<TrainConfig>> = {
   dino: { centering: 'centering' },
@@ -208,7 +216,8 @@ export function experimentGrid(opts: GridOptions): ExperimentRun[] {
   const add = (tier: Tier, setting: Setting, methods: Method[], seeds: number, k?: number) => {
     for (let seed = 0; seed < seeds; seed++) {
       for (const data of ['balanced', 'longtail'] as const) {
-        for (const method of methods) for (const kp of [0, KOLEO_PROTO]) push(tier, setting, data, method, kp, seed, k);
+        for (const method of methods)
+          for (const kp of method === 'em' ? [0] : [0, KOLEO_PROTO]) push(tier, setting, data, method, kp, seed, k);
       }
     }
   };
@@ -219,8 +228,12 @@ export function experimentGrid(opts: GridOptions): ExperimentRun[] {
   for (let seed = 0; seed < opts.seeds; seed++) {
     for (const data of ['balanced', 'longtail'] as const) push('main', 'full', data, 'init', 0, seed, ks[0]);
   }
-  for (const k of ks) add('main', 'full', MAIN.full, opts.seeds, k);
+  for (const m of opts.fullMethods ?? [])
+    if (!FULL_METHODS.includes(m)) throw new Error(`experiments: --methods takes ${FULL_METHODS.join(', ')}, got '${m}'`);
+  for (const k of ks) add('main', 'full', opts.fullMethods ?? MAIN.full, opts.seeds, k);
   add('variant', 'frozen', VARIANTS.frozen, opts.variantSeeds);
-  add('variant', 'full', VARIANTS.full, opts.variantSeeds, ks[0]);
+  // A variant promoted into the main comparison by --methods runs there only.
+  const main = opts.fullMethods ?? MAIN.full;
+  add('variant', 'full', VARIANTS.full.filter((m) => !main.includes(m)), opts.variantSeeds, ks[0]);
   return runs;
 }

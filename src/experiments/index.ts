@@ -5,3 +5,4 @@ export * from './run.js';
 export * from './aggregate.js';
 export * from './driver.js';
 export { writeExperimentPlots } from './plots.js';
+export * from './compare.js';

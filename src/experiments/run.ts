@@ -30,6 +30,7 @@ import {
 } from '../train/run-data.js';
 
 import { LONG_TAIL_RATIO, type EvalSizes, type ExperimentRun } from './grid.js';
+import { EPS_METRICS, SWEEP_EPS, type EpsMetric } from '../eval/unique.js';
 
 export interface RunMetrics {
   unique: Record<string, number>;
@@ -56,6 +57,11 @@ export interface RunMetrics {
   linearTail?: number;
   knnPerClass?: number[];
   linearPerClass?: number[];
+  /**
+   * Unique prototypes (greedy rule) over SWEEP_EPS in both readings of ε: the Euclidean distance
+   * between unit prototypes and 1 − cosine. Absent in results written before it was measured.
+   */
+  uniqueSweep?: Record<EpsMetric, Record<string, number>>;
 }
 
 export interface CurvePoint {
@@ -104,8 +110,13 @@ async function evaluateNetworkFull(
   sizes: EvalSizes,
 ): Promise<RunMetrics> {
   let tr, te, usage, protos;
+  const sweep = {} as Record<EpsMetric, Record<string, number>>;
   try {
     protos = await countUniquePrototypes(net.head.last_layer.weight_v, { eps: [0.025, 0.1], rule: 'both' });
+    for (const metric of EPS_METRICS) {
+      const r = await countUniquePrototypes(net.head.last_layer.weight_v, { eps: [...SWEEP_EPS], rule: 'greedy', metric });
+      sweep[metric] = Object.fromEntries(r.perEps.map((e) => [String(e.eps), e.greedy!.unique]));
+    }
     tr = await embedDataset(net, data.train, { max: sizes.trainMax, mean: data.mean, std: data.std });
     te = await embedDataset(net, data.test, { max: sizes.testMax, mean: data.mean, std: data.std });
     usage = await headUsage(net, te.features, cfg.teacher_temp);
@@ -164,6 +175,7 @@ async function evaluateNetworkFull(
     fewShot5way5shot: shot5.accuracy,
     fewShot5way5shotCi95: shot5.ci95,
     fewShot5way1shot: shot1.accuracy,
+    uniqueSweep: sweep,
   };
   // Long-tailed runs: groups by the class counts of the images the k-NN bank and the probe saw.
   // Balanced runs get the same split of the classes (the long tail makes class c rarer as c grows), as

@@ -2,6 +2,7 @@
 // the count the training diagnostics use) and the teacher's image assignments for the gallery.
 import type { Backend } from '../backend/backend.js';
 import { countUniquePrototypes, EPS_METRICS, type EpsMetric } from '../eval/index.js';
+import { SWEEP_EPS } from '../eval/unique.js';
 import type { RunData } from './runs.js';
 import { teacherAssignments } from './assign.js';
 import { checkpointConfig } from '../train/run-data.js';
@@ -27,7 +28,7 @@ export interface RunAnalysis {
 }
 
 /** The thresholds the report's ε sweep draws, in both conventions. */
-export const SWEEP_EPS = [0.025, 0.05, 0.1, 0.25, 0.5];
+export { SWEEP_EPS };
 
 export interface AnalysisOptions extends GalleryOptions {
   eps?: number[];
@@ -69,7 +70,7 @@ export async function analyzeRun(run: RunData, be: Backend, opts: AnalysisOption
   for (const metric of EPS_METRICS) {
     const s = await countUniquePrototypes(
       { data: w.data, shape: [K, D] },
-      { eps: SWEEP_EPS, metric, rule: 'greedy', backend: be },
+      { eps: [...SWEEP_EPS], metric, rule: 'greedy', backend: be },
     );
     for (const p of s.perEps) sweep.push({ metric, eps: p.eps, unique: p.greedy!.unique });
   }

@@ -277,6 +277,10 @@ test('quick runs: trained, evaluated, readable by the report, then resumed witho
     for (const e of ['0.025', '0.1'])
       assert.ok(m.unique[e] >= 1 && m.unique[e] <= 64, `unique at ε ${e} = ${m.unique[e]}`);
     assert.ok(m.unique['0.1'] <= m.unique['0.025'], 'a larger ε cannot give more unique prototypes');
+    // The same ε is a looser threshold read as 1 − cos than as a distance between unit vectors.
+    const sw = m.uniqueSweep!;
+    assert.is(sw.euclidean['0.025'], m.unique['0.025']);
+    for (const e of ['0.025', '0.05', '0.1', '0.25', '0.5']) assert.ok(sw.cosine[e] <= sw.euclidean[e], `ε ${e}`);
     for (const k of ['knnTop1', 'linearTop1', 'fewShot5way5shot', 'knnHead', 'knnTail', 'linearTail'] as const) {
       assert.ok(typeof m[k] === 'number' && m[k]! >= 0 && m[k]! <= 1, `${o.result.name} ${k} = ${m[k]}`);
     }

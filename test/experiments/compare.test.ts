@@ -1,0 +1,116 @@
+// The remedies side by side: --methods puts EM prototypes (without KoLeo-proto) and other methods in
+// the full main comparison; each remedy is paired with plain DINO at the same seed (differences, a 95%
+// interval, step time relative to DINO's); unique prototypes over ε in both readings of ε.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  compareToDino,
+  experimentGrid,
+  remedyTable,
+  uniqueSweepTables,
+  type Method,
+  type RunResult,
+} from '../../src/experiments/index.js';
+
+test('--methods dino,em: EM cells at every seed and head size, without KoLeo-proto, names unique', () => {
+  const grid = experimentGrid({ seeds: 3, variantSeeds: 1, quick: true, fullKs: [1024, 4096], fullMethods: ['dino', 'em'] });
+  const em = grid.filter((r) => r.method === 'em');
+  // 3 seeds × 2 data × 2 head sizes, one cell each.
+  assert.is(em.length, 12);
+  assert.ok(em.every((r) => r.koleoProto === 0 && r.tier === 'main' && r.config.prototypes === 'em'));
+  assert.is(new Set(grid.map((r) => r.name)).size, grid.length, 'duplicate run names');
+  assert.is(grid.filter((r) => r.setting === 'full' && r.method === 'dino').length, 24);
+  // A variant promoted into the main comparison runs there only.
+  const promoted = experimentGrid({ seeds: 2, variantSeeds: 1, quick: true, fullMethods: ['dino', 'sinkhorn'] });
+  assert.ok(promoted.filter((r) => r.setting === 'full' && r.method === 'sinkhorn').every((r) => r.tier === 'main'));
+  assert.is(new Set(promoted.map((r) => r.name)).size, promoted.length);
+  assert.throws(
+    () => experimentGrid({ seeds: 1, variantSeeds: 0, quick: true, fullMethods: ['init' as Method] }),
+    /--methods takes dino, sinkhorn, memax, vmf, ibot, em, got 'init'/,
+  );
+});
+
+function mk(method: Method, kp: number, seed: number, knn: number, u: number, seconds: number, sweep = true): RunResult {
+  return {
+    name: `${method}${kp}${seed}`,
+    setting: 'full',
+    data: 'balanced',
+    method,
+    koleoProto: kp,
+    seed,
+    tier: 'main',
+    config: {},
+    steps: 100,
+    trainSeconds: seconds,
+    evalSeconds: 0,
+    curve: [],
+    metrics: {
+      unique: { '0.025': u, '0.1': u - 10 },
+      uniqueComponents: {},
+      prototypes: 256,
+      usageUsed: 5,
+      usageEntropyFraction: 0.5,
+      knnTop1: knn,
+      knnTop5: 1,
+      linearTop1: 0.5,
+      fewShot5way5shot: 0.6,
+      fewShot5way5shotCi95: 0.01,
+      fewShot5way1shot: 0.4,
+      ...(sweep
+        ? {
+            uniqueSweep: {
+              euclidean: { '0.025': u, '0.05': u - 1, '0.1': u - 10, '0.25': u - 20, '0.5': u - 40 },
+              cosine: { '0.025': u - 50, '0.05': u - 60, '0.1': u - 70, '0.25': u - 80, '0.5': u - 90 },
+            },
+          }
+        : {}),
+    },
+  };
+}
+
+test('each remedy against DINO at the same seed: differences, 95% interval, step time ratio', () => {
+  const results = [
+    mk('dino', 0, 0, 0.7, 200, 100),
+    mk('dino', 0, 1, 0.72, 210, 110),
+    mk('em', 0, 0, 0.73, 256, 150),
+    mk('em', 0, 1, 0.73, 256, 165),
+    // Seed 2 has no DINO partner: left out of the pairs.
+    mk('em', 0, 2, 0.9, 256, 999),
+    mk('dino', 0.1, 0, 0.71, 250, 120),
+    mk('init', 0, 0, 0.6, 256, 0),
+  ];
+  const rows = compareToDino(results);
+  assert.equal(
+    rows.map((r) => [r.method, r.koleoProto, r.seeds]),
+    [
+      ['dino', 0.1, [0]],
+      ['em', 0, [0, 1]],
+    ],
+  );
+  const em = rows[1];
+  // k-NN: +3 and +1 points → mean 2, std √2, t(1) = 12.706 → ±12.706 · √2 / √2.
+  assert.ok(Math.abs(em.diffs.knnTop1!.mean - 0.02) < 1e-12);
+  assert.ok(Math.abs(em.diffs.knnTop1!.ci95! - 0.12706) < 1e-9);
+  assert.equal(em.diffs['unique@0.025']!.perSeed, [56, 46]);
+  assert.ok(Math.abs(em.stepTimeRatio!.mean - 1.5) < 1e-12);
+  const table = remedyTable(rows);
+  assert.match(table, '| 256 | balanced | EM prototypes (decoupled) | 2 | +51 ± 64 |');
+  assert.match(table, '| 1.50 ± 0.00 |');
+  assert.match(table, '| 256 | balanced | DINO + KoLeo-proto | 1 | +50 |');
+});
+
+test('unique prototypes over ε: one table per reading of ε, mean ± std, runs without a sweep left out', () => {
+  const t = uniqueSweepTables([
+    mk('dino', 0, 0, 0.7, 200, 1),
+    mk('dino', 0, 1, 0.7, 210, 1),
+    mk('em', 0, 0, 0.7, 256, 1, false),
+  ]);
+  assert.match(t, 'Unique prototypes, ‖a − b‖ < ε (unit prototypes):');
+  assert.match(t, 'Unique prototypes, 1 − cos < ε:');
+  assert.match(t, '| 256 | balanced | DINO (centering) | 2 | 205 ± 7 | 204 ± 7 | 195 ± 7 | 185 ± 7 | 165 ± 7 |');
+  assert.match(t, '| 256 | balanced | DINO (centering) | 2 | 155 ± 7 | 145 ± 7 | 135 ± 7 | 125 ± 7 | 115 ± 7 |');
+  assert.not.match(t, 'EM prototypes');
+  assert.is(uniqueSweepTables([mk('em', 0, 0, 0.7, 256, 1, false)]), '');
+});
+
+test.run();
