@@ -11,6 +11,7 @@ import {
   uniqueSweepTables,
   experimentGrid,
   FULL_METHODS,
+  FROZEN_METHODS,
   fullKs,
   pairedDifferences,
   pairedTable,
@@ -49,6 +50,7 @@ export async function experiments(argv: string[]): Promise<void> {
       ks: { type: 'string' },
       frozen_backbone: { type: 'string' },
       methods: { type: 'string' },
+      frozen_methods: { type: 'string' },
       aggregate: { type: 'boolean', default: false },
       list: { type: 'boolean', default: false },
       plots: { type: 'string' },
@@ -64,6 +66,9 @@ export async function experiments(argv: string[]): Promise<void> {
     ...(values.full_recipe !== undefined ? { fullRecipe: values.full_recipe } : {}),
     ...(values.ks !== undefined ? { fullKs: values.ks.split(',').map((k) => intFlag(cmd, 'ks', k.trim(), 0, 2)) } : {}),
     ...(values.methods !== undefined ? { fullMethods: listFlag(cmd, 'methods', values.methods, FULL_METHODS) } : {}),
+    ...(values.frozen_methods !== undefined
+      ? { frozenMethods: listFlag(cmd, 'frozen_methods', values.frozen_methods, FROZEN_METHODS) }
+      : {}),
     ...(values.frozen_backbone !== undefined ? { frozenBackbone: values.frozen_backbone } : {}),
     out: values.out!,
     backend: backendKind(cmd, values.backend),

@@ -34,11 +34,12 @@ commands:
                                                       (--eps as for analyze: a distance, a cosine gap of ε²/2)
   experiments [--seeds 3] [--variant_seeds 1] [--quick] [--out runs/experiments] [--only frozen,full]
               [--tier main,variant] [--frozen_steps N] [--full_steps N] [--full_recipe NAME] [--ks 1024,4096]
-              [--methods dino,em] [--frozen_backbone FILE] [--aggregate] [--list] [--plots DIR]
+              [--methods dino,em] [--frozen_methods dino] [--frozen_backbone FILE] [--aggregate] [--list] [--plots DIR]
                                                       the paper's grid: DINO ± KoLeo-proto (and variants), balanced
                                                       and long-tailed, frozen and full; resumable; results.json + table;
                                                       --methods: the full comparison's methods (dino, sinkhorn, memax,
-                                                      vmf, ibot, em); --frozen_backbone: the frozen setting on a
+                                                      vmf, ibot, em); --frozen_methods: the frozen one's (dino,
+                                                      sinkhorn, memax, vmf); --frozen_backbone: the frozen setting on a
                                                       trained backbone (export --to backbone) instead of PCA-64
   bench [suite ...] [--quick] [--profile]             run the benchmarks (see bench/); --profile adds per-kernel-family
                                                       time profiles (dino-step)

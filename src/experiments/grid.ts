@@ -64,10 +64,14 @@ export interface GridOptions {
    * head size; 'em' runs without it (no gradient reaches its prototypes).
    */
   fullMethods?: Method[];
+  /** Methods of the frozen main comparison (default: DINO and Sinkhorn-Knopp), each ± KoLeo-proto. */
+  frozenMethods?: Method[];
 }
 
 /** Methods a full main comparison can hold (the untrained baseline is always in it). */
 export const FULL_METHODS: readonly Method[] = ['dino', 'sinkhorn', 'memax', 'vmf', 'ibot', 'em'];
+/** The frozen setting trains prototypes alone by gradient: no patch tokens (iBOT), no EM. */
+export const FROZEN_METHODS: readonly Method[] = ['dino', 'sinkhorn', 'memax', 'vmf'];
 
 const METHOD_CONFIG: Record<Method, Partial<TrainConfig>> = {
   dino: { centering: 'centering' },
@@ -223,7 +227,11 @@ export function experimentGrid(opts: GridOptions): ExperimentRun[] {
   };
   // Frozen runs are fast; the main comparison of both settings comes before any variant, and the
   // first head size's seeds before a larger one's.
-  add('main', 'frozen', MAIN.frozen, opts.seeds);
+  for (const m of opts.frozenMethods ?? [])
+    if (!FROZEN_METHODS.includes(m))
+      throw new Error(`experiments: --frozen_methods takes ${FROZEN_METHODS.join(', ')}, got '${m}'`);
+  const frozenMain = opts.frozenMethods ?? MAIN.frozen;
+  add('main', 'frozen', frozenMain, opts.seeds);
   // The untrained baselines first: they take a minute and every trained cell is read against them.
   for (let seed = 0; seed < opts.seeds; seed++) {
     for (const data of ['balanced', 'longtail'] as const) push('main', 'full', data, 'init', 0, seed, ks[0]);
@@ -231,7 +239,7 @@ export function experimentGrid(opts: GridOptions): ExperimentRun[] {
   for (const m of opts.fullMethods ?? [])
     if (!FULL_METHODS.includes(m)) throw new Error(`experiments: --methods takes ${FULL_METHODS.join(', ')}, got '${m}'`);
   for (const k of ks) add('main', 'full', opts.fullMethods ?? MAIN.full, opts.seeds, k);
-  add('variant', 'frozen', VARIANTS.frozen, opts.variantSeeds);
+  add('variant', 'frozen', VARIANTS.frozen.filter((m) => !frozenMain.includes(m)), opts.variantSeeds);
   // A variant promoted into the main comparison by --methods runs there only.
   const main = opts.fullMethods ?? MAIN.full;
   add('variant', 'full', VARIANTS.full.filter((m) => !main.includes(m)), opts.variantSeeds, ks[0]);

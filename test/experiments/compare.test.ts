@@ -24,6 +24,15 @@ test('--methods dino,em: EM cells at every seed and head size, without KoLeo-pro
   const promoted = experimentGrid({ seeds: 2, variantSeeds: 1, quick: true, fullMethods: ['dino', 'sinkhorn'] });
   assert.ok(promoted.filter((r) => r.setting === 'full' && r.method === 'sinkhorn').every((r) => r.tier === 'main'));
   assert.is(new Set(promoted.map((r) => r.name)).size, promoted.length);
+  const frozen = experimentGrid({ seeds: 3, variantSeeds: 1, quick: true, frozenMethods: ['dino'] }).filter(
+    (r) => r.setting === 'frozen',
+  );
+  assert.equal([...new Set(frozen.map((r) => `${r.tier} ${r.method}`))], ['main dino', 'variant memax', 'variant vmf']);
+  assert.is(frozen.filter((r) => r.tier === 'main').length, 12);
+  assert.throws(
+    () => experimentGrid({ seeds: 1, variantSeeds: 0, quick: true, frozenMethods: ['em'] }),
+    /--frozen_methods takes dino, sinkhorn, memax, vmf, got 'em'/,
+  );
   assert.throws(
     () => experimentGrid({ seeds: 1, variantSeeds: 0, quick: true, fullMethods: ['init' as Method] }),
     /--methods takes dino, sinkhorn, memax, vmf, ibot, em, got 'init'/,
