@@ -30,6 +30,7 @@ export async function report(argv: string[]): Promise<void> {
   const kind = backendKind('report', values.backend);
   const { createBackend } = await import('../backend/index.js');
   const { generateReport } = await import('../report/index.js');
+  const { alarmLabel } = await import('../report/labels.js');
   const be = await createBackend({ kind });
   try {
     const r = await generateReport(positionals, {
@@ -46,7 +47,7 @@ export async function report(argv: string[]): Promise<void> {
       const raised = run.alarms.filter((a) => !a.cleared);
       if (raised.length)
         console.log(
-          `${run.name}: collapse alarm${raised.length === 1 ? '' : 's'} ${raised.map((a) => `${a.kind} (step ${a.step})`).join(', ')}`,
+          `${run.name}: alarm${raised.length === 1 ? '' : 's'} ${raised.map((a) => `${alarmLabel(a.kind)} (step ${a.step})`).join(', ')}`,
         );
     }
   } finally {

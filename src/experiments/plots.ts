@@ -1,15 +1,17 @@
 // Summary plots of the experiments grid (mean ± std over seeds), rendered with the report's Vega-Lite
-// pipeline to static SVG: unique prototypes over training in the frozen setting, and the accuracy of
-// DINO with and without KoLeo-proto in every setting.
+// chart pieces (src/report/chart.ts: the same look, the same niceTicks axes) to static SVG: unique
+// prototypes over training in the frozen setting, and the accuracy of DINO with and without
+// KoLeo-proto in every setting.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
-import { renderSpec } from '../report/plots.js';
+import { CHART_CONFIG, logAxis, niceAxis, renderSpec } from '../report/chart.js';
+import { metricLabel } from '../report/labels.js';
 import type { Group } from './aggregate.js';
 
 type Row = Record<string, string | number>;
 
-const CONFIG = { font: 'sans-serif', axis: { labelFontSize: 11, titleFontSize: 12 }, legend: { labelLimit: 320 } };
+const CONFIG = { ...CHART_CONFIG, legend: { labelLimit: 320 } };
 const LABEL: Record<string, string> = {
   dino: 'centering',
   sinkhorn: 'Sinkhorn-Knopp',
@@ -46,6 +48,16 @@ export function uniqueOverTrainingSpec(groups: Group[]): TopLevelSpec | null {
   }
   if (values.length === 0) return null;
   const color = { field: 'run', type: 'nominal' as const, title: null, sort: [...new Set(gs.map(label))] };
+  const x = {
+    field: 'step',
+    ...niceAxis(
+      values.map((v) => v.step as number),
+      metricLabel('step').label,
+      { integer: true, zero: true },
+    ),
+  };
+  // Counts span 1 to K = 1024: a log axis with a tick at each power of 4.
+  const y = logAxis([1, 4, 16, 64, 256, 1024], 'unique prototypes (log scale)');
   return {
     config: CONFIG,
     data: { values },
@@ -59,25 +71,11 @@ export function uniqueOverTrainingSpec(groups: Group[]): TopLevelSpec | null {
       layer: [
         {
           mark: { type: 'area', opacity: 0.15 },
-          encoding: {
-            x: { field: 'step', type: 'quantitative' },
-            y: { field: 'lo', type: 'quantitative', scale: { type: 'log', domain: [1, 1024], nice: false } },
-            y2: { field: 'hi' },
-            color,
-          },
+          encoding: { x, y: { ...y, field: 'lo' }, y2: { field: 'hi' }, color },
         },
         {
           mark: { type: 'line', point: true, strokeWidth: 1.5 },
-          encoding: {
-            x: { field: 'step', type: 'quantitative', title: 'step', scale: { domainMin: 0 } },
-            y: {
-              field: 'mean',
-              type: 'quantitative',
-              title: 'unique prototypes (log)',
-              scale: { type: 'log', domain: [1, 1024], nice: false },
-            },
-            color,
-          },
+          encoding: { x, y: { ...y, field: 'mean' }, color },
         },
       ],
     },
@@ -137,7 +135,7 @@ export function accuracySpec(groups: Group[]): TopLevelSpec | null {
           encoding: {
             x,
             xOffset,
-            y: { field: 'mean', type: 'quantitative', title: 'accuracy %', scale: { domain: [0, 100] } },
+            y: { field: 'mean', ...niceAxis([0, 100], 'accuracy (%)') },
             color: { field: 'kp', type: 'nominal', title: null, sort: KP_ORDER },
           },
         },

@@ -1,9 +1,24 @@
-// Plots as static SVG: Vega-Lite specs compiled to Vega and rendered headlessly (renderer 'none'
-// needs no canvas or DOM), so the report is one file with no script and no network.
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+// The report's plots, static SVG through the shared chart pieces (chart.ts): every axis from niceTicks,
+// every title from labels.ts, and the runs' alarm events marked on the plots over steps.
+import type { TopLevelSpec } from 'vega-lite';
 import type { RunData } from './runs.js';
 import type { RunAnalysis } from './analysis.js';
+import { SWEEP_EPS } from './analysis.js';
+import {
+  CHART_CONFIG,
+  CHART_WIDTH,
+  CHART_HEIGHT,
+  alarmLayers,
+  lineChart,
+  logAxis,
+  niceAxis,
+  renderSpec,
+  type AlarmMark,
+  type Row,
+} from './chart.js';
+import { alarmLabel, metricLabel } from './labels.js';
+
+export { renderSpec } from './chart.js';
 
 export interface Plot {
   id: string;
@@ -11,23 +26,27 @@ export interface Plot {
   svg: string;
 }
 
-type Row = Record<string, string | number | null>;
-
-const WIDTH = 520,
-  HEIGHT = 260;
-const CONFIG = { font: 'sans-serif', axis: { labelFontSize: 11, titleFontSize: 12 }, legend: { labelLimit: 240 } };
-
-export async function renderSpec(spec: TopLevelSpec): Promise<string> {
-  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
-  try {
-    return await view.toSVG();
-  } finally {
-    view.finalize();
-  }
-}
-
 function color(runs: RunData[]) {
   return { field: 'run', type: 'nominal' as const, title: 'run', scale: { domain: runs.map((r) => r.name) } };
+}
+
+/** Every alarm event of the runs, labelled with the run's name when there is more than one run. */
+export function alarmMarks(runs: RunData[]): AlarmMark[] {
+  return runs.flatMap((r) =>
+    r.alarms.map((a) => ({
+      step: a.step,
+      cleared: a.cleared,
+      label: `${alarmLabel(a.kind)}${a.cleared ? ' cleared' : ''}${runs.length > 1 ? ` (${r.name})` : ''}`,
+    })),
+  );
+}
+
+/** The step axis of a plot: its data's steps and the alarms' steps, from 0. */
+function stepAxis(steps: number[], alarms: AlarmMark[]) {
+  return {
+    field: 'step',
+    ...niceAxis([0, ...steps, ...alarms.map((a) => a.step)], metricLabel('step').label, { integer: true }),
+  };
 }
 
 /** Non-finite losses (a diverged run) are left out of the curve rather than breaking the scale. */
@@ -35,18 +54,23 @@ function lossSpec(runs: RunData[]): TopLevelSpec {
   const values: Row[] = runs.flatMap((r) =>
     r.steps.filter((s) => Number.isFinite(s.loss)).map((s) => ({ run: r.name, step: s.step, loss: s.loss })),
   );
-  return {
-    width: WIDTH,
-    height: HEIGHT,
-    config: CONFIG,
-    data: { values },
-    mark: { type: 'line', point: values.length < 200, strokeWidth: 1.5 },
-    encoding: {
-      x: { field: 'step', type: 'quantitative', title: 'step' },
-      y: { field: 'loss', type: 'quantitative', title: 'DINO loss', scale: { zero: false } },
-      color: color(runs),
+  const alarms = alarmMarks(runs);
+  return lineChart({
+    values,
+    x: stepAxis(
+      values.map((v) => v.step as number),
+      alarms,
+    ),
+    y: {
+      field: 'loss',
+      ...niceAxis(
+        values.map((v) => v.loss as number),
+        metricLabel('loss').label,
+      ),
     },
-  };
+    encoding: { color: color(runs) },
+    alarms,
+  });
 }
 
 /** Epoch records' counts, plus the final checkpoint's count at its step (marked 'checkpoint'). */
@@ -61,34 +85,37 @@ function uniqueSpec(runs: RunData[], analyses: RunAnalysis[]): TopLevelSpec {
       for (const u of a.unique.perEps)
         values.push({ run: r.name, step: a.step, eps: `ε ${u.eps}`, unique: u.unique, source: 'final checkpoint' });
   });
+  const alarms = alarmMarks(runs);
+  const x = stepAxis(
+    values.map((v) => v.step as number),
+    alarms,
+  );
+  const y = {
+    field: 'unique',
+    ...niceAxis(
+      values.map((v) => v.unique as number),
+      'unique prototypes',
+      { integer: true, zero: true },
+    ),
+  };
   return {
-    width: WIDTH,
-    height: HEIGHT,
-    config: CONFIG,
-    data: { values },
+    width: CHART_WIDTH,
+    height: CHART_HEIGHT,
+    config: CHART_CONFIG,
     layer: [
       {
+        data: { values: values.filter((v) => v.source === 'epoch log') },
         mark: { type: 'line', strokeWidth: 1.5 },
-        transform: [{ filter: "datum.source === 'epoch log'" }],
-        encoding: {
-          x: { field: 'step', type: 'quantitative' },
-          y: { field: 'unique', type: 'quantitative' },
-          color: color(runs),
-          strokeDash: { field: 'eps', type: 'nominal', title: 'ε' },
-        },
+        encoding: { x, y, color: color(runs), strokeDash: { field: 'eps', type: 'nominal', title: 'ε' } },
       },
       {
+        data: { values },
         mark: { type: 'point', filled: true, size: 60 },
-        encoding: {
-          // From 0, so a report of final checkpoints alone (one step) still has a readable axis.
-          x: { field: 'step', type: 'quantitative', title: 'step', scale: { domainMin: 0 }, axis: { format: 'd' } },
-          y: { field: 'unique', type: 'quantitative', title: 'unique prototypes' },
-          color: color(runs),
-          shape: { field: 'source', type: 'nominal', title: 'from' },
-        },
+        encoding: { x, y, color: color(runs), shape: { field: 'source', type: 'nominal', title: 'from' } },
       },
+      ...alarmLayers(alarms, x),
     ],
-  };
+  } as TopLevelSpec;
 }
 
 /** Final-checkpoint unique counts against ε, one line per run and convention (dash = convention). */
@@ -103,45 +130,59 @@ function sweepSpec(runs: RunData[], analyses: RunAnalysis[]): TopLevelSpec {
         metric: p.metric === 'cosine' ? '1 − cos' : 'Euclidean',
       });
   });
-  return {
-    width: WIDTH,
-    height: HEIGHT,
-    config: CONFIG,
-    data: { values },
-    mark: { type: 'line', point: true, strokeWidth: 1.5 },
+  return lineChart({
+    values,
+    x: { field: 'eps', ...logAxis(SWEEP_EPS, 'ε (log scale)') },
+    y: {
+      field: 'unique',
+      ...niceAxis(
+        values.map((v) => v.unique as number),
+        'unique prototypes (greedy)',
+        { integer: true, zero: true },
+      ),
+    },
     encoding: {
-      x: { field: 'eps', type: 'quantitative', title: 'ε', scale: { type: 'log' } },
-      y: { field: 'unique', type: 'quantitative', title: 'unique prototypes (greedy)', scale: { zero: true } },
       color: color(runs),
       strokeDash: { field: 'metric', type: 'nominal', title: 'ε is' },
       detail: { field: 'metric', type: 'nominal' },
     },
-  };
+    points: true,
+  });
 }
 
+/** k-NN top-1 in percent, as the results table prints it. */
 function knnSpec(runs: RunData[]): TopLevelSpec {
   const values: Row[] = runs.flatMap((r) =>
     r.epochs
       .filter((e) => e.knnTop1 !== undefined && Number.isFinite(e.knnTop1))
-      .map((e) => ({ run: r.name, step: e.step, knn: e.knnTop1! })),
+      .map((e) => ({ run: r.name, step: e.step, knn: 100 * e.knnTop1! })),
   );
-  return {
-    width: WIDTH,
-    height: HEIGHT,
-    config: CONFIG,
-    data: { values },
-    mark: { type: 'line', point: true, strokeWidth: 1.5 },
-    encoding: {
-      x: { field: 'step', type: 'quantitative', title: 'step' },
-      y: { field: 'knn', type: 'quantitative', title: 'k-NN top-1', scale: { zero: false } },
-      color: color(runs),
+  const alarms = alarmMarks(runs);
+  return lineChart({
+    values,
+    x: stepAxis(
+      values.map((v) => v.step as number),
+      alarms,
+    ),
+    y: {
+      field: 'knn',
+      ...niceAxis(
+        values.map((v) => v.knn as number),
+        metricLabel('knn_top1').label,
+      ),
     },
-  };
+    encoding: { color: color(runs) },
+    points: true,
+    alarms,
+  });
 }
 
-/** One panel per run, bars over the cosine bins (only bins from the lowest non-empty one, so mass near 1 is visible). */
+/**
+ * One panel per run, bars over the cosine bins (only bins from the lowest non-empty one, so mass near
+ * 1 is visible). Panels are stacked charts rather than a facet so that each count axis gets its own
+ * nice ticks.
+ */
 function nnSpec(runs: RunData[], analyses: RunAnalysis[]): TopLevelSpec {
-  const values: Row[] = [];
   let lo = 1;
   analyses.forEach((a) => {
     if (!a.unique) return;
@@ -151,36 +192,39 @@ function nnSpec(runs: RunData[], analyses: RunAnalysis[]): TopLevelSpec {
     });
   });
   lo = Math.max(-1, Math.floor(lo * 10) / 10);
-  analyses.forEach((a, i) => {
-    if (!a.unique) return;
+  const x = { field: 'lo', ...niceAxis([lo, 1], 'cosine to nearest other prototype') };
+  const panels = analyses.flatMap((a, i) => {
+    if (!a.unique) return [];
     const { edges, counts } = a.unique.nearest;
+    const values: Row[] = [];
     counts.forEach((c, b) => {
       if (edges[b + 1] > lo) values.push({ run: runs[i].name, lo: edges[b], hi: edges[b + 1], count: c });
     });
-  });
-  return {
-    config: CONFIG,
-    data: { values },
-    facet: { row: { field: 'run', type: 'nominal', title: null, sort: runs.map((r) => r.name) } },
-    spec: {
-      width: WIDTH,
-      height: 110,
-      mark: { type: 'rect', tooltip: false },
-      encoding: {
-        x: {
-          field: 'lo',
-          type: 'quantitative',
-          title: 'cosine to nearest other prototype',
-          scale: { domain: [lo, 1] },
+    return [
+      {
+        title: { text: runs[i].name, anchor: 'start' as const, fontSize: 12 },
+        width: CHART_WIDTH,
+        height: 110,
+        data: { values },
+        mark: { type: 'rect' as const, tooltip: false },
+        encoding: {
+          x,
+          x2: { field: 'hi' },
+          y: {
+            field: 'count',
+            ...niceAxis(
+              values.map((v) => v.count as number),
+              'prototypes',
+              { integer: true, zero: true },
+            ),
+          },
+          y2: { datum: 0 },
+          color: { ...color(runs), legend: null },
         },
-        x2: { field: 'hi' },
-        y: { field: 'count', type: 'quantitative', title: 'prototypes' },
-        y2: { datum: 0 },
-        color: color(runs),
       },
-    },
-    resolve: { scale: { y: 'independent' } },
-  };
+    ];
+  });
+  return { config: CHART_CONFIG, vconcat: panels } as TopLevelSpec;
 }
 
 export interface PlotSet {

@@ -49,7 +49,8 @@ export interface RunData {
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
 const KNN_KEYS = ['knn_top1', 'knnTop1', 'knn', 'knn_top1_acc'];
-const SKIP_EXTRA = new Set(['epoch', 'step', 'loss']);
+// time: the log's wall-clock stamp on every record (Unix seconds), not a diagnostic.
+const SKIP_EXTRA = new Set(['epoch', 'step', 'loss', 'time']);
 
 /** Splits an epoch record into the parts the report plots. */
 export function parseEpochRecord(r: Record<string, unknown>): EpochPoint {

@@ -200,8 +200,8 @@ test('stat, aggregate and plots: mean and sample std over seeds', async () => {
     (unique.match(/aria-roledescription="line mark"/g) ?? []).length >= 2,
     'no curve in the unique-prototype plot',
   );
-  assert.match(acc, 'metric: k-NN top-1; accuracy %: 60; kp: no KoLeo-proto');
-  assert.match(acc, 'metric: k-NN top-1; accuracy %: 65; kp: KoLeo-proto 0.1');
+  assert.match(acc, 'metric: k-NN top-1; accuracy (%): 60; kp: no KoLeo-proto');
+  assert.match(acc, 'metric: k-NN top-1; accuracy (%): 65; kp: KoLeo-proto 0.1');
   assert.not.match(acc, 'frozen', 'the frozen setting (a fixed PCA backbone) has no place in the accuracy plot');
 });
 

@@ -1,6 +1,7 @@
-// protodino report end to end: two tiny PCA prototype runs (with k-NN and unique counts logged per
-// epoch through the trainer's hook), one report over both, its HTML structure, and the page as
-// headless Chromium renders it: SVG plots with real paths in the DOM, a screenshot that is not blank.
+// protodino report end to end: two tiny PCA prototype runs with the train command's own per-epoch
+// diagnostics (so the log holds every key a real run writes), one report over both, its HTML
+// structure, no raw key on the page, and the page as headless Chromium renders it: SVG plots with
+// real paths in the DOM, a screenshot that is not blank, nothing overflowing sideways at 1280 px.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -11,9 +12,9 @@ import { PNG } from 'pngjs';
 import { WasmBackend } from '../../src/backend/wasm/index.js';
 import { train } from '../../src/train/trainer.js';
 import { DEFAULTS, type TrainConfig } from '../../src/train/config.js';
-import { evaluateNetwork } from '../../src/train/evaluate.js';
-import { channelStats, loadFashionMNIST, subset } from '../../src/data/index.js';
+import { epochDiagnostics } from '../../src/train/diagnostics.js';
 import { generateReport, parseEpochRecord, type ReportResult } from '../../src/report/index.js';
+import { chromiumBinary, chromiumFlags, measureLayout, overflowProblems } from '../helpers/chromium.js';
 
 const root = mkdtempSync(join(tmpdir(), 'protodino-report-'));
 const tiny: Partial<TrainConfig> = {
@@ -28,39 +29,24 @@ const tiny: Partial<TrainConfig> = {
   quiet: true,
   log_every: 2,
   local_crops_number: 2,
+  eval_train_max: 512,
+  eval_test_max: 256,
 };
-// Per-epoch evaluation built into the trainer (when it has it) would be slower than this test needs.
-if ('eval_every_epoch' in DEFAULTS) (tiny as Record<string, unknown>).eval_every_epoch = false;
 
 let result: ReportResult;
 let html = '';
 
 test.before(async () => {
   const be = await WasmBackend.create({ threads: 2, build: 'simd' });
-  const [trainDs, testDs] = await Promise.all([
-    loadFashionMNIST({ split: 'train' }),
-    loadFashionMNIST({ split: 'test' }),
-  ]);
-  // The runs train on the first 512 images, normalised with their statistics.
-  const stats = channelStats(
-    subset(
-      trainDs,
-      Array.from({ length: 512 }, (_, i) => i),
-    ),
-  );
   try {
-    const onEpoch = async ({ teacher }: { teacher: Parameters<typeof evaluateNetwork>[0] }) => {
-      const r = await evaluateNetwork(teacher, { train: trainDs, test: testDs, ...stats }, be, {
-        trainMax: 512,
-        testMax: 256,
-      });
-      return {
-        knn_top1: r.knnTop1,
-        ...Object.fromEntries(Object.entries(r.uniquePrototypes).map(([e, n]) => [`unique_${e}`, n])),
-      };
-    };
-    await train({ ...tiny, output_dir: join(root, 'base'), lr: 0.0005 }, { backend: be, onEpoch });
-    await train({ ...tiny, output_dir: join(root, 'highlr'), lr: 0.05, koleo_proto: 0.1 }, { backend: be, onEpoch });
+    for (const [name, c] of [
+      ['base', { lr: 0.0005 }],
+      ['highlr', { lr: 0.05, koleo_proto: 0.1 }],
+    ] as const) {
+      const cfg: TrainConfig = { ...DEFAULTS, ...tiny, ...c, output_dir: join(root, name) };
+      // The hook the train command installs (eval_every_epoch), quiet.
+      await train(cfg, { backend: be, onEpoch: epochDiagnostics(cfg, () => {}) });
+    }
     result = await generateReport([join(root, 'base'), join(root, 'highlr')], {
       out: join(root, 'out', 'report.html'),
       backend: be,
@@ -142,10 +128,9 @@ test('HTML: one self-contained page with every section, plot and gallery image',
   assert.match(html, /<p class="note" id="eps-metric">ε metric: Euclidean/);
   const table = /<table id="results-table">[\s\S]*?<\/table>/.exec(html)?.[0] ?? '';
   assert.ok(table.includes('base') && table.includes('highlr'), 'both runs in the table');
-  assert.ok(
-    /<code>koleo_proto=0\.1<\/code>/.test(table) && /<code>lr=0\.05<\/code>/.test(table),
-    'config differences listed',
-  );
+  const settings = /<table id="settings-table">[\s\S]*?<\/table>/.exec(html)?.[0] ?? '';
+  assert.match(settings, /<span title="--koleo_proto">KoLeo-proto weight <b>0\.1<\/b><\/span>/);
+  assert.match(settings, /<span title="--lr">learning rate <b>0\.05<\/b><\/span>/);
   const gallery = /<section id="gallery">[\s\S]*?<\/section>/.exec(html)?.[0] ?? '';
   const imgs = gallery.match(/<img src="data:image\/png;base64,[A-Za-z0-9+/=]+"/g) ?? [];
   assert.ok(imgs.length >= 16, `gallery images: ${imgs.length}`);
@@ -156,30 +141,54 @@ test('HTML: one self-contained page with every section, plot and gallery image',
   assert.not.match(html, /<link[\s>]/i);
 });
 
-function chromium(): string {
-  for (const c of ['chromium', 'chromium-browser']) {
-    const r = spawnSync('sh', ['-c', `command -v ${c}`], { encoding: 'utf8' });
-    if (r.status === 0 && r.stdout.trim()) return r.stdout.trim();
-  }
-  // scripts/setup.sh installs Debian's chromium: its absence is a broken setup, not a reason to skip.
-  throw new Error('chromium is not installed (scripts/setup.sh installs it: apt-get install -y chromium)');
+/** The text a reader sees: tags (and so attributes, tooltips included), style and entities gone. */
+function visibleText(page: string): string {
+  return page
+    .replace(/<style>[\s\S]*?<\/style>/g, ' ')
+    .replace(/<title>[\s\S]*?<\/title>/g, ' ')
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/&[a-z#0-9]+;/gi, ' ');
 }
 
+test('no raw key reaches the page: every column, axis and setting has a human label', () => {
+  // The log of a real run holds the keys a reader must not see (eval_test_rows, usage_entropy_fraction…).
+  const logged = Object.keys(result.runs[0].epochs.at(-1)!.extra);
+  for (const k of ['eval_test_rows', 'eval_train_rows', 'usage_entropy_fraction', 'eval_seconds', 'knn_k'])
+    assert.ok(logged.includes(k), `the log has ${k}`);
+  const text = visibleText(html);
+  const snake = [...new Set(text.match(/\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b/g) ?? [])];
+  assert.equal(snake, [], `snake_case on the page: ${snake.join(', ')}`);
+  for (const label of ['test images', 'k-NN bank images', 'usage entropy (% of max)', 'k-NN top-1 (%)'])
+    assert.ok(text.includes(label), `label '${label}'`);
+  // The plots' axis titles and legends too (their SVG text is part of the page's text).
+  for (const id of ['loss', 'knn', 'unique', 'sweep', 'nn']) {
+    const svg = readFileSync(result.html.replace(/\.html$/, `.${id}.svg`), 'utf8');
+    const t = [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]).join(' ');
+    assert.not.match(t, /\b[a-z]+_[a-z0-9_]+\b/, `${id}.svg`);
+  }
+});
+
+test('percentages: one decimal, the k-NN of the table as the log has it', () => {
+  const table = /<table id="results-table">[\s\S]*?<\/table>/.exec(html)?.[0] ?? '';
+  for (const r of result.runs) {
+    const knn = (100 * r.epochs.at(-1)!.knnTop1!).toFixed(1);
+    const row = table.split('<tr').find((t) => t.includes(`>${r.name}`)) ?? '';
+    assert.ok(row.endsWith(`<td>${knn}</td></tr>`) || row.includes(`<td>${knn}</td></tr>`), `${r.name}: ${knn}`);
+  }
+  assert.not.match(visibleText(html), /[−-]0\.0\b/);
+});
+
+test('headless Chromium at 1280 px: no element overflows sideways, every table fits its container', () => {
+  const l = measureLayout(result.html, 1280);
+  assert.is(l.innerWidth, 1280, 'laid out at 1280 px');
+  assert.equal(overflowProblems(l), []);
+});
+
 test('headless Chromium renders the plots and a non-blank page', () => {
-  const bin = chromium();
+  const bin = chromiumBinary();
   const profile = mkdtempSync(join(tmpdir(), 'protodino-chromium-'));
   const shot = join(root, 'shot.png');
-  const flags = [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-    `--user-data-dir=${profile}`,
-    '--window-size=1200,2000',
-  ];
+  const flags = chromiumFlags(profile, 1200, 2000);
   const url = `file://${result.html}`;
   try {
     const dom = spawnSync(bin, [...flags, '--dump-dom', url], {
