@@ -132,7 +132,7 @@ function sweepSpec(runs: RunData[], analyses: RunAnalysis[]): TopLevelSpec {
   });
   return lineChart({
     values,
-    x: { field: 'eps', ...logAxis(SWEEP_EPS, 'ε (log scale)') },
+    x: { field: 'eps', ...logAxis([...SWEEP_EPS], 'ε (log scale)') },
     y: {
       field: 'unique',
       ...niceAxis(
