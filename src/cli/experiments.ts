@@ -114,7 +114,8 @@ export async function experiments(argv: string[]): Promise<void> {
         `Remedies against DINO (${setting}), paired by seed (mean ± 95% interval; accuracies in points):\n\n${remedyTable(rows)}\n`,
       );
     const sweep = uniqueSweepTables(s.results, setting);
-    if (sweep) console.log(`Unique prototypes over ε (${setting}, final teachers, mean ± std over seeds):\n\n${sweep}\n`);
+    if (sweep)
+      console.log(`Unique prototypes over ε (${setting}, final teachers, mean ± std over seeds):\n\n${sweep}\n`);
   }
   if (values.plots !== undefined) {
     const { writeExperimentPlots } = await import('../experiments/plots.js');

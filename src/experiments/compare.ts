@@ -3,7 +3,16 @@
 // step time relative to DINO's, and unique prototypes over ε in both readings of ε. Pairing by seed
 // removes what the seed alone does (initialisation and data order are shared within a pair).
 import { LONG_TAIL_RATIO, type DataKind, type Method, type Setting } from './grid.js';
-import { fmt, fmtDiff, METHOD_LABEL, pairedDiff, pairedDiffs, stat, type Paired, type PairedDiff } from './aggregate.js';
+import {
+  fmt,
+  fmtDiff,
+  METHOD_LABEL,
+  pairedDiff,
+  pairedDiffs,
+  stat,
+  type Paired,
+  type PairedDiff,
+} from './aggregate.js';
 import { EPS_METRICS, SWEEP_EPS } from '../eval/unique.js';
 import type { RunResult } from './run.js';
 
@@ -117,7 +126,9 @@ export function uniqueSweepTables(results: RunResult[], setting: Setting = 'full
     ];
     for (const g of order) {
       const r0 = g[0];
-      const cells = SWEEP_EPS.map((e) => fmt(stat(g.map((r) => r.metrics.uniqueSweep![metric][String(e)])) ?? undefined, false));
+      const cells = SWEEP_EPS.map((e) =>
+        fmt(stat(g.map((r) => r.metrics.uniqueSweep![metric][String(e)])) ?? undefined, false),
+      );
       lines.push(
         `| ${r0.metrics.prototypes} | ${dataLabel(r0.data)} | ${remedyLabel(r0.method, r0.koleoProto)} | ${g.length} | ${cells.join(' | ')} |`,
       );

@@ -237,11 +237,23 @@ export function experimentGrid(opts: GridOptions): ExperimentRun[] {
     for (const data of ['balanced', 'longtail'] as const) push('main', 'full', data, 'init', 0, seed, ks[0]);
   }
   for (const m of opts.fullMethods ?? [])
-    if (!FULL_METHODS.includes(m)) throw new Error(`experiments: --methods takes ${FULL_METHODS.join(', ')}, got '${m}'`);
+    if (!FULL_METHODS.includes(m))
+      throw new Error(`experiments: --methods takes ${FULL_METHODS.join(', ')}, got '${m}'`);
   for (const k of ks) add('main', 'full', opts.fullMethods ?? MAIN.full, opts.seeds, k);
-  add('variant', 'frozen', VARIANTS.frozen.filter((m) => !frozenMain.includes(m)), opts.variantSeeds);
+  add(
+    'variant',
+    'frozen',
+    VARIANTS.frozen.filter((m) => !frozenMain.includes(m)),
+    opts.variantSeeds,
+  );
   // A variant promoted into the main comparison by --methods runs there only.
   const main = opts.fullMethods ?? MAIN.full;
-  add('variant', 'full', VARIANTS.full.filter((m) => !main.includes(m)), opts.variantSeeds, ks[0]);
+  add(
+    'variant',
+    'full',
+    VARIANTS.full.filter((m) => !main.includes(m)),
+    opts.variantSeeds,
+    ks[0],
+  );
   return runs;
 }

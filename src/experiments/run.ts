@@ -114,7 +114,11 @@ async function evaluateNetworkFull(
   try {
     protos = await countUniquePrototypes(net.head.last_layer.weight_v, { eps: [0.025, 0.1], rule: 'both' });
     for (const metric of EPS_METRICS) {
-      const r = await countUniquePrototypes(net.head.last_layer.weight_v, { eps: [...SWEEP_EPS], rule: 'greedy', metric });
+      const r = await countUniquePrototypes(net.head.last_layer.weight_v, {
+        eps: [...SWEEP_EPS],
+        rule: 'greedy',
+        metric,
+      });
       sweep[metric] = Object.fromEntries(r.perEps.map((e) => [String(e.eps), e.greedy!.unique]));
     }
     tr = await embedDataset(net, data.train, { max: sizes.trainMax, mean: data.mean, std: data.std });

@@ -16,7 +16,9 @@ export interface BackboneExport {
 export function exportBackbone(src: string, dst: string, which: 'teacher' | 'student' = 'teacher'): BackboneExport {
   const ck = readCheckpoint(src);
   const prefix = `${which}.backbone.`;
-  const weights = [...ck.tensors].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t] as const);
+  const weights = [...ck.tensors]
+    .filter(([k]) => k.startsWith(prefix))
+    .map(([k, t]) => [k.slice(prefix.length), t] as const);
   // A PCA backbone has no trained weights in the checkpoint; an empty file would load as "nothing to do".
   if (weights.length === 0) throw new Error(`export: ${src} holds no ${which} backbone weights`);
   const parameters = weights.reduce((n, [, t]) => n + t.data.length, 0);

@@ -13,7 +13,13 @@ import {
 } from '../../src/experiments/index.js';
 
 test('--methods dino,em: EM cells at every seed and head size, without KoLeo-proto, names unique', () => {
-  const grid = experimentGrid({ seeds: 3, variantSeeds: 1, quick: true, fullKs: [1024, 4096], fullMethods: ['dino', 'em'] });
+  const grid = experimentGrid({
+    seeds: 3,
+    variantSeeds: 1,
+    quick: true,
+    fullKs: [1024, 4096],
+    fullMethods: ['dino', 'em'],
+  });
   const em = grid.filter((r) => r.method === 'em');
   // 3 seeds × 2 data × 2 head sizes, one cell each.
   assert.is(em.length, 12);
@@ -39,7 +45,15 @@ test('--methods dino,em: EM cells at every seed and head size, without KoLeo-pro
   );
 });
 
-function mk(method: Method, kp: number, seed: number, knn: number, u: number, seconds: number, sweep = true): RunResult {
+function mk(
+  method: Method,
+  kp: number,
+  seed: number,
+  knn: number,
+  u: number,
+  seconds: number,
+  sweep = true,
+): RunResult {
   return {
     name: `${method}${kp}${seed}`,
     setting: 'full',

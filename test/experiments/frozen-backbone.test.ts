@@ -74,7 +74,8 @@ test('a frozen cell on a trained backbone: its arch, loaded and frozen, the PCA 
   const src = want.tensors.get(`teacher.${w}`)!.data;
   assert.equal(Array.from(got.tensors.get(`student.${w}`)!.data), Array.from(src));
   const t = got.tensors.get(`teacher.${w}`)!.data;
-  for (let i = 0; i < src.length; i++) assert.ok(Math.abs(t[i] - src[i]) <= 1e-6 * (1 + Math.abs(src[i])), `teacher ${w}[${i}]`);
+  for (let i = 0; i < src.length; i++)
+    assert.ok(Math.abs(t[i] - src[i]) <= 1e-6 * (1 + Math.abs(src[i])), `teacher ${w}[${i}]`);
 });
 
 test('a backbone file that names no architecture, or no file, is refused', () => {
