@@ -71,7 +71,12 @@ export function describeAdapter(info: GPUAdapterInfo): string {
 export function hardwareBackend(): { flags: string[]; backend: string } | { skipped: string } {
   if (process.platform !== 'linux') return { flags: [], backend: 'default' };
   const loader = vulkanLoader();
-  if (!loader.found) return { skipped: `no Vulkan loader (${loader.detail})` };
+  if (!loader.found)
+    return {
+      skipped: /cannot open shared object/.test(loader.detail)
+        ? `no Vulkan loader (${VULKAN_LOADER} not found)`
+        : `no usable Vulkan loader (${loader.detail})`,
+    };
   if (loader.drivers.length === 0)
     return { skipped: 'a Vulkan loader but no Vulkan driver manifest (icd.d JSON; set VK_DRIVER_FILES)' };
   return { flags: ['backend=vulkan'], backend: 'vulkan' };
@@ -84,19 +89,19 @@ export async function softwareAdapter(): Promise<{ gpu: GPU; adapter: GPUAdapter
   return tryAdapter(['backend=opengles'], { featureLevel: 'compatibility' } as GPURequestAdapterOptions);
 }
 
-let toldNoLoader = false;
+let toldSkipped = false;
 
 /** Finds an adapter: hardware (Vulkan on Linux, Dawn's default elsewhere), else llvmpipe through EGL surfaceless. */
 export async function findAdapter(
   kind: 'hardware' | 'software' | 'any',
 ): Promise<{ gpu: GPU; adapter: GPUAdapter; software: boolean }> {
   const tried: string[] = [];
-  let noLoader = false;
+  let skipped: string | null = null;
   if (kind !== 'software') {
     const how = hardwareBackend();
     if ('skipped' in how) {
       tried.push(how.skipped);
-      noLoader = true;
+      skipped = how.skipped;
     } else {
       const hw = await tryAdapter(how.flags, { powerPreference: 'high-performance' });
       if (hw && !isSoftware(hw.adapter.info)) return { ...hw, software: false };
@@ -112,11 +117,9 @@ export async function findAdapter(
   if (sw) {
     // Said once per process, and only when WebGPU was asked for without saying "software": that
     // caller may have expected a GPU, and this is the one fact that explains why there is none.
-    if (noLoader && !toldNoLoader) {
-      toldNoLoader = true;
-      process.stderr.write(
-        `protodino: no Vulkan loader (${VULKAN_LOADER}): WebGPU uses the OpenGL ES software adapter\n`,
-      );
+    if (skipped && !toldSkipped) {
+      toldSkipped = true;
+      process.stderr.write(`protodino: ${skipped}: WebGPU uses the OpenGL ES software adapter\n`);
     }
     return { ...sw, software: true };
   }
