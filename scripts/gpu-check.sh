@@ -60,7 +60,9 @@ if [ -f .device/runtime.tar.xz ]; then
   rt=$(mktemp -d /tmp/protodino-runtime.XXXXXX)
   linked=''
   trap 'rm -rf "$rt"; [ -z "$linked" ] || rm -f node_modules' EXIT
-  xz -dc .device/runtime.tar.xz | tar -C "$rt" -xf - || { say "gpu-check: cannot unpack .device/runtime.tar.xz"; exit 1; }
+  # xz is not in every image; Python's lzma reads the same stream.
+  if command -v xz > /dev/null; then unxz='xz -dc'; else unxz="python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)'"; fi
+  eval "$unxz .device/runtime.tar.xz" | tar -C "$rt" -xf - || { say "gpu-check: cannot unpack .device/runtime.tar.xz"; exit 1; }
   export PATH=$rt/bin:$PATH
   if [ ! -e node_modules ]; then
     rm -f node_modules # a link left dangling by an earlier run
