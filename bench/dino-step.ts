@@ -48,7 +48,7 @@ const PROFILE_STEPS = quickMode() ? 2 : 3;
 const PASSES = quickMode() ? 1 : 2;
 
 /** The benchmarked configuration: the trainer's defaults (2 global 28² + 6 local 12² crops, K = 1024). */
-export function benchConfig(arch: Arch, batch: number): TrainConfig {
+export function benchConfig(arch: Arch | 'vit_small', batch: number): TrainConfig {
   return validate({ ...DEFAULTS, arch, batch_size: batch, koleo_proto: KOLEO_PROTO, freeze_last_layer: 0 });
 }
 

@@ -19,9 +19,10 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   'resnet-step': async () => (await import('./resnet-step.js')).resnetStepSuite,
   soak: async () => (await import('./soak.js')).soakSuite,
   'soak-webgpu': async () => (await import('./soak.js')).soakWebgpuSuite,
+  gpu: async () => (await import('./gpu.js')).gpuSuite,
 };
-/** Run only when named: each soak trains for most of an hour. */
-const ON_REQUEST = new Set(['soak', 'soak-webgpu']);
+/** Run only when named: each soak trains for most of an hour; gpu is for a machine with a GPU (scripts/gpu-check.sh). */
+const ON_REQUEST = new Set(['soak', 'soak-webgpu', 'gpu']);
 
 function normalize(r: Summary[] | SuiteReport): SuiteReport {
   return Array.isArray(r) ? { summaries: r } : r;

@@ -33,6 +33,7 @@ def parse_args():
     p.add_argument("--arch", choices=sorted(PRESETS), default="vit_cpu")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="torch device: cpu, or cuda for the GPU anchor of scripts/gpu-check.sh")
     p.add_argument("--patch", type=int, default=4)
     p.add_argument("--global_size", type=int, default=28)
     p.add_argument("--local_size", type=int, default=12)
@@ -221,19 +222,20 @@ def main():
         vit = VisionTransformer(args.global_size, args.patch, C, p["dim"], p["depth"], p["heads"])
         return MultiCrop(vit, DINOHead(p["dim"], args.out_dim, args.hidden_dim, args.bottleneck_dim))
 
-    student, teacher = network(), network()
+    dev = torch.device(args.device)
+    student, teacher = network().to(dev), network().to(dev)
     teacher.load_state_dict(student.state_dict())
     for q in teacher.parameters():
         q.requires_grad = False
     decay = [q for n, q in student.named_parameters() if q.requires_grad and not n.endswith(".bias") and q.ndim > 1]
     plain = [q for n, q in student.named_parameters() if q.requires_grad and (n.endswith(".bias") or q.ndim <= 1)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay}, {"params": plain, "weight_decay": 0.0}], lr=args.lr)
-    center = torch.zeros(1, args.out_dim)
+    center = torch.zeros(1, args.out_dim, device=dev)
     n_crops = 2 + L
 
     g = torch.Generator().manual_seed(1)
-    globals_ = torch.randn(2 * B, C, args.global_size, args.global_size, generator=g)
-    locals_ = torch.randn(L * B, C, args.local_size, args.local_size, generator=g) if L > 0 else None
+    globals_ = torch.randn(2 * B, C, args.global_size, args.global_size, generator=g).to(dev)
+    locals_ = torch.randn(L * B, C, args.local_size, args.local_size, generator=g).to(dev) if L > 0 else None
 
     def step():
         nonlocal center
@@ -277,7 +279,7 @@ def main():
     med = sorted(times)[len(times) // 2] if len(times) % 2 else sum(sorted(times)[len(times) // 2 - 1:len(times) // 2 + 1]) / 2
     json.dump({
         "peer": "pytorch", "torch": torch.__version__, "python": sys.version.split()[0],
-        "arch": args.arch, "batch": B, "crops": {"global": 2, "local": L}, "threads": torch.get_num_threads(),
+        "arch": args.arch, "device": str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""), "batch": B, "crops": {"global": 2, "local": L}, "threads": torch.get_num_threads(),
         "parameters": sum(q.numel() for q in student.parameters()),
         "step_seconds": times, "median_seconds": med, "images_per_s": B / med, "loss": loss,
         "finite": math.isfinite(loss), "blas": blas_info(),

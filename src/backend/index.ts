@@ -3,7 +3,7 @@ import type { Backend } from './backend.js';
 import { BackendError } from './backend.js';
 import { WasmBackend, type WasmBackendOptions } from './wasm/index.js';
 import { WebGPUBackend } from './webgpu/index.js';
-import { findAdapter } from './webgpu/runtime.js';
+import { describeAdapter, findAdapter } from './webgpu/runtime.js';
 
 export interface CreateBackendOptions extends WasmBackendOptions {
   /** 'auto' takes WebGPU on a hardware adapter, else wasm. */
@@ -41,16 +41,23 @@ export async function createBackend(opts: CreateBackendOptions = {}): Promise<Ba
       return WasmBackend.create(opts);
     case 'webgpu':
       return WebGPUBackend.create({ adapter: opts.adapter ?? 'any' });
-    case 'auto': {
-      try {
-        await findAdapter('hardware');
-      } catch {
-        return WasmBackend.create(opts);
-      }
-      return WebGPUBackend.create({ adapter: 'hardware' });
-    }
+    case 'auto':
+      return (await autoChoice()).kind === 'webgpu'
+        ? WebGPUBackend.create({ adapter: 'hardware' })
+        : WasmBackend.create(opts);
     default:
       throw new BackendError(`unknown backend kind '${String(kind)}': expected wasm, webgpu or auto`);
+  }
+}
+
+/** What `kind: 'auto'` picks, and why, in words `protodino doctor` prints. */
+export async function autoChoice(): Promise<{ kind: 'wasm' | 'webgpu'; reason: string }> {
+  try {
+    const { adapter } = await findAdapter('hardware');
+    return { kind: 'webgpu', reason: `hardware WebGPU adapter: ${describeAdapter(adapter.info)}` };
+  } catch (e) {
+    // The software adapter is used only when WebGPU is asked for by name (README).
+    return { kind: 'wasm', reason: (e as Error).message };
   }
 }
 

@@ -8,6 +8,8 @@ const USAGE = `usage: protodino <command> [options]
 
 commands:
   info  [--backend wasm|webgpu|auto] [--threads N]   describe the backend that would run
+  doctor [--json]                                     the WebGPU adapters Dawn finds (features, limits), the
+                                                      wasm build and threads, and what --backend auto picks and why
   demo  [--quick] [--backend=wasm|webgpu|auto]        the default job: collapse and KoLeo-proto in minutes
   train [--flag value ...]                            DINO training (flags: protodino train --help); each epoch logs
                                                       unique prototypes, usage and k-NN (--eval_every_epoch false: off)
@@ -170,6 +172,8 @@ async function main(): Promise<void> {
   switch (cmd) {
     case 'info':
       return info(rest);
+    case 'doctor':
+      return (await import('./doctor.js')).doctor(rest);
     case 'demo':
       return (await import('./demo.js')).demo(rest);
     case 'train':

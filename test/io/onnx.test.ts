@@ -293,9 +293,9 @@ test('CLI: export --to onnx writes the model; bad flag combinations are refused'
   );
   const pth = spawnSync(process.execPath, [cli, 'export', ck, '--to', 'pth', '--with_head'], { encoding: 'utf8' });
   assert.is(pth.status, 1);
-  assert.match(pth.stderr, /--with_head and --student apply to --to onnx only/);
+  assert.match(pth.stderr, /--with_head and --student apply to --to onnx and backbone only/);
   const other = spawnSync(process.execPath, [cli, 'export', ck, '--to', 'tflite'], { encoding: 'utf8' });
-  assert.match(other.stderr, /--to must be pth or onnx/);
+  assert.match(other.stderr, /--to must be pth, onnx or backbone/);
 });
 
 test.after(() => {

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { packagePath } from '../../util/paths.js';
 import { BackendError } from '../backend.js';
+import { VULKAN_LOADER, vulkanLoader } from './vulkan-loader.js';
 
 const UNIFORM_SLOT = 256; // minUniformBufferOffsetAlignment on every adapter we know
 const UNIFORM_SLOTS = 512;
@@ -38,7 +39,7 @@ async function loadDawn(): Promise<DawnModule> {
   return dawn;
 }
 
-async function tryAdapter(
+export async function tryAdapter(
   flags: string[],
   opts: GPURequestAdapterOptions,
 ): Promise<{ gpu: GPU; adapter: GPUAdapter } | null> {
@@ -51,7 +52,7 @@ async function tryAdapter(
   }
 }
 
-function isSoftware(info: GPUAdapterInfo): boolean {
+export function isSoftware(info: GPUAdapterInfo): boolean {
   const s = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.toLowerCase();
   return /llvmpipe|lavapipe|swiftshader|software|cpu/.test(s);
 }
@@ -61,25 +62,67 @@ export function describeAdapter(info: GPUAdapterInfo): string {
   return parts.join(' / ') || 'unknown adapter';
 }
 
-/** Finds an adapter: hardware (Dawn's default backend), else llvmpipe through EGL surfaceless. */
+/**
+ * How Dawn is asked for a hardware adapter here, or why it is not asked at all. On Linux Dawn's
+ * only hardware backend is Vulkan (its GL backends are compatibility-only), so it is named
+ * outright, and skipped where there is no Vulkan loader or no driver for it: Dawn would only fail,
+ * and say so on stderr, in every process. Elsewhere Dawn's default (Metal, D3D12) is the hardware path.
+ */
+export function hardwareBackend(): { flags: string[]; backend: string } | { skipped: string } {
+  if (process.platform !== 'linux') return { flags: [], backend: 'default' };
+  const loader = vulkanLoader();
+  if (!loader.found)
+    return {
+      skipped: /cannot open shared object/.test(loader.detail)
+        ? `no Vulkan loader (${VULKAN_LOADER} not found)`
+        : `no usable Vulkan loader (${loader.detail})`,
+    };
+  if (loader.drivers.length === 0)
+    return { skipped: 'a Vulkan loader but no Vulkan driver manifest (icd.d JSON; set VK_DRIVER_FILES)' };
+  return { flags: ['backend=vulkan'], backend: 'vulkan' };
+}
+
+/** Where a software adapter comes from: Mesa llvmpipe through EGL surfaceless, OpenGL ES in compatibility mode. */
+export async function softwareAdapter(): Promise<{ gpu: GPU; adapter: GPUAdapter } | null> {
+  process.env.EGL_PLATFORM ??= 'surfaceless';
+  process.env.XDG_RUNTIME_DIR ??= '/tmp';
+  return tryAdapter(['backend=opengles'], { featureLevel: 'compatibility' } as GPURequestAdapterOptions);
+}
+
+let toldSkipped = false;
+
+/** Finds an adapter: hardware (Vulkan on Linux, Dawn's default elsewhere), else llvmpipe through EGL surfaceless. */
 export async function findAdapter(
   kind: 'hardware' | 'software' | 'any',
 ): Promise<{ gpu: GPU; adapter: GPUAdapter; software: boolean }> {
   const tried: string[] = [];
+  let skipped: string | null = null;
   if (kind !== 'software') {
-    const hw = await tryAdapter([], { powerPreference: 'high-performance' });
-    if (hw && !isSoftware(hw.adapter.info)) return { ...hw, software: false };
-    tried.push(
-      hw
-        ? `default backend gave only a software adapter (${describeAdapter(hw.adapter.info)})`
-        : 'no hardware adapter from the default backend (Vulkan/Metal/D3D12)',
-    );
+    const how = hardwareBackend();
+    if ('skipped' in how) {
+      tried.push(how.skipped);
+      skipped = how.skipped;
+    } else {
+      const hw = await tryAdapter(how.flags, { powerPreference: 'high-performance' });
+      if (hw && !isSoftware(hw.adapter.info)) return { ...hw, software: false };
+      tried.push(
+        hw
+          ? `the ${how.backend} backend gave only a software adapter (${describeAdapter(hw.adapter.info)})`
+          : `no hardware adapter from the ${how.backend} backend`,
+      );
+    }
     if (kind === 'hardware') throw new BackendError(`no hardware WebGPU adapter: ${tried.join('; ')}`);
   }
-  process.env.EGL_PLATFORM ??= 'surfaceless';
-  process.env.XDG_RUNTIME_DIR ??= '/tmp';
-  const sw = await tryAdapter(['backend=opengles'], { featureLevel: 'compatibility' } as GPURequestAdapterOptions);
-  if (sw) return { ...sw, software: true };
+  const sw = await softwareAdapter();
+  if (sw) {
+    // Said once per process, and only when WebGPU was asked for without saying "software": that
+    // caller may have expected a GPU, and this is the one fact that explains why there is none.
+    if (skipped && !toldSkipped) {
+      toldSkipped = true;
+      process.stderr.write(`protodino: ${skipped}: WebGPU uses the OpenGL ES software adapter\n`);
+    }
+    return { ...sw, software: true };
+  }
   tried.push(
     'no OpenGL ES adapter through EGL (install libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri for Mesa llvmpipe)',
   );
