@@ -280,12 +280,6 @@ export function validate(cfg: TrainConfig): TrainConfig {
       'needs an embedding dimension p ≥ 8 for its log-normaliser approximation (--bottleneck_dim / --pca_dim)',
     );
   }
-  if (cfg.prototypes_only && !cfg.freeze_backbone && cfg.arch !== 'pca') {
-    throw new ConfigError(
-      'prototypes_only',
-      'trains the prototypes on frozen features: add --freeze_backbone or use --arch pca',
-    );
-  }
   validateEm(cfg);
   if (cfg.dataset !== 'fashion-mnist' && cfg.data_path === '')
     throw new ConfigError('data_path', `is required for --dataset ${cfg.dataset}`);

@@ -54,7 +54,7 @@ export const FLAGS = {
     kind: 'bool',
     default: false,
     group: 'model',
-    help: 'train the prototype matrix alone on the normalised frozen features',
+    help: 'the head is the prototype matrix alone, on the normalised backbone features (no MLP); with --freeze_backbone or --arch pca only the prototypes train',
   },
   pca_dim: { kind: 'int', default: 64, group: 'model', help: 'feature dimension of --arch pca' },
   prototypes: {

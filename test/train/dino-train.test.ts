@@ -197,10 +197,6 @@ test('bad flags are refused up front, naming the flag', () => {
     /--global_crops_scale: must be two numbers/,
   );
   assert.throws(() => parseTrainArgs(['--nope']), /--nope: unknown flag/);
-  assert.throws(
-    () => parseTrainArgs(['--prototypes_only']),
-    /--prototypes_only: trains the prototypes on frozen features/,
-  );
   assert.is(parseTrainArgs([]).batch_size, DEFAULTS.batch_size);
   assert.equal(parseTrainArgs(['--local_crops_scale', '0.1', '0.3']).local_crops_scale, [0.1, 0.3]);
   assert.throws(
@@ -213,6 +209,33 @@ test('bad flags are refused up front, naming the flag', () => {
   );
   assert.throws(() => parseTrainArgs(['--blur_sigma', '0', '1']), /--blur_sigma: must be two numbers 0 < min ≤ max/);
   assert.equal(parseTrainArgs(['--global_blur_prob', '0.5', '0']).global_blur_prob, [0.5, 0]);
+});
+
+test('--prototypes_only with a trainable backbone: the head is the prototypes alone and the backbone learns', async () => {
+  const be = await getBackend(wasmCase);
+  const root = tmp();
+  try {
+    // No weight decay, so only a gradient can move the backbone; lr 0 gives the initial weights.
+    const base = { ...tinyVit, prototypes_only: true, max_steps: 2, eval_every_epoch: false, warmup_epochs: 0 };
+    const still = { weight_decay: 0, weight_decay_end: 0 };
+    const run = async (name: string, lr: number) =>
+      readCheckpoint(
+        (await train({ ...base, ...still, lr, min_lr: lr / 10, output_dir: join(root, name) }, { backend: be }))
+          .checkpoint,
+      );
+    const trained = await run('trained', 0.01);
+    const init = await run('init', 0);
+    const head = [...trained.tensors.keys()].filter((k) => k.startsWith('student.head.'));
+    assert.equal(head.sort(), ['student.head.last_layer.weight_g', 'student.head.last_layer.weight_v']);
+    const w = 'student.backbone.patch_embed.proj.weight';
+    const w0 = init.tensors.get(w)!.data,
+      w1 = trained.tensors.get(w)!.data;
+    let moved = 0;
+    for (let i = 0; i < w0.length; i++) moved = Math.max(moved, Math.abs(w1[i] - w0[i]));
+    assert.ok(moved > 1e-4, `the backbone did not train (max change ${moved})`);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });
 
 test.run();
