@@ -52,6 +52,15 @@ async function info(argv: string[]): Promise<void> {
 
 async function trainCmd(argv: string[]): Promise<void> {
   const { parseTrainArgs } = await import('../train/config.js');
+  if (argv.includes('--print-flags-json')) {
+    // The flag table and presets for other trainers (scripts/torch-twin/train_ddp.py) to read, so
+    // their flags take the same names, kinds, defaults and recipes as this command's and cannot drift.
+    const { FLAGS } = await import('../train/flags.js');
+    const { PRESETS } = await import('../train/presets.js');
+    const presets = Object.fromEntries(Object.entries(PRESETS).map(([k, p]) => [k, p.config]));
+    process.stdout.write(`${JSON.stringify({ flags: FLAGS, presets })}\n`);
+    return;
+  }
   if (argv.includes('--help') || argv.includes('-h')) {
     const { PRESETS } = await import('../train/presets.js');
     const { flagHelp } = await import('../train/flags.js');
