@@ -10,7 +10,8 @@ commands:
   info  [--backend wasm|webgpu|auto] [--threads N]   describe the backend that would run
   demo  [--quick] [--backend=wasm|webgpu|auto]        the default job: collapse and KoLeo-proto in minutes
   train [--flag value ...]                            DINO training (flags: protodino train --help); each epoch logs
-                                                      unique prototypes, usage and k-NN (--eval_every_epoch false: off)
+                                                      unique prototypes, usage and k-NN (--eval_every_epoch false: off);
+                                                      --print-flags-json: the flag table and presets as JSON (train_ddp.py reads it)
   analyze <checkpoint> [--eps 0.025,0.1] [--eps_metric euclidean|cosine] [--rule greedy|components|both] [--json] [--student]
           [--dataset fashion-mnist [--split train|test] [--max N]]
                                                       unique prototypes of a protodino or PyTorch DINO checkpoint;

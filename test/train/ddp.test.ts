@@ -39,7 +39,10 @@ if (torchCheck.status !== 0)
 const dir = mkdtempSync(join(tmpdir(), 'protodino-ddp-'));
 const flagsJson = join(dir, 'flags.json');
 // Spawned processes read the flag table from this build, not from whatever dist/ the repo holds.
-writeFileSync(flagsJson, spawnSync(process.execPath, [cli, 'train', '--print-flags-json'], { encoding: 'utf8' }).stdout);
+writeFileSync(
+  flagsJson,
+  spawnSync(process.execPath, [cli, 'train', '--print-flags-json'], { encoding: 'utf8' }).stdout,
+);
 const ENV = { ...process.env, OMP_NUM_THREADS: '1', PROTODINO_FLAGS_JSON: flagsJson };
 
 function protodino(args: string[]): SpawnSyncReturns<string> {
@@ -73,7 +76,17 @@ let startStep = 0;
 
 test('setup: a one-step protodino run of the recipe, exported with export --to pth', () => {
   const out = join(dir, 'init');
-  const r = protodino(['train', ...RECIPE, '--max_steps', '1', '--no-eval_every_epoch', '--output_dir', out, '--backend', 'wasm']);
+  const r = protodino([
+    'train',
+    ...RECIPE,
+    '--max_steps',
+    '1',
+    '--no-eval_every_epoch',
+    '--output_dir',
+    out,
+    '--backend',
+    'wasm',
+  ]);
   assert.is(r.status, 0, r.stderr);
   init = join(dir, 'init.pth');
   const e = protodino(['export', join(out, 'checkpoint.safetensors'), '--to', 'pth', '--out', init]);
@@ -107,12 +120,14 @@ const relDiff = (a: Float32Array, b: Float32Array): { num: number; den: number; 
 
 test('2 processes at batch B/2 = 1 process at batch B: loss step by step, teacher, centre', () => {
   const args = (out: string) => [...RECIPE, '--max_steps', String(startStep + STEPS), '--init_from', init,
-    '--no-eval_every_epoch', '--output_dir', out, '--device', 'cpu']; // prettier-ignore
+    '--output_dir', out, '--device', 'cpu']; // prettier-ignore
   const t0 = performance.now();
-  const two = torchrun(2, args(join(dir, 'w2')));
+  // Only the 2-process run evaluates after each epoch (on rank 0, in eval mode: no state changes), so
+  // its log has the epoch records protodino report draws.
+  const two = torchrun(2, [...args(join(dir, 'w2')), '--eval_train_max', '64', '--eval_test_max', '64']);
   const t1 = performance.now();
   assert.is(two.status, 0, two.stderr);
-  const one = torchrun(1, args(join(dir, 'w1')));
+  const one = torchrun(1, [...args(join(dir, 'w1')), '--no-eval_every_epoch']);
   const t2 = performance.now();
   assert.is(one.status, 0, one.stderr);
   console.log(`  (2 processes: ${((t1 - t0) / 1000).toFixed(1)} s, 1 process: ${((t2 - t1) / 1000).toFixed(1)} s)`);
@@ -160,7 +175,7 @@ test('2 processes at batch B/2 = 1 process at batch B: loss step by step, teache
   assert.is(a.epoch, b.epoch);
 });
 
-test('the 2-process checkpoint back in protodino: embed = the PyTorch teacher, analyze, train --init_from', () => {
+test('the 2-process checkpoint back in protodino: embed = the PyTorch teacher, analyze, report, train --init_from', () => {
   const ck = join(dir, 'w2', 'checkpoint.pth');
   const ours = join(dir, 'embed-protodino.safetensors');
   const theirs = join(dir, 'embed-torch.safetensors');
@@ -180,6 +195,14 @@ test('the 2-process checkpoint back in protodino: embed = the PyTorch teacher, a
   assert.is(an.status, 0, an.stderr);
   assert.match(an.stdout, /^prototypes: 64 x 64 \(teacher\)/m);
   assert.match(an.stdout, /usage over 64 images of fashion-mnist\/train .* of 64 prototypes are ever the argmax/);
+
+  const html = join(dir, 'report.html');
+  const rep = protodino(['report', join(dir, 'w2'), '--out', html, '--no-gallery']);
+  assert.is(rep.status, 0, rep.stderr);
+  const page = readFileSync(html, 'utf8');
+  assert.match(page, /unique @ ε 0\.025/);
+  assert.ok(existsSync(join(dir, 'report.unique.svg')), 'the unique-prototypes plot, from the epoch records');
+  assert.ok(existsSync(join(dir, 'report.knn.svg')), 'the k-NN plot, from the epoch records');
 
   const out = join(dir, 'back');
   const tr = protodino(['train', ...RECIPE, '--init_from', ck, '--max_steps', String(startStep + STEPS + 1),
@@ -212,7 +235,8 @@ test('bad input stops before any step: another architecture, an unknown flag, a 
     /--batch_size 15 is not divisible by the world size 2/,
     1,
   );
-  for (const d of ['bad1', 'bad2', 'bad3']) assert.not.ok(existsSync(join(dir, d, 'checkpoint.pth')), `${d} saved nothing`);
+  for (const d of ['bad1', 'bad2', 'bad3'])
+    assert.not.ok(existsSync(join(dir, d, 'checkpoint.pth')), `${d} saved nothing`);
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
