@@ -84,7 +84,8 @@ def nearest_other(x, block=1024):
         for s in range(0, K, block):
             e = min(K, s + block)
             dots = x[s:e] @ x.t()
-            dots[torch.arange(e - s), torch.arange(s, e)] = -2  # never itself
+            rows = torch.arange(e - s, device=x.device)
+            dots[rows, rows + s] = -2  # never itself
             out[s:e] = dots.argmax(dim=1)
     return out
 

@@ -63,12 +63,17 @@ export function dinoCheckpointObject(ck: LoadedCheckpoint): Record<string, unkno
     optimizer: { state, param_groups: paramGroups },
     epoch: ck.meta.epoch,
     // A plain dict where DINO keeps its argparse Namespace: protodino's config, so eval, embed and
-    // analyze can rebuild the network from the .pth, and the DDP trainer's resume its step.
-    args: {
-      config: ck.meta.config,
-      step: ck.meta.step,
-      ...(ck.meta.normalization ? { normalization: ck.meta.normalization } : {}),
-    },
+    // analyze can rebuild the network from the .pth, and the DDP trainer's resume its step. (A
+    // resume point built from a DINO checkpoint has no config: then there is nothing to record.)
+    ...(ck.meta.config !== undefined && ck.meta.config !== null
+      ? {
+          args: {
+            config: ck.meta.config,
+            step: ck.meta.step,
+            ...(ck.meta.normalization ? { normalization: ck.meta.normalization } : {}),
+          },
+        }
+      : {}),
   };
   const center = ck.tensors.get('dino_loss.center');
   if (center) out.dino_loss = { center: f32(center) };

@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { importDinoPth, type ImportedDinoCheckpoint } from '../../src/io/import-dino.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
+import { countUniquePrototypes } from '../../src/eval/index.js';
+import { createBackend } from '../../src/backend/index.js';
 
 const PY = '/usr/bin/python3';
 const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -212,6 +214,47 @@ test('the 2-process checkpoint back in protodino: embed = the PyTorch teacher, a
 });
 
 // train_ddp.py exits 2 on refused input; torchrun reports a failed worker with its own exit 1.
+test('the trainer logs protodino’s greedy unique-prototype count; its blocked KoLeo-proto is the K×K one', async () => {
+  // Near-duplicate rows at several distances, so the count depends on ε and on the scan order.
+  const K = 300;
+  const D = 16;
+  let seed = 7;
+  const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+  const base = Array.from({ length: 60 }, () => Array.from({ length: D }, rand));
+  const rows = Array.from({ length: K }, (_, i) =>
+    base[i % 60].map((v) => v + [0, 0.003, 0.02, 0.06, 0.3][i % 5] * rand()),
+  );
+  const file = join(dir, 'protos.json');
+  writeFileSync(file, JSON.stringify(rows));
+  const py = [
+    'import sys, json, torch',
+    `sys.path.insert(0, ${JSON.stringify(TWIN)})`,
+    'import dist_ops, train as twin',
+    `w = torch.tensor(json.load(open(${JSON.stringify(file)})), dtype=torch.float32)`,
+    'print(json.dumps({"unique": dist_ops.unique_greedy(w, [0.025, 0.1], block=64),',
+    '  "koleo_blocked": float(dist_ops.koleo_blocked(w, block=64)), "koleo_full": float(twin.koleo(w))}))',
+  ].join('\n');
+  const r = spawnSync(PY, ['-c', py], { encoding: 'utf8', env: ENV });
+  assert.is(r.status, 0, r.stderr);
+  const got = JSON.parse(r.stdout) as { unique: Record<string, number>; koleo_blocked: number; koleo_full: number };
+  const be = await createBackend({ kind: 'wasm' });
+  try {
+    const want = await countUniquePrototypes(
+      { data: Float32Array.from(rows.flat()), shape: [K, D] },
+      { eps: [0.025, 0.1], rule: 'greedy', backend: be },
+    );
+    const counts = Object.fromEntries(want.perEps.map((e) => [String(e.eps), e.greedy!.unique]));
+    assert.ok(
+      counts['0.025'] < K && counts['0.1'] < counts['0.025'],
+      `a matrix that tests something: ${JSON.stringify(counts)}`,
+    );
+    assert.equal(got.unique, counts);
+  } finally {
+    be.destroy();
+  }
+  assert.ok(Math.abs(got.koleo_blocked - got.koleo_full) <= 1e-6 * Math.abs(got.koleo_full), JSON.stringify(got));
+});
+
 function refused(r: SpawnSyncReturns<string>, pattern: RegExp, status = 2): void {
   assert.is(r.status, status, `exit ${r.status}: ${r.stderr}`);
   assert.match(r.stderr, pattern);
