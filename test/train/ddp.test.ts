@@ -213,6 +213,25 @@ test('the 2-process checkpoint back in protodino: embed = the PyTorch teacher, a
   assert.ok(existsSync(join(out, 'checkpoint.safetensors')));
 });
 
+test('--resume continues from checkpoint.pth at its step: the same teacher as the run never stopped', () => {
+  const ddp = (out: string, extra: string[]) =>
+    spawnSync(PY, [join(TWIN, 'train_ddp.py'), ...RECIPE, '--init_from', init, '--no-eval_every_epoch',
+      '--device', 'cpu', '--output_dir', out, ...extra], { encoding: 'utf8', env: ENV, timeout: 120_000 }); // prettier-ignore
+  const end = String(startStep + 6);
+  const straight = ddp(join(dir, 'straight'), ['--max_steps', end]);
+  assert.is(straight.status, 0, straight.stderr);
+  // Stopped mid-epoch (save_every 1 leaves the last step's checkpoint), then resumed to the same end.
+  const part = ddp(join(dir, 'part'), ['--max_steps', String(startStep + 3), '--save_every', '1']);
+  assert.is(part.status, 0, part.stderr);
+  const rest = ddp(join(dir, 'part'), ['--max_steps', end, '--resume']);
+  assert.is(rest.status, 0, rest.stderr);
+  assert.match(rest.stdout, new RegExp(`trained 3 steps \\(to step ${end}\\)`));
+  const a = importDinoPth(join(dir, 'straight', 'checkpoint.pth')) as ImportedDinoCheckpoint;
+  const b = importDinoPth(join(dir, 'part', 'checkpoint.pth')) as ImportedDinoCheckpoint;
+  for (const [k, t] of a.teacher) assert.equal(Array.from(b.teacher.get(k)!.data), Array.from(t.data), `teacher ${k}`);
+  assert.equal(Array.from(b.center!.data), Array.from(a.center!.data), 'centre');
+});
+
 // train_ddp.py exits 2 on refused input; torchrun reports a failed worker with its own exit 1.
 test('the trainer logs protodino’s greedy unique-prototype count; its blocked KoLeo-proto is the K×K one', async () => {
   // Near-duplicate rows at several distances, so the count depends on ε and on the scan order.
