@@ -12,7 +12,10 @@ fi
 
 # chromium: the report test renders the HTML report headlessly. libopenblas0-pthread: the PyTorch
 # peer of the dino-step benchmark (Debian's python3-torch falls back to reference BLAS without it).
-pkgs=(libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri dataset-fashion-mnist chromium libopenblas0-pthread)
+# python3-torch: the PyTorch fixtures' cross-checks and test/train/ddp.test.ts, which runs
+# scripts/torch-twin/train_ddp.py under torchrun and fails without it (for /usr/bin/python3 only;
+# the npm package itself never needs torch).
+pkgs=(libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri dataset-fashion-mnist chromium libopenblas0-pthread python3-torch)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -43,6 +43,9 @@ are judged by the same k-NN code.
 Run (torch is Debian's python3-torch, for /usr/bin/python3):
   /usr/bin/python3 scripts/torch-twin/train.py --config runs/x/log.jsonl --out runs/x-torch \
       [--init init.safetensors | --init torch] [--save_at 100,200,300] [--max_steps N] [--threads 1]
+train_ddp.py (the same recipe under DistributedDataParallel) imports this module's network, data,
+augmentation and schedules rather than copying them, so both engines change together.
+
 Not supported (a clear error): the PCA arch, --ibot, --vmf, --centering other than centering,
 --freeze_backbone, --prototypes_only, --accum_steps > 1, --long_tail > 1, datasets other than
 fashion-mnist / idx.

@@ -12,7 +12,8 @@ commands:
                                                       wasm build and threads, and what --backend auto picks and why
   demo  [--quick] [--backend=wasm|webgpu|auto]        the default job: collapse and KoLeo-proto in minutes
   train [--flag value ...]                            DINO training (flags: protodino train --help); each epoch logs
-                                                      unique prototypes, usage and k-NN (--eval_every_epoch false: off)
+                                                      unique prototypes, usage and k-NN (--eval_every_epoch false: off);
+                                                      --print-flags-json: the flag table and presets as JSON (train_ddp.py reads it)
   analyze <checkpoint> [--eps 0.025,0.1] [--eps_metric euclidean|cosine] [--rule greedy|components|both] [--json] [--student]
           [--dataset fashion-mnist [--split train|test] [--max N]]
                                                       unique prototypes of a protodino or PyTorch DINO checkpoint;
@@ -61,6 +62,15 @@ async function info(argv: string[]): Promise<void> {
 
 async function trainCmd(argv: string[]): Promise<void> {
   const { parseTrainArgs } = await import('../train/config.js');
+  if (argv.includes('--print-flags-json')) {
+    // The flag table and presets for other trainers (scripts/torch-twin/train_ddp.py) to read, so
+    // their flags take the same names, kinds, defaults and recipes as this command's and cannot drift.
+    const { FLAGS } = await import('../train/flags.js');
+    const { PRESETS } = await import('../train/presets.js');
+    const presets = Object.fromEntries(Object.entries(PRESETS).map(([k, p]) => [k, p.config]));
+    process.stdout.write(`${JSON.stringify({ flags: FLAGS, presets })}\n`);
+    return;
+  }
   if (argv.includes('--help') || argv.includes('-h')) {
     const { PRESETS } = await import('../train/presets.js');
     const { flagHelp } = await import('../train/flags.js');

@@ -1,6 +1,6 @@
 // A protodino training checkpoint as facebookresearch/dino's checkpoint.pth: the student's state dict
 // under DDP's 'module.' prefix, the teacher's without, the AdamW state in torch's layout (parameters
-// numbered in DINO's get_params_groups order), the loss center and the epoch — what main_dino.py's
+// numbered in DINO's get_params_groups order), the loss center, the epoch and, in args, the config — what main_dino.py's
 // restart_from_checkpoint reads, so a run can continue in PyTorch.
 import { readCheckpoint, type LoadedCheckpoint } from '../train/checkpoint.js';
 import { writePth } from './pth/index.js';
@@ -62,6 +62,18 @@ export function dinoCheckpointObject(ck: LoadedCheckpoint): Record<string, unkno
     teacher,
     optimizer: { state, param_groups: paramGroups },
     epoch: ck.meta.epoch,
+    // A plain dict where DINO keeps its argparse Namespace: protodino's config, so eval, embed and
+    // analyze can rebuild the network from the .pth, and the DDP trainer's resume its step. (A
+    // resume point built from a DINO checkpoint has no config: then there is nothing to record.)
+    ...(ck.meta.config !== undefined && ck.meta.config !== null
+      ? {
+          args: {
+            config: ck.meta.config,
+            step: ck.meta.step,
+            ...(ck.meta.normalization ? { normalization: ck.meta.normalization } : {}),
+          },
+        }
+      : {}),
   };
   const center = ck.tensors.get('dino_loss.center');
   if (center) out.dino_loss = { center: f32(center) };

@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { readJsonl } from '../train/log.js';
 import { readCheckpoint, type LoadedCheckpoint } from '../train/checkpoint.js';
+import { readPthRunCheckpoint } from '../train/pth-run.js';
 
 export interface StepPoint {
   step: number;
@@ -73,7 +74,12 @@ export function parseEpochRecord(r: Record<string, unknown>): EpochPoint {
 /** Reads one run directory; either file may be missing, but not both. */
 export function loadRun(dir: string, name = basename(resolve(dir))): RunData {
   const logPath = join(dir, 'log.jsonl');
-  const ckPath = join(dir, 'checkpoint.safetensors');
+  // A run of scripts/torch-twin/train_ddp.py keeps DINO's checkpoint.pth, with the config in its args.
+  const pthPath = join(dir, 'checkpoint.pth');
+  const ckPath =
+    existsSync(join(dir, 'checkpoint.safetensors')) || !existsSync(pthPath)
+      ? join(dir, 'checkpoint.safetensors')
+      : pthPath;
   const hasLog = existsSync(logPath),
     hasCk = existsSync(ckPath);
   if (!hasLog && !hasCk)
@@ -86,7 +92,7 @@ export function loadRun(dir: string, name = basename(resolve(dir))): RunData {
     epochs: [],
     alarms: [],
     truncated: false,
-    checkpoint: hasCk ? readCheckpoint(ckPath) : null,
+    checkpoint: hasCk ? (ckPath === pthPath ? readPthRunCheckpoint(ckPath) : readCheckpoint(ckPath)) : null,
     checkpointPath: hasCk ? ckPath : null,
   };
   if (hasLog) {

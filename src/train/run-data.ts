@@ -18,6 +18,7 @@ import {
   type Dataset,
 } from '../data/index.js';
 import { readCheckpoint, sub, type LoadedCheckpoint } from './checkpoint.js';
+import { readPthRunCheckpoint } from './pth-run.js';
 import { DEFAULTS, validate, type TrainConfig } from './config.js';
 import { buildNetwork, type DinoNetwork } from './network.js';
 
@@ -39,15 +40,10 @@ export function checkpointConfig(path: string, ck: LoadedCheckpoint): TrainConfi
 /** Reads a protodino checkpoint for command `cmd`, refusing other files with a message that says why. */
 export function readRunCheckpoint(cmd: string, path: string): RunCheckpoint {
   if (!existsSync(path)) throw new Error(`${cmd}: no such file '${path}'`);
-  if (/\.(pth|pt)$/.test(path)) {
-    throw new Error(
-      `${cmd}: '${path}' is a PyTorch checkpoint; it holds no protodino training config, so the network cannot be rebuilt ` +
-        '(train with protodino, or use analyze without --dataset for its prototypes alone)',
-    );
-  }
   let ck: LoadedCheckpoint;
   try {
-    ck = readCheckpoint(path);
+    // A .pth of train_ddp.py or export --to pth carries the config in its args; others are refused there.
+    ck = /\.(pth|pt)$/.test(path) ? readPthRunCheckpoint(path) : readCheckpoint(path);
   } catch (e) {
     throw new Error(`${cmd}: ${(e as Error).message}`);
   }

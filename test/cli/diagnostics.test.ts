@@ -13,6 +13,7 @@ import { assertClose } from '../helpers/check.js';
 import { train } from '../../src/train/trainer.js';
 import { readCheckpoint } from '../../src/train/checkpoint.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
+import { writePth } from '../../src/io/pth/index.js';
 import { DEFAULTS, validate, type TrainConfig } from '../../src/train/config.js';
 import { buildNetwork } from '../../src/train/network.js';
 import { embedDataset } from '../../src/train/evaluate.js';
@@ -372,14 +373,23 @@ test('the train command logs unique prototypes, usage and k-NN in each epoch rec
 });
 
 test('bad arguments are refused with clear messages', () => {
+  // A real DINO checkpoint.pth, but with no protodino config in args (upstream DINO pickles a
+  // Namespace there): the network cannot be rebuilt from it. A file that is no .pth at all is refused too.
   const pth = join(dir, 'model.pth');
-  writeFileSync(pth, 'not really');
+  const w = { dtype: 'F32', shape: [2], data: Float32Array.of(1, 2) };
+  writePth(pth, { student: { 'module.x': w }, teacher: { x: w }, epoch: 1 });
+  const junk = join(dir, 'junk.pth');
+  writeFileSync(junk, 'not really');
   const cases: [string[], RegExp][] = [
     [['eval'], /eval: give exactly one protodino checkpoint/],
     [['eval', join(dir, 'missing.safetensors')], /eval: no such file/],
     [['eval', '--baseline', 'pca'], /--baseline must be pixels, got 'pca'/],
     [['eval', ckpt, '--baseline', 'pixels'], /give no checkpoint with it/],
-    [['eval', pth], /eval: .*PyTorch checkpoint; it holds no protodino training config/],
+    [['eval', pth], /eval: .*model\.pth: is a PyTorch checkpoint without protodino's training config in 'args'/],
+    [
+      ['embed', junk, '--out', join(dir, 'y.safetensors')],
+      /embed: .*junk\.pth: cannot be read as a PyTorch checkpoint/,
+    ],
     [['eval', ckpt, '--backend', 'cuda'], /eval: --backend must be wasm, webgpu, auto, got 'cuda'/],
     [['report', ckpt, '--backend', 'cuda'], /report: --backend must be wasm, webgpu, auto, got 'cuda'/],
     [['demo', '--quick', '--backend', 'cuda'], /demo: --backend must be wasm, webgpu, auto, got 'cuda'/],
@@ -396,7 +406,7 @@ test('bad arguments are refused with clear messages', () => {
     [['embed', ckpt, '--out', join(dir, 'x.safetensors'), '--split', 'val'], /--split must be train or test/],
     [
       ['analyze', pth, '--dataset', 'fashion-mnist'],
-      /analyze: .*PyTorch checkpoint; it holds no protodino training config/,
+      /analyze: .*model\.pth: is a PyTorch checkpoint without protodino's training config in 'args'/,
     ],
     [['analyze', ckpt, '--max', '10'], /--max and --split go with --dataset/],
     [

@@ -42,6 +42,9 @@ test('export writes DINO checkpoint.pth layout; torch.load reads the same values
   assert.equal(Array.from(pth.student['module.head.last_layer.weight_v'].data as Float32Array), Array.from(v.data));
   assert.ok(pth.teacher['backbone.blocks.0.attn.qkv.weight'], 'teacher keys have no module. prefix');
   assert.equal(Object.keys(pth.dino_loss), ['center']);
+  // args holds the config (a plain dict, where DINO has its Namespace) so the .pth can be rebuilt.
+  assert.equal((pth.args as { config: unknown; step: number }).config, ck.meta.config);
+  assert.is((pth.args as { config: unknown; step: number }).step, ck.meta.step);
   const groups = pth.optimizer.param_groups as { params: number[]; weight_decay: number }[];
   assert.is(groups.length, 2);
   assert.is(groups[1].weight_decay, 0);
@@ -81,7 +84,7 @@ test('export writes DINO checkpoint.pth layout; torch.load reads the same values
       got.params,
       ck.meta.optimizerGroups.reduce((a, g) => a + g.names.length, 0),
     );
-    assert.equal(got.keys, ['dino_loss', 'epoch', 'optimizer', 'student', 'teacher']);
+    assert.equal(got.keys, ['args', 'dino_loss', 'epoch', 'optimizer', 'student', 'teacher']);
   }
   rmSync(dir, { recursive: true, force: true });
 });
