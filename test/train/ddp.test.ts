@@ -202,7 +202,9 @@ test('the 2-process checkpoint back in protodino: embed = the PyTorch teacher, a
   const rep = protodino(['report', join(dir, 'w2'), '--out', html, '--no-gallery']);
   assert.is(rep.status, 0, rep.stderr);
   const page = readFileSync(html, 'utf8');
-  assert.match(page, /unique @ ε 0\.025/);
+  // The results table's grouped header: "unique prototypes" over one column per ε.
+  assert.match(page, /unique prototypes/);
+  assert.match(page, /ε 0\.025/);
   assert.ok(existsSync(join(dir, 'report.unique.svg')), 'the unique-prototypes plot, from the epoch records');
   assert.ok(existsSync(join(dir, 'report.knn.svg')), 'the k-NN plot, from the epoch records');
 
