@@ -21,7 +21,10 @@ export async function embed(argv: string[]): Promise<void> {
       ...BACKEND_OPTION,
     },
   });
-  if (positionals.length !== 1) throw new Error(`${cmd}: give exactly one protodino checkpoint (.safetensors)`);
+  if (positionals.length !== 1)
+    throw new Error(
+      `${cmd}: give exactly one protodino checkpoint (.safetensors, or a checkpoint.pth that train_ddp.py or export --to pth wrote)`,
+    );
   if (!values.out) throw new Error(`${cmd}: --out FILE.safetensors is required`);
   if (values.split !== 'train' && values.split !== 'test')
     throw new Error(`${cmd}: --split must be train or test, got '${values.split}'`);

@@ -91,7 +91,9 @@ export async function evalCmd(argv: string[]): Promise<void> {
       `${cmd}: --baseline pixels evaluates the raw pixels of the default dataset; give no checkpoint with it`,
     );
   if (baseline === undefined && positionals.length !== 1)
-    throw new Error(`${cmd}: give exactly one protodino checkpoint (.safetensors), or --baseline pixels`);
+    throw new Error(
+      `${cmd}: give exactly one protodino checkpoint (.safetensors, or a checkpoint.pth that train_ddp.py or export --to pth wrote), or --baseline pixels`,
+    );
   const kind = backendKind(cmd, values.backend);
   const trainMax = intFlag(cmd, 'train_max', values.train_max, 10000);
   const testMax = intFlag(cmd, 'test_max', values.test_max, 2000);
