@@ -52,12 +52,19 @@ def _value(name, kind, text):
     return text
 
 
-def parse(argv, table, own):
+# What a resumed run never takes from the checkpoint's saved config, as `protodino train --resume`.
+NOT_INHERITED = ("quiet", "profile", "output_dir", "resume")
+
+
+def parse(argv, table, own, base=None):
     """argv as `protodino train` reads it (--flag v, --flag=v, --no-flag, a pair takes two numbers,
     --preset NAME under the flags given beside it), plus the trainer's `own` flags {name: default}.
+    `base`: a resumed run's saved config, standing in for the defaults (NOT_INHERITED aside).
     Returns (config, own values). An unknown flag is an error that lists the known ones."""
     flags, presets = table["flags"], table["presets"]
     cfg = {k: (list(f["default"]) if isinstance(f["default"], list) else f["default"]) for k, f in flags.items()}
+    if base:
+        cfg.update({k: v for k, v in base.items() if k in flags and k not in NOT_INHERITED})
     mine = dict(own)
     preset = None
     given = {}

@@ -23,7 +23,8 @@ OUTPUT_DIR/checkpoint.pth in facebookresearch/dino's layout (student under DDP's
 optimizer, epoch, args, dino_loss.center) every epoch, every --save_every steps and at the end.
 `args` is a plain dict ({config, step, normalization, world_size}) rather than DINO's argparse
 Namespace, so protodino's pickle reader, which builds no Python classes, can take the network's
-config from it. --resume continues from OUTPUT_DIR/checkpoint.pth at the step it saved; --init_from
+config from it. --resume continues from OUTPUT_DIR/checkpoint.pth at the step it saved, with the config
+saved there (flags given beside --resume override it, as with `protodino train --resume`); --init_from
 FILE starts from a `protodino export --to pth` file (or any DINO checkpoint.pth of this network) at
 the start of the epoch it saved, as DINO's restart_from_checkpoint does.
 """
@@ -95,6 +96,10 @@ def load_test_set(cfg):
 def main(argv):
     table = flagtable.load_table()
     cfg, own = flagtable.parse(argv, table, OWN_FLAGS)
+    # --resume alone continues the run with the config it saved; flags given beside it still win.
+    saved = saved_config(os.path.join(cfg["output_dir"], "checkpoint.pth")) if cfg["resume"] else None
+    if saved:
+        cfg, own = flagtable.parse(argv, table, OWN_FLAGS, base=saved)
     if own["device"] not in ("cpu", "cuda"):
         raise DDPError(f"--device: must be cpu or cuda, got '{own['device']}'")
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -349,6 +354,21 @@ def main(argv):
     if dist.is_initialized():
         dist.destroy_process_group()
     return 0
+
+
+def saved_config(path):
+    """The config a checkpoint.pth keeps in args (this trainer's and `protodino export --to pth`'s);
+    None when there is no such file or it keeps none (e.g. facebookresearch/dino's own Namespace)."""
+    if not os.path.exists(path):
+        return None
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu")
+    except Exception as e:  # torch raises several kinds for a file that is not a checkpoint
+        raise DDPError(f"{path}: cannot be read as a PyTorch checkpoint ({e})")
+    args = obj.get("args") if isinstance(obj, dict) else None
+    return args.get("config") if isinstance(args, dict) and isinstance(args.get("config"), dict) else None
 
 
 def load_checkpoint(torch, path, student, teacher, cfg):

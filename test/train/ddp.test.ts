@@ -5,7 +5,7 @@
 // (scripts/setup.sh installs it): without it these tests fail, they do not skip.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -225,13 +225,25 @@ test('--resume continues from checkpoint.pth at its step: the same teacher as th
   // Stopped mid-epoch (save_every 1 leaves the last step's checkpoint), then resumed to the same end.
   const part = ddp(join(dir, 'part'), ['--max_steps', String(startStep + 3), '--save_every', '1']);
   assert.is(part.status, 0, part.stderr);
+  cpSync(join(dir, 'part'), join(dir, 'part-copy-src'), { recursive: true });
   const rest = ddp(join(dir, 'part'), ['--max_steps', end, '--resume']);
   assert.is(rest.status, 0, rest.stderr);
   assert.match(rest.stdout, new RegExp(`trained 3 steps \\(to step ${end}\\)`));
+  // --resume alone (no recipe flags) takes the config the checkpoint saved; --max_steps still overrides.
+  cpSync(join(dir, 'part-copy-src'), join(dir, 'bare'), { recursive: true });
+  const bare = spawnSync(
+    PY,
+    [join(TWIN, 'train_ddp.py'), '--device', 'cpu', '--output_dir', join(dir, 'bare'), '--resume', '--max_steps', end],
+    { encoding: 'utf8', env: ENV, timeout: 120_000 },
+  );
+  assert.is(bare.status, 0, bare.stderr);
   const a = importDinoPth(join(dir, 'straight', 'checkpoint.pth')) as ImportedDinoCheckpoint;
-  const b = importDinoPth(join(dir, 'part', 'checkpoint.pth')) as ImportedDinoCheckpoint;
-  for (const [k, t] of a.teacher) assert.equal(Array.from(b.teacher.get(k)!.data), Array.from(t.data), `teacher ${k}`);
-  assert.equal(Array.from(b.center!.data), Array.from(a.center!.data), 'centre');
+  for (const run of ['part', 'bare']) {
+    const b = importDinoPth(join(dir, run, 'checkpoint.pth')) as ImportedDinoCheckpoint;
+    for (const [k, t] of a.teacher)
+      assert.equal(Array.from(b.teacher.get(k)!.data), Array.from(t.data), `${run}: teacher ${k}`);
+    assert.equal(Array.from(b.center!.data), Array.from(a.center!.data), `${run}: centre`);
+  }
 });
 
 // train_ddp.py exits 2 on refused input; torchrun reports a failed worker with its own exit 1.
