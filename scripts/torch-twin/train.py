@@ -775,6 +775,29 @@ def koleo(x, eps=1e-8):
     return -torch.log(d + eps).mean()
 
 
+def update(cfg, named, student, teacher, opt, epoch, lr, wd, m):
+    """After loss.backward(): DINO's per-parameter clipping, last-layer freezing, the AdamW step at this
+    step's lr and weight decay (first group only), then the teacher's EMA. The twin and the DDP trainer
+    share it, so both step exactly as protodino's trainer does."""
+    import torch
+    if cfg["clip_grad"] > 0:
+        for _, q_ in named:  # DINO's utils.clip_gradients
+            if q_.grad is not None:
+                coef = cfg["clip_grad"] / (q_.grad.detach().norm(2) + 1e-6)
+                if coef < 1:
+                    q_.grad.mul_(coef)
+    if epoch < cfg["freeze_last_layer"]:
+        for q_ in student.head.last_layer.parameters():
+            q_.grad = None
+    for g in opt.param_groups:
+        g["lr"] = lr
+    opt.param_groups[0]["weight_decay"] = wd
+    opt.step()
+    with torch.no_grad():
+        for ps, pt in zip(student.parameters(), teacher.parameters()):
+            pt.mul_(m).add_(ps.detach(), alpha=1 - m)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="\n".join(__doc__.splitlines()[1:]))
@@ -933,22 +956,8 @@ def main(argv=None):
         if not math.isfinite(value):
             write({"event": "diverged", "epoch": epoch, "step": step + 1, "tensor": "loss", "value": str(value)})
             raise TwinError(f"training diverged at step {step + 1}: the loss is {value}")
-        if cfg["clip_grad"] > 0:
-            for _, q_ in named:  # DINO's utils.clip_gradients
-                if q_.grad is not None:
-                    coef = cfg["clip_grad"] / (q_.grad.detach().norm(2) + 1e-6)
-                    if coef < 1:
-                        q_.grad.mul_(coef)
-        if epoch < cfg["freeze_last_layer"]:
-            for q_ in student.head.last_layer.parameters():
-                q_.grad = None
-        for g in opt.param_groups:
-            g["lr"] = lr
-        opt.param_groups[0]["weight_decay"] = wd
-        opt.step()
+        update(cfg, named, student, teacher, opt, epoch, lr, wd, m)
         with torch.no_grad():
-            for ps, pt in zip(student.parameters(), teacher.parameters()):
-                pt.mul_(m).add_(ps.detach(), alpha=1 - m)
             center = center * cfg["center_momentum"] + t_out.mean(dim=0, keepdim=True) * (1 - cfg["center_momentum"])
         step += 1
         images_since += B

@@ -301,22 +301,9 @@ def main(argv):
         if not math.isfinite(value):
             write({"event": "diverged", "epoch": epoch, "step": step + 1, "tensor": "loss", "value": str(value)})
             raise DDPError(f"training diverged at step {step + 1}: the loss is {value}")
-        if cfg["clip_grad"] > 0:
-            for _n, q_ in named:  # DINO's utils.clip_gradients, on the already averaged gradients
-                if q_.grad is not None:
-                    coef = cfg["clip_grad"] / (q_.grad.detach().norm(2) + 1e-6)
-                    if coef < 1:
-                        q_.grad.mul_(coef)
-        if epoch < cfg["freeze_last_layer"]:
-            for q_ in student.head.last_layer.parameters():
-                q_.grad = None
-        for g in opt.param_groups:
-            g["lr"] = lr
-        opt.param_groups[0]["weight_decay"] = wd
-        opt.step()
+        # Clipping acts on the gradients DDP has already averaged over the processes.
+        twin.update(cfg, named, student, teacher, opt, epoch, lr, wd, m)
         with torch.no_grad():
-            for ps, pt in zip(student.parameters(), teacher.parameters()):
-                pt.mul_(m).add_(ps.detach(), alpha=1 - m)
             batch_center = t_out.sum(dim=0, keepdim=True)
             if dist.is_initialized():
                 dist.all_reduce(batch_center)
