@@ -173,14 +173,17 @@ export function importDinoObject(obj: unknown, file: string): ImportedWeights {
   return { kind: 'backbone', backbone: all, skipped };
 }
 
-/** readPth + importDinoObject; a corrupt or truncated file is an ImportError naming what is wrong. */
-export function importDinoPth(path: string): ImportedWeights {
-  let obj: unknown;
+/** readPth, a corrupt or truncated file being an ImportError naming what is wrong. */
+export function readPthForImport(path: string): unknown {
   try {
-    obj = readPth(path);
+    return readPth(path);
   } catch (e) {
     if (e instanceof PthError) throw new ImportError(path, `cannot be read as a PyTorch checkpoint: ${e.detail}`);
     throw e;
   }
-  return importDinoObject(obj, path);
+}
+
+/** readPthForImport + importDinoObject. */
+export function importDinoPth(path: string): ImportedWeights {
+  return importDinoObject(readPthForImport(path), path);
 }

@@ -3,9 +3,7 @@
 // an argparse Namespace there, which the pickle reader never builds (it executes no Python class), so
 // only these files' plain-dict args ({ config, step, normalization }) let eval, embed, analyze and
 // report rebuild the network; any other .pth is refused with that reason.
-import { PthError } from '../io/pth/errors.js';
-import { readPth } from '../io/pth/torch-load.js';
-import { importDinoObject, ImportError } from '../io/import-dino.js';
+import { importDinoObject, ImportError, readPthForImport } from '../io/import-dino.js';
 import type { CheckpointMeta, LoadedCheckpoint } from './checkpoint.js';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -14,13 +12,7 @@ const isNumbers = (v: unknown): v is number[] => Array.isArray(v) && v.every((x)
 
 /** The .pth as a LoadedCheckpoint (tensors student.*, teacher.*, dino_loss.center); throws naming the file. */
 export function readPthRunCheckpoint(path: string): LoadedCheckpoint {
-  let obj: unknown;
-  try {
-    obj = readPth(path);
-  } catch (e) {
-    if (e instanceof PthError) throw new ImportError(path, `cannot be read as a PyTorch checkpoint: ${e.detail}`);
-    throw e;
-  }
+  const obj = readPthForImport(path);
   const args = isObject(obj) ? obj.args : undefined;
   if (!isObject(args) || !isObject(args.config))
     throw new ImportError(
