@@ -54,6 +54,11 @@ function lossSpec(runs: RunData[]): TopLevelSpec {
   const values: Row[] = runs.flatMap((r) =>
     r.steps.filter((s) => Number.isFinite(s.loss)).map((s) => ({ run: r.name, step: s.step, loss: s.loss })),
   );
+  return stepChart(runs, values, 'loss', metricLabel('loss').label, false);
+}
+
+/** One line per run of `field` over training steps, the collapse alarms marked at theirs. */
+function stepChart(runs: RunData[], values: Row[], field: string, title: string, points: boolean): TopLevelSpec {
   const alarms = alarmMarks(runs);
   return lineChart({
     values,
@@ -62,13 +67,14 @@ function lossSpec(runs: RunData[]): TopLevelSpec {
       alarms,
     ),
     y: {
-      field: 'loss',
+      field,
       ...niceAxis(
-        values.map((v) => v.loss as number),
-        metricLabel('loss').label,
+        values.map((v) => v[field] as number),
+        title,
       ),
     },
     encoding: { color: color(runs) },
+    ...(points ? { points } : {}),
     alarms,
   });
 }
@@ -157,24 +163,7 @@ function knnSpec(runs: RunData[]): TopLevelSpec {
       .filter((e) => e.knnTop1 !== undefined && Number.isFinite(e.knnTop1))
       .map((e) => ({ run: r.name, step: e.step, knn: 100 * e.knnTop1! })),
   );
-  const alarms = alarmMarks(runs);
-  return lineChart({
-    values,
-    x: stepAxis(
-      values.map((v) => v.step as number),
-      alarms,
-    ),
-    y: {
-      field: 'knn',
-      ...niceAxis(
-        values.map((v) => v.knn as number),
-        metricLabel('knn_top1').label,
-      ),
-    },
-    encoding: { color: color(runs) },
-    points: true,
-    alarms,
-  });
+  return stepChart(runs, values, 'knn', metricLabel('knn_top1').label, true);
 }
 
 /**
