@@ -5,7 +5,7 @@
 // to 1024). On a software adapter the same measures run at reduced sizes (vit_small not at all),
 // and every line says so: there they only show that each path works. Every line names the adapter.
 import { WebGPUBackend } from '../src/backend/webgpu/index.js';
-import type { MatmulParams, Storage } from '../src/backend/backend.js';
+import { matmulParams, type Storage } from '../src/backend/backend.js';
 import { benchConfig, timeDinoStep } from './dino-step.js';
 import { markdownTable, quickMode, type SuiteReport } from './harness.js';
 
@@ -49,19 +49,7 @@ async function matmulRows(gpu: WebGPUBackend, reduced: boolean): Promise<Row[]> 
     const a = filled(gpu, n * n, 1),
       b = filled(gpu, n * n, 2),
       c = gpu.alloc(n * n, 'f32');
-    const p: MatmulParams = {
-      batch: 1,
-      m: n,
-      n,
-      k: n,
-      transA: false,
-      transB: false,
-      strideA: 0,
-      strideB: 0,
-      bias: null,
-      activation: 'none',
-      accumulate: false,
-    };
+    const p = matmulParams({ batch: 1, m: n, n, k: n });
     try {
       const sec = await timeKernel(gpu, () => gpu.matmul(a, b, c, p), reduced ? 2 : 10, quickMode() ? 2 : 5);
       rows.push({

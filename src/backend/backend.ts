@@ -101,6 +101,22 @@ export interface MatmulParams {
   rowSumsA?: Storage | null;
 }
 
+/** A plain product (no transposes, broadcast operands, no bias or activation, overwrite) with `overrides`. */
+export function matmulParams(
+  overrides: Partial<MatmulParams> & Pick<MatmulParams, 'batch' | 'm' | 'n' | 'k'>,
+): MatmulParams {
+  return {
+    transA: false,
+    transB: false,
+    strideA: 0,
+    strideB: 0,
+    bias: null,
+    activation: 'none',
+    accumulate: false,
+    ...overrides,
+  };
+}
+
 /** Refuses the MatmulParams combinations the contract rules out, with the same error on every backend. */
 export function checkMatmulParams(p: MatmulParams): void {
   if (p.accumulate && (p.bias || p.activation !== 'none')) {

@@ -4,7 +4,7 @@
 // writes the column matrix, see assembly/convgemm.ts). The 'im2col' algorithm is the earlier route,
 // kept as a cross-check: im2col followed by one batched matmul (a matrix per image) that writes
 // NCHW directly: out[b] [O, P] = W [O, K] · col[b]ᵀ, with col[b] [P, K], P = outH·outW, K = C·kh·kw.
-import type { Backend, Conv2dParams, ConvParams, MatmulParams, Storage } from '../../backend/backend.js';
+import { matmulParams, type Backend, type Conv2dParams, type ConvParams, type Storage } from '../../backend/backend.js';
 import { noGrad, ShapeError, Tensor } from '../tensor.js';
 import { empty, zeros } from '../create.js';
 import { needsGrad, record } from '../autograd.js';
@@ -48,19 +48,6 @@ function geometry(op: string, x: Tensor, kernel: [number, number], stride: Size2
     );
   }
   return { batch, channels, height, width, kernelH, kernelW, strideH, strideW, padH, padW, outH, outW };
-}
-
-function mm(overrides: Partial<MatmulParams> & Pick<MatmulParams, 'batch' | 'm' | 'n' | 'k'>): MatmulParams {
-  return {
-    transA: false,
-    transB: false,
-    strideA: 0,
-    strideB: 0,
-    bias: null,
-    activation: 'none',
-    accumulate: false,
-    ...overrides,
-  };
 }
 
 /** Elements one im2col buffer may hold by default (64 MiB); larger batches run in chunks of images. */
@@ -145,7 +132,12 @@ function im2colForward(x: Tensor, weight: Tensor, out: Tensor, p: Conv2dParams, 
   for (let b0 = 0; b0 < B; b0 += chunk) {
     const n = Math.min(chunk, B - b0);
     be.im2col(xs.read(b0, n), col, { ...p, batch: n });
-    be.matmul(weight.storage, col, ys.target(), mm({ batch: n, m: O, n: P, k: K, transB: true, strideB: P * K }));
+    be.matmul(
+      weight.storage,
+      col,
+      ys.target(),
+      matmulParams({ batch: n, m: O, n: P, k: K, transB: true, strideB: P * K }),
+    );
     ys.write(b0, n);
   }
   be.free(col);
@@ -185,13 +177,18 @@ function convBackward(
     const pc = { ...p, batch: n };
     const gChunk = gs.read(b0, n);
     if (dxs) {
-      be.matmul(gChunk, weight.storage, col, mm({ batch: n, m: P, n: K, k: O, transA: true, strideA: O * P }));
+      be.matmul(
+        gChunk,
+        weight.storage,
+        col,
+        matmulParams({ batch: n, m: P, n: K, k: O, transA: true, strideA: O * P }),
+      );
       be.col2im(col, dxs.target(), pc);
       dxs.write(b0, n);
     }
     if (xs && per) {
       be.im2col(xs.read(b0, n), col, pc);
-      be.matmul(gChunk, col, per, mm({ batch: n, m: O, n: K, k: P, strideA: O * P, strideB: P * K }));
+      be.matmul(gChunk, col, per, matmulParams({ batch: n, m: O, n: K, k: P, strideA: O * P, strideB: P * K }));
       const part = be.alloc(O * K, 'f32');
       be.reduce('sum', per, part, 1, n, O * K);
       if (acc) {
