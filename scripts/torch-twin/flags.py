@@ -68,6 +68,13 @@ def parse(argv, table, own, base=None):
     mine = dict(own)
     preset = None
     given = {}
+
+    def following(i, name):
+        """The argument after argv[i], as --name's value, and its index."""
+        if i + 1 >= len(argv):
+            raise FlagError(f"--{name}: needs a value")
+        return argv[i + 1], i + 1
+
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -83,10 +90,7 @@ def parse(argv, table, own, base=None):
                 mine[name] = True if value is None else _value(name, "bool", value)
             else:
                 if value is None:
-                    i += 1
-                    if i >= len(argv):
-                        raise FlagError(f"--{name}: needs a value")
-                    value = argv[i]
+                    value, i = following(i, name)
                 mine[name] = type(own[name])(value) if own[name] is not None else value
             i += 1
             continue
@@ -102,10 +106,7 @@ def parse(argv, table, own, base=None):
             v = False if negate else True if value is None else _value(name, "bool", value)
         else:
             if value is None:
-                i += 1
-                if i >= len(argv):
-                    raise FlagError(f"--{name}: needs a value")
-                value = argv[i]
+                value, i = following(i, name)
                 if kind == "pair" and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
                     i += 1
                     value += " " + argv[i]
