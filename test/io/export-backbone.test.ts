@@ -13,26 +13,17 @@ import { readInitFrom } from '../../src/train/init-from.js';
 import { exportBackbone } from '../../src/io/export-backbone.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import type { Backend } from '../../src/backend/backend.js';
+import { tinyTrainConfig } from '../helpers/tiny-config.js';
 
 const root = mkdtempSync(join(tmpdir(), 'protodino-backbone-'));
-const tiny: Partial<TrainConfig> = {
+const tiny = tinyTrainConfig({
   arch: 'resnet_cpu',
-  batch_size: 4,
   subset: 8,
   epochs: 1,
-  local_crops_number: 2,
-  global_crops_size: 16,
-  local_crops_size: 8,
-  out_dim: 32,
-  hidden_dim: 16,
-  bottleneck_dim: 8,
   use_bn_in_head: true,
-  freeze_last_layer: 0,
   warmup_epochs: 0,
-  eval_every_epoch: false,
   seed: 5,
-  quiet: true,
-};
+});
 let be: Backend;
 let source: string;
 const run = (cfg: Partial<TrainConfig>) => train({ ...tiny, ...cfg }, { backend: be });

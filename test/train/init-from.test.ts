@@ -19,26 +19,11 @@ import { writeSafetensors } from '../../src/io/safetensors.js';
 import { PthTensor, readPth, writePth } from '../../src/io/pth/index.js';
 import { AdamW, decayGroups } from '../../src/tensor/ops/optim.js';
 import type { Backend } from '../../src/backend/backend.js';
+import { tinyTrainConfig } from '../helpers/tiny-config.js';
 
 const root = mkdtempSync(join(tmpdir(), 'protodino-init-'));
 // 2 steps per epoch, 2 epochs; the first run stops after epoch 1.
-const tiny: Partial<TrainConfig> = {
-  arch: 'vit_cpu',
-  batch_size: 4,
-  subset: 8,
-  epochs: 2,
-  local_crops_number: 2,
-  global_crops_size: 16,
-  local_crops_size: 8,
-  out_dim: 32,
-  hidden_dim: 16,
-  bottleneck_dim: 8,
-  freeze_last_layer: 0,
-  warmup_epochs: 0,
-  eval_every_epoch: false,
-  seed: 11,
-  quiet: true,
-};
+const tiny = tinyTrainConfig({ arch: 'vit_cpu', subset: 8, epochs: 2, warmup_epochs: 0, seed: 11 });
 
 let be: Backend;
 let first: string; // run directory after epoch 1

@@ -14,24 +14,9 @@ import { readJsonl } from '../../src/train/log.js';
 import { DEFAULTS, validate, type TrainConfig } from '../../src/train/config.js';
 import { buildNetwork } from '../../src/train/network.js';
 import type { Backend } from '../../src/backend/backend.js';
+import { tinyTrainConfig } from '../helpers/tiny-config.js';
 
-const tiny: Partial<TrainConfig> = {
-  arch: 'vit_cpu',
-  batch_size: 4,
-  subset: 16,
-  epochs: 2,
-  local_crops_number: 2,
-  global_crops_size: 16,
-  local_crops_size: 8,
-  out_dim: 32,
-  hidden_dim: 16,
-  bottleneck_dim: 8,
-  freeze_last_layer: 0,
-  eval_every_epoch: false,
-  log_every: 1,
-  quiet: true,
-  seed: 4,
-};
+const tiny = tinyTrainConfig({ arch: 'vit_cpu', subset: 16, epochs: 2, log_every: 1, seed: 4 });
 
 /** Multiplies a parameter by `factor` in place at step `at`, before that step's update. */
 function inflate(be: Backend, name: string, at: number, factor: number): TrainHooks {
