@@ -116,6 +116,9 @@ export const METHOD_LABEL: Record<Method, string> = {
   em: 'EM prototypes (decoupled)',
 };
 
+/** A table's data column: balanced, or the long tail's imbalance ratio. */
+export const dataLabel = (d: DataKind) => (d === 'longtail' ? `long-tail ${LONG_TAIL_RATIO}` : 'balanced');
+
 export function fmt(s: Stat | undefined, pct: boolean, digits = pct ? 1 : 0): string {
   if (!s) return '–';
   const k = pct ? 100 : 1;
@@ -144,7 +147,7 @@ export function markdownTable(groups: Group[]): string {
   for (const g of sorted) {
     const m = g.metrics;
     lines.push(
-      `| ${g.setting} | ${g.data === 'longtail' ? `long-tail ${LONG_TAIL_RATIO}` : 'balanced'} | ${METHOD_LABEL[g.method]} | ${g.koleoProto || 0} | ${g.seeds.length} ` +
+      `| ${g.setting} | ${dataLabel(g.data)} | ${METHOD_LABEL[g.method]} | ${g.koleoProto || 0} | ${g.seeds.length} ` +
         `| ${fmt(m['unique@0.025'], false)} / ${g.prototypes} | ${fmt(m['unique@0.1'], false)} / ${g.prototypes} | ${fmt(m.knnTop1, true)} | ${fmt(m.linearTop1, true)} ` +
         `| ${fmt(m.fewShot5way5shot, true)} | ${fmt(m.knnTail, true)} | ${fmt(m.linearTail, true)} | ${fmt(m.usageUsed, false)} |`,
     );
@@ -265,7 +268,7 @@ export function pairedTable(paired: Paired[]): string {
   for (const p of paired) {
     const d = p.diffs;
     lines.push(
-      `| ${p.setting} | ${p.prototypes} | ${p.data === 'longtail' ? `long-tail ${LONG_TAIL_RATIO}` : 'balanced'} | ${METHOD_LABEL[p.method]} | ${p.seeds.length} ` +
+      `| ${p.setting} | ${p.prototypes} | ${dataLabel(p.data)} | ${METHOD_LABEL[p.method]} | ${p.seeds.length} ` +
         `| ${fmtDiff(d['unique@0.025'], false)} | ${fmtDiff(d['unique@0.1'], false)} | ${fmtDiff(d.knnTop1, true)} | ${fmtDiff(d.linearTop1, true)} ` +
         `| ${fmtDiff(d.fewShot5way5shot, true)} | ${fmtDiff(d.knnTail, true)} | ${fmtDiff(d.linearTail, true)} |`,
     );

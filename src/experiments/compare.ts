@@ -2,8 +2,9 @@
 // plain DINO at the same seed, head size and data, as paired differences with 95% intervals, their
 // step time relative to DINO's, and unique prototypes over ε in both readings of ε. Pairing by seed
 // removes what the seed alone does (initialisation and data order are shared within a pair).
-import { LONG_TAIL_RATIO, type DataKind, type Method, type Setting } from './grid.js';
+import type { DataKind, Method, Setting } from './grid.js';
 import {
+  dataLabel,
   fmt,
   fmtDiff,
   METHOD_LABEL,
@@ -71,7 +72,6 @@ export function compareToDino(results: RunResult[], setting: Setting = 'full'): 
   );
 }
 
-const dataLabel = (d: DataKind) => (d === 'longtail' ? `long-tail ${LONG_TAIL_RATIO}` : 'balanced');
 const remedyLabel = (method: Method, kp: number) =>
   method === 'dino' && kp > 0 ? 'DINO + KoLeo-proto' : `${METHOD_LABEL[method]}${kp > 0 ? ' + KoLeo-proto' : ''}`;
 
