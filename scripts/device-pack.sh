@@ -23,7 +23,12 @@ while [ $# -gt 0 ]; do
 done
 limit=$((64 * 1024 * 1024))
 [ -f dist/src/cli/main.js ] && [ -f build/kernels-simd.wasm ] || { echo "device-pack: run npm run build first" >&2; exit 1; }
-if [ "$out" = .device ]; then grep -qx '/.device/' "$(git rev-parse --git-path info/exclude)" 2>/dev/null || echo '/.device/' >> "$(git rev-parse --git-path info/exclude)"; fi
+# Keep .device out of git status. A clone made without git's templates (CI's) has no .git/info.
+if [ "$out" = .device ]; then
+  exclude=$(git rev-parse --git-path info/exclude)
+  mkdir -p "$(dirname "$exclude")"
+  grep -qx '/.device/' "$exclude" 2>/dev/null || echo '/.device/' >> "$exclude"
+fi
 mkdir -p "$out/lib"
 
 # Node resolves packages through node_modules symlinks here; -L below copies what they point to.
@@ -69,7 +74,9 @@ if [ ! -f "$out/lib/libvulkan.so.1" ]; then
 fi
 
 # Everything that travels: the tree git would send plus the carried paths.
-tree=$(git ls-files -z -co --exclude-standard | xargs -0 -r stat -L -c %s 2>/dev/null | awk '{s += $1} END {print s + 0}')
+# The pack and the carried paths are counted once each, even where git does not ignore them.
+tree=$(git ls-files -z -co --exclude-standard | grep -zv -e "^${out#./}/" -e '^dist/' -e '^build/' |
+  xargs -0 -r stat -L -c %s 2>/dev/null | awk '{s += $1} END {print s + 0}')
 sum() { find -L "$@" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}'; }
 device=$(sum "$out")
 carried=$(sum dist build)

@@ -1,4 +1,5 @@
-// Runs the uvu suites under dist/test and ends with one plain "N passed, N failed" line.
+// Runs the uvu suites under dist/test and ends with one plain "N passed, N failed" line,
+// preceded by every failure's heading and message: CI keeps only a log's tail.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -29,6 +30,24 @@ child.on('close', (code) => {
     console.error('run-tests: uvu did not report a total (crashed?)');
     process.exit(code || 1);
   }
+  const failures = failureBlocks(plain);
+  if (failures.length > 0)
+    console.log(`\nfailures (repeated here so a log's tail shows them):\n${failures.join('\n')}`);
   console.log(`\n${passed} passed, ${total - passed} failed`);
   process.exit(code !== 0 ? code : total === passed ? 0 : 1);
 });
+
+// uvu prints a failure inside its file's section; keep the file name and the first lines of each.
+function failureBlocks(plain) {
+  const lines = plain.split('\n');
+  const blocks = [];
+  let file = '';
+  for (let i = 0; i < lines.length; i++) {
+    if (/^\S+\.test\.js$/.test(lines[i].trim()) && !lines[i].startsWith(' ')) file = lines[i].trim();
+    if (!/^\s+FAIL\s/.test(lines[i])) continue;
+    const block = [`  ${file}:`, lines[i]];
+    for (let j = i + 1; j < Math.min(lines.length, i + 12) && lines[j].trim() !== ''; j++) block.push(lines[j]);
+    blocks.push(block.join('\n'));
+  }
+  return blocks;
+}
