@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """PyTorch peer of bench/dino-step.ts: the same DINO training step in PyTorch eager on CPU.
 
-Model and step match protodino's (src/train/step.ts, src/nn/vit.ts, src/nn/head.ts): a ViT
-(patch embedding, CLS token, learned position embedding bicubic-resized for the local crops,
-pre-norm blocks with qkv bias and GELU MLP, LayerNorm eps 1e-6), the DINO head (3-layer GELU MLP,
-L2 normalisation, weight-normalised last layer with weight_g frozen at 1), student forward and
-backward on 2 global + L local crops, the teacher forward on the global crops, the DINO loss with
-centering, KoLeo-proto on the prototypes, DINO's per-parameter gradient clipping, AdamW with
-DINO's two parameter groups, the teacher EMA and the center update.
+Model and step match protodino's (src/train/step.ts, src/nn/vit.ts, src/nn/head.ts): the ViT and the
+DINO head of scripts/torch-twin/models/ (the definition the training twin and the DDP trainer use),
+student forward and backward on 2 global + L local crops, the teacher forward on the global crops,
+the DINO loss with centering, KoLeo-proto on the prototypes, DINO's per-parameter gradient clipping,
+AdamW with DINO's two parameter groups, the teacher EMA and the center update. The weights start
+from facebookresearch/dino's own initialisation (upstream_vit, upstream_head), not protodino's:
+the peer times a step, and keeping its start keeps its loss comparable with earlier reports.
 
 Run: OPENBLAS_NUM_THREADS=N OMP_NUM_THREADS=N /usr/bin/python3 dino_step.py --arch vit_cpu --batch 64 --threads N
 Prints one JSON line: step times, images/s, parameter count, and which BLAS / oneDNN the process
@@ -21,16 +21,14 @@ import os
 import sys
 import time
 
-PRESETS = {
-    "vit_cpu": dict(dim=64, depth=4, heads=4),
-    "vit_tiny": dict(dim=192, depth=12, heads=3),
-    "vit_small": dict(dim=384, depth=12, heads=6),
-}
+# The networks' one definition; its presets load without torch, so --arch is checked before torch.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "torch-twin"))
+from models.presets import VIT_PRESETS  # noqa: E402
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--arch", choices=sorted(PRESETS), default="vit_cpu")
+    p.add_argument("--arch", choices=sorted(VIT_PRESETS), default="vit_cpu")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", help="torch device: cpu, or cuda for the GPU anchor of scripts/gpu-check.sh")
@@ -66,80 +64,13 @@ if args is not None:
 import torch  # noqa: E402  (after the thread variables)
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-
-
-class Attention(nn.Module):
-    def __init__(self, dim, heads):
-        super().__init__()
-        self.heads = heads
-        self.scale = (dim // heads) ** -0.5
-        self.qkv = nn.Linear(dim, dim * 3, bias=True)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x):
-        B, N, C = x.shape
-        qkv = self.qkv(x).reshape(B, N, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        attn = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
-        return self.proj((attn @ v).transpose(1, 2).reshape(B, N, C))
-
-
-class Mlp(nn.Module):
-    def __init__(self, dim, hidden):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x):
-        return self.fc2(F.gelu(self.fc1(x)))
-
-
-class Block(nn.Module):
-    def __init__(self, dim, heads):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, heads)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = Mlp(dim, 4 * dim)
-
-    def forward(self, x):
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
-
-
-class VisionTransformer(nn.Module):
-    def __init__(self, img_size, patch, in_chans, dim, depth, heads):
-        super().__init__()
-        self.patch = patch
-        self.grid = img_size // patch
-        self.patch_embed = nn.Conv2d(in_chans, dim, kernel_size=patch, stride=patch)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1, self.grid * self.grid + 1, dim))
-        self.blocks = nn.ModuleList([Block(dim, heads) for _ in range(depth)])
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        nn.init.trunc_normal_(self.cls_token, std=0.02)
-        self.apply(init_weights)
-
-    def pos_encoding(self, gh, gw):
-        if gh == self.grid and gw == self.grid:
-            return self.pos_embed
-        cls, patches = self.pos_embed[:, :1], self.pos_embed[:, 1:]
-        d = patches.shape[-1]
-        grid = patches.reshape(1, self.grid, self.grid, d).permute(0, 3, 1, 2)
-        grid = F.interpolate(grid, size=(gh, gw), mode="bicubic", align_corners=False)
-        return torch.cat((cls, grid.permute(0, 2, 3, 1).reshape(1, gh * gw, d)), dim=1)
-
-    def forward(self, x):
-        B, _, H, W = x.shape
-        t = self.patch_embed(x).flatten(2).transpose(1, 2)
-        t = torch.cat((self.cls_token.expand(B, -1, -1), t), dim=1) + self.pos_encoding(H // self.patch, W // self.patch)
-        for blk in self.blocks:
-            t = blk(t)
-        return self.norm(t)[:, 0]
+from models.head import DINOHead  # noqa: E402
+from models.network import DinoNetwork  # noqa: E402
+from models.vit import VisionTransformer  # noqa: E402
 
 
 def init_weights(m):
+    """DINO's _init_weights, from torch's global RNG."""
     if isinstance(m, nn.Linear):
         nn.init.trunc_normal_(m.weight, std=0.02)
         if m.bias is not None:
@@ -149,29 +80,38 @@ def init_weights(m):
         nn.init.zeros_(m.bias)
 
 
-class DINOHead(nn.Module):
-    def __init__(self, in_dim, out_dim, hidden, bottleneck):
-        super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
-                                 nn.Linear(hidden, bottleneck))
-        self.apply(init_weights)
-        self.last_layer = nn.utils.weight_norm(nn.Linear(bottleneck, out_dim, bias=False))
-        self.last_layer.weight_g.data.fill_(1)
-        self.last_layer.weight_g.requires_grad = False  # norm_last_layer
+def upstream_vit(img_size, patch, in_chans, dim, depth, heads):
+    """The shared ViT with facebookresearch/dino's initialisation, drawn from torch's global RNG in the
+    order DINO's vision_transformer.py draws it: every conv and Linear as its constructor draws it,
+    then trunc_normal_ (std 0.02, cut at ±2) for pos_embed, cls_token and every Linear, zero biases."""
+    state = torch.get_rng_state()
+    vit = VisionTransformer(img_size, patch, in_chans, dim, depth, heads, 0, None)
+    # Its constructor drew protodino's init from the same RNG; rewinding makes the draws below the
+    # first ones after the caller's seed, whatever protodino's scheme takes.
+    torch.set_rng_state(state)
+    for m in vit.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            m.reset_parameters()
+    nn.init.trunc_normal_(vit.pos_embed, std=0.02)
+    nn.init.trunc_normal_(vit.cls_token, std=0.02)
+    vit.apply(init_weights)
+    return vit
 
-    def forward(self, x):
-        return self.last_layer(F.normalize(self.mlp(x), dim=-1, p=2))
 
-
-class MultiCrop(nn.Module):
-    """DINO's MultiCropWrapper: the backbone once per crop resolution, the head once on all."""
-
-    def __init__(self, backbone, head):
-        super().__init__()
-        self.backbone, self.head = backbone, head
-
-    def forward(self, crops):
-        return self.head(torch.cat([self.backbone(c) for c in crops]))
+def upstream_head(in_dim, out_dim, hidden, bottleneck, use_bn):
+    """The shared DINO head (3 layers, norm_last_layer) with facebookresearch/dino's initialisation from
+    torch's global RNG: the MLP's Linears as constructed, then trunc_normal_ over them; the prototypes
+    keep nn.Linear's default draw (kaiming_uniform_, a = sqrt(5)), as DINOHead does."""
+    state = torch.get_rng_state()
+    head = DINOHead(in_dim, out_dim, hidden, bottleneck, 3, use_bn, True, None)
+    torch.set_rng_state(state)  # as in upstream_vit
+    linears = [m for m in head.mlp.modules() if isinstance(m, nn.Linear)]
+    for m in linears:
+        m.reset_parameters()
+    for m in linears:
+        init_weights(m)
+    nn.init.kaiming_uniform_(head.last_layer.weight_v, a=math.sqrt(5))
+    return head
 
 
 def koleo_proto(weight_v, eps=1e-8):
@@ -214,13 +154,13 @@ def blas_info():
 def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    p = PRESETS[args.arch]
+    p = VIT_PRESETS[args.arch]
     B, L, C = args.batch, args.local_crops, args.channels
 
     def network():
         torch.manual_seed(0)
-        vit = VisionTransformer(args.global_size, args.patch, C, p["dim"], p["depth"], p["heads"])
-        return MultiCrop(vit, DINOHead(p["dim"], args.out_dim, args.hidden_dim, args.bottleneck_dim))
+        vit = upstream_vit(args.global_size, args.patch, C, p["dim"], p["depth"], p["heads"])
+        return DinoNetwork(vit, upstream_head(p["dim"], args.out_dim, args.hidden_dim, args.bottleneck_dim, False))
 
     dev = torch.device(args.device)
     student, teacher = network().to(dev), network().to(dev)
@@ -239,10 +179,9 @@ def main():
 
     def step():
         nonlocal center
-        crops = [globals_] + ([locals_] if locals_ is not None else [])
         with torch.no_grad():
-            t_out = teacher([globals_])
-        s_out = student(crops)
+            t_out, _ = teacher(globals_)
+        s_out, _ = student(globals_, locals_)
         # The DINO loss in protodino's fused form (one log-softmax per crop): crop v against the sum of
         # the teacher targets of the global crops other than v, summed over the 2·(n_crops − 1) pairs.
         logp = F.log_softmax(s_out / args.student_temp, dim=-1)

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """PyTorch peer of bench/resnet-step.ts: protodino's ResNet DINO training step in PyTorch eager on CPU.
 
-The model and step match src/nn/resnet.ts and src/train/step.ts: the ResNet of resnet_model.py
-(torchvision's v1.5 with protodino's presets, fc replaced by global average pooling; the training
-twin uses the same module), the DINO head with BatchNorm in its hidden layers (DINO's
---use_bn_in_head), the backbone once per crop resolution and the head once on all crops, the DINO
-loss with centering, KoLeo-proto, DINO's per-parameter clipping, AdamW with two parameter groups,
-the teacher forward on the global crops, EMA and center update. The ViT peer (dino_step.py)
-provides the initialisation, KoLeo-proto and the BLAS report.
+The model and step match src/nn/resnet.ts and src/train/step.ts: the ResNet and the DINO head of
+scripts/torch-twin/models/ (the definition the training twin and the DDP trainer use;
+torchvision's v1.5 with protodino's presets, fc replaced by global average pooling), the head with
+BatchNorm in its hidden layers (DINO's --use_bn_in_head), the backbone once per crop resolution and
+the head once on all crops, the DINO loss with centering, KoLeo-proto, DINO's per-parameter
+clipping, AdamW with two parameter groups, the teacher forward on the global crops, EMA and center
+update. The ViT peer (dino_step.py) provides the head's initialisation (DINO's own), KoLeo-proto and
+the BLAS report.
 
 Run: /usr/bin/python3 resnet_step.py --arch resnet_cpu --batch 64 --threads N
 Prints one JSON line: step times (wall and CPU: on a shared machine CPU time is the steadier), images/s, parameters, peak memory (peak RSS less the RSS after
@@ -22,10 +23,14 @@ import resource
 import sys
 import time
 
+# The networks' one definition; its presets load without torch, so --arch is checked before torch.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "torch-twin"))
+from models.presets import RESNET_PRESETS  # noqa: E402
+
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    # Checked against resnet_model.PRESETS once torch is imported (after the thread variables).
-    p.add_argument("--arch", default="resnet_cpu", help="resnet_cpu, resnet18 or resnet50 (resnet_model.PRESETS)")
+    p.add_argument("--arch", choices=sorted(RESNET_PRESETS), default="resnet_cpu")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--global_size", type=int, default=28)
@@ -63,43 +68,14 @@ def rss_bytes():
 
 
 import torch  # noqa: E402  (after the thread variables)
-import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dino_step import blas_info, init_weights, koleo_proto  # noqa: E402
-from resnet_model import PRESETS, ResNet  # noqa: E402  (shared with scripts/torch-twin/train.py)
-
-if args.arch not in PRESETS:
-    sys.exit(f"--arch: '{args.arch}' is not one of {', '.join(PRESETS)}")
+from dino_step import blas_info, koleo_proto, upstream_head  # noqa: E402
+from models.network import DinoNetwork  # noqa: E402
+from models.resnet import ResNet  # noqa: E402
 
 RSS_AFTER_IMPORT = rss_bytes()
-
-
-class DINOHeadBN(nn.Module):
-    """DINO's head with use_bn=True: Linear-BN-GELU, Linear-BN-GELU, Linear, then the ViT peer's last layer."""
-
-    def __init__(self, in_dim, out_dim, hidden, bottleneck):
-        super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.GELU(),
-                                 nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.GELU(),
-                                 nn.Linear(hidden, bottleneck))
-        self.apply(init_weights)
-        self.last_layer = nn.utils.weight_norm(nn.Linear(bottleneck, out_dim, bias=False))
-        self.last_layer.weight_g.data.fill_(1)
-        self.last_layer.weight_g.requires_grad = False
-
-    def forward(self, x):
-        return self.last_layer(F.normalize(self.mlp(x), dim=-1, p=2))
-
-
-class MultiCrop(nn.Module):
-    def __init__(self, backbone, head):
-        super().__init__()
-        self.backbone, self.head = backbone, head
-
-    def forward(self, crops):
-        return self.head(torch.cat([self.backbone(c) for c in crops]))
 
 
 def conv_route():
@@ -116,7 +92,7 @@ def main():
     def network():
         torch.manual_seed(0)
         net = ResNet(args.arch, C)
-        return MultiCrop(net, DINOHeadBN(net.embed_dim, args.out_dim, args.hidden_dim, args.bottleneck_dim))
+        return DinoNetwork(net, upstream_head(net.embed_dim, args.out_dim, args.hidden_dim, args.bottleneck_dim, True))
 
     student, teacher = network(), network()
     teacher.load_state_dict(student.state_dict())
@@ -134,10 +110,9 @@ def main():
 
     def step():
         nonlocal center
-        crops = [globals_] + ([locals_] if locals_ is not None else [])
         with torch.no_grad():
-            t_out = teacher([globals_])
-        s_out = student(crops)
+            t_out, _ = teacher(globals_)
+        s_out, _ = student(globals_, locals_)
         logp = F.log_softmax(s_out / args.student_temp, dim=-1)
         with torch.no_grad():
             q = F.softmax((t_out - center) / args.teacher_temp, dim=-1)

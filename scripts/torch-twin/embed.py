@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The PyTorch side of `protodino embed`: backbone features of the first --max test images from a
-train_ddp.py checkpoint.pth, by the twin's network in eval mode (BatchNorm on running statistics),
+train_ddp.py checkpoint.pth, by the network of models/ in eval mode (BatchNorm on running statistics),
 the images normalised with the mean/std stored in the checkpoint's args. Written as safetensors
 ('features' F32 [N, D]) so a test can hold them against protodino's own embed of the same file.
 
@@ -25,6 +25,7 @@ def main():
     ap.add_argument("--student", action="store_true")
     args = ap.parse_args()
     import torch
+    from models.network import build_network
     torch.set_num_threads(1)
     obj = torch.load(args.checkpoint, map_location="cpu")
     meta = obj["args"]
@@ -33,8 +34,7 @@ def main():
     if test is None:
         raise SystemExit(f"embed.py: no test split for {cfg['dataset']}")
     images = test[0][:args.max or len(test[0])]
-    _, _, _, DinoNetwork = twin.build_torch()
-    net = DinoNetwork(cfg, images.shape[1], torch.Generator().manual_seed(0), 0)
+    net = build_network(cfg, images.shape[1], torch.Generator().manual_seed(0), 0)
     which = "student" if args.student else "teacher"
     net.load_state_dict({k[len("module."):] if k.startswith("module.") else k: v for k, v in obj[which].items()})
     net.eval()

@@ -4,14 +4,14 @@
 It reads protodino's own training config (the `start` event of a run's log.jsonl, or a JSON file
 with the same keys, completed with protodino's defaults) and trains what protodino trains with it:
 
-  model      the ViT of src/nn/vit.ts (patch embedding, CLS token, learned position embedding
+  model      models/ (the one definition the step peers, this twin and train_ddp.py share): the
+             ViT of src/nn/vit.ts (patch embedding, CLS token, learned position embedding
              bicubic-resized for the local crops, pre-norm blocks with qkv bias and GELU MLP,
-             LayerNorm eps 1e-6) or the ResNet of src/nn/resnet.ts (bench/peers/resnet_model.py,
-             the module the step peer times: torchvision's names, BatchNorm with torch's momentum
-             0.1 and unbiased running variance, as protodino's), and the DINO head of
-             src/nn/head.ts (GELU MLP, optional BatchNorm --use_bn_in_head, L2 normalisation,
-             weight-normed last layer, weight_g frozen at 1 with --norm_last_layer), parameters
-             named as protodino / facebookresearch/dino name them;
+             LayerNorm eps 1e-6) or the ResNet of src/nn/resnet.ts (torchvision's names, BatchNorm
+             with torch's momentum 0.1 and unbiased running variance, as protodino's), and the DINO
+             head of src/nn/head.ts (GELU MLP, optional BatchNorm --use_bn_in_head, L2
+             normalisation, weight-normed last layer, weight_g frozen at 1 with --norm_last_layer),
+             parameters named as protodino / facebookresearch/dino name them;
   init       either protodino's step-0 weights (--init FILE from protodino-side.mjs init: removes
              init as a variable), or protodino's scheme drawn with torch's RNG (--init torch):
              trunc_normal std 0.02 truncated at ±2 std (protodino's bounds, see the docs), zero
@@ -43,8 +43,9 @@ are judged by the same k-NN code.
 Run (torch is Debian's python3-torch, for /usr/bin/python3):
   /usr/bin/python3 scripts/torch-twin/train.py --config runs/x/log.jsonl --out runs/x-torch \
       [--init init.safetensors | --init torch] [--save_at 100,200,300] [--max_steps N] [--threads 1]
-train_ddp.py (the same recipe under DistributedDataParallel) imports this module's network, data,
-augmentation and schedules rather than copying them, so both engines change together.
+train_ddp.py (the same recipe under DistributedDataParallel) imports this module's data,
+augmentation, schedules and update, and both build their networks with models/, so the two change
+together.
 
 Not supported (a clear error): the PCA arch, --ibot, --vmf, --centering other than centering,
 --freeze_backbone, --prototypes_only, --accum_steps > 1, --long_tail > 1, datasets other than
@@ -61,6 +62,8 @@ import sys
 import time
 
 import numpy as np
+
+from models.presets import RESNET_PRESETS, VIT_PRESETS
 
 # protodino's DEFAULTS (src/train/config.ts); the driver's self-check compares them with the build's.
 DEFAULTS = {
@@ -82,12 +85,6 @@ DEFAULTS = {
     "eval_test_max": 1000,
 }
 
-VIT_PRESETS = {
-    "vit_cpu": dict(dim=64, depth=4, heads=4),
-    "vit_tiny": dict(dim=192, depth=12, heads=3),
-    "vit_small": dict(dim=384, depth=12, heads=6),
-}
-
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                          "Ankle boot"]
@@ -95,15 +92,6 @@ FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", 
 
 class TwinError(Exception):
     pass
-
-
-def resnet_presets():
-    """bench/peers/resnet_model.py: the ResNet the step peer times (imports torch)."""
-    peers = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "peers")
-    if peers not in sys.path:
-        sys.path.insert(0, peers)
-    import resnet_model
-    return resnet_model
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -147,10 +135,9 @@ def read_config(path):
 def check_supported(cfg):
     def no(flag, why):
         raise TwinError(f"--{flag}: {why} is not supported by the PyTorch twin")
-    resnets = resnet_presets().PRESETS if cfg["arch"].startswith("resnet") else {}
-    if cfg["arch"] not in VIT_PRESETS and cfg["arch"] not in resnets:
+    if cfg["arch"] not in VIT_PRESETS and cfg["arch"] not in RESNET_PRESETS:
         no("arch", f"'{cfg['arch']}' (the twin trains the ViTs {', '.join(VIT_PRESETS)} and the ResNets "
-               f"{', '.join(resnet_presets().PRESETS)}; protodino's PCA is not mirrored)")
+               f"{', '.join(RESNET_PRESETS)}; protodino's PCA is not mirrored)")
     if cfg["ibot"]:
         no("ibot", "iBOT's patch loss")
     if cfg["init_from"]:
@@ -600,166 +587,7 @@ def write_safetensors(path, tensors, metadata):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Model, loss, training (torch from here on)
-
-
-def build_torch():
-    import torch
-    import torch.nn as nn
-    import torch.nn.functional as F
-
-    def trunc_normal_(t, std, gen):
-        # protodino's truncatedNormal: mean 0, bounds mean ± 2·std (timm/DINO default to ±2 absolute).
-        with torch.no_grad():
-            return t.copy_(torch.nn.init.trunc_normal_(torch.empty_like(t), std=std, a=-2 * std, b=2 * std, generator=gen)
-                           if "generator" in nn.init.trunc_normal_.__code__.co_varnames else _trunc(t, std, gen))
-
-    def _trunc(t, std, gen):
-        # torch 1.13's trunc_normal_ takes no generator: inverse CDF from a uniform draw of `gen`.
-        u = torch.rand(t.shape, generator=gen, dtype=torch.float64)
-        lo, hi = (1 + math.erf(-2 / math.sqrt(2))) / 2, (1 + math.erf(2 / math.sqrt(2))) / 2
-        z = torch.erfinv(2 * (lo + u * (hi - lo)) - 1) * math.sqrt(2)
-        return (z.clamp(-2, 2) * std).to(t.dtype)
-
-    def uniform_(t, bound, gen):
-        with torch.no_grad():
-            t.copy_((torch.rand(t.shape, generator=gen) * 2 - 1) * bound)
-
-    class Linear(nn.Linear):
-        def __init__(self, i, o, gen, bias=True):
-            super().__init__(i, o, bias=bias)
-            trunc_normal_(self.weight, 0.02, gen)
-            if bias:
-                nn.init.zeros_(self.bias)
-
-    class Attention(nn.Module):
-        def __init__(self, dim, heads, gen):
-            super().__init__()
-            self.heads = heads
-            self.scale = 1 / math.sqrt(dim / heads)
-            self.qkv = Linear(dim, dim * 3, gen)
-            self.proj = Linear(dim, dim, gen)
-
-        def forward(self, x):
-            B, N, C = x.shape
-            qkv = self.qkv(x).reshape(B, N, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
-            q, k, v = qkv[0], qkv[1], qkv[2]
-            attn = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
-            return self.proj((attn @ v).transpose(1, 2).reshape(B, N, C))
-
-    class Mlp(nn.Module):
-        def __init__(self, dim, hidden, gen):
-            super().__init__()
-            self.fc1 = Linear(dim, hidden, gen)
-            self.fc2 = Linear(hidden, dim, gen)
-
-        def forward(self, x):
-            return self.fc2(F.gelu(self.fc1(x)))
-
-    def drop_path(x, p, training):
-        if p == 0 or not training:
-            return x
-        keep = torch.bernoulli(torch.full((x.shape[0],) + (1,) * (x.ndim - 1), 1 - p, dtype=x.dtype))
-        return x * keep / (1 - p)
-
-    class Block(nn.Module):
-        def __init__(self, dim, heads, dp, gen):
-            super().__init__()
-            self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-            self.attn = Attention(dim, heads, gen)
-            self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-            self.mlp = Mlp(dim, 4 * dim, gen)
-            self.dp = dp
-
-        def forward(self, x):
-            x = x + drop_path(self.attn(self.norm1(x)), self.dp, self.training)
-            return x + drop_path(self.mlp(self.norm2(x)), self.dp, self.training)
-
-    class PatchEmbed(nn.Module):
-        def __init__(self, patch, in_chans, dim, gen):
-            super().__init__()
-            self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch, stride=patch)
-            bound = 1 / math.sqrt(in_chans * patch * patch)
-            uniform_(self.proj.weight, bound, gen)
-            uniform_(self.proj.bias, bound, gen)
-
-        def forward(self, x):
-            return self.proj(x).flatten(2).transpose(1, 2)
-
-    class VisionTransformer(nn.Module):
-        def __init__(self, img_size, patch, in_chans, dim, depth, heads, drop_path_rate, gen):
-            super().__init__()
-            self.patch = patch
-            self.grid = img_size // patch
-            self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-            self.pos_embed = nn.Parameter(torch.zeros(1, self.grid * self.grid + 1, dim))
-            trunc_normal_(self.cls_token, 0.02, gen)
-            trunc_normal_(self.pos_embed, 0.02, gen)
-            self.patch_embed = PatchEmbed(patch, in_chans, dim, gen)
-            self.blocks = nn.ModuleList([Block(dim, heads, drop_path_rate * i / (depth - 1) if depth > 1 else 0, gen)
-                                         for i in range(depth)])
-            self.norm = nn.LayerNorm(dim, eps=1e-6)
-
-        def pos_encoding(self, gh, gw):
-            if gh == self.grid and gw == self.grid:
-                return self.pos_embed
-            cls, patches = self.pos_embed[:, :1], self.pos_embed[:, 1:]
-            d = patches.shape[-1]
-            grid = patches.reshape(1, self.grid, self.grid, d).permute(0, 3, 1, 2)
-            grid = F.interpolate(grid, size=(gh, gw), mode="bicubic", align_corners=False)
-            return torch.cat((cls, grid.permute(0, 2, 3, 1).reshape(1, gh * gw, d)), dim=1)
-
-        def forward(self, x):
-            B, _, H, W = x.shape
-            t = self.patch_embed(x)
-            t = torch.cat((self.cls_token.expand(B, -1, -1), t), dim=1) + self.pos_encoding(H // self.patch, W // self.patch)
-            for blk in self.blocks:
-                t = blk(t)
-            return self.norm(t)[:, 0]
-
-    class DINOHead(nn.Module):
-        def __init__(self, in_dim, out_dim, hidden, bottleneck, nlayers, use_bn, norm_last_layer, gen):
-            super().__init__()
-            nlayers = max(1, nlayers)
-            if nlayers == 1:
-                self.mlp = Linear(in_dim, bottleneck, gen)
-            else:
-                layers = [Linear(in_dim, hidden, gen)]
-                if use_bn:
-                    layers.append(nn.BatchNorm1d(hidden))
-                layers.append(nn.GELU())
-                for _ in range(nlayers - 2):
-                    layers.append(Linear(hidden, hidden, gen))
-                    if use_bn:
-                        layers.append(nn.BatchNorm1d(hidden))
-                    layers.append(nn.GELU())
-                layers.append(Linear(hidden, bottleneck, gen))
-                self.mlp = nn.Sequential(*layers)
-            last = nn.Linear(bottleneck, out_dim, bias=False)
-            uniform_(last.weight, 1 / math.sqrt(bottleneck), gen)
-            self.last_layer = nn.utils.weight_norm(last)
-            self.last_layer.weight_g.data.fill_(1)
-            if norm_last_layer:
-                self.last_layer.weight_g.requires_grad = False
-
-        def forward(self, x):
-            return self.last_layer(F.normalize(self.mlp(x), dim=-1, p=2))
-
-    class DinoNetwork(nn.Module):
-        def __init__(self, cfg, channels, gen, drop_path_rate):
-            super().__init__()
-            if cfg["arch"] in VIT_PRESETS:
-                p = VIT_PRESETS[cfg["arch"]]
-                self.backbone = VisionTransformer(cfg["global_crops_size"], cfg["patch_size"], channels, p["dim"], p["depth"],
-                                                  p["heads"], drop_path_rate, gen)
-                dim = p["dim"]
-            else:  # protodino's ResNets take no drop path
-                self.backbone = resnet_presets().ResNet(cfg["arch"], channels, gen)
-                dim = self.backbone.embed_dim
-            self.head = DINOHead(dim, cfg["out_dim"], cfg["hidden_dim"], cfg["bottleneck_dim"], cfg["head_layers"],
-                                 cfg["use_bn_in_head"], cfg["norm_last_layer"], gen)
-
-    return torch, nn, F, DinoNetwork
+# Loss and update (torch from here on; the networks are models/)
 
 
 def koleo(x, eps=1e-8):
@@ -851,14 +679,16 @@ def main(argv=None):
         return 0 if ok and worst < 1e-4 else 1
 
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    torch, nn, F, DinoNetwork = build_torch()
+    import torch
+    import torch.nn.functional as F
+    from models.network import build_network
     torch.set_num_threads(args.threads)
     torch.backends.mkldnn.enabled = args.mkldnn == "on"
     torch.manual_seed(cfg["seed"])
     channels = images.shape[1]
     gen = torch.Generator().manual_seed(cfg["seed"])
-    student = DinoNetwork(cfg, channels, gen, cfg["drop_path_rate"])
-    teacher = DinoNetwork(cfg, channels, torch.Generator().manual_seed(cfg["seed"]), 0)  # DINO's teacher has no drop path
+    student = build_network(cfg, channels, gen, cfg["drop_path_rate"])
+    teacher = build_network(cfg, channels, torch.Generator().manual_seed(cfg["seed"]), 0)  # DINO's teacher has no drop path
     if args.init != "torch":
         state, _ = read_safetensors(args.init)
         sd = {k[len("student."):]: v for k, v in state.items() if k.startswith("student.")} or state
@@ -935,11 +765,8 @@ def main(argv=None):
         globals_ = torch.from_numpy(np.concatenate(crops[:2]))
         locals_ = torch.from_numpy(np.concatenate(crops[2:])) if L > 0 else None
         with torch.no_grad():
-            t_out = teacher.head(teacher.backbone(globals_))
-        feats = [student.backbone(globals_)]
-        if locals_ is not None:
-            feats.append(student.backbone(locals_))
-        s_out = student.head(torch.cat(feats) if len(feats) > 1 else feats[0])
+            t_out, _ = teacher(globals_)
+        s_out, feats0 = student(globals_, locals_)
         with torch.no_grad():
             q = F.softmax((t_out - center) / temp, dim=-1)
             q0, q1 = q[:B], q[B:]
@@ -949,7 +776,7 @@ def main(argv=None):
         if cfg["koleo_proto"] > 0:
             loss = loss + cfg["koleo_proto"] * koleo(student.head.last_layer.weight_v)
         if cfg["koleo_features"] > 0:
-            loss = loss + cfg["koleo_features"] * koleo(feats[0][:B])
+            loss = loss + cfg["koleo_features"] * koleo(feats0[:B])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         value = loss.item()

@@ -4,8 +4,9 @@
   torchrun --nproc_per_node=N scripts/torch-twin/train_ddp.py [protodino train flags] [--device cpu|cuda]
 
 The flags are `protodino train`'s, read from its flag table (flags.py), with the same presets. The
-model, the multi-crop augmentation with protodino's counter-based random streams, the schedules and
-the loss are the twin's (train.py), imported rather than copied. What distribution changes:
+network is models/ (the one definition the twin and the bench peers use too); the multi-crop
+augmentation with protodino's counter-based random streams, the schedules and the loss are the
+twin's (train.py), imported rather than copied. What distribution changes:
 
   data     the global batch B is split over the W processes by a DistributedSampler over protodino's
            epoch permutation; every crop's randomness is keyed by (seed, epoch, sample index, crop),
@@ -43,6 +44,7 @@ if HERE not in sys.path:
 
 import flags as flagtable  # noqa: E402
 import train as twin  # noqa: E402
+from models.presets import RESNET_PRESETS, VIT_PRESETS  # noqa: E402
 
 OWN_FLAGS = {"device": "cpu"}
 
@@ -55,9 +57,8 @@ def check_config(cfg, world):
     """Everything this trainer refuses, before a process group exists or a step runs."""
     def no(flag, why):
         raise DDPError(f"--{flag}: {why} is not supported by the DDP trainer")
-    resnets = twin.resnet_presets().PRESETS
-    if cfg["arch"] not in twin.VIT_PRESETS and cfg["arch"] not in resnets:
-        no("arch", f"'{cfg['arch']}' (it trains {', '.join(list(twin.VIT_PRESETS) + list(resnets))})")
+    if cfg["arch"] not in VIT_PRESETS and cfg["arch"] not in RESNET_PRESETS:
+        no("arch", f"'{cfg['arch']}' (it trains {', '.join(list(VIT_PRESETS) + list(RESNET_PRESETS))})")
     for flag, why in (("ibot", "iBOT's patch loss"), ("vmf", "DINO-vMF"), ("freeze_backbone", "a frozen backbone"),
                       ("prototypes_only", "the prototypes-only head")):
         if cfg[flag]:
@@ -79,7 +80,7 @@ def check_config(cfg, world):
                        f"takes batch_size / world_size samples (try {cfg['batch_size'] - cfg['batch_size'] % world} or "
                        f"{cfg['batch_size'] + world - cfg['batch_size'] % world})")
     sizes = [cfg["global_crops_size"]] + ([cfg["local_crops_size"]] if cfg["local_crops_number"] > 0 else [])
-    if cfg["arch"] in twin.VIT_PRESETS and any(s % cfg["patch_size"] for s in sizes):
+    if cfg["arch"] in VIT_PRESETS and any(s % cfg["patch_size"] for s in sizes):
         raise DDPError("crop sizes must be multiples of --patch_size")
 
 
@@ -111,6 +112,7 @@ def main(argv):
     import torch.nn.functional as F
     from torch.nn.parallel import DistributedDataParallel as DDP
     import dist_ops
+    from models.network import build_network
 
     device = own["device"]
     if device == "cuda":
@@ -134,17 +136,9 @@ def main(argv):
         raise DDPError(f"{n} images do not fill one batch of {B}")
     total_steps = min(cfg["max_steps"], cfg["epochs"] * niter) if cfg["max_steps"] > 0 else cfg["epochs"] * niter
 
-    _, _, _, DinoNetwork = twin.build_torch()
     channels = images.shape[1]
-
-    def forward(self, globals_, locals_=None):
-        # One call per network, as DINO's MultiCropWrapper: DDP hooks its forward, not the submodules'.
-        feats = [self.backbone(globals_)] + ([self.backbone(locals_)] if locals_ is not None else [])
-        return self.head(torch.cat(feats) if len(feats) > 1 else feats[0]), feats[0]
-
-    DinoNetwork.forward = forward
-    student = DinoNetwork(cfg, channels, torch.Generator().manual_seed(cfg["seed"]), cfg["drop_path_rate"])
-    teacher = DinoNetwork(cfg, channels, torch.Generator().manual_seed(cfg["seed"]), 0)
+    student = build_network(cfg, channels, torch.Generator().manual_seed(cfg["seed"]), cfg["drop_path_rate"])
+    teacher = build_network(cfg, channels, torch.Generator().manual_seed(cfg["seed"]), 0)
 
     # The starting point, read and matched against this network before the process group starts.
     state, start_step = None, 0

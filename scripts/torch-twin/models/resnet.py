@@ -1,12 +1,10 @@
-"""protodino's ResNet backbones (src/nn/resnet.ts) in PyTorch: the one definition both the step peer
-(resnet_step.py) and the training twin (scripts/torch-twin/train.py) use.
-
-torchvision's ResNet v1.5 (bias-free convs, BatchNorm, projection shortcuts, a Bottleneck strides on
-its 3x3 conv) with protodino's presets, fc replaced by global average pooling as DINO does. Modules
-carry torchvision's names (conv1, bn1, layer1.0.conv1, layer2.0.downsample.0, ...) because protodino
-keeps them: the twin loads protodino's weights and writes checkpoints protodino reads, by name.
-Init is torchvision's kaiming_normal_(mode='fan_out', nonlinearity='relu') for the convs, drawn from
-`generator` when given (the twin's --init torch), BatchNorm 1/0.
+"""The ResNets of src/nn/resnet.ts: torchvision's ResNet v1.5 (bias-free convs, BatchNorm, projection
+shortcuts, a Bottleneck strides on its 3x3 conv) with protodino's presets (presets.py), fc replaced by
+global average pooling as DINO does. Modules carry torchvision's names (conv1, bn1, layer1.0.conv1,
+layer2.0.downsample.0, ...) because protodino keeps them. Init is torchvision's
+kaiming_normal_(mode='fan_out', nonlinearity='relu') for the convs, drawn from `generator` (None:
+torch's global RNG, which the ResNet step peer uses), BatchNorm 1/0; BatchNorm keeps torch's momentum
+0.1 and unbiased running variance, as protodino does.
 """
 import math
 
@@ -14,12 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# src/nn/resnet.ts RESNET_PRESETS (widths default to torchvision's, stem to 'imagenet').
-PRESETS = {
-    "resnet_cpu": dict(block="basic", layers=[1, 1, 1, 1], widths=[16, 32, 64, 128], stem="cifar"),
-    "resnet18": dict(block="basic", layers=[2, 2, 2, 2], widths=[64, 128, 256, 512], stem="imagenet"),
-    "resnet50": dict(block="bottleneck", layers=[3, 4, 6, 3], widths=[64, 128, 256, 512], stem="imagenet"),
-}
+from .presets import RESNET_PRESETS
 
 
 def conv(inp, out, k, stride, padding, generator):
@@ -74,9 +67,9 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     def __init__(self, arch, in_chans, generator=None):
         super().__init__()
-        if arch not in PRESETS:
-            raise ValueError(f"unknown ResNet arch '{arch}' (known: {', '.join(PRESETS)})")
-        p = PRESETS[arch]
+        if arch not in RESNET_PRESETS:
+            raise ValueError(f"unknown ResNet arch '{arch}' (known: {', '.join(RESNET_PRESETS)})")
+        p = RESNET_PRESETS[arch]
         Block = BasicBlock if p["block"] == "basic" else Bottleneck
         inplanes = p["widths"][0]
         self.imagenet_stem = p["stem"] == "imagenet"
