@@ -155,6 +155,10 @@ def main(argv):
         raise DDPError(f"the starting point is step {start_step}, at or past the run's last step {total_steps} "
                        f"(--epochs {cfg['epochs']}, --max_steps {cfg['max_steps']}): nothing to train")
 
+    # Drop path draws from torch's global generator. Seeding it by (seed, rank, first step), as upstream
+    # seeds by seed + rank, makes a run repeatable at a fixed world size, and a resumed run does not
+    # replay the masks of the steps it already trained.
+    torch.manual_seed((cfg["seed"] * 1_000_003 + rank * 10_007 + start_step) % 2**63)
     if world > 1 or "RANK" in os.environ:
         dist.init_process_group("nccl" if device == "cuda" else "gloo", timeout=datetime.timedelta(minutes=10))
     student = dist_ops.convert_sync_batchnorm(student, device).to(dev)
