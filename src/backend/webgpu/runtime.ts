@@ -325,7 +325,8 @@ export class WebGPURuntime {
   upload(s: GpuStorage, data: Float32Array | Int32Array): void {
     this.check('upload');
     const bytes = data.byteLength;
-    const at = this.encoder && bytes > 0 ? this.staging.stage(data) : null;
+    if (bytes === 0) return;
+    const at = this.encoder ? this.staging.stage(data) : null;
     if (at) {
       this.endPass();
       this.encoder!.copyBufferToBuffer(at.buffer, at.offset, s.buffer, 0, bytes);
