@@ -139,15 +139,18 @@ test('a step that throws inside nested tidy() scopes frees every tensor it creat
 
 /**
  * Wraps a backend so that it fails on demand, as a faulting device would: every kernel from the
- * armed count on, or every read of a tensor with more than one element (those are checkpoint
- * writes: the training step itself reads back scalars only).
+ * armed count on, or every read of a tensor with more than GUARD_READ elements (those are
+ * checkpoint writes and parameter norms: the training step itself reads back its guard's scalars only).
  */
+/** The divergence guard's one read-back per step: health, loss and the DINO term. */
+const GUARD_READ = 3;
+
 class FaultyBackend {
   kernelsLeft = Infinity;
   failTensorReads = false;
   readonly backend: Backend;
   constructor(inner: Backend) {
-    const plumbing = new Set(['alloc', 'free', 'upload', 'sync', 'memory', 'destroy']);
+    const plumbing = new Set(['alloc', 'free', 'upload', 'sync', 'memory', 'traffic', 'destroy']);
     this.backend = new Proxy(inner, {
       get: (target, prop, receiver) => {
         const v = Reflect.get(target, prop, receiver);
@@ -155,7 +158,7 @@ class FaultyBackend {
           return typeof v === 'function' ? v.bind(target) : v;
         if (prop === 'download') {
           return (...args: unknown[]) =>
-            this.failTensorReads && (args[0] as { length: number }).length > 1
+            this.failTensorReads && (args[0] as { length: number }).length > GUARD_READ
               ? Promise.reject(new BackendError('injected fault: the device stopped answering reads', 'download'))
               : v.apply(target, args);
         }

@@ -474,8 +474,18 @@ export interface Backend extends Kernels {
    */
   flush(): void;
   memory(): MemoryStats;
+  /**
+   * Submits of command buffers and CPU waits for the device (a read-back, a sync) since the backend
+   * was created. Wasm has neither (its kernels return when done): both stay 0.
+   */
+  traffic(): DeviceTraffic;
   /** Releases workers / the device. The backend is unusable afterwards. */
   destroy(): void;
+}
+
+export interface DeviceTraffic {
+  submits: number;
+  waits: number;
 }
 
 export class BackendError extends Error {

@@ -3,14 +3,30 @@
 // only forwards, so networks built on it cost one flag test per kernel when profiling is off.
 //
 // Timing model. Wasm kernels are synchronous (the fork-join returns when every thread is done), so
-// the wall time of a call is the kernel's time. WebGPU kernels are only encoded; here, while a step
-// is profiled, each kernel is submitted on its own right after encoding. That serialises the step
-// (no batching of dispatches into one submit, one pass per kernel) and adds per-submit cost, so a
-// profiled WebGPU step is slower than an unprofiled one. On Dawn's OpenGL ES backend (Mesa llvmpipe
-// here) a submit executes the work before it returns, so the per-kernel times are the work itself;
-// on an adapter that runs submits asynchronously the work left over at the end of the step shows up
-// as "device wait" (endStep awaits the queue) instead of under the kernels.
-import type { Backend, DType, KernelFamily, KernelName, Kernels, MemoryStats, Storage } from './backend.js';
+// the wall time of a call is the kernel's time ('wall'). WebGPU kernels are only encoded. Where the
+// device has timestamp queries ('timestamps'), every dispatch of a profiled step is a compute pass
+// that writes its start and end time; the step stays one command buffer, and the GPU time of each
+// pass is attributed to the kernel call that encoded it. Elsewhere ('serialized', the fallback)
+// each kernel is submitted on its own right after encoding. That serialises the step (one submit
+// and one pass per kernel) and adds per-submit cost, so such a profiled step is slower than an
+// unprofiled one. On Dawn's OpenGL ES backend (Mesa llvmpipe here, which has no timestamp
+// queries) a submit executes the work before it returns, so the per-kernel times are the work
+// itself; on an adapter that runs submits asynchronously the work left over at the end of the step
+// shows up as "device wait" (endStep awaits the queue) instead of under the kernels.
+//
+// Device traffic. Every step also counts the submits and CPU waits the step itself makes (from the
+// inner backend's traffic()), leaving out those the profiler adds (per-kernel submits, its wait at
+// the end of the step), so the counts are those of an unprofiled step.
+import type {
+  Backend,
+  DeviceTraffic,
+  DType,
+  KernelFamily,
+  KernelName,
+  Kernels,
+  MemoryStats,
+  Storage,
+} from './backend.js';
 import { KERNEL_FAMILY, KERNEL_NAMES } from './backend.js';
 
 export type { KernelFamily } from './backend.js';
@@ -36,6 +52,54 @@ interface Stat {
   ms: number;
 }
 
+/** GPU timing of the passes a backend encodes (WebGPU with timestamp queries). */
+export interface PassTiming {
+  /** From now on every dispatch is a timed pass. */
+  start(): void;
+  /** Passes timed since start(). */
+  passes(): number;
+  /** Ends timing; the duration of each timed pass in ms, in encoding order. */
+  stop(): Promise<Float64Array>;
+}
+
+/** A backend that can time its passes: the timing, or why it cannot. */
+export interface PassTimingSource {
+  passTiming(): PassTiming | { unavailable: string };
+}
+
+function hasPassTiming(be: Backend): be is Backend & PassTimingSource {
+  return typeof (be as Partial<PassTimingSource>).passTiming === 'function';
+}
+
+/** The passes [first, end) one kernel call encoded, recorded under `key`. */
+export interface PassSpan {
+  key: string;
+  first: number;
+  end: number;
+}
+
+/**
+ * GPU ms per key: the sum of the durations of the passes each call encoded. A call that encoded no
+ * pass (a zero-size dispatch, a copy only) counts as a call of 0 ms.
+ */
+export function attributePasses(durations: Float64Array, spans: readonly PassSpan[]): Map<string, Stat> {
+  const out = new Map<string, Stat>();
+  for (const { key, first, end } of spans) {
+    if (first < 0 || end < first || end > durations.length)
+      throw new Error(`profile: passes [${first}, ${end}) of '${key}' outside the ${durations.length} timed`);
+    let ms = 0;
+    for (let i = first; i < end; i++) ms += durations[i];
+    const s = out.get(key);
+    if (s) {
+      s.calls++;
+      s.ms += ms;
+    } else out.set(key, { calls: 1, ms });
+  }
+  return out;
+}
+
+export type ProfileTiming = 'wall' | 'timestamps' | 'serialized';
+
 /** Accumulated times of some steps. Keys of `kernels` are the method, with the op where it has one (binary.add). */
 class Totals {
   steps = 0;
@@ -43,7 +107,28 @@ class Totals {
   transferMs = 0;
   transferCalls = 0;
   waitMs = 0;
+  /** The step's own submits and CPU waits (the profiler's left out), and the most of one step. */
+  submits = 0;
+  waits = 0;
+  maxSubmits = 0;
+  maxWaits = 0;
+  /** What the profiler itself added. */
+  profilerSubmits = 0;
+  profilerWaits = 0;
   readonly kernels = new Map<string, Stat>();
+}
+
+/** Submits and CPU waits per step. */
+export interface TrafficRow {
+  /** Mean per step, of the step itself (what an unprofiled step makes). */
+  submits: number;
+  waits: number;
+  /** The most in one step. */
+  maxSubmits: number;
+  maxWaits: number;
+  /** Mean per step, added by the profiler (per-kernel submits, its wait at the end of the step). */
+  profilerSubmits: number;
+  profilerWaits: number;
 }
 
 export interface ProfileRow {
@@ -61,8 +146,18 @@ export interface ProfileReport {
   firstStepExcluded: boolean;
   /** Mean wall time of a profiled step, ms. */
   stepMs: number;
-  /** True on WebGPU: kernels were submitted one by one (see the file comment). */
+  /**
+   * How kernels were timed: 'wall' (wasm, synchronous kernels), 'timestamps' (GPU timestamp
+   * queries; kernel ms are GPU time, which runs alongside the host's), 'serialized' (the WebGPU
+   * fallback: one submit per kernel).
+   */
+  timing: ProfileTiming;
+  /** Why the WebGPU fallback ran (the adapter has no timestamp queries); '' otherwise. */
+  timingNote: string;
+  /** True when kernels were submitted one by one (timing 'serialized', see the file comment). */
   serialized: boolean;
+  /** Submits and CPU waits per step. */
+  traffic: TrafficRow;
   /** Per kernel family, per step: calls and ms; pct of the step. Families never called are left out. */
   families: ProfileRow[];
   /** Per kernel (method.op), per step, slowest first. */
@@ -86,21 +181,65 @@ export class ProfiledBackend implements Backend {
   private first: Totals | null = null;
   private rest = new Totals();
   private cur = new Totals();
-  /** Kernels run asynchronously on the inner backend, so each is flushed on its own (see the file comment). */
-  private readonly serialized: boolean;
+  readonly timing: ProfileTiming;
+  readonly timingNote: string;
+  private readonly passTiming: PassTiming | null = null;
+  /** The timed passes of each kernel call of the current step ('timestamps'). */
+  private spans: PassSpan[] = [];
+  private trafficAtStart: DeviceTraffic = { submits: 0, waits: 0 };
+  /** Submits and waits the profiler caused in the current step, and in all. */
+  private own: DeviceTraffic = { submits: 0, waits: 0 };
+  private readonly ownTotal: DeviceTraffic = { submits: 0, waits: 0 };
 
   constructor(readonly inner: Backend) {
     this.kind = inner.kind;
     this.description = inner.description;
-    this.serialized = inner.kind === 'webgpu';
+    if (inner.kind === 'wasm') {
+      this.timing = 'wall';
+      this.timingNote = '';
+    } else {
+      const t = hasPassTiming(inner) ? inner.passTiming() : { unavailable: 'the backend cannot time passes' };
+      if ('unavailable' in t) {
+        this.timing = 'serialized';
+        this.timingNote = `fallback: ${t.unavailable}, so each kernel is submitted on its own`;
+      } else {
+        this.timing = 'timestamps';
+        this.timingNote = '';
+        this.passTiming = t;
+      }
+    }
     const calls = inner as unknown as Record<KernelName, (...args: unknown[]) => void>;
     for (const kernel of KERNEL_NAMES) {
       (this as unknown as Record<KernelName, (...args: unknown[]) => void>)[kernel] = (...args) => {
         if (!this.active) return calls[kernel](...args);
+        if (this.passTiming) {
+          const first = this.passTiming.passes();
+          calls[kernel](...args);
+          this.spans.push({ key: callKey(kernel, args), first, end: this.passTiming.passes() });
+          return;
+        }
         const t0 = performance.now();
         calls[kernel](...args);
         this.record(callKey(kernel, args), t0);
       };
+    }
+  }
+
+  /** Runs `f`, counting the submits and waits it causes as the profiler's own. */
+  private async ownTraffic<T>(f: () => Promise<T>): Promise<T> {
+    const before = this.inner.traffic();
+    try {
+      return await f();
+    } finally {
+      this.countOwn(before);
+    }
+  }
+
+  private countOwn(before: DeviceTraffic): void {
+    const after = this.inner.traffic();
+    for (const t of [this.own, this.ownTotal]) {
+      t.submits += after.submits - before.submits;
+      t.waits += after.waits - before.waits;
     }
   }
 
@@ -111,22 +250,49 @@ export class ProfiledBackend implements Backend {
     if (this.active) throw new Error('profile: beginStep called twice without endStep');
     this.active = true;
     this.cur = new Totals();
+    this.spans = [];
+    this.own = { submits: 0, waits: 0 };
+    this.trafficAtStart = this.inner.traffic();
+    this.passTiming?.start();
     this.stepStart = performance.now();
   }
 
-  /** Waits for the device, then closes the step. */
+  /** Waits for the device (and the timestamps), then closes the step. */
   async endStep(): Promise<void> {
     if (!this.active) throw new Error('profile: endStep without beginStep');
     const t0 = performance.now();
-    await this.inner.sync();
-    const t1 = performance.now();
-    this.active = false;
+    const now = this.inner.traffic();
     const c = this.cur;
+    c.submits = now.submits - this.trafficAtStart.submits - this.own.submits;
+    c.waits = now.waits - this.trafficAtStart.waits - this.own.waits;
+    try {
+      if (this.passTiming) {
+        const timing = this.passTiming;
+        const durations = await this.ownTraffic(() => timing.stop());
+        for (const [key, s] of attributePasses(durations, this.spans)) c.kernels.set(key, s);
+      } else {
+        await this.ownTraffic(() => this.inner.sync());
+      }
+    } finally {
+      this.active = false;
+      this.spans = [];
+    }
+    const t1 = performance.now();
     c.waitMs += t1 - t0;
     c.stepMs += t1 - this.stepStart;
     c.steps = 1;
+    c.maxSubmits = c.submits;
+    c.maxWaits = c.waits;
+    c.profilerSubmits = this.own.submits;
+    c.profilerWaits = this.own.waits;
     if (!this.first) this.first = c;
     else merge(this.rest, c);
+  }
+
+  /** Submits and CPU waits of the inner backend, less those the profiler caused. */
+  traffic(): DeviceTraffic {
+    const t = this.inner.traffic();
+    return { submits: t.submits - this.ownTotal.submits, waits: t.waits - this.ownTotal.waits };
   }
 
   /** Forgets every recorded step. */
@@ -164,13 +330,24 @@ export class ProfiledBackend implements Backend {
     }
     const families = [...fam].map(([f, s]) => row(f, s.calls, s.ms)).sort((a, b) => b.ms - a.ms);
     const kernels = [...t.kernels].map(([k, s]) => row(k, s.calls, s.ms)).sort((a, b) => b.ms - a.ms);
-    const hostMs = t.stepMs - kernelMs - t.transferMs - t.waitMs;
+    // GPU time from timestamps runs alongside the host's; it is not part of the step's host time.
+    const hostMs = t.stepMs - (this.timing === 'timestamps' ? 0 : kernelMs) - t.transferMs - t.waitMs;
     return {
       backend: this.description,
       steps: n,
       firstStepExcluded: useRest,
       stepMs,
-      serialized: this.serialized,
+      timing: this.timing,
+      timingNote: this.timingNote,
+      serialized: this.timing === 'serialized',
+      traffic: {
+        submits: t.submits / n,
+        waits: t.waits / n,
+        maxSubmits: t.maxSubmits,
+        maxWaits: t.maxWaits,
+        profilerSubmits: t.profilerSubmits / n,
+        profilerWaits: t.profilerWaits / n,
+      },
       families,
       kernels,
       transfer: row('transfer (upload/download)', t.transferCalls, t.transferMs),
@@ -182,8 +359,12 @@ export class ProfiledBackend implements Backend {
   // ---- timing -------------------------------------------------------------------------------
 
   private record(key: string, t0: number): void {
-    // puts the kernel's work inside its own timing where the inner backend defers it
-    this.inner.flush();
+    if (this.timing === 'serialized') {
+      // puts the kernel's work inside its own timing, as the inner backend defers it
+      const before = this.inner.traffic();
+      this.inner.flush();
+      this.countOwn(before);
+    }
     const ms = performance.now() - t0;
     const s = this.cur.kernels.get(key);
     if (s) {
@@ -237,6 +418,12 @@ function merge(into: Totals, t: Totals): void {
   into.transferMs += t.transferMs;
   into.transferCalls += t.transferCalls;
   into.waitMs += t.waitMs;
+  into.submits += t.submits;
+  into.waits += t.waits;
+  into.maxSubmits = Math.max(into.maxSubmits, t.maxSubmits);
+  into.maxWaits = Math.max(into.maxWaits, t.maxWaits);
+  into.profilerSubmits += t.profilerSubmits;
+  into.profilerWaits += t.profilerWaits;
   for (const [k, s] of t.kernels) {
     const a = into.kernels.get(k);
     if (a) {
@@ -251,6 +438,26 @@ function merge(into: Totals, t: Totals): void {
 const fmtMs = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 const fmtCalls = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
 
+/** One line on how kernels were timed and what the step sent to and awaited from the device. */
+export function profileNotes(r: ProfileReport): string[] {
+  const how =
+    r.timing === 'timestamps'
+      ? 'kernel times are GPU time from timestamp queries (the step stays one command buffer; GPU and host overlap, so the rows do not add up to the step)'
+      : r.timing === 'serialized'
+        ? `kernels submitted one at a time (serialized, slower than unprofiled; ${r.timingNote})`
+        : 'kernel times are wall time (synchronous kernels)';
+  const notes = [how];
+  if (r.timing !== 'wall') {
+    const t = r.traffic;
+    notes.push(
+      `device traffic per step: ${fmtCalls(t.submits)} submit(s) and ${fmtCalls(t.waits)} CPU wait(s) ` +
+        `(at most ${t.maxSubmits} and ${t.maxWaits} in one step); the profiler added ` +
+        `${fmtCalls(t.profilerSubmits)} submit(s) and ${fmtCalls(t.profilerWaits)} wait(s) of its own`,
+    );
+  }
+  return notes;
+}
+
 /** The profile as markdown: one row per kernel family, then transfers, device wait and host time; the top kernels below. */
 export function profileTable(r: ProfileReport, topKernels = 10): string {
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
@@ -259,25 +466,27 @@ export function profileTable(r: ProfileReport, topKernels = 10): string {
   const kernelMs = r.families.reduce((s, f) => s + f.ms, 0);
   const note =
     `${r.backend}: mean of ${r.steps} step${r.steps === 1 ? '' : 's'}${r.firstStepExcluded ? ' (first step left out)' : ''}, ` +
-    `${fmtMs(r.stepMs)} ms per step${r.serialized ? '; kernels submitted one at a time (serialized, slower than unprofiled)' : ''}`;
+    `${fmtMs(r.stepMs)} ms per step`;
+  const gpu = r.timing === 'timestamps';
   return [
     note,
+    ...profileNotes(r).map((n) => `- ${n}`),
     '',
-    line(['kernel family', 'calls/step', 'ms/step', '% of step']),
+    line(['kernel family', 'calls/step', gpu ? 'GPU ms/step' : 'ms/step', '% of step']),
     line(['---', '---', '---', '---']),
     ...rows(r.families, true),
     line([
-      '**all kernels**',
+      gpu ? '**all kernels (GPU busy)**' : '**all kernels**',
       fmtCalls(r.families.reduce((s, f) => s + f.calls, 0)),
       fmtMs(kernelMs),
       `${((100 * kernelMs) / r.stepMs).toFixed(1)}%`,
     ]),
     ...rows([r.transfer], true),
-    ...(r.deviceWait.ms > 0.05 * r.stepMs || r.serialized ? rows([r.deviceWait], false) : []),
+    ...(r.deviceWait.ms > 0.05 * r.stepMs || r.timing !== 'wall' ? rows([r.deviceWait], false) : []),
     ...rows([r.host], false),
     line(['**step**', '', fmtMs(r.stepMs), '100%']),
     '',
-    line(['kernel', 'calls/step', 'ms/step', '% of step']),
+    line(['kernel', 'calls/step', gpu ? 'GPU ms/step' : 'ms/step', '% of step']),
     line(['---', '---', '---', '---']),
     ...rows(r.kernels.slice(0, topKernels), true),
   ].join('\n');

@@ -4,11 +4,13 @@
 // clipping, teacher EMA, checkpoints holding the whole state, JSON-lines log and a progress line.
 import { mkdirSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Backend } from '../backend/backend.js';
+import type { Backend, DeviceTraffic } from '../backend/backend.js';
 import { createBackend } from '../backend/index.js';
 import { ProfiledBackend, profileTable, type ProfileReport } from '../backend/profile.js';
 import { empty, zeros } from '../tensor/create.js';
-import { keep, type Tensor } from '../tensor/tensor.js';
+import { keep, noGrad, tidy, type Tensor } from '../tensor/tensor.js';
+import { concat } from '../tensor/ops/layout.js';
+import { reshape } from '../tensor/ops/view.js';
 import { AdamW, decayGroups } from '../tensor/ops/optim.js';
 import { channelStats, Loader, type ChannelStats, type Dataset, type LoaderState } from '../data/index.js';
 import { cosineScheduler, teacherTempSchedule } from '../util/schedules.js';
@@ -76,6 +78,11 @@ export interface TrainResult {
   checkpoint: string;
   /** --profile: per-step kernel times by family (also printed and written to profile.json). */
   profile?: ProfileReport;
+  /**
+   * Submits and CPU waits of each step of this invocation (the step, its divergence guard and its
+   * statistics; not the log records' parameter norms or the checkpoints between steps).
+   */
+  traffic: StepTraffic;
   /** Collapse and parameter-norm alarms raised and cleared in this invocation (also in log.jsonl), in order. */
   alarms: (AlarmRecord | NormAlarmRecord)[];
 }
@@ -109,6 +116,15 @@ export class DivergenceError extends Error {
     super(message);
     this.name = 'DivergenceError';
   }
+}
+
+/** Submits and CPU waits per training step: the total over `steps` steps and the most in one. */
+export interface StepTraffic {
+  steps: number;
+  submits: number;
+  waits: number;
+  maxSubmits: number;
+  maxWaits: number;
 }
 
 /** --on_nan skip gives up after this many skipped steps in a row: the run has diverged for good. */
@@ -346,7 +362,7 @@ async function run(
       else process.stderr.write(`${line}\n`);
     }
   };
-  let lastLoss: Tensor | null = null;
+  const traffic: StepTraffic = { steps: 0, submits: 0, waits: 0, maxSubmits: 0, maxWaits: 0 };
   let t0 = performance.now();
   let imagesSince = 0;
   let emSplits = 0;
@@ -379,144 +395,141 @@ async function run(
       : 'no checkpoint had been written yet';
   const skipped: number[] = []; // steps skipped in a row (--on_nan skip)
 
-  try {
-    while (step < totalSteps) {
-      const epoch = Math.floor(step / niter);
-      const micro: MicroBatch[] = [];
-      for (let i = 0; i < cfg.accum_steps; i++) {
-        const batch = await loader.next();
-        // iBOT masks are a function of (seed, step, micro-batch) only, so a resumed run draws the same.
-        const masks = cfg.ibot
-          ? cropMasks(maskRng(cfg.seed, step, i), 2 * cfg.batch_size, patchGrid, patchGrid, {
-              prob: cfg.ibot_mask_prob,
-              ratio: cfg.ibot_mask_ratio,
-            })
-          : null;
-        micro.push({ globals: batch.globals, locals: cfg.local_crops_number > 0 ? batch.locals : null, masks });
-      }
-      const B = cfg.batch_size * cfg.accum_steps;
-      const lr = lrSched[step],
-        wd = wdSched[step],
-        m = momSched[step],
-        temp = tempSched[epoch];
-      const prof = be instanceof ProfiledBackend ? be : null;
-      prof?.beginStep();
-      const { loss, bad, dino } = await guardedStep(
-        state,
-        micro,
-        { epoch, lr, weightDecay: wd, momentum: m, teacherTemp: temp, step },
-        step + 1,
-        hooks,
-      );
-      await prof?.endStep();
-      lastLoss?.dispose();
-      lastLoss = loss;
-      const kc = await koleoCache?.takeStats();
-      if (kc) {
-        log.write({
-          event: 'koleo_cache',
-          step: kc.step + 1,
-          epoch,
-          built_at: kc.builtAt + 1,
-          agree: kc.agree,
-          koleo_exact: kc.koleoExact,
-          koleo_cached: kc.koleoCached,
-          koleo_diff: kc.koleoCached - kc.koleoExact,
-        });
-      }
-      if (em && !bad) emSplits += await em.takeSplitCount();
-      step++;
-      imagesSince += B;
-      if (bad) {
-        const what =
-          bad.tensor === 'loss'
-            ? `the loss is ${bad.value}`
-            : bad.tensor === ''
-              ? `the sum of the gradient norms overflowed (${bad.value})`
-              : `the gradient of ${bad.tensor} has a non-finite norm (${bad.value})`;
-        log.write({
-          event: cfg.on_nan === 'skip' ? 'skip' : 'diverged',
-          epoch,
+  while (step < totalSteps) {
+    const epoch = Math.floor(step / niter);
+    const micro: MicroBatch[] = [];
+    for (let i = 0; i < cfg.accum_steps; i++) {
+      const batch = await loader.next();
+      // iBOT masks are a function of (seed, step, micro-batch) only, so a resumed run draws the same.
+      const masks = cfg.ibot
+        ? cropMasks(maskRng(cfg.seed, step, i), 2 * cfg.batch_size, patchGrid, patchGrid, {
+            prob: cfg.ibot_mask_prob,
+            ratio: cfg.ibot_mask_ratio,
+          })
+        : null;
+      micro.push({ globals: batch.globals, locals: cfg.local_crops_number > 0 ? batch.locals : null, masks });
+    }
+    const B = cfg.batch_size * cfg.accum_steps;
+    const lr = lrSched[step],
+      wd = wdSched[step],
+      m = momSched[step],
+      temp = tempSched[epoch];
+    const prof = be instanceof ProfiledBackend ? be : null;
+    const sent = be.traffic();
+    prof?.beginStep();
+    const { loss, bad, dino } = await guardedStep(
+      state,
+      micro,
+      { epoch, lr, weightDecay: wd, momentum: m, teacherTemp: temp, step },
+      step + 1,
+      hooks,
+    );
+    const kc = await koleoCache?.takeStats();
+    if (kc) {
+      log.write({
+        event: 'koleo_cache',
+        step: kc.step + 1,
+        epoch,
+        built_at: kc.builtAt + 1,
+        agree: kc.agree,
+        koleo_exact: kc.koleoExact,
+        koleo_cached: kc.koleoCached,
+        koleo_diff: kc.koleoCached - kc.koleoExact,
+      });
+    }
+    if (em && !bad) emSplits += await em.takeSplitCount();
+    // The step's statistics are read inside the profiled and counted step: they are its traffic too.
+    await prof?.endStep();
+    countTraffic(traffic, sent, be.traffic());
+    step++;
+    imagesSince += B;
+    if (bad) {
+      const what =
+        bad.tensor === 'loss'
+          ? `the loss is ${bad.value}`
+          : bad.tensor === ''
+            ? `the sum of the gradient norms overflowed (${bad.value})`
+            : `the gradient of ${bad.tensor} has a non-finite norm (${bad.value})`;
+      log.write({
+        event: cfg.on_nan === 'skip' ? 'skip' : 'diverged',
+        epoch,
+        step,
+        tensor: bad.tensor || 'gradient norms',
+        value: bad.value,
+      });
+      if (cfg.on_nan === 'stop') {
+        throw new DivergenceError(
+          `training diverged at step ${step} (epoch ${epoch + 1}): ${what}; the step was not applied and ${kept()} (--on_nan skip skips such steps)`,
           step,
-          tensor: bad.tensor || 'gradient norms',
-          value: bad.value,
-        });
-        if (cfg.on_nan === 'stop') {
-          throw new DivergenceError(
-            `training diverged at step ${step} (epoch ${epoch + 1}): ${what}; the step was not applied and ${kept()} (--on_nan skip skips such steps)`,
-            step,
-            bad.tensor || 'gradient norms',
-          );
-        }
-        skipped.push(step);
-        if (!cfg.quiet) process.stderr.write(`\nprotodino: skipped step ${step}: ${what}\n`);
-        if (skipped.length >= MAX_CONSECUTIVE_SKIPS) {
-          throw new DivergenceError(
-            `training diverged: ${skipped.length} steps in a row (${skipped[0]}–${step}) were skipped, the last because ${what}; ${kept()} — lower --lr or check the data`,
-            step,
-            bad.tensor || 'gradient norms',
-          );
-        }
-      } else {
-        skipped.length = 0;
-        // A skipped step trained nothing, so it neither extends nor breaks the uniform streak.
-        report(alarms.step(step, epoch + 1, dino));
+          bad.tensor || 'gradient norms',
+        );
       }
-      const epochDone = step % niter === 0 || step === totalSteps;
-      if (!bad && (step % cfg.log_every === 0 || epochDone)) {
-        const value = await loss.item();
-        const dt = (performance.now() - t0) / 1000;
-        const rec: StepRecord = {
-          epoch,
+      skipped.push(step);
+      if (!cfg.quiet) process.stderr.write(`\nprotodino: skipped step ${step}: ${what}\n`);
+      if (skipped.length >= MAX_CONSECUTIVE_SKIPS) {
+        throw new DivergenceError(
+          `training diverged: ${skipped.length} steps in a row (${skipped[0]}–${step}) were skipped, the last because ${what}; ${kept()} — lower --lr or check the data`,
           step,
-          loss: value,
-          lr,
-          wd,
-          momentum: m,
-          teacher_temp: temp,
-          img_per_s: imagesSince / dt,
-          ...(em ? { em_beta: em.beta(step - 1), em_split: emSplits } : {}),
-        };
-        emSplits = 0;
-        t0 = performance.now();
-        imagesSince = 0;
-        history.push(rec);
-        log.write({ event: 'step', ...rec });
-        const extra: Record<string, string> = { 'img/s': rec.img_per_s.toFixed(0) };
-        if (alarms.active.length) extra['ALARM'] = `${alarms.active.join(', ')} collapse`;
-        progress?.update({ epoch, epochs: cfg.epochs, step: step - epoch * niter, total: niter, loss: value, extra });
-        // Checked where the loss is read back anyway, not every step: one more read-back per log step.
-        const grown = normWatch.check(await parameterNorms(watched), step, epoch + 1);
-        if (grown.length) {
-          report(grown);
-          if (cfg.on_nan === 'stop')
-            throw new DivergenceError(
-              `training diverged at step ${step} (epoch ${epoch + 1}): ${grown[0].message}; this state was not saved and ${kept()} (--on_nan skip only warns)`,
-              step,
-              grown[0].tensor,
-            );
-        }
+          bad.tensor || 'gradient norms',
+        );
       }
-      if (epochDone) {
-        progress?.done({
-          epoch,
-          epochs: cfg.epochs,
-          step: step - epoch * niter,
-          total: niter,
-          loss: history.at(-1)?.loss,
-        });
-        await save(epoch + 1);
-        const extra = hooks.onEpoch
-          ? await hooks.onEpoch({ epoch, step, final: step === totalSteps, student, teacher, backend: be })
-          : undefined;
-        log.write({ event: 'epoch', epoch: epoch + 1, step, loss: history.at(-1)?.loss, ...(extra ?? {}) });
-        if (extra) report(alarms.epoch(step, epoch + 1, extra));
-      } else if (cfg.save_every > 0 && step % cfg.save_every === 0) {
-        await save(epoch);
+    } else {
+      skipped.length = 0;
+      // A skipped step trained nothing, so it neither extends nor breaks the uniform streak.
+      report(alarms.step(step, epoch + 1, dino));
+    }
+    const epochDone = step % niter === 0 || step === totalSteps;
+    if (!bad && (step % cfg.log_every === 0 || epochDone)) {
+      const value = loss;
+      const dt = (performance.now() - t0) / 1000;
+      const rec: StepRecord = {
+        epoch,
+        step,
+        loss: value,
+        lr,
+        wd,
+        momentum: m,
+        teacher_temp: temp,
+        img_per_s: imagesSince / dt,
+        ...(em ? { em_beta: em.beta(step - 1), em_split: emSplits } : {}),
+      };
+      emSplits = 0;
+      t0 = performance.now();
+      imagesSince = 0;
+      history.push(rec);
+      log.write({ event: 'step', ...rec });
+      const extra: Record<string, string> = { 'img/s': rec.img_per_s.toFixed(0) };
+      if (alarms.active.length) extra['ALARM'] = `${alarms.active.join(', ')} collapse`;
+      progress?.update({ epoch, epochs: cfg.epochs, step: step - epoch * niter, total: niter, loss: value, extra });
+      // Checked where the loss is read back anyway, not every step: one more read-back per log step.
+      const grown = normWatch.check(await parameterNorms(watched), step, epoch + 1);
+      if (grown.length) {
+        report(grown);
+        if (cfg.on_nan === 'stop')
+          throw new DivergenceError(
+            `training diverged at step ${step} (epoch ${epoch + 1}): ${grown[0].message}; this state was not saved and ${kept()} (--on_nan skip only warns)`,
+            step,
+            grown[0].tensor,
+          );
       }
     }
-  } finally {
-    lastLoss?.dispose();
+    if (epochDone) {
+      progress?.done({
+        epoch,
+        epochs: cfg.epochs,
+        step: step - epoch * niter,
+        total: niter,
+        loss: history.at(-1)?.loss,
+      });
+      await save(epoch + 1);
+      const extra = hooks.onEpoch
+        ? await hooks.onEpoch({ epoch, step, final: step === totalSteps, student, teacher, backend: be })
+        : undefined;
+      log.write({ event: 'epoch', epoch: epoch + 1, step, loss: history.at(-1)?.loss, ...(extra ?? {}) });
+      if (extra) report(alarms.epoch(step, epoch + 1, extra));
+    } else if (cfg.save_every > 0 && step % cfg.save_every === 0) {
+      await save(epoch);
+    }
   }
   let profile: ProfileReport | undefined;
   if (be instanceof ProfiledBackend && be.steps > 0) {
@@ -531,8 +544,19 @@ async function run(
     history,
     checkpoint: ckptPath,
     profile,
+    traffic,
     alarms: raised,
   };
+}
+
+function countTraffic(into: StepTraffic, before: DeviceTraffic, after: DeviceTraffic): void {
+  const submits = after.submits - before.submits,
+    waits = after.waits - before.waits;
+  into.steps++;
+  into.submits += submits;
+  into.waits += waits;
+  into.maxSubmits = Math.max(into.maxSubmits, submits);
+  into.maxWaits = Math.max(into.maxWaits, waits);
 }
 
 interface BadTensor {
@@ -542,9 +566,11 @@ interface BadTensor {
 }
 
 /**
- * One step under the divergence guard: the gradients, one read-back of their health scalar, and the
- * update only when it is finite. Otherwise nothing of the step is applied — with --on_nan skip the
- * BatchNorm statistics its forward moved are put back too — and the first bad tensor is named.
+ * One step under the divergence guard: the gradients, one read-back (their health scalar with the
+ * loss and the DINO term, which the log and the collapse alarm need), and the update only when the
+ * health is finite. Otherwise nothing of the step is applied — with --on_nan skip the BatchNorm
+ * statistics its forward moved are put back too — and the first bad tensor is named. The update is
+ * left encoded, not submitted: the next read-back (the next step's) sends it with that step's work.
  */
 async function guardedStep(
   s: DinoState,
@@ -552,7 +578,7 @@ async function guardedStep(
   sch: StepSchedule,
   stepNo: number,
   hooks: TrainHooks,
-): Promise<{ loss: Tensor; bad: BadTensor | null; dino: number }> {
+): Promise<{ loss: number; bad: BadTensor | null; dino: number }> {
   const buffers = s.cfg.on_nan === 'skip' ? snapshotBuffers([s.student, s.teacher]) : null;
   let g: StepGradients | null = null;
   try {
@@ -561,31 +587,42 @@ async function guardedStep(
       check: true,
       ...(hook ? { afterBackward: (loss: Tensor) => hook({ step: stepNo, student: s.student, loss }) } : {}),
     });
-    const bad = await firstNonFinite(g);
-    let dino = NaN;
+    const grads = g;
+    // Read every step, not only logged ones: the uniform alarm counts steps in a row.
+    const readout = tidy(() =>
+      noGrad(() =>
+        concat(
+          [grads.health!, grads.loss, grads.dino ?? grads.loss].map((t) => reshape(t, [1])),
+          0,
+        ),
+      ),
+    );
+    let health: number, loss: number, dino: number;
+    try {
+      [health, loss, dino] = await readout.data();
+    } finally {
+      readout.dispose();
+    }
+    const bad = Number.isFinite(health) ? null : await firstNonFinite(g, loss, health);
     if (bad) {
       discardStep(s);
       buffers?.restore();
+      dino = NaN;
     } else {
-      // Read every step, not only logged ones: the uniform alarm counts steps in a row.
-      dino = await (g.dino ?? g.loss).item();
       applyStep(s, g, sch);
     }
-    return { loss: g.loss, bad, dino };
-  } catch (e) {
-    g?.loss.dispose();
-    throw e;
+    return { loss, bad, dino };
   } finally {
-    if (g) disposeGradients(g);
+    if (g) {
+      disposeGradients(g);
+      g.loss.dispose();
+    }
     buffers?.dispose();
   }
 }
 
-/** null when the step is healthy; else the loss if it is bad, else the bad gradient nearest the loss. */
-async function firstNonFinite(g: StepGradients): Promise<BadTensor | null> {
-  const health = await g.health!.item();
-  if (Number.isFinite(health)) return null;
-  const loss = await g.loss.item();
+/** The bad tensor of a step whose health is not finite: the loss if it is bad, else the bad gradient nearest the loss. */
+async function firstNonFinite(g: StepGradients, loss: number, health: number): Promise<BadTensor> {
   if (!Number.isFinite(loss)) return { tensor: 'loss', value: loss };
   for (const [name, m] of g.magnitudes) {
     const v = await m.item();

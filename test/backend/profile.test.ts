@@ -34,6 +34,7 @@ const NOT_KERNELS: Record<Exclude<keyof Backend, KernelName>, true> = {
   sync: true,
   flush: true,
   memory: true,
+  traffic: true,
   destroy: true,
 };
 

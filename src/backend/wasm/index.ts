@@ -1,5 +1,5 @@
 // The wasm backend: AssemblyScript SIMD kernels on a shared memory, rows split across worker threads.
-import type { Backend, DType, Kernels, MemoryStats, Storage } from '../backend.js';
+import type { Backend, DeviceTraffic, DType, Kernels, MemoryStats, Storage } from '../backend.js';
 import { BackendError } from '../backend.js';
 import { assembleKernels, type FamilyFiles } from '../families.js';
 import { WasmRuntime, type WasmBuild } from './runtime.js';
@@ -91,6 +91,10 @@ export class WasmBackend implements Backend {
 
   memory(): MemoryStats {
     return { liveBuffers: this.rt.liveBuffers, liveBytes: this.rt.liveBytes, pooledBytes: this.rt.pooledBytes };
+  }
+
+  traffic(): DeviceTraffic {
+    return { submits: 0, waits: 0 };
   }
 
   destroy(): void {

@@ -1,6 +1,7 @@
 // The WebGPU backend: WGSL kernels through Dawn, encoded into a pending command encoder.
-import type { Backend, DType, Kernels, MemoryStats, Storage } from '../backend.js';
+import type { Backend, DeviceTraffic, DType, Kernels, MemoryStats, Storage } from '../backend.js';
 import { BackendError } from '../backend.js';
+import type { PassTiming, PassTimingSource } from '../profile.js';
 import { assembleKernels, type FamilyFiles } from '../families.js';
 import { WebGPURuntime, type GpuStorage, type WebGPUOptions } from './runtime.js';
 import { attentionKernels } from './attention.js';
@@ -32,7 +33,7 @@ const FAMILIES: FamilyFiles<WebGPURuntime> = {
 // The kernels are own properties that the constructor copies from the family files.
 export interface WebGPUBackend extends Kernels {}
 
-export class WebGPUBackend implements Backend {
+export class WebGPUBackend implements Backend, PassTimingSource {
   readonly kind = 'webgpu' as const;
   readonly description: string;
   private constructor(readonly rt: WebGPURuntime) {
@@ -77,6 +78,17 @@ export class WebGPUBackend implements Backend {
 
   memory(): MemoryStats {
     return { liveBuffers: this.rt.liveBuffers, liveBytes: this.rt.liveBytes, pooledBytes: this.rt.pooledBytes };
+  }
+
+  traffic(): DeviceTraffic {
+    return this.rt.traffic();
+  }
+
+  /** Timestamp queries around every dispatch, for the profiler; unavailable without 'timestamp-query'. */
+  passTiming(): PassTiming | { unavailable: string } {
+    if (!this.rt.timestampQuery) return { unavailable: "this adapter has no 'timestamp-query' feature" };
+    const rt = this.rt;
+    return { start: () => rt.startTiming(), passes: () => rt.timedPasses(), stop: () => rt.stopTiming() };
   }
 
   destroy(): void {

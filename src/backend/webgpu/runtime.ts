@@ -1,20 +1,24 @@
 // The WebGPU runtime: adapter selection (hardware first, Mesa llvmpipe through EGL/GLES when asked
 // for), a size-bucketed buffer pool, a pipeline cache, and a pending command encoder that kernels
-// are encoded into and that is submitted in chunks. Ordering argument for reuse: every write to a
-// buffer is either a command in the encoder or a queue.writeBuffer issued after flushing the
-// encoder, and the queue runs in order, so a freed buffer can go back to the pool at once.
+// are encoded into. The encoder is submitted only when the host needs a result (download, sync) or
+// is asked to (flush), so a training step is one command buffer. Ordering argument for reuse:
+// every write to a buffer is a command in the encoder (uploads while commands are pending are
+// staged and copied in encoder order, see upload()) or a queue.writeBuffer issued while nothing is
+// pending, and the queue runs in order, so a freed buffer can go back to the pool at once.
 import { readFileSync } from 'node:fs';
 import { packagePath } from '../../util/paths.js';
-import { BackendError } from '../backend.js';
+import { BackendError, type DeviceTraffic } from '../backend.js';
 import { VULKAN_LOADER, vulkanLoader } from './vulkan-loader.js';
-
-const UNIFORM_SLOT = 256; // minUniformBufferOffsetAlignment on every adapter we know
-const UNIFORM_SLOTS = 512;
-const MAX_DISPATCHES_PER_SUBMIT = 256;
+import { StagingRing, UniformArenas, UNIFORM_SLOT } from './staging.js';
+import { PassTimer } from './pass-timer.js';
 
 export interface WebGPUOptions {
-  /** 'hardware' refuses the software adapter; 'software' goes straight to llvmpipe; 'any' tries both. */
-  adapter?: 'hardware' | 'software' | 'any';
+  /**
+   * 'hardware' refuses the software adapter; 'software' goes straight to llvmpipe; 'any' tries both.
+   * 'null' is Dawn's null backend: it validates every command and runs none (tests of the command
+   * stream itself, e.g. timestamp queries, which llvmpipe does not offer).
+   */
+  adapter?: 'hardware' | 'software' | 'any' | 'null';
 }
 
 export interface GpuStorage {
@@ -89,6 +93,11 @@ export async function softwareAdapter(): Promise<{ gpu: GPU; adapter: GPUAdapter
   return tryAdapter(['backend=opengles'], { featureLevel: 'compatibility' } as GPURequestAdapterOptions);
 }
 
+/** Dawn's null backend: every feature, validation of every command, no execution. */
+export async function nullAdapter(): Promise<{ gpu: GPU; adapter: GPUAdapter } | null> {
+  return tryAdapter(['backend=null'], {});
+}
+
 let toldSkipped = false;
 
 /** Finds an adapter: hardware (Vulkan on Linux, Dawn's default elsewhere), else llvmpipe through EGL surfaceless. */
@@ -139,10 +148,14 @@ export class WebGPURuntime {
   private readonly sources = new Map<string, string>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
-  private dispatches = 0;
-  private readonly uniforms: GPUBuffer;
-  private readonly uniformData = new ArrayBuffer(UNIFORM_SLOT * UNIFORM_SLOTS);
-  private uniformSlot = 0;
+  private readonly uniforms: UniformArenas;
+  private readonly staging: StagingRing;
+  /** Set while a profiler times passes with timestamp queries (then every dispatch is its own pass). */
+  private timer: PassTimer | null = null;
+  /** Submits and CPU waits on the device since creation (tests and the profiler count them per step). */
+  private readonly counts: DeviceTraffic = { submits: 0, waits: 0 };
+  /** Whether the device was created with 'timestamp-query'. */
+  readonly timestampQuery: boolean;
   private readonly errors: string[] = [];
   /** Failed buffer creations, reported ahead of the validation errors their use causes. */
   private readonly allocErrors: string[] = [];
@@ -173,11 +186,9 @@ export class WebGPURuntime {
     this.description = description;
     this.software = software;
     this.limits = device.limits;
-    this.uniforms = device.createBuffer({
-      label: 'uniform-arena',
-      size: UNIFORM_SLOT * UNIFORM_SLOTS,
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-    });
+    this.timestampQuery = device.features.has('timestamp-query');
+    this.uniforms = new UniformArenas(device);
+    this.staging = new StagingRing(device);
     device.addEventListener('uncapturederror', (ev) => {
       const err = (ev as GPUUncapturedErrorEvent).error;
       this.errors.push(err.message);
@@ -188,10 +199,17 @@ export class WebGPURuntime {
   }
 
   static async create(opts: WebGPUOptions = {}): Promise<WebGPURuntime> {
-    const { gpu, adapter, software } = await findAdapter(opts.adapter ?? 'any');
+    const found =
+      opts.adapter === 'null'
+        ? await nullAdapter().then((a) => (a ? { ...a, software: false } : null))
+        : await findAdapter(opts.adapter ?? 'any');
+    if (!found) throw new BackendError("Dawn's null backend gave no adapter");
+    const { gpu, adapter, software } = found;
     const l = adapter.limits;
     const device = await adapter.requestDevice({
       label: 'protodino',
+      // Only the profiler uses it; asking for it where it exists costs nothing.
+      requiredFeatures: adapter.features.has('timestamp-query') ? ['timestamp-query'] : [],
       requiredLimits: {
         maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
         maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
@@ -203,7 +221,10 @@ export class WebGPURuntime {
         maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
       },
     });
-    const desc = `${describeAdapter(adapter.info)}${software ? ' (software, GLES compatibility)' : ''}`;
+    const desc =
+      opts.adapter === 'null'
+        ? "Dawn's null backend (validation only, runs nothing)"
+        : `${describeAdapter(adapter.info)}${software ? ' (software, GLES compatibility)' : ''}`;
     return new WebGPURuntime(device, desc, software, [gpu, adapter]);
   }
 
@@ -295,10 +316,29 @@ export class WebGPURuntime {
     this.pooledBytes += s.bytes;
   }
 
+  /**
+   * With nothing pending the data is written straight into the buffer. With commands pending, a
+   * direct write would land before them (queue order), and a pooled buffer may still be read by
+   * them: the data goes into the staging ring instead and an encoder copy puts it in place, so the
+   * step's batch upload costs no submit. Uploads too large for the ring submit what is pending first.
+   */
   upload(s: GpuStorage, data: Float32Array | Int32Array): void {
     this.check('upload');
-    if (this.dispatches > 0) this.flush();
-    this.device.queue.writeBuffer(s.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+    const bytes = data.byteLength;
+    if (bytes === 0) return;
+    const at = this.encoder ? this.staging.stage(data) : null;
+    if (at) {
+      this.endPass();
+      this.encoder!.copyBufferToBuffer(at.buffer, at.offset, s.buffer, 0, bytes);
+      return;
+    }
+    if (this.encoder) this.flush();
+    this.device.queue.writeBuffer(s.buffer, 0, data.buffer, data.byteOffset, bytes);
+  }
+
+  /** Submits and CPU waits since the device was created. */
+  traffic(): DeviceTraffic {
+    return { ...this.counts };
   }
 
   async download(s: GpuStorage): Promise<Float32Array | Int32Array> {
@@ -311,10 +351,10 @@ export class WebGPURuntime {
     if (bytes > 0) {
       this.endPass();
       this.encoderFor('download').copyBufferToBuffer(s.buffer, 0, staging, 0, bytes);
-      this.dispatches++;
     }
     this.flush();
     try {
+      this.counts.waits++;
       await staging.mapAsync(GPUMapMode.READ);
     } catch (e) {
       staging.destroy();
@@ -387,19 +427,20 @@ export class WebGPURuntime {
     const entries: GPUBindGroupEntry[] = bindings.map((buffer, i) => ({ binding: i, resource: { buffer } }));
     if (uniform) {
       if (uniform.byteLength > UNIFORM_SLOT) throw new BackendError('uniform block larger than 256 bytes', kernel);
-      if (this.uniformSlot === UNIFORM_SLOTS) this.flush();
-      const offset = this.uniformSlot++ * UNIFORM_SLOT;
-      new Uint8Array(this.uniformData, offset, uniform.byteLength).set(
-        new Uint8Array(uniform.buffer, uniform.byteOffset, uniform.byteLength),
-      );
-      entries.push({ binding: bindings.length, resource: { buffer: this.uniforms, offset, size: UNIFORM_SLOT } });
+      const { buffer, offset } = this.uniforms.put(uniform);
+      entries.push({ binding: bindings.length, resource: { buffer, offset, size: UNIFORM_SLOT } });
     }
     const bindGroup = this.device.createBindGroup({ label: kernel, layout: pipeline.getBindGroupLayout(0), entries });
-    if (!this.pass) this.pass = this.encoderFor(kernel).beginComputePass({ label: kernel });
+    if (this.timer) {
+      // Each timed dispatch is a pass of its own: timestamps are written at pass boundaries.
+      this.endPass();
+      this.pass = this.encoderFor(kernel).beginComputePass({ label: kernel, timestampWrites: this.timer.next() });
+    } else if (!this.pass) {
+      this.pass = this.encoderFor(kernel).beginComputePass({ label: kernel });
+    }
     this.pass.setPipeline(pipeline);
     this.pass.setBindGroup(0, bindGroup);
     this.pass.dispatchWorkgroups(workgroups[0], workgroups[1] ?? 1, workgroups[2] ?? 1);
-    if (++this.dispatches >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
   }
 
   /** Copies bytes between buffers in encoder order. */
@@ -408,7 +449,44 @@ export class WebGPURuntime {
     if (bytes === 0) return;
     this.endPass();
     this.encoderFor('copy').copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
-    this.dispatches++;
+  }
+
+  // ---- pass timing (profiler) ------------------------------------------------------------
+
+  /**
+   * From now on every dispatch is a compute pass that writes timestamps at its start and end,
+   * without any extra submit. Needs 'timestamp-query' (timestampQuery).
+   */
+  startTiming(): void {
+    if (!this.timestampQuery) throw new BackendError("this device has no 'timestamp-query' feature", 'timing');
+    if (this.timer) throw new BackendError('pass timing is already on', 'timing');
+    this.endPass();
+    this.timer = new PassTimer(this.device);
+  }
+
+  /** Passes timed since startTiming (the profiler attributes the range of a kernel call to it). */
+  timedPasses(): number {
+    return this.timer?.passes ?? 0;
+  }
+
+  /**
+   * Ends timing: resolves the queries into the pending command buffer, submits it and waits for
+   * the durations (ms, one per timed pass, in encoding order).
+   */
+  async stopTiming(): Promise<Float64Array> {
+    const timer = this.timer;
+    if (!timer) throw new BackendError('pass timing is not on', 'timing');
+    this.endPass();
+    this.timer = null;
+    const readback = timer.resolve(this.encoderFor('timestamps'));
+    this.flush();
+    try {
+      this.counts.waits++;
+      return await timer.read(readback);
+    } finally {
+      timer.destroy();
+      this.check('timing');
+    }
   }
 
   private encoderFor(label: string): GPUCommandEncoder {
@@ -423,23 +501,24 @@ export class WebGPURuntime {
     }
   }
 
-  /** Submits everything encoded so far (the uniform arena is written first, in queue order). */
+  /** Submits everything encoded so far (the uniform arenas are written first, in queue order). */
   flush(): void {
     this.endPass();
     if (!this.encoder) return;
-    if (this.uniformSlot > 0) {
-      this.device.queue.writeBuffer(this.uniforms, 0, this.uniformData, 0, this.uniformSlot * UNIFORM_SLOT);
-    }
+    this.uniforms.write();
     this.device.queue.submit([this.encoder.finish()]);
+    this.counts.submits++;
     this.encoder = null;
-    this.dispatches = 0;
-    this.uniformSlot = 0;
+    // Written after this submit in queue order, so the next encoder may reuse every region.
+    this.uniforms.reset();
+    this.staging.reset();
   }
 
   async sync(): Promise<void> {
     this.check('sync');
     this.flush();
     try {
+      this.counts.waits++;
       await this.device.queue.onSubmittedWorkDone();
     } catch (e) {
       this.check('sync');
@@ -492,6 +571,8 @@ export class WebGPURuntime {
     this.destroyed = true;
     this.releasePool();
     this.uniforms.destroy();
+    this.staging.destroy();
+    this.timer?.destroy();
     this.device.destroy();
     this.keepAlive.length = 0;
   }
