@@ -34,6 +34,8 @@ const NOT_KERNELS: Record<Exclude<keyof Backend, KernelName>, true> = {
   sync: true,
   flush: true,
   memory: true,
+  peakLiveBytes: true,
+  resetPeakLiveBytes: true,
   destroy: true,
 };
 

@@ -93,6 +93,14 @@ export class WasmBackend implements Backend {
     return { liveBuffers: this.rt.liveBuffers, liveBytes: this.rt.liveBytes, pooledBytes: this.rt.pooledBytes };
   }
 
+  peakLiveBytes(): number {
+    return this.rt.peakLiveBytes;
+  }
+
+  resetPeakLiveBytes(): void {
+    this.rt.peakLiveBytes = this.rt.liveBytes;
+  }
+
   destroy(): void {
     this.rt.destroy();
   }
