@@ -479,6 +479,14 @@ export interface Backend extends Kernels {
    * was created. Wasm has neither (its kernels return when done): both stay 0.
    */
   traffic(): DeviceTraffic;
+  /**
+   * The most bytes live at once since the backend was made or since resetPeakLiveBytes(): a run's
+   * memory high-water mark. Unlike RSS it is the same for the same allocations, whatever else the
+   * process holds, so runs sharing a process can be compared.
+   */
+  peakLiveBytes(): number;
+  /** Starts a new high-water mark at the bytes live now. */
+  resetPeakLiveBytes(): void;
   /** Releases workers / the device. The backend is unusable afterwards. */
   destroy(): void;
 }

@@ -407,6 +407,12 @@ export class ProfiledBackend implements Backend {
   memory(): MemoryStats {
     return this.inner.memory();
   }
+  peakLiveBytes(): number {
+    return this.inner.peakLiveBytes();
+  }
+  resetPeakLiveBytes(): void {
+    this.inner.resetPeakLiveBytes();
+  }
   destroy(): void {
     this.inner.destroy();
   }

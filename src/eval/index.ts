@@ -19,3 +19,5 @@ export type { Episode, EpisodeOptions, FewShotOptions, FewShotResult } from './f
 export { perClassAccuracy, longTailGroups, longTailAccuracy } from './classes.js';
 export type { PerClassAccuracy, LongTailSplit, GroupAccuracy, LongTailAccuracy } from './classes.js';
 export type { HostMatrix } from './common.js';
+export { prototypeSpread, principalPlane } from './spread.js';
+export type { PrototypeSpread, PrototypeSpreadOptions } from './spread.js';

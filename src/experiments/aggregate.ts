@@ -1,18 +1,6 @@
-// Aggregation over seeds: mean ± std per cell, KoLeo-proto's paired differences, the Markdown tables
-// and results.json.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-
-import {
-  LONG_TAIL_RATIO,
-  KOLEO_PROTO,
-  LONG_TAIL_IMAGES,
-  type DataKind,
-  type ExperimentRun,
-  type GridOptions,
-  type Method,
-  type Setting,
-} from './grid.js';
+// Aggregation over seeds: mean ± std per cell, KoLeo-proto's paired differences and the Markdown
+// tables (results.json is written by results.ts).
+import { LONG_TAIL_RATIO, type DataKind, type Method, type Setting } from './grid.js';
 import type { CurvePoint, RunMetrics, RunResult } from './run.js';
 
 export interface Stat {
@@ -62,6 +50,9 @@ export interface Group {
   prototypes: number;
   steps: number;
   metrics: Partial<Record<(typeof METRIC_KEYS)[number], Stat>>;
+  /** Median seconds per training step and peak live bytes, over the seeds whose results have them. */
+  stepSeconds?: Stat;
+  peakBytes?: Stat;
   /** Mean unique prototypes per evaluation step over the seeds that reached it. */
   curve: { step: number; unique: Record<string, Stat> }[];
 }
@@ -91,6 +82,8 @@ export function aggregate(results: RunResult[]): Group[] {
       return { step, unique };
     });
     const r0 = rs[0];
+    const stepSeconds = stat(rs.map((r) => r.stepSeconds ?? NaN)),
+      peakBytes = stat(rs.map((r) => r.peakBytes ?? NaN));
     return {
       setting: r0.setting,
       data: r0.data,
@@ -101,6 +94,8 @@ export function aggregate(results: RunResult[]): Group[] {
       prototypes: r0.metrics.prototypes,
       steps: r0.steps,
       metrics,
+      ...(stepSeconds ? { stepSeconds } : {}),
+      ...(peakBytes ? { peakBytes } : {}),
       curve,
     };
   });
@@ -302,34 +297,4 @@ export function curveTable(groups: Group[], setting: Setting, data: DataKind, pr
     );
   }
   return lines.join('\n');
-}
-
-export function collectResults(outDir: string, runs: ExperimentRun[]): RunResult[] {
-  const out: RunResult[] = [];
-  for (const r of runs) {
-    const p = join(outDir, r.name, 'result.json');
-    if (existsSync(p)) out.push(JSON.parse(readFileSync(p, 'utf8')) as RunResult);
-  }
-  return out;
-}
-
-export function writeResults(outDir: string, opts: GridOptions, grid: ExperimentRun[], results: RunResult[]): Group[] {
-  const groups = aggregate(results);
-  const missing = grid.filter((r) => !results.some((x) => x.name === r.name)).map((r) => r.name);
-  writeFileSync(
-    join(outDir, 'results.json'),
-    JSON.stringify(
-      {
-        written: new Date().toISOString(),
-        grid: { ...opts, longTailRatio: LONG_TAIL_RATIO, koleoProto: KOLEO_PROTO, balancedImages: LONG_TAIL_IMAGES },
-        groups,
-        paired: pairedDifferences(results),
-        missing,
-        runs: results,
-      },
-      null,
-      1,
-    ),
-  );
-  return groups;
 }

@@ -1,7 +1,8 @@
 // The remedies side by side: every trained method of a comparison, and DINO + KoLeo-proto, against
 // plain DINO at the same seed, head size and data, as paired differences with 95% intervals, their
-// step time relative to DINO's, and unique prototypes over ε in both readings of ε. Pairing by seed
-// removes what the seed alone does (initialisation and data order are shared within a pair).
+// step time and peak memory relative to DINO's, and unique prototypes over ε in both readings of ε.
+// Pairing by seed removes what the seed alone does (initialisation and data order are shared within
+// a pair).
 import type { DataKind, Method, Setting } from './grid.js';
 import {
   dataLabel,
@@ -27,10 +28,17 @@ export interface RemedyComparison {
   /** The remedy minus plain DINO. */
   diffs: Paired['diffs'];
   /**
-   * Training seconds per step over DINO's at the same seed. The grid's runs share a machine with
-   * whatever else runs, so this is a rough cost, not a benchmark.
+   * Median seconds per training step over DINO's at the same seed. The grid's runs share a machine
+   * with whatever else runs, so this is a rough cost, not a benchmark.
    */
   stepTimeRatio: PairedDiff | null;
+  /**
+   * 'step': from the logged step times (RunResult.stepSeconds). 'train': a pair's results predate
+   * them, so the whole row divides training seconds by steps, epoch evaluation included.
+   */
+  stepTimeFrom: 'step' | 'train';
+  /** Peak live bytes while training over DINO's at the same seed; null where a pair predates it. */
+  memoryRatio: PairedDiff | null;
 }
 
 const cell = (r: RunResult) => `${r.setting}|${r.metrics.prototypes}|${r.data}`;
@@ -52,6 +60,8 @@ export function compareToDino(results: RunResult[], setting: Setting = 'full'): 
       .sort((x, y) => x[0].seed - y[0].seed);
     if (pairs.length === 0) continue;
     const a0 = pairs[0][0];
+    const logged = pairs.every(([a, b]) => a.stepSeconds !== undefined && b.stepSeconds !== undefined);
+    const perStep = (r: RunResult) => (logged ? r.stepSeconds! : r.trainSeconds / r.steps);
     out.push({
       setting,
       prototypes: a0.metrics.prototypes,
@@ -60,7 +70,9 @@ export function compareToDino(results: RunResult[], setting: Setting = 'full'): 
       koleoProto: a0.koleoProto,
       seeds: pairs.map(([a]) => a.seed),
       diffs: pairedDiffs(pairs),
-      stepTimeRatio: pairedDiff(pairs.map(([a, b]) => a.trainSeconds / a.steps / (b.trainSeconds / b.steps))),
+      stepTimeRatio: pairedDiff(pairs.map(([a, b]) => perStep(a) / perStep(b))),
+      stepTimeFrom: logged ? 'step' : 'train',
+      memoryRatio: pairedDiff(pairs.map(([a, b]) => (a.peakBytes ?? NaN) / (b.peakBytes ?? NaN))),
     });
   }
   return out.sort(
@@ -75,23 +87,40 @@ export function compareToDino(results: RunResult[], setting: Setting = 'full'): 
 const remedyLabel = (method: Method, kp: number) =>
   method === 'dino' && kp > 0 ? 'DINO + KoLeo-proto' : `${METHOD_LABEL[method]}${kp > 0 ? ' + KoLeo-proto' : ''}`;
 
-/** The comparison as Markdown: Δ against DINO (mean ± 95% half-interval; accuracies in points). */
+const fmtRatio = (t: PairedDiff | null) =>
+  t ? `${t.mean.toFixed(2)}${t.ci95 !== null ? ` ± ${t.ci95.toFixed(2)}` : ''}` : '–';
+
+/** Marks a step-time ratio of whole training time (results from before step times were logged). */
+const TRAIN_TIME_MARK = '†';
+
+/**
+ * The comparison as Markdown: Δ against DINO (mean ± 95% half-interval; accuracies in points), step
+ * time and peak memory as ratios to DINO's.
+ */
 export function remedyTable(rows: RemedyComparison[]): string {
   const lines = [
-    '| K | data | remedy | n | Δ unique ε=0.025 | Δ unique ε=0.1 | Δ k-NN | Δ linear | Δ 5-way 5-shot | Δ tail k-NN | step time ÷ DINO |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| K | data | remedy | n | Δ unique ε=0.025 | Δ unique ε=0.1 | Δ k-NN | Δ linear | Δ 5-way 5-shot | Δ tail k-NN | step time ÷ DINO | memory ÷ DINO |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     const d = r.diffs;
-    const t = r.stepTimeRatio;
-    const time = t ? `${t.mean.toFixed(2)}${t.ci95 !== null ? ` ± ${t.ci95.toFixed(2)}` : ''}` : '–';
+    const time = fmtRatio(r.stepTimeRatio) + (r.stepTimeRatio && r.stepTimeFrom === 'train' ? TRAIN_TIME_MARK : '');
     lines.push(
       `| ${r.prototypes} | ${dataLabel(r.data)} | ${remedyLabel(r.method, r.koleoProto)} | ${r.seeds.length} ` +
         `| ${fmtDiff(d['unique@0.025'], false)} | ${fmtDiff(d['unique@0.1'], false)} | ${fmtDiff(d.knnTop1, true)} ` +
-        `| ${fmtDiff(d.linearTop1, true)} | ${fmtDiff(d.fewShot5way5shot, true)} | ${fmtDiff(d.knnTail, true)} | ${time} |`,
+        `| ${fmtDiff(d.linearTop1, true)} | ${fmtDiff(d.fewShot5way5shot, true)} | ${fmtDiff(d.knnTail, true)} ` +
+        `| ${time} | ${fmtRatio(r.memoryRatio)} |`,
     );
   }
-  return lines.join('\n');
+  const notes = [
+    'Step time: median seconds per training step; memory: the most bytes the backend held live while training.',
+  ];
+  if (rows.some((r) => r.stepTimeRatio && r.stepTimeFrom === 'train'))
+    notes.push(
+      `${TRAIN_TIME_MARK} Training seconds per step, epoch evaluation included: results written before step times were logged.`,
+    );
+  if (rows.some((r) => !r.memoryRatio)) notes.push('– in memory: results written before peak memory was recorded.');
+  return `${lines.join('\n')}\n\n${notes.join('\n')}`;
 }
 
 /**

@@ -13,7 +13,8 @@ import {
   type ExperimentRun,
 } from './grid.js';
 import { runExperiment, type RunOutcome, type RunResult } from './run.js';
-import { collectResults, markdownTable, writeResults, type Group } from './aggregate.js';
+import { markdownTable, type Group } from './aggregate.js';
+import { collectResults, writeResults } from './results.js';
 
 export interface ExperimentsOptions extends GridOptions {
   out: string;
@@ -34,6 +35,15 @@ export interface ExperimentsSummary {
   groups: Group[];
   table: string;
   seconds: number;
+}
+
+/** A trained run's cost as the progress line shows it; empty for results written without it. */
+export function costLine(r: RunResult): string {
+  const parts = [
+    ...(r.stepSeconds !== undefined ? [`${(1000 * r.stepSeconds).toFixed(1)} ms/step`] : []),
+    ...(r.peakBytes !== undefined ? [`peak ${(r.peakBytes / 2 ** 20).toFixed(1)} MiB live`] : []),
+  ];
+  return parts.length ? `; ${parts.join(', ')}` : '';
 }
 
 export async function runExperiments(opts: ExperimentsOptions): Promise<ExperimentsSummary> {
@@ -64,7 +74,7 @@ export async function runExperiments(opts: ExperimentsOptions): Promise<Experime
         print(
           `[${i + 1}/${grid.length}] ${run.name}: ${o.status}${o.status === 'done' ? '' : ` in ${((performance.now() - t) / 1000).toFixed(0)} s`}; ` +
             `unique ${m.unique['0.025']} / ${m.unique['0.1']} of ${m.prototypes}, k-NN ${(100 * m.knnTop1).toFixed(1)}%, linear ${(100 * m.linearTop1).toFixed(1)}%` +
-            `${m.knnTail !== undefined ? `, tail k-NN ${(100 * m.knnTail).toFixed(1)}%` : ''}`,
+            `${m.knnTail !== undefined ? `, tail k-NN ${(100 * m.knnTail).toFixed(1)}%` : ''}${costLine(o.result)}`,
         );
         // Results after every run, so an interrupted grid still leaves a current table.
         writeResults(opts.out, opts, grid, collectResults(opts.out, grid));

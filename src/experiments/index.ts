@@ -3,6 +3,7 @@
 export * from './grid.js';
 export * from './run.js';
 export * from './aggregate.js';
+export * from './results.js';
 export * from './driver.js';
 export { writeExperimentPlots } from './plots.js';
 export * from './compare.js';

@@ -80,6 +80,13 @@ export interface RunResult extends ExperimentRun {
   evalSizes?: EvalSizes;
   metrics: RunMetrics;
   curve: CurvePoint[];
+  /**
+   * Median seconds per training step over the log's step records (checkpoint writes and epoch
+   * diagnostics not counted). Absent in results written before the log had it, and for untrained runs.
+   */
+  stepSeconds?: number;
+  /** The most bytes the backend held live at once while training (Backend.peakLiveBytes); absent likewise. */
+  peakBytes?: number;
 }
 
 /** Final evaluation of a run's teacher from its checkpoint: prototypes, usage, k-NN, linear, few-shot, long tail. */
@@ -228,6 +235,28 @@ export function readCurve(dir: string): CurvePoint[] {
   return [...byEpoch.values()].sort((a, b) => a.step - b.step);
 }
 
+/** A run's cost from its log's step records: the median step time and the highest peak of live bytes. */
+export function readCost(dir: string): Pick<RunResult, 'stepSeconds' | 'peakBytes'> {
+  const path = join(dir, 'log.jsonl');
+  if (!existsSync(path)) return {};
+  // A resumed run logs again the steps after its checkpoint: the later record of a step is kept.
+  const byStep = new Map<number, Record<string, unknown>>();
+  for (const r of readJsonl(path).records) if (r.event === 'step' && typeof r.step === 'number') byStep.set(r.step, r);
+  const times: number[] = [];
+  let peak = -1;
+  for (const r of byStep.values()) {
+    if (typeof r.step_s === 'number' && Number.isFinite(r.step_s) && r.step_s > 0) times.push(r.step_s);
+    if (typeof r.peak_bytes === 'number' && r.peak_bytes > peak) peak = r.peak_bytes;
+  }
+  return { ...(times.length ? { stepSeconds: median(times) } : {}), ...(peak >= 0 ? { peakBytes: peak } : {}) };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b),
+    m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
 function sameConfig(a: Partial<TrainConfig>, b: Partial<TrainConfig>): boolean {
   const norm = (c: Partial<TrainConfig>) =>
     JSON.stringify(
@@ -373,6 +402,7 @@ function writeResult(
     evalSizes: r.sizes,
     metrics: r.metrics,
     curve: readCurve(dir),
+    ...readCost(dir),
   };
   // Written whole, then renamed: a result.json that exists is complete.
   writeFileSync(resultPath + '.tmp', JSON.stringify(result, null, 1));

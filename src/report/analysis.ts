@@ -1,7 +1,14 @@
 // Per-run analysis of the final checkpoint: unique prototypes of the teacher's head (greedy rule,
-// the count the training diagnostics use) and the teacher's image assignments for the gallery.
+// the count the training diagnostics use), how spread its prototypes are (principal plane and
+// pairwise angles) and the teacher's image assignments for the gallery.
 import type { Backend } from '../backend/backend.js';
-import { countUniquePrototypes, EPS_METRICS, type EpsMetric } from '../eval/index.js';
+import {
+  countUniquePrototypes,
+  EPS_METRICS,
+  prototypeSpread,
+  type EpsMetric,
+  type PrototypeSpread,
+} from '../eval/index.js';
 import { SWEEP_EPS } from '../eval/unique.js';
 import type { RunData } from './runs.js';
 import { teacherAssignments } from './assign.js';
@@ -22,6 +29,8 @@ export interface RunAnalysis {
     /** Greedy unique counts at SWEEP_EPS under both conventions, whatever --eps_metric says. */
     sweep: { metric: EpsMetric; eps: number; unique: number }[];
   } | null;
+  /** The teacher's prototypes on their principal plane and the histogram of their pairwise angles. */
+  spread: PrototypeSpread | null;
   gallery: { eps: number; images: number; used: number; groups: GalleryGroup[] } | null;
   /** Why a part is missing (no checkpoint, no prototypes in it). */
   notes: string[];
@@ -47,6 +56,7 @@ export async function analyzeRun(run: RunData, be: Backend, opts: AnalysisOption
   const out: RunAnalysis = {
     step: run.checkpoint?.meta.step ?? run.steps.at(-1)?.step ?? 0,
     unique: null,
+    spread: null,
     gallery: null,
     notes: [],
   };
@@ -87,6 +97,7 @@ export async function analyzeRun(run: RunData, be: Backend, opts: AnalysisOption
     metric: res.metric,
     sweep,
   };
+  if (K >= 2) out.spread = await prototypeSpread({ data: w.data, shape: [K, D] }, { backend: be });
   if (opts.noGallery) return out;
   // A failure here is an error, not a note: a note hid that the teacher of iBOT runs could not be rebuilt.
   let a;

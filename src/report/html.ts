@@ -238,6 +238,7 @@ ${plotSection('unique', 'Unique prototypes over training', plots.unique, `Lines:
 ${plotSection('sweep', 'Unique prototypes against ε', plots.sweep, 'Final teacher heads, greedy rule, ε ∈ {0.025, 0.05, 0.1, 0.25, 0.5} in both conventions: solid = Euclidean distance between unit prototypes (cos > 1 − ε²/2), dashed = 1 − cos (cos > 1 − ε). The same ε is a much looser threshold as 1 − cos.', 'no checkpoint to measure')}
 ${plotSection('knn', 'k-NN over training', plots.knn, `Weighted k-NN top-1 from the epoch records, in %.${marks}`, 'no k-NN records in these logs')}
 ${plotSection('nn', 'Nearest-neighbour similarity', plots.nn, 'Per run: cosine of each prototype of the final teacher head to its nearest other prototype. Mass at 1 is collapse.', 'no checkpoint to measure')}
+${plotSection('spread', 'Prototype spread', plots.spread, "Per run, the final teacher head's prototypes, L2-normalised. Left: on their top two principal axes (centred on their mean), binned on a square grid, with the axes' range and the colour scale (prototypes per cell, log scale) shared by the runs. A tight group of prototypes is one dark cell; prototypes spread over many dimensions make a pale cloud, each axis holding little of their variance. Right: the angles between every pair of prototypes, as a share of the K(K − 1)/2 pairs. Pairs inside a collapsed group pile up near 0°; in many dimensions, spread prototypes sit near 90° of each other.", 'no checkpoint to measure')}
 ${gallerySection(runs, an)}
 </body></html>
 `;

@@ -40,6 +40,8 @@ const METRICS: Record<string, Label> = {
   teacher_temp: L('teacher temperature'),
   img_per_s: L('throughput (images/s)', 'count'),
   step_ms: L('step time (ms)', 'ms'),
+  step_s: L('step time (s)', 'seconds'),
+  peak_bytes: L('peak live memory (bytes)', 'count'),
   em_beta: L('EM β'),
   em_split: L('EM splits', 'count'),
 };

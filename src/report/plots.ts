@@ -17,6 +17,8 @@ import {
   type Row,
 } from './chart.js';
 import { alarmLabel, metricLabel } from './labels.js';
+import { formatTick, niceTicks, tickFormat } from './ticks.js';
+import type { PrototypeSpread } from '../eval/index.js';
 
 export { renderSpec } from './chart.js';
 
@@ -216,12 +218,143 @@ function nnSpec(runs: RunData[], analyses: RunAnalysis[]): TopLevelSpec {
   return { config: CHART_CONFIG, vconcat: panels } as TopLevelSpec;
 }
 
+/** Cells per side of the projection's grid: fine enough to show a tight group as one spot. */
+const SPREAD_CELLS = 32;
+/** Pairs closer than this are counted in each panel's title: a collapsed group's pairs land there. */
+const NEAR_DEGREES = 10;
+const SPREAD_SIZE = 240;
+
+/** The largest coordinate of a projection, either axis. */
+function extent(p: PrototypeSpread['projection']): number {
+  let m = 0;
+  for (let k = 0; k < p.x.length; k++) m = Math.max(m, Math.abs(p.x[k]), Math.abs(p.y[k]));
+  return m;
+}
+
+/**
+ * The projection binned on a square grid over [−m, m] (niced) on both axes, so distances read true;
+ * the runs share m, so a head spread over many dimensions shows as the small cloud it is next to one
+ * whose few groups span the plane.
+ */
+export function projectionCells(p: PrototypeSpread['projection'], m: number, cells = SPREAD_CELLS) {
+  const t = niceTicks(-m, m);
+  const [lo, hi] = t.domain,
+    w = (hi - lo) / cells;
+  const counts = new Map<number, number>();
+  const cell = (v: number) => Math.min(cells - 1, Math.max(0, Math.floor((v - lo) / w)));
+  for (let k = 0; k < p.x.length; k++) {
+    const key = cell(p.x[k]) * cells + cell(p.y[k]);
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  const values: Row[] = [...counts].map(([key, count]) => {
+    const i = Math.floor(key / cells),
+      j = key % cells;
+    return { x0: lo + i * w, x1: lo + (i + 1) * w, y0: lo + j * w, y1: lo + (j + 1) * w, count };
+  });
+  return { ticks: t, values };
+}
+
+/** Share of the pairs whose angle is below `deg` (a bin edge). */
+export function shareBelow(a: PrototypeSpread['angles'], deg: number): number {
+  let n = 0;
+  a.counts.forEach((c, b) => {
+    if (a.edges[b + 1] <= deg + 1e-9) n += c;
+  });
+  return a.pairs > 0 ? n / a.pairs : 0;
+}
+
+/**
+ * One row per run: the prototypes binned on their principal plane (colour: prototypes per cell, on
+ * a log scale shared by the runs, so a tight group is one dark cell) and the histogram of the
+ * angles between every pair of prototypes.
+ */
+function spreadSpec(runs: RunData[], analyses: RunAnalysis[]): TopLevelSpec {
+  const m = Math.max(...analyses.map((a) => (a.spread ? extent(a.spread.projection) : 0)));
+  const grids = analyses.map((a) => (a.spread ? projectionCells(a.spread.projection, m) : null));
+  const most = Math.max(2, ...grids.flatMap((g) => g?.values.map((v) => v.count as number) ?? []));
+  const color = {
+    field: 'count',
+    type: 'quantitative' as const,
+    title: 'prototypes per cell',
+    scale: { type: 'log', domain: [1, most], range: ['#9ecae1', '#08306b'] },
+  };
+  const angleAxis = {
+    field: 'lo',
+    type: 'quantitative' as const,
+    title: 'angle between two prototypes (°)',
+    scale: { domain: [0, 180], nice: false, zero: false },
+    axis: { values: [0, 30, 60, 90, 120, 150, 180], format: ',.0f' },
+  };
+  const rows = analyses.flatMap((a, i) => {
+    const g = grids[i];
+    if (!a.spread || !g) return [];
+    const { projection: p, angles } = a.spread;
+    const axis = (n: number) => ({
+      type: 'quantitative' as const,
+      title: `principal axis ${n + 1} (${(100 * p.explained[n]).toFixed(1)}% of variance)`,
+      scale: { domain: g.ticks.domain, nice: false, zero: false },
+      axis: { values: g.ticks.values, format: tickFormat(g.ticks) },
+    });
+    const bars: Row[] = Array.from(angles.counts, (c, b) => ({
+      lo: angles.edges[b],
+      hi: angles.edges[b + 1],
+      share: (100 * c) / angles.pairs,
+    }));
+    return [
+      {
+        title: { text: runs[i].name, anchor: 'start' as const, fontSize: 12 },
+        hconcat: [
+          {
+            width: SPREAD_SIZE,
+            height: SPREAD_SIZE,
+            data: { values: g.values },
+            mark: { type: 'rect' as const, tooltip: false },
+            encoding: {
+              x: { field: 'x0', ...axis(0) },
+              x2: { field: 'x1' },
+              y: { field: 'y0', ...axis(1) },
+              y2: { field: 'y1' },
+              color,
+            },
+          },
+          {
+            title: {
+              text: `${(100 * shareBelow(angles, NEAR_DEGREES)).toFixed(1)}% of ${formatTick(angles.pairs, 0)} pairs within ${NEAR_DEGREES}°`,
+              fontSize: 11,
+              fontWeight: 'normal' as const,
+            },
+            width: CHART_WIDTH - SPREAD_SIZE,
+            height: SPREAD_SIZE,
+            data: { values: bars },
+            mark: { type: 'rect' as const, tooltip: false, color: '#4c78a8' },
+            encoding: {
+              x: angleAxis,
+              x2: { field: 'hi' },
+              y: {
+                field: 'share',
+                ...niceAxis(
+                  bars.map((v) => v.share as number),
+                  'share of prototype pairs (%)',
+                  { zero: true },
+                ),
+              },
+              y2: { datum: 0 },
+            },
+          },
+        ],
+      },
+    ];
+  });
+  return { config: CHART_CONFIG, vconcat: rows } as TopLevelSpec;
+}
+
 export interface PlotSet {
   loss: Plot | null;
   unique: Plot | null;
   sweep: Plot | null;
   knn: Plot | null;
   nn: Plot | null;
+  spread: Plot | null;
 }
 
 /** Each plot, or null where no run has the data for it. */
@@ -232,6 +365,7 @@ export async function renderPlots(runs: RunData[], analyses: RunAnalysis[]): Pro
     knn: runs.some((r) => r.epochs.some((e) => e.knnTop1 !== undefined && Number.isFinite(e.knnTop1))),
     nn: analyses.some((a) => a.unique),
     sweep: analyses.some((a) => a.unique?.sweep.length),
+    spread: analyses.some((a) => a.spread),
   };
   return {
     loss: has.loss ? { id: 'loss', title: 'Training loss', svg: await renderSpec(lossSpec(runs)) } : null,
@@ -244,6 +378,9 @@ export async function renderPlots(runs: RunData[], analyses: RunAnalysis[]): Pro
     knn: has.knn ? { id: 'knn', title: 'k-NN top-1', svg: await renderSpec(knnSpec(runs)) } : null,
     nn: has.nn
       ? { id: 'nn', title: 'Nearest-neighbour similarity', svg: await renderSpec(nnSpec(runs, analyses)) }
+      : null,
+    spread: has.spread
+      ? { id: 'spread', title: 'Prototype spread', svg: await renderSpec(spreadSpec(runs, analyses)) }
       : null,
   };
 }

@@ -59,6 +59,9 @@ export function niceTicks(min: number, max: number, opts: TickOptions = {}): Tic
     for (const m of [1, 2, 5]) {
       const step = power(m, e);
       if (opts.integer && step < 1) continue;
+      // A step longer than the data's span pads it to a tick on either side of zero whatever its
+      // size, and such a count ties with the right one (−0.5…0.5 got −50, 0, 50).
+      if (step > span * (1 + 1e-9) && best) continue;
       // A bound that is a multiple of the step (0.3 / 0.1 = 2.9999999999999996) must not gain an
       // extra tick from rounding; the tolerance is relative, so it never skips past real data.
       const a = lo / step,

@@ -65,6 +65,13 @@ export interface StepRecord {
   momentum: number;
   teacher_temp: number;
   img_per_s: number;
+  /**
+   * Seconds per step since the previous record, training only: checkpoint writes and the epoch
+   * diagnostics between them are not counted (img_per_s leaves them out too).
+   */
+  step_s: number;
+  /** The most bytes the backend held live at once since the previous record, epoch diagnostics excluded. */
+  peak_bytes: number;
   /** --prototypes em: the E-step's β this step, and the components split since the last record. */
   em_beta?: number;
   em_split?: number;
@@ -364,7 +371,23 @@ async function run(
   };
   const traffic: StepTraffic = { steps: 0, submits: 0, waits: 0, maxSubmits: 0, maxWaits: 0 };
   let t0 = performance.now();
-  let imagesSince = 0;
+  let imagesSince = 0,
+    stepsSince = 0;
+  // Time and memory of what runs between steps but is not training (saving, epoch diagnostics): a
+  // run's cost per step, compared between methods, must not depend on how often it is evaluated.
+  let pausedMs = 0,
+    peakBeforePause = 0;
+  const paused = async <T>(work: () => Promise<T>): Promise<T> => {
+    const t = performance.now();
+    peakBeforePause = Math.max(peakBeforePause, be.peakLiveBytes());
+    try {
+      return await work();
+    } finally {
+      be.resetPeakLiveBytes();
+      pausedMs += performance.now() - t;
+    }
+  };
+  be.resetPeakLiveBytes();
   let emSplits = 0;
 
   // Only states every applied update of which passed the finiteness check reach save(), so a
@@ -443,6 +466,7 @@ async function run(
     countTraffic(traffic, sent, be.traffic());
     step++;
     imagesSince += B;
+    stepsSince++;
     if (bad) {
       const what =
         bad.tensor === 'loss'
@@ -481,7 +505,7 @@ async function run(
     const epochDone = step % niter === 0 || step === totalSteps;
     if (!bad && (step % cfg.log_every === 0 || epochDone)) {
       const value = loss;
-      const dt = (performance.now() - t0) / 1000;
+      const dt = (performance.now() - t0 - pausedMs) / 1000;
       const rec: StepRecord = {
         epoch,
         step,
@@ -491,11 +515,17 @@ async function run(
         momentum: m,
         teacher_temp: temp,
         img_per_s: imagesSince / dt,
+        step_s: dt / stepsSince,
+        peak_bytes: Math.max(peakBeforePause, be.peakLiveBytes()),
         ...(em ? { em_beta: em.beta(step - 1), em_split: emSplits } : {}),
       };
       emSplits = 0;
       t0 = performance.now();
       imagesSince = 0;
+      stepsSince = 0;
+      pausedMs = 0;
+      peakBeforePause = 0;
+      be.resetPeakLiveBytes();
       history.push(rec);
       log.write({ event: 'step', ...rec });
       const extra: Record<string, string> = { 'img/s': rec.img_per_s.toFixed(0) };
@@ -521,14 +551,16 @@ async function run(
         total: niter,
         loss: history.at(-1)?.loss,
       });
-      await save(epoch + 1);
-      const extra = hooks.onEpoch
-        ? await hooks.onEpoch({ epoch, step, final: step === totalSteps, student, teacher, backend: be })
-        : undefined;
+      const extra = await paused(async () => {
+        await save(epoch + 1);
+        return hooks.onEpoch
+          ? await hooks.onEpoch({ epoch, step, final: step === totalSteps, student, teacher, backend: be })
+          : undefined;
+      });
       log.write({ event: 'epoch', epoch: epoch + 1, step, loss: history.at(-1)?.loss, ...(extra ?? {}) });
       if (extra) report(alarms.epoch(step, epoch + 1, extra));
     } else if (cfg.save_every > 0 && step % cfg.save_every === 0) {
-      await save(epoch);
+      await paused(() => save(epoch));
     }
   }
   let profile: ProfileReport | undefined;

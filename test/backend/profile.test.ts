@@ -35,6 +35,8 @@ const NOT_KERNELS: Record<Exclude<keyof Backend, KernelName>, true> = {
   flush: true,
   memory: true,
   traffic: true,
+  peakLiveBytes: true,
+  resetPeakLiveBytes: true,
   destroy: true,
 };
 

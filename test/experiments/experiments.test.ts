@@ -22,6 +22,7 @@ import {
   stat,
   writeResults,
   type ExperimentRun,
+  type RemedyComparison,
   type RunResult,
 } from '../../src/experiments/index.js';
 import { writeExperimentPlots } from '../../src/experiments/plots.js';
@@ -289,6 +290,16 @@ test('quick runs: trained, evaluated, readable by the report, then resumed witho
       o.result.curve.map((c) => c.step),
       [8],
     );
+    // The cost: the median of the log's step times, the highest of its peaks of live bytes.
+    const steps = readJsonl(join(dir, o.result.name, 'log.jsonl')).records.filter((r) => r.event === 'step');
+    assert.ok(steps.length >= 2, `${steps.length} step records`);
+    const times = steps.map((r) => r.step_s as number).sort((x, y) => x - y);
+    assert.ok(times.every((t) => t > 0 && Number.isFinite(t)));
+    const mid = times.length >> 1;
+    assert.is(o.result.stepSeconds, times.length % 2 ? times[mid] : (times[mid - 1] + times[mid]) / 2);
+    assert.is(o.result.peakBytes, Math.max(...steps.map((r) => r.peak_bytes as number)));
+    // At least the teacher's and the student's prototypes, which are live throughout.
+    assert.ok(o.result.peakBytes! > 2 * 64 * 4, `peak ${o.result.peakBytes} bytes`);
     const run = loadRun(join(dir, o.result.name));
     assert.is(run.epochs.length, 1);
     assert.equal(run.epochs[0].unique, o.result.curve[0].unique);
@@ -315,6 +326,8 @@ test('quick runs: trained, evaluated, readable by the report, then resumed witho
   assert.is(re.status, 'evaluated');
   assert.equal(re.result.metrics, a.result.metrics);
   assert.equal(re.result.curve, a.result.curve);
+  assert.is(re.result.stepSeconds, a.result.stepSeconds, 'the cost is read back from the log');
+  assert.is(re.result.peakBytes, a.result.peakBytes);
 
   // Another step count is another experiment: refused, naming the file.
   try {
@@ -349,6 +362,8 @@ test('quick runs: trained, evaluated, readable by the report, then resumed witho
     `init k-NN ${base.result.metrics.knnTop1}`,
   );
   assert.not.ok(existsSync(join(dir, init.name, 'checkpoint.safetensors')), 'the baseline trained');
+  assert.is(base.result.stepSeconds, undefined, 'an untrained baseline has no step time');
+  assert.is(base.result.peakBytes, undefined);
 
   // iBOT checkpoints carry the mask token; the final evaluation rebuilds the network with it.
   const ibot: ExperimentRun = {
@@ -371,8 +386,17 @@ test('quick runs: trained, evaluated, readable by the report, then resumed witho
     groups: unknown[];
     missing: string[];
     runs: unknown[];
+    remedies: Record<'frozen' | 'full', RemedyComparison[]>;
   };
   assert.is(saved.groups.length, 2);
+  // DINO + KoLeo-proto against DINO: its cost as ratios to the run at the same seed.
+  assert.is(saved.remedies.full.length, 0);
+  const [kp] = saved.remedies.frozen;
+  assert.is(kp.koleoProto, 0.1);
+  assert.is(kp.stepTimeFrom, 'step');
+  assert.is(kp.stepTimeRatio!.mean, b.result.stepSeconds! / re.result.stepSeconds!);
+  assert.is(kp.memoryRatio!.mean, b.result.peakBytes! / re.result.peakBytes!);
+  assert.is(groups.find((g) => g.koleoProto > 0)!.peakBytes!.mean, b.result.peakBytes);
   assert.equal(saved.missing, []);
   assert.is(groups.find((g) => g.koleoProto > 0)!.metrics['unique@0.025']!.mean, b.result.metrics.unique['0.025']);
   assert.ok(existsSync(join(dir, b.result.name, 'checkpoint.safetensors')));

@@ -106,6 +106,26 @@ test('the report reads both runs and measures their checkpoints', () => {
   }
 });
 
+test('prototype spread: both runs measured from their checkpoints, one row of two panels each', () => {
+  for (const [i, r] of result.runs.entries()) {
+    const s = result.analyses[i].spread!;
+    assert.is(s.prototypes, 64, r.name);
+    assert.is(s.angles.pairs, (64 * 63) / 2);
+    assert.is(
+      s.angles.counts.reduce((a, b) => a + b, 0),
+      s.angles.pairs,
+    );
+    assert.is(s.projection.x.length, 64);
+    assert.ok(s.projection.explained[0] >= s.projection.explained[1] && s.projection.explained[0] <= 1);
+  }
+  const sec = /<section id="spread">([\s\S]*?)<\/section>/.exec(html)?.[1] ?? '';
+  for (const r of result.runs) assert.ok(sec.includes(`>${r.name}</text>`), `a row titled ${r.name}`);
+  assert.is((sec.match(/pairs within 10°<\/text>/g) ?? []).length, 2, 'an angle histogram per run');
+  assert.is((sec.match(/>principal axis 1 \(\d+\.\d% of variance\)<\/text>/g) ?? []).length, 2);
+  assert.match(sec, '>prototypes per cell</text>');
+  assert.match(sec, 'K(K − 1)/2 pairs');
+});
+
 test('HTML: one self-contained page with every section, plot and gallery image', () => {
   assert.ok(html.startsWith('<!DOCTYPE html>'));
   for (const t of [
@@ -115,16 +135,17 @@ test('HTML: one self-contained page with every section, plot and gallery image',
     'k-NN over training',
     'Nearest-neighbour similarity',
     'Unique prototypes against ε',
+    'Prototype spread',
     'Prototype gallery',
   ]) {
     assert.ok(html.includes(`<h2>${t}</h2>`), `section '${t}'`);
   }
-  for (const id of ['loss', 'unique', 'sweep', 'knn', 'nn']) {
+  for (const id of ['loss', 'unique', 'sweep', 'knn', 'nn', 'spread']) {
     const sec = new RegExp(`<section id="${id}">([\\s\\S]*?)</section>`).exec(html)?.[1] ?? '';
     assert.is((sec.match(/<svg[\s>]/g) ?? []).length, 1, `one plot in section ${id}`);
     assert.ok(existsSync(result.html.replace(/\.html$/, `.${id}.svg`)), `${id}.svg written`);
   }
-  assert.is(result.svgs.length, 5);
+  assert.is(result.svgs.length, 6);
   assert.match(html, /<p class="note" id="eps-metric">ε metric: Euclidean/);
   const table = /<table id="results-table">[\s\S]*?<\/table>/.exec(html)?.[0] ?? '';
   assert.ok(table.includes('base') && table.includes('highlr'), 'both runs in the table');
@@ -161,7 +182,7 @@ test('no raw key reaches the page: every column, axis and setting has a human la
   for (const label of ['test images', 'k-NN bank images', 'usage entropy (% of max)', 'k-NN top-1 (%)'])
     assert.ok(text.includes(label), `label '${label}'`);
   // The plots' axis titles and legends too (their SVG text is part of the page's text).
-  for (const id of ['loss', 'knn', 'unique', 'sweep', 'nn']) {
+  for (const id of ['loss', 'knn', 'unique', 'sweep', 'nn', 'spread']) {
     const svg = readFileSync(result.html.replace(/\.html$/, `.${id}.svg`), 'utf8');
     const t = [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]).join(' ');
     assert.not.match(t, /\b[a-z]+_[a-z0-9_]+\b/, `${id}.svg`);
@@ -197,7 +218,7 @@ test('headless Chromium renders the plots and a non-blank page', () => {
       maxBuffer: 64 << 20,
     });
     assert.is(dom.status, 0, `chromium --dump-dom failed: ${dom.stderr?.slice(-500)}`);
-    for (const id of ['loss', 'unique', 'sweep', 'knn', 'nn']) {
+    for (const id of ['loss', 'unique', 'sweep', 'knn', 'nn', 'spread']) {
       const sec = new RegExp(`<section id="${id}">([\\s\\S]*?)</section>`).exec(dom.stdout)?.[1] ?? '';
       const paths = [...sec.matchAll(/<path[^>]*\sd="([^"]+)"/g)]
         .map((m) => m[1])

@@ -53,6 +53,10 @@ test('tiny ranges get just the decimals that tell ticks apart', () => {
 test('negative ranges and ranges across zero: "−" signs, a plain 0', () => {
   assert.equal(labels(checkTicks(-3.2, -0.1)), ['−4', '−3', '−2', '−1', '0']);
   assert.equal(labels(checkTicks(-0.7, 0.3)), ['−1.0', '−0.5', '0.0', '0.5']);
+  // Symmetric about 0, every step longer than the range also gives three ticks: none is taken.
+  assert.equal(labels(checkTicks(-0.45, 0.45)), ['−0.5', '0.0', '0.5']);
+  assert.equal(labels(checkTicks(-0.5, 0.5)), ['−1', '0', '1']);
+  assert.equal(labels(checkTicks(-3e-7, 3e-7)), ['−0.0000004', '−0.0000002', '0.0000000', '0.0000002', '0.0000004']);
   // -0.1 + 0.1 in floats is not exactly 0: the tick must still be a plain 0.
   const t = checkTicks(-0.3, 0.25);
   assert.ok(t.values.includes(0) && !t.values.some((v) => Object.is(v, -0)));

@@ -97,6 +97,14 @@ export class WasmBackend implements Backend {
     return { submits: 0, waits: 0 };
   }
 
+  peakLiveBytes(): number {
+    return this.rt.peakLiveBytes;
+  }
+
+  resetPeakLiveBytes(): void {
+    this.rt.peakLiveBytes = this.rt.liveBytes;
+  }
+
   destroy(): void {
     this.rt.destroy();
   }

@@ -68,6 +68,8 @@ export class WasmRuntime {
   liveBuffers = 0;
   liveBytes = 0;
   pooledBytes = 0;
+  /** The high-water mark of liveBytes (Backend.peakLiveBytes). */
+  peakLiveBytes = 0;
   /** A small block reserved for kernels that take shape/stride arrays. */
   readonly scratch: number;
   private destroyed = false;
@@ -157,6 +159,7 @@ export class WasmRuntime {
     }
     this.liveBuffers++;
     this.liveBytes += cls;
+    if (this.liveBytes > this.peakLiveBytes) this.peakLiveBytes = this.liveBytes;
     return ptr;
   }
 

@@ -91,6 +91,14 @@ export class WebGPUBackend implements Backend, PassTimingSource {
     return { start: () => rt.startTiming(), passes: () => rt.timedPasses(), stop: () => rt.stopTiming() };
   }
 
+  peakLiveBytes(): number {
+    return this.rt.peakLiveBytes;
+  }
+
+  resetPeakLiveBytes(): void {
+    this.rt.peakLiveBytes = this.rt.liveBytes;
+  }
+
   destroy(): void {
     this.rt.destroy();
   }

@@ -173,6 +173,8 @@ export class WebGPURuntime {
   liveBuffers = 0;
   liveBytes = 0;
   pooledBytes = 0;
+  /** The high-water mark of liveBytes (Backend.peakLiveBytes). */
+  peakLiveBytes = 0;
   private destroyed = false;
   /** The kernel being encoded, so asynchronous device errors can name it. */
   private lastKernel = '';
@@ -257,6 +259,7 @@ export class WebGPURuntime {
     }
     this.liveBuffers++;
     this.liveBytes += bytes;
+    if (this.liveBytes > this.peakLiveBytes) this.peakLiveBytes = this.liveBytes;
     return { length, dtype, buffer, bytes, freed: false };
   }
 
