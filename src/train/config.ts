@@ -309,11 +309,6 @@ function validateEm(cfg: TrainConfig): void {
       'vmf',
       "learns the prototypes' norms by gradient; with --prototypes em EM fits the prototypes",
     );
-  if (cfg.prototypes_only)
-    throw new ConfigError(
-      'prototypes_only',
-      "trains the prototype matrix alone by gradient; with --prototypes em nothing would be left for gradients to train (EM fits the prototypes over the head's bottleneck features)",
-    );
   if (cfg.em_target === 'responsibilities' && cfg.centering === 'sinkhorn')
     throw new ConfigError(
       'em_target',
