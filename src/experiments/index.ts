@@ -6,3 +6,4 @@ export * from './aggregate.js';
 export * from './driver.js';
 export { writeExperimentPlots } from './plots.js';
 export * from './compare.js';
+export * from './sweep.js';
