@@ -16,7 +16,12 @@ import {
   pairedDifferences,
   pairedTable,
   runExperiments,
+  parseSweep,
+  sweepRows,
+  sweepTable,
+  KOLEO_PROTO,
   type ExperimentsOptions,
+  type Method,
 } from '../experiments/index.js';
 
 function listFlag<T extends string>(cmd: string, name: string, v: string | undefined, all: readonly T[]): T[] {
@@ -28,6 +33,17 @@ function listFlag<T extends string>(cmd: string, name: string, v: string | undef
   for (const x of xs)
     if (!all.includes(x as T)) throw new Error(`${cmd}: --${name} takes a comma list of ${all.join(', ')}, got '${x}'`);
   return xs as T[];
+}
+
+const SWEEP_METHODS = [...new Set([...FULL_METHODS, ...FROZEN_METHODS])] as Method[];
+
+/** --koleo_proto 0,0.1: the weights each method runs at; the grid's cells exist at 0 and KOLEO_PROTO. */
+function koleoProtos(cmd: string, v: string): number[] {
+  const xs = v.split(',').map((s) => Number(s.trim()));
+  for (const x of xs)
+    if (x !== 0 && x !== KOLEO_PROTO)
+      throw new Error(`${cmd}: --koleo_proto takes a comma list of 0 and ${KOLEO_PROTO}, got '${v}'`);
+  return [...new Set(xs)];
 }
 
 export async function experiments(argv: string[]): Promise<void> {
@@ -51,6 +67,10 @@ export async function experiments(argv: string[]): Promise<void> {
       frozen_backbone: { type: 'string' },
       methods: { type: 'string' },
       frozen_methods: { type: 'string' },
+      sweep: { type: 'string', multiple: true },
+      sweep_methods: { type: 'string' },
+      data: { type: 'string' },
+      koleo_proto: { type: 'string' },
       aggregate: { type: 'boolean', default: false },
       list: { type: 'boolean', default: false },
       plots: { type: 'string' },
@@ -70,6 +90,14 @@ export async function experiments(argv: string[]): Promise<void> {
       ? { frozenMethods: listFlag(cmd, 'frozen_methods', values.frozen_methods, FROZEN_METHODS) }
       : {}),
     ...(values.frozen_backbone !== undefined ? { frozenBackbone: values.frozen_backbone } : {}),
+    ...(values.data !== undefined
+      ? { data: listFlag(cmd, 'data', values.data, ['balanced', 'longtail'] as const) }
+      : {}),
+    ...(values.koleo_proto !== undefined ? { koleoProtos: koleoProtos(cmd, values.koleo_proto) } : {}),
+    ...(values.sweep !== undefined ? { sweeps: values.sweep.map(parseSweep) } : {}),
+    ...(values.sweep_methods !== undefined
+      ? { sweepMethods: listFlag(cmd, 'sweep_methods', values.sweep_methods, SWEEP_METHODS) }
+      : {}),
     out: values.out!,
     backend: backendKind(cmd, values.backend),
     ...(values.threads !== undefined ? { threads: intFlag(cmd, 'threads', values.threads, 0) } : {}),
@@ -87,7 +115,14 @@ export async function experiments(argv: string[]): Promise<void> {
   }
   const s = await runExperiments(opts);
   console.log(`\n${s.table}\n`);
-  const paired = pairedDifferences(s.results);
+  if (opts.sweeps?.length)
+    console.log(
+      `Sweep (${opts.sweeps.map((w) => `--${w.flag} ${w.values.join(', ')}`).join('; ')}; mean ± std over seeds; ` +
+        `'–': a method the sweep does not apply to):\n\n${sweepTable(sweepRows(s.results, opts.sweeps), opts.sweeps)}\n`,
+    );
+  // The comparisons below pair cells that differ in one thing; a sweep cell has no such twin.
+  const plain = s.results.filter((r) => !r.sweep);
+  const paired = pairedDifferences(plain);
   if (paired.length)
     console.log(
       `KoLeo-proto minus none, paired by seed (mean ± 95% interval; accuracies in points):\n\n${pairedTable(paired)}\n`,
@@ -107,7 +142,7 @@ export async function experiments(argv: string[]): Promise<void> {
     }
   }
   for (const setting of opts.settings) {
-    const rows = compareToDino(s.results, setting);
+    const rows = compareToDino(plain, setting);
     // With DINO ± KoLeo-proto alone the differences repeat the paired table above, but not the cost.
     if (rows.length)
       console.log(

@@ -38,12 +38,20 @@ commands:
   experiments [--seeds 3] [--variant_seeds 1] [--quick] [--out runs/experiments] [--only frozen,full]
               [--tier main,variant] [--frozen_steps N] [--full_steps N] [--full_recipe NAME] [--ks 1024,4096]
               [--methods dino,em] [--frozen_methods dino] [--frozen_backbone FILE] [--aggregate] [--list] [--plots DIR]
+              [--data balanced,longtail] [--koleo_proto 0,0.1] [--sweep FLAG=v1,v2 ...] [--sweep_methods em]
                                                       the paper's grid: DINO ± KoLeo-proto (and variants), balanced
                                                       and long-tailed, frozen and full; resumable; results.json + table;
                                                       --methods: the full comparison's methods (dino, sinkhorn, memax,
                                                       vmf, ibot, em); --frozen_methods: the frozen one's (dino,
-                                                      sinkhorn, memax, vmf); --frozen_backbone: the frozen setting on a
-                                                      trained backbone (export --to backbone) instead of PCA-64
+                                                      sinkhorn, memax, vmf, em; em fits the prototypes over the fixed
+                                                      PCA-64 features); --frozen_backbone: the frozen setting on a
+                                                      trained backbone (export --to backbone) instead of PCA-64;
+                                                      --data / --koleo_proto: keep only these data columns / weights;
+                                                      --sweep (repeatable): one-at-a-time, each cell of --sweep_methods
+                                                      (default all) once more per value of a training flag (train
+                                                      --help) that differs from the cell's; cells named by the value
+                                                      (frozen-balanced-em-eta0.005-s0); a table of the swept values
+                                                      with unique prototypes, usage and k-NN; results.json 'sweep'
   bench [suite ...] [--quick] [--profile]             run the benchmarks (see bench/); --profile adds per-kernel-family
                                                       time profiles (dino-step)
 `;

@@ -1,6 +1,6 @@
 // Aggregation over seeds: mean ± std per cell, KoLeo-proto's paired differences and the Markdown
 // tables (results.json is written by results.ts).
-import { LONG_TAIL_RATIO, type DataKind, type Method, type Setting } from './grid.js';
+import { LONG_TAIL_RATIO, type DataKind, type ExperimentRun, type Method, type Setting } from './grid.js';
 import type { CurvePoint, RunMetrics, RunResult } from './run.js';
 
 export interface Stat {
@@ -45,6 +45,8 @@ export interface Group {
   data: DataKind;
   method: Method;
   koleoProto: number;
+  /** A `--sweep` cell's values (absent for plain cells). */
+  sweep?: ExperimentRun['sweep'];
   seeds: number[];
   runs: string[];
   prototypes: number;
@@ -60,7 +62,7 @@ export interface Group {
 export function aggregate(results: RunResult[]): Group[] {
   const groups = new Map<string, RunResult[]>();
   for (const r of results) {
-    const key = `${r.setting}|${r.metrics.prototypes}|${r.data}|${r.method}|${r.koleoProto}`;
+    const key = `${r.setting}|${r.metrics.prototypes}|${r.data}|${r.method}|${r.koleoProto}|${JSON.stringify(r.sweep ?? null)}`;
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key)!.push(r);
   }
@@ -89,6 +91,7 @@ export function aggregate(results: RunResult[]): Group[] {
       data: r0.data,
       method: r0.method,
       koleoProto: r0.koleoProto,
+      ...(r0.sweep ? { sweep: r0.sweep } : {}),
       seeds: rs.map((r) => r.seed),
       runs: rs.map((r) => r.name),
       prototypes: r0.metrics.prototypes,
@@ -120,20 +123,30 @@ export function fmt(s: Stat | undefined, pct: boolean, digits = pct ? 1 : 0): st
   return s.n > 1 ? `${(k * s.mean).toFixed(digits)} ± ${(k * s.std).toFixed(digits)}` : (k * s.mean).toFixed(digits);
 }
 
-/** The README table: one row per (setting, data, method, KoLeo-proto), mean ± std over n seeds. */
+/** A group's method column: its label, and a sweep cell's values after it. */
+export const groupLabel = (g: Pick<Group, 'method' | 'sweep'>) =>
+  `${METHOD_LABEL[g.method]}${
+    g.sweep
+      ? ` (${Object.entries(g.sweep)
+          .map(([f, v]) => `${f}=${String(v)}`)
+          .join(', ')})`
+      : ''
+  }`;
+
+/** The README table: one row per (setting, data, method, KoLeo-proto, swept values), mean ± std over n seeds. */
 export function markdownTable(groups: Group[]): string {
   const order = (g: Group) => [
     g.setting === 'frozen' ? 0 : 1,
     g.prototypes,
     g.data === 'balanced' ? 0 : 1,
-    ['init', 'dino', 'sinkhorn', 'memax', 'vmf', 'ibot'].indexOf(g.method),
+    ['init', 'dino', 'sinkhorn', 'memax', 'vmf', 'ibot', 'em'].indexOf(g.method),
     g.koleoProto,
   ];
   const sorted = [...groups].sort((a, b) => {
     const x = order(a),
       y = order(b);
     for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i] - y[i];
-    return 0;
+    return groupLabel(a).localeCompare(groupLabel(b));
   });
   const lines = [
     '| setting | data | method | KoLeo-proto | n | unique ε=0.025 | unique ε=0.1 | k-NN top-1 % | linear top-1 % | 5-way 5-shot % | tail classes k-NN % | tail classes linear % | prototypes used |',
@@ -142,7 +155,7 @@ export function markdownTable(groups: Group[]): string {
   for (const g of sorted) {
     const m = g.metrics;
     lines.push(
-      `| ${g.setting} | ${dataLabel(g.data)} | ${METHOD_LABEL[g.method]} | ${g.koleoProto || 0} | ${g.seeds.length} ` +
+      `| ${g.setting} | ${dataLabel(g.data)} | ${groupLabel(g)} | ${g.koleoProto || 0} | ${g.seeds.length} ` +
         `| ${fmt(m['unique@0.025'], false)} / ${g.prototypes} | ${fmt(m['unique@0.1'], false)} / ${g.prototypes} | ${fmt(m.knnTop1, true)} | ${fmt(m.linearTop1, true)} ` +
         `| ${fmt(m.fewShot5way5shot, true)} | ${fmt(m.knnTail, true)} | ${fmt(m.linearTail, true)} | ${fmt(m.usageUsed, false)} |`,
     );

@@ -84,6 +84,12 @@ export function compareToDino(results: RunResult[], setting: Setting = 'full'): 
   );
 }
 
+const sweptValues = (r: RunResult) =>
+  r.sweep
+    ? ` (${Object.entries(r.sweep)
+        .map(([f, v]) => `${f}=${String(v)}`)
+        .join(', ')})`
+    : '';
 const remedyLabel = (method: Method, kp: number) =>
   method === 'dino' && kp > 0 ? 'DINO + KoLeo-proto' : `${METHOD_LABEL[method]}${kp > 0 ? ' + KoLeo-proto' : ''}`;
 
@@ -126,13 +132,13 @@ export function remedyTable(rows: RemedyComparison[]): string {
 /**
  * Unique prototypes (greedy) over SWEEP_EPS, mean ± std over seeds, one table per reading of ε
  * (Euclidean distance between unit prototypes; 1 − cosine). Runs evaluated before the sweep existed
- * are left out.
+ * are left out; `--sweep` cells are rows of their own, their values after the method.
  */
 export function uniqueSweepTables(results: RunResult[], setting: Setting = 'full'): string {
   const rs = results.filter((r) => r.setting === setting && r.metrics.uniqueSweep);
   const groups = new Map<string, RunResult[]>();
   for (const r of rs) {
-    const k = `${r.metrics.prototypes}|${r.data}|${r.method}|${r.koleoProto}`;
+    const k = `${r.metrics.prototypes}|${r.data}|${r.method}|${r.koleoProto}|${JSON.stringify(r.sweep ?? null)}`;
     if (!groups.has(k)) groups.set(k, []);
     groups.get(k)!.push(r);
   }
@@ -142,7 +148,8 @@ export function uniqueSweepTables(results: RunResult[], setting: Setting = 'full
       a[0].metrics.prototypes - b[0].metrics.prototypes ||
       a[0].data.localeCompare(b[0].data) ||
       a[0].method.localeCompare(b[0].method) ||
-      a[0].koleoProto - b[0].koleoProto,
+      a[0].koleoProto - b[0].koleoProto ||
+      JSON.stringify(a[0].sweep ?? '').localeCompare(JSON.stringify(b[0].sweep ?? '')),
   );
   const tables: string[] = [];
   for (const metric of EPS_METRICS) {
@@ -159,7 +166,7 @@ export function uniqueSweepTables(results: RunResult[], setting: Setting = 'full
         fmt(stat(g.map((r) => r.metrics.uniqueSweep![metric][String(e)])) ?? undefined, false),
       );
       lines.push(
-        `| ${r0.metrics.prototypes} | ${dataLabel(r0.data)} | ${remedyLabel(r0.method, r0.koleoProto)} | ${g.length} | ${cells.join(' | ')} |`,
+        `| ${r0.metrics.prototypes} | ${dataLabel(r0.data)} | ${remedyLabel(r0.method, r0.koleoProto)}${sweptValues(r0)} | ${g.length} | ${cells.join(' | ')} |`,
       );
     }
     tables.push(lines.join('\n'));

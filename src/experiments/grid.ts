@@ -4,14 +4,17 @@ import { longTailCounts } from '../data/index.js';
 import { validate, DEFAULTS, type TrainConfig } from '../train/config.js';
 import { presetValues } from '../train/presets.js';
 import { frozenBackboneConfig } from './frozen-backbone.js';
+import { effectiveValue, sweepSuffix, type Sweep, type SweepValue } from './sweep.js';
+import type { FlagName } from '../train/flags.js';
 
 export type Setting = 'frozen' | 'full';
 export type DataKind = 'balanced' | 'longtail';
 /** 'init': the full-training network at random initialisation, evaluated without training (the baseline). */
 /**
- * 'em': prototypes fitted by online EM (--prototypes em); full training only (the frozen setting
- * trains the prototypes alone) and without KoLeo-proto (no gradient reaches them). In the full main
- * comparison through `--methods dino,em`; in no default grid's cell list, so a running grid keeps its cells.
+ * 'em': prototypes fitted by online EM (--prototypes em), without KoLeo-proto (no gradient reaches
+ * them). In the frozen setting EM fits the prototypes over the fixed PCA-64 features and nothing
+ * trains by gradient. Through `--methods dino,em` / `--frozen_methods dino,em`; in no default grid's
+ * cell list, so a running grid keeps its cells.
  */
 export type Method = 'dino' | 'sinkhorn' | 'memax' | 'vmf' | 'ibot' | 'init' | 'em';
 export type Tier = 'main' | 'variant';
@@ -32,6 +35,8 @@ export interface ExperimentRun {
   seed: number;
   tier: Tier;
   config: Partial<TrainConfig>;
+  /** The values a `--sweep` cell changes from its method's plain cell (absent for plain cells). */
+  sweep?: Partial<Record<FlagName, SweepValue>>;
 }
 
 export interface EvalSizes {
@@ -66,12 +71,24 @@ export interface GridOptions {
   fullMethods?: Method[];
   /** Methods of the frozen main comparison (default: DINO and Sinkhorn-Knopp), each ± KoLeo-proto. */
   frozenMethods?: Method[];
+  /** Data columns (default both). */
+  data?: DataKind[];
+  /** KoLeo-proto weights each method runs at (default 0 and KOLEO_PROTO; 'em' at 0 only). */
+  koleoProtos?: number[];
+  /**
+   * One-at-a-time sweeps: each of `sweepMethods`' cells once more for every value of each swept flag
+   * that differs from the cell's own (other flags as in the cell), so sweeps around the defaults share
+   * their centre, the plain cell.
+   */
+  sweeps?: Sweep[];
+  /** Methods the sweeps apply to (default: every trained method of the grid). */
+  sweepMethods?: Method[];
 }
 
 /** Methods a full main comparison can hold (the untrained baseline is always in it). */
 export const FULL_METHODS: readonly Method[] = ['dino', 'sinkhorn', 'memax', 'vmf', 'ibot', 'em'];
-/** The frozen setting trains prototypes alone by gradient: no patch tokens (iBOT), no EM. */
-export const FROZEN_METHODS: readonly Method[] = ['dino', 'sinkhorn', 'memax', 'vmf'];
+/** The frozen setting has no patch tokens (iBOT); EM fits its prototypes over the PCA-64 features. */
+export const FROZEN_METHODS: readonly Method[] = ['dino', 'sinkhorn', 'memax', 'vmf', 'em'];
 
 const METHOD_CONFIG: Record<Method, Partial<TrainConfig>> = {
   dino: { centering: 'centering' },
@@ -140,6 +157,7 @@ export function runConfig(
   seed: number,
   opts: Pick<GridOptions, 'quick' | 'frozenSteps' | 'fullSteps' | 'fullRecipe' | 'frozenBackbone'>,
   prototypes?: number,
+  sweep?: Partial<Record<FlagName, SweepValue>>,
 ): Partial<TrainConfig> {
   let base: Partial<TrainConfig>;
   if (setting === 'frozen') {
@@ -182,6 +200,8 @@ export function runConfig(
       ...(setting === 'full' ? { hidden_dim: 32, bottleneck_dim: 16 } : {}),
     });
   }
+  // Last, so a swept value holds even where quick mode shrinks the run.
+  if (sweep) Object.assign(cfg, sweep);
   validate({ ...DEFAULTS, ...cfg });
   return cfg;
 }
@@ -194,19 +214,42 @@ export function runName(
   koleoProto: number,
   seed: number,
   prototypes?: number,
+  sweep?: Partial<Record<FlagName, SweepValue>>,
 ): string {
-  return `${setting}-${prototypes !== undefined ? `k${prototypes}-` : ''}${data}-${method}${koleoProto > 0 ? '-kp' : ''}-s${seed}`;
+  return `${setting}-${prototypes !== undefined ? `k${prototypes}-` : ''}${data}-${method}${koleoProto > 0 ? '-kp' : ''}${sweepSuffix(sweep, method)}-s${seed}`;
 }
 
 /** The grid in the order it runs: the main comparison seed by seed, then the variants. */
 export function experimentGrid(opts: GridOptions): ExperimentRun[] {
   const runs: ExperimentRun[] = [];
   const ks = fullKs(opts);
-  const push = (tier: Tier, setting: Setting, data: DataKind, method: Method, kp: number, seed: number, k?: number) => {
-    const config = runConfig(setting, data, method, kp, seed, opts, k);
+  const names = new Set<string>();
+  const cell = (
+    tier: Tier,
+    setting: Setting,
+    data: DataKind,
+    method: Method,
+    kp: number,
+    seed: number,
+    k: number | undefined,
+    sweep?: Partial<Record<FlagName, SweepValue>>,
+  ) => {
+    let config;
+    try {
+      config = runConfig(setting, data, method, kp, seed, opts, k, sweep);
+    } catch (e) {
+      if (!sweep) throw e;
+      const [f, v] = Object.entries(sweep)[0];
+      throw new Error(
+        `experiments: --sweep ${f}=${String(v)} on ${setting} ${method}: ${(e as Error).message} (--sweep_methods chooses the methods a sweep applies to)`,
+      );
+    }
     const prototypes = config.out_dim ?? DEFAULTS.out_dim;
+    const name = runName(setting, data, method, kp, seed, k === undefined ? undefined : prototypes, sweep);
+    if (names.has(name)) return;
+    names.add(name);
     runs.push({
-      name: runName(setting, data, method, kp, seed, k === undefined ? undefined : prototypes),
+      name,
       setting,
       prototypes,
       data,
@@ -215,13 +258,25 @@ export function experimentGrid(opts: GridOptions): ExperimentRun[] {
       seed,
       tier,
       config,
+      ...(sweep ? { sweep } : {}),
     });
   };
+  const push = (tier: Tier, setting: Setting, data: DataKind, method: Method, kp: number, seed: number, k?: number) => {
+    cell(tier, setting, data, method, kp, seed, k);
+    if (method === 'init' || (opts.sweepMethods && !opts.sweepMethods.includes(method))) return;
+    const plain = runConfig(setting, data, method, kp, seed, opts, k);
+    for (const sw of opts.sweeps ?? [])
+      for (const v of sw.values)
+        if (JSON.stringify(v) !== JSON.stringify(effectiveValue(plain, sw.flag)))
+          cell(tier, setting, data, method, kp, seed, k, { [sw.flag]: v });
+  };
+  const dataKinds = opts.data ?? (['balanced', 'longtail'] as const);
+  const kps = opts.koleoProtos ?? [0, KOLEO_PROTO];
   const add = (tier: Tier, setting: Setting, methods: Method[], seeds: number, k?: number) => {
     for (let seed = 0; seed < seeds; seed++) {
-      for (const data of ['balanced', 'longtail'] as const) {
+      for (const data of dataKinds) {
         for (const method of methods)
-          for (const kp of method === 'em' ? [0] : [0, KOLEO_PROTO]) push(tier, setting, data, method, kp, seed, k);
+          for (const kp of method === 'em' ? [0] : kps) push(tier, setting, data, method, kp, seed, k);
       }
     }
   };
@@ -234,7 +289,7 @@ export function experimentGrid(opts: GridOptions): ExperimentRun[] {
   add('main', 'frozen', frozenMain, opts.seeds);
   // The untrained baselines first: they take a minute and every trained cell is read against them.
   for (let seed = 0; seed < opts.seeds; seed++) {
-    for (const data of ['balanced', 'longtail'] as const) push('main', 'full', data, 'init', 0, seed, ks[0]);
+    for (const data of dataKinds) push('main', 'full', data, 'init', 0, seed, ks[0]);
   }
   for (const m of opts.fullMethods ?? [])
     if (!FULL_METHODS.includes(m))

@@ -7,3 +7,4 @@ export * from './results.js';
 export * from './driver.js';
 export { writeExperimentPlots } from './plots.js';
 export * from './compare.js';
+export * from './sweep.js';

@@ -7,6 +7,7 @@ import { KOLEO_PROTO, LONG_TAIL_IMAGES, LONG_TAIL_RATIO, type ExperimentRun, typ
 import type { RunResult } from './run.js';
 import { aggregate, pairedDifferences, type Group } from './aggregate.js';
 import { compareToDino } from './compare.js';
+import { sweepRows } from './sweep.js';
 
 export function collectResults(outDir: string, runs: ExperimentRun[]): RunResult[] {
   const out: RunResult[] = [];
@@ -19,6 +20,7 @@ export function collectResults(outDir: string, runs: ExperimentRun[]): RunResult
 
 export function writeResults(outDir: string, opts: GridOptions, grid: ExperimentRun[], results: RunResult[]): Group[] {
   const groups = aggregate(results);
+  const plain = results.filter((r) => !r.sweep);
   const missing = grid.filter((r) => !results.some((x) => x.name === r.name)).map((r) => r.name);
   writeFileSync(
     join(outDir, 'results.json'),
@@ -27,8 +29,10 @@ export function writeResults(outDir: string, opts: GridOptions, grid: Experiment
         written: new Date().toISOString(),
         grid: { ...opts, longTailRatio: LONG_TAIL_RATIO, koleoProto: KOLEO_PROTO, balancedImages: LONG_TAIL_IMAGES },
         groups,
-        paired: pairedDifferences(results),
-        remedies: { frozen: compareToDino(results, 'frozen'), full: compareToDino(results, 'full') },
+        // Sweep cells differ from their setting's cell in a swept flag: they pair with nothing.
+        paired: pairedDifferences(plain),
+        remedies: { frozen: compareToDino(plain, 'frozen'), full: compareToDino(plain, 'full') },
+        ...(opts.sweeps?.length ? { sweep: sweepRows(results, opts.sweeps) } : {}),
         missing,
         runs: results,
       },

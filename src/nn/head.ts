@@ -124,7 +124,12 @@ export class PrototypeHead extends Module {
     this.last_layer = this.addChild('last_layer', new WeightNormLinear(be, inDim, outDim, g, normLastLayer));
   }
 
+  /** The unit vectors the prototypes score (--prototypes em fits its mixture over them). */
+  embed(x: Tensor): Tensor {
+    return l2Normalize(x, -1);
+  }
+
   forward(x: Tensor): Tensor {
-    return this.last_layer.forward(l2Normalize(x, -1));
+    return this.last_layer.forward(this.embed(x));
   }
 }

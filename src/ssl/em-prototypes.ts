@@ -1,7 +1,8 @@
 // Decoupled prototypes (--prototypes em): the K prototypes are the means of a diagonal-covariance
-// Gaussian mixture over the teacher's L2-normalised bottleneck features, fitted by online EM with
-// deterministic annealing instead of by gradient. The equations, and which parts of them are our
-// reconstruction of arXiv 2510.20108, are in docs/em-prototypes.md; the names here follow it.
+// Gaussian mixture over the teacher's L2-normalised bottleneck features (backbone features with
+// --prototypes_only), fitted by online EM with deterministic annealing instead of by gradient. The
+// equations, and which parts of them are our reconstruction of arXiv 2510.20108, are in
+// docs/em-prototypes.md; the names here follow it.
 //
 // Everything runs on the device through existing ops (two matmuls for the log-joint, softmax,
 // reductions, elementwise), so both backends fit the mixture with their own kernels; a B×K×D

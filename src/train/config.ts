@@ -76,6 +76,20 @@ export function parseTrainArgs(argv: string[], base: TrainConfig = DEFAULTS): Tr
   return validate(cfg as unknown as TrainConfig);
 }
 
+/**
+ * One flag's value from its text, as the command line would parse it: its kind and choices checked
+ * here, ranges and combinations left to validate() on the whole config.
+ */
+export function parseFlagValue<K extends keyof TrainConfig>(name: K, text: string): TrainConfig[K] {
+  const kind = KINDS[name];
+  if (!kind) throw new ConfigError(name, 'unknown flag');
+  const v = kind === 'bool' ? parseBool(name, text) : parseValue(name, kind, text);
+  const choices = CHOICES[name];
+  if (choices && !choices.includes(v as string))
+    throw new ConfigError(name, `must be one of ${choices.join(', ')}, got '${text}'`);
+  return v as TrainConfig[K];
+}
+
 function findPreset(argv: string[]): string | null {
   let found: string | null = null;
   for (let i = 0; i < argv.length; i++) {
@@ -308,11 +322,6 @@ function validateEm(cfg: TrainConfig): void {
     throw new ConfigError(
       'vmf',
       "learns the prototypes' norms by gradient; with --prototypes em EM fits the prototypes",
-    );
-  if (cfg.prototypes_only)
-    throw new ConfigError(
-      'prototypes_only',
-      "trains the prototype matrix alone by gradient; with --prototypes em nothing would be left for gradients to train (EM fits the prototypes over the head's bottleneck features)",
     );
   if (cfg.em_target === 'responsibilities' && cfg.centering === 'sinkhorn')
     throw new ConfigError(

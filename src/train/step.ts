@@ -19,7 +19,6 @@ import { koleoLoss, koleoProtoLoss, meMaxLoss } from '../ssl/regularizers.js';
 import type { KoleoProtoCache } from '../ssl/koleo-cache.js';
 import { ibotPatchLoss, updatePatchCenter } from '../ssl/ibot.js';
 import { VisionTransformer } from '../nn/vit.js';
-import { DINOHead } from '../nn/head.js';
 import type { EmPrototypes } from '../ssl/em-prototypes.js';
 import { reshape } from '../tensor/ops/view.js';
 import type { TrainConfig } from './config.js';
@@ -134,6 +133,9 @@ export function dinoGradients(
   const { cfg, student } = s;
   if (micro.length === 0) throw new Error('dinoAccumStep: no micro-batch');
   const N = micro.length;
+  // --prototypes em with --prototypes_only on a frozen backbone: EM fits the only weights there are,
+  // the loss is still measured (and logged) but has nothing to differentiate.
+  const differentiable = student.trainableParameters().length > 0;
   return tidy(() => {
     const losses: Tensor[] = [];
     const dinos: Tensor[] = [];
@@ -143,7 +145,7 @@ export function dinoGradients(
     for (const mb of micro) {
       const { loss, dino, tOut, tPatch, tEmb } = tidy(() => {
         const r = microLoss(s, mb, sch);
-        backward(N === 1 ? r.loss : mul(r.loss, 1 / N));
+        if (differentiable) backward(N === 1 ? r.loss : mul(r.loss, 1 / N));
         return r;
       });
       losses.push(loss);
@@ -271,10 +273,10 @@ function microLoss(
     sPatch: Tensor | null = null,
     tEmb: Tensor | null = null,
     nPatches = 0;
-  // --prototypes em needs the teacher's bottleneck features as well as its logits.
+  // --prototypes em needs the features the teacher's prototypes score (the head's bottleneck, or with
+  // --prototypes_only the backbone's) as well as its logits.
   const teacherHead = (h: Tensor): { out: Tensor; emb: Tensor | null } => {
     if (!s.em) return { out: teacher.head.forward(h), emb: null };
-    if (!(teacher.head instanceof DINOHead)) throw new Error('--prototypes em needs the DINO head');
     const emb = teacher.head.embed(h);
     return { out: teacher.head.last_layer.forward(emb), emb };
   };

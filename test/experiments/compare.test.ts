@@ -37,8 +37,8 @@ test('--methods dino,em: EM cells at every seed and head size, without KoLeo-pro
   assert.equal([...new Set(frozen.map((r) => `${r.tier} ${r.method}`))], ['main dino', 'variant memax', 'variant vmf']);
   assert.is(frozen.filter((r) => r.tier === 'main').length, 12);
   assert.throws(
-    () => experimentGrid({ seeds: 1, variantSeeds: 0, quick: true, frozenMethods: ['em'] }),
-    /--frozen_methods takes dino, sinkhorn, memax, vmf, got 'em'/,
+    () => experimentGrid({ seeds: 1, variantSeeds: 0, quick: true, frozenMethods: ['ibot'] }),
+    /--frozen_methods takes dino, sinkhorn, memax, vmf, em, got 'ibot'/,
   );
   assert.throws(
     () => experimentGrid({ seeds: 1, variantSeeds: 0, quick: true, fullMethods: ['init' as Method] }),
@@ -176,6 +176,11 @@ test('unique prototypes over ε: one table per reading of ε, mean ± std, runs 
   assert.match(t, '| 256 | balanced | DINO (centering) | 2 | 155 ± 7 | 145 ± 7 | 135 ± 7 | 125 ± 7 | 115 ± 7 |');
   assert.not.match(t, 'EM prototypes');
   assert.is(uniqueSweepTables([mk('em', 0, 0, 0.7, 256, 1, false)]), '');
+  // A --sweep cell is a row of its own, named by its values, not averaged into its method's plain row.
+  const swept = { ...mk('dino', 0, 0, 0.7, 100, 1), sweep: { teacher_temp: 0.07 } };
+  const ts = uniqueSweepTables([mk('dino', 0, 0, 0.7, 200, 1), mk('dino', 0, 1, 0.7, 210, 1), swept]);
+  assert.match(ts, '| 256 | balanced | DINO (centering) | 2 | 205 ± 7 |');
+  assert.match(ts, '| 256 | balanced | DINO (centering) (teacher_temp=0.07) | 1 | 100 |');
 });
 
 test.run();

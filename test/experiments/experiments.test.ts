@@ -128,13 +128,22 @@ test('grid: main comparison first, same seeds with and without KoLeo-proto, uniq
   assert.is(grid.find((r) => r.method === 'vmf')!.config.norm_last_layer, false);
 });
 
-test("'em' is a selectable full-training method, in no default grid's cells", () => {
+test("'em' is a selectable method of both settings, in no default grid's cells", () => {
   const cfg = runConfig('full', 'balanced', 'em', 0, 1, { quick: true }, 256);
   assert.is(cfg.prototypes, 'em');
   assert.is(cfg.koleo_proto, 0);
-  // KoLeo-proto has nothing to act on, and the frozen setting trains the prototypes alone by gradient.
+  // KoLeo-proto has nothing to act on.
   assert.throws(() => runConfig('full', 'balanced', 'em', 0.1, 1, { quick: true }), /--koleo_proto/);
-  assert.throws(() => runConfig('frozen', 'balanced', 'em', 0, 1, { quick: true }), /--prototypes_only/);
+  assert.throws(() => runConfig('frozen', 'balanced', 'em', 0.1, 1, { quick: true }), /--koleo_proto/);
+  // Frozen: the PCA-64 cell of every other method, with EM fitting its prototype matrix.
+  const frozen = runConfig('frozen', 'balanced', 'em', 0, 1, { quick: false });
+  assert.equal(
+    { ...frozen, prototypes: undefined },
+    { ...runConfig('frozen', 'balanced', 'dino', 0, 1, { quick: false }), prototypes: undefined },
+  );
+  assert.is(frozen.prototypes, 'em');
+  assert.is(frozen.arch, 'pca');
+  assert.is(frozen.prototypes_only, true);
   for (const quick of [true, false]) {
     const grid = experimentGrid({ seeds: 2, variantSeeds: 1, quick });
     assert.ok(grid.length > 0);

@@ -39,10 +39,6 @@ test('flags that have no meaning with --prototypes em are refused, naming the fl
   const refuse = (args: string[], re: RegExp) => assert.throws(() => parseTrainArgs(args), re);
   refuse(['--prototypes', 'em', '--koleo_proto', '0.1'], /--koleo_proto: .*no gradient reaches them/);
   refuse(['--prototypes', 'em', '--vmf', '--norm_last_layer', 'false'], /--vmf: .*EM fits the prototypes/);
-  refuse(
-    ['--prototypes', 'em', '--prototypes_only', '--freeze_backbone'],
-    /--prototypes_only: .*nothing would be left for gradients to train/,
-  );
   refuse(['--em_eta', '0.1'], /--em_eta: \(0\.1\) only applies with --prototypes em/);
   refuse(['--em_target', 'responsibilities'], /--em_target: .*only applies with --prototypes em/);
   refuse(['--prototypes', 'em', '--em_eta', '1'], /--em_eta: must be in \(0, 1\)/);
@@ -53,8 +49,15 @@ test('flags that have no meaning with --prototypes em are refused, naming the fl
     /--em_target: responsibilities replaces the teacher target/,
   );
   refuse(['--prototypes', 'mean'], /--prototypes: must be one of gradient, em/);
-  // What stays allowed: centring, me-max, a frozen backbone (the head's MLP still learns), the responsibilities target.
-  for (const extra of [[], ['--centering', 'memax'], ['--freeze_backbone'], ['--em_target', 'responsibilities']])
+  // What stays allowed: centring, me-max, a frozen backbone (the head's MLP still learns), the
+  // responsibilities target, and the prototype matrix alone (EM over the backbone's features).
+  for (const extra of [
+    [],
+    ['--centering', 'memax'],
+    ['--freeze_backbone'],
+    ['--em_target', 'responsibilities'],
+    ['--prototypes_only', '--freeze_backbone'],
+  ])
     assert.is(parseTrainArgs(['--prototypes', 'em', ...extra]).prototypes, 'em');
 });
 
@@ -96,6 +99,44 @@ test('no gradient reaches the prototypes; both heads hold exactly the M-step mea
       );
     assert.equal(ck.tensors.get('em.usage')!.shape, [1, K]);
     assert.ok(ck.meta.em && ck.meta.em.generator.offset > 0, 'the split stream is saved and was drawn from');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--prototypes_only on a frozen backbone: nothing to differentiate, EM alone moves the prototypes', async () => {
+  const be = await getBackend(wasmCase);
+  const dir = mkdtempSync(join(tmpdir(), 'protodino-em-only-'));
+  try {
+    let trainable = -1;
+    const r = await train(
+      { ...tiny, prototypes_only: true, freeze_backbone: true, output_dir: dir },
+      {
+        backend: be,
+        afterBackward: ({ student }) => {
+          trainable = student.trainableParameters().length;
+        },
+      },
+    );
+    assert.is(trainable, 0, 'a parameter is left for gradients');
+    assert.is(r.history.length, 2);
+    assert.ok(
+      r.history.every((h) => Number.isFinite(h.loss)),
+      'the loss is still measured',
+    );
+    const ck = readCheckpoint(r.checkpoint);
+    const count = ck.tensors.get('em.count')!.data,
+      sum = ck.tensors.get('em.sum')!.data;
+    // The mixture lives on the backbone's features: vit_cpu's width, not the head's bottleneck.
+    const [K, D] = ck.tensors.get('em.sum')!.shape;
+    assert.is(K, 64);
+    assert.is(D, ck.tensors.get('teacher.head.last_layer.weight_v')!.shape[1]);
+    // Two updates of 2B = 8 features on top of the initial pseudo-count of 1 per component, less what
+    // the forgetting (η = 0.02 per sample) took: the fitted statistics saw every feature.
+    const mass = Array.from(count).reduce((a, b) => a + b, 0);
+    assert.ok(mass > K + 15 && mass <= K + 16, `total mass ${mass}`);
+    const mean = Float32Array.from({ length: K * D }, (_, i) => Math.fround(sum[i] / count[Math.floor(i / D)]));
+    assert.equal(Array.from(ck.tensors.get('teacher.head.last_layer.weight_v')!.data), Array.from(mean));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
