@@ -1,14 +1,16 @@
 // Benny suite for the matmul kernel: square products (n = 128…1024) and the products of a ViT-Tiny
 // training step (64 images × 65 tokens, width 192, MLP 768, 3 heads of 64), on wasm (simd and
-// relaxed builds, 1 and 2 threads), WebGPU (labelled software on llvmpipe, which says nothing about
-// GPU speed) and the peer, tfjs-backend-wasm (XNNPACK) on one thread, all in the same run. Reports
-// GFLOP/s from each case's median time (best of several passes), the ratio to tfjs, and the
-// fraction of one core's measured multiply-add peak (assembly/peak.ts).
+// relaxed builds, 1 and 2 threads), WebGPU (its kernel chosen by shape, and the previous tile64
+// kernel as the baseline; labelled software on llvmpipe, which says nothing about GPU speed) and
+// the peer, tfjs-backend-wasm (XNNPACK) on one thread, all in the same run. Reports GFLOP/s from
+// each case's median time (best of several passes), the ratio to tfjs, and the fraction of one
+// core's measured multiply-add peak (assembly/peak.ts).
 import b from 'benny';
 import type { Summary } from 'benny/lib/internal/common-types.js';
 import type { Backend, MatmulParams, Storage } from '../src/backend/backend.js';
 import { WasmBackend } from '../src/backend/wasm/index.js';
 import { WebGPUBackend } from '../src/backend/webgpu/index.js';
+import { forceMatmulVariant, type MatmulVariant } from '../src/backend/webgpu/matmul.js';
 import { caseOptions, markdownTable, quickMode, type SuiteReport } from './harness.js';
 import { createTfjsPeer, type Peer } from './tfjs-peer.js';
 
@@ -69,7 +71,8 @@ function random(n: number, seed: number): Float32Array {
   return d;
 }
 
-function ours(be: Backend, label: string, async: boolean): Engine {
+/** `variant`: a WebGPU kernel to force instead of the backend's choice by shape. */
+function ours(be: Backend, label: string, async: boolean, variant?: MatmulVariant): Engine {
   return {
     label,
     backend: be instanceof WasmBackend ? be : undefined,
@@ -95,12 +98,22 @@ function ours(be: Backend, label: string, async: boolean): Engine {
         activation: 'none',
         accumulate: false,
       };
-      const run = async
-        ? async () => {
-            be.matmul(a, bm, c, p);
-            await be.sync();
+      const matmul = variant
+        ? () => {
+            forceMatmulVariant(variant);
+            try {
+              be.matmul(a, bm, c, p);
+            } finally {
+              forceMatmulVariant(null);
+            }
           }
         : () => be.matmul(a, bm, c, p);
+      const run = async
+        ? async () => {
+            matmul();
+            await be.sync();
+          }
+        : matmul;
       return { run, dispose: () => [a, bm, c].forEach((t) => be.free(t)) };
     },
     destroy: () => be.destroy(),
@@ -146,7 +159,10 @@ async function engines(): Promise<Engine[]> {
   }
   try {
     const gpu = await WebGPUBackend.create({ adapter: 'any' });
-    list.push(ours(gpu, gpu.software ? 'webgpu (software)' : 'webgpu', true));
+    const label = gpu.software ? 'webgpu (software)' : 'webgpu';
+    list.push(ours(gpu, label, true));
+    // The previous kernel, the baseline the choice by shape was measured against (src/backend/webgpu/matmul.ts).
+    list.push({ ...ours(gpu, `${label} tile64`, true, 'tile64'), destroy: () => {} });
   } catch (e) {
     console.log(`matmul: WebGPU unavailable (${(e as Error).message})`);
   }

@@ -4,6 +4,8 @@
 // global reads stay coalesced either way. Threads own rows ly + 16r and columns lx + 16c, so the
 // shared-memory reads of a warp are consecutive and the stores to C coalesce. Workgroup z is the
 // batch; the offsets in the uniform let the host split grids past 65535 workgroups per dimension.
+// No longer chosen by src/backend/webgpu/matmul.ts (wgsl/matmul-vec4.wgsl, bitwise-equal, was faster
+// at every shape measured on llvmpipe); kept as the baseline bench/matmul.ts measures against.
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;

@@ -196,7 +196,7 @@ export interface ElementwiseKernels {
   ): void;
 }
 
-/** matmul (assembly/matmul.ts, wgsl/matmul.wgsl); out is [batch, m, n] contiguous */
+/** matmul (assembly/matmul.ts, wgsl/matmul.wgsl and wgsl/matmul-vec4.wgsl); out is [batch, m, n] contiguous */
 export interface MatmulKernels {
   matmul(a: Storage, b: Storage, out: Storage, p: MatmulParams): void;
 }

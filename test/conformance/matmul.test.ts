@@ -4,6 +4,8 @@ import { assertClose, gradCheck, randArray, read } from '../helpers/check.js';
 import * as pd from '../../src/tensor/index.js';
 import type { Backend, MatmulParams } from '../../src/backend/backend.js';
 import { linearRef, matmulRef, type MatmulRefParams } from '../reference/matmul.js';
+import { WebGPUBackend } from '../../src/backend/webgpu/index.js';
+import { forceMatmulVariant, MATMUL_VARIANTS, matmulVariant } from '../../src/backend/webgpu/matmul.js';
 
 const TRANSPOSES: [boolean, boolean][] = [
   [false, false],
@@ -12,8 +14,9 @@ const TRANSPOSES: [boolean, boolean][] = [
   [true, true],
 ];
 
-// m, n, k: odd sizes, edges of the 4x8 register tile and the 64x64 GPU tile, k past one 256-deep
-// K block, m past one and several 128-row chunks, and m ≠ n ≠ k throughout.
+// m, n, k: odd sizes, edges of the 4x8 register tile, the 64x64 GPU tile and the 128-row tile of
+// the large-product WebGPU kernel, k past one 256-deep K block, m past one and several 128-row
+// chunks, and m ≠ n ≠ k throughout.
 const SHAPES: [number, number, number][] = [
   [1, 1, 1],
   [3, 5, 7],
@@ -23,8 +26,32 @@ const SHAPES: [number, number, number][] = [
   [129, 33, 3],
   [65, 70, 300],
   [133, 9, 20],
+  [127, 63, 17],
+  [255, 65, 31],
   [520, 12, 40],
 ];
+
+/** Products the WebGPU backend's own choice sends to its 128-row kernel (m ≥ 1024), odd sizes around its tiles. */
+const LARGE_SHAPES: [number, number, number][] = [
+  [1025, 63, 17],
+  [1151, 65, 33],
+];
+
+/**
+ * Runs `body` once per WebGPU matmul kernel (forced), then once with the choice by shape; on other
+ * backends once. `what` names the kernel for messages.
+ */
+async function eachKernel(be: Backend, body: (what: string) => Promise<void>): Promise<void> {
+  if (!(be instanceof WebGPUBackend)) return body('');
+  try {
+    for (const v of [...MATMUL_VARIANTS, null]) {
+      forceMatmulVariant(v);
+      await body(` [${v ?? 'by shape'}]`);
+    }
+  } finally {
+    forceMatmulVariant(null);
+  }
+}
 
 /** Runs backend.matmul on random data against the f64 reference. */
 async function checkKernel(be: Backend, p: MatmulRefParams & { seed: number }, what: string): Promise<void> {
@@ -66,8 +93,26 @@ async function checkKernel(be: Backend, p: MatmulRefParams & { seed: number }, w
 
 conformance('matmul', (test, be) => {
   test('kernel: odd sizes, every transpose combination', async () => {
-    let seed = 1;
-    for (const [m, n, k] of SHAPES) {
+    await eachKernel(be(), async (kernel) => {
+      let seed = 1;
+      for (const [m, n, k] of SHAPES) {
+        for (const [transA, transB] of TRANSPOSES) {
+          await checkKernel(
+            be(),
+            { batch: 1, m, n, k, transA, transB, seed: seed++ },
+            `${m}x${n}x${k} tA=${transA} tB=${transB}${kernel}`,
+          );
+        }
+      }
+    });
+  });
+
+  test('kernel: large products (the 128-row WebGPU kernel by shape), every transpose, epilogues', async () => {
+    if (be() instanceof WebGPUBackend) {
+      for (const [m, n, k] of LARGE_SHAPES) assert.is(matmulVariant({ batch: 1, m, n, k }), 'vec4x128');
+    }
+    let seed = 100;
+    for (const [m, n, k] of LARGE_SHAPES) {
       for (const [transA, transB] of TRANSPOSES) {
         await checkKernel(
           be(),
@@ -75,6 +120,54 @@ conformance('matmul', (test, be) => {
           `${m}x${n}x${k} tA=${transA} tB=${transB}`,
         );
       }
+      const bias = randArray(n, n);
+      await checkKernel(
+        be(),
+        { batch: 2, m, n, k, transB: true, bias, gelu: true, seed: seed++ },
+        `bias+gelu ${m}x${n}x${k}`,
+      );
+      const init = randArray(2 * m * n, seed);
+      await checkKernel(
+        be(),
+        { batch: 2, m, n, k, transA: true, init, strideA: 0, seed: seed++ },
+        `accumulate ${m}x${n}x${k}`,
+      );
+    }
+  });
+
+  test('kernel: every WebGPU kernel gives the same bits (the choice never changes training numbers)', async () => {
+    if (!(be() instanceof WebGPUBackend)) return;
+    for (const [m, n, k, transA, transB, gelu, accumulate] of [
+      [200, 70, 300, false, true, true, false],
+      [1030, 65, 37, true, false, false, true],
+      [64, 129, 1000, true, true, false, false],
+    ] as const) {
+      const a = pd.tensor(randArray(m * k, m), [m * k], be()),
+        b = pd.tensor(randArray(k * n, n), [k * n], be());
+      const bias = gelu ? pd.tensor(randArray(n, k), [n], be()) : null;
+      const init = randArray(m * n, 7);
+      const outputs: Float32Array[] = [];
+      try {
+        for (const v of MATMUL_VARIANTS) {
+          forceMatmulVariant(v);
+          const out = pd.tensor(init, [m * n], be());
+          be().matmul(a.storage, b.storage, out.storage, {
+            ...{ batch: 1, m, n, k, transA, transB, strideA: 0, strideB: 0 },
+            bias: bias?.storage ?? null,
+            activation: gelu ? 'gelu' : 'none',
+            accumulate,
+          });
+          outputs.push(Float32Array.from(await read(out)));
+          out.dispose();
+        }
+      } finally {
+        forceMatmulVariant(null);
+      }
+      for (let v = 1; v < outputs.length; v++) {
+        const differ = outputs[v].findIndex((x, i) => !Object.is(x, outputs[0][i]));
+        assert.is(differ, -1, `${m}x${n}x${k}: ${MATMUL_VARIANTS[v]} differs from ${MATMUL_VARIANTS[0]} at ${differ}`);
+      }
+      for (const t of [a, b, bias]) t?.dispose();
     }
   });
 
@@ -82,85 +175,107 @@ conformance('matmul', (test, be) => {
     const m = 70,
       n = 72,
       k = 130; // big enough that two threads split it inside a batch
-    for (const [strideA, strideB] of [
-      [m * k, k * n],
-      [0, k * n],
-      [m * k, 0],
-    ]) {
-      for (const [transA, transB] of TRANSPOSES) {
-        await checkKernel(
-          be(),
-          { batch: 3, m, n, k, transA, transB, strideA, strideB, seed: strideA + strideB },
-          `batch 3 strideA=${strideA} strideB=${strideB} tA=${transA} tB=${transB}`,
-        );
+    await eachKernel(be(), async (kernel) => {
+      for (const [strideA, strideB] of [
+        [m * k, k * n],
+        [0, k * n],
+        [m * k, 0],
+      ]) {
+        for (const [transA, transB] of TRANSPOSES) {
+          await checkKernel(
+            be(),
+            { batch: 3, m, n, k, transA, transB, strideA, strideB, seed: strideA + strideB },
+            `batch 3 strideA=${strideA} strideB=${strideB} tA=${transA} tB=${transB}${kernel}`,
+          );
+        }
       }
-    }
-    await checkKernel(be(), { batch: 5, m: 3, n: 17, k: 9, strideA: 0, transB: true, seed: 9 }, 'batch 5 small');
+      await checkKernel(
+        be(),
+        { batch: 5, m: 3, n: 17, k: 9, strideA: 0, transB: true, seed: 9 },
+        `batch 5 small${kernel}`,
+      );
+    });
   });
 
   test('kernel: a batch past one dispatch dimension (65535 workgroups)', async () => {
-    await checkKernel(be(), { batch: 65537, m: 1, n: 2, k: 3, seed: 41 }, 'batch 65537');
+    await eachKernel(be(), (kernel) =>
+      checkKernel(be(), { batch: 65537, m: 1, n: 2, k: 3, seed: 41 }, `batch 65537${kernel}`),
+    );
   });
 
   test('kernel: bias and GELU epilogue', async () => {
-    for (const [m, n, k] of [
-      [5, 19, 7],
-      [37, 70, 300],
-      [1, 3, 1],
-    ]) {
-      const bias = randArray(n, n + 3);
-      await checkKernel(be(), { batch: 1, m, n, k, transB: true, bias, seed: 11 }, `bias ${m}x${n}x${k}`);
-      await checkKernel(be(), { batch: 2, m, n, k, bias, gelu: true, seed: 12 }, `bias+gelu ${m}x${n}x${k}`);
-      await checkKernel(be(), { batch: 1, m, n, k, transA: true, gelu: true, seed: 13 }, `gelu ${m}x${n}x${k}`);
-    }
+    await eachKernel(be(), async (kernel) => {
+      for (const [m, n, k] of [
+        [5, 19, 7],
+        [37, 70, 300],
+        [1, 3, 1],
+        [130, 65, 17],
+      ]) {
+        const bias = randArray(n, n + 3);
+        const at = `${m}x${n}x${k}${kernel}`;
+        await checkKernel(be(), { batch: 1, m, n, k, transB: true, bias, seed: 11 }, `bias ${at}`);
+        await checkKernel(be(), { batch: 2, m, n, k, bias, gelu: true, seed: 12 }, `bias+gelu ${at}`);
+        await checkKernel(be(), { batch: 1, m, n, k, transA: true, gelu: true, seed: 13 }, `gelu ${at}`);
+        await checkKernel(
+          be(),
+          { batch: 1, m, n, k, transA: true, transB: true, bias, gelu: true, seed: 14 },
+          `tA tB bias+gelu ${at}`,
+        );
+      }
+    });
   });
 
   test('kernel: GELU epilogue over a wide range (tails and underflow)', async () => {
-    const m = 401,
-      n = 5;
-    const a = Array.from({ length: m }, (_, i) => -12 + (24 * i) / (m - 1));
-    const b = [1, -1, 0.5, 1.7, -0.3];
-    const ta = pd.tensor(a, [m, 1], be()),
-      tb = pd.tensor(b, [1, n], be()),
-      out = pd.empty([m, n], be());
-    be().matmul(ta.storage, tb.storage, out.storage, {
-      batch: 1,
-      m,
-      n,
-      k: 1,
-      transA: false,
-      transB: false,
-      strideA: 0,
-      strideB: 0,
-      bias: null,
-      activation: 'gelu',
-      accumulate: false,
+    await eachKernel(be(), async (kernel) => {
+      const m = 401,
+        n = 5;
+      const a = Array.from({ length: m }, (_, i) => -12 + (24 * i) / (m - 1));
+      const b = [1, -1, 0.5, 1.7, -0.3];
+      const ta = pd.tensor(a, [m, 1], be()),
+        tb = pd.tensor(b, [1, n], be()),
+        out = pd.empty([m, n], be());
+      be().matmul(ta.storage, tb.storage, out.storage, {
+        batch: 1,
+        m,
+        n,
+        k: 1,
+        transA: false,
+        transB: false,
+        strideA: 0,
+        strideB: 0,
+        bias: null,
+        activation: 'gelu',
+        accumulate: false,
+      });
+      const expected = matmulRef(Array.from(a, Math.fround), Array.from(b, Math.fround), {
+        batch: 1,
+        m,
+        n,
+        k: 1,
+        gelu: true,
+      });
+      assertClose(await read(out), expected, { rtol: 1e-5, atol: 3e-7 }, `gelu epilogue${kernel}`);
+      for (const t of [ta, tb, out]) t.dispose();
     });
-    const expected = matmulRef(Array.from(a, Math.fround), Array.from(b, Math.fround), {
-      batch: 1,
-      m,
-      n,
-      k: 1,
-      gelu: true,
-    });
-    assertClose(await read(out), expected, { rtol: 1e-5, atol: 3e-7 }, 'gelu epilogue');
-    for (const t of [ta, tb, out]) t.dispose();
   });
 
   test('kernel: accumulate adds to the output', async () => {
-    for (const [m, n, k] of [
-      [3, 5, 7],
-      [33, 20, 270],
-    ]) {
-      for (const [transA, transB] of TRANSPOSES) {
-        const init = randArray(2 * m * n, 77);
-        await checkKernel(
-          be(),
-          { batch: 2, m, n, k, transA, transB, init, strideB: 0, seed: 21 },
-          `accumulate ${m}x${n}x${k} tA=${transA} tB=${transB}`,
-        );
+    await eachKernel(be(), async (kernel) => {
+      for (const [m, n, k] of [
+        [3, 5, 7],
+        [33, 20, 270],
+        [129, 66, 19],
+      ]) {
+        for (const [transA, transB] of TRANSPOSES) {
+          const init = randArray(2 * m * n, 77);
+          await checkKernel(
+            be(),
+            { batch: 2, m, n, k, transA, transB, init, strideB: 0, seed: 21 },
+            `accumulate ${m}x${n}x${k} tA=${transA} tB=${transB}${kernel}`,
+          );
+        }
       }
-    }
+    });
   });
 
   test('kernel: row sums of op(A) alongside the product (odd sizes, k past one K block)', async () => {
@@ -227,8 +342,10 @@ conformance('matmul', (test, be) => {
   });
 
   test('kernel: k = 0 writes the bias (or zeros)', async () => {
-    await checkKernel(be(), { batch: 2, m: 3, n: 10, k: 0, bias: randArray(10, 5), seed: 31 }, 'k=0 bias');
-    await checkKernel(be(), { batch: 1, m: 5, n: 9, k: 0, seed: 32 }, 'k=0');
+    await eachKernel(be(), async (kernel) => {
+      await checkKernel(be(), { batch: 2, m: 3, n: 10, k: 0, bias: randArray(10, 5), seed: 31 }, `k=0 bias${kernel}`);
+      await checkKernel(be(), { batch: 1, m: 5, n: 9, k: 0, seed: 32 }, `k=0${kernel}`);
+    });
   });
 
   test('op: batch dims broadcast like numpy', async () => {

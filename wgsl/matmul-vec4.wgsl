@@ -1,0 +1,134 @@
+// Matmul, register-blocked: C[b] = act(op(A[b])·op(B[b]) + bias) or C[b] += op(A[b])·op(B[b]), the
+// contract, bindings and uniform of wgsl/matmul.wgsl. A workgroup of 8 x WY threads computes a
+// 4WY x 64 tile of C (WY = 16: 64 x 64; WY = 32: 128 x 64 for products with many rows), each thread
+// a 4 x 8 register block: rows 4ly..4ly+3, columns 4lx..4lx+3 and 32+4lx..32+4lx+3. K is staged 16
+// deep in workgroup memory as vec4s, so each k step is three vec4 reads for 32 multiply-adds, where
+// wgsl/matmul.wgsl's 4 x 4 scalar block reads eight floats for 16.
+//
+// Why this block, measured on llvmpipe (the software adapter: 256-bit SIMD over 8 invocations,
+// workgroup memory read lane by lane, a barrier a switch between 8-invocation coroutines), GFLOP/s
+// at the vit_cpu batch-8 step's products (800x64x256 … 64x256x800, every transpose in use), best of
+// 3-5 passes interleaved with wgsl/matmul.wgsl on a shared 2-core machine:
+//   wgsl/matmul.wgsl (16x16 threads, 4x4 scalar block)          1.8-1.9
+//   16x16 threads, 4x4 block, vec4 reads                        2.9-3.5
+//   8x8 threads, 8x8 block                                      3.0-4.3
+//   16x8 or 8x16 blocks (8x8, 8x4 or 4x8 threads)               1.0-2.5 (spilled accumulators)
+//   8x8 threads, 4x4 block (a 32x32 tile)                       2.2-3.2
+//   8x16 threads, 4x8 block (this kernel)                       4.0-4.5 (TK = 8: lower; TK = 32: level)
+// Skipping the bounds checks of the staging loads on interior tiles changed nothing (±3%): the
+// reads of workgroup memory in the k loop are the cost. The vit_cpu batch-8 WebGPU DINO step went
+// from 4.5 to 6.9 images/s (best of 5 interleaved passes); profiled, its matmuls from 1142 to 538 ms.
+// The 128-row tile (WY = 32) measured level with the 64-row one at 256-4160 rows (within this
+// machine's noise) and at half its speed at 64 rows: src/backend/webgpu/matmul.ts takes it from
+// 1024 rows, for its halved reads of B per output on a GPU.
+//
+// Each output is one chain of fma over k = 0, 1, ..., k-1 from 0 (the same 16-deep padding past k,
+// zero products), then accumulate, bias and activation, exactly as in wgsl/matmul.wgsl: both
+// kernels give bitwise-equal results, so the choice between them never changes training numbers.
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+override HAS_BIAS: bool = false;
+override GELU: bool = false;
+override ACCUMULATE: bool = false;
+override WY: u32 = 16u;
+
+const WX: u32 = 8u;
+const TN: u32 = 64u;
+const TK: u32 = 16u;
+
+struct P { m: u32, n: u32, k: u32, strideA: u32, strideB: u32, batch0: u32, tileRow0: u32, tileCol0: u32 };
+
+@group(0) @binding(0) var<storage, read> A: array<f32>;
+@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+@group(0) @binding(4) var<uniform> p: P;
+
+var<workgroup> As: array<vec4<f32>, TK * WY>; // [TK][4WY rows / 4]
+var<workgroup> Bs: array<vec4<f32>, 256>; // [TK][TN / 4]
+
+// The same erf as wgsl/matmul.wgsl (A&S 7.1.26), so the fused epilogue matches the unfused gelu op.
+fn erf(x: f32) -> f32 {
+  let s = select(1.0, -1.0, x < 0.0);
+  let z = abs(x);
+  let t = 1.0 / (1.0 + 0.3275911 * z);
+  let y = 1.0 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-z * z);
+  return s * y;
+}
+
+fn loadA(base: u32, i: u32, kk: u32) -> f32 {
+  if (i >= p.m || kk >= p.k) { return 0.0; }
+  if (TRANS_A) { return A[base + kk * p.m + i]; }
+  return A[base + i * p.k + kk];
+}
+
+fn loadB(base: u32, kk: u32, j: u32) -> f32 {
+  if (j >= p.n || kk >= p.k) { return 0.0; }
+  if (TRANS_B) { return B[base + j * p.k + kk]; }
+  return B[base + kk * p.n + j];
+}
+
+@compute @workgroup_size(WX, WY)
+fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+          @builtin(local_invocation_index) li: u32) {
+  let threads = WX * WY;
+  let batch = wid.z + p.batch0;
+  let row0 = (wid.y + p.tileRow0) * 4u * WY;
+  let col0 = (wid.x + p.tileCol0) * TN;
+  let aBase = batch * p.strideA;
+  let bBase = batch * p.strideB;
+  // acc[2r + h]: row 4ly + r, columns 4lx + 32h + (0..3).
+  var acc: array<vec4<f32>, 8>;
+  for (var k0 = 0u; k0 < p.k; k0 += TK) {
+    // Each thread stores whole vec4s: 4 rows of A (4 columns of B) at one k. Consecutive threads walk
+    // k when the operand is stored k-contiguous and rows (columns) otherwise, so they read
+    // neighbouring addresses either way. TK * WY and TK * TN / 4 are multiples of the thread count.
+    for (var e = li; e < TK * WY; e += threads) {
+      var kk: u32;
+      var i4: u32;
+      if (TRANS_A) { kk = e / WY; i4 = e % WY; } else { kk = e % TK; i4 = e / TK; }
+      let i = row0 + 4u * i4;
+      As[kk * WY + i4] = vec4(loadA(aBase, i, k0 + kk), loadA(aBase, i + 1u, k0 + kk),
+                              loadA(aBase, i + 2u, k0 + kk), loadA(aBase, i + 3u, k0 + kk));
+    }
+    for (var e = li; e < TK * TN / 4u; e += threads) {
+      var kk: u32;
+      var j4: u32;
+      if (TRANS_B) { kk = e % TK; j4 = e / TK; } else { kk = e / (TN / 4u); j4 = e % (TN / 4u); }
+      let j = col0 + 4u * j4;
+      Bs[kk * (TN / 4u) + j4] = vec4(loadB(bBase, k0 + kk, j), loadB(bBase, k0 + kk, j + 1u),
+                                     loadB(bBase, k0 + kk, j + 2u), loadB(bBase, k0 + kk, j + 3u));
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < TK; kk++) {
+      let a = As[kk * WY + lid.y];
+      let b0 = Bs[kk * (TN / 4u) + lid.x];
+      let b1 = Bs[kk * (TN / 4u) + WX + lid.x];
+      acc[0] = fma(vec4(a.x), b0, acc[0]);
+      acc[1] = fma(vec4(a.x), b1, acc[1]);
+      acc[2] = fma(vec4(a.y), b0, acc[2]);
+      acc[3] = fma(vec4(a.y), b1, acc[3]);
+      acc[4] = fma(vec4(a.z), b0, acc[4]);
+      acc[5] = fma(vec4(a.z), b1, acc[5]);
+      acc[6] = fma(vec4(a.w), b0, acc[6]);
+      acc[7] = fma(vec4(a.w), b1, acc[7]);
+    }
+    workgroupBarrier();
+  }
+  let cBase = batch * p.m * p.n;
+  for (var r = 0u; r < 4u; r++) {
+    let i = row0 + 4u * lid.y + r;
+    if (i >= p.m) { continue; }
+    for (var c = 0u; c < 8u; c++) {
+      let j = col0 + 4u * lid.x + 4u * WX * (c / 4u) + c % 4u;
+      if (j >= p.n) { continue; }
+      let o = cBase + i * p.n + j;
+      var v = acc[2u * r + c / 4u][c % 4u];
+      if (ACCUMULATE) { v += C[o]; }
+      if (HAS_BIAS) { v += bias[j]; }
+      if (GELU) { v = 0.5 * v * (1.0 + erf(v * 0.70710678118654752)); }
+      C[o] = v;
+    }
+  }
+}
