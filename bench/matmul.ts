@@ -7,7 +7,7 @@
 // core's measured multiply-add peak (assembly/peak.ts).
 import b from 'benny';
 import type { Summary } from 'benny/lib/internal/common-types.js';
-import type { Backend, MatmulParams, Storage } from '../src/backend/backend.js';
+import { matmulParams, type Backend, type Storage } from '../src/backend/backend.js';
 import { WasmBackend } from '../src/backend/wasm/index.js';
 import { WebGPUBackend } from '../src/backend/webgpu/index.js';
 import { forceMatmulVariant, type MatmulVariant } from '../src/backend/webgpu/matmul.js';
@@ -85,7 +85,7 @@ function ours(be: Backend, label: string, async: boolean, variant?: MatmulVarian
       const a = up(s.batch * s.m * s.k, 1),
         bm = up(s.batch * s.k * s.n, 2),
         c = be.alloc(s.batch * s.m * s.n, 'f32');
-      const p: MatmulParams = {
+      const p = matmulParams({
         batch: s.batch,
         m: s.m,
         n: s.n,
@@ -94,10 +94,7 @@ function ours(be: Backend, label: string, async: boolean, variant?: MatmulVarian
         transB: s.transB ?? false,
         strideA: s.m * s.k,
         strideB: s.k * s.n,
-        bias: null,
-        activation: 'none',
-        accumulate: false,
-      };
+      });
       const matmul = variant
         ? () => {
             forceMatmulVariant(variant);

@@ -267,6 +267,14 @@ export function fmtDiff(d: PairedDiff | undefined, pct: boolean): string {
   return d.ci95 === null ? sign(d.mean) : `${sign(d.mean)} ± ${(k * d.ci95).toFixed(digits)}`;
 }
 
+/** The Δ cells both paired tables share: unique at ε = 0.025 and 0.1, k-NN, linear, 5-way 5-shot, tail k-NN. */
+export function diffCells(d: Paired['diffs']): string {
+  return (
+    `| ${fmtDiff(d['unique@0.025'], false)} | ${fmtDiff(d['unique@0.1'], false)} | ${fmtDiff(d.knnTop1, true)} ` +
+    `| ${fmtDiff(d.linearTop1, true)} | ${fmtDiff(d.fewShot5way5shot, true)} | ${fmtDiff(d.knnTail, true)} `
+  );
+}
+
 /** The paired differences as a Markdown table: mean ± 95% half-interval, in points for accuracies. */
 export function pairedTable(paired: Paired[]): string {
   const lines = [
@@ -277,8 +285,7 @@ export function pairedTable(paired: Paired[]): string {
     const d = p.diffs;
     lines.push(
       `| ${p.setting} | ${p.prototypes} | ${dataLabel(p.data)} | ${METHOD_LABEL[p.method]} | ${p.seeds.length} ` +
-        `| ${fmtDiff(d['unique@0.025'], false)} | ${fmtDiff(d['unique@0.1'], false)} | ${fmtDiff(d.knnTop1, true)} | ${fmtDiff(d.linearTop1, true)} ` +
-        `| ${fmtDiff(d.fewShot5way5shot, true)} | ${fmtDiff(d.knnTail, true)} | ${fmtDiff(d.linearTail, true)} |`,
+        `${diffCells(d)}| ${fmtDiff(d.linearTail, true)} |`,
     );
   }
   return lines.join('\n');

@@ -6,8 +6,8 @@
 import type { DataKind, Method, Setting } from './grid.js';
 import {
   dataLabel,
+  diffCells,
   fmt,
-  fmtDiff,
   METHOD_LABEL,
   pairedDiff,
   pairedDiffs,
@@ -113,9 +113,7 @@ export function remedyTable(rows: RemedyComparison[]): string {
     const time = fmtRatio(r.stepTimeRatio) + (r.stepTimeRatio && r.stepTimeFrom === 'train' ? TRAIN_TIME_MARK : '');
     lines.push(
       `| ${r.prototypes} | ${dataLabel(r.data)} | ${remedyLabel(r.method, r.koleoProto)} | ${r.seeds.length} ` +
-        `| ${fmtDiff(d['unique@0.025'], false)} | ${fmtDiff(d['unique@0.1'], false)} | ${fmtDiff(d.knnTop1, true)} ` +
-        `| ${fmtDiff(d.linearTop1, true)} | ${fmtDiff(d.fewShot5way5shot, true)} | ${fmtDiff(d.knnTail, true)} ` +
-        `| ${time} | ${fmtRatio(r.memoryRatio)} |`,
+        `${diffCells(d)}| ${time} | ${fmtRatio(r.memoryRatio)} |`,
     );
   }
   const notes = [

@@ -7,8 +7,8 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Backend, KernelName, MatmulParams } from '../../src/backend/backend.js';
-import { KERNEL_NAMES } from '../../src/backend/backend.js';
+import type { Backend, KernelName } from '../../src/backend/backend.js';
+import { KERNEL_NAMES, matmulParams } from '../../src/backend/backend.js';
 import {
   ProfiledBackend,
   kernelFamily,
@@ -84,19 +84,7 @@ conformance('ProfiledBackend', (it, raw) => {
     const n = 64;
     // Every kernel reads and writes distinct storages, as the kernel contract asks.
     const [a, c, d, m, v] = [0, 1, 2, 3, 4].map(() => be.alloc(n * n, 'f32'));
-    const p: MatmulParams = {
-      batch: 1,
-      m: n,
-      n,
-      k: n,
-      transA: false,
-      transB: false,
-      strideA: 0,
-      strideB: 0,
-      bias: null,
-      activation: 'none',
-      accumulate: false,
-    };
+    const p = matmulParams({ batch: 1, m: n, n, k: n });
     try {
       be.upload(a, f32(n * n, 4));
       be.fill(m, n * n, 0);

@@ -2,7 +2,7 @@ import * as assert from 'uvu/assert';
 import { conformance } from '../helpers/backends.js';
 import { assertClose, gradCheck, randArray, read } from '../helpers/check.js';
 import * as pd from '../../src/tensor/index.js';
-import type { Backend, MatmulParams } from '../../src/backend/backend.js';
+import { matmulParams, type Backend, type MatmulParams } from '../../src/backend/backend.js';
 import { linearRef, matmulRef, type MatmulRefParams } from '../reference/matmul.js';
 import { WebGPUBackend } from '../../src/backend/webgpu/index.js';
 import { forceMatmulVariant, MATMUL_VARIANTS, matmulVariant } from '../../src/backend/webgpu/matmul.js';
@@ -234,19 +234,7 @@ conformance('matmul', (test, be) => {
       const ta = pd.tensor(a, [m, 1], be()),
         tb = pd.tensor(b, [1, n], be()),
         out = pd.empty([m, n], be());
-      be().matmul(ta.storage, tb.storage, out.storage, {
-        batch: 1,
-        m,
-        n,
-        k: 1,
-        transA: false,
-        transB: false,
-        strideA: 0,
-        strideB: 0,
-        bias: null,
-        activation: 'gelu',
-        accumulate: false,
-      });
+      be().matmul(ta.storage, tb.storage, out.storage, matmulParams({ batch: 1, m, n, k: 1, activation: 'gelu' }));
       const expected = matmulRef(Array.from(a, Math.fround), Array.from(b, Math.fround), {
         batch: 1,
         m,
@@ -287,20 +275,12 @@ conformance('matmul', (test, be) => {
           tb = pd.tensor(b.length ? b : [0], [Math.max(1, k * n)], be());
         const out = pd.empty([m * n], be()),
           sums = pd.full([m], 123, be());
-        be().matmul(ta.storage, tb.storage, out.storage, {
-          batch: 1,
-          m,
-          n,
-          k,
-          transA,
-          transB: false,
-          strideA: 0,
-          strideB: 0,
-          bias: null,
-          activation: 'none',
-          accumulate: false,
-          rowSumsA: sums.storage,
-        });
+        be().matmul(
+          ta.storage,
+          tb.storage,
+          out.storage,
+          matmulParams({ batch: 1, m, n, k, transA, rowSumsA: sums.storage }),
+        );
         const ref = new Array<number>(m).fill(0);
         for (let i = 0; i < m; i++)
           for (let kk = 0; kk < k; kk++) ref[i] += Math.fround(transA ? a[kk * m + i] : a[i * k + kk]);
@@ -322,20 +302,12 @@ conformance('matmul', (test, be) => {
     const t = pd.zeros([8], be());
     assert.throws(
       () =>
-        be().matmul(t.storage, t.storage, t.storage, {
-          batch: 2,
-          m: 1,
-          n: 2,
-          k: 2,
-          transA: false,
-          transB: false,
-          strideA: 2,
-          strideB: 0,
-          bias: null,
-          activation: 'none',
-          accumulate: false,
-          rowSumsA: t.storage,
-        }),
+        be().matmul(
+          t.storage,
+          t.storage,
+          t.storage,
+          matmulParams({ batch: 2, m: 1, n: 2, k: 2, strideA: 2, rowSumsA: t.storage }),
+        ),
       /row sums of A need batch 1/,
     );
     t.dispose();
