@@ -21,6 +21,8 @@ const CTRL_GEN = 0,
   CTRL_STOP = 6,
   CTRL_ERROR = 7;
 const MAX_ARGS = 32;
+/** How long the main thread spins for the workers to finish before it parks (see SPIN_MS in worker.ts). */
+const MAIN_SPIN_MS = 5;
 
 export type WasmBuild = 'simd' | 'relaxed';
 
@@ -250,10 +252,11 @@ export class WasmRuntime {
       error = e;
     }
     let spins = 0;
+    const waitSince = performance.now();
     for (;;) {
       const r = Atomics.load(ctrl, CTRL_REMAINING);
       if (r === 0) break;
-      if (++spins < 2000) continue;
+      if ((++spins & 1023) !== 0 || performance.now() - waitSince < MAIN_SPIN_MS) continue;
       Atomics.wait(ctrl, CTRL_REMAINING, r, 50);
     }
     if (error) throw error;
