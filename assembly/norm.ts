@@ -199,105 +199,150 @@ export function layerNormGradParams(x: usize, mean: usize, rstd: usize, dy: usiz
   return s;
 }
 
-/** Per channel: mean and biased variance (second pass over the centred values, no cancellation). */
-export function batchNormStats(x: usize, mean: usize, variance: usize, n: i32, C: i32, hw: i32, start: i32, end: i32): void {
-  const count = <f32>(n * hw);
+// BatchNorm runs in passes over planes (b, c) in [0, n·C), b-major, so a thread's planes are a run
+// of whole images: the same images its share of the convolution before or after touched (the
+// implicit GEMM splits its columns, batch × pixels, the same way). Splitting by channel instead made
+// each thread read half its planes from the other core's cache: on 2 threads, resnet_cpu's
+// BatchNorm kernels took 46-47 ms per batch-64 DINO step against 58 ms on 1 thread; split by planes,
+// 26-35 ms (two interleaved runs each on the idle 2-core host; a standalone BatchNorm on warm data
+// scales 2x either way, so it is the data's placement, not the work split, that cost). A channel's sums stay bit for bit what one thread summing its
+// planes in b order gets: each plane's partial sum is the same function of the same values, and a
+// one-thread pass (batchNormCombine) adds them per channel in b order.
+
+/** partial[pl] = Σ of plane pl (units: planes). */
+export function batchNormPlaneSums(x: usize, partial: usize, hw: i32, start: i32, end: i32): void {
+  for (let pl = start; pl < end; pl++) store<f32>(at(partial, pl), planeSum(at(x, pl * hw), hw));
+}
+
+/** partial[pl] = Σ (x − mean[c])² over plane pl = (b, c) (units: planes). */
+export function batchNormPlaneSqDevs(x: usize, mean: usize, partial: usize, C: i32, hw: i32, start: i32, end: i32): void {
+  for (let pl = start; pl < end; pl++) store<f32>(at(partial, pl), planeSqDev(at(x, pl * hw), hw, load<f32>(at(mean, pl % C))));
+}
+
+/** out[c] = (Σ_b partial[b·C + c]) / divisor, summed in b order from 0 (units: channels; run on one thread, it is n·C adds). */
+export function batchNormCombine(partial: usize, out: usize, n: i32, C: i32, divisor: f32, start: i32, end: i32): void {
   for (let c = start; c < end; c++) {
     let s: f32 = 0;
-    for (let b = 0; b < n; b++) s += planeSum(at(x, (b * C + c) * hw), hw);
-    const mu = s / count;
-    let v: f32 = 0;
-    for (let b = 0; b < n; b++) v += planeSqDev(at(x, (b * C + c) * hw), hw, mu);
-    store<f32>(at(mean, c), mu);
-    store<f32>(at(variance, c), v / count);
+    for (let b = 0; b < n; b++) s += load<f32>(at(partial, b * C + c));
+    store<f32>(at(out, c), s / divisor);
   }
 }
 
-/** y = act((x − mean)·rstd·gamma + beta + residual); gamma, beta, residual may be 0 (absent); act 1 = relu. */
+/** y = act((x − mean)·rstd·gamma + beta + residual); gamma, beta, residual may be 0 (absent); act 1 = relu. Units: planes. */
 export function batchNormApply(x: usize, mean: usize, rstd: usize, gamma: usize, beta: usize, residual: usize, out: usize,
   n: i32, C: i32, hw: i32, relu: i32, start: i32, end: i32): void {
-  for (let c = start; c < end; c++) {
+  for (let pl = start; pl < end; pl++) {
+    const c = pl % C;
     const scale = load<f32>(at(rstd, c)) * (gamma ? load<f32>(at(gamma, c)) : 1);
     const shift = (beta ? load<f32>(at(beta, c)) : 0) - load<f32>(at(mean, c)) * scale;
     const s4 = f32x4.splat(scale), t4 = f32x4.splat(shift), z4 = f32x4.splat(0);
-    for (let b = 0; b < n; b++) {
-      const off = (b * C + c) * hw;
-      const p = at(x, off), q = at(out, off), r = residual ? at(residual, off) : 0;
-      let i = 0;
-      for (; i + 4 <= hw; i += 4) {
-        let y = madd(v128.load(at(p, i)), s4, t4);
-        if (residual) y = f32x4.add(y, v128.load(at(r, i)));
-        if (relu) y = f32x4.max(y, z4);
-        v128.store(at(q, i), y);
-      }
-      for (; i < hw; i++) {
-        let y = load<f32>(at(p, i)) * scale + shift;
-        if (residual) y += load<f32>(at(r, i));
-        if (relu) y = max(y, 0);
-        store<f32>(at(q, i), y);
-      }
+    const off = pl * hw;
+    const p = at(x, off), q = at(out, off), r = residual ? at(residual, off) : 0;
+    let i = 0;
+    for (; i + 4 <= hw; i += 4) {
+      let y = madd(v128.load(at(p, i)), s4, t4);
+      if (residual) y = f32x4.add(y, v128.load(at(r, i)));
+      if (relu) y = f32x4.max(y, z4);
+      v128.store(at(q, i), y);
+    }
+    for (; i < hw; i++) {
+      let y = load<f32>(at(p, i)) * scale + shift;
+      if (residual) y += load<f32>(at(r, i));
+      if (relu) y = max(y, 0);
+      store<f32>(at(q, i), y);
     }
   }
 }
 
 /**
- * Backward of batchNormApply. g = dy, masked by y > 0 when relu. dres = g (0: not wanted);
- * dbeta = Σ g, dgamma = Σ g·x̂ (x̂ = (x − mean)·rstd); with batch statistics
- * dx = gamma·rstd·(g − mean(g) − x̂·mean(g·x̂)), else dx = gamma·rstd·g.
+ * Backward of batchNormApply, first pass: per plane pl = (b, c), partial[2·pl] = Σ g and
+ * partial[2·pl + 1] = Σ g·x̂ with g = dy (masked by y > 0 when relu) and x̂ = (x − mean)·rstd.
+ * Units: planes.
  */
-export function batchNormGrad(x: usize, y: usize, mean: usize, rstd: usize, gamma: usize, dy: usize, dx: usize, dgamma: usize,
-  dbeta: usize, dres: usize, n: i32, C: i32, hw: i32, relu: i32, batchStats: i32, start: i32, end: i32): void {
-  const count = <f32>(n * hw);
+export function batchNormGradPlaneSums(x: usize, y: usize, mean: usize, rstd: usize, dy: usize, partial: usize,
+  C: i32, hw: i32, relu: i32, start: i32, end: i32): void {
   const z4 = f32x4.splat(0);
-  for (let c = start; c < end; c++) {
+  for (let pl = start; pl < end; pl++) {
+    const c = pl % C;
     const mu = load<f32>(at(mean, c)), rs = load<f32>(at(rstd, c));
     const m4 = f32x4.splat(mu), r4 = f32x4.splat(rs);
+    const off = pl * hw;
+    const px = at(x, off), py = at(y, off), pg = at(dy, off);
+    let a4 = f32x4.splat(0), b4 = f32x4.splat(0);
+    let i = 0;
+    for (; i + 4 <= hw; i += 4) {
+      let g = v128.load(at(pg, i));
+      if (relu) g = v128.and(g, f32x4.gt(v128.load(at(py, i)), z4));
+      const xh = f32x4.mul(f32x4.sub(v128.load(at(px, i)), m4), r4);
+      a4 = f32x4.add(a4, g);
+      b4 = madd(g, xh, b4);
+    }
+    let a = hsum(a4), bb = hsum(b4);
+    for (; i < hw; i++) {
+      let g = load<f32>(at(pg, i));
+      if (relu && !(load<f32>(at(py, i)) > 0)) g = 0;
+      a += g;
+      bb += g * ((load<f32>(at(px, i)) - mu) * rs);
+    }
+    store<f32>(at(partial, 2 * pl), a);
+    store<f32>(at(partial, 2 * pl + 1), bb);
+  }
+}
+
+/**
+ * Backward of batchNormApply, between the passes: sums [C][2] = (Σ g, Σ g·x̂) per channel, the plane
+ * partials added in b order from 0, also written to dbeta and dgamma where wanted (0: not).
+ * Units: channels; run on one thread.
+ */
+export function batchNormGradCombine(partial: usize, sums: usize, dgamma: usize, dbeta: usize, n: i32, C: i32,
+  start: i32, end: i32): void {
+  for (let c = start; c < end; c++) {
     let sg: f32 = 0, sgx: f32 = 0;
     for (let b = 0; b < n; b++) {
-      const off = (b * C + c) * hw;
-      const px = at(x, off), py = at(y, off), pg = at(dy, off);
-      let a4 = f32x4.splat(0), b4 = f32x4.splat(0);
-      let i = 0;
-      for (; i + 4 <= hw; i += 4) {
-        let g = v128.load(at(pg, i));
-        if (relu) g = v128.and(g, f32x4.gt(v128.load(at(py, i)), z4));
-        const xh = f32x4.mul(f32x4.sub(v128.load(at(px, i)), m4), r4);
-        a4 = f32x4.add(a4, g);
-        b4 = madd(g, xh, b4);
-      }
-      let a = hsum(a4), bb = hsum(b4);
-      for (; i < hw; i++) {
-        let g = load<f32>(at(pg, i));
-        if (relu && !(load<f32>(at(py, i)) > 0)) g = 0;
-        a += g;
-        bb += g * ((load<f32>(at(px, i)) - mu) * rs);
-      }
-      sg += a;
-      sgx += bb;
+      const pl = b * C + c;
+      sg += load<f32>(at(partial, 2 * pl));
+      sgx += load<f32>(at(partial, 2 * pl + 1));
     }
+    store<f32>(at(sums, 2 * c), sg);
+    store<f32>(at(sums, 2 * c + 1), sgx);
     if (dgamma) store<f32>(at(dgamma, c), sgx);
     if (dbeta) store<f32>(at(dbeta, c), sg);
+  }
+}
+
+/**
+ * Backward of batchNormApply, second pass, given sums [C][2] = (Σ g, Σ g·x̂) per channel (from
+ * batchNormCombine): dres = g (0: not wanted); with batch statistics
+ * dx = gamma·rstd·(g − mean(g) − x̂·mean(g·x̂)), else dx = gamma·rstd·g. Units: planes.
+ */
+export function batchNormGradApply(x: usize, y: usize, mean: usize, rstd: usize, gamma: usize, dy: usize, dx: usize,
+  dres: usize, sums: usize, n: i32, C: i32, hw: i32, relu: i32, batchStats: i32, start: i32, end: i32): void {
+  const count = <f32>(n * hw);
+  const z4 = f32x4.splat(0);
+  for (let pl = start; pl < end; pl++) {
+    const c = pl % C;
+    const mu = load<f32>(at(mean, c)), rs = load<f32>(at(rstd, c));
+    const m4 = f32x4.splat(mu), r4 = f32x4.splat(rs);
+    const sg = load<f32>(at(sums, 2 * c)), sgx = load<f32>(at(sums, 2 * c + 1));
     const k = rs * (gamma ? load<f32>(at(gamma, c)) : 1);
     const am = batchStats ? sg / count : 0, bm = batchStats ? sgx / count : 0;
     const k4 = f32x4.splat(k), am4 = f32x4.splat(am), bm4 = f32x4.splat(bm);
-    for (let b = 0; b < n; b++) {
-      const off = (b * C + c) * hw;
-      const px = at(x, off), py = at(y, off), pg = at(dy, off), pd = at(dx, off), pr = dres ? at(dres, off) : 0;
-      let i = 0;
-      for (; i + 4 <= hw; i += 4) {
-        let g = v128.load(at(pg, i));
-        if (relu) g = v128.and(g, f32x4.gt(v128.load(at(py, i)), z4));
-        if (dres) v128.store(at(pr, i), g);
-        const xh = f32x4.mul(f32x4.sub(v128.load(at(px, i)), m4), r4);
-        v128.store(at(pd, i), f32x4.mul(k4, f32x4.sub(f32x4.sub(g, am4), f32x4.mul(xh, bm4))));
-      }
-      for (; i < hw; i++) {
-        let g = load<f32>(at(pg, i));
-        if (relu && !(load<f32>(at(py, i)) > 0)) g = 0;
-        if (dres) store<f32>(at(pr, i), g);
-        const xh = (load<f32>(at(px, i)) - mu) * rs;
-        store<f32>(at(pd, i), k * ((g - am) - xh * bm));
-      }
+    const off = pl * hw;
+    const px = at(x, off), py = at(y, off), pg = at(dy, off), pd = at(dx, off), pr = dres ? at(dres, off) : 0;
+    let i = 0;
+    for (; i + 4 <= hw; i += 4) {
+      let g = v128.load(at(pg, i));
+      if (relu) g = v128.and(g, f32x4.gt(v128.load(at(py, i)), z4));
+      if (dres) v128.store(at(pr, i), g);
+      const xh = f32x4.mul(f32x4.sub(v128.load(at(px, i)), m4), r4);
+      v128.store(at(pd, i), f32x4.mul(k4, f32x4.sub(f32x4.sub(g, am4), f32x4.mul(xh, bm4))));
+    }
+    for (; i < hw; i++) {
+      let g = load<f32>(at(pg, i));
+      if (relu && !(load<f32>(at(py, i)) > 0)) g = 0;
+      if (dres) store<f32>(at(pr, i), g);
+      const xh = (load<f32>(at(px, i)) - mu) * rs;
+      store<f32>(at(pd, i), k * ((g - am) - xh * bm));
     }
   }
 }

@@ -104,7 +104,9 @@ export interface KernelExports {
     start: i32,
     end: i32,
   ): void;
-  batchNormStats(x: usize, mean: usize, variance: usize, n: i32, C: i32, hw: i32, start: i32, end: i32): void;
+  batchNormPlaneSums(x: usize, partial: usize, hw: i32, start: i32, end: i32): void;
+  batchNormPlaneSqDevs(x: usize, mean: usize, partial: usize, C: i32, hw: i32, start: i32, end: i32): void;
+  batchNormCombine(partial: usize, out: usize, n: i32, C: i32, divisor: f32, start: i32, end: i32): void;
   batchNormApply(
     x: usize,
     mean: usize,
@@ -120,7 +122,30 @@ export interface KernelExports {
     start: i32,
     end: i32,
   ): void;
-  batchNormGrad(
+  batchNormGradPlaneSums(
+    x: usize,
+    y: usize,
+    mean: usize,
+    rstd: usize,
+    dy: usize,
+    partial: usize,
+    C: i32,
+    hw: i32,
+    relu: i32,
+    start: i32,
+    end: i32,
+  ): void;
+  batchNormGradCombine(
+    partial: usize,
+    sums: usize,
+    dgamma: usize,
+    dbeta: usize,
+    n: i32,
+    C: i32,
+    start: i32,
+    end: i32,
+  ): void;
+  batchNormGradApply(
     x: usize,
     y: usize,
     mean: usize,
@@ -128,9 +153,8 @@ export interface KernelExports {
     gamma: usize,
     dy: usize,
     dx: usize,
-    dgamma: usize,
-    dbeta: usize,
     dres: usize,
+    sums: usize,
     n: i32,
     C: i32,
     hw: i32,

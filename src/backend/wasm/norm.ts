@@ -6,7 +6,8 @@ import { ptr } from './storage.js';
 const opt = (s: Storage | null) => (s ? ptr(s) : 0);
 const grain = (cols: number) => Math.max(1, Math.ceil(16384 / Math.max(1, cols)));
 
-const channelGrain = (n: number, hw: number) => Math.max(1, Math.ceil(16384 / Math.max(1, n * hw)));
+/** Planes per thread below which a fork-join costs more than it saves. */
+const planeGrain = (hw: number) => Math.max(1, Math.ceil(16384 / Math.max(1, hw)));
 
 export function normKernels(rt: WasmRuntime): NormKernels {
   return {
@@ -34,40 +35,70 @@ export function normKernels(rt: WasmRuntime): NormKernels {
       }
       rt.run('layerNormGrad', [ptr(x), opt(gamma), ptr(mean), ptr(rstd), ptr(dy), ptr(dx), cols], rows, grain(cols));
     },
+    // In passes over planes (b, c), b-major, with per-plane partial sums added per channel in b
+    // order on one thread: the bits of one thread summing each channel (assembly/norm.ts says why).
     batchNormStats(x, mean, variance, n, C, hw) {
-      rt.run('batchNormStats', [ptr(x), ptr(mean), ptr(variance), n, C, hw], C, channelGrain(n, hw));
+      if (C === 0) return;
+      const planes = n * C;
+      const partial = rt.allocBytes(planes * 4);
+      try {
+        const g = planeGrain(hw);
+        rt.run('batchNormPlaneSums', [ptr(x), partial, hw], planes, g);
+        rt.run('batchNormCombine', [partial, ptr(mean), n, C, n * hw], C, C);
+        rt.run('batchNormPlaneSqDevs', [ptr(x), ptr(mean), partial, C, hw], planes, g);
+        rt.run('batchNormCombine', [partial, ptr(variance), n, C, n * hw], C, C);
+      } finally {
+        rt.freeBytes(partial, planes * 4);
+      }
     },
     batchNormApply(x, mean, rstd, gamma, beta, residual, out, n, C, hw, relu) {
       rt.run(
         'batchNormApply',
         [ptr(x), ptr(mean), ptr(rstd), opt(gamma), opt(beta), opt(residual), ptr(out), n, C, hw, relu ? 1 : 0],
-        C,
-        channelGrain(n, hw),
+        n * C,
+        planeGrain(hw),
       );
     },
     batchNormGrad(x, y, mean, rstd, gamma, dy, dx, dgamma, dbeta, dres, n, C, hw, relu, batchStats) {
-      rt.run(
-        'batchNormGrad',
-        [
-          ptr(x),
-          relu ? ptr(y!) : 0,
-          ptr(mean),
-          ptr(rstd),
-          opt(gamma),
-          ptr(dy),
-          ptr(dx),
-          opt(dgamma),
-          opt(dbeta),
-          opt(dres),
-          n,
-          C,
-          hw,
-          relu ? 1 : 0,
-          batchStats ? 1 : 0,
-        ],
-        C,
-        channelGrain(n, hw),
-      );
+      if (C === 0) return;
+      const planes = n * C;
+      const partial = rt.allocBytes(planes * 8),
+        sums = rt.allocBytes(C * 8);
+      try {
+        const g = planeGrain(hw);
+        const py = relu ? ptr(y!) : 0;
+        rt.run(
+          'batchNormGradPlaneSums',
+          [ptr(x), py, ptr(mean), ptr(rstd), ptr(dy), partial, C, hw, relu ? 1 : 0],
+          planes,
+          g,
+        );
+        rt.run('batchNormGradCombine', [partial, sums, opt(dgamma), opt(dbeta), n, C], C, C);
+        rt.run(
+          'batchNormGradApply',
+          [
+            ptr(x),
+            py,
+            ptr(mean),
+            ptr(rstd),
+            opt(gamma),
+            ptr(dy),
+            ptr(dx),
+            opt(dres),
+            sums,
+            n,
+            C,
+            hw,
+            relu ? 1 : 0,
+            batchStats ? 1 : 0,
+          ],
+          planes,
+          g,
+        );
+      } finally {
+        rt.freeBytes(sums, C * 8);
+        rt.freeBytes(partial, planes * 8);
+      }
     },
   };
 }
