@@ -109,86 +109,112 @@ export function convPackA(w: usize, wtab: usize, apk: usize, rows: i32, K: i32, 
 }
 
 /**
+ * The next chunk of [0, chunks) for this thread, or -1 when all are taken. A thread working from
+ * the front takes them in order from 0, the others from the last one down, so with two threads each
+ * keeps to its end of the columns (the images that BatchNorm and the padding, split statically,
+ * give the same thread) and the boundary lands where their speeds put it. counters: i32 at +4
+ * (tickets), +8 (front), +12 (back). Which thread computes a panel changes no number.
+ * Why: the two cores of the benchmark host run at different speeds (the same 1-thread convolution
+ * pinned with taskset: 11.2-12.2 ms on cpu 0, 14.0 ms on cpu 1), so equal static halves waited on
+ * the slower core.
+ */
+// @ts-ignore: decorator
+@inline function claimChunk(counters: usize, chunks: i32, front: bool): i32 {
+  if (atomic.add<i32>(counters, 1, 4) >= chunks) return -1;
+  return front ? atomic.add<i32>(counters, 1, 8) : chunks - 1 - atomic.add<i32>(counters, 1, 12);
+}
+
+/**
  * dst[r·dstPlane + do(q)] = Σ_e A[r, e]·src[so(q) + tab[e]] for all rows r, over the column panels
- * [start, end) (NR columns each) of the Q = batch·ny·nx columns. do(q) = b·dstImg + dstBase +
- * jy·dstRow + jx·dstCol. K = 0 writes zeros. scratch: an i32 slot counter, then GEMM_SLOT per thread.
+ * (NR columns each) of the Q = batch·ny·nx columns. do(q) = b·dstImg + dstBase + jy·dstRow +
+ * jx·dstCol. K = 0 writes zeros. The panels are handed out in `chunks` chunks of `chunkPanels`
+ * (claimChunk: the thread given unit 0 from the front, the others from the back); [start, end)
+ * only says which end a thread works from. scratch: an i32 slot counter and claimChunk's three
+ * counters (all zeroed by the caller), then GEMM_SLOT per thread.
  */
 export function convGemm(apk: usize, tab: usize, src: usize, dst: usize, rows: i32, K: i32, Q: i32, nx: i32, nxy: i32,
   srcImg: i32, srcRow: i32, srcCol: i32, dstImg: i32, dstBase: i32, dstRow: i32, dstCol: i32, dstPlane: i32,
-  scratch: usize, start: i32, end: i32): void {
+  scratch: usize, chunkPanels: i32, chunks: i32, start: i32, end: i32): void {
   const slot = scratch + 64 + <usize>atomic.add<i32>(scratch, 1) * GEMM_SLOT;
+  const front = start == 0;
+  const panels = (Q + NR - 1) / NR;
   const pb = slot;
   const tile = addr(slot, KC * NR);
   const so = addr(tile, MR * NR);
   const dof = addr(so, NR);
   const rowsPadded = ((rows + MR - 1) / MR) * MR;
   const ny = nxy / nx;
-  for (let u = start; u < end; u++) {
-    const q0 = u * NR;
-    const w = min(NR, Q - q0);
-    // column offsets by stepping (b, jy, jx) from the panel's first column: divisions cost more
-    // than a small layer's whole B-panel gather
-    let b = q0 / nxy;
-    const r = q0 % nxy;
-    let jy = r / nx, jx = r % nx;
-    for (let j = 0; j < NR; j++) {
-      store<i32>(addr(so, j), b * srcImg + jy * srcRow + jx * srcCol);
-      store<i32>(addr(dof, j), b * dstImg + dstBase + jy * dstRow + jx * dstCol);
-      // columns past Q repeat the last one: their loads stay in bounds and they are never stored
-      if (j + 1 < w && ++jx == nx) {
-        jx = 0;
-        if (++jy == ny) {
-          jy = 0;
-          b++;
-        }
-      }
-    }
-    const s0 = ldi(so, 0), s4 = ldi(so, 4), d0 = ldi(dof, 0);
-    // two runs of four adjacent source pixels (a row of 28 splits a panel 4 | 4, a 4-wide row is one run)
-    let runs = w == NR, dstRun = w == NR;
-    for (let j = 1; j < 4; j++) runs = runs && ldi(so, j) == s0 + j && ldi(so, 4 + j) == s4 + j;
-    for (let j = 1; j < NR; j++) dstRun = dstRun && ldi(dof, j) == d0 + j;
-    if (K == 0) {
-      for (let r = 0; r < rows; r++) for (let j = 0; j < w; j++) store<f32>(addr(dst, r * dstPlane + ldi(dof, j)), 0);
-      continue;
-    }
-    for (let k0 = 0; k0 < K; k0 += KC) {
-      const kc = min(KC, K - k0);
-      // gather the B panel [kc][NR]
-      let d = pb;
-      if (runs) {
-        const lo = addr(src, s0), hi = addr(src, s4);
-        for (let kk = 0; kk < kc; kk++) {
-          const off = <usize>ldi(tab, k0 + kk) << 2;
-          v128.store(d, v128.load(lo + off));
-          v128.store(d, v128.load(hi + off), 16);
-          d += NR << 2;
-        }
-      } else {
-        for (let kk = 0; kk < kc; kk++) {
-          const off = ldi(tab, k0 + kk);
-          for (let j = 0; j < NR; j++) store<f32>(addr(d, j), load<f32>(addr(src, ldi(so, j) + off)));
-          d += NR << 2;
-        }
-      }
-      const mode = k0 > 0 ? LOAD : ZERO;
-      const ablock = addr(apk, k0 * rowsPadded);
-      for (let r0 = 0; r0 < rows; r0 += MR) {
-        const h = min(MR, rows - r0);
-        const pa = addr(ablock, r0 * kc);
-        if (dstRun && h == MR) {
-          micro(pa, pb, kc, addr(dst, r0 * dstPlane + d0), dstPlane, mode, 0);
-          continue;
-        }
-        // scattered or partial columns: through the tile
-        if (mode == LOAD) {
-          for (let r = 0; r < h; r++) {
-            for (let j = 0; j < w; j++) store<f32>(addr(tile, r * NR + j), load<f32>(addr(dst, (r0 + r) * dstPlane + ldi(dof, j))));
+  for (;;) {
+    const chunk = claimChunk(scratch, chunks, front);
+    if (chunk < 0) break;
+    const uEnd = min(panels, (chunk + 1) * chunkPanels);
+    for (let u = chunk * chunkPanels; u < uEnd; u++) {
+      const q0 = u * NR;
+      const w = min(NR, Q - q0);
+      // column offsets by stepping (b, jy, jx) from the panel's first column: divisions cost more
+      // than a small layer's whole B-panel gather
+      let b = q0 / nxy;
+      const r = q0 % nxy;
+      let jy = r / nx, jx = r % nx;
+      for (let j = 0; j < NR; j++) {
+        store<i32>(addr(so, j), b * srcImg + jy * srcRow + jx * srcCol);
+        store<i32>(addr(dof, j), b * dstImg + dstBase + jy * dstRow + jx * dstCol);
+        // columns past Q repeat the last one: their loads stay in bounds and they are never stored
+        if (j + 1 < w && ++jx == nx) {
+          jx = 0;
+          if (++jy == ny) {
+            jy = 0;
+            b++;
           }
         }
-        micro(pa, pb, kc, tile, NR, mode, 0);
-        for (let r = 0; r < h; r++) {
-          for (let j = 0; j < w; j++) store<f32>(addr(dst, (r0 + r) * dstPlane + ldi(dof, j)), load<f32>(addr(tile, r * NR + j)));
+      }
+      const s0 = ldi(so, 0), s4 = ldi(so, 4), d0 = ldi(dof, 0);
+      // two runs of four adjacent source pixels (a row of 28 splits a panel 4 | 4, a 4-wide row is one run)
+      let runs = w == NR, dstRun = w == NR;
+      for (let j = 1; j < 4; j++) runs = runs && ldi(so, j) == s0 + j && ldi(so, 4 + j) == s4 + j;
+      for (let j = 1; j < NR; j++) dstRun = dstRun && ldi(dof, j) == d0 + j;
+      if (K == 0) {
+        for (let r = 0; r < rows; r++) for (let j = 0; j < w; j++) store<f32>(addr(dst, r * dstPlane + ldi(dof, j)), 0);
+        continue;
+      }
+      for (let k0 = 0; k0 < K; k0 += KC) {
+        const kc = min(KC, K - k0);
+        // gather the B panel [kc][NR]
+        let d = pb;
+        if (runs) {
+          const lo = addr(src, s0), hi = addr(src, s4);
+          for (let kk = 0; kk < kc; kk++) {
+            const off = <usize>ldi(tab, k0 + kk) << 2;
+            v128.store(d, v128.load(lo + off));
+            v128.store(d, v128.load(hi + off), 16);
+            d += NR << 2;
+          }
+        } else {
+          for (let kk = 0; kk < kc; kk++) {
+            const off = ldi(tab, k0 + kk);
+            for (let j = 0; j < NR; j++) store<f32>(addr(d, j), load<f32>(addr(src, ldi(so, j) + off)));
+            d += NR << 2;
+          }
+        }
+        const mode = k0 > 0 ? LOAD : ZERO;
+        const ablock = addr(apk, k0 * rowsPadded);
+        for (let r0 = 0; r0 < rows; r0 += MR) {
+          const h = min(MR, rows - r0);
+          const pa = addr(ablock, r0 * kc);
+          if (dstRun && h == MR) {
+            micro(pa, pb, kc, addr(dst, r0 * dstPlane + d0), dstPlane, mode, 0);
+            continue;
+          }
+          // scattered or partial columns: through the tile
+          if (mode == LOAD) {
+            for (let r = 0; r < h; r++) {
+              for (let j = 0; j < w; j++) store<f32>(addr(tile, r * NR + j), load<f32>(addr(dst, (r0 + r) * dstPlane + ldi(dof, j))));
+            }
+          }
+          micro(pa, pb, kc, tile, NR, mode, 0);
+          for (let r = 0; r < h; r++) {
+            for (let j = 0; j < w; j++) store<f32>(addr(dst, (r0 + r) * dstPlane + ldi(dof, j)), load<f32>(addr(tile, r * NR + j)));
+          }
         }
       }
     }

@@ -139,8 +139,13 @@ interface Gemm {
 function gemm(rt: WasmRuntime, sc: Scratch, g: Gemm): void {
   const { nr, gemmSlot } = blocking(rt);
   const scratch = sc.bytes(64 + rt.threads * gemmSlot);
-  rt.i32(scratch, 1)[0] = 0;
+  rt.i32(scratch, 4).fill(0);
   const panels = Math.ceil(g.Q / nr);
+  // 16 chunks a thread: enough for the faster core to take over the slower one's share (the
+  // panels go to whoever claims them, assembly/convgemm.ts claimChunk), few enough that claiming
+  // costs nothing
+  const chunkPanels = Math.max(1, Math.ceil(panels / (16 * rt.threads)));
+  const chunks = Math.ceil(panels / chunkPanels);
   rt.run(
     'convGemm',
     [
@@ -162,6 +167,8 @@ function gemm(rt: WasmRuntime, sc: Scratch, g: Gemm): void {
       g.dstCol,
       g.dstPlane,
       scratch,
+      chunkPanels,
+      chunks,
     ],
     panels,
     Math.ceil(GRAIN_FLOPS / Math.max(1, nr * g.K * g.rows)),

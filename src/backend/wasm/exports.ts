@@ -401,6 +401,8 @@ export interface KernelExports {
     dstCol: i32,
     dstPlane: i32,
     scratch: usize,
+    chunkPanels: i32,
+    chunks: i32,
     start: i32,
     end: i32,
   ): void;
