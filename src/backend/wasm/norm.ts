@@ -8,6 +8,8 @@ const grain = (cols: number) => Math.max(1, Math.ceil(16384 / Math.max(1, cols))
 
 /** Planes per thread below which a fork-join costs more than it saves. */
 const planeGrain = (hw: number) => Math.max(1, Math.ceil(16384 / Math.max(1, hw)));
+/** Channels per thread below which the per-channel adds of n plane partials stay on one thread. */
+const combineGrain = (n: number) => Math.max(1, Math.ceil(16384 / Math.max(1, n)));
 
 export function normKernels(rt: WasmRuntime): NormKernels {
   return {
@@ -36,17 +38,18 @@ export function normKernels(rt: WasmRuntime): NormKernels {
       rt.run('layerNormGrad', [ptr(x), opt(gamma), ptr(mean), ptr(rstd), ptr(dy), ptr(dx), cols], rows, grain(cols));
     },
     // In passes over planes (b, c), b-major, with per-plane partial sums added per channel in b
-    // order on one thread: the bits of one thread summing each channel (assembly/norm.ts says why).
+    // order: the bits of one thread summing each channel (assembly/norm.ts says why).
     batchNormStats(x, mean, variance, n, C, hw) {
       if (C === 0) return;
       const planes = n * C;
       const partial = rt.allocBytes(planes * 4);
       try {
-        const g = planeGrain(hw);
+        const g = planeGrain(hw),
+          cg = combineGrain(n);
         rt.run('batchNormPlaneSums', [ptr(x), partial, hw], planes, g);
-        rt.run('batchNormCombine', [partial, ptr(mean), n, C, n * hw], C, C);
+        rt.run('batchNormCombine', [partial, ptr(mean), n, C, n * hw], C, cg);
         rt.run('batchNormPlaneSqDevs', [ptr(x), ptr(mean), partial, C, hw], planes, g);
-        rt.run('batchNormCombine', [partial, ptr(variance), n, C, n * hw], C, C);
+        rt.run('batchNormCombine', [partial, ptr(variance), n, C, n * hw], C, cg);
       } finally {
         rt.freeBytes(partial, planes * 4);
       }
@@ -73,7 +76,7 @@ export function normKernels(rt: WasmRuntime): NormKernels {
           planes,
           g,
         );
-        rt.run('batchNormGradCombine', [partial, sums, opt(dgamma), opt(dbeta), n, C], C, C);
+        rt.run('batchNormGradCombine', [partial, sums, opt(dgamma), opt(dbeta), n, C], C, combineGrain(n));
         rt.run(
           'batchNormGradApply',
           [
