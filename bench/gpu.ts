@@ -76,7 +76,7 @@ async function attentionRows(gpu: WebGPUBackend, reduced: boolean): Promise<Row[
   const p = { batch: B, tokens: T, heads, headDim, scale: 1 / Math.sqrt(headDim) };
   const qkv = filled(gpu, B * T * 3 * D, 3),
     out = gpu.alloc(B * T * D, 'f32'),
-    probs = gpu.alloc(B * heads * T * T, 'f32'),
+    saved = gpu.alloc(gpu.attentionSavedLength(p), 'f32'),
     dout = filled(gpu, B * T * D, 4),
     dqkv = gpu.alloc(B * T * 3 * D, 'f32');
   // q·kᵀ and probs·v forward; backward adds dprobs = dout·vᵀ, dv = probsᵀ·dout, dq and dk: twice the work.
@@ -85,8 +85,8 @@ async function attentionRows(gpu: WebGPUBackend, reduced: boolean): Promise<Row[
   const reps = reduced ? 1 : 10,
     samples = quickMode() ? 2 : 5;
   try {
-    const fwd = await timeKernel(gpu, () => gpu.attention(qkv, out, probs, p), reps, samples);
-    const bwd = await timeKernel(gpu, () => gpu.attentionGrad(qkv, probs, dout, dqkv, p), reps, samples);
+    const fwd = await timeKernel(gpu, () => gpu.attention(qkv, out, saved, p), reps, samples);
+    const bwd = await timeKernel(gpu, () => gpu.attentionGrad(qkv, out, saved, dout, dqkv, p), reps, samples);
     return [
       { measure: 'attention forward', size, value: fwdFlops / fwd / 1e9, unit: 'GFLOP/s', seconds: fwd, reduced },
       {
@@ -99,7 +99,7 @@ async function attentionRows(gpu: WebGPUBackend, reduced: boolean): Promise<Row[
       },
     ];
   } finally {
-    [qkv, out, probs, dout, dqkv].forEach((s) => gpu.free(s));
+    [qkv, out, saved, dout, dqkv].forEach((s) => gpu.free(s));
   }
 }
 
