@@ -3,15 +3,17 @@
 // that and as the benchmark's baseline). Same layouts: q, k, v read in place from the qkv projection
 // [batch, tokens, 3, heads, dh], out and dout [batch, tokens, heads, dh].
 //
-// Blocks. A workgroup of WG = 64 invocations owns one block of 64 rows of one (image, head) unit,
-// one invocation per row: query rows in the forward pass and in the dq pass, key rows in the dk/dv
-// pass. The other side of the product is streamed through workgroup memory in tiles of BT rows:
-// K and V tiles (forward, dq), Q and dO tiles plus their rows' statistics (dk/dv). Each staged tile
-// array holds STAGE4 = 480 vec4s (1920 floats), so BT = min(128, ⌊480 / DH4⌋): 120 rows at
-// dh = 16, 80 at 24, 30 at 64, 15 at 128. The dk/dv pass stages two such arrays and two [128] statistics arrays:
-// 2·1920·4 + 2·128·4 = 16384 bytes, exactly WebGPU's default maxComputeWorkgroupStorageSize; the
-// forward and dq passes use 15360. Any token count works: the last tile and the last block are
-// partial (rows past the end load nothing and write nothing, but still reach every barrier).
+// Blocks. A workgroup of WG invocations owns one block of WG rows of one (image, head) unit, one
+// invocation per row: query rows in the forward pass and in the dq pass, key rows in the dk/dv pass.
+// WG is the power of two ≥ tokens, from 8 to 64, so that short sequences (vit_cpu's 10-token local
+// crops) do not leave most of a 64-wide workgroup idle. The other side of the product is streamed
+// through workgroup memory in tiles of BT rows: K and V tiles (forward, dq), Q and dO tiles plus
+// their rows' statistics (dk/dv). Each staged tile array holds STAGE4 = 480 vec4s (1920 floats), so
+// BT = min(128, ⌊480 / DH4⌋): 120 rows at dh = 16, 80 at 24, 30 at 64, 15 at 128. The dk/dv pass
+// stages two such arrays and two [128] statistics arrays: 2·1920·4 + 2·128·4 = 16384 bytes, exactly
+// WebGPU's default maxComputeWorkgroupStorageSize; the forward and dq passes use 15360. Any token
+// count works: the last tile and the last block are partial (rows past the end load nothing and
+// write nothing, but still reach every barrier).
 //
 // Registers. Each invocation keeps its own row's vectors (q and the output accumulator; q, dO and dq;
 // k, v, dk and dv) in private arrays of MAXDH / 4 = 32 vec4s; DH is a pipeline constant, so every loop
@@ -19,12 +21,11 @@
 // vec4s, zero-padded past DH (in registers and in the staged tiles), so any head size works.
 //
 // llvmpipe. Mesa's software rasteriser stops every loop of an invocation, silently, once the loops
-// of the shader together have run 65535 iterations (LP_MAX_TGSI_LOOP_ITERATIONS, shared by all loops).
-// Working in vec4s keeps a row's loop count at about tokens · (2·DH4 + 2) (forward; the same in the
-// backward passes): 17,500 at dh = 128 and 257 tokens, so up to about 950 tokens at dh = 128
-// before llvmpipe truncates (hardware drivers have no such limit). The per-row kernel of
-// wgsl/attention.wgsl runs about 2 · tokens · dh iterations per row, so the same limit cuts it short
-// from about 250 tokens at dh = 128.
+// of the shader together have run 65535 iterations (LP_MAX_TGSI_LOOP_ITERATIONS, shared by all loops;
+// hardware drivers have no such limit). A first scalar version of this kernel ran about
+// 2 · tokens · dh iterations per row and was cut short from 240 tokens at dh = 128; in vec4s, with
+// the head loops' constant trip counts, forward and backward are still exact at 1100 tokens and
+// dh = 128. The per-row kernel of wgsl/attention.wgsl is cut short from about 250 tokens at dh = 130.
 //
 // Forward. Online softmax: per K/V tile the row computes its BT scores, the tile's new running max
 // m', rescales its running sum l and accumulator by exp(m − m') once, then adds exp(s − m')·v. At
@@ -42,9 +43,9 @@
 
 override DH: u32 = 64u; // head size, 1..MAXDH
 override BT: u32 = 30u; // rows per staged tile: min(MAXBT, STAGE4 / DH4)
+override WG: u32 = 64u; // invocations per workgroup = rows per block: 8 to 64
 
 override DH4: u32 = (DH + 3u) / 4u; // vec4s per row
-const WG: u32 = 64u;
 const MAXDH4: u32 = 32u;
 const MAXBT: u32 = 128u;
 const STAGE4: u32 = 480u;

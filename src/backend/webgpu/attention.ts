@@ -10,7 +10,7 @@ import type { GpuStorage, WebGPURuntime } from './runtime.js';
 
 const FILE = 'attention.wgsl';
 const FLASH = 'flash-attention.wgsl';
-const WG = 64; // both files' workgroup size
+const WG = 64; // attention.wgsl's workgroup size, flash-attention.wgsl's largest
 /** flash-attention.wgsl's MAXDH (its private row arrays). */
 export const FLASH_MAX_HEAD_DIM = 128;
 /** flash-attention.wgsl's STAGE4 and MAXBT: vec4s per staged tile array, most rows per tile. */
@@ -62,11 +62,15 @@ export function savedLength(p: AttentionParams): number {
   return useFlash(p) ? rows : rows * p.tokens;
 }
 
-/** Workgroups and the uniform block of a flash pass: one workgroup per block of WG rows of a unit. */
+/** Rows per flash block (its workgroup size): the power of two ≥ tokens, from 8 to 64. */
+export const flashBlockRows = (tokens: number) => Math.min(WG, Math.max(8, 2 ** Math.ceil(Math.log2(tokens))));
+
+/** Workgroups and the uniform block of a flash pass: one workgroup per block of rows of a unit. */
 function flashLaunch(p: AttentionParams) {
-  const blocks = Math.ceil(p.tokens / WG);
+  const rows = flashBlockRows(p.tokens);
+  const blocks = Math.ceil(p.tokens / rows);
   const groups = p.batch * p.heads * blocks;
-  const constants = { DH: p.headDim, BT: flashTileRows(p.headDim) };
+  const constants = { DH: p.headDim, BT: flashTileRows(p.headDim), WG: rows };
   const u = packParams(F, { tokens: p.tokens, heads: p.heads, blocks, groups, scale: p.scale });
   return { grid: grid1d(groups, 1), constants, u };
 }
