@@ -75,20 +75,56 @@ function flashLaunch(p: AttentionParams) {
   return { grid: grid1d(groups, 1), constants, u };
 }
 
+/**
+ * The per-row kernel of attention.wgsl on its own (saves the softmax, B·H·T·T): the fallback past
+ * head size 128, and the baseline `protodino bench gpu` times the flash kernel against.
+ */
+export function probsAttention(rt: WebGPURuntime): Pick<AttentionKernels, 'attention' | 'attentionGrad'> {
+  return {
+    attention(qkv, out, probs, p) {
+      if (empty(p)) return;
+      rt.dispatch(
+        'attention',
+        rt.pipeline(FILE, 'attention'),
+        [buf(qkv), buf(out), buf(probs)],
+        uniform(p),
+        grid1d(p.batch * p.heads * p.tokens, WG),
+      );
+    },
+    attentionGrad(qkv, _out, probs, dout, dqkv, p) {
+      if (empty(p)) return;
+      const rows = p.batch * p.heads * p.tokens;
+      // dS between the two passes; the pool hands it out again only after the submit that uses it.
+      const ds = rt.alloc(rows * p.tokens, 'f32');
+      try {
+        const un = uniform(p);
+        rt.dispatch(
+          'attentionGradQ',
+          rt.pipeline(FILE, 'attentionGradQ'),
+          [buf(qkv), buf(probs), buf(dout), buf(ds), buf(dqkv)],
+          un,
+          grid1d(rows, WG),
+        );
+        rt.dispatch(
+          'attentionGradKV',
+          rt.pipeline(FILE, 'attentionGradKV'),
+          [buf(qkv), buf(probs), buf(dout), buf(ds), buf(dqkv)],
+          un,
+          grid1d(rows, WG),
+        );
+      } finally {
+        rt.free(ds);
+      }
+    },
+  };
+}
+
 export function attentionKernels(rt: WebGPURuntime): AttentionKernels {
-  /** The probs kernel's forward: out and the softmax [batch, heads, tokens, tokens]. */
-  const probsForward = (qkv: Storage, out: Storage, probs: Storage, p: AttentionParams) =>
-    rt.dispatch(
-      'attention',
-      rt.pipeline(FILE, 'attention'),
-      [buf(qkv), buf(out), buf(probs)],
-      uniform(p),
-      grid1d(p.batch * p.heads * p.tokens, WG),
-    );
+  const probs = probsAttention(rt);
   return {
     attention(qkv, out, saved, p) {
       if (empty(p)) return;
-      if (!useFlash(p)) return probsForward(qkv, out, saved, p);
+      if (!useFlash(p)) return probs.attention(qkv, out, saved, p);
       const { grid, constants, u } = flashLaunch(p);
       rt.dispatch(
         'flashForward',
@@ -100,59 +136,34 @@ export function attentionKernels(rt: WebGPURuntime): AttentionKernels {
     },
     attentionGrad(qkv, out, saved, dout, dqkv, p) {
       if (empty(p)) return;
-      const rows = p.batch * p.heads * p.tokens;
-      if (useFlash(p)) {
-        // D = rowsum(dO ⊙ O) per row, written by flashGradQ and read by flashGradKV.
-        const d = rt.alloc(rows, 'f32');
-        try {
-          const { grid, constants, u } = flashLaunch(p);
-          rt.dispatch(
-            'flashGradQ',
-            rt.pipeline(FLASH, 'flashGradQ', constants),
-            [buf(qkv), buf(out), buf(dout), buf(saved), buf(d), buf(dqkv)],
-            u,
-            grid,
-          );
-          rt.dispatch(
-            'flashGradKV',
-            rt.pipeline(FLASH, 'flashGradKV', constants),
-            [buf(qkv), buf(dout), buf(saved), buf(d), buf(dqkv)],
-            u,
-            grid,
-          );
-        } finally {
-          rt.free(d);
-        }
-        return;
-      }
-      // The probs kernel: dS between its two passes; the pool hands it out again only after the
-      // submit that uses it.
-      const ds = rt.alloc(rows * p.tokens, 'f32');
+      if (!useFlash(p)) return probs.attentionGrad(qkv, out, saved, dout, dqkv, p);
+      // D = rowsum(dO ⊙ O) per row, written by flashGradQ and read by flashGradKV.
+      const d = rt.alloc(p.batch * p.heads * p.tokens, 'f32');
       try {
-        const un = uniform(p);
+        const { grid, constants, u } = flashLaunch(p);
         rt.dispatch(
-          'attentionGradQ',
-          rt.pipeline(FILE, 'attentionGradQ'),
-          [buf(qkv), buf(saved), buf(dout), buf(ds), buf(dqkv)],
-          un,
-          grid1d(rows, WG),
+          'flashGradQ',
+          rt.pipeline(FLASH, 'flashGradQ', constants),
+          [buf(qkv), buf(out), buf(dout), buf(saved), buf(d), buf(dqkv)],
+          u,
+          grid,
         );
         rt.dispatch(
-          'attentionGradKV',
-          rt.pipeline(FILE, 'attentionGradKV'),
-          [buf(qkv), buf(saved), buf(dout), buf(ds), buf(dqkv)],
-          un,
-          grid1d(rows, WG),
+          'flashGradKV',
+          rt.pipeline(FLASH, 'flashGradKV', constants),
+          [buf(qkv), buf(dout), buf(saved), buf(d), buf(dqkv)],
+          u,
+          grid,
         );
       } finally {
-        rt.free(ds);
+        rt.free(d);
       }
     },
-    attentionProbs(qkv, probs, p) {
+    attentionProbs(qkv, probsOut, p) {
       if (empty(p)) return;
       const out = rt.alloc(p.batch * p.tokens * p.heads * p.headDim, 'f32');
       try {
-        probsForward(qkv, out, probs, p);
+        probs.attention(qkv, out, probsOut, p);
       } finally {
         rt.free(out);
       }
