@@ -1,10 +1,12 @@
 // `protodino bench gpu`: what the WebGPU backend does on this machine's adapter, in the units a
 // GPU is judged by: square f32 matmul GFLOP/s at n = 1024, 2048, 4096; ViT attention forward and
-// backward at T = 197 tokens, head size 64 (vit_small's 6 heads, DINO's 224-px crops with patch 16);
+// backward at T = 197 tokens, head size 64 (vit_small's 6 heads, DINO's 224-px crops with patch 16), the
+// flash kernel and the per-row probs kernel it replaced;
 // the DINO step in images/s at vit_cpu (batch 64) and vit_small at the largest batch that fits (up
 // to 1024). On a software adapter the same measures run at reduced sizes (vit_small not at all),
 // and every line says so: there they only show that each path works. Every line names the adapter.
 import { WebGPUBackend } from '../src/backend/webgpu/index.js';
+import { probsAttention } from '../src/backend/webgpu/attention.js';
 import { matmulParams, type Storage } from '../src/backend/backend.js';
 import { benchConfig, timeDinoStep } from './dino-step.js';
 import { markdownTable, quickMode, type SuiteReport } from './harness.js';
@@ -76,7 +78,7 @@ async function attentionRows(gpu: WebGPUBackend, reduced: boolean): Promise<Row[
   const p = { batch: B, tokens: T, heads, headDim, scale: 1 / Math.sqrt(headDim) };
   const qkv = filled(gpu, B * T * 3 * D, 3),
     out = gpu.alloc(B * T * D, 'f32'),
-    probs = gpu.alloc(B * heads * T * T, 'f32'),
+    saved = gpu.alloc(gpu.attentionSavedLength(p), 'f32'),
     dout = filled(gpu, B * T * D, 4),
     dqkv = gpu.alloc(B * T * 3 * D, 'f32');
   // q·kᵀ and probs·v forward; backward adds dprobs = dout·vᵀ, dv = probsᵀ·dout, dq and dk: twice the work.
@@ -85,21 +87,34 @@ async function attentionRows(gpu: WebGPUBackend, reduced: boolean): Promise<Row[
   const reps = reduced ? 1 : 10,
     samples = quickMode() ? 2 : 5;
   try {
-    const fwd = await timeKernel(gpu, () => gpu.attention(qkv, out, probs, p), reps, samples);
-    const bwd = await timeKernel(gpu, () => gpu.attentionGrad(qkv, probs, dout, dqkv, p), reps, samples);
+    const fwd = await timeKernel(gpu, () => gpu.attention(qkv, out, saved, p), reps, samples);
+    const bwd = await timeKernel(gpu, () => gpu.attentionGrad(qkv, out, saved, dout, dqkv, p), reps, samples);
+    // The baseline: the per-row kernel that saves the softmax (wgsl/attention.wgsl).
+    const base = probsAttention(gpu.rt);
+    const probs = gpu.alloc(B * heads * T * T, 'f32');
+    let baseFwd: number, baseBwd: number;
+    try {
+      baseFwd = await timeKernel(gpu, () => base.attention(qkv, out, probs, p), reps, samples);
+      baseBwd = await timeKernel(gpu, () => base.attentionGrad(qkv, out, probs, dout, dqkv, p), reps, samples);
+    } finally {
+      gpu.free(probs);
+    }
+    const row = (measure: string, flops: number, seconds: number): Row => ({
+      measure,
+      size,
+      value: flops / seconds / 1e9,
+      unit: 'GFLOP/s',
+      seconds,
+      reduced,
+    });
     return [
-      { measure: 'attention forward', size, value: fwdFlops / fwd / 1e9, unit: 'GFLOP/s', seconds: fwd, reduced },
-      {
-        measure: 'attention backward',
-        size,
-        value: (2 * fwdFlops) / bwd / 1e9,
-        unit: 'GFLOP/s',
-        seconds: bwd,
-        reduced,
-      },
+      row('attention forward', fwdFlops, fwd),
+      row('attention backward', 2 * fwdFlops, bwd),
+      row('attention forward (per-row probs kernel)', fwdFlops, baseFwd),
+      row('attention backward (per-row probs kernel)', 2 * fwdFlops, baseBwd),
     ];
   } finally {
-    [qkv, out, probs, dout, dqkv].forEach((s) => gpu.free(s));
+    [qkv, out, saved, dout, dqkv].forEach((s) => gpu.free(s));
   }
 }
 

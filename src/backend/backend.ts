@@ -201,12 +201,20 @@ export interface MatmulKernels {
   matmul(a: Storage, b: Storage, out: Storage, p: MatmulParams): void;
 }
 
-/** attention (assembly/attention.ts, wgsl/attention.wgsl) */
+/**
+ * attention (assembly/attention.ts; wgsl/flash-attention.wgsl and wgsl/attention.wgsl). Between the
+ * forward and the backward pass the op keeps `saved`, of Backend.attentionSavedLength(p) f32
+ * elements, whose contents only the backend that wrote it reads: wasm saves the softmax
+ * [batch, heads, tokens, tokens], WebGPU the log-sum-exp of each score row [batch, heads, tokens]
+ * (flash) up to head size 128 and the softmax past it.
+ */
 export interface AttentionKernels {
-  /** out [batch, tokens, heads, headDim] = softmax(scale·q·kᵀ)·v per head; probs [batch, heads, tokens, tokens] receives the softmax. */
-  attention(qkv: Storage, out: Storage, probs: Storage, p: AttentionParams): void;
-  /** dqkv (qkv's layout) overwritten with the gradients of q, k and v, given probs from the forward and dout. */
-  attentionGrad(qkv: Storage, probs: Storage, dout: Storage, dqkv: Storage, p: AttentionParams): void;
+  /** out [batch, tokens, heads, headDim] = softmax(scale·q·kᵀ)·v per head; saved receives what attentionGrad needs. */
+  attention(qkv: Storage, out: Storage, saved: Storage, p: AttentionParams): void;
+  /** dqkv (qkv's layout) overwritten with the gradients of q, k and v, given the forward's out and saved, and dout. */
+  attentionGrad(qkv: Storage, out: Storage, saved: Storage, dout: Storage, dqkv: Storage, p: AttentionParams): void;
+  /** probs [batch, heads, tokens, tokens] = softmax(scale·q·kᵀ) per head (attention maps; no gradient). */
+  attentionProbs(qkv: Storage, probs: Storage, p: AttentionParams): void;
 }
 
 /** reduce (assembly/reduce.ts, wgsl/reduce.wgsl): x viewed as [outer, len, inner] → out [outer, inner] */
@@ -426,6 +434,7 @@ export const KERNEL_FAMILY: { readonly [K in KernelName]: FamilyOf<K> } = {
   matmul: 'matmul',
   attention: 'attention',
   attentionGrad: 'attention',
+  attentionProbs: 'attention',
   reduce: 'reduce',
   argReduce: 'reduce',
   softmax: 'softmax',
@@ -487,6 +496,11 @@ export interface Backend extends Kernels {
   peakLiveBytes(): number;
   /** Starts a new high-water mark at the bytes live now. */
   resetPeakLiveBytes(): void;
+  /**
+   * f32 elements the attention forward pass saves for its backward pass at these parameters (what
+   * they hold is the backend's own business: see AttentionKernels).
+   */
+  attentionSavedLength(p: AttentionParams): number;
   /** Releases workers / the device. The backend is unusable afterwards. */
   destroy(): void;
 }

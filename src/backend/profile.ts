@@ -23,6 +23,7 @@ import type {
   DType,
   KernelFamily,
   KernelName,
+  AttentionParams,
   Kernels,
   MemoryStats,
   Storage,
@@ -404,6 +405,10 @@ export class ProfiledBackend implements Backend {
   flush(): void {
     this.inner.flush();
   }
+  attentionSavedLength(p: AttentionParams): number {
+    return this.inner.attentionSavedLength(p);
+  }
+
   memory(): MemoryStats {
     return this.inner.memory();
   }

@@ -37,6 +37,7 @@ const NOT_KERNELS: Record<Exclude<keyof Backend, KernelName>, true> = {
   traffic: true,
   peakLiveBytes: true,
   resetPeakLiveBytes: true,
+  attentionSavedLength: true,
   destroy: true,
 };
 

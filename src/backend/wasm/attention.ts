@@ -31,14 +31,30 @@ function overUnits(
   }
 }
 
+/** f32 elements the wasm forward saves for the backward: the softmax [batch, heads, tokens, tokens]. */
+export const attentionSavedLength = (p: AttentionParams) => p.batch * p.heads * p.tokens * p.tokens;
+
 export function attentionKernels(rt: WasmRuntime): AttentionKernels {
+  const forward = (qkv: number, out: number, probs: number, p: AttentionParams) =>
+    overUnits(rt, p, 2 * p.tokens * p.tokens * p.headDim, (tail, units, grain) =>
+      rt.run('attention', [qkv, out, probs, ...tail], units, grain),
+    );
   return {
     attention(qkv, out, probs, p) {
-      overUnits(rt, p, 2 * p.tokens * p.tokens * p.headDim, (tail, units, grain) =>
-        rt.run('attention', [ptr(qkv), ptr(out), ptr(probs), ...tail], units, grain),
-      );
+      forward(ptr(qkv), ptr(out), ptr(probs), p);
     },
-    attentionGrad(qkv, probs, dout, dqkv, p) {
+    attentionProbs(qkv, probs, p) {
+      // The forward kernel, its output into scratch.
+      const bytes = 4 * p.batch * p.tokens * p.heads * p.headDim;
+      const out = rt.allocBytes(Math.max(4, bytes), "attentionProbs' scratch output");
+      try {
+        forward(ptr(qkv), out, ptr(probs), p);
+      } finally {
+        rt.freeBytes(out, Math.max(4, bytes));
+      }
+    },
+    // out is not read: the saved softmax has all the backward needs.
+    attentionGrad(qkv, _out, probs, dout, dqkv, p) {
       overUnits(rt, p, 4 * p.tokens * p.tokens * p.headDim, (tail, units, grain) =>
         rt.run('attentionGrad', [ptr(qkv), ptr(probs), ptr(dout), ptr(dqkv), ...tail], units, grain),
       );

@@ -1,10 +1,10 @@
 // The wasm backend: AssemblyScript SIMD kernels on a shared memory, rows split across worker threads.
-import type { Backend, DeviceTraffic, DType, Kernels, MemoryStats, Storage } from '../backend.js';
+import type { AttentionParams, Backend, DeviceTraffic, DType, Kernels, MemoryStats, Storage } from '../backend.js';
 import { BackendError } from '../backend.js';
 import { assembleKernels, type FamilyFiles } from '../families.js';
 import { WasmRuntime, type WasmBuild } from './runtime.js';
 import type { WasmStorage } from './storage.js';
-import { attentionKernels } from './attention.js';
+import { attentionKernels, attentionSavedLength } from './attention.js';
 import { convKernels } from './conv.js';
 import { elementwiseKernels } from './elementwise.js';
 import { layoutKernels } from './layout.js';
@@ -103,6 +103,10 @@ export class WasmBackend implements Backend {
 
   resetPeakLiveBytes(): void {
     this.rt.peakLiveBytes = this.rt.liveBytes;
+  }
+
+  attentionSavedLength(p: AttentionParams): number {
+    return attentionSavedLength(p);
   }
 
   destroy(): void {

@@ -1,10 +1,10 @@
 // The WebGPU backend: WGSL kernels through Dawn, encoded into a pending command encoder.
-import type { Backend, DeviceTraffic, DType, Kernels, MemoryStats, Storage } from '../backend.js';
+import type { AttentionParams, Backend, DeviceTraffic, DType, Kernels, MemoryStats, Storage } from '../backend.js';
 import { BackendError } from '../backend.js';
 import type { PassTiming, PassTimingSource } from '../profile.js';
 import { assembleKernels, type FamilyFiles } from '../families.js';
 import { WebGPURuntime, type GpuStorage, type WebGPUOptions } from './runtime.js';
-import { attentionKernels } from './attention.js';
+import { attentionKernels, savedLength as attentionSavedLength } from './attention.js';
 import { convKernels } from './conv.js';
 import { elementwiseKernels } from './elementwise.js';
 import { layoutKernels } from './layout.js';
@@ -89,6 +89,10 @@ export class WebGPUBackend implements Backend, PassTimingSource {
     if (!this.rt.timestampQuery) return { unavailable: "this adapter has no 'timestamp-query' feature" };
     const rt = this.rt;
     return { start: () => rt.startTiming(), passes: () => rt.timedPasses(), stop: () => rt.stopTiming() };
+  }
+
+  attentionSavedLength(p: AttentionParams): number {
+    return attentionSavedLength(p);
   }
 
   peakLiveBytes(): number {
