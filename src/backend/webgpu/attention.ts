@@ -97,19 +97,19 @@ export function probsAttention(rt: WebGPURuntime): Pick<AttentionKernels, 'atten
       // dS between the two passes; the pool hands it out again only after the submit that uses it.
       const ds = rt.alloc(rows * p.tokens, 'f32');
       try {
-        const un = uniform(p);
+        const u = uniform(p);
         rt.dispatch(
           'attentionGradQ',
           rt.pipeline(FILE, 'attentionGradQ'),
           [buf(qkv), buf(probs), buf(dout), buf(ds), buf(dqkv)],
-          un,
+          u,
           grid1d(rows, WG),
         );
         rt.dispatch(
           'attentionGradKV',
           rt.pipeline(FILE, 'attentionGradKV'),
           [buf(qkv), buf(probs), buf(dout), buf(ds), buf(dqkv)],
-          un,
+          u,
           grid1d(rows, WG),
         );
       } finally {
