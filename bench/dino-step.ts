@@ -18,6 +18,7 @@ import { keep } from '../src/tensor/tensor.js';
 import { AdamW, decayGroups } from '../src/tensor/ops/optim.js';
 import { DEFAULTS, validate, type TrainConfig } from '../src/train/config.js';
 import { buildNetwork } from '../src/train/network.js';
+import { EmPrototypes } from '../src/ssl/em-prototypes.js';
 import { dinoStep, type DinoState, type StepSchedule } from '../src/train/step.js';
 import { packagePath } from '../src/util/paths.js';
 import { markdownTable, profileMode, quickMode, type SuiteReport } from './harness.js';
@@ -118,6 +119,21 @@ export function benchState(
     { params: plain, lr: 0, weightDecay: 0 },
   ]);
   const center = keep(zeros([1, cfg.out_dim], be));
+  // --prototypes em as the trainer builds it (src/train/trainer.ts): both heads hold the mixture's means.
+  const em =
+    cfg.prototypes === 'em'
+      ? new EmPrototypes(student.head.last_layer.weight_v, {
+          eta: cfg.em_eta,
+          varFloor: cfg.em_var_floor,
+          betaStart: cfg.em_beta_start,
+          betaWarmup: cfg.em_beta_warmup,
+          seed: cfg.seed,
+        })
+      : null;
+  if (em) {
+    em.writeMeans(student.head.last_layer.weight_v);
+    em.writeMeans(teacher.head.last_layer.weight_v);
+  }
   const state: DinoState = {
     cfg,
     student,
@@ -126,6 +142,7 @@ export function benchState(
     center,
     channels: CHANNELS,
     localSize: cfg.local_crops_size,
+    em,
   };
   const G = cfg.global_crops_size,
     S = cfg.local_crops_size;
@@ -138,6 +155,7 @@ export function benchState(
     sch: schedule(cfg),
     parameters: student.parameterCount(),
     dispose() {
+      em?.dispose();
       center.dispose();
       optimizer.dispose();
       teacher.dispose();
@@ -157,8 +175,9 @@ export async function timeDinoStep(
   const { state, globals, locals, sch } = bs;
   const seconds: number[] = [];
   let loss = NaN;
+  let step = 0; // counted for --prototypes em, whose annealing follows the step
   const one = async (last: boolean) => {
-    const t = dinoStep(state, globals, locals, sch);
+    const t = dinoStep(state, globals, locals, { ...sch, step: step++ });
     try {
       await be.sync();
       if (last) loss = await t.item();
@@ -183,7 +202,7 @@ export async function timeDinoStep(
       be.reset();
       for (let i = 0; i < profileSteps; i++) {
         be.beginStep();
-        const t = dinoStep(state, globals, locals, sch);
+        const t = dinoStep(state, globals, locals, { ...sch, step: step++ });
         await be.endStep();
         t.dispose();
       }

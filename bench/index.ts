@@ -17,6 +17,7 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   'softmax-norm': async () => (await import('./softmax-norm.js')).softmaxNormSuite,
   'dino-step': async () => (await import('./dino-step.js')).dinoStepSuite,
   'resnet-step': async () => (await import('./resnet-step.js')).resnetStepSuite,
+  'remedy-step': async () => (await import('./remedy-step.js')).remedyStepSuite,
   soak: async () => (await import('./soak.js')).soakSuite,
   'soak-webgpu': async () => (await import('./soak.js')).soakWebgpuSuite,
   gpu: async () => (await import('./gpu.js')).gpuSuite,
