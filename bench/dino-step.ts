@@ -226,6 +226,10 @@ export interface PeerResult {
   loss: number;
   torch: string;
   blas: { path: string; [k: string]: unknown };
+  /** Peak RSS less the RSS after importing torch. */
+  peak_bytes: number;
+  /** What the Linear layers ran on (bench/peers/dino_step.py --linear). */
+  linear_route?: string;
 }
 
 export function peerAvailable(): boolean {
@@ -242,12 +246,21 @@ export function peerAvailable(): boolean {
 export const PEER_WAIT_POLICIES = ['default', 'PASSIVE'] as const;
 export type PeerWaitPolicy = (typeof PEER_WAIT_POLICIES)[number];
 
+/**
+ * The kernels of the peer's Linear layers: the BLAS (F.linear), or oneDNN through 1×1 convolutions,
+ * the route a PyTorch built with MKL/oneDNN takes on some hosts (about 0.9× ours at vit_cpu on an
+ * AVX-512 Xeon, issue 15). Which wins depends on the host, so the suite runs both and keeps the faster.
+ */
+export const PEER_LINEAR_ROUTES = ['blas', 'onednn'] as const;
+export type PeerLinearRoute = (typeof PEER_LINEAR_ROUTES)[number];
+
 /** Runs bench/peers/dino_step.py with `threads` threads (OpenMP, OpenBLAS and MKL pools alike). */
 export function runPeer(
   cfg: TrainConfig,
   threads: number,
   sampling: Sampling,
   wait: PeerWaitPolicy = 'default',
+  linear: PeerLinearRoute = 'blas',
 ): PeerResult {
   const script = packagePath('bench', 'peers', 'dino_step.py');
   const t = String(threads);
@@ -299,6 +312,8 @@ export function runPeer(
     String(sampling.maxSteps),
     '--min_seconds',
     String(sampling.minSeconds),
+    '--linear',
+    linear,
   ];
   return spawnPeer<PeerResult>(script, args, threads, wait);
 }
@@ -335,6 +350,10 @@ interface Row {
   threads?: number;
   /** The peer's OMP_WAIT_POLICY. */
   variant?: PeerWaitPolicy;
+  /** The peer's route for its Linear layers. */
+  linear?: PeerLinearRoute;
+  /** wasm: the linear memory at the end (it only grows: the high-water mark); peer: peak RSS over its imports. */
+  peakBytes?: number;
   medianSeconds: number;
   imagesPerSecond: number;
   seconds: number[];
@@ -343,6 +362,7 @@ interface Row {
   pass: number;
 }
 
+const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 const fmt = (v: number | undefined, digits = 1, unit = '') =>
   v === undefined || !Number.isFinite(v) ? '–' : `${v.toFixed(digits)}${unit}`;
 
@@ -381,7 +401,15 @@ export async function dinoStepSuite(): Promise<SuiteReport> {
               SAMPLING,
               be instanceof ProfiledBackend ? PROFILE_STEPS : 0,
             );
-            rows.push({ arch, batch, engine: e.label, threads: e.threads, ...t, pass });
+            rows.push({
+              arch,
+              batch,
+              engine: e.label,
+              threads: e.threads,
+              ...t,
+              peakBytes: raw.rt.memory.buffer.byteLength,
+              pass,
+            });
             console.log(
               `dino-step ${arch} b${batch} ${e.label}: ${fmt(t.imagesPerSecond)} img/s (${t.seconds.map((s) => s.toFixed(2)).join(', ')} s)`,
             );
@@ -408,30 +436,34 @@ export async function dinoStepSuite(): Promise<SuiteReport> {
       for (const threads of peerThreads) {
         const label = `torch ${threads}t`;
         for (const variant of threads > 1 ? PEER_WAIT_POLICIES : (['default'] as const)) {
-          try {
-            const r = runPeer(benchConfig(arch, batch), threads, SAMPLING, variant);
-            peerBlas = r.blas;
-            torchVersion = r.torch;
-            rows.push({
-              arch,
-              batch,
-              engine: label,
-              threads,
-              variant,
-              medianSeconds: r.median_seconds,
-              imagesPerSecond: r.images_per_s,
-              seconds: r.step_seconds,
-              loss: r.loss,
-              parameters: r.parameters,
-              pass,
-            });
-            console.log(
-              `dino-step ${arch} b${batch} ${label} (OMP_WAIT_POLICY ${variant}): ${fmt(r.images_per_s)} img/s ` +
-                `(${r.step_seconds.map((s) => s.toFixed(2)).join(', ')} s; ${r.blas.path})`,
-            );
-          } catch (e) {
-            notes.push(`${label} ${arch}: ${(e as Error).message}`);
-            console.log(`dino-step: ${label} ${arch} failed (${(e as Error).message})`);
+          for (const linear of PEER_LINEAR_ROUTES) {
+            try {
+              const r = runPeer(benchConfig(arch, batch), threads, SAMPLING, variant, linear);
+              peerBlas = r.blas;
+              torchVersion = r.torch;
+              rows.push({
+                arch,
+                batch,
+                engine: label,
+                threads,
+                variant,
+                linear,
+                peakBytes: r.peak_bytes,
+                medianSeconds: r.median_seconds,
+                imagesPerSecond: r.images_per_s,
+                seconds: r.step_seconds,
+                loss: r.loss,
+                parameters: r.parameters,
+                pass,
+              });
+              console.log(
+                `dino-step ${arch} b${batch} ${label} (OMP_WAIT_POLICY ${variant}, linear ${r.linear_route ?? linear}): ` +
+                  `${fmt(r.images_per_s)} img/s (${r.step_seconds.map((s) => s.toFixed(2)).join(', ')} s; ${r.blas.path})`,
+              );
+            } catch (e) {
+              notes.push(`${label} ${arch} (linear ${linear}): ${(e as Error).message}`);
+              console.log(`dino-step: ${label} ${arch} (linear ${linear}) failed (${(e as Error).message})`);
+            }
           }
         }
       }
@@ -512,6 +544,7 @@ export async function dinoStepSuite(): Promise<SuiteReport> {
     header.push(
       `wasm 1t ÷ torch 1t`,
       ...(cores > 1 ? [`wasm ${cores}t ÷ torch ${cores}t`, `torch ${cores}t ÷ 1t`] : []),
+      `peak wasm ${cores}t / torch ${cores}t`,
     );
   const cpuRows = ARCHS.map((arch) => {
     const r = (e: string) => get(arch, batchOf[arch], e);
@@ -525,6 +558,13 @@ export async function dinoStepSuite(): Promise<SuiteReport> {
     if (peer) {
       row.push(fmt(ratio(r('wasm 1t'), r('torch 1t')), 2, 'x'));
       if (cores > 1) row.push(fmt(ratio(r(all), r(torchAll)), 2, 'x'), fmt(ratio(r(torchAll), r('torch 1t')), 2, 'x'));
+      const mine = r(all)?.peakBytes,
+        theirs = r(torchAll)?.peakBytes;
+      row.push(
+        mine !== undefined && theirs !== undefined
+          ? `${mib(mine)} / ${mib(theirs)} = ${(mine / theirs).toFixed(2)}x`
+          : '–',
+      );
     }
     return row;
   });
@@ -562,6 +602,22 @@ export async function dinoStepSuite(): Promise<SuiteReport> {
       });
       parts.push(`${torchAll} is the faster of OMP_WAIT_POLICY unset (spinning) and PASSIVE: ${waits.join('; ')}.`);
     }
+    const routes = ARCHS.flatMap((arch) =>
+      peerThreads.map((t) => {
+        const v = (l: PeerLinearRoute) =>
+          Math.max(
+            0,
+            ...rows
+              .filter((r) => r.arch === arch && r.engine === `torch ${t}t` && r.linear === l)
+              .map((r) => r.imagesPerSecond),
+          );
+        const won = get(arch, batchOf[arch], `torch ${t}t`)?.linear ?? '–';
+        return `${arch} ${t}t ${PEER_LINEAR_ROUTES.map((l) => `${l} ${fmt(v(l))}`).join(', ')} img/s (kept: ${won})`;
+      }),
+    );
+    parts.push(
+      `Each torch column is also the faster of two routes for the Linear layers, F.linear (BLAS) and oneDNN 1×1 convolutions: ${routes.join('; ')}.`,
+    );
   }
   if (gpuRows.length > 0) {
     parts.push(

@@ -10,14 +10,18 @@ from facebookresearch/dino's own initialisation (upstream_vit, upstream_head), n
 the peer times a step, and keeping its start keeps its loss comparable with earlier reports.
 
 Run: OPENBLAS_NUM_THREADS=N OMP_NUM_THREADS=N /usr/bin/python3 dino_step.py --arch vit_cpu --batch 64 --threads N
-Prints one JSON line: step times, images/s, parameter count, and which BLAS / oneDNN the process
-loaded. The thread variables must be set before torch loads (OpenBLAS sizes its own pool then);
+[--linear blas|onednn]: the Linear layers through F.linear (the BLAS) or through oneDNN as 1x1 convolutions,
+the route a PyTorch built with MKL/oneDNN favours on some hosts; bench/dino-step.ts runs both and keeps
+the faster. The attention products (bmm) stay in the BLAS either way.
+Prints one JSON line: step times, images/s, parameter count, peak memory (peak RSS less the RSS after
+importing torch), and which BLAS / oneDNN the process loaded. The thread variables must be set before torch loads (OpenBLAS sizes its own pool then);
 this script sets them itself when they are missing, before importing torch.
 """
 import argparse
 import json
 import math
 import os
+import resource
 import sys
 import time
 
@@ -52,6 +56,8 @@ def parse_args():
     p.add_argument("--min_steps", type=int, default=2)
     p.add_argument("--max_steps", type=int, default=10)
     p.add_argument("--min_seconds", type=float, default=0.0)
+    p.add_argument("--linear", choices=["blas", "onednn"], default="blas",
+                   help="route of the Linear layers: F.linear (BLAS sgemm), or oneDNN as 1x1 convolutions")
     return p.parse_args()
 
 
@@ -67,6 +73,16 @@ import torch.nn.functional as F  # noqa: E402
 from models.head import DINOHead  # noqa: E402
 from models.network import DinoNetwork  # noqa: E402
 from models.vit import VisionTransformer  # noqa: E402
+
+
+def rss_bytes():
+    """Resident set size now (resnet_step.py reads it the same way, before importing this module)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+# What torch and the interpreter hold before a step's tensors exist: peak memory is counted above it.
+RSS_AFTER_IMPORT = rss_bytes()
 
 
 def init_weights(m):
@@ -125,6 +141,37 @@ def koleo_proto(weight_v, eps=1e-8):
     return -torch.log(d + eps).mean()
 
 
+def conv1x1_forward(self, x):
+    """nn.Linear as a 1x1 convolution over the flattened rows: CPU conv2d runs in oneDNN (mkldnn) for
+    float32 once the batch (here every token of every crop) has 16 rows or more, with its own backward;
+    F.linear runs in the BLAS. Same parameters, same optimizer: only the kernels change."""
+    shape = x.shape
+    y = F.conv2d(x.reshape(-1, shape[-1], 1, 1), self.weight[:, :, None, None], self.bias)
+    return y.reshape(*shape[:-1], self.out_features)
+
+
+def route_linears(module, route):
+    """Sends every nn.Linear of module through `route` (blas: unchanged; onednn: conv1x1_forward)."""
+    if route == "onednn":
+        for m in module.modules():
+            if isinstance(m, nn.Linear):
+                m.forward = conv1x1_forward.__get__(m)
+    return module
+
+
+def linear_route(route):
+    """What the Linear layers ran on, checked with the autograd profiler on a small 1x1 convolution."""
+    if route == "blas":
+        return "F.linear (BLAS sgemm)"
+    lin = route_linears(nn.Linear(8, 8), "onednn")
+    with torch.autograd.profiler.profile() as prof:
+        lin(torch.randn(32, 8, requires_grad=True)).sum().backward()
+    names = {e.name for e in prof.function_events}
+    if not any("mkldnn" in n for n in names):
+        raise SystemExit(f"--linear onednn: conv2d did not run in oneDNN here (ops: {sorted(names)[:12]})")
+    return "oneDNN 1x1 convolution (aten::mkldnn_convolution)"
+
+
 def blas_info():
     """What BLAS / oneDNN this process uses: build flags, loaded libraries, OpenBLAS' own config."""
     cfg = torch.__config__.show()
@@ -153,6 +200,9 @@ def blas_info():
 
 def main():
     torch.set_num_threads(args.threads)
+    if args.linear == "onednn" and not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
+        raise SystemExit("--linear onednn: this PyTorch has no oneDNN (torch.backends.mkldnn)")
+    route = linear_route(args.linear)
     torch.manual_seed(0)
     p = VIT_PRESETS[args.arch]
     B, L, C = args.batch, args.local_crops, args.channels
@@ -160,7 +210,8 @@ def main():
     def network():
         torch.manual_seed(0)
         vit = upstream_vit(args.global_size, args.patch, C, p["dim"], p["depth"], p["heads"])
-        return DinoNetwork(vit, upstream_head(p["dim"], args.out_dim, args.hidden_dim, args.bottleneck_dim, False))
+        net = DinoNetwork(vit, upstream_head(p["dim"], args.out_dim, args.hidden_dim, args.bottleneck_dim, False))
+        return route_linears(net, args.linear)
 
     dev = torch.device(args.device)
     student, teacher = network().to(dev), network().to(dev)
@@ -215,13 +266,15 @@ def main():
         t0 = time.perf_counter()
         loss = step()
         times.append(time.perf_counter() - t0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     med = sorted(times)[len(times) // 2] if len(times) % 2 else sum(sorted(times)[len(times) // 2 - 1:len(times) // 2 + 1]) / 2
     json.dump({
         "peer": "pytorch", "torch": torch.__version__, "python": sys.version.split()[0],
         "arch": args.arch, "device": str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""), "batch": B, "crops": {"global": 2, "local": L}, "threads": torch.get_num_threads(),
         "parameters": sum(q.numel() for q in student.parameters()),
         "step_seconds": times, "median_seconds": med, "images_per_s": B / med, "loss": loss,
-        "finite": math.isfinite(loss), "blas": blas_info(),
+        "finite": math.isfinite(loss), "peak_bytes": peak - RSS_AFTER_IMPORT, "peak_rss_bytes": peak,
+        "blas": blas_info(), "linear_route": route,
     }, sys.stdout)
     sys.stdout.write("\n")
 

@@ -62,16 +62,11 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(var, str(args.threads))
 
 
-def rss_bytes():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 import torch  # noqa: E402  (after the thread variables)
 import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dino_step import blas_info, koleo_proto, upstream_head  # noqa: E402
+from dino_step import blas_info, koleo_proto, rss_bytes, upstream_head  # noqa: E402
 from models.network import DinoNetwork  # noqa: E402
 from models.resnet import ResNet  # noqa: E402
 
