@@ -18,8 +18,7 @@ import { keep } from '../src/tensor/tensor.js';
 import { AdamW, decayGroups } from '../src/tensor/ops/optim.js';
 import { DEFAULTS, validate, type TrainConfig } from '../src/train/config.js';
 import { buildNetwork } from '../src/train/network.js';
-import { EmPrototypes } from '../src/ssl/em-prototypes.js';
-import { dinoStep, type DinoState, type StepSchedule } from '../src/train/step.js';
+import { dinoStep, emForHeads, type DinoState, type StepSchedule } from '../src/train/step.js';
 import { packagePath } from '../src/util/paths.js';
 import { markdownTable, profileMode, quickMode, type SuiteReport } from './harness.js';
 
@@ -119,21 +118,7 @@ export function benchState(
     { params: plain, lr: 0, weightDecay: 0 },
   ]);
   const center = keep(zeros([1, cfg.out_dim], be));
-  // --prototypes em as the trainer builds it (src/train/trainer.ts): both heads hold the mixture's means.
-  const em =
-    cfg.prototypes === 'em'
-      ? new EmPrototypes(student.head.last_layer.weight_v, {
-          eta: cfg.em_eta,
-          varFloor: cfg.em_var_floor,
-          betaStart: cfg.em_beta_start,
-          betaWarmup: cfg.em_beta_warmup,
-          seed: cfg.seed,
-        })
-      : null;
-  if (em) {
-    em.writeMeans(student.head.last_layer.weight_v);
-    em.writeMeans(teacher.head.last_layer.weight_v);
-  }
+  const em = emForHeads(cfg, student, teacher);
   const state: DinoState = {
     cfg,
     student,

@@ -19,7 +19,7 @@ import { koleoLoss, koleoProtoLoss, meMaxLoss } from '../ssl/regularizers.js';
 import type { KoleoProtoCache } from '../ssl/koleo-cache.js';
 import { ibotPatchLoss, updatePatchCenter } from '../ssl/ibot.js';
 import { VisionTransformer } from '../nn/vit.js';
-import type { EmPrototypes } from '../ssl/em-prototypes.js';
+import { EmPrototypes } from '../ssl/em-prototypes.js';
 import { reshape } from '../tensor/ops/view.js';
 import type { TrainConfig } from './config.js';
 import type { DinoNetwork } from './network.js';
@@ -42,6 +42,25 @@ export interface DinoState {
    * their weight_v after each update); needs StepSchedule.step for its annealing.
    */
   em?: EmPrototypes | null;
+}
+
+/**
+ * --prototypes em: the mixture fitted to the student's initial prototypes, with both heads set to its
+ * means (the trainer and the step benchmark build it the same way); null for gradient prototypes.
+ * The caller owns it.
+ */
+export function emForHeads(cfg: TrainConfig, student: DinoNetwork, teacher: DinoNetwork): EmPrototypes | null {
+  if (cfg.prototypes !== 'em') return null;
+  const em = new EmPrototypes(student.head.last_layer.weight_v, {
+    eta: cfg.em_eta,
+    varFloor: cfg.em_var_floor,
+    betaStart: cfg.em_beta_start,
+    betaWarmup: cfg.em_beta_warmup,
+    seed: cfg.seed,
+  });
+  em.writeMeans(student.head.last_layer.weight_v);
+  em.writeMeans(teacher.head.last_layer.weight_v);
+  return em;
 }
 
 export interface StepSchedule {

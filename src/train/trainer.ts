@@ -19,6 +19,7 @@ import {
   dinoGradients,
   discardStep,
   disposeGradients,
+  emForHeads,
   type DinoState,
   type MicroBatch,
   type StepGradients,
@@ -35,7 +36,6 @@ import type { HostTensor } from '../nn/module.js';
 import { PCAProjection } from '../nn/pca.js';
 import { cropMasks, maskRng } from '../ssl/ibot.js';
 import { KoleoProtoCache } from '../ssl/koleo-cache.js';
-import { EmPrototypes } from '../ssl/em-prototypes.js';
 import {
   readCheckpoint,
   removeStaleTemporaries,
@@ -277,21 +277,8 @@ async function run(
       ? new KoleoProtoCache(cfg.koleo_proto_exact_every, cfg.koleo_proto_candidates)
       : null;
   if (koleoCache) owned.push(koleoCache);
-  const em =
-    cfg.prototypes === 'em'
-      ? new EmPrototypes(student.head.last_layer.weight_v, {
-          eta: cfg.em_eta,
-          varFloor: cfg.em_var_floor,
-          betaStart: cfg.em_beta_start,
-          betaWarmup: cfg.em_beta_warmup,
-          seed: cfg.seed,
-        })
-      : null;
-  if (em) {
-    owned.push(em);
-    em.writeMeans(student.head.last_layer.weight_v);
-    em.writeMeans(teacher.head.last_layer.weight_v);
-  }
+  const em = emForHeads(cfg, student, teacher);
+  if (em) owned.push(em);
   const state: DinoState = { cfg, student, teacher, optimizer, center, center2, channels, localSize, koleoCache, em };
 
   let step = 0;
