@@ -2,6 +2,15 @@
 // the implicit-GEMM convolutions in convgemm.ts), so both run the one tuned inner loop.
 // Why 4×8: eight f32x4 accumulators leave V8's register allocator room on x64; 5×8 and 6×8 made it
 // spill inside the k loop and ran at half the speed on this machine (and unrolling k did the same).
+// Rechecked for issue 15 on the 2-core AMD EPYC (family 26, Zen 5), Node 20, relaxed build, 1
+// thread, with twelve accumulators reading the same MR=4/NR=8 packed panels (so the k order and
+// every number stay as they are): 4×12 (three B vectors live) ran at 9.7 GFLOP/s, 4×12 reloading
+// the A splats per column group at 24, 6×8 (rows across two packed panels) at 24, against 47-50
+// for this 4×8 on vit_tiny's shapes (m = 1600, n and k in 192/576/768, all transposes). This
+// kernel alone over L1-resident panels runs at 49 GFLOP/s in both builds, 88% of the relaxed
+// build's 12-chain peak (55.7 that day; 8 chains: 52.7), and the full matmul is within a few
+// percent of it on every shape of the step: no shape or transpose class is slow, the cap is this
+// kernel, and V8 spills any wider register tile.
 import { madd } from './common';
 
 export const MR = 4;
