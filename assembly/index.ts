@@ -15,3 +15,4 @@ export * from './neighbours-self';
 export * from './peak';
 export * from './attention';
 export * from './convgemm';
+export * from './winograd';

@@ -145,6 +145,45 @@ export interface ConvParams extends Conv2dParams {
   outChannels: number;
 }
 
+/** Values per tile of the Winograd F(4×4, 3×3) transforms (6×6). */
+export const WINOGRAD_VALUES = 36;
+
+/** Tiles the Winograd transforms handle as one unit (assembly/winograd.ts BLOCK). */
+export const WINOGRAD_BLOCK = 16;
+
+/**
+ * The tile grid of a 3×3 stride-1 convolution computed as Winograd F(4×4, 3×3): th × tw tiles of
+ * 4×4 outputs per image, n = batch·th·tw tiles in all, numbered q = (b·th + ty)·tw + tx.
+ */
+export function winogradTiles(p: Conv2dParams): { th: number; tw: number; n: number } {
+  const th = Math.ceil(p.outH / 4),
+    tw = Math.ceil(p.outW / 4);
+  return { th, tw, n: p.batch * th * tw };
+}
+
+/** Columns of the transformed matrices [36][channels][columns] for `count` tiles: rounded up to WINOGRAD_BLOCK (the extra columns are zero). */
+export function winogradColumns(count: number): number {
+  return Math.ceil(count / WINOGRAD_BLOCK) * WINOGRAD_BLOCK;
+}
+
+/** Refuses a tile range outside the grid, with the same error on every backend. */
+export function checkWinogradRange(p: Conv2dParams, first: number, count: number, kernel: string): void {
+  const { n } = winogradTiles(p);
+  if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 0 || first + count > n) {
+    throw new BackendError(`tiles [${first}, ${first + count}) are not inside the ${n} tiles of the grid`, kernel);
+  }
+}
+
+/** Refuses what the Winograd kernels do not compute, with the same error on every backend. */
+export function checkWinograd(p: Conv2dParams, kernel: string): void {
+  if (p.kernelH !== 3 || p.kernelW !== 3 || p.strideH !== 1 || p.strideW !== 1) {
+    throw new BackendError(
+      `Winograd F(4x4, 3x3) needs a 3x3 kernel at stride 1, got ${p.kernelH}x${p.kernelW} at stride ${p.strideH},${p.strideW}`,
+      kernel,
+    );
+  }
+}
+
 export interface AdamWParams {
   lr: number;
   beta1: number;
@@ -374,6 +413,22 @@ export interface ConvKernels {
   conv2dGradInput(dy: Storage, w: Storage, dx: Storage, p: ConvParams): void;
   /** dw [outChannels, channels, kernelH, kernelW] overwritten with conv2d's weight gradient summed over the batch, in a fixed order. */
   conv2dGradWeight(x: Storage, dy: Storage, dw: Storage, p: ConvParams): void;
+  /**
+   * Winograd F(4×4, 3×3) filter transform of w [outChannels, channels, 3, 3]: u [36][outChannels][channels]
+   * = G g Gᵀ per filter, or with flip the 180° rotation of each filter transposed, u [36][channels][outChannels]
+   * (the filter of the input gradient).
+   */
+  winogradWeights(w: Storage, u: Storage, outChannels: number, channels: number, flip: boolean): void;
+  /**
+   * v [36][channels][winogradColumns(count)]: column j = Bᵀ d B of tile first + j's 6×6 input patch
+   * (padding reads zero, columns past count are zero); tiles numbered as winogradTiles says.
+   */
+  winogradInput(x: Storage, v: Storage, p: ConvParams, first: number, count: number): void;
+  /**
+   * The outputs of tiles [first, first + count) in out [batch, outChannels, outH, outW] = Aᵀ m A of
+   * column j of m [36][outChannels][winogradColumns(count)] for tile first + j; no other output is written.
+   */
+  winogradOutput(m: Storage, out: Storage, p: ConvParams, first: number, count: number): void;
   /** out [batch, channels, outH, outW]; argmax (i32, input flat index within the image plane) for max. */
   pool2d(op: 'max' | 'avg', x: Storage, out: Storage, argmax: Storage | null, p: Conv2dParams): void;
   pool2dGrad(op: 'max' | 'avg', dy: Storage, argmax: Storage | null, dx: Storage, p: Conv2dParams): void;
@@ -456,6 +511,9 @@ export const KERNEL_FAMILY: { readonly [K in KernelName]: FamilyOf<K> } = {
   conv2d: 'conv',
   conv2dGradInput: 'conv',
   conv2dGradWeight: 'conv',
+  winogradWeights: 'conv',
+  winogradInput: 'conv',
+  winogradOutput: 'conv',
   pool2d: 'conv',
   pool2dGrad: 'conv',
   random: 'random',

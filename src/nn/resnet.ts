@@ -7,7 +7,7 @@ import { Module, ModuleList } from './module.js';
 import { BatchNorm } from './batchnorm.js';
 import { ShapeError, type Tensor } from '../tensor/tensor.js';
 import { mean } from '../tensor/ops/reduce.js';
-import { conv2d, maxPool2d } from '../tensor/ops/conv.js';
+import { conv2d, maxPool2d, type ConvAlgorithm } from '../tensor/ops/conv.js';
 import { Generator } from '../tensor/ops/random.js';
 
 export interface ResNetConfig {
@@ -37,11 +37,26 @@ export const RESNET_PRESETS: Record<string, Omit<ResNetConfig, 'inChans'>> = {
 
 export type ResNetOptions = ResNetConfig | { arch: string; inChans?: number };
 
+const CONV_ALGORITHMS: readonly ConvAlgorithm[] = ['auto', 'direct', 'winograd', 'im2col'];
+
+/** PROTODINO_CONV_ALGORITHM if set (one of CONV_ALGORITHMS), else 'auto'. */
+export function defaultConvAlgorithm(): ConvAlgorithm {
+  const v = process.env.PROTODINO_CONV_ALGORITHM;
+  if (v === undefined || v === '') return 'auto';
+  if (!CONV_ALGORITHMS.includes(v as ConvAlgorithm)) {
+    throw new Error(`PROTODINO_CONV_ALGORITHM must be one of ${CONV_ALGORITHMS.join(', ')}, got '${v}'`);
+  }
+  return v as ConvAlgorithm;
+}
+
 /** A bias-free Conv2d with torchvision's init: kaiming_normal_(mode='fan_out', nonlinearity='relu'). */
 export class Conv2d extends Module {
   readonly weight: Tensor;
-  /** See Conv2dOptions.algorithm; ResNet.setConvAlgorithm switches every conv of a network. */
-  algorithm: 'direct' | 'im2col' = 'direct';
+  /**
+   * See Conv2dOptions.algorithm; ResNet.setConvAlgorithm switches every conv of a network, and the
+   * environment variable PROTODINO_CONV_ALGORITHM sets the default (to compare routes end to end).
+   */
+  algorithm: ConvAlgorithm = defaultConvAlgorithm();
   constructor(
     be: Backend,
     inChans: number,
@@ -212,7 +227,7 @@ export class ResNet extends Module {
   }
 
   /** Runs every convolution by `algorithm` (the im2col route is kept to cross-check the direct kernels). */
-  setConvAlgorithm(algorithm: 'direct' | 'im2col'): void {
+  setConvAlgorithm(algorithm: ConvAlgorithm): void {
     for (const m of this.modules()) if (m instanceof Conv2d) m.algorithm = algorithm;
   }
 

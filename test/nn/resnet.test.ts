@@ -9,7 +9,7 @@ import type { Backend } from '../../src/backend/backend.js';
 import * as pd from '../../src/tensor/index.js';
 import { Generator } from '../../src/tensor/ops/random.js';
 import { AdamW } from '../../src/tensor/ops/optim.js';
-import { ResNet, RESNET_PRESETS, type ResNetConfig } from '../../src/nn/resnet.js';
+import { defaultConvAlgorithm, ResNet, RESNET_PRESETS, type ResNetConfig } from '../../src/nn/resnet.js';
 import { BatchNorm } from '../../src/nn/batchnorm.js';
 import type { HostTensor } from '../../src/nn/module.js';
 import { PthTensor, readPth } from '../../src/io/pth/index.js';
@@ -200,8 +200,8 @@ conformance('resnet', (test, be) => {
     net.dispose();
   });
 
-  test('resnet_cpu forward and backward: the direct conv kernels agree with the im2col route', async () => {
-    const run = async (algorithm: 'direct' | 'im2col') => {
+  test('resnet_cpu forward and backward: the direct conv kernels, the im2col route and auto (Winograd) agree', async () => {
+    const run = async (algorithm: 'direct' | 'im2col' | 'auto') => {
       const net = new ResNet(be(), { arch: 'resnet_cpu', inChans: 1 }, new Generator(7));
       net.setConvAlgorithm(algorithm);
       const x = pd.param(pd.randn([3, 1, 28, 28], be(), { generator: new Generator(8) }));
@@ -221,16 +221,37 @@ conformance('resnet', (test, be) => {
       net.dispose();
       return res;
     };
-    const a = await run('direct'),
-      b = await run('im2col');
-    assertClose(a.out, b.out, { rtol: 1e-4, atol: 1e-5 }, 'features');
+    const a = await run('direct');
     const close = (g: ArrayLike<number>, r: ArrayLike<number>, what: string) => {
       let scale = 1e-6;
       for (let i = 0; i < r.length; i++) scale = Math.max(scale, Math.abs(r[i]));
       assertClose(g, r, { rtol: 1e-3, atol: 1e-4 * scale }, what);
     };
-    close(a.dx, b.dx, 'input gradient');
-    for (const [k, g] of a.grads) close(g, b.grads.get(k)!, `gradient of ${k}`);
+    // auto runs layer1-4's 3x3 stride-1 convolutions (16-128 channels) as Winograd F(4x4, 3x3)
+    for (const other of ['im2col', 'auto'] as const) {
+      const b = await run(other);
+      assertClose(a.out, b.out, { rtol: 1e-4, atol: 1e-5 }, `features (${other})`);
+      close(a.dx, b.dx, `input gradient (${other})`);
+      for (const [k, g] of a.grads) close(g, b.grads.get(k)!, `gradient of ${k} (${other})`);
+    }
+  });
+
+  test('PROTODINO_CONV_ALGORITHM sets the conv default and is checked', () => {
+    const saved = process.env.PROTODINO_CONV_ALGORITHM;
+    try {
+      process.env.PROTODINO_CONV_ALGORITHM = 'direct';
+      assert.is(defaultConvAlgorithm(), 'direct');
+      delete process.env.PROTODINO_CONV_ALGORITHM;
+      assert.is(defaultConvAlgorithm(), 'auto');
+      process.env.PROTODINO_CONV_ALGORITHM = 'fast';
+      assert.throws(
+        () => defaultConvAlgorithm(),
+        /PROTODINO_CONV_ALGORITHM must be one of auto, direct, winograd, im2col, got 'fast'/,
+      );
+    } finally {
+      if (saved === undefined) delete process.env.PROTODINO_CONV_ALGORITHM;
+      else process.env.PROTODINO_CONV_ALGORITHM = saved;
+    }
   });
 
   test('shape and config errors', () => {

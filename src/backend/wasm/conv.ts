@@ -1,6 +1,7 @@
 import type { Conv2dParams, ConvKernels } from '../backend.js';
 import { BackendError } from '../backend.js';
 import { convGemmKernels } from './convgemm.js';
+import { winogradKernels } from './winograd.js';
 import type { WasmRuntime } from './runtime.js';
 import { ptr } from './storage.js';
 
@@ -26,6 +27,7 @@ function geometry(p: Conv2dParams): Geometry {
 export function convKernels(rt: WasmRuntime): ConvKernels {
   return {
     ...convGemmKernels(rt),
+    ...winogradKernels(rt),
     im2col(x, out, p) {
       const k = p.channels * p.kernelH * p.kernelW;
       rt.run(

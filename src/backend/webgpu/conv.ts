@@ -3,6 +3,7 @@ import { BackendError } from '../backend.js';
 import { grid1d } from './grid.js';
 import { packParams, paramLayout } from './params.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
+import { winogradKernels } from './winograd.js';
 
 const FILE = 'conv.wgsl';
 const buf = (s: Storage) => (s as GpuStorage).buffer;
@@ -49,6 +50,7 @@ function convParams(p: ConvParams, total: number): Uint8Array {
 
 export function convKernels(rt: WebGPURuntime): ConvKernels {
   return {
+    ...winogradKernels(rt),
     im2col(x, out, p) {
       const total = p.batch * p.outH * p.outW * p.channels * p.kernelH * p.kernelW;
       rt.dispatch('im2col', rt.pipeline(FILE, 'im2col'), [buf(x), buf(out)], params(p, total), grid1d(total));

@@ -1,10 +1,24 @@
 // 2-D convolution and pooling over NCHW images (kernels: conv2d/conv2dGradInput/conv2dGradWeight,
-// im2col/col2im with matmul, pool2d/pool2dGrad).
-// conv2d runs the backend's convolution kernels by default (on wasm an implicit GEMM that never
-// writes the column matrix, see assembly/convgemm.ts). The 'im2col' algorithm is the earlier route,
+// winogradWeights/winogradInput/winogradOutput with matmul, im2col/col2im with matmul,
+// pool2d/pool2dGrad).
+// conv2d's default ('auto') runs a 3×3 stride-1 convolution with enough channels as Winograd
+// F(4×4, 3×3) (assembly/winograd.ts: transforms, one batched matmul of the 36 transformed values,
+// inverse transform), forward and input gradient; everything else, and every weight gradient, runs
+// the backend's convolution kernels (on wasm an implicit GEMM that never writes the column matrix,
+// see assembly/convgemm.ts). 'direct' forces those kernels. The 'im2col' algorithm is the earlier route,
 // kept as a cross-check: im2col followed by one batched matmul (a matrix per image) that writes
 // NCHW directly: out[b] [O, P] = W [O, K] · col[b]ᵀ, with col[b] [P, K], P = outH·outW, K = C·kh·kw.
-import { matmulParams, type Backend, type Conv2dParams, type ConvParams, type Storage } from '../../backend/backend.js';
+import {
+  matmulParams,
+  WINOGRAD_BLOCK,
+  WINOGRAD_VALUES,
+  winogradColumns,
+  winogradTiles,
+  type Backend,
+  type Conv2dParams,
+  type ConvParams,
+  type Storage,
+} from '../../backend/backend.js';
 import { noGrad, ShapeError, Tensor } from '../tensor.js';
 import { empty, zeros } from '../create.js';
 import { needsGrad, record } from '../autograd.js';
@@ -14,12 +28,100 @@ import { sum } from './reduce.js';
 import { reshape } from './view.js';
 
 export type Size2 = number | [number, number];
+export type ConvAlgorithm = 'auto' | 'direct' | 'winograd' | 'im2col';
+const ALGORITHMS: readonly ConvAlgorithm[] = ['auto', 'direct', 'winograd', 'im2col'];
+
+/**
+ * Whether 'auto' runs a convolution as Winograd F(4×4, 3×3): a 3×3 window at stride 1 with padding
+ * at most 2 (the input gradient is then the same kind of convolution, padded 2 − padding), enough
+ * reduction (input channels forward, output channels for the input gradient) that the products
+ * repay the transforms, and few wasted outputs in the 4×4 tiles (a 2×2 map computes 16 outputs per
+ * 4 it keeps). Measured per layer at 1 thread, wasm, resnet_cpu's shapes (128 crops of 28² or 256
+ * of 12², padding 1, CPU time, best of 5), implicit GEMM → Winograd ms, forward / input gradient:
+ *   16×28²  13.2 → 11.7 / 13.6 → 12.2     32×14²  11.6 → 9.2 / 11.8 → 10.1
+ *   64×7²   11.8 → 6.7  / 12.2 → 6.4      128×4²  13.0 → 5.7 / 13.1 → 5.4
+ *   64×3²    5.0 → 3.2  /  5.1 → 3.2      32×6²    4.9 → 4.5 /  5.0 → 4.6
+ * and before chunking (WINOGRAD_CHUNK_BYTES) 128×2² 8.4 → 10.2. The transforms cost in proportion to
+ * channels × tiles, the products to channels² × tiles, so Winograd wins from 16 channels where
+ * tiles waste little (≤ 1.5× the outputs: 14² and 7² are 1.31×) and from 64 where they waste up
+ * to 2× (3² and 6² are 1.78×).
+ */
+export function winogradFits(p: Conv2dParams, reduction: number): boolean {
+  if (!winogradShape(p)) return false;
+  const { th, tw } = winogradTiles(p);
+  const waste = (16 * th * tw) / (p.outH * p.outW);
+  return (reduction >= 16 && waste <= 1.5) || (reduction >= 64 && waste <= 2);
+}
+
+/** The shapes the Winograd kernels compute at all: 3×3, stride 1, padding at most 2. */
+function winogradShape(p: Conv2dParams): boolean {
+  return p.kernelH === 3 && p.kernelW === 3 && p.strideH === 1 && p.strideW === 1 && p.padH <= 2 && p.padW <= 2;
+}
+
+/**
+ * Bytes of transformed values (V, its packed copy in matmul, M) one chunk of tiles may hold: the
+ * transforms and the product of a chunk then meet in cache instead of streaming V and M through
+ * memory three times (see winogradConv).
+ */
+export const WINOGRAD_CHUNK_BYTES = 1 << 20;
+// Measured (16×28² forward, 1 thread, CPU ms): all tiles in one chunk 13.9, chunks of 16 MiB 13.6,
+// 4 MiB 11.4, 1 MiB 11.7 (implicit GEMM 13.2); 1 and 4 MiB differ by less than the host's noise,
+// and 1 MiB fits a core's L2.
+
+/**
+ * out = the convolution p of x (Winograd F(4×4, 3×3)): filters transformed once, then per chunk of
+ * tiles the inputs transformed, the 36 products [outChannels × channels]·[channels × tiles] as one
+ * batched matmul, and the outputs transformed back. flip: w is the forward filter
+ * [channels, outChannels, 3, 3] of which p is the input gradient.
+ */
+function winogradConv(be: Backend, x: Storage, w: Storage, out: Storage, p: ConvParams, flip: boolean): void {
+  const { n } = winogradTiles(p);
+  const O = p.outChannels,
+    C = p.channels;
+  const perTile = WINOGRAD_VALUES * 4 * (2 * C + O);
+  const fit = Math.floor(WINOGRAD_CHUNK_BYTES / perTile / WINOGRAD_BLOCK) * WINOGRAD_BLOCK;
+  const chunk = Math.min(n, Math.max(WINOGRAD_BLOCK * 4, fit));
+  const cols = winogradColumns(chunk);
+  const u = be.alloc(WINOGRAD_VALUES * O * C, 'f32');
+  const v = be.alloc(WINOGRAD_VALUES * C * cols, 'f32');
+  const m = be.alloc(WINOGRAD_VALUES * O * cols, 'f32');
+  be.winogradWeights(w, u, flip ? C : O, flip ? O : C, flip);
+  for (let first = 0; first < n; first += chunk) {
+    const count = Math.min(chunk, n - first);
+    const np = winogradColumns(count);
+    be.winogradInput(x, v, p, first, count);
+    be.matmul(u, v, m, matmulParams({ batch: WINOGRAD_VALUES, m: O, n: np, k: C, strideA: O * C, strideB: C * np }));
+    be.winogradOutput(m, out, p, first, count);
+  }
+  be.free(u);
+  be.free(v);
+  be.free(m);
+}
+
+/** The input gradient of the convolution p as a convolution of dy (3×3, stride 1, padding 2 − p's). */
+function transposedParams(p: ConvParams): ConvParams {
+  return {
+    ...p,
+    channels: p.outChannels,
+    height: p.outH,
+    width: p.outW,
+    padH: p.kernelH - 1 - p.padH,
+    padW: p.kernelW - 1 - p.padW,
+    outH: p.height,
+    outW: p.width,
+    outChannels: p.channels,
+  };
+}
 
 export interface Conv2dOptions {
   stride?: Size2;
   padding?: Size2;
-  /** 'direct' (default): the backend's convolution kernels; 'im2col': column matrix + matmul. */
-  algorithm?: 'direct' | 'im2col';
+  /**
+   * 'auto' (default): Winograd where winogradFits, else the backend's convolution kernels; 'direct':
+   * those kernels always; 'winograd': Winograd (an error where it does not fit); 'im2col': column
+   * matrix + matmul.
+   */
+  algorithm?: ConvAlgorithm;
   /** With 'im2col': cap on the column buffer (elements, default 2^24); larger batches run in chunks of images. */
   maxColumnElements?: number;
 }
@@ -68,9 +170,15 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
     throw new ShapeError('conv2d', `weight expects ${Cw} input channels, input [${x.shape}] has ${p.channels}`);
   if (bias && (bias.rank !== 1 || bias.shape[0] !== O))
     throw new ShapeError('conv2d', `bias must be [${O}], got [${bias.shape}]`);
-  const algorithm = opts.algorithm ?? 'direct';
-  if (algorithm !== 'direct' && algorithm !== 'im2col')
-    throw new ShapeError('conv2d', `unknown algorithm '${String(algorithm)}'`);
+  const algorithm = opts.algorithm ?? 'auto';
+  if (!ALGORITHMS.includes(algorithm)) throw new ShapeError('conv2d', `unknown algorithm '${String(algorithm)}'`);
+  if (algorithm === 'winograd' && !winogradShape(p)) {
+    throw new ShapeError(
+      'conv2d',
+      `Winograd F(4x4, 3x3) needs a 3x3 kernel at stride 1 with padding at most 2, got ${kh}x${kw} at stride ${p.strideH},${p.strideW} padding ${p.padH},${p.padW}`,
+    );
+  }
+  const wino = (reduction: number) => algorithm === 'winograd' || (algorithm === 'auto' && winogradFits(p, reduction));
   const limit = opts.maxColumnElements ?? COL_LIMIT;
   if (!(limit >= 1)) throw new ShapeError('conv2d', `maxColumnElements must be ≥ 1, got ${limit}`);
   const be = x.backend;
@@ -81,7 +189,8 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   const cp: ConvParams = { ...p, outChannels: O };
   let out = empty([B, O, p.outH, p.outW], be);
   if (out.size > 0 && K === 0) be.fill(out.storage, out.size, 0);
-  else if (out.size > 0 && algorithm === 'direct') be.conv2d(x.storage, weight.storage, out.storage, cp);
+  else if (out.size > 0 && wino(p.channels)) winogradConv(be, x.storage, weight.storage, out.storage, cp, false);
+  else if (out.size > 0 && algorithm !== 'im2col') be.conv2d(x.storage, weight.storage, out.storage, cp);
   else if (out.size > 0) im2colForward(x, weight, out, p, chunk);
   if (bias) {
     const pre = out;
@@ -97,10 +206,11 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   return record(out, 'conv2d', inputs, (g) => {
     let gx: Tensor | null = null,
       gw: Tensor | null = null;
-    if ((x.requiresGrad || weight.requiresGrad) && g.size > 0 && K > 0 && algorithm === 'direct') {
+    if ((x.requiresGrad || weight.requiresGrad) && g.size > 0 && K > 0 && algorithm !== 'im2col') {
       if (x.requiresGrad) {
         gx = empty(x.shape, be);
-        be.conv2dGradInput(g.storage, weight.storage, gx.storage, cp);
+        if (wino(O)) winogradConv(be, g.storage, weight.storage, gx.storage, transposedParams(cp), true);
+        else be.conv2dGradInput(g.storage, weight.storage, gx.storage, cp);
       }
       if (weight.requiresGrad) {
         gw = empty(weight.shape, be);

@@ -1,0 +1,105 @@
+// Winograd F(4×4, 3×3) transforms (wgsl/winograd.wgsl, twins of assembly/winograd.ts).
+import type { ConvKernels, Storage } from '../backend.js';
+import { checkWinograd, checkWinogradRange, winogradColumns, winogradTiles } from '../backend.js';
+import { grid1d } from './grid.js';
+import { packParams, paramLayout } from './params.js';
+import type { GpuStorage, WebGPURuntime } from './runtime.js';
+
+const FILE = 'winograd.wgsl';
+const buf = (s: Storage) => (s as GpuStorage).buffer;
+
+const WW = paramLayout(FILE, 'WW', [
+  ['r', 'u32'],
+  ['s', 'u32'],
+  ['flip', 'u32'],
+  ['total', 'u32'],
+]);
+const WI = paramLayout(FILE, 'WI', [
+  ['c', 'u32'],
+  ['h', 'u32'],
+  ['w', 'u32'],
+  ['padH', 'u32'],
+  ['padW', 'u32'],
+  ['th', 'u32'],
+  ['tw', 'u32'],
+  ['first', 'u32'],
+  ['n', 'u32'],
+  ['np', 'u32'],
+  ['total', 'u32'],
+  ['_p0', 'u32'],
+]);
+const WO = paramLayout(FILE, 'WO', [
+  ['o', 'u32'],
+  ['oh', 'u32'],
+  ['ow', 'u32'],
+  ['th', 'u32'],
+  ['tw', 'u32'],
+  ['first', 'u32'],
+  ['n', 'u32'],
+  ['np', 'u32'],
+  ['total', 'u32'],
+  ['_p0', 'u32'],
+  ['_p1', 'u32'],
+  ['_p2', 'u32'],
+]);
+
+export function winogradKernels(
+  rt: WebGPURuntime,
+): Pick<ConvKernels, 'winogradWeights' | 'winogradInput' | 'winogradOutput'> {
+  return {
+    winogradWeights(w, u, outChannels, channels, flip) {
+      const [r, s] = flip ? [channels, outChannels] : [outChannels, channels];
+      const total = r * s;
+      if (total === 0) return;
+      rt.dispatch(
+        'winogradWeights',
+        rt.pipeline(FILE, 'winogradWeights'),
+        [buf(w), buf(u)],
+        packParams(WW, { r, s, flip: flip ? 1 : 0, total }),
+        grid1d(total),
+      );
+    },
+    winogradInput(x, v, p, first, count) {
+      checkWinograd(p, 'winogradInput');
+      checkWinogradRange(p, first, count, 'winogradInput');
+      const { th, tw } = winogradTiles(p);
+      const np = winogradColumns(count);
+      const total = p.channels * np;
+      if (total === 0) return;
+      rt.dispatch(
+        'winogradInput',
+        rt.pipeline(FILE, 'winogradInput'),
+        [buf(x), buf(v)],
+        packParams(WI, {
+          c: p.channels,
+          h: p.height,
+          w: p.width,
+          padH: p.padH,
+          padW: p.padW,
+          th,
+          tw,
+          first,
+          n: count,
+          np,
+          total,
+        }),
+        grid1d(total),
+      );
+    },
+    winogradOutput(m, out, p, first, count) {
+      checkWinograd(p, 'winogradOutput');
+      checkWinogradRange(p, first, count, 'winogradOutput');
+      const { th, tw } = winogradTiles(p);
+      const np = winogradColumns(count);
+      const total = p.outChannels * count;
+      if (total === 0) return;
+      rt.dispatch(
+        'winogradOutput',
+        rt.pipeline(FILE, 'winogradOutput'),
+        [buf(m), buf(out)],
+        packParams(WO, { o: p.outChannels, oh: p.outH, ow: p.outW, th, tw, first, n: count, np, total }),
+        grid1d(total),
+      );
+    },
+  };
+}
