@@ -284,3 +284,164 @@ export function winogradOutput(m: usize, y: usize, O: i32, oh: i32, ow: i32, th:
     }
   }
 }
+
+// ---- weight gradient: dU_ξ = dM_ξ · V_ξᵀ between the adjoints of the output and filter transforms ----
+
+/** A over z0..z3 (the adjoint of Aᵀ), six results stored at p + k·step. */
+// @ts-ignore: decorator
+@inline function adjointRow(p: usize, step: usize, z0: v128, z1: v128, z2: v128, z3: v128): void {
+  const e = f32x4.add(z0, z2), o = f32x4.add(z1, z3);
+  const e4 = f32x4.add(z0, f32x4.mul(four(), z2)), o2 = f32x4.add(f32x4.mul(two(), z1), f32x4.mul(f32x4.splat(8), z3));
+  v128.store(p, z0);
+  v128.store(p + step, f32x4.add(e, o));
+  v128.store(p + 2 * step, f32x4.sub(e, o));
+  v128.store(p + 3 * step, f32x4.add(e4, o2));
+  v128.store(p + 4 * step, f32x4.sub(e4, o2));
+  v128.store(p + 5 * step, z3);
+}
+
+/** dy[b][o][4·ty + i][4·tx + k] when inside oh × ow and the tile exists (img ≥ 0), else 0. */
+// @ts-ignore: decorator
+@inline function dyAt(dy: usize, img: i32, oy: i32, ox: i32, oh: i32, ow: i32): f32 {
+  return img >= 0 && oy < oh && ox < ow ? ldf(dy, (img + oy) * ow + ox) : 0;
+}
+
+/**
+ * dm[ξ][o][j] = (A dY Aᵀ)[ξ] of tile q = first + j's 4×4 block of dy (outputs outside oh × ow read
+ * zero; zero for j ≥ N): the adjoint of winogradOutput, for the weight gradient. Units are
+ * (o, block of 16 tiles), o-major, over O·Np/16. scratch: see claimSlot.
+ */
+export function winogradOutputGrad(dy: usize, dm: usize, O: i32, oh: i32, ow: i32, th: i32, tw: i32, first: i32,
+  N: i32, Np: i32, scratch: usize, start: i32, end: i32): void {
+  const slot = claimSlot(scratch);
+  const blocks = Np / BLOCK;
+  const plane = <usize>O * <usize>Np << 2;
+  const tiles = th * tw;
+  for (let u = start; u < end; u++) {
+    const o = u / blocks;
+    const q0 = (u % blocks) * BLOCK;
+    const qf = first + q0;
+    let b = qf / tiles, ty = (qf % tiles) / tw, tx = qf % tw;
+    for (let g = 0; g < BLOCK >> 2; g++) {
+      const qa = q0 + 4 * g;
+      let i0 = -1, i1 = -1, i2 = -1, i3 = -1, y0 = 0, y1 = 0, y2 = 0, y3 = 0, x0 = 0, x1 = 0, x2 = 0, x3 = 0;
+      for (let t = 0; t < 4; t++) {
+        if (qa + t >= N) break;
+        const oy0 = ty * 4, ox0 = tx * 4, img = (b * O + o) * oh;
+        if (++tx == tw) {
+          tx = 0;
+          if (++ty == th) {
+            ty = 0;
+            b++;
+          }
+        }
+        if (t == 0) { i0 = img; y0 = oy0; x0 = ox0; }
+        else if (t == 1) { i1 = img; y1 = oy0; x1 = ox0; }
+        else if (t == 2) { i2 = img; y2 = oy0; x2 = ox0; }
+        else { i3 = img; y3 = oy0; x3 = ox0; }
+      }
+      const p = slot + <usize>(g * 36 * 16);
+      // rows i = 0..3 of dY through A into slots i·6 + (0..5); rows 4, 5 of the 6×6 are then filled by the column pass
+      for (let i = 0; i < 4; i++) {
+        adjointRow(p + (<usize>(i * 6) << 4), 16,
+          f32x4(dyAt(dy, i0, y0 + i, x0, oh, ow), dyAt(dy, i1, y1 + i, x1, oh, ow), dyAt(dy, i2, y2 + i, x2, oh, ow), dyAt(dy, i3, y3 + i, x3, oh, ow)),
+          f32x4(dyAt(dy, i0, y0 + i, x0 + 1, oh, ow), dyAt(dy, i1, y1 + i, x1 + 1, oh, ow), dyAt(dy, i2, y2 + i, x2 + 1, oh, ow), dyAt(dy, i3, y3 + i, x3 + 1, oh, ow)),
+          f32x4(dyAt(dy, i0, y0 + i, x0 + 2, oh, ow), dyAt(dy, i1, y1 + i, x1 + 2, oh, ow), dyAt(dy, i2, y2 + i, x2 + 2, oh, ow), dyAt(dy, i3, y3 + i, x3 + 2, oh, ow)),
+          f32x4(dyAt(dy, i0, y0 + i, x0 + 3, oh, ow), dyAt(dy, i1, y1 + i, x1 + 3, oh, ow), dyAt(dy, i2, y2 + i, x2 + 3, oh, ow), dyAt(dy, i3, y3 + i, x3 + 3, oh, ow)));
+      }
+      // columns k: A over the four rows
+      for (let k = 0; k < 6; k++) {
+        const c = p + (<usize>k << 4);
+        adjointRow(c, 96, v128.load(c), v128.load(c, 96), v128.load(c, 192), v128.load(c, 288));
+      }
+    }
+    const out = dm + ((<usize>o * <usize>Np + <usize>q0) << 2);
+    for (let e = 0; e < 36; e++) {
+      const d = out + <usize>e * plane, s = slot + (<usize>e << 4);
+      v128.store(d, v128.load(s));
+      v128.store(d, v128.load(s, 576), 16);
+      v128.store(d, v128.load(s, 1152), 32);
+      v128.store(d, v128.load(s, 1728), 48);
+    }
+  }
+}
+
+/** Gᵀ over z0..z5 (the adjoint of G), three results. */
+// @ts-ignore: decorator
+@inline function gAdjoint(z0: v128, z1: v128, z2: v128, z3: v128, z4: v128, z5: v128, k: i32): v128 {
+  const s12 = f32x4.add(z1, z2), d12 = f32x4.sub(z2, z1), s34 = f32x4.add(z3, z4), d34 = f32x4.sub(z3, z4);
+  if (k == 0) {
+    return f32x4.add(f32x4.sub(f32x4.mul(z0, f32x4.splat(0.25)), f32x4.mul(s12, f32x4.splat(1.0 / 6.0))),
+      f32x4.mul(s34, f32x4.splat(1.0 / 24.0)));
+  }
+  if (k == 1) return f32x4.add(f32x4.mul(d12, f32x4.splat(1.0 / 6.0)), f32x4.mul(d34, f32x4.splat(1.0 / 12.0)));
+  return f32x4.add(f32x4.mul(f32x4.sub(s34, s12), f32x4.splat(1.0 / 6.0)), z5);
+}
+
+/**
+ * dw[r][s][ky][kx] = (Gᵀ dU G)[ky][kx] of du[ξ][r][s] (R = O, S = C), overwriting dw: the adjoint of
+ * winogradWeights (flip 0). One unit per r; four filters s at once, one per lane, sixteen staged
+ * in the scratch slot as for winogradWeights. scratch: see claimSlot.
+ */
+export function winogradWeightsGrad(du: usize, dw: usize, R: i32, S: i32, scratch: usize, start: i32, end: i32): void {
+  const slot = claimSlot(scratch);
+  const plane = <usize>(R * S) << 2;
+  for (let r = start; r < end; r++) {
+    for (let s0 = 0; s0 < S; s0 += BLOCK) {
+      const cnt = min(BLOCK, S - s0);
+      const src = du + (<usize>(r * S + s0) << 2);
+      // slot [ξ][16 filters]: one line per ξ
+      for (let e = 0; e < 36; e++) {
+        const i = src + <usize>e * plane, sl = slot + (<usize>e << 6);
+        if (cnt == BLOCK) {
+          v128.store(sl, v128.load(i));
+          v128.store(sl, v128.load(i, 16), 16);
+          v128.store(sl, v128.load(i, 32), 32);
+          v128.store(sl, v128.load(i, 48), 48);
+        } else {
+          for (let t = 0; t < BLOCK; t++) store<f32>(sl + (<usize>t << 2), t < cnt ? load<f32>(i + (<usize>t << 2)) : 0);
+        }
+      }
+      for (let g = 0; g < BLOCK >> 2 && g * 4 < cnt; g++) {
+        const p = slot + (<usize>g << 4);
+        // t[i][kx] = Σ_j dU[i][j] G[j][kx]  (rows i = 0..5), then dw[ky][kx] = Σ_i G[i][ky] t[i][kx]
+        let t00 = v128.splat<f32>(0), t01 = t00, t02 = t00, t10 = t00, t11 = t00, t12 = t00, t20 = t00, t21 = t00, t22 = t00;
+        let t30 = t00, t31 = t00, t32 = t00, t40 = t00, t41 = t00, t42 = t00, t50 = t00, t51 = t00, t52 = t00;
+        for (let i = 0; i < 6; i++) {
+          const q = p + (<usize>(i * 6) << 6);
+          const z0 = v128.load(q), z1 = v128.load(q, 64), z2 = v128.load(q, 128);
+          const z3 = v128.load(q, 192), z4 = v128.load(q, 256), z5 = v128.load(q, 320);
+          const a = gAdjoint(z0, z1, z2, z3, z4, z5, 0), b = gAdjoint(z0, z1, z2, z3, z4, z5, 1), c = gAdjoint(z0, z1, z2, z3, z4, z5, 2);
+          if (i == 0) { t00 = a; t01 = b; t02 = c; }
+          else if (i == 1) { t10 = a; t11 = b; t12 = c; }
+          else if (i == 2) { t20 = a; t21 = b; t22 = c; }
+          else if (i == 3) { t30 = a; t31 = b; t32 = c; }
+          else if (i == 4) { t40 = a; t41 = b; t42 = c; }
+          else { t50 = a; t51 = b; t52 = c; }
+        }
+        for (let ky = 0; ky < 3; ky++) {
+          const d0 = gAdjoint(t00, t10, t20, t30, t40, t50, ky);
+          const d1 = gAdjoint(t01, t11, t21, t31, t41, t51, ky);
+          const d2 = gAdjoint(t02, t12, t22, t32, t42, t52, ky);
+          for (let l = 0; l < 4; l++) {
+            const s = s0 + g * 4 + l;
+            if (s >= S) break;
+            const o = (r * S + s) * 9 + ky * 3;
+            stf(dw, o, laneOf(d0, l));
+            stf(dw, o + 1, laneOf(d1, l));
+            stf(dw, o + 2, laneOf(d2, l));
+          }
+        }
+      }
+    }
+  }
+}
+
+/** Lane l (0..3) of v. */
+// @ts-ignore: decorator
+@inline function laneOf(v: v128, l: i32): f32 {
+  if (l == 0) return f32x4.extract_lane(v, 0);
+  if (l == 1) return f32x4.extract_lane(v, 1);
+  if (l == 2) return f32x4.extract_lane(v, 2);
+  return f32x4.extract_lane(v, 3);
+}

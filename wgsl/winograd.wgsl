@@ -154,3 +154,84 @@ fn winogradOutput(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     }
   }
 }
+
+// ---- weight gradient: the adjoints of the output and filter transforms ----
+
+@group(0) @binding(0) var<storage, read> gDy: array<f32>;
+@group(0) @binding(1) var<storage, read_write> gDm: array<f32>;
+@group(0) @binding(2) var<uniform> gP: WO;
+
+/** A over d[o + i·step], i = 0..3 (the adjoint of Aᵀ): six results at d[o + k·step]. */
+fn adjointPass(d: ptr<function, array<f32, 36>>, o: u32, step: u32) {
+  let z0 = (*d)[o]; let z1 = (*d)[o + step]; let z2 = (*d)[o + 2u * step]; let z3 = (*d)[o + 3u * step];
+  let e = z0 + z2; let od = z1 + z3;
+  let e4 = z0 + 4.0 * z2; let o2 = 2.0 * z1 + 8.0 * z3;
+  (*d)[o] = z0;
+  (*d)[o + step] = e + od;
+  (*d)[o + 2u * step] = e - od;
+  (*d)[o + 3u * step] = e4 + o2;
+  (*d)[o + 4u * step] = e4 - o2;
+  (*d)[o + 5u * step] = z3;
+}
+
+// dm[ξ][o][j] = (A dY Aᵀ)[ξ] of tile first + j's 4×4 block of dy (outside oh × ow and j ≥ n read zero)
+@compute @workgroup_size(256)
+fn winogradOutputGrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let e = flatIndex(gid, nwg);
+  if (e >= gP.total) { return; }
+  let o = e / gP.np;
+  let j = e % gP.np;
+  var d: array<f32, 36>;
+  if (j < gP.n) {
+    let q = gP.first + j;
+    let tiles = gP.th * gP.tw;
+    let b = q / tiles;
+    let rem = q % tiles;
+    let oy0 = (rem / gP.tw) * 4u;
+    let ox0 = (rem % gP.tw) * 4u;
+    let img = (b * gP.o + o) * gP.oh;
+    for (var i = 0u; i < 4u; i++) {
+      for (var k = 0u; k < 4u; k++) {
+        var val = 0.0;
+        if (oy0 + i < gP.oh && ox0 + k < gP.ow) { val = gDy[(img + oy0 + i) * gP.ow + ox0 + k]; }
+        d[i * 6u + k] = val;
+      }
+    }
+    for (var i = 0u; i < 4u; i++) { adjointPass(&d, i * 6u, 1u); }
+    for (var k = 0u; k < 6u; k++) { adjointPass(&d, k, 6u); }
+  }
+  let plane = gP.o * gP.np;
+  for (var x = 0u; x < 36u; x++) { gDm[x * plane + e] = d[x]; }
+}
+
+@group(0) @binding(0) var<storage, read> hDu: array<f32>;
+@group(0) @binding(1) var<storage, read_write> hDw: array<f32>;
+@group(0) @binding(2) var<uniform> hP: WW;
+
+/** Column k of Gᵀ applied to (z0..z5). */
+fn gAdjoint(z0: f32, z1: f32, z2: f32, z3: f32, z4: f32, z5: f32, k: u32) -> f32 {
+  let s12 = z1 + z2; let d12 = z2 - z1; let s34 = z3 + z4; let d34 = z3 - z4;
+  if (k == 0u) { return (z0 * 0.25 - s12 * (1.0 / 6.0)) + s34 * (1.0 / 24.0); }
+  if (k == 1u) { return d12 * (1.0 / 6.0) + d34 * (1.0 / 12.0); }
+  return (s34 - s12) * (1.0 / 6.0) + z5;
+}
+
+// dw[r][s] = Gᵀ dU G of du[ξ][r][s] (the adjoint of winogradWeights, not flipped)
+@compute @workgroup_size(256)
+fn winogradWeightsGrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let e = flatIndex(gid, nwg);
+  if (e >= hP.total) { return; }
+  let plane = hP.r * hP.s;
+  var t: array<f32, 18>; // t[i][kx], rows i = 0..5
+  for (var i = 0u; i < 6u; i++) {
+    let b = i * 6u * plane + e;
+    let z0 = hDu[b]; let z1 = hDu[b + plane]; let z2 = hDu[b + 2u * plane];
+    let z3 = hDu[b + 3u * plane]; let z4 = hDu[b + 4u * plane]; let z5 = hDu[b + 5u * plane];
+    for (var k = 0u; k < 3u; k++) { t[i * 3u + k] = gAdjoint(z0, z1, z2, z3, z4, z5, k); }
+  }
+  for (var ky = 0u; ky < 3u; ky++) {
+    for (var kx = 0u; kx < 3u; kx++) {
+      hDw[e * 9u + ky * 3u + kx] = gAdjoint(t[kx], t[3u + kx], t[6u + kx], t[9u + kx], t[12u + kx], t[15u + kx], ky);
+    }
+  }
+}

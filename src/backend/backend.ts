@@ -429,6 +429,14 @@ export interface ConvKernels {
    * column j of m [36][outChannels][winogradColumns(count)] for tile first + j; no other output is written.
    */
   winogradOutput(m: Storage, out: Storage, p: ConvParams, first: number, count: number): void;
+  /**
+   * The adjoint of winogradOutput, for the weight gradient: dm [36][outChannels][winogradColumns(count)],
+   * column j = A dY Aᵀ of tile first + j's 4×4 block of dy [batch, outChannels, outH, outW] (outputs
+   * past outH × outW read zero, columns past count are zero).
+   */
+  winogradOutputGrad(dy: Storage, dm: Storage, p: ConvParams, first: number, count: number): void;
+  /** The adjoint of winogradWeights (not flipped): dw [outChannels, channels, 3, 3] = Gᵀ dU G of du [36][outChannels][channels], overwritten. */
+  winogradWeightsGrad(du: Storage, dw: Storage, outChannels: number, channels: number): void;
   /** out [batch, channels, outH, outW]; argmax (i32, input flat index within the image plane) for max. */
   pool2d(op: 'max' | 'avg', x: Storage, out: Storage, argmax: Storage | null, p: Conv2dParams): void;
   pool2dGrad(op: 'max' | 'avg', dy: Storage, argmax: Storage | null, dx: Storage, p: Conv2dParams): void;
@@ -514,6 +522,8 @@ export const KERNEL_FAMILY: { readonly [K in KernelName]: FamilyOf<K> } = {
   winogradWeights: 'conv',
   winogradInput: 'conv',
   winogradOutput: 'conv',
+  winogradOutputGrad: 'conv',
+  winogradWeightsGrad: 'conv',
   pool2d: 'conv',
   pool2dGrad: 'conv',
   random: 'random',

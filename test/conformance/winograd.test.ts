@@ -7,12 +7,14 @@ import { assertClose, gradCheck, randArray } from '../helpers/check.js';
 import * as pd from '../../src/tensor/index.js';
 import { winogradFits } from '../../src/tensor/ops/conv.js';
 import type { Backend, Storage } from '../../src/backend/backend.js';
-import { conv2dGradInputRef, conv2dRef, geom, type Geom } from '../reference/conv.js';
+import { conv2dGradInputRef, conv2dGradWeightRef, conv2dRef, geom, type Geom } from '../reference/conv.js';
 import {
   columnsFor,
   tileGrid,
   winogradInputRef,
+  winogradOutputGradRef,
   winogradOutputRef,
+  winogradWeightsGradRef,
   winogradWeightsRef,
 } from '../reference/winograd.js';
 
@@ -113,6 +115,41 @@ conformance('winograd', (test, be) => {
     }
   });
 
+  test('winogradOutputGrad matches A dY Aᵀ per tile, for whole grids and tile ranges', async () => {
+    for (const { shape, p, O } of SHAPES) {
+      const g = g3(shape, p);
+      const { n } = tileGrid(g);
+      const dy = randArray(g.batch * O * g.outH * g.outW, 12);
+      for (const [first, count] of [
+        [0, n],
+        [Math.floor(n / 3), Math.ceil(n / 2) - Math.floor(n / 3)],
+      ]) {
+        if (count <= 0) continue;
+        const dys = upload(be(), dy);
+        const dm = upload(be(), new Float32Array(36 * O * columnsFor(count)).fill(7.5));
+        be().winogradOutputGrad(dys, dm, { ...g, outChannels: O }, first, count);
+        const [got] = await down(be(), dm, dys);
+        const ref = winogradOutputGradRef(dy, g, O, first, count);
+        assertClose(got, ref, { rtol: 1e-5, atol: 1e-5 }, `[${shape}] p${p} O=${O} tiles ${first}+${count}`);
+      }
+    }
+  });
+
+  test('winogradWeightsGrad matches Gᵀ dU G and overwrites', async () => {
+    for (const [O, C] of [
+      [4, 3],
+      [17, 5],
+      [2, 19],
+    ]) {
+      const du = randArray(36 * O * C, O * C);
+      const dus = upload(be(), du);
+      const dw = upload(be(), new Float32Array(O * C * 9).fill(7.5));
+      be().winogradWeightsGrad(dus, dw, O, C);
+      const [got] = await down(be(), dw, dus);
+      assertClose(got, winogradWeightsGradRef(du, O, C), { rtol: 1e-5, atol: 1e-6 }, `O=${O} C=${C}`);
+    }
+  });
+
   test('conv2d as Winograd: forward and gradients against direct convolution', async () => {
     for (const { shape, p, O } of SHAPES.slice(0, 4)) {
       const g = g3(shape, p);
@@ -137,16 +174,18 @@ conformance('winograd', (test, be) => {
       dy = randArray(3 * O * 28 * 28, 3);
     for (const algorithm of ['winograd', 'auto'] as const) {
       const xt = pd.param(pd.tensor(x, shape, be())),
-        wt = pd.tensor(w, [O, 64, 3, 3], be()),
+        wt = pd.param(pd.tensor(w, [O, 64, 3, 3], be())),
         dyt = pd.tensor(dy, [3, O, 28, 28], be());
       const y = pd.conv2d(xt, wt, null, { padding: 1, algorithm });
       pd.backward(y, dyt);
-      const [gotY, gotDx] = [await y.data(), await xt.grad!.data()];
+      const [gotY, gotDx, gotDw] = [await y.data(), await xt.grad!.data(), await wt.grad!.data()];
       const scale = (r: Float64Array) => r.reduce((a, b) => Math.max(a, Math.abs(b)), 0);
       const refY = conv2dRef(x, w, null, g, O),
-        refDx = conv2dGradInputRef(dy, w, g, O);
+        refDx = conv2dGradInputRef(dy, w, g, O),
+        refDw = conv2dGradWeightRef(x, dy, g, O);
       assertClose(gotY, refY, { rtol: 1e-3, atol: 1e-5 * scale(refY) }, `forward (${algorithm})`);
       assertClose(gotDx, refDx, { rtol: 1e-3, atol: 1e-5 * scale(refDx) }, `input gradient (${algorithm})`);
+      assertClose(gotDw, refDw, { rtol: 1e-3, atol: 1e-5 * scale(refDw) }, `weight gradient (${algorithm})`);
       for (const t of [xt, wt, dyt, y]) t.dispose();
     }
   });
@@ -185,10 +224,15 @@ threads('wasm relaxed, 1 vs 2 threads, bit for bit', async () => {
       dyt = pd.tensor(dy, [3, 24, 14, 14], be);
     const y = pd.conv2d(xt, wt, null, { padding: 1, algorithm: 'winograd' });
     pd.backward(y, dyt);
-    results.push([(await y.data()) as Float32Array, (await xt.grad!.data()) as Float32Array]);
+    const got = [await y.data(), await xt.grad!.data(), await wt.grad!.data()];
+    results.push(got as Float32Array[]);
     for (const t of [xt, wt, dyt, y]) t.dispose();
   }
-  for (let i = 0; i < 2; i++)
-    assert.equal(Array.from(results[0][i]), Array.from(results[1][i]), ['forward', 'input gradient'][i]);
+  for (let i = 0; i < 3; i++)
+    assert.equal(
+      Array.from(results[0][i]),
+      Array.from(results[1][i]),
+      ['forward', 'input gradient', 'weight gradient'][i],
+    );
 });
 threads.run();

@@ -118,3 +118,50 @@ export function winogradOutputRef(
   }
   return out;
 }
+
+const transpose = (m: number[][]) => m[0].map((_, j) => m.map((r) => r[j]));
+
+/** dm [36][O][columnsFor(count)] = A dY Aᵀ of tiles first .. first + count − 1 (outputs past outH × outW read zero). */
+export function winogradOutputGradRef(
+  dy: ArrayLike<number>,
+  g: Geom,
+  O: number,
+  first: number,
+  count: number,
+): Float64Array {
+  const { th, tw } = tileGrid(g);
+  const cols = columnsFor(count);
+  const A = transpose(AT);
+  const dm = new Float64Array(36 * O * cols);
+  for (let j = 0; j < count; j++) {
+    const q = first + j;
+    const b = Math.floor(q / (th * tw)),
+      ty = Math.floor((q % (th * tw)) / tw),
+      tx = q % tw;
+    for (let o = 0; o < O; o++) {
+      const d = [0, 1, 2, 3].map((i) =>
+        [0, 1, 2, 3].map((k) => {
+          const oy = 4 * ty + i,
+            ox = 4 * tx + k;
+          return oy < g.outH && ox < g.outW ? dy[((b * O + o) * g.outH + oy) * g.outW + ox] : 0;
+        }),
+      );
+      const t = sandwich(A, d, A);
+      for (let a = 0; a < 6; a++) for (let c = 0; c < 6; c++) dm[(a * 6 + c) * O * cols + o * cols + j] = t[a][c];
+    }
+  }
+  return dm;
+}
+
+/** dw [O][C][3][3] = Gᵀ dU G of du [36][O][C]. */
+export function winogradWeightsGradRef(du: ArrayLike<number>, O: number, C: number): Float64Array {
+  const GT = transpose(G);
+  const dw = new Float64Array(O * C * 9);
+  for (let o = 0; o < O; o++)
+    for (let c = 0; c < C; c++) {
+      const u = [0, 1, 2, 3, 4, 5].map((i) => [0, 1, 2, 3, 4, 5].map((k) => du[(i * 6 + k) * O * C + o * C + c]));
+      const t = sandwich(GT, u, GT);
+      for (let ky = 0; ky < 3; ky++) for (let kx = 0; kx < 3; kx++) dw[(o * C + c) * 9 + ky * 3 + kx] = t[ky][kx];
+    }
+  return dw;
+}

@@ -413,6 +413,22 @@ export interface KernelExports {
     start: i32,
     end: i32,
   ): void;
+  winogradOutputGrad(
+    dy: usize,
+    dm: usize,
+    O: i32,
+    oh: i32,
+    ow: i32,
+    th: i32,
+    tw: i32,
+    first: i32,
+    N: i32,
+    Np: i32,
+    scratch: usize,
+    start: i32,
+    end: i32,
+  ): void;
+  winogradWeightsGrad(du: usize, dw: usize, R: i32, S: i32, scratch: usize, start: i32, end: i32): void;
   // assembly/convgemm.ts
   convBlocking(which: i32): i32;
   convPad(src: usize, dst: usize, H: i32, W: i32, top: i32, left: i32, Hp: i32, Wp: i32, start: i32, end: i32): void;

@@ -17,7 +17,7 @@ const GRAIN_BLOCKS = 32;
 /** Filters per thread, likewise. */
 const GRAIN_FILTERS = 512;
 
-type Transform = 'winogradWeights' | 'winogradInput' | 'winogradOutput';
+type Transform = 'winogradWeights' | 'winogradInput' | 'winogradOutput' | 'winogradOutputGrad' | 'winogradWeightsGrad';
 
 /** Runs a transform with its per-thread scratch slots, taken from the pool for the call. */
 function withSlots(rt: WasmRuntime, name: Transform, args: number[], units: number, grain: number): void {
@@ -35,9 +35,7 @@ function withSlots(rt: WasmRuntime, name: Transform, args: number[], units: numb
   }
 }
 
-export function winogradKernels(
-  rt: WasmRuntime,
-): Pick<ConvKernels, 'winogradWeights' | 'winogradInput' | 'winogradOutput'> {
+export function winogradKernels(rt: WasmRuntime): Pick<ConvKernels, Transform> {
   return {
     winogradWeights(w, u, outChannels, channels, flip) {
       const [R, S] = flip ? [channels, outChannels] : [outChannels, channels];
@@ -61,6 +59,20 @@ export function winogradKernels(
       if (np === 0 || p.outChannels === 0) return;
       const args = [ptr(m), ptr(out), p.outChannels, p.outH, p.outW, th, tw, first, count, np];
       withSlots(rt, 'winogradOutput', args, (p.outChannels * np) / WINOGRAD_BLOCK, GRAIN_BLOCKS);
+    },
+    winogradOutputGrad(dy, dm, p, first, count) {
+      checkWinograd(p, 'winogradOutputGrad');
+      checkWinogradRange(p, first, count, 'winogradOutputGrad');
+      const { th, tw } = winogradTiles(p);
+      const np = winogradColumns(count);
+      if (np === 0 || p.outChannels === 0) return;
+      const args = [ptr(dy), ptr(dm), p.outChannels, p.outH, p.outW, th, tw, first, count, np];
+      withSlots(rt, 'winogradOutputGrad', args, (p.outChannels * np) / WINOGRAD_BLOCK, GRAIN_BLOCKS);
+    },
+    winogradWeightsGrad(du, dw, outChannels, channels) {
+      if (outChannels === 0 || channels === 0) return;
+      const args = [ptr(du), ptr(dw), outChannels, channels];
+      withSlots(rt, 'winogradWeightsGrad', args, outChannels, Math.ceil(GRAIN_FILTERS / channels));
     },
   };
 }

@@ -45,7 +45,10 @@ const WO = paramLayout(FILE, 'WO', [
 
 export function winogradKernels(
   rt: WebGPURuntime,
-): Pick<ConvKernels, 'winogradWeights' | 'winogradInput' | 'winogradOutput'> {
+): Pick<
+  ConvKernels,
+  'winogradWeights' | 'winogradInput' | 'winogradOutput' | 'winogradOutputGrad' | 'winogradWeightsGrad'
+> {
   return {
     winogradWeights(w, u, outChannels, channels, flip) {
       const [r, s] = flip ? [channels, outChannels] : [outChannels, channels];
@@ -98,6 +101,32 @@ export function winogradKernels(
         rt.pipeline(FILE, 'winogradOutput'),
         [buf(m), buf(out)],
         packParams(WO, { o: p.outChannels, oh: p.outH, ow: p.outW, th, tw, first, n: count, np, total }),
+        grid1d(total),
+      );
+    },
+    winogradOutputGrad(dy, dm, p, first, count) {
+      checkWinograd(p, 'winogradOutputGrad');
+      checkWinogradRange(p, first, count, 'winogradOutputGrad');
+      const { th, tw } = winogradTiles(p);
+      const np = winogradColumns(count);
+      const total = p.outChannels * np;
+      if (total === 0) return;
+      rt.dispatch(
+        'winogradOutputGrad',
+        rt.pipeline(FILE, 'winogradOutputGrad'),
+        [buf(dy), buf(dm)],
+        packParams(WO, { o: p.outChannels, oh: p.outH, ow: p.outW, th, tw, first, n: count, np, total }),
+        grid1d(total),
+      );
+    },
+    winogradWeightsGrad(du, dw, outChannels, channels) {
+      const total = outChannels * channels;
+      if (total === 0) return;
+      rt.dispatch(
+        'winogradWeightsGrad',
+        rt.pipeline(FILE, 'winogradWeightsGrad'),
+        [buf(du), buf(dw)],
+        packParams(WW, { r: outChannels, s: channels, flip: 0, total }),
         grid1d(total),
       );
     },

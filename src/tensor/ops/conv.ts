@@ -98,6 +98,50 @@ function winogradConv(be: Backend, x: Storage, w: Storage, out: Storage, p: Conv
   be.free(m);
 }
 
+/**
+ * dw [O, C, 3, 3] of the convolution p (Winograd F(4×4, 3×3)): per chunk of tiles the inputs
+ * transformed as forward (V) and dy through the adjoint of the output transform (dM), the 36
+ * products dU_ξ += dM_ξ [O × tiles] · V_ξᵀ [tiles × C] accumulated chunk after chunk in order, then
+ * the adjoint of the filter transform.
+ */
+function winogradGradWeight(be: Backend, x: Storage, dy: Storage, dw: Storage, p: ConvParams): void {
+  const { n } = winogradTiles(p);
+  const O = p.outChannels,
+    C = p.channels;
+  const perTile = WINOGRAD_VALUES * 4 * (2 * C + O);
+  const fit = Math.floor(WINOGRAD_CHUNK_BYTES / perTile / WINOGRAD_BLOCK) * WINOGRAD_BLOCK;
+  const chunk = Math.min(n, Math.max(WINOGRAD_BLOCK * 4, fit));
+  const cols = winogradColumns(chunk);
+  const du = be.alloc(WINOGRAD_VALUES * O * C, 'f32');
+  const v = be.alloc(WINOGRAD_VALUES * C * cols, 'f32');
+  const dm = be.alloc(WINOGRAD_VALUES * O * cols, 'f32');
+  for (let first = 0; first < n; first += chunk) {
+    const count = Math.min(chunk, n - first);
+    const np = winogradColumns(count);
+    be.winogradInput(x, v, p, first, count);
+    be.winogradOutputGrad(dy, dm, p, first, count);
+    be.matmul(
+      dm,
+      v,
+      du,
+      matmulParams({
+        batch: WINOGRAD_VALUES,
+        m: O,
+        n: C,
+        k: np,
+        transB: true,
+        strideA: O * np,
+        strideB: C * np,
+        accumulate: first > 0,
+      }),
+    );
+  }
+  be.free(v);
+  be.free(dm);
+  be.winogradWeightsGrad(du, dw, O, C);
+  be.free(du);
+}
+
 /** The input gradient of the convolution p as a convolution of dy (3×3, stride 1, padding 2 − p's). */
 function transposedParams(p: ConvParams): ConvParams {
   return {
@@ -214,7 +258,8 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
       }
       if (weight.requiresGrad) {
         gw = empty(weight.shape, be);
-        be.conv2dGradWeight(x.storage, g.storage, gw.storage, cp);
+        if (wino(Math.min(p.channels, O))) winogradGradWeight(be, x.storage, g.storage, gw.storage, cp);
+        else be.conv2dGradWeight(x.storage, g.storage, gw.storage, cp);
       }
     } else if ((x.requiresGrad || weight.requiresGrad) && g.size > 0 && K > 0) {
       [gx, gw] = convBackward(x, weight, g, p, chunk, x.requiresGrad, weight.requiresGrad);
