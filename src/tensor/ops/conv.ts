@@ -59,14 +59,23 @@ function winogradShape(p: Conv2dParams): boolean {
 }
 
 /**
- * Bytes of transformed values (V, its packed copy in matmul, M) one chunk of tiles may hold: the
- * transforms and the product of a chunk then meet in cache instead of streaming V and M through
- * memory three times (see winogradConv).
+ * Bytes of transformed values (V, its packed copy in matmul, M) one chunk of tiles may hold on
+ * wasm: the transforms and the product of a chunk then meet in cache instead of streaming V and M
+ * through memory three times (see winogradConv).
+ * Measured (16×28² forward, 1 thread, CPU ms): all tiles in one chunk 13.9, chunks of 16 MiB 13.6,
+ * 4 MiB 11.4, 1 MiB 11.7 (implicit GEMM 13.2); 1 and 4 MiB differ by less than the host's noise,
+ * and 1 MiB fits a core's L2.
  */
 export const WINOGRAD_CHUNK_BYTES = 1 << 20;
-// Measured (16×28² forward, 1 thread, CPU ms): all tiles in one chunk 13.9, chunks of 16 MiB 13.6,
-// 4 MiB 11.4, 1 MiB 11.7 (implicit GEMM 13.2); 1 and 4 MiB differ by less than the host's noise,
-// and 1 MiB fits a core's L2.
+/** On WebGPU every chunk costs three dispatches and a GPU has no such cache to fit: chunks only bound memory. */
+const WINOGRAD_CHUNK_BYTES_GPU = 1 << 28;
+
+/** Tiles per chunk: as many as the backend's budget holds, at least four blocks, at most all n. */
+function winogradChunk(be: Backend, n: number, C: number, O: number): number {
+  const budget = be.kind === 'wasm' ? WINOGRAD_CHUNK_BYTES : WINOGRAD_CHUNK_BYTES_GPU;
+  const fit = Math.floor(budget / (WINOGRAD_VALUES * 4 * (2 * C + O)) / WINOGRAD_BLOCK) * WINOGRAD_BLOCK;
+  return Math.min(n, Math.max(WINOGRAD_BLOCK * 4, fit));
+}
 
 /**
  * out = the convolution p of x (Winograd F(4×4, 3×3)): filters transformed once, then per chunk of
@@ -78,9 +87,7 @@ function winogradConv(be: Backend, x: Storage, w: Storage, out: Storage, p: Conv
   const { n } = winogradTiles(p);
   const O = p.outChannels,
     C = p.channels;
-  const perTile = WINOGRAD_VALUES * 4 * (2 * C + O);
-  const fit = Math.floor(WINOGRAD_CHUNK_BYTES / perTile / WINOGRAD_BLOCK) * WINOGRAD_BLOCK;
-  const chunk = Math.min(n, Math.max(WINOGRAD_BLOCK * 4, fit));
+  const chunk = winogradChunk(be, n, C, O);
   const cols = winogradColumns(chunk);
   const u = be.alloc(WINOGRAD_VALUES * O * C, 'f32');
   const v = be.alloc(WINOGRAD_VALUES * C * cols, 'f32');
@@ -108,9 +115,7 @@ function winogradGradWeight(be: Backend, x: Storage, dy: Storage, dw: Storage, p
   const { n } = winogradTiles(p);
   const O = p.outChannels,
     C = p.channels;
-  const perTile = WINOGRAD_VALUES * 4 * (2 * C + O);
-  const fit = Math.floor(WINOGRAD_CHUNK_BYTES / perTile / WINOGRAD_BLOCK) * WINOGRAD_BLOCK;
-  const chunk = Math.min(n, Math.max(WINOGRAD_BLOCK * 4, fit));
+  const chunk = winogradChunk(be, n, C, O);
   const cols = winogradColumns(chunk);
   const du = be.alloc(WINOGRAD_VALUES * O * C, 'f32');
   const v = be.alloc(WINOGRAD_VALUES * C * cols, 'f32');
