@@ -34,23 +34,25 @@ const ALGORITHMS: readonly ConvAlgorithm[] = ['auto', 'direct', 'winograd', 'im2
 /**
  * Whether 'auto' runs a convolution as Winograd F(4×4, 3×3): a 3×3 window at stride 1 with padding
  * at most 2 (the input gradient is then the same kind of convolution, padded 2 − padding), enough
- * reduction (input channels forward, output channels for the input gradient) that the products
- * repay the transforms, and few wasted outputs in the 4×4 tiles (a 2×2 map computes 16 outputs per
- * 4 it keeps). Measured per layer at 1 thread, wasm, resnet_cpu's shapes (128 crops of 28² or 256
- * of 12², padding 1, CPU time, best of 5), implicit GEMM → Winograd ms, forward / input gradient:
- *   16×28²  13.2 → 11.7 / 13.6 → 12.2     32×14²  11.6 → 9.2 / 11.8 → 10.1
- *   64×7²   11.8 → 6.7  / 12.2 → 6.4      128×4²  13.0 → 5.7 / 13.1 → 5.4
- *   64×3²    5.0 → 3.2  /  5.1 → 3.2      32×6²    4.9 → 4.5 /  5.0 → 4.6
- * and before chunking (WINOGRAD_CHUNK_BYTES) 128×2² 8.4 → 10.2. The transforms cost in proportion to
- * channels × tiles, the products to channels² × tiles, so Winograd wins from 16 channels where
- * tiles waste little (≤ 1.5× the outputs: 14² and 7² are 1.31×) and from 64 where they waste up
- * to 2× (3² and 6² are 1.78×).
+ * reduction (input channels forward, output channels for the input gradient, the smaller of the two
+ * for the weight gradient) that the products repay the transforms, and few wasted outputs in the
+ * 4×4 tiles (a 2×2 map computes 16 outputs per 4 it keeps). Measured per layer, wasm, resnet_cpu's
+ * shapes (128 crops of 28² or 256 of 12², padding 1, chunks of 4 MiB), implicit GEMM ÷ Winograd
+ * time, forward / input gradient, 1 thread (CPU time) and 2 threads (wall):
+ *   16×28²  1.16 / 1.22   0.83 / 0.77      32×14²  1.35 / 1.32   1.12 / 1.06
+ *   64×7²   1.63 / 1.78   1.43 / 1.44      128×4²  2.08 / 2.14   2.05 / 2.00
+ *   64×3²   1.37 / 1.43   1.31 / 1.18      32×6²   1.06 / 1.11   0.87 / 0.82
+ * and before chunking 128×2² 0.83 (1 thread). The products cost channels² × tiles and scale with
+ * threads; the transforms cost channels × tiles and are memory-bound, so two cores gain less from
+ * them: Winograd wins from 32 channels where tiles waste little (≤ 1.5× the outputs: 14² and 7² are
+ * 1.31×) and from 64 where they waste up to 2× (3² and 6² are 1.78×). The weight gradient gains
+ * like the forward (1 thread: 1.27× at 16×28², 2.48× at 128×4²).
  */
 export function winogradFits(p: Conv2dParams, reduction: number): boolean {
   if (!winogradShape(p)) return false;
   const { th, tw } = winogradTiles(p);
   const waste = (16 * th * tw) / (p.outH * p.outW);
-  return (reduction >= 16 && waste <= 1.5) || (reduction >= 64 && waste <= 2);
+  return (reduction >= 32 && waste <= 1.5) || (reduction >= 64 && waste <= 2);
 }
 
 /** The shapes the Winograd kernels compute at all: 3×3, stride 1, padding at most 2. */
@@ -61,12 +63,12 @@ function winogradShape(p: Conv2dParams): boolean {
 /**
  * Bytes of transformed values (V, its packed copy in matmul, M) one chunk of tiles may hold on
  * wasm: the transforms and the product of a chunk then meet in cache instead of streaming V and M
- * through memory three times (see winogradConv).
- * Measured (16×28² forward, 1 thread, CPU ms): all tiles in one chunk 13.9, chunks of 16 MiB 13.6,
- * 4 MiB 11.4, 1 MiB 11.7 (implicit GEMM 13.2); 1 and 4 MiB differ by less than the host's noise,
- * and 1 MiB fits a core's L2.
+ * through memory three times (see winogradConv), and each chunk's kernels still have enough work
+ * to split over threads. Measured, forward ms, 16×28² at 1 thread (CPU): one chunk 13.9, 16 MiB
+ * 13.6, 4 MiB 11.4, 1 MiB 11.7; 32×14² at 2 threads (wall): 16 MiB 5.0, 4 MiB 5.7, 1 MiB 7.3
+ * (four kernel calls per chunk, each a fork-join).
  */
-export const WINOGRAD_CHUNK_BYTES = 1 << 20;
+export const WINOGRAD_CHUNK_BYTES = 1 << 22;
 /** On WebGPU every chunk costs three dispatches and a GPU has no such cache to fit: chunks only bound memory. */
 const WINOGRAD_CHUNK_BYTES_GPU = 1 << 28;
 
