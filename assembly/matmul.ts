@@ -7,21 +7,27 @@
 // L1 while the MC×KC A block (L2) streams past it. Each output sums k in the same order whatever
 // the thread count, so results do not depend on it.
 // The micro-kernel (and why it is 4×8) lives in microkernel.ts, shared with convgemm.ts.
+// Tuning (src/backend/wasm/tuning.ts): the rows per A block/chunk (at most MC_MAX, chosen per host
+// on first use, 128 by default) and the thread split are runtime arguments, since neither moves a
+// k-block boundary. KC stays a constant: it sets where each output's sum over k is split into
+// blocks, so changing it per host would change the rounding of every output and break the
+// bit-identical checkpoints a fixed seed promises.
 import { geluVec } from './common';
 import { addr, LOAD, BIAS, micro, MR, NR, transpose4, ZERO } from './microkernel';
 
 const KC = 256;
-const MC = 128; // a multiple of MR
-/** Bytes of one thread's slot: the packed A block and an MR×NR tile for edge tiles. */
-const SLOT_BYTES = (MC * KC + MR * NR) * 4;
+/** The largest rows per A block the JS side may ask for (chunkRows); a multiple of MR. */
+const MC_MAX = 256;
+/** Bytes of one thread's slot: the packed A block (up to MC_MAX rows) and an MR×NR tile for edge tiles. */
+const SLOT_BYTES = (MC_MAX * KC + MR * NR) * 4;
 
-/** Layout facts the JS side sizes buffers with: [MR, NR, KC, MC, slot bytes]. */
+/** Layout facts the JS side sizes buffers with: [MR, NR, KC, MC_MAX, slot bytes]. */
 export function matmulBlocking(which: i32): i32 {
   switch (which) {
     case 0: return MR;
     case 1: return NR;
     case 2: return KC;
-    case 3: return MC;
+    case 3: return MC_MAX;
     default: return SLOT_BYTES;
   }
 }
@@ -161,7 +167,7 @@ function edgeTile(pa: usize, pb: usize, kc: i32, c: usize, ldc: i32, mode: i32, 
 }
 
 /**
- * Work is handed out in chunks of `chunkRows` output rows (a multiple of MR, at most MC) of one
+ * Work is handed out in chunks of `chunkRows` output rows (a multiple of MR, at most MC_MAX) of one
  * batch, claimed from a shared counter rather than by the thread's [start, end): a thread that is
  * descheduled (a loaded machine) or slow to wake leaves its chunks to the others. A thread claims
  * `claim` consecutive chunks at a time: one atomic per tiny chunk (the attention products of short
@@ -176,7 +182,7 @@ export function matmulCompute(a: usize, packed: usize, out: usize, bias: usize, 
   transA: i32, strideA: i32, sharedB: i32, flags: i32, scratch: usize, chunkRows: i32, chunks: i32,
   claim: i32, start: i32, end: i32): void {
   const slot = scratch + 64 + <usize>atomic.add<i32>(scratch, 1) * SLOT_BYTES;
-  const tile = addr(slot, MC * KC);
+  const tile = addr(slot, MC_MAX * KC);
   const perBatch = (m + chunkRows - 1) / chunkRows;
   const panels = (n + NR - 1) / NR;
   const accumulate = flags & 1, hasBias = flags & 2, act = flags & 4, sums = flags & 8;
