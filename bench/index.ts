@@ -22,9 +22,10 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   soak: async () => (await import('./soak.js')).soakSuite,
   'soak-webgpu': async () => (await import('./soak.js')).soakWebgpuSuite,
   gpu: async () => (await import('./gpu.js')).gpuSuite,
+  tune: async () => (await import('./tune.js')).tuneSuite,
 };
-/** Run only when named: each soak trains for most of an hour; gpu is for a machine with a GPU (scripts/gpu-check.sh). */
-const ON_REQUEST = new Set(['soak', 'soak-webgpu', 'gpu']);
+/** Run only when named: each soak trains for most of an hour; gpu is for a machine with a GPU (scripts/gpu-check.sh); tune re-measures the host tuning (docs/performance.md). */
+const ON_REQUEST = new Set(['soak', 'soak-webgpu', 'gpu', 'tune']);
 
 function normalize(r: Summary[] | SuiteReport): SuiteReport {
   return Array.isArray(r) ? { summaries: r } : r;

@@ -15,7 +15,7 @@ import { forceMatmulVariant, type MatmulVariant } from '../src/backend/webgpu/ma
 import { caseOptions, markdownTable, quickMode, type SuiteReport } from './harness.js';
 import { createTfjsPeer, type Peer } from './tfjs-peer.js';
 
-interface Shape {
+export interface Shape {
   name: string;
   batch: number;
   m: number;
@@ -33,7 +33,7 @@ const TOKENS = 64 * 65,
   HEAD_DIM = 64,
   SEQ = 65;
 
-const SHAPES: Shape[] = [
+export const SHAPES: Shape[] = [
   ...[128, 256, 512, 1024].map((n) => ({ name: `${n}x${n}x${n}`, batch: 1, m: n, n, k: n })),
   { name: `vit-tiny qkv x·Wᵀ ${TOKENS}x${QKV}x${DIM}`, batch: 1, m: TOKENS, n: QKV, k: DIM, transB: true },
   { name: `vit-tiny fc1 x·Wᵀ ${TOKENS}x${MLP}x${DIM}`, batch: 1, m: TOKENS, n: MLP, k: DIM, transB: true },

@@ -13,6 +13,7 @@ import {
   cacheDir,
   cachePath,
   checkTuning,
+  cpuModel,
   DEFAULT_TUNING,
   parseTuneSpec,
   readCache,
@@ -32,12 +33,14 @@ function data(n: number, seed: number): Float32Array {
   return d;
 }
 
-/** Configurations at the edges of every limit and in between; all must give the defaults' bits. */
+/** Configurations at the edges of every limit and in between; all must give the defaults' bits. The
+ *  k block (kc) included: a sum carried through memory at a block boundary is the same f32 chain. */
 const CONFIGS: Tuning[] = [
-  'matmul.mc=4,matmul.chunksPerThread=1,matmul.claimFlops=1,matmul.forkFlops=1,matmul.packGrain=1',
-  'matmul.mc=256,matmul.chunksPerThread=256,matmul.claimFlops=1073741824,matmul.packGrain=1073741824',
-  'matmul.mc=64,matmul.chunksPerThread=8,matmul.claimFlops=131072,matmul.forkFlops=1',
-  'matmul.mc=192,matmul.forkFlops=1073741824',
+  'matmul.mc=4,matmul.kc=16,matmul.chunksPerThread=1,matmul.claimFlops=1,matmul.forkFlops=1,matmul.packGrain=1',
+  'matmul.mc=256,matmul.kc=512,matmul.chunksPerThread=256,matmul.claimFlops=1073741824,matmul.packGrain=1073741824',
+  'matmul.mc=64,matmul.kc=144,matmul.chunksPerThread=8,matmul.claimFlops=131072,matmul.forkFlops=1',
+  'matmul.mc=192,matmul.kc=48,matmul.forkFlops=1073741824',
+  'matmul.kc=128',
   'conv.chunksPerThread=1,conv.forkFlops=1',
   'conv.chunksPerThread=256,conv.forkFlops=1',
   'conv.chunksPerThread=4,conv.forkFlops=1073741824',
@@ -129,8 +132,8 @@ const conv3 = (batch: number, c: number, size: number, o: number, stride: number
   };
 };
 
-// Odd sizes throughout; k = 517 crosses two KC = 256 block boundaries; m = 203 is not a multiple of
-// any mc, so every configuration cuts the rows differently.
+// Odd sizes throughout; k = 517 crosses two k-block boundaries at the default kc = 256 and up to 32
+// at kc = 16; m = 203 is not a multiple of any mc, so every configuration cuts the rows differently.
 const CASES = [
   matmulCase('203x37x517', { batch: 1, m: 203, n: 37, k: 517 }),
   matmulCase(
@@ -190,7 +193,8 @@ test('--tune syntax: off, auto, family.param=value lists, files (partial or a ca
     /matmul\.mc must be an integer in 4\.\.256, a multiple of 4, got 130/,
   );
   assert.throws(() => parseTuneSpec('matmul.mc=512'), /4\.\.256/);
-  assert.throws(() => parseTuneSpec('matmul.kc=128'), /unknown parameter 'matmul\.kc' \(matmul has mc, /);
+  assert.throws(() => parseTuneSpec('matmul.nr=16'), /unknown parameter 'matmul\.nr' \(matmul has mc, kc, /);
+  assert.throws(() => parseTuneSpec('matmul.kc=520'), /matmul\.kc must be an integer in 16\.\.512, a multiple of 16/);
   assert.throws(() => parseTuneSpec('attention.mc=8'), /unknown kernel family 'attention'/);
   assert.throws(() => parseTuneSpec('matmul.mc=big'), /got "big"/);
   assert.throws(() => parseTuneSpec('matmul.mc=64,oops'), /'oops' is not family\.param=value/);
@@ -253,6 +257,12 @@ test('the cache: keyed by CPU, threads, build and binary; round-trips; XDG_CACHE
     ].map((k) => cachePath(k, '/c')),
   );
   assert.is(names.size, 5, 'every part of the key names its own file');
+  // a VM that names every generation alike is told apart by /proc/cpuinfo's family and model
+  const info =
+    'processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\nstepping\t: 1\ncache size\t: 1024 KB\n';
+  assert.match(cpuModel(info), / \(AuthenticAMD, family 26, model 2, stepping 1, 1024 KB cache\)$/);
+  assert.not.match(cpuModel(''), /\(/);
+  assert.is.not(cpuModel(info), cpuModel(info.replace('cpu family\t: 26', 'cpu family\t: 25')));
   assert.match(cachePath(key, '/c'), /^\/c\/tuning-relaxed-2t-[0-9a-f]{12}\.json$/);
   assert.is(cacheDir({ XDG_CACHE_HOME: '/x/cache' }), '/x/cache/protodino');
   assert.match(cacheDir({}), /\/\.cache\/protodino$/);

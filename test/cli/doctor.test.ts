@@ -77,7 +77,7 @@ test('doctor prints one readable report with the auto choice and its reason', ()
   // the test runner sets PROTODINO_TUNE=off
   assert.match(
     r.stdout,
-    /\nwasm tuning \(--tune\): matmul mc 128, chunks\/thread 4, .*; from default \(tuning off\)\n/,
+    /\nwasm tuning \(--tune\): matmul mc 128, kc 256, chunks\/thread 4, .*; from default \(tuning off\)\n/,
   );
 });
 

@@ -2,14 +2,15 @@ import type { MatmulKernels } from '../backend.js';
 import { checkMatmulParams } from '../backend.js';
 import type { WasmRuntime } from './runtime.js';
 import { ptr } from './storage.js';
-import { MC_MAX } from './tuning.js';
+import { KC_MAX, MC_MAX } from './tuning.js';
 
 // The grains and the chunk size come from rt.tuning.matmul (tuning.ts: the defaults, what each one
 // is, and why none of them changes a result): forkFlops, multiply-adds per thread below which a
 // fork-join costs more than it saves; claimFlops, multiply-adds a thread claims at once at least
 // where chunks are smaller; packGrain, elements per thread below which packing B in parallel is not
-// worth it; mc, the most rows per chunk (and per packed A block); chunksPerThread, how finely the
-// rows are cut to balance.
+// worth it; mc, the most rows per chunk (and per packed A block); kc, the k block (the packed A
+// block is mc × kc, each B panel's slice kc × NR); chunksPerThread, how finely the rows are cut to
+// balance.
 
 interface Blocking {
   mr: number;
@@ -37,7 +38,7 @@ export function matmulKernels(rt: WasmRuntime): MatmulKernels {
       checkMatmulParams(p);
       if (batch === 0 || m === 0 || n === 0) return;
       const { mr, nr, slotBytes } = blocking(rt);
-      const { mc, chunksPerThread, claimFlops, forkFlops, packGrain } = rt.tuning.matmul;
+      const { mc, kc, chunksPerThread, claimFlops, forkFlops, packGrain } = rt.tuning.matmul;
       const panels = Math.ceil(n / nr);
       const batchB = p.strideB === 0 ? 1 : batch;
       // Scratch is taken from the pool per call (it returns there at once), so kernels never allocate.
@@ -81,6 +82,7 @@ export function matmulKernels(rt: WasmRuntime): MatmulKernels {
             flags,
             scratch,
             chunkRows,
+            kc,
             chunks,
             claim,
           ],

@@ -5,7 +5,9 @@
 // Only parameters that move no output's summation order are here, so a fixed-seed run's checkpoint is
 // bit-identical whatever values a host picks (test/backend/tuning.test.ts checks the bits):
 //   matmul.mc               rows per packed A block and per chunk of work (≤ 256, a multiple of 4).
-//                           Each output still sums k in KC = 256 blocks from k = 0, in order.
+//   matmul.kc               the k block (16…512): each output's sum over k is one chain in k order
+//                           whatever the blocks, since at a block boundary the running f32 sums go
+//                           to memory and come back exactly (the micro-kernel's LOAD mode).
 //   matmul.chunksPerThread  how many chunks per thread the rows are cut into, at least, to balance.
 //   matmul.claimFlops       multiply-adds a thread claims per atomic at least, for tiny chunks.
 //   matmul.forkFlops        multiply-adds per thread below which a product runs on one thread.
@@ -14,9 +16,9 @@
 //   conv.forkFlops          as matmul.forkFlops, for the convolutions.
 // Which thread computes which rows or panels never changes a number (each output is owned by one
 // thread and summed in one fixed order), nor does how many threads join.
-// Not tunable: KC (where each output's k sum is cut into blocks: a different KC rounds every output
-// differently) and the 4×8 register tile (wider tiles spill V8's 16 xmm registers and ran at half
-// speed or worse: assembly/microkernel.ts).
+// Not tunable: the 4×8 register tile (wider tiles spill V8's 16 xmm registers and ran at half speed
+// or worse: assembly/microkernel.ts) and the convolutions' KC (their packed weight and dy layouts
+// are built in KC blocks on both sides of the binary interface; it moves no sum either).
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { cpus, homedir } from 'node:os';
@@ -25,6 +27,7 @@ import { writeFileAtomic } from '../../util/atomic-write.js';
 
 export interface MatmulTuning {
   mc: number;
+  kc: number;
   chunksPerThread: number;
   claimFlops: number;
   forkFlops: number;
@@ -41,12 +44,20 @@ export interface Tuning {
   conv: ConvTuning;
 }
 
-/** The largest matmul.mc: the per-thread A slot in assembly/matmul.ts (MC_MAX) is sized for it. */
+/** The largest matmul.mc and matmul.kc: the per-thread A slot in assembly/matmul.ts is sized for them. */
 export const MC_MAX = 256;
+export const KC_MAX = 512;
 
 /** Today's constants: what a run uses with tuning off, and what a measurement must beat. */
 export const DEFAULT_TUNING: Tuning = Object.freeze({
-  matmul: Object.freeze({ mc: 128, chunksPerThread: 4, claimFlops: 1 << 15, forkFlops: 1 << 17, packGrain: 1 << 14 }),
+  matmul: Object.freeze({
+    mc: 128,
+    kc: 256,
+    chunksPerThread: 4,
+    claimFlops: 1 << 15,
+    forkFlops: 1 << 17,
+    packGrain: 1 << 14,
+  }),
   conv: Object.freeze({ chunksPerThread: 16, forkFlops: 1 << 17 }),
 }) as Tuning;
 
@@ -59,6 +70,7 @@ interface Limit {
 const LIMITS: { [F in keyof Tuning]: Record<keyof Tuning[F], Limit> } = {
   matmul: {
     mc: { min: 4, max: MC_MAX, multipleOf: 4 },
+    kc: { min: 16, max: KC_MAX, multipleOf: 16 },
     chunksPerThread: { min: 1, max: 256 },
     claimFlops: { min: 1, max: 2 ** 30 },
     forkFlops: { min: 1, max: 2 ** 30 },
@@ -81,12 +93,12 @@ export interface TuningSource {
 
 export class TuningError extends Error {}
 
-/** One line: `matmul mc 128, chunks/thread 4, claim 32768, fork 131072, pack 16384; conv chunks/thread 16, fork 131072`. */
+/** One line: `matmul mc 128, kc 256, chunks/thread 4, claim 32768, fork 131072, pack 16384; conv chunks/thread 16, fork 131072`. */
 export function describeTuning(t: Tuning): string {
   const m = t.matmul,
     c = t.conv;
   return (
-    `matmul mc ${m.mc}, chunks/thread ${m.chunksPerThread}, claim ${m.claimFlops}, fork ${m.forkFlops}, ` +
+    `matmul mc ${m.mc}, kc ${m.kc}, chunks/thread ${m.chunksPerThread}, claim ${m.claimFlops}, fork ${m.forkFlops}, ` +
     `pack ${m.packGrain}; conv chunks/thread ${c.chunksPerThread}, fork ${c.forkFlops}`
   );
 }
@@ -203,9 +215,31 @@ export interface CacheFile {
   measured: { at: string; ms: number; stages: unknown[] };
 }
 
-/** The CPU model as the OS names it (on Linux /proc/cpuinfo's model name), whitespace collapsed. */
-export function cpuModel(): string {
-  return (cpus()[0]?.model ?? 'unknown').replace(/\s+/g, ' ').trim() || 'unknown';
+/**
+ * The CPU model as the OS names it, whitespace collapsed, and on Linux also /proc/cpuinfo's vendor,
+ * family, model, stepping and cache size: a virtual machine may name every generation alike (the
+ * README's machine says only "AMD EPYC"; its family 26 is Zen 5).
+ */
+export function cpuModel(cpuinfo = readCpuinfo()): string {
+  const name = (cpus()[0]?.model ?? 'unknown').replace(/\s+/g, ' ').trim() || 'unknown';
+  const field = (k: string) => new RegExp(`^${k}\\s*:\\s*(.+)$`, 'm').exec(cpuinfo)?.[1].trim();
+  const parts = [
+    field('vendor_id'),
+    field('cpu family') && `family ${field('cpu family')}`,
+    field('model') && `model ${field('model')}`,
+    field('stepping') && `stepping ${field('stepping')}`,
+    field('cache size') && `${field('cache size')} cache`,
+  ].filter(Boolean);
+  return parts.length ? `${name} (${parts.join(', ')})` : name;
+}
+
+function readCpuinfo(): string {
+  try {
+    // the first processor's block is enough: the key is about the kind of core
+    return readFileSync('/proc/cpuinfo', 'utf8').split('\n\n')[0];
+  } catch {
+    return '';
+  }
 }
 
 export function wasmHash(bytes: Uint8Array): string {
