@@ -15,7 +15,7 @@ import { markdownTable, quickMode, type SuiteReport } from './harness.js';
 import { SHAPES, type Shape } from './matmul.js';
 import { resnetBenchConfig } from './resnet-step.js';
 
-const MEASUREMENTS = quickMode() ? 2 : 5;
+const MEASUREMENTS = quickMode() ? 2 : 3;
 /** Alternating calls per matmul shape and configuration (the fastest is kept). */
 const CALLS = quickMode() ? 4 : 12;
 /** Alternating steps per configuration (the median is kept), after one warm-up step each. */

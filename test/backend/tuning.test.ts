@@ -366,6 +366,12 @@ test('a real (short) measurement returns valid values and leaves the runtime as 
       [64, 96, 128, 192, 256],
     );
     assert.ok(m.stages[0].candidates.every((c) => c.relative > 0 && Number.isFinite(c.relative)));
+    // past its time budget a measurement starts no more stages, keeps their defaults, and is not worth caching
+    const late = measureTuning(be.rt, { budgetMs: -1 });
+    assert.equal(late.stages, []);
+    assert.equal(late.skipped, ['matmul.mc', 'matmul.kc']);
+    assert.is(late.noisy, true);
+    assert.equal(late.tuning, checkTuning({}));
   } finally {
     be.destroy();
   }

@@ -34,6 +34,11 @@ import {
 
 /** A candidate must be this much faster than the incumbent to replace it. */
 const MARGIN = 0.03;
+/**
+ * All stages together took 0.3–0.6 s on the 2-core host when it was not shared; a loaded machine
+ * starts no stage past this, and those keep their defaults.
+ */
+const BUDGET_MS = 2500;
 
 type Work = { kind: 'matmul'; p: MatmulParams } | { kind: 'conv'; p: ConvParams };
 
@@ -145,7 +150,9 @@ export interface Measurement {
   tuning: Tuning;
   ms: number;
   stages: StageResult[];
-  /** Some stage was too noisy to decide (a busy machine): not worth caching. */
+  /** Stages left at their defaults because the measurement ran past its time budget. */
+  skipped?: string[];
+  /** Some stage was too noisy to decide, or was skipped (a busy machine): not worth caching. */
   noisy: boolean;
 }
 
@@ -191,12 +198,16 @@ export interface MeasureOptions {
   rounds?: number;
   /** Only these stages (by name), e.g. for a test. */
   only?: string[];
+  /** Stages not started by then keep their defaults and the result is not cached (a busy machine). */
+  budgetMs?: number;
 }
 
 /** Measures the stages that apply at rt.threads, starting from the defaults; leaves rt.tuning as it found it. */
 export function measureTuning(rt: WasmRuntime, opts: MeasureOptions = {}): Measurement {
   const rounds = opts.rounds ?? 5;
+  const budget = opts.budgetMs ?? BUDGET_MS;
   const saved = rt.tuning;
+  const skipped: string[] = [];
   const t0 = performance.now();
   let best: Tuning = { matmul: { ...DEFAULT_TUNING.matmul }, conv: { ...DEFAULT_TUNING.conv } };
   const stages: StageResult[] = [];
@@ -230,6 +241,10 @@ export function measureTuning(rt: WasmRuntime, opts: MeasureOptions = {}): Measu
   try {
     for (const stage of STAGES) {
       if (!stage.threads(rt.threads) || (opts.only && !opts.only.includes(stage.name))) continue;
+      if (performance.now() - t0 > budget) {
+        skipped.push(stage.name);
+        continue;
+      }
       const value = (t: Tuning) => stageValue(stage.name, t);
       // the incumbent first
       const cands = stage
@@ -267,7 +282,8 @@ export function measureTuning(rt: WasmRuntime, opts: MeasureOptions = {}): Measu
     tuning: checkTuning(best),
     ms: Math.round(performance.now() - t0),
     stages,
-    noisy: stages.some((s) => s.noise > MARGIN),
+    ...(skipped.length ? { skipped } : {}),
+    noisy: skipped.length > 0 || stages.some((s) => s.noise > MARGIN),
   };
 }
 
