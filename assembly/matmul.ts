@@ -3,8 +3,8 @@
 // past n, so the micro-kernel streams B contiguously whatever the layout (transB is a packing
 // order). Then matmulCompute's threads claim chunks of output rows (of one batch each); each thread
 // packs MC×KC blocks of A into MR-row panels [kc][MR] (transA likewise) in its own scratch slot and
-// runs the MR×NR register-tiled micro-kernel over them. Blocking: a KC×NR B panel (8 KiB at KC = 256) stays in
-// L1 while the MC×KC A block (L2) streams past it. Each output sums k in the same order whatever
+// runs the MR×NR register-tiled micro-kernel over them. Blocking: a KC×NR B panel (8 KiB at
+// KC = 256) stays in L1 while the MC×KC A block (L2) streams past it. Each output sums k in the same order whatever
 // the thread count, so results do not depend on it.
 // The micro-kernel (and why it is 4×8) lives in microkernel.ts, shared with convgemm.ts.
 // Tuning (src/backend/wasm/tuning.ts): the rows per A block/chunk (mc, at most MC_MAX), the k block

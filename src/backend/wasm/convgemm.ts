@@ -142,9 +142,9 @@ function gemm(rt: WasmRuntime, sc: Scratch, g: Gemm): void {
   rt.i32(scratch, 4).fill(0);
   const { chunksPerThread, forkFlops } = rt.tuning.conv;
   const panels = Math.ceil(g.Q / nr);
-  // chunksPerThread (16 by default) chunks a thread: enough for the faster core to take over the slower one's share (the
-  // panels go to whoever claims them, assembly/convgemm.ts claimChunk), few enough that claiming
-  // costs nothing
+  // chunksPerThread (16 by default) chunks a thread: enough for the faster core to take over the
+  // slower one's share (the panels go to whoever claims them, assembly/convgemm.ts claimChunk), few
+  // enough that claiming costs nothing
   const chunkPanels = Math.max(1, Math.ceil(panels / (chunksPerThread * rt.threads)));
   const chunks = Math.ceil(panels / chunkPanels);
   rt.run(
