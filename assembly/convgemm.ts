@@ -14,7 +14,10 @@
 // The weight gradient (convGradWeight) is the same product with the pixels as the reduction axis.
 //
 // Determinism: every output sums its entries (or pixels) in one fixed order, in blocks of KC whose
-// boundaries do not depend on the thread split; threads only own disjoint outputs.
+// boundaries do not depend on the thread split; threads only own disjoint outputs. So the split
+// (convGemm's chunkPanels and chunks, from conv.chunksPerThread) is tuned per host at run time
+// (src/backend/wasm/tuning.ts); KC stays a constant here because convPackA's and convPackDy's layouts
+// are built in KC blocks (a boundary carries the f32 sums through memory exactly: it moves no sum).
 //
 // Taps that read only padding for every output (a 3x3 window on a 1x1 map) are left out of the
 // entry tables by the JS side (src/backend/wasm/convgemm.ts), so they cost nothing.

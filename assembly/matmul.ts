@@ -3,25 +3,32 @@
 // past n, so the micro-kernel streams B contiguously whatever the layout (transB is a packing
 // order). Then matmulCompute's threads claim chunks of output rows (of one batch each); each thread
 // packs MC×KC blocks of A into MR-row panels [kc][MR] (transA likewise) in its own scratch slot and
-// runs the MR×NR register-tiled micro-kernel over them. Blocking: a KC×NR B panel (8 KiB) stays in
-// L1 while the MC×KC A block (L2) streams past it. Each output sums k in the same order whatever
+// runs the MR×NR register-tiled micro-kernel over them. Blocking: a KC×NR B panel (8 KiB at
+// KC = 256) stays in L1 while the MC×KC A block (L2) streams past it. Each output sums k in the same order whatever
 // the thread count, so results do not depend on it.
 // The micro-kernel (and why it is 4×8) lives in microkernel.ts, shared with convgemm.ts.
+// Tuning (src/backend/wasm/tuning.ts): the rows per A block/chunk (mc, at most MC_MAX), the k block
+// (kcBlock, at most KC_MAX) and the thread split are runtime arguments chosen per host on first use
+// (defaults 128 and 256). None changes a number: every output's sum over k is one chain in k order,
+// and at a k-block boundary the running f32 sums go to memory and come back exactly (LOAD mode), so
+// where the blocks are cut only changes which values sit in L1/L2, not what is added in what order.
 import { geluVec } from './common';
 import { addr, LOAD, BIAS, micro, MR, NR, transpose4, ZERO } from './microkernel';
 
-const KC = 256;
-const MC = 128; // a multiple of MR
-/** Bytes of one thread's slot: the packed A block and an MR×NR tile for edge tiles. */
-const SLOT_BYTES = (MC * KC + MR * NR) * 4;
+/** The largest k block the JS side may ask for (kcBlock). */
+const KC_MAX = 512;
+/** The largest rows per A block the JS side may ask for (chunkRows); a multiple of MR. */
+const MC_MAX = 256;
+/** Bytes of one thread's slot: the packed A block (up to MC_MAX × KC_MAX) and an MR×NR tile for edge tiles. */
+const SLOT_BYTES = (MC_MAX * KC_MAX + MR * NR) * 4;
 
-/** Layout facts the JS side sizes buffers with: [MR, NR, KC, MC, slot bytes]. */
+/** Layout facts the JS side sizes buffers with: [MR, NR, KC_MAX, MC_MAX, slot bytes]. */
 export function matmulBlocking(which: i32): i32 {
   switch (which) {
     case 0: return MR;
     case 1: return NR;
-    case 2: return KC;
-    case 3: return MC;
+    case 2: return KC_MAX;
+    case 3: return MC_MAX;
     default: return SLOT_BYTES;
   }
 }
@@ -161,7 +168,7 @@ function edgeTile(pa: usize, pb: usize, kc: i32, c: usize, ldc: i32, mode: i32, 
 }
 
 /**
- * Work is handed out in chunks of `chunkRows` output rows (a multiple of MR, at most MC) of one
+ * Work is handed out in chunks of `chunkRows` output rows (a multiple of MR, at most MC_MAX) of one
  * batch, claimed from a shared counter rather than by the thread's [start, end): a thread that is
  * descheduled (a loaded machine) or slow to wake leaves its chunks to the others. A thread claims
  * `claim` consecutive chunks at a time: one atomic per tiny chunk (the attention products of short
@@ -169,14 +176,15 @@ function edgeTile(pa: usize, pb: usize, kc: i32, c: usize, ldc: i32, mode: i32, 
  * this over `chunks` units only to pick how many threads join. flags: 1 accumulate, 2 bias, 4 gelu,
  * 8 row sums: rowSums[i] = Σ_k op(A)[i, k] (batch 1), summed in k order from the packed blocks, so
  * a linear layer's bias gradient comes with its weight gradient instead of another pass over dY.
+ * k runs in blocks of kcBlock (≤ KC_MAX), each packed into the slot and run over every B panel.
  * B was packed by matmulPackB (shared by every batch when sharedB). scratch: i32 slot and chunk
  * counters, then one SLOT_BYTES slot per thread.
  */
 export function matmulCompute(a: usize, packed: usize, out: usize, bias: usize, rowSums: usize, m: i32, n: i32, k: i32,
-  transA: i32, strideA: i32, sharedB: i32, flags: i32, scratch: usize, chunkRows: i32, chunks: i32,
+  transA: i32, strideA: i32, sharedB: i32, flags: i32, scratch: usize, chunkRows: i32, kcBlock: i32, chunks: i32,
   claim: i32, start: i32, end: i32): void {
   const slot = scratch + 64 + <usize>atomic.add<i32>(scratch, 1) * SLOT_BYTES;
-  const tile = addr(slot, MC * KC);
+  const tile = addr(slot, MC_MAX * KC_MAX);
   const perBatch = (m + chunkRows - 1) / chunkRows;
   const panels = (n + NR - 1) / NR;
   const accumulate = flags & 1, hasBias = flags & 2, act = flags & 4, sums = flags & 8;
@@ -196,7 +204,7 @@ export function matmulCompute(a: usize, packed: usize, out: usize, bias: usize, 
     const bb = sharedB ? packed : addr(packed, bi * panels * k * NR);
     let p0 = 0;
     do {
-      const kc = min(KC, k - p0);
+      const kc = min(kcBlock, k - p0);
       packA(ab, slot, m, k, transA, i0, rows, p0, kc);
       if (sums) sumPacked(slot, kc, rows, addr(rowSums, i0), p0 > 0);
       const mode = p0 > 0 || accumulate ? LOAD : hasBias ? BIAS : ZERO;

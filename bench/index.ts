@@ -7,6 +7,7 @@ import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Summary } from 'benny/lib/internal/common-types.js';
+import { takeTuneFlag } from '../src/cli/args.js';
 import { packagePath } from '../src/util/paths.js';
 import { summaryTable, type Suite, type SuiteReport } from './harness.js';
 
@@ -21,26 +22,32 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   soak: async () => (await import('./soak.js')).soakSuite,
   'soak-webgpu': async () => (await import('./soak.js')).soakWebgpuSuite,
   gpu: async () => (await import('./gpu.js')).gpuSuite,
+  tune: async () => (await import('./tune.js')).tuneSuite,
 };
-/** Run only when named: each soak trains for most of an hour; gpu is for a machine with a GPU (scripts/gpu-check.sh). */
-const ON_REQUEST = new Set(['soak', 'soak-webgpu', 'gpu']);
+/** Run only when named: each soak trains for most of an hour; gpu is for a machine with a GPU (scripts/gpu-check.sh); tune re-measures the host tuning (docs/performance.md). */
+const ON_REQUEST = new Set(['soak', 'soak-webgpu', 'gpu', 'tune']);
 
 function normalize(r: Summary[] | SuiteReport): SuiteReport {
   return Array.isArray(r) ? { summaries: r } : r;
 }
 
 /** Runs the named suites (all but ON_REQUEST when none), e.g. main(['matmul', '--quick']). */
-export async function main(args: string[] = process.argv.slice(2)): Promise<void> {
-  if (args.includes('--help') || args.includes('-h')) {
+export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
     console.log(
-      `usage: protodino bench [suite ...] [--quick] [--profile]\n\nsuites: ${Object.keys(SUITES).join(', ')} ` +
-        `(all but ${[...ON_REQUEST].join(', ')} when none is named)\nresults: bench/results/<suite>.json`,
+      `usage: protodino bench [suite ...] [--quick] [--profile] [--tune off|auto|FILE|family.param=value,...]\n\n` +
+        `suites: ${Object.keys(SUITES).join(', ')} ` +
+        `(all but ${[...ON_REQUEST].join(', ')} when none is named)\nresults: bench/results/<suite>.json\n` +
+        "--tune: the wasm kernels measure the host once and cache the choice (auto, the default), or use today's " +
+        'constants (off) or given values',
     );
     return;
   }
+  // the wasm backends the suites create read it (src/backend/wasm/tuner.ts)
+  const args = takeTuneFlag(argv, 'auto');
   const flags = args.filter((a) => a.startsWith('--'));
   const badFlag = flags.find((f) => f !== '--quick' && f !== '--profile');
-  if (badFlag) throw new Error(`bench: unknown flag ${badFlag}; flags: --quick --profile`);
+  if (badFlag) throw new Error(`bench: unknown flag ${badFlag}; flags: --quick --profile --tune`);
   if (args.includes('--quick')) process.env.PROTODINO_BENCH_QUICK = '1';
   if (args.includes('--profile')) process.env.PROTODINO_BENCH_PROFILE = '1';
   const names = args.filter((a) => !a.startsWith('--'));

@@ -9,12 +9,13 @@ import b from 'benny';
 import type { Summary } from 'benny/lib/internal/common-types.js';
 import { matmulParams, type Backend, type Storage } from '../src/backend/backend.js';
 import { WasmBackend } from '../src/backend/wasm/index.js';
+import { tuningLine } from '../src/backend/wasm/tuner.js';
 import { WebGPUBackend } from '../src/backend/webgpu/index.js';
 import { forceMatmulVariant, type MatmulVariant } from '../src/backend/webgpu/matmul.js';
 import { caseOptions, markdownTable, quickMode, type SuiteReport } from './harness.js';
 import { createTfjsPeer, type Peer } from './tfjs-peer.js';
 
-interface Shape {
+export interface Shape {
   name: string;
   batch: number;
   m: number;
@@ -32,7 +33,7 @@ const TOKENS = 64 * 65,
   HEAD_DIM = 64,
   SEQ = 65;
 
-const SHAPES: Shape[] = [
+export const SHAPES: Shape[] = [
   ...[128, 256, 512, 1024].map((n) => ({ name: `${n}x${n}x${n}`, batch: 1, m: n, n, k: n })),
   { name: `vit-tiny qkv x·Wᵀ ${TOKENS}x${QKV}x${DIM}`, batch: 1, m: TOKENS, n: QKV, k: DIM, transB: true },
   { name: `vit-tiny fc1 x·Wᵀ ${TOKENS}x${MLP}x${DIM}`, batch: 1, m: TOKENS, n: MLP, k: DIM, transB: true },
@@ -194,6 +195,12 @@ const PASSES = quickMode() ? 1 : 2;
 
 export async function matmulSuite(): Promise<SuiteReport> {
   const list = await engines();
+  // each wasm engine's blocking and thread split (--tune; src/backend/wasm/tuning.ts) and where it came from
+  const tunings = Object.fromEntries(
+    list.flatMap((e) => (e.backend ? [[e.label, { ...e.backend.rt.tuning, source: e.backend.rt.tuningSource }]] : [])),
+  );
+  const tuningLines = list.flatMap((e) => (e.backend ? [`- ${e.label}: ${tuningLine(e.backend.rt)}`] : []));
+  for (const l of tuningLines) console.log(`matmul tuning ${l.slice(2)}`);
   const peaks = simdPeaks(list);
   const summaries: Summary[] = [];
   const median: Record<string, Record<string, number>> = {};
@@ -244,6 +251,10 @@ export async function matmulSuite(): Promise<SuiteReport> {
           '',
         ];
   const table = [
+    'Wasm blocking and thread split (`--tune`):',
+    '',
+    ...tuningLines,
+    '',
     ...peakLine,
     `GFLOP/s from the median time of each case${passes}:`,
     '',
@@ -256,7 +267,7 @@ export async function matmulSuite(): Promise<SuiteReport> {
   return {
     summaries,
     table,
-    details: { passes: PASSES, simdPeakGflops: peaks, gflopsMedian: median, gflopsBest: best },
+    details: { passes: PASSES, tuning: tunings, simdPeakGflops: peaks, gflopsMedian: median, gflopsBest: best },
   };
 }
 

@@ -14,6 +14,9 @@ const env = {
   ...process.env,
   EGL_PLATFORM: process.env.EGL_PLATFORM ?? 'surfaceless',
   XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp',
+  // Tests run today's kernel constants (a test that tunes asks for it), so no test measures the host
+  // or reads a cache another run wrote; no value changes a result (test/backend/tuning.test.ts).
+  PROTODINO_TUNE: process.env.PROTODINO_TUNE ?? 'off',
 };
 const child = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
 let out = '';

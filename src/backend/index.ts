@@ -18,6 +18,7 @@ const OPTION_NAMES: Record<keyof CreateBackendOptions, true> = {
   threads: true,
   build: true,
   adapter: true,
+  tune: true,
 };
 /** Every option createBackend reads; anything else is refused rather than silently ignored. */
 export const CREATE_BACKEND_OPTIONS = Object.keys(OPTION_NAMES) as readonly (keyof CreateBackendOptions)[];

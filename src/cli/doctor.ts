@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { WasmBackend } from '../backend/index.js';
 import type { AdapterReport } from '../backend/webgpu/adapters.js';
 import { relaxedSimdAvailable } from '../backend/wasm/runtime.js';
+import { describeTuning, type Tuning, type TuningSource } from '../backend/wasm/tuning.js';
 import { vulkanLoader } from '../backend/webgpu/vulkan-loader.js';
 
 export interface DoctorReport {
@@ -15,6 +16,8 @@ export interface DoctorReport {
   arch: string;
   cores: number;
   wasm: { build: string; relaxedSimd: boolean; threads: number };
+  /** The wasm kernels' blocking and thread split (--tune / PROTODINO_TUNE) and where it came from. */
+  tuning: Tuning & { source: TuningSource };
   /** Linux only: Dawn's Vulkan backend needs libvulkan.so.1. */
   vulkanLoader: { found: boolean; detail: string; drivers: string[] };
   adapters: AdapterReport[];
@@ -45,9 +48,11 @@ function probeGpu(): Pick<DoctorReport, 'adapters' | 'auto' | 'dawnMessages'> {
 }
 
 export async function doctorReport(): Promise<DoctorReport> {
-  // The wasm backend as every command builds it by default, asked what it chose.
+  // The wasm backend as every command builds it by default, asked what it chose (and, with --tune
+  // auto, what the host's measurement picked: read from the cache, or measured now and cached).
   const be = await WasmBackend.create();
   const wasm = { build: be.rt.build, relaxedSimd: relaxedSimdAvailable(), threads: be.rt.threads };
+  const tuning = { ...be.rt.tuning, source: be.rt.tuningSource };
   be.destroy();
   return {
     node: process.version,
@@ -55,6 +60,7 @@ export async function doctorReport(): Promise<DoctorReport> {
     arch: process.arch,
     cores: availableParallelism(),
     wasm,
+    tuning,
     vulkanLoader: vulkanLoader(),
     ...probeGpu(),
   };
@@ -89,6 +95,7 @@ export function doctorText(r: DoctorReport): string {
     `node ${r.node} on ${r.platform} ${r.arch}, ${r.cores} cores`,
     `wasm: ${r.wasm.build} build (relaxed SIMD ${r.wasm.relaxedSimd ? 'accepted' : 'rejected by this runtime'}), ` +
       `${r.wasm.threads} thread${r.wasm.threads === 1 ? '' : 's'}`,
+    `wasm tuning (--tune): ${describeTuning(r.tuning)}; from ${r.tuning.source.from} (${r.tuning.source.detail})`,
   ];
   if (r.platform === 'linux')
     lines.push(

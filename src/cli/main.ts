@@ -2,14 +2,15 @@
 // protodino command line. Subcommands live in their own files; this only dispatches.
 import { parseArgs } from 'node:util';
 import { createBackend } from '../backend/index.js';
-import { BACKEND_OPTION, backendKind, intFlag } from './args.js';
+import { BACKEND_OPTION, backendKind, intFlag, takeTuneFlag } from './args.js';
 
 const USAGE = `usage: protodino <command> [options]
 
 commands:
   info  [--backend wasm|webgpu|auto] [--threads N]   describe the backend that would run
   doctor [--json]                                     the WebGPU adapters Dawn finds (features, limits), the
-                                                      wasm build and threads, and what --backend auto picks and why
+                                                      wasm build, threads and tuning (and where it came from),
+                                                      and what --backend auto picks and why
   demo  [--quick] [--backend=wasm|webgpu|auto]        the default job: collapse and KoLeo-proto in minutes
   train [--flag value ...]                            DINO training (flags: protodino train --help); each epoch logs
                                                       unique prototypes, usage and k-NN (--eval_every_epoch false: off);
@@ -54,6 +55,11 @@ commands:
                                                       with unique prototypes, usage and k-NN; results.json 'sweep'
   bench [suite ...] [--quick] [--profile]             run the benchmarks (see bench/); --profile adds per-kernel-family
                                                       time profiles (dino-step)
+
+every command also takes --tune off|auto|FILE|family.param=value,...  (or PROTODINO_TUNE): the wasm kernels'
+blocking and thread split, measured once per host and cached under ~/.cache/protodino (auto; the default of
+train, demo, experiments, bench and doctor), today's defaults (off; the default elsewhere), or given values
+(a JSON file or e.g. matmul.mc=192). No value changes a result (docs/performance.md).
 `;
 
 async function info(argv: string[]): Promise<void> {
@@ -177,8 +183,12 @@ function commandUsage(cmd: string): string | null {
     .join('\n')}\n`;
 }
 
+/** Commands that train or benchmark: they tune the wasm kernels to the host unless told otherwise. */
+const TUNED = new Set(['train', 'demo', 'experiments', 'bench', 'doctor']);
+
 async function main(): Promise<void> {
-  const [cmd, ...rest] = process.argv.slice(2);
+  const [cmd, ...args] = process.argv.slice(2);
+  const rest = cmd === undefined || cmd.startsWith('-') ? args : takeTuneFlag(args, TUNED.has(cmd) ? 'auto' : 'off');
   // Every command answers --help; train lists its flags, the others their usage lines.
   if (cmd !== 'train' && cmd !== 'bench' && (rest.includes('--help') || rest.includes('-h'))) {
     const u = commandUsage(cmd ?? '');

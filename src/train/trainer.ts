@@ -5,7 +5,7 @@
 import { mkdirSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend, DeviceTraffic } from '../backend/backend.js';
-import { createBackend } from '../backend/index.js';
+import { createBackend, WasmBackend } from '../backend/index.js';
 import { ProfiledBackend, profileTable, type ProfileReport } from '../backend/profile.js';
 import { empty, zeros } from '../tensor/create.js';
 import { keep, noGrad, tidy, type Tensor } from '../tensor/tensor.js';
@@ -197,6 +197,12 @@ export async function train(config: Partial<TrainConfig>, hooks: TrainHooks = {}
   }
 }
 
+/** For the start record: the wasm kernels' blocking and thread split (--tune) and where it came from. */
+function wasmTuning(be: Backend): { tuning?: object } {
+  const raw = be instanceof ProfiledBackend ? be.inner : be;
+  return raw instanceof WasmBackend ? { tuning: { ...raw.rt.tuning, source: raw.rt.tuningSource } } : {};
+}
+
 async function run(
   cfg: TrainConfig,
   be: Backend,
@@ -315,7 +321,14 @@ async function run(
       ...(resumeFrom.setAside ? { set_aside: resumeFrom.setAside } : {}),
     });
   } else {
-    log.write({ event: 'start', config: cfg, backend: be.description, parameters: student.parameterCount() });
+    log.write({
+      event: 'start',
+      config: cfg,
+      backend: be.description,
+      // the wasm kernels' blocking and thread split (--tune) and where it came from; no value changes a result
+      ...wasmTuning(be),
+      parameters: student.parameterCount(),
+    });
     if (init) {
       // A protodino checkpoint carries its random streams; DINO's do not (fresh ones are drawn).
       const gens = init.kind === 'protodino' ? init.checkpoint.meta.generators : undefined;

@@ -19,14 +19,14 @@ async function refused(opts: unknown, re: RegExp): Promise<void> {
 test('unknown option names are refused with the list of valid ones', async () => {
   await refused(
     { backend: 'wasm' },
-    /createBackend: unknown option 'backend' \(the backend is chosen with kind: 'wasm' \| 'webgpu' \| 'auto'\); valid options are kind, threads, build, adapter/,
+    /createBackend: unknown option 'backend' \(the backend is chosen with kind: 'wasm' \| 'webgpu' \| 'auto'\); valid options are kind, threads, build, adapter, tune/,
   );
   await refused(
     { kind: 'wasm', thread: 2, device: 0 },
     /unknown options 'thread', 'device'; valid options are kind, threads/,
   );
   await refused([], /takes an options object, got an array/);
-  assert.equal([...CREATE_BACKEND_OPTIONS], ['kind', 'threads', 'build', 'adapter']);
+  assert.equal([...CREATE_BACKEND_OPTIONS], ['kind', 'threads', 'build', 'adapter', 'tune']);
 });
 
 test('the valid names still work', async () => {

@@ -11,13 +11,15 @@ import { createBackend, WasmBackend, WebGPUBackend } from '../../src/backend/ind
 import { REPORTED_FEATURES, REPORTED_LIMITS } from '../../src/backend/webgpu/adapters.js';
 import { vulkanDrivers, vulkanLoader } from '../../src/backend/webgpu/vulkan-loader.js';
 import type { DoctorReport } from '../../src/cli/doctor.js';
+import { tuningKey } from '../../src/backend/wasm/tuner.js';
+import { cachePath, checkTuning, DEFAULT_TUNING, writeCache } from '../../src/backend/wasm/tuning.js';
 
 const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const pth = fileURLToPath(new URL('../../../test/fixtures/pth/dino-checkpoint.pth', import.meta.url));
 const DAWN_VULKAN = /Couldn't load Vulkan|vkCreateInstance/;
 
-function cmd(args: string[]) {
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 180_000 });
+function cmd(args: string[], env: NodeJS.ProcessEnv = process.env) {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 180_000, env });
   assert.is(r.status, 0, `protodino ${args.join(' ')}: ${r.stderr}`);
   return r;
 }
@@ -72,6 +74,35 @@ test('doctor prints one readable report with the auto choice and its reason', ()
   assert.match(r.stdout, /\nwasm: (relaxed|simd) build \(relaxed SIMD [a-z ]+\), \d+ threads?\n/);
   assert.match(r.stdout, /\nWebGPU adapters:\n/);
   assert.match(r.stdout, /\n--backend auto: (wasm|webgpu) \(.+\)\n/);
+  // the test runner sets PROTODINO_TUNE=off
+  assert.match(
+    r.stdout,
+    /\nwasm tuning \(--tune\): matmul mc 128, kc 256, chunks\/thread 4, .*; from default \(tuning off\)\n/,
+  );
+});
+
+test('doctor shows the wasm tuning and where it came from: an override, or the host cache (auto)', async () => {
+  let d = JSON.parse(cmd(['doctor', '--json', '--tune', 'matmul.mc=64']).stdout) as DoctorReport;
+  assert.is(d.tuning.matmul.mc, 64);
+  assert.is(d.tuning.conv.chunksPerThread, DEFAULT_TUNING.conv.chunksPerThread);
+  assert.equal(d.tuning.source, { from: 'override', detail: 'matmul.mc=64' });
+
+  // auto with this host's cache file in place reads it (no measuring in a test)
+  const dir = mkdtempSync(join(tmpdir(), 'protodino-cache-'));
+  try {
+    const wasm = await WasmBackend.create();
+    const key = tuningKey(wasm.rt);
+    wasm.destroy();
+    const path = cachePath(key, join(dir, 'protodino'));
+    writeCache(path, key, checkTuning({ matmul: { mc: 192 } }), { at: 'test', ms: 0, stages: [] });
+    const env: NodeJS.ProcessEnv = { ...process.env, XDG_CACHE_HOME: dir };
+    delete env.PROTODINO_TUNE;
+    d = JSON.parse(cmd(['doctor', '--json'], env).stdout) as DoctorReport;
+    assert.is(d.tuning.matmul.mc, 192);
+    assert.equal(d.tuning.source, { from: 'cache', detail: path });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('commands that run on wasm print nothing of Dawn on stderr', () => {

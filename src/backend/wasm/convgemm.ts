@@ -4,8 +4,8 @@ import type { ConvKernels, ConvParams, Storage } from '../backend.js';
 import type { WasmRuntime } from './runtime.js';
 import { ptr } from './storage.js';
 
-/** Multiply-adds per thread below which a fork-join costs more than it saves. */
-const GRAIN_FLOPS = 1 << 17;
+// rt.tuning.conv (tuning.ts): forkFlops, multiply-adds per thread below which a fork-join costs
+// more than it saves, and chunksPerThread for the panel chunks of gemm(); neither changes a result.
 
 interface Blocking {
   mr: number;
@@ -140,11 +140,12 @@ function gemm(rt: WasmRuntime, sc: Scratch, g: Gemm): void {
   const { nr, gemmSlot } = blocking(rt);
   const scratch = sc.bytes(64 + rt.threads * gemmSlot);
   rt.i32(scratch, 4).fill(0);
+  const { chunksPerThread, forkFlops } = rt.tuning.conv;
   const panels = Math.ceil(g.Q / nr);
-  // 16 chunks a thread: enough for the faster core to take over the slower one's share (the
-  // panels go to whoever claims them, assembly/convgemm.ts claimChunk), few enough that claiming
-  // costs nothing
-  const chunkPanels = Math.max(1, Math.ceil(panels / (16 * rt.threads)));
+  // chunksPerThread (16 by default) chunks a thread: enough for the faster core to take over the
+  // slower one's share (the panels go to whoever claims them, assembly/convgemm.ts claimChunk), few
+  // enough that claiming costs nothing
+  const chunkPanels = Math.max(1, Math.ceil(panels / (chunksPerThread * rt.threads)));
   const chunks = Math.ceil(panels / chunkPanels);
   rt.run(
     'convGemm',
@@ -171,7 +172,7 @@ function gemm(rt: WasmRuntime, sc: Scratch, g: Gemm): void {
       chunks,
     ],
     panels,
-    Math.ceil(GRAIN_FLOPS / Math.max(1, nr * g.K * g.rows)),
+    Math.ceil(forkFlops / Math.max(1, nr * g.K * g.rows)),
   );
 }
 
@@ -370,7 +371,7 @@ export function convGemmKernels(rt: WasmRuntime): Pick<ConvKernels, 'conv2d' | '
             scratch,
           ],
           Math.ceil(K / mr),
-          Math.ceil(GRAIN_FLOPS / Math.max(1, mr * O * Q)),
+          Math.ceil(rt.tuning.conv.forkFlops / Math.max(1, mr * O * Q)),
         );
       } finally {
         sc.release();

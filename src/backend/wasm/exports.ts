@@ -191,6 +191,7 @@ export interface KernelExports {
     flags: i32,
     scratch: usize,
     chunkRows: i32,
+    kcBlock: i32,
     chunks: i32,
     claim: i32,
     start: i32,

@@ -3,6 +3,7 @@ import type { AttentionParams, Backend, DeviceTraffic, DType, Kernels, MemorySta
 import { BackendError } from '../backend.js';
 import { assembleKernels, type FamilyFiles } from '../families.js';
 import { WasmRuntime, type WasmBuild } from './runtime.js';
+import { resolveTuning } from './tuner.js';
 import type { WasmStorage } from './storage.js';
 import { attentionKernels, attentionSavedLength } from './attention.js';
 import { convKernels } from './conv.js';
@@ -35,6 +36,13 @@ export interface WasmBackendOptions {
   threads?: number;
   /** 'relaxed' (f32x4.relaxed_madd) where the runtime accepts it, else 'simd'. */
   build?: WasmBuild;
+  /**
+   * Blocking and thread-split parameters (src/backend/wasm/tuning.ts; none changes a result): 'off'
+   * (the defaults), 'auto' (measured once per host and cached), a JSON file, or
+   * 'family.param=value,...'. Defaults to $PROTODINO_TUNE, else 'off'; the CLI's training,
+   * benchmark and doctor commands default to 'auto'.
+   */
+  tune?: string;
 }
 
 // The kernels are own properties that the constructor copies from the family files.
@@ -49,7 +57,14 @@ export class WasmBackend implements Backend {
   }
 
   static async create(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
-    return new WasmBackend(await WasmRuntime.create(opts));
+    const rt = await WasmRuntime.create(opts);
+    try {
+      resolveTuning(rt, opts.tune ?? process.env.PROTODINO_TUNE ?? 'off');
+    } catch (e) {
+      rt.destroy();
+      throw e;
+    }
+    return new WasmBackend(rt);
   }
 
   alloc(length: number, dtype: DType): Storage {

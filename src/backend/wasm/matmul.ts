@@ -2,18 +2,19 @@ import type { MatmulKernels } from '../backend.js';
 import { checkMatmulParams } from '../backend.js';
 import type { WasmRuntime } from './runtime.js';
 import { ptr } from './storage.js';
+import { KC_MAX, MC_MAX } from './tuning.js';
 
-/** Multiply-adds per thread below which a fork-join costs more than it saves. */
-const GRAIN_FLOPS = 1 << 17;
-/** Multiply-adds a thread claims at once at least, where chunks are smaller than that. */
-const GRAIN_CLAIM = 1 << 15;
-/** Elements per thread below which packing B in parallel is not worth it. */
-const GRAIN_PACK = 1 << 14;
+// The grains and the chunk size come from rt.tuning.matmul (tuning.ts: the defaults, what each one
+// is, and why none of them changes a result): forkFlops, multiply-adds per thread below which a
+// fork-join costs more than it saves; claimFlops, multiply-adds a thread claims at once at least
+// where chunks are smaller; packGrain, elements per thread below which packing B in parallel is not
+// worth it; mc, the most rows per chunk (and per packed A block); kc, the k block (the packed A
+// block is mc × kc, each B panel's slice kc × NR); chunksPerThread, how finely the rows are cut to
+// balance.
 
 interface Blocking {
   mr: number;
   nr: number;
-  mc: number;
   slotBytes: number;
 }
 const blockings = new WeakMap<WasmRuntime, Blocking>();
@@ -22,7 +23,9 @@ function blocking(rt: WasmRuntime): Blocking {
   let b = blockings.get(rt);
   if (!b) {
     const f = rt.exports.matmulBlocking;
-    b = { mr: f(0), nr: f(1), mc: f(3), slotBytes: f(4) };
+    if (f(3) !== MC_MAX)
+      throw new Error(`wasm matmul: the kernel's A slot holds ${f(3)} rows, tuning.ts expects ${MC_MAX}`);
+    b = { mr: f(0), nr: f(1), slotBytes: f(4) };
     blockings.set(rt, b);
   }
   return b;
@@ -34,7 +37,8 @@ export function matmulKernels(rt: WasmRuntime): MatmulKernels {
       const { batch, m, n, k } = p;
       checkMatmulParams(p);
       if (batch === 0 || m === 0 || n === 0) return;
-      const { mr, nr, mc, slotBytes } = blocking(rt);
+      const { mr, nr, slotBytes } = blocking(rt);
+      const { mc, kc, chunksPerThread, claimFlops, forkFlops, packGrain } = rt.tuning.matmul;
       const panels = Math.ceil(n / nr);
       const batchB = p.strideB === 0 ? 1 : batch;
       // Scratch is taken from the pool per call (it returns there at once), so kernels never allocate.
@@ -48,22 +52,19 @@ export function matmulKernels(rt: WasmRuntime): MatmulKernels {
             'matmulPackB',
             [ptr(b), packed, n, k, p.transB ? 1 : 0, p.strideB, panels],
             batchB * panels,
-            Math.ceil(GRAIN_PACK / (k * nr)),
+            Math.ceil(packGrain / (k * nr)),
           );
         }
         rt.i32(scratch, 2).fill(0); // the slot and chunk counters the threads claim from
-        // Chunks of up to MC rows, smaller when that leaves fewer than ~4 per thread to balance with.
-        const want = Math.ceil((m * batch) / (4 * rt.threads));
+        // Chunks of up to mc rows, smaller when that leaves fewer than chunksPerThread per thread.
+        const want = Math.ceil((m * batch) / (chunksPerThread * rt.threads));
         const chunkRows = Math.min(mc, Math.max(mr, Math.ceil(Math.min(want, m) / mr) * mr));
         const chunks = batch * Math.ceil(m / chunkRows);
         const flags =
           (p.accumulate ? 1 : 0) | (p.bias ? 2 : 0) | (p.activation === 'gelu' ? 4 : 0) | (p.rowSumsA ? 8 : 0);
         // Chunks per claim: enough work per atomic, and still at least 8 claims per thread to balance.
         const chunkFlops = chunkRows * n * Math.max(1, k);
-        const claim = Math.max(
-          1,
-          Math.min(Math.floor(GRAIN_CLAIM / chunkFlops), Math.floor(chunks / (8 * rt.threads))),
-        );
+        const claim = Math.max(1, Math.min(Math.floor(claimFlops / chunkFlops), Math.floor(chunks / (8 * rt.threads))));
         rt.run(
           'matmulCompute',
           [
@@ -81,11 +82,12 @@ export function matmulKernels(rt: WasmRuntime): MatmulKernels {
             flags,
             scratch,
             chunkRows,
+            kc,
             chunks,
             claim,
           ],
           chunks,
-          Math.ceil(GRAIN_FLOPS / (chunkRows * n * Math.max(1, k))),
+          Math.ceil(forkFlops / (chunkRows * n * Math.max(1, k))),
         );
       } finally {
         rt.freeBytes(scratch, scratchBytes);

@@ -9,6 +9,7 @@ import { packagePath } from '../../util/paths.js';
 import { BackendError } from '../backend.js';
 import { requestingOp, WasmOutOfMemoryError } from './out-of-memory.js';
 import type { KernelExports, RowArgs, RowKernel } from './exports.js';
+import { DEFAULT_TUNING, wasmHash, type Tuning, type TuningSource } from './tuning.js';
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the wasm32 ceiling
@@ -60,6 +61,11 @@ export class WasmRuntime {
   readonly exports: KernelExports;
   readonly threads: number;
   readonly build: WasmBuild;
+  /** sha256 of the wasm binary (first 16 hex digits): part of the tuning cache's key. */
+  readonly wasmHash: string;
+  /** Blocking and thread-split parameters the kernels read on every call (tuning.ts); none changes a result. */
+  tuning: Tuning = DEFAULT_TUNING;
+  tuningSource: TuningSource = { from: 'default', detail: 'tuning not asked for' };
   private readonly fnNames: string[];
   private readonly fnIndex = new Map<string, number>();
   private readonly ctrl: Int32Array;
@@ -76,8 +82,9 @@ export class WasmRuntime {
   readonly scratch: number;
   private destroyed = false;
 
-  private constructor(module: WebAssembly.Module, build: WasmBuild, threads: number) {
+  private constructor(module: WebAssembly.Module, build: WasmBuild, threads: number, hash: string) {
     this.build = build;
+    this.wasmHash = hash;
     this.threads = threads;
     this.memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared: true });
     const instance = new WebAssembly.Instance(module, {
@@ -121,7 +128,7 @@ export class WasmRuntime {
       throw new BackendError(`wasm kernels not found at ${file}: run \`npm run build\` first`);
     }
     const module = await WebAssembly.compile(new Uint8Array(bytes));
-    const rt = new WasmRuntime(module, build, threads);
+    const rt = new WasmRuntime(module, build, threads, wasmHash(bytes));
     await Promise.all(
       rt.workers.map(
         (w) =>
