@@ -99,6 +99,11 @@ export interface MatmulParams {
   accumulate: boolean;
   /** When given (batch 1 only): receives Σ_k op(A)[i, k] for each of the m rows, e.g. a bias gradient. */
   rowSumsA?: Storage | null;
+  /**
+   * When given (activation 'gelu' only): receives op(A)·op(B) + bias, the activation's input, while out
+   * receives its GELU, both from the one pass (autograd keeps it for the GELU's backward).
+   */
+  preActivation?: Storage | null;
 }
 
 /** A plain product (no transposes, broadcast operands, no bias or activation, overwrite) with `overrides`. */
@@ -123,6 +128,8 @@ export function checkMatmulParams(p: MatmulParams): void {
     throw new BackendError('accumulate cannot be combined with a bias or an activation', 'matmul');
   }
   if (p.rowSumsA && p.batch !== 1) throw new BackendError(`row sums of A need batch 1, got ${p.batch}`, 'matmul');
+  if (p.preActivation && p.activation !== 'gelu')
+    throw new BackendError('a kept pre-activation needs an activation', 'matmul');
 }
 
 export interface Conv2dParams {

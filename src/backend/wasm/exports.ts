@@ -180,6 +180,7 @@ export interface KernelExports {
     a: usize,
     packed: usize,
     out: usize,
+    pre: usize,
     bias: usize,
     rowSums: usize,
     m: i32,
