@@ -250,6 +250,25 @@ export interface NormKernels {
     cols: number,
     eps: number,
   ): void;
+  /**
+   * A residual add and the layer norm after it, one kernel: sum = x + a, out = layerNorm(sum) (the
+   * bits of the add then layerNorm). a holds aRows rows of cols (aRows divides rows), repeated down
+   * x's rows: a position embedding shared by a batch.
+   */
+  addLayerNorm(
+    x: Storage,
+    a: Storage,
+    aRows: number,
+    sum: Storage,
+    gamma: Storage | null,
+    beta: Storage | null,
+    out: Storage,
+    mean: Storage,
+    rstd: Storage,
+    rows: number,
+    cols: number,
+    eps: number,
+  ): void;
   /** dgamma/dbeta are overwritten (not accumulated). */
   layerNormGrad(
     x: Storage,
@@ -447,6 +466,7 @@ export const KERNEL_FAMILY: { readonly [K in KernelName]: FamilyOf<K> } = {
   softmax: 'softmax',
   softmaxGrad: 'softmax',
   layerNorm: 'norm',
+  addLayerNorm: 'norm',
   layerNormGrad: 'norm',
   batchNormStats: 'norm',
   batchNormApply: 'norm',

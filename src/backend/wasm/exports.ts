@@ -80,6 +80,21 @@ export interface KernelExports {
     start: i32,
     end: i32,
   ): void;
+  addLayerNorm(
+    x: usize,
+    a: usize,
+    aRows: i32,
+    sum: usize,
+    gamma: usize,
+    beta: usize,
+    out: usize,
+    mean: usize,
+    rstd: usize,
+    cols: i32,
+    eps: f32,
+    start: i32,
+    end: i32,
+  ): void;
   layerNormGrad(
     x: usize,
     gamma: usize,

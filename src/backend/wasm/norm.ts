@@ -22,6 +22,15 @@ export function normKernels(rt: WasmRuntime): NormKernels {
         grain(cols),
       );
     },
+    addLayerNorm(x, a, aRows, sum, gamma, beta, out, mean, rstd, rows, cols, eps) {
+      if (cols === 0) return;
+      rt.run(
+        'addLayerNorm',
+        [ptr(x), ptr(a), aRows, ptr(sum), opt(gamma), opt(beta), ptr(out), ptr(mean), ptr(rstd), cols, eps],
+        rows,
+        grain(cols),
+      );
+    },
     layerNormGrad(x, gamma, mean, rstd, dy, dx, dgamma, dbeta, rows, cols) {
       if (cols === 0) return;
       // The parameter pass reads dy, so it runs before dx is written (dx may alias dy).
