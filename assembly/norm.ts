@@ -102,15 +102,17 @@ export function addLayerNorm(x: usize, a: usize, aRows: i32, sum: usize, gamma: 
 }
 
 /**
- * dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)) with g = dy·gamma and x̂ = (x − mean)·rstd.
- * dx may alias dy.
+ * dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)) with g = dy·gamma and x̂ = (x − mean)·rstd, plus dres
+ * when it is not 0: the gradient autograd already holds for x (the residual stream's, from the next
+ * residual add), added to each value as the separate gradient add did (dres + v, the same bits), so
+ * that add and its pass over the row go. dx may alias dy or dres.
  */
-export function layerNormGrad(x: usize, gamma: usize, mean: usize, rstd: usize, dy: usize, dx: usize, cols: i32,
-  start: i32, end: i32): void {
+export function layerNormGrad(x: usize, gamma: usize, mean: usize, rstd: usize, dy: usize, dx: usize, dres: usize,
+  cols: i32, start: i32, end: i32): void {
   const n = <f32>cols;
   for (let r = start; r < end; r++) {
     const off = <usize>r * <usize>cols << 2;
-    const p = x + off, pg = dy + off, pd = dx + off;
+    const p = x + off, pg = dy + off, pd = dx + off, pr = dres + off;
     const mu = load<f32>(at(mean, r)), rs = load<f32>(at(rstd, r));
     const vmu = f32x4.splat(mu), vrs = f32x4.splat(rs);
     let a4 = f32x4.splat(0), b4 = f32x4.splat(0);
@@ -137,13 +139,17 @@ export function layerNormGrad(x: usize, gamma: usize, mean: usize, rstd: usize, 
       let g = v128.load(at(pg, c));
       if (gamma) g = f32x4.mul(g, v128.load(at(gamma, c)));
       const xh = f32x4.mul(f32x4.sub(v128.load(at(p, c)), vmu), vrs);
-      v128.store(at(pd, c), f32x4.mul(vrs, f32x4.sub(f32x4.sub(g, va), f32x4.mul(xh, vb))));
+      let d = f32x4.mul(vrs, f32x4.sub(f32x4.sub(g, va), f32x4.mul(xh, vb)));
+      if (dres) d = f32x4.add(v128.load(at(pr, c)), d);
+      v128.store(at(pd, c), d);
     }
     for (; c < cols; c++) {
       let g = load<f32>(at(pg, c));
       if (gamma) g *= load<f32>(at(gamma, c));
       const xh = (load<f32>(at(p, c)) - mu) * rs;
-      store<f32>(at(pd, c), rs * (g - a - xh * b));
+      let d = rs * (g - a - xh * b);
+      if (dres) d = load<f32>(at(pr, c)) + d;
+      store<f32>(at(pd, c), d);
     }
   }
 }

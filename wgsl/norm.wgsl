@@ -134,15 +134,20 @@ fn addLayerNorm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 @group(0) @binding(2) var<storage, read> gMean: array<f32>;
 @group(0) @binding(3) var<storage, read> gRstd: array<f32>;
 @group(0) @binding(4) var<storage, read> gDy: array<f32>;
-@group(0) @binding(5) var<storage, read_write> gDx: array<f32>;
-@group(0) @binding(6) var<uniform> gP: P;
+// With HAS_RES: autograd's pending gradient of x, added to dx (x stands in, unread, without it).
+@group(0) @binding(5) var<storage, read> gRes: array<f32>;
+@group(0) @binding(6) var<storage, read_write> gDx: array<f32>;
+@group(0) @binding(7) var<uniform> gP: P;
+
+override HAS_RES: bool = false;
 
 fn scaledGrad(base: u32, c: u32) -> f32 {
   if (HAS_GAMMA) { return gDy[base + c] * gGamma[c]; }
   return gDy[base + c];
 }
 
-// dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)) with g = dy·gamma and x̂ = (x − mean)·rstd.
+// dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)) with g = dy·gamma and x̂ = (x − mean)·rstd, plus the
+// pending gradient with HAS_RES (the gradient add autograd ran after it, one dispatch fewer).
 @compute @workgroup_size(WG)
 fn layerNormGrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
@@ -173,7 +178,8 @@ fn layerNormGrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
   let mb = wB[0] / n;
   for (var c = lid; c < gP.cols; c += WG) {
     let xh = (gX[base + c] - mu) * rs;
-    gDx[base + c] = rs * (scaledGrad(base, c) - ma - xh * mb);
+    let d = rs * (scaledGrad(base, c) - ma - xh * mb);
+    if (HAS_RES) { gDx[base + c] = gRes[base + c] + d; } else { gDx[base + c] = d; }
   }
 }
 

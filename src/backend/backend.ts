@@ -269,7 +269,10 @@ export interface NormKernels {
     cols: number,
     eps: number,
   ): void;
-  /** dgamma/dbeta are overwritten (not accumulated). */
+  /**
+   * dgamma/dbeta are overwritten (not accumulated). With dres, dx = dres + the norm's input gradient
+   * (each value added as a separate add would: the same bits): autograd's pending gradient of x.
+   */
   layerNormGrad(
     x: Storage,
     gamma: Storage | null,
@@ -281,6 +284,7 @@ export interface NormKernels {
     dbeta: Storage | null,
     rows: number,
     cols: number,
+    dres?: Storage | null,
   ): void;
 
   // batch norm over feature maps x [n, C, hw] (assembly/norm.ts, wgsl/norm.wgsl), one channel at a time

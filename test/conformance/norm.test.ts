@@ -156,6 +156,16 @@ conformance('norm', (test, be) => {
         assert.equal(Array.from(await be().download(sdg)), Array.from(dg1), `${what} dgamma alone, bit for bit`);
         be().layerNormGrad(sx, sg, sm, sr, sdy, sdx, null, sdb, rows, cols);
         assert.equal(Array.from(await be().download(sdb)), Array.from(db1), `${what} dbeta alone, bit for bit`);
+        // with a pending gradient: dx + dres, each value the f32 sum a separate add would give
+        const dres = randArray(rows * cols, cols + 11).map(Math.fround);
+        const sres = upload(be(), dres);
+        const dx1 = await be().download(sdx);
+        be().layerNormGrad(sx, sg, sm, sr, sdy, sdx, null, null, rows, cols, sres);
+        const dx2 = await be().download(sdx);
+        const expected = Float32Array.from(dx1, (v, i) => v + dres[i]);
+        const at = dx2.findIndex((v, i) => !Object.is(v, expected[i]));
+        assert.is(at, -1, `${what} dx + dres differs from the separate add at ${at}`);
+        be().free(sres);
         for (const s of [sx, sdy, sg, sm, sr, sdx, sdg, sdb]) if (s) be().free(s);
       }
     }
@@ -266,6 +276,28 @@ conformance('norm', (test, be) => {
       bias = randArray(D, 4),
       dy = randArray(B * T * D, 5);
     const results: number[][][] = [];
+    // The gradient as autograd summed it before layerNorm's kernel took the add over: the norm's
+    // input gradient alone (x1 a leaf), then dy + it, one f32 add per value.
+    const alone = pd.param(
+      pd.tensor(
+        x.map((v, i) => Math.fround(Math.fround(v) + Math.fround(a[i % (T * D)]))),
+        [B, T, D],
+        be(),
+      ),
+    );
+    const [lw, lb] = [pd.param(pd.tensor(w, [D], be())), pd.param(pd.tensor(bias, [D], be()))];
+    pd.tidy(() =>
+      pd.backward(
+        pd.gelu(pd.mul(pd.layerNorm(alone, D, { weight: lw, bias: lb, eps: 1e-6 }), 1.5)),
+        pd.tensor(dy, [B, T, D], be()),
+      ),
+    );
+    const dxAlone = await read(alone.grad!);
+    const separate = Float32Array.from(dxAlone, (v, i) => v + Math.fround(dy[i]));
+    for (const t of [alone, lw, lb]) {
+      t.grad?.dispose();
+      t.dispose();
+    }
     for (const fused of [true, false]) {
       const [tx, ta, tw, tb] = [
         pd.tensor(x, [B, T, D], be()),
@@ -290,6 +322,8 @@ conformance('norm', (test, be) => {
       const j = results[0][i].findIndex((v, q) => !Object.is(v, results[1][i][q]));
       assert.is(j, -1, `${what} differs at ${j}`);
     });
+    const j = results[0][1].findIndex((v, q) => !Object.is(v, separate[q]));
+    assert.is(j, -1, `dx differs from the norm's gradient plus the residual's, added apart, at ${j}`);
   });
 
   test('l2Normalize op: forward and gradient, any axis, zero rows', async () => {

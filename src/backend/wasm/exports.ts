@@ -102,6 +102,7 @@ export interface KernelExports {
     rstd: usize,
     dy: usize,
     dx: usize,
+    dres: usize,
     cols: i32,
     start: i32,
     end: i32,

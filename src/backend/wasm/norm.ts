@@ -31,7 +31,7 @@ export function normKernels(rt: WasmRuntime): NormKernels {
         grain(cols),
       );
     },
-    layerNormGrad(x, gamma, mean, rstd, dy, dx, dgamma, dbeta, rows, cols) {
+    layerNormGrad(x, gamma, mean, rstd, dy, dx, dgamma, dbeta, rows, cols, dres = null) {
       if (cols === 0) return;
       // The parameter pass reads dy, so it runs before dx is written (dx may alias dy).
       if (dgamma || dbeta) {
@@ -44,7 +44,12 @@ export function normKernels(rt: WasmRuntime): NormKernels {
           Math.max(1, Math.ceil(4096 / Math.max(1, rows))),
         );
       }
-      rt.run('layerNormGrad', [ptr(x), opt(gamma), ptr(mean), ptr(rstd), ptr(dy), ptr(dx), cols], rows, grain(cols));
+      rt.run(
+        'layerNormGrad',
+        [ptr(x), opt(gamma), ptr(mean), ptr(rstd), ptr(dy), ptr(dx), opt(dres), cols],
+        rows,
+        grain(cols),
+      );
     },
     // In passes over planes (b, c), b-major, with per-plane partial sums added per channel in b
     // order: the bits of one thread summing each channel (assembly/norm.ts says why).

@@ -140,15 +140,19 @@ export function normKernels(rt: WebGPURuntime): NormKernels {
         grid1d(rows, 1),
       );
     },
-    layerNormGrad(x, gamma, mean, rstd, dy, dx, dgamma, dbeta, rows, cols) {
+    layerNormGrad(x, gamma, mean, rstd, dy, dx, dgamma, dbeta, rows, cols, dres = null) {
       if (cols === 0) return;
       if (dgamma || dbeta) paramGrads(rt, x, mean, rstd, dy, dgamma, dbeta, rows, cols);
       if (rows === 0) return;
-      const pipe = rt.pipeline(FILE, 'layerNormGrad', { WG: rowWorkgroup(cols), HAS_GAMMA: gamma ? 1 : 0 });
+      const pipe = rt.pipeline(FILE, 'layerNormGrad', {
+        WG: rowWorkgroup(cols),
+        HAS_GAMMA: gamma ? 1 : 0,
+        HAS_RES: dres ? 1 : 0,
+      });
       rt.dispatch(
         'layerNormGrad',
         pipe,
-        [buf(x), buf(gamma ?? x), buf(mean), buf(rstd), buf(dy), buf(dx)],
+        [buf(x), buf(gamma ?? x), buf(mean), buf(rstd), buf(dy), buf(dres ?? x), buf(dx)],
         uniform(rows, cols, 0),
         grid1d(rows, 1),
       );

@@ -57,7 +57,10 @@ function recordLayerNorm(x: Tensor, out: Tensor, mean: Tensor, rstd: Tensor, arg
   const { weight, bias, cols, rows } = args;
   const be = x.backend;
   const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
-  const result = record(out, 'layerNorm', inputs, (g) => {
+  const result = record(out, 'layerNorm', inputs, (g, pending) => {
+    // x's gradient summed so far (in a ViT, the residual stream's from the next residual add) is
+    // added by the kernel as it writes dx: the values of the gradient add it replaces, bit for bit.
+    const dres = x.requiresGrad && cols > 0 ? pending(0) : null;
     const dx = empty(x.shape, be);
     const dgamma = weight?.requiresGrad ? empty([cols], be) : null;
     const dbeta = bias?.requiresGrad ? empty([cols], be) : null;
@@ -73,6 +76,7 @@ function recordLayerNorm(x: Tensor, out: Tensor, mean: Tensor, rstd: Tensor, arg
         dbeta?.storage ?? null,
         rows,
         cols,
+        dres?.storage ?? null,
       );
     }
     const grads: (Tensor | null)[] = [x.requiresGrad ? dx : null];
