@@ -3,6 +3,8 @@
 // interleaved in one process, best of several rounds, on wasm (relaxed build, 1 and 2 threads) and
 // WebGPU (whatever adapter there is; on llvmpipe a dispatch's fixed cost is most of these kernels).
 //   fc1 + GELU, autograd's forward: the product keeping z and writing gelu(z) / the product, then GELU
+//   the MLP's backward through the GELU: fc2's input-gradient product times gelu'(z) in its epilogue /
+//     the product, then the elementwise GELU gradient
 //   residual add + norm: addLayerNorm / binary add, then layerNorm
 //   norm backward with a pending gradient: layerNormGrad adding it / layerNormGrad, then binary add
 import type { Backend, Storage } from '../src/backend/backend.js';
@@ -59,6 +61,8 @@ async function runOn(be: Backend, label: string, rows: (string | number)[][]): P
     beta = filled(be, D, 8);
   const h = be.alloc(ROWS * H, 'f32'),
     z = be.alloc(ROWS * H, 'f32'),
+    dz = be.alloc(ROWS * H, 'f32'),
+    w2 = filled(be, D * H, 9),
     sum = be.alloc(ROWS * D, 'f32'),
     out = be.alloc(ROWS * D, 'f32'),
     dx = be.alloc(ROWS * D, 'f32'),
@@ -66,6 +70,8 @@ async function runOn(be: Backend, label: string, rows: (string | number)[][]): P
     mean = be.alloc(ROWS, 'f32'),
     rstd = be.alloc(ROWS, 'f32');
   const fc1 = matmulParams({ batch: 1, m: ROWS, n: H, k: D, transB: true, bias: b });
+  // dH = dY·W2 with W2 stored [D, H]
+  const dh = matmulParams({ batch: 1, m: ROWS, n: H, k: D });
   const shape = [ROWS, D],
     strides = [D, 1];
   be.layerNorm(x, gamma, beta, out, mean, rstd, ROWS, D, 1e-6);
@@ -76,6 +82,14 @@ async function runOn(be: Backend, label: string, rows: (string | number)[][]): P
       separate: () => {
         be.matmul(x, w, z, fc1);
         be.unary('gelu', z, h, ROWS * H, 0, 0);
+      },
+    },
+    {
+      name: `fc2 input gradient + GELU gradient, ${ROWS}x${H}x${D}`,
+      fused: () => be.matmul(dy, w2, h, { ...dh, geluGradOf: z }),
+      separate: () => {
+        be.matmul(dy, w2, dz, dh);
+        be.unaryGrad('gelu', z, z, dz, h, ROWS * H, 0, 0);
       },
     },
     {
@@ -103,7 +117,7 @@ async function runOn(be: Backend, label: string, rows: (string | number)[][]): P
       console.log(`${label}: ${p.name}: fused ${f.toFixed(3)} ms, separate ${s.toFixed(3)} ms`);
     }
   } finally {
-    for (const st of [x, w, b, a, dy, res, gamma, beta, h, z, sum, out, dx, dx2, mean, rstd]) be.free(st);
+    for (const st of [x, w, b, a, dy, res, gamma, beta, h, z, dz, w2, sum, out, dx, dx2, mean, rstd]) be.free(st);
   }
 }
 
