@@ -8,7 +8,7 @@
 // L1 while the MC×KC A block (L2) streams past it. Each output sums k in the same order whatever
 // the thread count, so results do not depend on it.
 // The micro-kernel (and why it is 4×8) lives in microkernel.ts, shared with convgemm.ts.
-import { geluGradVec, geluVec } from './common';
+import { geluVec } from './common';
 import { addr, LOAD, BIAS, micro, MR, NR, transpose4, ZERO } from './microkernel';
 
 const KC = 256;
@@ -172,9 +172,8 @@ function edgeTile(pa: usize, pb: usize, kc: i32, c: usize, ldc: i32, mode: i32, 
  * a linear layer's bias gradient comes with its weight gradient instead of another pass over dY.
  * 16 (with 4) keep the pre-activation: the product and bias go to `pre` and GELU of it to `out`, so a
  * training step's fc1 needs no separate GELU pass over its [rows, 4·D] output (autograd's backward
- * reads the pre-activation).
- * 32 (without 4) the GELU's gradient: out = product · gelu'(pre), the MLP's backward from fc2's input
- * gradient straight to fc1's pre-activation gradient, with no [rows, 4·D] pass of its own.
+ * reads the pre-activation). Level with the product then the GELU pass in CPU time (6400x256x64,
+ * bench fusions: 7.00 against 7.04 ms on 1 thread): the GELU's arithmetic is the cost either way.
  * B was packed by matmulPackB (shared by every batch when sharedB). scratch: i32 slot and chunk
  * counters, then one SLOT_BYTES slot per thread.
  */
@@ -186,7 +185,7 @@ export function matmulCompute(a: usize, packed: usize, out: usize, pre: usize, b
   const tile = addr(slot, MC * KC);
   const perBatch = (m + chunkRows - 1) / chunkRows;
   const panels = (n + NR - 1) / NR;
-  const accumulate = flags & 1, hasBias = flags & 2, act = flags & 4, sums = flags & 8, keep = flags & 16, gradAct = flags & 32;
+  const accumulate = flags & 1, hasBias = flags & 2, act = flags & 4, sums = flags & 8, keep = flags & 16;
   let chunk = 0, claimed = 0;
   for (;;) {
     if (claimed == 0) {
@@ -224,23 +223,6 @@ export function matmulCompute(a: usize, packed: usize, out: usize, pre: usize, b
       }
       p0 += kc;
     } while (p0 < k);
-    if (gradAct) {
-      // out = product · gelu'(z), z read from pre: the elementwise GELU gradient's arithmetic
-      // (f32x4.mul(dy, geluGradVec(z))) on the product while it is in cache.
-      const zb = addr(pre, (bi * m + i0) * n);
-      const len = rows * n;
-      let i = 0;
-      for (; i + 8 <= len; i += 8) {
-        const d0 = f32x4.mul(v128.load(addr(cb, i)), geluGradVec(v128.load(addr(zb, i))));
-        const d1 = f32x4.mul(v128.load(addr(cb, i), 16), geluGradVec(v128.load(addr(zb, i), 16)));
-        v128.store(addr(cb, i), d0);
-        v128.store(addr(cb, i), d1, 16);
-      }
-      for (; i + 4 <= len; i += 4) v128.store(addr(cb, i), f32x4.mul(v128.load(addr(cb, i)), geluGradVec(v128.load(addr(zb, i)))));
-      for (; i < len; i++) {
-        store<f32>(addr(cb, i), load<f32>(addr(cb, i)) * f32x4.extract_lane(geluGradVec(f32x4.splat(load<f32>(addr(zb, i)))), 0));
-      }
-    }
     if (act) {
       const len = rows * n;
       let i = 0;

@@ -78,6 +78,8 @@ export function layerNorm(x: usize, gamma: usize, beta: usize, out: usize, mean:
  * bits as the add then layerNorm, which reads sum back while it is in cache. A ViT block's residual
  * stream is always normalised right after each add (norm2 after the attention branch, the next
  * block's norm1 or the final norm after the MLP branch), so every binary.add of its forward pass goes.
+ * At the vit_cpu step's 6400x64 against binary add + layerNorm (bench fusions, interleaved, best of
+ * 15, CPU ms): 1 thread 0.375 against 0.424 (1.13x), 2 threads 0.184 against 0.331.
  */
 export function addLayerNorm(x: usize, a: usize, aRows: i32, sum: usize, gamma: usize, beta: usize, out: usize,
   mean: usize, rstd: usize, cols: i32, eps: f32, start: i32, end: i32): void {
@@ -105,7 +107,9 @@ export function addLayerNorm(x: usize, a: usize, aRows: i32, sum: usize, gamma: 
  * dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)) with g = dy·gamma and x̂ = (x − mean)·rstd, plus dres
  * when it is not 0: the gradient autograd already holds for x (the residual stream's, from the next
  * residual add), added to each value as the separate gradient add did (dres + v, the same bits), so
- * that add and its pass over the row go. dx may alias dy or dres.
+ * that add and its pass over the row go. dx may alias dy or dres. At 6400x64 against layerNormGrad +
+ * binary add (bench fusions, CPU ms): 1 thread 0.246 against 0.335 (1.36x), 2 threads 0.126 against
+ * 0.199 (1.58x).
  */
 export function layerNormGrad(x: usize, gamma: usize, mean: usize, rstd: usize, dy: usize, dx: usize, dres: usize,
   cols: i32, start: i32, end: i32): void {

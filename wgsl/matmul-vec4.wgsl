@@ -46,8 +46,6 @@ override HAS_BIAS: bool = false;
 override GELU: bool = false;
 // With GELU: also write the pre-activation (product + bias) to Z, for autograd's backward.
 override KEEP_PRE: bool = false;
-// Without bias or GELU: multiply the product by gelu'(Z), the elementwise GELU gradient's formula.
-override GELU_GRAD: bool = false;
 override ACCUMULATE: bool = false;
 override WY: u32 = 16u;
 
@@ -61,8 +59,7 @@ struct P { m: u32, n: u32, k: u32, strideA: u32, strideB: u32, batch0: u32, tile
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
-// Written with KEEP_PRE, read with GELU_GRAD; otherwise the host binds a spare (a writable binding
-// may not alias C).
+// Written only with KEEP_PRE; otherwise the host binds a spare (a writable binding may not alias C).
 @group(0) @binding(4) var<storage, read_write> Z: array<f32>;
 @group(0) @binding(5) var<uniform> p: P;
 
@@ -163,17 +160,6 @@ fn cAt(o: u32, j: u32) -> f32 {
   return C[o];
 }
 
-fn zAt(o: u32, j: u32) -> f32 {
-  if (j >= p.n) { return 0.0; }
-  return Z[o];
-}
-
-// d gelu / dx lane by lane, as wgsl/elementwise.wgsl's unaryDeriv writes it.
-fn geluGrad4(x: vec4<f32>) -> vec4<f32> {
-  let cdf = 0.5 * (1.0 + erf4(x * 0.70710678118654752));
-  return cdf + x * 0.3989422804014327 * exp(-0.5 * x * x);
-}
-
 fn erf4(x: vec4<f32>) -> vec4<f32> {
   let s = select(vec4(1.0), vec4(-1.0), x < vec4(0.0));
   let z = abs(x);
@@ -195,7 +181,6 @@ fn epilogue(cBase: u32, i: u32, j: u32, acc: vec4<f32>) {
     if (j + 2u < p.n) { Z[o + 2u] = v.z; }
     if (j + 3u < p.n) { Z[o + 3u] = v.w; }
   }
-  if (GELU_GRAD) { v = v * geluGrad4(vec4(zAt(o, j), zAt(o + 1u, j + 1u), zAt(o + 2u, j + 2u), zAt(o + 3u, j + 3u))); }
   if (GELU) { v = 0.5 * v * (1.0 + erf4(v * 0.70710678118654752)); }
   C[o] = v.x;
   if (j + 1u < p.n) { C[o + 1u] = v.y; }

@@ -13,8 +13,6 @@ override HAS_BIAS: bool = false;
 override GELU: bool = false;
 // With GELU: also write the pre-activation (product + bias) to Z, for autograd's backward.
 override KEEP_PRE: bool = false;
-// Without bias or GELU: multiply the product by gelu'(Z), the elementwise GELU gradient's formula.
-override GELU_GRAD: bool = false;
 override ACCUMULATE: bool = false;
 
 const TM: u32 = 64u;
@@ -28,8 +26,7 @@ struct P { m: u32, n: u32, k: u32, strideA: u32, strideB: u32, batch0: u32, tile
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
-// Written with KEEP_PRE, read with GELU_GRAD; otherwise the host binds a spare (a writable binding
-// may not alias C).
+// Written only with KEEP_PRE; otherwise the host binds a spare (a writable binding may not alias C).
 @group(0) @binding(4) var<storage, read_write> Z: array<f32>;
 @group(0) @binding(5) var<uniform> p: P;
 
@@ -44,12 +41,6 @@ fn erf(x: f32) -> f32 {
   let t = 1.0 / (1.0 + 0.3275911 * z);
   let y = 1.0 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-z * z);
   return s * y;
-}
-
-// d gelu / dx, as wgsl/elementwise.wgsl's unaryDeriv writes it.
-fn geluGrad(x: f32) -> f32 {
-  let cdf = 0.5 * (1.0 + erf(x * 0.70710678118654752));
-  return cdf + x * 0.3989422804014327 * exp(-0.5 * x * x);
 }
 
 fn loadA(base: u32, i: u32, kk: u32) -> f32 {
@@ -112,7 +103,6 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
       if (ACCUMULATE) { v += C[o]; }
       if (HAS_BIAS) { v += bias[j]; }
       if (KEEP_PRE) { Z[o] = v; }
-      if (GELU_GRAD) { v = v * geluGrad(Z[o]); }
       if (GELU) { v = 0.5 * v * (1.0 + erf(v * 0.70710678118654752)); }
       C[o] = v;
     }

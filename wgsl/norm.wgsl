@@ -83,7 +83,8 @@ struct PA { rows: u32, cols: u32, eps: f32, aRows: u32 };
 // A residual add and the layer norm after it: sum = x + a (a's aRows rows repeat down x's rows),
 // out = layerNorm(sum), the arithmetic of layerNorm above on the sums, which each invocation reads
 // back from the elements it wrote itself. One dispatch where a ViT block's residual add and its
-// norm were two.
+// norm were two: at 6400x64 on llvmpipe 32.7 ms against 40.7 for binary add + layerNorm (bench
+// fusions, best of 15; CPU 34.9 against 40.6).
 @compute @workgroup_size(WG)
 fn addLayerNorm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
@@ -147,7 +148,8 @@ fn scaledGrad(base: u32, c: u32) -> f32 {
 }
 
 // dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)) with g = dy·gamma and x̂ = (x − mean)·rstd, plus the
-// pending gradient with HAS_RES (the gradient add autograd ran after it, one dispatch fewer).
+// pending gradient with HAS_RES (the gradient add autograd ran after it, one dispatch fewer: at
+// 6400x64 on llvmpipe 29.4 ms against 36.9 for layerNormGrad + binary add, bench fusions).
 @compute @workgroup_size(WG)
 fn layerNormGrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {

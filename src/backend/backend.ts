@@ -104,11 +104,6 @@ export interface MatmulParams {
    * receives its GELU, both from the one pass (autograd keeps it for the GELU's backward).
    */
   preActivation?: Storage | null;
-  /**
-   * When given (no bias or activation): out = (op(A)·op(B)) · gelu'(z) with z this [batch, m, n]
-   * storage: the gradient through a GELU whose input was z, as the elementwise GELU gradient gives it.
-   */
-  geluGradOf?: Storage | null;
 }
 
 /** A plain product (no transposes, broadcast operands, no bias or activation, overwrite) with `overrides`. */
@@ -135,8 +130,6 @@ export function checkMatmulParams(p: MatmulParams): void {
   if (p.rowSumsA && p.batch !== 1) throw new BackendError(`row sums of A need batch 1, got ${p.batch}`, 'matmul');
   if (p.preActivation && p.activation !== 'gelu')
     throw new BackendError('a kept pre-activation needs an activation', 'matmul');
-  if (p.geluGradOf && (p.bias || p.activation !== 'none' || p.accumulate))
-    throw new BackendError('a GELU gradient epilogue takes no bias, activation or accumulate', 'matmul');
 }
 
 export interface Conv2dParams {

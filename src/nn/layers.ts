@@ -3,7 +3,7 @@ import type { Backend } from '../backend/backend.js';
 import { Module } from './module.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { full, zeros } from '../tensor/create.js';
-import { linear, mlp } from '../tensor/ops/matmul.js';
+import { linear } from '../tensor/ops/matmul.js';
 import { addLayerNorm, layerNorm } from '../tensor/ops/norm.js';
 import { Generator } from '../tensor/ops/random.js';
 import { mul } from '../tensor/ops/elementwise.js';
@@ -76,9 +76,8 @@ export class Mlp extends Module {
     this.fc2 = this.addChild('fc2', new Linear(be, hidden, dim, { generator: g }));
   }
 
-  /** fc2(gelu(fc1(x))) as one op (mlp: its backward takes the GELU's gradient in a product's epilogue). */
   forward(x: Tensor): Tensor {
-    return mlp(x, this.fc1.weight, this.fc1.bias, this.fc2.weight, this.fc2.bias);
+    return this.fc2.forward(this.fc1.forward(x, 'gelu'));
   }
 }
 

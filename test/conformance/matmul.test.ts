@@ -4,7 +4,6 @@ import { assertClose, gradCheck, randArray, read } from '../helpers/check.js';
 import * as pd from '../../src/tensor/index.js';
 import { matmulParams, type Backend, type MatmulParams } from '../../src/backend/backend.js';
 import { linearRef, matmulRef, type MatmulRefParams } from '../reference/matmul.js';
-import { geluGrad } from '../reference/elementwise.js';
 import { WebGPUBackend } from '../../src/backend/webgpu/index.js';
 import { forceMatmulVariant, MATMUL_VARIANTS, matmulVariant } from '../../src/backend/webgpu/matmul.js';
 
@@ -295,41 +294,6 @@ conformance('matmul', (test, be) => {
     });
   });
 
-  test("kernel: GELU gradient epilogue, product · gelu'(z) (odd sizes, transposes, both tile heights)", async () => {
-    // Against the f64 reference and bit for bit the product then the elementwise GELU gradient.
-    await eachKernel(be(), async (kernel) => {
-      let seed = 300;
-      for (const [m, n, k] of [...SHAPES.slice(1, 9), ...LARGE_SHAPES]) {
-        for (const [transA, transB] of TRANSPOSES) {
-          const at = `${m}x${n}x${k} tA=${transA} tB=${transB}${kernel}`;
-          const a = randArray(m * k, seed++),
-            b = randArray(k * n, seed++),
-            z = randArray(m * n, seed++, -4, 4);
-          const [ta, tb, tz] = [pd.tensor(a, [m * k], be()), pd.tensor(b, [k * n], be()), pd.tensor(z, [m * n], be())];
-          const [out, plain, sep] = [0, 1, 2].map(() => pd.empty([m * n], be()));
-          const p = matmulParams({ batch: 1, m, n, k, transA, transB });
-          be().matmul(ta.storage, tb.storage, out.storage, { ...p, geluGradOf: tz.storage });
-          be().matmul(ta.storage, tb.storage, plain.storage, p);
-          be().unaryGrad('gelu', tz.storage, tz.storage, plain.storage, sep.storage, m * n, 0, 0);
-          const prod = matmulRef(Array.from(a, Math.fround), Array.from(b, Math.fround), {
-            batch: 1,
-            m,
-            n,
-            k,
-            transA,
-            transB,
-          });
-          const expected = prod.map((v, i) => v * geluGrad(Math.fround(z[i])));
-          assertClose(await read(out), expected, { rtol: 1e-5, atol: 2e-5 * (1 + Math.sqrt(k)) }, `gelu' ${at}`);
-          const [vo, vs] = [await read(out), await read(sep)];
-          const i = vo.findIndex((v, j) => !Object.is(v, vs[j]));
-          assert.is(i, -1, `${at}: differs from the product then the GELU gradient at ${i}`);
-          for (const t of [ta, tb, tz, out, plain, sep]) t.dispose();
-        }
-      }
-    });
-  });
-
   test('kernel: a kept pre-activation needs the GELU', () => {
     const t = pd.empty([4], be());
     assert.throws(
@@ -341,16 +305,6 @@ conformance('matmul', (test, be) => {
           matmulParams({ batch: 1, m: 2, n: 2, k: 1, preActivation: t.storage }),
         ),
       /pre-activation needs an activation/,
-    );
-    assert.throws(
-      () =>
-        be().matmul(
-          t.storage,
-          t.storage,
-          t.storage,
-          matmulParams({ batch: 1, m: 2, n: 2, k: 1, activation: 'gelu', geluGradOf: t.storage }),
-        ),
-      /GELU gradient epilogue takes no bias, activation or accumulate/,
     );
     t.dispose();
   });
@@ -563,50 +517,6 @@ conformance('matmul', (test, be) => {
         assert.is(j, -1, `[${lead}] ${inF}→${outF}: ${what} differs at ${j}`);
       });
     }
-  });
-
-  test('mlp: one node, the bits of the two linear layers (forward, every gradient) and a gradient check', async () => {
-    for (const [lead, D, Hd, bias] of [
-      [[37], 19, 70, true],
-      [[3, 43], 64, 256, true],
-      [[5], 7, 9, false],
-    ] as const) {
-      const rows = lead.reduce((p, d) => p * d, 1);
-      const data = [
-        randArray(rows * D, 8, -2, 2),
-        randArray(Hd * D, 9),
-        randArray(Hd, 10),
-        randArray(D * Hd, 11),
-        randArray(D, 12),
-      ];
-      const shapes = [[...lead, D], [Hd, D], [Hd], [D, Hd], [D]];
-      const dy = randArray(rows * D, 13);
-      const results: number[][][] = [];
-      for (const fused of [true, false]) {
-        const ts = data.map((d, i) => (bias || (i !== 2 && i !== 4) ? pd.param(pd.tensor(d, shapes[i], be())) : null));
-        const [x, w1, b1, w2, b2] = ts;
-        const y = pd.tidy(() => {
-          const out = fused ? pd.mlp(x!, w1!, b1, w2!, b2) : pd.linear(pd.linear(x!, w1!, b1, 'gelu'), w2!, b2);
-          pd.backward(out, pd.tensor(dy, out.shape, be()));
-          return out;
-        });
-        results.push([await read(y), ...(await Promise.all(ts.filter((t) => t).map((t) => read(t!.grad!))))]);
-        for (const t of [...ts, y]) t?.dispose();
-        for (const t of ts) t?.grad?.dispose();
-      }
-      results[0].forEach((r, i) => {
-        const j = r.findIndex((v, q) => !Object.is(v, results[1][i][q]));
-        assert.is(j, -1, `[${lead}] ${D}→${Hd}→${D}: output ${i} (y, dx, dW1, db1, dW2, db2) differs at ${j}`);
-      });
-    }
-    const [rows, D, Hd] = [6, 5, 7];
-    await gradCheck(
-      be(),
-      (x, w1, b1, w2, b2) => pd.mlp(x, w1, b1, w2, b2),
-      (x, w1, b1, w2, b2) => linearRef(linearRef(x, w1, b1, rows, D, Hd, true), w2, b2, rows, Hd, D, false),
-      [{ shape: [2, 3, D] }, { shape: [Hd, D] }, { shape: [Hd] }, { shape: [D, Hd] }, { shape: [D] }],
-      { what: 'mlp' },
-    );
   });
 
   test('shape errors name the op and the shapes', () => {

@@ -25,9 +25,6 @@ export function erf(x: number): number {
 }
 
 export const gelu = (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2));
-/** d gelu / dx = Φ(x) + x·φ(x). */
-export const geluGrad = (x: number) =>
-  0.5 * (1 + erf(x / Math.SQRT2)) + (x * Math.exp(-0.5 * x * x)) / Math.sqrt(2 * Math.PI);
 
 export const UNARY: Record<string, (x: number, a: number, b: number) => number> = {
   neg: (x) => -x,

@@ -61,8 +61,7 @@ export function matmulKernels(rt: WasmRuntime): MatmulKernels {
           (p.bias ? 2 : 0) |
           (p.activation === 'gelu' ? 4 : 0) |
           (p.rowSumsA ? 8 : 0) |
-          (p.preActivation ? 16 : 0) |
-          (p.geluGradOf ? 32 : 0);
+          (p.preActivation ? 16 : 0);
         // Chunks per claim: enough work per atomic, and still at least 8 claims per thread to balance.
         const chunkFlops = chunkRows * n * Math.max(1, k);
         const claim = Math.max(
@@ -75,7 +74,7 @@ export function matmulKernels(rt: WasmRuntime): MatmulKernels {
             ptr(a),
             packed,
             ptr(out),
-            p.preActivation ? ptr(p.preActivation) : p.geluGradOf ? ptr(p.geluGradOf) : 0,
+            p.preActivation ? ptr(p.preActivation) : 0,
             p.bias ? ptr(p.bias) : 0,
             p.rowSumsA ? ptr(p.rowSumsA) : 0,
             m,

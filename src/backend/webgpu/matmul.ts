@@ -77,15 +77,12 @@ export function matmulKernels(rt: WebGPURuntime): MatmulKernels {
         HAS_BIAS: p.bias ? 1 : 0,
         GELU: p.activation === 'gelu' ? 1 : 0,
         KEEP_PRE: p.preActivation ? 1 : 0,
-        GELU_GRAD: p.geluGradOf ? 1 : 0,
         ACCUMULATE: p.accumulate ? 1 : 0,
       });
-      // Without a bias the binding is never read; any read-only buffer satisfies the layout. Z holds the
-      // kept pre-activation or the GELU input of a gradient epilogue; without either it is never used,
-      // but a writable binding may not alias C: a spare float.
-      const z = p.preActivation ?? p.geluGradOf ?? null;
-      const spare = z ? null : rt.alloc(1, 'f32');
-      const bindings = [buf(a), buf(b), buf(p.bias ?? a), buf(out), buf(z ?? spare!)];
+      // Without a bias the binding is never read; any read-only buffer satisfies the layout. Without a
+      // kept pre-activation Z is never written, but a writable binding may not alias C: a spare float.
+      const spare = p.preActivation ? null : rt.alloc(1, 'f32');
+      const bindings = [buf(a), buf(b), buf(p.bias ?? a), buf(out), buf(p.preActivation ?? spare!)];
       const label = `matmul(${batch}x${m}x${n}x${k}${p.transA ? ',tA' : ''}${p.transB ? ',tB' : ''})`;
       const max = Math.min(65535, rt.limits.maxComputeWorkgroupsPerDimension);
       const rowTiles = Math.ceil(m / rows),

@@ -40,7 +40,6 @@ function product(
   activation: 'none' | 'gelu' = 'none',
   rowSumsA: Tensor | null = null,
   preActivation: Tensor | null = null,
-  geluGradOf: Tensor | null = null,
 ): Tensor {
   const out = empty(shape, a.backend);
   if (out.size > 0) {
@@ -51,7 +50,6 @@ function product(
       accumulate: false,
       rowSumsA: rowSumsA?.storage ?? null,
       preActivation: preActivation?.storage ?? null,
-      geluGradOf: geluGradOf?.storage ?? null,
     });
   }
   return out;
@@ -201,11 +199,37 @@ function padded(shape: readonly number[], rank: number): number[] {
  * [rows, 4·D] hidden activations. The values are the same bits either way: the epilogue applies the
  * same vector GELU to the same z, and the backward runs the same kernels in the same order. The
  * elementwise GELU gradient stays a pass of its own: folding it into the products' packing of dz
- * would evaluate gelu'(z) twice (the dX and dW products both read dz), and the product that writes
- * dy (fc2's input gradient) belongs to another node.
+ * would evaluate gelu'(z) twice (the dX and dW products both read dz). Folding it into the epilogue of
+ * the product that writes dy (fc2's input gradient, with the MLP as one node) was built and was
+ * bit-identical (the bitcheck's three checkpoints), but did not pay: at the vit_cpu step's
+ * 6400x256x64, fused against product + GELU gradient, CPU ms (bench fusions, interleaved, best of
+ * 15), wasm 1 thread 7.29 against 7.31, 2 threads 7.90 against 8.02, llvmpipe 62.0 against 60.5
+ * (wall 60.5 against 55.8). The gradient's arithmetic (an exp and an erf per value) is the cost,
+ * wherever it runs; the pass's memory traffic is small next to it on these CPUs. Not kept.
+ * The forward's fusion measures the same way (bench fusions, CPU ms: wasm 1t 7.00 fused against 7.04
+ * for the product then GELU, 2t 7.74 against 8.23, llvmpipe 61.1 against 61.4): level, with one
+ * [rows, 4·D] pass, one op and on WebGPU one dispatch fewer.
  */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, activation: 'none' | 'gelu' = 'none'): Tensor {
-  const { rows, inF, outF, shape, p } = linearShape('linear', x, weight, bias);
+  assertSameBackend('linear', x, weight, ...(bias ? [bias] : []));
+  assertDType('linear', x, 'f32', 'input');
+  assertDType('linear', weight, 'f32', 'weight');
+  if (weight.rank !== 2) throw new ShapeError('linear', `weight must be [out, in], got [${weight.shape}]`);
+  const [outF, inF] = weight.shape;
+  if (x.rank < 1 || x.shape[x.rank - 1] !== inF) {
+    throw new ShapeError(
+      'linear',
+      `input [${x.shape}] does not end in ${inF}, the weight's in-features ([${weight.shape}])`,
+    );
+  }
+  if (bias) {
+    assertDType('linear', bias, 'f32', 'bias');
+    if (bias.rank !== 1 || bias.shape[0] !== outF)
+      throw new ShapeError('linear', `bias must be [${outF}], got [${bias.shape}]`);
+  }
+  const rows = numel(x.shape.slice(0, -1));
+  const shape = [...x.shape.slice(0, -1), outF];
+  const p: Product = { batch: 1, m: rows, n: outF, k: inF, transA: false, transB: true, strideA: 0, strideB: 0 };
   const inputs = bias ? [x, weight, bias] : [x, weight];
   const b = bias?.storage ?? null;
   if (!needsGrad(...inputs)) return product(x, weight, p, shape, b, activation);
@@ -217,87 +241,16 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, activati
       g = empty(shape, x.backend);
       if (g.size > 0) x.backend.unaryGrad('gelu', z.storage, y.storage, gy.storage, g.storage, g.size, 0, 0);
     }
-    return linearGrads(g, x, weight, bias, p, null);
-  });
-}
-
-/** rows, features, output shape and product of y = x·Wᵀ + b, after the checks every linear layer gets. */
-function linearShape(op: string, x: Tensor, weight: Tensor, bias?: Tensor | null, xShape = x.shape) {
-  assertSameBackend(op, x, weight, ...(bias ? [bias] : []));
-  assertDType(op, x, 'f32', 'input');
-  assertDType(op, weight, 'f32', 'weight');
-  if (weight.rank !== 2) throw new ShapeError(op, `weight must be [out, in], got [${weight.shape}]`);
-  const [outF, inF] = weight.shape;
-  if (xShape.length < 1 || xShape[xShape.length - 1] !== inF) {
-    throw new ShapeError(op, `input [${xShape}] does not end in ${inF}, the weight's in-features ([${weight.shape}])`);
-  }
-  if (bias) {
-    assertDType(op, bias, 'f32', 'bias');
-    if (bias.rank !== 1 || bias.shape[0] !== outF)
-      throw new ShapeError(op, `bias must be [${outF}], got [${bias.shape}]`);
-  }
-  const rows = numel(xShape.slice(0, -1));
-  const shape = [...xShape.slice(0, -1), outF];
-  const p: Product = { batch: 1, m: rows, n: outF, k: inF, transA: false, transB: true, strideA: 0, strideB: 0 };
-  return { rows, inF, outF, shape, p };
-}
-
-/**
- * [dX, dW, db] of y = x·Wᵀ + b for dY = g (null where not needed). With geluGradOf = z (x = gelu(z)),
- * dX comes out as dZ = (g·W)·gelu'(z) from the product's epilogue.
- */
-function linearGrads(
-  g: Tensor,
-  x: Tensor,
-  weight: Tensor,
-  bias: Tensor | null | undefined,
-  p: Product,
-  geluGradOf: Tensor | null,
-  wantX = x.requiresGrad,
-): (Tensor | null)[] {
-  const { m: rows, n: outF, k: inF } = p;
-  // The bias gradient (column sums of dY) comes out of the weight-gradient product, which reads all
-  // of dY anyway; that product is empty when inF = 0, and then the sum is taken on its own.
-  const fuse = weight.requiresGrad && !!bias?.requiresGrad && inF > 0;
-  const db = fuse ? empty([outF], x.backend) : null;
-  return [
-    wantX
-      ? product(g, weight, { ...p, n: inF, k: outF, transB: false }, x.shape, null, 'none', null, null, geluGradOf)
-      : null,
-    weight.requiresGrad
-      ? product(g, x, { ...p, m: outF, n: inF, k: rows, transA: true, transB: false }, weight.shape, null, 'none', db)
-      : null,
-    bias?.requiresGrad ? (db ?? sumLeading(g, rows, [outF])) : null,
-  ];
-}
-
-/**
- * A transformer MLP, fc2(gelu(fc1(x))), as one op: the same products and epilogues as the two linear
- * layers, and one recorded node whose backward goes from dY through fc2's input-gradient product
- * straight to fc1's pre-activation gradient dZ = (dY·W2)·gelu'(z), the GELU's gradient in that
- * product's epilogue: no [rows, hidden] pass for it and no dH written. The values are the bits of
- * the two layers' nodes (the epilogue is the elementwise GELU gradient's arithmetic on the same
- * product), and the leaves get their gradients in the same order: merging two nodes of one chain
- * moves no node of another chain past it.
- */
-export function mlp(x: Tensor, w1: Tensor, b1: Tensor | null, w2: Tensor, b2: Tensor | null): Tensor {
-  const one = linearShape('mlp', x, w1, b1);
-  const two = linearShape('mlp', x, w2, b2, one.shape); // fc2 reads the hidden [..., hidden]
-  const inputs = [x, w1, ...(b1 ? [b1] : []), w2, ...(b2 ? [b2] : [])];
-  if (!needsGrad(...inputs)) {
-    const h = product(x, w1, one.p, one.shape, b1?.storage ?? null, 'gelu');
-    const y = product(h, w2, two.p, two.shape, b2?.storage ?? null);
-    h.dispose();
-    return y;
-  }
-  const z = empty(one.shape, x.backend);
-  const h = product(x, w1, one.p, one.shape, b1?.storage ?? null, 'gelu', null, z);
-  const y = product(h, w2, two.p, two.shape, b2?.storage ?? null);
-  return record(y, 'mlp', inputs, (g) => {
-    // h needs a gradient when anything before it does; it is never a leaf.
-    const first = x.requiresGrad || w1.requiresGrad || !!b1?.requiresGrad;
-    const [dz, dw2, db2] = linearGrads(g, h, w2, b2, two.p, z, first);
-    const [dx, dw1, db1] = dz ? linearGrads(dz, x, w1, b1, one.p, null) : [null, null, null];
-    return [dx, dw1, ...(b1 ? [db1] : []), dw2, ...(b2 ? [db2] : [])];
+    // The bias gradient (column sums of dZ) comes out of the weight-gradient product, which reads all
+    // of dZ anyway; that product is empty when inF = 0, and then the sum is taken on its own.
+    const fuse = weight.requiresGrad && !!bias?.requiresGrad && inF > 0;
+    const db = fuse ? empty([outF], x.backend) : null;
+    return [
+      x.requiresGrad ? product(g, weight, { ...p, n: inF, k: outF, transB: false }, x.shape) : null,
+      weight.requiresGrad
+        ? product(g, x, { ...p, m: outF, n: inF, k: rows, transA: true, transB: false }, weight.shape, null, 'none', db)
+        : null,
+      bias?.requiresGrad ? (db ?? sumLeading(g, rows, [outF])) : null,
+    ];
   });
 }
