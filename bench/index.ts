@@ -16,6 +16,7 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   neighbours: async () => (await import('./neighbours.js')).neighboursSuite,
   'koleo-large-k': async () => (await import('./koleo-large-k.js')).koleoLargeKSuite,
   'softmax-norm': async () => (await import('./softmax-norm.js')).softmaxNormSuite,
+  fusions: async () => (await import('./fusions.js')).fusionsSuite,
   'dino-step': async () => (await import('./dino-step.js')).dinoStepSuite,
   'resnet-step': async () => (await import('./resnet-step.js')).resnetStepSuite,
   'remedy-step': async () => (await import('./remedy-step.js')).remedyStepSuite,

@@ -11,6 +11,8 @@ override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override HAS_BIAS: bool = false;
 override GELU: bool = false;
+// With GELU: also write the pre-activation (product + bias) to Z, for autograd's backward.
+override KEEP_PRE: bool = false;
 override ACCUMULATE: bool = false;
 
 const TM: u32 = 64u;
@@ -24,7 +26,9 @@ struct P { m: u32, n: u32, k: u32, strideA: u32, strideB: u32, batch0: u32, tile
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
-@group(0) @binding(4) var<uniform> p: P;
+// Written only with KEEP_PRE; otherwise the host binds a spare (a writable binding may not alias C).
+@group(0) @binding(4) var<storage, read_write> Z: array<f32>;
+@group(0) @binding(5) var<uniform> p: P;
 
 var<workgroup> As: array<f32, 1024>; // [TK][TM]
 var<workgroup> Bs: array<f32, 1024>; // [TK][TN]
@@ -98,6 +102,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
       var v = acc[r * 4u + c];
       if (ACCUMULATE) { v += C[o]; }
       if (HAS_BIAS) { v += bias[j]; }
+      if (KEEP_PRE) { Z[o] = v; }
       if (GELU) { v = 0.5 * v * (1.0 + erf(v * 0.70710678118654752)); }
       C[o] = v;
     }

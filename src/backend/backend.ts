@@ -99,6 +99,11 @@ export interface MatmulParams {
   accumulate: boolean;
   /** When given (batch 1 only): receives Σ_k op(A)[i, k] for each of the m rows, e.g. a bias gradient. */
   rowSumsA?: Storage | null;
+  /**
+   * When given (activation 'gelu' only): receives op(A)·op(B) + bias, the activation's input, while out
+   * receives its GELU, both from the one pass (autograd keeps it for the GELU's backward).
+   */
+  preActivation?: Storage | null;
 }
 
 /** A plain product (no transposes, broadcast operands, no bias or activation, overwrite) with `overrides`. */
@@ -123,6 +128,8 @@ export function checkMatmulParams(p: MatmulParams): void {
     throw new BackendError('accumulate cannot be combined with a bias or an activation', 'matmul');
   }
   if (p.rowSumsA && p.batch !== 1) throw new BackendError(`row sums of A need batch 1, got ${p.batch}`, 'matmul');
+  if (p.preActivation && p.activation !== 'gelu')
+    throw new BackendError('a kept pre-activation needs an activation', 'matmul');
 }
 
 export interface Conv2dParams {
@@ -282,7 +289,29 @@ export interface NormKernels {
     cols: number,
     eps: number,
   ): void;
-  /** dgamma/dbeta are overwritten (not accumulated). */
+  /**
+   * A residual add and the layer norm after it, one kernel: sum = x + a, out = layerNorm(sum) (the
+   * bits of the add then layerNorm). a holds aRows rows of cols (aRows divides rows), repeated down
+   * x's rows: a position embedding shared by a batch.
+   */
+  addLayerNorm(
+    x: Storage,
+    a: Storage,
+    aRows: number,
+    sum: Storage,
+    gamma: Storage | null,
+    beta: Storage | null,
+    out: Storage,
+    mean: Storage,
+    rstd: Storage,
+    rows: number,
+    cols: number,
+    eps: number,
+  ): void;
+  /**
+   * dgamma/dbeta are overwritten (not accumulated). With dres, dx = dres + the norm's input gradient
+   * (each value added as a separate add would: the same bits): autograd's pending gradient of x.
+   */
   layerNormGrad(
     x: Storage,
     gamma: Storage | null,
@@ -294,6 +323,7 @@ export interface NormKernels {
     dbeta: Storage | null,
     rows: number,
     cols: number,
+    dres?: Storage | null,
   ): void;
 
   // batch norm over feature maps x [n, C, hw] (assembly/norm.ts, wgsl/norm.wgsl), one channel at a time
@@ -503,6 +533,7 @@ export const KERNEL_FAMILY: { readonly [K in KernelName]: FamilyOf<K> } = {
   softmax: 'softmax',
   softmaxGrad: 'softmax',
   layerNorm: 'norm',
+  addLayerNorm: 'norm',
   layerNormGrad: 'norm',
   batchNormStats: 'norm',
   batchNormApply: 'norm',

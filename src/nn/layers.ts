@@ -4,7 +4,7 @@ import { Module } from './module.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { full, zeros } from '../tensor/create.js';
 import { linear } from '../tensor/ops/matmul.js';
-import { layerNorm } from '../tensor/ops/norm.js';
+import { addLayerNorm, layerNorm } from '../tensor/ops/norm.js';
 import { Generator } from '../tensor/ops/random.js';
 import { mul } from '../tensor/ops/elementwise.js';
 import { reshape } from '../tensor/ops/view.js';
@@ -59,6 +59,11 @@ export class LayerNorm extends Module {
 
   forward(x: Tensor): Tensor {
     return layerNorm(x, this.size, { weight: this.weight, bias: this.bias, eps: this.eps });
+  }
+
+  /** The residual add x + a and this norm of it, from one kernel (addLayerNorm). */
+  forwardAdd(x: Tensor, a: Tensor): { sum: Tensor; out: Tensor } {
+    return addLayerNorm(x, a, this.size, { weight: this.weight, bias: this.bias, eps: this.eps });
   }
 }
 

@@ -109,10 +109,19 @@ class Block extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const a = dropPath(this.attn.forward(this.norm1.forward(x)), this.dropPath, this.training, this.g);
-    const x1 = add(x, a);
-    const m = dropPath(this.mlp.forward(this.norm2.forward(x1)), this.dropPath, this.training, this.g);
-    return add(x1, m);
+    return this.forwardNormed(x, this.norm1.forward(x), null).sum;
+  }
+
+  /**
+   * The block on x given n = norm1(x); its output is sum, and with `next` also out = next(sum) from the
+   * same kernel as the residual add (addLayerNorm), as the add before norm2 always is. The ops and
+   * their order are the block's as written (`forward`): the same graph, the same random draws.
+   */
+  forwardNormed(x: Tensor, n: Tensor, next: LayerNorm | null): { sum: Tensor; out: Tensor | null } {
+    const a = dropPath(this.attn.forward(n), this.dropPath, this.training, this.g);
+    const { sum: x1, out: n2 } = this.norm2.forwardAdd(x, a);
+    const m = dropPath(this.mlp.forward(n2), this.dropPath, this.training, this.g);
+    return next ? next.forwardAdd(x1, m) : { sum: add(x1, m), out: null };
   }
 }
 
@@ -204,9 +213,20 @@ export class VisionTransformer extends Module {
       tokens = add(mul(tokens, affine(m, -1, 1)), mul(m, this.masked_embed));
     }
     const cls = broadcastTo(this.cls_token, [B, 1, this.config.embedDim]);
-    let h = add(concat([cls, tokens], 1), this.positionEmbedding(H, W));
-    for (const b of this.blocks) h = b.forward(h);
-    return this.norm.forward(h);
+    // Every residual add of the stream is followed by a layer norm (the first block's norm1 after the
+    // position embedding, norm2 inside a block, the next block's norm1 or the final norm after it):
+    // each pair is one addLayerNorm kernel.
+    const x0 = concat([cls, tokens], 1);
+    const pos = this.positionEmbedding(H, W);
+    const first = this.blocks.length > 0 ? this.blocks[0].norm1 : this.norm;
+    let { sum: h, out: n } = first.forwardAdd(x0, pos);
+    for (let i = 0; i < this.blocks.length; i++) {
+      const next = i + 1 < this.blocks.length ? this.blocks[i + 1].norm1 : this.norm;
+      const r = this.blocks[i].forwardNormed(h, n, next);
+      h = r.sum;
+      n = r.out!;
+    }
+    return n;
   }
 
   /** The CLS features [B, D]. */

@@ -1,7 +1,7 @@
 // Reverse-mode autograd over the graph of GradNodes hanging off op outputs. Gradients are computed
 // with the same ops (so on the same device) with recording turned off. Every op module imports
 // record() from here, so this module imports no op: the one it needs, add, is handed in.
-import { isGradEnabled, keep, noGrad, tidy, Tensor, type GradNode } from './tensor.js';
+import { isGradEnabled, keep, noGrad, tidy, Tensor, type GradNode, type PendingGradient } from './tensor.js';
 import { ones } from './create.js';
 import { sameShape } from './shape.js';
 
@@ -21,7 +21,12 @@ export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
 }
 
 /** Attaches `backward` to `out` when any input requires grad; returns out. */
-export function record(out: Tensor, op: string, inputs: Tensor[], backward: (g: Tensor) => (Tensor | null)[]): Tensor {
+export function record(
+  out: Tensor,
+  op: string,
+  inputs: Tensor[],
+  backward: (g: Tensor, pending: PendingGradient) => (Tensor | null)[],
+): Tensor {
   if (!needsGrad(...inputs)) return out;
   const node: GradNode = { op, inputs, backward };
   out.node = node;
@@ -90,7 +95,18 @@ export function backward(root: Tensor, grad?: Tensor): void {
           continue;
         }
         const node = t.node;
-        const inputGrads = tidy(() => node.backward(g));
+        // A rule may take over the sum so far of an input's gradient and return it with its own
+        // contribution added (layerNorm's kernel adds it in its last pass): the same sum, one pass fewer.
+        const taken: Tensor[] = [];
+        const pending: PendingGradient = (j) => {
+          const inp = node.inputs[j];
+          const prev = inp ? grads.get(inp) : undefined;
+          if (!prev) return null;
+          grads.delete(inp);
+          taken.push(prev);
+          return prev;
+        };
+        const inputGrads = tidy(() => node.backward(g, pending));
         // A rule may hand back g itself or one tensor for two inputs; each is owned exactly once.
         const used = new Set<Tensor>();
         const owned = node.inputs.map((inp, j) => {
@@ -107,6 +123,7 @@ export function backward(root: Tensor, grad?: Tensor): void {
         });
         for (const gi of new Set(inputGrads)) if (gi && !used.has(gi) && gi !== g) gi.dispose();
         if (!used.has(g)) g.dispose();
+        for (const prev of taken) if (!used.has(prev)) prev.dispose();
         node.inputs.forEach((inp, j) => {
           const gi = owned[j];
           if (!gi) return;

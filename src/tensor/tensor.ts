@@ -16,9 +16,14 @@ export interface GradNode {
   /**
    * Returns one gradient per input (null where the input needs none). Runs with grad recording off,
    * in a scope of its own (see backward()): whatever else it creates is freed when it returns.
+   * `pending(i)` hands the rule the gradient autograd has summed so far for input i and forgets it:
+   * the rule then returns that sum plus its own contribution (a kernel that adds it in passing).
    */
-  backward(grad: Tensor): (Tensor | null)[];
+  backward(grad: Tensor, pending: PendingGradient): (Tensor | null)[];
 }
+
+/** The gradient summed so far for input i of a node, taken over by its rule (null when none). */
+export type PendingGradient = (input: number) => Tensor | null;
 
 let nextId = 1;
 let live = 0;

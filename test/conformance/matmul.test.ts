@@ -247,6 +247,68 @@ conformance('matmul', (test, be) => {
     });
   });
 
+  test('kernel: GELU epilogue keeping its pre-activation (odd sizes, transposes, both tile heights)', async () => {
+    // out = gelu(z) and pre = z = op(A)·op(B) + bias from one pass, against the f64 reference; and bit
+    // for bit: out is what the epilogue writes without keeping z, pre what the product writes without
+    // GELU, and out is the elementwise GELU of pre (so a training step's numbers do not move).
+    await eachKernel(be(), async (kernel) => {
+      let seed = 90;
+      for (const [m, n, k] of [...SHAPES.slice(1, 9), ...LARGE_SHAPES]) {
+        for (const [transA, transB] of TRANSPOSES) {
+          const batch = m * n * k > 200000 ? 1 : 2;
+          const at = `${batch}x${m}x${n}x${k} tA=${transA} tB=${transB}${kernel}`;
+          const a = randArray(batch * m * k, seed++, -2, 2),
+            b = randArray(batch * k * n, seed++);
+          const bias = transB ? randArray(n, seed++) : undefined;
+          const ta = pd.tensor(a, [a.length], be()),
+            tb = pd.tensor(b, [b.length], be()),
+            tbias = bias ? pd.tensor(bias, [n], be()) : null;
+          const size = batch * m * n;
+          const [out, pre, plain, unkept, act] = [0, 1, 2, 3, 4].map(() => pd.empty([size], be()));
+          const p = matmulParams({ batch, m, n, k, transA, transB, strideA: m * k, strideB: k * n });
+          const withBias = { ...p, bias: tbias?.storage ?? null };
+          be().matmul(ta.storage, tb.storage, out.storage, {
+            ...withBias,
+            activation: 'gelu',
+            preActivation: pre.storage,
+          });
+          be().matmul(ta.storage, tb.storage, plain.storage, withBias);
+          be().matmul(ta.storage, tb.storage, unkept.storage, { ...withBias, activation: 'gelu' });
+          be().unary('gelu', pre.storage, act.storage, size, 0, 0);
+          const ref = { batch, m, n, k, transA, transB, bias: bias && Array.from(bias, Math.fround) };
+          const [fa, fb] = [Array.from(a, Math.fround), Array.from(b, Math.fround)];
+          const tol = { rtol: 1e-5, atol: 2e-5 * (1 + Math.sqrt(k)) };
+          assertClose(await read(out), matmulRef(fa, fb, { ...ref, gelu: true }), tol, `gelu(z) ${at}`);
+          assertClose(await read(pre), matmulRef(fa, fb, ref), tol, `z ${at}`);
+          const bits = async (x: pd.Tensor, y: pd.Tensor, what: string) => {
+            const [vx, vy] = [await read(x), await read(y)];
+            const i = vx.findIndex((v, j) => !Object.is(v, vy[j]));
+            assert.is(i, -1, `${what} ${at}: differs at ${i}`);
+          };
+          await bits(pre, plain, 'z is the plain product');
+          await bits(out, unkept, 'gelu(z) is the unkept epilogue');
+          await bits(out, act, 'gelu(z) is the elementwise GELU of z');
+          for (const t of [ta, tb, tbias, out, pre, plain, unkept, act]) t?.dispose();
+        }
+      }
+    });
+  });
+
+  test('kernel: a kept pre-activation needs the GELU', () => {
+    const t = pd.empty([4], be());
+    assert.throws(
+      () =>
+        be().matmul(
+          t.storage,
+          t.storage,
+          t.storage,
+          matmulParams({ batch: 1, m: 2, n: 2, k: 1, preActivation: t.storage }),
+        ),
+      /pre-activation needs an activation/,
+    );
+    t.dispose();
+  });
+
   test('kernel: accumulate adds to the output', async () => {
     await eachKernel(be(), async (kernel) => {
       for (const [m, n, k] of [
@@ -414,6 +476,46 @@ conformance('matmul', (test, be) => {
         inputs,
         { what: `linear [${lead}] bias=${bias} ${act}` },
       );
+    }
+  });
+
+  test('linear: with autograd, one node with GELU gives the bits of the product then the GELU op', async () => {
+    // The fused node (epilogue keeps z; backward dz = dy·gelu'(z), then the products) against the
+    // composition it replaced, gelu(linear(x, W, b)) with the GELU recorded as its own op.
+    for (const [lead, inF, outF, bias] of [
+      [[37], 19, 70, true],
+      [[3, 43], 64, 256, true],
+      [[5], 7, 9, false],
+    ] as const) {
+      const shape = [...lead, inF];
+      const rows = lead.reduce((p, d) => p * d, 1);
+      const x = randArray(rows * inF, 4, -2, 2),
+        w = randArray(outF * inF, 5),
+        b = randArray(outF, 6),
+        dy = randArray(rows * outF, 7);
+      const results: number[][][] = [];
+      for (const fused of [true, false]) {
+        const tx = pd.param(pd.tensor(x, shape, be())),
+          tw = pd.param(pd.tensor(w, [outF, inF], be())),
+          tb = bias ? pd.param(pd.tensor(b, [outF], be())) : null;
+        const y = pd.tidy(() => {
+          const out = fused ? pd.linear(tx, tw, tb, 'gelu') : pd.gelu(pd.linear(tx, tw, tb));
+          pd.backward(out, pd.tensor(dy, out.shape, be()));
+          return out;
+        });
+        results.push([
+          await read(y),
+          await read(tx.grad!),
+          await read(tw.grad!),
+          ...(tb ? [await read(tb.grad!)] : []),
+        ]);
+        for (const t of [tx, tw, tb, y]) t?.dispose();
+        for (const t of [tx, tw, tb]) t?.grad?.dispose();
+      }
+      ['y', 'dx', 'dW', 'db'].slice(0, results[0].length).forEach((what, i) => {
+        const j = results[0][i].findIndex((v, q) => !Object.is(v, results[1][i][q]));
+        assert.is(j, -1, `[${lead}] ${inF}→${outF}: ${what} differs at ${j}`);
+      });
     }
   });
 

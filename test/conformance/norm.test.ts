@@ -3,7 +3,7 @@ import type { Backend, Storage } from '../../src/backend/backend.js';
 import { conformance } from '../helpers/backends.js';
 import { assertClose, gradCheck, randArray, read } from '../helpers/check.js';
 import * as pd from '../../src/tensor/index.js';
-import { l2NormalizeRef, layerNormGradRef, layerNormRef, weightNormRef } from '../reference/norm.js';
+import { addLayerNormRef, l2NormalizeRef, layerNormGradRef, layerNormRef, weightNormRef } from '../reference/norm.js';
 
 // [rows, cols]: odd widths around the SIMD width, the 16-column parameter chunks and the WGSL
 // workgroup sizes; 37 rows make the column pass's 16 row lanes uneven; 2000 rows split the wasm
@@ -77,6 +77,56 @@ conformance('norm', (test, be) => {
     }
   });
 
+  test('addLayerNorm kernel: sum and layer norm against the f64 reference, bit for bit the add then layerNorm', async () => {
+    for (const [rows, cols] of [...SIZES, [6, 64], [12, 7]] as [number, number][]) {
+      // a as tall as x, and a few rows repeated down x (a position embedding shared by a batch)
+      for (const aRows of [...new Set([rows, rows % 3 === 0 ? rows / 3 : 1])]) {
+        const x = randArray(rows * cols, rows + 3 * cols, -2, 3).map(Math.fround);
+        const a = randArray(aRows * cols, aRows + 5 * cols).map(Math.fround);
+        for (const [hasG, hasB] of [
+          [false, false],
+          [true, true],
+          [true, false],
+        ]) {
+          const gamma = hasG ? randArray(cols, 3, 0.5, 1.5).map(Math.fround) : null;
+          const beta = hasB ? randArray(cols, 4).map(Math.fround) : null;
+          const [sx, sa] = [upload(be(), x), upload(be(), a)];
+          const [sg, sb] = [gamma && upload(be(), gamma), beta && upload(be(), beta)];
+          const [ss, so] = [be().alloc(rows * cols, 'f32'), be().alloc(rows * cols, 'f32')];
+          const [sm, sr] = [be().alloc(rows, 'f32'), be().alloc(rows, 'f32')];
+          be().addLayerNorm(sx, sa, aRows, ss, sg, sb, so, sm, sr, rows, cols, EPS);
+          const ref = addLayerNormRef(x, a, aRows, gamma, beta, rows, cols, EPS);
+          const what = `addLayerNorm [${rows}, ${cols}] a rows ${aRows} gamma ${hasG} beta ${hasB}`;
+          const sum = await be().download(ss);
+          assertClose(sum, ref.sum, { rtol: 1e-6, atol: 1e-6 }, `${what} sum`);
+          assertClose(await be().download(so), ref.out, { rtol: 1e-4, atol: 1e-4 }, `${what} out`);
+          assertClose(await be().download(sm), ref.mean, { rtol: 1e-5, atol: 1e-5 }, `${what} mean`);
+          assertClose(await be().download(sr), ref.rstd, { rtol: 1e-4, atol: 0 }, `${what} rstd`);
+          // the f32 sum of two f32 values is the rounded exact sum; the norm of it is layerNorm's
+          const exact = Float32Array.from(ref.sum);
+          assert.equal(Array.from(sum), Array.from(exact), `${what}: sum bit for bit`);
+          const [s2, o2, m2, r2] = [
+            upload(be(), exact),
+            be().alloc(rows * cols, 'f32'),
+            be().alloc(rows, 'f32'),
+            be().alloc(rows, 'f32'),
+          ];
+          be().layerNorm(s2, sg, sb, o2, m2, r2, rows, cols, EPS);
+          for (const [fused, plain, name] of [
+            [so, o2, 'out'],
+            [sm, m2, 'mean'],
+            [sr, r2, 'rstd'],
+          ] as const) {
+            const [f, p] = [await be().download(fused), await be().download(plain)];
+            const i = f.findIndex((v, j) => !Object.is(v, p[j]));
+            assert.is(i, -1, `${what}: ${name} differs from layerNorm's at ${i}`);
+          }
+          for (const st of [sx, sa, sg, sb, ss, so, sm, sr, s2, o2, m2, r2]) if (st) be().free(st);
+        }
+      }
+    }
+  });
+
   test('layerNormGrad kernel: dx, and dgamma/dbeta overwritten and deterministic', async () => {
     for (const [rows, cols] of SIZES) {
       const x = randArray(rows * cols, cols * 7 + rows, -2, 2).map(Math.fround);
@@ -106,6 +156,16 @@ conformance('norm', (test, be) => {
         assert.equal(Array.from(await be().download(sdg)), Array.from(dg1), `${what} dgamma alone, bit for bit`);
         be().layerNormGrad(sx, sg, sm, sr, sdy, sdx, null, sdb, rows, cols);
         assert.equal(Array.from(await be().download(sdb)), Array.from(db1), `${what} dbeta alone, bit for bit`);
+        // with a pending gradient: dx + dres, each value the f32 sum a separate add would give
+        const dres = randArray(rows * cols, cols + 11).map(Math.fround);
+        const sres = upload(be(), dres);
+        const dx1 = await be().download(sdx);
+        be().layerNormGrad(sx, sg, sm, sr, sdy, sdx, null, null, rows, cols, sres);
+        const dx2 = await be().download(sdx);
+        const expected = Float32Array.from(dx1, (v, i) => v + dres[i]);
+        const at = dx2.findIndex((v, i) => !Object.is(v, expected[i]));
+        assert.is(at, -1, `${what} dx + dres differs from the separate add at ${at}`);
+        be().free(sres);
         for (const s of [sx, sdy, sg, sm, sr, sdx, sdg, sdb]) if (s) be().free(s);
       }
     }
@@ -149,6 +209,121 @@ conformance('norm', (test, be) => {
       [{ shape: [3, 7] }, { shape: [7], noGrad: true }],
       { what: 'layerNorm frozen affine', fwd: { rtol: 1e-4, atol: 1e-4 } },
     );
+  });
+
+  test('addLayerNorm op: gradients of x, a and the affine through both outputs', async () => {
+    // y = layerNorm(x + a) + 0.7·(x + a): the sum's gradient comes from its own use and the norm's.
+    const k = 0.7;
+    for (const [xs, as] of [
+      [
+        [3, 5],
+        [3, 5],
+      ],
+      [
+        [2, 3, 17],
+        [1, 3, 17],
+      ],
+      [[2, 3, 4], [4]],
+      [
+        [2, 3, 6],
+        [2, 1, 6],
+      ], // not a row block of x: the add and the norm run as two ops
+    ] as [number[], number[]][]) {
+      const cols = xs[xs.length - 1];
+      const rows = xs.reduce((p, d) => p * d, 1) / cols;
+      const aRows = as.reduce((p, d) => p * d, 1) / cols;
+      // the reference broadcasts a by repeating its rows; [2, 1, 6] repeats each row 3 times instead
+      const expand = (a: Float64Array) =>
+        as[1] === 1 && xs[1] !== 1
+          ? Float64Array.from({ length: rows * cols }, (_, i) => a[Math.floor(i / (xs[1] * cols)) * cols + (i % cols)])
+          : a;
+      const refY = (x: Float64Array, a: Float64Array, w: Float64Array | null, b: Float64Array | null) => {
+        const ea = expand(a);
+        const r = addLayerNormRef(x, ea, ea === a ? aRows : rows, w, b, rows, cols, EPS);
+        return r.out.map((v, i) => v + k * r.sum[i]);
+      };
+      const opY = (x: pd.Tensor, a: pd.Tensor, w?: pd.Tensor, b?: pd.Tensor) => {
+        const { sum, out } = pd.addLayerNorm(x, a, cols, { weight: w, bias: b, eps: EPS });
+        return pd.add(out, pd.mul(sum, k));
+      };
+      const what = `addLayerNorm [${xs}] + [${as}]`;
+      await gradCheck(
+        be(),
+        (x, a) => opY(x, a),
+        (x, a) => refY(x, a, null, null),
+        [{ shape: xs }, { shape: as }],
+        {
+          what,
+          fwd: { rtol: 1e-4, atol: 1e-4 },
+        },
+      );
+      await gradCheck(
+        be(),
+        opY,
+        refY,
+        [{ shape: xs }, { shape: as }, { shape: [cols], data: randArray(cols, 2, 0.5, 1.5) }, { shape: [cols] }],
+        { what: `${what} affine`, fwd: { rtol: 1e-4, atol: 1e-4 } },
+      );
+    }
+  });
+
+  test('addLayerNorm op: the bits of add then layerNorm, forward and backward, in a ViT block pattern', async () => {
+    // x1 = x + a, n = norm(x1), out = x1 + f(n): x1's gradient sums the residual's and the norm's.
+    const [B, T, D] = [3, 5, 16];
+    const x = randArray(B * T * D, 1, -2, 2),
+      a = randArray(T * D, 2),
+      w = randArray(D, 3, 0.5, 1.5),
+      bias = randArray(D, 4),
+      dy = randArray(B * T * D, 5);
+    const results: number[][][] = [];
+    // The gradient as autograd summed it before layerNorm's kernel took the add over: the norm's
+    // input gradient alone (x1 a leaf), then dy + it, one f32 add per value.
+    const alone = pd.param(
+      pd.tensor(
+        x.map((v, i) => Math.fround(Math.fround(v) + Math.fround(a[i % (T * D)]))),
+        [B, T, D],
+        be(),
+      ),
+    );
+    const [lw, lb] = [pd.param(pd.tensor(w, [D], be())), pd.param(pd.tensor(bias, [D], be()))];
+    pd.tidy(() =>
+      pd.backward(
+        pd.gelu(pd.mul(pd.layerNorm(alone, D, { weight: lw, bias: lb, eps: 1e-6 }), 1.5)),
+        pd.tensor(dy, [B, T, D], be()),
+      ),
+    );
+    const dxAlone = await read(alone.grad!);
+    const separate = Float32Array.from(dxAlone, (v, i) => v + Math.fround(dy[i]));
+    for (const t of [alone, lw, lb]) {
+      t.grad?.dispose();
+      t.dispose();
+    }
+    for (const fused of [true, false]) {
+      const [tx, ta, tw, tb] = [
+        pd.tensor(x, [B, T, D], be()),
+        pd.tensor(a, [1, T, D], be()),
+        pd.tensor(w, [D], be()),
+        pd.tensor(bias, [D], be()),
+      ].map((t) => pd.param(t));
+      const y = pd.tidy(() => {
+        const opts = { weight: tw, bias: tb, eps: 1e-6 };
+        let x1: pd.Tensor, n: pd.Tensor;
+        if (fused) ({ sum: x1, out: n } = pd.addLayerNorm(tx, ta, D, opts));
+        else n = pd.layerNorm((x1 = pd.add(tx, ta)), D, opts);
+        const out = pd.add(x1, pd.gelu(pd.mul(n, 1.5)));
+        pd.backward(out, pd.tensor(dy, out.shape, be()));
+        return out;
+      });
+      results.push([await read(y), ...(await Promise.all([tx, ta, tw, tb].map((t) => read(t.grad!))))]);
+      for (const t of [tx, ta, tw, tb, y]) t.dispose();
+      for (const t of [tx, ta, tw, tb]) t.grad?.dispose();
+    }
+    ['y', 'dx', 'da', 'dgamma', 'dbeta'].forEach((what, i) => {
+      const j = results[0][i].findIndex((v, q) => !Object.is(v, results[1][i][q]));
+      assert.is(j, -1, `${what} differs at ${j}`);
+    });
+    const j = results[0][1].findIndex((v, q) => !Object.is(v, separate[q]));
+    assert.is(j, -1, `dx differs from the norm's gradient plus the residual's, added apart, at ${j}`);
   });
 
   test('l2Normalize op: forward and gradient, any axis, zero rows', async () => {

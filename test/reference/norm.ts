@@ -89,3 +89,20 @@ export function weightNormRef(v: ArrayLike<number>, g: ArrayLike<number>, rows: 
   }
   return w;
 }
+
+/** sum = x + a (a's aRows rows repeated down x's rows) and the layer norm of sum. */
+export function addLayerNormRef(
+  x: ArrayLike<number>,
+  a: ArrayLike<number>,
+  aRows: number,
+  gamma: ArrayLike<number> | null,
+  beta: ArrayLike<number> | null,
+  rows: number,
+  cols: number,
+  eps: number,
+): LayerNormRef & { sum: Float64Array } {
+  const sum = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++)
+    for (let c = 0; c < cols; c++) sum[r * cols + c] = x[r * cols + c] + a[(r % aRows) * cols + c];
+  return { sum, ...layerNormRef(sum, gamma, beta, rows, cols, eps) };
+}

@@ -80,6 +80,21 @@ export interface KernelExports {
     start: i32,
     end: i32,
   ): void;
+  addLayerNorm(
+    x: usize,
+    a: usize,
+    aRows: i32,
+    sum: usize,
+    gamma: usize,
+    beta: usize,
+    out: usize,
+    mean: usize,
+    rstd: usize,
+    cols: i32,
+    eps: f32,
+    start: i32,
+    end: i32,
+  ): void;
   layerNormGrad(
     x: usize,
     gamma: usize,
@@ -87,6 +102,7 @@ export interface KernelExports {
     rstd: usize,
     dy: usize,
     dx: usize,
+    dres: usize,
     cols: i32,
     start: i32,
     end: i32,
@@ -180,6 +196,7 @@ export interface KernelExports {
     a: usize,
     packed: usize,
     out: usize,
+    pre: usize,
     bias: usize,
     rowSums: usize,
     m: i32,

@@ -61,7 +61,11 @@ export function matmulKernels(rt: WasmRuntime): MatmulKernels {
         const chunkRows = Math.min(mc, Math.max(mr, Math.ceil(Math.min(want, m) / mr) * mr));
         const chunks = batch * Math.ceil(m / chunkRows);
         const flags =
-          (p.accumulate ? 1 : 0) | (p.bias ? 2 : 0) | (p.activation === 'gelu' ? 4 : 0) | (p.rowSumsA ? 8 : 0);
+          (p.accumulate ? 1 : 0) |
+          (p.bias ? 2 : 0) |
+          (p.activation === 'gelu' ? 4 : 0) |
+          (p.rowSumsA ? 8 : 0) |
+          (p.preActivation ? 16 : 0);
         // Chunks per claim: enough work per atomic, and still at least 8 claims per thread to balance.
         const chunkFlops = chunkRows * n * Math.max(1, k);
         const claim = Math.max(1, Math.min(Math.floor(claimFlops / chunkFlops), Math.floor(chunks / (8 * rt.threads))));
@@ -71,6 +75,7 @@ export function matmulKernels(rt: WasmRuntime): MatmulKernels {
             ptr(a),
             packed,
             ptr(out),
+            p.preActivation ? ptr(p.preActivation) : 0,
             p.bias ? ptr(p.bias) : 0,
             p.rowSumsA ? ptr(p.rowSumsA) : 0,
             m,

@@ -22,7 +22,16 @@ export function normKernels(rt: WasmRuntime): NormKernels {
         grain(cols),
       );
     },
-    layerNormGrad(x, gamma, mean, rstd, dy, dx, dgamma, dbeta, rows, cols) {
+    addLayerNorm(x, a, aRows, sum, gamma, beta, out, mean, rstd, rows, cols, eps) {
+      if (cols === 0) return;
+      rt.run(
+        'addLayerNorm',
+        [ptr(x), ptr(a), aRows, ptr(sum), opt(gamma), opt(beta), ptr(out), ptr(mean), ptr(rstd), cols, eps],
+        rows,
+        grain(cols),
+      );
+    },
+    layerNormGrad(x, gamma, mean, rstd, dy, dx, dgamma, dbeta, rows, cols, dres = null) {
       if (cols === 0) return;
       // The parameter pass reads dy, so it runs before dx is written (dx may alias dy).
       if (dgamma || dbeta) {
@@ -35,7 +44,12 @@ export function normKernels(rt: WasmRuntime): NormKernels {
           Math.max(1, Math.ceil(4096 / Math.max(1, rows))),
         );
       }
-      rt.run('layerNormGrad', [ptr(x), opt(gamma), ptr(mean), ptr(rstd), ptr(dy), ptr(dx), cols], rows, grain(cols));
+      rt.run(
+        'layerNormGrad',
+        [ptr(x), opt(gamma), ptr(mean), ptr(rstd), ptr(dy), ptr(dx), opt(dres), cols],
+        rows,
+        grain(cols),
+      );
     },
     // In passes over planes (b, c), b-major, with per-plane partial sums added per channel in b
     // order: the bits of one thread summing each channel (assembly/norm.ts says why).

@@ -76,10 +76,13 @@ export function matmulKernels(rt: WebGPURuntime): MatmulKernels {
         TRANS_B: p.transB ? 1 : 0,
         HAS_BIAS: p.bias ? 1 : 0,
         GELU: p.activation === 'gelu' ? 1 : 0,
+        KEEP_PRE: p.preActivation ? 1 : 0,
         ACCUMULATE: p.accumulate ? 1 : 0,
       });
-      // Without a bias the binding is never read; any read-only buffer satisfies the layout.
-      const bindings = [buf(a), buf(b), buf(p.bias ?? a), buf(out)];
+      // Without a bias the binding is never read; any read-only buffer satisfies the layout. Without a
+      // kept pre-activation Z is never written, but a writable binding may not alias C: a spare float.
+      const spare = p.preActivation ? null : rt.alloc(1, 'f32');
+      const bindings = [buf(a), buf(b), buf(p.bias ?? a), buf(out), buf(p.preActivation ?? spare!)];
       const label = `matmul(${batch}x${m}x${n}x${k}${p.transA ? ',tA' : ''}${p.transB ? ',tB' : ''})`;
       const max = Math.min(65535, rt.limits.maxComputeWorkgroupsPerDimension);
       const rowTiles = Math.ceil(m / rows),
@@ -105,6 +108,8 @@ export function matmulKernels(rt: WebGPURuntime): MatmulKernels {
           }
         }
       }
+      // Safe to pool at once: any later write to it is encoded after this dispatch (queue order).
+      if (spare) rt.free(spare);
     },
   };
 }

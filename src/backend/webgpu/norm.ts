@@ -26,6 +26,12 @@ const P = paramLayout(FILE, 'P', [
   ['eps', 'f32'],
   ['_pad', 'u32'],
 ]);
+const PA = paramLayout(FILE, 'PA', [
+  ['rows', 'u32'],
+  ['cols', 'u32'],
+  ['eps', 'f32'],
+  ['aRows', 'u32'],
+]);
 const PP = paramLayout(FILE, 'PP', [
   ['rows', 'u32'],
   ['cols', 'u32'],
@@ -119,15 +125,34 @@ export function normKernels(rt: WebGPURuntime): NormKernels {
         grid1d(rows, 1),
       );
     },
-    layerNormGrad(x, gamma, mean, rstd, dy, dx, dgamma, dbeta, rows, cols) {
+    addLayerNorm(x, a, aRows, sum, gamma, beta, out, mean, rstd, rows, cols, eps) {
+      if (rows === 0 || cols === 0) return;
+      const pipe = rt.pipeline(FILE, 'addLayerNorm', {
+        WG: rowWorkgroup(cols),
+        HAS_GAMMA: gamma ? 1 : 0,
+        HAS_BETA: beta ? 1 : 0,
+      });
+      rt.dispatch(
+        'addLayerNorm',
+        pipe,
+        [buf(x), buf(a), buf(gamma ?? x), buf(beta ?? x), buf(sum), buf(out), buf(mean), buf(rstd)],
+        packParams(PA, { rows, cols, eps, aRows }),
+        grid1d(rows, 1),
+      );
+    },
+    layerNormGrad(x, gamma, mean, rstd, dy, dx, dgamma, dbeta, rows, cols, dres = null) {
       if (cols === 0) return;
       if (dgamma || dbeta) paramGrads(rt, x, mean, rstd, dy, dgamma, dbeta, rows, cols);
       if (rows === 0) return;
-      const pipe = rt.pipeline(FILE, 'layerNormGrad', { WG: rowWorkgroup(cols), HAS_GAMMA: gamma ? 1 : 0 });
+      const pipe = rt.pipeline(FILE, 'layerNormGrad', {
+        WG: rowWorkgroup(cols),
+        HAS_GAMMA: gamma ? 1 : 0,
+        HAS_RES: dres ? 1 : 0,
+      });
       rt.dispatch(
         'layerNormGrad',
         pipe,
-        [buf(x), buf(gamma ?? x), buf(mean), buf(rstd), buf(dy), buf(dx)],
+        [buf(x), buf(gamma ?? x), buf(mean), buf(rstd), buf(dy), buf(dres ?? x), buf(dx)],
         uniform(rows, cols, 0),
         grid1d(rows, 1),
       );

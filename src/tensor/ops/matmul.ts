@@ -8,7 +8,6 @@ import { empty } from '../create.js';
 import { needsGrad, record } from '../autograd.js';
 import { assertDType, assertSameBackend, broadcastShapes, numel, sameShape } from '../shape.js';
 import { broadcastTo } from './view.js';
-import { gelu } from './elementwise.js';
 
 export interface MatmulOptions {
   /** a is stored [..., k, m] and used transposed. */
@@ -30,7 +29,7 @@ interface Product {
 
 /**
  * A new [batch·m·n] tensor of `shape` holding the product (plus the optional fused epilogue);
- * rowSumsA, when given, receives the m row sums of op(A).
+ * rowSumsA, when given, receives the m row sums of op(A); preActivation, with GELU, the GELU's input.
  */
 function product(
   a: Tensor,
@@ -40,6 +39,7 @@ function product(
   bias: Storage | null = null,
   activation: 'none' | 'gelu' = 'none',
   rowSumsA: Tensor | null = null,
+  preActivation: Tensor | null = null,
 ): Tensor {
   const out = empty(shape, a.backend);
   if (out.size > 0) {
@@ -49,6 +49,7 @@ function product(
       activation,
       accumulate: false,
       rowSumsA: rowSumsA?.storage ?? null,
+      preActivation: preActivation?.storage ?? null,
     });
   }
   return out;
@@ -190,8 +191,24 @@ function padded(shape: readonly number[], rank: number): number[] {
 
 /**
  * y = act(x·Wᵀ + b) with W stored [out, in] (PyTorch's layout), x of any leading shape [..., in].
- * Without autograd the bias and GELU are fused into the product; with it the fused bias product
- * is recorded and GELU applied as its own op, so its backward sees the pre-activation.
+ * The bias and GELU are fused into the product. With autograd the product's epilogue also writes the
+ * pre-activation z = x·Wᵀ + b, which the one recorded node keeps for its backward: dz = dy·gelu'(z)
+ * (the elementwise GELU gradient kernel), then the products of a plain linear layer from dz.
+ *
+ * Before, the recorded product wrote z and GELU ran as an op of its own, a second pass over the
+ * [rows, 4·D] hidden activations. The values are the same bits either way: the epilogue applies the
+ * same vector GELU to the same z, and the backward runs the same kernels in the same order. The
+ * elementwise GELU gradient stays a pass of its own: folding it into the products' packing of dz
+ * would evaluate gelu'(z) twice (the dX and dW products both read dz). Folding it into the epilogue of
+ * the product that writes dy (fc2's input gradient, with the MLP as one node) was built and was
+ * bit-identical (the bitcheck's three checkpoints), but did not pay: at the vit_cpu step's
+ * 6400x256x64, fused against product + GELU gradient, CPU ms (bench fusions, interleaved, best of
+ * 15), wasm 1 thread 7.29 against 7.31, 2 threads 7.90 against 8.02, llvmpipe 62.0 against 60.5
+ * (wall 60.5 against 55.8). The gradient's arithmetic (an exp and an erf per value) is the cost,
+ * wherever it runs; the pass's memory traffic is small next to it on these CPUs. Not kept.
+ * The forward's fusion measures the same way (bench fusions, CPU ms: wasm 1t 7.00 fused against 7.04
+ * for the product then GELU, 2t 7.74 against 8.23, llvmpipe 61.1 against 61.4): level, with one
+ * [rows, 4·D] pass, one op and on WebGPU one dispatch fewer.
  */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, activation: 'none' | 'gelu' = 'none'): Tensor {
   assertSameBackend('linear', x, weight, ...(bias ? [bias] : []));
@@ -214,10 +231,18 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, activati
   const shape = [...x.shape.slice(0, -1), outF];
   const p: Product = { batch: 1, m: rows, n: outF, k: inF, transA: false, transB: true, strideA: 0, strideB: 0 };
   const inputs = bias ? [x, weight, bias] : [x, weight];
-  if (!needsGrad(...inputs)) return product(x, weight, p, shape, bias?.storage ?? null, activation);
-  const z = record(product(x, weight, p, shape, bias?.storage ?? null), 'linear', inputs, (g) => {
-    // The bias gradient (column sums of dY) comes out of the weight-gradient product, which reads all
-    // of dY anyway; that product is empty when inF = 0, and then the sum is taken on its own.
+  const b = bias?.storage ?? null;
+  if (!needsGrad(...inputs)) return product(x, weight, p, shape, b, activation);
+  const z = activation === 'gelu' ? empty(shape, x.backend) : null;
+  const y = product(x, weight, p, shape, b, activation, null, z);
+  return record(y, activation === 'gelu' ? 'linearGelu' : 'linear', inputs, (gy) => {
+    let g = gy;
+    if (z) {
+      g = empty(shape, x.backend);
+      if (g.size > 0) x.backend.unaryGrad('gelu', z.storage, y.storage, gy.storage, g.storage, g.size, 0, 0);
+    }
+    // The bias gradient (column sums of dZ) comes out of the weight-gradient product, which reads all
+    // of dZ anyway; that product is empty when inF = 0, and then the sum is taken on its own.
     const fuse = weight.requiresGrad && !!bias?.requiresGrad && inF > 0;
     const db = fuse ? empty([outF], x.backend) : null;
     return [
@@ -228,6 +253,4 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, activati
       bias?.requiresGrad ? (db ?? sumLeading(g, rows, [outF])) : null,
     ];
   });
-  if (activation === 'none') return z;
-  return gelu(z);
 }

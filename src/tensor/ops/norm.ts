@@ -1,4 +1,5 @@
-// Normalisations: layerNorm (kernels: layerNorm/layerNormGrad), and l2Normalize and weightNorm
+// Normalisations: layerNorm (kernels: layerNorm/layerNormGrad), the residual add fused into it
+// (addLayerNorm), and l2Normalize and weightNorm
 // composed from elementwise and reduce kernels with hand-written backward rules (one tape node
 // each, and finite gradients for an all-zero row under l2Normalize, as in torch).
 import { noGrad, ShapeError, type Tensor } from '../tensor.js';
@@ -6,7 +7,8 @@ import { empty } from '../create.js';
 import { record } from '../autograd.js';
 import { assertDType, assertSameBackend, normalizeAxis, numel, sameShape } from '../shape.js';
 import { reshape } from './view.js';
-import { div, greaterEqual, maximum, mul, sqrt, sub } from './elementwise.js';
+import { add, div, greaterEqual, maximum, mul, sqrt, sub } from './elementwise.js';
+import { sumTo } from './sum-to.js';
 import { sum, sumSquares } from './reduce.js';
 
 export interface LayerNormOptions {
@@ -17,9 +19,16 @@ export interface LayerNormOptions {
   eps?: number;
 }
 
-/** (x − mean) / sqrt(var + eps) · weight + bias over the last axis, whose size must be normalizedSize. */
-export function layerNorm(x: Tensor, normalizedSize: number, opts: LayerNormOptions = {}): Tensor {
-  const op = 'layerNorm';
+/** The checked arguments of a layer norm over the last axis of x. */
+interface NormArgs {
+  weight: Tensor | null;
+  bias: Tensor | null;
+  eps: number;
+  cols: number;
+  rows: number;
+}
+
+function normArgs(op: string, x: Tensor, normalizedSize: number, opts: LayerNormOptions): NormArgs {
   const weight = opts.weight ?? null;
   const bias = opts.bias ?? null;
   const eps = opts.eps ?? 1e-5;
@@ -38,26 +47,20 @@ export function layerNorm(x: Tensor, normalizedSize: number, opts: LayerNormOpti
     if (!sameShape(p.shape, [normalizedSize]))
       throw new ShapeError(op, `${name} has shape [${p.shape}], expected [${normalizedSize}]`);
   }
-  const be = x.backend;
   const cols = normalizedSize;
   const rows = x.size === 0 ? numel(x.shape.slice(0, -1)) : x.size / cols;
-  const out = empty(x.shape, be);
-  const mean = empty([rows], be);
-  const rstd = empty([rows], be);
-  if (x.size > 0)
-    be.layerNorm(
-      x.storage,
-      weight?.storage ?? null,
-      bias?.storage ?? null,
-      out.storage,
-      mean.storage,
-      rstd.storage,
-      rows,
-      cols,
-      eps,
-    );
+  return { weight, bias, eps, cols, rows };
+}
+
+/** Records out = layerNorm(x) (mean and rstd from its forward) and frees them when nothing records. */
+function recordLayerNorm(x: Tensor, out: Tensor, mean: Tensor, rstd: Tensor, args: NormArgs): Tensor {
+  const { weight, bias, cols, rows } = args;
+  const be = x.backend;
   const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
-  const result = record(out, op, inputs, (g) => {
+  const result = record(out, 'layerNorm', inputs, (g, pending) => {
+    // x's gradient summed so far (in a ViT, the residual stream's from the next residual add) is
+    // added by the kernel as it writes dx: the values of the gradient add it replaces, bit for bit.
+    const dres = x.requiresGrad && cols > 0 ? pending(0) : null;
     const dx = empty(x.shape, be);
     const dgamma = weight?.requiresGrad ? empty([cols], be) : null;
     const dbeta = bias?.requiresGrad ? empty([cols], be) : null;
@@ -73,6 +76,7 @@ export function layerNorm(x: Tensor, normalizedSize: number, opts: LayerNormOpti
         dbeta?.storage ?? null,
         rows,
         cols,
+        dres?.storage ?? null,
       );
     }
     const grads: (Tensor | null)[] = [x.requiresGrad ? dx : null];
@@ -85,6 +89,91 @@ export function layerNorm(x: Tensor, normalizedSize: number, opts: LayerNormOpti
     rstd.dispose();
   }
   return result;
+}
+
+/** (x − mean) / sqrt(var + eps) · weight + bias over the last axis, whose size must be normalizedSize. */
+export function layerNorm(x: Tensor, normalizedSize: number, opts: LayerNormOptions = {}): Tensor {
+  const args = normArgs('layerNorm', x, normalizedSize, opts);
+  const { weight, bias, eps, cols, rows } = args;
+  const be = x.backend;
+  const out = empty(x.shape, be);
+  const mean = empty([rows], be);
+  const rstd = empty([rows], be);
+  if (x.size > 0)
+    be.layerNorm(
+      x.storage,
+      weight?.storage ?? null,
+      bias?.storage ?? null,
+      out.storage,
+      mean.storage,
+      rstd.storage,
+      rows,
+      cols,
+      eps,
+    );
+  return recordLayerNorm(x, out, mean, rstd, args);
+}
+
+/**
+ * The rows of a that repeat down x's when a broadcasts to x only over leading dims (a position
+ * embedding [1, T, D] added to [B, T, D]); null for any other broadcast.
+ */
+function repeatedRows(x: Tensor, a: Tensor): number | null {
+  if (a.rank > x.rank || a.rank === 0) return null;
+  const pad = [...new Array<number>(x.rank - a.rank).fill(1), ...a.shape];
+  let j = 0;
+  while (j < x.rank - 1 && pad[j] === 1 && x.shape[j] !== 1) j++;
+  for (let d = j; d < x.rank; d++) if (pad[d] !== x.shape[d]) return null;
+  return numel(pad.slice(j, -1));
+}
+
+/**
+ * A residual add and the layer norm after it: sum = x + a and out = layerNorm(sum), from one kernel
+ * (the bits of add then layerNorm). a is x's shape, or broadcasts to it over leading dims only; any
+ * other broadcast runs the two ops. For autograd they are the two nodes they replace, an add of
+ * (x, a) and a layerNorm of sum, so gradients flow and are summed exactly as before: sum's gradient
+ * is the sum of what its later users (the next residual add) and the norm hand back, in the engine's
+ * order, and the add's backward passes it to both x and a.
+ */
+export function addLayerNorm(
+  x: Tensor,
+  a: Tensor,
+  normalizedSize: number,
+  opts: LayerNormOptions = {},
+): { sum: Tensor; out: Tensor } {
+  const op = 'addLayerNorm';
+  assertSameBackend(op, x, a);
+  assertDType(op, a, 'f32', 'residual');
+  const aRows = repeatedRows(x, a);
+  if (aRows === null) {
+    const sum = add(x, a);
+    return { sum, out: layerNorm(sum, normalizedSize, opts) };
+  }
+  const args = normArgs(op, x, normalizedSize, opts);
+  const { weight, bias, eps, cols, rows } = args;
+  const be = x.backend;
+  const sum = empty(x.shape, be);
+  const out = empty(x.shape, be);
+  const mean = empty([rows], be);
+  const rstd = empty([rows], be);
+  if (x.size > 0)
+    be.addLayerNorm(
+      x.storage,
+      a.storage,
+      aRows,
+      sum.storage,
+      weight?.storage ?? null,
+      bias?.storage ?? null,
+      out.storage,
+      mean.storage,
+      rstd.storage,
+      rows,
+      cols,
+      eps,
+    );
+  // The add node's rule is add's own (src/tensor/ops/elementwise.ts).
+  const s = record(sum, 'add', [x, a], (g) => [sumTo(g, x.shape), sumTo(g, a.shape)]);
+  return { sum: s, out: recordLayerNorm(s, out, mean, rstd, args) };
 }
 
 /** x / max(‖x‖₂, eps) along `axis` (torch.nn.functional.normalize with p = 2). Any axis. */
