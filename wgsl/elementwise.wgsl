@@ -3,6 +3,11 @@
 // each op is its own specialised pipeline. Grids are 2-D so n may exceed 65535 workgroups.
 
 override OP: u32 = 0u;
+// The strided kernels walk only the last DIMS of the 6 collapsed dimensions (the caller passes the
+// count collapseDims left, so the others are 1), and the outermost of those needs no division.
+// llvmpipe runs an integer division lane by lane (no SIMD divide), so the walk over all 6 was the
+// cost of a binary op: vit_cpu batch 8, binary(add) of 800x64 (DIMS 1) 945 -> see docs/performance.md.
+override DIMS: u32 = 6u;
 const WG: u32 = 256u;
 
 struct Flat { n: u32, a: f32, b: f32, _pad: u32 };
@@ -143,13 +148,15 @@ fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
   var r = i;
   var oa = 0u;
   var ob = 0u;
-  for (var d = 5; d >= 0; d--) {
-    let n = at(bP.shape, u32(d));
+  for (var d = 5u; d > 6u - DIMS; d--) {
+    let n = at(bP.shape, d);
     let c = r % n;
     r = r / n;
-    oa += c * at(bP.s0, u32(d));
-    ob += c * at(bP.s1, u32(d));
+    oa += c * at(bP.s0, d);
+    ob += c * at(bP.s1, d);
   }
+  oa += r * at(bP.s0, 6u - DIMS);
+  ob += r * at(bP.s1, 6u - DIMS);
   bOut[i] = binaryOp(bA[oa], bB[ob]);
 }
 
@@ -167,13 +174,16 @@ fn where_(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
   var oc = 0u;
   var oa = 0u;
   var ob = 0u;
-  for (var d = 5; d >= 0; d--) {
-    let n = at(wP.shape, u32(d));
+  for (var d = 5u; d > 6u - DIMS; d--) {
+    let n = at(wP.shape, d);
     let c = r % n;
     r = r / n;
-    oc += c * at(wP.s0, u32(d));
-    oa += c * at(wP.s1, u32(d));
-    ob += c * at(wP.s2, u32(d));
+    oc += c * at(wP.s0, d);
+    oa += c * at(wP.s1, d);
+    ob += c * at(wP.s2, d);
   }
+  oc += r * at(wP.s0, 6u - DIMS);
+  oa += r * at(wP.s1, 6u - DIMS);
+  ob += r * at(wP.s2, 6u - DIMS);
   wOut[i] = select(wB[ob], wA[oa], wC[oc] != 0.0);
 }

@@ -1,7 +1,7 @@
 import type { ElementwiseKernels, Storage } from '../backend.js';
 import { BINARY_CODES, UNARY_CODES } from '../backend.js';
 import { collapseDims, contiguousStrides, numel } from '../strided.js';
-import { grid1d } from './grid.js';
+import { activeDims, grid1d } from './grid.js';
 import { packParams, paramLayout } from './params.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
 
@@ -58,7 +58,7 @@ export function elementwiseKernels(rt: WebGPURuntime): ElementwiseKernels {
       const n = numel(shape);
       rt.dispatch(
         `binary(${op})`,
-        rt.pipeline(FILE, 'binary', { OP: BINARY_CODES[op] }),
+        rt.pipeline(FILE, 'binary', { OP: BINARY_CODES[op], DIMS: activeDims(c.shape) }),
         [buf(a), buf(b), buf(out)],
         stridedUniform(c.shape, [c.strides[0], c.strides[1]]),
         grid1d(n),
@@ -69,7 +69,7 @@ export function elementwiseKernels(rt: WebGPURuntime): ElementwiseKernels {
       const n = numel(shape);
       rt.dispatch(
         'where',
-        rt.pipeline(FILE, 'where_'),
+        rt.pipeline(FILE, 'where_', { DIMS: activeDims(c.shape) }),
         [buf(cond), buf(a), buf(b), buf(out)],
         stridedUniform(c.shape, [c.strides[0], c.strides[1], c.strides[2]]),
         grid1d(n),

@@ -4,6 +4,11 @@ import { packParams, paramLayout } from './params.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
 
 const FILE = 'norm.wgsl';
+/** wgsl/norm-rows.wgsl: layerNorm and layerNormGrad with one invocation per row, for software adapters. */
+const ROWS_FILE = 'norm-rows.wgsl';
+/** Rows longer than this keep the workgroup-per-row tree even on a software adapter (one lane would walk them alone). */
+const ROW_INVOCATION_MAX_COLS = 4096;
+const ROW_WG = 64; // WG in wgsl/norm-rows.wgsl
 const buf = (s: Storage) => (s as GpuStorage).buffer;
 const PARAM_COLS = 16; // COLS in wgsl/norm.wgsl
 const PARAM_ROWL = 16; // ROWL in wgsl/norm.wgsl
@@ -32,6 +37,12 @@ const PP = paramLayout(FILE, 'PP', [
   ['blockRows', 'u32'],
   ['_pad', 'u32'],
 ]);
+const P_ROWS = paramLayout(ROWS_FILE, 'P', [
+  ['rows', 'u32'],
+  ['cols', 'u32'],
+  ['eps', 'f32'],
+  ['_pad', 'u32'],
+]);
 const BN = paramLayout(FILE, 'BN', [
   ['n', 'u32'],
   ['C', 'u32'],
@@ -40,6 +51,23 @@ const BN = paramLayout(FILE, 'BN', [
 ]);
 
 const uniform = (rows: number, cols: number, eps: number) => packParams(P, { rows, cols, eps });
+
+export type LayerNormVariant = 'workgroup' | 'invocation';
+export const LAYER_NORM_VARIANTS: LayerNormVariant[] = ['workgroup', 'invocation'];
+let forcedLayerNorm: LayerNormVariant | null = null;
+/** Runs every later WebGPU layerNorm/layerNormGrad with `variant` (null: the choice by adapter), so tests reach both. */
+export function forceLayerNormVariant(variant: LayerNormVariant | null): void {
+  forcedLayerNorm = variant;
+}
+
+/**
+ * A workgroup per row (wgsl/norm.wgsl, a tree in workgroup memory) on a GPU; an invocation per row
+ * (wgsl/norm-rows.wgsl, no barriers) on a software adapter, where barriers are the cost.
+ */
+export function layerNormVariant(software: boolean, cols: number): LayerNormVariant {
+  if (forcedLayerNorm) return forcedLayerNorm;
+  return software && cols <= ROW_INVOCATION_MAX_COLS ? 'invocation' : 'workgroup';
+}
 const bnUniform = (n: number, C: number, hw: number, flags: number) => packParams(BN, { n, C, hw, flags });
 
 /**
@@ -105,32 +133,29 @@ export function normKernels(rt: WebGPURuntime): NormKernels {
   return {
     layerNorm(x, gamma, beta, out, mean, rstd, rows, cols, eps) {
       if (rows === 0 || cols === 0) return;
-      const pipe = rt.pipeline(FILE, 'layerNorm', {
-        WG: rowWorkgroup(cols),
-        HAS_GAMMA: gamma ? 1 : 0,
-        HAS_BETA: beta ? 1 : 0,
-      });
       // An absent gamma/beta binding is never read; x stands in (read-only bindings may alias).
-      rt.dispatch(
-        'layerNorm',
-        pipe,
-        [buf(x), buf(gamma ?? x), buf(beta ?? x), buf(out), buf(mean), buf(rstd)],
-        uniform(rows, cols, eps),
-        grid1d(rows, 1),
-      );
+      const bindings = [buf(x), buf(gamma ?? x), buf(beta ?? x), buf(out), buf(mean), buf(rstd)];
+      const flags = { HAS_GAMMA: gamma ? 1 : 0, HAS_BETA: beta ? 1 : 0 };
+      if (layerNormVariant(rt.software, cols) === 'invocation') {
+        const pipe = rt.pipeline(ROWS_FILE, 'layerNorm', flags);
+        rt.dispatch('layerNorm', pipe, bindings, packParams(P_ROWS, { rows, cols, eps }), grid1d(rows, ROW_WG));
+        return;
+      }
+      const pipe = rt.pipeline(FILE, 'layerNorm', { WG: rowWorkgroup(cols), ...flags });
+      rt.dispatch('layerNorm', pipe, bindings, uniform(rows, cols, eps), grid1d(rows, 1));
     },
     layerNormGrad(x, gamma, mean, rstd, dy, dx, dgamma, dbeta, rows, cols) {
       if (cols === 0) return;
       if (dgamma || dbeta) paramGrads(rt, x, mean, rstd, dy, dgamma, dbeta, rows, cols);
       if (rows === 0) return;
+      const bindings = [buf(x), buf(gamma ?? x), buf(mean), buf(rstd), buf(dy), buf(dx)];
+      if (layerNormVariant(rt.software, cols) === 'invocation') {
+        const pipe = rt.pipeline(ROWS_FILE, 'layerNormGrad', { HAS_GAMMA: gamma ? 1 : 0 });
+        rt.dispatch('layerNormGrad', pipe, bindings, packParams(P_ROWS, { rows, cols, eps: 0 }), grid1d(rows, ROW_WG));
+        return;
+      }
       const pipe = rt.pipeline(FILE, 'layerNormGrad', { WG: rowWorkgroup(cols), HAS_GAMMA: gamma ? 1 : 0 });
-      rt.dispatch(
-        'layerNormGrad',
-        pipe,
-        [buf(x), buf(gamma ?? x), buf(mean), buf(rstd), buf(dy), buf(dx)],
-        uniform(rows, cols, 0),
-        grid1d(rows, 1),
-      );
+      rt.dispatch('layerNormGrad', pipe, bindings, uniform(rows, cols, 0), grid1d(rows, 1));
     },
     // batch norm: wgsl/norm.wgsl's batchNorm*
     batchNormStats(x, mean, variance, n, C, hw) {

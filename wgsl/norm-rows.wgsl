@@ -1,0 +1,92 @@
+// Layer norm over the last axis of [rows, cols] and its input gradient, one invocation per row:
+// the variant src/backend/webgpu/norm.ts picks on software adapters, with the contract, bindings
+// and uniform of layerNorm / layerNormGrad in wgsl/norm.wgsl. Each invocation walks its row in
+// order (the mean, then the variance as a mean of squared deviations, then the output), so there
+// is no workgroup memory and no barrier.
+//
+// Why: llvmpipe runs a workgroup as 8-lane SIMD coroutines on one CPU thread, and each
+// workgroupBarrier switches between them; wgsl/norm.wgsl's one-workgroup-per-row tree costs
+// 2 log2(WG) barriers a row, for rows of 64 floats. vit_cpu batch 8 on llvmpipe, each kernel
+// submitted on its own: layerNorm of 800x64 2659 -> 136 us, layerNormGrad 3379 -> 174 us
+// (see docs/performance.md). A GPU keeps the tree (a row per invocation would read the row with
+// a stride of cols between neighbouring invocations there).
+
+override HAS_GAMMA: bool = false;
+override HAS_BETA: bool = false;
+const WG: u32 = 64u;
+
+struct P { rows: u32, cols: u32, eps: f32, _pad: u32 };
+
+fn rowOf(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+  return gid.y * nwg.x * WG + gid.x;
+}
+
+@group(0) @binding(0) var<storage, read> fX: array<f32>;
+@group(0) @binding(1) var<storage, read> fGamma: array<f32>;
+@group(0) @binding(2) var<storage, read> fBeta: array<f32>;
+@group(0) @binding(3) var<storage, read_write> fOut: array<f32>;
+@group(0) @binding(4) var<storage, read_write> fMean: array<f32>;
+@group(0) @binding(5) var<storage, read_write> fRstd: array<f32>;
+@group(0) @binding(6) var<uniform> fP: P;
+
+@compute @workgroup_size(WG)
+fn layerNorm(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = rowOf(gid, nwg);
+  if (row >= fP.rows) { return; }
+  let base = row * fP.cols;
+  let n = f32(fP.cols);
+  var s = 0.0;
+  for (var c = 0u; c < fP.cols; c++) { s += fX[base + c]; }
+  let mu = s / n;
+  var v = 0.0;
+  for (var c = 0u; c < fP.cols; c++) {
+    let d = fX[base + c] - mu;
+    v += d * d;
+  }
+  let rs = inverseSqrt(v / n + fP.eps);
+  fMean[row] = mu;
+  fRstd[row] = rs;
+  for (var c = 0u; c < fP.cols; c++) {
+    var y = (fX[base + c] - mu) * rs;
+    if (HAS_GAMMA) { y *= fGamma[c]; }
+    if (HAS_BETA) { y += fBeta[c]; }
+    fOut[base + c] = y;
+  }
+}
+
+@group(0) @binding(0) var<storage, read> gX: array<f32>;
+@group(0) @binding(1) var<storage, read> gGamma: array<f32>;
+@group(0) @binding(2) var<storage, read> gMean: array<f32>;
+@group(0) @binding(3) var<storage, read> gRstd: array<f32>;
+@group(0) @binding(4) var<storage, read> gDy: array<f32>;
+@group(0) @binding(5) var<storage, read_write> gDx: array<f32>;
+@group(0) @binding(6) var<uniform> gP: P;
+
+fn scaledGrad(base: u32, c: u32) -> f32 {
+  if (HAS_GAMMA) { return gDy[base + c] * gGamma[c]; }
+  return gDy[base + c];
+}
+
+// dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)) with g = dy·gamma and x̂ = (x − mean)·rstd.
+@compute @workgroup_size(WG)
+fn layerNormGrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = rowOf(gid, nwg);
+  if (row >= gP.rows) { return; }
+  let base = row * gP.cols;
+  let mu = gMean[row];
+  let rs = gRstd[row];
+  var a = 0.0;
+  var b = 0.0;
+  for (var c = 0u; c < gP.cols; c++) {
+    let g = scaledGrad(base, c);
+    a += g;
+    b += g * (gX[base + c] - mu) * rs;
+  }
+  let n = f32(gP.cols);
+  let ma = a / n;
+  let mb = b / n;
+  for (var c = 0u; c < gP.cols; c++) {
+    let xh = (gX[base + c] - mu) * rs;
+    gDx[base + c] = rs * (scaledGrad(base, c) - ma - xh * mb);
+  }
+}
