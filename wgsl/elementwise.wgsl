@@ -8,6 +8,11 @@ override OP: u32 = 0u;
 // llvmpipe runs an integer division lane by lane (no SIMD divide), so the walk over all 6 was the
 // cost of a binary op: vit_cpu batch 8, binary(add) of 800x64 (DIMS 1) 945 -> see docs/performance.md.
 override DIMS: u32 = 6u;
+// Consecutive elements per invocation. Software adapters take 4 (src/backend/webgpu/elementwise.ts):
+// llvmpipe pays per invocation, and a fill of 204800 went from 482 to 264 us with 4, 1 MiB from
+// 3076 to 1629 us (8 and 16 gained little more); a GPU keeps 1, so neighbouring invocations read
+// neighbouring addresses.
+override PER: u32 = 1u;
 const WG: u32 = 256u;
 
 struct Flat { n: u32, a: f32, b: f32, _pad: u32 };
@@ -110,8 +115,8 @@ fn binaryOp(a: f32, b: f32) -> f32 {
 
 @compute @workgroup_size(256)
 fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatIndex(gid, nwg);
-  if (i < fP.n) { fOut[i] = fP.a; }
+  let i0 = flatIndex(gid, nwg) * PER;
+  for (var i = i0; i < min(i0 + PER, fP.n); i++) { fOut[i] = fP.a; }
 }
 
 @group(0) @binding(0) var<storage, read> uX: array<f32>;
@@ -120,8 +125,8 @@ fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
 @compute @workgroup_size(256)
 fn unary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatIndex(gid, nwg);
-  if (i < uP.n) { uOut[i] = unaryOp(uX[i], uP.a, uP.b); }
+  let i0 = flatIndex(gid, nwg) * PER;
+  for (var i = i0; i < min(i0 + PER, uP.n); i++) { uOut[i] = unaryOp(uX[i], uP.a, uP.b); }
 }
 
 @group(0) @binding(0) var<storage, read> gX: array<f32>;
@@ -132,8 +137,8 @@ fn unary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
 
 @compute @workgroup_size(256)
 fn unaryGrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatIndex(gid, nwg);
-  if (i < gP.n) { gDx[i] = gDy[i] * unaryDeriv(gX[i], gY[i], gP.a, gP.b); }
+  let i0 = flatIndex(gid, nwg) * PER;
+  for (var i = i0; i < min(i0 + PER, gP.n); i++) { gDx[i] = gDy[i] * unaryDeriv(gX[i], gY[i], gP.a, gP.b); }
 }
 
 @group(0) @binding(0) var<storage, read> bA: array<f32>;
@@ -143,21 +148,22 @@ fn unaryGrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 
 @compute @workgroup_size(256)
 fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatIndex(gid, nwg);
-  if (i >= bP.n) { return; }
-  var r = i;
-  var oa = 0u;
-  var ob = 0u;
-  for (var d = 5u; d > 6u - DIMS; d--) {
-    let n = at(bP.shape, d);
-    let c = r % n;
-    r = r / n;
-    oa += c * at(bP.s0, d);
-    ob += c * at(bP.s1, d);
+  let i0 = flatIndex(gid, nwg) * PER;
+  for (var i = i0; i < min(i0 + PER, bP.n); i++) {
+    var r = i;
+    var oa = 0u;
+    var ob = 0u;
+    for (var d = 5u; d > 6u - DIMS; d--) {
+      let n = at(bP.shape, d);
+      let c = r % n;
+      r = r / n;
+      oa += c * at(bP.s0, d);
+      ob += c * at(bP.s1, d);
+    }
+    oa += r * at(bP.s0, 6u - DIMS);
+    ob += r * at(bP.s1, 6u - DIMS);
+    bOut[i] = binaryOp(bA[oa], bB[ob]);
   }
-  oa += r * at(bP.s0, 6u - DIMS);
-  ob += r * at(bP.s1, 6u - DIMS);
-  bOut[i] = binaryOp(bA[oa], bB[ob]);
 }
 
 @group(0) @binding(0) var<storage, read> wC: array<f32>;
@@ -168,22 +174,23 @@ fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 
 @compute @workgroup_size(256)
 fn where_(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatIndex(gid, nwg);
-  if (i >= wP.n) { return; }
-  var r = i;
-  var oc = 0u;
-  var oa = 0u;
-  var ob = 0u;
-  for (var d = 5u; d > 6u - DIMS; d--) {
-    let n = at(wP.shape, d);
-    let c = r % n;
-    r = r / n;
-    oc += c * at(wP.s0, d);
-    oa += c * at(wP.s1, d);
-    ob += c * at(wP.s2, d);
+  let i0 = flatIndex(gid, nwg) * PER;
+  for (var i = i0; i < min(i0 + PER, wP.n); i++) {
+    var r = i;
+    var oc = 0u;
+    var oa = 0u;
+    var ob = 0u;
+    for (var d = 5u; d > 6u - DIMS; d--) {
+      let n = at(wP.shape, d);
+      let c = r % n;
+      r = r / n;
+      oc += c * at(wP.s0, d);
+      oa += c * at(wP.s1, d);
+      ob += c * at(wP.s2, d);
+    }
+    oc += r * at(wP.s0, 6u - DIMS);
+    oa += r * at(wP.s1, 6u - DIMS);
+    ob += r * at(wP.s2, 6u - DIMS);
+    wOut[i] = select(wB[ob], wA[oa], wC[oc] != 0.0);
   }
-  oc += r * at(wP.s0, 6u - DIMS);
-  oa += r * at(wP.s1, 6u - DIMS);
-  ob += r * at(wP.s2, 6u - DIMS);
-  wOut[i] = select(wB[ob], wA[oa], wC[oc] != 0.0);
 }

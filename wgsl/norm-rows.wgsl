@@ -90,3 +90,37 @@ fn layerNormGrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     gDx[base + c] = rs * (scaledGrad(base, c) - ma - xh * mb);
   }
 }
+
+override HAS_DGAMMA: bool = true;
+override HAS_DBETA: bool = true;
+
+struct PP { rows: u32, cols: u32, blockRows: u32, _pad: u32 };
+
+@group(0) @binding(0) var<storage, read> pX: array<f32>;
+@group(0) @binding(1) var<storage, read> pMean: array<f32>;
+@group(0) @binding(2) var<storage, read> pRstd: array<f32>;
+@group(0) @binding(3) var<storage, read> pDy: array<f32>;
+@group(0) @binding(4) var<storage, read_write> pOutG: array<f32>;
+@group(0) @binding(5) var<storage, read_write> pOutB: array<f32>;
+@group(0) @binding(6) var<uniform> pP: PP;
+
+// dgamma = Σ dy·x̂ and dbeta = Σ dy over all rows, one invocation per column summing the rows in
+// order (wgsl/norm.wgsl's layerNormGradParams: 16 row lanes a column merged by a tree in workgroup
+// memory, then layerNormGradCombine over blocks of rows; two dispatches and 5 barriers).
+// vit_cpu batch 8 on llvmpipe, 800 x 64: 944 + 288 (combine) -> see docs/performance.md.
+// blockRows is unused here.
+@compute @workgroup_size(WG)
+fn layerNormGradParams(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let col = rowOf(gid, nwg);
+  if (col >= pP.cols) { return; }
+  var a = 0.0;
+  var b = 0.0;
+  for (var r = 0u; r < pP.rows; r++) {
+    let i = r * pP.cols + col;
+    let d = pDy[i];
+    a += d * (pX[i] - pMean[r]) * pRstd[r];
+    b += d;
+  }
+  if (HAS_DGAMMA) { pOutG[col] = a; }
+  if (HAS_DBETA) { pOutB[col] = b; }
+}

@@ -9,6 +9,8 @@ const ROWS_FILE = 'norm-rows.wgsl';
 /** Rows longer than this keep the workgroup-per-row tree even on a software adapter (one lane would walk them alone). */
 const ROW_INVOCATION_MAX_COLS = 4096;
 const ROW_WG = 64; // WG in wgsl/norm-rows.wgsl
+/** Most rows its parameter-gradient pass walks: llvmpipe ends an invocation's loops after about 65535 iterations. */
+const ROW_INVOCATION_MAX_ROWS = 16384;
 const buf = (s: Storage) => (s as GpuStorage).buffer;
 const PARAM_COLS = 16; // COLS in wgsl/norm.wgsl
 const PARAM_ROWL = 16; // ROWL in wgsl/norm.wgsl
@@ -41,6 +43,12 @@ const P_ROWS = paramLayout(ROWS_FILE, 'P', [
   ['rows', 'u32'],
   ['cols', 'u32'],
   ['eps', 'f32'],
+  ['_pad', 'u32'],
+]);
+const PP_ROWS = paramLayout(ROWS_FILE, 'PP', [
+  ['rows', 'u32'],
+  ['cols', 'u32'],
+  ['blockRows', 'u32'],
   ['_pad', 'u32'],
 ]);
 const BN = paramLayout(FILE, 'BN', [
@@ -98,6 +106,18 @@ function paramGrads(
   const spareW = dgamma && dbeta ? null : temp(1);
   const outG = dgamma ?? spareW!,
     outB = dbeta ?? spareW!;
+  if (layerNormVariant(rt.software, cols) === 'invocation' && rows <= ROW_INVOCATION_MAX_ROWS) {
+    // One pass, an invocation per column over every row (wgsl/norm-rows.wgsl).
+    rt.dispatch(
+      'layerNormGradParams',
+      rt.pipeline(ROWS_FILE, 'layerNormGradParams', flags),
+      [buf(x), buf(mean), buf(rstd), buf(dy), buf(outG), buf(outB)],
+      packParams(PP_ROWS, { rows, cols, blockRows: 0 }),
+      grid1d(cols, ROW_WG),
+    );
+    for (const t of temps) rt.free(t);
+    return;
+  }
   const u = packParams(PP, { rows, cols, blockRows });
   const chunks = Math.ceil(cols / PARAM_COLS);
   const params = rt.pipeline(FILE, 'layerNormGradParams', flags);
