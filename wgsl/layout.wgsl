@@ -15,7 +15,8 @@ struct Copy {
 };
 
 // Only the last DIMS collapsed dims are walked, the outermost without a division (see DIMS in
-// wgsl/elementwise.wgsl: llvmpipe divides lane by lane).
+// wgsl/elementwise.wgsl: llvmpipe divides lane by lane). vit_cpu batch 8 on llvmpipe, a copy of
+// 8192 (2 dims) submitted on its own: 725 -> 407 us.
 override DIMS: u32 = 6u;
 
 @group(0) @binding(0) var<storage, read> cSrc: array<u32>;
