@@ -3,6 +3,19 @@
 // each op is its own specialised pipeline. Grids are 2-D so n may exceed 65535 workgroups.
 
 override OP: u32 = 0u;
+// The strided kernels walk only the last DIMS of the 6 collapsed dimensions (the caller passes the
+// count collapseDims left, so the others are 1), and the outermost of those needs no division.
+// llvmpipe runs an integer division lane by lane (no SIMD divide), so the walk over all 6 was the
+// cost of a binary op: a contiguous add of 204800 (DIMS 1) went from 5443 to 1152 us. In the
+// vit_cpu batch-8 DINO step (each kernel submitted on its own, with PER below): the add of 51200
+// 1351 -> 508 us, a broadcast mul of 65536 1575 -> 613 us.
+override DIMS: u32 = 6u;
+// Consecutive elements per invocation. Software adapters take 4 (src/backend/webgpu/elementwise.ts):
+// llvmpipe pays per invocation, and a fill of 204800 went from 482 to 264 us with 4, 1 Mi floats
+// from 3076 to 1629 us (8 and 16 gained little more); ops whose arithmetic dominates gain little
+// (gelu of 51200: 1284 -> 1197 us). A GPU keeps 1, so neighbouring invocations read neighbouring
+// addresses.
+override PER: u32 = 1u;
 const WG: u32 = 256u;
 
 struct Flat { n: u32, a: f32, b: f32, _pad: u32 };
@@ -105,8 +118,8 @@ fn binaryOp(a: f32, b: f32) -> f32 {
 
 @compute @workgroup_size(256)
 fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatIndex(gid, nwg);
-  if (i < fP.n) { fOut[i] = fP.a; }
+  let i0 = flatIndex(gid, nwg) * PER;
+  for (var i = i0; i < min(i0 + PER, fP.n); i++) { fOut[i] = fP.a; }
 }
 
 @group(0) @binding(0) var<storage, read> uX: array<f32>;
@@ -115,8 +128,8 @@ fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
 @compute @workgroup_size(256)
 fn unary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatIndex(gid, nwg);
-  if (i < uP.n) { uOut[i] = unaryOp(uX[i], uP.a, uP.b); }
+  let i0 = flatIndex(gid, nwg) * PER;
+  for (var i = i0; i < min(i0 + PER, uP.n); i++) { uOut[i] = unaryOp(uX[i], uP.a, uP.b); }
 }
 
 @group(0) @binding(0) var<storage, read> gX: array<f32>;
@@ -127,8 +140,8 @@ fn unary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
 
 @compute @workgroup_size(256)
 fn unaryGrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatIndex(gid, nwg);
-  if (i < gP.n) { gDx[i] = gDy[i] * unaryDeriv(gX[i], gY[i], gP.a, gP.b); }
+  let i0 = flatIndex(gid, nwg) * PER;
+  for (var i = i0; i < min(i0 + PER, gP.n); i++) { gDx[i] = gDy[i] * unaryDeriv(gX[i], gY[i], gP.a, gP.b); }
 }
 
 @group(0) @binding(0) var<storage, read> bA: array<f32>;
@@ -138,19 +151,22 @@ fn unaryGrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 
 @compute @workgroup_size(256)
 fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatIndex(gid, nwg);
-  if (i >= bP.n) { return; }
-  var r = i;
-  var oa = 0u;
-  var ob = 0u;
-  for (var d = 5; d >= 0; d--) {
-    let n = at(bP.shape, u32(d));
-    let c = r % n;
-    r = r / n;
-    oa += c * at(bP.s0, u32(d));
-    ob += c * at(bP.s1, u32(d));
+  let i0 = flatIndex(gid, nwg) * PER;
+  for (var i = i0; i < min(i0 + PER, bP.n); i++) {
+    var r = i;
+    var oa = 0u;
+    var ob = 0u;
+    for (var d = 5u; d > 6u - DIMS; d--) {
+      let n = at(bP.shape, d);
+      let c = r % n;
+      r = r / n;
+      oa += c * at(bP.s0, d);
+      ob += c * at(bP.s1, d);
+    }
+    oa += r * at(bP.s0, 6u - DIMS);
+    ob += r * at(bP.s1, 6u - DIMS);
+    bOut[i] = binaryOp(bA[oa], bB[ob]);
   }
-  bOut[i] = binaryOp(bA[oa], bB[ob]);
 }
 
 @group(0) @binding(0) var<storage, read> wC: array<f32>;
@@ -161,19 +177,23 @@ fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 
 @compute @workgroup_size(256)
 fn where_(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flatIndex(gid, nwg);
-  if (i >= wP.n) { return; }
-  var r = i;
-  var oc = 0u;
-  var oa = 0u;
-  var ob = 0u;
-  for (var d = 5; d >= 0; d--) {
-    let n = at(wP.shape, u32(d));
-    let c = r % n;
-    r = r / n;
-    oc += c * at(wP.s0, u32(d));
-    oa += c * at(wP.s1, u32(d));
-    ob += c * at(wP.s2, u32(d));
+  let i0 = flatIndex(gid, nwg) * PER;
+  for (var i = i0; i < min(i0 + PER, wP.n); i++) {
+    var r = i;
+    var oc = 0u;
+    var oa = 0u;
+    var ob = 0u;
+    for (var d = 5u; d > 6u - DIMS; d--) {
+      let n = at(wP.shape, d);
+      let c = r % n;
+      r = r / n;
+      oc += c * at(wP.s0, d);
+      oa += c * at(wP.s1, d);
+      ob += c * at(wP.s2, d);
+    }
+    oc += r * at(wP.s0, 6u - DIMS);
+    oa += r * at(wP.s1, 6u - DIMS);
+    ob += r * at(wP.s2, 6u - DIMS);
+    wOut[i] = select(wB[ob], wA[oa], wC[oc] != 0.0);
   }
-  wOut[i] = select(wB[ob], wA[oa], wC[oc] != 0.0);
 }

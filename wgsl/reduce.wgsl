@@ -1,6 +1,6 @@
 // Reductions of x viewed as [outer, len, inner] to out [outer, inner]; OP follows REDUCE_CODES
 // (0 sum, 1 max, 2 min, 3 sum of squares). inner == 1: one workgroup per row with a fixed-shape
-// tree in workgroup memory; otherwise one thread per output walking len (reads coalesce across
+// tree in workgroup memory (or, on software adapters with many rows, one invocation per row); otherwise one thread per output walking len (reads coalesce across
 // inner). No atomics, fixed order: results are deterministic.
 
 override OP: u32 = 0u;
@@ -55,6 +55,23 @@ fn reduceRows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     workgroupBarrier();
   }
   if (valid && lid == 0u) { rOut[row] = partial[0]; }
+}
+
+// inner == 1 on a software adapter with many rows (src/backend/webgpu/reduce.ts): one invocation per
+// row walking it in order, no workgroup memory. llvmpipe runs a workgroup as 8-lane coroutines on one
+// CPU thread and switches between them at every barrier, and reduceRows' tree takes 9 barriers a row:
+// vit_cpu batch 8's sums of 1024 rows of 256, submitted on their own: 9906 -> 257 us (sum),
+// 10388 -> 308 us (sum of squares). llvmpipe stops an invocation's loops after about
+// 65535 iterations in all (measured: a row of 70000 ones summed to 65533), so reduce.ts keeps rows
+// longer than SERIAL_MAX_LEN on the tree.
+@compute @workgroup_size(64)
+fn reduceRowsSerial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = gid.y * nwg.x * 64u + gid.x;
+  if (row >= rP.outer) { return; }
+  let base = row * rP.len;
+  var acc = identity();
+  for (var l = 0u; l < rP.len; l++) { acc = combine(acc, rX[base + l]); }
+  rOut[row] = acc;
 }
 
 @compute @workgroup_size(256)

@@ -3,7 +3,25 @@ import { conformance } from '../helpers/backends.js';
 import { assertClose, gradCheck, randArray, read } from '../helpers/check.js';
 import * as pd from '../../src/tensor/index.js';
 import { BINARY, UNARY, binaryRef, whereRef } from '../reference/elementwise.js';
-import type { UnaryOp } from '../../src/backend/backend.js';
+import type { Backend, UnaryOp } from '../../src/backend/backend.js';
+import { WebGPUBackend } from '../../src/backend/webgpu/index.js';
+import { forceElementsPerInvocation } from '../../src/backend/webgpu/elementwise.js';
+
+/**
+ * Runs `body` with the WebGPU kernels forced to 1 and to 4 elements per invocation (a GPU's and a
+ * software adapter's choice), then with the choice by adapter; on other backends once.
+ */
+async function eachPer(be: Backend, body: (what: string) => Promise<void>): Promise<void> {
+  if (!(be instanceof WebGPUBackend)) return body('');
+  try {
+    for (const per of [1, 4, null]) {
+      forceElementsPerInvocation(per);
+      await body(per === null ? ' [by adapter]' : ` [${per} per invocation]`);
+    }
+  } finally {
+    forceElementsPerInvocation(null);
+  }
+}
 
 const SIZES = [1, 3, 17, 129, 1031];
 
@@ -58,45 +76,51 @@ const BROADCASTS: [number[], number[]][] = [
 conformance('elementwise', (test, be) => {
   for (const c of UNARY_CASES) {
     test(`${c.op}: forward on odd sizes`, async () => {
-      for (const n of SIZES) {
-        const x = randArray(n, n, c.lo, c.hi);
-        const t = pd.tensor(x, [n], be());
-        const y = c.fn(t);
-        const ref = Array.from(x, (v) => UNARY[c.op](Math.fround(v), c.a ?? 0, c.b ?? 0));
-        assertClose(await read(y), ref, { rtol: 2e-6, atol: 2e-6 }, `${c.op} n=${n}`);
-        t.dispose();
-        y.dispose();
-      }
+      await eachPer(be(), async (kernel) => {
+        for (const n of SIZES) {
+          const x = randArray(n, n, c.lo, c.hi);
+          const t = pd.tensor(x, [n], be());
+          const y = c.fn(t);
+          const ref = Array.from(x, (v) => UNARY[c.op](Math.fround(v), c.a ?? 0, c.b ?? 0));
+          assertClose(await read(y), ref, { rtol: 2e-6, atol: 2e-6 }, `${c.op}${kernel} n=${n}`);
+          t.dispose();
+          y.dispose();
+        }
+      });
     });
     test(`${c.op}: gradient`, async () => {
-      await gradCheck(
-        be(),
-        c.fn,
-        (x) => x.map((v) => UNARY[c.op](v, c.a ?? 0, c.b ?? 0)),
-        [{ shape: [3, 7], data: randArray(21, 5, c.lo, c.hi) }],
-        { what: c.op },
-      );
+      await eachPer(be(), async (kernel) => {
+        await gradCheck(
+          be(),
+          c.fn,
+          (x) => x.map((v) => UNARY[c.op](v, c.a ?? 0, c.b ?? 0)),
+          [{ shape: [3, 7], data: randArray(21, 5, c.lo, c.hi) }],
+          { what: `${c.op}${kernel}` },
+        );
+      });
     });
   }
 
   for (const c of BINARY_CASES) {
     test(`${c.op}: broadcasting forward and gradient`, async () => {
-      for (const [as, bs] of BROADCASTS) {
-        const na = as.reduce((x, y) => x * y, 1);
-        const nb = bs.reduce((x, y) => x * y, 1);
-        const da = randArray(na, na + 1, c.lo, c.hi);
-        const db = randArray(nb, nb + 2, c.lo, c.hi);
-        await gradCheck(
-          be(),
-          c.fn,
-          (a, b) => binaryRef(BINARY[c.op], a, as, b, bs),
-          [
-            { shape: as, data: da },
-            { shape: bs, data: db },
-          ],
-          { what: `${c.op} [${as}]x[${bs}]` },
-        );
-      }
+      await eachPer(be(), async (kernel) => {
+        for (const [as, bs] of BROADCASTS) {
+          const na = as.reduce((x, y) => x * y, 1);
+          const nb = bs.reduce((x, y) => x * y, 1);
+          const da = randArray(na, na + 1, c.lo, c.hi);
+          const db = randArray(nb, nb + 2, c.lo, c.hi);
+          await gradCheck(
+            be(),
+            c.fn,
+            (a, b) => binaryRef(BINARY[c.op], a, as, b, bs),
+            [
+              { shape: as, data: da },
+              { shape: bs, data: db },
+            ],
+            { what: `${c.op}${kernel} [${as}]x[${bs}]` },
+          );
+        }
+      });
     });
   }
 
@@ -120,13 +144,15 @@ conformance('elementwise', (test, be) => {
       as = [1, 4],
       bs = [3, 4];
     const cond = Float64Array.from([1, 0, 1]);
-    await gradCheck(
-      be(),
-      (c, a, b) => pd.where(c, a, b),
-      (c, a, b) => whereRef(c, cs, a, as, b, bs),
-      [{ shape: cs, data: cond, noGrad: true }, { shape: as }, { shape: bs }],
-      { what: 'where' },
-    );
+    await eachPer(be(), async (kernel) => {
+      await gradCheck(
+        be(),
+        (c, a, b) => pd.where(c, a, b),
+        (c, a, b) => whereRef(c, cs, a, as, b, bs),
+        [{ shape: cs, data: cond, noGrad: true }, { shape: as }, { shape: bs }],
+        { what: `where${kernel}` },
+      );
+    });
   });
 
   test('a tensor used twice accumulates both gradients', async () => {
@@ -140,6 +166,10 @@ conformance('elementwise', (test, be) => {
   });
 
   test('binary, where and copy over one long contiguous run (split into rows for the threads)', async () => {
+    await eachPer(be(), longRun);
+  });
+
+  const longRun = async (kernel: string) => {
     // 3·2^15 elements collapse to one run that the wasm backend splits into rows of 2^14; the
     // broadcast scalar keeps stride 0 through the split; concat copies each input as one run.
     const n = 3 << 15,
@@ -159,30 +189,37 @@ conformance('elementwise', (test, be) => {
       await read(sum),
       binaryRef((a, b) => a + b, x, shape, y, shape),
       { rtol: 1e-6, atol: 1e-6 },
-      'add',
+      `add${kernel}`,
     );
     assertClose(
       await read(scaled),
       binaryRef((a, b) => a * b, x, shape, Float64Array.from([0.5]), [1]),
       { rtol: 1e-6, atol: 1e-6 },
-      'mul by scalar',
+      `mul by scalar${kernel}`,
     );
     const f32 = (v: Float64Array) => v.map(Math.fround);
-    assertClose(await read(picked), whereRef(c, shape, f32(x), shape, f32(y), shape), { rtol: 0, atol: 0 }, 'where');
-    assertClose(await read(joined), [...f32(x), ...f32(y)], { rtol: 0, atol: 0 }, 'concat');
+    assertClose(
+      await read(picked),
+      whereRef(c, shape, f32(x), shape, f32(y), shape),
+      { rtol: 0, atol: 0 },
+      `where${kernel}`,
+    );
+    assertClose(await read(joined), [...f32(x), ...f32(y)], { rtol: 0, atol: 0 }, `concat${kernel}`);
     for (const t of [tx, ty, tc, s, sum, scaled, picked, joined]) t.dispose();
-  });
+  };
 
   test('large fill and unary beyond one dispatch dimension', async () => {
-    const n = 65535 * 256 + 1000;
-    const t = pd.full([n], 2, be());
-    const y = pd.affine(t, 3, 1);
-    const d = await y.data();
-    assert.is(d[0], 7);
-    assert.is(d[n - 1], 7);
-    assert.is(d[65535 * 256 + 3], 7);
-    t.dispose();
-    y.dispose();
+    await eachPer(be(), async (kernel) => {
+      // past 65535 workgroups of 256 invocations at 1 element each (at 4 the same 2-D grid needs a
+      // buffer past llvmpipe's 128 MiB binding limit; the invocation index is computed the same way)
+      const n = 65535 * 256 + 1000;
+      const t = pd.full([n], 2, be());
+      const y = pd.affine(t, 3, 1);
+      const d = await y.data();
+      for (const i of [0, 65535 * 256 + 3, n - 1]) assert.is(d[i], 7, `${kernel} at ${i}`);
+      t.dispose();
+      y.dispose();
+    });
   });
 
   test('shape errors name the op and the shapes', () => {

@@ -3,6 +3,8 @@ import type { Backend, Storage } from '../../src/backend/backend.js';
 import { conformance } from '../helpers/backends.js';
 import { assertClose, gradCheck, randArray, read } from '../helpers/check.js';
 import * as pd from '../../src/tensor/index.js';
+import { WebGPUBackend } from '../../src/backend/webgpu/index.js';
+import { forceLayerNormVariant, LAYER_NORM_VARIANTS } from '../../src/backend/webgpu/norm.js';
 import { addLayerNormRef, l2NormalizeRef, layerNormGradRef, layerNormRef, weightNormRef } from '../reference/norm.js';
 
 // [rows, cols]: odd widths around the SIMD width, the 16-column parameter chunks and the WGSL
@@ -43,6 +45,22 @@ function extremeRows(cols: number): Float64Array {
   return x.map(Math.fround);
 }
 
+/**
+ * Runs `body` once per WebGPU layer norm kernel (forced: a workgroup per row, an invocation per
+ * row), then with the choice by adapter; on other backends once. `what` names the kernel.
+ */
+async function eachLayerNorm(be: Backend, body: (what: string) => Promise<void>): Promise<void> {
+  if (!(be instanceof WebGPUBackend)) return body('');
+  try {
+    for (const v of [...LAYER_NORM_VARIANTS, null]) {
+      forceLayerNormVariant(v);
+      await body(` [${v ?? 'by adapter'}]`);
+    }
+  } finally {
+    forceLayerNormVariant(null);
+  }
+}
+
 conformance('norm', (test, be) => {
   test('layerNorm kernel: out, mean, rstd against the f64 reference (affine on/off)', async () => {
     // Rows centred near 1000 carry an inherent f32 error in the mean of about ulp(1000) = 6e-5;
@@ -51,30 +69,32 @@ conformance('norm', (test, be) => {
       ([rows, cols]) => [rows, cols, randArray(rows * cols, cols + rows, -2, 3).map(Math.fround), 1e-4] as const,
     );
     const extreme = [3, 17, 1031].map((cols) => [3, cols, extremeRows(cols), 1e-3] as const);
-    for (const [rows, cols, x, tol] of [...data, ...extreme]) {
-      for (const [hasG, hasB] of [
-        [false, false],
-        [true, true],
-        [true, false],
-        [false, true],
-      ]) {
-        const gamma = hasG ? randArray(cols, 3, 0.5, 1.5).map(Math.fround) : null;
-        const beta = hasB ? randArray(cols, 4).map(Math.fround) : null;
-        const sx = upload(be(), x),
-          sg = gamma && upload(be(), gamma),
-          sb = beta && upload(be(), beta);
-        const so = be().alloc(rows * cols, 'f32'),
-          sm = be().alloc(rows, 'f32'),
-          sr = be().alloc(rows, 'f32');
-        be().layerNorm(sx, sg, sb, so, sm, sr, rows, cols, EPS);
-        const ref = layerNormRef(x, gamma, beta, rows, cols, EPS);
-        const what = `layerNorm [${rows}, ${cols}] gamma ${hasG} beta ${hasB}`;
-        assertClose(await be().download(so), ref.out, { rtol: tol, atol: tol }, `${what} out`);
-        assertClose(await be().download(sm), ref.mean, { rtol: 1e-5, atol: 1e-5 }, `${what} mean`);
-        assertClose(await be().download(sr), ref.rstd, { rtol: tol, atol: 0 }, `${what} rstd`);
-        for (const s of [sx, sg, sb, so, sm, sr]) if (s) be().free(s);
+    await eachLayerNorm(be(), async (kernel) => {
+      for (const [rows, cols, x, tol] of [...data, ...extreme]) {
+        for (const [hasG, hasB] of [
+          [false, false],
+          [true, true],
+          [true, false],
+          [false, true],
+        ]) {
+          const gamma = hasG ? randArray(cols, 3, 0.5, 1.5).map(Math.fround) : null;
+          const beta = hasB ? randArray(cols, 4).map(Math.fround) : null;
+          const sx = upload(be(), x),
+            sg = gamma && upload(be(), gamma),
+            sb = beta && upload(be(), beta);
+          const so = be().alloc(rows * cols, 'f32'),
+            sm = be().alloc(rows, 'f32'),
+            sr = be().alloc(rows, 'f32');
+          be().layerNorm(sx, sg, sb, so, sm, sr, rows, cols, EPS);
+          const ref = layerNormRef(x, gamma, beta, rows, cols, EPS);
+          const what = `layerNorm${kernel} [${rows}, ${cols}] gamma ${hasG} beta ${hasB}`;
+          assertClose(await be().download(so), ref.out, { rtol: tol, atol: tol }, `${what} out`);
+          assertClose(await be().download(sm), ref.mean, { rtol: 1e-5, atol: 1e-5 }, `${what} mean`);
+          assertClose(await be().download(sr), ref.rstd, { rtol: tol, atol: 0 }, `${what} rstd`);
+          for (const s of [sx, sg, sb, so, sm, sr]) if (s) be().free(s);
+        }
       }
-    }
+    });
   });
 
   test('addLayerNorm kernel: sum and layer norm against the f64 reference, bit for bit the add then layerNorm', async () => {
@@ -128,87 +148,91 @@ conformance('norm', (test, be) => {
   });
 
   test('layerNormGrad kernel: dx, and dgamma/dbeta overwritten and deterministic', async () => {
-    for (const [rows, cols] of SIZES) {
-      const x = randArray(rows * cols, cols * 7 + rows, -2, 2).map(Math.fround);
-      const dy = randArray(rows * cols, cols * 7 + 1).map(Math.fround);
-      for (const affine of [true, false]) {
-        const gamma = affine ? randArray(cols, 5, 0.5, 1.5).map(Math.fround) : null;
-        const ref = layerNormGradRef(x, gamma, dy, rows, cols, EPS);
-        const fwd = layerNormRef(x, null, null, rows, cols, EPS);
-        const sx = upload(be(), x),
-          sdy = upload(be(), dy),
-          sg = gamma && upload(be(), gamma);
-        const sm = upload(be(), fwd.mean),
-          sr = upload(be(), fwd.rstd);
-        const sdx = be().alloc(rows * cols, 'f32');
-        // stale values in the outputs: the contract says overwrite, not accumulate
-        const sdg = upload(be(), new Float64Array(cols).fill(7)),
-          sdb = upload(be(), new Float64Array(cols).fill(-7));
-        const what = `layerNormGrad [${rows}, ${cols}] gamma ${affine}`;
-        be().layerNormGrad(sx, sg, sm, sr, sdy, sdx, sdg, sdb, rows, cols);
-        assertClose(await be().download(sdx), ref.dx, { rtol: 1e-3, atol: 1e-4 * maxAbs(ref.dx) }, `${what} dx`);
-        const dg1 = await be().download(sdg),
-          db1 = await be().download(sdb);
-        assertClose(dg1, ref.dgamma, { rtol: 1e-4, atol: 1e-4 * maxAbs(ref.dgamma) }, `${what} dgamma`);
-        assertClose(db1, ref.dbeta, { rtol: 1e-4, atol: 1e-4 * maxAbs(ref.dbeta) }, `${what} dbeta`);
-        // each parameter gradient alone, and a rerun: the same bits
-        be().layerNormGrad(sx, sg, sm, sr, sdy, sdx, sdg, null, rows, cols);
-        assert.equal(Array.from(await be().download(sdg)), Array.from(dg1), `${what} dgamma alone, bit for bit`);
-        be().layerNormGrad(sx, sg, sm, sr, sdy, sdx, null, sdb, rows, cols);
-        assert.equal(Array.from(await be().download(sdb)), Array.from(db1), `${what} dbeta alone, bit for bit`);
-        // with a pending gradient: dx + dres, each value the f32 sum a separate add would give
-        const dres = randArray(rows * cols, cols + 11).map(Math.fround);
-        const sres = upload(be(), dres);
-        const dx1 = await be().download(sdx);
-        be().layerNormGrad(sx, sg, sm, sr, sdy, sdx, null, null, rows, cols, sres);
-        const dx2 = await be().download(sdx);
-        const expected = Float32Array.from(dx1, (v, i) => v + dres[i]);
-        const at = dx2.findIndex((v, i) => !Object.is(v, expected[i]));
-        assert.is(at, -1, `${what} dx + dres differs from the separate add at ${at}`);
-        be().free(sres);
-        for (const s of [sx, sdy, sg, sm, sr, sdx, sdg, sdb]) if (s) be().free(s);
+    await eachLayerNorm(be(), async (kernel) => {
+      for (const [rows, cols] of SIZES) {
+        const x = randArray(rows * cols, cols * 7 + rows, -2, 2).map(Math.fround);
+        const dy = randArray(rows * cols, cols * 7 + 1).map(Math.fround);
+        for (const affine of [true, false]) {
+          const gamma = affine ? randArray(cols, 5, 0.5, 1.5).map(Math.fround) : null;
+          const ref = layerNormGradRef(x, gamma, dy, rows, cols, EPS);
+          const fwd = layerNormRef(x, null, null, rows, cols, EPS);
+          const sx = upload(be(), x),
+            sdy = upload(be(), dy),
+            sg = gamma && upload(be(), gamma);
+          const sm = upload(be(), fwd.mean),
+            sr = upload(be(), fwd.rstd);
+          const sdx = be().alloc(rows * cols, 'f32');
+          // stale values in the outputs: the contract says overwrite, not accumulate
+          const sdg = upload(be(), new Float64Array(cols).fill(7)),
+            sdb = upload(be(), new Float64Array(cols).fill(-7));
+          const what = `layerNormGrad${kernel} [${rows}, ${cols}] gamma ${affine}`;
+          be().layerNormGrad(sx, sg, sm, sr, sdy, sdx, sdg, sdb, rows, cols);
+          assertClose(await be().download(sdx), ref.dx, { rtol: 1e-3, atol: 1e-4 * maxAbs(ref.dx) }, `${what} dx`);
+          const dg1 = await be().download(sdg),
+            db1 = await be().download(sdb);
+          assertClose(dg1, ref.dgamma, { rtol: 1e-4, atol: 1e-4 * maxAbs(ref.dgamma) }, `${what} dgamma`);
+          assertClose(db1, ref.dbeta, { rtol: 1e-4, atol: 1e-4 * maxAbs(ref.dbeta) }, `${what} dbeta`);
+          // each parameter gradient alone, and a rerun: the same bits
+          be().layerNormGrad(sx, sg, sm, sr, sdy, sdx, sdg, null, rows, cols);
+          assert.equal(Array.from(await be().download(sdg)), Array.from(dg1), `${what} dgamma alone, bit for bit`);
+          be().layerNormGrad(sx, sg, sm, sr, sdy, sdx, null, sdb, rows, cols);
+          assert.equal(Array.from(await be().download(sdb)), Array.from(db1), `${what} dbeta alone, bit for bit`);
+          // with a pending gradient: dx + dres, each value the f32 sum a separate add would give
+          const dres = randArray(rows * cols, cols + 11).map(Math.fround);
+          const sres = upload(be(), dres);
+          const dx1 = await be().download(sdx);
+          be().layerNormGrad(sx, sg, sm, sr, sdy, sdx, null, null, rows, cols, sres);
+          const dx2 = await be().download(sdx);
+          const expected = Float32Array.from(dx1, (v, i) => v + dres[i]);
+          const at = dx2.findIndex((v, i) => !Object.is(v, expected[i]));
+          assert.is(at, -1, `${what} dx + dres differs from the separate add at ${at}`);
+          be().free(sres);
+          for (const s of [sx, sdy, sg, sm, sr, sdx, sdg, sdb]) if (s) be().free(s);
+        }
       }
-    }
+    });
   });
 
   test('layerNorm op: forward and gradients, with and without affine', async () => {
-    for (const [rows, cols] of [
-      [4, 1],
-      [3, 5],
-      [2, 17],
-      [3, 33],
-    ]) {
-      const shape = rows === 3 ? [1, 3, cols] : [rows, cols];
+    await eachLayerNorm(be(), async (kernel) => {
+      for (const [rows, cols] of [
+        [4, 1],
+        [3, 5],
+        [2, 17],
+        [3, 33],
+      ]) {
+        const shape = rows === 3 ? [1, 3, cols] : [rows, cols];
+        await gradCheck(
+          be(),
+          (x) => pd.layerNorm(x, cols),
+          (x) => layerNormRef(x, null, null, rows, cols, EPS).out,
+          [{ shape }],
+          { what: `layerNorm${kernel} [${shape}]`, fwd: { rtol: 1e-4, atol: 1e-4 } },
+        );
+        await gradCheck(
+          be(),
+          (x, w, b) => pd.layerNorm(x, cols, { weight: w, bias: b }),
+          (x, w, b) => layerNormRef(x, w, b, rows, cols, EPS).out,
+          [{ shape }, { shape: [cols], data: randArray(cols, 2, 0.5, 1.5) }, { shape: [cols] }],
+          { what: `layerNorm${kernel} affine [${shape}]`, fwd: { rtol: 1e-4, atol: 1e-4 } },
+        );
+        await gradCheck(
+          be(),
+          (x, w) => pd.layerNorm(x, cols, { weight: w, eps: 1e-3 }),
+          (x, w) => layerNormRef(x, w, null, rows, cols, 1e-3).out,
+          [{ shape }, { shape: [cols], data: randArray(cols, 6, 0.5, 1.5) }],
+          { what: `layerNorm${kernel} weight only [${shape}]`, fwd: { rtol: 1e-4, atol: 1e-4 } },
+        );
+      }
+      // affine parameters frozen (no grad) still shape the input gradient
       await gradCheck(
         be(),
-        (x) => pd.layerNorm(x, cols),
-        (x) => layerNormRef(x, null, null, rows, cols, EPS).out,
-        [{ shape }],
-        { what: `layerNorm [${shape}]`, fwd: { rtol: 1e-4, atol: 1e-4 } },
+        (x, b) => pd.layerNorm(x, 7, { weight: b, bias: b }),
+        (x, b) => layerNormRef(x, b, b, 3, 7, EPS).out,
+        [{ shape: [3, 7] }, { shape: [7], noGrad: true }],
+        { what: `layerNorm${kernel} frozen affine`, fwd: { rtol: 1e-4, atol: 1e-4 } },
       );
-      await gradCheck(
-        be(),
-        (x, w, b) => pd.layerNorm(x, cols, { weight: w, bias: b }),
-        (x, w, b) => layerNormRef(x, w, b, rows, cols, EPS).out,
-        [{ shape }, { shape: [cols], data: randArray(cols, 2, 0.5, 1.5) }, { shape: [cols] }],
-        { what: `layerNorm affine [${shape}]`, fwd: { rtol: 1e-4, atol: 1e-4 } },
-      );
-      await gradCheck(
-        be(),
-        (x, w) => pd.layerNorm(x, cols, { weight: w, eps: 1e-3 }),
-        (x, w) => layerNormRef(x, w, null, rows, cols, 1e-3).out,
-        [{ shape }, { shape: [cols], data: randArray(cols, 6, 0.5, 1.5) }],
-        { what: `layerNorm weight only [${shape}]`, fwd: { rtol: 1e-4, atol: 1e-4 } },
-      );
-    }
-    // affine parameters frozen (no grad) still shape the input gradient
-    await gradCheck(
-      be(),
-      (x, b) => pd.layerNorm(x, 7, { weight: b, bias: b }),
-      (x, b) => layerNormRef(x, b, b, 3, 7, EPS).out,
-      [{ shape: [3, 7] }, { shape: [7], noGrad: true }],
-      { what: 'layerNorm frozen affine', fwd: { rtol: 1e-4, atol: 1e-4 } },
-    );
+    });
   });
 
   test('addLayerNorm op: gradients of x, a and the affine through both outputs', async () => {

@@ -3,6 +3,25 @@ import { conformance } from '../helpers/backends.js';
 import { assertClose, gradCheck, randArray, read } from '../helpers/check.js';
 import * as pd from '../../src/tensor/index.js';
 import { argAxis, reduceAxes } from '../reference/reduce.js';
+import type { Backend } from '../../src/backend/backend.js';
+import { WebGPUBackend } from '../../src/backend/webgpu/index.js';
+import { forceReduceRowsSerial, SERIAL_MAX_LEN } from '../../src/backend/webgpu/reduce.js';
+
+/**
+ * Runs `body` with each WebGPU kernel for reductions of rows forced (the workgroup tree, then one
+ * invocation per row), then with the choice by adapter and shape; on other backends once.
+ */
+async function eachRowKernel(be: Backend, body: (what: string) => Promise<void>): Promise<void> {
+  if (!(be instanceof WebGPUBackend)) return body('');
+  try {
+    for (const v of [false, true, null]) {
+      forceReduceRowsSerial(v);
+      await body(v === null ? ' [by adapter]' : v ? ' [invocation per row]' : ' [workgroup per row]');
+    }
+  } finally {
+    forceReduceRowsSerial(null);
+  }
+}
 
 const SHAPES: [number[], number[]][] = [
   [[1], [0]],
@@ -29,69 +48,90 @@ const sumF = (a: number, b: number) => a + b;
 
 conformance('reduce', (test, be) => {
   test('sum / mean / sumSquares over axes: forward and gradient', async () => {
-    for (const [shape, axes] of SHAPES) {
-      const n = shape.reduce((a, b) => a * b, 1);
-      await gradCheck(
-        be(),
-        (x) => pd.sum(x, axes),
-        (x) => reduceAxes(x, shape, axes, sumF, 0),
-        [{ shape }],
-        { what: `sum [${shape}] axes ${axes}` },
-      );
-      const count = axes.reduce((a, ax) => a * shape[ax], 1);
-      await gradCheck(
-        be(),
-        (x) => pd.mean(x, axes, true),
-        (x) => reduceAxes(x, shape, axes, sumF, 0).map((v) => v / count),
-        [{ shape }],
-        { what: `mean [${shape}] axes ${axes}` },
-      );
-      await gradCheck(
-        be(),
-        (x) => pd.sumSquares(x, axes),
-        (x) =>
-          reduceAxes(
-            x.map((v) => v * v),
-            shape,
-            axes,
-            sumF,
-            0,
-          ),
-        [{ shape, data: randArray(n, 3) }],
-        { what: `sumSquares [${shape}] axes ${axes}` },
-      );
-    }
+    await eachRowKernel(be(), async (kernel) => {
+      for (const [shape, axes] of SHAPES) {
+        const n = shape.reduce((a, b) => a * b, 1);
+        await gradCheck(
+          be(),
+          (x) => pd.sum(x, axes),
+          (x) => reduceAxes(x, shape, axes, sumF, 0),
+          [{ shape }],
+          { what: `sum${kernel} [${shape}] axes ${axes}` },
+        );
+        const count = axes.reduce((a, ax) => a * shape[ax], 1);
+        await gradCheck(
+          be(),
+          (x) => pd.mean(x, axes, true),
+          (x) => reduceAxes(x, shape, axes, sumF, 0).map((v) => v / count),
+          [{ shape }],
+          { what: `mean${kernel} [${shape}] axes ${axes}` },
+        );
+        await gradCheck(
+          be(),
+          (x) => pd.sumSquares(x, axes),
+          (x) =>
+            reduceAxes(
+              x.map((v) => v * v),
+              shape,
+              axes,
+              sumF,
+              0,
+            ),
+          [{ shape, data: randArray(n, 3) }],
+          { what: `sumSquares${kernel} [${shape}] axes ${axes}` },
+        );
+      }
+    });
   });
 
   test('max / min over axes: forward and gradient', async () => {
-    for (const [shape, axes] of SHAPES) {
-      await gradCheck(
-        be(),
-        (x) => pd.max(x, axes),
-        (x) => reduceAxes(x, shape, axes, Math.max, -Infinity),
-        [{ shape }],
-        { what: `max [${shape}] axes ${axes}` },
-      );
-      await gradCheck(
-        be(),
-        (x) => pd.min(x, axes, true),
-        (x) => reduceAxes(x, shape, axes, Math.min, Infinity),
-        [{ shape }],
-        { what: `min [${shape}] axes ${axes}` },
-      );
-    }
+    await eachRowKernel(be(), async (kernel) => {
+      for (const [shape, axes] of SHAPES) {
+        await gradCheck(
+          be(),
+          (x) => pd.max(x, axes),
+          (x) => reduceAxes(x, shape, axes, Math.max, -Infinity),
+          [{ shape }],
+          { what: `max${kernel} [${shape}] axes ${axes}` },
+        );
+        await gradCheck(
+          be(),
+          (x) => pd.min(x, axes, true),
+          (x) => reduceAxes(x, shape, axes, Math.min, Infinity),
+          [{ shape }],
+          { what: `min${kernel} [${shape}] axes ${axes}` },
+        );
+      }
+    });
   });
 
   test('full reduction of a long vector', async () => {
-    const n = 100003;
-    const x = randArray(n, 9);
-    const t = pd.tensor(x, [n], be());
-    const s = pd.sum(t);
-    let ref = 0;
-    for (const v of x) ref += Math.fround(v);
-    assertClose(await read(s), [ref], { rtol: 1e-4, atol: 1e-3 });
-    t.dispose();
-    s.dispose();
+    // Not forced onto one invocation per row: llvmpipe stops a loop after about 65535 iterations
+    // (reduce.ts keeps rows past SERIAL_MAX_LEN on the tree); the longest such row is checked below.
+    await eachRowKernel(be(), async (kernel) => {
+      if (kernel.includes('invocation')) return;
+      const n = 100003;
+      const x = randArray(n, 9);
+      const t = pd.tensor(x, [n], be());
+      const s = pd.sum(t);
+      let ref = 0;
+      for (const v of x) ref += Math.fround(v);
+      assertClose(await read(s), [ref], { rtol: 1e-4, atol: 1e-3 }, `sum${kernel} of ${n}`);
+      t.dispose();
+      s.dispose();
+    });
+  });
+
+  test('rows as long as the invocation-per-row kernel takes', async () => {
+    await eachRowKernel(be(), async (kernel) => {
+      const [rows, len] = [65, SERIAL_MAX_LEN];
+      const x = randArray(rows * len, 10);
+      const t = pd.tensor(x, [rows, len], be());
+      const s = pd.sum(t, 1);
+      assertClose(await read(s), reduceAxes(x, [rows, len], [1], sumF, 0), { rtol: 1e-4, atol: 1e-3 }, `sum${kernel}`);
+      t.dispose();
+      s.dispose();
+    });
   });
 
   test('argmax / argmin, first index on ties', async () => {

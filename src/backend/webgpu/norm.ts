@@ -4,6 +4,13 @@ import { packParams, paramLayout } from './params.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
 
 const FILE = 'norm.wgsl';
+/** wgsl/norm-rows.wgsl: layerNorm and layerNormGrad with one invocation per row, for software adapters. */
+const ROWS_FILE = 'norm-rows.wgsl';
+/** Rows longer than this keep the workgroup-per-row tree even on a software adapter (one lane would walk them alone). */
+const ROW_INVOCATION_MAX_COLS = 4096;
+const ROW_WG = 64; // WG in wgsl/norm-rows.wgsl
+/** Most rows its parameter-gradient pass walks: llvmpipe ends an invocation's loops after about 65535 iterations. */
+const ROW_INVOCATION_MAX_ROWS = 16384;
 const buf = (s: Storage) => (s as GpuStorage).buffer;
 const PARAM_COLS = 16; // COLS in wgsl/norm.wgsl
 const PARAM_ROWL = 16; // ROWL in wgsl/norm.wgsl
@@ -38,6 +45,24 @@ const PP = paramLayout(FILE, 'PP', [
   ['blockRows', 'u32'],
   ['_pad', 'u32'],
 ]);
+const P_ROWS = paramLayout(ROWS_FILE, 'P', [
+  ['rows', 'u32'],
+  ['cols', 'u32'],
+  ['eps', 'f32'],
+  ['_pad', 'u32'],
+]);
+const PA_ROWS = paramLayout(ROWS_FILE, 'PA', [
+  ['rows', 'u32'],
+  ['cols', 'u32'],
+  ['eps', 'f32'],
+  ['aRows', 'u32'],
+]);
+const PP_ROWS = paramLayout(ROWS_FILE, 'PP', [
+  ['rows', 'u32'],
+  ['cols', 'u32'],
+  ['blockRows', 'u32'],
+  ['_pad', 'u32'],
+]);
 const BN = paramLayout(FILE, 'BN', [
   ['n', 'u32'],
   ['C', 'u32'],
@@ -46,6 +71,23 @@ const BN = paramLayout(FILE, 'BN', [
 ]);
 
 const uniform = (rows: number, cols: number, eps: number) => packParams(P, { rows, cols, eps });
+
+export type LayerNormVariant = 'workgroup' | 'invocation';
+export const LAYER_NORM_VARIANTS: LayerNormVariant[] = ['workgroup', 'invocation'];
+let forcedLayerNorm: LayerNormVariant | null = null;
+/** Runs every later WebGPU layerNorm/layerNormGrad with `variant` (null: the choice by adapter), so tests reach both. */
+export function forceLayerNormVariant(variant: LayerNormVariant | null): void {
+  forcedLayerNorm = variant;
+}
+
+/**
+ * A workgroup per row (wgsl/norm.wgsl, a tree in workgroup memory) on a GPU; an invocation per row
+ * (wgsl/norm-rows.wgsl, no barriers) on a software adapter, where barriers are the cost.
+ */
+export function layerNormVariant(software: boolean, cols: number): LayerNormVariant {
+  if (forcedLayerNorm) return forcedLayerNorm;
+  return software && cols <= ROW_INVOCATION_MAX_COLS ? 'invocation' : 'workgroup';
+}
 const bnUniform = (n: number, C: number, hw: number, flags: number) => packParams(BN, { n, C, hw, flags });
 
 /**
@@ -76,6 +118,18 @@ function paramGrads(
   const spareW = dgamma && dbeta ? null : temp(1);
   const outG = dgamma ?? spareW!,
     outB = dbeta ?? spareW!;
+  if (layerNormVariant(rt.software, cols) === 'invocation' && rows <= ROW_INVOCATION_MAX_ROWS) {
+    // One pass, an invocation per column over every row (wgsl/norm-rows.wgsl).
+    rt.dispatch(
+      'layerNormGradParams',
+      rt.pipeline(ROWS_FILE, 'layerNormGradParams', flags),
+      [buf(x), buf(mean), buf(rstd), buf(dy), buf(outG), buf(outB)],
+      packParams(PP_ROWS, { rows, cols, blockRows: 0 }),
+      grid1d(cols, ROW_WG),
+    );
+    for (const t of temps) rt.free(t);
+    return;
+  }
   const u = packParams(PP, { rows, cols, blockRows });
   const chunks = Math.ceil(cols / PARAM_COLS);
   const params = rt.pipeline(FILE, 'layerNormGradParams', flags);
@@ -111,51 +165,49 @@ export function normKernels(rt: WebGPURuntime): NormKernels {
   return {
     layerNorm(x, gamma, beta, out, mean, rstd, rows, cols, eps) {
       if (rows === 0 || cols === 0) return;
-      const pipe = rt.pipeline(FILE, 'layerNorm', {
-        WG: rowWorkgroup(cols),
-        HAS_GAMMA: gamma ? 1 : 0,
-        HAS_BETA: beta ? 1 : 0,
-      });
       // An absent gamma/beta binding is never read; x stands in (read-only bindings may alias).
-      rt.dispatch(
-        'layerNorm',
-        pipe,
-        [buf(x), buf(gamma ?? x), buf(beta ?? x), buf(out), buf(mean), buf(rstd)],
-        uniform(rows, cols, eps),
-        grid1d(rows, 1),
-      );
+      const bindings = [buf(x), buf(gamma ?? x), buf(beta ?? x), buf(out), buf(mean), buf(rstd)];
+      const flags = { HAS_GAMMA: gamma ? 1 : 0, HAS_BETA: beta ? 1 : 0 };
+      if (layerNormVariant(rt.software, cols) === 'invocation') {
+        const pipe = rt.pipeline(ROWS_FILE, 'layerNorm', flags);
+        rt.dispatch('layerNorm', pipe, bindings, packParams(P_ROWS, { rows, cols, eps }), grid1d(rows, ROW_WG));
+        return;
+      }
+      const pipe = rt.pipeline(FILE, 'layerNorm', { WG: rowWorkgroup(cols), ...flags });
+      rt.dispatch('layerNorm', pipe, bindings, uniform(rows, cols, eps), grid1d(rows, 1));
     },
     addLayerNorm(x, a, aRows, sum, gamma, beta, out, mean, rstd, rows, cols, eps) {
       if (rows === 0 || cols === 0) return;
-      const pipe = rt.pipeline(FILE, 'addLayerNorm', {
-        WG: rowWorkgroup(cols),
-        HAS_GAMMA: gamma ? 1 : 0,
-        HAS_BETA: beta ? 1 : 0,
-      });
-      rt.dispatch(
-        'addLayerNorm',
-        pipe,
-        [buf(x), buf(a), buf(gamma ?? x), buf(beta ?? x), buf(sum), buf(out), buf(mean), buf(rstd)],
-        packParams(PA, { rows, cols, eps, aRows }),
-        grid1d(rows, 1),
-      );
+      const bindings = [buf(x), buf(a), buf(gamma ?? x), buf(beta ?? x), buf(sum), buf(out), buf(mean), buf(rstd)];
+      const flags = { HAS_GAMMA: gamma ? 1 : 0, HAS_BETA: beta ? 1 : 0 };
+      // the variant layerNorm takes, so the fused kernel keeps its bits
+      if (layerNormVariant(rt.software, cols) === 'invocation') {
+        const pipe = rt.pipeline(ROWS_FILE, 'addLayerNorm', flags);
+        rt.dispatch(
+          'addLayerNorm',
+          pipe,
+          bindings,
+          packParams(PA_ROWS, { rows, cols, eps, aRows }),
+          grid1d(rows, ROW_WG),
+        );
+        return;
+      }
+      const pipe = rt.pipeline(FILE, 'addLayerNorm', { WG: rowWorkgroup(cols), ...flags });
+      rt.dispatch('addLayerNorm', pipe, bindings, packParams(PA, { rows, cols, eps, aRows }), grid1d(rows, 1));
     },
     layerNormGrad(x, gamma, mean, rstd, dy, dx, dgamma, dbeta, rows, cols, dres = null) {
       if (cols === 0) return;
       if (dgamma || dbeta) paramGrads(rt, x, mean, rstd, dy, dgamma, dbeta, rows, cols);
       if (rows === 0) return;
-      const pipe = rt.pipeline(FILE, 'layerNormGrad', {
-        WG: rowWorkgroup(cols),
-        HAS_GAMMA: gamma ? 1 : 0,
-        HAS_RES: dres ? 1 : 0,
-      });
-      rt.dispatch(
-        'layerNormGrad',
-        pipe,
-        [buf(x), buf(gamma ?? x), buf(mean), buf(rstd), buf(dy), buf(dres ?? x), buf(dx)],
-        uniform(rows, cols, 0),
-        grid1d(rows, 1),
-      );
+      const bindings = [buf(x), buf(gamma ?? x), buf(mean), buf(rstd), buf(dy), buf(dres ?? x), buf(dx)];
+      const flags = { HAS_GAMMA: gamma ? 1 : 0, HAS_RES: dres ? 1 : 0 };
+      if (layerNormVariant(rt.software, cols) === 'invocation') {
+        const pipe = rt.pipeline(ROWS_FILE, 'layerNormGrad', flags);
+        rt.dispatch('layerNormGrad', pipe, bindings, packParams(P_ROWS, { rows, cols, eps: 0 }), grid1d(rows, ROW_WG));
+        return;
+      }
+      const pipe = rt.pipeline(FILE, 'layerNormGrad', { WG: rowWorkgroup(cols), ...flags });
+      rt.dispatch('layerNormGrad', pipe, bindings, uniform(rows, cols, 0), grid1d(rows, 1));
     },
     // batch norm: wgsl/norm.wgsl's batchNorm*
     batchNormStats(x, mean, variance, n, C, hw) {

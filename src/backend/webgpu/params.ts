@@ -79,6 +79,15 @@ export function paramLayout<const F extends readonly Field[]>(file: string, stru
   return layout;
 }
 
+// packParams runs once per dispatch: parsing the field types there (regular expressions) took
+// about 6 us of host time a dispatch, ~1200 dispatches in a vit_cpu DINO step (node --cpu-prof).
+const typeInfos = new Map<string, TypeInfo>();
+function cachedTypeInfo(type: string): TypeInfo {
+  let t = typeInfos.get(type);
+  if (!t) typeInfos.set(type, (t = typeInfo(type)));
+  return t;
+}
+
 /** The uniform block's bytes, padded to a multiple of 16. */
 export function packParams<F extends readonly Field[]>(layout: ParamLayout<F>, values: ParamValues<F>): Uint8Array {
   const buf = new ArrayBuffer(roundUp(16, Math.max(16, layout.size)));
@@ -88,7 +97,7 @@ export function packParams<F extends readonly Field[]>(layout: ParamLayout<F>, v
   const byName = values as Record<string, number | readonly number[]>;
   layout.fields.forEach(([name, type], k) => {
     if (name.startsWith('_')) return;
-    const t = typeInfo(type);
+    const t = cachedTypeInfo(type);
     const v = byName[name];
     const list = typeof v === 'number' ? [v] : v;
     if (list.length > t.components) {

@@ -146,6 +146,8 @@ export class WebGPURuntime {
   private readonly pool = new Map<number, GPUBuffer[]>();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly sources = new Map<string, string>();
+  /** Each pipeline's bind group layout: getBindGroupLayout is a call into Dawn that makes a new object each time. */
+  private readonly layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private readonly uniforms: UniformArenas;
@@ -433,7 +435,9 @@ export class WebGPURuntime {
       const { buffer, offset } = this.uniforms.put(uniform);
       entries.push({ binding: bindings.length, resource: { buffer, offset, size: UNIFORM_SLOT } });
     }
-    const bindGroup = this.device.createBindGroup({ label: kernel, layout: pipeline.getBindGroupLayout(0), entries });
+    let layout = this.layouts.get(pipeline);
+    if (!layout) this.layouts.set(pipeline, (layout = pipeline.getBindGroupLayout(0)));
+    const bindGroup = this.device.createBindGroup({ label: kernel, layout, entries });
     if (this.timer) {
       // Each timed dispatch is a pass of its own: timestamps are written at pass boundaries.
       this.endPass();
