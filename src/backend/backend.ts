@@ -181,6 +181,23 @@ export function checkWinogradRange(p: Conv2dParams, first: number, count: number
   }
 }
 
+/**
+ * What every tile-range Winograd kernel checks and needs, on every backend: the shape (checkWinograd)
+ * and the range (checkWinogradRange) refused alike, then the grid's th × tw and the columns np of
+ * the transformed matrices for `count` tiles.
+ */
+export function winogradRange(
+  p: Conv2dParams,
+  first: number,
+  count: number,
+  kernel: string,
+): { th: number; tw: number; np: number } {
+  checkWinograd(p, kernel);
+  checkWinogradRange(p, first, count, kernel);
+  const { th, tw } = winogradTiles(p);
+  return { th, tw, np: winogradColumns(count) };
+}
+
 /** Refuses what the Winograd kernels do not compute, with the same error on every backend. */
 export function checkWinograd(p: Conv2dParams, kernel: string): void {
   if (p.kernelH !== 3 || p.kernelW !== 3 || p.strideH !== 1 || p.strideW !== 1) {

@@ -7,7 +7,7 @@ import { Module, ModuleList } from './module.js';
 import { BatchNorm } from './batchnorm.js';
 import { ShapeError, type Tensor } from '../tensor/tensor.js';
 import { mean } from '../tensor/ops/reduce.js';
-import { conv2d, maxPool2d, type ConvAlgorithm } from '../tensor/ops/conv.js';
+import { CONV_ALGORITHMS, conv2d, maxPool2d, type ConvAlgorithm } from '../tensor/ops/conv.js';
 import { Generator } from '../tensor/ops/random.js';
 
 export interface ResNetConfig {
@@ -36,8 +36,6 @@ export const RESNET_PRESETS: Record<string, Omit<ResNetConfig, 'inChans'>> = {
 };
 
 export type ResNetOptions = ResNetConfig | { arch: string; inChans?: number };
-
-const CONV_ALGORITHMS: readonly ConvAlgorithm[] = ['auto', 'direct', 'winograd', 'im2col'];
 
 /** PROTODINO_CONV_ALGORITHM if set (one of CONV_ALGORITHMS), else 'auto'. */
 export function defaultConvAlgorithm(): ConvAlgorithm {

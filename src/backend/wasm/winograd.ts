@@ -1,14 +1,7 @@
 // Winograd F(4×4, 3×3) transforms (assembly/winograd.ts); src/tensor/ops/conv.ts runs the product
 // between them as one batched matmul.
 import type { ConvKernels } from '../backend.js';
-import {
-  BackendError,
-  checkWinograd,
-  checkWinogradRange,
-  WINOGRAD_BLOCK,
-  winogradColumns,
-  winogradTiles,
-} from '../backend.js';
+import { BackendError, WINOGRAD_BLOCK, winogradRange } from '../backend.js';
 import type { WasmRuntime } from './runtime.js';
 import { ptr } from './storage.js';
 
@@ -43,28 +36,19 @@ export function winogradKernels(rt: WasmRuntime): Pick<ConvKernels, Transform> {
       withSlots(rt, 'winogradWeights', [ptr(w), ptr(u), R, S, flip ? 1 : 0], R, Math.ceil(GRAIN_FILTERS / S));
     },
     winogradInput(x, v, p, first, count) {
-      checkWinograd(p, 'winogradInput');
-      checkWinogradRange(p, first, count, 'winogradInput');
-      const { th, tw } = winogradTiles(p);
-      const np = winogradColumns(count);
+      const { th, tw, np } = winogradRange(p, first, count, 'winogradInput');
       if (np === 0 || p.channels === 0) return;
       const args = [ptr(x), ptr(v), p.channels, p.height, p.width, p.padH, p.padW, th, tw, first, count, np];
       withSlots(rt, 'winogradInput', args, (p.channels * np) / WINOGRAD_BLOCK, GRAIN_BLOCKS);
     },
     winogradOutput(m, out, p, first, count) {
-      checkWinograd(p, 'winogradOutput');
-      checkWinogradRange(p, first, count, 'winogradOutput');
-      const { th, tw } = winogradTiles(p);
-      const np = winogradColumns(count);
+      const { th, tw, np } = winogradRange(p, first, count, 'winogradOutput');
       if (np === 0 || p.outChannels === 0) return;
       const args = [ptr(m), ptr(out), p.outChannels, p.outH, p.outW, th, tw, first, count, np];
       withSlots(rt, 'winogradOutput', args, (p.outChannels * np) / WINOGRAD_BLOCK, GRAIN_BLOCKS);
     },
     winogradOutputGrad(dy, dm, p, first, count) {
-      checkWinograd(p, 'winogradOutputGrad');
-      checkWinogradRange(p, first, count, 'winogradOutputGrad');
-      const { th, tw } = winogradTiles(p);
-      const np = winogradColumns(count);
+      const { th, tw, np } = winogradRange(p, first, count, 'winogradOutputGrad');
       if (np === 0 || p.outChannels === 0) return;
       const args = [ptr(dy), ptr(dm), p.outChannels, p.outH, p.outW, th, tw, first, count, np];
       withSlots(rt, 'winogradOutputGrad', args, (p.outChannels * np) / WINOGRAD_BLOCK, GRAIN_BLOCKS);

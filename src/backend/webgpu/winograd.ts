@@ -1,6 +1,6 @@
 // Winograd F(4×4, 3×3) transforms (wgsl/winograd.wgsl, twins of assembly/winograd.ts).
 import type { ConvKernels, Storage } from '../backend.js';
-import { checkWinograd, checkWinogradRange, winogradColumns, winogradTiles } from '../backend.js';
+import { winogradRange } from '../backend.js';
 import { grid1d } from './grid.js';
 import { packParams, paramLayout } from './params.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
@@ -63,10 +63,7 @@ export function winogradKernels(
       );
     },
     winogradInput(x, v, p, first, count) {
-      checkWinograd(p, 'winogradInput');
-      checkWinogradRange(p, first, count, 'winogradInput');
-      const { th, tw } = winogradTiles(p);
-      const np = winogradColumns(count);
+      const { th, tw, np } = winogradRange(p, first, count, 'winogradInput');
       const total = p.channels * np;
       if (total === 0) return;
       rt.dispatch(
@@ -90,10 +87,7 @@ export function winogradKernels(
       );
     },
     winogradOutput(m, out, p, first, count) {
-      checkWinograd(p, 'winogradOutput');
-      checkWinogradRange(p, first, count, 'winogradOutput');
-      const { th, tw } = winogradTiles(p);
-      const np = winogradColumns(count);
+      const { th, tw, np } = winogradRange(p, first, count, 'winogradOutput');
       const total = p.outChannels * count;
       if (total === 0) return;
       rt.dispatch(
@@ -105,10 +99,7 @@ export function winogradKernels(
       );
     },
     winogradOutputGrad(dy, dm, p, first, count) {
-      checkWinograd(p, 'winogradOutputGrad');
-      checkWinogradRange(p, first, count, 'winogradOutputGrad');
-      const { th, tw } = winogradTiles(p);
-      const np = winogradColumns(count);
+      const { th, tw, np } = winogradRange(p, first, count, 'winogradOutputGrad');
       const total = p.outChannels * np;
       if (total === 0) return;
       rt.dispatch(

@@ -1,9 +1,9 @@
 // 2-D convolution and pooling over NCHW images (kernels: conv2d/conv2dGradInput/conv2dGradWeight,
-// winogradWeights/winogradInput/winogradOutput with matmul, im2col/col2im with matmul,
+// winogradWeights/winogradInput/winogradOutput and their adjoints with matmul, im2col/col2im with matmul,
 // pool2d/pool2dGrad).
 // conv2d's default ('auto') runs a 3×3 stride-1 convolution with enough channels as Winograd
 // F(4×4, 3×3) (assembly/winograd.ts: transforms, one batched matmul of the 36 transformed values,
-// inverse transform), forward and input gradient; everything else, and every weight gradient, runs
+// inverse transform), forward, input gradient and weight gradient; everything else runs
 // the backend's convolution kernels (on wasm an implicit GEMM that never writes the column matrix,
 // see assembly/convgemm.ts). 'direct' forces those kernels. The 'im2col' algorithm is the earlier route,
 // kept as a cross-check: im2col followed by one batched matmul (a matrix per image) that writes
@@ -29,7 +29,7 @@ import { reshape } from './view.js';
 
 export type Size2 = number | [number, number];
 export type ConvAlgorithm = 'auto' | 'direct' | 'winograd' | 'im2col';
-const ALGORITHMS: readonly ConvAlgorithm[] = ['auto', 'direct', 'winograd', 'im2col'];
+export const CONV_ALGORITHMS: readonly ConvAlgorithm[] = ['auto', 'direct', 'winograd', 'im2col'];
 
 /**
  * Whether 'auto' runs a convolution as Winograd F(4×4, 3×3): a 3×3 window at stride 1 with padding
@@ -222,7 +222,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   if (bias && (bias.rank !== 1 || bias.shape[0] !== O))
     throw new ShapeError('conv2d', `bias must be [${O}], got [${bias.shape}]`);
   const algorithm = opts.algorithm ?? 'auto';
-  if (!ALGORITHMS.includes(algorithm)) throw new ShapeError('conv2d', `unknown algorithm '${String(algorithm)}'`);
+  if (!CONV_ALGORITHMS.includes(algorithm)) throw new ShapeError('conv2d', `unknown algorithm '${String(algorithm)}'`);
   if (algorithm === 'winograd' && !winogradShape(p)) {
     throw new ShapeError(
       'conv2d',
