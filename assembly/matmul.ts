@@ -14,7 +14,10 @@
 //    (edgeCols) run kernels that do only the real rows or columns; before, each such tile ran the
 //    whole padded 4×8 micro-kernel through a copy, so a 65 = 64 + 1 edge cost up to 8× its work.
 //    Wider edges keep the padded tile: with edgeCols at w = 4 a 64 × (67×68×64) product ran 6–9%
-//    slower, and edgeRows at h = 3 was no faster (both are load-bound with four units). Same bits: each output's chain is
+//    slower (a first edgeCols of four one-column chains, each with its own B value), and edgeRows
+//    at h = 3 was no faster (12 loads per 8 multiply-adds). edgeCols now runs eight chains sharing
+//    B values: 1.05× on 128 × (50×50×16, B transposed) and 1.04× on 64 × (66×66×64) against that
+//    first version, level on 65-wide Q·Kᵀ (4 pairs). Same bits: each output's chain is
 //    c = madd(a, b, c) in k order from the same init (probe over 9856 cases: 20 odd shapes ×
 //    transposes × batch 1/3/40 × bias, GELU, kept pre-activation, accumulate, row sums, shared B ×
 //    both builds × 1 and 2 threads × two tunings: every output bit as before).
@@ -282,51 +285,95 @@ function edgeRows(pa: usize, pb: usize, bStride: usize, kc: i32, c: usize, ldc: 
   if (h > 3) store<f32>(addr(c, 3 * ldc), f32x4.extract_lane(v, 3));
 }
 
+/** A column-edge unit's starting sums: c's column (LOAD), the bias of its column, or zeros. */
+// @ts-ignore: decorator
+@inline function colInit(mode: i32, o: usize, ldc: i32, h: i32, bias: usize): v128 {
+  if (mode == LOAD) return gatherColumn(o, ldc, h);
+  if (mode == BIAS) return v128.load32_splat(bias);
+  return f32x4.splat(0);
+}
+
 /**
- * The last, partial B panel's w (< NR) columns against every row panel of the packed A block (rows
- * rows). Units are (row panel, column) pairs, four at a time, each one f32x4 chain over the panel's
- * MR rows: per k, one multiply-add per MR outputs, where a padded NR-column tile spends NR/w times
- * that (the 65th column of a 65-wide product cost a whole 8-wide panel). Lane r of a unit computes
- * c[r][j] = madd(a[r], b[j], c[r][j]) in k order, the operands and order of the padded tile's lane
- * j, so the bits are the same. pb: the partial panel's packed B at this k block; c and bias at its
- * first column.
+ * The last, partial B panel's w (1 or 2) columns against every row panel of the packed A block
+ * (rows rows), each (row panel, column) one f32x4 chain over the panel's MR rows: per k, one
+ * multiply-add per MR outputs, where a padded NR-column tile spends NR/w times that (the 65th column
+ * of a 65-wide product cost a whole 8-wide panel). Eight chains at a time, sharing the column's B
+ * value (4 row panels × 2 columns, or 8 × 1): four chains with a B value each left the multiply-adds
+ * waiting on their latency. Lane r of a chain computes c[r][j] = madd(a[r], b[j], c[r][j]) in k
+ * order, the operands and order of the padded tile's lane j, so the bits are the same. Row panels
+ * past the end repeat the last one (the repeat stores the same values). pb: the partial panel's
+ * packed B at this k block; c and bias at its first column.
  */
 function edgeCols(block: usize, pb: usize, kc: i32, rows: i32, c: usize, ldc: i32, mode: i32, bias: usize, w: i32): void {
   const rp = (rows + MR - 1) / MR;
-  const units = rp * w;
   const pStride = <usize>(kc * MR) << 2;
-  for (let u = 0; u < units; u += 4) {
-    // unit u: row panel u % rp, column u / rp
-    const u1 = min(u + 1, units - 1), u2 = min(u + 2, units - 1), u3 = min(u + 3, units - 1);
-    const a0 = block + <usize>(u % rp) * pStride, a1 = block + <usize>(u1 % rp) * pStride;
-    const a2 = block + <usize>(u2 % rp) * pStride, a3 = block + <usize>(u3 % rp) * pStride;
-    const b0 = pb + (<usize>(u / rp) << 2), b1 = pb + (<usize>(u1 / rp) << 2);
-    const b2 = pb + (<usize>(u2 / rp) << 2), b3 = pb + (<usize>(u3 / rp) << 2);
-    const h0 = min(MR, rows - (u % rp) * MR), h1 = min(MR, rows - (u1 % rp) * MR);
-    const h2 = min(MR, rows - (u2 % rp) * MR), h3 = min(MR, rows - (u3 % rp) * MR);
-    const o0 = addr(c, (u % rp) * MR * ldc + u / rp), o1 = addr(c, (u1 % rp) * MR * ldc + u1 / rp);
-    const o2 = addr(c, (u2 % rp) * MR * ldc + u2 / rp), o3 = addr(c, (u3 % rp) * MR * ldc + u3 / rp);
-    let c0: v128, c1: v128, c2: v128, c3: v128;
-    if (mode == LOAD) {
-      c0 = gatherColumn(o0, ldc, h0); c1 = gatherColumn(o1, ldc, h1);
-      c2 = gatherColumn(o2, ldc, h2); c3 = gatherColumn(o3, ldc, h3);
-    } else if (mode == BIAS) {
-      c0 = v128.load32_splat(addr(bias, u / rp)); c1 = v128.load32_splat(addr(bias, u1 / rp));
-      c2 = v128.load32_splat(addr(bias, u2 / rp)); c3 = v128.load32_splat(addr(bias, u3 / rp));
-    } else {
-      c0 = f32x4.splat(0); c1 = c0; c2 = c0; c3 = c0;
+  const ld4 = MR * ldc;
+  if (w == 2) {
+    for (let p = 0; p < rp; p += 4) {
+      const p1 = min(p + 1, rp - 1), p2 = min(p + 2, rp - 1), p3 = min(p + 3, rp - 1);
+      const a0 = block + <usize>p * pStride, a1 = block + <usize>p1 * pStride;
+      const a2 = block + <usize>p2 * pStride, a3 = block + <usize>p3 * pStride;
+      const h0 = min(MR, rows - p * MR), h1 = min(MR, rows - p1 * MR);
+      const h2 = min(MR, rows - p2 * MR), h3 = min(MR, rows - p3 * MR);
+      const o0 = addr(c, p * ld4), o1 = addr(c, p1 * ld4), o2 = addr(c, p2 * ld4), o3 = addr(c, p3 * ld4);
+      let c00 = colInit(mode, o0, ldc, h0, bias), c01 = colInit(mode, o0 + 4, ldc, h0, bias + 4);
+      let c10 = colInit(mode, o1, ldc, h1, bias), c11 = colInit(mode, o1 + 4, ldc, h1, bias + 4);
+      let c20 = colInit(mode, o2, ldc, h2, bias), c21 = colInit(mode, o2 + 4, ldc, h2, bias + 4);
+      let c30 = colInit(mode, o3, ldc, h3, bias), c31 = colInit(mode, o3 + 4, ldc, h3, bias + 4);
+      let oa: usize = 0, ob: usize = 0;
+      for (let kk = 0; kk < kc; kk++) {
+        const b0 = v128.load32_splat(pb + ob), b1 = v128.load32_splat(pb + ob, 4);
+        let a = v128.load(a0 + oa);
+        c00 = madd(a, b0, c00); c01 = madd(a, b1, c01);
+        a = v128.load(a1 + oa);
+        c10 = madd(a, b0, c10); c11 = madd(a, b1, c11);
+        a = v128.load(a2 + oa);
+        c20 = madd(a, b0, c20); c21 = madd(a, b1, c21);
+        a = v128.load(a3 + oa);
+        c30 = madd(a, b0, c30); c31 = madd(a, b1, c31);
+        oa += MR << 2;
+        ob += NR << 2;
+      }
+      scatterColumn(c00, o0, ldc, h0); scatterColumn(c01, o0 + 4, ldc, h0);
+      scatterColumn(c10, o1, ldc, h1); scatterColumn(c11, o1 + 4, ldc, h1);
+      scatterColumn(c20, o2, ldc, h2); scatterColumn(c21, o2 + 4, ldc, h2);
+      scatterColumn(c30, o3, ldc, h3); scatterColumn(c31, o3 + 4, ldc, h3);
     }
-    let oa: usize = 0, ob: usize = 0;
-    for (let kk = 0; kk < kc; kk++) {
-      c0 = madd(v128.load(a0 + oa), v128.load32_splat(b0 + ob), c0);
-      c1 = madd(v128.load(a1 + oa), v128.load32_splat(b1 + ob), c1);
-      c2 = madd(v128.load(a2 + oa), v128.load32_splat(b2 + ob), c2);
-      c3 = madd(v128.load(a3 + oa), v128.load32_splat(b3 + ob), c3);
-      oa += MR << 2;
-      ob += NR << 2;
+  } else {
+    for (let p = 0; p < rp; p += 8) {
+      const p1 = min(p + 1, rp - 1), p2 = min(p + 2, rp - 1), p3 = min(p + 3, rp - 1);
+      const p4 = min(p + 4, rp - 1), p5 = min(p + 5, rp - 1), p6 = min(p + 6, rp - 1), p7 = min(p + 7, rp - 1);
+      const a0 = block + <usize>p * pStride, a1 = block + <usize>p1 * pStride;
+      const a2 = block + <usize>p2 * pStride, a3 = block + <usize>p3 * pStride;
+      const a4 = block + <usize>p4 * pStride, a5 = block + <usize>p5 * pStride;
+      const a6 = block + <usize>p6 * pStride, a7 = block + <usize>p7 * pStride;
+      let c0 = colInit(mode, addr(c, p * ld4), ldc, min(MR, rows - p * MR), bias);
+      let c1 = colInit(mode, addr(c, p1 * ld4), ldc, min(MR, rows - p1 * MR), bias);
+      let c2 = colInit(mode, addr(c, p2 * ld4), ldc, min(MR, rows - p2 * MR), bias);
+      let c3 = colInit(mode, addr(c, p3 * ld4), ldc, min(MR, rows - p3 * MR), bias);
+      let c4 = colInit(mode, addr(c, p4 * ld4), ldc, min(MR, rows - p4 * MR), bias);
+      let c5 = colInit(mode, addr(c, p5 * ld4), ldc, min(MR, rows - p5 * MR), bias);
+      let c6 = colInit(mode, addr(c, p6 * ld4), ldc, min(MR, rows - p6 * MR), bias);
+      let c7 = colInit(mode, addr(c, p7 * ld4), ldc, min(MR, rows - p7 * MR), bias);
+      let oa: usize = 0, ob: usize = 0;
+      for (let kk = 0; kk < kc; kk++) {
+        const b = v128.load32_splat(pb + ob);
+        c0 = madd(v128.load(a0 + oa), b, c0); c1 = madd(v128.load(a1 + oa), b, c1);
+        c2 = madd(v128.load(a2 + oa), b, c2); c3 = madd(v128.load(a3 + oa), b, c3);
+        c4 = madd(v128.load(a4 + oa), b, c4); c5 = madd(v128.load(a5 + oa), b, c5);
+        c6 = madd(v128.load(a6 + oa), b, c6); c7 = madd(v128.load(a7 + oa), b, c7);
+        oa += MR << 2;
+        ob += NR << 2;
+      }
+      scatterColumn(c0, addr(c, p * ld4), ldc, min(MR, rows - p * MR));
+      scatterColumn(c1, addr(c, p1 * ld4), ldc, min(MR, rows - p1 * MR));
+      scatterColumn(c2, addr(c, p2 * ld4), ldc, min(MR, rows - p2 * MR));
+      scatterColumn(c3, addr(c, p3 * ld4), ldc, min(MR, rows - p3 * MR));
+      scatterColumn(c4, addr(c, p4 * ld4), ldc, min(MR, rows - p4 * MR));
+      scatterColumn(c5, addr(c, p5 * ld4), ldc, min(MR, rows - p5 * MR));
+      scatterColumn(c6, addr(c, p6 * ld4), ldc, min(MR, rows - p6 * MR));
+      scatterColumn(c7, addr(c, p7 * ld4), ldc, min(MR, rows - p7 * MR));
     }
-    scatterColumn(c0, o0, ldc, h0); scatterColumn(c1, o1, ldc, h1);
-    scatterColumn(c2, o2, ldc, h2); scatterColumn(c3, o3, ldc, h3);
   }
 }
 
