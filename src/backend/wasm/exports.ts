@@ -205,6 +205,7 @@ export interface KernelExports {
     transA: i32,
     strideA: i32,
     sharedB: i32,
+    strideB: i32,
     flags: i32,
     scratch: usize,
     chunkRows: i32,

@@ -23,8 +23,10 @@ function blocking(rt: WasmRuntime): Blocking {
   let b = blockings.get(rt);
   if (!b) {
     const f = rt.exports.matmulBlocking;
-    if (f(3) !== MC_MAX)
-      throw new Error(`wasm matmul: the kernel's A slot holds ${f(3)} rows, tuning.ts expects ${MC_MAX}`);
+    if (f(3) !== MC_MAX || f(2) !== KC_MAX)
+      throw new Error(
+        `wasm matmul: the kernel's A slot holds ${f(3)} × ${f(2)}, tuning.ts expects ${MC_MAX} × ${KC_MAX}`,
+      );
     b = { mr: f(0), nr: f(1), slotBytes: f(4) };
     blockings.set(rt, b);
   }
@@ -41,13 +43,21 @@ export function matmulKernels(rt: WasmRuntime): MatmulKernels {
       const { mc, kc, chunksPerThread, claimFlops, forkFlops, packGrain } = rt.tuning.matmul;
       const panels = Math.ceil(n / nr);
       const batchB = p.strideB === 0 ? 1 : batch;
+      // Chunks of up to mc rows, smaller when that leaves fewer than chunksPerThread per thread.
+      const want = Math.ceil((m * batch) / (chunksPerThread * rt.threads));
+      const chunkRows = Math.min(mc, Math.max(mr, Math.ceil(Math.min(want, m) / mr) * mr));
+      // A batch of small products whose entries are one chunk each (attention's 65×65×64) packs each
+      // entry's B in the chunk that uses it, at the end of the thread's A slot, while it stays in
+      // cache; packed all up front, 192 entries' B (3.5 MiB) had left L2 before the first was used.
+      const slotFloats = MC_MAX * KC_MAX;
+      const ownB = batchB > 1 && k > 0 && chunkRows >= m && chunkRows * Math.min(kc, k) + panels * k * nr <= slotFloats;
       // Scratch is taken from the pool per call (it returns there at once), so kernels never allocate.
-      const packedBytes = batchB * panels * k * nr * 4;
+      const packedBytes = ownB ? 0 : batchB * panels * k * nr * 4;
       const scratchBytes = 64 + rt.threads * slotBytes;
       const packed = rt.allocBytes(Math.max(64, packedBytes), `matmul's packed B operand (${batchB} × ${k} × ${n})`);
       const scratch = rt.allocBytes(scratchBytes, "matmul's per-thread scratch");
       try {
-        if (k > 0) {
+        if (k > 0 && !ownB) {
           rt.run(
             'matmulPackB',
             [ptr(b), packed, n, k, p.transB ? 1 : 0, p.strideB, panels],
@@ -56,16 +66,15 @@ export function matmulKernels(rt: WasmRuntime): MatmulKernels {
           );
         }
         rt.i32(scratch, 2).fill(0); // the slot and chunk counters the threads claim from
-        // Chunks of up to mc rows, smaller when that leaves fewer than chunksPerThread per thread.
-        const want = Math.ceil((m * batch) / (chunksPerThread * rt.threads));
-        const chunkRows = Math.min(mc, Math.max(mr, Math.ceil(Math.min(want, m) / mr) * mr));
         const chunks = batch * Math.ceil(m / chunkRows);
         const flags =
           (p.accumulate ? 1 : 0) |
           (p.bias ? 2 : 0) |
           (p.activation === 'gelu' ? 4 : 0) |
           (p.rowSumsA ? 8 : 0) |
-          (p.preActivation ? 16 : 0);
+          (p.preActivation ? 16 : 0) |
+          (ownB ? 32 : 0) |
+          (p.transB ? 64 : 0);
         // Chunks per claim: enough work per atomic, and still at least 8 claims per thread to balance.
         const chunkFlops = chunkRows * n * Math.max(1, k);
         const claim = Math.max(1, Math.min(Math.floor(claimFlops / chunkFlops), Math.floor(chunks / (8 * rt.threads))));
@@ -73,7 +82,7 @@ export function matmulKernels(rt: WasmRuntime): MatmulKernels {
           'matmulCompute',
           [
             ptr(a),
-            packed,
+            ownB ? ptr(b) : packed,
             ptr(out),
             p.preActivation ? ptr(p.preActivation) : 0,
             p.bias ? ptr(p.bias) : 0,
@@ -84,6 +93,7 @@ export function matmulKernels(rt: WasmRuntime): MatmulKernels {
             p.transA ? 1 : 0,
             p.strideA,
             batchB === 1 ? 1 : 0,
+            p.strideB,
             flags,
             scratch,
             chunkRows,

@@ -40,6 +40,15 @@ const MARGIN = 0.03;
  */
 const BUDGET_MS = 2500;
 
+/**
+ * The least time of one sample: smaller work runs that many back to back. Timed one call at a
+ * time, the fork-grain stage's 10–25 µs products (two threads) varied 5–20% between one candidate
+ * and the same candidate's repeat on the 2-vCPU Intel Xeon host, idle, even best of 15 rounds
+ * (a sleeping worker's wake-up across vCPUs), so every 2-thread measurement there was reported as
+ * "too busy" and never cached; a training step runs such products back to back.
+ */
+const SAMPLE_MS = 0.25;
+
 type Work = { kind: 'matmul'; p: MatmulParams } | { kind: 'conv'; p: ConvParams };
 
 const mm = (batch: number, m: number, n: number, k: number, transA = false, transB = false): Work => ({
@@ -219,9 +228,15 @@ export function measureTuning(rt: WasmRuntime, opts: MeasureOptions = {}): Measu
    */
   const compare = (cands: Tuning[], work: Work[]): { rel: number[]; noise: number } => {
     for (const w of work) if (!prepared.has(w)) prepared.set(w, prepare(rt, w));
-    // one untimed pass: the first calls grow memory and warm up the JIT
+    // one untimed pass: the first calls grow memory and warm up the JIT; the second times each
+    // piece of work to pick how many back-to-back calls one sample takes (SAMPLE_MS at least)
     rt.tuning = cands[0];
     for (const w of work) prepared.get(w)!.run();
+    const reps = work.map((w) => {
+      const s = performance.now();
+      prepared.get(w)!.run();
+      return Math.max(1, Math.min(64, Math.ceil(SAMPLE_MS / Math.max(1e-3, performance.now() - s))));
+    });
     const order = [...cands, cands[0]];
     const times = order.map(() => work.map(() => Infinity));
     for (let r = 0; r < rounds; r++) {
@@ -230,8 +245,8 @@ export function measureTuning(rt: WasmRuntime, opts: MeasureOptions = {}): Measu
         work.forEach((w, i) => {
           const run = prepared.get(w)!.run;
           const s = performance.now();
-          run();
-          times[slot][i] = Math.min(times[slot][i], performance.now() - s);
+          for (let j = 0; j < reps[i]; j++) run();
+          times[slot][i] = Math.min(times[slot][i], (performance.now() - s) / reps[i]);
         });
       });
     }
