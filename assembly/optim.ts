@@ -47,3 +47,26 @@ export function ema(target: usize, source: usize, momentum: f32, oneMinus: f32, 
   }
   for (; i < end; i++) stf(target, i, momentum * ldf(target, i) + oneMinus * ldf(source, i));
 }
+
+/**
+ * DINO's per-parameter gradient clip in one pass (src/tensor/ops/optim.ts clipGradients): norm =
+ * √ss[0], coef = clamp(clip / (norm + eps), lo, hi), out = grad·coef, with lo = −∞ and hi = 1
+ * from the host. Each step is the f32 operation of the op chain it replaced (unary sqrt, affine,
+ * the scalar div, clamp, the broadcast mul), in the same order, so the clipped gradients are
+ * bit-identical to it; that chain was six kernel calls per parameter, this is one. Every thread
+ * derives coef itself from ss (a few flops), and the one holding element 0 writes the norm.
+ */
+export function clipScale(grad: usize, ss: usize, out: usize, norm: usize, clip: f32, eps: f32, lo: f32, hi: f32,
+  start: i32, end: i32): void {
+  const nrm = Mathf.sqrt(load<f32>(ss));
+  // affine's 1·norm + eps is norm + eps exactly (a product by 1 rounds to itself)
+  const coef = Mathf.min(Mathf.max(clip / (nrm + eps), lo), hi);
+  if (start == 0) store<f32>(norm, nrm);
+  const vc = f32x4.splat(coef);
+  let i = start;
+  for (; i + 4 <= end; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(out + o, f32x4.mul(v128.load(grad + o), vc));
+  }
+  for (; i < end; i++) stf(out, i, ldf(grad, i) * coef);
+}

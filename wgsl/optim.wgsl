@@ -42,3 +42,24 @@ fn ema(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
   let i = flatIndex(gid, nwg);
   if (i < eP.n) { eTarget[i] = eP.momentum * eTarget[i] + eP.oneMinus * eSource[i]; }
 }
+
+// DINO's per-parameter gradient clip in one pass (assembly/optim.ts clipScale): each step the f32
+// operation of the op chain it replaced (sqrt, affine, div, clamp with lo = −∞ from the host, mul),
+// so the result is that chain's; one dispatch instead of six per parameter. Thread 0 writes the norm.
+struct ClipP { n: u32, clip: f32, eps: f32, lo: f32, hi: f32, _p0: u32, _p1: u32, _p2: u32 };
+
+@group(0) @binding(0) var<storage, read> cGrad: array<f32>;
+@group(0) @binding(1) var<storage, read> cSs: array<f32>;
+@group(0) @binding(2) var<storage, read_write> cOut: array<f32>;
+@group(0) @binding(3) var<storage, read_write> cNorm: array<f32>;
+@group(0) @binding(4) var<uniform> cP: ClipP;
+
+@compute @workgroup_size(256)
+fn clipScale(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flatIndex(gid, nwg);
+  let nrm = sqrt(cSs[0]);
+  if (i == 0u) { cNorm[0] = nrm; }
+  if (i >= cP.n) { return; }
+  let coef = min(max(cP.clip / (nrm + cP.eps), cP.lo), cP.hi);
+  cOut[i] = cGrad[i] * coef;
+}

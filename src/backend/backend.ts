@@ -501,6 +501,12 @@ export interface OptimKernels {
   adamw(param: Storage, grad: Storage, m: Storage, v: Storage, n: number, p: AdamWParams): void;
   /** target = momentum·target + (1 − momentum)·source, in place. */
   ema(target: Storage, source: Storage, n: number, momentum: number): void;
+  /**
+   * facebookresearch/dino's clip of one gradient g [n] whose sum of squares is ss[0]: norm[0] =
+   * √ss, out = g · clamp(clip / (norm + 1e-6), −∞, 1), each step the f32 operation of the tensor
+   * ops it replaces (sqrt, affine, div, clamp, mul), so the results are theirs bit for bit.
+   */
+  clipScale(grad: Storage, ss: Storage, out: Storage, norm: Storage, n: number, clip: number): void;
 }
 
 /** Every kernel of the contract by family (the unit a backend file implements and the profiler groups by). */
@@ -577,6 +583,7 @@ export const KERNEL_FAMILY: { readonly [K in KernelName]: FamilyOf<K> } = {
   random: 'random',
   adamw: 'optim',
   ema: 'optim',
+  clipScale: 'optim',
 };
 
 export const KERNEL_NAMES = Object.keys(KERNEL_FAMILY) as readonly KernelName[];

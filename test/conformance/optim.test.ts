@@ -262,6 +262,77 @@ conformance('optim', (test, be) => {
     for (const t of [...got, noGradParam, ...ps]) t.dispose();
   });
 
+  // The chain of tensor ops clipGradients ran before clipScale: the kernel must give its bits.
+  function clipChain(g: pd.Tensor, clip: number): [pd.Tensor, pd.Tensor] {
+    const ss = pd.sumSquares(pd.reshape(g, [g.size]));
+    const norm = pd.sqrt(ss);
+    const c = pd.minimum(pd.div(clip, pd.affine(norm, 1, 1e-6)), 1);
+    return [norm, pd.mul(g, c)];
+  }
+
+  test('clipScale kernel: the op chain it replaced bit for bit, and the f64 reference', async () => {
+    for (const n of [1, 5, 257, 4099, 100003]) {
+      for (const scale of [0, 1e-3, 1, 40]) {
+        for (const clip of [3, 1.5, 0, Infinity]) {
+          const g = f32(randArray(n, 90 + n).map((v) => v * scale));
+          const [want, out, norm] = pd.tidy(() => {
+            const tg = pd.tensor(g, [n], be());
+            const [chainNorm, chainOut] = clipChain(tg, clip);
+            const ss = pd.sumSquares(pd.reshape(tg, [n]));
+            const o = pd.empty([n], be());
+            const nrm = pd.empty([], be());
+            be().clipScale(tg.storage, ss.storage, o.storage, nrm.storage, n, clip);
+            return [pd.concat([pd.reshape(chainNorm, [1]), chainOut], 0), o, nrm];
+          });
+          const what = `clipScale n=${n} scale ${scale} clip ${clip}`;
+          const w = Float32Array.from(await read(want));
+          const gotNorm = Float32Array.from(await read(norm));
+          const gotOut = Float32Array.from(await read(out));
+          assert.equal(Array.from(gotNorm), [w[0]], `${what}: norm`);
+          assert.ok(
+            gotOut.every((v, i) => Object.is(v, w[i + 1])),
+            `${what}: out differs from the op chain's bits`,
+          );
+          const [norms, clipped] = clipGradientsRef([g], clip);
+          assertClose([gotNorm[0]], norms, { rtol: 1e-5, atol: 1e-7 }, `${what}: norm vs f64`);
+          if (Number.isFinite(clip))
+            assertClose(Array.from(gotOut), clipped[0], { rtol: 1e-5, atol: 1e-7 }, `${what}: out vs f64`);
+          for (const t of [want, out, norm]) t.dispose();
+        }
+      }
+    }
+  });
+
+  test('clipScale: an empty gradient gets norm 0; NaN and Inf spread as in the op chain', async () => {
+    const e = pd.empty([0], be());
+    const eOut = pd.empty([0], be());
+    const ss = pd.zeros([], be());
+    const nrm = pd.full([], 7, be());
+    be().clipScale(e.storage, ss.storage, eOut.storage, nrm.storage, 0, 3);
+    assert.equal(await read(nrm), [0]);
+    for (const bad of [NaN, Infinity]) {
+      const g = f32([1, -2, bad, 0.5, 3]);
+      const [want, got] = pd.tidy(() => {
+        const tg = pd.tensor(g, [5], be());
+        const [chainNorm, chainOut] = clipChain(tg, 3);
+        const s2 = pd.sumSquares(tg);
+        const o = pd.empty([5], be());
+        const n2 = pd.empty([], be());
+        be().clipScale(tg.storage, s2.storage, o.storage, n2.storage, 5, 3);
+        return [pd.concat([pd.reshape(chainNorm, [1]), chainOut], 0), pd.concat([pd.reshape(n2, [1]), o], 0)];
+      });
+      const w = await read(want),
+        r = await read(got);
+      assert.ok(
+        r.every((v, i) => (Number.isNaN(v) ? Number.isNaN(w[i]) : v === w[i])),
+        `gradient with ${bad}: [${r}] against the op chain's [${w}]`,
+      );
+      want.dispose();
+      got.dispose();
+    }
+    for (const t of [e, eOut, ss, nrm]) t.dispose();
+  });
+
   test('errors', () => {
     const a = pd.param(pd.zeros([3], be()));
     const b = pd.zeros([4], be());
@@ -284,6 +355,11 @@ conformance('optim', (test, be) => {
         }),
       /step must be an integer/,
     );
+    for (const clip of [-1, NaN])
+      assert.throws(
+        () => be().clipScale(b.storage, a.storage, b.storage, a.storage, 3, clip),
+        /clipScale: clip must be ≥ 0/,
+      );
     opt.dispose();
     assert.throws(() => opt.step(), /after dispose/);
     a.dispose();

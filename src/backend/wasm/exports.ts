@@ -64,6 +64,18 @@ export interface KernelExports {
     end: i32,
   ): void;
   ema(target: usize, source: usize, momentum: f32, oneMinus: f32, start: i32, end: i32): void;
+  clipScale(
+    grad: usize,
+    ss: usize,
+    out: usize,
+    norm: usize,
+    clip: f32,
+    eps: f32,
+    lo: f32,
+    hi: f32,
+    start: i32,
+    end: i32,
+  ): void;
   // assembly/softmax.ts
   softmax(x: usize, out: usize, cols: i32, log: i32, start: i32, end: i32): void;
   softmaxGrad(y: usize, dy: usize, dx: usize, cols: i32, log: i32, start: i32, end: i32): void;

@@ -47,6 +47,14 @@ export function adamwScalars(p: AdamWParams): AdamWScalars {
   };
 }
 
+/** DINO's clip_gradients adds this to each norm before dividing (clip / (‖g‖ + 1e-6)). */
+export const CLIP_EPS = 1e-6;
+
+/** clip ≥ 0, as clipGradients takes it (0 zeroes the gradient; +∞ leaves it as it is). */
+export function checkClip(clip: number): void {
+  if (!(clip >= 0)) throw new BackendError(`clip must be ≥ 0, got ${clip}`, 'clipScale');
+}
+
 export function optimKernels(rt: WasmRuntime): OptimKernels {
   return {
     adamw(param, grad, m, v, n, p) {
@@ -74,6 +82,13 @@ export function optimKernels(rt: WasmRuntime): OptimKernels {
     ema(target, source, n, momentum) {
       if (!Number.isFinite(momentum)) throw new BackendError(`momentum must be finite, got ${momentum}`, 'ema');
       rt.run('ema', [ptr(target), ptr(source), momentum, 1 - momentum], n, GRAIN);
+    },
+    clipScale(grad, ss, out, norm, n, clip) {
+      checkClip(clip);
+      const [g, s, o, nrm] = [ptr(grad), ptr(ss), ptr(out), ptr(norm)];
+      // An empty gradient still has a norm (0) to write: the kernel writes it for the thread at 0.
+      if (n === 0) rt.exports.clipScale(g, s, o, nrm, clip, CLIP_EPS, -Infinity, 1, 0, 0);
+      else rt.run('clipScale', [g, s, o, nrm, clip, CLIP_EPS, -Infinity, 1], n, GRAIN);
     },
   };
 }

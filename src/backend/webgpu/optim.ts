@@ -1,7 +1,7 @@
-// AdamW and EMA on WebGPU: one thread per element, scalars derived on the host exactly as on wasm.
+// AdamW, EMA and the gradient clip on WebGPU: one thread per element, scalars derived on the host exactly as on wasm.
 import type { OptimKernels, Storage } from '../backend.js';
 import { BackendError } from '../backend.js';
-import { adamwScalars } from '../wasm/optim.js';
+import { adamwScalars, checkClip, CLIP_EPS } from '../wasm/optim.js';
 import { grid1d } from './grid.js';
 import { packParams, paramLayout } from './params.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
@@ -26,6 +26,17 @@ const EMA = paramLayout(FILE, 'EmaP', [
   ['_pad', 'u32'],
 ]);
 
+const CLIP = paramLayout(FILE, 'ClipP', [
+  ['n', 'u32'],
+  ['clip', 'f32'],
+  ['eps', 'f32'],
+  ['lo', 'f32'],
+  ['hi', 'f32'],
+  ['_p0', 'u32'],
+  ['_p1', 'u32'],
+  ['_p2', 'u32'],
+]);
+
 export function optimKernels(rt: WebGPURuntime): OptimKernels {
   return {
     adamw(param, grad, m, v, n, p) {
@@ -47,6 +58,18 @@ export function optimKernels(rt: WebGPURuntime): OptimKernels {
       if (!Number.isFinite(momentum)) throw new BackendError(`momentum must be finite, got ${momentum}`, 'ema');
       const u = packParams(EMA, { n, momentum, oneMinus: 1 - momentum });
       rt.dispatch('ema', rt.pipeline(FILE, 'ema'), [buf(target), buf(source)], u, grid1d(n));
+    },
+    clipScale(grad, ss, out, norm, n, clip) {
+      checkClip(clip);
+      const u = packParams(CLIP, { n, clip, eps: CLIP_EPS, lo: -Infinity, hi: 1 });
+      // at least one thread: an empty gradient still gets its norm written
+      rt.dispatch(
+        'clipScale',
+        rt.pipeline(FILE, 'clipScale'),
+        [buf(grad), buf(ss), buf(out), buf(norm)],
+        u,
+        grid1d(Math.max(1, n)),
+      );
     },
   };
 }

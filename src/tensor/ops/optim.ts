@@ -3,7 +3,7 @@
 // Everything stays on the device: clipping computes its coefficients with tensor ops, so nothing
 // is read back per parameter.
 import { keep, noGrad, ShapeError, Tensor } from '../tensor.js';
-import { zeros } from '../create.js';
+import { empty, zeros } from '../create.js';
 import { assertDType, assertSameBackend, sameShape } from '../shape.js';
 import { add, affine, div, minimum, mul, sqrt } from './elementwise.js';
 import { sumSquares } from './reduce.js';
@@ -319,13 +319,16 @@ export function clipGradients(params: Tensor[], clip: number): Tensor[] {
     gradsOf('clipGradients', params);
     const norms: Tensor[] = [];
     for (const p of params) {
-      if (!p.grad) continue;
-      const ss = gradSumSquares(p.grad);
-      const norm = sqrt(ss);
+      const g = p.grad;
+      if (!g) continue;
+      const ss = gradSumSquares(g);
+      // One kernel for norm, coefficient and scaling (sqrt, affine, div, clamp and mul before).
+      const norm = empty([], g.backend);
+      const scaled = keep(empty(g.shape, g.backend));
+      g.backend.clipScale(g.storage, ss.storage, scaled.storage, norm.storage, g.size, clip);
       ss.dispose();
-      const coef = clipCoef(norm, clip);
-      scaleGrad(p, coef);
-      coef.dispose();
+      g.dispose();
+      p.grad = scaled;
       norms.push(norm);
     }
     return norms;
