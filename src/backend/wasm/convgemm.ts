@@ -124,20 +124,28 @@ interface Span {
   taps: number[];
 }
 
+/** Positions 0..n-1 grouped into runs of equal tap lists (taps(pos) gives a position's list). */
+function groupSpans(n: number, taps: (pos: number) => number[]): Span[] {
+  const out: Span[] = [];
+  for (let pos = 0; pos < n; pos++) {
+    const t = taps(pos);
+    const last = out[out.length - 1];
+    if (last && last.taps.length === t.length && last.taps.every((v, j) => v === t[j])) last.n++;
+    else out.push({ o0: pos, n: 1, taps: t });
+  }
+  return out;
+}
+
 /** Output positions of one axis grouped into spans by the taps that read inside the image. */
 function spans(outSize: number, k: number, stride: number, padding: number, size: number): Span[] {
-  const out: Span[] = [];
-  for (let o = 0; o < outSize; o++) {
+  return groupSpans(outSize, (o) => {
     const taps: number[] = [];
     for (let t = 0; t < k; t++) {
       const i = o * stride - padding + t;
       if (i >= 0 && i < size) taps.push(t);
     }
-    const last = out[out.length - 1];
-    if (last && last.taps.length === taps.length && last.taps.every((v, j) => v === taps[j])) last.n++;
-    else out.push({ o0: o, n: 1, taps });
-  }
-  return out;
+    return taps;
+  });
 }
 
 /** Multiply-adds per output pair along one axis: in-image taps summed over the spans. */
@@ -343,17 +351,13 @@ function conv2dBySpans(
  * dy read offs[a] + j falls inside dy; Span.taps holds indices into the phase's taps.
  */
 function phaseSpans(f: Phase, outSize: number): Span[] {
-  const out: Span[] = [];
-  for (let j = 0; j < f.n; j++) {
+  return groupSpans(f.n, (j) => {
     const taps: number[] = [];
     f.offs.forEach((o, a) => {
       if (o + j >= 0 && o + j < outSize) taps.push(a);
     });
-    const last = out[out.length - 1];
-    if (last && last.taps.length === taps.length && last.taps.every((v, i) => v === taps[i])) last.n++;
-    else out.push({ o0: j, n: 1, taps });
-  }
-  return out;
+    return taps;
+  });
 }
 
 /**
@@ -424,17 +428,19 @@ export function convGemmKernels(rt: WasmRuntime): Pick<ConvKernels, 'conv2d' | '
       if (B * O * P === 0) return;
       const sc = new Scratch(rt);
       try {
-        const ys = spans(p.outH, p.kernelH, p.strideH, p.padH, p.height),
-          xs = spans(p.outW, p.kernelW, p.strideW, p.padW, p.width);
-        const live = liveReads(ys) * liveReads(xs);
-        const all =
-          p.outH *
-          liveTaps(p.kernelH, p.outH, p.strideH, p.padH, p.height).length *
-          p.outW *
-          liveTaps(p.kernelW, p.outW, p.strideW, p.padW, p.width).length;
-        if (P <= convRoutes.borderPositions && live < convRoutes.borderShare * all) {
-          conv2dBySpans(rt, sc, x, w, out, p, ys, xs);
-          return;
+        if (P <= convRoutes.borderPositions) {
+          // the span tables are only worth building on maps small enough to take that route
+          const ys = spans(p.outH, p.kernelH, p.strideH, p.padH, p.height),
+            xs = spans(p.outW, p.kernelW, p.strideW, p.padW, p.width);
+          const all =
+            p.outH *
+            liveTaps(p.kernelH, p.outH, p.strideH, p.padH, p.height).length *
+            p.outW *
+            liveTaps(p.kernelW, p.outW, p.strideW, p.padW, p.width).length;
+          if (liveReads(ys) * liveReads(xs) < convRoutes.borderShare * all) {
+            conv2dBySpans(rt, sc, x, w, out, p, ys, xs);
+            return;
+          }
         }
         const src = pad(rt, sc, x, B * p.channels, p.height, p.width, ...forwardMargins(p));
         const { tab, wtab } = forwardTables(p, src.Hp, src.Wp);
@@ -485,14 +491,16 @@ export function convGemmKernels(rt: WasmRuntime): Pick<ConvKernels, 'conv2d' | '
           khw = p.kernelH * p.kernelW;
         for (const fy of py) {
           for (const fx of px) {
-            const sy = phaseSpans(fy, p.outH),
-              sx = phaseSpans(fx, p.outW);
-            if (
-              H * W <= convRoutes.borderPositions &&
-              liveReads(sy) * liveReads(sx) < convRoutes.borderShare * fy.n * fy.taps.length * fx.n * fx.taps.length
-            ) {
-              gradInputBySpans(rt, sc, dy, w, dx, p, fy, fx, sy, sx);
-              continue;
+            if (H * W <= convRoutes.borderPositions) {
+              const sy = phaseSpans(fy, p.outH),
+                sx = phaseSpans(fx, p.outW);
+              if (
+                liveReads(sy) * liveReads(sx) <
+                convRoutes.borderShare * fy.n * fy.taps.length * fx.n * fx.taps.length
+              ) {
+                gradInputBySpans(rt, sc, dy, w, dx, p, fy, fx, sy, sx);
+                continue;
+              }
             }
             const K = O * fy.taps.length * fx.taps.length;
             const tab = new Int32Array(K),
