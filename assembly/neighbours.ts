@@ -116,15 +116,16 @@ function searchTile(x: usize, packed: usize, outVal: usize, outIdx: usize, m: i3
       c30 = mask(c30, jlo, kv, i0 + 3, excl); c31 = mask(c31, jhi, kv, i0 + 3, excl);
     }
     // Fold the panel's upper half into the lower (lower indices win ties), then into the running max.
-    let g = f32x4.gt(c01, c00);
+    // A NaN in the lower half gives way to the upper (else a NaN row would hide the row 4 after it).
+    let g = v128.or(f32x4.gt(c01, c00), f32x4.ne(c00, c00));
     let v = v128.bitselect(c01, c00, g);
     let id = v128.bitselect(jhi, jlo, g);
     g = f32x4.gt(v, bv0); bv0 = v128.bitselect(v, bv0, g); bi0 = v128.bitselect(id, bi0, g);
-    g = f32x4.gt(c11, c10); v = v128.bitselect(c11, c10, g); id = v128.bitselect(jhi, jlo, g);
+    g = v128.or(f32x4.gt(c11, c10), f32x4.ne(c10, c10)); v = v128.bitselect(c11, c10, g); id = v128.bitselect(jhi, jlo, g);
     g = f32x4.gt(v, bv1); bv1 = v128.bitselect(v, bv1, g); bi1 = v128.bitselect(id, bi1, g);
-    g = f32x4.gt(c21, c20); v = v128.bitselect(c21, c20, g); id = v128.bitselect(jhi, jlo, g);
+    g = v128.or(f32x4.gt(c21, c20), f32x4.ne(c20, c20)); v = v128.bitselect(c21, c20, g); id = v128.bitselect(jhi, jlo, g);
     g = f32x4.gt(v, bv2); bv2 = v128.bitselect(v, bv2, g); bi2 = v128.bitselect(id, bi2, g);
-    g = f32x4.gt(c31, c30); v = v128.bitselect(c31, c30, g); id = v128.bitselect(jhi, jlo, g);
+    g = v128.or(f32x4.gt(c31, c30), f32x4.ne(c30, c30)); v = v128.bitselect(c31, c30, g); id = v128.bitselect(jhi, jlo, g);
     g = f32x4.gt(v, bv3); bv3 = v128.bitselect(v, bv3, g); bi3 = v128.bitselect(id, bi3, g);
   }
   finish(bv0, bi0, outVal, outIdx, i0, first);

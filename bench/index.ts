@@ -15,6 +15,7 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   matmul: async () => (await import('./matmul.js')).matmulSuite,
   neighbours: async () => (await import('./neighbours.js')).neighboursSuite,
   'koleo-large-k': async () => (await import('./koleo-large-k.js')).koleoLargeKSuite,
+  'koleo-self-webgpu': async () => (await import('./koleo-large-k.js')).koleoSelfWebgpuSuite,
   'softmax-norm': async () => (await import('./softmax-norm.js')).softmaxNormSuite,
   fusions: async () => (await import('./fusions.js')).fusionsSuite,
   'dino-step': async () => (await import('./dino-step.js')).dinoStepSuite,
@@ -25,8 +26,8 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   gpu: async () => (await import('./gpu.js')).gpuSuite,
   tune: async () => (await import('./tune.js')).tuneSuite,
 };
-/** Run only when named: each soak trains for most of an hour; gpu is for a machine with a GPU (scripts/gpu-check.sh); tune re-measures the host tuning (docs/performance.md). */
-const ON_REQUEST = new Set(['soak', 'soak-webgpu', 'gpu', 'tune']);
+/** Run only when named: each soak trains for most of an hour; gpu is for a machine with a GPU (scripts/gpu-check.sh); tune re-measures the host tuning (docs/performance.md); koleo-self-webgpu takes minutes on a software adapter. */
+const ON_REQUEST = new Set(['soak', 'soak-webgpu', 'gpu', 'tune', 'koleo-self-webgpu']);
 
 function normalize(r: Summary[] | SuiteReport): SuiteReport {
   return Array.isArray(r) ? { summaries: r } : r;

@@ -5,8 +5,16 @@
 // vit_cpu DINO step at batch 64 without KoLeo-proto, with it exact, and with the candidate cache
 // (a cached step, a refresh step, and their mix at one refresh every N steps).
 // Run: node dist/bench/index.js koleo-large-k [--quick]
+//
+// koleo-self-webgpu (on request): the exact search alone on WebGPU (any adapter, so llvmpipe here),
+// the one-sided kernel against the symmetric one (src/backend/webgpu/neighbours.ts, both forced),
+// at D = 64 and K = 1024, 4096, 16384 (and 65536 on a hardware adapter: the software one takes
+// minutes there); one warm-up call of each, then calls alternating, every one waited for.
+// Run: node dist/bench/index.js koleo-self-webgpu [--quick]
 import type { Backend, Storage } from '../src/backend/backend.js';
 import { WasmBackend } from '../src/backend/wasm/index.js';
+import { WebGPUBackend } from '../src/backend/webgpu/index.js';
+import { forceSymmetricSelfSearch } from '../src/backend/webgpu/neighbours.js';
 import { KoleoProtoCache } from '../src/ssl/koleo-cache.js';
 import { DEFAULTS, validate } from '../src/train/config.js';
 import { dinoStep } from '../src/train/step.js';
@@ -188,6 +196,62 @@ export async function koleoLargeKSuite(): Promise<SuiteReport> {
       ),
     ].join('\n');
     return { summaries: [], table, details: { K, D, M, batch: BATCH, backend: be.description, search, steps } };
+  } finally {
+    be.destroy();
+  }
+}
+
+export async function koleoSelfWebgpuSuite(): Promise<SuiteReport> {
+  const reps = quickMode() ? 1 : 3;
+  const be = await WebGPUBackend.create({ adapter: 'any' });
+  const sizes = be.software ? [1024, 4096, 16384] : [1024, 4096, 16384, K];
+  const rows: { k: number; oneSided: number[]; symmetric: number[] }[] = [];
+  try {
+    for (const k of sizes) {
+      const x = filled(be, k * D, 7);
+      const val = be.alloc(k, 'f32'),
+        idx = be.alloc(k, 'i32'),
+        idx2 = be.alloc(k, 'i32');
+      try {
+        const run = async (symmetric: boolean) => {
+          forceSymmetricSelfSearch(symmetric);
+          return (
+            await timed(be, 1, () => be.nearestNeighborSelf(x, val, symmetric ? idx2 : idx, null, k, D, 1, true))
+          )[0];
+        };
+        await run(false);
+        await run(true);
+        const a = await be.download(idx),
+          b = await be.download(idx2);
+        for (let i = 0; i < k; i++)
+          if (a[i] !== b[i]) throw new Error(`koleo-self-webgpu: the symmetric search disagrees at K = ${k}, row ${i}`);
+        const row = { k, oneSided: [] as number[], symmetric: [] as number[] };
+        for (let r = 0; r < reps; r++) {
+          row.oneSided.push(await run(false));
+          row.symmetric.push(await run(true));
+        }
+        rows.push(row);
+      } finally {
+        forceSymmetricSelfSearch(null);
+        for (const s of [x, val, idx, idx2]) be.free(s);
+      }
+    }
+    const table = [
+      `exact self search, D = ${D}, ${be.description}; seconds per call (median, then every sample)`,
+      '',
+      markdownTable(
+        ['K', 'one-sided', 'samples', 'symmetric', 'samples', 'speed-up'],
+        rows.map((r) => [
+          String(r.k),
+          median(r.oneSided).toFixed(3),
+          r.oneSided.map((s) => s.toFixed(3)).join(' '),
+          median(r.symmetric).toFixed(3),
+          r.symmetric.map((s) => s.toFixed(3)).join(' '),
+          (median(r.oneSided) / median(r.symmetric)).toFixed(2),
+        ]),
+      ),
+    ].join('\n');
+    return { summaries: [], table, details: { D, backend: be.description, rows } };
   } finally {
     be.destroy();
   }

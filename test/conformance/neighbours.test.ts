@@ -4,6 +4,8 @@ import { conformance } from '../helpers/backends.js';
 import { gradCheck, randArray, read, rng } from '../helpers/check.js';
 import * as pd from '../../src/tensor/index.js';
 import { nearestNeighborRef, scoresRef, selfTopRef, topkRef } from '../reference/neighbours.js';
+import { WebGPUBackend } from '../../src/backend/webgpu/index.js';
+import { forceSymmetricSelfSearch } from '../../src/backend/webgpu/neighbours.js';
 
 const f32 = (a: Float64Array) => a.map(Math.fround);
 
@@ -60,6 +62,33 @@ async function checkNN(
   }
   for (const t of [tx, ty, values, indices]) t?.dispose();
 }
+
+/**
+ * Runs `body` with the WebGPU exact self search forced onto the one-sided kernel, the symmetric
+ * kernels (default strips and chunks, then strips and chunks of 1 and of 3 and 2 row blocks, so
+ * that small sizes cross them), then with the choice by adapter; on other backends once.
+ */
+async function eachSelfSearch(be: Backend, body: (what: string) => Promise<void>): Promise<void> {
+  if (!(be instanceof WebGPUBackend)) return body('');
+  const paths: [boolean | null, { strip?: number; chunk?: number }, string][] = [
+    [false, {}, 'one-sided'],
+    [true, {}, 'symmetric'],
+    [true, { strip: 1, chunk: 1 }, 'symmetric, strip 1, chunk 1'],
+    [true, { strip: 3, chunk: 2 }, 'symmetric, strip 3, chunk 2'],
+    [null, {}, 'by adapter'],
+  ];
+  try {
+    for (const [v, layout, name] of paths) {
+      forceSymmetricSelfSearch(v, layout);
+      await body(` [${name}]`);
+    }
+  } finally {
+    forceSymmetricSelfSearch(null);
+  }
+}
+
+/** f32 bit patterns (so -0 and +0 differ). */
+const bits = (v: number[]) => Array.from(new Uint32Array(Float32Array.from(v).buffer));
 
 conformance('neighbours', (test, be) => {
   test('nearestNeighbor, x against a separate y, odd sizes', async () => {
@@ -148,6 +177,41 @@ conformance('neighbours', (test, be) => {
       }
       x.dispose();
       copy.dispose();
+    }
+  });
+
+  test('exact self search at odd sizes: the one-sided kernel bit for bit, and the reference (duplicates, a NaN row, ties)', async () => {
+    for (const k of [1, 2, 63, 65, 129, 257, 1000]) {
+      for (const d of [1, 3, 16, 17, 64]) {
+        for (const tern of [false, true]) {
+          const data = tern ? ternary(k * d, 3 * k + d) : f32(randArray(k * d, 5 * k + d));
+          if (!tern) {
+            // Duplicates of row 0 across the row blocks (exactly equal scores), and a NaN row.
+            for (let i = 5; i < k; i += 37) data.copyWithin(i * d, 0, d);
+            if (k > 2) data.fill(NaN, 2 * d, 3 * d);
+          }
+          const x = pd.tensor(data, [k, d], be());
+          const copy = pd.tensor(data, [k, d], be());
+          for (const excludeSelf of [true, false]) {
+            const what = `${k}x${d}${tern ? ' ternary' : ' duplicates, NaN row'}${excludeSelf ? '' : ' keeping self'}`;
+            await checkNN(be(), data, null, k, k, d, excludeSelf, tern, what);
+            const one = pd.nearestNeighbor(x, copy, { excludeSelf });
+            const oneIdx = await read(one.indices);
+            const oneVal = bits(await read(one.values));
+            await eachSelfSearch(be(), async (path) => {
+              const a = pd.nearestNeighbor(x, undefined, { excludeSelf });
+              assert.equal(await read(a.indices), oneIdx, `${what}${path}: indices`);
+              assert.equal(bits(await read(a.values)), oneVal, `${what}${path}: value bits`);
+              a.values.dispose();
+              a.indices.dispose();
+            });
+            one.values.dispose();
+            one.indices.dispose();
+          }
+          x.dispose();
+          copy.dispose();
+        }
+      }
     }
   });
 
