@@ -8,7 +8,7 @@
 // neighbour chosen is the same. The list's index -1 marks an empty entry. The exact search alone
 // (m = 1) shares the pairs on a software adapter: symTiles and symMerge, below.
 
-struct SelfParams { k: u32, d: u32, m: u32, excludeSelf: u32, negInf: f32, _p0: u32, _p1: u32, _p2: u32 };
+struct SelfParams { k: u32, d: u32, m: u32, excludeSelf: u32, negInf: f32, j0: u32, j1: u32, _p0: u32 };
 
 @group(0) @binding(0) var<storage, read> sX: array<f32>;
 @group(0) @binding(1) var<storage, read_write> sVal: array<f32>;
@@ -17,9 +17,9 @@ struct SelfParams { k: u32, d: u32, m: u32, excludeSelf: u32, negInf: f32, _p0: 
 @group(0) @binding(4) var<storage, read_write> sListI: array<i32>; // [k][m]
 @group(0) @binding(5) var<uniform> sP: SelfParams;
 
-// <x_a, x_b> summed in order over l, 8 terms per iteration: llvmpipe caps a loop at 65535
-// iterations over the whole invocation (not per entry), which a plain l loop inside the j loop
-// passes at k·d = 65536; this keeps correct results up to k·d < 2^19 there (hardware has no cap).
+// <x_a, x_b> summed in order over l, 8 terms per iteration: llvmpipe stops an invocation's loops
+// after about 65535 iterations in all, so fewer iterations let a dispatch walk more rows j. The
+// host still splits the walk (rows j0..j1-1 per dispatch, src/backend/webgpu/neighbours.ts).
 fn dot8(a: u32, b: u32, d: u32) -> f32 {
   var acc = 0.0;
   var l = 0u;
@@ -45,12 +45,17 @@ fn selfTopM(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
   let d = sP.d;
   let m = sP.m;
   let ob = i * m;
-  for (var c = 0u; c < m; c++) {
-    sListV[ob + c] = sP.negInf;
-    sListI[ob + c] = -1;
-  }
   var n = 0u;
-  for (var j = 0u; j < k; j++) {
+  if (sP.j0 == 0u) {
+    for (var c = 0u; c < m; c++) {
+      sListV[ob + c] = sP.negInf;
+      sListI[ob + c] = -1;
+    }
+  } else {
+    // The list fills from the front: its length is where the first empty entry is.
+    while ((n < m) && (sListI[ob + n] >= 0)) { n++; }
+  }
+  for (var j = sP.j0; j < sP.j1; j++) {
     if ((sP.excludeSelf != 0u) && (j == i)) { continue; }
     let acc = dot8(i * d, j * d, d);
     if (acc != acc) { continue; } // NaN is never a neighbour
@@ -77,7 +82,7 @@ fn selfTopM(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
   sIdx[i] = bi;
 }
 
-struct Cand { k: u32, d: u32, m: u32, _p: u32, negInf: f32, _p0: u32, _p1: u32, _p2: u32 };
+struct Cand { k: u32, d: u32, m: u32, _p: u32, negInf: f32, c0: u32, c1: u32, accumulate: u32 };
 
 @group(0) @binding(0) var<storage, read> cX: array<f32>;
 @group(0) @binding(1) var<storage, read> cCand: array<i32>;
@@ -85,7 +90,8 @@ struct Cand { k: u32, d: u32, m: u32, _p: u32, negInf: f32, _p0: u32, _p1: u32, 
 @group(0) @binding(3) var<storage, read_write> cIdx: array<i32>;
 @group(0) @binding(4) var<uniform> cP: Cand;
 
-// One thread per row over its m candidates; the best value, lowest index on ties.
+// One thread per row over its candidates c0..c1-1 of m (the loop cap, above: the host splits long
+// lists); the best value, lowest index on ties, starting with accumulate from the best so far.
 @compute @workgroup_size(64)
 fn candidates(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let r = gid.y * nwg.x * 64u + gid.x;
@@ -93,7 +99,11 @@ fn candidates(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
   let d = cP.d;
   var bv = cP.negInf;
   var bi = -1;
-  for (var c = 0u; c < cP.m; c++) {
+  if (cP.accumulate != 0u) {
+    bv = cVal[r];
+    bi = cIdx[r];
+  }
+  for (var c = cP.c0; c < cP.c1; c++) {
     let j = cCand[r * cP.m + c];
     if (j < 0) { continue; }
     var acc = 0.0;

@@ -6,12 +6,18 @@
 // it sees (in increasing order, strict >, so the first wins ties). The m × k scores are never
 // stored. At the end the 16 threads sharing an x row merge their results, lower index first on
 // ties. Every score is one sequential sum over l = 0..d-1, identical for every pair.
+//
+// A dispatch walks only y rows j0..j1-1 (j0 a multiple of BN): llvmpipe stops an invocation's
+// loops after about 65535 iterations in all (K = 4096 at d = 1024 already lost the last rows), so
+// the host splits long walks (src/backend/webgpu/neighbours.ts). With accumulate set, each row starts
+// from the value and index the previous range left in nVal/nIdx; those indices are lower, and the
+// merge prefers the lower index on ties, so the answer is the one a single walk gives.
 
 const BM: u32 = 64u;
 const BN: u32 = 64u;
 const BK: u32 = 16u;
 
-struct NN { m: u32, k: u32, d: u32, excludeSelf: u32, negInf: f32, _p0: u32, _p1: u32, _p2: u32 };
+struct NN { m: u32, k: u32, d: u32, excludeSelf: u32, negInf: f32, j0: u32, j1: u32, accumulate: u32 };
 
 @group(0) @binding(0) var<storage, read> nX: array<f32>;
 @group(0) @binding(1) var<storage, read> nY: array<f32>;
@@ -36,11 +42,11 @@ fn nearestNeighbor(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
   let tx = lid3.x;
   let ty = lid3.y;
   let m = nP.m;
-  let k = nP.k;
+  let jEnd = nP.j1;
   let d = nP.d;
   var best = array<f32, 4>(nP.negInf, nP.negInf, nP.negInf, nP.negInf);
   var bestI = array<i32, 4>(-1, -1, -1, -1);
-  for (var bn = 0u; bn < k; bn += BN) {
+  for (var bn = nP.j0; bn < jEnd; bn += BN) {
     var acc: array<array<f32, 4>, 4>;
     for (var l0 = 0u; l0 < d; l0 += BK) {
       for (var e = 0u; e < 4u; e++) {
@@ -52,7 +58,7 @@ fn nearestNeighbor(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         if ((bm + r < m) && (col < d)) { xv = nX[(bm + r) * d + col]; }
         xs[c * BM + r] = xv;
         var yv = 0.0;
-        if ((bn + r < k) && (col < d)) { yv = nY[(bn + r) * d + col]; }
+        if ((bn + r < jEnd) && (col < d)) { yv = nY[(bn + r) * d + col]; }
         ys[c * BN + r] = yv;
       }
       workgroupBarrier();
@@ -71,7 +77,7 @@ fn nearestNeighbor(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
       let i = bm + ty + 16u * q;
       for (var p = 0u; p < 4u; p++) {
         let j = bn + tx + 16u * p;
-        let ok = (j < k) && !((nP.excludeSelf != 0u) && (j == i));
+        let ok = (j < jEnd) && !((nP.excludeSelf != 0u) && (j == i));
         if (ok && (acc[q][p] > best[q])) {
           best[q] = acc[q][p];
           bestI[q] = i32(j);
@@ -87,6 +93,10 @@ fn nearestNeighbor(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
   if ((lid < BM) && (bm + lid < m)) {
     var bv = nP.negInf;
     var bi = -1;
+    if (nP.accumulate != 0u) {
+      bv = nVal[bm + lid];
+      bi = nIdx[bm + lid];
+    }
     for (var t = 0u; t < 16u; t++) {
       let v = redV[lid * 16u + t];
       let id = redI[lid * 16u + t];
@@ -97,7 +107,7 @@ fn nearestNeighbor(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
   }
 }
 
-struct TopK { rows: u32, cols: u32, k: u32, _pad: u32 };
+struct TopK { rows: u32, cols: u32, k: u32, j0: u32, j1: u32, _p0: u32, _p1: u32, _p2: u32 };
 
 @group(0) @binding(0) var<storage, read> tX: array<f32>;
 @group(0) @binding(1) var<storage, read_write> tVal: array<f32>;
@@ -110,15 +120,16 @@ fn above(v: f32, w: f32) -> bool {
 }
 
 // One thread per row: a partial insertion sort into the row's k output slots; values arrive in
-// index order and only a strictly larger one moves ahead, so ties keep the lower index first.
+// index order and only a strictly larger one moves ahead, so ties keep the lower index first. A
+// dispatch takes columns j0..j1-1 (the loop cap, above); the slots already hold the first j0.
 @compute @workgroup_size(64)
 fn topk(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let row = gid.y * nwg.x * 64u + gid.x;
   if (row >= tP.rows) { return; }
   let xb = row * tP.cols;
   let ob = row * tP.k;
-  var n = 0u;
-  for (var j = 0u; j < tP.cols; j++) {
+  var n = min(tP.j0, tP.k);
+  for (var j = tP.j0; j < tP.j1; j++) {
     let v = tX[xb + j];
     var pos: u32;
     if (n == tP.k) {
