@@ -46,7 +46,9 @@ fn copyStrided(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
   cDst[u32(od)] = cSrc[u32(os)];
 }
 
-struct Rows { nIdx: u32, cols: u32, rows: u32, rowBlocks: u32 };
+// scatterAddRows walks idx i0..i1-1 (src/backend/webgpu/loop-budget.ts: llvmpipe's loop cap) and
+// zeroes its cells only in the range that starts at 0.
+struct Rows { nIdx: u32, cols: u32, rows: u32, rowBlocks: u32, i0: u32, i1: u32, _p0: u32, _p1: u32 };
 
 @group(0) @binding(0) var<storage, read> gX: array<u32>;
 @group(0) @binding(1) var<storage, read> gIdx: array<i32>;
@@ -84,8 +86,10 @@ fn scatterAddRows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
   let per = (sP.rows + sP.rowBlocks - 1u) / sP.rowBlocks;
   let r0 = rb * per;
   let r1 = min(r0 + per, sP.rows);
-  for (var r = r0; r < r1; r++) { sDx[r * sP.cols + c] = 0.0; }
-  for (var i = 0u; i < sP.nIdx; i++) {
+  if (sP.i0 == 0u) {
+    for (var r = r0; r < r1; r++) { sDx[r * sP.cols + c] = 0.0; }
+  }
+  for (var i = sP.i0; i < sP.i1; i++) {
     let r = sIdx[i];
     if ((r >= i32(r0)) && (r < i32(r1))) {
       let o = u32(r) * sP.cols + c;

@@ -47,13 +47,18 @@ override GELU: bool = false;
 // With GELU: also write the pre-activation (product + bias) to Z, for autograd's backward.
 override KEEP_PRE: bool = false;
 override ACCUMULATE: bool = false;
+override ACC_IN: bool = false;
 override WY: u32 = 16u;
 
 const WX: u32 = 8u;
 const TN: u32 = 64u;
 const TK: u32 = 16u;
 
-struct P { m: u32, n: u32, k: u32, strideA: u32, strideB: u32, batch0: u32, tileRow0: u32, tileCol0: u32 };
+// A dispatch runs k0 = kBegin..kEnd-1 (multiples of TK but kEnd = k): llvmpipe's loop cap
+// (src/backend/webgpu/loop-budget.ts). With ACC_IN the sums start from AccIn, the raw sums an
+// earlier range stored (no epilogue), so each output is still one fma chain over all of k.
+struct P { m: u32, n: u32, k: u32, strideA: u32, strideB: u32, batch0: u32, tileRow0: u32, tileCol0: u32,
+           kBegin: u32, kEnd: u32, _p0: u32, _p1: u32 };
 
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;
@@ -61,7 +66,9 @@ struct P { m: u32, n: u32, k: u32, strideA: u32, strideB: u32, batch0: u32, tile
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
 // Written only with KEEP_PRE; otherwise the host binds a spare (a writable binding may not alias C).
 @group(0) @binding(4) var<storage, read_write> Z: array<f32>;
-@group(0) @binding(5) var<uniform> p: P;
+// Read only with ACC_IN; otherwise the host binds any buffer.
+@group(0) @binding(5) var<storage, read> AccIn: array<f32>;
+@group(0) @binding(6) var<uniform> p: P;
 
 var<workgroup> As: array<vec4<f32>, TK * WY>; // [TK][4WY rows / 4]
 var<workgroup> Bs: array<vec4<f32>, 256>; // [TK][TN / 4]
@@ -98,7 +105,21 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
   let bBase = batch * p.strideB;
   // acc[2r + h]: row 4ly + r, columns 4lx + 32h + (0..3).
   var acc: array<vec4<f32>, 8>;
-  for (var k0 = 0u; k0 < p.k; k0 += TK) {
+  if (ACC_IN) {
+    let sBase = batch * p.m * p.n;
+    let i0 = row0 + 4u * lid.y;
+    let j0 = col0 + 4u * lid.x;
+    let j1 = j0 + 4u * WX;
+    acc[0] = accAt(sBase, i0, j0);
+    acc[1] = accAt(sBase, i0, j1);
+    acc[2] = accAt(sBase, i0 + 1u, j0);
+    acc[3] = accAt(sBase, i0 + 1u, j1);
+    acc[4] = accAt(sBase, i0 + 2u, j0);
+    acc[5] = accAt(sBase, i0 + 2u, j1);
+    acc[6] = accAt(sBase, i0 + 3u, j0);
+    acc[7] = accAt(sBase, i0 + 3u, j1);
+  }
+  for (var k0 = p.kBegin; k0 < p.kEnd; k0 += TK) {
     // Each thread stores whole vec4s: 4 rows of A (4 columns of B) at one k. Consecutive threads walk
     // k when the operand is stored k-contiguous and rows (columns) otherwise, so they read
     // neighbouring addresses either way. TK * WY and TK * TN / 4 are multiples of the thread count.
@@ -147,6 +168,18 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
   epilogue(cBase, i0 + 2u, j1, acc[5]);
   epilogue(cBase, i0 + 3u, j0, acc[6]);
   epilogue(cBase, i0 + 3u, j1, acc[7]);
+}
+
+// Row i, columns j..j+3 of AccIn, 0 outside m x n (those lanes are never stored).
+fn accAt(sBase: u32, i: u32, j: u32) -> vec4<f32> {
+  var v = vec4(0.0);
+  if (i >= p.m) { return v; }
+  let o = sBase + i * p.n + j;
+  if (j < p.n) { v.x = AccIn[o]; }
+  if (j + 1u < p.n) { v.y = AccIn[o + 1u]; }
+  if (j + 2u < p.n) { v.z = AccIn[o + 2u]; }
+  if (j + 3u < p.n) { v.w = AccIn[o + 3u]; }
+  return v;
 }
 
 // The value of column j of bias, 0 past n (that lane is never stored).

@@ -14,13 +14,18 @@ override GELU: bool = false;
 // With GELU: also write the pre-activation (product + bias) to Z, for autograd's backward.
 override KEEP_PRE: bool = false;
 override ACCUMULATE: bool = false;
+override ACC_IN: bool = false;
 
 const TM: u32 = 64u;
 const TN: u32 = 64u;
 const TK: u32 = 16u;
 const THREADS: u32 = 256u;
 
-struct P { m: u32, n: u32, k: u32, strideA: u32, strideB: u32, batch0: u32, tileRow0: u32, tileCol0: u32 };
+// A dispatch runs k0 = kBegin..kEnd-1 (multiples of TK but kEnd = k): llvmpipe's loop cap
+// (src/backend/webgpu/loop-budget.ts). With ACC_IN the sums start from AccIn, the raw sums an
+// earlier range stored (no epilogue), so each output is still one fma chain over all of k.
+struct P { m: u32, n: u32, k: u32, strideA: u32, strideB: u32, batch0: u32, tileRow0: u32, tileCol0: u32,
+           kBegin: u32, kEnd: u32, _p0: u32, _p1: u32 };
 
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;
@@ -28,7 +33,9 @@ struct P { m: u32, n: u32, k: u32, strideA: u32, strideB: u32, batch0: u32, tile
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
 // Written only with KEEP_PRE; otherwise the host binds a spare (a writable binding may not alias C).
 @group(0) @binding(4) var<storage, read_write> Z: array<f32>;
-@group(0) @binding(5) var<uniform> p: P;
+// Read only with ACC_IN; otherwise the host binds any buffer.
+@group(0) @binding(5) var<storage, read> AccIn: array<f32>;
+@group(0) @binding(6) var<uniform> p: P;
 
 var<workgroup> As: array<f32, 1024>; // [TK][TM]
 var<workgroup> Bs: array<f32, 1024>; // [TK][TN]
@@ -64,7 +71,17 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
   let aBase = batch * p.strideA;
   let bBase = batch * p.strideB;
   var acc: array<f32, 16>;
-  for (var k0 = 0u; k0 < p.k; k0 += TK) {
+  if (ACC_IN) {
+    let sBase = batch * p.m * p.n;
+    for (var r = 0u; r < 4u; r++) {
+      for (var c = 0u; c < 4u; c++) {
+        let i = row0 + lid.y + 16u * r;
+        let j = col0 + lid.x + 16u * c;
+        if (i < p.m && j < p.n) { acc[r * 4u + c] = AccIn[sBase + i * p.n + j]; }
+      }
+    }
+  }
+  for (var k0 = p.kBegin; k0 < p.kEnd; k0 += TK) {
     for (var r = 0u; r < 4u; r++) {
       let e = li + r * THREADS;
       // Consecutive threads take consecutive addresses of whichever layout A and B are stored in.

@@ -6,7 +6,9 @@
 override OP: u32 = 0u;
 const WG: u32 = 256u;
 
-struct P { outer: u32, len: u32, inner: u32, _pad: u32 };
+// reduceCols and argReduce walk l = l0..l1-1 of len (src/backend/webgpu/loop-budget.ts: llvmpipe's
+// loop cap); with accumulate set they go on from the result the previous range left in the output.
+struct P { outer: u32, len: u32, inner: u32, l0: u32, l1: u32, accumulate: u32, _p0: u32, _p1: u32 };
 
 fn identity() -> f32 {
   if (OP == 1u) { return -3.402823466e+38; }
@@ -81,8 +83,9 @@ fn reduceCols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
   let o = u / rP.inner;
   let i = u % rP.inner;
   var acc = identity();
-  var p = o * rP.len * rP.inner + i;
-  for (var l = 0u; l < rP.len; l++) {
+  if (rP.accumulate != 0u) { acc = rOut[u]; }
+  var p = (o * rP.len + rP.l0) * rP.inner + i;
+  for (var l = rP.l0; l < rP.l1; l++) {
     acc = combine(acc, rX[p]);
     p += rP.inner;
   }
@@ -101,9 +104,10 @@ fn argReduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
   let o = u / aP.inner;
   let i = u % aP.inner;
   let base = o * aP.len * aP.inner + i;
-  var best = aX[base];
   var bi = 0u;
-  for (var l = 1u; l < aP.len; l++) {
+  if (aP.accumulate != 0u) { bi = u32(aOut[u]); }
+  var best = aX[base + bi * aP.inner];
+  for (var l = max(aP.l0, 1u); l < aP.l1; l++) {
     let v = aX[base + l * aP.inner];
     let better = select((v < best), (v > best), OP == 0u);
     if (better) { best = v; bi = l; }

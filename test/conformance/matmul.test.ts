@@ -6,6 +6,7 @@ import { matmulParams, type Backend, type MatmulParams } from '../../src/backend
 import { linearRef, matmulRef, type MatmulRefParams } from '../reference/matmul.js';
 import { WebGPUBackend } from '../../src/backend/webgpu/index.js';
 import { forceMatmulVariant, MATMUL_VARIANTS, matmulVariant } from '../../src/backend/webgpu/matmul.js';
+import { setLoopBudget } from '../../src/backend/webgpu/loop-budget.js';
 
 const TRANSPOSES: [boolean, boolean][] = [
   [false, false],
@@ -53,15 +54,23 @@ async function eachKernel(be: Backend, body: (what: string) => Promise<void>): P
   }
 }
 
-/** Runs backend.matmul on random data against the f64 reference. */
-async function checkKernel(be: Backend, p: MatmulRefParams & { seed: number }, what: string): Promise<void> {
+/**
+ * Runs backend.matmul on random data against the f64 reference. `halves`: values in steps of 1/2,
+ * so that products and sums are exact in f32 and a lost part of k cannot hide in the tolerance.
+ */
+async function checkKernel(
+  be: Backend,
+  p: MatmulRefParams & { seed: number; halves?: boolean },
+  what: string,
+): Promise<void> {
   const { batch, m, n, k } = p;
   const sa = p.strideA ?? m * k,
     sb = p.strideB ?? k * n;
   const aLen = sa === 0 ? m * k : batch * sa,
     bLen = sb === 0 ? k * n : batch * sb;
-  const a = randArray(aLen, p.seed),
-    b = randArray(bLen, p.seed + 1);
+  const q = (v: Float64Array) => (p.halves ? v.map((x) => Math.round(2 * x) / 2) : v);
+  const a = q(randArray(aLen, p.seed)),
+    b = q(randArray(bLen, p.seed + 1));
   const bias = p.bias ? Float64Array.from(p.bias) : undefined;
   const ta = pd.tensor(a, [aLen], be),
     tb = pd.tensor(b, [bLen], be);
@@ -147,9 +156,14 @@ conformance('matmul', (test, be) => {
       const bias = gelu ? pd.tensor(randArray(n, k), [n], be()) : null;
       const init = randArray(m * n, 7);
       const outputs: Float32Array[] = [];
+      const runs: [string, number][] = MATMUL_VARIANTS.map((v) => [v, 0]);
+      // Again with k in slices of 16, a dispatch each (src/backend/webgpu/loop-budget.ts): same bits.
+      for (const v of MATMUL_VARIANTS) runs.push([v, 40]);
+      const names = runs.map(([v, budget]) => (budget ? `${v} with k in slices of 16` : v));
       try {
-        for (const v of MATMUL_VARIANTS) {
-          forceMatmulVariant(v);
+        for (const [v, budget] of runs) {
+          forceMatmulVariant(v as (typeof MATMUL_VARIANTS)[number]);
+          const old = budget ? setLoopBudget(budget) : 0;
           const out = pd.tensor(init, [m * n], be());
           be().matmul(a.storage, b.storage, out.storage, {
             ...{ batch: 1, m, n, k, transA, transB, strideA: 0, strideB: 0 },
@@ -157,6 +171,7 @@ conformance('matmul', (test, be) => {
             activation: gelu ? 'gelu' : 'none',
             accumulate,
           });
+          if (budget) setLoopBudget(old);
           outputs.push(Float32Array.from(await read(out)));
           out.dispose();
         }
@@ -165,7 +180,7 @@ conformance('matmul', (test, be) => {
       }
       for (let v = 1; v < outputs.length; v++) {
         const differ = outputs[v].findIndex((x, i) => !Object.is(x, outputs[0][i]));
-        assert.is(differ, -1, `${m}x${n}x${k}: ${MATMUL_VARIANTS[v]} differs from ${MATMUL_VARIANTS[0]} at ${differ}`);
+        assert.is(differ, -1, `${m}x${n}x${k}: ${names[v]} differs from ${names[0]} at ${differ}`);
       }
       for (const t of [a, b, bias]) t?.dispose();
     }
@@ -307,6 +322,26 @@ conformance('matmul', (test, be) => {
       /pre-activation needs an activation/,
     );
     t.dispose();
+  });
+
+  test("kernel: long k (llvmpipe stops an invocation's loops near 65535 iterations), every kernel and epilogue", async () => {
+    // One shape past the cap (about 50000 for the vec4 kernels); transposes and slice edges at small
+    // sizes are the same-bits test's, with k in slices of 16.
+    const [m, n, k] = [5, 7, 70001];
+    let seed = 300;
+    await eachKernel(be(), async (kernel) => {
+      const [transA, transB] = TRANSPOSES[seed % 4];
+      const w = `${m}x${n}x${k}${kernel}`;
+      await checkKernel(
+        be(),
+        { batch: 1, m, n, k, transA, transB, halves: true, seed: seed++ },
+        `tA=${transA} tB=${transB} ${w}`,
+      );
+      const bias = randArray(n, n);
+      await checkKernel(be(), { batch: 2, m, n, k, bias, gelu: true, halves: true, seed: seed++ }, `bias+gelu ${w}`);
+      const init = randArray(2 * m * n, seed);
+      await checkKernel(be(), { batch: 2, m, n, k, init, strideA: 0, halves: true, seed: seed++ }, `accumulate ${w}`);
+    });
   });
 
   test('kernel: accumulate adds to the output', async () => {

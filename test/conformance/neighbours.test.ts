@@ -5,7 +5,8 @@ import { gradCheck, randArray, read, rng } from '../helpers/check.js';
 import * as pd from '../../src/tensor/index.js';
 import { nearestNeighborRef, scoresRef, selfTopRef, topkRef } from '../reference/neighbours.js';
 import { WebGPUBackend } from '../../src/backend/webgpu/index.js';
-import { forceSymmetricSelfSearch, setNeighboursLoopBudget } from '../../src/backend/webgpu/neighbours.js';
+import { forceSymmetricSelfSearch } from '../../src/backend/webgpu/neighbours.js';
+import { setLoopBudget } from '../../src/backend/webgpu/loop-budget.js';
 
 const f32 = (a: Float64Array) => a.map(Math.fround);
 
@@ -116,11 +117,11 @@ async function eachSelfSearch(be: Backend, body: (what: string) => Promise<void>
 async function eachLoopBudget(be: Backend, body: (what: string) => Promise<void>): Promise<void> {
   await body('');
   if (!(be instanceof WebGPUBackend)) return;
-  const old = setNeighboursLoopBudget(40);
+  const old = setLoopBudget(40);
   try {
     await body(' [loop budget 40]');
   } finally {
-    setNeighboursLoopBudget(old);
+    setLoopBudget(old);
   }
 }
 

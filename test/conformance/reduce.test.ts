@@ -6,6 +6,7 @@ import { argAxis, reduceAxes } from '../reference/reduce.js';
 import type { Backend } from '../../src/backend/backend.js';
 import { WebGPUBackend } from '../../src/backend/webgpu/index.js';
 import { forceReduceRowsSerial, SERIAL_MAX_LEN } from '../../src/backend/webgpu/reduce.js';
+import { setLoopBudget } from '../../src/backend/webgpu/loop-budget.js';
 
 /**
  * Runs `body` with each WebGPU kernel for reductions of rows forced (the workgroup tree, then one
@@ -45,6 +46,8 @@ const SHAPES: [number[], number[]][] = [
 ];
 
 const sumF = (a: number, b: number) => a + b;
+/** f32 bit patterns. */
+const bits = (v: number[]) => Array.from(new Uint32Array(Float32Array.from(v).buffer));
 
 conformance('reduce', (test, be) => {
   test('sum / mean / sumSquares over axes: forward and gradient', async () => {
@@ -152,6 +155,82 @@ conformance('reduce', (test, be) => {
         );
         t.dispose();
       }
+    }
+  });
+
+  test("long walks (llvmpipe stops an invocation's loops near 65535 iterations): columns and arg reductions", async () => {
+    const len = 70001;
+    // Halves: every sum is exact in f32, so a lost range cannot hide in a tolerance.
+    const x = randArray(3 * len, 21).map((v) => Math.round(2 * v) / 2);
+    x[3 * (len - 2) + 1] = 9; // the largest entry of column 1, near the end
+    x[3 * (len - 1) + 2] = -9; // the smallest of column 2, last
+    const t = pd.tensor(x, [len, 3], be());
+    const ref = (f: (a: number, b: number) => number, init: number, v = x) =>
+      Array.from(reduceAxes(v, [len, 3], [0], f, init));
+    assert.equal(await read(pd.sum(t, 0)), ref(sumF, 0), 'sum over axis 0');
+    assert.equal(
+      await read(pd.sumSquares(t, 0)),
+      ref(
+        sumF,
+        0,
+        x.map((v) => v * v),
+      ),
+      'sumSquares over axis 0',
+    );
+    assert.equal(await read(pd.max(t, 0)), ref(Math.max, -Infinity), 'max over axis 0');
+    assert.equal(await read(pd.min(t, 0)), ref(Math.min, Infinity), 'min over axis 0');
+    assert.equal(
+      await read(pd.argmax(t, 0)),
+      argAxis(x, [len, 3], 0, (a, b) => a > b),
+      'argmax over axis 0',
+    );
+    assert.equal(
+      await read(pd.argmin(t, 0)),
+      argAxis(x, [len, 3], 0, (a, b) => a < b),
+      'argmin over axis 0',
+    );
+    const rows = pd.tensor(x.slice(0, 2 * len), [2, len], be());
+    const rx = x.slice(0, 2 * len);
+    assert.equal(
+      await read(pd.argmax(rows, 1)),
+      argAxis(rx, [2, len], 1, (a, b) => a > b),
+      'argmax over rows',
+    );
+    assert.equal(
+      await read(pd.argmin(rows, 1)),
+      argAxis(rx, [2, len], 1, (a, b) => a < b),
+      'argmin over rows',
+    );
+    t.dispose();
+    rows.dispose();
+  });
+
+  test('WebGPU: walking long loops in ranges changes no bit (every shape with a loop budget of 40)', async () => {
+    if (!(be() instanceof WebGPUBackend)) return;
+    for (const [shape, axes] of SHAPES) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const t = pd.tensor(
+        randArray(n, n).map((v) => Math.round(v * 4) / 4 + v / 1024),
+        shape,
+        be(),
+      );
+      const all = async () => {
+        const out: number[][] = [];
+        for (const f of [pd.sum, pd.sumSquares, pd.max, pd.min]) out.push(await read(f(t, axes)));
+        for (let axis = 0; axis < shape.length; axis++)
+          out.push(await read(pd.argmax(t, axis)), await read(pd.argmin(t, axis)));
+        return out;
+      };
+      const whole = await all();
+      const old = setLoopBudget(40);
+      try {
+        const ranged = await all();
+        for (let i = 0; i < whole.length; i++)
+          assert.equal(bits(ranged[i]), bits(whole[i]), `[${shape}] axes ${axes}: result ${i}`);
+      } finally {
+        setLoopBudget(old);
+      }
+      t.dispose();
     }
   });
 

@@ -3,6 +3,7 @@ import { collapseDims, numel } from '../strided.js';
 import { activeDims, grid1d } from './grid.js';
 import { packParams, paramLayout } from './params.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
+import { loopBudget, loopRanges } from './loop-budget.js';
 
 const FILE = 'layout.wgsl';
 const buf = (s: Storage) => (s as GpuStorage).buffer;
@@ -20,6 +21,10 @@ const ROWS = paramLayout(FILE, 'Rows', [
   ['cols', 'u32'],
   ['rows', 'u32'],
   ['rowBlocks', 'u32'],
+  ['i0', 'u32'],
+  ['i1', 'u32'],
+  ['_p0', 'u32'],
+  ['_p1', 'u32'],
 ]);
 // Threads the scatter aims for: enough to fill a GPU, few enough that each idx pass stays cheap.
 // Every thread walks all of idx, so the work is threads x nIdx: a software adapter, whose 2-16 CPU
@@ -53,21 +58,24 @@ export function layoutKernels(rt: WebGPURuntime): LayoutKernels {
     gatherRows(x, idx, out, nIdx, cols) {
       if (nIdx === 0 || cols === 0) return;
       const rows = Math.floor(x.length / cols);
-      const u = packParams(ROWS, { nIdx, cols, rows, rowBlocks: 0 });
+      const u = packParams(ROWS, { nIdx, cols, rows, rowBlocks: 0, i0: 0, i1: nIdx });
       rt.dispatch('gatherRows', rt.pipeline(FILE, 'gatherRows'), [buf(x), buf(idx), buf(out)], u, grid1d(nIdx * cols));
     },
     scatterAddRows(dy, idx, dx, nIdx, rows, cols) {
       if (rows === 0 || cols === 0) return;
       const threads = rt.software ? SCATTER_THREADS_SOFTWARE : SCATTER_THREADS;
       const rowBlocks = Math.min(rows, Math.max(1, Math.ceil(threads / cols)));
-      const u = packParams(ROWS, { nIdx, cols, rows, rowBlocks });
-      rt.dispatch(
-        'scatterAddRows',
-        rt.pipeline(FILE, 'scatterAddRows'),
-        [buf(dy), buf(idx), buf(dx)],
-        u,
-        grid1d(rowBlocks * cols),
-      );
+      // A thread zeroes its rows of a block, then walks idx: in ranges (./loop-budget.ts).
+      const zeroing = Math.ceil(rows / rowBlocks);
+      for (const [i0, i1] of loopRanges(nIdx, Math.max(1, loopBudget() - zeroing))) {
+        rt.dispatch(
+          'scatterAddRows',
+          rt.pipeline(FILE, 'scatterAddRows'),
+          [buf(dy), buf(idx), buf(dx)],
+          packParams(ROWS, { nIdx, cols, rows, rowBlocks, i0, i1 }),
+          grid1d(rowBlocks * cols),
+        );
+      }
     },
   };
 }

@@ -3,6 +3,7 @@ import { checkMatmulParams } from '../backend.js';
 import { packParams, paramLayout } from './params.js';
 import { reduceKernels } from './reduce.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
+import { loopBudget, loopRanges } from './loop-budget.js';
 
 /**
  * The WGSL matmul kernels: each computes a rows x 64 tile of C per workgroup, and all give
@@ -21,6 +22,9 @@ const VARIANTS = {
   vec4x128: { file: 'matmul-vec4.wgsl', rows: 128, constants: { WY: 32 } },
 } as const;
 const COLS = 64;
+/** Depth of a k slice (wgsl TK), and a slice's loop iterations at most (its 16 steps, staging, the loop's own). */
+const TK = 16;
+const SLICE_LOOPS = 32;
 export type MatmulVariant = keyof typeof VARIANTS;
 export const MATMUL_VARIANTS = Object.keys(VARIANTS) as MatmulVariant[];
 
@@ -33,6 +37,10 @@ const FIELDS = [
   ['batch0', 'u32'],
   ['tileRow0', 'u32'],
   ['tileCol0', 'u32'],
+  ['kBegin', 'u32'],
+  ['kEnd', 'u32'],
+  ['_p0', 'u32'],
+  ['_p1', 'u32'],
 ] as const;
 const LAYOUTS = {
   'matmul.wgsl': paramLayout('matmul.wgsl', 'P', FIELDS),
@@ -70,44 +78,60 @@ export function matmulKernels(rt: WebGPURuntime): MatmulKernels {
       else if (p.rowSumsA) reduce('sum', a, p.rowSumsA, m, k, 1);
       const variant = matmulVariant(p);
       const { file, rows, constants } = VARIANTS[variant];
-      const pipeline = rt.pipeline(file, 'matmul', {
-        ...constants,
-        TRANS_A: p.transA ? 1 : 0,
-        TRANS_B: p.transB ? 1 : 0,
-        HAS_BIAS: p.bias ? 1 : 0,
-        GELU: p.activation === 'gelu' ? 1 : 0,
-        KEEP_PRE: p.preActivation ? 1 : 0,
-        ACCUMULATE: p.accumulate ? 1 : 0,
-      });
+      const flags = (last: boolean, accIn: boolean) =>
+        rt.pipeline(file, 'matmul', {
+          ...constants,
+          TRANS_A: p.transA ? 1 : 0,
+          TRANS_B: p.transB ? 1 : 0,
+          HAS_BIAS: last && p.bias ? 1 : 0,
+          GELU: last && p.activation === 'gelu' ? 1 : 0,
+          KEEP_PRE: last && p.preActivation ? 1 : 0,
+          ACCUMULATE: last && p.accumulate ? 1 : 0,
+          ACC_IN: accIn ? 1 : 0,
+        });
+      // Long k in slices, a dispatch each (./loop-budget.ts): all but the last store the raw sums
+      // in a scratch buffer, which the next slice's sums start from; the last runs the epilogue.
+      const slices = loopRanges(k, Math.max(1, Math.floor(loopBudget() / SLICE_LOOPS)) * TK);
+      const scratch = slices.length > 1 ? [rt.alloc(batch * m * n, 'f32'), rt.alloc(batch * m * n, 'f32')] : [];
       // Without a bias the binding is never read; any read-only buffer satisfies the layout. Without a
       // kept pre-activation Z is never written, but a writable binding may not alias C: a spare float.
       const spare = p.preActivation ? null : rt.alloc(1, 'f32');
-      const bindings = [buf(a), buf(b), buf(p.bias ?? a), buf(out), buf(p.preActivation ?? spare!)];
       const label = `matmul(${batch}x${m}x${n}x${k}${p.transA ? ',tA' : ''}${p.transB ? ',tB' : ''})`;
       const max = Math.min(65535, rt.limits.maxComputeWorkgroupsPerDimension);
       const rowTiles = Math.ceil(m / rows),
         colTiles = Math.ceil(n / COLS);
-      for (let b0 = 0; b0 < batch; b0 += max) {
-        for (let r0 = 0; r0 < rowTiles; r0 += max) {
-          for (let c0 = 0; c0 < colTiles; c0 += max) {
-            const u = packParams(LAYOUTS[file], {
-              m,
-              n,
-              k,
-              strideA: p.strideA,
-              strideB: p.strideB,
-              batch0: b0,
-              tileRow0: r0,
-              tileCol0: c0,
-            });
-            rt.dispatch(label, pipeline, bindings, u, [
-              Math.min(max, colTiles - c0),
-              Math.min(max, rowTiles - r0),
-              Math.min(max, batch - b0),
-            ]);
+      slices.forEach(([kBegin, kEnd], s) => {
+        const last = s === slices.length - 1;
+        const pipeline = flags(last, s > 0);
+        const target = last ? out : scratch[s % 2];
+        const accIn = s > 0 ? buf(scratch[(s - 1) % 2]) : buf(a);
+        const z = last && p.preActivation ? p.preActivation : spare!;
+        const bindings = [buf(a), buf(b), buf(p.bias ?? a), buf(target), buf(z), accIn];
+        for (let b0 = 0; b0 < batch; b0 += max) {
+          for (let r0 = 0; r0 < rowTiles; r0 += max) {
+            for (let c0 = 0; c0 < colTiles; c0 += max) {
+              const u = packParams(LAYOUTS[file], {
+                m,
+                n,
+                k,
+                strideA: p.strideA,
+                strideB: p.strideB,
+                batch0: b0,
+                tileRow0: r0,
+                tileCol0: c0,
+                kBegin,
+                kEnd,
+              });
+              rt.dispatch(label, pipeline, bindings, u, [
+                Math.min(max, colTiles - c0),
+                Math.min(max, rowTiles - r0),
+                Math.min(max, batch - b0),
+              ]);
+            }
           }
         }
-      }
+      });
+      for (const t of scratch) rt.free(t);
       // Safe to pool at once: any later write to it is encoded after this dispatch (queue order).
       if (spare) rt.free(spare);
     },

@@ -2,6 +2,7 @@ import { BackendError, type Storage, type NeighboursKernels } from '../backend.j
 import { grid1d } from './grid.js';
 import { packParams, paramLayout } from './params.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
+import { loopBudget, loopRanges as ranges } from './loop-budget.js';
 
 const FILE = 'neighbours.wgsl';
 const buf = (s: Storage) => (s as GpuStorage).buffer;
@@ -60,28 +61,6 @@ const CAND = paramLayout(SELF_FILE, 'Cand', [
   ['accumulate', 'u32'],
 ]);
 
-/**
- * Loop iterations one invocation may run per dispatch. llvmpipe stops an invocation's loops after
- * about 65535 iterations in all, silently: nearestNeighbor over K = 4096 rows at d = 1024 (or
- * 61440 at d = 64) lost its last rows, as did selfTopM and topk over long rows. So each kernel
- * below walks its long loop in ranges, one dispatch per range, sized to stay 4x inside the cap;
- * a hardware GPU gets the same few extra dispatches (4 for K = 65536 at d = 64).
- */
-let loopBudget = 16384;
-/** Sets the per-dispatch loop budget (tests use small ones, so that small sizes cross ranges); returns the previous one. */
-export function setNeighboursLoopBudget(n: number): number {
-  const old = loopBudget;
-  loopBudget = n;
-  return old;
-}
-
-/** [start, end) ranges of `total` items, `per` items each (the last shorter), at least one. */
-function ranges(total: number, per: number): [number, number][] {
-  const out: [number, number][] = [];
-  for (let a = 0; a < total; a += per) out.push([a, Math.min(total, a + per)]);
-  return out.length > 0 ? out : [[0, 0]];
-}
-
 /** Column row blocks per symTiles workgroup at most: gives a GPU workgroups enough. */
 const SYM_CHUNK = 16;
 /** Entries (value and index, 8 bytes) of symTiles' column partials: strip · k ≤ this, 16 MiB. */
@@ -120,7 +99,7 @@ function symmetricSearch(
 ): void {
   const nb = Math.ceil(k / BM);
   const strip = Math.min(nb, forcedLayout.strip ?? Math.max(1, Math.floor(SYM_PARTIALS / k)));
-  const chunk = forcedLayout.chunk ?? Math.max(1, Math.min(SYM_CHUNK, Math.floor(loopBudget / Math.max(d, 1))));
+  const chunk = forcedLayout.chunk ?? Math.max(1, Math.min(SYM_CHUNK, Math.floor(loopBudget() / Math.max(d, 1))));
   const chunks = Math.ceil(nb / chunk);
   const colV = rt.alloc(strip * k, 'f32'),
     colI = rt.alloc(strip * k, 'i32'),
@@ -163,7 +142,7 @@ export function neighboursKernels(rt: WebGPURuntime): NeighboursKernels {
     nearestNeighbor(x, y, outVal, outIdx, m, k, d, excludeSelf) {
       if (m === 0) return;
       // Per row block of y: ceil(d / 16) steps of 16 features, plus the loop's own step.
-      const blocks = Math.max(1, Math.floor(loopBudget / (Math.ceil(d / 16) * 17 + 1)));
+      const blocks = Math.max(1, Math.floor(loopBudget() / (Math.ceil(d / 16) * 17 + 1)));
       for (const [j0, j1] of ranges(k, blocks * BM)) {
         const u = packParams(NN, {
           m,
@@ -203,7 +182,7 @@ export function neighboursKernels(rt: WebGPURuntime): NeighboursKernels {
       try {
         // Per row j: dot8's steps, the insertion's at most m, and the loop's own; the list's setup m.
         const perJ = Math.floor(d / 8) + (d % 8) + m + 2;
-        const rows = Math.max(1, Math.floor((loopBudget - 2 * m) / perJ));
+        const rows = Math.max(1, Math.floor((loopBudget() - 2 * m) / perJ));
         for (const [j0, j1] of ranges(k, rows)) {
           const u = packParams(SELF, { k, d, m, excludeSelf: excludeSelf ? 1 : 0, negInf: -Infinity, j0, j1 });
           rt.dispatch(
@@ -221,7 +200,7 @@ export function neighboursKernels(rt: WebGPURuntime): NeighboursKernels {
     },
     nearestAmongCandidates(x, cand, outVal, outIdx, k, d, m) {
       if (k === 0) return;
-      const per = Math.max(1, Math.floor(loopBudget / (d + 1)));
+      const per = Math.max(1, Math.floor(loopBudget() / (d + 1)));
       for (const [c0, c1] of ranges(m, per)) {
         const u = packParams(CAND, { k, d, m, negInf: -Infinity, c0, c1, accumulate: c0 > 0 ? 1 : 0 });
         rt.dispatch(
@@ -236,7 +215,7 @@ export function neighboursKernels(rt: WebGPURuntime): NeighboursKernels {
     topk(x, outVal, outIdx, rows, cols, k) {
       if (rows === 0 || k === 0) return;
       // Per column: the insertion's at most k steps and the loop's own.
-      const per = Math.max(1, Math.floor(loopBudget / (k + 2)));
+      const per = Math.max(1, Math.floor(loopBudget() / (k + 2)));
       for (const [j0, j1] of ranges(cols, per)) {
         const u = packParams(TOPK, { rows, cols, k, j0, j1 });
         rt.dispatch('topk', rt.pipeline(FILE, 'topk'), [buf(x), buf(outVal), buf(outIdx)], u, grid1d(rows, 64));

@@ -3,6 +3,7 @@ import { REDUCE_CODES } from '../backend.js';
 import { grid1d } from './grid.js';
 import { packParams, paramLayout } from './params.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
+import { loopBudget, loopRanges } from './loop-budget.js';
 
 const FILE = 'reduce.wgsl';
 const buf = (s: Storage) => (s as GpuStorage).buffer;
@@ -10,7 +11,11 @@ const P = paramLayout(FILE, 'P', [
   ['outer', 'u32'],
   ['len', 'u32'],
   ['inner', 'u32'],
-  ['_pad', 'u32'],
+  ['l0', 'u32'],
+  ['l1', 'u32'],
+  ['accumulate', 'u32'],
+  ['_p0', 'u32'],
+  ['_p1', 'u32'],
 ]);
 
 /** Longest row reduceRowsSerial walks: llvmpipe ends an invocation's loops after about 65535 iterations. */
@@ -34,7 +39,7 @@ export function reduceRowsSerial(software: boolean, outer: number, len: number):
 export function reduceKernels(rt: WebGPURuntime): ReduceKernels {
   return {
     reduce(op, x, out, outer, len, inner) {
-      const u = packParams(P, { outer, len, inner });
+      const u = packParams(P, { outer, len, inner, l0: 0, l1: len, accumulate: 0 });
       const constants = { OP: REDUCE_CODES[op] };
       if (inner === 1 && reduceRowsSerial(rt.software, outer, len)) {
         rt.dispatch(
@@ -53,24 +58,27 @@ export function reduceKernels(rt: WebGPURuntime): ReduceKernels {
           grid1d(outer, 1),
         );
       } else {
-        rt.dispatch(
-          `reduce(${op})`,
-          rt.pipeline(FILE, 'reduceCols', constants),
-          [buf(x), buf(out)],
-          u,
-          grid1d(outer * inner),
-        );
+        for (const [l0, l1] of loopRanges(len, loopBudget())) {
+          rt.dispatch(
+            `reduce(${op})`,
+            rt.pipeline(FILE, 'reduceCols', constants),
+            [buf(x), buf(out)],
+            packParams(P, { outer, len, inner, l0, l1, accumulate: l0 > 0 ? 1 : 0 }),
+            grid1d(outer * inner),
+          );
+        }
       }
     },
     argReduce(op, x, out, outer, len, inner) {
-      const u = packParams(P, { outer, len, inner });
-      rt.dispatch(
-        `arg${op}`,
-        rt.pipeline(FILE, 'argReduce', { OP: op === 'max' ? 0 : 1 }),
-        [buf(x), buf(out)],
-        u,
-        grid1d(outer * inner),
-      );
+      for (const [l0, l1] of loopRanges(len, loopBudget())) {
+        rt.dispatch(
+          `arg${op}`,
+          rt.pipeline(FILE, 'argReduce', { OP: op === 'max' ? 0 : 1 }),
+          [buf(x), buf(out)],
+          packParams(P, { outer, len, inner, l0, l1, accumulate: l0 > 0 ? 1 : 0 }),
+          grid1d(outer * inner),
+        );
+      }
     },
   };
 }
