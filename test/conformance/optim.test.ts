@@ -303,28 +303,35 @@ conformance('optim', (test, be) => {
     }
   });
 
-  test('clipScale: an empty gradient gets norm 0; NaN and Inf spread as in the op chain', async () => {
+  test('clipScale: an empty gradient gets norm 0; NaN, Inf, Σ g² overflow and -0 as in the op chain', async () => {
     const e = pd.empty([0], be());
     const eOut = pd.empty([0], be());
     const ss = pd.zeros([], be());
     const nrm = pd.full([], 7, be());
     be().clipScale(e.storage, ss.storage, eOut.storage, nrm.storage, 0, 3);
     assert.equal(await read(nrm), [0]);
-    for (const bad of [NaN, Infinity]) {
-      const g = f32([1, -2, bad, 0.5, 3]);
+    const cases: [string, number[], number][] = [
+      ['NaN', [1, -2, NaN, 0.5, 3], 3],
+      ['Infinity', [1, -2, Infinity, 0.5, 3], 3],
+      ['Σ g² overflowing to Infinity', [3e38, -3e38, 3e38, 1, -2], 3],
+      ['-0 entries', [-0, 1, -0, -2, 0], 3],
+      ['-0 entries, clip 0', [-0, 1, -0, -2, 0], 0],
+    ];
+    for (const [bad, values, clip] of cases) {
+      const g = f32(values);
       const [want, got] = pd.tidy(() => {
         const tg = pd.tensor(g, [5], be());
-        const [chainNorm, chainOut] = clipChain(tg, 3);
+        const [chainNorm, chainOut] = clipChain(tg, clip);
         const s2 = pd.sumSquares(tg);
         const o = pd.empty([5], be());
         const n2 = pd.empty([], be());
-        be().clipScale(tg.storage, s2.storage, o.storage, n2.storage, 5, 3);
+        be().clipScale(tg.storage, s2.storage, o.storage, n2.storage, 5, clip);
         return [pd.concat([pd.reshape(chainNorm, [1]), chainOut], 0), pd.concat([pd.reshape(n2, [1]), o], 0)];
       });
       const w = await read(want),
         r = await read(got);
       assert.ok(
-        r.every((v, i) => (Number.isNaN(v) ? Number.isNaN(w[i]) : v === w[i])),
+        r.every((v, i) => (Number.isNaN(v) ? Number.isNaN(w[i]) : Object.is(v, w[i]))),
         `gradient with ${bad}: [${r}] against the op chain's [${w}]`,
       );
       want.dispose();
