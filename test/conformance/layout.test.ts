@@ -1,6 +1,6 @@
 import * as assert from 'uvu/assert';
 import { conformance } from '../helpers/backends.js';
-import { assertClose, gradCheck, randArray, read, rng } from '../helpers/check.js';
+import { assertClose, gradCheck, randArray, read, rng, f32Bits } from '../helpers/check.js';
 import * as pd from '../../src/tensor/index.js';
 import { setLoopBudget } from '../../src/backend/webgpu/loop-budget.js';
 import { WebGPUBackend } from '../../src/backend/webgpu/index.js';
@@ -13,9 +13,6 @@ import {
   sliceRef,
   unpatchifyRef,
 } from '../reference/layout.js';
-
-/** f32 bit patterns. */
-const f32bits = (v: number[]) => Array.from(new Uint32Array(Float32Array.from(v).buffer));
 
 const numel = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -268,7 +265,7 @@ conformance('layout', (test, be) => {
       const old = setLoopBudget(40);
       try {
         const ranged = (await scatter(rows, cols, nIdx)).got;
-        assert.equal(f32bits(ranged), f32bits(got), `scatterAddRows ${rows}x${cols} from ${nIdx}, idx in ranges`);
+        assert.equal(f32Bits(ranged), f32Bits(got), `scatterAddRows ${rows}x${cols} from ${nIdx}, idx in ranges`);
       } finally {
         setLoopBudget(old);
       }

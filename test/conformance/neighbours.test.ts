@@ -1,7 +1,7 @@
 import * as assert from 'uvu/assert';
 import type { Backend } from '../../src/backend/backend.js';
 import { conformance } from '../helpers/backends.js';
-import { gradCheck, randArray, read, rng } from '../helpers/check.js';
+import { gradCheck, randArray, read, rng, f32Bits } from '../helpers/check.js';
 import * as pd from '../../src/tensor/index.js';
 import { nearestNeighborRef, scoresRef, selfTopRef, topkRef } from '../reference/neighbours.js';
 import { WebGPUBackend } from '../../src/backend/webgpu/index.js';
@@ -124,9 +124,6 @@ async function eachLoopBudget(be: Backend, body: (what: string) => Promise<void>
     setLoopBudget(old);
   }
 }
-
-/** f32 bit patterns (so -0 and +0 differ). */
-const bits = (v: number[]) => Array.from(new Uint32Array(Float32Array.from(v).buffer));
 
 conformance('neighbours', (test, be) => {
   test('nearestNeighbor, x against a separate y, odd sizes', async () => {
@@ -266,11 +263,11 @@ conformance('neighbours', (test, be) => {
             await checkNN(be(), data, null, k, k, d, excludeSelf, tern, what);
             const one = pd.nearestNeighbor(x, copy, { excludeSelf });
             const oneIdx = await read(one.indices);
-            const oneVal = bits(await read(one.values));
+            const oneVal = f32Bits(await read(one.values));
             await eachSelfSearch(be(), async (path) => {
               const a = pd.nearestNeighbor(x, undefined, { excludeSelf });
               assert.equal(await read(a.indices), oneIdx, `${what}${path}: indices`);
-              assert.equal(bits(await read(a.values)), oneVal, `${what}${path}: value bits`);
+              assert.equal(f32Bits(await read(a.values)), oneVal, `${what}${path}: value bits`);
               a.values.dispose();
               a.indices.dispose();
             });

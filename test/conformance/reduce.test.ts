@@ -1,6 +1,6 @@
 import * as assert from 'uvu/assert';
 import { conformance } from '../helpers/backends.js';
-import { assertClose, gradCheck, randArray, read } from '../helpers/check.js';
+import { assertClose, gradCheck, randArray, read, f32Bits } from '../helpers/check.js';
 import * as pd from '../../src/tensor/index.js';
 import { argAxis, reduceAxes } from '../reference/reduce.js';
 import type { Backend } from '../../src/backend/backend.js';
@@ -46,8 +46,6 @@ const SHAPES: [number[], number[]][] = [
 ];
 
 const sumF = (a: number, b: number) => a + b;
-/** f32 bit patterns. */
-const bits = (v: number[]) => Array.from(new Uint32Array(Float32Array.from(v).buffer));
 
 conformance('reduce', (test, be) => {
   test('sum / mean / sumSquares over axes: forward and gradient', async () => {
@@ -226,7 +224,7 @@ conformance('reduce', (test, be) => {
       try {
         const ranged = await all();
         for (let i = 0; i < whole.length; i++)
-          assert.equal(bits(ranged[i]), bits(whole[i]), `[${shape}] axes ${axes}: result ${i}`);
+          assert.equal(f32Bits(ranged[i]), f32Bits(whole[i]), `[${shape}] axes ${axes}: result ${i}`);
       } finally {
         setLoopBudget(old);
       }

@@ -17,6 +17,11 @@ export function randArray(n: number, seed: number, lo = -1, hi = 1): Float64Arra
   return out;
 }
 
+/** f32 bit patterns (so -0 and +0 differ, and a NaN's payload counts). */
+export function f32Bits(v: ArrayLike<number>): number[] {
+  return Array.from(new Uint32Array(Float32Array.from(v).buffer));
+}
+
 export function numel(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }

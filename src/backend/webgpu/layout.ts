@@ -3,7 +3,7 @@ import { collapseDims, numel } from '../strided.js';
 import { activeDims, grid1d } from './grid.js';
 import { packParams, paramLayout } from './params.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
-import { loopBudget, loopRanges } from './loop-budget.js';
+import { loopRanges } from './loop-budget.js';
 
 const FILE = 'layout.wgsl';
 const buf = (s: Storage) => (s as GpuStorage).buffer;
@@ -65,9 +65,8 @@ export function layoutKernels(rt: WebGPURuntime): LayoutKernels {
       if (rows === 0 || cols === 0) return;
       const threads = rt.software ? SCATTER_THREADS_SOFTWARE : SCATTER_THREADS;
       const rowBlocks = Math.min(rows, Math.max(1, Math.ceil(threads / cols)));
-      // A thread zeroes its rows of a block, then walks idx: in ranges (./loop-budget.ts).
-      const zeroing = Math.ceil(rows / rowBlocks);
-      for (const [i0, i1] of loopRanges(nIdx, Math.max(1, loopBudget() - zeroing))) {
+      // A thread zeroes its rows of a block once, then walks idx: in ranges (./loop-budget.ts).
+      for (const [i0, i1] of loopRanges(nIdx, 1, 1, Math.ceil(rows / rowBlocks))) {
         rt.dispatch(
           'scatterAddRows',
           rt.pipeline(FILE, 'scatterAddRows'),

@@ -21,9 +21,14 @@ export function setLoopBudget(n: number): number {
   return old;
 }
 
-/** [start, end) ranges over `total` items, `per` items each (the last shorter); one empty range for 0. */
-export function loopRanges(total: number, per: number): [number, number][] {
-  const step = Math.max(1, Math.floor(per));
+/**
+ * [start, end) ranges over `total` items (the last shorter; one empty range for 0) for a kernel
+ * that spends `cost` loop iterations per step of `stepItems` items and `fixed` iterations once per
+ * dispatch: as many steps per range as the budget holds, at least one. Ranges start at multiples
+ * of stepItems.
+ */
+export function loopRanges(total: number, cost: number, stepItems = 1, fixed = 0): [number, number][] {
+  const step = Math.max(1, Math.floor((budget - fixed) / cost)) * stepItems;
   const out: [number, number][] = [];
   for (let a = 0; a < total; a += step) out.push([a, Math.min(total, a + step)]);
   return out.length > 0 ? out : [[0, 0]];

@@ -3,7 +3,7 @@ import { checkMatmulParams } from '../backend.js';
 import { packParams, paramLayout } from './params.js';
 import { reduceKernels } from './reduce.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
-import { loopBudget, loopRanges } from './loop-budget.js';
+import { loopRanges } from './loop-budget.js';
 
 /**
  * The WGSL matmul kernels: each computes a rows x 64 tile of C per workgroup, and all give
@@ -78,7 +78,7 @@ export function matmulKernels(rt: WebGPURuntime): MatmulKernels {
       else if (p.rowSumsA) reduce('sum', a, p.rowSumsA, m, k, 1);
       const variant = matmulVariant(p);
       const { file, rows, constants } = VARIANTS[variant];
-      const flags = (last: boolean, accIn: boolean) =>
+      const pipelineFor = (last: boolean, accIn: boolean) =>
         rt.pipeline(file, 'matmul', {
           ...constants,
           TRANS_A: p.transA ? 1 : 0,
@@ -91,7 +91,7 @@ export function matmulKernels(rt: WebGPURuntime): MatmulKernels {
         });
       // Long k in slices, a dispatch each (./loop-budget.ts): all but the last store the raw sums
       // in a scratch buffer, which the next slice's sums start from; the last runs the epilogue.
-      const slices = loopRanges(k, Math.max(1, Math.floor(loopBudget() / SLICE_LOOPS)) * TK);
+      const slices = loopRanges(k, SLICE_LOOPS, TK);
       const scratch = slices.length > 1 ? [rt.alloc(batch * m * n, 'f32'), rt.alloc(batch * m * n, 'f32')] : [];
       // Without a bias the binding is never read; any read-only buffer satisfies the layout. Without a
       // kept pre-activation Z is never written, but a writable binding may not alias C: a spare float.
@@ -102,7 +102,7 @@ export function matmulKernels(rt: WebGPURuntime): MatmulKernels {
         colTiles = Math.ceil(n / COLS);
       slices.forEach(([kBegin, kEnd], s) => {
         const last = s === slices.length - 1;
-        const pipeline = flags(last, s > 0);
+        const pipeline = pipelineFor(last, s > 0);
         const target = last ? out : scratch[s % 2];
         const accIn = s > 0 ? buf(scratch[(s - 1) % 2]) : buf(a);
         const z = last && p.preActivation ? p.preActivation : spare!;

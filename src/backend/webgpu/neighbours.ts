@@ -2,7 +2,7 @@ import { BackendError, type Storage, type NeighboursKernels } from '../backend.j
 import { grid1d } from './grid.js';
 import { packParams, paramLayout } from './params.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
-import { loopBudget, loopRanges as ranges } from './loop-budget.js';
+import { loopBudget, loopRanges } from './loop-budget.js';
 
 const FILE = 'neighbours.wgsl';
 const buf = (s: Storage) => (s as GpuStorage).buffer;
@@ -142,8 +142,7 @@ export function neighboursKernels(rt: WebGPURuntime): NeighboursKernels {
     nearestNeighbor(x, y, outVal, outIdx, m, k, d, excludeSelf) {
       if (m === 0) return;
       // Per row block of y: ceil(d / 16) steps of 16 features, plus the loop's own step.
-      const blocks = Math.max(1, Math.floor(loopBudget() / (Math.ceil(d / 16) * 17 + 1)));
-      for (const [j0, j1] of ranges(k, blocks * BM)) {
+      for (const [j0, j1] of loopRanges(k, Math.ceil(d / 16) * 17 + 1, BM)) {
         const u = packParams(NN, {
           m,
           k,
@@ -180,10 +179,8 @@ export function neighboursKernels(rt: WebGPURuntime): NeighboursKernels {
       const listV = rt.alloc(k * m, 'f32');
       const listI = cand ? (cand as GpuStorage) : rt.alloc(k * m, 'i32');
       try {
-        // Per row j: dot8's steps, the insertion's at most m, and the loop's own; the list's setup m.
-        const perJ = Math.floor(d / 8) + (d % 8) + m + 2;
-        const rows = Math.max(1, Math.floor((loopBudget() - 2 * m) / perJ));
-        for (const [j0, j1] of ranges(k, rows)) {
+        // Per row j: dot8's steps, the insertion's at most m, and the loop's own; the list's setup 2m.
+        for (const [j0, j1] of loopRanges(k, Math.floor(d / 8) + (d % 8) + m + 2, 1, 2 * m)) {
           const u = packParams(SELF, { k, d, m, excludeSelf: excludeSelf ? 1 : 0, negInf: -Infinity, j0, j1 });
           rt.dispatch(
             'nearestNeighborSelf',
@@ -200,8 +197,7 @@ export function neighboursKernels(rt: WebGPURuntime): NeighboursKernels {
     },
     nearestAmongCandidates(x, cand, outVal, outIdx, k, d, m) {
       if (k === 0) return;
-      const per = Math.max(1, Math.floor(loopBudget() / (d + 1)));
-      for (const [c0, c1] of ranges(m, per)) {
+      for (const [c0, c1] of loopRanges(m, d + 1)) {
         const u = packParams(CAND, { k, d, m, negInf: -Infinity, c0, c1, accumulate: c0 > 0 ? 1 : 0 });
         rt.dispatch(
           'nearestAmongCandidates',
@@ -215,8 +211,7 @@ export function neighboursKernels(rt: WebGPURuntime): NeighboursKernels {
     topk(x, outVal, outIdx, rows, cols, k) {
       if (rows === 0 || k === 0) return;
       // Per column: the insertion's at most k steps and the loop's own.
-      const per = Math.max(1, Math.floor(loopBudget() / (k + 2)));
-      for (const [j0, j1] of ranges(cols, per)) {
+      for (const [j0, j1] of loopRanges(cols, k + 2)) {
         const u = packParams(TOPK, { rows, cols, k, j0, j1 });
         rt.dispatch('topk', rt.pipeline(FILE, 'topk'), [buf(x), buf(outVal), buf(outIdx)], u, grid1d(rows, 64));
       }

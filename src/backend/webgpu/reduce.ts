@@ -3,7 +3,7 @@ import { REDUCE_CODES } from '../backend.js';
 import { grid1d } from './grid.js';
 import { packParams, paramLayout } from './params.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
-import { loopBudget, loopRanges } from './loop-budget.js';
+import { loopRanges } from './loop-budget.js';
 
 const FILE = 'reduce.wgsl';
 const buf = (s: Storage) => (s as GpuStorage).buffer;
@@ -58,7 +58,7 @@ export function reduceKernels(rt: WebGPURuntime): ReduceKernels {
           grid1d(outer, 1),
         );
       } else {
-        for (const [l0, l1] of loopRanges(len, loopBudget())) {
+        for (const [l0, l1] of loopRanges(len, 1)) {
           rt.dispatch(
             `reduce(${op})`,
             rt.pipeline(FILE, 'reduceCols', constants),
@@ -70,7 +70,7 @@ export function reduceKernels(rt: WebGPURuntime): ReduceKernels {
       }
     },
     argReduce(op, x, out, outer, len, inner) {
-      for (const [l0, l1] of loopRanges(len, loopBudget())) {
+      for (const [l0, l1] of loopRanges(len, 1)) {
         rt.dispatch(
           `arg${op}`,
           rt.pipeline(FILE, 'argReduce', { OP: op === 'max' ? 0 : 1 }),
