@@ -82,7 +82,7 @@ fn selfTopM(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
   sIdx[i] = bi;
 }
 
-struct Cand { k: u32, d: u32, m: u32, _p: u32, negInf: f32, c0: u32, c1: u32, accumulate: u32 };
+struct Cand { k: u32, d: u32, m: u32, _p: u32, negInf: f32, c0: u32, c1: u32, _p0: u32 };
 
 @group(0) @binding(0) var<storage, read> cX: array<f32>;
 @group(0) @binding(1) var<storage, read> cCand: array<i32>;
@@ -91,7 +91,7 @@ struct Cand { k: u32, d: u32, m: u32, _p: u32, negInf: f32, c0: u32, c1: u32, ac
 @group(0) @binding(4) var<uniform> cP: Cand;
 
 // One thread per row over its candidates c0..c1-1 of m (the loop cap, above: the host splits long
-// lists); the best value, lowest index on ties, starting with accumulate from the best so far.
+// lists); the best value, lowest index on ties, a range past the first (c0 > 0) starting from the best so far.
 @compute @workgroup_size(64)
 fn candidates(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let r = gid.y * nwg.x * 64u + gid.x;
@@ -99,7 +99,7 @@ fn candidates(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
   let d = cP.d;
   var bv = cP.negInf;
   var bi = -1;
-  if (cP.accumulate != 0u) {
+  if (cP.c0 > 0u) {
     bv = cVal[r];
     bi = cIdx[r];
   }

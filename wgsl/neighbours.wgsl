@@ -9,15 +9,15 @@
 //
 // A dispatch walks only y rows j0..j1-1 (j0 a multiple of BN): llvmpipe stops an invocation's
 // loops after about 65535 iterations in all (K = 4096 at d = 1024 already lost the last rows), so
-// the host splits long walks (src/backend/webgpu/neighbours.ts). With accumulate set, each row starts
-// from the value and index the previous range left in nVal/nIdx; those indices are lower, and the
+// the host splits long walks (src/backend/webgpu/neighbours.ts). A range past the first (j0 > 0)
+// starts each row from the value and index the previous range left in nVal/nIdx; those indices are lower, and the
 // merge prefers the lower index on ties, so the answer is the one a single walk gives.
 
 const BM: u32 = 64u;
 const BN: u32 = 64u;
 const BK: u32 = 16u;
 
-struct NN { m: u32, k: u32, d: u32, excludeSelf: u32, negInf: f32, j0: u32, j1: u32, accumulate: u32 };
+struct NN { m: u32, k: u32, d: u32, excludeSelf: u32, negInf: f32, j0: u32, j1: u32, _p0: u32 };
 
 @group(0) @binding(0) var<storage, read> nX: array<f32>;
 @group(0) @binding(1) var<storage, read> nY: array<f32>;
@@ -93,7 +93,7 @@ fn nearestNeighbor(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
   if ((lid < BM) && (bm + lid < m)) {
     var bv = nP.negInf;
     var bi = -1;
-    if (nP.accumulate != 0u) {
+    if (nP.j0 > 0u) {
       bv = nVal[bm + lid];
       bi = nIdx[bm + lid];
     }

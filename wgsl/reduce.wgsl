@@ -7,8 +7,8 @@ override OP: u32 = 0u;
 const WG: u32 = 256u;
 
 // reduceCols and argReduce walk l = l0..l1-1 of len (src/backend/webgpu/loop-budget.ts: llvmpipe's
-// loop cap); with accumulate set they go on from the result the previous range left in the output.
-struct P { outer: u32, len: u32, inner: u32, l0: u32, l1: u32, accumulate: u32, _p0: u32, _p1: u32 };
+// loop cap); a range past the first (l0 > 0) goes on from the result the previous one left in the output.
+struct P { outer: u32, len: u32, inner: u32, l0: u32, l1: u32, _p0: u32, _p1: u32, _p2: u32 };
 
 fn identity() -> f32 {
   if (OP == 1u) { return -3.402823466e+38; }
@@ -83,7 +83,7 @@ fn reduceCols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
   let o = u / rP.inner;
   let i = u % rP.inner;
   var acc = identity();
-  if (rP.accumulate != 0u) { acc = rOut[u]; }
+  if (rP.l0 > 0u) { acc = rOut[u]; }
   var p = (o * rP.len + rP.l0) * rP.inner + i;
   for (var l = rP.l0; l < rP.l1; l++) {
     acc = combine(acc, rX[p]);
@@ -105,7 +105,7 @@ fn argReduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
   let i = u % aP.inner;
   let base = o * aP.len * aP.inner + i;
   var bi = 0u;
-  if (aP.accumulate != 0u) { bi = u32(aOut[u]); }
+  if (aP.l0 > 0u) { bi = u32(aOut[u]); }
   var best = aX[base + bi * aP.inner];
   for (var l = max(aP.l0, 1u); l < aP.l1; l++) {
     let v = aX[base + l * aP.inner];

@@ -18,7 +18,7 @@ const NN = paramLayout(FILE, 'NN', [
   ['negInf', 'f32'],
   ['j0', 'u32'],
   ['j1', 'u32'],
-  ['accumulate', 'u32'],
+  ['_p0', 'u32'],
 ]);
 const TOPK = paramLayout(FILE, 'TopK', [
   ['rows', 'u32'],
@@ -58,7 +58,7 @@ const CAND = paramLayout(SELF_FILE, 'Cand', [
   ['negInf', 'f32'],
   ['c0', 'u32'],
   ['c1', 'u32'],
-  ['accumulate', 'u32'],
+  ['_p0', 'u32'],
 ]);
 
 /** Column row blocks per symTiles workgroup at most: gives a GPU workgroups enough. */
@@ -151,7 +151,6 @@ export function neighboursKernels(rt: WebGPURuntime): NeighboursKernels {
           negInf: -Infinity,
           j0,
           j1,
-          accumulate: j0 > 0 ? 1 : 0,
         });
         rt.dispatch(
           'nearestNeighbor',
@@ -198,7 +197,7 @@ export function neighboursKernels(rt: WebGPURuntime): NeighboursKernels {
     nearestAmongCandidates(x, cand, outVal, outIdx, k, d, m) {
       if (k === 0) return;
       for (const [c0, c1] of loopRanges(m, d + 1)) {
-        const u = packParams(CAND, { k, d, m, negInf: -Infinity, c0, c1, accumulate: c0 > 0 ? 1 : 0 });
+        const u = packParams(CAND, { k, d, m, negInf: -Infinity, c0, c1 });
         rt.dispatch(
           'nearestAmongCandidates',
           rt.pipeline(SELF_FILE, 'candidates'),

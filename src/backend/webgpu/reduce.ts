@@ -13,9 +13,9 @@ const P = paramLayout(FILE, 'P', [
   ['inner', 'u32'],
   ['l0', 'u32'],
   ['l1', 'u32'],
-  ['accumulate', 'u32'],
   ['_p0', 'u32'],
   ['_p1', 'u32'],
+  ['_p2', 'u32'],
 ]);
 
 /** Longest row reduceRowsSerial walks: llvmpipe ends an invocation's loops after about 65535 iterations. */
@@ -39,7 +39,7 @@ export function reduceRowsSerial(software: boolean, outer: number, len: number):
 export function reduceKernels(rt: WebGPURuntime): ReduceKernels {
   return {
     reduce(op, x, out, outer, len, inner) {
-      const u = packParams(P, { outer, len, inner, l0: 0, l1: len, accumulate: 0 });
+      const u = packParams(P, { outer, len, inner, l0: 0, l1: len });
       const constants = { OP: REDUCE_CODES[op] };
       if (inner === 1 && reduceRowsSerial(rt.software, outer, len)) {
         rt.dispatch(
@@ -63,7 +63,7 @@ export function reduceKernels(rt: WebGPURuntime): ReduceKernels {
             `reduce(${op})`,
             rt.pipeline(FILE, 'reduceCols', constants),
             [buf(x), buf(out)],
-            packParams(P, { outer, len, inner, l0, l1, accumulate: l0 > 0 ? 1 : 0 }),
+            packParams(P, { outer, len, inner, l0, l1 }),
             grid1d(outer * inner),
           );
         }
@@ -75,7 +75,7 @@ export function reduceKernels(rt: WebGPURuntime): ReduceKernels {
           `arg${op}`,
           rt.pipeline(FILE, 'argReduce', { OP: op === 'max' ? 0 : 1 }),
           [buf(x), buf(out)],
-          packParams(P, { outer, len, inner, l0, l1, accumulate: l0 > 0 ? 1 : 0 }),
+          packParams(P, { outer, len, inner, l0, l1 }),
           grid1d(outer * inner),
         );
       }
