@@ -15,4 +15,6 @@ export * from './neighbours-self';
 export * from './peak';
 export * from './attention';
 export * from './convgemm';
-export * from './winograd';
+// winograd.ts also exports its tile block and the inline row transforms for winograd-fused.ts, not kernels.
+export { winogradBlocking, winogradWeights, winogradInput, winogradOutput, winogradOutputGrad, winogradWeightsGrad } from './winograd';
+export * from './winograd-fused';

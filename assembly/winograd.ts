@@ -23,7 +23,7 @@
 import { ldf, stf } from './common';
 
 /** Tiles per unit (np is a multiple of it) and bytes of one thread's scratch slot. */
-const BLOCK = 16;
+export const BLOCK = 16;
 const SLOT = BLOCK * 36 * 16;
 
 /** Layout facts the JS side sizes buffers with: [tiles per block, slot bytes]. */
@@ -133,7 +133,7 @@ export function winogradWeights(w: usize, u: usize, R: i32, S: i32, flip: i32, s
 
 /** Bᵀ of (z0..z5), stored at p + k·step. */
 // @ts-ignore: decorator
-@inline function inputRow(p: usize, step: usize, z0: v128, z1: v128, z2: v128, z3: v128, z4: v128, z5: v128): void {
+@inline export function inputRow(p: usize, step: usize, z0: v128, z1: v128, z2: v128, z3: v128, z4: v128, z5: v128): void {
   const s12 = f32x4.add(z1, z2), d12 = f32x4.sub(z1, z2);
   const a = f32x4.sub(z4, z2), b = f32x4.sub(z3, z1);
   v128.store(p, f32x4.add(f32x4.sub(f32x4.mul(four(), z0), f32x4.mul(f32x4.splat(5), z2)), z4));
@@ -225,8 +225,13 @@ export function winogradInput(x: usize, v: usize, C: i32, H: i32, W: i32, padH: 
 /** Aᵀ over six slots p + k·step, four lanes at once: the four results go to the first four slots. */
 // @ts-ignore: decorator
 @inline function outputPass(p: usize, step: usize): void {
-  const z0 = v128.load(p), z1 = v128.load(p + step), z2 = v128.load(p + 2 * step);
-  const z3 = v128.load(p + 3 * step), z4 = v128.load(p + 4 * step), z5 = v128.load(p + 5 * step);
+  outputRow(p, step, v128.load(p), v128.load(p + step), v128.load(p + 2 * step), v128.load(p + 3 * step),
+    v128.load(p + 4 * step), v128.load(p + 5 * step));
+}
+
+/** Aᵀ of (z0..z5), four results stored at p + k·step (winograd-fused.ts runs it on values straight from M). */
+// @ts-ignore: decorator
+@inline export function outputRow(p: usize, step: usize, z0: v128, z1: v128, z2: v128, z3: v128, z4: v128, z5: v128): void {
   const a = f32x4.add(z1, z2), b = f32x4.sub(z1, z2), c = f32x4.add(z3, z4), d = f32x4.sub(z3, z4);
   v128.store(p, f32x4.add(f32x4.add(z0, a), c));
   v128.store(p + step, f32x4.add(b, f32x4.mul(two(), d)));

@@ -477,6 +477,13 @@ export interface ConvKernels {
    */
   winogradOutput(m: Storage, out: Storage, p: ConvParams, first: number, count: number): void;
   /**
+   * The outputs of tiles [first, first + count) in out [batch, outChannels, outH, outW]: the Winograd
+   * convolution of x with u [36][outChannels][channels] (winogradWeights' output). Bit for bit
+   * winogradInput, then M_ξ = U_ξ·V_ξ with each output one fma chain over the channels in order from
+   * zero (matmul's), then winogradOutput; a backend may fuse the three (wasm does, per block of tiles).
+   */
+  winogradConv(x: Storage, u: Storage, out: Storage, p: ConvParams, first: number, count: number): void;
+  /**
    * The adjoint of winogradOutput, for the weight gradient: dm [36][outChannels][winogradColumns(count)],
    * column j = A dY Aᵀ of tile first + j's 4×4 block of dy [batch, outChannels, outH, outW] (outputs
    * past outH × outW read zero, columns past count are zero).
@@ -576,6 +583,7 @@ export const KERNEL_FAMILY: { readonly [K in KernelName]: FamilyOf<K> } = {
   winogradWeights: 'conv',
   winogradInput: 'conv',
   winogradOutput: 'conv',
+  winogradConv: 'conv',
   winogradOutputGrad: 'conv',
   winogradWeightsGrad: 'conv',
   pool2d: 'conv',

@@ -3,10 +3,11 @@
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
 import { ALL_BACKENDS, conformance, getBackend } from '../helpers/backends.js';
-import { assertClose, gradCheck, randArray } from '../helpers/check.js';
+import { assertClose, f32Bits, gradCheck, randArray } from '../helpers/check.js';
 import * as pd from '../../src/tensor/index.js';
 import { winogradFits } from '../../src/tensor/ops/conv.js';
 import type { Backend, Storage } from '../../src/backend/backend.js';
+import { matmulParams } from '../../src/backend/backend.js';
 import { conv2dGradInputRef, conv2dGradWeightRef, conv2dRef, geom, type Geom } from '../reference/conv.js';
 import {
   columnsFor,
@@ -115,6 +116,51 @@ conformance('winograd', (test, be) => {
     }
   });
 
+  test('winogradConv is winogradInput, the 36 products and winogradOutput bit for bit, and the convolution', async () => {
+    // SHAPES, then channel counts past one 4-row panel and off it (the fused wasm kernel's edge tile)
+    const cases = [
+      ...SHAPES,
+      { shape: [2, 17, 9, 10], p: [1, 1] as [number, number], O: 13 },
+      { shape: [1, 33, 8, 8], p: [1, 1] as [number, number], O: 8 },
+    ];
+    for (const { shape, p, O } of cases) {
+      const g = g3(shape, p);
+      const C = shape[1];
+      const { n } = tileGrid(g);
+      const cp = { ...g, outChannels: O };
+      const x = randArray(numel(shape), 21),
+        w = randArray(O * C * 9, 22),
+        y0 = randArray(g.batch * O * g.outH * g.outW, 23);
+      for (const [first, count] of [
+        [0, n],
+        [Math.floor(n / 3), Math.ceil(n / 2) - Math.floor(n / 3)],
+      ]) {
+        if (count <= 0) continue;
+        const np = columnsFor(count);
+        const xs = upload(be(), x),
+          ws = upload(be(), w),
+          u = be().alloc(36 * O * C, 'f32'),
+          v = be().alloc(36 * C * np, 'f32'),
+          m = be().alloc(36 * O * np, 'f32'),
+          fused = upload(be(), y0),
+          composed = upload(be(), y0);
+        be().winogradWeights(ws, u, O, C, false);
+        be().winogradConv(xs, u, fused, cp, first, count);
+        be().winogradInput(xs, v, cp, first, count);
+        be().matmul(u, v, m, matmulParams({ batch: 36, m: O, n: np, k: C, strideA: O * C, strideB: C * np }));
+        be().winogradOutput(m, composed, cp, first, count);
+        const [got, want] = await down(be(), fused, composed, xs, ws, u, v, m);
+        const what = `[${shape}] p${p} O=${O} tiles ${first}+${count}`;
+        assert.equal(f32Bits(got), f32Bits(want), `${what}: the same bits as the composition`);
+        if (count === n) {
+          const ref = conv2dRef(x, w, null, g, O);
+          const scale = ref.reduce((a, b) => Math.max(a, Math.abs(b)), 0);
+          assertClose(got, ref, { rtol: 1e-4, atol: 1e-5 * scale }, `${what}: the convolution`);
+        }
+      }
+    }
+  });
+
   test('winogradOutputGrad matches A dY Aᵀ per tile, for whole grids and tile ranges', async () => {
     for (const { shape, p, O } of SHAPES) {
       const g = g3(shape, p);
@@ -164,7 +210,8 @@ conformance('winograd', (test, be) => {
   });
 
   test('conv2d as Winograd in several chunks of tiles, and auto choosing it, agree with the references', async () => {
-    // 64 channels: on wasm chunks of 64 tiles, so 3 images of 28² (147 tiles) take three (WebGPU runs one)
+    // 64 channels: on wasm the weight gradient runs chunks of 64 tiles, so 3 images of 28² (147 tiles)
+    // take three, and the forward and input gradient run fused in one call (WebGPU runs one chunk)
     const shape = [3, 64, 28, 28],
       O = 24;
     const g = g3(shape, [1, 1]);
@@ -201,6 +248,7 @@ conformance('winograd', (test, be) => {
     const v = be().alloc(36 * 2 * 16, 'f32');
     assert.throws(() => be().winogradInput(x.storage, v, g, 2, 3), /not inside the 4 tiles/);
     assert.throws(() => be().winogradOutput(v, x.storage, g, -1, 1), /not inside/);
+    assert.throws(() => be().winogradConv(x.storage, v, x.storage, g, 3, 2), /not inside the 4 tiles/);
     assert.throws(() => be().winogradInput(x.storage, v, { ...g, kernelH: 5, kernelW: 5 }, 0, 1), /3x3 kernel/);
     be().free(v);
     for (const t of [x, w, w5]) t.dispose();

@@ -460,6 +460,28 @@ export interface KernelExports {
     end: i32,
   ): void;
   winogradWeightsGrad(du: usize, dw: usize, R: i32, S: i32, scratch: usize, start: i32, end: i32): void;
+  // assembly/winograd-fused.ts
+  winogradPackU(u: usize, upk: usize, O: i32, C: i32, start: i32, end: i32): void;
+  winogradFusedSlot(C: i32, O: i32): i32;
+  winogradFused(
+    xp: usize,
+    upk: usize,
+    y: usize,
+    C: i32,
+    O: i32,
+    Hp: i32,
+    Wp: i32,
+    oh: i32,
+    ow: i32,
+    th: i32,
+    tw: i32,
+    first: i32,
+    N: i32,
+    slotBytes: i32,
+    scratch: usize,
+    start: i32,
+    end: i32,
+  ): void;
   // assembly/convgemm.ts
   convBlocking(which: i32): i32;
   convPad(src: usize, dst: usize, H: i32, W: i32, top: i32, left: i32, Hp: i32, Wp: i32, start: i32, end: i32): void;

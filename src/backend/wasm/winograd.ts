@@ -1,7 +1,8 @@
-// Winograd F(4×4, 3×3) transforms (assembly/winograd.ts); src/tensor/ops/conv.ts runs the product
-// between them as one batched matmul.
+// Winograd F(4×4, 3×3) transforms (assembly/winograd.ts), between which src/tensor/ops/conv.ts runs
+// the product as one batched matmul, and the convolution fused per block of tiles
+// (assembly/winograd-fused.ts).
 import type { ConvKernels } from '../backend.js';
-import { BackendError, WINOGRAD_BLOCK, winogradRange } from '../backend.js';
+import { BackendError, WINOGRAD_BLOCK, WINOGRAD_VALUES, winogradRange } from '../backend.js';
 import type { WasmRuntime } from './runtime.js';
 import { ptr } from './storage.js';
 
@@ -9,8 +10,11 @@ import { ptr } from './storage.js';
 const GRAIN_BLOCKS = 32;
 /** Filters per thread, likewise. */
 const GRAIN_FILTERS = 512;
+/** Blocks of 16 tiles (every channel) per thread in winogradFused. */
+const GRAIN_FUSED = 4;
 
 type Transform = 'winogradWeights' | 'winogradInput' | 'winogradOutput' | 'winogradOutputGrad' | 'winogradWeightsGrad';
+type Kernel = Transform | 'winogradConv';
 
 /** Runs a transform with its per-thread scratch slots, taken from the pool for the call. */
 function withSlots(rt: WasmRuntime, name: Transform, args: number[], units: number, grain: number): void {
@@ -28,7 +32,7 @@ function withSlots(rt: WasmRuntime, name: Transform, args: number[], units: numb
   }
 }
 
-export function winogradKernels(rt: WasmRuntime): Pick<ConvKernels, Transform> {
+export function winogradKernels(rt: WasmRuntime): Pick<ConvKernels, Kernel> {
   return {
     winogradWeights(w, u, outChannels, channels, flip) {
       const [R, S] = flip ? [channels, outChannels] : [outChannels, channels];
@@ -46,6 +50,43 @@ export function winogradKernels(rt: WasmRuntime): Pick<ConvKernels, Transform> {
       if (np === 0 || p.outChannels === 0) return;
       const args = [ptr(m), ptr(out), p.outChannels, p.outH, p.outW, th, tw, first, count, np];
       withSlots(rt, 'winogradOutput', args, (p.outChannels * np) / WINOGRAD_BLOCK, GRAIN_BLOCKS);
+    },
+    winogradConv(x, u, out, p, first, count) {
+      const { th, tw, np } = winogradRange(p, first, count, 'winogradConv');
+      const C = p.channels,
+        O = p.outChannels;
+      if (np === 0 || O === 0) return;
+      // the images that hold the tiles, zero-padded so that every tile's 6×6 patch is inside (+ 8
+      // floats the last patch row's second vector load reads past), the filters as the micro-kernel's
+      // A panels; then one fork-join over blocks of tiles
+      const tiles = th * tw;
+      const b0 = Math.floor(first / tiles),
+        b1 = Math.floor((first + count - 1) / tiles) + 1;
+      const Hp = 4 * th + 2,
+        Wp = 4 * tw + 2;
+      const planes = (b1 - b0) * C;
+      const padBytes = (planes * Hp * Wp + 8) * 4;
+      const mr = rt.exports.convBlocking(0);
+      const upkBytes = Math.max(16, WINOGRAD_VALUES * Math.ceil(O / mr) * mr * C * 4);
+      const slot = rt.exports.winogradFusedSlot(C, O);
+      const scratchBytes = 64 + rt.threads * slot;
+      const xp = rt.allocBytes(padBytes, "winogradConv's padded input");
+      const upk = rt.allocBytes(upkBytes, "winogradConv's packed filters");
+      const scratch = rt.allocBytes(scratchBytes, "winogradConv's per-thread scratch");
+      try {
+        rt.f32(xp + planes * Hp * Wp * 4, 8).fill(0);
+        const src = ptr(x) + b0 * C * p.height * p.width * 4;
+        rt.run('convPad', [src, xp, p.height, p.width, p.padH, p.padW, Hp, Wp], planes, Math.ceil(16384 / (Hp * Wp)));
+        rt.run('winogradPackU', [ptr(u), upk, O, C], WINOGRAD_VALUES, WINOGRAD_VALUES);
+        rt.i32(scratch, 1)[0] = 0;
+        const dst = ptr(out) + b0 * O * p.outH * p.outW * 4;
+        const args = [xp, upk, dst, C, O, Hp, Wp, p.outH, p.outW, th, tw, first - b0 * tiles, count, slot, scratch];
+        rt.run('winogradFused', args as never, np / WINOGRAD_BLOCK, GRAIN_FUSED);
+      } finally {
+        rt.freeBytes(scratch, scratchBytes);
+        rt.freeBytes(upk, upkBytes);
+        rt.freeBytes(xp, padBytes);
+      }
     },
     winogradOutputGrad(dy, dm, p, first, count) {
       const { th, tw, np } = winogradRange(p, first, count, 'winogradOutputGrad');

@@ -1,6 +1,10 @@
-// Winograd F(4×4, 3×3) transforms (wgsl/winograd.wgsl, twins of assembly/winograd.ts).
+// Winograd F(4×4, 3×3) transforms (wgsl/winograd.wgsl, twins of assembly/winograd.ts), and the
+// Winograd convolution (assembly/winograd-fused.ts on wasm) as their composition with matmul: on a GPU
+// each kernel already keeps its values in registers and workgroup memory, so fusing would only save
+// the dispatches.
 import type { ConvKernels, Storage } from '../backend.js';
-import { winogradRange } from '../backend.js';
+import { matmulParams, WINOGRAD_VALUES, winogradRange } from '../backend.js';
+import { matmulKernels } from './matmul.js';
 import { grid1d } from './grid.js';
 import { packParams, paramLayout } from './params.js';
 import type { GpuStorage, WebGPURuntime } from './runtime.js';
@@ -47,9 +51,10 @@ export function winogradKernels(
   rt: WebGPURuntime,
 ): Pick<
   ConvKernels,
-  'winogradWeights' | 'winogradInput' | 'winogradOutput' | 'winogradOutputGrad' | 'winogradWeightsGrad'
+  'winogradWeights' | 'winogradInput' | 'winogradOutput' | 'winogradConv' | 'winogradOutputGrad' | 'winogradWeightsGrad'
 > {
-  return {
+  const { matmul } = matmulKernels(rt);
+  const kernels: Omit<ReturnType<typeof winogradKernels>, 'winogradConv'> = {
     winogradWeights(w, u, outChannels, channels, flip) {
       const [r, s] = flip ? [channels, outChannels] : [outChannels, channels];
       const total = r * s;
@@ -120,6 +125,25 @@ export function winogradKernels(
         packParams(WW, { r: outChannels, s: channels, flip: 0, total }),
         grid1d(total),
       );
+    },
+  };
+  return {
+    ...kernels,
+    winogradConv(x, u, out, p, first, count) {
+      const { np } = winogradRange(p, first, count, 'winogradConv');
+      const C = p.channels,
+        O = p.outChannels;
+      if (count === 0 || O === 0) return;
+      const v = rt.alloc(WINOGRAD_VALUES * C * np, 'f32');
+      const m = rt.alloc(WINOGRAD_VALUES * O * np, 'f32');
+      try {
+        kernels.winogradInput(x, v, p, first, count);
+        matmul(u, v, m, matmulParams({ batch: WINOGRAD_VALUES, m: O, n: np, k: C, strideA: O * C, strideB: C * np }));
+        kernels.winogradOutput(m, out, p, first, count);
+      } finally {
+        rt.free(v);
+        rt.free(m);
+      }
     },
   };
 }

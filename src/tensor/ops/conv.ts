@@ -47,11 +47,16 @@ export const CONV_ALGORITHMS: readonly ConvAlgorithm[] = ['auto', 'direct', 'win
  * them: Winograd wins from 32 channels where tiles waste little (≤ 1.5× the outputs: 14² and 7² are
  * 1.31×) and from 64 where they waste up to 2× (3² and 6² are 1.78×). The weight gradient gains
  * like the forward (1 thread: 1.27× at 16×28², 2.48× at 128×4²).
+ * Fused (the forward and the input gradient on wasm, where winogradConv keeps each block of tiles in
+ * cache; see fusedFits), implicit GEMM ÷ fused Winograd, forward, 1 thread (CPU) / 2 threads (wall),
+ * Intel Xeon host 2026-12-05: 16×28² 1.61 / 1.95, 16×12² 1.91 / 2.28, 32×14² 2.04 / 2.26,
+ * 32×6² 1.52 / 1.58, 64×7² 2.37 / 2.39, 128×4² 2.71 / 2.27: from 16 channels where tiles waste up to 2×.
  */
-export function winogradFits(p: Conv2dParams, reduction: number): boolean {
+export function winogradFits(p: Conv2dParams, reduction: number, fused = false): boolean {
   if (!winogradShape(p)) return false;
   const { th, tw } = winogradTiles(p);
   const waste = (16 * th * tw) / (p.outH * p.outW);
+  if (fused && reduction >= 16 && waste <= 2) return true;
   return (reduction >= 32 && waste <= 1.5) || (reduction >= 64 && waste <= 2);
 }
 
@@ -80,21 +85,44 @@ function winogradChunk(be: Backend, n: number, C: number, O: number): number {
 }
 
 /**
+ * Channel counts up to which wasm runs the Winograd convolution fused (winogradConv, one block of
+ * tiles at a time in cache, the filters re-read per block) rather than as three kernels over chunks
+ * of tiles (one batched matmul that reuses the filters across the chunk). Measured, ms, composition
+ * / fused, Intel Xeon host 2026-12-05, 1 thread (CPU) and 2 threads (wall): 16×28² 13.3 / 7.9 and
+ * 6.0 / 3.3; 32×14² 9.8 / 6.5 and 4.7 / 3.1; 64×7² 6.4 / 5.1 and 3.6 / 2.6; 128×4² 4.9 / 4.9 and
+ * 2.9 / 3.0 (its 2.4 MiB of packed filters are re-read from beyond L2 on every block). On WebGPU
+ * winogradConv is the three kernels, so every size takes it.
+ */
+const FUSED_MAX_CHANNELS = 64;
+
+/** Whether backend be runs the Winograd convolution with channels → outChannels fused. */
+export function fusedFits(be: Backend, channels: number, outChannels: number): boolean {
+  return be.kind !== 'wasm' || Math.max(channels, outChannels) <= FUSED_MAX_CHANNELS;
+}
+
+/**
  * out = the convolution p of x (Winograd F(4×4, 3×3)): filters transformed once, then per chunk of
  * tiles the inputs transformed, the 36 products [outChannels × channels]·[channels × tiles] as one
- * batched matmul, and the outputs transformed back. flip: w is the forward filter
- * [channels, outChannels, 3, 3] of which p is the input gradient.
+ * batched matmul, and the outputs transformed back, through winogradConv where fusedFits (on wasm
+ * all tiles in one call: it needs no chunks to stay in cache), else as the three kernels here.
+ * flip: w is the forward filter [channels, outChannels, 3, 3] of which p is the input gradient.
  */
 function winogradConv(be: Backend, x: Storage, w: Storage, out: Storage, p: ConvParams, flip: boolean): void {
   const { n } = winogradTiles(p);
   const O = p.outChannels,
     C = p.channels;
-  const chunk = winogradChunk(be, n, C, O);
-  const cols = winogradColumns(chunk);
+  const fused = fusedFits(be, C, O);
+  const chunk = fused && be.kind === 'wasm' ? n : winogradChunk(be, n, C, O);
   const u = be.alloc(WINOGRAD_VALUES * O * C, 'f32');
+  be.winogradWeights(w, u, flip ? C : O, flip ? O : C, flip);
+  if (fused) {
+    for (let first = 0; first < n; first += chunk) be.winogradConv(x, u, out, p, first, Math.min(chunk, n - first));
+    be.free(u);
+    return;
+  }
+  const cols = winogradColumns(chunk);
   const v = be.alloc(WINOGRAD_VALUES * C * cols, 'f32');
   const m = be.alloc(WINOGRAD_VALUES * O * cols, 'f32');
-  be.winogradWeights(w, u, flip ? C : O, flip ? O : C, flip);
   for (let first = 0; first < n; first += chunk) {
     const count = Math.min(chunk, n - first);
     const np = winogradColumns(count);
@@ -229,10 +257,12 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
       `Winograd F(4x4, 3x3) needs a 3x3 kernel at stride 1 with padding at most 2, got ${kh}x${kw} at stride ${p.strideH},${p.strideW} padding ${p.padH},${p.padW}`,
     );
   }
-  const wino = (reduction: number) => algorithm === 'winograd' || (algorithm === 'auto' && winogradFits(p, reduction));
+  const be = x.backend;
+  // the forward and the input gradient run fused on wasm (fusedFits), the weight gradient never
+  const wino = (reduction: number, fused: boolean) =>
+    algorithm === 'winograd' || (algorithm === 'auto' && winogradFits(p, reduction, fused));
   const limit = opts.maxColumnElements ?? COL_LIMIT;
   if (!(limit >= 1)) throw new ShapeError('conv2d', `maxColumnElements must be ≥ 1, got ${limit}`);
-  const be = x.backend;
   const B = p.batch,
     P = p.outH * p.outW,
     K = p.channels * kh * kw;
@@ -240,7 +270,8 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   const cp: ConvParams = { ...p, outChannels: O };
   let out = empty([B, O, p.outH, p.outW], be);
   if (out.size > 0 && K === 0) be.fill(out.storage, out.size, 0);
-  else if (out.size > 0 && wino(p.channels)) winogradConv(be, x.storage, weight.storage, out.storage, cp, false);
+  else if (out.size > 0 && wino(p.channels, be.kind === 'wasm' && fusedFits(be, p.channels, O)))
+    winogradConv(be, x.storage, weight.storage, out.storage, cp, false);
   else if (out.size > 0 && algorithm !== 'im2col') be.conv2d(x.storage, weight.storage, out.storage, cp);
   else if (out.size > 0) im2colForward(x, weight, out, p, chunk);
   if (bias) {
@@ -260,12 +291,13 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
     if ((x.requiresGrad || weight.requiresGrad) && g.size > 0 && K > 0 && algorithm !== 'im2col') {
       if (x.requiresGrad) {
         gx = empty(x.shape, be);
-        if (wino(O)) winogradConv(be, g.storage, weight.storage, gx.storage, transposedParams(cp), true);
+        if (wino(O, be.kind === 'wasm' && fusedFits(be, O, p.channels)))
+          winogradConv(be, g.storage, weight.storage, gx.storage, transposedParams(cp), true);
         else be.conv2dGradInput(g.storage, weight.storage, gx.storage, cp);
       }
       if (weight.requiresGrad) {
         gw = empty(weight.shape, be);
-        if (wino(Math.min(p.channels, O))) winogradGradWeight(be, x.storage, g.storage, gw.storage, cp);
+        if (wino(Math.min(p.channels, O), false)) winogradGradWeight(be, x.storage, g.storage, gw.storage, cp);
         else be.conv2dGradWeight(x.storage, g.storage, gw.storage, cp);
       }
     } else if ((x.requiresGrad || weight.requiresGrad) && g.size > 0 && K > 0) {
