@@ -17,4 +17,6 @@ export * from './attention';
 export * from './convgemm';
 // winograd.ts also exports its tile block and the inline row transforms for winograd-fused.ts, not kernels.
 export { winogradBlocking, winogradWeights, winogradInput, winogradOutput, winogradOutputGrad, winogradWeightsGrad } from './winograd';
-export * from './winograd-fused';
+// winograd-fused.ts also exports inputRows, an @inline helper of winograd-fused-grad.ts, not a kernel.
+export { winogradPackU, winogradFusedSlot, winogradFused } from './winograd-fused';
+export * from './winograd-fused-grad';

@@ -22,6 +22,28 @@ import { addr, micro, MR, NR, transpose4, ZERO } from './microkernel';
 const HEAD = 36 * 16 + 4 * 64 + 3 * BLOCK * 4;
 
 /**
+ * The row pass of Bᵀ d B for four tiles whose 6×6 patches start at a0..a3 (rows rowX bytes apart,
+ * two floats of slack after each row's sixth): slot r·6 + k at p + (r·6 + k)·16 holds row r's k-th
+ * result, lane t for tile t. Each patch row is two vector loads, and the four tiles' rows become
+ * the six lane vectors through a 4×4 transpose and half of another.
+ */
+// @ts-ignore: decorator
+@inline export function inputRows(a0: usize, a1: usize, a2: usize, a3: usize, rowX: usize, p: usize): void {
+  for (let r = 0; r < 6; r++) {
+    const o = <usize>r * rowX;
+    const f0 = v128.load(a0 + o), f1 = v128.load(a1 + o), f2 = v128.load(a2 + o), f3 = v128.load(a3 + o);
+    const s0 = v128.load(a0 + o, 16), s1 = v128.load(a1 + o, 16), s2 = v128.load(a2 + o, 16), s3 = v128.load(a3 + o, 16);
+    const t0 = v128.shuffle<f32>(f0, f1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(f0, f1, 2, 6, 3, 7);
+    const t2 = v128.shuffle<f32>(f2, f3, 0, 4, 1, 5), t3 = v128.shuffle<f32>(f2, f3, 2, 6, 3, 7);
+    const w0 = v128.shuffle<f32>(s0, s1, 0, 4, 1, 5), w1 = v128.shuffle<f32>(s2, s3, 0, 4, 1, 5);
+    inputRow(p + <usize>(r * 96), 16,
+      v128.shuffle<f32>(t0, t2, 0, 1, 4, 5), v128.shuffle<f32>(t0, t2, 2, 3, 6, 7),
+      v128.shuffle<f32>(t1, t3, 0, 1, 4, 5), v128.shuffle<f32>(t1, t3, 2, 3, 6, 7),
+      v128.shuffle<f32>(w0, w1, 0, 1, 4, 5), v128.shuffle<f32>(w0, w1, 2, 3, 6, 7));
+  }
+}
+
+/**
  * Packs u [36][O][C] (winogradWeights' layout) as the micro-kernel's A operand: per ξ, row panels
  * of MR output channels laid out [C][MR], zero past O; plane ξ starts at ξ·oPad·C floats, oPad = O
  * rounded up to MR. One unit per ξ.
@@ -91,19 +113,7 @@ export function winogradFused(xp: usize, upk: usize, y: usize, C: i32, O: i32, H
       for (let g = 0; g < BLOCK >> 2; g++) {
         const a0 = addr(xc, load<i32>(xoff + (<usize>(4 * g) << 2))), a1 = addr(xc, load<i32>(xoff + (<usize>(4 * g + 1) << 2)));
         const a2 = addr(xc, load<i32>(xoff + (<usize>(4 * g + 2) << 2))), a3 = addr(xc, load<i32>(xoff + (<usize>(4 * g + 3) << 2)));
-        for (let r = 0; r < 6; r++) {
-          // patch row r of the four tiles: floats 0..3 and 4..7 of each, lane t = tile t
-          const o = <usize>r * rowX;
-          const f0 = v128.load(a0 + o), f1 = v128.load(a1 + o), f2 = v128.load(a2 + o), f3 = v128.load(a3 + o);
-          const s0 = v128.load(a0 + o, 16), s1 = v128.load(a1 + o, 16), s2 = v128.load(a2 + o, 16), s3 = v128.load(a3 + o, 16);
-          const t0 = v128.shuffle<f32>(f0, f1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(f0, f1, 2, 6, 3, 7);
-          const t2 = v128.shuffle<f32>(f2, f3, 0, 4, 1, 5), t3 = v128.shuffle<f32>(f2, f3, 2, 6, 3, 7);
-          const w0 = v128.shuffle<f32>(s0, s1, 0, 4, 1, 5), w1 = v128.shuffle<f32>(s2, s3, 0, 4, 1, 5);
-          inputRow(p + <usize>(r * 96), 16,
-            v128.shuffle<f32>(t0, t2, 0, 1, 4, 5), v128.shuffle<f32>(t0, t2, 2, 3, 6, 7),
-            v128.shuffle<f32>(t1, t3, 0, 1, 4, 5), v128.shuffle<f32>(t1, t3, 2, 3, 6, 7),
-            v128.shuffle<f32>(w0, w1, 0, 1, 4, 5), v128.shuffle<f32>(w0, w1, 2, 3, 6, 7));
-        }
+        inputRows(a0, a1, a2, a3, rowX, p);
         // column k through Bᵀ straight into V: ξ = i·6 + k, tiles 4g..4g+3 of row c of panel g >> 1
         const vb = v + (<usize>(c * NR) << 2) + <usize>(g >> 1) * half + (<usize>(g & 1) << 4);
         for (let k = 0; k < 6; k++) {

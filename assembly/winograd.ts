@@ -294,7 +294,7 @@ export function winogradOutput(m: usize, y: usize, O: i32, oh: i32, ow: i32, th:
 
 /** A over z0..z3 (the adjoint of Aᵀ), six results stored at p + k·step. */
 // @ts-ignore: decorator
-@inline function adjointRow(p: usize, step: usize, z0: v128, z1: v128, z2: v128, z3: v128): void {
+@inline export function adjointRow(p: usize, step: usize, z0: v128, z1: v128, z2: v128, z3: v128): void {
   const e = f32x4.add(z0, z2), o = f32x4.add(z1, z3);
   const e4 = f32x4.add(z0, f32x4.mul(four(), z2)), o2 = f32x4.add(f32x4.mul(two(), z1), f32x4.mul(f32x4.splat(8), z3));
   v128.store(p, z0);

@@ -489,6 +489,21 @@ export interface ConvKernels {
    * past outH × outW read zero, columns past count are zero).
    */
   winogradOutputGrad(dy: Storage, dm: Storage, p: ConvParams, first: number, count: number): void;
+  /**
+   * The weight gradient's 36 products for tiles [first, first + count): du [36][outChannels][channels]
+   * = (du if accumulate) + Σ_tiles dM_ξ·V_ξᵀ, with V_ξ winogradInput's and dM_ξ winogradOutputGrad's
+   * values (dy [batch, outChannels, outH, outW]), summed in an order fixed by the shape, not the thread
+   * count; a backend may fuse the three (wasm does, per block of tiles).
+   */
+  winogradConvGrad(
+    x: Storage,
+    dy: Storage,
+    du: Storage,
+    p: ConvParams,
+    first: number,
+    count: number,
+    accumulate: boolean,
+  ): void;
   /** The adjoint of winogradWeights (not flipped): dw [outChannels, channels, 3, 3] = Gᵀ dU G of du [36][outChannels][channels], overwritten. */
   winogradWeightsGrad(du: Storage, dw: Storage, outChannels: number, channels: number): void;
   /** out [batch, channels, outH, outW]; argmax (i32, input flat index within the image plane) for max. */
@@ -585,6 +600,7 @@ export const KERNEL_FAMILY: { readonly [K in KernelName]: FamilyOf<K> } = {
   winogradOutput: 'conv',
   winogradConv: 'conv',
   winogradOutputGrad: 'conv',
+  winogradConvGrad: 'conv',
   winogradWeightsGrad: 'conv',
   pool2d: 'conv',
   pool2dGrad: 'conv',

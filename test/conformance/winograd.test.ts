@@ -181,6 +181,42 @@ conformance('winograd', (test, be) => {
     }
   });
 
+  test('winogradConvGrad sums dM_ξ·V_ξᵀ over tile ranges as the composition does, and accumulates', async () => {
+    // SHAPES, then 392 tiles (25 blocks, summed by wasm in three groups) with channels off the panels
+    const cases = [...SHAPES, { shape: [8, 6, 28, 28], p: [1, 1] as [number, number], O: 5 }];
+    for (const { shape, p, O } of cases) {
+      const g = g3(shape, p);
+      const C = shape[1];
+      const { n } = tileGrid(g);
+      const cp = { ...g, outChannels: O };
+      const x = randArray(numel(shape), 31),
+        dy = randArray(g.batch * O * g.outH * g.outW, 32),
+        du0 = randArray(36 * O * C, 33);
+      for (const [first, count, accumulate] of [
+        [0, n, false],
+        [Math.floor(n / 3), Math.ceil(n / 2) - Math.floor(n / 3), true],
+      ] as const) {
+        if (count <= 0) continue;
+        const np = columnsFor(count);
+        const xs = upload(be(), x),
+          dys = upload(be(), dy),
+          v = be().alloc(36 * C * np, 'f32'),
+          dm = be().alloc(36 * O * np, 'f32'),
+          fused = upload(be(), accumulate ? du0 : new Float32Array(36 * O * C).fill(7.5)),
+          composed = upload(be(), du0);
+        be().winogradConvGrad(xs, dys, fused, cp, first, count, accumulate);
+        be().winogradInput(xs, v, cp, first, count);
+        be().winogradOutputGrad(dys, dm, cp, first, count);
+        const mp = { batch: 36, m: O, n: C, k: np, transB: true, strideA: O * np, strideB: C * np, accumulate };
+        be().matmul(dm, v, composed, matmulParams(mp));
+        const [got, want] = await down(be(), fused, composed, xs, dys, v, dm);
+        const scale = want.reduce((a, b) => Math.max(a, Math.abs(b)), 0);
+        const what = `[${shape}] p${p} O=${O} tiles ${first}+${count}${accumulate ? ' accumulate' : ''}`;
+        assertClose(got, want, { rtol: 1e-4, atol: 1e-5 * scale }, what);
+      }
+    }
+  });
+
   test('winogradWeightsGrad matches Gᵀ dU G and overwrites', async () => {
     for (const [O, C] of [
       [4, 3],
@@ -249,6 +285,7 @@ conformance('winograd', (test, be) => {
     assert.throws(() => be().winogradInput(x.storage, v, g, 2, 3), /not inside the 4 tiles/);
     assert.throws(() => be().winogradOutput(v, x.storage, g, -1, 1), /not inside/);
     assert.throws(() => be().winogradConv(x.storage, v, x.storage, g, 3, 2), /not inside the 4 tiles/);
+    assert.throws(() => be().winogradConvGrad(x.storage, x.storage, v, g, 0, 5, false), /not inside the 4 tiles/);
     assert.throws(() => be().winogradInput(x.storage, v, { ...g, kernelH: 5, kernelW: 5 }, 0, 1), /3x3 kernel/);
     be().free(v);
     for (const t of [x, w, w5]) t.dispose();
@@ -261,26 +298,33 @@ threads('wasm relaxed, 1 vs 2 threads, bit for bit', async () => {
   const [one, two] = await Promise.all(
     ['wasm-relaxed-1t', 'wasm-relaxed-2t'].map((n) => getBackend(ALL_BACKENDS.find((b) => b.name === n)!)),
   );
-  const shape = [3, 40, 14, 14];
-  const x = randArray(numel(shape), 4),
-    w = randArray(24 * 40 * 9, 5),
-    dy = randArray(3 * 24 * 196, 6);
-  const results: Float32Array[][] = [];
-  for (const be of [one, two]) {
-    const xt = pd.param(pd.tensor(x, shape, be)),
-      wt = pd.param(pd.tensor(w, [24, 40, 3, 3], be)),
-      dyt = pd.tensor(dy, [3, 24, 14, 14], be);
-    const y = pd.conv2d(xt, wt, null, { padding: 1, algorithm: 'winograd' });
-    pd.backward(y, dyt);
-    const got = [await y.data(), await xt.grad!.data(), await wt.grad!.data()];
-    results.push(got as Float32Array[]);
-    for (const t of [xt, wt, dyt, y]) t.dispose();
+  // 48 tiles at 40 → 24 channels (the composition's long reductions for the weight gradient), and
+  // 392 tiles at 12 → 10 (fused, summed in three groups that the two threads share)
+  for (const [shape, O] of [
+    [[3, 40, 14, 14], 24],
+    [[8, 12, 28, 28], 10],
+  ] as const) {
+    const [B, C, H, W] = shape;
+    const x = randArray(numel([...shape]), 4),
+      w = randArray(O * C * 9, 5),
+      dy = randArray(B * O * H * W, 6);
+    const results: Float32Array[][] = [];
+    for (const be of [one, two]) {
+      const xt = pd.param(pd.tensor(x, [...shape], be)),
+        wt = pd.param(pd.tensor(w, [O, C, 3, 3], be)),
+        dyt = pd.tensor(dy, [B, O, H, W], be);
+      const y = pd.conv2d(xt, wt, null, { padding: 1, algorithm: 'winograd' });
+      pd.backward(y, dyt);
+      const got = [await y.data(), await xt.grad!.data(), await wt.grad!.data()];
+      results.push(got as Float32Array[]);
+      for (const t of [xt, wt, dyt, y]) t.dispose();
+    }
+    for (let i = 0; i < 3; i++)
+      assert.equal(
+        Array.from(results[0][i]),
+        Array.from(results[1][i]),
+        `[${shape}] ${['forward', 'input gradient', 'weight gradient'][i]}`,
+      );
   }
-  for (let i = 0; i < 3; i++)
-    assert.equal(
-      Array.from(results[0][i]),
-      Array.from(results[1][i]),
-      ['forward', 'input gradient', 'weight gradient'][i],
-    );
 });
 threads.run();

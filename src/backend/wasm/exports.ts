@@ -482,6 +482,28 @@ export interface KernelExports {
     start: i32,
     end: i32,
   ): void;
+  // assembly/winograd-fused-grad.ts
+  winogradGradSlot(C: i32, O: i32): i32;
+  winogradGradFused(
+    xp: usize,
+    dyp: usize,
+    acc: usize,
+    C: i32,
+    O: i32,
+    Hp: i32,
+    Wp: i32,
+    th: i32,
+    tw: i32,
+    first: i32,
+    N: i32,
+    B: i32,
+    G: i32,
+    slotBytes: i32,
+    scratch: usize,
+    start: i32,
+    end: i32,
+  ): void;
+  winogradGradSum(acc: usize, du: usize, G: i32, O: i32, C: i32, accumulate: i32, start: i32, end: i32): void;
   // assembly/convgemm.ts
   convBlocking(which: i32): i32;
   convPad(src: usize, dst: usize, H: i32, W: i32, top: i32, left: i32, Hp: i32, Wp: i32, start: i32, end: i32): void;

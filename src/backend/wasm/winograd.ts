@@ -1,6 +1,6 @@
 // Winograd F(4×4, 3×3) transforms (assembly/winograd.ts), between which src/tensor/ops/conv.ts runs
-// the product as one batched matmul, and the convolution fused per block of tiles
-// (assembly/winograd-fused.ts).
+// the products as one batched matmul, and the convolution and its weight gradient's products fused
+// per block of tiles (assembly/winograd-fused.ts, winograd-fused-grad.ts).
 import type { ConvKernels } from '../backend.js';
 import { BackendError, WINOGRAD_BLOCK, WINOGRAD_VALUES, winogradRange } from '../backend.js';
 import type { WasmRuntime } from './runtime.js';
@@ -12,9 +12,24 @@ const GRAIN_BLOCKS = 32;
 const GRAIN_FILTERS = 512;
 /** Blocks of 16 tiles (every channel) per thread in winogradFused. */
 const GRAIN_FUSED = 4;
+/** Bytes all of winogradConvGrad's group accumulators may take, the most groups, the fewest blocks per group. */
+const GRAD_ACC_BYTES = 1 << 23;
+const GRAD_GROUPS = 8;
+const GRAD_GROUP_BLOCKS = 8;
+
+/**
+ * The groups of blocks winogradConvGrad sums apart and then adds in order: fixed by the shape (never
+ * the thread count, so the result is the same on any), enough to share among threads, each with
+ * enough blocks to repay zeroing and adding its [36][O][C] accumulator (rounded up to the
+ * micro-kernel's panels), and all of them within a bound.
+ */
+export function winogradGradGroups(blocks: number, accBytes: number): number {
+  const most = Math.min(GRAD_GROUPS, Math.floor(blocks / GRAD_GROUP_BLOCKS), Math.floor(GRAD_ACC_BYTES / accBytes));
+  return Math.max(1, most);
+}
 
 type Transform = 'winogradWeights' | 'winogradInput' | 'winogradOutput' | 'winogradOutputGrad' | 'winogradWeightsGrad';
-type Kernel = Transform | 'winogradConv';
+type Kernel = Transform | 'winogradConv' | 'winogradConvGrad';
 
 /** Runs a transform with its per-thread scratch slots, taken from the pool for the call. */
 function withSlots(rt: WasmRuntime, name: Transform, args: number[], units: number, grain: number): void {
@@ -86,6 +101,50 @@ export function winogradKernels(rt: WasmRuntime): Pick<ConvKernels, Kernel> {
         rt.freeBytes(scratch, scratchBytes);
         rt.freeBytes(upk, upkBytes);
         rt.freeBytes(xp, padBytes);
+      }
+    },
+    winogradConvGrad(x, dy, du, p, first, count, accumulate) {
+      const { th, tw } = winogradRange(p, first, count, 'winogradConvGrad');
+      const C = p.channels,
+        O = p.outChannels;
+      if (C === 0 || O === 0) return;
+      if (count === 0) {
+        if (!accumulate) rt.f32(ptr(du), WINOGRAD_VALUES * O * C).fill(0);
+        return;
+      }
+      // the images that hold the tiles, plus one of zeros that tiles past count read: x padded as in
+      // winogradConv, dy to whole 4×4 blocks
+      const tiles = th * tw;
+      const b0 = Math.floor(first / tiles),
+        b1 = Math.floor((first + count - 1) / tiles) + 1;
+      const B = b1 - b0;
+      const Hp = 4 * th + 2,
+        Wp = 4 * tw + 2,
+        Hq = 4 * th,
+        Wq = 4 * tw;
+      const [mr, nr] = [rt.exports.convBlocking(0), rt.exports.convBlocking(1)];
+      const accBytes = WINOGRAD_VALUES * Math.ceil(O / mr) * mr * Math.ceil(C / nr) * nr * 4;
+      const blocks = Math.ceil(count / WINOGRAD_BLOCK);
+      const G = winogradGradGroups(blocks, accBytes);
+      const slot = rt.exports.winogradGradSlot(C, O);
+      const sizes = [((B + 1) * C * Hp * Wp + 8) * 4, (B + 1) * O * Hq * Wq * 4, G * accBytes, 64 + rt.threads * slot];
+      const names = ['padded input', 'padded output gradient', 'group accumulators', 'per-thread scratch'];
+      const bufs: number[] = [];
+      try {
+        for (let i = 0; i < sizes.length; i++) bufs.push(rt.allocBytes(sizes[i], `winogradConvGrad's ${names[i]}`));
+        const [xp, dyp, acc, scratch] = bufs;
+        rt.f32(xp + B * C * Hp * Wp * 4, C * Hp * Wp + 8).fill(0);
+        rt.f32(dyp + B * O * Hq * Wq * 4, O * Hq * Wq).fill(0);
+        const xs = ptr(x) + b0 * C * p.height * p.width * 4,
+          ys = ptr(dy) + b0 * O * p.outH * p.outW * 4;
+        rt.run('convPad', [xs, xp, p.height, p.width, p.padH, p.padW, Hp, Wp], B * C, Math.ceil(16384 / (Hp * Wp)));
+        rt.run('convPad', [ys, dyp, p.outH, p.outW, 0, 0, Hq, Wq], B * O, Math.ceil(16384 / (Hq * Wq)));
+        rt.i32(scratch, 1)[0] = 0;
+        const args = [xp, dyp, acc, C, O, Hp, Wp, th, tw, first - b0 * tiles, count, B, G, slot, scratch];
+        rt.run('winogradGradFused', args as never, G, 1);
+        rt.run('winogradGradSum', [acc, ptr(du), G, O, C, accumulate ? 1 : 0], WINOGRAD_VALUES, WINOGRAD_VALUES);
+      } finally {
+        for (let i = 0; i < bufs.length; i++) rt.freeBytes(bufs[i], sizes[i]);
       }
     },
     winogradOutputGrad(dy, dm, p, first, count) {

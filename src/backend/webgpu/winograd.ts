@@ -51,10 +51,16 @@ export function winogradKernels(
   rt: WebGPURuntime,
 ): Pick<
   ConvKernels,
-  'winogradWeights' | 'winogradInput' | 'winogradOutput' | 'winogradConv' | 'winogradOutputGrad' | 'winogradWeightsGrad'
+  | 'winogradWeights'
+  | 'winogradInput'
+  | 'winogradOutput'
+  | 'winogradConv'
+  | 'winogradOutputGrad'
+  | 'winogradConvGrad'
+  | 'winogradWeightsGrad'
 > {
   const { matmul } = matmulKernels(rt);
-  const kernels: Omit<ReturnType<typeof winogradKernels>, 'winogradConv'> = {
+  const kernels: Omit<ReturnType<typeof winogradKernels>, 'winogradConv' | 'winogradConvGrad'> = {
     winogradWeights(w, u, outChannels, channels, flip) {
       const [r, s] = flip ? [channels, outChannels] : [outChannels, channels];
       const total = r * s;
@@ -143,6 +149,32 @@ export function winogradKernels(
       } finally {
         rt.free(v);
         rt.free(m);
+      }
+    },
+    winogradConvGrad(x, dy, du, p, first, count, accumulate) {
+      const { np } = winogradRange(p, first, count, 'winogradConvGrad');
+      const C = p.channels,
+        O = p.outChannels;
+      if (C === 0 || O === 0) return;
+      const v = rt.alloc(WINOGRAD_VALUES * C * Math.max(np, 1), 'f32');
+      const dm = rt.alloc(WINOGRAD_VALUES * O * Math.max(np, 1), 'f32');
+      try {
+        kernels.winogradInput(x, v, p, first, count);
+        kernels.winogradOutputGrad(dy, dm, p, first, count);
+        const mp = {
+          batch: WINOGRAD_VALUES,
+          m: O,
+          n: C,
+          k: np,
+          transB: true,
+          strideA: O * np,
+          strideB: C * np,
+          accumulate,
+        };
+        matmul(dm, v, du, matmulParams(mp));
+      } finally {
+        rt.free(v);
+        rt.free(dm);
       }
     },
   };

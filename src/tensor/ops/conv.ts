@@ -101,6 +101,25 @@ export function fusedFits(be: Backend, channels: number, outChannels: number): b
 }
 
 /**
+ * Whether backend be runs the Winograd weight gradient's products fused (winogradConvGrad): on wasm
+ * up to 32 channels, and up to 64 where the tiles waste at most 1.5× the outputs. Its products
+ * reduce over one block of 16 tiles at a time, each a micro-kernel call that loads and stores its
+ * accumulators, so at 64 channels a map of few tiles (3², 16 tiles of 9 outputs each) stays with the
+ * composition's long reductions. Measured, ms, implicit GEMM / composition / fused, Intel Xeon host
+ * 2026-12-05, 1 thread (CPU): 16×28² 15.9 / 13.4 / 9.5, 16×12² 6.2 / 6.2 / 3.2, 32×14² 13.0 / 11.8 /
+ * 8.0, 32×6² 5.1 / 7.4 / 4.4, 64×7² 11.9 / 12.0 / 6.9, 64×3² 4.7 / 3.3 / 3.7, 128×4² 14.0 / 7.5 / 6.9;
+ * 2 threads (wall): 8.6 / 6.9 / 4.6, 3.8 / 2.9 / 1.6, 6.9 / 5.5 / 4.1, 2.7 / 4.2 / 2.4, 6.2 / 4.6 /
+ * 3.6, 2.7 / 1.8 / 2.1, 8.4 / 3.1 / 6.6.
+ */
+export function fusedGradFits(be: Backend, p: ConvParams): boolean {
+  if (be.kind !== 'wasm') return true;
+  const { th, tw } = winogradTiles(p);
+  const waste = (16 * th * tw) / (p.outH * p.outW);
+  const most = Math.max(p.channels, p.outChannels);
+  return most <= 32 || (most <= FUSED_MAX_CHANNELS && waste <= 1.5);
+}
+
+/**
  * out = the convolution p of x (Winograd F(4×4, 3×3)): filters transformed once, then per chunk of
  * tiles the inputs transformed, the 36 products [outChannels × channels]·[channels × tiles] as one
  * batched matmul, and the outputs transformed back, through winogradConv where fusedFits (on wasm
@@ -139,40 +158,47 @@ function winogradConv(be: Backend, x: Storage, w: Storage, out: Storage, p: Conv
  * dw [O, C, 3, 3] of the convolution p (Winograd F(4×4, 3×3)): per chunk of tiles the inputs
  * transformed as forward (V) and dy through the adjoint of the output transform (dM), the 36
  * products dU_ξ += dM_ξ [O × tiles] · V_ξᵀ [tiles × C] accumulated chunk after chunk in order, then
- * the adjoint of the filter transform.
+ * the adjoint of the filter transform. Through winogradConvGrad where fusedGradFits (on wasm all
+ * tiles in one call), else as the three kernels here.
  */
 function winogradGradWeight(be: Backend, x: Storage, dy: Storage, dw: Storage, p: ConvParams): void {
   const { n } = winogradTiles(p);
   const O = p.outChannels,
     C = p.channels;
-  const chunk = winogradChunk(be, n, C, O);
-  const cols = winogradColumns(chunk);
+  const fused = fusedGradFits(be, p);
+  const chunk = fused && be.kind === 'wasm' ? n : winogradChunk(be, n, C, O);
   const du = be.alloc(WINOGRAD_VALUES * O * C, 'f32');
-  const v = be.alloc(WINOGRAD_VALUES * C * cols, 'f32');
-  const dm = be.alloc(WINOGRAD_VALUES * O * cols, 'f32');
-  for (let first = 0; first < n; first += chunk) {
-    const count = Math.min(chunk, n - first);
-    const np = winogradColumns(count);
-    be.winogradInput(x, v, p, first, count);
-    be.winogradOutputGrad(dy, dm, p, first, count);
-    be.matmul(
-      dm,
-      v,
-      du,
-      matmulParams({
-        batch: WINOGRAD_VALUES,
-        m: O,
-        n: C,
-        k: np,
-        transB: true,
-        strideA: O * np,
-        strideB: C * np,
-        accumulate: first > 0,
-      }),
-    );
+  if (fused) {
+    for (let first = 0; first < n; first += chunk)
+      be.winogradConvGrad(x, dy, du, p, first, Math.min(chunk, n - first), first > 0);
+  } else {
+    const cols = winogradColumns(chunk);
+    const v = be.alloc(WINOGRAD_VALUES * C * cols, 'f32');
+    const dm = be.alloc(WINOGRAD_VALUES * O * cols, 'f32');
+    for (let first = 0; first < n; first += chunk) {
+      const count = Math.min(chunk, n - first);
+      const np = winogradColumns(count);
+      be.winogradInput(x, v, p, first, count);
+      be.winogradOutputGrad(dy, dm, p, first, count);
+      be.matmul(
+        dm,
+        v,
+        du,
+        matmulParams({
+          batch: WINOGRAD_VALUES,
+          m: O,
+          n: C,
+          k: np,
+          transB: true,
+          strideA: O * np,
+          strideB: C * np,
+          accumulate: first > 0,
+        }),
+      );
+    }
+    be.free(v);
+    be.free(dm);
   }
-  be.free(v);
-  be.free(dm);
   be.winogradWeightsGrad(du, dw, O, C);
   be.free(du);
 }
@@ -258,7 +284,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
     );
   }
   const be = x.backend;
-  // the forward and the input gradient run fused on wasm (fusedFits), the weight gradient never
+  // fused on wasm where fusedFits, which pays from fewer channels (winogradFits)
   const wino = (reduction: number, fused: boolean) =>
     algorithm === 'winograd' || (algorithm === 'auto' && winogradFits(p, reduction, fused));
   const limit = opts.maxColumnElements ?? COL_LIMIT;
@@ -297,7 +323,8 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
       }
       if (weight.requiresGrad) {
         gw = empty(weight.shape, be);
-        if (wino(Math.min(p.channels, O), false)) winogradGradWeight(be, x.storage, g.storage, gw.storage, cp);
+        if (wino(Math.min(p.channels, O), be.kind === 'wasm' && fusedGradFits(be, cp)))
+          winogradGradWeight(be, x.storage, g.storage, gw.storage, cp);
         else be.conv2dGradWeight(x.storage, g.storage, gw.storage, cp);
       }
     } else if ((x.requiresGrad || weight.requiresGrad) && g.size > 0 && K > 0) {
