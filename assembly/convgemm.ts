@@ -114,6 +114,33 @@ export function convPackA(w: usize, wtab: usize, apk: usize, rows: i32, K: i32, 
 }
 
 /**
+ * For the four column offsets at so[h..h+3]: k in 1..4 when the first k are adjacent (so[h] + i) and
+ * the other 4 − k adjacent among themselves (a run cut by a row end), else 0.
+ */
+// @ts-ignore: decorator
+@inline function splitAt(so: usize, h: i32): i32 {
+  const a = ldi(so, h);
+  let k = 1;
+  while (k < 4 && ldi(so, h + k) == a + k) k++;
+  if (k == 4) return 4;
+  const b = ldi(so, h + k);
+  for (let i = k + 1; i < 4; i++) if (ldi(so, h + i) != b + (i - k)) return 0;
+  return k;
+}
+
+/** Lanes below k all ones, the others zero. */
+// @ts-ignore: decorator
+@inline function leadMask(k: i32): v128 {
+  return i32x4.lt_s(i32x4(0, 1, 2, 3), i32x4.splat(k));
+}
+
+/** Floats 0, 2, 4, 6 at p, read as 0..3 and 3..6 (nothing past the last one). */
+// @ts-ignore: decorator
+@inline function even4(p: usize): v128 {
+  return v128.shuffle<f32>(v128.load(p), v128.load(p, 12), 0, 2, 5, 7);
+}
+
+/**
  * The next chunk of [0, chunks) for this thread, or -1 when all are taken. A thread working from
  * the front takes them in order from 0, the others from the last one down, so with two threads each
  * keeps to its end of the columns (the images that BatchNorm and the padding, split statically,
@@ -181,6 +208,12 @@ export function convGemm(apk: usize, tab: usize, src: usize, dst: usize, rows: i
       let runs = w == NR, runs2 = w == NR, dstRun = w == NR;
       for (let j = 1; j < 4; j++) runs = runs && ldi(so, j) == s0 + j && ldi(so, 4 + j) == s4 + j;
       for (let j = 1; j < 4; j++) runs2 = runs2 && ldi(so, j) == s0 + 2 * j && ldi(so, 4 + j) == s4 + 2 * j;
+      // or each half in two runs, its first k pixels at the end of one row and the rest at the start
+      // of the next (rows of 7 or 14: the input gradient's stride phases, 7² and 14² maps; element by
+      // element before: resnet_cpu's stride-2 input gradients at batch 128, 1 thread CPU ms,
+      // 32x14² → 64 11.1 → 8.9, 16x28² → 32 8.6 → 8.0, 64x7² → 128 5.4 → 4.9, Intel Xeon host)
+      const kLo = splitAt(so, 0), kHi = splitAt(so, 4);
+      const split = !runs && !runs2 && w == NR && kLo > 0 && kHi > 0;
       for (let j = 1; j < NR; j++) dstRun = dstRun && ldi(dof, j) == d0 + j;
       if (K == 0) {
         for (let r = 0; r < rows; r++) for (let j = 0; j < w; j++) store<f32>(addr(dst, r * dstPlane + ldi(dof, j)), 0);
@@ -198,13 +231,25 @@ export function convGemm(apk: usize, tab: usize, src: usize, dst: usize, rows: i
             v128.store(d, v128.load(hi + off), 16);
             d += NR << 2;
           }
+        } else if (split) {
+          // lanes below k from the first run, the others from the second, loaded k floats early so
+          // that each lane lands in place (both loads stay inside the padded source: a split run
+          // has a row after its first and one before its second)
+          const aLo = addr(src, s0), bLo = kLo < 4 ? addr(src, ldi(so, kLo) - kLo) : aLo, mLo = leadMask(kLo);
+          const aHi = addr(src, s4), bHi = kHi < 4 ? addr(src, ldi(so, 4 + kHi) - kHi) : aHi, mHi = leadMask(kHi);
+          for (let kk = 0; kk < kc; kk++) {
+            const off = <usize>ldi(tab, k0 + kk) << 2;
+            v128.store(d, v128.bitselect(v128.load(aLo + off), v128.load(bLo + off), mLo));
+            v128.store(d, v128.bitselect(v128.load(aHi + off), v128.load(bHi + off), mHi), 16);
+            d += NR << 2;
+          }
         } else if (runs2) {
           // pixels 0, 2, 4, 6 of a run from two loads (0..3 and 3..6: nothing past the last one read)
           const lo = addr(src, s0), hi = addr(src, s4);
           for (let kk = 0; kk < kc; kk++) {
             const off = <usize>ldi(tab, k0 + kk) << 2;
-            v128.store(d, v128.shuffle<f32>(v128.load(lo + off), v128.load(lo + off, 12), 0, 2, 5, 7));
-            v128.store(d, v128.shuffle<f32>(v128.load(hi + off), v128.load(hi + off, 12), 0, 2, 5, 7), 16);
+            v128.store(d, even4(lo + off));
+            v128.store(d, even4(hi + off), 16);
             d += NR << 2;
           }
         } else {
@@ -339,6 +384,12 @@ export function convGradWeight(src: usize, tab: usize, wtab: usize, pdy: usize, 
         if (ldi(so, kk + 3) == s + 3 && ldi(so, kk + 1) == s + 1 && ldi(so, kk + 2) == s + 2) {
           transpose4(v128.load(addr(src, s + t0)), v128.load(addr(src, s + t1)), v128.load(addr(src, s + t2)),
             v128.load(addr(src, s + t3)), addr(pa, kk * MR), MR << 2);
+        } else if (ldi(so, kk + 3) == s + 6 && ldi(so, kk + 1) == s + 2 && ldi(so, kk + 2) == s + 4) {
+          // every other pixel (a stride-2 layer): pixels 0, 2, 4, 6 of each tap from two loads (element
+          // by element before: 16x28² → 32 at batch 128 10.4 → 8.7 ms, 32x14² → 64 6.7 → 6.0, 64x7² →
+          // 128 7.7 → 6.8; 1 thread CPU, Intel Xeon host)
+          transpose4(even4(addr(src, s + t0)), even4(addr(src, s + t1)), even4(addr(src, s + t2)), even4(addr(src, s + t3)),
+            addr(pa, kk * MR), MR << 2);
         } else {
           for (let i = 0; i < 4; i++) {
             const si = ldi(so, kk + i);
