@@ -20,6 +20,7 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   fusions: async () => (await import('./fusions.js')).fusionsSuite,
   'dino-step': async () => (await import('./dino-step.js')).dinoStepSuite,
   'resnet-step': async () => (await import('./resnet-step.js')).resnetStepSuite,
+  'conv-layers': async () => (await import('./conv-layers.js')).convLayersSuite,
   'remedy-step': async () => (await import('./remedy-step.js')).remedyStepSuite,
   soak: async () => (await import('./soak.js')).soakSuite,
   'soak-webgpu': async () => (await import('./soak.js')).soakWebgpuSuite,

@@ -48,9 +48,10 @@ export const CONV_ALGORITHMS: readonly ConvAlgorithm[] = ['auto', 'direct', 'win
  * 1.31×) and from 64 where they waste up to 2× (3² and 6² are 1.78×). The weight gradient gains
  * like the forward (1 thread: 1.27× at 16×28², 2.48× at 128×4²).
  * Fused (the forward and the input gradient on wasm, where winogradConv keeps each block of tiles in
- * cache; see fusedFits), implicit GEMM ÷ fused Winograd, forward, 1 thread (CPU) / 2 threads (wall),
- * Intel Xeon host 2026-12-05: 16×28² 1.61 / 1.95, 16×12² 1.91 / 2.28, 32×14² 2.04 / 2.26,
- * 32×6² 1.52 / 1.58, 64×7² 2.37 / 2.39, 128×4² 2.71 / 2.27: from 16 channels where tiles waste up to 2×.
+ * cache; see fusedFits), implicit GEMM ÷ fused Winograd, forward, 1 / 2 threads (wall), Intel Xeon
+ * host 2026-12-05, `node dist/bench/index.js conv-layers`: 16×28² 2.21 / 2.22, 16×12² 2.17 / 2.26,
+ * 32×14² 1.85 / 1.86, 32×6² 1.31 / 1.37, 64×7² 2.20 / 2.14, 64×3² 1.11 / 1.21: from 16 channels
+ * where tiles waste up to 2×.
  */
 export function winogradFits(p: Conv2dParams, reduction: number, fused = false): boolean {
   if (!winogradShape(p)) return false;
@@ -87,11 +88,11 @@ function winogradChunk(be: Backend, n: number, C: number, O: number): number {
 /**
  * Channel counts up to which wasm runs the Winograd convolution fused (winogradConv, one block of
  * tiles at a time in cache, the filters re-read per block) rather than as three kernels over chunks
- * of tiles (one batched matmul that reuses the filters across the chunk). Measured, ms, composition
- * / fused, Intel Xeon host 2026-12-05, 1 thread (CPU) and 2 threads (wall): 16×28² 13.3 / 7.9 and
- * 6.0 / 3.3; 32×14² 9.8 / 6.5 and 4.7 / 3.1; 64×7² 6.4 / 5.1 and 3.6 / 2.6; 128×4² 4.9 / 4.9 and
- * 2.9 / 3.0 (its 2.4 MiB of packed filters are re-read from beyond L2 on every block). On WebGPU
- * winogradConv is the three kernels, so every size takes it.
+ * of tiles (one batched matmul that reuses the filters across the chunk). Forward ms, three kernels /
+ * fused, 1 thread and 2 (wall), Intel Xeon host 2026-12-05, `node dist/bench/index.js conv-layers`:
+ * 16×28² 11.6 / 5.9 and 5.8 / 3.0; 32×14² 9.5 / 6.1 and 4.6 / 3.0; 64×7² 6.4 / 5.0 and 3.4 / 2.6;
+ * 128×4² 4.7 / 4.7 and 2.5 / 3.0 (its 2.4 MiB of packed filters are re-read from beyond L2 on every
+ * block). On WebGPU winogradConv is the three kernels, so every size takes it.
  */
 const FUSED_MAX_CHANNELS = 64;
 
@@ -105,11 +106,11 @@ export function fusedFits(be: Backend, channels: number, outChannels: number): b
  * up to 32 channels, and up to 64 where the tiles waste at most 1.5× the outputs. Its products
  * reduce over one block of 16 tiles at a time, each a micro-kernel call that loads and stores its
  * accumulators, so at 64 channels a map of few tiles (3², 16 tiles of 9 outputs each) stays with the
- * composition's long reductions. Measured, ms, implicit GEMM / composition / fused, Intel Xeon host
- * 2026-12-05, 1 thread (CPU): 16×28² 15.9 / 13.4 / 9.5, 16×12² 6.2 / 6.2 / 3.2, 32×14² 13.0 / 11.8 /
- * 8.0, 32×6² 5.1 / 7.4 / 4.4, 64×7² 11.9 / 12.0 / 6.9, 64×3² 4.7 / 3.3 / 3.7, 128×4² 14.0 / 7.5 / 6.9;
- * 2 threads (wall): 8.6 / 6.9 / 4.6, 3.8 / 2.9 / 1.6, 6.9 / 5.5 / 4.1, 2.7 / 4.2 / 2.4, 6.2 / 4.6 /
- * 3.6, 2.7 / 1.8 / 2.1, 8.4 / 3.1 / 6.6.
+ * composition's long reductions. Weight gradient ms, implicit GEMM / three kernels / fused, 1 thread,
+ * Intel Xeon host 2026-12-05, `node dist/bench/index.js conv-layers`: 16×28² 15.6 / 11.4 / 7.8,
+ * 16×12² 5.3 / 4.1 / 2.7, 32×14² 13.2 / 9.1 / 7.0, 32×6² 5.1 / 4.7 / 3.8, 64×7² 11.5 / 6.3 / 6.1,
+ * 64×3² 4.4 / 2.9 / 3.4, 128×4² 13.9 / 4.8 / 6.6; 2 threads (wall): 8.2 / 5.5 / 3.6, 3.0 / 2.2 / 1.4,
+ * 6.9 / 4.5 / 3.5, 2.7 / 2.6 / 2.0, 6.1 / 3.3 / 3.4, 2.5 / 1.6 / 2.0, 7.1 / 2.5 / 6.4.
  */
 export function fusedGradFits(be: Backend, p: ConvParams): boolean {
   if (be.kind !== 'wasm') return true;
