@@ -46,8 +46,8 @@ export function winogradGradFused(xp: usize, dyp: usize, acc: usize, C: i32, O: 
   const accBytes = <usize>(36 * oPad * cPad) << 2;
   for (let g = start; g < end; g++) {
     const accG = acc + <usize>g * accBytes;
-    const bEnd = <i32>((<i64>(g + 1) * blocks) / G);
-    for (let u = <i32>((<i64>g * blocks) / G); u < bEnd; u++) {
+    const uStart = <i32>((<i64>g * blocks) / G), uEnd = <i32>((<i64>(g + 1) * blocks) / G);
+    for (let u = uStart; u < uEnd; u++) {
       const q0 = u * BLOCK;
       // the block's tiles: patch origin in xp and block origin in dyp (channel 0); tiles past N read the zero image
       const qf = first + q0;
@@ -126,7 +126,7 @@ export function winogradGradFused(xp: usize, dyp: usize, acc: usize, C: i32, O: 
         }
       }
       // acc_ξ [oPad × cPad] (+)= dM_ξ [16 tiles][o] ᵀ · V_ξ [16 tiles][c]
-      const mode = q0 == <i32>((<i64>g * blocks) / G) * BLOCK ? ZERO : LOAD;
+      const mode = u == uStart ? ZERO : LOAD;
       for (let e = 0; e < 36; e++) {
         const ae = accG + <usize>(e * oPad * cPad) * 4;
         for (let op = 0; op < oPanels; op++) {

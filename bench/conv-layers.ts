@@ -7,7 +7,8 @@
 import b from 'benny';
 import type { Summary } from 'benny/lib/internal/common-types.js';
 import type { Backend, ConvParams, Storage } from '../src/backend/backend.js';
-import { matmulParams, WINOGRAD_VALUES, winogradColumns, winogradTiles } from '../src/backend/backend.js';
+import { WINOGRAD_VALUES, winogradColumns, winogradTiles } from '../src/backend/backend.js';
+import { composedWinogradConv, composedWinogradConvGrad } from '../src/backend/winograd-compose.js';
 import { WasmBackend } from '../src/backend/wasm/index.js';
 import { caseOptions, markdownTable, type SuiteReport } from './harness.js';
 
@@ -65,21 +66,12 @@ async function layer(be: Backend, label: string, [name, N, C, H, O]: (typeof LAY
   be.winogradWeights(w, u, O, C, false);
   const forward = [
     () => be.conv2d(x, w, y, p),
-    () => {
-      be.winogradInput(x, v, p, 0, n);
-      be.matmul(u, v, m, matmulParams({ batch: WINOGRAD_VALUES, m: O, n: np, k: C, strideA: O * C, strideB: C * np }));
-      be.winogradOutput(m, y, p, 0, n);
-    },
+    () => composedWinogradConv(be, x, u, y, p, 0, n, v, m),
     () => be.winogradConv(x, u, y, p, 0, n),
   ];
   const gradWeight = [
     () => be.conv2dGradWeight(x, dy, dw, p),
-    () => {
-      be.winogradInput(x, v, p, 0, n);
-      be.winogradOutputGrad(dy, m, p, 0, n);
-      const mp = { batch: WINOGRAD_VALUES, m: O, n: C, k: np, transB: true, strideA: O * np, strideB: C * np };
-      be.matmul(m, v, u, matmulParams(mp));
-    },
+    () => composedWinogradConvGrad(be, x, dy, u, p, 0, n, false, v, m),
     () => be.winogradConvGrad(x, dy, u, p, 0, n, false),
   ];
   try {

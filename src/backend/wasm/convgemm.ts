@@ -27,11 +27,11 @@ function blocking(rt: WasmRuntime): Blocking {
 }
 
 /** Scratch taken from the pool for one call and handed back at the end, so kernels never allocate. */
-class Scratch {
+export class Scratch {
   private readonly held: [number, number][] = [];
   constructor(private readonly rt: WasmRuntime) {}
-  bytes(n: number): number {
-    const p = this.rt.allocBytes(Math.max(64, n));
+  bytes(n: number, purpose?: string): number {
+    const p = this.rt.allocBytes(Math.max(64, n), purpose);
     this.held.push([p, Math.max(64, n)]);
     return p;
   }
@@ -67,9 +67,32 @@ function pad(
   const Hp = H + top + bottom,
     Wp = W + left + right;
   if (Hp === H && Wp === W) return { ptr: ptr(src), Hp, Wp };
-  const dst = sc.bytes(planes * Hp * Wp * 4);
-  rt.run('convPad', [ptr(src), dst, H, W, top, left, Hp, Wp], planes, Math.ceil(16384 / Math.max(1, Hp * Wp)));
-  return { ptr: dst, Hp, Wp };
+  return { ptr: padPlanes(rt, sc, ptr(src), planes, H, W, top, left, Hp, Wp), Hp, Wp };
+}
+
+/**
+ * A new scratch buffer [planes][Hp][Wp] holding the planes at src [planes][H][W] placed at (top,
+ * left), zero elsewhere, followed by `zeros` floats of zeros (slack past the last plane, or whole
+ * planes of zeros for reads that must see nothing).
+ */
+export function padPlanes(
+  rt: WasmRuntime,
+  sc: Scratch,
+  src: number,
+  planes: number,
+  H: number,
+  W: number,
+  top: number,
+  left: number,
+  Hp: number,
+  Wp: number,
+  zeros = 0,
+  purpose?: string,
+): number {
+  const dst = sc.bytes((planes * Hp * Wp + zeros) * 4, purpose);
+  if (zeros > 0) rt.f32(dst + planes * Hp * Wp * 4, zeros).fill(0);
+  rt.run('convPad', [src, dst, H, W, top, left, Hp, Wp], planes, Math.ceil(16384 / Math.max(1, Hp * Wp)));
+  return dst;
 }
 
 /** Margins of the forward source: the padding, and past the far edge only what a window reaches. */

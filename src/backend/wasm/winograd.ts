@@ -4,6 +4,7 @@
 import type { ConvKernels } from '../backend.js';
 import { BackendError, WINOGRAD_BLOCK, WINOGRAD_VALUES, winogradRange } from '../backend.js';
 import type { WasmRuntime } from './runtime.js';
+import { padPlanes, Scratch } from './convgemm.js';
 import { ptr } from './storage.js';
 
 /** Units (blocks of 16 tiles of one channel) per thread below which a fork-join costs more than it saves. */
@@ -26,6 +27,12 @@ const GRAD_GROUP_BLOCKS = 8;
 export function winogradGradGroups(blocks: number, accBytes: number): number {
   const most = Math.min(GRAD_GROUPS, Math.floor(blocks / GRAD_GROUP_BLOCKS), Math.floor(GRAD_ACC_BYTES / accBytes));
   return Math.max(1, most);
+}
+
+/** The images [b0, b0 + B) that hold tiles [first, first + count) of `tiles` per image, and first counted from b0. */
+function tileImages(tiles: number, first: number, count: number): { b0: number; B: number; firstIn: number } {
+  const b0 = Math.floor(first / tiles);
+  return { b0, B: Math.floor((first + count - 1) / tiles) + 1 - b0, firstIn: first - b0 * tiles };
 }
 
 type Transform = 'winogradWeights' | 'winogradInput' | 'winogradOutput' | 'winogradOutputGrad' | 'winogradWeightsGrad';
@@ -74,33 +81,36 @@ export function winogradKernels(rt: WasmRuntime): Pick<ConvKernels, Kernel> {
       // the images that hold the tiles, zero-padded so that every tile's 6×6 patch is inside (+ 8
       // floats the last patch row's second vector load reads past), the filters as the micro-kernel's
       // A panels; then one fork-join over blocks of tiles
-      const tiles = th * tw;
-      const b0 = Math.floor(first / tiles),
-        b1 = Math.floor((first + count - 1) / tiles) + 1;
-      const Hp = 4 * th + 2,
-        Wp = 4 * tw + 2;
-      const planes = (b1 - b0) * C;
-      const padBytes = (planes * Hp * Wp + 8) * 4;
+      const { b0, B, firstIn } = tileImages(th * tw, first, count);
+      const [Hp, Wp] = [4 * th + 2, 4 * tw + 2];
       const mr = rt.exports.convBlocking(0);
-      const upkBytes = Math.max(16, WINOGRAD_VALUES * Math.ceil(O / mr) * mr * C * 4);
       const slot = rt.exports.winogradFusedSlot(C, O);
-      const scratchBytes = 64 + rt.threads * slot;
-      const xp = rt.allocBytes(padBytes, "winogradConv's padded input");
-      const upk = rt.allocBytes(upkBytes, "winogradConv's packed filters");
-      const scratch = rt.allocBytes(scratchBytes, "winogradConv's per-thread scratch");
+      const sc = new Scratch(rt);
       try {
-        rt.f32(xp + planes * Hp * Wp * 4, 8).fill(0);
         const src = ptr(x) + b0 * C * p.height * p.width * 4;
-        rt.run('convPad', [src, xp, p.height, p.width, p.padH, p.padW, Hp, Wp], planes, Math.ceil(16384 / (Hp * Wp)));
+        const xp = padPlanes(
+          rt,
+          sc,
+          src,
+          B * C,
+          p.height,
+          p.width,
+          p.padH,
+          p.padW,
+          Hp,
+          Wp,
+          8,
+          "winogradConv's padded input",
+        );
+        const upk = sc.bytes(WINOGRAD_VALUES * Math.ceil(O / mr) * mr * C * 4, "winogradConv's packed filters");
+        const scratch = sc.bytes(64 + rt.threads * slot, "winogradConv's per-thread scratch");
         rt.run('winogradPackU', [ptr(u), upk, O, C], WINOGRAD_VALUES, WINOGRAD_VALUES);
         rt.i32(scratch, 1)[0] = 0;
         const dst = ptr(out) + b0 * O * p.outH * p.outW * 4;
-        const args = [xp, upk, dst, C, O, Hp, Wp, p.outH, p.outW, th, tw, first - b0 * tiles, count, slot, scratch];
+        const args = [xp, upk, dst, C, O, Hp, Wp, p.outH, p.outW, th, tw, firstIn, count, slot, scratch];
         rt.run('winogradFused', args as never, np / WINOGRAD_BLOCK, GRAIN_FUSED);
       } finally {
-        rt.freeBytes(scratch, scratchBytes);
-        rt.freeBytes(upk, upkBytes);
-        rt.freeBytes(xp, padBytes);
+        sc.release();
       }
     },
     winogradConvGrad(x, dy, du, p, first, count, accumulate) {
@@ -112,39 +122,42 @@ export function winogradKernels(rt: WasmRuntime): Pick<ConvKernels, Kernel> {
         if (!accumulate) rt.f32(ptr(du), WINOGRAD_VALUES * O * C).fill(0);
         return;
       }
-      // the images that hold the tiles, plus one of zeros that tiles past count read: x padded as in
-      // winogradConv, dy to whole 4×4 blocks
-      const tiles = th * tw;
-      const b0 = Math.floor(first / tiles),
-        b1 = Math.floor((first + count - 1) / tiles) + 1;
-      const B = b1 - b0;
-      const Hp = 4 * th + 2,
-        Wp = 4 * tw + 2,
-        Hq = 4 * th,
-        Wq = 4 * tw;
+      // the images that hold the tiles, then one image of zeros that tiles past count read: x padded
+      // as in winogradConv, dy to whole 4×4 blocks
+      const { b0, B, firstIn } = tileImages(th * tw, first, count);
+      const [Hp, Wp, Hq, Wq] = [4 * th + 2, 4 * tw + 2, 4 * th, 4 * tw];
       const [mr, nr] = [rt.exports.convBlocking(0), rt.exports.convBlocking(1)];
       const accBytes = WINOGRAD_VALUES * Math.ceil(O / mr) * mr * Math.ceil(C / nr) * nr * 4;
-      const blocks = Math.ceil(count / WINOGRAD_BLOCK);
-      const G = winogradGradGroups(blocks, accBytes);
+      const G = winogradGradGroups(Math.ceil(count / WINOGRAD_BLOCK), accBytes);
       const slot = rt.exports.winogradGradSlot(C, O);
-      const sizes = [((B + 1) * C * Hp * Wp + 8) * 4, (B + 1) * O * Hq * Wq * 4, G * accBytes, 64 + rt.threads * slot];
-      const names = ['padded input', 'padded output gradient', 'group accumulators', 'per-thread scratch'];
-      const bufs: number[] = [];
+      const sc = new Scratch(rt);
       try {
-        for (let i = 0; i < sizes.length; i++) bufs.push(rt.allocBytes(sizes[i], `winogradConvGrad's ${names[i]}`));
-        const [xp, dyp, acc, scratch] = bufs;
-        rt.f32(xp + B * C * Hp * Wp * 4, C * Hp * Wp + 8).fill(0);
-        rt.f32(dyp + B * O * Hq * Wq * 4, O * Hq * Wq).fill(0);
         const xs = ptr(x) + b0 * C * p.height * p.width * 4,
           ys = ptr(dy) + b0 * O * p.outH * p.outW * 4;
-        rt.run('convPad', [xs, xp, p.height, p.width, p.padH, p.padW, Hp, Wp], B * C, Math.ceil(16384 / (Hp * Wp)));
-        rt.run('convPad', [ys, dyp, p.outH, p.outW, 0, 0, Hq, Wq], B * O, Math.ceil(16384 / (Hq * Wq)));
+        const what = "winogradConvGrad's padded";
+        const xp = padPlanes(
+          rt,
+          sc,
+          xs,
+          B * C,
+          p.height,
+          p.width,
+          p.padH,
+          p.padW,
+          Hp,
+          Wp,
+          C * Hp * Wp + 8,
+          `${what} input`,
+        );
+        const dyp = padPlanes(rt, sc, ys, B * O, p.outH, p.outW, 0, 0, Hq, Wq, O * Hq * Wq, `${what} output gradient`);
+        const acc = sc.bytes(G * accBytes, "winogradConvGrad's group accumulators");
+        const scratch = sc.bytes(64 + rt.threads * slot, "winogradConvGrad's per-thread scratch");
         rt.i32(scratch, 1)[0] = 0;
-        const args = [xp, dyp, acc, C, O, Hp, Wp, th, tw, first - b0 * tiles, count, B, G, slot, scratch];
+        const args = [xp, dyp, acc, C, O, Hp, Wp, th, tw, firstIn, count, B, G, slot, scratch];
         rt.run('winogradGradFused', args as never, G, 1);
         rt.run('winogradGradSum', [acc, ptr(du), G, O, C, accumulate ? 1 : 0], WINOGRAD_VALUES, WINOGRAD_VALUES);
       } finally {
-        for (let i = 0; i < bufs.length; i++) rt.freeBytes(bufs[i], sizes[i]);
+        sc.release();
       }
     },
     winogradOutputGrad(dy, dm, p, first, count) {

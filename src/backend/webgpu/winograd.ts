@@ -1,9 +1,10 @@
 // Winograd F(4×4, 3×3) transforms (wgsl/winograd.wgsl, twins of assembly/winograd.ts), and the
-// Winograd convolution (assembly/winograd-fused.ts on wasm) as their composition with matmul: on a GPU
-// each kernel already keeps its values in registers and workgroup memory, so fusing would only save
-// the dispatches.
+// Winograd convolution and weight-gradient products (fused on wasm: assembly/winograd-fused*.ts) as
+// their composition with matmul (src/backend/winograd-compose.ts): on a GPU each kernel already keeps
+// its values in registers and workgroup memory, so fusing would only save the dispatches.
 import type { ConvKernels, Storage } from '../backend.js';
-import { matmulParams, WINOGRAD_VALUES, winogradRange } from '../backend.js';
+import { WINOGRAD_VALUES, winogradRange } from '../backend.js';
+import { composedWinogradConv, composedWinogradConvGrad } from '../winograd-compose.js';
 import { matmulKernels } from './matmul.js';
 import { grid1d } from './grid.js';
 import { packParams, paramLayout } from './params.js';
@@ -59,7 +60,6 @@ export function winogradKernels(
   | 'winogradConvGrad'
   | 'winogradWeightsGrad'
 > {
-  const { matmul } = matmulKernels(rt);
   const kernels: Omit<ReturnType<typeof winogradKernels>, 'winogradConv' | 'winogradConvGrad'> = {
     winogradWeights(w, u, outChannels, channels, flip) {
       const [r, s] = flip ? [channels, outChannels] : [outChannels, channels];
@@ -133,19 +133,16 @@ export function winogradKernels(
       );
     },
   };
+  const k = { ...kernels, matmul: matmulKernels(rt).matmul };
   return {
     ...kernels,
     winogradConv(x, u, out, p, first, count) {
       const { np } = winogradRange(p, first, count, 'winogradConv');
-      const C = p.channels,
-        O = p.outChannels;
-      if (count === 0 || O === 0) return;
-      const v = rt.alloc(WINOGRAD_VALUES * C * np, 'f32');
-      const m = rt.alloc(WINOGRAD_VALUES * O * np, 'f32');
+      if (count === 0 || p.outChannels === 0) return;
+      const v = rt.alloc(WINOGRAD_VALUES * p.channels * np, 'f32');
+      const m = rt.alloc(WINOGRAD_VALUES * p.outChannels * np, 'f32');
       try {
-        kernels.winogradInput(x, v, p, first, count);
-        matmul(u, v, m, matmulParams({ batch: WINOGRAD_VALUES, m: O, n: np, k: C, strideA: O * C, strideB: C * np }));
-        kernels.winogradOutput(m, out, p, first, count);
+        composedWinogradConv(k, x, u, out, p, first, count, v, m);
       } finally {
         rt.free(v);
         rt.free(m);
@@ -153,25 +150,11 @@ export function winogradKernels(
     },
     winogradConvGrad(x, dy, du, p, first, count, accumulate) {
       const { np } = winogradRange(p, first, count, 'winogradConvGrad');
-      const C = p.channels,
-        O = p.outChannels;
-      if (C === 0 || O === 0) return;
-      const v = rt.alloc(WINOGRAD_VALUES * C * Math.max(np, 1), 'f32');
-      const dm = rt.alloc(WINOGRAD_VALUES * O * Math.max(np, 1), 'f32');
+      if (p.channels === 0 || p.outChannels === 0) return;
+      const v = rt.alloc(WINOGRAD_VALUES * p.channels * Math.max(np, 1), 'f32');
+      const dm = rt.alloc(WINOGRAD_VALUES * p.outChannels * Math.max(np, 1), 'f32');
       try {
-        kernels.winogradInput(x, v, p, first, count);
-        kernels.winogradOutputGrad(dy, dm, p, first, count);
-        const mp = {
-          batch: WINOGRAD_VALUES,
-          m: O,
-          n: C,
-          k: np,
-          transB: true,
-          strideA: O * np,
-          strideB: C * np,
-          accumulate,
-        };
-        matmul(dm, v, du, matmulParams(mp));
+        composedWinogradConvGrad(k, x, dy, du, p, first, count, accumulate, v, dm);
       } finally {
         rt.free(v);
         rt.free(dm);

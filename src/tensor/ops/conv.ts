@@ -19,6 +19,7 @@ import {
   type ConvParams,
   type Storage,
 } from '../../backend/backend.js';
+import { composedWinogradConv, composedWinogradConvGrad } from '../../backend/winograd-compose.js';
 import { noGrad, ShapeError, Tensor } from '../tensor.js';
 import { empty, zeros } from '../create.js';
 import { needsGrad, record } from '../autograd.js';
@@ -55,10 +56,15 @@ export const CONV_ALGORITHMS: readonly ConvAlgorithm[] = ['auto', 'direct', 'win
  */
 export function winogradFits(p: Conv2dParams, reduction: number, fused = false): boolean {
   if (!winogradShape(p)) return false;
-  const { th, tw } = winogradTiles(p);
-  const waste = (16 * th * tw) / (p.outH * p.outW);
+  const waste = tileWaste(p);
   if (fused && reduction >= 16 && waste <= 2) return true;
   return (reduction >= 32 && waste <= 1.5) || (reduction >= 64 && waste <= 2);
+}
+
+/** Outputs the 4×4 tiles compute per output kept (a 2×2 map: 4). */
+function tileWaste(p: Conv2dParams): number {
+  const { th, tw } = winogradTiles(p);
+  return (16 * th * tw) / (p.outH * p.outW);
 }
 
 /** The shapes the Winograd kernels compute at all: 3×3, stride 1, padding at most 2. */
@@ -78,8 +84,12 @@ export const WINOGRAD_CHUNK_BYTES = 1 << 22;
 /** On WebGPU every chunk costs three dispatches and a GPU has no such cache to fit: chunks only bound memory. */
 const WINOGRAD_CHUNK_BYTES_GPU = 1 << 28;
 
-/** Tiles per chunk: as many as the backend's budget holds, at least four blocks, at most all n. */
-function winogradChunk(be: Backend, n: number, C: number, O: number): number {
+/**
+ * Tiles per chunk: all n where wasm runs the fused kernels (they need no chunks to stay in cache),
+ * else as many as the backend's budget holds, at least four blocks, at most all n.
+ */
+function winogradChunk(be: Backend, n: number, C: number, O: number, fused: boolean): number {
+  if (fused && be.kind === 'wasm') return n;
   const budget = be.kind === 'wasm' ? WINOGRAD_CHUNK_BYTES : WINOGRAD_CHUNK_BYTES_GPU;
   const fit = Math.floor(budget / (WINOGRAD_VALUES * 4 * (2 * C + O)) / WINOGRAD_BLOCK) * WINOGRAD_BLOCK;
   return Math.min(n, Math.max(WINOGRAD_BLOCK * 4, fit));
@@ -114,8 +124,7 @@ export function fusedFits(be: Backend, channels: number, outChannels: number): b
  */
 export function fusedGradFits(be: Backend, p: ConvParams): boolean {
   if (be.kind !== 'wasm') return true;
-  const { th, tw } = winogradTiles(p);
-  const waste = (16 * th * tw) / (p.outH * p.outW);
+  const waste = tileWaste(p);
   const most = Math.max(p.channels, p.outChannels);
   return most <= 32 || (most <= FUSED_MAX_CHANNELS && waste <= 1.5);
 }
@@ -132,27 +141,18 @@ function winogradConv(be: Backend, x: Storage, w: Storage, out: Storage, p: Conv
   const O = p.outChannels,
     C = p.channels;
   const fused = fusedFits(be, C, O);
-  const chunk = fused && be.kind === 'wasm' ? n : winogradChunk(be, n, C, O);
+  const chunk = winogradChunk(be, n, C, O, fused);
   const u = be.alloc(WINOGRAD_VALUES * O * C, 'f32');
   be.winogradWeights(w, u, flip ? C : O, flip ? O : C, flip);
-  if (fused) {
-    for (let first = 0; first < n; first += chunk) be.winogradConv(x, u, out, p, first, Math.min(chunk, n - first));
-    be.free(u);
-    return;
-  }
   const cols = winogradColumns(chunk);
-  const v = be.alloc(WINOGRAD_VALUES * C * cols, 'f32');
-  const m = be.alloc(WINOGRAD_VALUES * O * cols, 'f32');
+  const v = fused ? null : be.alloc(WINOGRAD_VALUES * C * cols, 'f32');
+  const m = fused ? null : be.alloc(WINOGRAD_VALUES * O * cols, 'f32');
   for (let first = 0; first < n; first += chunk) {
     const count = Math.min(chunk, n - first);
-    const np = winogradColumns(count);
-    be.winogradInput(x, v, p, first, count);
-    be.matmul(u, v, m, matmulParams({ batch: WINOGRAD_VALUES, m: O, n: np, k: C, strideA: O * C, strideB: C * np }));
-    be.winogradOutput(m, out, p, first, count);
+    if (v && m) composedWinogradConv(be, x, u, out, p, first, count, v, m);
+    else be.winogradConv(x, u, out, p, first, count);
   }
-  be.free(u);
-  be.free(v);
-  be.free(m);
+  for (const s of [u, v, m]) if (s) be.free(s);
 }
 
 /**
@@ -167,39 +167,17 @@ function winogradGradWeight(be: Backend, x: Storage, dy: Storage, dw: Storage, p
   const O = p.outChannels,
     C = p.channels;
   const fused = fusedGradFits(be, p);
-  const chunk = fused && be.kind === 'wasm' ? n : winogradChunk(be, n, C, O);
+  const chunk = winogradChunk(be, n, C, O, fused);
   const du = be.alloc(WINOGRAD_VALUES * O * C, 'f32');
-  if (fused) {
-    for (let first = 0; first < n; first += chunk)
-      be.winogradConvGrad(x, dy, du, p, first, Math.min(chunk, n - first), first > 0);
-  } else {
-    const cols = winogradColumns(chunk);
-    const v = be.alloc(WINOGRAD_VALUES * C * cols, 'f32');
-    const dm = be.alloc(WINOGRAD_VALUES * O * cols, 'f32');
-    for (let first = 0; first < n; first += chunk) {
-      const count = Math.min(chunk, n - first);
-      const np = winogradColumns(count);
-      be.winogradInput(x, v, p, first, count);
-      be.winogradOutputGrad(dy, dm, p, first, count);
-      be.matmul(
-        dm,
-        v,
-        du,
-        matmulParams({
-          batch: WINOGRAD_VALUES,
-          m: O,
-          n: C,
-          k: np,
-          transB: true,
-          strideA: O * np,
-          strideB: C * np,
-          accumulate: first > 0,
-        }),
-      );
-    }
-    be.free(v);
-    be.free(dm);
+  const cols = winogradColumns(chunk);
+  const v = fused ? null : be.alloc(WINOGRAD_VALUES * C * cols, 'f32');
+  const dm = fused ? null : be.alloc(WINOGRAD_VALUES * O * cols, 'f32');
+  for (let first = 0; first < n; first += chunk) {
+    const count = Math.min(chunk, n - first);
+    if (v && dm) composedWinogradConvGrad(be, x, dy, du, p, first, count, first > 0, v, dm);
+    else be.winogradConvGrad(x, dy, du, p, first, count, first > 0);
   }
+  for (const s of [v, dm]) if (s) be.free(s);
   be.winogradWeightsGrad(du, dw, O, C);
   be.free(du);
 }
