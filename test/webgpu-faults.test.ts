@@ -8,6 +8,7 @@
 // - train() on a backend that starts failing mid-run (in a kernel, or while writing a checkpoint)
 //   rejects with that error, frees every tensor, and leaves the last good checkpoint resumable
 //   (tidy() frees what a throwing scope created; it used to strand it).
+// - A destroyed backend whose Dawn instance GC collects at once lets the process exit cleanly.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -111,6 +112,15 @@ test('a lost device fails the pending read and every later call with a BackendEr
   }
   assert.is(r.dispose.ok, true, 'tensors can still be disposed');
   assert.is(r.memory.liveBuffers, 0);
+});
+
+test('a destroyed backend whose Dawn objects are garbage-collected at once exits cleanly', () => {
+  // Five children: before the fix each one crashed (SIGSEGV, SIGABRT) or hung.
+  for (let i = 0; i < 5; i++) {
+    const run = child('webgpu-destroy-gc-child');
+    assert.type(run.result.description, 'string');
+    assert.is(run.status, 0, `child ${i} exited with ${run.status}: ${run.stderr}`);
+  }
 });
 
 test('a step that throws inside nested tidy() scopes frees every tensor it created there', async () => {

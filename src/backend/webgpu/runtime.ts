@@ -580,7 +580,12 @@ export class WebGPURuntime {
     this.uniforms.destroy();
     this.staging.destroy();
     this.timer?.destroy();
+    // Dawn resolves device.lost from a ProcessEvents call it has already scheduled on the instance;
+    // letting GC free the instance before that call ran crashed the process at exit (a segfault or
+    // std::system_error in CallbackTaskManager::Flush, about 1 `protodino info` in 15). So the
+    // instance stays referenced until the lost promise has settled and one more turn has passed.
+    const keep = this.keepAlive.splice(0);
+    void this.device.lost.then(() => setImmediate(() => (keep.length = 0)));
     this.device.destroy();
-    this.keepAlive.length = 0;
   }
 }
