@@ -1,9 +1,8 @@
 // Child process of test/webgpu-faults.test.ts: creates a WebGPU backend, destroys it and has the
-// garbage collector run at once (as `protodino info` does, with no op in between: a finished
-// mapAsync changes Dawn's event state and hides the fault). Dawn resolves device.lost from a ProcessEvents call
-// it schedules on the instance; when destroy() dropped the instance, GC freed it under that call
-// and the process crashed or hung on its way out (about 1 `protodino info` in 15, every time with
-// this immediate GC). Prints one JSON line; the parent checks the exit status.
+// garbage collector run at once, the case WebGPURuntime.destroy() keeps Dawn's instance alive for
+// (before, the process crashed or hung on its way out every time). No op runs in between, as in
+// `protodino info`: a finished mapAsync changes Dawn's event state and hides the fault. Prints one
+// JSON line; the parent checks the exit status.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { WebGPUBackend } from '../../src/backend/webgpu/index.js';

@@ -181,7 +181,7 @@ export class WebGPURuntime {
   /** The kernel being encoded, so asynchronous device errors can name it. */
   private lastKernel = '';
 
-  /** Dawn's instance and adapter must stay referenced while the device lives (GC would tear down the instance under it). */
+  /** Dawn's instance and adapter: referenced while the device lives, and by destroy() until device.lost has settled. */
   private readonly keepAlive: unknown[];
 
   private constructor(device: GPUDevice, description: string, software: boolean, keepAlive: unknown[]) {
